@@ -1,0 +1,93 @@
+/* rill HPACK (RFC 7541): header compression for HTTP/2, sans-I/O.
+ *
+ * Ownership: the caller owns every buffer it passes in and every context it creates (free with the
+ * matching *_free). Header name/value pointers handed to a decode callback point into the input
+ * block or the decoder's own storage and are valid only until the callback returns; copy them to
+ * keep them. Contexts are not thread-safe; use one per connection direction. */
+#ifndef RILL_HPACK_H
+#define RILL_HPACK_H
+
+#include "rill/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* rill_header.flags */
+#define RILL_HEADER_NEVER_INDEX 0x01u /* sensitive: decoded from / encode as never-indexed */
+#define RILL_HEADER_NO_INDEX 0x02u    /* encoder hint: literal without indexing */
+
+typedef struct rill_header {
+    const uint8_t *name;
+    size_t name_len;
+    const uint8_t *value;
+    size_t value_len;
+    uint32_t flags;
+} rill_header;
+
+#define RILL_HPACK_DEFAULT_TABLE_SIZE 4096u
+
+/* ---- decoder ---------------------------------------------------------------------------------- */
+
+typedef struct rill_hpack_decoder rill_hpack_decoder;
+
+/* Called once per decoded field, in order. Return 0 to go on; a non-zero return stops decoding and
+ * is returned by rill_hpack_decode_block (use a negative RILL_ERR_* code). */
+typedef int (*rill_hpack_field_cb)(void *user, const rill_header *field);
+
+/* A decoder whose dynamic table may grow to max_table_size (our SETTINGS_HEADER_TABLE_SIZE).
+ * Returns NULL when out of memory. The table memory is taken lazily, on first insertion. */
+RILL_API rill_hpack_decoder *rill_hpack_decoder_new(uint32_t max_table_size);
+RILL_API void rill_hpack_decoder_free(rill_hpack_decoder *dec);
+
+/* Our SETTINGS_HEADER_TABLE_SIZE changed and was acknowledged by the peer. If it shrank below
+ * the size the peer last used, the next block must start with a dynamic table size update at or
+ * below it, else that block fails with RILL_ERR_COMPRESSION. */
+RILL_API void rill_hpack_decoder_set_max_table_size(rill_hpack_decoder *dec, uint32_t max_table_size);
+
+/* Limit on the decoded header list: sum of name + value + 32 per field (SETTINGS_MAX_HEADER_LIST_SIZE).
+ * 0 means unlimited. */
+RILL_API void rill_hpack_decoder_set_max_header_list_size(rill_hpack_decoder *dec, uint32_t limit);
+
+/* Decode one complete header block (a HEADERS/PUSH_PROMISE fragment plus its CONTINUATIONs,
+ * concatenated). Returns:
+ *   RILL_OK
+ *   RILL_ERR_COMPRESSION           malformed input; the context is unusable (connection error)
+ *   RILL_ERR_HEADER_LIST_TOO_LARGE the list exceeded the limit: the whole block was still decoded
+ *                                  so the dynamic table stays in sync, but fields past the limit
+ *                                  were not delivered (answer 431 or RST_STREAM, keep the connection)
+ *   the callback's non-zero return */
+RILL_API int rill_hpack_decode_block(rill_hpack_decoder *dec, const uint8_t *block, size_t len,
+                                     rill_hpack_field_cb cb, void *user);
+
+/* Current dynamic table size in HPACK octets (entries' name + value + 32). */
+RILL_API size_t rill_hpack_decoder_table_size(const rill_hpack_decoder *dec);
+
+/* ---- encoder ---------------------------------------------------------------------------------- */
+
+typedef struct rill_hpack_encoder rill_hpack_encoder;
+
+/* An encoder whose dynamic table will use at most max_table_size octets (a local cap, applied on
+ * top of the peer's SETTINGS_HEADER_TABLE_SIZE). Returns NULL when out of memory. */
+RILL_API rill_hpack_encoder *rill_hpack_encoder_new(uint32_t max_table_size);
+RILL_API void rill_hpack_encoder_free(rill_hpack_encoder *enc);
+
+/* The peer's SETTINGS_HEADER_TABLE_SIZE. The next encoded block starts with the needed dynamic
+ * table size update(s). */
+RILL_API void rill_hpack_encoder_set_peer_max_table_size(rill_hpack_encoder *enc, uint32_t size);
+
+/* An upper bound of the encoded size of these fields (for sizing the output buffer). */
+RILL_API size_t rill_hpack_encode_bound(const rill_hpack_encoder *enc, const rill_header *fields,
+                                        size_t count);
+
+/* Encode one header block into out[0..cap). On success *out_len is set and RILL_OK returned.
+ * RILL_ERR_BUFFER_TOO_SMALL leaves the encoder state unchanged so the call can be repeated
+ * with a larger buffer. Names must already be lowercase (HTTP/2 rule); the encoder does not
+ * validate field syntax. */
+RILL_API int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t count,
+                               uint8_t *out, size_t cap, size_t *out_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

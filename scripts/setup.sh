@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a make target needs, and nothing already present.
+# usage: scripts/setup.sh build|run|test|bench
+# As root: apt-get installs what is missing. Otherwise: prints the one apt-get line and exits 1.
+set -euo pipefail
+
+build_pkgs="build-essential cmake pkg-config libssl-dev zlib1g-dev libcjson-dev openssl"
+test_pkgs="$build_pkgs clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-h2
+  python3-hpack python3-websockets libnghttp2-dev nghttp2-client curl"
+bench_pkgs="$test_pkgs nghttp2-server h2o nginx-light valgrind util-linux"
+
+case "${1:-build}" in
+    build|run) wanted=$build_pkgs ;;
+    test) wanted=$test_pkgs ;;
+    bench) wanted=$bench_pkgs ;;
+    *) echo "setup.sh: unknown target '$1' (want build, run, test or bench)" >&2; exit 2 ;;
+esac
+
+missing=()
+for pkg in $wanted; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "rill: missing packages; as root run:" >&2
+    echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+echo "rill: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,70 @@
+"""The command line: help, unknown commands and flags, the serve command's basics."""
+import http.client
+import signal
+
+from conftest import run_rill
+
+
+def test_help_lists_commands():
+    r = run_rill("--help")
+    assert r.returncode == 0
+    assert b"usage: rill" in r.stdout and b"serve" in r.stdout
+
+
+def test_no_arguments_is_usage_error():
+    r = run_rill()
+    assert r.returncode == 2
+    assert b"usage: rill" in r.stderr
+
+
+def test_unknown_command_exits_2():
+    r = run_rill("frobnicate")
+    assert r.returncode == 2
+    assert b"unknown command 'frobnicate'" in r.stderr
+
+
+def test_unknown_global_flag_exits_2():
+    r = run_rill("--frobnicate")
+    assert r.returncode == 2
+    assert b"unknown option '--frobnicate'" in r.stderr
+
+
+def test_command_help():
+    r = run_rill("serve", "--help")
+    assert r.returncode == 0
+    assert b"--listen" in r.stdout
+
+
+def test_unknown_serve_flag_exits_2():
+    r = run_rill("serve", "--bogus")
+    assert r.returncode == 2
+    assert b"unknown option '--bogus'" in r.stderr
+
+
+def test_bad_listen_address_exits_2():
+    r = run_rill("serve", "--listen", "nonsense")
+    assert r.returncode == 2
+
+
+def test_serve_answers_http11(server):
+    port, proc = server()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("GET", "/")
+    resp = conn.getresponse()
+    body = resp.read()
+    assert resp.status == 200
+    assert b"rill" in body
+    assert resp.getheader("Content-Length") == str(len(body))
+
+
+def test_port_in_use_is_one_line_exit_1(server):
+    port, _ = server()
+    r = run_rill("serve", "--listen", f"127.0.0.1:{port}", timeout=10)
+    assert r.returncode == 1
+    assert b"cannot listen" in r.stderr
+
+
+def test_sigterm_stops_cleanly(server):
+    port, proc = server()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=5) == 0
