@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark program built in the given build folder; each prints ours against the
-# named peer side by side.
+# `make bench`: every benchmark, each printing rill and its named peers side by side in one run.
 set -euo pipefail
 build=${1:-build-bench}
 shopt -s nullglob
@@ -9,3 +8,5 @@ for b in "$build"/bench/bench_*; do
     echo "== $(basename "$b")"
     "$b"
 done
+echo "== server (h2load against rill, h2o, nghttpd, nginx)"
+/usr/bin/python3 "$(dirname "$0")/server_bench.py" --rill "$build/rill" ${BENCH_QUICK:+--quick}

@@ -1,0 +1,274 @@
+#!/usr/bin/python3
+"""Server benchmark: rill against h2o, nghttpd and nginx in one run (issue: the server).
+
+Each server runs one worker pinned to CPU 0; h2load is pinned to CPU 1. CPU per request comes from
+the server's own /proc accounting (utime + stime of its whole process tree) around the h2load run,
+because requests/s on a 2-core machine mostly measures h2load.
+
+usage: bench/server_bench.py [--rill PATH] [--quick] [--only NAME,...]
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree_pids(pid):
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{t}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return pids
+
+
+def cpu_seconds(pid):
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            pass
+    return total / CLK_TCK
+
+
+def rss_bytes(pid):
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * PAGE
+        except OSError:
+            pass
+    return total
+
+
+def wait_port(port, proc, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"port {port}")
+
+
+class Server:
+    def __init__(self, name, work, docroot, cert, key, rill_bin):
+        self.name, self.work, self.docroot = name, work, docroot
+        self.cert, self.key, self.rill_bin = cert, key, rill_bin
+        self.proc = None
+
+    def start(self, tls):
+        port = free_port()
+        cmd = self.command(port, tls)
+        if cmd is None:
+            return None
+        self.proc = subprocess.Popen(["taskset", "-c", "0", *cmd], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_port(port, self.proc)
+        time.sleep(0.3)
+        return port
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def command(self, port, tls):
+        w = self.work
+        if self.name == "nghttpd":
+            if tls:
+                return None  # the issue's table measures nghttpd on h2c only
+            return ["nghttpd", "--no-tls", "-n", "1", "-d", self.docroot, str(port)]
+        if self.name == "h2o":
+            conf = os.path.join(w, f"h2o-{port}.conf")
+            ssl = (f"  ssl:\n    certificate-file: {self.cert}\n    key-file: {self.key}\n"
+                   if tls else "")
+            with open(conf, "w") as f:
+                f.write(f"user: {'root' if os.geteuid() == 0 else os.environ.get('USER', 'nobody')}\nnum-threads: 1\npid-file: {w}/h2o-{port}.pid\n"
+                        f"error-log: {w}/h2o-error.log\n"
+                        f"listen:\n  host: 127.0.0.1\n  port: {port}\n{ssl}"
+                        f"hosts:\n  default:\n    paths:\n      /:\n        file.dir: {self.docroot}\n")
+            return ["h2o", "-c", conf]
+        if self.name == "nginx":
+            conf = os.path.join(w, f"nginx-{port}.conf")
+            listen = (f"listen 127.0.0.1:{port} ssl http2; ssl_certificate {self.cert}; "
+                      f"ssl_certificate_key {self.key};" if tls else
+                      f"listen 127.0.0.1:{port} http2;")
+            with open(conf, "w") as f:
+                f.write(f"worker_processes 1; daemon off; pid {w}/nginx-{port}.pid;\n"
+                        f"error_log {w}/nginx-error.log;\n"
+                        f"events {{ worker_connections 4096; }}\n"
+                        f"http {{ access_log off; sendfile on; tcp_nopush on;\n"
+                        f"  keepalive_requests 1000000; http2_max_requests 1000000;\n"
+                        f"  client_body_temp_path {w}; proxy_temp_path {w}; fastcgi_temp_path {w};\n"
+                        f"  uwsgi_temp_path {w}; scgi_temp_path {w};\n"
+                        f"  server {{ {listen} root {self.docroot}; }} }}\n")
+            return ["nginx", "-c", conf, "-p", w]
+        if self.name == "rill":
+            args = [self.rill_bin, "serve", "--threads", "1", "--root", self.docroot]
+            if tls:
+                return args + ["--listen", f"127.0.0.1:{free_port()}", "--tls-listen",
+                               f"127.0.0.1:{port}", "--cert", self.cert, "--key", self.key]
+            return args + ["--listen", f"127.0.0.1:{port}", "--tls-listen", "none"]
+        raise ValueError(self.name)
+
+
+def h2load(url, clients, streams, requests):
+    cmd = ["taskset", "-c", "1", "h2load", "-c", str(clients), "-m", str(streams), "-n",
+           str(requests), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
+    fin = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s, ([\d.]+)([KMG]?B)/s", out)
+    if not done or not fin:
+        raise RuntimeError("h2load failed:\n" + out[-2000:])
+    secs = float(fin.group(1)) / (1000 if fin.group(2) == "ms" else 1)
+    return int(done.group(2)), secs
+
+
+def measure_idle(server, pid_port, count):
+    port = pid_port
+    time.sleep(0.5)
+    before = rss_bytes(server.proc.pid)
+    socks = []
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    ack = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(preface + ack)
+        socks.append(s)
+    for s in socks:  # read the server's SETTINGS so each connection is fully set up
+        s.settimeout(5)
+        try:
+            s.recv(4096)
+        except OSError:
+            pass
+    time.sleep(1.0)
+    after = rss_bytes(server.proc.pid)
+    for s in socks:
+        s.close()
+    return (after - before) / count
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rill", default=os.path.join(os.path.dirname(__file__), "..", "build-bench", "rill"))
+    ap.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
+    ap.add_argument("--only", default="rill,h2o,nghttpd,nginx")
+    a = ap.parse_args()
+
+    names = [n for n in a.only.split(",") if n]
+    if "rill" in names:
+        help_text = subprocess.run([a.rill, "serve", "--help"], capture_output=True, text=True).stdout \
+            if os.path.exists(a.rill) else ""
+        if "--root" not in help_text or "--threads" not in help_text:
+            print(f"note: {a.rill} has no h2 server with --root/--threads yet; rill is left out")
+            names.remove("rill")
+
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    work = tempfile.mkdtemp(prefix="rill-bench-")
+    docroot = os.path.join(work, "root")
+    os.mkdir(docroot)
+    with open(os.path.join(docroot, "5b.txt"), "wb") as f:
+        f.write(b"hello")
+    big_mib = 16 if a.quick else 100
+    with open(os.path.join(docroot, "big.bin"), "wb") as f:
+        f.write(os.urandom(1 << 20) * big_mib)
+    cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True)
+
+    small_n = 20000 if a.quick else 400000
+    idle_n = 200 if a.quick else 1000
+    results = {}
+    for name in names:
+        srv = Server(name, work, docroot, cert, key, a.rill)
+        r = results.setdefault(name, {})
+        for tls in (False, True):
+            try:
+                port = srv.start(tls)
+                if port is None:
+                    continue
+                scheme = "https" if tls else "http"
+                h2load(f"{scheme}://127.0.0.1:{port}/5b.txt", 32, 16, 5000)  # warm-up
+                c0 = cpu_seconds(srv.proc.pid)
+                ok, secs = h2load(f"{scheme}://127.0.0.1:{port}/5b.txt", 32, 16, small_n)
+                c1 = cpu_seconds(srv.proc.pid)
+                r["tls_us" if tls else "h2c_us"] = (c1 - c0) / max(ok, 1) * 1e6
+                r["tls_rps" if tls else "h2c_rps"] = ok / secs
+                if not tls:
+                    n_big = 3 if a.quick else 10
+                    ok, secs = h2load(f"http://127.0.0.1:{port}/big.bin", 1, 1, n_big)
+                    r["big_gbs"] = ok * big_mib * (1 << 20) / secs / 1e9
+            except Exception as e:  # one server failing must not hide the others
+                print(f"{name} ({'tls' if tls else 'h2c'}): {e}", file=sys.stderr)
+            finally:
+                srv.stop()
+        try:
+            port = srv.start(False)
+            if port is not None:
+                r["idle_kib"] = measure_idle(srv, port, idle_n) / 1024
+        except Exception as e:
+            print(f"{name} idle: {e}", file=sys.stderr)
+        finally:
+            srv.stop()
+
+    def cell(name, key, fmt):
+        v = results.get(name, {}).get(key)
+        return fmt.format(v) if v is not None else "-"
+
+    cols = names
+    print(f"\n{'workload':58} " + " ".join(f"{n:>10}" for n in cols))
+    rows = [("server CPU per request, 5 B file, h2c, 32x16 (us)", "h2c_us", "{:.2f}"),
+            ("  requests/s (h2load, for reference)", "h2c_rps", "{:.0f}"),
+            ("server CPU per request, 5 B file, TLS h2, 32x16 (us)", "tls_us", "{:.2f}"),
+            (f"{big_mib} MiB file, h2c, one connection (GB/s)", "big_gbs", "{:.2f}"),
+            (f"RSS per idle h2c connection, {idle_n} conns (KiB)", "idle_kib", "{:.1f}")]
+    for label, key, fmt in rows:
+        print(f"{label:58} " + " ".join(f"{cell(n, key, fmt):>10}" for n in cols))
+    if "rill" in results and "h2o" in results:
+        for key, label in (("h2c_us", "CPU/request h2c"), ("tls_us", "CPU/request TLS"),
+                           ("idle_kib", "idle memory")):
+            a_, b_ = results["rill"].get(key), results["h2o"].get(key)
+            if a_ and b_:
+                print(f"rill/h2o {label}: {a_ / b_:.2f}x")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
