@@ -426,7 +426,10 @@ static int parse_field_line(rill_h1_parser *p, char *line, size_t n, bool traile
         return fail(p, RILL_H1_E_OBS_FOLD);
     size_t nlen = h1_span(line, n, H1_TCHAR);
     if (nlen == n || line[nlen] != ':') {
-        if (nlen > 0 && nlen < n && (line[nlen] == ' ' || line[nlen] == '\t'))
+        size_t ws = nlen;
+        while (ws < n && (line[ws] == ' ' || line[ws] == '\t'))
+            ws++;
+        if (nlen > 0 && ws > nlen && ws < n && line[ws] == ':')
             return fail(p, RILL_H1_E_SPACE_BEFORE_COLON);
         return fail_line(p, line, n, RILL_H1_E_BAD_FIELD_NAME);
     }
