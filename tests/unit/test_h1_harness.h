@@ -22,7 +22,7 @@ struct transcript {
     bool last_was_body; /* merge consecutive BODY pieces */
 };
 
-static void tr_put(struct transcript *t, const char *s, size_t n)
+static inline void tr_put(struct transcript *t, const char *s, size_t n)
 {
     if (n > sizeof t->text - 1 - t->len)
         n = sizeof t->text - 1 - t->len;
@@ -32,7 +32,7 @@ static void tr_put(struct transcript *t, const char *s, size_t n)
 }
 
 static void tr_fmt(struct transcript *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tr_fmt(struct transcript *t, const char *fmt, ...)
+static inline void tr_fmt(struct transcript *t, const char *fmt, ...)
 {
     char tmp[512];
     va_list ap;
@@ -43,7 +43,7 @@ static void tr_fmt(struct transcript *t, const char *fmt, ...)
         tr_put(t, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-static void tr_fields(struct transcript *t, const rill_h1_field *f, size_t n)
+static inline void tr_fields(struct transcript *t, const rill_h1_field *f, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         tr_put(t, f[i].name, f[i].name_len);
@@ -53,7 +53,7 @@ static void tr_fields(struct transcript *t, const rill_h1_field *f, size_t n)
     }
 }
 
-static void tr_head(struct transcript *t, const rill_h1_head *h)
+static inline void tr_head(struct transcript *t, const rill_h1_head *h)
 {
     tr_put(t, "H[", 2);
     if (h->method) {
@@ -75,7 +75,7 @@ static void tr_head(struct transcript *t, const rill_h1_head *h)
 }
 
 /* Feeds data to p in pieces of `step` bytes (0 = all at once). Stops at the first error. */
-static void tr_feed(rill_h1_parser *p, const char *data, size_t len, size_t step,
+static inline void tr_feed(rill_h1_parser *p, const char *data, size_t len, size_t step,
                     struct transcript *t)
 {
     size_t off = 0;
@@ -144,7 +144,7 @@ static void tr_feed(rill_h1_parser *p, const char *data, size_t len, size_t step
 }
 
 /* A whole run on a fresh parser; eof = also signal the end of the stream. */
-static void tr_run(rill_h1_role role, const rill_h1_limits *lim, const char *method,
+static inline void tr_run(rill_h1_role role, const rill_h1_limits *lim, const char *method,
                    const char *data, size_t len, size_t step, bool eof, struct transcript *t)
 {
     memset(t, 0, sizeof *t);
