@@ -55,6 +55,9 @@
  *      rill_h1_websocket_upgrade() -> 101 with rill_h1_websocket_accept(), or 400/426.
  *      Otherwise serve the request; answer with rill_h1_write_response_head() and chunk helpers.
  *   4. After END: if !head->keep_alive close after the response, else keep parsing (pipelining).
+ *   Notes: for an absolute-form target the authority comes from the target, not Host (RFC 9112
+ *   §3.2.2). Trailer fields are reported as received: never merge them into the head's framing
+ *   or routing fields.
  *
  * The client sets rill_h1_set_request_method() before each response so HEAD / CONNECT answers are
  * framed correctly, parses with RILL_H1_RESPONSE, and calls rill_h1_parse_eof() when the peer
@@ -178,7 +181,7 @@ typedef struct rill_h1_head {
     rill_h1_body body;
     uint64_t content_length; /* meaningful when body == RILL_H1_BODY_LENGTH */
     bool keep_alive;         /* persistence after this message (version + Connection) */
-    bool expect_continue;    /* request has "Expect: 100-continue" */
+    bool expect_continue;    /* HTTP/1.1 request has "Expect: 100-continue" */
     bool expect_other;       /* request has another expectation (server may answer 417) */
     bool connection_upgrade; /* Connection lists "upgrade" */
     bool upgrade;            /* an Upgrade field is present */

@@ -478,6 +478,8 @@ static int finish_head(rill_h1_parser *p, rill_h1_event *ev)
             return fail(p, RILL_H1_E_UNKNOWN_CODING);
     }
     h->keep_alive = !fr->conn_close && (http11 || fr->conn_keep_alive);
+    if (!http11) /* RFC 9110 §10.1.1: a 100-continue from an HTTP/1.0 client is ignored */
+        h->expect_continue = false;
 
     rill_h1_body body;
     if (fr->seen_te)

@@ -158,6 +158,11 @@ static void head_is_reported_before_the_body_is_read(void **state)
     assert_int_equal(ev.type, RILL_H1_EV_END);
     rill_h1_parser_free(p);
 
+    const char old_client[] = "PUT /f HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n";
+    p = head_of(old_client, sizeof old_client - 1, &h, &used);
+    assert_false(h->expect_continue);
+    rill_h1_parser_free(p);
+
     const char other[] = "GET / HTTP/1.1\r\nHost: h\r\nExpect: something-else\r\n\r\n";
     p = head_of(S(other), &h, &used);
     assert_false(h->expect_continue);
