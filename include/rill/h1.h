@@ -296,8 +296,20 @@ typedef struct rill_h1_ws_upgrade {
  * "Sec-WebSocket-Version: 13"). */
 RILL_API int rill_h1_websocket_upgrade(const rill_h1_head *head, rill_h1_ws_upgrade *out);
 
-/* Sec-WebSocket-Accept for key: base64(SHA-1(key + GUID)), 28 chars plus a NUL written to out. */
+/* Sec-WebSocket-Accept for key: base64(SHA-1(key + GUID)), 28 chars plus a NUL written to out.
+ * key_len is at most 64 (else RILL_ERR_INVALID_ARG). */
 RILL_API int rill_h1_websocket_accept(const char *key, size_t key_len, char out[29]);
+
+/* Client side: whether a parsed response accepts the WebSocket handshake we opened with key
+ * (RFC 6455 §4.1): status 101, Upgrade lists "websocket", Connection lists "upgrade", and exactly
+ * one Sec-WebSocket-Accept equal to rill_h1_websocket_accept(key). */
+RILL_API bool rill_h1_websocket_response_ok(const rill_h1_head *head, const char *key,
+                                            size_t key_len);
+
+/* Fixed answers a server writes as they are. */
+#define RILL_H1_CONTINUE_RESPONSE "HTTP/1.1 100 Continue\r\n\r\n"
+#define RILL_H1_H2C_SWITCHING_RESPONSE \
+    "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
 
 /* ---- serialiser: into caller buffers, no allocation ---------------------------------------------
  * Each writes into out[0..cap) and sets *out_len; RILL_ERR_BUFFER_TOO_SMALL when it does not fit
@@ -318,6 +330,12 @@ RILL_API int rill_h1_write_request_head(uint8_t *out, size_t cap, size_t *out_le
                                         const char *method, size_t method_len, const char *target,
                                         size_t target_len, const rill_h1_field *fields,
                                         size_t nfields);
+
+/* The answer to a rejected message: "HTTP/1.1 <rill_h1_error_status(err)> <reason>" with
+ * "Content-Length: 0" and "Connection: close" (the connection must be closed after it).
+ * RILL_ERR_INVALID_ARG for RILL_H1_E_NONE. 128 bytes always suffice. */
+RILL_API int rill_h1_write_error_response(uint8_t *out, size_t cap, size_t *out_len,
+                                          rill_h1_error err);
 
 /* A chunk header "<hex size>\r\n" (size > 0; the data and then RILL_H1_CHUNK_END follow). At most
  * RILL_H1_CHUNK_HEADER_MAX bytes. */

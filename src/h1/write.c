@@ -149,6 +149,18 @@ int rill_h1_write_request_head(uint8_t *out, size_t cap, size_t *out_len, const 
     return finish(&o, out_len);
 }
 
+int rill_h1_write_error_response(uint8_t *out, size_t cap, size_t *out_len, rill_h1_error err)
+{
+    static const rill_h1_field fields[] = {
+        {"Content-Length", 14, "0", 1},
+        {"Connection", 10, "close", 5},
+    };
+    int status = rill_h1_error_status(err);
+    if (status == 0)
+        return RILL_ERR_INVALID_ARG;
+    return rill_h1_write_response_head(out, cap, out_len, status, NULL, fields, 2);
+}
+
 int rill_h1_write_chunk_header(uint8_t *out, size_t cap, size_t *out_len, uint64_t size)
 {
     if (!out_len || (!out && cap) || size == 0)
