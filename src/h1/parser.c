@@ -644,8 +644,8 @@ static int feed_chunked(rill_h1_parser *p, const uint8_t *data, size_t len, size
                 p->cstate = C_SIZE_LF;
             else
                 return fail(p, c == '\n' ? RILL_H1_E_BARE_LF : RILL_H1_E_BAD_CHUNK_SIZE);
-            if (c != '\r' && ++p->ext_len > p->lim.max_chunk_ext)
-                return fail(p, RILL_H1_E_CHUNK_EXT_TOO_LONG);
+            if (c != '\r')
+                p->ext_len = 1; /* max_chunk_ext >= 1: the first byte always fits */
             (*pos)++;
             break;
         }
@@ -752,11 +752,7 @@ int rill_h1_parse(rill_h1_parser *p, const uint8_t *data, size_t len, size_t *us
             if (r < 0 || ev->type != RILL_H1_EV_NONE || p->state != S_END)
                 goto out;
             continue;
-        case S_BODY_LENGTH: {
-            if (p->remaining == 0) {
-                p->state = S_END;
-                continue;
-            }
+        case S_BODY_LENGTH: { /* remaining > 0 here: a zero length means no body */
             size_t n = len - pos;
             if (n == 0)
                 goto out;

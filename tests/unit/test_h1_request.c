@@ -516,6 +516,8 @@ static void chunk_extension_and_trailer_limits(void **state)
         {"1;abcdefgh\r\nx\r\n0\r\n\r\n", RILL_H1_E_CHUNK_EXT_TOO_LONG},
         {"1  ;abcde\r\nx\r\n0\r\n\r\n", RILL_H1_E_NONE},
         {"1   ;abcde\r\nx\r\n0\r\n\r\n", RILL_H1_E_CHUNK_EXT_TOO_LONG},
+        {"1         ;\r\nx\r\n0\r\n\r\n", RILL_H1_E_CHUNK_EXT_TOO_LONG},
+        {"1;\r\nx\r\n0\r\n\r\n", RILL_H1_E_NONE},
         {"0\r\nA: 1\r\nB: 2\r\n\r\n", RILL_H1_E_NONE},
         {"0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", RILL_H1_E_TRAILERS_TOO_LARGE},
         {"0\r\nA: 123456789012345\r\n\r\n", RILL_H1_E_TRAILERS_TOO_LARGE},
@@ -568,6 +570,10 @@ static void eof_between_and_inside_messages(void **state)
     tr_run(RILL_H1_REQUEST, NULL, NULL, body, sizeof body - 1, 0, true, &t);
     assert_int_equal(t.err, RILL_H1_E_INCOMPLETE);
     assert_int_equal(t.rc, RILL_ERR_PROTOCOL);
+    const char chunked[] = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "3\r\nabc\r\n";
+    tr_run(RILL_H1_REQUEST, NULL, NULL, chunked, sizeof chunked - 1, 0, true, &t);
+    assert_int_equal(t.err, RILL_H1_E_INCOMPLETE);
     tr_run(RILL_H1_REQUEST, NULL, NULL, "", 0, 0, true, &t);
     assert_int_equal(t.rc, 0);
 }

@@ -173,6 +173,7 @@ static void status_line_variants(void **state)
         {"HTTP/1.1 200 O\rK\r\n\r\n", RILL_H1_E_BARE_CR},
         {"HTTP/1.1\r\n\r\n", RILL_H1_E_BAD_START_LINE},
         {"HTTP/2 200\r\n\r\n", RILL_H1_E_BAD_VERSION},
+        {"HTTP/1.1x200 OK\r\n\r\n", RILL_H1_E_BAD_VERSION},
         {"HTTP/2.0 200 OK\r\n\r\n", RILL_H1_E_VERSION_UNSUPPORTED},
         {"ICY 200 OK\r\n\r\n", RILL_H1_E_BAD_VERSION},
         {"HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", RILL_H1_E_BARE_LF},

@@ -94,6 +94,9 @@ static void h2c_variants(void **state)
         {"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAAB+\r\n", 0, 0},
         {"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMA AABk\r\n", 0, 0},
         {"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABl\r\n", 1, 6},
+        {"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABk=\r\n", 0, 0},
+        {"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP_-AAIAAAAB\r\n",
+         1, 18},
         {"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP_\r\n",
          0, 0}, /* non-canonical trailing bits / 11 bytes */
     };
@@ -175,6 +178,12 @@ static void websocket_variants(void **state)
         {"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
          "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAA=\r\nSec-WebSocket-Version: 13\r\n\r\n",
          RILL_ERR_PROTOCOL}, /* 17 bytes */
+        {"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAB==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         RILL_ERR_PROTOCOL}, /* non-canonical: stray bits after the 16th byte */
+        {"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAA-==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         RILL_ERR_PROTOCOL}, /* base64url alphabet is not the key's */
         {"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
          "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n"
          "Sec-WebSocket-Version: 13\r\n\r\n", RILL_ERR_PROTOCOL},
