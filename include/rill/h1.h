@@ -34,11 +34,12 @@
  *   spaces; the target is visible ASCII and in one of the four forms: origin ("/..."),
  *   absolute ("scheme://..."), authority ("host:port", CONNECT only, and CONNECT only takes it),
  *   asterisk ("*", OPTIONS only). HTTP/1.1 needs exactly one Host; more than one Host is always an
- *   error. Content-Length: 1*DIGIT; duplicates (repeated lines or a comma list) are accepted only
+ *   error. Content-Length: 1*DIGIT, at most 2^63-1; duplicates (repeated lines or a comma list) are accepted only
  *   when every value is identical; Content-Length with Transfer-Encoding is rejected;
  *   Transfer-Encoding in an HTTP/1.0 message is rejected. Transfer-Encoding must be exactly
  *   "chunked" (empty list elements aside): "gzip, chunked" and other codings we do not implement
- *   are 501 in a request, a chunked that is not the final coding is 400. Chunk sizes: 1*HEXDIG
+ *   are 501 in a request, a chunked that is not the final coding is 400 (responses get the same
+ *   framing checks: no read-until-close fallback for an odd Transfer-Encoding). Chunk sizes: 1*HEXDIG
  *   up to 2^60; chunk extensions are skipped unread but bounded (max_chunk_ext), CTLs in them
  *   rejected. Leading empty lines before a request/status line are skipped (RFC 9112 §2.2).
  *   A status line without the space after the code ("HTTP/1.1 200\r\n") is accepted.
@@ -48,10 +49,12 @@
  *   1. On a fresh cleartext connection, rill_h1_preface_check() on the first bytes: YES -> HTTP/2
  *      prior knowledge; PARTIAL -> read more; NO -> HTTP/1.1 (TLS: pick by ALPN instead).
  *   2. p = rill_h1_parser_new(RILL_H1_REQUEST, NULL). For each read: loop rill_h1_parse.
- *      On error: status = rill_h1_error_status(rill_h1_parser_error(p)); send that status with
- *      "Connection: close" and close.
- *   3. On HEAD: rill_h1_h2c_upgrade() (cleartext only) -> answer 101 after reading the body, then
- *      run HTTP/2 with the request as stream 1 and the decoded SETTINGS as the client's settings;
+ *      On error: rill_h1_write_error_response(.., rill_h1_parser_error(p)) (the status of
+ *      rill_h1_error_status, with "Connection: close"), send it, close.
+ *   3. On HEAD: if expect_continue, send RILL_H1_CONTINUE_RESPONSE before reading the body.
+ *      rill_h1_h2c_upgrade() (cleartext only) -> at END send RILL_H1_H2C_SWITCHING_RESPONSE, then
+ *      run HTTP/2 with the request as stream 1 and the decoded SETTINGS as the client's settings
+ *      (the bytes after END are the client's HTTP/2 preface);
  *      rill_h1_websocket_upgrade() -> 101 with rill_h1_websocket_accept(), or 400/426.
  *      Otherwise serve the request; answer with rill_h1_write_response_head() and chunk helpers.
  *   4. After END: if !head->keep_alive close after the response, else keep parsing (pipelining).
