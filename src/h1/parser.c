@@ -245,7 +245,7 @@ static int parse_request_line(rill_h1_parser *p, const char *line, size_t n)
     if (!sp2 || sp2 == t)
         return fail_line(p, line, n, RILL_H1_E_BAD_START_LINE);
     size_t tlen = (size_t)(sp2 - t);
-    if (h1_span(t, tlen, H1_TARGET) != tlen)
+    if (h1_span_target(t, tlen) != tlen)
         return fail_line(p, line, n, RILL_H1_E_BAD_TARGET);
     const char *v = sp2 + 1;
     size_t vlen = rest - tlen - 1;
@@ -277,7 +277,7 @@ static int parse_status_line(rill_h1_parser *p, const char *line, size_t n)
         return fail(p, RILL_H1_E_BAD_STATUS);
     const char *reason = n > 12 ? line + 13 : line + 12;
     size_t rlen = n > 12 ? n - 13 : 0;
-    if (h1_span(reason, rlen, H1_VALUE) != rlen)
+    if (h1_span_value(reason, rlen) != rlen)
         return fail_line(p, reason, rlen, RILL_H1_E_BAD_FIELD_VALUE);
     p->head.status = status;
     p->head.reason = reason;
@@ -440,7 +440,7 @@ static int parse_field_line(rill_h1_parser *p, char *line, size_t n, bool traile
         vs++;
     while (ve > vs && (line[ve - 1] == ' ' || line[ve - 1] == '\t'))
         ve--;
-    if (h1_span(line + vs, ve - vs, H1_VALUE) != ve - vs)
+    if (h1_span_value(line + vs, ve - vs) != ve - vs)
         return fail_line(p, line, n, RILL_H1_E_BAD_FIELD_VALUE);
     rill_h1_field *f;
     if (trailer) {

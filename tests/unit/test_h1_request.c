@@ -411,6 +411,45 @@ static void nul_in_a_value_is_rejected(void **state)
     assert_int_equal(t.err, RILL_H1_E_BAD_TARGET);
 }
 
+/* Values and targets are scanned 16 bytes at a time: put one bad byte at every offset of a long
+ * value so both the vector blocks and the scalar tail see it. */
+static void bad_bytes_are_found_at_every_offset(void **state)
+{
+    (void)state;
+    static const uint8_t bad_value[] = {0x00, 0x01, 0x08, 0x0a, 0x0b, 0x0d, 0x1f, 0x7f};
+    static const uint8_t good_value[] = {0x09, 0x20, 0x21, 0x7e, 0x80, 0xc3, 0xff};
+    static char req[256];
+    static struct transcript t;
+    const char *head = "GET / HTTP/1.1\r\nHost: h\r\nX: ";
+    size_t hlen = strlen(head);
+    for (size_t at = 1; at < 47; at++) { /* not 0 or 47: OWS at the ends is trimmed */
+        for (size_t b = 0; b < sizeof bad_value + sizeof good_value; b++) {
+            bool bad = b < sizeof bad_value;
+            uint8_t c = bad ? bad_value[b] : good_value[b - sizeof bad_value];
+            memcpy(req, head, hlen);
+            memset(req + hlen, 'v', 48);
+            req[hlen + at] = (char)c;
+            memcpy(req + hlen + 48, "\r\n\r\n", 4);
+            tr_run(RILL_H1_REQUEST, NULL, NULL, req, hlen + 52, 0, false, &t);
+            if ((t.rc != 0) != bad)
+                fail_msg("value byte 0x%02x at %zu: %s", c, at, rill_h1_error_text(t.err));
+        }
+    }
+    for (size_t at = 1; at < 48; at++) {
+        for (unsigned c = 0; c < 256; c++) {
+            bool bad = c <= 0x20 || c >= 0x7f;
+            int n = snprintf(req, sizeof req, "GET /");
+            memset(req + n, 'p', 48);
+            req[n + at] = (char)c;
+            static const char tail[] = " HTTP/1.1\r\nHost: h\r\n\r\n";
+            memcpy(req + n + 48, tail, sizeof tail - 1);
+            tr_run(RILL_H1_REQUEST, NULL, NULL, req, (size_t)n + 48 + sizeof tail - 1, 0, false, &t);
+            if ((t.rc != 0) != bad)
+                fail_msg("target byte 0x%02x at %zu: %s", c, at, rill_h1_error_text(t.err));
+        }
+    }
+}
+
 static void errors_are_sticky(void **state)
 {
     (void)state;
@@ -625,6 +664,7 @@ int main(void)
         cmocka_unit_test(smuggling_shapes_are_rejected),
         cmocka_unit_test(bad_chunk_framing_is_rejected),
         cmocka_unit_test(nul_in_a_value_is_rejected),
+        cmocka_unit_test(bad_bytes_are_found_at_every_offset),
         cmocka_unit_test(errors_are_sticky),
         cmocka_unit_test(limits_give_distinguishable_errors),
         cmocka_unit_test(chunk_extension_and_trailer_limits),
