@@ -258,6 +258,12 @@ RILL_API const rill_h1_field *rill_h1_find_field(const rill_h1_field *fields, si
 /* Whether any field named `name` lists `token` (rill_h1_list_has_token over every occurrence). */
 RILL_API bool rill_h1_head_has_token(const rill_h1_head *head, const char *name, const char *token);
 
+/* Whether field f of head is connection-specific and must not be carried into HTTP/2 (RFC 9113
+ * §8.2.2, for turning an h2c upgrade request into stream 1): Connection, Keep-Alive,
+ * Proxy-Connection, Transfer-Encoding, Upgrade, HTTP2-Settings, any field the Connection field
+ * names, and TE unless its value is exactly "trailers". */
+RILL_API bool rill_h1_is_connection_specific(const rill_h1_head *head, const rill_h1_field *f);
+
 /* ---- server helpers: choosing the protocol ------------------------------------------------------ */
 
 #define RILL_H1_H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

@@ -288,6 +288,37 @@ static void canned_responses_parse(void **state)
                      RILL_ERR_INVALID_ARG);
 }
 
+static void connection_specific_fields_are_identified(void **state)
+{
+    (void)state;
+    rill_h1_parser *p;
+    const rill_h1_head *h = parse_head(
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings, X-Hop\r\n"
+        "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABk\r\nKeep-Alive: 5\r\nX-Hop: 1\r\nTE: trailers\r\n"
+        "Accept: */*\r\nProxy-Connection: x\r\nX-Hopper: 2\r\n\r\n", &p);
+    static const char *const dropped[] = {"Connection", "Upgrade", "HTTP2-Settings", "Keep-Alive",
+                                          "X-Hop", "Proxy-Connection"};
+    static const char *const kept[] = {"Host", "TE", "Accept", "X-Hopper"};
+    size_t ndropped = 0;
+    for (size_t i = 0; i < h->nfields; i++) {
+        const rill_h1_field *f = &h->fields[i];
+        bool is = rill_h1_is_connection_specific(h, f);
+        bool want = false;
+        for (size_t d = 0; d < sizeof dropped / sizeof *dropped; d++)
+            want |= rill_h1_name_eq(f->name, f->name_len, dropped[d]);
+        for (size_t k = 0; k < sizeof kept / sizeof *kept; k++)
+            assert_false(want && rill_h1_name_eq(f->name, f->name_len, kept[k]));
+        if (is != want)
+            fail_msg("field %zu (%.*s)", i, (int)f->name_len, f->name);
+        ndropped += is;
+    }
+    assert_int_equal(ndropped, 6);
+    rill_h1_parser_free(p);
+    h = parse_head("GET / HTTP/1.1\r\nHost: h\r\nTE: gzip, trailers\r\n\r\n", &p);
+    assert_true(rill_h1_is_connection_specific(h, &h->fields[1]));
+    rill_h1_parser_free(p);
+}
+
 static void token_lists(void **state)
 {
     (void)state;
@@ -349,6 +380,7 @@ int main(void)
         cmocka_unit_test(websocket_variants),
         cmocka_unit_test(websocket_client_checks_the_answer),
         cmocka_unit_test(canned_responses_parse),
+        cmocka_unit_test(connection_specific_fields_are_identified),
         cmocka_unit_test(token_lists),
         cmocka_unit_test(field_lookup_walks_every_occurrence),
     };
