@@ -774,6 +774,11 @@ int rill_h1_parse(rill_h1_parser *p, const uint8_t *data, size_t len, size_t *us
             continue;
         case S_BODY_CLOSE:
             if (pos < len) {
+                if (p->lim.max_body && len - pos > p->lim.max_body - p->body_total) {
+                    r = fail(p, RILL_H1_E_BODY_TOO_LARGE);
+                    goto out;
+                }
+                p->body_total += len - pos;
                 ev->type = RILL_H1_EV_BODY;
                 ev->data = data + pos;
                 ev->len = len - pos;
