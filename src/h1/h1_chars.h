@@ -1,0 +1,98 @@
+/* Character classes and small text helpers shared by the HTTP/1.1 parser, serialiser and
+ * upgrade helpers. One 256-entry table of bit flags keeps every class test a single load. */
+#ifndef RILL_H1_CHARS_H
+#define RILL_H1_CHARS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define H1_TCHAR 0x01u  /* token character (RFC 9110 §5.6.2) */
+#define H1_VALUE 0x02u  /* allowed in a field value: VCHAR, obs-text, SP, HTAB */
+#define H1_TARGET 0x04u /* allowed in a request-target: visible ASCII */
+#define H1_HEX 0x08u
+#define H1_DIGIT 0x10u
+#define H1_HOST 0x20u   /* allowed in a Host value: reg-name, IP-literal, ':' port */
+#define H1_SCHEME 0x40u /* ALPHA / DIGIT / "+" / "-" / "." */
+
+extern const uint8_t rill_h1_ctype[256];
+
+static inline int h1_is(uint8_t c, unsigned cls)
+{
+    return (rill_h1_ctype[c] & cls) != 0;
+}
+
+static inline uint8_t h1_lower(uint8_t c)
+{
+    return (c >= 'A' && c <= 'Z') ? (uint8_t)(c | 0x20) : c;
+}
+
+/* Index of the first byte in s[0..n) that is not in class cls, or n. */
+static inline size_t h1_span(const char *s, size_t n, unsigned cls)
+{
+    const uint8_t *u = (const uint8_t *)s;
+    size_t i = 0;
+    /* Unrolled by four: header values are the bulk of a head. */
+    while (i + 4 <= n && (rill_h1_ctype[u[i]] & rill_h1_ctype[u[i + 1]] & rill_h1_ctype[u[i + 2]] &
+                          rill_h1_ctype[u[i + 3]] & cls))
+        i += 4;
+    while (i < n && (rill_h1_ctype[u[i]] & cls))
+        i++;
+    return i;
+}
+
+/* The two hot scans, 16 bytes at a time where SSE2 exists (every x86-64): the index of the first
+ * byte that may not appear in a field value (CTLs but HTAB, DEL) or in a request target (anything
+ * outside 0x21..0x7E). Signed compares: bytes >= 0x80 are negative. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+static inline size_t h1_span_value(const char *s, size_t n)
+{
+    const __m128i zero = _mm_setzero_si128(), sp = _mm_set1_epi8(0x20);
+    const __m128i tab = _mm_set1_epi8(0x09), del = _mm_set1_epi8(0x7f);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        __m128i ctl = _mm_andnot_si128(_mm_cmplt_epi8(v, zero), _mm_cmplt_epi8(v, sp));
+        ctl = _mm_andnot_si128(_mm_cmpeq_epi8(v, tab), ctl);
+        int bad = _mm_movemask_epi8(_mm_or_si128(ctl, _mm_cmpeq_epi8(v, del)));
+        if (bad)
+            return i + (size_t)__builtin_ctz((unsigned)bad);
+    }
+    return i + h1_span(s + i, n - i, H1_VALUE);
+}
+
+static inline size_t h1_span_target(const char *s, size_t n)
+{
+    const __m128i low = _mm_set1_epi8(0x21), del = _mm_set1_epi8(0x7f);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        int bad = _mm_movemask_epi8(_mm_or_si128(_mm_cmplt_epi8(v, low), _mm_cmpeq_epi8(v, del)));
+        if (bad)
+            return i + (size_t)__builtin_ctz((unsigned)bad);
+    }
+    return i + h1_span(s + i, n - i, H1_TARGET);
+}
+#else
+static inline size_t h1_span_value(const char *s, size_t n)
+{
+    return h1_span(s, n, H1_VALUE);
+}
+
+static inline size_t h1_span_target(const char *s, size_t n)
+{
+    return h1_span(s, n, H1_TARGET);
+}
+#endif
+
+/* Case-insensitive comparison of two equal-length byte strings. */
+static inline int h1_ieq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (h1_lower((uint8_t)a[i]) != h1_lower((uint8_t)b[i]))
+            return 0;
+    return 1;
+}
+
+#endif
