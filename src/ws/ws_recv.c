@@ -11,6 +11,9 @@
 #include "rill/ws.h"
 #include "ws/ws_internal.h"
 
+/* Callbacks never see a NULL data pointer, even for empty payloads. */
+static const uint8_t empty[1];
+
 /* Large reassembly buffers are returned after use so one big message does not pin memory. */
 #define WS_KEEP_MSG_BUFFER (1u << 20)
 
@@ -43,8 +46,8 @@ int ws_deliver(rill_ws *ws, const uint8_t *data, size_t len, bool final)
         ws->msg_active = false;
     if (!ws->cfg.callbacks.on_message)
         return RILL_OK;
-    return callback_result(ws, ws->cfg.callbacks.on_message(ws->cfg.user, ws->msg_opcode, data,
-                                                            len, flags));
+    return callback_result(ws, ws->cfg.callbacks.on_message(ws->cfg.user, ws->msg_opcode,
+                                                            data ? data : empty, len, flags));
 }
 
 static int deliver_whole(rill_ws *ws, const uint8_t *data, size_t len)
@@ -54,7 +57,7 @@ static int deliver_whole(rill_ws *ws, const uint8_t *data, size_t len)
     ws->msg_active = false;
     int rc = 0;
     if (ws->cfg.callbacks.on_message)
-        rc = ws->cfg.callbacks.on_message(ws->cfg.user, ws->msg_opcode, data, len,
+        rc = ws->cfg.callbacks.on_message(ws->cfg.user, ws->msg_opcode, data ? data : empty, len,
                                           RILL_WS_FIRST | RILL_WS_FINAL);
     ws->msg.len = 0;
     if (ws->msg.cap > WS_KEEP_MSG_BUFFER)

@@ -78,7 +78,8 @@ int ws_emit_close(rill_ws *ws, unsigned code, const uint8_t *reason, size_t reas
     if (code) {
         payload[0] = (uint8_t)(code >> 8);
         payload[1] = (uint8_t)code;
-        memcpy(payload + 2, reason, reason_len);
+        if (reason_len)
+            memcpy(payload + 2, reason, reason_len);
         len = 2 + reason_len;
     }
     int rc = ws_emit_frame(ws, RILL_WS_OP_CLOSE, true, false, payload, len);
@@ -111,7 +112,7 @@ static int emit_pieces(rill_ws *ws, unsigned opcode, const uint8_t *data, size_t
     do {
         size_t n = len - off < max ? len - off : max;
         bool last = off + n == len;
-        int rc = ws_emit_frame(ws, opcode, last && fin, rsv1, data + off, n);
+        int rc = ws_emit_frame(ws, opcode, last && fin, rsv1, n ? data + off : data, n);
         if (rc) {
             ws->state = RILL_WS_FAILED;
             return rc;

@@ -59,6 +59,8 @@ static const uint8_t transition[9 * N_CLASSES] = {
 
 uint32_t ws_utf8_run(uint32_t state, const uint8_t *p, size_t len)
 {
+    if (len == 0)
+        return state;
     const uint8_t *end = p + len;
     while (p < end) {
         if (state == WS_UTF8_ACCEPT) {
