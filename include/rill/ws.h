@@ -100,7 +100,7 @@ typedef struct rill_ws_pmd_policy {
  * 7692 §5: unknown or duplicate parameters and bad values decline that offer) and writes the
  * response value (NUL-terminated) into resp[0..resp_cap) and the agreed parameters into *agreed.
  * Returns RILL_OK, RILL_ERR_NOT_FOUND (no acceptable offer: answer without the extension) or
- * RILL_ERR_BUFFER_TOO_SMALL (128 bytes always suffice).
+ * RILL_ERR_BUFFER_TOO_SMALL (160 bytes always suffice). `policy` NULL = defaults.
  *
  * A negotiated window of 8 bits for our own compressor is accepted, but zlib cannot produce a
  * raw DEFLATE stream with a 256-byte window (deflateInit2 refuses -8, and compressing with 9 could
@@ -111,13 +111,14 @@ RILL_API int rill_ws_pmd_server_negotiate(const char *offers, size_t len,
                                           rill_ws_pmd_params *agreed, char *resp, size_t resp_cap);
 
 /* Client side: the Sec-WebSocket-Extensions offer for `policy`, NUL-terminated. Returns RILL_OK or
- * RILL_ERR_BUFFER_TOO_SMALL (128 bytes always suffice). */
+ * RILL_ERR_BUFFER_TOO_SMALL (160 bytes always suffice). */
 RILL_API int rill_ws_pmd_client_offer(const rill_ws_pmd_policy *policy, char *out, size_t cap);
 
 /* Client side: checks the server's Sec-WebSocket-Extensions response (NULL/empty = none) against
  * the offer made from `policy`. Returns RILL_OK (*agreed filled), RILL_ERR_NOT_FOUND (no
  * permessage-deflate in the response: none is in use) or RILL_ERR_PROTOCOL (an invalid or
- * unrequested answer: the client must fail the connection, RFC 7692 §5). */
+ * unrequested answer: the client must fail the connection, RFC 7692 §5). Any extension other
+ * than permessage-deflate in the response is unrequested (we offered only this one). */
 RILL_API int rill_ws_pmd_client_accept(const char *response, size_t len,
                                        const rill_ws_pmd_policy *policy,
                                        rill_ws_pmd_params *agreed);
@@ -181,15 +182,18 @@ RILL_API rill_ws *rill_ws_new(const rill_ws_config *cfg);
 RILL_API void rill_ws_free(rill_ws *ws);
 
 /* Feed received bytes (any split). The codec copies what it must keep. Returns RILL_OK, a protocol
- * error (see top of file), RILL_ERR_STATE once the codec is done or failed, or a callback's
- * non-zero value. After a valid Close is received, following bytes are ignored. */
+ * error (see top of file), RILL_ERR_STATE once the codec has failed, or a callback's non-zero
+ * value. After the peer's Close (or rill_ws_transport_closed) further bytes are ignored (RFC 6455
+ * §5.5.1: nothing follows a Close). */
 RILL_API int rill_ws_recv(rill_ws *ws, const uint8_t *data, size_t len);
 
 /* Same, but the codec may unmask the payload in place in data[], saving a copy in streaming mode
  * and for single-frame messages (delivered straight from data[]). The caller keeps ownership. */
 RILL_API int rill_ws_recv_inplace(rill_ws *ws, uint8_t *data, size_t len);
 
-/* The close code the codec failed with (1002, 1007, 1009), or 0 when it has not failed. */
+/* The close code the codec failed with: 1002 protocol error, 1007 invalid UTF-8 or undecodable
+ * compressed data, 1009 message too big, 1011 out of memory; 0 when it has not failed (or was
+ * aborted, or a callback stopped it). */
 RILL_API unsigned rill_ws_fail_code(const rill_ws *ws);
 
 /* ---- sending ---------------------------------------------------------------------------------- */
@@ -222,7 +226,8 @@ RILL_API int rill_ws_close(rill_ws *ws, unsigned code, const char *reason, size_
  * writes hdr followed by the payload (e.g. writev). Client role: the payload must first be masked
  * in place with rill_ws_mask(payload, len, mask_key, 0) using the returned mask_key (may be NULL
  * for the server role). Refused with RILL_ERR_WOULD_BLOCK while the output queue is not empty
- * (frames must stay in order: drain it first). */
+ * (frames must stay in order: drain it first). Text payloads are not checked here: they must be
+ * valid UTF-8. The frame is never compressed (RSV1 clear, always allowed). */
 RILL_API int rill_ws_send_header(rill_ws *ws, unsigned opcode, size_t len,
                                  uint8_t hdr[RILL_WS_MAX_HEADER_SIZE], size_t *hdr_len,
                                  uint8_t mask_key[4]);
