@@ -46,7 +46,10 @@ static uint8_t *build_stream(unsigned opcode, const uint8_t *msg, size_t msg_len
     size_t cap = (msg_len + 14) * count + 1024, len = 0;
     uint8_t *buf = malloc(cap);
     for (size_t i = 0; i < count; i++) {
-        rill_ws_send(c, opcode, msg, msg_len);
+        if (rill_ws_send(c, opcode, msg, msg_len) != 0) {
+            fprintf(stderr, "bench: cannot build the stream\n");
+            exit(1);
+        }
         const uint8_t *p;
         size_t n = rill_ws_output(c, &p);
         memcpy(buf + len, p, n);
@@ -134,17 +137,23 @@ int main(void)
     for (size_t i = 0; i + sizeof greek - 1 <= big; i += sizeof greek - 1)
         memcpy(multi + i, greek, sizeof greek - 1);
     size_t multi_len = big / (sizeof greek - 1) * (sizeof greek - 1);
+    static const char han[] = "\xe6\xbc\xa2\xe5\xad\x97\xe3\x81\xaf\xe4\xb8\xad\xe5\x9b\xbd";
+    uint8_t *cjk = malloc(big);
+    for (size_t i = 0; i + sizeof han - 1 <= big; i += sizeof han - 1)
+        memcpy(cjk + i, han, sizeof han - 1);
+    size_t cjk_len = big / (sizeof han - 1) * (sizeof han - 1);
 
-    printf("rill WebSocket codec (server role receives masked frames; best of 5)\n");
+    printf("rill WebSocket codec (server role receives masked frames; hot cache, best of 5)\n");
     run("binary 64 KiB", RILL_WS_OP_BINARY, bin, big, 2000, NULL, false);
     run("text ASCII 64 KiB", RILL_WS_OP_TEXT, ascii, big, 2000, NULL, false);
     run("text Greek 64 KiB", RILL_WS_OP_TEXT, multi, multi_len, 2000, NULL, false);
+    run("text CJK 64 KiB", RILL_WS_OP_TEXT, cjk, cjk_len, 2000, NULL, false);
     run("binary 64 KiB streaming", RILL_WS_OP_BINARY, bin, big, 2000, NULL, true);
     run("text ASCII 64 B", RILL_WS_OP_TEXT, ascii, 64, 1000000, NULL, false);
     run("binary 1 KiB", RILL_WS_OP_BINARY, bin, 1024, 100000, NULL, false);
     rill_ws_pmd_params pmd = {0};
     run("deflate text 64 KiB", RILL_WS_OP_TEXT, ascii, big, 2000, &pmd, false);
-    run("deflate text Greek 1 KiB", RILL_WS_OP_TEXT, multi, 1023, 50000, &pmd, false);
+    run("deflate text Greek 1 KiB", RILL_WS_OP_TEXT, multi, 1020, 50000, &pmd, false);
     run_send("binary 64 KiB", RILL_WS_OP_BINARY, bin, big, 4000, RILL_WS_SERVER);
     run_send("binary 64 KiB", RILL_WS_OP_BINARY, bin, big, 4000, RILL_WS_CLIENT);
     run_send("text 64 B", RILL_WS_OP_TEXT, ascii, 64, 1000000, RILL_WS_SERVER);
@@ -152,5 +161,6 @@ int main(void)
     free(ascii);
     free(bin);
     free(multi);
+    free(cjk);
     return 0;
 }

@@ -4,7 +4,8 @@
  * still due and, right after a lead byte, the narrower range the second byte must fall in. That
  * range check is what rejects overlongs (E0 80..9F, F0 80..8F), surrogates (ED A0..BF) and code
  * points above U+10FFFF (F4 90..BF, F5..FF). States are stored premultiplied by the class count so
- * a step is one table load. Runs of ASCII are skipped eight bytes at a time. */
+ * a step is one table load. Runs of ASCII are skipped eight bytes at a time, and complete 2- and
+ * 3-byte sequences are checked in one step when the machine is between characters. */
 #include <string.h>
 
 #include "rill/ws.h"
@@ -76,6 +77,20 @@ uint32_t ws_utf8_run(uint32_t state, const uint8_t *p, size_t len)
                 p++;
             if (p == end)
                 break;
+            /* Whole 2- and 3-byte sequences checked directly: most non-ASCII text (Greek,
+             * Cyrillic, CJK...) never walks the table byte by byte. */
+            if (end - p >= 3) {
+                uint8_t b0 = p[0], b1 = p[1];
+                if (b0 >= 0xC2 && b0 <= 0xDF && (b1 & 0xC0) == 0x80) {
+                    p += 2;
+                    continue;
+                }
+                if ((b0 & 0xF0) == 0xE0 && (b1 & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 &&
+                    !(b0 == 0xE0 && b1 < 0xA0) && !(b0 == 0xED && b1 > 0x9F)) {
+                    p += 3;
+                    continue;
+                }
+            }
         }
         state = transition[state + byte_class[*p++]];
         if (state == WS_UTF8_REJECT)
