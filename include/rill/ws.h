@@ -17,6 +17,22 @@
  *     one with rill_ws_transport_closed(). No Sec-WebSocket-Key/Accept on HTTP/2; version,
  *     protocol, extensions and origin helpers below apply to both.
  *
+ * A server's use, whichever the transport:
+ *
+ *     rill_ws_pmd_params pmd;  char ext[160];            // during the handshake
+ *     bool deflate = rill_ws_pmd_server_negotiate(offer, offer_len, NULL, &pmd, ext,
+ *                                                 sizeof ext) == RILL_OK;
+ *     rill_ws_config cfg = {.role = RILL_WS_SERVER, .pmd = deflate ? &pmd : NULL,
+ *                           .callbacks = {.on_message = on_message}, .user = conn};
+ *     rill_ws *ws = rill_ws_new(&cfg);
+ *     ...
+ *     rc = rill_ws_recv(ws, bytes, n);                      // on every read / DATA frame
+ *     while ((n = rill_ws_output(ws, &p)) > 0) {            // whenever the transport can write
+ *         sent = write_or_queue_data(p, n);
+ *         rill_ws_output_consume(ws, sent);
+ *     }
+ *     if (rill_ws_is_done(ws) && nothing pending) close the transport (FIN / END_STREAM);
+ *
  * Ownership: the caller owns every buffer it passes in and every codec it creates
  * (rill_ws_new / rill_ws_free). Pointers handed to callbacks point into the codec's buffers or into
  * the caller's input and are valid only until the callback returns. The codec copies what it must

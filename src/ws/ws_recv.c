@@ -184,7 +184,7 @@ static int payload_whole(rill_ws *ws, uint8_t *mut, const uint8_t *src, size_t n
     }
     /* Grow with the bytes that actually arrived, not the declared length: a peer announcing
      * large frames and sending slowly must not make us reserve max_message up front. */
-    int rc = ws_buf_reserve(&ws->msg, ws->msg.len + n, 0);
+    int rc = ws_buf_reserve(&ws->msg, ws->msg.len + n, ws->max_message);
     if (rc)
         return ws_fail(ws, rc, RILL_WS_CLOSE_INTERNAL_ERROR);
     uint8_t *dst = ws->msg.data + ws->msg.len;

@@ -1,6 +1,7 @@
 /* WebSocket codec: framing, masking, opcodes, reserved bits, fragmentation, control frames,
  * the closing handshake, limits and the send path (Autobahn TestSuite categories 1-5, 7, 9). */
 #include "test_ws_util.h"
+#include "ws/ws_internal.h"
 
 static rec R;
 static uint8_t out[1 << 18], pay[1 << 18];
@@ -555,6 +556,18 @@ static void message_size_limit(void **state)
     n = cframe(f, false, RILL_WS_OP_BINARY, pay, 900);
     n += cframe(f + n, true, RILL_WS_OP_CONTINUATION, pay, 101);
     assert_int_equal(rill_ws_recv(ws, f, n), RILL_ERR_TOO_BIG);
+    rill_ws_free(ws);
+    /* A large declared frame that trickles in costs only what arrived. */
+    cfg.streaming = false;
+    cfg.max_message_size = 1u << 24;
+    ws = rill_ws_new(&cfg);
+    static uint8_t big[(1u << 20) + 16];
+    n = cframe(big, true, RILL_WS_OP_BINARY, big + 16, 1u << 20);
+    assert_int_equal(rill_ws_recv(ws, big, 14 + 100), 0);
+    assert_true(ws->msg.cap < 4096);
+    assert_int_equal(rill_ws_recv(ws, big + 114, n - 114), 0);
+    assert_int_equal(R.len, 1u << 20);
+    assert_true(ws->msg.cap <= 1u << 24);
     rill_ws_free(ws);
     /* A huge declared length is refused without allocating it. */
     static const uint8_t huge[] = {0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
