@@ -90,6 +90,8 @@ int ws_inflate_feed(rill_ws *ws, const uint8_t *in, size_t n, bool final_piece)
             room = ws->msg.cap - ws->msg.len;
             if (room > WS_ZCHUNK)
                 room = WS_ZCHUNK;
+            if (room == 0) /* only reachable past the cap; never spin on a full buffer */
+                return ws_fail(ws, RILL_ERR_TOO_BIG, RILL_WS_CLOSE_MESSAGE_TOO_BIG);
         }
         uInt in_before = z->avail_in;
         z->next_out = dst;
