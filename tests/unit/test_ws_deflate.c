@@ -531,6 +531,45 @@ static void full_negotiation_then_traffic(void **state)
     rill_ws_free(cli);
 }
 
+/* In-place input, control frames between compressed fragments, and fail-fast on invalid UTF-8
+ * produced by the inflater in streaming mode. */
+static void compressed_inplace_interleaved_and_fail_fast(void **state)
+{
+    (void)state;
+    static uint8_t f[256];
+    /* "Hello" from RFC 7692 §7.2.3.1, split across two masked frames with a ping between. */
+    size_t n = mkframe(f, false, 4, RILL_WS_OP_TEXT, "\xf2\x48\xcd", 3, test_key);
+    n += mkframe(f + n, true, 0, RILL_WS_OP_PING, "p", 1, test_key);
+    n += mkframe(f + n, true, 0, RILL_WS_OP_CONTINUATION, "\xc9\xc9\x07\x00", 4, test_key);
+    for (int streaming = 0; streaming < 2; streaming++) {
+        rill_ws *srv = pmd_codec(RILL_WS_SERVER, &plain, streaming, 0);
+        static uint8_t copy[256];
+        memcpy(copy, f, n);
+        R.messages = R.pings = 0;
+        assert_int_equal(rill_ws_recv_inplace(srv, copy, n), 0);
+        assert_int_equal(R.messages, 1);
+        assert_int_equal(R.pings, 1);
+        assert_int_equal(R.len, 5);
+        assert_memory_equal(R.data, "Hello", 5);
+        rill_ws_free(srv);
+    }
+    /* Stored block holding 40 valid bytes then C0: the error comes before the frame ends. */
+    uint8_t raw[64];
+    memset(raw, 'a', 40);
+    raw[40] = 0xC0;
+    raw[41] = 0x80;
+    uint8_t blk[80] = {0x00, 42, 0x00, (uint8_t)~42, 0xff};
+    memcpy(blk + 5, raw, 42);
+    n = mkframe(f, true, 4, RILL_WS_OP_TEXT, blk, 47, test_key);
+    rill_ws *srv = pmd_codec(RILL_WS_SERVER, &plain, true, 0);
+    R.messages = 0;
+    R.pieces = 0;
+    assert_int_equal(rill_ws_recv(srv, f, n - 1), RILL_ERR_UTF8);
+    assert_int_equal(rill_ws_fail_code(srv), 1007);
+    assert_int_equal(R.messages, 0);
+    rill_ws_free(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +583,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(decompression_bomb_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(compressed_protocol_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(full_negotiation_then_traffic, setup, teardown),
+        cmocka_unit_test_setup_teardown(compressed_inplace_interleaved_and_fail_fast, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
