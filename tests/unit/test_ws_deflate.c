@@ -570,6 +570,46 @@ static void compressed_inplace_interleaved_and_fail_fast(void **state)
     rill_ws_free(srv);
 }
 
+/* Incompressible data: without context takeover the original goes (RSV1 clear, fewer bytes);
+ * with takeover it must stay compressed since later messages may refer to it. */
+static void incompressible_messages(void **state)
+{
+    (void)state;
+    uint32_t x = 99;
+    for (size_t i = 0; i < 4000; i++) {
+        x = x * 1664525u + 1013904223u;
+        pay[i] = (uint8_t)(x >> 24);
+    }
+    rill_ws_pmd_params nctx = {.server_no_context_takeover = true};
+    rill_ws *srv = pmd_codec(RILL_WS_SERVER, &nctx, false, 0);
+    rill_ws *cli = pmd_codec(RILL_WS_CLIENT, &nctx, false, 0);
+    assert_int_equal(rill_ws_send(srv, RILL_WS_OP_BINARY, pay, 4000), 0);
+    size_t n = drain(srv, out, sizeof out);
+    assert_int_equal(n, 4 + 4000);
+    assert_int_equal(out[0] & 0x40, 0);
+    assert_int_equal(rill_ws_recv(cli, out, n), 0);
+    assert_memory_equal(R.data, pay, 4000);
+    /* A compressible message afterwards is still compressed and decodes. */
+    memset(pay + 5000, 'q', 3000);
+    assert_int_equal(rill_ws_send(srv, RILL_WS_OP_BINARY, pay + 5000, 3000), 0);
+    n = drain(srv, out, sizeof out);
+    assert_int_equal(out[0] & 0x40, 0x40);
+    assert_int_equal(rill_ws_recv(cli, out, n), 0);
+    assert_int_equal(R.len, 3000);
+    rill_ws_free(srv);
+    rill_ws_free(cli);
+
+    srv = pmd_codec(RILL_WS_SERVER, &plain, false, 0);
+    cli = pmd_codec(RILL_WS_CLIENT, &plain, false, 0);
+    assert_int_equal(rill_ws_send(srv, RILL_WS_OP_BINARY, pay, 4000), 0);
+    n = drain(srv, out, sizeof out);
+    assert_int_equal(out[0] & 0x40, 0x40);
+    assert_int_equal(rill_ws_recv(cli, out, n), 0);
+    assert_memory_equal(R.data, pay, 4000);
+    rill_ws_free(srv);
+    rill_ws_free(cli);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,6 +625,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(full_negotiation_then_traffic, setup, teardown),
         cmocka_unit_test_setup_teardown(compressed_inplace_interleaved_and_fail_fast, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(incompressible_messages, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
