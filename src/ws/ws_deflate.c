@@ -194,8 +194,18 @@ int ws_deflate_piece(rill_ws *ws, const uint8_t *in, size_t n, bool final)
     z->next_in = NULL;
     z->avail_in = 0;
     static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
-    if (final && ws->zout.len >= 4 && memcmp(ws->zout.data + ws->zout.len - 4, tail, 4) == 0)
+    if (final && ws->zout.len >= 4 && memcmp(ws->zout.data + ws->zout.len - 4, tail, 4) == 0) {
         ws->zout.len -= 4;
+    } else if (final && ws->zout.len == 0) {
+        /* Nothing new since the previous piece's flush, whose marker is already sent: end with
+         * an empty stored block whose last 4 bytes the receiver restores (RFC 7692 §7.2.3.6),
+         * so its inflater is left on a block boundary. */
+        rc = ws_buf_reserve(&ws->zout, 1, 0);
+        if (rc)
+            return rc;
+        ws->zout.data[0] = 0x00;
+        ws->zout.len = 1;
+    }
     return RILL_OK;
 }
 

@@ -63,6 +63,7 @@ struct rill_ws {
     bool msg_first_pending; /* streaming: the next piece carries RILL_WS_FIRST */
     bool msg_inflate_ended; /* the sender closed its DEFLATE stream (BFINAL) in this message */
     uint64_t msg_size;      /* payload bytes so far (after decompression) */
+    uint64_t msg_wire;      /* compressed payload bytes received for this message */
     uint32_t msg_utf8;
     ws_buf msg;
     uint8_t ctl[RILL_WS_MAX_CONTROL_PAYLOAD];

@@ -125,6 +125,7 @@ static int on_header(rill_ws *ws, const uint8_t *h)
             ws->msg_compressed = rsv1;
             ws->msg_first_pending = true;
             ws->msg_size = 0;
+            ws->msg_wire = 0;
             ws->msg_utf8 = WS_UTF8_ACCEPT;
             ws->msg.len = 0;
             if (rsv1) {
@@ -223,6 +224,7 @@ static int payload_pieces(rill_ws *ws, uint8_t *mut, const uint8_t *src, size_t 
         }
         int rc;
         if (ws->msg_compressed) {
+            ws->msg_wire += k;
             rc = ws_inflate_feed(ws, p, k, false);
         } else {
             rc = text_check(ws, p, k);
@@ -320,7 +322,9 @@ static int on_frame_end(rill_ws *ws)
         return RILL_OK;
     if (ws->msg_compressed) {
         static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
-        int rc = ws_inflate_feed(ws, tail, sizeof tail, true);
+        /* A compressed message with no bytes at all holds no DEFLATE block: the tail alone would
+         * leave the inflater inside a half-read block header and corrupt the next message. */
+        int rc = ws_inflate_feed(ws, tail, ws->msg_wire ? sizeof tail : 0, true);
         if (rc || ws->cfg.streaming)
             return rc;
         return deliver_whole(ws, ws->msg.data, ws->msg.len);

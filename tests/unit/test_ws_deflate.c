@@ -610,6 +610,43 @@ static void incompressible_messages(void **state)
     rill_ws_free(cli);
 }
 
+/* Empty pieces: an empty final fragment of a compressed streamed message, and a peer's RSV1
+ * message with no payload bytes, leave both inflaters in step for the next messages. */
+static void empty_compressed_pieces(void **state)
+{
+    (void)state;
+    for (int streaming = 0; streaming < 2; streaming++) {
+        rill_ws_config cfg = ws_cfg(RILL_WS_CLIENT, &R);
+        cfg.pmd = &plain;
+        cfg.compress_threshold = 1;
+        rill_ws *cli = rill_ws_new(&cfg);
+        rill_ws *srv = pmd_codec(RILL_WS_SERVER, &plain, streaming, 0);
+        R.messages = 0;
+        assert_int_equal(rill_ws_send_fragment(cli, RILL_WS_OP_TEXT, "Hello Hello", 11, false), 0);
+        assert_int_equal(rill_ws_send_fragment(cli, 0, NULL, 0, false), 0);
+        assert_int_equal(rill_ws_send_fragment(cli, 0, NULL, 0, true), 0);
+        assert_int_equal(rill_ws_send(cli, RILL_WS_OP_TEXT, "Hello again", 11), 0);
+        size_t n = drain(cli, out, sizeof out);
+        assert_int_equal(rill_ws_recv(srv, out, n), 0);
+        assert_int_equal(R.messages, 2);
+        assert_int_equal(R.len, 11);
+        assert_memory_equal(R.data, "Hello again", 11);
+        rill_ws_free(srv);
+        rill_ws_free(cli);
+
+        /* From the RFC: an empty message, then "Hello" twice sharing the window. */
+        static const uint8_t f[] = {0xc1, 0x00, 0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07,
+                                    0x00, 0xc1, 0x00, 0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00};
+        cli = pmd_codec(RILL_WS_CLIENT, &plain, streaming, 0);
+        R.messages = 0;
+        assert_int_equal(rill_ws_recv(cli, f, sizeof f), 0);
+        assert_int_equal(R.messages, 4);
+        assert_int_equal(R.len, 5);
+        assert_memory_equal(R.data, "Hello", 5);
+        rill_ws_free(cli);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -626,6 +663,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(compressed_inplace_interleaved_and_fail_fast, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(incompressible_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(empty_compressed_pieces, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
