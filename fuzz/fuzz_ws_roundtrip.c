@@ -51,14 +51,19 @@ static void transfer(rill_ws *from, rill_ws *to, size_t slice)
     }
 }
 
-static void one_way(rill_ws *tx, rill_ws *rx, sink *s, const uint8_t *m, size_t len, bool pieces,
+static void one_way(rill_ws *tx, rill_ws *rx, sink *s, const uint8_t *m, size_t len, int pieces,
                     size_t slice)
 {
     uint32_t st = 0;
     unsigned opcode =
         rill_ws_utf8_feed(&st, m, len) && st == 0 ? RILL_WS_OP_TEXT : RILL_WS_OP_BINARY;
     int before = s->messages;
-    if (pieces && len > 1) {
+    if (pieces == 2) { /* everything, then an empty final piece */
+        if (rill_ws_send_fragment(tx, opcode, m, len, false) != 0 ||
+            rill_ws_send_fragment(tx, opcode, NULL, 0, false) != 0 ||
+            rill_ws_send_fragment(tx, opcode, NULL, 0, true) != 0)
+            abort();
+    } else if (pieces && len > 1) {
         size_t half = len / 2;
         /* Binary may be cut anywhere; so may text, its validity is per message. */
         if (rill_ws_send_fragment(tx, opcode, m, half, false) != 0 ||
@@ -111,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             continue;
         const uint8_t *m = data + start;
         size_t len = i - start;
-        bool pieces = (opt & 0x10) && (len & 1);
+        int pieces = (opt & 0x20) && (len % 3 == 0) ? 2 : (opt & 0x10) && (len & 1);
         one_way(cli, srv, &ss, m, len, pieces, slice);
         one_way(srv, cli, &cs, m, len, pieces, slice);
         start = i + 1;

@@ -164,7 +164,8 @@ int ws_deflate_piece(rill_ws *ws, const uint8_t *in, size_t n, bool final)
         size_t k = n < WS_ZCHUNK ? n : WS_ZCHUNK;
         z->next_in = (Bytef *)(uintptr_t)in;
         z->avail_in = (uInt)k;
-        in += k;
+        if (k) /* in may be NULL for an empty piece */
+            in += k;
         n -= k;
         int flush = n == 0 ? Z_SYNC_FLUSH : Z_NO_FLUSH;
         for (;;) {
