@@ -167,7 +167,7 @@ typedef struct rill_ws_callbacks {
 
 /* Every callback returns 0 to go on; a non-zero value stops rill_ws_recv, which returns it, and
  * leaves the codec failed (nothing queued): use a negative RILL_ERR_* code. Callbacks may call the
- * send functions. */
+ * send functions, rill_ws_close and rill_ws_abort, but not rill_ws_recv* or rill_ws_free. */
 
 typedef struct rill_ws_config {
     enum rill_ws_role role;
