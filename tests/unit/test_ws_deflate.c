@@ -634,6 +634,17 @@ static void empty_compressed_pieces(void **state)
         rill_ws_free(srv);
         rill_ws_free(cli);
 
+        /* BFINAL without context takeover: each message is a fresh stream. */
+        static const uint8_t bf[] = {0xc1, 0x08, 0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00,
+                                     0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00};
+        rill_ws_pmd_params nctx = {.server_no_context_takeover = true};
+        cli = pmd_codec(RILL_WS_CLIENT, &nctx, streaming, 0);
+        R.messages = 0;
+        assert_int_equal(rill_ws_recv(cli, bf, sizeof bf), 0);
+        assert_int_equal(R.messages, 2);
+        assert_memory_equal(R.data, "Hello", 5);
+        rill_ws_free(cli);
+
         /* From the RFC: an empty message, then "Hello" twice sharing the window. */
         static const uint8_t f[] = {0xc1, 0x00, 0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07,
                                     0x00, 0xc1, 0x00, 0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00};

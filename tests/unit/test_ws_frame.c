@@ -714,6 +714,75 @@ static void callback_error_stops(void **state)
     rill_ws_free(ws);
 }
 
+static int refuse_close(void *user, unsigned code, const uint8_t *reason, size_t len)
+{
+    (void)user;
+    (void)code;
+    (void)reason;
+    (void)len;
+    return RILL_ERR_REFUSED;
+}
+
+static void edge_paths(void **state)
+{
+    (void)state;
+    uint8_t f[512];
+    /* Streaming text ending inside a UTF-8 sequence fails at its FINAL piece. */
+    rill_ws_config cfg = ws_cfg(RILL_WS_SERVER, &R);
+    cfg.streaming = true;
+    rill_ws *ws = rill_ws_new(&cfg);
+    size_t n = cframe(f, true, RILL_WS_OP_TEXT, "ok\xe2\x82", 4);
+    R.pieces = R.messages = 0;
+    assert_int_equal(rill_ws_recv(ws, f, n), RILL_ERR_UTF8);
+    assert_int_equal(rill_ws_fail_code(ws), 1007);
+    assert_int_equal(R.messages, 0);
+    rill_ws_free(ws);
+
+    /* In-place input one byte at a time: headers straddle calls, payload unmasked in place. */
+    ws = ws_make(RILL_WS_SERVER, &R);
+    n = cframe(f, false, RILL_WS_OP_TEXT, "split ", 6);
+    n += cframe(f + n, true, RILL_WS_OP_CONTINUATION, pay, 0);
+    n += cframe(f + n, true, RILL_WS_OP_BINARY, "x", 1);
+    memset(pay, 'y', 300);
+    n += cframe(f + n, true, RILL_WS_OP_BINARY, pay, 300);
+    R.messages = 0;
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(rill_ws_recv_inplace(ws, f + i, 1), 0);
+    assert_int_equal(R.messages, 3);
+    assert_int_equal(R.len, 300);
+    assert_memory_equal(R.data, pay, 300);
+    rill_ws_free(ws);
+
+    /* A refusing on_close callback stops the codec without an echo. */
+    cfg = ws_cfg(RILL_WS_SERVER, &R);
+    cfg.callbacks.on_close = refuse_close;
+    ws = rill_ws_new(&cfg);
+    n = cframe(f, true, RILL_WS_OP_CLOSE, "\x03\xe8", 2);
+    assert_int_equal(rill_ws_recv(ws, f, n), RILL_ERR_REFUSED);
+    assert_int_equal(rill_ws_state(ws), RILL_WS_FAILED);
+    assert_int_equal(drain(ws, out, sizeof out), 0);
+    rill_ws_free(ws);
+
+    /* Output drained in part, then more queued: order and content survive compaction. */
+    rill_ws *srv = ws_make(RILL_WS_SERVER, &R);
+    rill_ws *cli = ws_make(RILL_WS_CLIENT, &R);
+    static uint8_t got[1 << 16];
+    size_t got_len = 0;
+    R.messages = 0;
+    for (int i = 0; i < 200; i++) {
+        char m[32];
+        int len = snprintf(m, sizeof m, "message %d", i);
+        assert_int_equal(rill_ws_send(srv, RILL_WS_OP_TEXT, m, (size_t)len), 0);
+        got_len += rill_ws_output_copy(srv, got + got_len, 7); /* a slow transport */
+    }
+    got_len += drain(srv, got + got_len, sizeof got - got_len);
+    assert_int_equal(rill_ws_recv(cli, got, got_len), 0);
+    assert_int_equal(R.messages, 200);
+    assert_memory_equal(R.data, "message 199", 11);
+    rill_ws_free(srv);
+    rill_ws_free(cli);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -741,6 +810,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(pong_queue_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(zero_copy_header, setup, teardown),
         cmocka_unit_test_setup_teardown(callback_error_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(edge_paths, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
