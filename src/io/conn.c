@@ -190,6 +190,8 @@ rill_io_conn *io_conn_new(rill_io_loop *loop, int fd, SSL *ssl, const struct ril
     rill_io_conn *conn = calloc(1, sizeof *conn);
     if (!conn)
         return NULL;
+    if (!loop->running) /* the cached time is only fresh inside a turn */
+        loop->now_ms = rill_io_now_ms();
     conn->kind = IO_KIND_CONN;
     conn->fd = fd;
     conn->loop = loop;
@@ -415,6 +417,9 @@ void io_conn_event(rill_io_conn *conn, uint32_t events)
     bool reading = conn->state == CONN_OPEN && !(conn->flags & CF_PAUSED);
     if (reading && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
         conn_read(conn);
+        /* An SSL_write that wanted to read first can proceed now. */
+        if (conn->ssl && conn->state == CONN_OPEN && conn->queued)
+            io_conn_mark_dirty(conn);
     } else if (events & (EPOLLHUP | EPOLLERR)) {
         /* Not reading, so nothing else would notice the socket died; these are level-triggered
          * and would spin. */

@@ -98,7 +98,7 @@ struct rill_io_conn {
 struct rill_io_listener {
     uint8_t kind; /* IO_KIND_LISTENER */
     int fd;
-    struct io_link link; /* in loop->listeners */
+    struct io_link link; /* in loop->listeners, then loop->dead_listeners */
     rill_io_loop *loop;
     rill_tls_ctx *tls;
     const struct rill_io_conn_callbacks *cb;
@@ -147,6 +147,7 @@ struct rill_io_loop {
     struct io_link conns;   /* open */
     struct io_link linger;  /* closing and lingering, FIFO by deadline */
     struct io_link dead;    /* to free at the end of the turn */
+    struct io_link dead_listeners; /* closed listeners, freed at the end of the turn */
     uint32_t nconns;        /* pending + conns + closing (max_conns counts these) */
     uint32_t owed_close;    /* connections whose on_close has not run yet */
 
@@ -196,5 +197,6 @@ void io_conn_mark_dirty(rill_io_conn *conn);
 
 /* listen.c */
 void io_listener_event(rill_io_listener *listener);
+void io_listeners_free_dead(rill_io_loop *loop);
 
 #endif

@@ -856,6 +856,93 @@ static void connect_refused_reports_on_close(void **state)
     rill_io_loop_free(loop);
 }
 
+/* on_open may tear down the listener it was accepted from (here: a shutdown) while the accept
+ * loop is still running over its backlog. */
+struct early_shutdown {
+    int opened, closed;
+};
+
+static void early_open(rill_io_conn *conn, const char *alpn)
+{
+    (void)alpn;
+    struct early_shutdown *s = rill_io_conn_user(conn);
+    s->opened++;
+    rill_io_loop_shutdown(rill_io_conn_loop(conn), 5000);
+}
+
+static void early_close(rill_io_conn *conn, int err)
+{
+    (void)err;
+    struct early_shutdown *s = rill_io_conn_user(conn);
+    s->closed++;
+}
+
+static const struct rill_io_conn_callbacks early_cb = {.on_open = early_open, .on_close = early_close};
+
+static void shutdown_from_on_open_stops_accepting(void **state)
+{
+    (void)state;
+    rill_io_loop *loop;
+    assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
+    struct early_shutdown s = {0};
+    uint16_t port = listen_any(loop, &early_cb, &s);
+    int fds[3];
+    for (int i = 0; i < 3; i++) /* all three wait in the backlog before the loop runs */
+        assert_true((fds[i] = tcp_connect(port)) >= 0);
+    struct guard g;
+    guard_arm(&g, loop);
+    assert_int_equal(rill_io_loop_run(loop), RILL_OK);
+    assert_false(g.fired);
+    assert_int_equal(s.opened, 1);
+    assert_int_equal(s.closed, 1);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    guard_free(&g);
+    rill_io_loop_free(loop);
+}
+
+/* Closing at once drops the queue and releases referenced buffers exactly once. */
+static void abrupt_open(rill_io_conn *conn, const char *alpn)
+{
+    (void)alpn;
+    assert_int_equal(rill_io_conn_write_ref(conn, big_block(), 1u << 20, count_release, NULL), RILL_OK);
+    assert_int_equal(rill_io_conn_write(conn, "tail", 4), RILL_OK);
+    assert_int_equal(rill_io_conn_queued(conn), (1u << 20) + 4);
+    rill_io_conn_close(conn, false);
+    assert_int_equal(rill_io_conn_write(conn, "late", 4), RILL_ERR_STATE);
+    rill_io_conn_close(conn, true); /* a second close does nothing */
+}
+
+static void abrupt_close(rill_io_conn *conn, int err)
+{
+    *(int *)rill_io_conn_user(conn) = err;
+    rill_io_loop_stop(rill_io_conn_loop(conn));
+}
+
+static const struct rill_io_conn_callbacks abrupt_cb = {.on_open = abrupt_open, .on_close = abrupt_close};
+
+static void abrupt_close_releases_references(void **state)
+{
+    (void)state;
+    rill_io_loop *loop;
+    assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
+    int close_err = 1;
+    releases = 0;
+    uint16_t port = listen_any(loop, &abrupt_cb, &close_err);
+    int fd = tcp_connect(port);
+    assert_true(fd >= 0);
+    struct guard g;
+    guard_arm(&g, loop);
+    assert_int_equal(rill_io_loop_run(loop), RILL_OK);
+    assert_int_equal(close_err, 0);
+    assert_int_equal(releases, 1);
+    char c;
+    assert_true(recv(fd, &c, 1, 0) <= 0); /* nothing was sent */
+    close(fd);
+    guard_free(&g);
+    rill_io_loop_free(loop);
+}
+
 static void idle_connection_is_small(void **state)
 {
     (void)state;
@@ -881,6 +968,8 @@ int main(void)
         cmocka_unit_test(reuseport_spreads_across_two_loops),
         cmocka_unit_test(connect_in_loop_queues_early_writes),
         cmocka_unit_test(connect_refused_reports_on_close),
+        cmocka_unit_test(shutdown_from_on_open_stops_accepting),
+        cmocka_unit_test(abrupt_close_releases_references),
         cmocka_unit_test(idle_connection_is_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
