@@ -218,8 +218,8 @@ typedef void (*rill_io_timer_fn)(rill_io_timer *timer, void *arg);
  * rill_io_loop_free(). NULL on allocation failure. */
 RILL_API rill_io_timer *rill_io_timer_new(rill_io_loop *loop, rill_io_timer_fn fn, void *arg);
 
-/* (Re)arms the timer to fire delay_ms after the loop's cached now. RILL_ERR_NOMEM if the heap
- * cannot grow. */
+/* (Re)arms the timer to fire delay_ms after the loop's cached now (refreshed first when called
+ * outside rill_io_loop_run). RILL_ERR_NOMEM if the heap cannot grow. */
 RILL_API int rill_io_timer_arm(rill_io_timer *timer, uint64_t delay_ms);
 
 /* (Re)arms the timer to fire at an absolute loop time (rill_io_loop_now_ms scale). */
