@@ -314,62 +314,100 @@ static void conn_peer_closed(rill_io_conn *conn)
     conn->close_err = RILL_ERR_EOF;
 }
 
+/* How a read attempt ended, beyond the bytes it produced. */
+enum read_end {
+    READ_MORE,        /* the buffer filled up: there may be more */
+    READ_DRAINED,     /* nothing more for now */
+    READ_EOF,         /* the peer finished */
+    READ_WANTS_WRITE, /* TLS needs the socket writable first */
+    READ_IO_ERROR,
+    READ_TLS_ERROR,
+};
+
+/* Fills the loop's buffer with as many TLS records as fit, so the application sees one on_data
+ * per 64 KiB rather than one per record. */
+static enum read_end tls_fill(rill_io_conn *conn, size_t *have, int *sys_errno, const char **why)
+{
+    uint8_t *buf = conn->loop->recv_buf;
+    *have = 0;
+    while (*have < IO_RECV_BUF_SIZE) {
+        ERR_clear_error();
+        int r = SSL_read(conn->ssl, buf + *have, (int)(IO_RECV_BUF_SIZE - *have));
+        if (r > 0) {
+            *have += (size_t)r;
+            continue;
+        }
+        switch (SSL_get_error(conn->ssl, r)) {
+        case SSL_ERROR_WANT_READ: return READ_DRAINED;
+        case SSL_ERROR_WANT_WRITE: return READ_WANTS_WRITE;
+        case SSL_ERROR_ZERO_RETURN: return READ_EOF;
+        case SSL_ERROR_SYSCALL:
+            if (ERR_peek_error() == 0) { /* EOF without close_notify, or a reset */
+                if (errno == 0 || errno == EAGAIN || errno == ECONNRESET)
+                    return READ_EOF;
+                *sys_errno = errno;
+                return READ_IO_ERROR;
+            }
+            /* fall through */
+        default:
+            *why = tls_error_text(); /* static string: survives the on_data call below */
+            ERR_clear_error();
+            return READ_TLS_ERROR;
+        }
+    }
+    return READ_MORE;
+}
+
+static enum read_end plain_fill(rill_io_conn *conn, size_t *have, int *sys_errno)
+{
+    *have = 0;
+    for (;;) {
+        ssize_t n = recv(conn->fd, conn->loop->recv_buf, IO_RECV_BUF_SIZE, 0);
+        if (n > 0) {
+            *have = (size_t)n;
+            /* A short read means the kernel buffer is empty; level-triggered epoll reports more. */
+            return (size_t)n == IO_RECV_BUF_SIZE ? READ_MORE : READ_DRAINED;
+        }
+        if (n == 0)
+            return READ_EOF;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return READ_DRAINED;
+        if (errno == ECONNRESET)
+            return READ_EOF;
+        *sys_errno = errno;
+        return READ_IO_ERROR;
+    }
+}
+
 static void conn_read(rill_io_conn *conn)
 {
     rill_io_loop *loop = conn->loop;
     for (int round = 0; round < IO_READS_PER_TURN; round++) {
-        ssize_t n;
-        if (conn->ssl) {
-            ERR_clear_error();
-            int r = SSL_read(conn->ssl, loop->recv_buf, IO_RECV_BUF_SIZE);
-            if (r <= 0) {
-                switch (SSL_get_error(conn->ssl, r)) {
-                case SSL_ERROR_WANT_READ: return;
-                case SSL_ERROR_WANT_WRITE:
-                    conn->flags |= CF_READ_WANTS_WRITE;
-                    conn_update_events(conn);
-                    return;
-                case SSL_ERROR_ZERO_RETURN: conn_peer_closed(conn); return;
-                case SSL_ERROR_SYSCALL:
-                    if (ERR_peek_error() == 0) { /* EOF without close_notify, or reset */
-                        if (errno == 0 || errno == EAGAIN)
-                            conn_peer_closed(conn);
-                        else
-                            conn_fail(conn, RILL_ERR_IO, "read", strerror(errno));
-                        return;
-                    }
-                    /* fall through */
-                default:
-                    conn_fail(conn, RILL_ERR_TLS, "TLS read", tls_error_text());
-                    ERR_clear_error();
-                    return;
-                }
-            }
-            n = r;
-        } else {
-            n = recv(conn->fd, loop->recv_buf, IO_RECV_BUF_SIZE, 0);
-            if (n == 0) {
-                conn_peer_closed(conn);
+        size_t n;
+        int sys_errno = 0;
+        const char *why = NULL;
+        enum read_end end = conn->ssl ? tls_fill(conn, &n, &sys_errno, &why) : plain_fill(conn, &n, &sys_errno);
+        if (n > 0) {
+            if (conn->cb && conn->cb->on_data)
+                conn->cb->on_data(conn, loop->recv_buf, n);
+            /* Closed or paused by the callback: an EOF or error seen meanwhile is seen again
+             * by the next read (both are sticky). */
+            if (conn->state != CONN_OPEN || (conn->flags & CF_PAUSED))
                 return;
-            }
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK)
-                    return;
-                if (errno == EINTR)
-                    continue;
-                if (errno == ECONNRESET)
-                    io_conn_close_now(conn, RILL_ERR_EOF);
-                else
-                    conn_fail(conn, RILL_ERR_IO, "read", strerror(errno));
-                return;
-            }
         }
-        if (conn->cb && conn->cb->on_data)
-            conn->cb->on_data(conn, loop->recv_buf, (size_t)n);
-        if (conn->state != CONN_OPEN || (conn->flags & CF_PAUSED))
+        switch (end) {
+        case READ_MORE: continue;
+        case READ_DRAINED: return;
+        case READ_EOF: conn_peer_closed(conn); return;
+        case READ_WANTS_WRITE:
+            conn->flags |= CF_READ_WANTS_WRITE;
+            conn_update_events(conn);
             return;
-        if (!conn->ssl && (size_t)n < IO_RECV_BUF_SIZE)
-            return; /* the kernel buffer is empty; level-triggered epoll reports new bytes */
+        case READ_IO_ERROR: conn_fail(conn, RILL_ERR_IO, "read", strerror(sys_errno)); return;
+        case READ_TLS_ERROR: conn_fail(conn, RILL_ERR_TLS, "TLS read", why); return;
+        }
     }
     /* Budget used up. Cleartext bytes left in the kernel re-trigger epoll; bytes OpenSSL already
      * holds do not, so come back to them at the end of the turn. */

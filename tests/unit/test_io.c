@@ -839,6 +839,41 @@ static void connect_in_loop_queues_early_writes(void **state)
     rill_io_loop_free(loop);
 }
 
+/* The same over IPv6 loopback, when the machine has it. */
+static void connect_over_ipv6(void **state)
+{
+    (void)state;
+    int probe = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 lo = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    bool have_v6 = probe >= 0 && bind(probe, (struct sockaddr *)&lo, sizeof lo) == 0;
+    if (probe >= 0)
+        close(probe);
+    if (!have_v6)
+        skip();
+    rill_io_loop *loop;
+    assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
+    static const struct rill_io_conn_callbacks server_cb = {.on_data = limit_data};
+    struct rill_io_addr addr;
+    assert_int_equal(rill_io_addr_parse("[::1]:0", &addr, NULL, 0), RILL_OK);
+    rill_io_listener *l;
+    assert_int_equal(rill_io_listen(loop, &addr, NULL, &server_cb, NULL, &l), RILL_OK);
+    addr = rill_io_listener_addr(l);
+    char text[64];
+    rill_io_addr_format(&addr, text, sizeof text);
+    assert_memory_equal(text, "[::1]:", 6);
+    struct connect_state s = {.loop = loop, .close_err = 1};
+    rill_io_conn *conn;
+    assert_int_equal(rill_io_connect(loop, &addr, NULL, NULL, &client_cb, &s, &conn), RILL_OK);
+    rill_io_conn_write(conn, "ping", 4);
+    struct guard g;
+    guard_arm(&g, loop);
+    assert_int_equal(rill_io_loop_run(loop), RILL_OK);
+    assert_string_equal(s.got, "pingpong");
+    assert_int_equal(s.close_err, 0);
+    guard_free(&g);
+    rill_io_loop_free(loop);
+}
+
 static void connect_refused_reports_on_close(void **state)
 {
     (void)state;
@@ -977,6 +1012,7 @@ int main(void)
         cmocka_unit_test(graceful_shutdown_with_deadline),
         cmocka_unit_test(reuseport_spreads_across_two_loops),
         cmocka_unit_test(connect_in_loop_queues_early_writes),
+        cmocka_unit_test(connect_over_ipv6),
         cmocka_unit_test(connect_refused_reports_on_close),
         cmocka_unit_test(shutdown_from_on_open_stops_accepting),
         cmocka_unit_test(abrupt_close_releases_references),

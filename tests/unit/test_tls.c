@@ -139,6 +139,7 @@ struct client {
     int fd;
     SSL *ssl;
     char greeting[200];
+    char error[200]; /* why the handshake failed */
 };
 
 /* Connects, handshakes and reads the server's greeting line; false if any step fails. */
@@ -155,6 +156,7 @@ static bool client_open(struct client *cl, SSL_CTX *ctx, uint16_t port, SSL_SESS
     if (resume)
         SSL_set_session(cl->ssl, resume);
     if (SSL_connect(cl->ssl) != 1) {
+        ERR_error_string_n(ERR_peek_last_error(), cl->error, sizeof cl->error);
         ERR_clear_error();
         return false;
     }
@@ -384,6 +386,7 @@ static void tls12_gets_aead_and_legacy_is_refused(void **state)
                               .ciphers = "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA"};
     ctx = client_ctx(&cbc);
     assert_false(client_open(&cl, ctx, f.port, NULL));
+    assert_true(has(cl.error, "handshake failure"));
     client_close(&cl);
     SSL_CTX_free(ctx);
 
@@ -391,6 +394,8 @@ static void tls12_gets_aead_and_legacy_is_refused(void **state)
                                 .ciphers = "ALL:@SECLEVEL=0"};
     ctx = client_ctx(&tls11);
     assert_false(client_open(&cl, ctx, f.port, NULL));
+    if (!has(cl.error, "protocol version"))
+        fail_msg("TLS 1.1 refused for another reason: %s", cl.error);
     client_close(&cl);
     SSL_CTX_free(ctx);
 
