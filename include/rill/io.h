@@ -135,8 +135,9 @@ struct rill_io_conn_callbacks {
  * else a server context from rill/tls.h (referenced; must outlive the listener). Accepted
  * connections get cbs and user as their initial callbacks and user data; on_open fires once
  * the TLS handshake (if any) is done; on_close fires only for connections that were opened.
- * On failure returns RILL_ERR_IO (text in rill_io_loop_last_error()). *out (optional) is owned by
- * the loop; close it early with rill_io_listener_close(). */
+ * On failure returns RILL_ERR_IO (text in rill_io_loop_last_error()), or RILL_ERR_STATE once the
+ * loop is shutting down. *out (optional) is owned by the loop; close it early with
+ * rill_io_listener_close(). */
 RILL_API int rill_io_listen(rill_io_loop *loop, const struct rill_io_addr *addr, rill_tls_ctx *tls,
                             const struct rill_io_conn_callbacks *cbs, void *user,
                             rill_io_listener **out);

@@ -571,6 +571,11 @@ static void conn_finish_graceful(rill_io_conn *conn)
     loop->nconns--;
     move_to(conn, &loop->linger, loop->now_ms + loop->opts.linger_ms);
     notify_close(conn, conn->close_err);
+    /* Lingering reads raw bytes only: the TLS state can go now. */
+    if (conn->ssl && conn->state == CONN_LINGER) {
+        SSL_free(conn->ssl);
+        conn->ssl = NULL;
+    }
     conn_update_events(conn);
 }
 

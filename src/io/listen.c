@@ -90,6 +90,8 @@ int rill_io_listen(rill_io_loop *loop, const struct rill_io_addr *addr, rill_tls
         *out = NULL;
     if (tls && !rill_tls_ctx_is_server(tls))
         return RILL_ERR_INVALID_ARG;
+    if (loop->shutting_down)
+        return RILL_ERR_STATE;
     char where[64];
     rill_io_addr_format(addr, where, sizeof where);
     int family = addr->ss.ss_family;
