@@ -189,11 +189,20 @@ rill_io_conn *io_conn_new(rill_io_loop *loop, int fd, SSL *ssl, const struct ril
 void io_conn_open(rill_io_conn *conn);
 void io_conn_event(rill_io_conn *conn, uint32_t events);
 void io_conn_close_now(rill_io_conn *conn, int err);
-void io_conn_flush_dirty(rill_io_loop *loop);
 void io_conn_free_dead(rill_io_loop *loop);
 void io_conn_expire_pending(rill_io_loop *loop);
 void io_conn_expire_linger(rill_io_loop *loop);
 void io_conn_mark_dirty(rill_io_conn *conn);
+void io_conn_update_events(rill_io_conn *conn);
+void io_conn_move_to(rill_io_conn *conn, struct io_link *list, uint64_t deadline);
+void io_conn_notify_close(rill_io_conn *conn, int err);
+void io_conn_fail(rill_io_conn *conn, int err, const char *what, const char *detail);
+void io_conn_read(rill_io_conn *conn);
+const char *io_tls_error_text(void);
+
+/* conn_write.c */
+void io_queue_drop(rill_io_conn *conn);
+void io_conn_flush_dirty(rill_io_loop *loop);
 
 /* listen.c */
 void io_listener_event(rill_io_listener *listener);
