@@ -228,11 +228,11 @@ void io_conn_flush_dirty(rill_io_loop *loop)
         rill_io_conn *conn = list;
         list = conn->dirty_next;
         conn->dirty_next = NULL;
-        conn->flags &= ~(uint32_t)CF_DIRTY;
-        if (conn->state == CONN_OPEN && (conn->flags & CF_READ_AGAIN) && !(conn->flags & CF_PAUSED)) {
-            conn->flags &= ~(uint32_t)CF_READ_AGAIN;
+        bool read_again = conn->flags & CF_READ_AGAIN;
+        conn->flags &= ~(uint32_t)(CF_DIRTY | CF_READ_AGAIN);
+        /* A paused connection looks at OpenSSL's buffer again when it resumes. */
+        if (read_again && conn->state == CONN_OPEN && !(conn->flags & CF_PAUSED))
             io_conn_read(conn);
-        }
         if (conn->state == CONN_OPEN || conn->state == CONN_CLOSING)
             conn_flush(conn);
     }

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include <openssl/err.h>
@@ -15,6 +16,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "io/io_internal.h"
 #include "rill/tls.h"
 #include "test_io_util.h"
 
@@ -75,9 +77,11 @@ struct fixture {
     struct loop_thread lt;
     struct tls_server srv;
     uint16_t port;
+    rill_io_listener *listener;
 };
 
-static void fixture_start(struct fixture *f, const struct rill_io_loop_opts *opts)
+static void fixture_start_with(struct fixture *f, const struct rill_io_loop_opts *opts,
+                               const struct rill_io_conn_callbacks *cb)
 {
     memset(f, 0, sizeof *f);
     cert_in("server-a", f->cert, f->key);
@@ -90,10 +94,16 @@ static void fixture_start(struct fixture *f, const struct rill_io_loop_opts *opt
     struct rill_io_addr addr;
     assert_int_equal(rill_io_addr_parse("127.0.0.1:0", &addr, NULL, 0), RILL_OK);
     rill_io_listener *l;
-    assert_int_equal(rill_io_listen(f->lt.loop, &addr, f->tls, &srv_cb, &f->srv, &l), RILL_OK);
+    assert_int_equal(rill_io_listen(f->lt.loop, &addr, f->tls, cb, &f->srv, &l), RILL_OK);
     struct rill_io_addr bound = rill_io_listener_addr(l);
     f->port = rill_io_addr_port(&bound);
+    f->listener = l;
     loop_thread_start(&f->lt);
+}
+
+static void fixture_start(struct fixture *f, const struct rill_io_loop_opts *opts)
+{
+    fixture_start_with(f, opts, &srv_cb);
 }
 
 static void fixture_stop(struct fixture *f)
@@ -410,8 +420,9 @@ static void tls12_gets_aead_and_legacy_is_refused(void **state)
     fixture_stop(&f);
 }
 
-/* Non-blocking OpenSSL clients echoing len bytes each, all at once. */
-static bool tls_pump(struct client *cls, int n, size_t len)
+/* Non-blocking OpenSSL clients echoing len bytes each, all at once, written chunk bytes (at most
+ * 16 KiB) per SSL_write, so per TLS record. */
+static bool tls_pump(struct client *cls, int n, size_t len, size_t chunk)
 {
     size_t sent[8] = {0}, got[8] = {0};
     uint8_t out[16384], in[16384];
@@ -423,7 +434,7 @@ static bool tls_pump(struct client *cls, int n, size_t len)
             SSL *s = cls[i].ssl;
             if (sent[i] < len) {
                 /* A retried SSL_write gets the same bytes: they depend only on sent[i]. */
-                size_t want = len - sent[i] < sizeof out ? len - sent[i] : sizeof out;
+                size_t want = len - sent[i] < chunk ? len - sent[i] : chunk;
                 for (size_t k = 0; k < want; k++)
                     out[k] = pattern((uint32_t)i + 100, sent[i] + k);
                 int w = SSL_write(s, out, (int)want);
@@ -468,9 +479,134 @@ static void echo_large_payloads_over_tls(void **state)
     struct client cls[4];
     for (int i = 0; i < 4; i++)
         assert_true(client_open(&cls[i], ctx, f.port, NULL));
-    assert_true(tls_pump(cls, 4, 6u << 20));
+    assert_true(tls_pump(cls, 4, 6u << 20, 16384));
     for (int i = 0; i < 4; i++)
         client_close(&cls[i]);
+    SSL_CTX_free(ctx);
+    fixture_stop(&f);
+}
+
+/* A handler that pauses after every chunk and resumes on the next turn: bytes OpenSSL already
+ * decrypted (a record split by the 64 KiB buffer) produce no socket event, so resuming must
+ * pick them up by itself or the connection stalls. */
+struct pausing {
+    struct tls_server *srv;
+    rill_io_timer *resume;
+    rill_io_conn *conn;
+};
+
+static void pausing_resume(rill_io_timer *t, void *arg)
+{
+    (void)t;
+    struct pausing *p = arg;
+    rill_io_conn_pause_read(p->conn, false);
+}
+
+static void pausing_open(rill_io_conn *conn, const char *alpn)
+{
+    srv_open(conn, alpn); /* greeting line; the user pointer is still the server's */
+    struct pausing *p = calloc(1, sizeof *p);
+    p->srv = rill_io_conn_user(conn);
+    p->conn = conn;
+    p->resume = rill_io_timer_new(rill_io_conn_loop(conn), pausing_resume, p);
+    rill_io_conn_set_user(conn, p);
+}
+
+static void pausing_data(rill_io_conn *conn, const uint8_t *data, size_t len)
+{
+    struct pausing *p = rill_io_conn_user(conn);
+    rill_io_conn_write(conn, data, len);
+    rill_io_conn_pause_read(conn, true);
+    rill_io_timer_arm(p->resume, 0);
+}
+
+static void pausing_close(rill_io_conn *conn, int err)
+{
+    (void)err;
+    struct pausing *p = rill_io_conn_user(conn);
+    rill_io_timer_free(p->resume);
+    free(p);
+}
+
+static const struct rill_io_conn_callbacks pausing_cb = {
+    .on_open = pausing_open, .on_data = pausing_data, .on_close = pausing_close};
+
+static void pause_and_resume_every_read_over_tls(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_start_with(&f, NULL, &pausing_cb);
+    struct client_opts o = {.alpn_wire = "\x02h2"};
+    SSL_CTX *ctx = client_ctx(&o);
+    struct client cls[2];
+    for (int i = 0; i < 2; i++)
+        assert_true(client_open(&cls[i], ctx, f.port, NULL));
+    /* Records of 10007 bytes never line up with the 64 KiB buffer: reads end mid-record. */
+    assert_true(tls_pump(cls, 2, 4u << 20, 10007));
+    for (int i = 0; i < 2; i++)
+        client_close(&cls[i]);
+    SSL_CTX_free(ctx);
+    fixture_stop(&f);
+}
+
+/* Deterministic variant: the server holds reading until 65636 bytes (records of 10007) are all in
+ * its socket, so one 64 KiB read ends 100 bytes into the last record and the kernel is empty.
+ * Those 100 bytes exist only inside OpenSSL; resuming must deliver them. */
+static rill_io_conn *held_conn;
+
+static void held_open(rill_io_conn *conn, const char *alpn)
+{
+    pausing_open(conn, alpn);
+    rill_io_conn_pause_read(conn, true);
+    held_conn = conn;
+}
+
+/* Resumes once every record is in the server's socket: the client's SSL_write returning only
+ * means the bytes left for the network. Re-posting keeps the loop turning until then. */
+static void release_held(rill_io_loop *loop, void *arg)
+{
+    int queued = 0;
+    ioctl(held_conn->fd, FIONREAD, &queued);
+    if ((size_t)queued < *(size_t *)arg) {
+        rill_io_loop_post(loop, release_held, arg);
+        return;
+    }
+    rill_io_conn_pause_read(held_conn, false);
+}
+
+static const struct rill_io_conn_callbacks held_cb = {
+    .on_open = held_open, .on_data = pausing_data, .on_close = pausing_close};
+
+static void bytes_buffered_in_openssl_are_not_stranded(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_start_with(&f, NULL, &held_cb);
+    /* Room for everything in the server's socket while it holds (accepted sockets inherit it). */
+    int big = 1 << 22;
+    setsockopt(f.listener->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    struct client_opts o = {.alpn_wire = "\x02h2"};
+    SSL_CTX *ctx = client_ctx(&o);
+    struct client cl;
+    assert_true(client_open(&cl, ctx, f.port, NULL));
+    enum { RECORD = 10007, TOTAL = 65536 + 100 };
+    static uint8_t data[TOTAL], back[TOTAL];
+    for (size_t i = 0; i < TOTAL; i++)
+        data[i] = pattern(3, i);
+    for (size_t off = 0; off < TOTAL; off += RECORD) {
+        int len = (int)(TOTAL - off < RECORD ? TOTAL - off : RECORD);
+        assert_int_equal(SSL_write(cl.ssl, data + off, len), len);
+    }
+    size_t on_wire = TOTAL + 7 * 22; /* TLS 1.3: 5 header + 1 type + 16 tag bytes per record */
+    assert_int_equal(rill_io_loop_post(f.lt.loop, release_held, &on_wire), RILL_OK);
+    size_t got = 0;
+    while (got < TOTAL) {
+        int r = SSL_read(cl.ssl, back + got, (int)(TOTAL - got));
+        assert_true(r > 0);
+        got += (size_t)r;
+    }
+    assert_memory_equal(back, data, TOTAL);
+    client_close(&cl);
     SSL_CTX_free(ctx);
     fixture_stop(&f);
 }
@@ -683,6 +819,8 @@ int main(void)
         cmocka_unit_test(alpn_prefers_h2_and_falls_back),
         cmocka_unit_test(tls12_gets_aead_and_legacy_is_refused),
         cmocka_unit_test(echo_large_payloads_over_tls),
+        cmocka_unit_test(pause_and_resume_every_read_over_tls),
+        cmocka_unit_test(bytes_buffered_in_openssl_are_not_stranded),
         cmocka_unit_test(sessions_resume),
         cmocka_unit_test(reload_swaps_context_for_new_connections),
         cmocka_unit_test(silent_client_times_out_in_handshake),
