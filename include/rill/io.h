@@ -86,6 +86,13 @@ RILL_API uint64_t rill_io_now_ms(void);
  * denied"); "" if none. Static storage in the loop, overwritten by the next failure. */
 RILL_API const char *rill_io_loop_last_error(const rill_io_loop *loop);
 
+/* Application data attached to the loop (e.g. the server's per-thread worker); NULL initially. */
+RILL_API void rill_io_loop_set_user(rill_io_loop *loop, void *user);
+RILL_API void *rill_io_loop_user(const rill_io_loop *loop);
+
+/* True once rill_io_loop_shutdown() has been called on this loop. */
+RILL_API bool rill_io_loop_shutting_down(const rill_io_loop *loop);
+
 /* Connections on this loop that count against max_conns (handshaking, open, closing). */
 RILL_API uint32_t rill_io_loop_conn_count(const rill_io_loop *loop);
 

@@ -137,6 +137,7 @@ struct rill_io_loop {
     rill_io_signal_fn signal_fn;
     void *signal_arg;
     struct rill_io_loop_opts opts;
+    void *user;
     uint64_t now_ms;
     atomic_bool stop;
     bool running;

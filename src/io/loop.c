@@ -321,6 +321,21 @@ const char *rill_io_loop_last_error(const rill_io_loop *loop)
     return loop->last_error;
 }
 
+void rill_io_loop_set_user(rill_io_loop *loop, void *user)
+{
+    loop->user = user;
+}
+
+void *rill_io_loop_user(const rill_io_loop *loop)
+{
+    return loop->user;
+}
+
+bool rill_io_loop_shutting_down(const rill_io_loop *loop)
+{
+    return loop->shutting_down;
+}
+
 uint32_t rill_io_loop_conn_count(const rill_io_loop *loop)
 {
     return loop->nconns;

@@ -316,13 +316,22 @@ static void echo_open(rill_io_conn *conn, const char *alpn)
 {
     struct echo_server *s = rill_io_conn_user(conn);
     assert_null(alpn);
+    struct rill_io_tls_info info;
+    assert_int_equal(rill_io_conn_tls_info(conn, &info), RILL_ERR_STATE); /* cleartext */
+    struct rill_io_addr peer;
+    char text[64];
+    assert_int_equal(rill_io_conn_peer(conn, &peer), RILL_OK);
+    rill_io_addr_format(&peer, text, sizeof text);
+    assert_memory_equal(text, "127.0.0.1:", 10);
     s->opened++;
 }
 
 static void echo_data(rill_io_conn *conn, const uint8_t *data, size_t len)
 {
     struct echo_server *s = rill_io_conn_user(conn);
-    assert_int_equal(rill_io_conn_write(conn, data, len), RILL_OK);
+    /* Two pieces through writev: they must come out in order, as one stream. */
+    struct iovec iov[2] = {{(void *)data, len / 3}, {(void *)(data + len / 3), len - len / 3}};
+    assert_int_equal(rill_io_conn_writev(conn, iov, 2), RILL_OK);
     size_t q = rill_io_conn_queued(conn);
     if (q > s->max_queued)
         s->max_queued = q;
@@ -677,8 +686,11 @@ static const struct rill_io_conn_callbacks stubborn_cb = {
 
 static void begin_shutdown(rill_io_loop *loop, void *arg)
 {
-    (void)arg;
+    struct shut_server *s = arg;
+    assert_ptr_equal(rill_io_loop_user(loop), s);
+    assert_false(rill_io_loop_shutting_down(loop));
     rill_io_loop_shutdown(loop, 300);
+    assert_true(rill_io_loop_shutting_down(loop));
 }
 
 static void graceful_shutdown_with_deadline(void **state)
@@ -697,7 +709,8 @@ static void graceful_shutdown_with_deadline(void **state)
     assert_true(sem_wait_ms(&s.opened_sem, TEST_TIMEOUT_MS));
     assert_true(sem_wait_ms(&s.opened_sem, TEST_TIMEOUT_MS));
     uint64_t start = rill_io_now_ms();
-    rill_io_loop_post(loop, begin_shutdown, NULL);
+    rill_io_loop_set_user(loop, &s);
+    rill_io_loop_post(loop, begin_shutdown, &s);
     char buf[8] = {0};
     assert_true(read_exact(p, buf, 4));
     assert_memory_equal(buf, "bye\n", 4);
