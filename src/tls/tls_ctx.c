@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@ struct rill_tls_ctx {
     bool server;
     bool verify;
     enum rill_tls_alpn alpn;
-    unsigned generation;
+    atomic_uint generation;
 };
 
 /* ALPN wire formats (length-prefixed), in server preference order. Static, so the selection
@@ -98,6 +99,8 @@ static bool readable(const char *what, const char *path, char *err, size_t errle
     return true;
 }
 
+/* Shared by both roles. A peer closing without close_notify is reported as a plain EOF
+ * (IGNORE_UNEXPECTED_EOF): HTTP/2 and HTTP/1.1 framing already detect truncation. */
 static void set_common(SSL_CTX *c)
 {
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
@@ -183,7 +186,7 @@ int rill_tls_server_new(const char *cert_file, const char *key_file, enum rill_t
     ctx->ssl_ctx = c;
     ctx->server = true;
     ctx->alpn = alpn;
-    ctx->generation = 1;
+    atomic_init(&ctx->generation, 1);
     *out = ctx;
     return RILL_OK;
 }
@@ -202,7 +205,7 @@ int rill_tls_ctx_reload(rill_tls_ctx *ctx, const char *cert_file, const char *ke
     pthread_mutex_lock(&ctx->lock);
     SSL_CTX *old = ctx->ssl_ctx;
     ctx->ssl_ctx = fresh;
-    ctx->generation++;
+    atomic_fetch_add(&ctx->generation, 1);
     pthread_mutex_unlock(&ctx->lock);
     SSL_CTX_free(old); /* drops our reference; open connections hold theirs */
     return RILL_OK;
@@ -242,7 +245,7 @@ int rill_tls_client_new(unsigned flags, const char *ca_file, rill_tls_ctx **out,
     pthread_mutex_init(&ctx->lock, NULL);
     ctx->ssl_ctx = c;
     ctx->verify = verify;
-    ctx->generation = 1;
+    atomic_init(&ctx->generation, 1);
     *out = ctx;
     return RILL_OK;
 }
@@ -263,10 +266,7 @@ bool rill_tls_ctx_is_server(const rill_tls_ctx *ctx)
 
 unsigned rill_tls_ctx_generation(const rill_tls_ctx *ctx)
 {
-    pthread_mutex_lock((pthread_mutex_t *)&ctx->lock);
-    unsigned g = ctx->generation;
-    pthread_mutex_unlock((pthread_mutex_t *)&ctx->lock);
-    return g;
+    return atomic_load(&ctx->generation);
 }
 
 static bool is_ip_literal(const char *name)
