@@ -5,8 +5,9 @@
  * thread that runs rill_io_loop_run(). Only rill_io_loop_post() and rill_io_loop_stop() may be
  * called from other threads. Callbacks always run on the loop's thread.
  *
- * Ownership: objects made by *_new / rill_io_listen / rill_io_connect are owned by the loop once
- * created; connections are freed by the loop after their on_close callback (never by the caller).
+ * Ownership: the caller owns loops (rill_io_loop_free) and timers (rill_io_timer_free). The loop
+ * owns listeners and connections: connections are freed by the loop after their on_close callback
+ * (or without one if the application never saw them), never by the caller.
  * Bytes passed to write functions are copied unless the function says otherwise; bytes handed to
  * on_data live in a per-loop buffer and are valid only during the callback. */
 #ifndef RILL_IO_H
