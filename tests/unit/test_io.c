@@ -1001,6 +1001,218 @@ static void abrupt_close_releases_references(void **state)
     rill_io_loop_free(loop);
 }
 
+/* ---- graceful close: lingering and its deadlines ------------------------------------------- */
+
+struct linger_state {
+    rill_io_loop *loop;
+    rill_io_timer *watch;
+    size_t to_send;   /* written in on_open before the graceful close */
+    int data_calls, closes, close_err;
+    sem_t opened, closed, freed;
+};
+
+static void linger_open(rill_io_conn *conn, const char *alpn)
+{
+    (void)alpn;
+    struct linger_state *s = rill_io_conn_user(conn);
+    size_t left = s->to_send;
+    while (left) {
+        size_t n = left < (1u << 20) ? left : (1u << 20);
+        rill_io_conn_write_ref(conn, big_block(), n, NULL, NULL);
+        left -= n;
+    }
+    rill_io_conn_write(conn, "x", 1);
+    rill_io_conn_close(conn, true);
+    sem_post(&s->opened);
+}
+
+static void linger_data(rill_io_conn *conn, const uint8_t *data, size_t len)
+{
+    (void)conn;
+    (void)data;
+    (void)len;
+    struct linger_state *s = rill_io_conn_user(conn);
+    s->data_calls++;
+}
+
+static void linger_close(rill_io_conn *conn, int err)
+{
+    struct linger_state *s = rill_io_conn_user(conn);
+    s->closes++;
+    s->close_err = err;
+    sem_post(&s->closed);
+}
+
+static const struct rill_io_conn_callbacks linger_cb = {
+    .on_open = linger_open, .on_data = linger_data, .on_close = linger_close};
+
+/* Polls the loop's own state from inside the loop: stops once every connection is gone. */
+static void linger_watch(rill_io_timer *t, void *arg)
+{
+    struct linger_state *s = arg;
+    if (s->closes == 1 && io_list_empty(&s->loop->linger) && io_list_empty(&s->loop->conns)) {
+        sem_post(&s->freed);
+        rill_io_loop_stop(s->loop);
+    } else
+        rill_io_timer_arm(t, 5);
+}
+
+static void run_linger(struct linger_state *s, const struct rill_io_loop_opts *opts, void *(*client)(void *),
+                       void *client_arg)
+{
+    rill_io_loop *loop;
+    assert_int_equal(rill_io_loop_new(opts, &loop), RILL_OK);
+    s->loop = loop;
+    s->close_err = 1;
+    sem_init(&s->opened, 0, 0);
+    sem_init(&s->closed, 0, 0);
+    sem_init(&s->freed, 0, 0);
+    uint16_t *port = client_arg;
+    *port = listen_any(loop, &linger_cb, s);
+    s->watch = rill_io_timer_new(loop, linger_watch, s);
+    rill_io_timer_arm(s->watch, 5);
+    struct guard g;
+    guard_arm(&g, loop);
+    pthread_t th;
+    pthread_create(&th, NULL, client, client_arg);
+    assert_int_equal(rill_io_loop_run(loop), RILL_OK);
+    pthread_join(th, NULL);
+    assert_false(g.fired);
+    rill_io_timer_free(s->watch);
+    guard_free(&g);
+    sem_destroy(&s->opened);
+    sem_destroy(&s->closed);
+    sem_destroy(&s->freed);
+    rill_io_loop_free(loop);
+}
+
+/* Reads the "x", sees EOF, sends bytes the server must discard, then closes. */
+static void *polite_peer(void *arg)
+{
+    uint16_t port = *(uint16_t *)arg;
+    int fd = tcp_connect(port);
+    char c;
+    if (fd >= 0 && read_exact(fd, &c, 1) && c == 'x' && recv(fd, &c, 1, 0) == 0)
+        write_all(fd, "ignored", 7);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+static void linger_ends_at_the_peers_fin(void **state)
+{
+    (void)state;
+    struct linger_state s = {0};
+    struct rill_io_loop_opts opts = {.linger_ms = 30000};
+    uint16_t port;
+    uint64_t start = rill_io_now_ms();
+    run_linger(&s, &opts, polite_peer, &port);
+    assert_int_equal(s.closes, 1);
+    assert_int_equal(s.close_err, 0);
+    assert_int_equal(s.data_calls, 0);          /* bytes after close are discarded */
+    assert_true(rill_io_now_ms() - start < 30000); /* freed by the FIN, not the deadline */
+}
+
+/* Reads the "x" and EOF, then keeps the socket open until the server has freed its side. */
+struct stubborn_peer {
+    uint16_t port;
+    struct linger_state *s;
+    bool read_all;
+};
+
+static void *silent_peer(void *arg)
+{
+    struct stubborn_peer *p = arg;
+    int fd = tcp_connect(p->port);
+    char c;
+    if (fd >= 0 && read_exact(fd, &c, 1) && c == 'x' && recv(fd, &c, 1, 0) == 0)
+        p->read_all = true;
+    /* No FIN from us until the server has freed its side on its own. */
+    if (fd >= 0) {
+        sem_wait_ms(&p->s->freed, TEST_TIMEOUT_MS);
+        close(fd);
+    }
+    return NULL;
+}
+
+static void linger_gives_up_after_its_deadline(void **state)
+{
+    (void)state;
+    struct linger_state s = {0};
+    struct rill_io_loop_opts opts = {.linger_ms = 100};
+    struct stubborn_peer p = {.s = &s};
+    uint64_t start = rill_io_now_ms();
+    run_linger(&s, &opts, silent_peer, &p);
+    assert_true(p.read_all);
+    assert_true(rill_io_now_ms() - start >= 100);
+    assert_int_equal(s.closes, 1);
+    assert_int_equal(s.close_err, 0); /* everything was delivered; only lingering timed out */
+}
+
+/* A peer that never reads: the graceful close cannot finish and reports a timeout. */
+static void *deaf_peer(void *arg)
+{
+    struct stubborn_peer *p = arg;
+    int fd = tcp_connect_rcvbuf(p->port, 4096);
+    if (fd >= 0) {
+        /* Read nothing until the server has given up on us. */
+        p->read_all = sem_wait_ms(&p->s->opened, TEST_TIMEOUT_MS) && sem_wait_ms(&p->s->closed, TEST_TIMEOUT_MS);
+        close(fd);
+    }
+    return NULL;
+}
+
+static void closing_times_out_when_the_peer_never_reads(void **state)
+{
+    (void)state;
+    struct linger_state s = {.to_send = 16u << 20};
+    struct rill_io_loop_opts opts = {.linger_ms = 200};
+    struct stubborn_peer p = {.s = &s};
+    run_linger(&s, &opts, deaf_peer, &p);
+    assert_true(p.read_all);
+    assert_int_equal(s.closes, 1);
+    assert_int_equal(s.close_err, RILL_ERR_TIMEOUT);
+}
+
+/* A reset while reading is paused is still noticed (EPOLLHUP/ERR are always reported). */
+static void paused_open(rill_io_conn *conn, const char *alpn)
+{
+    (void)alpn;
+    rill_io_conn_pause_read(conn, true);
+    sem_post(rill_io_conn_user(conn));
+}
+
+static void paused_close(rill_io_conn *conn, int err)
+{
+    (void)conn;
+    assert_int_equal(err, RILL_ERR_EOF);
+    rill_io_loop_stop(rill_io_conn_loop(conn));
+}
+
+static const struct rill_io_conn_callbacks paused_cb = {.on_open = paused_open, .on_close = paused_close};
+
+static void reset_while_paused_closes(void **state)
+{
+    (void)state;
+    rill_io_loop *loop;
+    assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
+    sem_t opened;
+    sem_init(&opened, 0, 0);
+    struct loop_thread lt = {.loop = loop};
+    uint16_t port = listen_any(loop, &paused_cb, &opened);
+    loop_thread_start(&lt);
+    int fd = tcp_connect(port);
+    assert_true(fd >= 0);
+    assert_true(sem_wait_ms(&opened, TEST_TIMEOUT_MS));
+    write_all(fd, "unread", 6);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd); /* RST */
+    pthread_join(lt.th, NULL); /* on_close stops the loop */
+    sem_destroy(&opened);
+    rill_io_loop_free(loop);
+}
+
 static void idle_connection_is_small(void **state)
 {
     (void)state;
@@ -1029,6 +1241,10 @@ int main(void)
         cmocka_unit_test(connect_refused_reports_on_close),
         cmocka_unit_test(shutdown_from_on_open_stops_accepting),
         cmocka_unit_test(abrupt_close_releases_references),
+        cmocka_unit_test(linger_ends_at_the_peers_fin),
+        cmocka_unit_test(linger_gives_up_after_its_deadline),
+        cmocka_unit_test(closing_times_out_when_the_peer_never_reads),
+        cmocka_unit_test(reset_while_paused_closes),
         cmocka_unit_test(idle_connection_is_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

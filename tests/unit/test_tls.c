@@ -611,6 +611,115 @@ static void bytes_buffered_in_openssl_are_not_stranded(void **state)
     fixture_stop(&f);
 }
 
+/* Output made of small copies and larger references: small chunks are coalesced into one TLS
+ * record through the staging buffer, and SSL_write retries see the same bytes again. */
+static void mixed_data(rill_io_conn *conn, const uint8_t *data, size_t len)
+{
+    size_t head = len < 100 ? len : 100;
+    rill_io_conn_write(conn, data, head);
+    if (len > head) {
+        uint8_t *copy = malloc(len - head);
+        memcpy(copy, data + head, len - head);
+        assert_int_equal(rill_io_conn_write_ref(conn, copy, len - head, free, copy), RILL_OK);
+    }
+}
+
+static const struct rill_io_conn_callbacks mixed_cb = {.on_open = srv_open, .on_data = mixed_data};
+
+static void echo_mixed_copies_and_references_over_tls(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_start_with(&f, NULL, &mixed_cb);
+    struct client_opts o = {.alpn_wire = "\x02h2"};
+    SSL_CTX *ctx = client_ctx(&o);
+    struct client cls[3];
+    for (int i = 0; i < 3; i++)
+        assert_true(client_open(&cls[i], ctx, f.port, NULL));
+    assert_true(tls_pump(cls, 3, 4u << 20, 700)); /* small records: many small chunks */
+    for (int i = 0; i < 3; i++)
+        client_close(&cls[i]);
+    SSL_CTX_free(ctx);
+    fixture_stop(&f);
+}
+
+/* A server that queues 8 MiB at once as small copies and references, towards a client with a
+ * tiny receive window: SSL_write keeps hitting WANT_WRITE and must be retried with the same bytes,
+ * often rebuilt in the staging buffer. */
+#define STREAM_BLOCK (1u << 20)
+#define STREAM_TOTAL (8u << 20)
+
+static const uint8_t *stream_block(void)
+{
+    static uint8_t block[STREAM_BLOCK];
+    static bool init;
+    if (!init) {
+        for (size_t i = 0; i < STREAM_BLOCK; i++)
+            block[i] = pattern(9, i);
+        init = true;
+    }
+    return block;
+}
+
+static void producer_open(rill_io_conn *conn, const char *alpn)
+{
+    srv_open(conn, alpn);
+    static const size_t sizes[] = {37, 3001, 20000, 5, 700, 16384, 129};
+    const uint8_t *block = stream_block();
+    size_t off = 0;
+    for (int i = 0; off < STREAM_TOTAL; i++) {
+        size_t in_block = off % STREAM_BLOCK;
+        size_t len = sizes[i % 7];
+        if (len > STREAM_BLOCK - in_block)
+            len = STREAM_BLOCK - in_block;
+        if (i % 2 == 0)
+            assert_int_equal(rill_io_conn_write(conn, block + in_block, len), RILL_OK);
+        else
+            assert_int_equal(rill_io_conn_write_ref(conn, block + in_block, len, NULL, NULL), RILL_OK);
+        off += len;
+    }
+    rill_io_conn_close(conn, true);
+}
+
+static const struct rill_io_conn_callbacks producer_cb = {.on_open = producer_open};
+
+static void blocked_tls_writes_resume_with_the_same_bytes(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_start_with(&f, NULL, &producer_cb);
+    struct client_opts o = {.alpn_wire = "\x02h2"};
+    SSL_CTX *ctx = client_ctx(&o);
+    struct client cl = {0};
+    cl.fd = tcp_connect_rcvbuf(f.port, 4096);
+    assert_true(cl.fd >= 0);
+    cl.ssl = SSL_new(ctx);
+    SSL_set_fd(cl.ssl, cl.fd);
+    assert_int_equal(SSL_connect(cl.ssl), 1);
+    char c = 0;
+    while (c != '\n') /* greeting */
+        assert_int_equal(SSL_read(cl.ssl, &c, 1), 1);
+    static uint8_t buf[65536];
+    size_t got = 0;
+    bool same = true;
+    for (;;) {
+        int r = SSL_read(cl.ssl, buf, sizeof buf);
+        if (r <= 0) {
+            assert_int_equal(SSL_get_error(cl.ssl, r), SSL_ERROR_ZERO_RETURN); /* close_notify */
+            break;
+        }
+        for (int k = 0; k < r; k++)
+            if (buf[k] != pattern(9, (got + (size_t)k) % STREAM_BLOCK))
+                same = false;
+        got += (size_t)r;
+    }
+    assert_true(same);
+    assert_int_equal(got, STREAM_TOTAL);
+    client_close(&cl);
+    SSL_CTX_free(ctx);
+    fixture_stop(&f);
+}
+
 static void sessions_resume(void **state)
 {
     (void)state;
@@ -821,6 +930,8 @@ int main(void)
         cmocka_unit_test(echo_large_payloads_over_tls),
         cmocka_unit_test(pause_and_resume_every_read_over_tls),
         cmocka_unit_test(bytes_buffered_in_openssl_are_not_stranded),
+        cmocka_unit_test(echo_mixed_copies_and_references_over_tls),
+        cmocka_unit_test(blocked_tls_writes_resume_with_the_same_bytes),
         cmocka_unit_test(sessions_resume),
         cmocka_unit_test(reload_swaps_context_for_new_connections),
         cmocka_unit_test(silent_client_times_out_in_handshake),
