@@ -67,7 +67,7 @@ size_t rill_hpack_decoder_table_size(const rill_hpack_decoder *dec)
 /* Makes the scratch buffer hold at least need bytes; at most a few times per connection. */
 static int scratch_reserve(rill_hpack_decoder *dec, size_t need)
 {
-    if (HPACK_LIKELY(need <= dec->scratch_cap))
+    if (HPACK_LIKELY(need <= dec->scratch_cap && dec->scratch))
         return RILL_OK;
     size_t cap = dec->scratch_cap ? dec->scratch_cap : 256;
     while (cap < need)
@@ -210,7 +210,7 @@ static int read_size_updates(rill_hpack_decoder *dec, const uint8_t **pp, const 
 int rill_hpack_decode_block(rill_hpack_decoder *dec, const uint8_t *block, size_t len,
                             rill_hpack_field_cb cb, void *user)
 {
-    const uint8_t *p = block, *end = block + len;
+    const uint8_t *p = block, *end = len ? block + len : block; /* block may be NULL when empty */
     int rc = read_size_updates(dec, &p, end);
     if (rc)
         return rc;
