@@ -56,6 +56,7 @@ RILL_API void rill_hpack_decoder_set_max_header_list_size(rill_hpack_decoder *de
  *   RILL_ERR_HEADER_LIST_TOO_LARGE the list exceeded the limit: the whole block was still decoded
  *                                  so the dynamic table stays in sync, but fields past the limit
  *                                  were not delivered (answer 431 or RST_STREAM, keep the connection)
+ *   RILL_ERR_NOMEM                 out of memory; the context is unusable
  *   the callback's non-zero return */
 RILL_API int rill_hpack_decode_block(rill_hpack_decoder *dec, const uint8_t *block, size_t len,
                                      rill_hpack_field_cb cb, void *user);

@@ -190,24 +190,31 @@ static inline const uint8_t *str_ptr(const rill_hpack_decoder *dec, const struct
     return s->in_scratch ? dec->scratch + s->off : s->ptr;
 }
 
-/* Dynamic table size updates at the start of a block (6.3, 4.2). */
+/* Dynamic table size updates at the start of a block (6.3, 4.2). Evicting to the smallest of
+ * them and then taking the last one as the maximum is the same as applying each in turn, and
+ * resizes the table at most twice however many updates a hostile peer sends. */
 static int read_size_updates(rill_hpack_decoder *dec, const uint8_t **pp, const uint8_t *end)
 {
-    bool satisfied = !dec->update_required;
+    bool any = false;
+    uint32_t smallest = UINT32_MAX, last = 0;
     while (*pp < end && (**pp & 0xe0u) == 0x20u) {
-        uint32_t size;
-        if (hpack_decode_int(pp, end, 5, &size) != 0 || size > dec->setting)
+        if (hpack_decode_int(pp, end, 5, &last) != 0 || last > dec->setting)
             return RILL_ERR_COMPRESSION;
-        if (size <= dec->required_max)
-            satisfied = true;
-        int rc = hpack_table_set_max(&dec->table, size);
-        if (rc)
-            return rc;
+        if (last < smallest)
+            smallest = last;
+        any = true;
     }
-    if (!satisfied)
+    if (dec->update_required && (!any || smallest > dec->required_max))
         return RILL_ERR_COMPRESSION;
     dec->update_required = false;
-    return RILL_OK;
+    if (!any)
+        return RILL_OK;
+    int rc = RILL_OK;
+    if (smallest < last && smallest < dec->table.max_size)
+        rc = hpack_table_set_max(&dec->table, smallest);
+    if (rc == RILL_OK)
+        rc = hpack_table_set_max(&dec->table, last);
+    return rc;
 }
 
 int rill_hpack_decode_block(rill_hpack_decoder *dec, const uint8_t *block, size_t len,

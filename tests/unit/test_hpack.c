@@ -333,6 +333,23 @@ static void smaller_setting_forces_an_update(void **state)
     rill_hpack_decoder_free(dec);
 }
 
+static void size_updates_apply_in_order(void **state)
+{
+    (void)state;
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    assert_int_equal(decode_hex(dec, "40016101 62 40016301 64", NULL), RILL_OK);
+    /* 4096, then 0 (empties the table), then 4096 again: nothing left to reference. */
+    assert_int_equal(decode_hex(dec, "3fe11f 20 3fe11f 82", NULL), RILL_OK);
+    assert_int_equal(rill_hpack_decoder_table_size(dec), 0);
+    assert_int_equal(decode_hex(dec, "40016101 62 40016301 64", NULL), RILL_OK);
+    /* Down to 40 in the middle keeps only the newest entry; the later 4096 does not bring any back. */
+    assert_int_equal(decode_hex(dec, "3fe11f 3f09 3fe11f be", NULL), RILL_OK);
+    assert_int_equal(rill_hpack_decoder_table_size(dec), 34);
+    /* Many updates in one block are fine. */
+    assert_int_equal(decode_hex(dec, "3f09 3f09 3f09 3f09 3f09 3f09 3f09 3f09 be", NULL), RILL_OK);
+    rill_hpack_decoder_free(dec);
+}
+
 static void evicts_oldest_entries(void **state)
 {
     (void)state;
@@ -779,6 +796,7 @@ int main(void)
         cmocka_unit_test(rejects_size_update_after_a_field),
         cmocka_unit_test(rejects_size_update_above_the_setting),
         cmocka_unit_test(smaller_setting_forces_an_update),
+        cmocka_unit_test(size_updates_apply_in_order),
         cmocka_unit_test(evicts_oldest_entries),
         cmocka_unit_test(entries_wrapping_the_ring_decode_intact),
         cmocka_unit_test(header_list_limit_keeps_table_in_sync),
