@@ -746,6 +746,31 @@ static void small_buffer_leaves_state_unchanged(void **state)
     rill_hpack_encoder_free(b);
 }
 
+static int expect_empty_value(void *user, const rill_header *h)
+{
+    (*(int *)user)++;
+    return h->value_len == 0 ? 0 : RILL_ERR_PROTOCOL;
+}
+
+static void empty_values_may_be_null(void **state)
+{
+    (void)state;
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    rill_header f[] = {{(const uint8_t *)"x-empty", 7, NULL, 0, 0}, {(const uint8_t *)"x-empty", 7, NULL, 0, 0}};
+    uint8_t out[64];
+    size_t len;
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(rill_hpack_encode(enc, f, 2, out, sizeof out, &len), RILL_OK);
+        int n = 0;
+        assert_int_equal(rill_hpack_decode_block(dec, out, len, expect_empty_value, &n), RILL_OK);
+        assert_int_equal(n, 2);
+    }
+    assert_int_equal(len, 2); /* both indexed by now */
+    rill_hpack_encoder_free(enc);
+    rill_hpack_decoder_free(dec);
+}
+
 static void random_fields_round_trip_with_eviction(void **state)
 {
     (void)state;
@@ -813,6 +838,7 @@ int main(void)
         cmocka_unit_test(huffman_only_when_shorter),
         cmocka_unit_test(table_size_updates_follow_peer_setting),
         cmocka_unit_test(small_buffer_leaves_state_unchanged),
+        cmocka_unit_test(empty_values_may_be_null),
         cmocka_unit_test(random_fields_round_trip_with_eviction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
