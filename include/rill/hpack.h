@@ -69,7 +69,9 @@ RILL_API size_t rill_hpack_decoder_table_size(const rill_hpack_decoder *dec);
 typedef struct rill_hpack_encoder rill_hpack_encoder;
 
 /* An encoder whose dynamic table will use at most max_table_size octets (a local cap, applied on
- * top of the peer's SETTINGS_HEADER_TABLE_SIZE). Returns NULL when out of memory. */
+ * top of the peer's SETTINGS_HEADER_TABLE_SIZE). Returns NULL when out of memory. Until
+ * rill_hpack_encoder_set_peer_max_table_size() is called the peer's setting is taken to be the
+ * protocol default, 4096, so the table starts at min(max_table_size, 4096) with no update sent. */
 RILL_API rill_hpack_encoder *rill_hpack_encoder_new(uint32_t max_table_size);
 RILL_API void rill_hpack_encoder_free(rill_hpack_encoder *enc);
 

@@ -104,7 +104,7 @@ static inline uint32_t hash_bytes(const uint8_t *p, size_t n, uint64_t seed)
 }
 
 /* Records one occurrence of (name, value) and says whether values of this name repeat often enough
- * (more than one in five) to be worth a table entry. Names presumed one-off (P_NO_INDEX) start out
+ * (about one in five) to be worth a table entry. Names presumed one-off (P_NO_INDEX) start out
  * not indexed and need that evidence (timestamps such as date do repeat within a burst of
  * responses); other names are indexed until six occurrences show otherwise (request ids...).
  * Thresholds tuned on the hpack-test-case raw-data stories. */
