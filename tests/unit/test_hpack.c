@@ -718,6 +718,69 @@ static void indexing_adapts_to_repetition(void **state)
     rill_hpack_decoder_free(dec);
 }
 
+static void static_table_lookup_finds_every_entry(void **state)
+{
+    (void)state;
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
+    rill_hpack_encoder_set_options(enc, RILL_HPACK_ENC_INDEX_ALL);
+    for (unsigned i = 1; i <= HPACK_STATIC_COUNT; i++) {
+        const hpack_static_entry *se = &hpack_static_table[i];
+        rill_header h = {se->name, se->name_len, se->value, se->value_len, RILL_HEADER_NO_INDEX};
+        uint8_t out[64];
+        size_t len;
+        assert_int_equal(rill_hpack_encode(enc, &h, 1, out, sizeof out, &len), RILL_OK);
+        assert_int_equal(len, 1);
+        assert_int_equal(out[0], 0x80 | i);
+        /* Another value: a literal naming the first static entry with this name. */
+        h.value = (const uint8_t *)"zz-other";
+        h.value_len = 8;
+        assert_int_equal(rill_hpack_encode(enc, &h, 1, out, sizeof out, &len), RILL_OK);
+        unsigned first = i;
+        while (first > 1 && hpack_static_table[first - 1].name_len == se->name_len &&
+               memcmp(hpack_static_table[first - 1].name, se->name, se->name_len) == 0)
+            first--;
+        if (first < 15) {
+            assert_int_equal(out[0], first);
+        } else {
+            assert_int_equal(out[0], 0x0f);
+            assert_int_equal(out[1], first - 15);
+        }
+    }
+    /* Names that only look alike are not confused with static ones. */
+    rill_header h = hdr("content-lengtx", "1", RILL_HEADER_NO_INDEX);
+    uint8_t out[64];
+    size_t len;
+    assert_int_equal(rill_hpack_encode(enc, &h, 1, out, sizeof out, &len), RILL_OK);
+    assert_int_equal(out[0], 0x00);
+    assert_int_equal(rill_hpack_encoder_table_size(enc), 0);
+    rill_hpack_encoder_free(enc);
+}
+
+static void dynamic_names_are_reused_even_when_evicted_by_the_insert(void **state)
+{
+    (void)state;
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(80);
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(80);
+    rill_hpack_encoder_set_options(enc, RILL_HPACK_ENC_INDEX_ALL | RILL_HPACK_ENC_HUFFMAN_NEVER);
+    collected c;
+    rill_header a = hdr("x-name", "1", 0); /* 39 octets */
+    round_trip(enc, dec, &a, 1, &c);
+    /* Same name, new value: the name comes from entry 62, which this insertion evicts (4.4). */
+    rill_header b = hdr("x-name", "0123456789abcdef", 0); /* 54 octets: 39 + 54 > 80 */
+    uint8_t out[64];
+    size_t len;
+    assert_int_equal(rill_hpack_encode(enc, &b, 1, out, sizeof out, &len), RILL_OK);
+    assert_int_equal(out[0], 0x7e); /* literal with indexing, name index 62 */
+    memset(&c, 0, sizeof c);
+    assert_int_equal(rill_hpack_decode_block(dec, out, len, collect_cb, &c), RILL_OK);
+    assert_string_equal(c.name[0], "x-name");
+    assert_string_equal(c.value[0], "0123456789abcdef");
+    assert_int_equal(rill_hpack_encoder_table_size(enc), 54);
+    assert_int_equal(rill_hpack_decoder_table_size(dec), 54);
+    rill_hpack_encoder_free(enc);
+    rill_hpack_decoder_free(dec);
+}
+
 static void huffman_only_when_shorter(void **state)
 {
     (void)state;
@@ -886,6 +949,8 @@ int main(void)
         cmocka_unit_test(repeated_fields_become_one_byte),
         cmocka_unit_test(sensitive_and_one_off_fields_are_not_indexed),
         cmocka_unit_test(indexing_adapts_to_repetition),
+        cmocka_unit_test(static_table_lookup_finds_every_entry),
+        cmocka_unit_test(dynamic_names_are_reused_even_when_evicted_by_the_insert),
         cmocka_unit_test(huffman_only_when_shorter),
         cmocka_unit_test(table_size_updates_follow_peer_setting),
         cmocka_unit_test(small_buffer_leaves_state_unchanged),
