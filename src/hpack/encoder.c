@@ -33,7 +33,7 @@ struct enc_state {
 /* How often a name's values repeat, to spot names whose values are one-offs (request ids, sizes,
  * timestamps) and keep them out of the table. Direct-mapped by name hash; a collision just restarts
  * the statistics. */
-#define NAME_STATS 64
+#define NAME_STATS 128
 #define RECENT_VALUES 4
 struct name_stat {
     uint32_t name_hash;
@@ -95,9 +95,16 @@ static inline uint32_t hash_bytes(const uint8_t *p, size_t n, uint64_t seed)
         p += 8;
         n -= 8;
     }
+    /* The last 0..7 bytes without a variable-length copy: two overlapping 4-byte loads, or bytes. */
     uint64_t w = 0;
-    if (n)
-        memcpy(&w, p, n);
+    if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        w = (uint64_t)a << 32 | b;
+    } else if (n) {
+        w = (uint64_t)p[0] | (uint64_t)p[n >> 1] << 8 | (uint64_t)p[n - 1] << 16;
+    }
     h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
     h ^= h >> 29;
     return (uint32_t)(h ^ (h >> 32));
@@ -448,10 +455,12 @@ static int state_clone(struct enc_state *dst, const struct enc_state *src)
 int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out,
                       size_t cap, size_t *out_len)
 {
-    for (size_t i = 0; i < count; i++)
+    size_t bound = 2 * 6; /* two table size updates */
+    for (size_t i = 0; i < count; i++) {
         if (fields[i].name_len > UINT32_MAX / 4 || fields[i].value_len > UINT32_MAX / 4)
             return RILL_ERR_INVALID_ARG;
-    size_t bound = rill_hpack_encode_bound(enc, fields, count);
+        bound += field_bound(&fields[i], enc->options);
+    }
     if (HPACK_LIKELY(cap >= bound)) {
         *out_len = encode_all(enc, fields, count, out);
         return RILL_OK;
