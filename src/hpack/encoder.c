@@ -25,7 +25,7 @@ struct enc_state {
     hpack_table table;
     struct link *links; /* table.ent_cap entries, slot = seq & (ent_cap - 1) */
     uint32_t links_cap;
-    uint32_t *nv_buckets; /* 2 * links_cap heads each, holding sequence numbers */
+    uint32_t *nv_buckets; /* links_cap heads each, holding sequence numbers */
     uint32_t *name_buckets;
     uint32_t bucket_mask;
 };
@@ -40,7 +40,7 @@ struct name_stat {
     uint8_t seen;    /* occurrences (decayed) */
     uint8_t repeats; /* of which repeated a recent value */
     uint8_t next;    /* slot in recent to overwrite */
-    uint32_t recent[RECENT_VALUES]; /* hashes of the last distinct values */
+    uint16_t recent[RECENT_VALUES]; /* hashes (low bits) of the last distinct values */
 };
 
 struct rill_hpack_encoder {
@@ -125,9 +125,9 @@ static bool worth_indexing(struct name_stat *stats, uint8_t policy, uint32_t nam
     }
     bool repeat = known_repeat;
     for (unsigned i = 0; i < RECENT_VALUES && !repeat; i++)
-        repeat = st->recent[i] == nv_hash && i < st->seen;
+        repeat = st->recent[i] == (uint16_t)nv_hash && i < st->seen;
     if (!repeat) {
-        st->recent[st->next] = nv_hash;
+        st->recent[st->next] = (uint16_t)nv_hash;
         st->next = (uint8_t)((st->next + 1) % RECENT_VALUES);
     }
     if (st->seen == 64) { /* decay: follow changes in the traffic */
@@ -201,7 +201,7 @@ void rill_hpack_encoder_set_peer_max_table_size(rill_hpack_encoder *enc, uint32_
 static int rebuild_links(struct enc_state *s)
 {
     hpack_table *t = &s->table;
-    uint32_t cap = t->ent_cap, nb = cap * 2;
+    uint32_t cap = t->ent_cap, nb = cap;
     struct link *links = malloc((size_t)cap * sizeof *links);
     uint32_t *nvb = malloc((size_t)nb * sizeof *nvb);
     uint32_t *nameb = malloc((size_t)nb * sizeof *nameb);
