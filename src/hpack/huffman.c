@@ -63,23 +63,23 @@ static inline __attribute__((always_inline)) ptrdiff_t huff_decode(const uint8_t
                 bits += 8;
             }
         }
-        /* Fast path: with 30 bits or more in hand every code is complete. */
+        /* Fast path: with 30 bits or more in hand every code is complete. One- and two-symbol
+         * entries share the branch-free path (kind is the symbol count; two bytes are stored and
+         * the count decides how many are kept, hence the one byte of slack in dst). */
         while (bits >= 30) {
             uint32_t e = hpack_huff_root[acc >> (64 - HPACK_HUFF_ROOT_BITS)];
             unsigned kind = e >> 30, l;
-            if (HPACK_LIKELY(kind == KIND_TWO)) {
+            if (HPACK_LIKELY(kind != KIND_SUBTABLE)) { /* EOS never sits in the root table */
                 if (store) {
                     dst[n] = (uint8_t)e;
                     dst[n + 1] = (uint8_t)(e >> 8);
                 }
-                n += 2;
+                n += kind;
                 l = (e >> 21) & 31u;
             } else {
-                if (kind == KIND_SUBTABLE) {
-                    e = walk_subtables(e, acc);
-                    if ((e >> 30) == KIND_EOS)
-                        return -1; /* RFC 7541 5.2: EOS inside a string is a decoding error */
-                }
+                e = walk_subtables(e, acc);
+                if ((e >> 30) == KIND_EOS)
+                    return -1; /* RFC 7541 5.2: EOS inside a string is a decoding error */
                 if (store)
                     dst[n] = (uint8_t)e;
                 n++;

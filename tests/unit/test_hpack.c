@@ -265,7 +265,7 @@ static void rejects_bad_huffman(void **state)
 static void huffman_round_trips_every_byte(void **state)
 {
     (void)state;
-    uint8_t raw[600], enc[2400], dec[1000];
+    uint8_t raw[600], enc[2400];
     for (int round = 0; round < 50; round++) {
         size_t len = round < 2 ? 256 : (size_t)(rand() % 600);
         for (size_t i = 0; i < len; i++)
@@ -274,9 +274,11 @@ static void huffman_round_trips_every_byte(void **state)
         assert_true(elen <= sizeof enc);
         hpack_huff_encode(raw, len, enc);
         assert_true(hpack_huff_decoded_max(elen) >= len);
-        ptrdiff_t n = hpack_huff_decode(enc, elen, dec);
+        uint8_t *exact = malloc(hpack_huff_decoded_max(elen) + 1); /* the documented room */
+        ptrdiff_t n = hpack_huff_decode(enc, elen, exact);
         assert_int_equal(n, (ptrdiff_t)len);
-        assert_memory_equal(dec, raw, len);
+        assert_memory_equal(exact, raw, len);
+        free(exact);
         assert_int_equal(hpack_huff_validate(enc, elen), (ptrdiff_t)len);
     }
 }
@@ -319,7 +321,11 @@ static void huffman_matches_reference_on_random_input(void **state)
         for (size_t i = 0; i < len; i++) /* mostly ones: long codes, EOS and padding corner cases */
             in[i] = rand() % 3 ? (uint8_t)(0xff ^ (1u << (rand() % 8)) * (rand() % 2)) : (uint8_t)rand();
         ptrdiff_t want = reference_huff_decode(in, len, a);
-        ptrdiff_t got = hpack_huff_decode(in, len, b);
+        uint8_t *room = malloc(hpack_huff_decoded_max(len) + 1);
+        ptrdiff_t got = hpack_huff_decode(in, len, room);
+        if (got > 0)
+            memcpy(b, room, (size_t)got);
+        free(room);
         assert_int_equal(got, want);
         assert_int_equal(hpack_huff_validate(in, len), want);
         if (want > 0) {
