@@ -1,9 +1,10 @@
 /* Huffman coding for HPACK strings.
  *
- * Decoding keeps up to 64 input bits in an accumulator (MSB first) and looks up 11 bits at a time
- * in a generated root table: one lookup yields one or two whole symbols for every code of 11 bits
- * or less (all of the printable ASCII people put in headers but a handful). Longer codes go
- * through 8-bit subtables, at most three more lookups. There is no per-bit loop. */
+ * Decoding keeps up to 64 input bits in an accumulator (MSB first) and looks up 12 bits at a time
+ * in a generated root table (16 KiB): one lookup yields one or two whole symbols for every code of
+ * 12 bits or less (all of the printable ASCII people put in headers but a handful); two 6-bit
+ * codes, the commonest case in lowercase text, come out together. Longer codes go through 8-bit
+ * subtables, at most three more lookups. There is no per-bit loop. */
 #include "hpack/huffman.h"
 
 #include <stdbool.h>
