@@ -308,11 +308,11 @@ static inline unsigned static_find(const rill_header *f, unsigned *exact)
     if (!idx)
         return 0;
     const hpack_static_entry *se = &hpack_static_table[idx];
-    if (se->name_len != f->name_len || memcmp(se->name, f->name, f->name_len) != 0)
+    if (se->name_len != f->name_len || !hpack_bytes_equal(se->name, f->name, f->name_len))
         return 0;
     for (unsigned i = idx; i < idx + hpack_static_name_run[idx]; i++) {
         se = &hpack_static_table[i];
-        if (se->value_len == f->value_len && memcmp(se->value, f->value, f->value_len) == 0) {
+        if (se->value_len == f->value_len && hpack_bytes_equal(se->value, f->value, f->value_len)) {
             *exact = i;
             break;
         }

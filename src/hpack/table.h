@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "hpack/hpack_int.h"
+
 typedef struct hpack_entry {
     uint32_t off; /* start of the name in the byte ring; the value follows it (ring order) */
     uint32_t name_len;
@@ -90,7 +92,7 @@ static inline bool hpack_ring_equal(const hpack_table *t, uint32_t off, const ui
         return true;
     uint32_t first = t->data_cap - off;
     if (len <= first)
-        return memcmp(t->data + off, s, len) == 0;
+        return hpack_bytes_equal(t->data + off, s, len);
     return memcmp(t->data + off, s, first) == 0 && memcmp(t->data, s + first, len - first) == 0;
 }
 
