@@ -468,23 +468,29 @@ int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t
     /* The output may still fit: encode into a temporary buffer against a copy of the state that is
      * thrown away if it does not. */
     uint8_t *tmp = malloc(bound);
+    struct name_stat *stats = malloc(sizeof enc->stats);
     struct enc_state saved;
-    if (!tmp || state_clone(&saved, &enc->s) != RILL_OK) {
+    if (!tmp || !stats || state_clone(&saved, &enc->s) != RILL_OK) {
         free(tmp);
+        free(stats);
         return RILL_ERR_NOMEM;
     }
+    memcpy(stats, enc->stats, sizeof enc->stats);
     bool pending = enc->update_pending;
     size_t n = encode_all(enc, fields, count, tmp);
     if (n <= cap) {
         memcpy(out, tmp, n);
         *out_len = n;
         state_free(&saved);
+        free(stats);
         free(tmp);
         return RILL_OK;
     }
     state_free(&enc->s);
     enc->s = saved;
+    memcpy(enc->stats, stats, sizeof enc->stats);
     enc->update_pending = pending;
+    free(stats);
     free(tmp);
     return RILL_ERR_BUFFER_TOO_SMALL;
 }
