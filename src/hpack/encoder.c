@@ -48,6 +48,7 @@ struct rill_hpack_encoder {
     struct name_stat stats[NAME_STATS];
     uint32_t local_cap;
     uint32_t options;
+    uint32_t signalled;     /* the table size the peer's decoder believes in (4096 at first) */
     bool update_pending;
     uint32_t update_min;    /* smallest size since the last block, signalled first ... */
     uint32_t update_target; /* ... then this one, if larger */
@@ -152,6 +153,7 @@ rill_hpack_encoder *rill_hpack_encoder_new(uint32_t max_table_size)
     uint32_t initial = max_table_size < RILL_HPACK_DEFAULT_TABLE_SIZE ? max_table_size
                                                                        : RILL_HPACK_DEFAULT_TABLE_SIZE;
     hpack_table_init(&enc->s.table, initial);
+    enc->signalled = RILL_HPACK_DEFAULT_TABLE_SIZE;
     return enc;
 }
 
@@ -184,8 +186,10 @@ size_t rill_hpack_encoder_table_size(const rill_hpack_encoder *enc)
 void rill_hpack_encoder_set_peer_max_table_size(rill_hpack_encoder *enc, uint32_t size)
 {
     uint32_t target = size < enc->local_cap ? size : enc->local_cap;
+    /* Compared with what the decoder believes, not with our table: a decoder whose setting went
+     * below its current size insists on an update even if our table is already that small. */
     if (!enc->update_pending) {
-        if (target == enc->s.table.max_size)
+        if (target == enc->signalled)
             return;
         enc->update_min = target;
         enc->update_pending = true;
@@ -415,6 +419,7 @@ static size_t encode_all(rill_hpack_encoder *enc, const rill_header *fields, siz
         }
         n += hpack_encode_int(out + n, 0x20, 5, enc->update_target);
         hpack_table_set_max(&enc->s.table, enc->update_target);
+        enc->signalled = enc->update_target;
         enc->update_pending = false;
     }
     for (size_t i = 0; i < count; i++)
@@ -477,6 +482,7 @@ int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t
     }
     memcpy(stats, enc->stats, sizeof enc->stats);
     bool pending = enc->update_pending;
+    uint32_t signalled = enc->signalled;
     size_t n = encode_all(enc, fields, count, tmp);
     if (n <= cap) {
         memcpy(out, tmp, n);
@@ -490,6 +496,7 @@ int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t
     enc->s = saved;
     memcpy(enc->stats, stats, sizeof enc->stats);
     enc->update_pending = pending;
+    enc->signalled = signalled;
     free(stats);
     free(tmp);
     return RILL_ERR_BUFFER_TOO_SMALL;

@@ -897,6 +897,29 @@ static void table_size_updates_follow_peer_setting(void **state)
     rill_hpack_decoder_free(dec);
 }
 
+static void smaller_local_cap_is_announced_when_the_peer_lowers_its_setting(void **state)
+{
+    (void)state;
+    /* Our cap is 256 from the start; the peer's decoder starts at 4096, then its setting becomes
+     * 1024: it now insists on an update, although our table never exceeded 256. */
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(256);
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    rill_header f[] = {hdr("x-a", "1", 0)};
+    collected c;
+    round_trip(enc, dec, f, 1, &c);
+    rill_hpack_encoder_set_peer_max_table_size(enc, 1024);
+    rill_hpack_decoder_set_max_table_size(dec, 1024);
+    uint8_t out[64];
+    size_t len;
+    assert_int_equal(rill_hpack_encode(enc, f, 1, out, sizeof out, &len), RILL_OK);
+    assert_memory_equal(out, "\x3f\xe1\x01", 3); /* update to 256 */
+    memset(&c, 0, sizeof c);
+    assert_int_equal(rill_hpack_decode_block(dec, out, len, collect_cb, &c), RILL_OK);
+    assert_int_equal(c.count, 1);
+    rill_hpack_encoder_free(enc);
+    rill_hpack_decoder_free(dec);
+}
+
 static void small_buffer_leaves_state_unchanged(void **state)
 {
     (void)state;
@@ -1032,6 +1055,7 @@ int main(void)
         cmocka_unit_test(dynamic_names_are_reused_even_when_evicted_by_the_insert),
         cmocka_unit_test(huffman_only_when_shorter),
         cmocka_unit_test(table_size_updates_follow_peer_setting),
+        cmocka_unit_test(smaller_local_cap_is_announced_when_the_peer_lowers_its_setting),
         cmocka_unit_test(small_buffer_leaves_state_unchanged),
         cmocka_unit_test(empty_values_may_be_null),
         cmocka_unit_test(random_fields_round_trip_with_eviction),
