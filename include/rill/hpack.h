@@ -56,6 +56,7 @@ RILL_API void rill_hpack_decoder_set_max_header_list_size(rill_hpack_decoder *de
  *   RILL_ERR_HEADER_LIST_TOO_LARGE the list exceeded the limit: the whole block was still decoded
  *                                  so the dynamic table stays in sync, but fields past the limit
  *                                  were not delivered (answer 431 or RST_STREAM, keep the connection)
+ *   RILL_ERR_NOMEM                 out of memory; the context is unusable
  *   the callback's non-zero return */
 RILL_API int rill_hpack_decode_block(rill_hpack_decoder *dec, const uint8_t *block, size_t len,
                                      rill_hpack_field_cb cb, void *user);
@@ -68,7 +69,9 @@ RILL_API size_t rill_hpack_decoder_table_size(const rill_hpack_decoder *dec);
 typedef struct rill_hpack_encoder rill_hpack_encoder;
 
 /* An encoder whose dynamic table will use at most max_table_size octets (a local cap, applied on
- * top of the peer's SETTINGS_HEADER_TABLE_SIZE). Returns NULL when out of memory. */
+ * top of the peer's SETTINGS_HEADER_TABLE_SIZE). Returns NULL when out of memory. Until
+ * rill_hpack_encoder_set_peer_max_table_size() is called the peer's setting is taken to be the
+ * protocol default, 4096, so the table starts at min(max_table_size, 4096) with no update sent. */
 RILL_API rill_hpack_encoder *rill_hpack_encoder_new(uint32_t max_table_size);
 RILL_API void rill_hpack_encoder_free(rill_hpack_encoder *enc);
 
@@ -82,10 +85,25 @@ RILL_API size_t rill_hpack_encode_bound(const rill_hpack_encoder *enc, const ril
 
 /* Encode one header block into out[0..cap). On success *out_len is set and RILL_OK returned.
  * RILL_ERR_BUFFER_TOO_SMALL leaves the encoder state unchanged so the call can be repeated
- * with a larger buffer. Names must already be lowercase (HTTP/2 rule); the encoder does not
- * validate field syntax. */
+ * with a larger buffer (a cap below rill_hpack_encode_bound() is tried against a copy of the
+ * state, which may fail with RILL_ERR_NOMEM). RILL_ERR_INVALID_ARG: a name or value over 1 GiB.
+ * Names must already be lowercase (HTTP/2 rule); the encoder does not validate field syntax. */
 RILL_API int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t count,
                                uint8_t *out, size_t cap, size_t *out_len);
+
+/* Encoder options (rill_hpack_encoder_set_options). The default, 0, is the adaptive policy: index
+ * fields whose values tend to repeat; keep one-off values out of the table (:path with a query;
+ * content-length, date, etag, last-modified, if-*... until their values are seen to repeat, as
+ * date does within a burst of responses; any name once its values prove to be one-offs); send
+ * sensitive fields (authorization, proxy-authorization, set-cookie, cookies under 20 bytes, and
+ * RILL_HEADER_NEVER_INDEX) never indexed; Huffman-code a string only when that makes it shorter. */
+#define RILL_HPACK_ENC_INDEX_ALL 0x01u      /* index every field whose flags allow it, no policy */
+#define RILL_HPACK_ENC_HUFFMAN_NEVER 0x02u  /* send every string as is */
+#define RILL_HPACK_ENC_HUFFMAN_ALWAYS 0x04u /* Huffman-code every string */
+RILL_API void rill_hpack_encoder_set_options(rill_hpack_encoder *enc, uint32_t options);
+
+/* Current dynamic table size of the encoder in HPACK octets. */
+RILL_API size_t rill_hpack_encoder_table_size(const rill_hpack_encoder *enc);
 
 #ifdef __cplusplus
 }
