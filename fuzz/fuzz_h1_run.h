@@ -1,0 +1,142 @@
+/* Shared by fuzz_h1_request.c and fuzz_h1_response.c: runs the parser over an input whole and
+ * split into small pieces and aborts if the two runs disagree (events, body bytes, error), so
+ * the fuzzer checks split-independence as well as memory safety. */
+#ifndef FUZZ_H1_RUN_H
+#define FUZZ_H1_RUN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rill/h1.h"
+
+struct digest {
+    uint64_t h;
+    int rc;
+    rill_h1_error err;
+    size_t heads;
+};
+
+static void mix(struct digest *d, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        d->h = (d->h ^ b[i]) * 0x100000001b3ull;
+}
+
+static void mix_fields(struct digest *d, const rill_h1_field *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        mix(d, f[i].name, f[i].name_len);
+        mix(d, ":", 1);
+        mix(d, f[i].value, f[i].value_len);
+        mix(d, "\n", 1);
+    }
+}
+
+typedef void (*head_hook)(const rill_h1_head *head);
+
+/* Feeds data in pieces of `step` bytes (0 = whole) and digests every event. */
+static void run(rill_h1_role role, const char *method, const uint8_t *data, size_t len,
+                size_t step, head_hook hook, struct digest *d)
+{
+    rill_h1_limits lim;
+    rill_h1_limits_default(&lim);
+    lim.max_head_size = 2048; /* small limits so the fuzzer reaches them */
+    lim.max_request_line = 512;
+    lim.max_fields = 16;
+    lim.max_trailer_size = 256;
+    lim.max_trailer_fields = 4;
+    lim.max_chunk_ext = 32;
+    lim.max_body = 1u << 20;
+    rill_h1_parser *p = rill_h1_parser_new(role, &lim);
+    if (!p)
+        abort();
+    if (method)
+        rill_h1_set_request_method(p, method, strlen(method));
+    memset(d, 0, sizeof *d);
+    d->h = 0xcbf29ce484222325ull;
+    size_t off = 0;
+    bool upgraded = false;
+    if (step == 0)
+        step = len ? len : 1;
+    while (off < len && d->rc == 0 && !upgraded) {
+        size_t n = len - off < step ? len - off : step;
+        uint8_t *piece = malloc(n); /* own block: ASan sees any stray read */
+        memcpy(piece, data + off, n);
+        size_t at = 0;
+        for (;;) {
+            rill_h1_event ev;
+            size_t used;
+            int rc = rill_h1_parse(p, piece + at, n - at, &used, &ev);
+            if (used > n - at)
+                abort();
+            at += used;
+            if (rc) {
+                d->rc = rc;
+                break;
+            }
+            if (ev.type == RILL_H1_EV_NONE) {
+                if (at != n)
+                    abort(); /* NONE promises everything was absorbed */
+                break;
+            }
+            if (ev.type == RILL_H1_EV_BODY) {
+                if (ev.len == 0)
+                    abort();
+                mix(d, ev.data, ev.len); /* body bytes: split-independent stream */
+                continue;
+            }
+            uint8_t type = (uint8_t)ev.type;
+            mix(d, &type, 1);
+            if (ev.type == RILL_H1_EV_HEAD) {
+                const rill_h1_head *h = ev.head;
+                d->heads++;
+                if (h->method) {
+                    mix(d, h->method, h->method_len);
+                    mix(d, h->target, h->target_len);
+                }
+                mix(d, &h->status, sizeof h->status);
+                mix(d, &h->body, sizeof h->body);
+                mix(d, &h->content_length, sizeof h->content_length);
+                mix(d, &h->keep_alive, sizeof h->keep_alive);
+                mix_fields(d, h->fields, h->nfields);
+                if (hook)
+                    hook(h);
+            } else if (ev.type == RILL_H1_EV_TRAILERS) {
+                mix_fields(d, ev.fields, ev.nfields);
+            } else if (ev.type == RILL_H1_EV_END) {
+                mix(d, &ev.upgraded, sizeof ev.upgraded);
+                if (ev.upgraded) {
+                    upgraded = true; /* the rest is another protocol's */
+                    break;
+                }
+            }
+        }
+        free(piece);
+        off += n;
+    }
+    if (d->rc == 0 && !upgraded) {
+        rill_h1_event ev;
+        d->rc = rill_h1_parse_eof(p, &ev);
+        uint8_t type = (uint8_t)ev.type;
+        mix(d, &type, 1);
+    }
+    d->err = rill_h1_parser_error(p);
+    if ((d->rc != 0) != (d->err != RILL_H1_E_NONE))
+        abort(); /* every error has a reason, and only errors do */
+    rill_h1_parser_free(p);
+}
+
+static void check_split_independence(rill_h1_role role, const char *method, const uint8_t *data,
+                                     size_t len, size_t step, head_hook hook)
+{
+    struct digest whole, split;
+    run(role, method, data, len, 0, hook, &whole);
+    run(role, method, data, len, step, NULL, &split);
+    if (whole.h != split.h || whole.rc != split.rc || whole.err != split.err)
+        abort();
+}
+
+#endif

@@ -1,0 +1,163 @@
+/* Huffman coding for HPACK strings.
+ *
+ * Decoding keeps up to 64 input bits in an accumulator (MSB first) and looks up 11 bits at a time
+ * in a generated root table: one lookup yields one or two whole symbols for every code of 11 bits
+ * or less (all of the printable ASCII people put in headers but a handful). Longer codes go
+ * through 8-bit subtables, at most three more lookups. There is no per-bit loop. */
+#include "hpack/huffman.h"
+
+#include <stdbool.h>
+
+#include "hpack/hpack_int.h"
+#include "hpack/hpack_tables.h"
+
+#define KIND_SUBTABLE 0u
+#define KIND_ONE 1u
+#define KIND_TWO 2u
+#define KIND_EOS 3u
+
+static inline uint64_t load_be64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+static inline void store_be32(uint8_t *p, uint32_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap32(v);
+#endif
+    memcpy(p, &v, 4);
+}
+
+static inline __attribute__((always_inline)) ptrdiff_t huff_decode(const uint8_t *src, size_t len,
+                                                                   uint8_t *dst, bool store)
+{
+    const uint8_t *p = src, *end = src + len;
+    uint64_t acc = 0;
+    unsigned bits = 0; /* valid bits at the top of acc */
+    size_t n = 0;
+    for (;;) {
+        if (end - p >= 8) {
+            acc |= load_be64(p) >> bits;
+            p += (63 - bits) >> 3;
+            bits |= 56;
+        } else {
+            while (bits <= 56 && p < end) {
+                acc |= (uint64_t)*p++ << (56 - bits);
+                bits += 8;
+            }
+            if (bits == 0)
+                break;
+        }
+        /* Whenever input remains, bits >= 56 here, so any code (<= 30 bits) is complete. */
+        uint32_t e = hpack_huff_root[acc >> (64 - HPACK_HUFF_ROOT_BITS)];
+        unsigned kind = e >> 30;
+        if (HPACK_LIKELY(kind == KIND_TWO)) {
+            unsigned total = (e >> 21) & 31u;
+            if (HPACK_LIKELY(total <= bits)) {
+                if (store) {
+                    dst[n] = (uint8_t)e;
+                    dst[n + 1] = (uint8_t)(e >> 8);
+                }
+                n += 2;
+                acc <<= total;
+                bits -= total;
+                continue;
+            }
+            kind = KIND_ONE; /* near the end: the second code may lie in the zero fill */
+        }
+        if (kind == KIND_ONE) {
+            unsigned l1 = (e >> 16) & 31u;
+            if (l1 > bits)
+                goto tail;
+            if (store)
+                dst[n] = (uint8_t)e;
+            n++;
+            acc <<= l1;
+            bits -= l1;
+            continue;
+        }
+        unsigned shift = HPACK_HUFF_ROOT_BITS;
+        while (kind == KIND_SUBTABLE) {
+            e = hpack_huff_sub[(e & 0xffffu) + (uint32_t)((acc << shift) >> (64 - HPACK_HUFF_SUB_BITS))];
+            shift += HPACK_HUFF_SUB_BITS;
+            kind = e >> 30;
+        }
+        unsigned l = (e >> 16) & 31u;
+        if (l > bits)
+            goto tail;
+        if (kind == KIND_EOS)
+            return -1; /* RFC 7541 5.2: EOS inside a string is a decoding error */
+        if (store)
+            dst[n] = (uint8_t)e;
+        n++;
+        acc <<= l;
+        bits -= l;
+        continue;
+    tail:
+        /* The input is exhausted inside a code: legal only as at most 7 bits of EOS prefix (all
+         * ones); no complete code of 7 bits or less is all ones, so this is unambiguous. */
+        if (bits <= 7 && (acc >> (64 - bits)) == (1u << bits) - 1u)
+            break;
+        return -1;
+    }
+    return (ptrdiff_t)n;
+}
+
+ptrdiff_t hpack_huff_decode(const uint8_t *src, size_t len, uint8_t *dst)
+{
+    return huff_decode(src, len, dst, true);
+}
+
+ptrdiff_t hpack_huff_validate(const uint8_t *src, size_t len)
+{
+    return huff_decode(src, len, NULL, false);
+}
+
+size_t hpack_huff_encoded_len(const uint8_t *src, size_t len)
+{
+    uint64_t bits = 0;
+    size_t i = 0;
+    /* Four independent sums let the loads overlap. */
+    uint64_t b1 = 0, b2 = 0, b3 = 0;
+    for (; i + 4 <= len; i += 4) {
+        bits += hpack_huff_len[src[i]];
+        b1 += hpack_huff_len[src[i + 1]];
+        b2 += hpack_huff_len[src[i + 2]];
+        b3 += hpack_huff_len[src[i + 3]];
+    }
+    for (; i < len; i++)
+        bits += hpack_huff_len[src[i]];
+    bits += b1 + b2 + b3;
+    return (size_t)((bits + 7) >> 3);
+}
+
+void hpack_huff_encode(const uint8_t *src, size_t len, uint8_t *dst)
+{
+    uint64_t acc = 0;
+    unsigned n = 0; /* pending bits in the low end of acc, < 32 between symbols */
+    for (size_t i = 0; i < len; i++) {
+        unsigned l = hpack_huff_len[src[i]];
+        acc = (acc << l) | hpack_huff_code[src[i]];
+        n += l;
+        if (n >= 32) {
+            n -= 32;
+            store_be32(dst, (uint32_t)(acc >> n));
+            dst += 4;
+        }
+    }
+    if (n) {
+        unsigned pad = (8 - (n & 7u)) & 7u; /* pad with the most significant bits of EOS */
+        acc = (acc << pad) | ((1u << pad) - 1u);
+        n += pad;
+        while (n) {
+            n -= 8;
+            *dst++ = (uint8_t)(acc >> n);
+        }
+    }
+}

@@ -1,0 +1,200 @@
+/* Internal structures of the I/O runtime, shared by loop.c, conn.c, listen.c and timer.c. */
+#ifndef RILL_IO_INTERNAL_H
+#define RILL_IO_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "rill/io.h"
+
+/* What an epoll event's data.ptr points at: every registered object starts with this byte. */
+enum io_kind { IO_KIND_CONN = 1, IO_KIND_LISTENER, IO_KIND_WAKE, IO_KIND_SIGNAL };
+
+/* Intrusive circular list: removal needs no head, so a callback may close any connection. */
+struct io_link {
+    struct io_link *prev, *next;
+};
+
+static inline void io_list_init(struct io_link *head) { head->prev = head->next = head; }
+static inline bool io_list_empty(const struct io_link *head) { return head->next == head; }
+static inline void io_list_append(struct io_link *head, struct io_link *node)
+{
+    node->prev = head->prev;
+    node->next = head;
+    head->prev->next = node;
+    head->prev = node;
+}
+static inline void io_list_remove(struct io_link *node)
+{
+    node->prev->next = node->next;
+    node->next->prev = node->prev;
+    node->prev = node->next = node;
+}
+
+/* One queued piece of output: bytes copied into buf[] (cap > 0) or referenced (cap == 0). */
+struct io_chunk {
+    struct io_chunk *next;
+    const uint8_t *data;
+    size_t len;  /* bytes valid at data */
+    size_t off;  /* bytes already written */
+    size_t cap;  /* capacity of buf[]; 0 for a reference */
+    rill_io_release_fn release;
+    void *release_arg;
+    uint8_t buf[];
+};
+
+#define IO_CHUNK_SIZE 16384u /* copy chunks; also one TLS record */
+
+enum conn_state {
+    CONN_CONNECTING, /* client: TCP connect in progress */
+    CONN_HANDSHAKE,  /* TLS handshake in progress */
+    CONN_OPEN,
+    CONN_CLOSING, /* graceful close: flushing the queue, on_close still owed */
+    CONN_LINGER,  /* on_close done: FIN sent, discarding input until EOF or deadline */
+    CONN_DEAD,    /* closed; freed at the end of the turn */
+};
+
+enum conn_flag {
+    CF_OWES_CLOSE = 1 << 0,  /* the application knows this connection: on_close is owed */
+    CF_DIRTY = 1 << 1,       /* on the loop's dirty list */
+    CF_PAUSED = 1 << 2,      /* the application paused reading */
+    CF_WANT_DRAIN = 1 << 3,  /* the queue went above high water: on_drain owed */
+    CF_EP_IN = 1 << 4,       /* registered epoll interest */
+    CF_EP_OUT = 1 << 5,
+    CF_READ_AGAIN = 1 << 6,  /* TLS has decrypted bytes buffered: read again without an event */
+    CF_READ_WANTS_WRITE = 1 << 7, /* SSL_read needs the socket writable */
+    CF_CLIENT = 1 << 8,
+    CF_OPENED = 1 << 9,      /* on_open has been called */
+    CF_SHUTDOWN_SENT = 1 << 10,
+    CF_BLOCKED = 1 << 11,    /* the socket refused output: wait for EPOLLOUT */
+    CF_HS_WANT_WRITE = 1 << 12, /* the TLS handshake waits for the socket to be writable */
+};
+
+#define IO_CONN_OF(node) ((rill_io_conn *)((char *)(node) - offsetof(rill_io_conn, link)))
+
+/* Kept small: an idle cleartext connection costs this struct and nothing else. */
+struct rill_io_conn {
+    uint8_t kind; /* IO_KIND_CONN */
+    uint8_t state;
+    int8_t close_err; /* what on_close reports after a graceful close */
+    uint32_t flags;
+    int fd;
+    struct io_link link; /* in loop->pending, loop->conns or loop->linger; the dead list */
+    rill_io_loop *loop;
+    const struct rill_io_conn_callbacks *cb;
+    void *user;
+    SSL *ssl;
+    struct io_chunk *out_head, *out_tail;
+    size_t queued;
+    rill_io_conn *dirty_next;
+    uint64_t deadline_ms; /* pending / linger lists: when to give up */
+};
+
+struct rill_io_listener {
+    uint8_t kind; /* IO_KIND_LISTENER */
+    int fd;
+    struct io_link link; /* in loop->listeners */
+    rill_io_loop *loop;
+    rill_tls_ctx *tls;
+    const struct rill_io_conn_callbacks *cb;
+    void *user;
+    struct rill_io_addr addr;
+    rill_io_timer *backoff; /* re-enables accepting after EMFILE */
+};
+
+struct rill_io_timer {
+    rill_io_loop *loop;
+    rill_io_timer_fn fn;
+    void *arg;
+    uint64_t deadline;
+    uint64_t seq;    /* arming order: ties fire first-armed first */
+    size_t heap_idx; /* SIZE_MAX when not armed */
+};
+
+struct io_post {
+    struct io_post *next;
+    rill_io_post_fn fn;
+    void *arg;
+};
+
+struct io_handle {
+    uint8_t kind;
+    int fd;
+};
+
+#define IO_RECV_BUF_SIZE 65536u
+#define IO_CHUNK_CACHE_MAX 64u
+
+struct rill_io_loop {
+    int epfd;
+    struct io_handle wake;   /* eventfd */
+    struct io_handle signal; /* signalfd, fd -1 if none */
+    rill_io_signal_fn signal_fn;
+    void *signal_arg;
+    struct rill_io_loop_opts opts;
+    uint64_t now_ms;
+    atomic_bool stop;
+    bool running;
+    bool shutting_down;
+
+    struct io_link listeners;
+    struct io_link pending; /* handshaking / connecting, FIFO by deadline */
+    struct io_link conns;   /* open */
+    struct io_link linger;  /* closing and lingering, FIFO by deadline */
+    struct io_link dead;    /* to free at the end of the turn */
+    uint32_t nconns;        /* pending + conns + closing (max_conns counts these) */
+    uint32_t owed_close;    /* connections whose on_close has not run yet */
+
+    rill_io_conn *dirty;    /* flushed (and TLS re-read) at the end of the turn */
+
+    /* Timers: a binary min-heap of pointers. */
+    rill_io_timer **heap;
+    size_t heap_len, heap_cap;
+    uint64_t timer_seq;
+    rill_io_timer *pending_timer;  /* handshake / connect deadlines */
+    rill_io_timer *linger_timer;   /* graceful close deadlines */
+    rill_io_timer *shutdown_timer; /* graceful shutdown deadline */
+
+    /* Cross-thread posts. */
+    pthread_mutex_t post_lock;
+    struct io_post *post_head, *post_tail;
+
+    /* Free copy chunks, reused to avoid malloc churn. */
+    struct io_chunk *chunk_cache;
+    uint32_t chunk_cache_len;
+
+    char last_error[256];
+    uint8_t *recv_buf;  /* IO_RECV_BUF_SIZE, shared by every connection on the loop */
+    uint8_t *tls_stage; /* IO_CHUNK_SIZE: small chunks coalesced into one TLS record */
+};
+
+/* loop.c */
+void io_set_error(rill_io_loop *loop, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int io_epoll_add(rill_io_loop *loop, int fd, void *ptr, uint32_t events);
+void io_update_deadline_timers(rill_io_loop *loop);
+
+/* timer.c */
+void io_timers_run(rill_io_loop *loop);
+int io_timers_next_timeout(const rill_io_loop *loop); /* ms for epoll_wait, -1 if none */
+
+/* conn.c */
+rill_io_conn *io_conn_new(rill_io_loop *loop, int fd, SSL *ssl, const struct rill_io_conn_callbacks *cb,
+                          void *user, bool client);
+void io_conn_open(rill_io_conn *conn);
+void io_conn_event(rill_io_conn *conn, uint32_t events);
+void io_conn_close_now(rill_io_conn *conn, int err);
+void io_conn_flush_dirty(rill_io_loop *loop);
+void io_conn_free_dead(rill_io_loop *loop);
+void io_conn_expire_pending(rill_io_loop *loop);
+void io_conn_expire_linger(rill_io_loop *loop);
+void io_conn_mark_dirty(rill_io_conn *conn);
+
+/* listen.c */
+void io_listener_event(rill_io_listener *listener);
+
+#endif

@@ -1,0 +1,192 @@
+/* Listening sockets (SO_REUSEPORT, one per loop), accepting, and client connects. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "io/io_internal.h"
+#include "tls/tls_internal.h"
+
+#define IO_ACCEPTS_PER_EVENT 64
+#define IO_ACCEPT_BACKOFF_MS 100
+
+static void set_nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+static void listener_resume(rill_io_timer *t, void *arg)
+{
+    (void)t;
+    rill_io_listener *l = arg;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+    epoll_ctl(l->loop->epfd, EPOLL_CTL_MOD, l->fd, &ev);
+}
+
+/* Out of descriptors: the pending connection stays in the backlog and level-triggered epoll would
+ * report it forever, so stop listening for a moment instead of spinning. */
+static void listener_back_off(rill_io_listener *l, int err)
+{
+    char where[64];
+    rill_io_addr_format(&l->addr, where, sizeof where);
+    io_set_error(l->loop, "accept on %s: %s", where, strerror(err));
+    struct epoll_event ev = {.events = 0, .data.ptr = l};
+    epoll_ctl(l->loop->epfd, EPOLL_CTL_MOD, l->fd, &ev);
+    rill_io_timer_arm(l->backoff, IO_ACCEPT_BACKOFF_MS);
+}
+
+void io_listener_event(rill_io_listener *l)
+{
+    rill_io_loop *loop = l->loop;
+    for (int i = 0; i < IO_ACCEPTS_PER_EVENT; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                listener_back_off(l, errno);
+            return;
+        }
+        if (loop->nconns >= loop->opts.max_conns) {
+            /* Closing at once tells the client now, instead of leaving it in the backlog. */
+            io_set_error(loop, "connection limit (%u) reached", loop->opts.max_conns);
+            close(fd);
+            continue;
+        }
+        set_nodelay(fd);
+        SSL *ssl = NULL;
+        if (l->tls) {
+            ssl = rill_tls_ssl_new(l->tls, NULL);
+            if (!ssl || !SSL_set_fd(ssl, fd)) {
+                SSL_free(ssl);
+                close(fd);
+                continue;
+            }
+        }
+        rill_io_conn *conn = io_conn_new(loop, fd, ssl, l->cb, l->user, false);
+        if (!conn) {
+            SSL_free(ssl);
+            close(fd);
+            continue;
+        }
+        /* The ClientHello has usually arrived with the connection: start right away. */
+        if (ssl)
+            io_conn_event(conn, EPOLLIN);
+        else
+            io_conn_open(conn);
+    }
+}
+
+int rill_io_listen(rill_io_loop *loop, const struct rill_io_addr *addr, rill_tls_ctx *tls,
+                   const struct rill_io_conn_callbacks *cbs, void *user, rill_io_listener **out)
+{
+    if (out)
+        *out = NULL;
+    if (tls && !rill_tls_ctx_is_server(tls))
+        return RILL_ERR_INVALID_ARG;
+    char where[64];
+    rill_io_addr_format(addr, where, sizeof where);
+    int family = addr->ss.ss_family;
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        io_set_error(loop, "cannot listen on %s: %s", where, strerror(errno));
+        return RILL_ERR_IO;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) != 0 || listen(fd, 1024) != 0) {
+        io_set_error(loop, "cannot listen on %s: %s", where, strerror(errno));
+        close(fd);
+        return RILL_ERR_IO;
+    }
+    rill_io_listener *l = calloc(1, sizeof *l);
+    if (!l) {
+        close(fd);
+        return RILL_ERR_NOMEM;
+    }
+    l->kind = IO_KIND_LISTENER;
+    l->fd = fd;
+    l->loop = loop;
+    l->tls = tls;
+    l->cb = cbs;
+    l->user = user;
+    l->addr.len = sizeof l->addr.ss;
+    getsockname(fd, (struct sockaddr *)&l->addr.ss, &l->addr.len);
+    l->backoff = rill_io_timer_new(loop, listener_resume, l);
+    if (!l->backoff || io_epoll_add(loop, fd, l, EPOLLIN) != RILL_OK) {
+        io_set_error(loop, "cannot listen on %s: %s", where, strerror(errno));
+        rill_io_timer_free(l->backoff);
+        close(fd);
+        free(l);
+        return RILL_ERR_IO;
+    }
+    io_list_append(&loop->listeners, &l->link);
+    if (out)
+        *out = l;
+    return RILL_OK;
+}
+
+struct rill_io_addr rill_io_listener_addr(const rill_io_listener *listener)
+{
+    return listener->addr;
+}
+
+void rill_io_listener_close(rill_io_listener *listener)
+{
+    if (!listener)
+        return;
+    io_list_remove(&listener->link);
+    close(listener->fd);
+    rill_io_timer_free(listener->backoff);
+    free(listener);
+}
+
+int rill_io_connect(rill_io_loop *loop, const struct rill_io_addr *addr, rill_tls_ctx *tls,
+                    const char *server_name, const struct rill_io_conn_callbacks *cbs, void *user,
+                    rill_io_conn **out)
+{
+    if (out)
+        *out = NULL;
+    if (tls && rill_tls_ctx_is_server(tls))
+        return RILL_ERR_INVALID_ARG;
+    char where[64];
+    rill_io_addr_format(addr, where, sizeof where);
+    int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        io_set_error(loop, "connect to %s: %s", where, strerror(errno));
+        return RILL_ERR_IO;
+    }
+    set_nodelay(fd);
+    if (connect(fd, (const struct sockaddr *)&addr->ss, addr->len) != 0 && errno != EINPROGRESS) {
+        io_set_error(loop, "connect to %s: %s", where, strerror(errno));
+        close(fd);
+        return RILL_ERR_IO;
+    }
+    SSL *ssl = NULL;
+    if (tls) {
+        ssl = rill_tls_ssl_new(tls, server_name);
+        if (!ssl || !SSL_set_fd(ssl, fd)) {
+            io_set_error(loop, "connect to %s: cannot create TLS state", where);
+            SSL_free(ssl);
+            close(fd);
+            return RILL_ERR_TLS;
+        }
+    }
+    rill_io_conn *conn = io_conn_new(loop, fd, ssl, cbs, user, true);
+    if (!conn) {
+        SSL_free(ssl);
+        close(fd);
+        return RILL_ERR_NOMEM;
+    }
+    if (out)
+        *out = conn;
+    return RILL_OK;
+}

@@ -1,0 +1,487 @@
+/* HPACK decoder and encoder: RFC 7541 Appendix C byte for byte, and every bad-input rule. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "hpack/huffman.h"
+#include "hpack_test_util.h"
+
+/* ---- RFC 7541 Appendix C ---------------------------------------------------------------------- */
+
+typedef struct example {
+    const char *wire;
+    size_t nfields;
+    const char *fields[6][2];
+    size_t table_size; /* after the block */
+} example;
+
+static const example c2[] = {
+    {"400a637573746f6d2d6b65790d637573746f6d2d686561646572", 1, {{"custom-key", "custom-header"}}, 55},
+};
+
+static const example c3[] = {
+    {"828684410f7777772e6578616d706c652e636f6d", 4,
+     {{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {":authority", "www.example.com"}}, 57},
+    {"828684be58086e6f2d6361636865", 5,
+     {{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {":authority", "www.example.com"},
+      {"cache-control", "no-cache"}},
+     110},
+    {"828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565", 5,
+     {{":method", "GET"}, {":scheme", "https"}, {":path", "/index.html"},
+      {":authority", "www.example.com"}, {"custom-key", "custom-value"}},
+     164},
+};
+
+static const example c4[] = {
+    {"828684418cf1e3c2e5f23a6ba0ab90f4ff", 4,
+     {{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {":authority", "www.example.com"}}, 57},
+    {"828684be5886a8eb10649cbf", 5,
+     {{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {":authority", "www.example.com"},
+      {"cache-control", "no-cache"}},
+     110},
+    {"828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf", 5,
+     {{":method", "GET"}, {":scheme", "https"}, {":path", "/index.html"},
+      {":authority", "www.example.com"}, {"custom-key", "custom-value"}},
+     164},
+};
+
+#define DATE1 "Mon, 21 Oct 2013 20:13:21 GMT"
+#define DATE2 "Mon, 21 Oct 2013 20:13:22 GMT"
+#define COOKIE "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1"
+
+static const example c5[] = {
+    {"4803333032580770726976617465611d4d6f6e2c203231204f637420323031332032303a31333a323120474d54"
+     "6e1768747470733a2f2f7777772e6578616d706c652e636f6d",
+     4,
+     {{":status", "302"}, {"cache-control", "private"}, {"date", DATE1},
+      {"location", "https://www.example.com"}},
+     222},
+    {"4803333037c1c0bf", 4,
+     {{":status", "307"}, {"cache-control", "private"}, {"date", DATE1},
+      {"location", "https://www.example.com"}},
+     222},
+    {"88c1611d4d6f6e2c203231204f637420323031332032303a31333a323220474d54c05a04677a69707738666f6f3d"
+     "4153444a4b48514b425a584f5157454f50495541585157454f49553b206d61782d6167653d333630303b20766572"
+     "73696f6e3d31",
+     6,
+     {{":status", "200"}, {"cache-control", "private"}, {"date", DATE2},
+      {"location", "https://www.example.com"}, {"content-encoding", "gzip"}, {"set-cookie", COOKIE}},
+     215},
+};
+
+static const example c6[] = {
+    {"488264025885aec3771a4b6196d07abe941054d444a8200595040b8166e082a62d1bff6e919d29ad171863c78f0b"
+     "97c8e9ae82ae43d3",
+     4,
+     {{":status", "302"}, {"cache-control", "private"}, {"date", DATE1},
+      {"location", "https://www.example.com"}},
+     222},
+    {"4883640effc1c0bf", 4,
+     {{":status", "307"}, {"cache-control", "private"}, {"date", DATE1},
+      {"location", "https://www.example.com"}},
+     222},
+    {"88c16196d07abe941054d444a8200595040b8166e084a62d1bffc05a839bd9ab77ad94e7821dd7f2e6c7b335dfdf"
+     "cd5b3960d5af27087f3672c1ab270fb5291f9587316065c003ed4ee5b1063d5007",
+     6,
+     {{":status", "200"}, {"cache-control", "private"}, {"date", DATE2},
+      {"location", "https://www.example.com"}, {"content-encoding", "gzip"}, {"set-cookie", COOKIE}},
+     215},
+};
+
+static void decode_examples(const example *ex, size_t n, uint32_t table_size)
+{
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(table_size);
+    assert_non_null(dec);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t wire[256];
+        size_t len = unhex(ex[i].wire, wire, sizeof wire);
+        collected c = {0};
+        assert_int_equal(rill_hpack_decode_block(dec, wire, len, collect_cb, &c), RILL_OK);
+        assert_int_equal(c.count, ex[i].nfields);
+        for (size_t f = 0; f < c.count; f++) {
+            assert_string_equal(c.name[f], ex[i].fields[f][0]);
+            assert_string_equal(c.value[f], ex[i].fields[f][1]);
+            assert_int_equal(c.flags[f], 0);
+        }
+        assert_int_equal(rill_hpack_decoder_table_size(dec), ex[i].table_size);
+    }
+    rill_hpack_decoder_free(dec);
+}
+
+static void decode_c2_field_representations(void **state)
+{
+    (void)state;
+    decode_examples(c2, 1, 4096);
+
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    uint8_t wire[64];
+    collected c = {0};
+    size_t len = unhex("040c2f73616d706c652f70617468", wire, sizeof wire); /* C.2.2 */
+    assert_int_equal(rill_hpack_decode_block(dec, wire, len, collect_cb, &c), RILL_OK);
+    assert_int_equal(c.count, 1);
+    assert_string_equal(c.name[0], ":path");
+    assert_string_equal(c.value[0], "/sample/path");
+    assert_int_equal(c.flags[0], 0);
+    assert_int_equal(rill_hpack_decoder_table_size(dec), 0);
+
+    memset(&c, 0, sizeof c);
+    len = unhex("100870617373776f726406736563726574", wire, sizeof wire); /* C.2.3 */
+    assert_int_equal(rill_hpack_decode_block(dec, wire, len, collect_cb, &c), RILL_OK);
+    assert_int_equal(c.count, 1);
+    assert_string_equal(c.name[0], "password");
+    assert_string_equal(c.value[0], "secret");
+    assert_int_equal(c.flags[0], RILL_HEADER_NEVER_INDEX);
+    assert_int_equal(rill_hpack_decoder_table_size(dec), 0);
+
+    memset(&c, 0, sizeof c);
+    len = unhex("82", wire, sizeof wire); /* C.2.4 */
+    assert_int_equal(rill_hpack_decode_block(dec, wire, len, collect_cb, &c), RILL_OK);
+    assert_int_equal(c.count, 1);
+    assert_string_equal(c.name[0], ":method");
+    assert_string_equal(c.value[0], "GET");
+    rill_hpack_decoder_free(dec);
+}
+
+static void decode_c3_requests(void **state)
+{
+    (void)state;
+    decode_examples(c3, 3, 4096);
+}
+
+static void decode_c4_requests_huffman(void **state)
+{
+    (void)state;
+    decode_examples(c4, 3, 4096);
+}
+
+static void decode_c5_responses_with_eviction(void **state)
+{
+    (void)state;
+    decode_examples(c5, 3, 256);
+}
+
+static void decode_c6_responses_huffman_with_eviction(void **state)
+{
+    (void)state;
+    decode_examples(c6, 3, 256);
+}
+
+/* ---- decoder: bad input ----------------------------------------------------------------------- */
+
+static int decode_hex(rill_hpack_decoder *dec, const char *hex, collected *c)
+{
+    uint8_t wire[512];
+    size_t len = unhex(hex, wire, sizeof wire);
+    collected local = {0};
+    /* A heap copy sized exactly, so ASan catches any read past the block. */
+    uint8_t *exact = malloc(len ? len : 1);
+    memcpy(exact, wire, len);
+    int rc = rill_hpack_decode_block(dec, exact, len, collect_cb, c ? c : &local);
+    free(exact);
+    return rc;
+}
+
+static int decode_fresh(const char *hex)
+{
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    int rc = decode_hex(dec, hex, NULL);
+    rill_hpack_decoder_free(dec);
+    return rc;
+}
+
+static void rejects_index_zero(void **state)
+{
+    (void)state;
+    assert_int_equal(decode_fresh("80"), RILL_ERR_COMPRESSION);
+}
+
+static void rejects_index_past_tables(void **state)
+{
+    (void)state;
+    assert_int_equal(decode_fresh("bd"), RILL_OK); /* 61: last static entry */
+    assert_int_equal(decode_fresh("be"), RILL_ERR_COMPRESSION); /* 62 with an empty table */
+    assert_int_equal(decode_fresh("7e0161"), RILL_ERR_COMPRESSION); /* name index 62 */
+    assert_int_equal(decode_fresh("0f3001"), RILL_ERR_COMPRESSION); /* name index 63, 4-bit prefix */
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    assert_int_equal(decode_hex(dec, "40016101 62 40016301 64", NULL), RILL_OK); /* a: b, :authority: A */
+    assert_int_equal(decode_hex(dec, "bebf", NULL), RILL_OK);
+    assert_int_equal(decode_hex(dec, "c0", NULL), RILL_ERR_COMPRESSION);
+    rill_hpack_decoder_free(dec);
+}
+
+static void rejects_truncated_integers(void **state)
+{
+    (void)state;
+    assert_int_equal(decode_fresh("ff"), RILL_ERR_COMPRESSION);
+    assert_int_equal(decode_fresh("ff80"), RILL_ERR_COMPRESSION);
+    assert_int_equal(decode_fresh("7f"), RILL_ERR_COMPRESSION);
+    assert_int_equal(decode_fresh("3f"), RILL_ERR_COMPRESSION);
+    assert_int_equal(decode_fresh("0f"), RILL_ERR_COMPRESSION);
+    assert_int_equal(decode_fresh("00 7f"), RILL_ERR_COMPRESSION); /* string length */
+}
+
+static void rejects_integers_wider_than_32_bits(void **state)
+{
+    (void)state;
+    assert_int_equal(decode_fresh("ff ffffffff0f"), RILL_ERR_COMPRESSION); /* 2^32 + 126 */
+    assert_int_equal(decode_fresh("ff 8080808080 00"), RILL_ERR_COMPRESSION); /* 6 continuations */
+    assert_int_equal(decode_fresh("00 ff ffffffff0f"), RILL_ERR_COMPRESSION);
+    /* The largest 32-bit value is a valid integer (and here an index past the tables). */
+    assert_int_equal(decode_fresh("ff 80ffffff0f"), RILL_ERR_COMPRESSION);
+}
+
+static void rejects_truncated_strings(void **state)
+{
+    (void)state;
+    assert_int_equal(decode_fresh("40 05 6162"), RILL_ERR_COMPRESSION); /* name cut short */
+    assert_int_equal(decode_fresh("40 01 61"), RILL_ERR_COMPRESSION);   /* value missing */
+    assert_int_equal(decode_fresh("04"), RILL_ERR_COMPRESSION);
+    assert_int_equal(decode_fresh("04 03 2f61"), RILL_ERR_COMPRESSION);
+    assert_int_equal(decode_fresh("00"), RILL_ERR_COMPRESSION);
+    assert_int_equal(decode_fresh("10 85 1f"), RILL_ERR_COMPRESSION); /* Huffman, cut short */
+}
+
+static void rejects_bad_huffman(void **state)
+{
+    (void)state;
+    collected c = {0};
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    assert_int_equal(decode_hex(dec, "01 81 1f", &c), RILL_OK); /* 'a' + 3 bits of EOS prefix */
+    assert_string_equal(c.value[0], "a");
+    rill_hpack_decoder_free(dec);
+    assert_int_equal(decode_fresh("01 84 ffffffff"), RILL_ERR_COMPRESSION); /* EOS in the string */
+    assert_int_equal(decode_fresh("01 84 1fffffff"), RILL_ERR_COMPRESSION); /* 'a' + 27 one bits */
+    assert_int_equal(decode_fresh("01 82 1fff"), RILL_ERR_COMPRESSION);     /* 11 bits of padding */
+    assert_int_equal(decode_fresh("01 81 18"), RILL_ERR_COMPRESSION);       /* padding not EOS prefix */
+    assert_int_equal(decode_fresh("01 81 fe"), RILL_ERR_COMPRESSION);       /* incomplete symbol */
+    assert_int_equal(decode_fresh("01 81 ff"), RILL_ERR_COMPRESSION);       /* 8 bits of padding */
+    assert_int_equal(decode_fresh("81 80"), RILL_ERR_COMPRESSION); /* not a string: index 1, then 0 */
+    assert_int_equal(decode_fresh("0080 0161"), RILL_OK);          /* empty Huffman name */
+}
+
+static void huffman_round_trips_every_byte(void **state)
+{
+    (void)state;
+    uint8_t raw[600], enc[2400], dec[1000];
+    for (int round = 0; round < 50; round++) {
+        size_t len = round < 2 ? 256 : (size_t)(rand() % 600);
+        for (size_t i = 0; i < len; i++)
+            raw[i] = round == 0 ? (uint8_t)i : round == 1 ? (uint8_t)(255 - i) : (uint8_t)rand();
+        size_t elen = hpack_huff_encoded_len(raw, len);
+        assert_true(elen <= sizeof enc);
+        hpack_huff_encode(raw, len, enc);
+        assert_true(hpack_huff_decoded_max(elen) >= len);
+        ptrdiff_t n = hpack_huff_decode(enc, elen, dec);
+        assert_int_equal(n, (ptrdiff_t)len);
+        assert_memory_equal(dec, raw, len);
+        assert_int_equal(hpack_huff_validate(enc, elen), (ptrdiff_t)len);
+    }
+}
+
+static void rejects_size_update_after_a_field(void **state)
+{
+    (void)state;
+    assert_int_equal(decode_fresh("82 20"), RILL_ERR_COMPRESSION);
+    assert_int_equal(decode_fresh("20 82 3fe11f"), RILL_ERR_COMPRESSION);
+    assert_int_equal(decode_fresh("20 3fe11f 82"), RILL_OK); /* two updates, both at the start */
+}
+
+static void rejects_size_update_above_the_setting(void **state)
+{
+    (void)state;
+    assert_int_equal(decode_fresh("3fe11f"), RILL_OK);                  /* 4096 */
+    assert_int_equal(decode_fresh("3fe21f"), RILL_ERR_COMPRESSION);     /* 4097 */
+    assert_int_equal(decode_fresh("3fffffffff0f"), RILL_ERR_COMPRESSION); /* huge */
+}
+
+static void smaller_setting_forces_an_update(void **state)
+{
+    (void)state;
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    assert_int_equal(decode_hex(dec, "40016101 62 40016301 64", NULL), RILL_OK);
+    assert_int_equal(rill_hpack_decoder_table_size(dec), 68);
+    rill_hpack_decoder_set_max_table_size(dec, 40);
+    assert_int_equal(decode_hex(dec, "82", NULL), RILL_ERR_COMPRESSION);
+
+    rill_hpack_decoder_free(dec);
+    dec = rill_hpack_decoder_new(4096);
+    assert_int_equal(decode_hex(dec, "40016101 62 40016301 64", NULL), RILL_OK);
+    rill_hpack_decoder_set_max_table_size(dec, 40);
+    assert_int_equal(decode_hex(dec, "3f09 be", NULL), RILL_OK); /* update to 40 keeps one entry */
+    assert_int_equal(rill_hpack_decoder_table_size(dec), 34);
+    assert_int_equal(decode_hex(dec, "bf", NULL), RILL_ERR_COMPRESSION); /* the other one is gone */
+    rill_hpack_decoder_free(dec);
+
+    /* Down to 0 then back up to 4096 before the next block: the update must reach 0 first. */
+    dec = rill_hpack_decoder_new(4096);
+    assert_int_equal(decode_hex(dec, "40016101 62 40016301 64", NULL), RILL_OK);
+    rill_hpack_decoder_set_max_table_size(dec, 0);
+    rill_hpack_decoder_set_max_table_size(dec, 4096);
+    assert_int_equal(decode_hex(dec, "3fe11f 82", NULL), RILL_ERR_COMPRESSION);
+    rill_hpack_decoder_free(dec);
+    dec = rill_hpack_decoder_new(4096);
+    assert_int_equal(decode_hex(dec, "40016101 62 40016301 64", NULL), RILL_OK);
+    rill_hpack_decoder_set_max_table_size(dec, 0);
+    rill_hpack_decoder_set_max_table_size(dec, 4096);
+    assert_int_equal(decode_hex(dec, "20 3fe11f 82", NULL), RILL_OK);
+    assert_int_equal(rill_hpack_decoder_table_size(dec), 0);
+    /* A larger setting needs no update. */
+    rill_hpack_decoder_set_max_table_size(dec, 8192);
+    assert_int_equal(decode_hex(dec, "82", NULL), RILL_OK);
+    rill_hpack_decoder_free(dec);
+}
+
+static void evicts_oldest_entries(void **state)
+{
+    (void)state;
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(100);
+    /* 40-octet entries: "k1: 123456" etc. (2 + 6 + 32). */
+    assert_int_equal(decode_hex(dec, "40026b3106313233343536", NULL), RILL_OK);
+    assert_int_equal(decode_hex(dec, "40026b3206313233343536", NULL), RILL_OK);
+    assert_int_equal(rill_hpack_decoder_table_size(dec), 80);
+    assert_int_equal(decode_hex(dec, "40026b3306313233343536", NULL), RILL_OK);
+    assert_int_equal(rill_hpack_decoder_table_size(dec), 80);
+    collected c = {0};
+    assert_int_equal(decode_hex(dec, "be bf", &c), RILL_OK);
+    assert_string_equal(c.name[0], "k3");
+    assert_string_equal(c.name[1], "k2");
+    assert_int_equal(decode_hex(dec, "c0", NULL), RILL_ERR_COMPRESSION);
+    /* An entry bigger than the table empties it (4.4), without error. */
+    char big[256] = "4003 6b6b6b 46 "; /* 70 bytes: 3 + 70 + 32 > 100 */
+    for (int i = 0; i < 70; i++)
+        strcat(big, "61");
+    assert_int_equal(decode_hex(dec, big, NULL), RILL_OK);
+    assert_int_equal(rill_hpack_decoder_table_size(dec), 0);
+    assert_int_equal(decode_hex(dec, "be", NULL), RILL_ERR_COMPRESSION);
+    rill_hpack_decoder_free(dec);
+}
+
+static void entries_wrapping_the_ring_decode_intact(void **state)
+{
+    (void)state;
+    /* Table of 100: entries of 45 bytes (13 payload) walk around the 100-byte ring. */
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(100);
+    char hex[64];
+    for (int i = 0; i < 40; i++) {
+        snprintf(hex, sizeof hex, "4004 6b6b%02x%02x 09 76616c7565%02x%02x%02x%02x", 0x30 + i % 10,
+                 0x30 + i / 10, i, i, i, i);
+        assert_int_equal(decode_hex(dec, hex, NULL), RILL_OK);
+        collected c = {0};
+        assert_int_equal(decode_hex(dec, i ? "be bf" : "be", &c), RILL_OK);
+        assert_int_equal(c.name[0][2], 0x30 + i % 10);
+        assert_int_equal((uint8_t)c.value[0][8], (uint8_t)i);
+        if (i) {
+            assert_int_equal(c.name[1][2], 0x30 + (i - 1) % 10);
+            assert_string_equal(c.value[1], "x"); /* the re-indexed copy of the previous one */
+        }
+        /* Re-index the newest entry's name under a new value: the name comes from the ring. */
+        assert_int_equal(decode_hex(dec, "7e 0178", NULL), RILL_OK);
+        memset(&c, 0, sizeof c);
+        assert_int_equal(decode_hex(dec, "be", &c), RILL_OK);
+        assert_int_equal(c.name[0][2], 0x30 + i % 10);
+        assert_string_equal(c.value[0], "x");
+    }
+    rill_hpack_decoder_free(dec);
+}
+
+static int count_cb(void *user, const rill_header *h)
+{
+    (void)h;
+    (*(int *)user)++;
+    return 0;
+}
+
+static void header_list_limit_keeps_table_in_sync(void **state)
+{
+    (void)state;
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    rill_hpack_decoder_set_max_header_list_size(dec, 100);
+    /* :method GET (42), then a: b (34) = 76, then c: 30 bytes (63) -> 139 > 100, then an indexed
+     * literal x: y past the limit, then a Huffman literal that must still be validated. */
+    int n = 0;
+    uint8_t wire[128];
+    size_t len = unhex("82 40016101 62 4001631e"
+                       "787878787878787878787878787878787878787878787878787878787878"
+                       "40017801 79",
+                       wire, sizeof wire);
+    assert_int_equal(rill_hpack_decode_block(dec, wire, len, count_cb, &n),
+                     RILL_ERR_HEADER_LIST_TOO_LARGE);
+    assert_int_equal(n, 2);
+    /* The table holds a, c and x: the next block resolves all of them. */
+    collected c = {0};
+    assert_int_equal(decode_hex(dec, "be bf", &c), RILL_OK); /* 34 + 63 octets: within 100 */
+    assert_int_equal(decode_hex(dec, "c0", &c), RILL_OK);
+    assert_int_equal(c.count, 3);
+    assert_string_equal(c.name[0], "x");
+    assert_string_equal(c.name[1], "c");
+    assert_string_equal(c.name[2], "a");
+    /* Bad Huffman past the limit is still a compression error. */
+    assert_int_equal(decode_hex(dec, "4001631e787878787878787878787878787878787878787878787878787878"
+                                     "787878 01 81 18 82",
+                                NULL),
+                     RILL_ERR_COMPRESSION);
+    rill_hpack_decoder_free(dec);
+
+    dec = rill_hpack_decoder_new(4096);
+    rill_hpack_decoder_set_max_header_list_size(dec, 0); /* unlimited */
+    n = 0;
+    assert_int_equal(rill_hpack_decode_block(dec, wire, len, count_cb, &n), RILL_OK);
+    assert_int_equal(n, 4);
+    rill_hpack_decoder_free(dec);
+}
+
+static int stop_cb(void *user, const rill_header *h)
+{
+    (void)user;
+    (void)h;
+    return RILL_ERR_REFUSED;
+}
+
+static void callback_error_stops_decoding(void **state)
+{
+    (void)state;
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    uint8_t wire[] = {0x82, 0x84};
+    assert_int_equal(rill_hpack_decode_block(dec, wire, 2, stop_cb, NULL), RILL_ERR_REFUSED);
+    rill_hpack_decoder_free(dec);
+}
+
+static void empty_block_and_zero_table(void **state)
+{
+    (void)state;
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(0);
+    int n = 0;
+    assert_int_equal(rill_hpack_decode_block(dec, NULL, 0, count_cb, &n), RILL_OK);
+    assert_int_equal(decode_hex(dec, "40016101 62 be", NULL), RILL_ERR_COMPRESSION);
+    rill_hpack_decoder_free(dec);
+    rill_hpack_decoder_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(decode_c2_field_representations),
+        cmocka_unit_test(decode_c3_requests),
+        cmocka_unit_test(decode_c4_requests_huffman),
+        cmocka_unit_test(decode_c5_responses_with_eviction),
+        cmocka_unit_test(decode_c6_responses_huffman_with_eviction),
+        cmocka_unit_test(rejects_index_zero),
+        cmocka_unit_test(rejects_index_past_tables),
+        cmocka_unit_test(rejects_truncated_integers),
+        cmocka_unit_test(rejects_integers_wider_than_32_bits),
+        cmocka_unit_test(rejects_truncated_strings),
+        cmocka_unit_test(rejects_bad_huffman),
+        cmocka_unit_test(huffman_round_trips_every_byte),
+        cmocka_unit_test(rejects_size_update_after_a_field),
+        cmocka_unit_test(rejects_size_update_above_the_setting),
+        cmocka_unit_test(smaller_setting_forces_an_update),
+        cmocka_unit_test(evicts_oldest_entries),
+        cmocka_unit_test(entries_wrapping_the_ring_decode_intact),
+        cmocka_unit_test(header_list_limit_keeps_table_in_sync),
+        cmocka_unit_test(callback_error_stops_decoding),
+        cmocka_unit_test(empty_block_and_zero_table),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
