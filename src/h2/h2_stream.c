@@ -154,6 +154,10 @@ void h2_stream_close(rill_h2_session *s, struct h2_stream *st, uint32_t code, ui
     s->conn_recv_consumed += st->recv_unconsumed;
     st->recv_unconsumed = 0;
     h2_stream_set_state(s, st, H2_CLOSED);
+    int32_t id = st->id;
+    /* The callback may still look up the stream's user data (rill_h2_stream_user). */
+    if (s->cb.on_stream_close)
+        s->cb.on_stream_close(s, id, code, s->user);
     uint32_t k = slot(s, st->id);
     struct h2_stream **pp = &s->buckets[k];
     while (*pp != st)
@@ -161,9 +165,6 @@ void h2_stream_close(rill_h2_session *s, struct h2_stream *st, uint32_t code, ui
     *pp = st->hnext;
     s->nstreams--;
     h2_remember_closed(s, st->id, how);
-    int32_t id = st->id;
-    if (s->cb.on_stream_close)
-        s->cb.on_stream_close(s, id, code, s->user);
     st->hnext = s->free_streams;
     s->free_streams = st;
     h2_queue_window_updates(s, NULL);

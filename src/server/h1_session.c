@@ -411,7 +411,8 @@ static int h1_finish(rill_stream *st)
 static int pump_file(rill_stream *st)
 {
     rill_io_conn *conn = st->sess->conn;
-    while (st->file_left && rill_io_conn_queued(conn) < EXCHANGE_HIGH_WATER) {
+    /* <= so that stopping always leaves the queue above io's high-water mark: on_drain follows */
+    while (st->file_left && rill_io_conn_queued(conn) <= EXCHANGE_HIGH_WATER) {
         size_t want = st->file_left < FILE_CHUNK ? (size_t)st->file_left : FILE_CHUNK;
         uint8_t *buf = malloc(want);
         if (!buf)

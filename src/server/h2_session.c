@@ -136,7 +136,7 @@ void h2_session_flush(rill_session *sess)
         return;
     /* Pull output only while the socket keeps up: DATA is produced (and files read) on demand,
      * so a slow reader holds back the engine instead of growing our queue. */
-    while (rill_io_conn_queued(sess->conn) < EXCHANGE_HIGH_WATER) {
+    while (rill_io_conn_queued(sess->conn) <= EXCHANGE_HIGH_WATER) {
         struct iovec iov[32];
         int n = rill_h2_session_output(sess->h2, iov, 32);
         if (n <= 0)
