@@ -211,8 +211,8 @@ void exchange_closed(rill_stream *st, bool completed)
         log_access(st);
     if (st->close_fn)
         st->close_fn(st, completed, st->close_user);
-    if (st->file_fd >= 0)
-        close(st->file_fd);
+    if (st->release)
+        st->release(st->release_arg);
     if (st->live_prev)
         st->live_prev->live_next = st->live_next;
     else
@@ -505,7 +505,7 @@ int rill_response_end(rill_response *res, const void *data, size_t len)
     return rc;
 }
 
-/* The static handler streams a file (the fd is owned by the exchange from now on). */
+/* The static handler streams a file; the fd stays the caller's (see st->release). */
 int exchange_send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length)
 {
     st->file_fd = fd;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "server/file_cache.h"
 #include "server/server_internal.h"
 
 void rill_server_options_init(rill_server_options *o)
@@ -197,6 +198,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     rill_io_loop_run(w->loop);
+    file_cache_clear();
     return NULL;
 }
 
@@ -298,6 +300,7 @@ int rill_server_run(rill_server *s, char *err, size_t errlen)
         }
     }
     rill_io_loop_run(s->workers[0].loop);
+    file_cache_clear();
     rill_server_stop(s); /* loop 0 ended: make sure the others follow */
     for (unsigned i = 1; i < s->nworkers; i++)
         pthread_join(s->workers[i].thread, NULL);

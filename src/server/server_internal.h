@@ -115,7 +115,9 @@ struct rill_stream {
     rill_close_fn close_fn;
     void *close_user;
     void *user;
-    int file_fd; /* a file being sent, closed with the exchange */
+    int file_fd; /* a file being sent (owned by whoever set `release`) */
+    void (*release)(void *arg); /* called when the exchange is freed */
+    void *release_arg;
     uint64_t file_off, file_left;
     /* transport-specific */
     bool chunked;   /* HTTP/1.1 response uses chunked coding */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "server/conditional.h"
+#include "server/file_cache.h"
 #include "server/http_date.h"
 #include "server/range.h"
 #include "server/server_internal.h"
@@ -27,12 +28,16 @@ static struct rill_span header_span(const rill_request *req, const char *name)
     return (struct rill_span){v, len};
 }
 
+static void release_entry(void *arg)
+{
+    file_entry_release(arg);
+}
+
 static void serve_static(rill_request *req, rill_response *res, void *user)
 {
     struct static_mount *m = user;
     const char *method = rill_request_method(req);
-    bool head = strcmp(method, "HEAD") == 0;
-    if (!head && strcmp(method, "GET") != 0) {
+    if (strcmp(method, "HEAD") != 0 && strcmp(method, "GET") != 0) {
         rill_response_set_header(res, "allow", "GET, HEAD");
         exchange_respond_simple(res, 405, "text/plain; charset=utf-8", "method not allowed\n");
         return;
@@ -40,8 +45,16 @@ static void serve_static(rill_request *req, rill_response *res, void *user)
     const char *path = rill_request_path(req) + m->prefix_len;
     size_t ae_len = 0;
     const char *ae = rill_request_header(req, "accept-encoding", &ae_len);
-    struct rill_static_file f;
-    switch (rill_static_open(m->root, path, strlen(path), ae, ae_len, &f)) {
+    uint64_t now = rill_io_loop_now_ms(req->sess->w->loop);
+    struct file_entry *e = file_cache_get(m->root, path, strlen(path), ae, ae_len, now);
+    if (!e) {
+        exchange_respond_simple(res, 500, "text/plain; charset=utf-8", "out of memory\n");
+        return;
+    }
+    /* The entry (and its descriptor or content) lives until the exchange is freed. */
+    res->release = release_entry;
+    res->release_arg = e;
+    switch (e->status) {
     case RILL_STATIC_OK:
         break;
     case RILL_STATIC_BAD_REQUEST:
@@ -69,14 +82,13 @@ static void serve_static(rill_request *req, rill_response *res, void *user)
     }
     }
 
-    char etag[RILL_ETAG_MAX], date[RILL_HTTP_DATE_LEN + 1], num[64];
-    struct rill_validators v = {.etag = etag, .last_modified = (time_t)f.mtime_sec};
-    v.etag_len = rill_etag_for_file(f.size, f.mtime_sec, f.mtime_nsec, etag);
-    rill_http_date_format((time_t)f.mtime_sec, date);
-    rill_response_set_header(res, "etag", etag);
-    rill_response_set_header(res, "last-modified", date);
-    if (f.has_encoded_variants)
-        rill_response_set_header(res, "vary", "accept-encoding");
+    const struct rill_static_file *f = &e->file;
+    struct rill_validators v = {.etag = e->etag, .etag_len = e->etag_len,
+                                .last_modified = (time_t)f->mtime_sec};
+    rill_response_add_header(res, "etag", e->etag);
+    rill_response_add_header(res, "last-modified", e->last_modified);
+    if (f->has_encoded_variants)
+        rill_response_add_header(res, "vary", "accept-encoding");
 
     struct rill_conditions c = {
         .if_match = header_span(req, "if-match"),
@@ -88,42 +100,45 @@ static void serve_static(rill_request *req, rill_response *res, void *user)
     };
     enum rill_precondition pre = rill_evaluate_preconditions(&c, &v);
     if (pre != RILL_PRECONDITION_PROCEED) {
-        close(f.fd);
         exchange_respond_simple(res, pre == RILL_PRECONDITION_NOT_MODIFIED ? 304 : 412, NULL, NULL);
         return;
     }
 
-    rill_response_set_header(res, "content-type", f.content_type);
-    if (f.content_encoding)
-        rill_response_set_header(res, "content-encoding", f.content_encoding);
-    rill_response_set_header(res, "accept-ranges", "bytes");
-    uint64_t first = 0, length = f.size;
+    rill_response_add_header(res, "content-type", f->content_type);
+    if (f->content_encoding)
+        rill_response_add_header(res, "content-encoding", f->content_encoding);
+    rill_response_add_header(res, "accept-ranges", "bytes");
+    uint64_t first = 0, length = f->size;
+    char num[64];
     struct rill_span range = header_span(req, "range");
     if (range.ptr && rill_if_range_allows(c.if_range, &v)) {
         struct rill_byte_range r;
-        switch (rill_range_parse(range.ptr, range.len, f.size, &r)) {
+        switch (rill_range_parse(range.ptr, range.len, f->size, &r)) {
         case RILL_RANGE_SATISFIABLE:
             first = r.first;
             length = r.length;
             snprintf(num, sizeof num, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first,
-                     first + length - 1, f.size);
-            rill_response_set_header(res, "content-range", num);
+                     first + length - 1, f->size);
+            rill_response_add_header(res, "content-range", num);
             rill_response_set_status(res, 206);
             break;
         case RILL_RANGE_UNSATISFIABLE:
-            close(f.fd);
-            snprintf(num, sizeof num, "bytes */%" PRIu64, f.size);
-            rill_response_set_header(res, "content-range", num);
+            snprintf(num, sizeof num, "bytes */%" PRIu64, f->size);
+            rill_response_add_header(res, "content-range", num);
             exchange_respond_simple(res, 416, "text/plain; charset=utf-8", "range not satisfiable\n");
             return;
         case RILL_RANGE_IGNORE:
             break;
         }
     }
+    if (e->content) { /* small file: straight from memory */
+        rill_response_end(res, e->content + first, (size_t)length);
+        return;
+    }
     snprintf(num, sizeof num, "%" PRIu64, length);
-    rill_response_set_header(res, "content-length", num);
-    (void)head; /* the exchange drops the body of a HEAD response, keeping content-length */
-    exchange_send_file(res, f.fd, first, length);
+    rill_response_add_header(res, "content-length", num);
+    /* a HEAD response keeps content-length; the exchange drops its body */
+    exchange_send_file(res, f->fd, first, length);
 }
 
 int rill_server_static(rill_server *s, const char *prefix, const char *dir, char *err, size_t errlen)
