@@ -87,6 +87,18 @@ RILL_API size_t rill_hpack_encode_bound(const rill_hpack_encoder *enc, const ril
 RILL_API int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t count,
                                uint8_t *out, size_t cap, size_t *out_len);
 
+/* Encoder options (rill_hpack_encoder_set_options). The default, 0, is the adaptive policy: index
+ * fields whose values tend to repeat, send one-off values (content-length, date, etag, :path with a
+ * query, ...) without indexing and sensitive ones (authorization, set-cookie, short cookies) never
+ * indexed; Huffman-code a string only when that makes it shorter. */
+#define RILL_HPACK_ENC_INDEX_ALL 0x01u      /* index every field whose flags allow it, no policy */
+#define RILL_HPACK_ENC_HUFFMAN_NEVER 0x02u  /* send every string as is */
+#define RILL_HPACK_ENC_HUFFMAN_ALWAYS 0x04u /* Huffman-code every string */
+RILL_API void rill_hpack_encoder_set_options(rill_hpack_encoder *enc, uint32_t options);
+
+/* Current dynamic table size of the encoder in HPACK octets. */
+RILL_API size_t rill_hpack_encoder_table_size(const rill_hpack_encoder *enc);
+
 #ifdef __cplusplus
 }
 #endif

@@ -138,6 +138,21 @@ def main():
         w("    " + " ".join(f"{v}," for v in slots[i:i + 16]))
     w("};")
     w("")
+    run = []
+    for i in range(62):
+        if i == 0:
+            run.append(0)
+            continue
+        n = 0
+        while i + n <= 61 and static[i + n - 1][1] == static[i - 1][1]:
+            n += 1
+        run.append(n)
+    w("/* Number of consecutive static entries from index i that share entry i's name. */")
+    w("const uint8_t hpack_static_name_run[HPACK_STATIC_COUNT + 1] = {")
+    for i in range(0, 62, 16):
+        w("    " + " ".join(f"{v}," for v in run[i:i + 16]))
+    w("};")
+    w("")
     w("const uint32_t hpack_huff_code[257] = {")
     for i in range(0, 257, 8):
         w("    " + " ".join(f"0x{codes[s][0]:08x}u," for s in range(i, min(i + 8, 257))))

@@ -78,6 +78,14 @@ const uint8_t hpack_static_name_slots[128] = {
     0, 0, 0, 0, 42, 0, 0, 0, 39, 0, 0, 0, 0, 54, 0, 21,
 };
 
+/* Number of consecutive static entries from index i that share entry i's name. */
+const uint8_t hpack_static_name_run[HPACK_STATIC_COUNT + 1] = {
+    0, 1, 2, 1, 2, 1, 2, 1, 7, 6, 5, 4, 3, 2, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
 const uint32_t hpack_huff_code[257] = {
     0x00001ff8u, 0x007fffd8u, 0x0fffffe2u, 0x0fffffe3u, 0x0fffffe4u, 0x0fffffe5u, 0x0fffffe6u, 0x0fffffe7u,
     0x0fffffe8u, 0x00ffffeau, 0x3ffffffcu, 0x0fffffe9u, 0x0fffffeau, 0x3ffffffdu, 0x0fffffebu, 0x0fffffecu,

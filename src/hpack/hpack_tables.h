@@ -27,6 +27,9 @@ static inline unsigned hpack_static_name_hash(const uint8_t *name, size_t len)
     return ((unsigned)len * 39u + name[0] * 39u + name[len - 1] * 44u + name[len >> 1]) & 127u;
 }
 
+/* Number of consecutive static entries from index i that share entry i's name. */
+extern const uint8_t hpack_static_name_run[HPACK_STATIC_COUNT + 1];
+
 /* Huffman code of each symbol (right-aligned) and its length in bits; symbol 256 is EOS. */
 extern const uint32_t hpack_huff_code[257];
 extern const uint8_t hpack_huff_len[257];

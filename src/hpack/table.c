@@ -124,25 +124,45 @@ int hpack_table_set_max(hpack_table *t, uint32_t max_size)
     return reshape_data(t, max_size);
 }
 
-int hpack_table_insert(hpack_table *t, const uint8_t *name, uint32_t name_len, const uint8_t *value,
-                       uint32_t value_len)
+/* Entries left after making room for an entry of esize octets (esize <= max_size). */
+static uint32_t count_after_eviction(const hpack_table *t, uint32_t esize)
 {
-    uint64_t esize = (uint64_t)name_len + value_len + HPACK_ENTRY_OVERHEAD;
-    if (esize > t->max_size) {
-        evict_to(t, 0);
-        return RILL_OK;
+    uint32_t size = t->size, count = t->count, seq = t->first_seq;
+    while (count && size + esize > t->max_size) {
+        const hpack_entry *e = hpack_table_by_seq(t, seq++);
+        size -= e->name_len + e->value_len + HPACK_ENTRY_OVERHEAD;
+        count--;
     }
-    evict_to(t, t->max_size - (uint32_t)esize);
+    return count;
+}
+
+int hpack_table_reserve(hpack_table *t, uint64_t esize)
+{
+    if (esize > t->max_size)
+        return RILL_OK; /* will not be stored */
     if (t->data_cap != t->max_size) {
         int rc = reshape_data(t, t->max_size);
         if (rc)
             return rc;
     }
-    if (t->count == t->ent_cap) {
-        int rc = grow_ents(t);
-        if (rc)
-            return rc;
+    if (count_after_eviction(t, (uint32_t)esize) == t->ent_cap)
+        return grow_ents(t);
+    return RILL_OK;
+}
+
+int hpack_table_insert(hpack_table *t, const uint8_t *name, uint32_t name_len, const uint8_t *value,
+                       uint32_t value_len)
+{
+    uint64_t esize = (uint64_t)name_len + value_len + HPACK_ENTRY_OVERHEAD;
+    /* Allocate first: a failure must leave the table exactly as it was. */
+    int rc = hpack_table_reserve(t, esize);
+    if (rc)
+        return rc;
+    if (esize > t->max_size) {
+        evict_to(t, 0);
+        return RILL_OK;
     }
+    evict_to(t, t->max_size - (uint32_t)esize);
     uint32_t off = t->data_tail + t->data_used;
     if (off >= t->data_cap)
         off -= t->data_cap;

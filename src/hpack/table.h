@@ -38,9 +38,13 @@ void hpack_table_free(hpack_table *t);
  * table valid (entries may have been evicted). */
 int hpack_table_set_max(hpack_table *t, uint32_t max_size);
 
+/* Takes the memory an insertion of an entry of esize octets needs, without changing the entries,
+ * so that the insertion itself cannot fail. Returns 0 or RILL_ERR_NOMEM. */
+int hpack_table_reserve(hpack_table *t, uint64_t esize);
+
 /* Adds an entry (evicting old ones first). An entry larger than max_size empties the table and is
  * not added (RFC 7541 4.4). name/value must not point into the table's own memory. Returns 0 or
- * RILL_ERR_NOMEM. */
+ * RILL_ERR_NOMEM, in which case the table is unchanged. */
 int hpack_table_insert(hpack_table *t, const uint8_t *name, uint32_t name_len, const uint8_t *value,
                        uint32_t value_len);
 

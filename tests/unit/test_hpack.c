@@ -459,6 +459,275 @@ static void empty_block_and_zero_table(void **state)
     rill_hpack_decoder_free(NULL);
 }
 
+
+/* ---- encoder: Appendix C byte for byte -------------------------------------------------------- */
+
+static void encode_examples(const example *ex, size_t n, uint32_t table_size, uint32_t options)
+{
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(table_size);
+    assert_non_null(enc);
+    rill_hpack_encoder_set_options(enc, options);
+    for (size_t i = 0; i < n; i++) {
+        rill_header fields[6];
+        for (size_t f = 0; f < ex[i].nfields; f++)
+            fields[f] = hdr(ex[i].fields[f][0], ex[i].fields[f][1], 0);
+        uint8_t want[256], got[1024];
+        size_t want_len = unhex(ex[i].wire, want, sizeof want), got_len = 0;
+        assert_true(rill_hpack_encode_bound(enc, fields, ex[i].nfields) <= sizeof got);
+        assert_int_equal(rill_hpack_encode(enc, fields, ex[i].nfields, got, sizeof got, &got_len), RILL_OK);
+        assert_int_equal(got_len, want_len);
+        assert_memory_equal(got, want, want_len);
+        assert_int_equal(rill_hpack_encoder_table_size(enc), ex[i].table_size);
+    }
+    rill_hpack_encoder_free(enc);
+}
+
+static void encode_one(rill_hpack_encoder *enc, rill_header h, const char *want_hex)
+{
+    uint8_t want[64], got[64];
+    size_t want_len = unhex(want_hex, want, sizeof want), got_len;
+    assert_int_equal(rill_hpack_encode(enc, &h, 1, got, sizeof got, &got_len), RILL_OK);
+    assert_int_equal(got_len, want_len);
+    assert_memory_equal(got, want, want_len);
+}
+
+static void encode_c2_field_representations(void **state)
+{
+    (void)state;
+    encode_examples(c2, 1, 4096, RILL_HPACK_ENC_INDEX_ALL | RILL_HPACK_ENC_HUFFMAN_NEVER);
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
+    rill_hpack_encoder_set_options(enc, RILL_HPACK_ENC_HUFFMAN_NEVER);
+    encode_one(enc, hdr(":path", "/sample/path", RILL_HEADER_NO_INDEX), "040c2f73616d706c652f70617468");
+    encode_one(enc, hdr("password", "secret", RILL_HEADER_NEVER_INDEX), "100870617373776f726406736563726574");
+    encode_one(enc, hdr(":method", "GET", 0), "82");
+    assert_int_equal(rill_hpack_encoder_table_size(enc), 0);
+    rill_hpack_encoder_free(enc);
+}
+
+static void encode_c3_requests(void **state)
+{
+    (void)state;
+    encode_examples(c3, 3, 4096, RILL_HPACK_ENC_INDEX_ALL | RILL_HPACK_ENC_HUFFMAN_NEVER);
+}
+
+static void encode_c4_requests_huffman(void **state)
+{
+    (void)state;
+    encode_examples(c4, 3, 4096, RILL_HPACK_ENC_INDEX_ALL); /* Huffman wins on every string */
+}
+
+static void encode_c5_responses_with_eviction(void **state)
+{
+    (void)state;
+    encode_examples(c5, 3, 256, RILL_HPACK_ENC_INDEX_ALL | RILL_HPACK_ENC_HUFFMAN_NEVER);
+}
+
+static void encode_c6_responses_huffman_with_eviction(void **state)
+{
+    (void)state;
+    /* "307" is as long Huffman-coded as not; the example codes it, so force Huffman. */
+    encode_examples(c6, 3, 256, RILL_HPACK_ENC_INDEX_ALL | RILL_HPACK_ENC_HUFFMAN_ALWAYS);
+}
+
+/* ---- encoder: behaviour ----------------------------------------------------------------------- */
+
+/* Encodes fields, decodes them with dec and checks they come back equal, flags included. */
+static size_t round_trip(rill_hpack_encoder *enc, rill_hpack_decoder *dec, const rill_header *f,
+                         size_t n, collected *c)
+{
+    uint8_t out[4096];
+    size_t len;
+    assert_true(rill_hpack_encode_bound(enc, f, n) <= sizeof out);
+    assert_int_equal(rill_hpack_encode(enc, f, n, out, sizeof out, &len), RILL_OK);
+    memset(c, 0, sizeof *c);
+    assert_int_equal(rill_hpack_decode_block(dec, out, len, collect_cb, c), RILL_OK);
+    assert_int_equal(c->count, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(strlen(c->name[i]), f[i].name_len);
+        assert_memory_equal(c->name[i], f[i].name, f[i].name_len);
+        assert_int_equal(strlen(c->value[i]), f[i].value_len);
+        assert_memory_equal(c->value[i], f[i].value, f[i].value_len);
+    }
+    assert_int_equal(rill_hpack_decoder_table_size(dec), rill_hpack_encoder_table_size(enc));
+    return len;
+}
+
+static void repeated_fields_become_one_byte(void **state)
+{
+    (void)state;
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    rill_header f[] = {hdr(":method", "GET", 0), hdr(":authority", "example.org", 0),
+                       hdr("user-agent", "rill-test/1.0", 0), hdr("x-custom", "abc", 0)};
+    collected c;
+    size_t first = round_trip(enc, dec, f, 4, &c);
+    size_t second = round_trip(enc, dec, f, 4, &c);
+    assert_true(first > 4);
+    assert_int_equal(second, 4);
+    rill_hpack_encoder_free(enc);
+    rill_hpack_decoder_free(dec);
+}
+
+static void sensitive_and_one_off_fields_are_not_indexed(void **state)
+{
+    (void)state;
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    rill_header f[] = {
+        hdr("authorization", "Basic dXNlcjpwYXNz", 0),
+        hdr("proxy-authorization", "Basic dXNlcjpwYXNz", 0),
+        hdr("cookie", "id=1234", 0),
+        hdr("set-cookie", "session=abcdefghijklmnopqrstuvwxyz; Path=/; HttpOnly", 0),
+        hdr("x-secret", "s3cr3t", RILL_HEADER_NEVER_INDEX),
+        hdr("content-length", "12345", 0),
+        hdr("date", "Mon, 21 Oct 2013 20:13:21 GMT", 0),
+        hdr("etag", "\"abc\"", 0),
+        hdr("last-modified", "Mon, 21 Oct 2013 20:13:21 GMT", 0),
+        hdr("if-modified-since", "Mon, 21 Oct 2013 20:13:21 GMT", 0),
+        hdr(":path", "/search?q=rill", 0),
+        hdr("x-hint", "no", RILL_HEADER_NO_INDEX),
+    };
+    size_t n = sizeof f / sizeof f[0];
+    collected c;
+    round_trip(enc, dec, f, n, &c);
+    assert_int_equal(rill_hpack_encoder_table_size(enc), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(c.flags[i], i < 5 ? RILL_HEADER_NEVER_INDEX : 0);
+    /* Never-indexed survives a second pass, even if the pair were known. */
+    round_trip(enc, dec, f, n, &c);
+    assert_int_equal(c.flags[0], RILL_HEADER_NEVER_INDEX);
+    /* A long cookie and a plain path are indexed. */
+    rill_header g[] = {hdr("cookie", "session=0123456789abcdef0123", 0), hdr(":path", "/a/b.css", 0)};
+    round_trip(enc, dec, g, 2, &c);
+    assert_int_equal(c.flags[0], 0);
+    assert_int_equal(rill_hpack_encoder_table_size(enc), 6 + 28 + 32 + 5 + 8 + 32);
+    /* A field bigger than 3/4 of the table is not indexed; under INDEX_ALL it is. */
+    char big[3200];
+    memset(big, 'v', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    rill_header h = hdr("x-big", big, 0);
+    uint8_t out[4096];
+    size_t len;
+    assert_int_equal(rill_hpack_encode(enc, &h, 1, out, sizeof out, &len), RILL_OK);
+    assert_int_equal(out[0] & 0xc0, 0x00);
+    rill_hpack_encoder_set_options(enc, RILL_HPACK_ENC_INDEX_ALL);
+    assert_int_equal(rill_hpack_encode(enc, &h, 1, out, sizeof out, &len), RILL_OK);
+    assert_int_equal(out[0], 0x40);
+    assert_int_equal(rill_hpack_encoder_table_size(enc), 111 + 5 + 3199 + 32);
+    rill_hpack_encoder_free(enc);
+    rill_hpack_decoder_free(dec);
+}
+
+static void huffman_only_when_shorter(void **state)
+{
+    (void)state;
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
+    /* "www.example.com" is shorter coded (C.4.1); "\x7f{}" is longer coded. */
+    encode_one(enc, hdr(":authority", "www.example.com", RILL_HEADER_NO_INDEX), "018cf1e3c2e5f23a6ba0ab90f4ff");
+    encode_one(enc, hdr(":authority", "{}", RILL_HEADER_NO_INDEX), "01027b7d");
+    rill_hpack_encoder_free(enc);
+}
+
+static void table_size_updates_follow_peer_setting(void **state)
+{
+    (void)state;
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(8192);
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    rill_header f[] = {hdr("x-a", "1", 0)};
+    collected c;
+    round_trip(enc, dec, f, 1, &c);
+    /* Down then up before the next block: the minimum, then the final size. */
+    rill_hpack_encoder_set_peer_max_table_size(enc, 0);
+    rill_hpack_encoder_set_peer_max_table_size(enc, 4096);
+    rill_hpack_decoder_set_max_table_size(dec, 0);
+    rill_hpack_decoder_set_max_table_size(dec, 4096);
+    uint8_t out[64];
+    size_t len;
+    assert_int_equal(rill_hpack_encode(enc, f, 1, out, sizeof out, &len), RILL_OK);
+    assert_memory_equal(out, "\x20\x3f\xe1\x1f", 4);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(rill_hpack_decode_block(dec, out, len, collect_cb, &c), RILL_OK);
+    /* No change, no update. */
+    rill_hpack_encoder_set_peer_max_table_size(enc, 4096);
+    assert_int_equal(rill_hpack_encode(enc, f, 1, out, sizeof out, &len), RILL_OK);
+    assert_memory_equal(out, "\xbe", 1);
+    assert_int_equal(len, 1);
+    /* Just down: one update. */
+    rill_hpack_encoder_set_peer_max_table_size(enc, 1024);
+    rill_hpack_decoder_set_max_table_size(dec, 1024);
+    assert_int_equal(rill_hpack_encode(enc, f, 1, out, sizeof out, &len), RILL_OK);
+    assert_memory_equal(out, "\x3f\xe1\x07\xbe", 4);
+    assert_int_equal(rill_hpack_decode_block(dec, out, len, collect_cb, &c), RILL_OK);
+    /* Up beyond the local cap: capped at 8192. */
+    rill_hpack_encoder_set_peer_max_table_size(enc, 65536);
+    assert_int_equal(rill_hpack_encode(enc, f, 1, out, sizeof out, &len), RILL_OK);
+    assert_memory_equal(out, "\x3f\xe1\x3f\xbe", 4);
+    rill_hpack_encoder_free(enc);
+    rill_hpack_decoder_free(dec);
+}
+
+static void small_buffer_leaves_state_unchanged(void **state)
+{
+    (void)state;
+    rill_hpack_encoder *a = rill_hpack_encoder_new(256), *b = rill_hpack_encoder_new(256);
+    rill_header f[] = {hdr("x-one", "first value", 0), hdr("x-two", "second value", 0),
+                       hdr("x-three", "third value", 0), hdr("x-four", "fourth value", 0)};
+    uint8_t out1[256], out2[256];
+    size_t len1, len2;
+    rill_hpack_encoder_set_peer_max_table_size(a, 128);
+    rill_hpack_encoder_set_peer_max_table_size(b, 128);
+    assert_int_equal(rill_hpack_encode(a, f, 2, out1, sizeof out1, &len1), RILL_OK);
+    assert_int_equal(rill_hpack_encode(b, f, 2, out2, sizeof out2, &len2), RILL_OK);
+    /* Too small: refused, and a's state must still match b's. */
+    assert_int_equal(rill_hpack_encode(a, f, 4, out1, 10, &len1), RILL_ERR_BUFFER_TOO_SMALL);
+    assert_int_equal(rill_hpack_encoder_table_size(a), rill_hpack_encoder_table_size(b));
+    assert_int_equal(rill_hpack_encode(a, f, 4, out1, sizeof out1, &len1), RILL_OK);
+    assert_int_equal(rill_hpack_encode(b, f, 4, out2, sizeof out2, &len2), RILL_OK);
+    assert_int_equal(len1, len2);
+    assert_memory_equal(out1, out2, len1);
+    /* Below the bound but big enough for the actual output: accepted. */
+    size_t bound = rill_hpack_encode_bound(a, f, 4);
+    assert_int_equal(rill_hpack_encode(b, f, 4, out2, sizeof out2, &len2), RILL_OK);
+    assert_true(len2 < bound);
+    assert_int_equal(rill_hpack_encode(a, f, 4, out1, len2, &len1), RILL_OK);
+    assert_int_equal(len1, len2);
+    assert_memory_equal(out1, out2, len1);
+    rill_hpack_encoder_free(a);
+    rill_hpack_encoder_free(b);
+}
+
+static void random_fields_round_trip_with_eviction(void **state)
+{
+    (void)state;
+    static const char *names[] = {":path", "x-a", "x-bb", "cookie", "date", "via", "x-long-name-here"};
+    static const uint32_t sizes[] = {0, 64, 100, 256, 4096};
+    srand(7);
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        rill_hpack_encoder *enc = rill_hpack_encoder_new(sizes[si]);
+        rill_hpack_decoder *dec = rill_hpack_decoder_new(sizes[si]);
+        for (int block = 0; block < 300; block++) {
+            char vals[8][48];
+            rill_header f[8];
+            size_t n = 1 + (size_t)rand() % 8;
+            for (size_t i = 0; i < n; i++) {
+                int vl = rand() % 40;
+                for (int k = 0; k < vl; k++)
+                    vals[i][k] = (char)(rand() % 4 ? 'a' + rand() % 3 : rand() % 255 + 1);
+                vals[i][vl] = '\0';
+                f[i] = hdr(names[rand() % 7], vals[i], rand() % 10 == 0 ? RILL_HEADER_NEVER_INDEX : 0);
+            }
+            rill_hpack_encoder_set_options(enc, (uint32_t)rand() % 3);
+            collected c;
+            round_trip(enc, dec, f, n, &c);
+            for (size_t i = 0; i < n; i++)
+                if (f[i].flags)
+                    assert_int_equal(c.flags[i], RILL_HEADER_NEVER_INDEX);
+        }
+        rill_hpack_encoder_free(enc);
+        rill_hpack_decoder_free(dec);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -482,6 +751,17 @@ int main(void)
         cmocka_unit_test(header_list_limit_keeps_table_in_sync),
         cmocka_unit_test(callback_error_stops_decoding),
         cmocka_unit_test(empty_block_and_zero_table),
+        cmocka_unit_test(encode_c2_field_representations),
+        cmocka_unit_test(encode_c3_requests),
+        cmocka_unit_test(encode_c4_requests_huffman),
+        cmocka_unit_test(encode_c5_responses_with_eviction),
+        cmocka_unit_test(encode_c6_responses_huffman_with_eviction),
+        cmocka_unit_test(repeated_fields_become_one_byte),
+        cmocka_unit_test(sensitive_and_one_off_fields_are_not_indexed),
+        cmocka_unit_test(huffman_only_when_shorter),
+        cmocka_unit_test(table_size_updates_follow_peer_setting),
+        cmocka_unit_test(small_buffer_leaves_state_unchanged),
+        cmocka_unit_test(random_fields_round_trip_with_eviction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,440 @@
+/* HPACK encoder (RFC 7541 sections 4, 6, 7).
+ *
+ * Lookups never scan: static names go through a generated perfect hash, dynamic entries through
+ * two hash chains (name+value and name) threaded through a side array parallel to the table's
+ * descriptor ring. Chains run newest to oldest, so eviction needs no unlinking: a walk stops at the
+ * first sequence number that is no longer live. */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hpack/hpack_int.h"
+#include "hpack/hpack_tables.h"
+#include "hpack/huffman.h"
+#include "hpack/table.h"
+#include "rill/hpack.h"
+
+struct link {
+    uint32_t nv_hash;
+    uint32_t name_hash;
+    uint32_t next_nv; /* older entry in the same name+value bucket */
+    uint32_t next_name;
+};
+
+struct enc_state {
+    hpack_table table;
+    struct link *links; /* table.ent_cap entries, slot = seq & (ent_cap - 1) */
+    uint32_t links_cap;
+    uint32_t *nv_buckets; /* 2 * links_cap heads each, holding sequence numbers */
+    uint32_t *name_buckets;
+    uint32_t bucket_mask;
+};
+
+struct rill_hpack_encoder {
+    struct enc_state s;
+    uint32_t local_cap;
+    uint32_t options;
+    bool update_pending;
+    uint32_t update_min;    /* smallest size since the last block, signalled first ... */
+    uint32_t update_target; /* ... then this one, if larger */
+};
+
+enum policy { P_INDEX, P_NO_INDEX, P_NEVER, P_COOKIE, P_PATH };
+
+/* Per static name: values of date, content-length, etag... rarely repeat, so indexing them only
+ * pushes useful entries out; credentials must never enter a table (RFC 7541 7.1.3). */
+static uint8_t static_policy(unsigned idx)
+{
+    switch (idx) {
+    case 4: case 5: return P_PATH;
+    case 21: /* age */
+    case 28: /* content-length */
+    case 30: /* content-range */
+    case 33: /* date */
+    case 34: /* etag */
+    case 36: /* expires */
+    case 39: case 40: case 41: case 42: case 43: /* if-* */
+    case 44: /* last-modified */
+    case 46: /* location */
+    case 50: /* range */
+        return P_NO_INDEX;
+    case 23: /* authorization */
+    case 49: /* proxy-authorization */
+    case 55: /* set-cookie */
+        return P_NEVER;
+    case 32:
+        return P_COOKIE;
+    default:
+        return P_INDEX;
+    }
+}
+
+static inline uint32_t hash_bytes(const uint8_t *p, size_t n, uint64_t seed)
+{
+    uint64_t h = seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ull);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    if (n)
+        memcpy(&w, p, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+rill_hpack_encoder *rill_hpack_encoder_new(uint32_t max_table_size)
+{
+    rill_hpack_encoder *enc = calloc(1, sizeof *enc);
+    if (!enc)
+        return NULL;
+    enc->local_cap = max_table_size;
+    /* Until the peer's SETTINGS arrive both ends assume the protocol default of 4096; using less
+     * than the decoder allows needs no signal (indices count from the newest entry). */
+    uint32_t initial = max_table_size < RILL_HPACK_DEFAULT_TABLE_SIZE ? max_table_size
+                                                                       : RILL_HPACK_DEFAULT_TABLE_SIZE;
+    hpack_table_init(&enc->s.table, initial);
+    return enc;
+}
+
+static void state_free(struct enc_state *s)
+{
+    hpack_table_free(&s->table);
+    free(s->links);
+    free(s->nv_buckets);
+    free(s->name_buckets);
+}
+
+void rill_hpack_encoder_free(rill_hpack_encoder *enc)
+{
+    if (!enc)
+        return;
+    state_free(&enc->s);
+    free(enc);
+}
+
+void rill_hpack_encoder_set_options(rill_hpack_encoder *enc, uint32_t options)
+{
+    enc->options = options;
+}
+
+size_t rill_hpack_encoder_table_size(const rill_hpack_encoder *enc)
+{
+    return enc->s.table.size;
+}
+
+void rill_hpack_encoder_set_peer_max_table_size(rill_hpack_encoder *enc, uint32_t size)
+{
+    uint32_t target = size < enc->local_cap ? size : enc->local_cap;
+    if (!enc->update_pending) {
+        if (target == enc->s.table.max_size)
+            return;
+        enc->update_min = target;
+        enc->update_pending = true;
+    } else if (target < enc->update_min) {
+        enc->update_min = target;
+    }
+    enc->update_target = target;
+}
+
+/* ---- dynamic table index ---------------------------------------------------------------------- */
+
+/* Re-threads the chains after the descriptor ring grew (a handful of times per connection). */
+static int rebuild_links(struct enc_state *s)
+{
+    hpack_table *t = &s->table;
+    uint32_t cap = t->ent_cap, nb = cap * 2;
+    struct link *links = malloc((size_t)cap * sizeof *links);
+    uint32_t *nvb = malloc((size_t)nb * sizeof *nvb);
+    uint32_t *nameb = malloc((size_t)nb * sizeof *nameb);
+    if (!links || !nvb || !nameb) {
+        free(links);
+        free(nvb);
+        free(nameb);
+        return RILL_ERR_NOMEM;
+    }
+    uint32_t none = t->first_seq - 1; /* never live */
+    for (uint32_t i = 0; i < nb; i++)
+        nvb[i] = nameb[i] = none;
+    for (uint32_t i = 0; i < t->count; i++) {
+        uint32_t seq = t->first_seq + i;
+        struct link l = s->links[seq & (s->links_cap - 1)];
+        l.next_nv = nvb[l.nv_hash & (nb - 1)];
+        l.next_name = nameb[l.name_hash & (nb - 1)];
+        nvb[l.nv_hash & (nb - 1)] = seq;
+        nameb[l.name_hash & (nb - 1)] = seq;
+        links[seq & (cap - 1)] = l;
+    }
+    free(s->links);
+    free(s->nv_buckets);
+    free(s->name_buckets);
+    s->links = links;
+    s->links_cap = cap;
+    s->nv_buckets = nvb;
+    s->name_buckets = nameb;
+    s->bucket_mask = nb - 1;
+    return RILL_OK;
+}
+
+/* Takes every allocation indexing f needs, so that index_field() cannot fail. On failure nothing
+ * changed and the caller sends the field without indexing instead. */
+static int prepare_index(struct enc_state *s, const rill_header *f)
+{
+    int rc = hpack_table_reserve(&s->table, (uint64_t)f->name_len + f->value_len + HPACK_ENTRY_OVERHEAD);
+    if (rc == RILL_OK && s->table.ent_cap != s->links_cap)
+        rc = rebuild_links(s);
+    return rc;
+}
+
+static void index_field(struct enc_state *s, const rill_header *f, uint32_t name_hash, uint32_t nv_hash)
+{
+    hpack_table *t = &s->table;
+    hpack_table_insert(t, f->name, (uint32_t)f->name_len, f->value, (uint32_t)f->value_len);
+    if ((uint64_t)f->name_len + f->value_len + HPACK_ENTRY_OVERHEAD > t->max_size)
+        return; /* not stored: the table was emptied */
+    uint32_t seq = t->first_seq + t->count - 1;
+    struct link *l = &s->links[seq & (s->links_cap - 1)];
+    l->nv_hash = nv_hash;
+    l->name_hash = name_hash;
+    l->next_nv = s->nv_buckets[nv_hash & s->bucket_mask];
+    l->next_name = s->name_buckets[name_hash & s->bucket_mask];
+    s->nv_buckets[nv_hash & s->bucket_mask] = seq;
+    s->name_buckets[name_hash & s->bucket_mask] = seq;
+}
+
+static inline uint32_t dyn_index(const hpack_table *t, uint32_t seq)
+{
+    return HPACK_STATIC_COUNT + (t->first_seq + t->count - seq);
+}
+
+/* Dynamic index of an entry equal to f (0 if none); when want_name, *name_idx gets the newest
+ * entry with the same name. */
+static uint32_t dyn_find(const struct enc_state *s, const rill_header *f, uint32_t name_hash,
+                         uint32_t nv_hash, bool want_name, uint32_t *name_idx)
+{
+    const hpack_table *t = &s->table;
+    for (uint32_t seq = s->nv_buckets[nv_hash & s->bucket_mask]; hpack_table_live(t, seq);) {
+        const struct link *l = &s->links[seq & (s->links_cap - 1)];
+        if (l->nv_hash == nv_hash) {
+            const hpack_entry *e = hpack_table_by_seq(t, seq);
+            if (e->name_len == f->name_len && e->value_len == f->value_len &&
+                hpack_ring_equal(t, e->off, f->name, e->name_len) &&
+                hpack_ring_equal(t, hpack_entry_value_off(t, e), f->value, e->value_len))
+                return dyn_index(t, seq);
+        }
+        seq = l->next_nv;
+    }
+    if (!want_name)
+        return 0;
+    for (uint32_t seq = s->name_buckets[name_hash & s->bucket_mask]; hpack_table_live(t, seq);) {
+        const struct link *l = &s->links[seq & (s->links_cap - 1)];
+        if (l->name_hash == name_hash) {
+            const hpack_entry *e = hpack_table_by_seq(t, seq);
+            if (e->name_len == f->name_len && hpack_ring_equal(t, e->off, f->name, e->name_len)) {
+                *name_idx = dyn_index(t, seq);
+                return 0;
+            }
+        }
+        seq = l->next_name;
+    }
+    return 0;
+}
+
+/* Static index of the name (0 if none); *exact gets the index of an entry equal to the field. */
+static inline unsigned static_find(const rill_header *f, unsigned *exact)
+{
+    *exact = 0;
+    if (f->name_len == 0 || f->name_len > 27)
+        return 0; /* "access-control-allow-origin" is the longest static name */
+    unsigned idx = hpack_static_name_slots[hpack_static_name_hash(f->name, f->name_len)];
+    if (!idx)
+        return 0;
+    const hpack_static_entry *se = &hpack_static_table[idx];
+    if (se->name_len != f->name_len || memcmp(se->name, f->name, f->name_len) != 0)
+        return 0;
+    for (unsigned i = idx; i < idx + hpack_static_name_run[idx]; i++) {
+        se = &hpack_static_table[i];
+        if (se->value_len == f->value_len && memcmp(se->value, f->value, f->value_len) == 0) {
+            *exact = i;
+            break;
+        }
+    }
+    return idx;
+}
+
+/* ---- output ----------------------------------------------------------------------------------- */
+
+static size_t put_string(uint8_t *out, const uint8_t *s, size_t len, uint32_t options)
+{
+    if (!(options & RILL_HPACK_ENC_HUFFMAN_NEVER)) {
+        size_t hl = hpack_huff_encoded_len(s, len);
+        if (hl < len || (options & RILL_HPACK_ENC_HUFFMAN_ALWAYS)) {
+            size_t n = hpack_encode_int(out, 0x80, 7, (uint32_t)hl);
+            hpack_huff_encode(s, len, out + n);
+            return n + hl;
+        }
+    }
+    size_t n = hpack_encode_int(out, 0x00, 7, (uint32_t)len);
+    if (len)
+        memcpy(out + n, s, len);
+    return n + len;
+}
+
+/* Bytes one field can take at most: a literal with a new name, both strings sent as is (Huffman
+ * is used only when shorter, or when forced: then at most 30/8 of the input, bounded below). */
+static inline size_t field_bound(const rill_header *f, uint32_t options)
+{
+    size_t nl = f->name_len, vl = f->value_len;
+    if (options & RILL_HPACK_ENC_HUFFMAN_ALWAYS) {
+        nl = (nl * 30 + 7) / 8;
+        vl = (vl * 30 + 7) / 8;
+    }
+    return 1 + hpack_int_len((uint32_t)nl, 7) + nl + hpack_int_len((uint32_t)vl, 7) + vl;
+}
+
+size_t rill_hpack_encode_bound(const rill_hpack_encoder *enc, const rill_header *fields, size_t count)
+{
+    size_t bound = 2 * 6; /* two table size updates */
+    for (size_t i = 0; i < count; i++)
+        bound += field_bound(&fields[i], enc->options);
+    return bound;
+}
+
+/* Decides the representation of one field and writes it; out has room for field_bound(). */
+static size_t encode_field(rill_hpack_encoder *enc, const rill_header *f, uint8_t *out)
+{
+    struct enc_state *s = &enc->s;
+    unsigned exact_static;
+    unsigned name_idx = static_find(f, &exact_static);
+    bool index_all = enc->options & RILL_HPACK_ENC_INDEX_ALL;
+    uint8_t policy = name_idx && !index_all ? static_policy(name_idx) : P_INDEX;
+    bool never = (f->flags & RILL_HEADER_NEVER_INDEX) || policy == P_NEVER ||
+                 (policy == P_COOKIE && f->value_len < 20);
+    if (exact_static && !never)
+        return hpack_encode_int(out, 0x80, 7, exact_static);
+
+    bool indexing = !never && !(f->flags & RILL_HEADER_NO_INDEX);
+    if (indexing && !index_all) {
+        if (policy == P_NO_INDEX)
+            indexing = false;
+        else if (policy == P_PATH && memchr(f->value, '?', f->value_len))
+            indexing = false;
+        else if ((uint64_t)f->name_len + f->value_len + HPACK_ENTRY_OVERHEAD > s->table.max_size / 4 * 3)
+            indexing = false; /* would flush most of the table for one field */
+    }
+    if (s->table.max_size < HPACK_ENTRY_OVERHEAD)
+        indexing = false;
+
+    uint32_t name_hash = 0, nv_hash = 0;
+    if (s->table.count || indexing) {
+        name_hash = hash_bytes(f->name, f->name_len, 0x5bd1e995u);
+        nv_hash = hash_bytes(f->value, f->value_len, name_hash);
+    }
+    if (s->table.count) {
+        uint32_t dyn_name = 0;
+        uint32_t exact = dyn_find(s, f, name_hash, nv_hash, name_idx == 0, &dyn_name);
+        if (exact && !never)
+            return hpack_encode_int(out, 0x80, 7, exact);
+        if (!name_idx)
+            name_idx = dyn_name;
+    }
+    if (indexing && prepare_index(s, f) != RILL_OK)
+        indexing = false;
+
+    /* The name index refers to the table as it is before this field's insertion (4.4). */
+    size_t n = indexing ? hpack_encode_int(out, 0x40, 6, name_idx)
+                        : hpack_encode_int(out, never ? 0x10 : 0x00, 4, name_idx);
+    if (!name_idx)
+        n += put_string(out + n, f->name, f->name_len, enc->options);
+    n += put_string(out + n, f->value, f->value_len, enc->options);
+    if (indexing)
+        index_field(s, f, name_hash, nv_hash);
+    return n;
+}
+
+static size_t encode_all(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out)
+{
+    size_t n = 0;
+    if (enc->update_pending) {
+        if (enc->update_min < enc->update_target) {
+            n += hpack_encode_int(out + n, 0x20, 5, enc->update_min);
+            hpack_table_set_max(&enc->s.table, enc->update_min);
+        }
+        n += hpack_encode_int(out + n, 0x20, 5, enc->update_target);
+        hpack_table_set_max(&enc->s.table, enc->update_target);
+        enc->update_pending = false;
+    }
+    for (size_t i = 0; i < count; i++)
+        n += encode_field(enc, &fields[i], out + n);
+    return n;
+}
+
+/* A deep copy of the state, for the rare call whose buffer is smaller than the bound. */
+static int state_clone(struct enc_state *dst, const struct enc_state *src)
+{
+    *dst = *src;
+    dst->table.data = NULL;
+    dst->table.ents = NULL;
+    dst->links = NULL;
+    dst->nv_buckets = dst->name_buckets = NULL;
+    size_t nb = src->links ? (size_t)src->bucket_mask + 1 : 0;
+    if ((src->table.data && !(dst->table.data = malloc(src->table.data_cap))) ||
+        (src->table.ents && !(dst->table.ents = malloc(src->table.ent_cap * sizeof(hpack_entry)))) ||
+        (src->links && !(dst->links = malloc(src->links_cap * sizeof(struct link)))) ||
+        (nb && !(dst->nv_buckets = malloc(nb * sizeof(uint32_t)))) ||
+        (nb && !(dst->name_buckets = malloc(nb * sizeof(uint32_t))))) {
+        state_free(dst);
+        return RILL_ERR_NOMEM;
+    }
+    if (dst->table.data)
+        memcpy(dst->table.data, src->table.data, src->table.data_cap);
+    if (dst->table.ents)
+        memcpy(dst->table.ents, src->table.ents, src->table.ent_cap * sizeof(hpack_entry));
+    if (dst->links)
+        memcpy(dst->links, src->links, src->links_cap * sizeof(struct link));
+    if (nb) {
+        memcpy(dst->nv_buckets, src->nv_buckets, nb * sizeof(uint32_t));
+        memcpy(dst->name_buckets, src->name_buckets, nb * sizeof(uint32_t));
+    }
+    return RILL_OK;
+}
+
+int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out,
+                      size_t cap, size_t *out_len)
+{
+    for (size_t i = 0; i < count; i++)
+        if (fields[i].name_len > UINT32_MAX / 4 || fields[i].value_len > UINT32_MAX / 4)
+            return RILL_ERR_INVALID_ARG;
+    size_t bound = rill_hpack_encode_bound(enc, fields, count);
+    if (HPACK_LIKELY(cap >= bound)) {
+        *out_len = encode_all(enc, fields, count, out);
+        return RILL_OK;
+    }
+    /* The output may still fit: encode into a temporary buffer against a copy of the state that is
+     * thrown away if it does not. */
+    uint8_t *tmp = malloc(bound);
+    struct enc_state saved;
+    if (!tmp || state_clone(&saved, &enc->s) != RILL_OK) {
+        free(tmp);
+        return RILL_ERR_NOMEM;
+    }
+    bool pending = enc->update_pending;
+    size_t n = encode_all(enc, fields, count, tmp);
+    if (n <= cap) {
+        memcpy(out, tmp, n);
+        *out_len = n;
+        state_free(&saved);
+        free(tmp);
+        return RILL_OK;
+    }
+    state_free(&enc->s);
+    enc->s = saved;
+    enc->update_pending = pending;
+    free(tmp);
+    return RILL_ERR_BUFFER_TOO_SMALL;
+}
