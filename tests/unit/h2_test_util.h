@@ -501,6 +501,49 @@ TU char *tdec_block(tdec *d, const uint8_t *p, size_t n)
     tb_byte(&b, 0);
     return (char *)b.p;
 }
+/* Decodes every header block (HEADERS/PUSH_PROMISE + CONTINUATIONs) of o in order; fills sids[],
+ * types[] and texts[] (malloc'd, caller frees with tdec_texts_free). Returns the count. */
+TU size_t tdec_all(tdec *d, const tout *o, uint32_t *sids, uint8_t *types, char **texts, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < o->n && n < max; i++) {
+        const tframe *f = &o->f[i];
+        if (f->type != RILL_H2_HEADERS && f->type != RILL_H2_PUSH_PROMISE)
+            continue;
+        tbuf blk = {0};
+        const uint8_t *p = f->payload;
+        size_t len = f->len;
+        assert_false(f->flags & 0x8); /* we never pad */
+        if (f->type == RILL_H2_PUSH_PROMISE) {
+            p += 4;
+            len -= 4;
+        }
+        tb_put(&blk, p, len);
+        uint8_t flags = f->flags;
+        while (!(flags & 0x4)) {
+            assert_true(++i < o->n);
+            assert_int_equal(o->f[i].type, RILL_H2_CONTINUATION);
+            assert_int_equal(o->f[i].sid, f->sid);
+            tb_put(&blk, o->f[i].payload, o->f[i].len);
+            flags = o->f[i].flags;
+        }
+        sids[n] = f->sid;
+        types[n] = f->type;
+        texts[n] = tdec_block(d, blk.p, blk.len);
+        n++;
+        tb_free(&blk);
+    }
+    return n;
+}
+TU void tdec_texts_free(char **texts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(texts[i]);
+}
+
+/* Field list helper: F("name", "value") */
+#define F(n, v) {(const uint8_t *)(n), sizeof(n) - 1, (const uint8_t *)(v), sizeof(v) - 1, 0}
+
 TU void tdec_free(tdec *d)
 {
     if (d->d)
