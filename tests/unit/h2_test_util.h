@@ -485,10 +485,10 @@ typedef struct tdec {
 TU int tdec_cb(void *user, const rill_header *f)
 {
     tbuf *b = user;
-    char line[4096];
-    int n = snprintf(line, sizeof line, "%.*s: %.*s\n", (int)f->name_len, (const char *)f->name,
-                     (int)f->value_len, (const char *)f->value);
-    tb_put(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    tb_put(b, f->name, f->name_len);
+    tb_put(b, ": ", 2);
+    tb_put(b, f->value, f->value_len);
+    tb_put(b, "\n", 1);
     return 0;
 }
 /* Returns a malloc'd NUL-terminated string. */
