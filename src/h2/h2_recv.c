@@ -271,7 +271,7 @@ static int collect_field(void *user, const rill_header *f)
         fs->cap = ncap;
     }
     size_t need = f->name_len + f->value_len;
-    if (fs->used + need > fs->bytes_cap) {
+    if (!fs->bytes || fs->used + need > fs->bytes_cap) {
         size_t ncap = fs->bytes_cap ? fs->bytes_cap : 512;
         while (ncap < fs->used + need)
             ncap *= 2;
@@ -283,7 +283,8 @@ static int collect_field(void *user, const rill_header *f)
     }
     /* Offsets for now (the byte buffer may move); pointers once the block is complete. */
     rill_header *d = &fs->fields[fs->count++];
-    memcpy(fs->bytes + fs->used, f->name, f->name_len);
+    if (f->name_len)
+        memcpy(fs->bytes + fs->used, f->name, f->name_len);
     d->name = (const uint8_t *)(uintptr_t)fs->used;
     d->name_len = f->name_len;
     fs->used += f->name_len;
@@ -1074,7 +1075,8 @@ int64_t rill_h2_session_recv(rill_h2_session *s, const uint8_t *data, size_t len
             size_t n = H2_PREFACE_LEN - s->have;
             if (n > avail)
                 n = avail;
-            if (memcmp(data + i, H2_PREFACE + s->have, n) != 0) {
+            static const char preface[] = H2_PREFACE;
+            if (memcmp(data + i, preface + s->have, n) != 0) {
                 h2_connection_error(s, RILL_H2_PROTOCOL_ERROR, "bad connection preface");
                 break;
             }
