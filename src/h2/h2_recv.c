@@ -58,7 +58,14 @@ static bool is_idle(const rill_h2_session *s, int32_t id)
 {
     if (h2_is_local_id(s, id))
         return id >= s->next_local_id;
+    if (s->goaway_sent && id > s->goaway_last_sent)
+        return false; /* a stream opened after our GOAWAY: ignored, not an error */
     return id > s->last_peer_id;
+}
+
+static bool after_goaway(const rill_h2_session *s, int32_t id)
+{
+    return !h2_is_local_id(s, id) && s->goaway_sent && id > s->goaway_last_sent;
 }
 
 static void credit_conn(rill_h2_session *s, uint32_t n)
@@ -170,7 +177,7 @@ static void data_begin(rill_h2_session *s)
             h2_connection_error(s, RILL_H2_STREAM_CLOSED, "DATA on closed stream");
             return;
         }
-        if (how != H2_CLOSED_LOCAL_RST && !(s->goaway_sent && s->fsid > s->goaway_last_sent))
+        if (how != H2_CLOSED_LOCAL_RST && !after_goaway(s, s->fsid))
             err = RILL_H2_STREAM_CLOSED;
     } else if (st->state == H2_RESERVED_LOCAL || st->state == H2_RESERVED_REMOTE) {
         h2_connection_error(s, RILL_H2_PROTOCOL_ERROR, "DATA on reserved stream");
@@ -561,6 +568,10 @@ static void headers_complete(rill_h2_session *s, const uint8_t *block, size_t le
     struct h2_stream *st = h2_stream_find(s, sid);
     if (st) {
         stream_headers(s, st, block, len, end, self_dep);
+        return;
+    }
+    if (s->role == RILL_H2_SERVER && after_goaway(s, sid) && sid > s->last_peer_id) {
+        request_headers(s, sid, block, len, end, self_dep); /* decoded for HPACK, then ignored */
         return;
     }
     if (!is_idle(s, sid)) {

@@ -300,7 +300,7 @@ int32_t rill_h2_submit_push_promise(rill_h2_session *s, int32_t stream_id, const
         return RILL_ERR_NOMEM;
     s->next_local_id += 2;
     ps->user = stream_user;
-    ps->flags |= SF_HEADERS_RECV | SF_END_QUEUED * 0;
+    ps->flags |= SF_HEADERS_RECV; /* the promised request counts as received */
     if (mi.head)
         ps->flags |= SF_HEAD;
     int rc = h2_encode_headers(s, RILL_H2_PUSH_PROMISE, stream_id, pid, 0, fields, count);

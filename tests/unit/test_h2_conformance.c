@@ -1012,6 +1012,31 @@ static void s6_8_graceful_shutdown_two_steps(void **state)
     tsess_free(&t);
 }
 
+static void s6_8_streams_after_our_goaway_are_ignored(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_get(&b, 1, 0);
+    feed_drain(&t, &b);
+    assert_int_equal(rill_h2_submit_goaway(t.s, RILL_H2_NO_ERROR, NULL, 0), 0);
+    drain(t.s, &t.out);
+    assert_int_equal(expect_goaway(&t.out, RILL_H2_NO_ERROR), 1);
+    /* the client had already sent these: they are dropped quietly */
+    tf_get(&b, 3, 0);
+    tf_data(&b, 3, 0, "abc", 3);
+    tf_window_update(&b, 3, 10);
+    tf_rst(&b, 3, RILL_H2_CANCEL);
+    tf_data(&b, 1, 0x1, "end", 3);
+    assert_true(feed_drain(&t, &b) >= 0);
+    expect_no_error(&t.out);
+    assert_null(rec_find(&t.rec, EV_HEADERS, 3));
+    assert_non_null(rec_find(&t.rec, EV_END, 1));
+    tb_free(&b);
+    tsess_free(&t);
+}
+
 /* ---- 6.9 WINDOW_UPDATE ---- */
 
 static void s6_9_zero_increment_connection(void **state)
@@ -1256,6 +1281,7 @@ int main(void)
         cmocka_unit_test(s6_7_submitted_ping_comes_back),
         cmocka_unit_test(s6_8_goaway_on_stream),
         cmocka_unit_test(s6_8_graceful_shutdown_two_steps),
+        cmocka_unit_test(s6_8_streams_after_our_goaway_are_ignored),
         cmocka_unit_test(s6_9_zero_increment_connection),
         cmocka_unit_test(s6_9_zero_increment_stream),
         cmocka_unit_test(s6_9_bad_length),
