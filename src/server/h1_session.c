@@ -50,6 +50,19 @@ void h1_session_free(rill_session *sess)
     sess->h1 = NULL;
 }
 
+/* Between requests the parser (with its head buffer) is dropped; it comes back with the next byte. */
+void h1_session_trim(rill_session *sess)
+{
+    struct h1_state *h1 = sess->h1;
+    if (h1->current || h1->pending_len || !h1->parser)
+        return;
+    rill_h1_parser_free(h1->parser);
+    h1->parser = NULL;
+    free(h1->pending);
+    h1->pending = NULL;
+    h1->pending_cap = 0;
+}
+
 void h1_session_shutdown(rill_session *sess)
 {
     sess->h1->close_after = true;
@@ -247,6 +260,10 @@ static int hold(struct h1_state *h1, const uint8_t *data, size_t len)
 void h1_session_data(rill_session *sess, const uint8_t *data, size_t len)
 {
     struct h1_state *h1 = sess->h1;
+    if (!h1->parser && !(h1->parser = rill_h1_parser_new(RILL_H1_REQUEST, NULL))) {
+        session_close(sess);
+        return;
+    }
     if (h1->pending_len) { /* keep order: append behind what is already waiting */
         if (hold(h1, data, len) < 0)
             session_close(sess);

@@ -69,6 +69,7 @@ struct rill_session {
     char peer[56];
     rill_io_timer *idle_timer;
     uint64_t idle_deadline;
+    uint64_t last_active;
     uint32_t requests; /* exchanges started on this connection */
     uint32_t open_streams;
     struct rill_stream *live; /* every exchange not yet closed, for cleanup on connection loss */
@@ -179,6 +180,7 @@ void h1_session_data(rill_session *sess, const uint8_t *data, size_t len);
 void h1_session_drain(rill_session *sess);
 void h1_session_free(rill_session *sess);
 void h1_session_shutdown(rill_session *sess);
+void h1_session_trim(rill_session *sess);
 int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t payload_len,
                      rill_stream *upgraded);
 void h2_session_data(rill_session *sess, const uint8_t *data, size_t len);
