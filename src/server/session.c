@@ -233,6 +233,8 @@ static void on_close(rill_io_conn *conn, int err)
         return;
     sess->closing = true;
     sess->in_callback++;
+    if (sess->websocket)
+        ws_connection_closed(sess);
     if (sess->h2)
         h2_session_free(sess);
     if (sess->h1)
