@@ -119,6 +119,10 @@ RILL_API int rill_stream_respond(rill_stream *stream, const rill_header *headers
  * RILL_ERR_IO / RILL_ERR_TLS with one line in err (port in use, unreadable certificate...). */
 RILL_API int rill_server_run(rill_server *s, char *err, size_t errlen);
 
+/* Binds the listeners (and loads the certificate) without running: errors such as a port in use
+ * come back here. rill_server_run binds first if this was not called. */
+RILL_API int rill_server_bind(rill_server *s, char *err, size_t errlen);
+
 /* Begins a graceful shutdown. Thread-safe. */
 RILL_API void rill_server_stop(rill_server *s);
 

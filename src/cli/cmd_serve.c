@@ -136,11 +136,14 @@ int rill_cmd_serve(int argc, char **argv)
         rill_server_free(srv);
         return 1;
     }
-    if (o.listen)
-        fprintf(stderr, "rill serve: http://%s/ (h2c, HTTP/1.1)\n", o.listen);
-    if (o.tls_listen)
-        fprintf(stderr, "rill serve: https://%s/ (h2, HTTP/1.1)\n", o.tls_listen);
-    rc = rill_server_run(srv, err, sizeof err);
+    rc = rill_server_bind(srv, err, sizeof err);
+    if (rc == RILL_OK) {
+        if (o.listen)
+            fprintf(stderr, "rill serve: http://%s/ (h2c, HTTP/1.1)\n", o.listen);
+        if (o.tls_listen)
+            fprintf(stderr, "rill serve: https://%s/ (h2, HTTP/1.1)\n", o.tls_listen);
+        rc = rill_server_run(srv, err, sizeof err);
+    }
     rill_server_free(srv);
     if (rc == RILL_ERR_INVALID_ARG)
         return cli_usage_error("serve", "%s", err);
