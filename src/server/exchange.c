@@ -109,7 +109,16 @@ static const struct route *find_route(const rill_server *srv, const char *path)
     return NULL;
 }
 
+static void dispatch(rill_stream *st);
+
 void exchange_dispatch(rill_stream *st)
+{
+    exchange_hold(st);
+    dispatch(st);
+    exchange_release(st);
+}
+
+static void dispatch(rill_stream *st)
 {
     rill_server *srv = st->sess->w->srv;
     atomic_fetch_add_explicit(&st->sess->w->stats.requests, 1, memory_order_relaxed);
@@ -142,7 +151,16 @@ void exchange_switch(rill_stream *st, const struct exchange_ops *ops, int32_t id
     st->version = version;
 }
 
+static void body(rill_stream *st, const uint8_t *data, size_t len);
+
 void exchange_body(rill_stream *st, const uint8_t *data, size_t len)
+{
+    exchange_hold(st);
+    body(st, data, len);
+    exchange_release(st);
+}
+
+static void body(rill_stream *st, const uint8_t *data, size_t len)
 {
     if (len == 0)
         return;
@@ -171,14 +189,19 @@ void exchange_body_end(rill_stream *st)
     st->request_ended = true;
     if (st->body_fn && !st->early_len && !st->body_paused && !st->request_end_delivered) {
         st->request_end_delivered = true;
+        exchange_hold(st);
         st->body_fn(st, NULL, 0, true, st->body_user);
+        exchange_release(st);
     }
 }
 
 void exchange_drained(rill_stream *st)
 {
-    if (st->drain_fn && !st->ended)
+    if (st->drain_fn && !st->ended) {
+        exchange_hold(st);
         st->drain_fn(st, st->drain_user);
+        exchange_release(st);
+    }
 }
 
 static void log_access(rill_stream *st)
@@ -213,10 +236,33 @@ static void log_access(rill_stream *st)
     }
 }
 
+void exchange_hold(rill_stream *st)
+{
+    st->busy++;
+}
+
+static void close_now(rill_stream *st, bool completed);
+
+void exchange_release(rill_stream *st)
+{
+    if (--st->busy == 0 && st->close_pending)
+        close_now(st, st->close_completed);
+}
+
 void exchange_closed(rill_stream *st, bool completed)
 {
-    if (st->closed)
+    if (st->closed || st->close_pending)
         return;
+    if (st->busy) { /* the transport closed it under a call that still uses it */
+        st->close_pending = true;
+        st->close_completed = completed;
+        return;
+    }
+    close_now(st, completed);
+}
+
+static void close_now(rill_stream *st, bool completed)
+{
     st->closed = true;
     if (st->method && st->head_sent)
         log_access(st);
@@ -329,7 +375,16 @@ const char *rill_request_header(const rill_request *r, const char *name, size_t 
     return NULL;
 }
 
+static void request_on_body(rill_request *r, rill_body_fn fn, void *user);
+
 void rill_request_on_body(rill_request *r, rill_body_fn fn, void *user)
+{
+    exchange_hold(r);
+    request_on_body(r, fn, user);
+    exchange_release(r);
+}
+
+static void request_on_body(rill_request *r, rill_body_fn fn, void *user)
 {
     r->body_fn = fn;
     r->body_user = user;
@@ -355,12 +410,14 @@ void rill_request_pause(rill_request *r, bool paused)
 {
     if (r->body_paused == paused)
         return;
+    exchange_hold(r);
     r->body_paused = paused;
     if (r->ops->pause_body)
         r->ops->pause_body(r, paused);
     if (!paused) /* deliver what was held meanwhile */
-        rill_request_on_body(r, r->body_fn, r->body_user);
+        request_on_body(r, r->body_fn, r->body_user);
     session_flush(r->sess);
+    exchange_release(r);
 }
 
 /* ---- response API ------------------------------------------------------------------------------ */
@@ -426,7 +483,7 @@ int rill_response_add_trailer(rill_response *res, const char *name, const char *
     return header_list_add(&res->trailers, name, strlen(name), value, strlen(value));
 }
 
-int rill_response_informational(rill_response *res, int status, const rill_header *fields,
+static int rill_response_informational_impl(rill_response *res, int status, const rill_header *fields,
                                 size_t count)
 {
     if (res->head_sent || status < 100 || status > 199 || status == 101)
@@ -462,7 +519,7 @@ static int send_head(rill_stream *st, bool end_stream)
     return st->ops->send_head(st, end_stream);
 }
 
-int rill_response_write(rill_response *res, const void *data, size_t len)
+static int rill_response_write_impl(rill_response *res, const void *data, size_t len)
 {
     if (res->ended || res->closed)
         return RILL_ERR_STATE;
@@ -483,7 +540,7 @@ void rill_response_on_drain(rill_response *res, rill_response_fn fn, void *user)
     res->drain_user = user;
 }
 
-int rill_response_end(rill_response *res, const void *data, size_t len)
+static int rill_response_end_impl(rill_response *res, const void *data, size_t len)
 {
     if (res->ended || res->closed)
         return RILL_ERR_STATE;
@@ -518,7 +575,7 @@ int rill_response_end(rill_response *res, const void *data, size_t len)
 }
 
 /* The static handler streams a file; the fd stays the caller's (see st->release). */
-int exchange_send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length)
+static int exchange_send_file_impl(rill_stream *st, int fd, uint64_t offset, uint64_t length)
 {
     st->file_fd = fd;
     st->file_off = offset;
@@ -546,7 +603,7 @@ void rill_response_on_close(rill_response *res, rill_close_fn fn, void *user)
     res->close_user = user;
 }
 
-int rill_stream_respond(rill_stream *stream, const rill_header *headers, size_t count, bool end_stream)
+static int rill_stream_respond_impl(rill_stream *stream, const rill_header *headers, size_t count, bool end_stream)
 {
     if (stream->head_sent)
         return RILL_ERR_STATE;
@@ -572,7 +629,7 @@ int rill_stream_respond(rill_stream *stream, const rill_header *headers, size_t 
     return rc;
 }
 
-int exchange_respond_simple(rill_stream *st, int status, const char *content_type, const char *body)
+static int exchange_respond_simple_impl(rill_stream *st, int status, const char *content_type, const char *body)
 {
     if (st->head_sent)
         return RILL_ERR_STATE;
@@ -580,4 +637,53 @@ int exchange_respond_simple(rill_stream *st, int status, const char *content_typ
     if (content_type)
         rill_response_set_header(st, "content-type", content_type);
     return rill_response_end(st, body, body ? strlen(body) : 0);
+}
+
+int rill_response_write(rill_response *res, const void *data, size_t len)
+{
+    exchange_hold(res);
+    int rc = rill_response_write_impl(res, data, len);
+    exchange_release(res);
+    return rc;
+}
+
+int rill_response_end(rill_response *res, const void *data, size_t len)
+{
+    exchange_hold(res);
+    int rc = rill_response_end_impl(res, data, len);
+    exchange_release(res);
+    return rc;
+}
+
+int rill_response_informational(rill_response *res, int status, const rill_header *fields,
+                                size_t count)
+{
+    exchange_hold(res);
+    int rc = rill_response_informational_impl(res, status, fields, count);
+    exchange_release(res);
+    return rc;
+}
+
+int exchange_send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length)
+{
+    exchange_hold(st);
+    int rc = exchange_send_file_impl(st, fd, offset, length);
+    exchange_release(st);
+    return rc;
+}
+
+int rill_stream_respond(rill_stream *stream, const rill_header *headers, size_t count, bool end_stream)
+{
+    exchange_hold(stream);
+    int rc = rill_stream_respond_impl(stream, headers, count, end_stream);
+    exchange_release(stream);
+    return rc;
+}
+
+int exchange_respond_simple(rill_stream *st, int status, const char *content_type, const char *body)
+{
+    exchange_hold(st);
+    int rc = exchange_respond_simple_impl(st, status, content_type, body);
+    exchange_release(st);
+    return rc;
 }

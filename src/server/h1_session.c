@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "server/http_date.h"
 #include "server/server_internal.h"
 
 struct h1_state {
@@ -73,11 +74,12 @@ void h1_session_shutdown(rill_session *sess)
 /* An error before any response was started: a plain-text answer, then close. */
 static void reject(rill_session *sess, int status, const char *why)
 {
-    char buf[512];
+    char buf[512], date[RILL_HTTP_DATE_LEN + 1];
+    rill_http_date_format(time(NULL), date);
     int n = snprintf(buf, sizeof buf,
                      "HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                     "content-length: %zu\r\nconnection: close\r\nserver: rill\r\n\r\n%s\n",
-                     status, rill_h1_reason_phrase(status), strlen(why) + 1, why);
+                     "content-length: %zu\r\nconnection: close\r\ndate: %s\r\nserver: rill\r\n\r\n%s\n",
+                     status, rill_h1_reason_phrase(status), strlen(why) + 1, date, why);
     rill_io_conn_write(sess->conn, buf, (size_t)n);
     session_close(sess);
 }
@@ -152,7 +154,9 @@ static int start_request(rill_session *sess, const rill_h1_head *head)
     int ws = rill_h1_websocket_upgrade(head, &up);
     st->ws_request = ws == 1 ? 1 : ws == RILL_ERR_PROTOCOL ? -1 : ws == RILL_ERR_UNSUPPORTED ? -2 : 0;
     size_t settings_len = 0;
-    if (!sess->tls && ws == 0 && rill_h1_h2c_upgrade(head, h1->settings, sizeof h1->settings, &settings_len) == 1) {
+    /* Only a request without a body is upgraded (RFC 9113 §3.1 lets a server ignore Upgrade):
+     * the body would otherwise have to be held whole until the switch. */
+    if (!sess->tls && ws == 0 && head->body == RILL_H1_BODY_NONE && rill_h1_h2c_upgrade(head, h1->settings, sizeof h1->settings, &settings_len) == 1) {
         h1->upgrade_h2 = true;
         h1->settings_len = settings_len;
         return RILL_OK; /* dispatched as HTTP/2 once the request is read */

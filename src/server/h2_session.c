@@ -7,6 +7,8 @@
 
 #include "server/server_internal.h"
 
+static void h2_flush_round(rill_session *sess);
+
 /* A copied body chunk handed to the engine by reference until it reports it released. */
 struct body_chunk {
     size_t len;
@@ -134,6 +136,23 @@ void h2_session_flush(rill_session *sess)
 {
     if (!sess->h2 || sess->closing)
         return;
+    if (sess->flushing) { /* e.g. a drain callback writing from inside output_consumed */
+        sess->flush_again = true;
+        return;
+    }
+    sess->flushing = true;
+    do {
+        sess->flush_again = false;
+        h2_flush_round(sess);
+    } while (sess->flush_again && sess->h2 && !sess->closing);
+    sess->flushing = false;
+    if (sess->h2 && !sess->closing && !rill_h2_session_want_read(sess->h2) &&
+        !rill_h2_session_want_write(sess->h2))
+        session_close(sess);
+}
+
+static void h2_flush_round(rill_session *sess)
+{
     /* Pull output only while the socket keeps up: DATA is produced (and files read) on demand,
      * so a slow reader holds back the engine instead of growing our queue. */
     while (rill_io_conn_queued(sess->conn) <= EXCHANGE_HIGH_WATER) {
@@ -148,8 +167,6 @@ void h2_session_flush(rill_session *sess)
             break;
         rill_h2_session_output_consumed(sess->h2, total);
     }
-    if (!rill_h2_session_want_read(sess->h2) && !rill_h2_session_want_write(sess->h2))
-        session_close(sess);
 }
 
 void h2_session_drain(rill_session *sess)

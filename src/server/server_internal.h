@@ -82,6 +82,8 @@ struct rill_session {
     bool detecting; /* cleartext: still looking for the HTTP/2 preface */
     bool closing;
     uint8_t in_callback; /* depth of calls into the session from I/O: defer flushes */
+    bool flushing;       /* inside h2_session_flush: a nested flush only asks for another round */
+    bool flush_again;
     char peer[56];
     uint64_t id; /* worker index << 40 | sequence: tells connections apart in logs and the demo */
     rill_io_timer *idle_timer;
@@ -128,6 +130,8 @@ struct rill_stream {
     struct header_list resp_fields, trailers;
     bool head_sent, ended, closed, completed;
     bool end_sent; /* the transport has signalled the end of the response */
+    uint8_t busy;  /* inside an API call or a handler: closing waits until it returns */
+    bool close_pending, close_completed;
     size_t queued; /* response bytes handed to the transport and not yet written */
     uint64_t body_bytes;
     rill_response_fn drain_fn;
@@ -173,6 +177,9 @@ void exchange_body_end(rill_stream *st);
 void exchange_drained(rill_stream *st);
 /* The transport is done with the exchange: calls on_close, logs, frees. */
 void exchange_closed(rill_stream *st, bool completed);
+/* An exchange cannot be freed between hold and release (a close meanwhile happens at release). */
+void exchange_hold(rill_stream *st);
+void exchange_release(rill_stream *st);
 /* Moves an exchange to another transport (h2c upgrade of the HTTP/1.1 request). */
 void exchange_switch(rill_stream *st, const struct exchange_ops *ops, int32_t id, const char *version);
 int exchange_send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length);

@@ -26,15 +26,36 @@ struct rill_websocket {
     bool finishing; /* our side of the transport is being closed */
     bool gone;     /* on_close reported */
     bool opening;  /* inside on_open: output waits for the handshake response */
+    uint8_t busy;  /* inside a call that still uses ws: ws_gone waits for it */
+    bool gone_pending;
     const char *subprotocol;
 };
 
 static void ws_flush(rill_websocket *ws);
 
+static void ws_gone(rill_websocket *ws);
+
+static void ws_hold(rill_websocket *ws)
+{
+    ws->busy++;
+}
+
+static void ws_release(rill_websocket *ws)
+{
+    if (--ws->busy == 0 && ws->gone_pending) {
+        ws->gone_pending = false;
+        ws_gone(ws);
+    }
+}
+
 static void ws_gone(rill_websocket *ws)
 {
     if (ws->gone)
         return;
+    if (ws->busy) {
+        ws->gone_pending = true;
+        return;
+    }
     ws->gone = true;
     unsigned code = rill_ws_transport_closed(ws->codec);
     if (ws->route->h->on_close)
@@ -77,11 +98,14 @@ static void ws_flush(rill_websocket *ws)
         return;
     ws->finishing = true;
     if (ws->st) {
+        rill_session *sess = ws->sess;
+        ws_hold(ws);
         if (rill_ws_fail_code(ws->codec) == 0 && rill_ws_state(ws->codec) != RILL_WS_FAILED)
             rill_response_end(ws->st, NULL, 0); /* END_STREAM: the orderly close */
         else
-            rill_h2_submit_rst_stream(ws->sess->h2, ws->st->id, RILL_H2_CANCEL);
-        session_flush(ws->sess);
+            rill_h2_submit_rst_stream(sess->h2, ws->st->id, RILL_H2_CANCEL);
+        ws_release(ws);
+        session_flush(sess);
     } else {
         session_close(ws->sess); /* RFC 6455 §7.1.1: the server closes the TCP connection first */
     }
@@ -89,16 +113,20 @@ static void ws_flush(rill_websocket *ws)
 
 static void ws_feed(rill_websocket *ws, const uint8_t *data, size_t len)
 {
+    ws_hold(ws);
     rill_ws_recv(ws->codec, data, len); /* failures queue their Close frame: flushed below */
     ws_flush(ws);
+    ws_release(ws);
 }
 
 static void ws_drained(rill_websocket *ws)
 {
     if (ws->blocked && !ws->gone) {
         ws->blocked = false;
+        ws_hold(ws);
         if (ws->route->h->on_drain)
             ws->route->h->on_drain(ws, ws->route->user);
+        ws_release(ws);
     }
 }
 
@@ -124,12 +152,14 @@ void ws_connection_closed(rill_session *sess)
 static void h2_body(rill_request *req, const uint8_t *data, size_t len, bool end, void *user)
 {
     rill_websocket *ws = user;
+    ws_hold(ws);
     if (len)
         ws_feed(ws, data, len);
-    if (end) { /* the peer's END_STREAM: its TCP FIN */
+    if (end && !ws->gone_pending) { /* the peer's END_STREAM: its TCP FIN */
         rill_ws_transport_closed(ws->codec);
         ws_flush(ws);
     }
+    ws_release(ws);
 }
 
 static void h2_drain(rill_response *res, void *user)
@@ -317,33 +347,43 @@ static bool over_high_water(const rill_websocket *ws)
 
 int rill_websocket_send(rill_websocket *ws, unsigned opcode, const void *data, size_t len)
 {
-    if (ws->finishing)
+    if (ws->finishing || ws->gone_pending)
         return RILL_ERR_STATE;
     int rc = rill_ws_send(ws->codec, opcode, data, len);
     if (rc < 0)
         return rc;
+    ws_hold(ws);
     ws_flush(ws);
-    if (over_high_water(ws)) {
+    if (!ws->gone_pending && over_high_water(ws)) {
         ws->blocked = true;
-        return RILL_ERR_WOULD_BLOCK;
+        rc = RILL_ERR_WOULD_BLOCK;
     }
-    return RILL_OK;
+    ws_release(ws);
+    return rc;
 }
 
 int rill_websocket_ping(rill_websocket *ws, const void *data, size_t len)
 {
-    int rc = ws->finishing ? RILL_ERR_STATE : rill_ws_send_ping(ws->codec, data, len);
-    if (rc == RILL_OK)
+    int rc = ws->finishing || ws->gone_pending ? RILL_ERR_STATE
+                                               : rill_ws_send_ping(ws->codec, data, len);
+    if (rc == RILL_OK) {
+        ws_hold(ws);
         ws_flush(ws);
+        ws_release(ws);
+    }
     return rc;
 }
 
 int rill_websocket_close(rill_websocket *ws, unsigned code, const char *reason)
 {
-    int rc = ws->finishing ? RILL_ERR_STATE
-                           : rill_ws_close(ws->codec, code, reason, reason ? strlen(reason) : 0);
-    if (rc == RILL_OK)
+    int rc = ws->finishing || ws->gone_pending
+                 ? RILL_ERR_STATE
+                 : rill_ws_close(ws->codec, code, reason, reason ? strlen(reason) : 0);
+    if (rc == RILL_OK) {
+        ws_hold(ws);
         ws_flush(ws);
+        ws_release(ws);
+    }
     return rc;
 }
 
