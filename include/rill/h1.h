@@ -34,11 +34,12 @@
  *   spaces; the target is visible ASCII and in one of the four forms: origin ("/..."),
  *   absolute ("scheme://..."), authority ("host:port", CONNECT only, and CONNECT only takes it),
  *   asterisk ("*", OPTIONS only). HTTP/1.1 needs exactly one Host; more than one Host is always an
- *   error. Content-Length: 1*DIGIT; duplicates (repeated lines or a comma list) are accepted only
+ *   error. Content-Length: 1*DIGIT, at most 2^63-1; duplicates (repeated lines or a comma list) are accepted only
  *   when every value is identical; Content-Length with Transfer-Encoding is rejected;
  *   Transfer-Encoding in an HTTP/1.0 message is rejected. Transfer-Encoding must be exactly
  *   "chunked" (empty list elements aside): "gzip, chunked" and other codings we do not implement
- *   are 501 in a request, a chunked that is not the final coding is 400. Chunk sizes: 1*HEXDIG
+ *   are 501 in a request, a chunked that is not the final coding is 400 (responses get the same
+ *   framing checks: no read-until-close fallback for an odd Transfer-Encoding). Chunk sizes: 1*HEXDIG
  *   up to 2^60; chunk extensions are skipped unread but bounded (max_chunk_ext), CTLs in them
  *   rejected. Leading empty lines before a request/status line are skipped (RFC 9112 §2.2).
  *   A status line without the space after the code ("HTTP/1.1 200\r\n") is accepted.
@@ -48,13 +49,18 @@
  *   1. On a fresh cleartext connection, rill_h1_preface_check() on the first bytes: YES -> HTTP/2
  *      prior knowledge; PARTIAL -> read more; NO -> HTTP/1.1 (TLS: pick by ALPN instead).
  *   2. p = rill_h1_parser_new(RILL_H1_REQUEST, NULL). For each read: loop rill_h1_parse.
- *      On error: status = rill_h1_error_status(rill_h1_parser_error(p)); send that status with
- *      "Connection: close" and close.
- *   3. On HEAD: rill_h1_h2c_upgrade() (cleartext only) -> answer 101 after reading the body, then
- *      run HTTP/2 with the request as stream 1 and the decoded SETTINGS as the client's settings;
+ *      On error: rill_h1_write_error_response(.., rill_h1_parser_error(p)) (the status of
+ *      rill_h1_error_status, with "Connection: close"), send it, close.
+ *   3. On HEAD: if expect_continue, send RILL_H1_CONTINUE_RESPONSE before reading the body.
+ *      rill_h1_h2c_upgrade() (cleartext only) -> at END send RILL_H1_H2C_SWITCHING_RESPONSE, then
+ *      run HTTP/2 with the request as stream 1 and the decoded SETTINGS as the client's settings
+ *      (the bytes after END are the client's HTTP/2 preface);
  *      rill_h1_websocket_upgrade() -> 101 with rill_h1_websocket_accept(), or 400/426.
  *      Otherwise serve the request; answer with rill_h1_write_response_head() and chunk helpers.
  *   4. After END: if !head->keep_alive close after the response, else keep parsing (pipelining).
+ *   Notes: for an absolute-form target the authority comes from the target, not Host (RFC 9112
+ *   §3.2.2). Trailer fields are reported as received: never merge them into the head's framing
+ *   or routing fields.
  *
  * The client sets rill_h1_set_request_method() before each response so HEAD / CONNECT answers are
  * framed correctly, parses with RILL_H1_RESPONSE, and calls rill_h1_parse_eof() when the peer
@@ -178,7 +184,7 @@ typedef struct rill_h1_head {
     rill_h1_body body;
     uint64_t content_length; /* meaningful when body == RILL_H1_BODY_LENGTH */
     bool keep_alive;         /* persistence after this message (version + Connection) */
-    bool expect_continue;    /* request has "Expect: 100-continue" */
+    bool expect_continue;    /* HTTP/1.1 request has "Expect: 100-continue" */
     bool expect_other;       /* request has another expectation (server may answer 417) */
     bool connection_upgrade; /* Connection lists "upgrade" */
     bool upgrade;            /* an Upgrade field is present */
@@ -252,6 +258,12 @@ RILL_API const rill_h1_field *rill_h1_find_field(const rill_h1_field *fields, si
 /* Whether any field named `name` lists `token` (rill_h1_list_has_token over every occurrence). */
 RILL_API bool rill_h1_head_has_token(const rill_h1_head *head, const char *name, const char *token);
 
+/* Whether field f of head is connection-specific and must not be carried into HTTP/2 (RFC 9113
+ * §8.2.2, for turning an h2c upgrade request into stream 1): Connection, Keep-Alive,
+ * Proxy-Connection, Transfer-Encoding, Upgrade, HTTP2-Settings, any field the Connection field
+ * names, and TE unless its value is exactly "trailers". */
+RILL_API bool rill_h1_is_connection_specific(const rill_h1_head *head, const rill_h1_field *f);
+
 /* ---- server helpers: choosing the protocol ------------------------------------------------------ */
 
 #define RILL_H1_H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -293,8 +305,20 @@ typedef struct rill_h1_ws_upgrade {
  * "Sec-WebSocket-Version: 13"). */
 RILL_API int rill_h1_websocket_upgrade(const rill_h1_head *head, rill_h1_ws_upgrade *out);
 
-/* Sec-WebSocket-Accept for key: base64(SHA-1(key + GUID)), 28 chars plus a NUL written to out. */
+/* Sec-WebSocket-Accept for key: base64(SHA-1(key + GUID)), 28 chars plus a NUL written to out.
+ * key_len is at most 64 (else RILL_ERR_INVALID_ARG). */
 RILL_API int rill_h1_websocket_accept(const char *key, size_t key_len, char out[29]);
+
+/* Client side: whether a parsed response accepts the WebSocket handshake we opened with key
+ * (RFC 6455 §4.1): status 101, Upgrade lists "websocket", Connection lists "upgrade", and exactly
+ * one Sec-WebSocket-Accept equal to rill_h1_websocket_accept(key). */
+RILL_API bool rill_h1_websocket_response_ok(const rill_h1_head *head, const char *key,
+                                            size_t key_len);
+
+/* Fixed answers a server writes as they are. */
+#define RILL_H1_CONTINUE_RESPONSE "HTTP/1.1 100 Continue\r\n\r\n"
+#define RILL_H1_H2C_SWITCHING_RESPONSE \
+    "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
 
 /* ---- serialiser: into caller buffers, no allocation ---------------------------------------------
  * Each writes into out[0..cap) and sets *out_len; RILL_ERR_BUFFER_TOO_SMALL when it does not fit
@@ -315,6 +339,12 @@ RILL_API int rill_h1_write_request_head(uint8_t *out, size_t cap, size_t *out_le
                                         const char *method, size_t method_len, const char *target,
                                         size_t target_len, const rill_h1_field *fields,
                                         size_t nfields);
+
+/* The answer to a rejected message: "HTTP/1.1 <rill_h1_error_status(err)> <reason>" with
+ * "Content-Length: 0" and "Connection: close" (the connection must be closed after it).
+ * RILL_ERR_INVALID_ARG for RILL_H1_E_NONE. 128 bytes always suffice. */
+RILL_API int rill_h1_write_error_response(uint8_t *out, size_t cap, size_t *out_len,
+                                          rill_h1_error err);
 
 /* A chunk header "<hex size>\r\n" (size > 0; the data and then RILL_H1_CHUNK_END follow). At most
  * RILL_H1_CHUNK_HEADER_MAX bytes. */

@@ -131,7 +131,7 @@ typedef struct rill_h2_callbacks {
     int (*on_end_stream)(rill_h2_session *s, int32_t stream_id, void *user);
     /* The stream is gone: error_code is NO_ERROR after a normal end, the RST_STREAM code otherwise
      * (sent or received), REFUSED_STREAM for a stream above a received GOAWAY's last id.
-     * The per-stream user data is dropped after this call. */
+     * rill_h2_stream_user() still works during this call; the stream is gone after it. */
     int (*on_stream_close)(rill_h2_session *s, int32_t stream_id, uint32_t error_code, void *user);
     /* The peer's SETTINGS frame was applied. */
     int (*on_settings)(rill_h2_session *s, const rill_h2_settings *peer, void *user);

@@ -135,8 +135,9 @@ struct rill_io_conn_callbacks {
  * else a server context from rill/tls.h (referenced; must outlive the listener). Accepted
  * connections get cbs and user as their initial callbacks and user data; on_open fires once
  * the TLS handshake (if any) is done; on_close fires only for connections that were opened.
- * On failure returns RILL_ERR_IO (text in rill_io_loop_last_error()). *out (optional) is owned by
- * the loop; close it early with rill_io_listener_close(). */
+ * On failure returns RILL_ERR_IO (text in rill_io_loop_last_error()), or RILL_ERR_STATE once the
+ * loop is shutting down. *out (optional) is owned by the loop; close it early with
+ * rill_io_listener_close(). */
 RILL_API int rill_io_listen(rill_io_loop *loop, const struct rill_io_addr *addr, rill_tls_ctx *tls,
                             const struct rill_io_conn_callbacks *cbs, void *user,
                             rill_io_listener **out);
@@ -218,8 +219,8 @@ typedef void (*rill_io_timer_fn)(rill_io_timer *timer, void *arg);
  * rill_io_loop_free(). NULL on allocation failure. */
 RILL_API rill_io_timer *rill_io_timer_new(rill_io_loop *loop, rill_io_timer_fn fn, void *arg);
 
-/* (Re)arms the timer to fire delay_ms after the loop's cached now. RILL_ERR_NOMEM if the heap
- * cannot grow. */
+/* (Re)arms the timer to fire delay_ms after the loop's cached now (refreshed first when called
+ * outside rill_io_loop_run). RILL_ERR_NOMEM if the heap cannot grow. */
 RILL_API int rill_io_timer_arm(rill_io_timer *timer, uint64_t delay_ms);
 
 /* (Re)arms the timer to fire at an absolute loop time (rill_io_loop_now_ms scale). */

@@ -195,6 +195,62 @@ RILL_API int rill_response_push(rill_response *res, const char *path);
 typedef void (*rill_close_fn)(rill_response *res, bool completed, void *user);
 RILL_API void rill_response_on_close(rill_response *res, rill_close_fn fn, void *user);
 
+
+/* ---- WebSockets (RFC 6455 over HTTP/1.1 Upgrade, RFC 8441 over HTTP/2 extended CONNECT) -------- */
+
+typedef struct rill_websocket rill_websocket;
+
+/* One handler serves both transports. Callbacks run on the connection's worker thread. */
+typedef struct rill_ws_handler {
+    /* The opening handshake is valid: return 0 to accept, or an HTTP status (e.g. 403) to refuse.
+     * req is valid only during this call. May be NULL (accept). */
+    int (*on_open)(rill_websocket *ws, rill_request *req, void *user);
+    /* A whole text (opcode 1, valid UTF-8) or binary (2) message; data valid during the call. */
+    void (*on_message)(rill_websocket *ws, unsigned opcode, const uint8_t *data, size_t len,
+                       void *user);
+    /* Output fell below the low-water mark after rill_websocket_send said RILL_ERR_WOULD_BLOCK. */
+    void (*on_drain)(rill_websocket *ws, void *user);
+    /* The socket is gone: code is the peer's close code, 1005 without one, 1006 when the
+     * transport ended without a closing handshake. The websocket is freed after this returns. */
+    void (*on_close)(rill_websocket *ws, unsigned code, void *user);
+    /* Sub-protocols the handler speaks, in preference order (chosen from the client's offer). */
+    const char *const *subprotocols;
+    size_t nsubprotocols;
+    size_t max_message_size; /* 0 = 16 MiB; larger messages close with 1009 */
+} rill_ws_handler;
+
+/* Serves WebSockets at exactly this path (h is referenced: keep it alive). Permessage-deflate is
+ * negotiated when the client offers it. A plain request to the path gets 426. */
+RILL_API int rill_server_websocket(rill_server *s, const char *path, const rill_ws_handler *h,
+                                   void *user);
+
+/* Origins allowed to open WebSockets ("https://example.com"; "*" for any). With no list, any
+ * origin is accepted. Others get 403 (against cross-site WebSocket hijacking). Copied. */
+RILL_API int rill_server_ws_origins(rill_server *s, const char *const *origins, size_t count);
+
+/* Sends a whole message (RILL_WS_OP_TEXT must be valid UTF-8). Returns RILL_OK, or
+ * RILL_ERR_WOULD_BLOCK when accepted but over the high-water mark (wait for on_drain), or
+ * RILL_ERR_STATE after close. */
+RILL_API int rill_websocket_send(rill_websocket *ws, unsigned opcode, const void *data, size_t len);
+RILL_API int rill_websocket_ping(rill_websocket *ws, const void *data, size_t len);
+/* Starts the closing handshake (code 1000..., reason UTF-8, at most 123 bytes). */
+RILL_API int rill_websocket_close(rill_websocket *ws, unsigned code, const char *reason);
+/* "h2" for a WebSocket on an HTTP/2 stream (h2 or h2c), "HTTP/1.1" for an upgraded connection. */
+RILL_API const char *rill_websocket_transport(const rill_websocket *ws);
+/* The sub-protocol chosen, or NULL. */
+RILL_API const char *rill_websocket_subprotocol(const rill_websocket *ws);
+/* Whether permessage-deflate is in use. */
+RILL_API bool rill_websocket_compressed(const rill_websocket *ws);
+RILL_API rill_session *rill_websocket_session(const rill_websocket *ws);
+RILL_API void rill_websocket_set_user(rill_websocket *ws, void *user);
+RILL_API void *rill_websocket_user(const rill_websocket *ws);
+
+/* Runs fn(arg) on every worker thread (including this one), e.g. to broadcast to the websockets
+ * each thread owns. arg must stay valid until every call has run; done(arg) is called once after
+ * the last (may be NULL). Thread-safe. */
+RILL_API int rill_server_each_worker(rill_server *s, void (*fn)(void *arg), void (*done)(void *arg),
+                                     void *arg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,9 +10,9 @@ bool rill_h1_name_eq(const char *a, size_t alen, const char *lit)
     return n == alen && h1_ieq(a, lit, n);
 }
 
-bool rill_h1_list_has_token(const char *value, size_t len, const char *token)
+/* Whether the comma list value[0..len) has an element equal to token[0..tlen), ignoring case. */
+static bool list_has(const char *value, size_t len, const char *token, size_t tlen)
 {
-    size_t tlen = strlen(token);
     size_t i = 0;
     while (i <= len) {
         size_t start = i;
@@ -28,6 +28,11 @@ bool rill_h1_list_has_token(const char *value, size_t len, const char *token)
         i++;
     }
     return false;
+}
+
+bool rill_h1_list_has_token(const char *value, size_t len, const char *token)
+{
+    return list_has(value, len, token, strlen(token));
 }
 
 const rill_h1_field *rill_h1_find_field(const rill_h1_field *fields, size_t n, const char *name,
@@ -52,6 +57,24 @@ bool rill_h1_head_has_token(const rill_h1_head *head, const char *name, const ch
     const rill_h1_field *f;
     while ((f = rill_h1_find_field(head->fields, head->nfields, name, &pos)))
         if (rill_h1_list_has_token(f->value, f->value_len, token))
+            return true;
+    return false;
+}
+
+bool rill_h1_is_connection_specific(const rill_h1_head *head, const rill_h1_field *f)
+{
+    static const char *const always[] = {"connection", "keep-alive", "proxy-connection",
+                                          "transfer-encoding", "upgrade", "http2-settings"};
+    for (size_t i = 0; i < sizeof always / sizeof *always; i++)
+        if (rill_h1_name_eq(f->name, f->name_len, always[i]))
+            return true;
+    if (rill_h1_name_eq(f->name, f->name_len, "te"))
+        return !(f->value_len == 8 && h1_ieq(f->value, "trailers", 8));
+    /* Fields the sender declared hop-by-hop by naming them in Connection. */
+    size_t pos = 0;
+    const rill_h1_field *c;
+    while ((c = rill_h1_find_field(head->fields, head->nfields, "connection", &pos)))
+        if (list_has(c->value, c->value_len, f->name, f->name_len))
             return true;
     return false;
 }

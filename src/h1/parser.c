@@ -245,7 +245,7 @@ static int parse_request_line(rill_h1_parser *p, const char *line, size_t n)
     if (!sp2 || sp2 == t)
         return fail_line(p, line, n, RILL_H1_E_BAD_START_LINE);
     size_t tlen = (size_t)(sp2 - t);
-    if (h1_span(t, tlen, H1_TARGET) != tlen)
+    if (h1_span_target(t, tlen) != tlen)
         return fail_line(p, line, n, RILL_H1_E_BAD_TARGET);
     const char *v = sp2 + 1;
     size_t vlen = rest - tlen - 1;
@@ -277,7 +277,7 @@ static int parse_status_line(rill_h1_parser *p, const char *line, size_t n)
         return fail(p, RILL_H1_E_BAD_STATUS);
     const char *reason = n > 12 ? line + 13 : line + 12;
     size_t rlen = n > 12 ? n - 13 : 0;
-    if (h1_span(reason, rlen, H1_VALUE) != rlen)
+    if (h1_span_value(reason, rlen) != rlen)
         return fail_line(p, reason, rlen, RILL_H1_E_BAD_FIELD_VALUE);
     p->head.status = status;
     p->head.reason = reason;
@@ -440,7 +440,7 @@ static int parse_field_line(rill_h1_parser *p, char *line, size_t n, bool traile
         vs++;
     while (ve > vs && (line[ve - 1] == ' ' || line[ve - 1] == '\t'))
         ve--;
-    if (h1_span(line + vs, ve - vs, H1_VALUE) != ve - vs)
+    if (h1_span_value(line + vs, ve - vs) != ve - vs)
         return fail_line(p, line, n, RILL_H1_E_BAD_FIELD_VALUE);
     rill_h1_field *f;
     if (trailer) {
@@ -478,6 +478,8 @@ static int finish_head(rill_h1_parser *p, rill_h1_event *ev)
             return fail(p, RILL_H1_E_UNKNOWN_CODING);
     }
     h->keep_alive = !fr->conn_close && (http11 || fr->conn_keep_alive);
+    if (!http11) /* RFC 9110 §10.1.1: a 100-continue from an HTTP/1.0 client is ignored */
+        h->expect_continue = false;
 
     rill_h1_body body;
     if (fr->seen_te)
@@ -642,8 +644,8 @@ static int feed_chunked(rill_h1_parser *p, const uint8_t *data, size_t len, size
                 p->cstate = C_SIZE_LF;
             else
                 return fail(p, c == '\n' ? RILL_H1_E_BARE_LF : RILL_H1_E_BAD_CHUNK_SIZE);
-            if (c != '\r' && ++p->ext_len > p->lim.max_chunk_ext)
-                return fail(p, RILL_H1_E_CHUNK_EXT_TOO_LONG);
+            if (c != '\r')
+                p->ext_len = 1; /* max_chunk_ext >= 1: the first byte always fits */
             (*pos)++;
             break;
         }
@@ -750,11 +752,7 @@ int rill_h1_parse(rill_h1_parser *p, const uint8_t *data, size_t len, size_t *us
             if (r < 0 || ev->type != RILL_H1_EV_NONE || p->state != S_END)
                 goto out;
             continue;
-        case S_BODY_LENGTH: {
-            if (p->remaining == 0) {
-                p->state = S_END;
-                continue;
-            }
+        case S_BODY_LENGTH: { /* remaining > 0 here: a zero length means no body */
             size_t n = len - pos;
             if (n == 0)
                 goto out;
@@ -776,6 +774,11 @@ int rill_h1_parse(rill_h1_parser *p, const uint8_t *data, size_t len, size_t *us
             continue;
         case S_BODY_CLOSE:
             if (pos < len) {
+                if (p->lim.max_body && len - pos > p->lim.max_body - p->body_total) {
+                    r = fail(p, RILL_H1_E_BODY_TOO_LARGE);
+                    goto out;
+                }
+                p->body_total += len - pos;
                 ev->type = RILL_H1_EV_BODY;
                 ev->data = data + pos;
                 ev->len = len - pos;

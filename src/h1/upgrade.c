@@ -180,3 +180,16 @@ int rill_h1_websocket_accept(const char *key, size_t key_len, char out[29])
     out[o] = '\0';
     return 0;
 }
+
+bool rill_h1_websocket_response_ok(const rill_h1_head *head, const char *key, size_t key_len)
+{
+    char want[29];
+    if (!head || !key || head->status != 101 ||
+        !rill_h1_head_has_token(head, "upgrade", "websocket") ||
+        !rill_h1_head_has_token(head, "connection", "upgrade") ||
+        rill_h1_websocket_accept(key, key_len, want) != 0)
+        return false;
+    int count;
+    const rill_h1_field *accept = single_field(head, "sec-websocket-accept", &count);
+    return accept && accept->value_len == 28 && memcmp(accept->value, want, 28) == 0;
+}

@@ -36,7 +36,7 @@ static bool valid_token(const char *s, size_t n)
 
 static bool valid_value(const char *s, size_t n)
 {
-    return h1_span(s, n, H1_VALUE) == n;
+    return h1_span_value(s, n) == n;
 }
 
 static int put_fields(struct out *o, const rill_h1_field *fields, size_t n)
@@ -135,7 +135,7 @@ int rill_h1_write_request_head(uint8_t *out, size_t cap, size_t *out_len, const 
                                const rill_h1_field *fields, size_t nfields)
 {
     if (!out_len || (!out && cap) || !method || !target || !valid_token(method, method_len) ||
-        target_len == 0 || h1_span(target, target_len, H1_TARGET) != target_len)
+        target_len == 0 || h1_span_target(target, target_len) != target_len)
         return RILL_ERR_INVALID_ARG;
     struct out o = {out, cap, 0, false};
     put(&o, method, method_len);
@@ -147,6 +147,18 @@ int rill_h1_write_request_head(uint8_t *out, size_t cap, size_t *out_len, const 
         return r;
     put(&o, "\r\n", 2);
     return finish(&o, out_len);
+}
+
+int rill_h1_write_error_response(uint8_t *out, size_t cap, size_t *out_len, rill_h1_error err)
+{
+    static const rill_h1_field fields[] = {
+        {"Content-Length", 14, "0", 1},
+        {"Connection", 10, "close", 5},
+    };
+    int status = rill_h1_error_status(err);
+    if (status == 0)
+        return RILL_ERR_INVALID_ARG;
+    return rill_h1_write_response_head(out, cap, out_len, status, NULL, fields, 2);
 }
 
 int rill_h1_write_chunk_header(uint8_t *out, size_t cap, size_t *out_len, uint64_t size)

@@ -58,7 +58,14 @@ static bool is_idle(const rill_h2_session *s, int32_t id)
 {
     if (h2_is_local_id(s, id))
         return id >= s->next_local_id;
+    if (s->goaway_sent && id > s->goaway_last_sent)
+        return false; /* a stream opened after our GOAWAY: ignored, not an error */
     return id > s->last_peer_id;
+}
+
+static bool after_goaway(const rill_h2_session *s, int32_t id)
+{
+    return !h2_is_local_id(s, id) && s->goaway_sent && id > s->goaway_last_sent;
 }
 
 static void credit_conn(rill_h2_session *s, uint32_t n)
@@ -170,7 +177,7 @@ static void data_begin(rill_h2_session *s)
             h2_connection_error(s, RILL_H2_STREAM_CLOSED, "DATA on closed stream");
             return;
         }
-        if (how != H2_CLOSED_LOCAL_RST && !(s->goaway_sent && s->fsid > s->goaway_last_sent))
+        if (how != H2_CLOSED_LOCAL_RST && !after_goaway(s, s->fsid))
             err = RILL_H2_STREAM_CLOSED;
     } else if (st->state == H2_RESERVED_LOCAL || st->state == H2_RESERVED_REMOTE) {
         h2_connection_error(s, RILL_H2_PROTOCOL_ERROR, "DATA on reserved stream");
@@ -271,7 +278,7 @@ static int collect_field(void *user, const rill_header *f)
         fs->cap = ncap;
     }
     size_t need = f->name_len + f->value_len;
-    if (fs->used + need > fs->bytes_cap) {
+    if (!fs->bytes || fs->used + need > fs->bytes_cap) {
         size_t ncap = fs->bytes_cap ? fs->bytes_cap : 512;
         while (ncap < fs->used + need)
             ncap *= 2;
@@ -283,7 +290,8 @@ static int collect_field(void *user, const rill_header *f)
     }
     /* Offsets for now (the byte buffer may move); pointers once the block is complete. */
     rill_header *d = &fs->fields[fs->count++];
-    memcpy(fs->bytes + fs->used, f->name, f->name_len);
+    if (f->name_len)
+        memcpy(fs->bytes + fs->used, f->name, f->name_len);
     d->name = (const uint8_t *)(uintptr_t)fs->used;
     d->name_len = f->name_len;
     fs->used += f->name_len;
@@ -560,6 +568,10 @@ static void headers_complete(rill_h2_session *s, const uint8_t *block, size_t le
     struct h2_stream *st = h2_stream_find(s, sid);
     if (st) {
         stream_headers(s, st, block, len, end, self_dep);
+        return;
+    }
+    if (s->role == RILL_H2_SERVER && after_goaway(s, sid) && sid > s->last_peer_id) {
+        request_headers(s, sid, block, len, end, self_dep); /* decoded for HPACK, then ignored */
         return;
     }
     if (!is_idle(s, sid)) {
@@ -1074,7 +1086,8 @@ int64_t rill_h2_session_recv(rill_h2_session *s, const uint8_t *data, size_t len
             size_t n = H2_PREFACE_LEN - s->have;
             if (n > avail)
                 n = avail;
-            if (memcmp(data + i, H2_PREFACE + s->have, n) != 0) {
+            static const char preface[] = H2_PREFACE;
+            if (memcmp(data + i, preface + s->have, n) != 0) {
                 h2_connection_error(s, RILL_H2_PROTOCOL_ERROR, "bad connection preface");
                 break;
             }

@@ -300,7 +300,7 @@ int32_t rill_h2_submit_push_promise(rill_h2_session *s, int32_t stream_id, const
         return RILL_ERR_NOMEM;
     s->next_local_id += 2;
     ps->user = stream_user;
-    ps->flags |= SF_HEADERS_RECV | SF_END_QUEUED * 0;
+    ps->flags |= SF_HEADERS_RECV; /* the promised request counts as received */
     if (mi.head)
         ps->flags |= SF_HEAD;
     int rc = h2_encode_headers(s, RILL_H2_PUSH_PROMISE, stream_id, pid, 0, fields, count);
@@ -317,8 +317,11 @@ int rill_h2_submit_rst_stream(rill_h2_session *s, int32_t stream_id, uint32_t er
         return RILL_ERR_INVALID_ARG;
     if (s->rstate == RS_DEAD)
         return RILL_ERR_STATE;
-    if (!h2_stream_find(s, stream_id))
+    struct h2_stream *st = h2_stream_find(s, stream_id);
+    if (!st)
         return RILL_ERR_NOT_FOUND;
+    if (st->state == H2_CLOSED)
+        return RILL_ERR_STATE;
     h2_stream_error(s, stream_id, error_code);
     return 0;
 }

@@ -149,22 +149,24 @@ void h2_stream_drop_data(rill_h2_session *s, struct h2_stream *st)
 
 void h2_stream_close(rill_h2_session *s, struct h2_stream *st, uint32_t code, uint8_t how)
 {
+    if (st->state == H2_CLOSED)
+        return; /* closing already (a call from inside on_stream_close) */
     h2_stream_drop_data(s, st);
     /* Body bytes the app never consumed still go back to the connection window. */
     s->conn_recv_consumed += st->recv_unconsumed;
     st->recv_unconsumed = 0;
     h2_stream_set_state(s, st, H2_CLOSED);
     int32_t id = st->id;
-    /* The callback may still look up the stream's user data (rill_h2_stream_user). */
+    /* Reported while the stream is still findable, so its user data can be read and freed. */
     if (s->cb.on_stream_close)
         s->cb.on_stream_close(s, id, code, s->user);
-    uint32_t k = slot(s, st->id);
+    uint32_t k = slot(s, id);
     struct h2_stream **pp = &s->buckets[k];
     while (*pp != st)
         pp = &(*pp)->hnext;
     *pp = st->hnext;
     s->nstreams--;
-    h2_remember_closed(s, st->id, how);
+    h2_remember_closed(s, id, how);
     st->hnext = s->free_streams;
     s->free_streams = st;
     h2_queue_window_updates(s, NULL);

@@ -1,8 +1,6 @@
-/* Connections: reading into the loop's shared buffer, the output queue and its end-of-turn flush,
- * the TLS handshake, and the close paths (immediate, graceful, lingering). */
+/* Connections: lifecycle (connect, TLS handshake, open, close, linger), epoll events, and reading
+ * into the loop's shared receive buffer. The output side is in conn_write.c. */
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -13,15 +11,9 @@
 
 #include "io/io_internal.h"
 
-#define IO_IOV_MAX 64
-#define IO_READS_PER_TURN 4        /* fairness: at most 4 x 64 KiB per connection per turn */
-#define IO_TLS_RECORDS_PER_TURN 16 /* ... and 16 TLS records out */
-#define IO_REF_COPY_MAX 512        /* tiny zero-copy writes are cheaper copied */
+#define IO_READS_PER_TURN 4 /* fairness: at most 4 x 64 KiB per connection per turn */
 
-
-/* ---- bookkeeping ------------------------------------------------------------------------------ */
-
-static void conn_update_events(rill_io_conn *conn)
+void io_conn_update_events(rill_io_conn *conn)
 {
     if (conn->state == CONN_DEAD)
         return;
@@ -57,89 +49,14 @@ void io_conn_mark_dirty(rill_io_conn *conn)
     conn->loop->dirty = conn;
 }
 
-static void move_to(rill_io_conn *conn, struct io_link *list, uint64_t deadline)
+void io_conn_move_to(rill_io_conn *conn, struct io_link *list, uint64_t deadline)
 {
     io_list_remove(&conn->link);
     conn->deadline_ms = deadline;
     io_list_append(list, &conn->link);
 }
 
-static struct io_chunk *chunk_get(rill_io_loop *loop, size_t need)
-{
-    struct io_chunk *c;
-    if (need <= IO_CHUNK_SIZE && loop->chunk_cache) {
-        c = loop->chunk_cache;
-        loop->chunk_cache = c->next;
-        loop->chunk_cache_len--;
-    } else {
-        size_t cap = need < IO_CHUNK_SIZE ? IO_CHUNK_SIZE : need;
-        c = malloc(sizeof *c + cap);
-        if (!c)
-            return NULL;
-        c->cap = cap;
-    }
-    c->next = NULL;
-    c->data = c->buf;
-    c->len = c->off = 0;
-    c->release = NULL;
-    c->release_arg = NULL;
-    return c;
-}
-
-static void chunk_put(rill_io_loop *loop, struct io_chunk *c)
-{
-    if (c->release)
-        c->release(c->release_arg);
-    if (c->cap == IO_CHUNK_SIZE && loop->chunk_cache_len < IO_CHUNK_CACHE_MAX) {
-        c->next = loop->chunk_cache;
-        loop->chunk_cache = c;
-        loop->chunk_cache_len++;
-        return;
-    }
-    free(c);
-}
-
-static void queue_append(rill_io_conn *conn, struct io_chunk *c)
-{
-    if (conn->out_tail)
-        conn->out_tail->next = c;
-    else
-        conn->out_head = c;
-    conn->out_tail = c;
-}
-
-static void queue_drop(rill_io_conn *conn)
-{
-    struct io_chunk *c = conn->out_head;
-    conn->out_head = conn->out_tail = NULL;
-    conn->queued = 0;
-    while (c) {
-        struct io_chunk *next = c->next;
-        chunk_put(conn->loop, c);
-        c = next;
-    }
-}
-
-/* Removes n written bytes from the front of the queue. */
-static void queue_consume(rill_io_conn *conn, size_t n)
-{
-    conn->queued -= n;
-    while (n > 0) {
-        struct io_chunk *c = conn->out_head;
-        size_t left = c->len - c->off;
-        if (n < left) {
-            c->off += n;
-            return;
-        }
-        n -= left;
-        conn->out_head = c->next;
-        if (!conn->out_head)
-            conn->out_tail = NULL;
-        chunk_put(conn->loop, c);
-    }
-}
-
-static void notify_close(rill_io_conn *conn, int err)
+void io_conn_notify_close(rill_io_conn *conn, int err)
 {
     if (!(conn->flags & CF_OWES_CLOSE))
         return;
@@ -165,8 +82,8 @@ void io_conn_close_now(rill_io_conn *conn, int err)
         SSL_free(conn->ssl);
         conn->ssl = NULL;
     }
-    queue_drop(conn);
-    notify_close(conn, err);
+    io_queue_drop(conn);
+    io_conn_notify_close(conn, err);
 }
 
 void io_conn_free_dead(rill_io_loop *loop)
@@ -190,6 +107,8 @@ rill_io_conn *io_conn_new(rill_io_loop *loop, int fd, SSL *ssl, const struct ril
     rill_io_conn *conn = calloc(1, sizeof *conn);
     if (!conn)
         return NULL;
+    if (!loop->running) /* the cached time is only fresh inside a turn */
+        loop->now_ms = rill_io_now_ms();
     conn->kind = IO_KIND_CONN;
     conn->fd = fd;
     conn->loop = loop;
@@ -222,7 +141,7 @@ void io_conn_open(rill_io_conn *conn)
 {
     rill_io_loop *loop = conn->loop;
     conn->state = CONN_OPEN;
-    move_to(conn, &loop->conns, 0);
+    io_conn_move_to(conn, &loop->conns, 0);
     conn->flags |= CF_OPENED;
     if (!(conn->flags & CF_OWES_CLOSE)) {
         conn->flags |= CF_OWES_CLOSE;
@@ -245,16 +164,16 @@ void io_conn_open(rill_io_conn *conn)
         conn->cb->on_open(conn, alpn);
     if (conn->state == CONN_OPEN && conn->queued)
         io_conn_mark_dirty(conn);
-    conn_update_events(conn);
+    io_conn_update_events(conn);
 }
 
-static void conn_fail(rill_io_conn *conn, int err, const char *what, const char *detail)
+void io_conn_fail(rill_io_conn *conn, int err, const char *what, const char *detail)
 {
     io_set_error(conn->loop, "%s: %s", what, detail);
     io_conn_close_now(conn, err);
 }
 
-static const char *tls_error_text(void)
+const char *io_tls_error_text(void)
 {
     unsigned long e = ERR_peek_last_error();
     const char *reason = e ? ERR_reason_error_string(e) : NULL;
@@ -274,11 +193,11 @@ static void conn_handshake(rill_io_conn *conn)
     case SSL_ERROR_WANT_READ: conn->flags &= ~(uint32_t)CF_HS_WANT_WRITE; break;
     case SSL_ERROR_WANT_WRITE: conn->flags |= CF_HS_WANT_WRITE; break;
     default:
-        conn_fail(conn, RILL_ERR_TLS, "TLS handshake failed", tls_error_text());
+        io_conn_fail(conn, RILL_ERR_TLS, "TLS handshake failed", io_tls_error_text());
         ERR_clear_error();
         return;
     }
-    conn_update_events(conn);
+    io_conn_update_events(conn);
 }
 
 static void conn_connected(rill_io_conn *conn)
@@ -288,7 +207,7 @@ static void conn_connected(rill_io_conn *conn)
     if (getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
         soerr = errno;
     if (soerr) {
-        conn_fail(conn, RILL_ERR_IO, "connect failed", strerror(soerr));
+        io_conn_fail(conn, RILL_ERR_IO, "connect failed", strerror(soerr));
         return;
     }
     if (conn->ssl) {
@@ -298,8 +217,6 @@ static void conn_connected(rill_io_conn *conn)
         io_conn_open(conn);
     }
 }
-
-/* ---- reading ---------------------------------------------------------------------------------- */
 
 /* The peer finished sending: deliver what we still owe it, then close. */
 static void conn_peer_closed(rill_io_conn *conn)
@@ -312,62 +229,100 @@ static void conn_peer_closed(rill_io_conn *conn)
     conn->close_err = RILL_ERR_EOF;
 }
 
-static void conn_read(rill_io_conn *conn)
+/* How a read attempt ended, beyond the bytes it produced. */
+enum read_end {
+    READ_MORE,        /* the buffer filled up: there may be more */
+    READ_DRAINED,     /* nothing more for now */
+    READ_EOF,         /* the peer finished */
+    READ_WANTS_WRITE, /* TLS needs the socket writable first */
+    READ_IO_ERROR,
+    READ_TLS_ERROR,
+};
+
+/* Fills the loop's buffer with as many TLS records as fit, so the application sees one on_data
+ * per 64 KiB rather than one per record. */
+static enum read_end tls_fill(rill_io_conn *conn, size_t *have, int *sys_errno, const char **why)
+{
+    uint8_t *buf = conn->loop->recv_buf;
+    *have = 0;
+    while (*have < IO_RECV_BUF_SIZE) {
+        ERR_clear_error();
+        int r = SSL_read(conn->ssl, buf + *have, (int)(IO_RECV_BUF_SIZE - *have));
+        if (r > 0) {
+            *have += (size_t)r;
+            continue;
+        }
+        switch (SSL_get_error(conn->ssl, r)) {
+        case SSL_ERROR_WANT_READ: return READ_DRAINED;
+        case SSL_ERROR_WANT_WRITE: return READ_WANTS_WRITE;
+        case SSL_ERROR_ZERO_RETURN: return READ_EOF;
+        case SSL_ERROR_SYSCALL:
+            if (ERR_peek_error() == 0) { /* EOF without close_notify, or a reset */
+                if (errno == 0 || errno == EAGAIN || errno == ECONNRESET)
+                    return READ_EOF;
+                *sys_errno = errno;
+                return READ_IO_ERROR;
+            }
+            /* fall through */
+        default:
+            *why = io_tls_error_text(); /* static string: survives the on_data call below */
+            ERR_clear_error();
+            return READ_TLS_ERROR;
+        }
+    }
+    return READ_MORE;
+}
+
+static enum read_end plain_fill(rill_io_conn *conn, size_t *have, int *sys_errno)
+{
+    *have = 0;
+    for (;;) {
+        ssize_t n = recv(conn->fd, conn->loop->recv_buf, IO_RECV_BUF_SIZE, 0);
+        if (n > 0) {
+            *have = (size_t)n;
+            /* A short read means the kernel buffer is empty; level-triggered epoll reports more. */
+            return (size_t)n == IO_RECV_BUF_SIZE ? READ_MORE : READ_DRAINED;
+        }
+        if (n == 0)
+            return READ_EOF;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return READ_DRAINED;
+        if (errno == ECONNRESET)
+            return READ_EOF;
+        *sys_errno = errno;
+        return READ_IO_ERROR;
+    }
+}
+
+void io_conn_read(rill_io_conn *conn)
 {
     rill_io_loop *loop = conn->loop;
     for (int round = 0; round < IO_READS_PER_TURN; round++) {
-        ssize_t n;
-        if (conn->ssl) {
-            ERR_clear_error();
-            int r = SSL_read(conn->ssl, loop->recv_buf, IO_RECV_BUF_SIZE);
-            if (r <= 0) {
-                switch (SSL_get_error(conn->ssl, r)) {
-                case SSL_ERROR_WANT_READ: return;
-                case SSL_ERROR_WANT_WRITE:
-                    conn->flags |= CF_READ_WANTS_WRITE;
-                    conn_update_events(conn);
-                    return;
-                case SSL_ERROR_ZERO_RETURN: conn_peer_closed(conn); return;
-                case SSL_ERROR_SYSCALL:
-                    if (ERR_peek_error() == 0) { /* EOF without close_notify, or reset */
-                        if (errno == 0 || errno == EAGAIN)
-                            conn_peer_closed(conn);
-                        else
-                            conn_fail(conn, RILL_ERR_IO, "read", strerror(errno));
-                        return;
-                    }
-                    /* fall through */
-                default:
-                    conn_fail(conn, RILL_ERR_TLS, "TLS read", tls_error_text());
-                    ERR_clear_error();
-                    return;
-                }
-            }
-            n = r;
-        } else {
-            n = recv(conn->fd, loop->recv_buf, IO_RECV_BUF_SIZE, 0);
-            if (n == 0) {
-                conn_peer_closed(conn);
+        size_t n;
+        int sys_errno = 0;
+        const char *why = NULL;
+        enum read_end end = conn->ssl ? tls_fill(conn, &n, &sys_errno, &why) : plain_fill(conn, &n, &sys_errno);
+        if (n > 0) {
+            if (conn->cb && conn->cb->on_data)
+                conn->cb->on_data(conn, loop->recv_buf, n);
+            /* Closed or paused by the callback: an EOF or error seen meanwhile is seen again
+             * by the next read (both are sticky). */
+            if (conn->state != CONN_OPEN || (conn->flags & CF_PAUSED))
                 return;
-            }
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK)
-                    return;
-                if (errno == EINTR)
-                    continue;
-                if (errno == ECONNRESET)
-                    io_conn_close_now(conn, RILL_ERR_EOF);
-                else
-                    conn_fail(conn, RILL_ERR_IO, "read", strerror(errno));
-                return;
-            }
         }
-        if (conn->cb && conn->cb->on_data)
-            conn->cb->on_data(conn, loop->recv_buf, (size_t)n);
-        if (conn->state != CONN_OPEN || (conn->flags & CF_PAUSED))
+        switch (end) {
+        case READ_MORE: continue;
+        case READ_DRAINED: return;
+        case READ_EOF: conn_peer_closed(conn); return;
+        case READ_WANTS_WRITE:
+            conn->flags |= CF_READ_WANTS_WRITE;
+            io_conn_update_events(conn);
             return;
-        if (!conn->ssl && (size_t)n < IO_RECV_BUF_SIZE)
-            return; /* the kernel buffer is empty; level-triggered epoll reports new bytes */
+        case READ_IO_ERROR: io_conn_fail(conn, RILL_ERR_IO, "read", strerror(sys_errno)); return;
+        case READ_TLS_ERROR: io_conn_fail(conn, RILL_ERR_TLS, "TLS read", why); return;
+        }
     }
     /* Budget used up. Cleartext bytes left in the kernel re-trigger epoll; bytes OpenSSL already
      * holds do not, so come back to them at the end of the turn. */
@@ -414,7 +369,10 @@ void io_conn_event(rill_io_conn *conn, uint32_t events)
     }
     bool reading = conn->state == CONN_OPEN && !(conn->flags & CF_PAUSED);
     if (reading && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
-        conn_read(conn);
+        io_conn_read(conn);
+        /* An SSL_write that wanted to read first can proceed now. */
+        if (conn->ssl && conn->state == CONN_OPEN && conn->queued)
+            io_conn_mark_dirty(conn);
     } else if (events & (EPOLLHUP | EPOLLERR)) {
         /* Not reading, so nothing else would notice the socket died; these are level-triggered
          * and would spin. */
@@ -424,153 +382,7 @@ void io_conn_event(rill_io_conn *conn, uint32_t events)
         io_conn_close_now(conn, soerr && soerr != ECONNRESET && soerr != EPIPE ? RILL_ERR_IO : RILL_ERR_EOF);
         return;
     }
-    conn_update_events(conn);
-}
-
-/* ---- writing ---------------------------------------------------------------------------------- */
-
-static int conn_send_plain(rill_io_conn *conn)
-{
-    struct iovec iov[IO_IOV_MAX];
-    int cnt = 0;
-    size_t total = 0;
-    for (struct io_chunk *c = conn->out_head; c && cnt < IO_IOV_MAX; c = c->next) {
-        iov[cnt].iov_base = (void *)(c->data + c->off);
-        iov[cnt].iov_len = c->len - c->off;
-        total += iov[cnt].iov_len;
-        cnt++;
-    }
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
-    ssize_t n;
-    do
-        n = sendmsg(conn->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            conn->flags |= CF_BLOCKED;
-            return RILL_OK;
-        }
-        conn_fail(conn, errno == EPIPE || errno == ECONNRESET ? RILL_ERR_EOF : RILL_ERR_IO, "write",
-                  strerror(errno));
-        return RILL_ERR_IO;
-    }
-    queue_consume(conn, (size_t)n);
-    if ((size_t)n < total)
-        conn->flags |= CF_BLOCKED; /* the socket buffer is full */
-    else if (conn->queued)
-        io_conn_mark_dirty(conn); /* more than IO_IOV_MAX chunks: continue next turn */
-    return RILL_OK;
-}
-
-/* One TLS record per SSL_write (partial-write mode). Small chunks are coalesced into the loop's
- * staging buffer so that they do not each become a record. If SSL_write must be retried, the
- * bytes offered again are the same prefix (the queue only grows at its tail), which is what
- * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER requires. */
-static int conn_send_tls(rill_io_conn *conn)
-{
-    for (int rec = 0; rec < IO_TLS_RECORDS_PER_TURN && conn->queued; rec++) {
-        struct io_chunk *c = conn->out_head;
-        const uint8_t *buf = c->data + c->off;
-        size_t len = c->len - c->off;
-        if (len < IO_CHUNK_SIZE && c->next) {
-            uint8_t *stage = conn->loop->tls_stage;
-            size_t have = 0;
-            for (; c && have < IO_CHUNK_SIZE; c = c->next) {
-                size_t take = c->len - c->off;
-                if (take > IO_CHUNK_SIZE - have)
-                    take = IO_CHUNK_SIZE - have;
-                memcpy(stage + have, c->data + c->off, take);
-                have += take;
-            }
-            buf = stage;
-            len = have;
-        }
-        if (len > INT32_MAX)
-            len = INT32_MAX;
-        ERR_clear_error();
-        int r = SSL_write(conn->ssl, buf, (int)len);
-        if (r > 0) {
-            queue_consume(conn, (size_t)r);
-            continue;
-        }
-        switch (SSL_get_error(conn->ssl, r)) {
-        case SSL_ERROR_WANT_WRITE: conn->flags |= CF_BLOCKED; return RILL_OK;
-        case SSL_ERROR_WANT_READ: return RILL_OK; /* reading resumes it */
-        case SSL_ERROR_SYSCALL:
-            if (ERR_peek_error() == 0) {
-                conn_fail(conn, errno == EPIPE || errno == ECONNRESET ? RILL_ERR_EOF : RILL_ERR_IO,
-                          "write", strerror(errno));
-                return RILL_ERR_IO;
-            }
-            /* fall through */
-        default:
-            conn_fail(conn, RILL_ERR_TLS, "TLS write", tls_error_text());
-            ERR_clear_error();
-            return RILL_ERR_TLS;
-        }
-    }
-    if (conn->queued)
-        io_conn_mark_dirty(conn);
-    return RILL_OK;
-}
-
-/* The queue is empty after a graceful close: close_notify, FIN, on_close, then linger. */
-static void conn_finish_graceful(rill_io_conn *conn)
-{
-    rill_io_loop *loop = conn->loop;
-    if (conn->ssl) {
-        ERR_clear_error();
-        SSL_shutdown(conn->ssl); /* one attempt: our close_notify; the peer's is not awaited */
-        ERR_clear_error();
-    }
-    shutdown(conn->fd, SHUT_WR);
-    conn->state = CONN_LINGER;
-    loop->nconns--;
-    move_to(conn, &loop->linger, loop->now_ms + loop->opts.linger_ms);
-    notify_close(conn, conn->close_err);
-    conn_update_events(conn);
-}
-
-static void conn_flush(rill_io_conn *conn)
-{
-    if (conn->queued && !(conn->flags & CF_BLOCKED)) {
-        int rc = conn->ssl ? conn_send_tls(conn) : conn_send_plain(conn);
-        if (rc != RILL_OK)
-            return;
-    }
-    if (!conn->queued)
-        conn->flags &= ~(uint32_t)CF_BLOCKED;
-    if (conn->state == CONN_CLOSING) {
-        if (!conn->queued)
-            conn_finish_graceful(conn);
-        else
-            conn_update_events(conn);
-        return;
-    }
-    conn_update_events(conn);
-    if ((conn->flags & CF_WANT_DRAIN) && conn->queued <= conn->loop->opts.low_water) {
-        conn->flags &= ~(uint32_t)CF_WANT_DRAIN;
-        if (conn->cb && conn->cb->on_drain)
-            conn->cb->on_drain(conn);
-    }
-}
-
-void io_conn_flush_dirty(rill_io_loop *loop)
-{
-    rill_io_conn *list = loop->dirty;
-    loop->dirty = NULL;
-    while (list) {
-        rill_io_conn *conn = list;
-        list = conn->dirty_next;
-        conn->dirty_next = NULL;
-        conn->flags &= ~(uint32_t)CF_DIRTY;
-        if (conn->state == CONN_OPEN && (conn->flags & CF_READ_AGAIN) && !(conn->flags & CF_PAUSED)) {
-            conn->flags &= ~(uint32_t)CF_READ_AGAIN;
-            conn_read(conn);
-        }
-        if (conn->state == CONN_OPEN || conn->state == CONN_CLOSING)
-            conn_flush(conn);
-    }
+    io_conn_update_events(conn);
 }
 
 void io_conn_expire_pending(rill_io_loop *loop)
@@ -579,7 +391,7 @@ void io_conn_expire_pending(rill_io_loop *loop)
         rill_io_conn *conn = IO_CONN_OF(loop->pending.next);
         if (conn->deadline_ms > loop->now_ms)
             break;
-        conn_fail(conn, RILL_ERR_TIMEOUT, conn->state == CONN_CONNECTING ? "connect" : "TLS handshake",
+        io_conn_fail(conn, RILL_ERR_TIMEOUT, conn->state == CONN_CONNECTING ? "connect" : "TLS handshake",
                   "timed out");
     }
     io_update_deadline_timers(loop);
@@ -597,123 +409,6 @@ void io_conn_expire_linger(rill_io_loop *loop)
     io_update_deadline_timers(loop);
 }
 
-/* ---- public API ------------------------------------------------------------------------------- */
-
-static bool conn_writable_state(const rill_io_conn *conn)
-{
-    return conn->state <= CONN_OPEN;
-}
-
-static void queued_more(rill_io_conn *conn, size_t len)
-{
-    conn->queued += len;
-    if (conn->queued > conn->loop->opts.high_water)
-        conn->flags |= CF_WANT_DRAIN;
-    if (conn->state == CONN_OPEN)
-        io_conn_mark_dirty(conn);
-}
-
-static int queue_copy(rill_io_conn *conn, const uint8_t *data, size_t len)
-{
-    struct io_chunk *tail = conn->out_tail;
-    size_t room = tail && tail->cap ? tail->cap - tail->len : 0;
-    size_t first = len < room ? len : room;
-    if (len > first) {
-        struct io_chunk *c = chunk_get(conn->loop, len - first);
-        if (!c)
-            return RILL_ERR_NOMEM;
-        memcpy(c->buf, data + first, len - first);
-        c->len = len - first;
-        if (first)
-            memcpy(tail->buf + tail->len, data, first);
-        if (first)
-            tail->len += first;
-        queue_append(conn, c);
-    } else if (first) {
-        memcpy(tail->buf + tail->len, data, first);
-        tail->len += first;
-    }
-    queued_more(conn, len);
-    return RILL_OK;
-}
-
-int rill_io_conn_write(rill_io_conn *conn, const void *data, size_t len)
-{
-    if (!conn_writable_state(conn))
-        return RILL_ERR_STATE;
-    if (len == 0)
-        return RILL_OK;
-    return queue_copy(conn, data, len);
-}
-
-int rill_io_conn_writev(rill_io_conn *conn, const struct iovec *iov, int iovcnt)
-{
-    if (!conn_writable_state(conn))
-        return RILL_ERR_STATE;
-    for (int i = 0; i < iovcnt; i++) {
-        if (iov[i].iov_len == 0)
-            continue;
-        int rc = queue_copy(conn, iov[i].iov_base, iov[i].iov_len);
-        if (rc != RILL_OK)
-            return rc;
-    }
-    return RILL_OK;
-}
-
-int rill_io_conn_write_ref(rill_io_conn *conn, const void *data, size_t len, rill_io_release_fn release,
-                           void *release_arg)
-{
-    int rc;
-    if (!conn_writable_state(conn)) {
-        rc = RILL_ERR_STATE;
-    } else if (len <= IO_REF_COPY_MAX) {
-        rc = len ? queue_copy(conn, data, len) : RILL_OK;
-    } else {
-        struct io_chunk *c = malloc(sizeof *c);
-        if (!c) {
-            rc = RILL_ERR_NOMEM;
-        } else {
-            *c = (struct io_chunk){.data = data, .len = len, .release = release, .release_arg = release_arg};
-            queue_append(conn, c);
-            queued_more(conn, len);
-            return RILL_OK;
-        }
-    }
-    if (release)
-        release(release_arg);
-    return rc;
-}
-
-size_t rill_io_conn_queued(const rill_io_conn *conn)
-{
-    return conn->queued;
-}
-
-void rill_io_conn_close(rill_io_conn *conn, bool graceful)
-{
-    switch (conn->state) {
-    case CONN_LINGER:
-    case CONN_DEAD: return;
-    case CONN_CLOSING:
-        if (!graceful)
-            io_conn_close_now(conn, 0);
-        return;
-    case CONN_CONNECTING:
-    case CONN_HANDSHAKE: io_conn_close_now(conn, 0); return;
-    case CONN_OPEN: break;
-    }
-    if (!graceful) {
-        io_conn_close_now(conn, 0);
-        return;
-    }
-    rill_io_loop *loop = conn->loop;
-    conn->state = CONN_CLOSING;
-    conn->close_err = 0;
-    move_to(conn, &loop->linger, loop->now_ms + loop->opts.linger_ms);
-    io_conn_mark_dirty(conn); /* the flush at the end of the turn finishes the close */
-    conn_update_events(conn);
-}
-
 void rill_io_conn_pause_read(rill_io_conn *conn, bool paused)
 {
     if (paused) {
@@ -725,7 +420,7 @@ void rill_io_conn_pause_read(rill_io_conn *conn, bool paused)
             io_conn_mark_dirty(conn);
         }
     }
-    conn_update_events(conn);
+    io_conn_update_events(conn);
 }
 
 void rill_io_conn_set_callbacks(rill_io_conn *conn, const struct rill_io_conn_callbacks *cbs)

@@ -98,7 +98,7 @@ struct rill_io_conn {
 struct rill_io_listener {
     uint8_t kind; /* IO_KIND_LISTENER */
     int fd;
-    struct io_link link; /* in loop->listeners */
+    struct io_link link; /* in loop->listeners, then loop->dead_listeners */
     rill_io_loop *loop;
     rill_tls_ctx *tls;
     const struct rill_io_conn_callbacks *cb;
@@ -147,6 +147,7 @@ struct rill_io_loop {
     struct io_link conns;   /* open */
     struct io_link linger;  /* closing and lingering, FIFO by deadline */
     struct io_link dead;    /* to free at the end of the turn */
+    struct io_link dead_listeners; /* closed listeners, freed at the end of the turn */
     uint32_t nconns;        /* pending + conns + closing (max_conns counts these) */
     uint32_t owed_close;    /* connections whose on_close has not run yet */
 
@@ -188,13 +189,23 @@ rill_io_conn *io_conn_new(rill_io_loop *loop, int fd, SSL *ssl, const struct ril
 void io_conn_open(rill_io_conn *conn);
 void io_conn_event(rill_io_conn *conn, uint32_t events);
 void io_conn_close_now(rill_io_conn *conn, int err);
-void io_conn_flush_dirty(rill_io_loop *loop);
 void io_conn_free_dead(rill_io_loop *loop);
 void io_conn_expire_pending(rill_io_loop *loop);
 void io_conn_expire_linger(rill_io_loop *loop);
 void io_conn_mark_dirty(rill_io_conn *conn);
+void io_conn_update_events(rill_io_conn *conn);
+void io_conn_move_to(rill_io_conn *conn, struct io_link *list, uint64_t deadline);
+void io_conn_notify_close(rill_io_conn *conn, int err);
+void io_conn_fail(rill_io_conn *conn, int err, const char *what, const char *detail);
+void io_conn_read(rill_io_conn *conn);
+const char *io_tls_error_text(void);
+
+/* conn_write.c */
+void io_queue_drop(rill_io_conn *conn);
+void io_conn_flush_dirty(rill_io_loop *loop);
 
 /* listen.c */
 void io_listener_event(rill_io_listener *listener);
+void io_listeners_free_dead(rill_io_loop *loop);
 
 #endif

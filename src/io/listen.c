@@ -43,7 +43,8 @@ static void listener_back_off(rill_io_listener *l, int err)
 void io_listener_event(rill_io_listener *l)
 {
     rill_io_loop *loop = l->loop;
-    for (int i = 0; i < IO_ACCEPTS_PER_EVENT; i++) {
+    /* l->fd < 0: closed earlier in this turn (possibly by on_open below, e.g. a shutdown). */
+    for (int i = 0; i < IO_ACCEPTS_PER_EVENT && l->fd >= 0; i++) {
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
@@ -89,6 +90,8 @@ int rill_io_listen(rill_io_loop *loop, const struct rill_io_addr *addr, rill_tls
         *out = NULL;
     if (tls && !rill_tls_ctx_is_server(tls))
         return RILL_ERR_INVALID_ARG;
+    if (loop->shutting_down)
+        return RILL_ERR_STATE;
     char where[64];
     rill_io_addr_format(addr, where, sizeof where);
     int family = addr->ss.ss_family;
@@ -141,12 +144,24 @@ struct rill_io_addr rill_io_listener_addr(const rill_io_listener *listener)
 
 void rill_io_listener_close(rill_io_listener *listener)
 {
-    if (!listener)
+    if (!listener || listener->fd < 0)
         return;
-    io_list_remove(&listener->link);
     close(listener->fd);
+    listener->fd = -1;
     rill_io_timer_free(listener->backoff);
-    free(listener);
+    listener->backoff = NULL;
+    /* Freed at the end of the turn: this turn's epoll events may still point at it. */
+    io_list_remove(&listener->link);
+    io_list_append(&listener->loop->dead_listeners, &listener->link);
+}
+
+void io_listeners_free_dead(rill_io_loop *loop)
+{
+    while (!io_list_empty(&loop->dead_listeners)) {
+        struct io_link *node = loop->dead_listeners.next;
+        io_list_remove(node);
+        free((char *)node - offsetof(rill_io_listener, link));
+    }
 }
 
 int rill_io_connect(rill_io_loop *loop, const struct rill_io_addr *addr, rill_tls_ctx *tls,

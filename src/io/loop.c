@@ -111,6 +111,7 @@ int rill_io_loop_new(const struct rill_io_loop_opts *opts, rill_io_loop **out)
     io_list_init(&loop->conns);
     io_list_init(&loop->linger);
     io_list_init(&loop->dead);
+    io_list_init(&loop->dead_listeners);
     pthread_mutex_init(&loop->post_lock, NULL);
     loop->now_ms = rill_io_now_ms();
     atomic_init(&loop->stop, false);
@@ -242,8 +243,8 @@ void rill_io_loop_shutdown(rill_io_loop *loop, uint32_t deadline_ms)
     while (!io_list_empty(&loop->listeners))
         rill_io_listener_close((rill_io_listener *)((char *)loop->listeners.next -
                                                     offsetof(rill_io_listener, link)));
-    /* Handshakes in progress are dropped: the application never saw them. Client connects get
-     * on_close(RILL_ERR_TIMEOUT) through close_now. */
+    /* Handshakes in progress are dropped: the application never saw them. Client connects still
+     * in progress get on_close(RILL_ERR_STATE). */
     while (!io_list_empty(&loop->pending))
         io_conn_close_now(IO_CONN_OF(loop->pending.next),
                           RILL_ERR_STATE);
@@ -300,8 +301,11 @@ int rill_io_loop_run(rill_io_loop *loop)
         io_timers_run(loop);
         io_conn_flush_dirty(loop);
         io_conn_free_dead(loop);
+        io_listeners_free_dead(loop);
         io_update_deadline_timers(loop);
     }
+    if (shutdown_finished(loop))
+        rill_io_timer_cancel(loop->shutdown_timer);
     atomic_store(&loop->stop, false);
     loop->running = false;
     return rc;
@@ -335,6 +339,7 @@ void rill_io_loop_free(rill_io_loop *loop)
             io_conn_close_now(IO_CONN_OF(lists[i]->next),
                               RILL_ERR_STATE);
     io_conn_free_dead(loop);
+    io_listeners_free_dead(loop);
     struct io_post *p = loop->post_head;
     while (p) {
         struct io_post *next = p->next;

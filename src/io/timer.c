@@ -106,6 +106,8 @@ int rill_io_timer_arm_at(rill_io_timer *timer, uint64_t deadline_ms)
 
 int rill_io_timer_arm(rill_io_timer *timer, uint64_t delay_ms)
 {
+    if (!timer->loop->running) /* the cached time is only fresh inside a turn */
+        timer->loop->now_ms = rill_io_now_ms();
     return rill_io_timer_arm_at(timer, timer->loop->now_ms + delay_ms);
 }
 

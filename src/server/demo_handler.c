@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rill/ws.h"
 #include "server/demo_assets.h"
 #include "server/mime.h"
 #include "server/server_internal.h"
@@ -108,7 +109,128 @@ static void serve_demo(rill_request *req, rill_response *res, void *user)
     free(body);
 }
 
+/* ---- /ws/echo and /ws/chat ---------------------------------------------------------------------- */
+
+static void echo_message(rill_websocket *ws, unsigned opcode, const uint8_t *data, size_t len,
+                         void *user)
+{
+    rill_websocket_send(ws, opcode, data, len);
+}
+
+static const rill_ws_handler echo_handler = {.on_message = echo_message};
+
+/* Chat members of this worker thread; a broadcast visits every worker's list. */
+struct chat_member {
+    rill_websocket *ws;
+    struct chat_member *next;
+};
+static _Thread_local struct chat_member *chat_members;
+static _Atomic unsigned chat_next_id;
+
+/* Appends s as a JSON string body (without quotes), escaping what JSON requires. */
+static size_t json_escape(char *out, const uint8_t *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = s[i];
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20) {
+            memcpy(out + o, "\\u00", 4);
+            out[o + 4] = hex[c >> 4];
+            out[o + 5] = hex[c & 15];
+            o += 6;
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    return o;
+}
+
+struct chat_broadcast {
+    size_t len;
+    char text[];
+};
+
+static void chat_deliver(void *arg)
+{
+    struct chat_broadcast *b = arg;
+    for (struct chat_member *m = chat_members; m; m = m->next)
+        rill_websocket_send(m->ws, RILL_WS_OP_TEXT, b->text, b->len);
+}
+
+static void chat_broadcast(rill_server *srv, const char *json, size_t len)
+{
+    struct chat_broadcast *b = malloc(sizeof *b + len);
+    if (!b)
+        return;
+    b->len = len;
+    memcpy(b->text, json, len);
+    if (rill_server_each_worker(srv, chat_deliver, free, b) < 0)
+        free(b);
+}
+
+static int chat_open(rill_websocket *ws, rill_request *req, void *user)
+{
+    struct chat_member *m = malloc(sizeof *m);
+    if (!m)
+        return 503;
+    unsigned id = atomic_fetch_add(&chat_next_id, 1) + 1;
+    m->ws = ws;
+    m->next = chat_members;
+    chat_members = m;
+    rill_websocket_set_user(ws, (void *)(uintptr_t)id);
+    char welcome[256];
+    int n = snprintf(welcome, sizeof welcome,
+                     "{\"type\":\"welcome\",\"transport\":\"%s\",\"compressed\":%s,"
+                     "\"text\":\"you are guest%u, over %s\"}",
+                     rill_websocket_transport(ws), rill_websocket_compressed(ws) ? "true" : "false",
+                     id, strcmp(rill_websocket_transport(ws), "h2") == 0 ? "an HTTP/2 stream" : "HTTP/1.1");
+    rill_websocket_send(ws, RILL_WS_OP_TEXT, welcome, (size_t)n);
+    return 0;
+}
+
+static void chat_message(rill_websocket *ws, unsigned opcode, const uint8_t *data, size_t len,
+                         void *user)
+{
+    if (opcode != RILL_WS_OP_TEXT || len > 4096)
+        return;
+    char *json = malloc(len * 6 + 96);
+    if (!json)
+        return;
+    int n = sprintf(json, "{\"type\":\"message\",\"from\":\"guest%u\",\"text\":\"",
+                    (unsigned)(uintptr_t)rill_websocket_user(ws));
+    size_t o = (size_t)n + json_escape(json + n, data, len);
+    memcpy(json + o, "\"}", 2);
+    chat_broadcast(user, json, o + 2);
+    free(json);
+}
+
+static void chat_close(rill_websocket *ws, unsigned code, void *user)
+{
+    for (struct chat_member **pp = &chat_members; *pp; pp = &(*pp)->next)
+        if ((*pp)->ws == ws) {
+            struct chat_member *m = *pp;
+            *pp = m->next;
+            free(m);
+            break;
+        }
+}
+
+static const rill_ws_handler chat_handler = {
+    .on_open = chat_open,
+    .on_message = chat_message,
+    .on_close = chat_close,
+};
+
 int rill_server_demo(rill_server *s)
 {
-    return rill_server_route(s, "/", serve_demo, s);
+    int rc = rill_server_websocket(s, "/ws/echo", &echo_handler, NULL);
+    if (rc == RILL_OK)
+        rc = rill_server_websocket(s, "/ws/chat", &chat_handler, s);
+    if (rc == RILL_OK)
+        rc = rill_server_route(s, "/", serve_demo, s);
+    return rc;
 }

@@ -100,10 +100,12 @@ int exchange_set_request(rill_stream *st, const rill_header *fields, size_t n, c
 static const struct route *find_route(const rill_server *srv, const char *path)
 {
     size_t plen = strcspn(path, "?");
-    for (size_t i = 0; i < srv->nroutes; i++) /* sorted longest prefix first */
-        if (srv->routes[i].prefix_len <= plen &&
-            memcmp(srv->routes[i].prefix, path, srv->routes[i].prefix_len) == 0)
-            return &srv->routes[i];
+    for (size_t i = 0; i < srv->nroutes; i++) { /* sorted longest prefix first */
+        const struct route *r = &srv->routes[i];
+        if (r->prefix_len <= plen && memcmp(r->prefix, path, r->prefix_len) == 0 &&
+            (!r->exact || r->prefix_len == plen))
+            return r;
+    }
     return NULL;
 }
 
@@ -118,7 +120,9 @@ void exchange_dispatch(rill_stream *st)
             return;
     }
     const struct route *r = find_route(srv, st->path);
-    if (r)
+    if (st->connect_protocol && (!r || !ws_route_is(r))) /* RFC 8441 tunnel nobody serves */
+        exchange_respond_simple(st, 501, "text/plain; charset=utf-8", "protocol not supported\n");
+    else if (r)
         r->fn(st, st, r->user);
     else
         exchange_respond_simple(st, 404, "text/plain; charset=utf-8", "not found\n");

@@ -50,6 +50,19 @@ void h1_session_free(rill_session *sess)
     sess->h1 = NULL;
 }
 
+/* Between requests the parser (with its head buffer) is dropped; it comes back with the next byte. */
+void h1_session_trim(rill_session *sess)
+{
+    struct h1_state *h1 = sess->h1;
+    if (sess->websocket || h1->current || h1->pending_len || !h1->parser)
+        return;
+    rill_h1_parser_free(h1->parser);
+    h1->parser = NULL;
+    free(h1->pending);
+    h1->pending = NULL;
+    h1->pending_cap = 0;
+}
+
 void h1_session_shutdown(rill_session *sess)
 {
     sess->h1->close_after = true;
@@ -135,8 +148,11 @@ static int start_request(rill_session *sess, const rill_h1_head *head)
     h1->current = st;
     st->keep_alive = head->keep_alive && !h1->close_after;
 
+    rill_h1_ws_upgrade up;
+    int ws = rill_h1_websocket_upgrade(head, &up);
+    st->ws_request = ws == 1 ? 1 : ws == RILL_ERR_PROTOCOL ? -1 : ws == RILL_ERR_UNSUPPORTED ? -2 : 0;
     size_t settings_len = 0;
-    if (!sess->tls && rill_h1_h2c_upgrade(head, h1->settings, sizeof h1->settings, &settings_len) == 1) {
+    if (!sess->tls && ws == 0 && rill_h1_h2c_upgrade(head, h1->settings, sizeof h1->settings, &settings_len) == 1) {
         h1->upgrade_h2 = true;
         h1->settings_len = settings_len;
         return RILL_OK; /* dispatched as HTTP/2 once the request is read */
@@ -217,6 +233,14 @@ static size_t process(rill_session *sess, const uint8_t *data, size_t len)
         } else if (ev.type == RILL_H1_EV_END && h1->current) {
             h1->request_done = true;
             exchange_body_end(h1->current);
+            if (sess->websocket) { /* 101 sent: the rest of the bytes are WebSocket frames */
+                exchange_closed(h1->current, true);
+                h1->current = NULL;
+                h1->processing = false;
+                if (len > off)
+                    ws_connection_data(sess, data + off, len - off);
+                return len;
+            }
             if (h1->upgrade_h2) {
                 h1->processing = false;
                 switch_to_h2(sess, data + off, len - off);
@@ -247,6 +271,14 @@ static int hold(struct h1_state *h1, const uint8_t *data, size_t len)
 void h1_session_data(rill_session *sess, const uint8_t *data, size_t len)
 {
     struct h1_state *h1 = sess->h1;
+    if (sess->websocket && !h1->current) {
+        ws_connection_data(sess, data, len);
+        return;
+    }
+    if (!h1->parser && !(h1->parser = rill_h1_parser_new(RILL_H1_REQUEST, NULL))) {
+        session_close(sess);
+        return;
+    }
     if (h1->pending_len) { /* keep order: append behind what is already waiting */
         if (hold(h1, data, len) < 0)
             session_close(sess);
@@ -439,6 +471,10 @@ static int h1_send_file(rill_stream *st)
 
 void h1_session_drain(rill_session *sess)
 {
+    if (sess->websocket) {
+        ws_connection_drain(sess);
+        return;
+    }
     rill_stream *st = sess->h1 ? sess->h1->current : NULL;
     if (!st)
         return;

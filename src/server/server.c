@@ -88,8 +88,14 @@ void rill_server_free(rill_server *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->nroutes; i++)
+    for (size_t i = 0; i < s->nroutes; i++) {
         free(s->routes[i].prefix);
+        if (s->routes[i].free_user)
+            s->routes[i].free_user(s->routes[i].user);
+    }
+    for (size_t i = 0; i < s->nws_origins; i++)
+        free(s->ws_origins[i]);
+    free(s->ws_origins);
     free(s->routes);
     static_mounts_free(s);
     if (s->tls)
@@ -108,13 +114,19 @@ void rill_server_free(rill_server *s)
 
 int rill_server_route(rill_server *s, const char *prefix, rill_handler_fn fn, void *user)
 {
+    return server_add_route(s, prefix, fn, user, false, NULL);
+}
+
+int server_add_route(rill_server *s, const char *prefix, rill_handler_fn fn, void *user, bool exact,
+                     void (*free_user)(void *))
+{
     if (!prefix || prefix[0] != '/' || !fn)
         return RILL_ERR_INVALID_ARG;
     struct route *grown = realloc(s->routes, (s->nroutes + 1) * sizeof *grown);
     if (!grown)
         return RILL_ERR_NOMEM;
     s->routes = grown;
-    struct route r = {strdup(prefix), strlen(prefix), fn, user};
+    struct route r = {strdup(prefix), strlen(prefix), exact, fn, user, free_user};
     if (!r.prefix)
         return RILL_ERR_NOMEM;
     /* keep longest prefixes first so the first match is the best one */
@@ -154,6 +166,38 @@ void rill_server_get_stats(const rill_server *s, rill_server_stats *out)
         out->streams += atomic_load_explicit(&w->streams, memory_order_relaxed);
         out->requests += atomic_load_explicit(&w->requests, memory_order_relaxed);
     }
+}
+
+struct each_worker {
+    void (*fn)(void *arg);
+    void (*done)(void *arg);
+    void *arg;
+    _Atomic unsigned remaining;
+};
+
+static void each_worker_run(rill_io_loop *loop, void *p)
+{
+    struct each_worker *e = p;
+    (void)loop;
+    e->fn(e->arg);
+    if (atomic_fetch_sub(&e->remaining, 1) == 1) {
+        if (e->done)
+            e->done(e->arg);
+        free(e);
+    }
+}
+
+int rill_server_each_worker(rill_server *s, void (*fn)(void *arg), void (*done)(void *arg), void *arg)
+{
+    struct each_worker *e = malloc(sizeof *e);
+    if (!e)
+        return RILL_ERR_NOMEM;
+    *e = (struct each_worker){fn, done, arg, s->nworkers};
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        if (rill_io_loop_post(s->workers[i].loop, each_worker_run, e) < 0)
+            each_worker_run(NULL, e); /* cannot reach it: count it as done */
+    }
+    return RILL_OK;
 }
 
 /* ---- running ----------------------------------------------------------------------------------- */

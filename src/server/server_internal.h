@@ -18,9 +18,14 @@
 struct route {
     char *prefix;
     size_t prefix_len;
+    bool exact; /* the whole path must match (WebSocket endpoints) */
     rill_handler_fn fn;
     void *user;
+    void (*free_user)(void *user); /* owned route data, freed with the server */
 };
+
+int server_add_route(rill_server *s, const char *prefix, rill_handler_fn fn, void *user, bool exact,
+                     void (*free_user)(void *));
 
 /* Counters a worker owns; other threads only read them (relaxed). Padded against false sharing. */
 struct worker_stats {
@@ -53,6 +58,8 @@ struct rill_server {
     _Atomic bool stopping;
     uint16_t port, tls_port;
     void *static_roots; /* list of static mounts (static_handler.c) */
+    char **ws_origins;
+    size_t nws_origins;
 };
 
 struct exchange_ops;
@@ -69,6 +76,7 @@ struct rill_session {
     char peer[56];
     rill_io_timer *idle_timer;
     uint64_t idle_deadline;
+    uint64_t last_active;
     uint32_t requests; /* exchanges started on this connection */
     uint32_t open_streams;
     struct rill_stream *live; /* every exchange not yet closed, for cleanup on connection loss */
@@ -78,6 +86,8 @@ struct rill_session {
     rill_h2_session *h2;
     /* HTTP/1.1 */
     struct h1_state *h1;
+    /* an HTTP/1.1 connection upgraded to WebSocket */
+    struct rill_websocket *websocket;
 };
 
 struct header_list {
@@ -122,6 +132,7 @@ struct rill_stream {
     /* transport-specific */
     bool chunked;   /* HTTP/1.1 response uses chunked coding */
     bool keep_alive; /* HTTP/1.1 */
+    int8_t ws_request; /* HTTP/1.1: 1 valid WebSocket upgrade, -1 malformed (400), -2 version (426) */
     struct rill_stream *live_prev, *live_next;
 };
 
@@ -179,6 +190,7 @@ void h1_session_data(rill_session *sess, const uint8_t *data, size_t len);
 void h1_session_drain(rill_session *sess);
 void h1_session_free(rill_session *sess);
 void h1_session_shutdown(rill_session *sess);
+void h1_session_trim(rill_session *sess);
 int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t payload_len,
                      rill_stream *upgraded);
 void h2_session_data(rill_session *sess, const uint8_t *data, size_t len);
@@ -186,6 +198,12 @@ void h2_session_flush(rill_session *sess);
 void h2_session_drain(rill_session *sess);
 void h2_session_shutdown(rill_session *sess);
 void h2_session_free(rill_session *sess);
+
+/* websocket.c */
+void ws_connection_data(rill_session *sess, const uint8_t *data, size_t len);
+void ws_connection_drain(rill_session *sess);
+void ws_connection_closed(rill_session *sess);
+bool ws_route_is(const struct route *r);
 
 /* static_handler.c / demo_handler.c */
 void static_mounts_free(rill_server *s);

@@ -5,44 +5,62 @@
 
 #include "server/server_internal.h"
 
+static void session_arm(rill_session *sess);
+
+/* Give back buffers after this long without traffic (an idle connection should cost little). */
+#define TRIM_DELAY_MS 1000
+
 static void on_idle_timeout(rill_io_timer *timer, void *arg)
 {
     (void)timer;
     rill_session *sess = arg;
-    if (sess->h2) {
-        uint64_t now = rill_io_loop_now_ms(sess->w->loop);
+    uint64_t now = rill_io_loop_now_ms(sess->w->loop);
+    if (sess->h2)
         rill_h2_session_tick(sess->h2, now);
-        if (sess->open_streams == 0 && now >= sess->idle_deadline) {
+    if (now >= sess->idle_deadline && sess->open_streams == 0) {
+        if (sess->h2) {
             rill_h2_submit_goaway(sess->h2, RILL_H2_NO_ERROR, NULL, 0);
             h2_session_flush(sess);
-            session_close(sess);
-            return;
         }
-        h2_session_flush(sess);
-        session_touch(sess);
+        session_close(sess);
         return;
     }
-    if (sess->open_streams == 0)
-        session_close(sess);
-    else
-        session_touch(sess); /* a slow response is not idleness */
+    if (sess->open_streams == 0 && now >= sess->last_active + TRIM_DELAY_MS) {
+        if (sess->h2)
+            rill_h2_session_trim(sess->h2);
+        else if (sess->h1)
+            h1_session_trim(sess);
+    }
+    if (sess->h2)
+        h2_session_flush(sess);
+    session_arm(sess);
 }
 
-void session_touch(rill_session *sess)
+/* The timer fires at the earliest of: idle close, the engine's deadline, the trim point. */
+static void session_arm(rill_session *sess)
 {
-    uint32_t timeout = sess->w->srv->opt.idle_timeout_ms;
     uint64_t now = rill_io_loop_now_ms(sess->w->loop);
-    sess->idle_deadline = now + timeout;
     uint64_t at = sess->idle_deadline;
     if (sess->h2) {
         uint64_t h2_at = rill_h2_session_next_deadline(sess->h2);
         if (h2_at < at)
             at = h2_at;
     }
+    uint64_t trim_at = sess->last_active + TRIM_DELAY_MS;
+    if (trim_at > now && trim_at < at)
+        at = trim_at;
     /* Re-arming on every read is cheap, but skip it when the deadline barely moved. */
     if (!rill_io_timer_armed(sess->idle_timer) || at < rill_io_timer_deadline(sess->idle_timer) ||
         at > rill_io_timer_deadline(sess->idle_timer) + 1000)
         rill_io_timer_arm_at(sess->idle_timer, at);
+}
+
+void session_touch(rill_session *sess)
+{
+    uint64_t now = rill_io_loop_now_ms(sess->w->loop);
+    sess->last_active = now;
+    sess->idle_deadline = now + sess->w->srv->opt.idle_timeout_ms;
+    session_arm(sess);
 }
 
 void session_close(rill_session *sess)
@@ -215,6 +233,8 @@ static void on_close(rill_io_conn *conn, int err)
         return;
     sess->closing = true;
     sess->in_callback++;
+    if (sess->websocket)
+        ws_connection_closed(sess);
     if (sess->h2)
         h2_session_free(sess);
     if (sess->h1)

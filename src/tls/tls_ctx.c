@@ -138,7 +138,10 @@ static int build_server(const char *cert_file, const char *key_file, enum rill_t
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(c, key_file, SSL_FILETYPE_PEM) != 1) {
-        say(err, errlen, "cannot load key %s: %s", key_file, ssl_reason());
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+            say(err, errlen, "key %s does not match certificate %s", key_file, cert_file);
+        else
+            say(err, errlen, "cannot load key %s: %s", key_file, ssl_reason());
         goto fail;
     }
     if (SSL_CTX_check_private_key(c) != 1) {

@@ -158,6 +158,11 @@ static void head_is_reported_before_the_body_is_read(void **state)
     assert_int_equal(ev.type, RILL_H1_EV_END);
     rill_h1_parser_free(p);
 
+    const char old_client[] = "PUT /f HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n";
+    p = head_of(old_client, sizeof old_client - 1, &h, &used);
+    assert_false(h->expect_continue);
+    rill_h1_parser_free(p);
+
     const char other[] = "GET / HTTP/1.1\r\nHost: h\r\nExpect: something-else\r\n\r\n";
     p = head_of(S(other), &h, &used);
     assert_false(h->expect_continue);
@@ -406,6 +411,45 @@ static void nul_in_a_value_is_rejected(void **state)
     assert_int_equal(t.err, RILL_H1_E_BAD_TARGET);
 }
 
+/* Values and targets are scanned 16 bytes at a time: put one bad byte at every offset of a long
+ * value so both the vector blocks and the scalar tail see it. */
+static void bad_bytes_are_found_at_every_offset(void **state)
+{
+    (void)state;
+    static const uint8_t bad_value[] = {0x00, 0x01, 0x08, 0x0a, 0x0b, 0x0d, 0x1f, 0x7f};
+    static const uint8_t good_value[] = {0x09, 0x20, 0x21, 0x7e, 0x80, 0xc3, 0xff};
+    static char req[256];
+    static struct transcript t;
+    const char *head = "GET / HTTP/1.1\r\nHost: h\r\nX: ";
+    size_t hlen = strlen(head);
+    for (size_t at = 1; at < 47; at++) { /* not 0 or 47: OWS at the ends is trimmed */
+        for (size_t b = 0; b < sizeof bad_value + sizeof good_value; b++) {
+            bool bad = b < sizeof bad_value;
+            uint8_t c = bad ? bad_value[b] : good_value[b - sizeof bad_value];
+            memcpy(req, head, hlen);
+            memset(req + hlen, 'v', 48);
+            req[hlen + at] = (char)c;
+            memcpy(req + hlen + 48, "\r\n\r\n", 4);
+            tr_run(RILL_H1_REQUEST, NULL, NULL, req, hlen + 52, 0, false, &t);
+            if ((t.rc != 0) != bad)
+                fail_msg("value byte 0x%02x at %zu: %s", c, at, rill_h1_error_text(t.err));
+        }
+    }
+    for (size_t at = 1; at < 48; at++) {
+        for (unsigned c = 0; c < 256; c++) {
+            bool bad = c <= 0x20 || c >= 0x7f;
+            int n = snprintf(req, sizeof req, "GET /");
+            memset(req + n, 'p', 48);
+            req[n + at] = (char)c;
+            static const char tail[] = " HTTP/1.1\r\nHost: h\r\n\r\n";
+            memcpy(req + n + 48, tail, sizeof tail - 1);
+            tr_run(RILL_H1_REQUEST, NULL, NULL, req, (size_t)n + 48 + sizeof tail - 1, 0, false, &t);
+            if ((t.rc != 0) != bad)
+                fail_msg("target byte 0x%02x at %zu: %s", c, at, rill_h1_error_text(t.err));
+        }
+    }
+}
+
 static void errors_are_sticky(void **state)
 {
     (void)state;
@@ -511,6 +555,8 @@ static void chunk_extension_and_trailer_limits(void **state)
         {"1;abcdefgh\r\nx\r\n0\r\n\r\n", RILL_H1_E_CHUNK_EXT_TOO_LONG},
         {"1  ;abcde\r\nx\r\n0\r\n\r\n", RILL_H1_E_NONE},
         {"1   ;abcde\r\nx\r\n0\r\n\r\n", RILL_H1_E_CHUNK_EXT_TOO_LONG},
+        {"1         ;\r\nx\r\n0\r\n\r\n", RILL_H1_E_CHUNK_EXT_TOO_LONG},
+        {"1;\r\nx\r\n0\r\n\r\n", RILL_H1_E_NONE},
         {"0\r\nA: 1\r\nB: 2\r\n\r\n", RILL_H1_E_NONE},
         {"0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", RILL_H1_E_TRAILERS_TOO_LARGE},
         {"0\r\nA: 123456789012345\r\n\r\n", RILL_H1_E_TRAILERS_TOO_LARGE},
@@ -563,6 +609,10 @@ static void eof_between_and_inside_messages(void **state)
     tr_run(RILL_H1_REQUEST, NULL, NULL, body, sizeof body - 1, 0, true, &t);
     assert_int_equal(t.err, RILL_H1_E_INCOMPLETE);
     assert_int_equal(t.rc, RILL_ERR_PROTOCOL);
+    const char chunked[] = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "3\r\nabc\r\n";
+    tr_run(RILL_H1_REQUEST, NULL, NULL, chunked, sizeof chunked - 1, 0, true, &t);
+    assert_int_equal(t.err, RILL_H1_E_INCOMPLETE);
     tr_run(RILL_H1_REQUEST, NULL, NULL, "", 0, 0, true, &t);
     assert_int_equal(t.rc, 0);
 }
@@ -614,6 +664,7 @@ int main(void)
         cmocka_unit_test(smuggling_shapes_are_rejected),
         cmocka_unit_test(bad_chunk_framing_is_rejected),
         cmocka_unit_test(nul_in_a_value_is_rejected),
+        cmocka_unit_test(bad_bytes_are_found_at_every_offset),
         cmocka_unit_test(errors_are_sticky),
         cmocka_unit_test(limits_give_distinguishable_errors),
         cmocka_unit_test(chunk_extension_and_trailer_limits),

@@ -61,6 +61,16 @@ static void read_until_close(void **state)
     assert_int_equal(t.rc, 0);
     assert_non_null(strstr(t.text, "body=3 cl=0 ka=0"));
     assert_non_null(strstr(t.text, "B<all of it\r\n>E(eof)"));
+    /* max_body bounds a read-until-close body too. */
+    rill_h1_limits lim;
+    rill_h1_limits_default(&lim);
+    lim.max_body = 4;
+    tr_run(RILL_H1_RESPONSE, &lim, "GET", "HTTP/1.0 200 OK\r\n\r\n1234", 23, 1, true, &t);
+    assert_int_equal(t.rc, 0);
+    assert_non_null(strstr(t.text, "B<1234>E(eof)"));
+    tr_run(RILL_H1_RESPONSE, &lim, "GET", "HTTP/1.0 200 OK\r\n\r\n12345", 24, 1, true, &t);
+    assert_int_equal(t.err, RILL_H1_E_BODY_TOO_LARGE);
+    assert_non_null(strstr(t.text, "B<1234>"));
     /* Without the EOF the message is simply not finished. */
     run_text("GET", "HTTP/1.1 200 OK\r\n\r\nabc", false, &t);
     assert_int_equal(t.ends, 0);
@@ -173,6 +183,7 @@ static void status_line_variants(void **state)
         {"HTTP/1.1 200 O\rK\r\n\r\n", RILL_H1_E_BARE_CR},
         {"HTTP/1.1\r\n\r\n", RILL_H1_E_BAD_START_LINE},
         {"HTTP/2 200\r\n\r\n", RILL_H1_E_BAD_VERSION},
+        {"HTTP/1.1x200 OK\r\n\r\n", RILL_H1_E_BAD_VERSION},
         {"HTTP/2.0 200 OK\r\n\r\n", RILL_H1_E_VERSION_UNSUPPORTED},
         {"ICY 200 OK\r\n\r\n", RILL_H1_E_BAD_VERSION},
         {"HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", RILL_H1_E_BARE_LF},

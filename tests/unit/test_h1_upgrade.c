@@ -94,6 +94,9 @@ static void h2c_variants(void **state)
         {"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAAB+\r\n", 0, 0},
         {"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMA AABk\r\n", 0, 0},
         {"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABl\r\n", 1, 6},
+        {"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABk=\r\n", 0, 0},
+        {"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP_-AAIAAAAB\r\n",
+         1, 18},
         {"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP_\r\n",
          0, 0}, /* non-canonical trailing bits / 11 bytes */
     };
@@ -176,6 +179,12 @@ static void websocket_variants(void **state)
          "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAA=\r\nSec-WebSocket-Version: 13\r\n\r\n",
          RILL_ERR_PROTOCOL}, /* 17 bytes */
         {"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAB==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         RILL_ERR_PROTOCOL}, /* non-canonical: stray bits after the 16th byte */
+        {"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAA-==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         RILL_ERR_PROTOCOL}, /* base64url alphabet is not the key's */
+        {"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
          "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n"
          "Sec-WebSocket-Version: 13\r\n\r\n", RILL_ERR_PROTOCOL},
         {"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -199,6 +208,115 @@ static void websocket_variants(void **state)
     }
     char out[29];
     assert_int_equal(rill_h1_websocket_accept("x", 65, out), RILL_ERR_INVALID_ARG);
+}
+
+static const rill_h1_head *parse_response(const char *resp, rill_h1_parser **pp)
+{
+    rill_h1_parser *p = rill_h1_parser_new(RILL_H1_RESPONSE, NULL);
+    rill_h1_event ev;
+    size_t used;
+    assert_int_equal(rill_h1_parse(p, (const uint8_t *)resp, strlen(resp), &used, &ev), 0);
+    assert_int_equal(ev.type, RILL_H1_EV_HEAD);
+    *pp = p;
+    return ev.head;
+}
+
+static void websocket_client_checks_the_answer(void **state)
+{
+    (void)state;
+    const char *key = "dGhlIHNhbXBsZSBub25jZQ==";
+    static const struct {
+        const char *resp;
+        bool ok;
+    } cases[] = {
+        {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n", true},
+        {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\nConnection: upgrade\r\n"
+         "Sec-WebSocket-Accept:s3pPLMBiTxaQ9kYGzzhZRbK+xOo= \r\n\r\n", true},
+        {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOp=\r\n\r\n", false},
+        {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n", false},
+        {"HTTP/1.1 200 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n", false},
+        {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n", false},
+        {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n", false},
+        {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+         false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        rill_h1_parser *p;
+        const rill_h1_head *h = parse_response(cases[i].resp, &p);
+        if (rill_h1_websocket_response_ok(h, key, strlen(key)) != cases[i].ok)
+            fail_msg("case %zu", i);
+        rill_h1_parser_free(p);
+    }
+}
+
+static void canned_responses_parse(void **state)
+{
+    (void)state;
+    rill_h1_parser *p;
+    const rill_h1_head *h = parse_response(RILL_H1_CONTINUE_RESPONSE, &p);
+    assert_int_equal(h->status, 100);
+    rill_h1_parser_free(p);
+    h = parse_response(RILL_H1_H2C_SWITCHING_RESPONSE, &p);
+    assert_int_equal(h->status, 101);
+    assert_true(rill_h1_head_has_token(h, "upgrade", "h2c"));
+    rill_h1_parser_free(p);
+    /* Every error answer is a complete, closing response with the mapped status. */
+    for (int e = RILL_H1_E_BAD_START_LINE; e <= RILL_H1_E_INCOMPLETE; e++) {
+        uint8_t out[128];
+        size_t n;
+        assert_int_equal(rill_h1_write_error_response(out, sizeof out, &n, (rill_h1_error)e), 0);
+        char text[129];
+        memcpy(text, out, n);
+        text[n] = '\0';
+        h = parse_response(text, &p);
+        assert_int_equal(h->status, rill_h1_error_status((rill_h1_error)e));
+        assert_false(h->keep_alive);
+        assert_int_equal(h->body, RILL_H1_BODY_NONE);
+        assert_true(h->reason_len > 0);
+        rill_h1_parser_free(p);
+    }
+    uint8_t out[8];
+    size_t n;
+    assert_int_equal(rill_h1_write_error_response(out, sizeof out, &n, RILL_H1_E_NONE),
+                     RILL_ERR_INVALID_ARG);
+}
+
+static void connection_specific_fields_are_identified(void **state)
+{
+    (void)state;
+    rill_h1_parser *p;
+    const rill_h1_head *h = parse_head(
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings, X-Hop\r\n"
+        "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABk\r\nKeep-Alive: 5\r\nX-Hop: 1\r\nTE: trailers\r\n"
+        "Accept: */*\r\nProxy-Connection: x\r\nX-Hopper: 2\r\n\r\n", &p);
+    static const char *const dropped[] = {"Connection", "Upgrade", "HTTP2-Settings", "Keep-Alive",
+                                          "X-Hop", "Proxy-Connection"};
+    static const char *const kept[] = {"Host", "TE", "Accept", "X-Hopper"};
+    size_t ndropped = 0;
+    for (size_t i = 0; i < h->nfields; i++) {
+        const rill_h1_field *f = &h->fields[i];
+        bool is = rill_h1_is_connection_specific(h, f);
+        bool want = false;
+        for (size_t d = 0; d < sizeof dropped / sizeof *dropped; d++)
+            want |= rill_h1_name_eq(f->name, f->name_len, dropped[d]);
+        for (size_t k = 0; k < sizeof kept / sizeof *kept; k++)
+            assert_false(want && rill_h1_name_eq(f->name, f->name_len, kept[k]));
+        if (is != want)
+            fail_msg("field %zu (%.*s)", i, (int)f->name_len, f->name);
+        ndropped += is;
+    }
+    assert_int_equal(ndropped, 6);
+    rill_h1_parser_free(p);
+    h = parse_head("GET / HTTP/1.1\r\nHost: h\r\nTE: gzip, trailers\r\n\r\n", &p);
+    assert_true(rill_h1_is_connection_specific(h, &h->fields[1]));
+    rill_h1_parser_free(p);
 }
 
 static void token_lists(void **state)
@@ -260,6 +378,9 @@ int main(void)
         cmocka_unit_test(h2c_variants),
         cmocka_unit_test(websocket_upgrade_is_recognised),
         cmocka_unit_test(websocket_variants),
+        cmocka_unit_test(websocket_client_checks_the_answer),
+        cmocka_unit_test(canned_responses_parse),
+        cmocka_unit_test(connection_specific_fields_are_identified),
         cmocka_unit_test(token_lists),
         cmocka_unit_test(field_lookup_walks_every_occurrence),
     };

@@ -131,7 +131,9 @@ static void timers_fire_in_order_cancel_and_rearm(void **state)
     rill_io_timer_cancel(t[3].t); /* twice is harmless */
     assert_false(rill_io_timer_armed(t[3].t));
     rill_io_timer_arm(t[4].t, 100);
-    assert_int_equal(rill_io_timer_deadline(t[4].t), start + 100);
+    /* Outside run() the loop's time is refreshed on arming, so a deadline is "now + delay". */
+    assert_true(rill_io_timer_deadline(t[4].t) >= start + 100);
+    assert_true(rill_io_timer_deadline(t[4].t) <= rill_io_now_ms() + 100);
     log.spinner = rill_io_timer_new(loop, spinner_fired, &log);
     rill_io_timer_arm(log.spinner, 0);
     struct guard g;
@@ -307,6 +309,7 @@ struct echo_server {
     size_t max_queued;
     int drains, pauses;
     bool backpressure;
+    int paused_fd; /* eventfd: tells the lazy client that back-pressure happened */
 };
 
 static void echo_open(rill_io_conn *conn, const char *alpn)
@@ -326,7 +329,10 @@ static void echo_data(rill_io_conn *conn, const uint8_t *data, size_t len)
     /* A handler that writes faster than the peer reads pauses its input. */
     if (s->backpressure && q > 262144) {
         rill_io_conn_pause_read(conn, true);
-        s->pauses++;
+        if (s->pauses++ == 0) {
+            uint64_t one = 1;
+            assert_int_equal(write(s->paused_fd, &one, sizeof one), sizeof one);
+        }
     }
 }
 
@@ -353,7 +359,7 @@ struct echo_client {
     uint16_t port;
     int conns;
     size_t bytes;
-    bool lazy;
+    int start_fd;
     bool ok;
 };
 
@@ -363,12 +369,12 @@ static void *echo_client_main(void *arg)
     int fds[64];
     c->ok = true;
     for (int i = 0; i < c->conns; i++) {
-        fds[i] = tcp_connect_rcvbuf(c->port, c->lazy ? 8192 : 0);
+        fds[i] = tcp_connect_rcvbuf(c->port, c->start_fd >= 0 ? 8192 : 0);
         if (fds[i] < 0)
             c->ok = false;
     }
     if (c->ok)
-        c->ok = pump_echo(fds, c->conns, c->bytes, c->lazy);
+        c->ok = pump_echo(fds, c->conns, c->bytes, c->start_fd);
     for (int i = 0; i < c->conns; i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -379,9 +385,11 @@ static void run_echo(int conns, size_t bytes, bool backpressure, struct echo_ser
 {
     rill_io_loop *loop;
     assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
-    *s = (struct echo_server){.loop = loop, .expect_closes = conns, .backpressure = backpressure};
+    int paused_fd = backpressure ? eventfd(0, EFD_CLOEXEC) : -1;
+    *s = (struct echo_server){.loop = loop, .expect_closes = conns, .backpressure = backpressure,
+                              .paused_fd = paused_fd};
     struct echo_client c = {.port = listen_any(loop, &echo_cb, s), .conns = conns, .bytes = bytes,
-                           .lazy = backpressure};
+                            .start_fd = paused_fd};
     struct guard g;
     guard_arm(&g, loop);
     pthread_t th;
@@ -395,6 +403,8 @@ static void run_echo(int conns, size_t bytes, bool backpressure, struct echo_ser
     for (int i = 0; i < conns; i++)
         assert_int_equal(s->close_errs[i], RILL_ERR_EOF);
     assert_int_equal(rill_io_loop_conn_count(loop), 0);
+    if (paused_fd >= 0)
+        close(paused_fd);
     guard_free(&g);
     rill_io_loop_free(loop);
 }
@@ -829,6 +839,41 @@ static void connect_in_loop_queues_early_writes(void **state)
     rill_io_loop_free(loop);
 }
 
+/* The same over IPv6 loopback, when the machine has it. */
+static void connect_over_ipv6(void **state)
+{
+    (void)state;
+    int probe = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 lo = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    bool have_v6 = probe >= 0 && bind(probe, (struct sockaddr *)&lo, sizeof lo) == 0;
+    if (probe >= 0)
+        close(probe);
+    if (!have_v6)
+        skip();
+    rill_io_loop *loop;
+    assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
+    static const struct rill_io_conn_callbacks server_cb = {.on_data = limit_data};
+    struct rill_io_addr addr;
+    assert_int_equal(rill_io_addr_parse("[::1]:0", &addr, NULL, 0), RILL_OK);
+    rill_io_listener *l;
+    assert_int_equal(rill_io_listen(loop, &addr, NULL, &server_cb, NULL, &l), RILL_OK);
+    addr = rill_io_listener_addr(l);
+    char text[64];
+    rill_io_addr_format(&addr, text, sizeof text);
+    assert_memory_equal(text, "[::1]:", 6);
+    struct connect_state s = {.loop = loop, .close_err = 1};
+    rill_io_conn *conn;
+    assert_int_equal(rill_io_connect(loop, &addr, NULL, NULL, &client_cb, &s, &conn), RILL_OK);
+    rill_io_conn_write(conn, "ping", 4);
+    struct guard g;
+    guard_arm(&g, loop);
+    assert_int_equal(rill_io_loop_run(loop), RILL_OK);
+    assert_string_equal(s.got, "pingpong");
+    assert_int_equal(s.close_err, 0);
+    guard_free(&g);
+    rill_io_loop_free(loop);
+}
+
 static void connect_refused_reports_on_close(void **state)
 {
     (void)state;
@@ -852,6 +897,93 @@ static void connect_refused_reports_on_close(void **state)
     assert_int_equal(s.closes, 1);
     assert_int_equal(s.close_err, RILL_ERR_IO);
     assert_non_null(strstr(rill_io_loop_last_error(loop), "Connection refused"));
+    guard_free(&g);
+    rill_io_loop_free(loop);
+}
+
+/* on_open may tear down the listener it was accepted from (here: a shutdown) while the accept
+ * loop is still running over its backlog. */
+struct early_shutdown {
+    int opened, closed;
+};
+
+static void early_open(rill_io_conn *conn, const char *alpn)
+{
+    (void)alpn;
+    struct early_shutdown *s = rill_io_conn_user(conn);
+    s->opened++;
+    rill_io_loop_shutdown(rill_io_conn_loop(conn), 5000);
+}
+
+static void early_close(rill_io_conn *conn, int err)
+{
+    (void)err;
+    struct early_shutdown *s = rill_io_conn_user(conn);
+    s->closed++;
+}
+
+static const struct rill_io_conn_callbacks early_cb = {.on_open = early_open, .on_close = early_close};
+
+static void shutdown_from_on_open_stops_accepting(void **state)
+{
+    (void)state;
+    rill_io_loop *loop;
+    assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
+    struct early_shutdown s = {0};
+    uint16_t port = listen_any(loop, &early_cb, &s);
+    int fds[3];
+    for (int i = 0; i < 3; i++) /* all three wait in the backlog before the loop runs */
+        assert_true((fds[i] = tcp_connect(port)) >= 0);
+    struct guard g;
+    guard_arm(&g, loop);
+    assert_int_equal(rill_io_loop_run(loop), RILL_OK);
+    assert_false(g.fired);
+    assert_int_equal(s.opened, 1);
+    assert_int_equal(s.closed, 1);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    guard_free(&g);
+    rill_io_loop_free(loop);
+}
+
+/* Closing at once drops the queue and releases referenced buffers exactly once. */
+static void abrupt_open(rill_io_conn *conn, const char *alpn)
+{
+    (void)alpn;
+    assert_int_equal(rill_io_conn_write_ref(conn, big_block(), 1u << 20, count_release, NULL), RILL_OK);
+    assert_int_equal(rill_io_conn_write(conn, "tail", 4), RILL_OK);
+    assert_int_equal(rill_io_conn_queued(conn), (1u << 20) + 4);
+    rill_io_conn_close(conn, false);
+    assert_int_equal(rill_io_conn_write(conn, "late", 4), RILL_ERR_STATE);
+    rill_io_conn_close(conn, true); /* a second close does nothing */
+}
+
+static void abrupt_close(rill_io_conn *conn, int err)
+{
+    *(int *)rill_io_conn_user(conn) = err;
+    rill_io_loop_stop(rill_io_conn_loop(conn));
+}
+
+static const struct rill_io_conn_callbacks abrupt_cb = {.on_open = abrupt_open, .on_close = abrupt_close};
+
+static void abrupt_close_releases_references(void **state)
+{
+    (void)state;
+    rill_io_loop *loop;
+    assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
+    int close_err = 1;
+    releases = 0;
+    uint16_t port = listen_any(loop, &abrupt_cb, &close_err);
+    int fd = tcp_connect(port);
+    assert_true(fd >= 0);
+    struct guard g;
+    guard_arm(&g, loop);
+    assert_int_equal(rill_io_loop_run(loop), RILL_OK);
+    assert_int_equal(close_err, 0);
+    assert_int_equal(releases, 1);
+    char c;
+    assert_true(recv(fd, &c, 1, 0) <= 0); /* nothing was sent */
+    close(fd);
     guard_free(&g);
     rill_io_loop_free(loop);
 }
@@ -880,7 +1012,10 @@ int main(void)
         cmocka_unit_test(graceful_shutdown_with_deadline),
         cmocka_unit_test(reuseport_spreads_across_two_loops),
         cmocka_unit_test(connect_in_loop_queues_early_writes),
+        cmocka_unit_test(connect_over_ipv6),
         cmocka_unit_test(connect_refused_reports_on_close),
+        cmocka_unit_test(shutdown_from_on_open_stops_accepting),
+        cmocka_unit_test(abrupt_close_releases_references),
         cmocka_unit_test(idle_connection_is_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,13 +94,15 @@ static inline uint8_t pattern(uint32_t seed, size_t i)
 }
 
 /* Sends len pattern bytes on every fd while reading the echo back concurrently (poll), checking
- * every byte. A lazy reader starts reading a connection only once its sending blocks, so the
- * server's output queue must build up first. Returns true when all echoes arrived intact. */
-static inline bool pump_echo(const int *fds, int n, size_t len, bool lazy)
+ * every byte. With start_fd >= 0 the client is lazy: it reads nothing until start_fd becomes
+ * readable (the server says it applied back-pressure) or it has sent everything, so the server's
+ * output queue must build up first. Returns true when all echoes arrived intact. */
+static inline bool pump_echo(const int *fds, int n, size_t len, int start_fd)
 {
+    bool lazy = start_fd >= 0;
     size_t *sent = calloc((size_t)n, sizeof *sent), *got = calloc((size_t)n, sizeof *got);
     bool *reading = calloc((size_t)n, sizeof *reading);
-    struct pollfd *p = calloc((size_t)n, sizeof *p);
+    struct pollfd *p = calloc((size_t)n + 1, sizeof *p);
     uint8_t buf[32768];
     bool ok = sent && got && p && reading;
     for (int i = 0; i < n && ok; i++)
@@ -111,10 +114,16 @@ static inline bool pump_echo(const int *fds, int n, size_t len, bool lazy)
             p[i].events = (short)((reading[i] || sent[i] == len ? POLLIN : 0) | (sent[i] < len ? POLLOUT : 0));
             p[i].revents = 0;
         }
-        int r = poll(p, (nfds_t)n, TEST_TIMEOUT_MS);
+        p[n] = (struct pollfd){.fd = lazy ? start_fd : -1, .events = POLLIN};
+        int r = poll(p, (nfds_t)n + 1, TEST_TIMEOUT_MS);
         if (r <= 0) {
             ok = false;
             break;
+        }
+        if (p[n].revents & POLLIN) {
+            lazy = false;
+            for (int i = 0; i < n; i++)
+                reading[i] = true;
         }
         for (int i = 0; i < n && ok; i++) {
             /* Send until the socket refuses, so that "blocked" is always observed. */
@@ -127,10 +136,8 @@ static inline bool pump_echo(const int *fds, int n, size_t len, bool lazy)
                     sent[i] += (size_t)w;
                 else if (w < 0 && errno != EAGAIN)
                     ok = false;
-                if (w < (ssize_t)want) {
-                    reading[i] = true; /* the send buffer is full */
-                    break;
-                }
+                if (w < (ssize_t)want)
+                    break; /* the send buffer is full */
             }
             if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) {
                 ssize_t rd = recv(fds[i], buf, sizeof buf, MSG_DONTWAIT);

@@ -1,0 +1,354 @@
+/* The output side of a connection: the queue of copied or referenced chunks, the end-of-turn
+ * flush (one sendmsg, or record-sized SSL_writes), back-pressure and the graceful close. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "io/io_internal.h"
+
+#define IO_IOV_MAX 64
+#define IO_TLS_RECORDS_PER_TURN 16 /* fairness: at most 16 TLS records out per turn */
+#define IO_REF_COPY_MAX 512        /* tiny zero-copy writes are cheaper copied */
+
+static struct io_chunk *chunk_get(rill_io_loop *loop, size_t need)
+{
+    struct io_chunk *c;
+    if (need <= IO_CHUNK_SIZE && loop->chunk_cache) {
+        c = loop->chunk_cache;
+        loop->chunk_cache = c->next;
+        loop->chunk_cache_len--;
+    } else {
+        size_t cap = need < IO_CHUNK_SIZE ? IO_CHUNK_SIZE : need;
+        c = malloc(sizeof *c + cap);
+        if (!c)
+            return NULL;
+        c->cap = cap;
+    }
+    c->next = NULL;
+    c->data = c->buf;
+    c->len = c->off = 0;
+    c->release = NULL;
+    c->release_arg = NULL;
+    return c;
+}
+
+static void chunk_put(rill_io_loop *loop, struct io_chunk *c)
+{
+    if (c->release)
+        c->release(c->release_arg);
+    if (c->cap == IO_CHUNK_SIZE && loop->chunk_cache_len < IO_CHUNK_CACHE_MAX) {
+        c->next = loop->chunk_cache;
+        loop->chunk_cache = c;
+        loop->chunk_cache_len++;
+        return;
+    }
+    free(c);
+}
+
+static void queue_append(rill_io_conn *conn, struct io_chunk *c)
+{
+    if (conn->out_tail)
+        conn->out_tail->next = c;
+    else
+        conn->out_head = c;
+    conn->out_tail = c;
+}
+
+void io_queue_drop(rill_io_conn *conn)
+{
+    struct io_chunk *c = conn->out_head;
+    conn->out_head = conn->out_tail = NULL;
+    conn->queued = 0;
+    while (c) {
+        struct io_chunk *next = c->next;
+        chunk_put(conn->loop, c);
+        c = next;
+    }
+}
+
+/* Removes n written bytes from the front of the queue. */
+static void queue_consume(rill_io_conn *conn, size_t n)
+{
+    conn->queued -= n;
+    while (n > 0) {
+        struct io_chunk *c = conn->out_head;
+        size_t left = c->len - c->off;
+        if (n < left) {
+            c->off += n;
+            return;
+        }
+        n -= left;
+        conn->out_head = c->next;
+        if (!conn->out_head)
+            conn->out_tail = NULL;
+        chunk_put(conn->loop, c);
+    }
+}
+
+static int conn_send_plain(rill_io_conn *conn)
+{
+    struct iovec iov[IO_IOV_MAX];
+    int cnt = 0;
+    size_t total = 0;
+    for (struct io_chunk *c = conn->out_head; c && cnt < IO_IOV_MAX; c = c->next) {
+        iov[cnt].iov_base = (void *)(c->data + c->off);
+        iov[cnt].iov_len = c->len - c->off;
+        total += iov[cnt].iov_len;
+        cnt++;
+    }
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+    ssize_t n;
+    do
+        n = sendmsg(conn->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            conn->flags |= CF_BLOCKED;
+            return RILL_OK;
+        }
+        io_conn_fail(conn, errno == EPIPE || errno == ECONNRESET ? RILL_ERR_EOF : RILL_ERR_IO, "write",
+                  strerror(errno));
+        return RILL_ERR_IO;
+    }
+    queue_consume(conn, (size_t)n);
+    if ((size_t)n < total)
+        conn->flags |= CF_BLOCKED; /* the socket buffer is full */
+    else if (conn->queued)
+        io_conn_mark_dirty(conn); /* more than IO_IOV_MAX chunks: continue next turn */
+    return RILL_OK;
+}
+
+/* One TLS record per SSL_write (partial-write mode). Small chunks are coalesced into the loop's
+ * staging buffer so that they do not each become a record. If SSL_write must be retried, the
+ * bytes offered again are the same prefix (the queue only grows at its tail), which is what
+ * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER requires. */
+static int conn_send_tls(rill_io_conn *conn)
+{
+    for (int rec = 0; rec < IO_TLS_RECORDS_PER_TURN && conn->queued; rec++) {
+        struct io_chunk *c = conn->out_head;
+        const uint8_t *buf = c->data + c->off;
+        size_t len = c->len - c->off;
+        if (len < IO_CHUNK_SIZE && c->next) {
+            uint8_t *stage = conn->loop->tls_stage;
+            size_t have = 0;
+            for (; c && have < IO_CHUNK_SIZE; c = c->next) {
+                size_t take = c->len - c->off;
+                if (take > IO_CHUNK_SIZE - have)
+                    take = IO_CHUNK_SIZE - have;
+                memcpy(stage + have, c->data + c->off, take);
+                have += take;
+            }
+            buf = stage;
+            len = have;
+        }
+        if (len > INT32_MAX)
+            len = INT32_MAX;
+        ERR_clear_error();
+        int r = SSL_write(conn->ssl, buf, (int)len);
+        if (r > 0) {
+            queue_consume(conn, (size_t)r);
+            continue;
+        }
+        switch (SSL_get_error(conn->ssl, r)) {
+        case SSL_ERROR_WANT_WRITE: conn->flags |= CF_BLOCKED; return RILL_OK;
+        case SSL_ERROR_WANT_READ: return RILL_OK; /* reading resumes it */
+        case SSL_ERROR_SYSCALL:
+            if (ERR_peek_error() == 0) {
+                io_conn_fail(conn, errno == EPIPE || errno == ECONNRESET ? RILL_ERR_EOF : RILL_ERR_IO,
+                          "write", strerror(errno));
+                return RILL_ERR_IO;
+            }
+            /* fall through */
+        default:
+            io_conn_fail(conn, RILL_ERR_TLS, "TLS write", io_tls_error_text());
+            ERR_clear_error();
+            return RILL_ERR_TLS;
+        }
+    }
+    if (conn->queued)
+        io_conn_mark_dirty(conn);
+    return RILL_OK;
+}
+
+/* The queue is empty after a graceful close: close_notify, FIN, on_close, then linger. */
+static void conn_finish_graceful(rill_io_conn *conn)
+{
+    rill_io_loop *loop = conn->loop;
+    if (conn->ssl) {
+        ERR_clear_error();
+        SSL_shutdown(conn->ssl); /* one attempt: our close_notify; the peer's is not awaited */
+        ERR_clear_error();
+    }
+    shutdown(conn->fd, SHUT_WR);
+    conn->state = CONN_LINGER;
+    loop->nconns--;
+    io_conn_move_to(conn, &loop->linger, loop->now_ms + loop->opts.linger_ms);
+    io_conn_notify_close(conn, conn->close_err);
+    /* Lingering reads raw bytes only: the TLS state can go now. */
+    if (conn->ssl && conn->state == CONN_LINGER) {
+        SSL_free(conn->ssl);
+        conn->ssl = NULL;
+    }
+    io_conn_update_events(conn);
+}
+
+static void conn_flush(rill_io_conn *conn)
+{
+    if (conn->queued && !(conn->flags & CF_BLOCKED)) {
+        int rc = conn->ssl ? conn_send_tls(conn) : conn_send_plain(conn);
+        if (rc != RILL_OK)
+            return;
+    }
+    if (!conn->queued)
+        conn->flags &= ~(uint32_t)CF_BLOCKED;
+    if (conn->state == CONN_CLOSING) {
+        if (!conn->queued)
+            conn_finish_graceful(conn);
+        else
+            io_conn_update_events(conn);
+        return;
+    }
+    io_conn_update_events(conn);
+    if ((conn->flags & CF_WANT_DRAIN) && conn->queued <= conn->loop->opts.low_water) {
+        conn->flags &= ~(uint32_t)CF_WANT_DRAIN;
+        if (conn->cb && conn->cb->on_drain)
+            conn->cb->on_drain(conn);
+    }
+}
+
+void io_conn_flush_dirty(rill_io_loop *loop)
+{
+    rill_io_conn *list = loop->dirty;
+    loop->dirty = NULL;
+    while (list) {
+        rill_io_conn *conn = list;
+        list = conn->dirty_next;
+        conn->dirty_next = NULL;
+        conn->flags &= ~(uint32_t)CF_DIRTY;
+        if (conn->state == CONN_OPEN && (conn->flags & CF_READ_AGAIN) && !(conn->flags & CF_PAUSED)) {
+            conn->flags &= ~(uint32_t)CF_READ_AGAIN;
+            io_conn_read(conn);
+        }
+        if (conn->state == CONN_OPEN || conn->state == CONN_CLOSING)
+            conn_flush(conn);
+    }
+}
+
+static bool conn_writable_state(const rill_io_conn *conn)
+{
+    return conn->state <= CONN_OPEN;
+}
+
+static void queued_more(rill_io_conn *conn, size_t len)
+{
+    conn->queued += len;
+    if (conn->queued > conn->loop->opts.high_water)
+        conn->flags |= CF_WANT_DRAIN;
+    if (conn->state == CONN_OPEN)
+        io_conn_mark_dirty(conn);
+}
+
+static int queue_copy(rill_io_conn *conn, const uint8_t *data, size_t len)
+{
+    struct io_chunk *tail = conn->out_tail;
+    size_t room = tail && tail->cap ? tail->cap - tail->len : 0;
+    size_t first = len < room ? len : room;
+    if (len > first) {
+        struct io_chunk *c = chunk_get(conn->loop, len - first);
+        if (!c)
+            return RILL_ERR_NOMEM;
+        memcpy(c->buf, data + first, len - first);
+        c->len = len - first;
+        if (first)
+            memcpy(tail->buf + tail->len, data, first);
+        if (first)
+            tail->len += first;
+        queue_append(conn, c);
+    } else if (first) {
+        memcpy(tail->buf + tail->len, data, first);
+        tail->len += first;
+    }
+    queued_more(conn, len);
+    return RILL_OK;
+}
+
+int rill_io_conn_write(rill_io_conn *conn, const void *data, size_t len)
+{
+    if (!conn_writable_state(conn))
+        return RILL_ERR_STATE;
+    if (len == 0)
+        return RILL_OK;
+    return queue_copy(conn, data, len);
+}
+
+int rill_io_conn_writev(rill_io_conn *conn, const struct iovec *iov, int iovcnt)
+{
+    if (!conn_writable_state(conn))
+        return RILL_ERR_STATE;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len == 0)
+            continue;
+        int rc = queue_copy(conn, iov[i].iov_base, iov[i].iov_len);
+        if (rc != RILL_OK)
+            return rc;
+    }
+    return RILL_OK;
+}
+
+int rill_io_conn_write_ref(rill_io_conn *conn, const void *data, size_t len, rill_io_release_fn release,
+                           void *release_arg)
+{
+    int rc;
+    if (!conn_writable_state(conn)) {
+        rc = RILL_ERR_STATE;
+    } else if (len <= IO_REF_COPY_MAX) {
+        rc = len ? queue_copy(conn, data, len) : RILL_OK;
+    } else {
+        struct io_chunk *c = malloc(sizeof *c);
+        if (!c) {
+            rc = RILL_ERR_NOMEM;
+        } else {
+            *c = (struct io_chunk){.data = data, .len = len, .release = release, .release_arg = release_arg};
+            queue_append(conn, c);
+            queued_more(conn, len);
+            return RILL_OK;
+        }
+    }
+    if (release)
+        release(release_arg);
+    return rc;
+}
+
+size_t rill_io_conn_queued(const rill_io_conn *conn)
+{
+    return conn->queued;
+}
+
+void rill_io_conn_close(rill_io_conn *conn, bool graceful)
+{
+    switch (conn->state) {
+    case CONN_LINGER:
+    case CONN_DEAD: return;
+    case CONN_CLOSING:
+        if (!graceful)
+            io_conn_close_now(conn, 0);
+        return;
+    case CONN_CONNECTING:
+    case CONN_HANDSHAKE: io_conn_close_now(conn, 0); return;
+    case CONN_OPEN: break;
+    }
+    if (!graceful) {
+        io_conn_close_now(conn, 0);
+        return;
+    }
+    rill_io_loop *loop = conn->loop;
+    conn->state = CONN_CLOSING;
+    conn->close_err = 0;
+    io_conn_move_to(conn, &loop->linger, loop->now_ms + loop->opts.linger_ms);
+    io_conn_mark_dirty(conn); /* the flush at the end of the turn finishes the close */
+    io_conn_update_events(conn);
+}

@@ -1,0 +1,694 @@
+/* TLS: the self-signed certificate, error texts, and a TLS server on the I/O loop against
+ * in-process OpenSSL clients (ALPN, the RFC 9113 §9.2 profile, large echoes, resumption, reload)
+ * and against rill's own client connect. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "rill/tls.h"
+#include "test_io_util.h"
+
+/* ---- fixtures ----------------------------------------------------------------------------- */
+
+static char tmp_root[64];
+
+static void make_tmp_root(void)
+{
+    if (tmp_root[0])
+        return;
+    snprintf(tmp_root, sizeof tmp_root, "/tmp/rill-tls-XXXXXX");
+    assert_non_null(mkdtemp(tmp_root));
+}
+
+static void cert_in(const char *sub, char *cert, char *key)
+{
+    make_tmp_root();
+    char dir[256], err[256];
+    snprintf(dir, sizeof dir, "%s/%s", tmp_root, sub);
+    int rc = rill_tls_self_signed(dir, cert, key, 4096, NULL, err, sizeof err);
+    if (rc != RILL_OK)
+        fail_msg("%s", err);
+}
+
+struct tls_server {
+    rill_io_loop *loop;
+    atomic_int opened;
+};
+
+static void srv_open(rill_io_conn *conn, const char *alpn)
+{
+    struct tls_server *s = rill_io_conn_user(conn);
+    atomic_fetch_add(&s->opened, 1);
+    struct rill_io_tls_info info;
+    char line[200];
+    if (rill_io_conn_tls_info(conn, &info) != RILL_OK) {
+        rill_io_conn_write(conn, "no-info\n", 8);
+        return;
+    }
+    /* alpn from on_open and from tls_info must agree. */
+    bool same = (alpn == NULL && info.alpn == NULL) || (alpn && info.alpn && strcmp(alpn, info.alpn) == 0);
+    int n = snprintf(line, sizeof line, "alpn=%s v=%04x h2ok=%d resumed=%d same=%d cipher=%s\n",
+                     alpn ? alpn : "none", info.version, info.h2_acceptable, info.resumed, same, info.cipher);
+    rill_io_conn_write(conn, line, (size_t)n);
+}
+
+static void srv_data(rill_io_conn *conn, const uint8_t *data, size_t len)
+{
+    rill_io_conn_write(conn, data, len);
+}
+
+static const struct rill_io_conn_callbacks srv_cb = {.on_open = srv_open, .on_data = srv_data};
+
+struct fixture {
+    char cert[4096], key[4096];
+    rill_tls_ctx *tls;
+    struct loop_thread lt;
+    struct tls_server srv;
+    uint16_t port;
+};
+
+static void fixture_start(struct fixture *f, const struct rill_io_loop_opts *opts)
+{
+    memset(f, 0, sizeof *f);
+    cert_in("server-a", f->cert, f->key);
+    char err[256];
+    assert_int_equal(rill_tls_server_new(f->cert, f->key, RILL_TLS_ALPN_H2_HTTP11, &f->tls, err, sizeof err),
+                     RILL_OK);
+    assert_int_equal(rill_io_loop_new(opts, &f->lt.loop), RILL_OK);
+    f->srv.loop = f->lt.loop;
+    atomic_init(&f->srv.opened, 0);
+    struct rill_io_addr addr;
+    assert_int_equal(rill_io_addr_parse("127.0.0.1:0", &addr, NULL, 0), RILL_OK);
+    rill_io_listener *l;
+    assert_int_equal(rill_io_listen(f->lt.loop, &addr, f->tls, &srv_cb, &f->srv, &l), RILL_OK);
+    struct rill_io_addr bound = rill_io_listener_addr(l);
+    f->port = rill_io_addr_port(&bound);
+    loop_thread_start(&f->lt);
+}
+
+static void fixture_stop(struct fixture *f)
+{
+    loop_thread_stop(&f->lt);
+    rill_io_loop_free(f->lt.loop);
+    rill_tls_ctx_free(f->tls);
+}
+
+/* ---- an in-process OpenSSL client --------------------------------------------------------- */
+
+struct client_opts {
+    const char *alpn_wire; /* length-prefixed list, NULL for no ALPN */
+    int max_version;       /* 0 = library default */
+    const char *ciphers;   /* TLS 1.2 cipher list, NULL = default */
+    const char *ca_file;   /* verify against it with host "localhost" */
+    bool seclevel0;        /* allow legacy protocol versions */
+};
+
+static SSL_CTX *client_ctx(const struct client_opts *o)
+{
+    SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+    assert_non_null(c);
+    if (o->seclevel0) {
+        SSL_CTX_set_security_level(c, 0);
+        SSL_CTX_set_min_proto_version(c, TLS1_VERSION);
+    }
+    if (o->max_version)
+        SSL_CTX_set_max_proto_version(c, o->max_version);
+    if (o->ciphers)
+        assert_int_equal(SSL_CTX_set_cipher_list(c, o->ciphers), 1);
+    if (o->alpn_wire)
+        assert_int_equal(SSL_CTX_set_alpn_protos(c, (const unsigned char *)o->alpn_wire,
+                                                 (unsigned)strlen(o->alpn_wire)), 0);
+    if (o->ca_file) {
+        SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+        assert_int_equal(SSL_CTX_load_verify_locations(c, o->ca_file, NULL), 1);
+    }
+    return c;
+}
+
+struct client {
+    int fd;
+    SSL *ssl;
+    char greeting[200];
+    char error[200]; /* why the handshake failed */
+};
+
+/* Connects, handshakes and reads the server's greeting line; false if any step fails. */
+static bool client_open(struct client *cl, SSL_CTX *ctx, uint16_t port, SSL_SESSION *resume)
+{
+    memset(cl, 0, sizeof *cl);
+    cl->fd = tcp_connect(port);
+    if (cl->fd < 0)
+        return false;
+    cl->ssl = SSL_new(ctx);
+    SSL_set_fd(cl->ssl, cl->fd);
+    SSL_set_tlsext_host_name(cl->ssl, "localhost");
+    SSL_set1_host(cl->ssl, "localhost");
+    if (resume)
+        SSL_set_session(cl->ssl, resume);
+    if (SSL_connect(cl->ssl) != 1) {
+        ERR_error_string_n(ERR_peek_last_error(), cl->error, sizeof cl->error);
+        ERR_clear_error();
+        return false;
+    }
+    for (size_t i = 0; i + 1 < sizeof cl->greeting; i++) {
+        if (SSL_read(cl->ssl, &cl->greeting[i], 1) != 1)
+            return false;
+        if (cl->greeting[i] == '\n')
+            return true;
+    }
+    return false;
+}
+
+static void client_close(struct client *cl)
+{
+    if (cl->ssl) {
+        SSL_shutdown(cl->ssl);
+        SSL_free(cl->ssl);
+    }
+    if (cl->fd >= 0)
+        close(cl->fd);
+    cl->ssl = NULL;
+    cl->fd = -1;
+    ERR_clear_error();
+}
+
+static bool client_echo(struct client *cl, const char *msg)
+{
+    size_t len = strlen(msg);
+    char back[256];
+    if (len >= sizeof back || SSL_write(cl->ssl, msg, (int)len) != (int)len)
+        return false;
+    size_t got = 0;
+    while (got < len) {
+        int r = SSL_read(cl->ssl, back + got, (int)(len - got));
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    return memcmp(back, msg, len) == 0;
+}
+
+static bool has(const char *text, const char *needle)
+{
+    return strstr(text, needle) != NULL;
+}
+
+/* ---- certificates and errors -------------------------------------------------------------- */
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char buf[8192];
+    *len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    char *copy = malloc(*len);
+    memcpy(copy, buf, *len);
+    return copy;
+}
+
+static void self_signed_is_generated_then_reused(void **state)
+{
+    (void)state;
+    make_tmp_root();
+    char dir[256], cert[4096], key[4096], err[256];
+    snprintf(dir, sizeof dir, "%s/state/nested/rill", tmp_root);
+    bool created = false;
+    assert_int_equal(rill_tls_self_signed(dir, cert, key, sizeof cert, &created, err, sizeof err), RILL_OK);
+    assert_true(created);
+    struct stat st;
+    assert_int_equal(stat(key, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+
+    FILE *f = fopen(cert, "r");
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(x);
+    assert_int_equal(X509_check_host(x, "localhost", 0, 0, NULL), 1);
+    assert_int_equal(X509_check_ip_asc(x, "127.0.0.1", 0), 1);
+    assert_int_equal(X509_check_ip_asc(x, "::1", 0), 1);
+    assert_int_not_equal(X509_check_host(x, "example.com", 0, 0, NULL), 1);
+    int days = 0, secs = 0;
+    assert_int_equal(ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)), 1);
+    assert_true(days >= 364 && days <= 365);
+    EVP_PKEY *pub = X509_get0_pubkey(x);
+    char group[64] = "";
+    size_t glen = 0;
+    assert_int_equal(EVP_PKEY_get_group_name(pub, group, sizeof group, &glen), 1);
+    assert_string_equal(group, "prime256v1");
+    X509_free(x);
+
+    size_t len1, len2;
+    char *first = slurp(cert, &len1);
+    assert_int_equal(rill_tls_self_signed(dir, cert, key, sizeof cert, &created, err, sizeof err), RILL_OK);
+    assert_false(created); /* reused */
+    char *second = slurp(cert, &len2);
+    assert_int_equal(len1, len2);
+    assert_memory_equal(first, second, len1);
+    free(second);
+
+    /* A damaged certificate is replaced. */
+    f = fopen(cert, "w");
+    fputs("not a certificate\n", f);
+    fclose(f);
+    assert_int_equal(rill_tls_self_signed(dir, cert, key, sizeof cert, &created, err, sizeof err), RILL_OK);
+    assert_true(created);
+    second = slurp(cert, &len2);
+    assert_true(len1 != len2 || memcmp(first, second, len1) != 0);
+    free(first);
+    free(second);
+}
+
+static void default_state_dir_follows_xdg(void **state)
+{
+    (void)state;
+    char buf[256];
+    const char *old = getenv("XDG_STATE_HOME");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("XDG_STATE_HOME", "/some/where", 1);
+    assert_int_equal(rill_tls_default_state_dir(buf, sizeof buf), RILL_OK);
+    assert_string_equal(buf, "/some/where/rill");
+    unsetenv("XDG_STATE_HOME");
+    setenv("HOME", getenv("HOME") ? getenv("HOME") : "/root", 1);
+    assert_int_equal(rill_tls_default_state_dir(buf, sizeof buf), RILL_OK);
+    assert_true(has(buf, "/.local/state/rill"));
+    assert_int_equal(rill_tls_default_state_dir(buf, 4), RILL_ERR_BUFFER_TOO_SMALL);
+    if (saved) {
+        setenv("XDG_STATE_HOME", saved, 1);
+        free(saved);
+    }
+}
+
+static void bad_files_give_one_line_errors(void **state)
+{
+    (void)state;
+    char cert[4096], key[4096], other_cert[4096], other_key[4096], err[512];
+    cert_in("err-a", cert, key);
+    cert_in("err-b", other_cert, other_key);
+    rill_tls_ctx *ctx = NULL;
+
+    assert_int_equal(rill_tls_server_new("/nonexistent/cert.pem", key, 0, &ctx, err, sizeof err), RILL_ERR_IO);
+    assert_null(ctx);
+    assert_true(has(err, "cannot read certificate /nonexistent/cert.pem: No such file or directory"));
+    assert_false(has(err, "\n"));
+
+    assert_int_equal(rill_tls_server_new(cert, "/nonexistent/key.pem", 0, &ctx, err, sizeof err), RILL_ERR_IO);
+    assert_true(has(err, "cannot read key /nonexistent/key.pem"));
+
+    char garbage[300];
+    snprintf(garbage, sizeof garbage, "%s/garbage.pem", tmp_root);
+    FILE *f = fopen(garbage, "w");
+    fputs("-----BEGIN CERTIFICATE-----\nnonsense\n-----END CERTIFICATE-----\n", f);
+    fclose(f);
+    assert_int_equal(rill_tls_server_new(garbage, key, 0, &ctx, err, sizeof err), RILL_ERR_TLS);
+    assert_true(has(err, "cannot load certificate"));
+    assert_true(has(err, garbage));
+
+    assert_int_equal(rill_tls_server_new(cert, other_key, 0, &ctx, err, sizeof err), RILL_ERR_TLS);
+    if (!has(err, "does not match"))
+        fail_msg("%s", err);
+    assert_null(ctx);
+    assert_int_equal(ERR_peek_error(), 0); /* no stale OpenSSL errors left for the caller */
+
+    assert_int_equal(rill_tls_client_new(0, "/nonexistent/ca.pem", &ctx, err, sizeof err), RILL_ERR_IO);
+    assert_true(has(err, "cannot read CA file"));
+}
+
+/* ---- handshakes --------------------------------------------------------------------------- */
+
+static void alpn_prefers_h2_and_falls_back(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_start(&f, NULL);
+    const struct { const char *wire, *expect_line, *expect_client; } cases[] = {
+        {"\x02h2\x08http/1.1", "alpn=h2 ", "h2"},
+        {"\x08http/1.1\x02h2", "alpn=h2 ", "h2"}, /* the server's preference wins */
+        {"\x08http/1.1", "alpn=http/1.1 ", "http/1.1"},
+        {"\x08spdy/3.1", "alpn=none ", NULL},
+        {NULL, "alpn=none ", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct client_opts o = {.alpn_wire = cases[i].wire, .ca_file = f.cert};
+        SSL_CTX *ctx = client_ctx(&o);
+        struct client cl;
+        assert_true(client_open(&cl, ctx, f.port, NULL));
+        assert_int_equal(SSL_get_verify_result(cl.ssl), X509_V_OK); /* the cert verifies as localhost */
+        assert_true(has(cl.greeting, cases[i].expect_line));
+        assert_true(has(cl.greeting, "same=1"));
+        assert_true(has(cl.greeting, "h2ok=1"));
+        const unsigned char *sel;
+        unsigned sel_len;
+        SSL_get0_alpn_selected(cl.ssl, &sel, &sel_len);
+        if (cases[i].expect_client) {
+            assert_int_equal(sel_len, strlen(cases[i].expect_client));
+            assert_memory_equal(sel, cases[i].expect_client, sel_len);
+        } else {
+            assert_int_equal(sel_len, 0);
+        }
+        assert_true(client_echo(&cl, "hello over tls"));
+        client_close(&cl);
+        SSL_CTX_free(ctx);
+    }
+    fixture_stop(&f);
+}
+
+static void tls12_gets_aead_and_legacy_is_refused(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_start(&f, NULL);
+    struct client cl;
+
+    struct client_opts tls12 = {.alpn_wire = "\x02h2", .max_version = TLS1_2_VERSION};
+    SSL_CTX *ctx = client_ctx(&tls12);
+    assert_true(client_open(&cl, ctx, f.port, NULL));
+    assert_true(has(cl.greeting, "v=0303 h2ok=1"));
+    assert_true(has(cl.greeting, "cipher=ECDHE-"));
+    assert_true(has(cl.greeting, "GCM") || has(cl.greeting, "CHACHA20"));
+    client_close(&cl);
+    SSL_CTX_free(ctx);
+
+    /* CBC suites are not offered by the server (RFC 9113 §9.2.2 blocklist): no shared cipher. */
+    struct client_opts cbc = {.max_version = TLS1_2_VERSION,
+                              .ciphers = "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA"};
+    ctx = client_ctx(&cbc);
+    assert_false(client_open(&cl, ctx, f.port, NULL));
+    assert_true(has(cl.error, "handshake failure"));
+    client_close(&cl);
+    SSL_CTX_free(ctx);
+
+    struct client_opts tls11 = {.max_version = TLS1_1_VERSION, .seclevel0 = true,
+                                .ciphers = "ALL:@SECLEVEL=0"};
+    ctx = client_ctx(&tls11);
+    assert_false(client_open(&cl, ctx, f.port, NULL));
+    if (!has(cl.error, "protocol version"))
+        fail_msg("TLS 1.1 refused for another reason: %s", cl.error);
+    client_close(&cl);
+    SSL_CTX_free(ctx);
+
+    /* The server is still healthy, and refused handshakes never reached the application. */
+    struct client_opts tls13 = {.alpn_wire = "\x02h2"};
+    ctx = client_ctx(&tls13);
+    assert_true(client_open(&cl, ctx, f.port, NULL));
+    assert_true(has(cl.greeting, "v=0304"));
+    client_close(&cl);
+    SSL_CTX_free(ctx);
+    assert_int_equal(atomic_load(&f.srv.opened), 2);
+    fixture_stop(&f);
+}
+
+/* Non-blocking OpenSSL clients echoing len bytes each, all at once. */
+static bool tls_pump(struct client *cls, int n, size_t len)
+{
+    size_t sent[8] = {0}, got[8] = {0};
+    uint8_t out[16384], in[16384];
+    for (int i = 0; i < n; i++)
+        fcntl(cls[i].fd, F_SETFL, fcntl(cls[i].fd, F_GETFL) | O_NONBLOCK);
+    for (;;) {
+        bool done = true, buffered = false;
+        for (int i = 0; i < n; i++) {
+            SSL *s = cls[i].ssl;
+            if (sent[i] < len) {
+                /* A retried SSL_write gets the same bytes: they depend only on sent[i]. */
+                size_t want = len - sent[i] < sizeof out ? len - sent[i] : sizeof out;
+                for (size_t k = 0; k < want; k++)
+                    out[k] = pattern((uint32_t)i + 100, sent[i] + k);
+                int w = SSL_write(s, out, (int)want);
+                if (w > 0)
+                    sent[i] += (size_t)w;
+                else if (SSL_get_error(s, w) != SSL_ERROR_WANT_WRITE && SSL_get_error(s, w) != SSL_ERROR_WANT_READ)
+                    return false;
+            }
+            int r = SSL_read(s, in, sizeof in);
+            if (r > 0) {
+                for (int k = 0; k < r; k++)
+                    if (in[k] != pattern((uint32_t)i + 100, got[i] + (size_t)k))
+                        return false;
+                got[i] += (size_t)r;
+            } else if (SSL_get_error(s, r) != SSL_ERROR_WANT_READ && SSL_get_error(s, r) != SSL_ERROR_WANT_WRITE) {
+                return false;
+            }
+            if (got[i] < len)
+                done = false;
+            if (SSL_pending(s) > 0)
+                buffered = true;
+        }
+        if (done)
+            return true;
+        if (buffered)
+            continue;
+        struct pollfd p[8];
+        for (int i = 0; i < n; i++)
+            p[i] = (struct pollfd){.fd = cls[i].fd, .events = (short)(POLLIN | (sent[i] < len ? POLLOUT : 0))};
+        if (poll(p, (nfds_t)n, TEST_TIMEOUT_MS) <= 0)
+            return false;
+    }
+}
+
+static void echo_large_payloads_over_tls(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_start(&f, NULL);
+    struct client_opts o = {.alpn_wire = "\x02h2"};
+    SSL_CTX *ctx = client_ctx(&o);
+    struct client cls[4];
+    for (int i = 0; i < 4; i++)
+        assert_true(client_open(&cls[i], ctx, f.port, NULL));
+    assert_true(tls_pump(cls, 4, 6u << 20));
+    for (int i = 0; i < 4; i++)
+        client_close(&cls[i]);
+    SSL_CTX_free(ctx);
+    fixture_stop(&f);
+}
+
+static void sessions_resume(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_start(&f, NULL);
+    const int versions[] = {TLS1_3_VERSION, TLS1_2_VERSION};
+    for (size_t v = 0; v < 2; v++) {
+        struct client_opts o = {.alpn_wire = "\x02h2", .max_version = versions[v]};
+        SSL_CTX *ctx = client_ctx(&o);
+        struct client cl;
+        assert_true(client_open(&cl, ctx, f.port, NULL));
+        assert_true(has(cl.greeting, "resumed=0"));
+        assert_true(client_echo(&cl, "ticket please")); /* TLS 1.3 tickets arrive after the handshake */
+        SSL_SESSION *sess = SSL_get1_session(cl.ssl);
+        assert_non_null(sess);
+        client_close(&cl);
+        assert_true(client_open(&cl, ctx, f.port, sess));
+        assert_int_equal(SSL_session_reused(cl.ssl), 1);
+        assert_true(has(cl.greeting, "resumed=1"));
+        client_close(&cl);
+        SSL_SESSION_free(sess);
+        SSL_CTX_free(ctx);
+    }
+    fixture_stop(&f);
+}
+
+static X509 *load_cert(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(x);
+    return x;
+}
+
+static void reload_swaps_context_for_new_connections(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_start(&f, NULL);
+    char cert_b[4096], key_b[4096], err[512];
+    cert_in("server-b", cert_b, key_b);
+    X509 *a = load_cert(f.cert), *b = load_cert(cert_b);
+    assert_int_not_equal(X509_cmp(a, b), 0);
+
+    struct client_opts o = {.alpn_wire = "\x02h2"};
+    SSL_CTX *ctx = client_ctx(&o);
+    struct client old_conn, new_conn;
+    assert_true(client_open(&old_conn, ctx, f.port, NULL));
+    X509 *peer = SSL_get1_peer_certificate(old_conn.ssl);
+    assert_int_equal(X509_cmp(peer, a), 0);
+    X509_free(peer);
+
+    assert_int_equal(rill_tls_ctx_generation(f.tls), 1);
+    assert_int_equal(rill_tls_ctx_reload(f.tls, cert_b, key_b, err, sizeof err), RILL_OK);
+    assert_int_equal(rill_tls_ctx_generation(f.tls), 2);
+    assert_true(client_open(&new_conn, ctx, f.port, NULL));
+    peer = SSL_get1_peer_certificate(new_conn.ssl);
+    assert_int_equal(X509_cmp(peer, b), 0);
+    X509_free(peer);
+    assert_true(client_echo(&old_conn, "old context still works"));
+    assert_true(client_echo(&new_conn, "new context works"));
+    client_close(&new_conn);
+
+    /* A failed reload keeps the current context. */
+    assert_int_equal(rill_tls_ctx_reload(f.tls, "/nonexistent.pem", key_b, err, sizeof err), RILL_ERR_IO);
+    assert_true(has(err, "/nonexistent.pem"));
+    assert_int_equal(rill_tls_ctx_generation(f.tls), 2);
+    assert_true(client_open(&new_conn, ctx, f.port, NULL));
+    peer = SSL_get1_peer_certificate(new_conn.ssl);
+    assert_int_equal(X509_cmp(peer, b), 0);
+    X509_free(peer);
+    client_close(&new_conn);
+    client_close(&old_conn);
+    X509_free(a);
+    X509_free(b);
+    SSL_CTX_free(ctx);
+    fixture_stop(&f);
+}
+
+static void silent_client_times_out_in_handshake(void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct rill_io_loop_opts opts = {.handshake_timeout_ms = 200};
+    fixture_start(&f, &opts);
+    uint64_t start = rill_io_now_ms();
+    int fd = tcp_connect(f.port);
+    assert_true(fd >= 0);
+    char c;
+    assert_int_equal(recv(fd, &c, 1, 0), 0); /* the server gave up and closed */
+    assert_true(rill_io_now_ms() - start >= 200);
+    close(fd);
+    assert_int_equal(atomic_load(&f.srv.opened), 0);
+    fixture_stop(&f);
+}
+
+/* ---- rill's own TLS client ---------------------------------------------------------------- */
+
+struct rclient {
+    rill_io_loop *loop;
+    char alpn[16];
+    bool opened;
+    int closes, close_err;
+    char got[256];
+    size_t got_len;
+};
+
+static void rc_open(rill_io_conn *conn, const char *alpn)
+{
+    struct rclient *c = rill_io_conn_user(conn);
+    c->opened = true;
+    snprintf(c->alpn, sizeof c->alpn, "%s", alpn ? alpn : "none");
+    rill_io_conn_write(conn, "marco", 5);
+}
+
+static void rc_data(rill_io_conn *conn, const uint8_t *data, size_t len)
+{
+    struct rclient *c = rill_io_conn_user(conn);
+    if (len > sizeof c->got - 1 - c->got_len)
+        len = sizeof c->got - 1 - c->got_len;
+    memcpy(c->got + c->got_len, data, len);
+    c->got_len += len;
+    if (has(c->got, "marco"))
+        rill_io_conn_close(conn, true);
+}
+
+static void rc_close(rill_io_conn *conn, int err)
+{
+    struct rclient *c = rill_io_conn_user(conn);
+    c->closes++;
+    c->close_err = err;
+    rill_io_loop_stop(c->loop);
+}
+
+static const struct rill_io_conn_callbacks rc_cb = {.on_open = rc_open, .on_data = rc_data, .on_close = rc_close};
+
+static void run_rill_client(struct fixture *f, unsigned flags, const char *ca, const char *name, struct rclient *c)
+{
+    char err[256];
+    rill_tls_ctx *tls;
+    assert_int_equal(rill_tls_client_new(flags, ca, &tls, err, sizeof err), RILL_OK);
+    assert_false(rill_tls_ctx_is_server(tls));
+    rill_io_loop *loop;
+    assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
+    *c = (struct rclient){.loop = loop, .close_err = 1};
+    struct rill_io_addr addr;
+    char spec[32];
+    snprintf(spec, sizeof spec, "127.0.0.1:%u", f->port);
+    assert_int_equal(rill_io_addr_parse(spec, &addr, NULL, 0), RILL_OK);
+    assert_int_equal(rill_io_connect(loop, &addr, tls, name, &rc_cb, c, NULL), RILL_OK);
+    struct guard g;
+    guard_arm(&g, loop);
+    assert_int_equal(rill_io_loop_run(loop), RILL_OK);
+    assert_false(g.fired);
+    guard_free(&g);
+    rill_io_loop_free(loop);
+    rill_tls_ctx_free(tls);
+}
+
+static void rill_client_verifies_and_negotiates(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_start(&f, NULL);
+    struct rclient c;
+
+    run_rill_client(&f, 0, f.cert, "localhost", &c);
+    assert_true(c.opened);
+    assert_string_equal(c.alpn, "h2");
+    assert_true(has(c.got, "alpn=h2 "));
+    assert_true(has(c.got, "marco"));
+    assert_int_equal(c.close_err, 0);
+
+    run_rill_client(&f, 0, f.cert, "127.0.0.1", &c); /* IP SAN */
+    assert_true(c.opened);
+
+    run_rill_client(&f, RILL_TLS_CLIENT_HTTP11, f.cert, "localhost", &c);
+    assert_string_equal(c.alpn, "http/1.1");
+
+    run_rill_client(&f, 0, f.cert, "example.com", &c); /* wrong name: refused */
+    assert_false(c.opened);
+    assert_int_equal(c.closes, 1);
+    assert_int_equal(c.close_err, RILL_ERR_TLS);
+
+    run_rill_client(&f, RILL_TLS_CLIENT_NO_VERIFY, NULL, "example.com", &c);
+    assert_true(c.opened);
+    assert_int_equal(c.close_err, 0);
+    fixture_stop(&f);
+}
+
+static int remove_tree(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
+    return tmp_root[0] ? system(cmd) : 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(self_signed_is_generated_then_reused),
+        cmocka_unit_test(default_state_dir_follows_xdg),
+        cmocka_unit_test(bad_files_give_one_line_errors),
+        cmocka_unit_test(alpn_prefers_h2_and_falls_back),
+        cmocka_unit_test(tls12_gets_aead_and_legacy_is_refused),
+        cmocka_unit_test(echo_large_payloads_over_tls),
+        cmocka_unit_test(sessions_resume),
+        cmocka_unit_test(reload_swaps_context_for_new_connections),
+        cmocka_unit_test(silent_client_times_out_in_handshake),
+        cmocka_unit_test(rill_client_verifies_and_negotiates),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    remove_tree();
+    return rc;
+}
