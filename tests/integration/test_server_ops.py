@@ -201,6 +201,23 @@ def test_graceful_shutdown_under_h2load(site, tmp_path, tls):
     assert served == res["succeeded"], (served, res)
 
 
+def test_sighup_reloads_certificate_and_keeps_serving(site, tmp_path):
+    srv = start_server(str(tmp_path), root=site[0])
+    try:
+        cacert = ["--cacert", cert_path(str(tmp_path)),
+                  "--resolve", f"localhost:{srv.tls_port}:127.0.0.1"]
+        srv.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while "certificate reloaded" not in srv.stderr() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "certificate reloaded" in srv.stderr()
+        r = curl("--http2", *cacert, srv.url("/small.txt", tls=True))
+        assert r.returncode == 0 and r.stdout == SMALL, r.stderr
+        assert srv.proc.poll() is None
+    finally:
+        assert srv.stop() == 0, srv.stderr()
+
+
 # ---- start-up failures -------------------------------------------------------------------------
 
 def run(*args, binary=RILL_BIN, timeout=10):
