@@ -10,7 +10,7 @@
  *
  * usage: echo_server [--listen HOST:PORT|none] [--tls-listen HOST:PORT|none] [--root DIR]
  *                    [--state-dir DIR] [--threads N]
- * Without --tls-listen's certificate files a self-signed one for localhost is kept in --state-dir.
+ * The TLS listener uses a self-signed certificate for localhost, created once in --state-dir.
  * SIGTERM/SIGINT stop it gracefully. Exit status: 0 after a clean stop, 1 on a run-time failure
  * (port in use...), 2 for bad flags. */
 #include <stdio.h>

@@ -412,6 +412,21 @@ def test_head_and_not_modified_over_h2(site, tmp_path):
         assert srv.stop() == 0, srv.stderr()
 
 
+@pytest.mark.xfail(strict=True, reason="server bug: an HTTP/2 response without a body is a "
+                   "use-after-free in rill_response_end (here: the echo of an empty POST)")
+def test_echo_empty_body_over_h2(site, tmp_path):
+    from server_fixtures import ECHO_BIN, start_server
+    srv = start_server(str(tmp_path), tls=False, binary=ECHO_BIN)
+    try:
+        c = H2Client(srv.port)
+        sid = c.request("/echo", method="POST")  # END_STREAM on the HEADERS: no body at all
+        c.pump(c.done(sid), timeout=5)
+        assert c.streams[sid].headers[":status"] == "200" and not c.streams[sid].data
+        c.close()
+    finally:
+        assert srv.stop() == 0, srv.stderr()
+
+
 # ---- Node ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("tls", [False, True])
