@@ -221,3 +221,42 @@ def test_slow_reader_gets_whole_big_file(static_server, site):
         data, closed = recv_all(s, timeout=20)
     body = (first + data).partition(b"\r\n\r\n")[2]
     assert closed and sha256(body) == sha256(site[1]["big.bin"])
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+
+
+def test_h2c_upgrade_with_body_echoed_over_h2(echo_server):
+    r = curl("--http2", "-v", "--data-binary", "hello upgrade", echo_server.url("/echo"))
+    assert r.returncode == 0, r.stderr
+    assert b"101 Switching Protocols" in r.stderr and b"< HTTP/2 200" in r.stderr
+    assert r.stdout == b"hello upgrade"
+
+
+@pytest.mark.xfail(strict=True, reason="server bug: the body of an HTTP/1.1 request carrying "
+                   "Upgrade: h2c is buffered whole before the switch (h1_session.c start_request "
+                   "returns before dispatch; exchange_body keeps early_body): unbounded memory")
+def test_h2c_upgrade_body_memory_is_bounded(site, tmp_path):
+    from server_fixtures import ECHO_BIN, start_server
+    srv = start_server(str(tmp_path), root=site[0], tls=False, binary=ECHO_BIN)
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    try:
+        before = rss_kib(srv.proc.pid)
+        size = 64 << 20
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                  b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
+                  b"Content-Length: %d\r\n\r\n" % size)
+        chunk = b"x" * (1 << 20)
+        try:  # a bounded server stops reading (the send times out) or answers
+            for _ in range(size // len(chunk)):
+                s.sendall(chunk)
+        except OSError:
+            pass
+        time.sleep(0.3)
+        grown_mib = (rss_kib(srv.proc.pid) - before) / 1024
+        assert grown_mib < 16, f"{grown_mib:.0f} MiB held for one request body"
+    finally:
+        s.close()
+        assert srv.stop() == 0, srv.stderr()
