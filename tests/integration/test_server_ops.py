@@ -218,6 +218,43 @@ def test_sighup_reloads_certificate_and_keeps_serving(site, tmp_path):
         assert srv.stop() == 0, srv.stderr()
 
 
+def test_tls_without_alpn_is_http1(static_server):
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", static_server.tls_port), timeout=5)
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        assert s.selected_alpn_protocol() is None
+        s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        status, _, body, _ = read_h1_response(s.makefile("rb"))
+    assert (status, body) == (200, SMALL)
+
+
+def test_idle_connections_are_closed(site, tmp_path):
+    srv = start_server(str(tmp_path), root=site[0], tls=False, extra=["--idle-timeout", "300"])
+    try:
+        s, f = h1_connect(srv.port)
+        with s:
+            s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert read_h1_response(f)[2] == SMALL
+            start = time.monotonic()
+            assert f.read() == b""  # closed by the server once idle
+            assert 0.2 < time.monotonic() - start < 3
+        c = RawH2(srv.port)
+        try:
+            start = time.monotonic()
+            frames = []
+            while (frame := c.read_frame(timeout=5)) is not None:
+                frames.append(frame)
+            goaway = [struct.unpack(">II", p[:8]) for t, _, _, p in frames if t == GOAWAY]
+            assert goaway and goaway[-1][1] == 0  # NO_ERROR
+            assert 0.2 < time.monotonic() - start < 3
+        finally:
+            c.close()
+    finally:
+        assert srv.stop() == 0, srv.stderr()
+
+
 # ---- start-up failures -------------------------------------------------------------------------
 
 def run(*args, binary=RILL_BIN, timeout=10):
@@ -240,7 +277,8 @@ def test_port_taken_by_another_program_exits_1(binary, tmp_path):
 @pytest.mark.xfail(strict=True, reason="server bug (minor): `rill serve` prints its 'http://... "
                    "(h2c, HTTP/1.1)' banner before binding, so a start-up failure is not one line")
 @pytest.mark.parametrize("args", [["--tls-listen", "none"],
-                                  ["--cert", "/nonexistent/c.pem", "--key", "/nonexistent/k.pem"]])
+                                  ["--cert", "/nonexistent/c.pem", "--key", "/nonexistent/k.pem",
+                                   "--tls-listen", f"127.0.0.1:{free_port()}"]])
 def test_startup_failure_is_exactly_one_line(tmp_path, args):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -268,7 +306,7 @@ def test_tls_port_taken_exits_1(tmp_path):
     (["--cert", "/nonexistent/missing.pem", "--key", "/nonexistent/missing.pem"], b"missing.pem"),
 ])
 def test_unusable_files_exit_1_with_one_line(tmp_path, args, what):
-    tls = [] if "--cert" in args else ["--tls-listen", "none"]
+    tls = ["--tls-listen", f"127.0.0.1:{free_port()}" if "--cert" in args else "none"]
     r = run("--listen", f"127.0.0.1:{free_port()}", *tls, *args, "--state-dir", str(tmp_path))
     assert r.returncode == 1, r.stderr
     lines = [l for l in r.stderr.splitlines() if l.strip() and b"https://" not in l and b"http://" not in l]
