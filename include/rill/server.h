@@ -100,6 +100,8 @@ RILL_API void rill_server_on_stream(rill_server *s, rill_stream_fn fn, void *use
 RILL_API rill_protocol rill_session_protocol(const rill_session *session);
 /* The peer address as text ("127.0.0.1:50000"); valid while the session lives. */
 RILL_API const char *rill_session_peer(const rill_session *session);
+/* A number identifying the connection (unique within the process). */
+RILL_API uint64_t rill_session_id(const rill_session *session);
 RILL_API rill_session *rill_stream_session(const rill_stream *stream);
 /* HTTP/2 stream id; for HTTP/1.1 the 1-based number of the request on its connection. */
 RILL_API int32_t rill_stream_id(const rill_stream *stream);
@@ -116,6 +118,10 @@ RILL_API int rill_stream_respond(rill_stream *stream, const rill_header *headers
  * streams completed up to shutdown_timeout_ms. SIGHUP reloads the TLS certificate. Returns 0, or
  * RILL_ERR_IO / RILL_ERR_TLS with one line in err (port in use, unreadable certificate...). */
 RILL_API int rill_server_run(rill_server *s, char *err, size_t errlen);
+
+/* Binds the listeners (and loads the certificate) without running: errors such as a port in use
+ * come back here. rill_server_run binds first if this was not called. */
+RILL_API int rill_server_bind(rill_server *s, char *err, size_t errlen);
 
 /* Begins a graceful shutdown. Thread-safe. */
 RILL_API void rill_server_stop(rill_server *s);

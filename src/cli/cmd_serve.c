@@ -29,7 +29,9 @@ static const char usage[] =
     "  --max-header-list-size BYTES  larger request heads get 431 (default 65536)\n"
     "  --idle-timeout MS             close idle connections (default 120000)\n"
     "  --shutdown-timeout MS         graceful shutdown deadline (default 10000)\n"
-    "  --no-connect-protocol         do not offer RFC 8441 extended CONNECT\n\n"
+    "  --no-connect-protocol         do not offer RFC 8441 extended CONNECT\n"
+    "  --ws-origin ORIGIN            allow WebSockets from this Origin only (repeatable;\n"
+    "                                '*' for any); others get 403\n\n"
     "SIGTERM/SIGINT shut down gracefully; SIGHUP reloads the certificate.\n";
 
 static int parse_u32(const char *flag, const char *text, uint32_t min, uint32_t *out)
@@ -49,6 +51,8 @@ int rill_cmd_serve(int argc, char **argv)
     rill_server_options_init(&o);
     const char *root = NULL;
     uint32_t threads = 0;
+    const char *origins[64];
+    size_t norigins = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -65,7 +69,7 @@ int rill_cmd_serve(int argc, char **argv)
             "--listen", "--tls-listen", "--cert", "--key", "--state-dir", "--root", "--threads",
             "--access-log", "--max-connections", "--max-concurrent-streams",
             "--initial-window-size", "--connection-window-size", "--max-header-list-size",
-            "--idle-timeout", "--shutdown-timeout"};
+            "--idle-timeout", "--shutdown-timeout", "--ws-origin"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
             known |= strcmp(a, with_value[k]) == 0;
@@ -89,6 +93,11 @@ int rill_cmd_serve(int argc, char **argv)
             root = v;
         else if (strcmp(a, "--access-log") == 0)
             o.access_log = v;
+        else if (strcmp(a, "--ws-origin") == 0) {
+            if (norigins == sizeof origins / sizeof *origins)
+                return cli_usage_error("serve", "too many --ws-origin");
+            origins[norigins++] = v;
+        }
         else if (strcmp(a, "--threads") == 0)
             rc = parse_u32(a, v, 1, &threads);
         else if (strcmp(a, "--max-connections") == 0)
@@ -119,17 +128,22 @@ int rill_cmd_serve(int argc, char **argv)
         fprintf(stderr, "rill serve: %s\n", rill_strerror(rc));
         return 1;
     }
-    rc = root ? rill_server_static(srv, "/", root, err, sizeof err) : rill_server_demo(srv);
+    rc = norigins ? rill_server_ws_origins(srv, origins, norigins) : RILL_OK;
+    if (rc == RILL_OK)
+        rc = root ? rill_server_static(srv, "/", root, err, sizeof err) : rill_server_demo(srv);
     if (rc < 0) {
         fprintf(stderr, "rill serve: %s\n", err[0] ? err : rill_strerror(rc));
         rill_server_free(srv);
         return 1;
     }
-    if (o.listen)
-        fprintf(stderr, "rill serve: http://%s/ (h2c, HTTP/1.1)\n", o.listen);
-    if (o.tls_listen)
-        fprintf(stderr, "rill serve: https://%s/ (h2, HTTP/1.1)\n", o.tls_listen);
-    rc = rill_server_run(srv, err, sizeof err);
+    rc = rill_server_bind(srv, err, sizeof err);
+    if (rc == RILL_OK) {
+        if (o.listen)
+            fprintf(stderr, "rill serve: http://%s/ (h2c, HTTP/1.1)\n", o.listen);
+        if (o.tls_listen)
+            fprintf(stderr, "rill serve: https://%s/ (h2, HTTP/1.1)\n", o.tls_listen);
+        rc = rill_server_run(srv, err, sizeof err);
+    }
     rill_server_free(srv);
     if (rc == RILL_ERR_INVALID_ARG)
         return cli_usage_error("serve", "%s", err);

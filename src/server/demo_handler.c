@@ -92,11 +92,11 @@ static void serve_demo(rill_request *req, rill_response *res, void *user)
         exchange_respond_simple(res, 404, "text/plain; charset=utf-8", "not found\n");
         return;
     }
-    char stream[16];
+    char stream[16], conn[24];
     snprintf(stream, sizeof stream, "%" PRId32, rill_stream_id(req));
+    snprintf(conn, sizeof conn, "%" PRIu64, rill_session_id(rill_stream_session(req)));
     const char *names[] = {"PROTOCOL", "CONNECTION", "STREAM"};
-    const char *values[] = {protocol_label(rill_request_protocol(req)),
-                            rill_session_peer(rill_stream_session(req)), stream};
+    const char *values[] = {protocol_label(rill_request_protocol(req)), conn, stream};
     size_t len;
     char *body = render(a, names, values, 3, &len);
     if (!body) {
@@ -185,9 +185,9 @@ static int chat_open(rill_websocket *ws, rill_request *req, void *user)
     char welcome[256];
     int n = snprintf(welcome, sizeof welcome,
                      "{\"type\":\"welcome\",\"transport\":\"%s\",\"compressed\":%s,"
-                     "\"text\":\"you are guest%u, over %s\"}",
+                     "\"connection\":\"%" PRIu64 "\",\"text\":\"you are guest%u, over %s\"}",
                      rill_websocket_transport(ws), rill_websocket_compressed(ws) ? "true" : "false",
-                     id, strcmp(rill_websocket_transport(ws), "h2") == 0 ? "an HTTP/2 stream" : "HTTP/1.1");
+                     rill_session_id(rill_websocket_session(ws)), id, strcmp(rill_websocket_transport(ws), "h2") == 0 ? "an HTTP/2 stream" : "HTTP/1.1");
     rill_websocket_send(ws, RILL_WS_OP_TEXT, welcome, (size_t)n);
     return 0;
 }

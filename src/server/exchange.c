@@ -303,6 +303,7 @@ rill_session *rill_stream_session(const rill_stream *stream) { return stream->se
 int32_t rill_stream_id(const rill_stream *stream) { return stream->id; }
 rill_protocol rill_session_protocol(const rill_session *session) { return session->protocol; }
 const char *rill_session_peer(const rill_session *session) { return session->peer; }
+uint64_t rill_session_id(const rill_session *session) { return session->id; }
 
 const rill_header *rill_request_header_at(const rill_request *r, size_t i)
 {

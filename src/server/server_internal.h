@@ -35,6 +35,7 @@ struct worker_stats {
 
 struct worker {
     struct rill_server *srv;
+    uint64_t sessions_started; /* for session ids */
     rill_io_loop *loop;
     pthread_t thread;
     unsigned index;
@@ -74,6 +75,7 @@ struct rill_session {
     bool closing;
     uint8_t in_callback; /* depth of calls into the session from I/O: defer flushes */
     char peer[56];
+    uint64_t id; /* worker index << 40 | sequence: tells connections apart in logs and the demo */
     rill_io_timer *idle_timer;
     uint64_t idle_deadline;
     uint64_t last_active;

@@ -90,6 +90,7 @@ static void on_open(rill_io_conn *conn, const char *alpn)
     }
     sess->w = w;
     sess->conn = conn;
+    sess->id = (uint64_t)w->index << 40 | ++w->sessions_started;
     rill_io_conn_set_user(conn, sess);
     struct rill_io_addr peer;
     if (rill_io_conn_peer(conn, &peer) == 0) {
