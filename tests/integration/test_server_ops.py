@@ -274,8 +274,6 @@ def test_port_taken_by_another_program_exits_1(binary, tmp_path):
     assert len(errors) == 1 and str(port) in errors[0], r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="server bug (minor): `rill serve` prints its 'http://... "
-                   "(h2c, HTTP/1.1)' banner before binding, so a start-up failure is not one line")
 @pytest.mark.parametrize("args", [["--tls-listen", "none"],
                                   ["--cert", "/nonexistent/c.pem", "--key", "/nonexistent/k.pem",
                                    "--tls-listen", f"127.0.0.1:{free_port()}"]])
