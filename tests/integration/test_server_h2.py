@@ -9,6 +9,7 @@ import time
 from collections import defaultdict
 
 import h2.config
+import h2.errors
 import h2.connection
 import h2.events
 import h2.settings
@@ -162,7 +163,9 @@ def test_h2load_smoke(static_server, tls):
 
 # ---- python-h2 ---------------------------------------------------------------------------------
 
-def test_fifty_concurrent_streams(h2c, site):
+@pytest.mark.parametrize("tls", [False, True])
+def test_fifty_concurrent_streams(static_server, site, tls):
+    h2c = H2Client(static_server.tls_port if tls else static_server.port, tls=tls)
     big = site[1]["big.bin"]
     wanted = {}
     for i in range(50):
@@ -182,6 +185,31 @@ def test_fifty_concurrent_streams(h2c, site):
         assert st.reset is None and st.headers[":status"] in ("200", "206")
         assert bytes(st.data) == body, sid
     assert h2c.goaway is None
+    h2c.close()
+
+
+def test_cancelled_stream_does_not_disturb_the_others(h2c, site):
+    big = site[1]["big.bin"]
+    doomed = h2c.request("/big.bin")
+    h2c.pump(lambda: len(h2c.streams[doomed].data) > 0)
+    h2c.conn.reset_stream(doomed, h2.errors.ErrorCodes.CANCEL)
+    h2c.flush()
+    after = [h2c.request("/big.bin"), h2c.request("/small.txt")]
+    h2c.pump(h2c.done(*after))
+    assert sha256(bytes(h2c.streams[after[0]].data)) == sha256(big)
+    assert bytes(h2c.streams[after[1]].data) == SMALL
+    assert h2c.goaway is None
+
+
+def test_oversized_header_list_gets_431_over_h2(h2c):
+    """(libnghttp2 clients such as curl refuse to send it at all, python-h2 does not.)"""
+    sid = h2c.request("/small.txt", headers=[("x-big", "a" * 70000)])
+    h2c.pump(h2c.done(sid))
+    assert h2c.streams[sid].reset is None
+    assert h2c.streams[sid].headers[":status"] == "431"
+    after = h2c.request("/small.txt")  # the connection's HPACK state is intact
+    h2c.pump(h2c.done(after))
+    assert bytes(h2c.streams[after].data) == SMALL
 
 
 def test_streams_beyond_the_limit_are_refused(static_server, site):

@@ -260,3 +260,24 @@ def test_h2c_upgrade_body_memory_is_bounded(site, tmp_path):
     finally:
         s.close()
         assert srv.stop() == 0, srv.stderr()
+
+
+def test_absolute_form_target(static_server):
+    s, f = h1_connect(static_server.port)
+    with s:
+        s.sendall(b"GET http://example.com/small.txt HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        status, _, body, _ = read_h1_response(f)
+    assert (status, body) == (200, SMALL)
+
+
+def test_client_gone_mid_download_leaves_server_serving(static_server, site):
+    for _ in range(3):
+        s, f = h1_connect(static_server.port)
+        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert f.read(12) == b"HTTP/1.1 200"
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.close()  # a reset, with most of the body unsent
+    s, f = h1_connect(static_server.port)
+    with s:
+        s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert read_h1_response(f)[2] == SMALL

@@ -232,3 +232,18 @@ def test_precompressed_gzip(static_server, workdir, site, proto):
     # curl's own decoding gives the original text back
     r = fetch(static_server, workdir, proto, "/page.txt", "--compressed")
     assert r.body == page
+
+
+@pytest.mark.parametrize("proto", BOTH)
+def test_range_ignored_when_not_single_or_validator_differs(static_server, workdir, proto):
+    """Only single ranges are served: a multi-range request, or an If-Range that no longer
+    matches, gets the whole representation (a server MAY ignore Range, RFC 9110 14.2)."""
+    r = fetch(static_server, workdir, proto, "/small.txt", "-H", "Range: bytes=0-1,3-4")
+    assert (r.status, r.body) == (200, SMALL)
+    r = fetch(static_server, workdir, proto, "/small.txt", "-H", "Range: bytes=0-1",
+              "-H", 'If-Range: "not-the-etag"')
+    assert (r.status, r.body) == (200, SMALL)
+    etag = fetch(static_server, workdir, proto, "/small.txt").headers["etag"]
+    r = fetch(static_server, workdir, proto, "/small.txt", "-H", "Range: bytes=0-1",
+              "-H", f"If-Range: {etag}")
+    assert (r.status, r.body) == (206, SMALL[:2])
