@@ -47,6 +47,19 @@ def test_pipelined_requests_answered_in_order(static_server, site):
         assert f.read() == b""
 
 
+def test_pipelined_request_bodies(echo_server):
+    s, f = h1_connect(echo_server.port)
+    with s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nfirst"
+                  b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"6\r\nsecond\r\n0\r\n\r\n"
+                  b"GET /small.txt HTTP/1.1\r\nHost: a\r\n\r\n"
+                  b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
+                  b"third")
+        assert [read_h1_response(f)[2] for _ in range(4)] == [b"first", b"second", SMALL, b"third"]
+        assert f.read() == b""
+
+
 def test_pipelined_big_responses_in_order(static_server, site):
     """Several multi-megabyte answers queued behind each other on one connection."""
     s, f = h1_connect(static_server.port, timeout=30)
