@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import RILL_BIN, free_port
-from server_fixtures import (DATA, ECHO_BIN, END_STREAM, GOAWAY, HEADERS, PING, SETTINGS, SMALL,
+from server_fixtures import (DATA, ECHO_BIN, END_STREAM, GOAWAY, HEADERS, PING, SMALL,
                              RawH2, cert_path, curl, h1_connect, parse_h2load, read_h1_response,
                              sha256, start_server)
 
