@@ -214,6 +214,11 @@ typedef struct rill_ws_handler {
     /* A whole text (opcode 1, valid UTF-8) or binary (2) message; data valid during the call. */
     void (*on_message)(rill_websocket *ws, unsigned opcode, const uint8_t *data, size_t len,
                        void *user);
+    /* Streaming delivery instead of on_message: called for each piece of a message as it arrives
+     * (opcode of the message; first/final mark its ends; text pieces may split UTF-8 sequences,
+     * the whole message is still validated). Set one of on_message / on_fragment. */
+    void (*on_fragment)(rill_websocket *ws, unsigned opcode, const uint8_t *data, size_t len,
+                        bool first, bool final, void *user);
     /* Output fell below the low-water mark after rill_websocket_send said RILL_ERR_WOULD_BLOCK. */
     void (*on_drain)(rill_websocket *ws, void *user);
     /* The socket is gone: code is the peer's close code, 1005 without one, 1006 when the
@@ -229,6 +234,14 @@ typedef struct rill_ws_handler {
  * negotiated when the client offers it. A plain request to the path gets 426. */
 RILL_API int rill_server_websocket(rill_server *s, const char *path, const rill_ws_handler *h,
                                    void *user);
+
+/* RFC 8441 tunnels for other protocols: an HTTP/2 CONNECT with `:protocol` equal to protocol (any
+ * path) goes to fn. Accept by answering 200 without ending the response (e.g. rill_response_write
+ * with len 0); the request body is then the peer's byte stream (rill_request_on_body; end = the
+ * peer's END_STREAM, an orderly close) and rill_response_write / rill_response_end send bytes back.
+ * A reset stream (RST_STREAM CANCEL: an abort) shows in rill_response_on_close(completed = false).
+ * CONNECT requests for protocols nobody registered get 501. */
+RILL_API int rill_server_tunnel(rill_server *s, const char *protocol, rill_handler_fn fn, void *user);
 
 /* Origins allowed to open WebSockets ("https://example.com"; "*" for any). With no list, any
  * origin is accepted. Others get 403 (against cross-site WebSocket hijacking). Copied. */

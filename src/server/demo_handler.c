@@ -225,8 +225,27 @@ static const rill_ws_handler chat_handler = {
     .on_close = chat_close,
 };
 
+/* ---- an RFC 8441 tunnel for `:protocol echo`: every byte comes back ------------------------------ */
+
+static void tunnel_bytes(rill_request *req, const uint8_t *data, size_t len, bool end, void *user)
+{
+    if (len)
+        rill_response_write(req, data, len);
+    if (end) /* the peer's orderly close: close ours too */
+        rill_response_end(req, NULL, 0);
+}
+
+static void tunnel_echo(rill_request *req, rill_response *res, void *user)
+{
+    rill_response_write(res, NULL, 0); /* 200, the tunnel is open */
+    rill_request_on_body(req, tunnel_bytes, NULL);
+}
+
 int rill_server_demo(rill_server *s)
 {
+    int trc = rill_server_tunnel(s, "echo", tunnel_echo, NULL);
+    if (trc < 0)
+        return trc;
     int rc = rill_server_websocket(s, "/ws/echo", &echo_handler, NULL);
     if (rc == RILL_OK)
         rc = rill_server_websocket(s, "/ws/chat", &chat_handler, s);

@@ -119,6 +119,13 @@ void exchange_dispatch(rill_stream *st)
         if (srv->on_stream(st, all, n, srv->on_stream_user))
             return;
     }
+    if (st->connect_protocol) {
+        for (const struct tunnel *t = srv->tunnels; t; t = t->next)
+            if (strcmp(t->protocol, st->connect_protocol) == 0) {
+                t->fn(st, st, t->user);
+                return;
+            }
+    }
     const struct route *r = find_route(srv, st->path);
     if (st->connect_protocol && (!r || !ws_route_is(r))) /* RFC 8441 tunnel nobody serves */
         exchange_respond_simple(st, 501, "text/plain; charset=utf-8", "protocol not supported\n");

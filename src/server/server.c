@@ -96,6 +96,12 @@ void rill_server_free(rill_server *s)
     for (size_t i = 0; i < s->nws_origins; i++)
         free(s->ws_origins[i]);
     free(s->ws_origins);
+    while (s->tunnels) {
+        struct tunnel *t = s->tunnels;
+        s->tunnels = t->next;
+        free(t->protocol);
+        free(t);
+    }
     free(s->routes);
     static_mounts_free(s);
     if (s->tls)
@@ -137,6 +143,22 @@ int server_add_route(rill_server *s, const char *prefix, rill_handler_fn fn, voi
     }
     s->routes[i] = r;
     s->nroutes++;
+    return RILL_OK;
+}
+
+int rill_server_tunnel(rill_server *s, const char *protocol, rill_handler_fn fn, void *user)
+{
+    if (!protocol || !protocol[0] || !fn)
+        return RILL_ERR_INVALID_ARG;
+    struct tunnel *t = malloc(sizeof *t);
+    if (!t || !(t->protocol = strdup(protocol))) {
+        free(t);
+        return RILL_ERR_NOMEM;
+    }
+    t->fn = fn;
+    t->user = user;
+    t->next = s->tunnels;
+    s->tunnels = t;
     return RILL_OK;
 }
 

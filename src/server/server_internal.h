@@ -15,6 +15,13 @@
 #include "rill/server.h"
 #include "rill/tls.h"
 
+struct tunnel {
+    char *protocol;
+    rill_handler_fn fn;
+    void *user;
+    struct tunnel *next;
+};
+
 struct route {
     char *prefix;
     size_t prefix_len;
@@ -61,6 +68,7 @@ struct rill_server {
     void *static_roots; /* list of static mounts (static_handler.c) */
     char **ws_origins;
     size_t nws_origins;
+    struct tunnel *tunnels; /* RFC 8441 handlers by :protocol */
 };
 
 struct exchange_ops;

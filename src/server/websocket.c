@@ -48,9 +48,12 @@ static void ws_gone(rill_websocket *ws)
 static int on_message(void *user, unsigned opcode, const uint8_t *data, size_t len, unsigned flags)
 {
     rill_websocket *ws = user;
-    (void)flags; /* whole-message mode: always FIRST|FINAL */
-    if (ws->route->h->on_message)
-        ws->route->h->on_message(ws, opcode, data, len, ws->route->user);
+    const rill_ws_handler *h = ws->route->h;
+    if (h->on_fragment)
+        h->on_fragment(ws, opcode, data, len, flags & RILL_WS_FIRST, flags & RILL_WS_FINAL,
+                       ws->route->user);
+    else if (h->on_message)
+        h->on_message(ws, opcode, data, len, ws->route->user);
     return 0;
 }
 
@@ -209,6 +212,7 @@ static void ws_handshake(rill_request *req, rill_response *res, void *arg)
     rill_ws_config cfg = {
         .role = RILL_WS_SERVER,
         .max_message_size = h->max_message_size,
+        .streaming = h->on_fragment != NULL,
         .pmd = ws->compressed ? &pmd : NULL,
         .callbacks = {.on_message = on_message},
         .user = ws,

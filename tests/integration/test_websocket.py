@@ -301,3 +301,11 @@ def test_chromium_websocket_over_http11_on_cleartext(rill, chromium):
     r = chromium.run(f"http://127.0.0.1:{port}/", BROWSER_SCRIPT)
     assert r["transport"] == "HTTP/1.1" and r["pageProtocol"] == "HTTP/1.1"
     assert r["compressed"] and r["small"] and r["big"]
+
+
+def test_extended_connect_tunnel_hook_and_unknown_protocol(rill):
+    port, _ = rill()
+    r = subprocess.run(["node", os.path.join(HERE, "tunnel_node_client.js"), f"http://127.0.0.1:{port}"],
+                       capture_output=True, timeout=30)
+    assert json.loads(r.stdout.decode().strip().splitlines()[-1]) == {
+        "echoStatus": 200, "echoed": "abcdef", "otherStatus": 501}
