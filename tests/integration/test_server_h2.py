@@ -304,13 +304,6 @@ def send_body(c, sid, body):
         c.pump(lambda: True)  # nothing to wait for; handles what already arrived
 
 
-ECHO_BUG = pytest.mark.xfail(strict=True, reason=(
-    "server bug: echo over HTTP/2 once the response is held back by the client's window: "
-    "DATA beyond the client's flow-control window and a corrupted body (bytes lost at offset "
-    "278526, 16382 extra); writes from on_drain re-enter h2_session_flush?"))
-
-
-@ECHO_BUG
 @pytest.mark.parametrize("tls", [False, True])
 def test_echo_body_larger_than_windows(echo_server, tls):
     body = bytes(range(256)) * (4 * 1024)  # 1 MiB: over the 256 KiB stream window
@@ -328,7 +321,6 @@ def test_echo_body_larger_than_windows(echo_server, tls):
         c.close()
 
 
-@ECHO_BUG
 def test_echo_client_reads_slowly(echo_server):
     """The echo's writes hit the high-water mark: the example pauses the request body, the
     server stops granting window, and everything still arrives once the client reads."""
@@ -417,8 +409,6 @@ def test_no_push_when_client_disables_it(echo_server):
         c.close()
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: an HTTP/2 response without a body (HEAD, "
-                   "304) is a use-after-free in rill_response_end: SIGSEGV")
 def test_head_and_not_modified_over_h2(site, tmp_path):
     """On a private server: the crash must not take the shared one down."""
     from server_fixtures import start_server
@@ -440,8 +430,6 @@ def test_head_and_not_modified_over_h2(site, tmp_path):
         assert srv.stop() == 0, srv.stderr()
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: an HTTP/2 response without a body is a "
-                   "use-after-free in rill_response_end (here: the echo of an empty POST)")
 def test_echo_empty_body_over_h2(site, tmp_path):
     from server_fixtures import ECHO_BIN, start_server
     srv = start_server(str(tmp_path), tls=False, binary=ECHO_BIN)
