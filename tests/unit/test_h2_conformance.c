@@ -921,6 +921,68 @@ static void s6_5_initial_settings_content(void **state)
     tb_free(&o.raw);
 }
 
+static void s6_5_3_last_value_of_a_setting_wins(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_get(&b, 1, 0);
+    tf_settings(&b, 3, RILL_H2_SETTINGS_INITIAL_WINDOW_SIZE, 100u, RILL_H2_SETTINGS_INITIAL_WINDOW_SIZE, 0x7fffffffu,
+                RILL_H2_SETTINGS_INITIAL_WINDOW_SIZE, 500u);
+    assert_true(feed_drain(&t, &b) >= 0);
+    expect_no_error(&t.out);
+    assert_int_equal(rill_h2_session_send_window(t.s, 1), 500);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+static void s3_4_client_requires_server_settings_first(void **state)
+{
+    (void)state;
+    trec rec = {0};
+    rill_h2_callbacks cb = rec_callbacks();
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_CLIENT, &cb, NULL, &rec);
+    tout o = {0};
+    drain(s, &o);
+    tbuf b = {0};
+    tf_window_update(&b, 0, 100);
+    assert_true(rill_h2_session_recv(s, b.p, b.len) < 0);
+    drain(s, &o);
+    expect_goaway(&o, RILL_H2_PROTOCOL_ERROR);
+    tb_free(&b);
+    tb_free(&o.raw);
+    rill_h2_session_free(s);
+}
+
+static void s6_9_reserved_bit_of_increment_ignored(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_window_update(&b, 0, 0x80000000u | 10);
+    assert_true(feed_drain(&t, &b) >= 0);
+    expect_no_error(&t.out);
+    assert_int_equal(rill_h2_session_send_window(t.s, 0), 65535 + 10);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+static void rfc9218_priority_update_to_client_is_error(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_CLIENT, NULL);
+    tbuf b = {0};
+    uint8_t pu[7] = {0, 0, 0, 1, 'u', '=', '1'};
+    tf_frame(&b, RILL_H2_PRIORITY_UPDATE, 0, 0, pu, sizeof pu);
+    assert_true(feed_drain(&t, &b) < 0);
+    expect_goaway(&t.out, RILL_H2_PROTOCOL_ERROR);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
 /* ---- 6.7 PING ---- */
 
 static void s6_7_ping_ack_and_errors(void **state)
@@ -1277,6 +1339,10 @@ int main(void)
         cmocka_unit_test(s6_5_2_setting_values),
         cmocka_unit_test(s6_5_settings_we_send_are_acknowledged_and_applied),
         cmocka_unit_test(s6_5_initial_settings_content),
+        cmocka_unit_test(s6_5_3_last_value_of_a_setting_wins),
+        cmocka_unit_test(s3_4_client_requires_server_settings_first),
+        cmocka_unit_test(s6_9_reserved_bit_of_increment_ignored),
+        cmocka_unit_test(rfc9218_priority_update_to_client_is_error),
         cmocka_unit_test(s6_7_ping_ack_and_errors),
         cmocka_unit_test(s6_7_submitted_ping_comes_back),
         cmocka_unit_test(s6_8_goaway_on_stream),

@@ -471,6 +471,49 @@ static struct counting g_count;
 static rill_h2_allocator g_alloc = {c_alloc, c_realloc, c_free, &g_count};
 static void counting_alloc(rill_h2_options *o) { o->allocator = &g_alloc; }
 
+static void freeing_the_session_releases_buffers(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_get(&b, 1, 0x1);
+    feed_drain(&t, &b);
+    rill_header ok[] = {F(":status", "200")};
+    static uint8_t big[200000];
+    rill_h2_submit_response(t.s, 1, ok, 1, 0);
+    rill_h2_submit_data(t.s, 1, big, sizeof big, 0, (void *)1);
+    rill_h2_submit_data(t.s, 1, big, 10, RILL_H2_FLAG_END_STREAM, (void *)2);
+    struct iovec iov[4];
+    assert_true(rill_h2_session_output(t.s, iov, 4) > 0); /* some bytes referenced by the output */
+    rill_h2_session_free(t.s);
+    t.s = NULL;
+    assert_int_equal(rec_count(&t.rec, EV_RELEASED), 2);
+    tb_free(&b);
+    tb_free(&t.out.raw);
+    rec_free(&t.rec);
+}
+
+static void trim_frees_idle_buffers(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    size_t before = rill_h2_session_memory(t.s);
+    assert_true(before > 16384); /* the output chunk kept for reuse */
+    rill_h2_session_trim(t.s);
+    assert_true(rill_h2_session_memory(t.s) < 2048);
+    /* and the session still works afterwards */
+    tbuf b = {0};
+    tf_get(&b, 1, 0x1);
+    tf_ping(&b, 0, "afterwrd");
+    feed_drain(&t, &b);
+    expect_no_error(&t.out);
+    assert_non_null(find_frame(&t.out, RILL_H2_PING, 0));
+    tb_free(&b);
+    tsess_free(&t);
+}
+
 static void memory_idle_and_per_stream(void **state)
 {
     (void)state;
@@ -520,6 +563,8 @@ int main(void)
         cmocka_unit_test(continuation_flood),
         cmocka_unit_test(header_block_bytes_limit),
         cmocka_unit_test(peer_not_reading_stops_reads_then_fails),
+        cmocka_unit_test(freeing_the_session_releases_buffers),
+        cmocka_unit_test(trim_frees_idle_buffers),
         cmocka_unit_test(memory_idle_and_per_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
