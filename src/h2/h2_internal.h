@@ -210,6 +210,10 @@ struct rill_h2_session {
     int64_t error_code;         /* connection error (sent or received), -1 none */
     int fatal;                  /* the negative code recv returns after a failure */
 
+    /* RFC 9218: PRIORITY_UPDATEs that arrived before their stream opened (a few, newest kept) */
+    struct { int32_t id; uint8_t urgency, incremental; } early_prio[4];
+    uint8_t early_prio_next;
+
     /* flood accounting */
     rill_h2_rate rates[6];
     struct h2_bucket buckets_flood[6];

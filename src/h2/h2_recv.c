@@ -424,6 +424,14 @@ static void request_headers(rill_h2_session *s, int32_t sid, const uint8_t *bloc
         st->urgency = (uint8_t)mi.urgency;
     if (mi.incremental > 0)
         st->flags |= SF_INCREMENTAL;
+    for (int k = 0; k < 4; k++)
+        if (s->early_prio[k].id == sid) {
+            /* A PRIORITY_UPDATE overrides the priority header field. */
+            st->urgency = s->early_prio[k].urgency;
+            st->flags = (uint16_t)(s->early_prio[k].incremental ? st->flags | SF_INCREMENTAL
+                                                                  : st->flags & ~SF_INCREMENTAL);
+            s->early_prio[k].id = 0;
+        }
     if (deliver_headers(s, sid, RILL_H2_HEADERS_REQUEST, end) < 0)
         return;
     if (end && (st = h2_stream_find(s, sid)) != NULL) {
@@ -992,8 +1000,18 @@ static void on_priority_update(rill_h2_session *s, const uint8_t *p, size_t len)
         return;
     }
     struct h2_stream *st = h2_stream_find(s, id);
-    if (!st)
-        return; /* idle or closed: ignored */
+    if (!st) {
+        if (is_idle(s, id)) {
+            /* The request may still be on its way (RFC 9218 section 7.1): keep it for later. */
+            int u = 3, inc = 0;
+            h2_parse_priority(p + 4, len - 4, &u, &inc);
+            unsigned k = s->early_prio_next++ % 4u;
+            s->early_prio[k].id = id;
+            s->early_prio[k].urgency = (uint8_t)u;
+            s->early_prio[k].incremental = (uint8_t)inc;
+        }
+        return; /* closed: ignored */
+    }
     int u = st->urgency, inc = (st->flags & SF_INCREMENTAL) ? 1 : 0;
     h2_parse_priority(p + 4, len - 4, &u, &inc);
     bool queued = (st->flags & SF_SCHEDULED) != 0;

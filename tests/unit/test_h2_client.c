@@ -358,6 +358,83 @@ static void h2c_upgrade_client_side(void **state)
     rill_h2_session_free(s);
 }
 
+/* Section 5.1 from the client's side: frames on streams the server cannot use. */
+static void client_s5_1_idle_and_closed_streams(void **state)
+{
+    (void)state;
+    struct { uint8_t type; uint32_t sid; uint32_t code; } cases[] = {
+        {RILL_H2_DATA, 2, RILL_H2_PROTOCOL_ERROR},          /* idle even stream */
+        {RILL_H2_HEADERS, 2, RILL_H2_PROTOCOL_ERROR},       /* servers open streams only by push */
+        {RILL_H2_HEADERS, 5, RILL_H2_PROTOCOL_ERROR},       /* our idle odd stream */
+        {RILL_H2_RST_STREAM, 5, RILL_H2_PROTOCOL_ERROR},
+        {RILL_H2_WINDOW_UPDATE, 4, RILL_H2_PROTOCOL_ERROR},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tsess t;
+        tsess_start(&t, RILL_H2_CLIENT, NULL);
+        assert_int_equal(rill_h2_submit_request(t.s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL), 1);
+        drain(t.s, &t.out);
+        tbuf b = {0}, blk = {0};
+        hp_block(&blk, ":status", "200", NULL);
+        if (cases[i].type == RILL_H2_HEADERS)
+            tf_headers_block(&b, cases[i].sid, 0x5, &blk);
+        else if (cases[i].type == RILL_H2_DATA)
+            tf_data(&b, cases[i].sid, 0, "x", 1);
+        else if (cases[i].type == RILL_H2_RST_STREAM)
+            tf_rst(&b, cases[i].sid, RILL_H2_CANCEL);
+        else
+            tf_window_update(&b, cases[i].sid, 1);
+        assert_true(feed_drain(&t, &b) < 0);
+        expect_goaway(&t.out, cases[i].code);
+        tb_free(&b);
+        tb_free(&blk);
+        tsess_free(&t);
+    }
+}
+
+static void client_frames_after_reset_are_ignored(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_CLIENT, NULL);
+    assert_int_equal(rill_h2_submit_request(t.s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL), 1);
+    assert_int_equal(rill_h2_submit_rst_stream(t.s, 1, RILL_H2_CANCEL), 0);
+    drain(t.s, &t.out);
+    expect_rst(&t.out, 1, RILL_H2_CANCEL);
+    /* the server's response was already in flight */
+    response(&t, 1, 0, ":status", "200", NULL);
+    tbuf b = {0};
+    tf_data(&b, 1, 1, "late", 4);
+    feed_drain(&t, &b);
+    expect_no_error(&t.out);
+    assert_null(rec_find(&t.rec, EV_HEADERS, 1));
+    /* and the HPACK state stayed in step: a new stream still decodes */
+    assert_int_equal(rill_h2_submit_request(t.s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL), 3);
+    response(&t, 3, 1, ":status", "204", NULL);
+    expect_no_error(&t.out);
+    assert_non_null(rec_find(&t.rec, EV_HEADERS, 3));
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+static void client_response_content_length_checked(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_CLIENT, NULL);
+    assert_int_equal(rill_h2_submit_request(t.s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL), 1);
+    drain(t.s, &t.out);
+    response(&t, 1, 0, ":status", "200", "content-length", "10", NULL);
+    tbuf b = {0};
+    tf_data(&b, 1, 1, "short", 5);
+    feed_drain(&t, &b);
+    expect_rst(&t.out, 1, RILL_H2_PROTOCOL_ERROR);
+    assert_int_equal(t.rec.close_code[1], RILL_H2_PROTOCOL_ERROR);
+    assert_null(rec_find(&t.rec, EV_END, 1));
+    tb_free(&b);
+    tsess_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +450,9 @@ int main(void)
         cmocka_unit_test(rfc8441_client_needs_server_setting),
         cmocka_unit_test(h2c_upgrade_server_side),
         cmocka_unit_test(h2c_upgrade_client_side),
+        cmocka_unit_test(client_s5_1_idle_and_closed_streams),
+        cmocka_unit_test(client_frames_after_reset_are_ignored),
+        cmocka_unit_test(client_response_content_length_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -296,6 +296,23 @@ static void priority_update_frame_reorders(void **state)
             first = &t.out.f[i];
     assert_non_null(first);
     assert_int_equal(first->sid, 3);
+    /* an update that arrives before its request is kept and applied when the stream opens */
+    uint8_t early[4 + 3] = {0, 0, 0, 7, 'u', '=', '0'};
+    tf_frame(&b, RILL_H2_PRIORITY_UPDATE, 0, 0, early, sizeof early);
+    tf_get(&b, 5, 0x1);
+    tf_get(&b, 7, 0x1);
+    feed_drain(&t, &b);
+    for (int32_t sid = 5; sid <= 7; sid += 2) {
+        rill_h2_submit_response(t.s, sid, ok, 1, 0);
+        rill_h2_submit_data(t.s, sid, body, 10, RILL_H2_FLAG_END_STREAM, NULL);
+    }
+    drain(t.s, &t.out);
+    first = NULL;
+    for (size_t i = 0; i < t.out.n && !first; i++)
+        if (t.out.f[i].type == RILL_H2_DATA)
+            first = &t.out.f[i];
+    assert_non_null(first);
+    assert_int_equal(first->sid, 7);
     /* on a stream other than 0: connection error */
     tf_frame(&b, RILL_H2_PRIORITY_UPDATE, 0, 1, pu, sizeof pu);
     assert_true(feed_drain(&t, &b) < 0);
