@@ -224,8 +224,8 @@ bool h2_message_valid(const rill_header *fields, size_t count, enum h2_msg kind,
         /* Promised requests are safe and cacheable and have no content (section 8.4). */
         if (!eq(method->value, method->value_len, "GET") && !info->head)
             return false;
-        if (info->content_length > 0)
-            return false;
+        if (info->content_length > 0 || !authority)
+            return false; /* the server must name the authority it is authoritative for (8.4.1) */
     }
     return true;
 }

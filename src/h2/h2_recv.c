@@ -41,6 +41,11 @@ void h2_connection_error(rill_h2_session *s, uint32_t code, const char *why)
 
 void h2_stream_error(rill_h2_session *s, int32_t sid, uint32_t code)
 {
+    if (s->out_pending > s->max_pending_output) {
+        /* The peer provokes resets faster than it reads them (section 10.5). */
+        h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "peer does not read");
+        return;
+    }
     uint8_t p[4];
     h2_put32(p, code);
     h2_out_frame(s, RILL_H2_RST_STREAM, 0, sid, p, 4);
@@ -393,6 +398,11 @@ static void request_headers(rill_h2_session *s, int32_t sid, const uint8_t *bloc
         return;
     }
     if (refuse) {
+        /* Refused streams cost a decode and a reset each: rationed like resets. */
+        if (!h2_flood_take(s, FL_RST)) {
+            h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "refused stream flood");
+            return;
+        }
         h2_stream_error(s, sid, RILL_H2_REFUSED_STREAM);
         return;
     }

@@ -97,7 +97,7 @@ int32_t rill_h2_submit_request(rill_h2_session *s, const rill_header *fields, si
     struct h2_stream *st = h2_stream_new(s, id, H2_OPEN);
     if (!st)
         return RILL_ERR_NOMEM;
-    s->next_local_id += 2;
+    s->next_local_id = id <= INT32_MAX - 2 ? id + 2 : -1; /* -1: ids exhausted */
     st->user = stream_user;
     if (mi.head)
         st->flags |= SF_HEAD;
@@ -298,7 +298,7 @@ int32_t rill_h2_submit_push_promise(rill_h2_session *s, int32_t stream_id, const
     struct h2_stream *ps = h2_stream_new(s, pid, H2_RESERVED_LOCAL);
     if (!ps)
         return RILL_ERR_NOMEM;
-    s->next_local_id += 2;
+    s->next_local_id = pid <= INT32_MAX - 2 ? pid + 2 : -1;
     ps->user = stream_user;
     ps->flags |= SF_HEADERS_RECV; /* the promised request counts as received */
     if (mi.head)

@@ -172,7 +172,7 @@ typedef struct tframe {
 
 typedef struct tout {
     tbuf raw;
-    tframe f[512];
+    tframe f[4096];
     size_t n;
     bool preface;
 } tout;
@@ -192,7 +192,7 @@ TU void drain(rill_h2_session *s, tout *o)
         o->preface = true;
         i = 24;
     }
-    while (i + 9 <= o->raw.len && o->n < 512) {
+    while (i + 9 <= o->raw.len && o->n < 4096) {
         const uint8_t *h = o->raw.p + i;
         tframe *f = &o->f[o->n++];
         f->len = (uint32_t)h[0] << 16 | (uint32_t)h[1] << 8 | h[2];

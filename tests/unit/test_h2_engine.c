@@ -345,6 +345,7 @@ static void build_rapid_reset(tbuf *b, int i)
     tf_get(b, (uint32_t)(2 * i + 1), 0);
     tf_rst(b, (uint32_t)(2 * i + 1), RILL_H2_CANCEL);
 }
+static void build_refused(tbuf *b, int i) { tf_get(b, (uint32_t)(2 * i + 1), 0); }
 static void build_empty_data(tbuf *b, int i)
 {
     if (i == 0)
@@ -364,6 +365,7 @@ static void floods_end_in_enhance_your_calm(void **state)
     flood_case(build_ping, 200, "PING");
     flood_case(build_settings, 200, "SETTINGS");
     flood_case(build_rapid_reset, 1100, "rapid reset");
+    flood_case(build_refused, 1200, "refused streams");
     flood_case(build_empty_data, 1100, "empty DATA");
     flood_case(build_tiny_wu, 1100, "tiny WINDOW_UPDATE");
     flood_case(build_priority, 1100, "PRIORITY");
