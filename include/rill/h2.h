@@ -293,7 +293,8 @@ RILL_API int rill_h2_submit_ping(rill_h2_session *s, const uint8_t *opaque);
 /* GOAWAY now, with the last peer stream we processed; no new streams are accepted afterwards. */
 RILL_API int rill_h2_submit_goaway(rill_h2_session *s, uint32_t error_code, const uint8_t *debug,
                                    size_t debug_len);
-/* Graceful shutdown: GOAWAY(2^31-1) + PING now, the real GOAWAY(last id) when the PING returns. */
+/* Graceful shutdown: GOAWAY(2^31-1) + PING now, the real GOAWAY(last id) when the PING returns
+ * (or, if it never does, at the deadline reported by rill_h2_session_next_deadline). */
 RILL_API int rill_h2_submit_shutdown(rill_h2_session *s);
 /* New local settings (ids from rill_h2_settings_id); applied to our side when acknowledged.
  * ENABLE_CONNECT_PROTOCOL can only go from 0 to 1. */

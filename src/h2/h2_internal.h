@@ -207,6 +207,7 @@ struct rill_h2_session {
     int32_t goaway_last_sent;   /* peer streams above this are ignored */
     int32_t goaway_last_recv;
     uint8_t shutdown_ping[8];
+    uint64_t shutdown_deadline; /* step two without the PING ACK; UINT64_MAX none */
     int64_t error_code;         /* connection error (sent or received), -1 none */
     int fatal;                  /* the negative code recv returns after a failure */
 
@@ -296,5 +297,6 @@ void h2_trailers_free(rill_h2_session *s, struct h2_stream *st);
 int h2_ensure_encoder(rill_h2_session *s);
 void h2_close_all_on_error(rill_h2_session *s);
 void h2_end_local(rill_h2_session *s, struct h2_stream *st);
+void h2_final_goaway(rill_h2_session *s);
 
 #endif

@@ -871,9 +871,10 @@ static void on_settings(rill_h2_session *s, const uint8_t *p, size_t len)
     }
 }
 
-static void final_goaway(rill_h2_session *s)
+void h2_final_goaway(rill_h2_session *s)
 {
     s->shutdown_notice = false;
+    s->shutdown_deadline = UINT64_MAX;
     uint8_t payload[8];
     h2_put32(payload, (uint32_t)s->last_peer_id);
     h2_put32(payload + 4, RILL_H2_NO_ERROR);
@@ -893,7 +894,7 @@ static void on_ping(rill_h2_session *s, const uint8_t *p, size_t len)
     }
     if (s->fflags & H2_FLAG_ACK) {
         if (s->shutdown_notice && memcmp(p, s->shutdown_ping, 8) == 0)
-            final_goaway(s);
+            h2_final_goaway(s);
         if (s->cb.on_ping_ack) {
             int rc = s->cb.on_ping_ack(s, p, s->user);
             if (rc < 0)

@@ -350,6 +350,7 @@ int rill_h2_submit_goaway(rill_h2_session *s, uint32_t error_code, const uint8_t
     s->goaway_sent = true;
     s->goaway_last_sent = s->last_peer_id;
     s->shutdown_notice = false;
+    s->shutdown_deadline = UINT64_MAX;
     if (error_code != RILL_H2_NO_ERROR) {
         /* An error GOAWAY ends the connection: nothing more is read. */
         s->error_code = error_code;
@@ -374,6 +375,8 @@ int rill_h2_submit_shutdown(rill_h2_session *s)
     s->goaway_last_sent = RILL_H2_MAX_WINDOW;
     s->shutdown_notice = true;
     memcpy(s->shutdown_ping, "rillstop", 8);
+    /* A peer that never answers the PING still gets the real GOAWAY after one RTT budget. */
+    s->shutdown_deadline = s->now + (s->settings_timeout_ms ? s->settings_timeout_ms : 10000);
     return h2_out_frame(s, RILL_H2_PING, 0, 0, s->shutdown_ping, 8);
 }
 

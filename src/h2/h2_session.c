@@ -114,6 +114,7 @@ rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callb
     s->conn_recv_window = RILL_H2_DEFAULT_WINDOW;
     s->error_code = -1;
     s->settings_deadline = UINT64_MAX;
+    s->shutdown_deadline = UINT64_MAX;
     s->rstate = role == RILL_H2_SERVER ? RS_PREFACE : RS_HEADER;
     const rill_h2_rate *rates[6] = {&opt->ping_rate, &opt->settings_rate, &opt->rst_rate,
                                     &opt->empty_frame_rate, &opt->window_update_rate, &opt->priority_rate};
@@ -284,11 +285,15 @@ void rill_h2_session_tick(rill_h2_session *s, uint64_t now_ms)
         h2_connection_error(s, RILL_H2_SETTINGS_TIMEOUT, "SETTINGS not acknowledged");
         h2_close_all_on_error(s);
     }
+    if (s->rstate != RS_DEAD && s->shutdown_notice && s->now >= s->shutdown_deadline)
+        h2_final_goaway(s);
 }
 
 uint64_t rill_h2_session_next_deadline(const rill_h2_session *s)
 {
-    return s->rstate == RS_DEAD ? UINT64_MAX : s->settings_deadline;
+    if (s->rstate == RS_DEAD)
+        return UINT64_MAX;
+    return s->settings_deadline < s->shutdown_deadline ? s->settings_deadline : s->shutdown_deadline;
 }
 
 void *rill_h2_session_user(const rill_h2_session *s) { return s->user; }

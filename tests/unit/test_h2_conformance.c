@@ -1099,6 +1099,26 @@ static void s6_8_streams_after_our_goaway_are_ignored(void **state)
     tsess_free(&t);
 }
 
+static void s6_8_shutdown_completes_without_ping_ack(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_get(&b, 1, 0x1);
+    feed_drain(&t, &b);
+    assert_int_equal(rill_h2_submit_shutdown(t.s), 0);
+    drain(t.s, &t.out);
+    uint64_t when = rill_h2_session_next_deadline(t.s);
+    assert_true(when != UINT64_MAX);
+    rill_h2_session_tick(t.s, when);
+    drain(t.s, &t.out);
+    assert_int_equal(expect_goaway(&t.out, RILL_H2_NO_ERROR), 1);
+    assert_int_equal(rill_h2_session_next_deadline(t.s), UINT64_MAX);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
 /* ---- 6.9 WINDOW_UPDATE ---- */
 
 static void s6_9_zero_increment_connection(void **state)
@@ -1348,6 +1368,7 @@ int main(void)
         cmocka_unit_test(s6_8_goaway_on_stream),
         cmocka_unit_test(s6_8_graceful_shutdown_two_steps),
         cmocka_unit_test(s6_8_streams_after_our_goaway_are_ignored),
+        cmocka_unit_test(s6_8_shutdown_completes_without_ping_ack),
         cmocka_unit_test(s6_9_zero_increment_connection),
         cmocka_unit_test(s6_9_zero_increment_stream),
         cmocka_unit_test(s6_9_bad_length),
