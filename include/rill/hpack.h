@@ -56,6 +56,7 @@ RILL_API void rill_hpack_decoder_set_max_header_list_size(rill_hpack_decoder *de
  *   RILL_ERR_HEADER_LIST_TOO_LARGE the list exceeded the limit: the whole block was still decoded
  *                                  so the dynamic table stays in sync, but fields past the limit
  *                                  were not delivered (answer 431 or RST_STREAM, keep the connection)
+ *   RILL_ERR_NOMEM                 out of memory; the context is unusable
  *   the callback's non-zero return */
 RILL_API int rill_hpack_decode_block(rill_hpack_decoder *dec, const uint8_t *block, size_t len,
                                      rill_hpack_field_cb cb, void *user);
@@ -68,7 +69,9 @@ RILL_API size_t rill_hpack_decoder_table_size(const rill_hpack_decoder *dec);
 typedef struct rill_hpack_encoder rill_hpack_encoder;
 
 /* An encoder whose dynamic table will use at most max_table_size octets (a local cap, applied on
- * top of the peer's SETTINGS_HEADER_TABLE_SIZE). Returns NULL when out of memory. */
+ * top of the peer's SETTINGS_HEADER_TABLE_SIZE). Returns NULL when out of memory. Until
+ * rill_hpack_encoder_set_peer_max_table_size() is called the peer's setting is taken to be the
+ * protocol default, 4096, so the table starts at min(max_table_size, 4096) with no update sent. */
 RILL_API rill_hpack_encoder *rill_hpack_encoder_new(uint32_t max_table_size);
 RILL_API void rill_hpack_encoder_free(rill_hpack_encoder *enc);
 

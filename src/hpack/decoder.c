@@ -89,10 +89,12 @@ struct str {
     bool in_scratch;
 };
 
-/* Reads a string literal (5.2) at *pp. Huffman strings are decoded to scratch at *scratch_used,
- * or only validated when store is false (a field that will be neither delivered nor indexed). */
+/* Reads a string literal (5.2) at *pp. A Huffman string is decoded to scratch at *scratch_used,
+ * unless even its shortest possible decoding exceeds budget (what the field may still use to be
+ * delivered or indexed): then it is only validated, and s keeps its decoded length but points at the
+ * encoded bytes. That bounds the scratch buffer by the configured limits, whatever the input. */
 static int read_string(rill_hpack_decoder *dec, const uint8_t **pp, const uint8_t *end,
-                       size_t *scratch_used, bool store, struct str *s)
+                       size_t *scratch_used, uint64_t budget, struct str *s)
 {
     if (*pp == end)
         return RILL_ERR_COMPRESSION;
@@ -102,29 +104,30 @@ static int read_string(rill_hpack_decoder *dec, const uint8_t **pp, const uint8_
         return RILL_ERR_COMPRESSION;
     const uint8_t *src = *pp;
     *pp += len;
+    s->ptr = src;
+    s->in_scratch = false;
     if (!huffman) {
-        s->ptr = src;
         s->len = len;
-        s->in_scratch = false;
         return RILL_OK;
     }
+    uint64_t shortest = len ? ((uint64_t)len * 8 - 7) / 30 : 0; /* codes are at most 30 bits */
     ptrdiff_t n;
-    if (store) {
+    if (shortest <= budget) {
         int rc = scratch_reserve(dec, *scratch_used + hpack_huff_decoded_max(len));
         if (rc)
             return rc;
         n = hpack_huff_decode(src, len, dec->scratch + *scratch_used);
+        if (n >= 0) {
+            s->off = *scratch_used;
+            s->in_scratch = true;
+            *scratch_used += (size_t)n;
+        }
     } else {
         n = hpack_huff_validate(src, len);
     }
     if (n < 0)
         return RILL_ERR_COMPRESSION;
-    s->off = *scratch_used;
     s->len = (uint32_t)n;
-    s->in_scratch = true;
-    s->ptr = NULL;
-    if (store)
-        *scratch_used += (size_t)n;
     return RILL_OK;
 }
 
@@ -187,24 +190,31 @@ static inline const uint8_t *str_ptr(const rill_hpack_decoder *dec, const struct
     return s->in_scratch ? dec->scratch + s->off : s->ptr;
 }
 
-/* Dynamic table size updates at the start of a block (6.3, 4.2). */
+/* Dynamic table size updates at the start of a block (6.3, 4.2). Evicting to the smallest of
+ * them and then taking the last one as the maximum is the same as applying each in turn, and
+ * resizes the table at most twice however many updates a hostile peer sends. */
 static int read_size_updates(rill_hpack_decoder *dec, const uint8_t **pp, const uint8_t *end)
 {
-    bool satisfied = !dec->update_required;
+    bool any = false;
+    uint32_t smallest = UINT32_MAX, last = 0;
     while (*pp < end && (**pp & 0xe0u) == 0x20u) {
-        uint32_t size;
-        if (hpack_decode_int(pp, end, 5, &size) != 0 || size > dec->setting)
+        if (hpack_decode_int(pp, end, 5, &last) != 0 || last > dec->setting)
             return RILL_ERR_COMPRESSION;
-        if (size <= dec->required_max)
-            satisfied = true;
-        int rc = hpack_table_set_max(&dec->table, size);
-        if (rc)
-            return rc;
+        if (last < smallest)
+            smallest = last;
+        any = true;
     }
-    if (!satisfied)
+    if (dec->update_required && (!any || smallest > dec->required_max))
         return RILL_ERR_COMPRESSION;
     dec->update_required = false;
-    return RILL_OK;
+    if (!any)
+        return RILL_OK;
+    int rc = RILL_OK;
+    if (smallest < last && smallest < dec->table.max_size)
+        rc = hpack_table_set_max(&dec->table, smallest);
+    if (rc == RILL_OK)
+        rc = hpack_table_set_max(&dec->table, last);
+    return rc;
 }
 
 int rill_hpack_decode_block(rill_hpack_decoder *dec, const uint8_t *block, size_t len,
@@ -242,19 +252,30 @@ int rill_hpack_decode_block(rill_hpack_decoder *dec, const uint8_t *block, size_
                 if (b & 0x10u)
                     field.flags = RILL_HEADER_NEVER_INDEX;
             }
-            /* A field past the list limit is still parsed (and indexed) to keep the table in
-             * sync, but a non-indexed one need not be stored anywhere. */
-            bool store = indexing || !too_large;
             uint32_t idx;
             if (hpack_decode_int(&p, end, prefix, &idx) != 0)
                 return RILL_ERR_COMPRESSION;
+            /* A field past the list limit is still parsed (and indexed) to keep the table in sync,
+             * but strings that can be neither delivered nor stored are only validated. */
+            uint64_t budget = 0;
+            bool useful = false;
+            if (!too_large) {
+                useful = true;
+                budget = dec->max_list ? (uint64_t)dec->max_list - list_size : UINT64_MAX;
+            }
+            if (indexing && dec->table.max_size > budget) {
+                useful = true;
+                budget = dec->table.max_size;
+            }
+            budget = useful && budget >= HPACK_ENTRY_OVERHEAD ? budget - HPACK_ENTRY_OVERHEAD : 0;
             if (idx == 0)
-                rc = read_string(dec, &p, end, &scratch_used, store, &name);
+                rc = read_string(dec, &p, end, &scratch_used, useful ? budget : 0, &name);
             else
                 rc = lookup(dec, idx, false, indexing, &scratch_used, &name, NULL);
             if (rc)
                 return rc;
-            rc = read_string(dec, &p, end, &scratch_used, store, &value);
+            budget = budget > name.len ? budget - name.len : 0;
+            rc = read_string(dec, &p, end, &scratch_used, useful ? budget : 0, &value);
             if (rc)
                 return rc;
             if (indexing) {

@@ -30,8 +30,22 @@ struct enc_state {
     uint32_t bucket_mask;
 };
 
+/* How often a name's values repeat, to spot names whose values are one-offs (request ids, sizes,
+ * timestamps) and keep them out of the table. Direct-mapped by name hash; a collision just restarts
+ * the statistics. */
+#define NAME_STATS 64
+#define RECENT_VALUES 4
+struct name_stat {
+    uint32_t name_hash;
+    uint8_t seen;    /* occurrences (decayed) */
+    uint8_t repeats; /* of which repeated a recent value */
+    uint8_t next;    /* slot in recent to overwrite */
+    uint32_t recent[RECENT_VALUES]; /* hashes of the last distinct values */
+};
+
 struct rill_hpack_encoder {
     struct enc_state s;
+    struct name_stat stats[NAME_STATS];
     uint32_t local_cap;
     uint32_t options;
     bool update_pending;
@@ -41,8 +55,9 @@ struct rill_hpack_encoder {
 
 enum policy { P_INDEX, P_NO_INDEX, P_NEVER, P_COOKIE, P_PATH };
 
-/* Per static name: values of date, content-length, etag... rarely repeat, so indexing them only
- * pushes useful entries out; credentials must never enter a table (RFC 7541 7.1.3). */
+/* Per static name: values of date, content-length, etag... rarely repeat, so they start out not
+ * indexed (indexing them would push useful entries out) until their values are seen to repeat;
+ * credentials must never enter a table (RFC 7541 7.1.3). */
 static uint8_t static_policy(unsigned idx)
 {
     switch (idx) {
@@ -86,6 +101,37 @@ static inline uint32_t hash_bytes(const uint8_t *p, size_t n, uint64_t seed)
     h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
     h ^= h >> 29;
     return (uint32_t)(h ^ (h >> 32));
+}
+
+/* Records one occurrence of (name, value) and says whether values of this name repeat often enough
+ * (about one in five) to be worth a table entry. Names presumed one-off (P_NO_INDEX) start out
+ * not indexed and need that evidence (timestamps such as date do repeat within a burst of
+ * responses); other names are indexed until six occurrences show otherwise (request ids...).
+ * Thresholds tuned on the hpack-test-case raw-data stories. */
+static bool worth_indexing(struct name_stat *stats, uint8_t policy, uint32_t name_hash, uint32_t nv_hash,
+                           bool known_repeat)
+{
+    struct name_stat *st = &stats[(name_hash ^ (name_hash >> 16)) & (NAME_STATS - 1)];
+    if (st->name_hash != name_hash || st->seen == 0) {
+        memset(st, 0, sizeof *st);
+        st->name_hash = name_hash;
+    }
+    bool repeat = known_repeat;
+    for (unsigned i = 0; i < RECENT_VALUES && !repeat; i++)
+        repeat = st->recent[i] == nv_hash && i < st->seen;
+    if (!repeat) {
+        st->recent[st->next] = nv_hash;
+        st->next = (uint8_t)((st->next + 1) % RECENT_VALUES);
+    }
+    if (st->seen == 64) { /* decay: follow changes in the traffic */
+        st->seen /= 2;
+        st->repeats /= 2;
+    }
+    st->seen++;
+    st->repeats += repeat;
+    if (policy == P_NO_INDEX)
+        return st->seen >= 2 && st->repeats * 5 >= st->seen;
+    return st->seen < 6 || st->repeats * 5 > st->seen;
 }
 
 rill_hpack_encoder *rill_hpack_encoder_new(uint32_t max_table_size)
@@ -318,31 +364,26 @@ static size_t encode_field(rill_hpack_encoder *enc, const rill_header *f, uint8_
     if (exact_static && !never)
         return hpack_encode_int(out, 0x80, 7, exact_static);
 
-    bool indexing = !never && !(f->flags & RILL_HEADER_NO_INDEX);
-    if (indexing && !index_all) {
-        if (policy == P_NO_INDEX)
-            indexing = false;
-        else if (policy == P_PATH && memchr(f->value, '?', f->value_len))
-            indexing = false;
-        else if ((uint64_t)f->name_len + f->value_len + HPACK_ENTRY_OVERHEAD > s->table.max_size / 4 * 3)
-            indexing = false; /* would flush most of the table for one field */
-    }
-    if (s->table.max_size < HPACK_ENTRY_OVERHEAD)
-        indexing = false;
-
-    uint32_t name_hash = 0, nv_hash = 0;
-    if (s->table.count || indexing) {
-        name_hash = hash_bytes(f->name, f->name_len, 0x5bd1e995u);
-        nv_hash = hash_bytes(f->value, f->value_len, name_hash);
-    }
+    uint32_t name_hash = hash_bytes(f->name, f->name_len, 0x5bd1e995u);
+    uint32_t nv_hash = hash_bytes(f->value, f->value_len, name_hash);
+    uint32_t exact = 0;
     if (s->table.count) {
         uint32_t dyn_name = 0;
-        uint32_t exact = dyn_find(s, f, name_hash, nv_hash, name_idx == 0, &dyn_name);
-        if (exact && !never)
-            return hpack_encode_int(out, 0x80, 7, exact);
+        exact = dyn_find(s, f, name_hash, nv_hash, name_idx == 0, &dyn_name);
         if (!name_idx)
             name_idx = dyn_name;
     }
+    bool indexing = !never && !(f->flags & RILL_HEADER_NO_INDEX) && s->table.max_size >= HPACK_ENTRY_OVERHEAD;
+    if (indexing && !index_all) {
+        if (policy == P_PATH && memchr(f->value, '?', f->value_len))
+            indexing = false;
+        else if ((uint64_t)f->name_len + f->value_len + HPACK_ENTRY_OVERHEAD > s->table.max_size / 4 * 3)
+            indexing = false; /* would flush most of the table for one field */
+        else
+            indexing = worth_indexing(enc->stats, policy, name_hash, nv_hash, exact != 0);
+    }
+    if (exact && !never)
+        return hpack_encode_int(out, 0x80, 7, exact);
     if (indexing && prepare_index(s, f) != RILL_OK)
         indexing = false;
 

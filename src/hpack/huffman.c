@@ -34,6 +34,17 @@ static inline void store_be32(uint8_t *p, uint32_t v)
     memcpy(p, &v, 4);
 }
 
+/* Follows subtables for a code longer than the root width; returns the leaf entry. */
+static inline uint32_t walk_subtables(uint32_t e, uint64_t acc)
+{
+    unsigned shift = HPACK_HUFF_ROOT_BITS;
+    while ((e >> 30) == KIND_SUBTABLE) {
+        e = hpack_huff_sub[(e & 0xffffu) + (uint32_t)((acc << shift) >> (64 - HPACK_HUFF_SUB_BITS))];
+        shift += HPACK_HUFF_SUB_BITS;
+    }
+    return e;
+}
+
 static inline __attribute__((always_inline)) ptrdiff_t huff_decode(const uint8_t *src, size_t len,
                                                                    uint8_t *dst, bool store)
 {
@@ -51,60 +62,67 @@ static inline __attribute__((always_inline)) ptrdiff_t huff_decode(const uint8_t
                 acc |= (uint64_t)*p++ << (56 - bits);
                 bits += 8;
             }
-            if (bits == 0)
-                break;
         }
-        /* Whenever input remains, bits >= 56 here, so any code (<= 30 bits) is complete. */
-        uint32_t e = hpack_huff_root[acc >> (64 - HPACK_HUFF_ROOT_BITS)];
-        unsigned kind = e >> 30;
-        if (HPACK_LIKELY(kind == KIND_TWO)) {
-            unsigned total = (e >> 21) & 31u;
-            if (HPACK_LIKELY(total <= bits)) {
+        /* Fast path: with 30 bits or more in hand every code is complete. */
+        while (bits >= 30) {
+            uint32_t e = hpack_huff_root[acc >> (64 - HPACK_HUFF_ROOT_BITS)];
+            unsigned kind = e >> 30, l;
+            if (HPACK_LIKELY(kind == KIND_TWO)) {
                 if (store) {
                     dst[n] = (uint8_t)e;
                     dst[n + 1] = (uint8_t)(e >> 8);
                 }
                 n += 2;
-                acc <<= total;
-                bits -= total;
+                l = (e >> 21) & 31u;
+            } else {
+                if (kind == KIND_SUBTABLE) {
+                    e = walk_subtables(e, acc);
+                    if ((e >> 30) == KIND_EOS)
+                        return -1; /* RFC 7541 5.2: EOS inside a string is a decoding error */
+                }
+                if (store)
+                    dst[n] = (uint8_t)e;
+                n++;
+                l = (e >> 16) & 31u;
+            }
+            acc <<= l;
+            bits -= l;
+        }
+        if (p < end)
+            continue;
+        /* The input is exhausted and fewer than 30 bits remain: decode what is complete. */
+        while (bits > 0) {
+            uint32_t e = hpack_huff_root[acc >> (64 - HPACK_HUFF_ROOT_BITS)];
+            unsigned kind = e >> 30;
+            if (kind == KIND_SUBTABLE)
+                e = walk_subtables(e, acc);
+            else if (kind == KIND_TWO && ((e >> 21) & 31u) <= bits) {
+                if (store) {
+                    dst[n] = (uint8_t)e;
+                    dst[n + 1] = (uint8_t)(e >> 8);
+                }
+                n += 2;
+                acc <<= (e >> 21) & 31u;
+                bits -= (e >> 21) & 31u;
                 continue;
             }
-            kind = KIND_ONE; /* near the end: the second code may lie in the zero fill */
-        }
-        if (kind == KIND_ONE) {
-            unsigned l1 = (e >> 16) & 31u;
-            if (l1 > bits)
-                goto tail;
+            unsigned l = (e >> 16) & 31u; /* first (or only) code */
+            if (l > bits) {
+                /* Inside a code: legal only as at most 7 bits of EOS prefix (all ones); no complete
+                 * code of 7 bits or less is all ones, so this is unambiguous. */
+                if (bits <= 7 && (acc >> (64 - bits)) == (1u << bits) - 1u)
+                    break;
+                return -1;
+            }
+            if ((e >> 30) == KIND_EOS)
+                return -1;
             if (store)
                 dst[n] = (uint8_t)e;
             n++;
-            acc <<= l1;
-            bits -= l1;
-            continue;
+            acc <<= l;
+            bits -= l;
         }
-        unsigned shift = HPACK_HUFF_ROOT_BITS;
-        while (kind == KIND_SUBTABLE) {
-            e = hpack_huff_sub[(e & 0xffffu) + (uint32_t)((acc << shift) >> (64 - HPACK_HUFF_SUB_BITS))];
-            shift += HPACK_HUFF_SUB_BITS;
-            kind = e >> 30;
-        }
-        unsigned l = (e >> 16) & 31u;
-        if (l > bits)
-            goto tail;
-        if (kind == KIND_EOS)
-            return -1; /* RFC 7541 5.2: EOS inside a string is a decoding error */
-        if (store)
-            dst[n] = (uint8_t)e;
-        n++;
-        acc <<= l;
-        bits -= l;
-        continue;
-    tail:
-        /* The input is exhausted inside a code: legal only as at most 7 bits of EOS prefix (all
-         * ones); no complete code of 7 bits or less is all ones, so this is unambiguous. */
-        if (bits <= 7 && (acc >> (64 - bits)) == (1u << bits) - 1u)
-            break;
-        return -1;
+        break;
     }
     return (ptrdiff_t)n;
 }

@@ -44,6 +44,8 @@ static void evict_to(hpack_table *t, uint32_t limit)
 
 void hpack_ring_copy(const hpack_table *t, uint32_t off, uint32_t len, uint8_t *dst)
 {
+    if (len == 0)
+        return;
     uint32_t first = t->data_cap - off;
     if (len <= first) {
         memcpy(dst, t->data + off, len);
@@ -55,6 +57,8 @@ void hpack_ring_copy(const hpack_table *t, uint32_t off, uint32_t len, uint8_t *
 
 bool hpack_ring_equal(const hpack_table *t, uint32_t off, const uint8_t *s, uint32_t len)
 {
+    if (len == 0)
+        return true; /* s may be NULL */
     uint32_t first = t->data_cap - off;
     if (len <= first)
         return memcmp(t->data + off, s, len) == 0;
@@ -63,6 +67,8 @@ bool hpack_ring_equal(const hpack_table *t, uint32_t off, const uint8_t *s, uint
 
 static void ring_write(hpack_table *t, uint32_t off, const uint8_t *src, uint32_t len)
 {
+    if (len == 0)
+        return; /* src may be NULL */
     uint32_t first = t->data_cap - off;
     if (len <= first) {
         memcpy(t->data + off, src, len);

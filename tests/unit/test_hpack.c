@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "hpack/hpack_tables.h"
 #include "hpack/huffman.h"
 #include "hpack_test_util.h"
 
@@ -280,6 +281,55 @@ static void huffman_round_trips_every_byte(void **state)
     }
 }
 
+/* A bit-at-a-time reference decoder, straight from RFC 7541 5.2, to check the table-driven one. */
+static ptrdiff_t reference_huff_decode(const uint8_t *src, size_t len, uint8_t *dst)
+{
+    uint32_t code = 0;
+    unsigned code_len = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < len * 8; i++) {
+        code = code << 1 | ((src[i / 8] >> (7 - i % 8)) & 1u);
+        code_len++;
+        for (int sym = 0; sym < 257; sym++) {
+            if (hpack_huff_len[sym] == code_len && hpack_huff_code[sym] == code) {
+                if (sym == 256)
+                    return -1;
+                dst[n++] = (uint8_t)sym;
+                code = 0;
+                code_len = 0;
+                break;
+            }
+        }
+        if (code_len > 30)
+            return -1;
+    }
+    if (code_len > 7 || code != (1u << code_len) - 1u)
+        return -1;
+    return (ptrdiff_t)n;
+}
+
+static void huffman_matches_reference_on_random_input(void **state)
+{
+    (void)state;
+    uint8_t in[40], a[80], b[80];
+    srand(11);
+    int valid = 0;
+    for (int round = 0; round < 20000; round++) {
+        size_t len = (size_t)(rand() % 12);
+        for (size_t i = 0; i < len; i++) /* mostly ones: long codes, EOS and padding corner cases */
+            in[i] = rand() % 3 ? (uint8_t)(0xff ^ (1u << (rand() % 8)) * (rand() % 2)) : (uint8_t)rand();
+        ptrdiff_t want = reference_huff_decode(in, len, a);
+        ptrdiff_t got = hpack_huff_decode(in, len, b);
+        assert_int_equal(got, want);
+        assert_int_equal(hpack_huff_validate(in, len), want);
+        if (want > 0) {
+            assert_memory_equal(a, b, (size_t)want);
+            valid++;
+        }
+    }
+    assert_true(valid > 100); /* the generator does reach valid strings */
+}
+
 static void rejects_size_update_after_a_field(void **state)
 {
     (void)state;
@@ -330,6 +380,23 @@ static void smaller_setting_forces_an_update(void **state)
     /* A larger setting needs no update. */
     rill_hpack_decoder_set_max_table_size(dec, 8192);
     assert_int_equal(decode_hex(dec, "82", NULL), RILL_OK);
+    rill_hpack_decoder_free(dec);
+}
+
+static void size_updates_apply_in_order(void **state)
+{
+    (void)state;
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    assert_int_equal(decode_hex(dec, "40016101 62 40016301 64", NULL), RILL_OK);
+    /* 4096, then 0 (empties the table), then 4096 again: nothing left to reference. */
+    assert_int_equal(decode_hex(dec, "3fe11f 20 3fe11f 82", NULL), RILL_OK);
+    assert_int_equal(rill_hpack_decoder_table_size(dec), 0);
+    assert_int_equal(decode_hex(dec, "40016101 62 40016301 64", NULL), RILL_OK);
+    /* Down to 40 in the middle keeps only the newest entry; the later 4096 does not bring any back. */
+    assert_int_equal(decode_hex(dec, "3fe11f 3f09 3fe11f be", NULL), RILL_OK);
+    assert_int_equal(rill_hpack_decoder_table_size(dec), 34);
+    /* Many updates in one block are fine. */
+    assert_int_equal(decode_hex(dec, "3f09 3f09 3f09 3f09 3f09 3f09 3f09 3f09 be", NULL), RILL_OK);
     rill_hpack_decoder_free(dec);
 }
 
@@ -593,14 +660,19 @@ static void sensitive_and_one_off_fields_are_not_indexed(void **state)
     assert_int_equal(rill_hpack_encoder_table_size(enc), 0);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(c.flags[i], i < 5 ? RILL_HEADER_NEVER_INDEX : 0);
-    /* Never-indexed survives a second pass, even if the pair were known. */
+    /* Never-indexed survives a second pass. (Now that they repeated, the timestamps get indexed.) */
     round_trip(enc, dec, f, n, &c);
-    assert_int_equal(c.flags[0], RILL_HEADER_NEVER_INDEX);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(c.flags[i], i < 5 ? RILL_HEADER_NEVER_INDEX : 0);
+    rill_hpack_encoder_free(enc);
+    rill_hpack_decoder_free(dec);
+    enc = rill_hpack_encoder_new(4096);
+    dec = rill_hpack_decoder_new(4096);
     /* A long cookie and a plain path are indexed. */
     rill_header g[] = {hdr("cookie", "session=0123456789abcdef0123", 0), hdr(":path", "/a/b.css", 0)};
     round_trip(enc, dec, g, 2, &c);
     assert_int_equal(c.flags[0], 0);
-    assert_int_equal(rill_hpack_encoder_table_size(enc), 6 + 28 + 32 + 5 + 8 + 32);
+    assert_int_equal(rill_hpack_encoder_table_size(enc), 111);
     /* A field bigger than 3/4 of the table is not indexed; under INDEX_ALL it is. */
     char big[3200];
     memset(big, 'v', sizeof big - 1);
@@ -614,6 +686,97 @@ static void sensitive_and_one_off_fields_are_not_indexed(void **state)
     assert_int_equal(rill_hpack_encode(enc, &h, 1, out, sizeof out, &len), RILL_OK);
     assert_int_equal(out[0], 0x40);
     assert_int_equal(rill_hpack_encoder_table_size(enc), 111 + 5 + 3199 + 32);
+    rill_hpack_encoder_free(enc);
+    rill_hpack_decoder_free(dec);
+}
+
+static void indexing_adapts_to_repetition(void **state)
+{
+    (void)state;
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    collected c;
+    /* Unique request ids: indexed at first, then no more once they prove to be one-offs. */
+    size_t grown = 0;
+    for (int i = 0; i < 20; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "req-%08d-%d", i * 7919, i);
+        rill_header f = hdr("x-request-id", id, 0);
+        size_t before = rill_hpack_encoder_table_size(enc);
+        round_trip(enc, dec, &f, 1, &c);
+        grown += rill_hpack_encoder_table_size(enc) > before;
+    }
+    assert_true(grown >= 4 && grown <= 8);
+    /* A date that repeats (responses within one second) becomes a one-byte reference. */
+    rill_header d = hdr("date", "Mon, 21 Oct 2013 20:13:21 GMT", 0);
+    size_t lens[4];
+    for (int i = 0; i < 4; i++)
+        lens[i] = round_trip(enc, dec, &d, 1, &c);
+    assert_true(lens[0] > 20);
+    assert_int_equal(lens[3], 1);
+    rill_hpack_encoder_free(enc);
+    rill_hpack_decoder_free(dec);
+}
+
+static void static_table_lookup_finds_every_entry(void **state)
+{
+    (void)state;
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
+    rill_hpack_encoder_set_options(enc, RILL_HPACK_ENC_INDEX_ALL);
+    for (unsigned i = 1; i <= HPACK_STATIC_COUNT; i++) {
+        const hpack_static_entry *se = &hpack_static_table[i];
+        rill_header h = {se->name, se->name_len, se->value, se->value_len, RILL_HEADER_NO_INDEX};
+        uint8_t out[64];
+        size_t len;
+        assert_int_equal(rill_hpack_encode(enc, &h, 1, out, sizeof out, &len), RILL_OK);
+        assert_int_equal(len, 1);
+        assert_int_equal(out[0], 0x80 | i);
+        /* Another value: a literal naming the first static entry with this name. */
+        h.value = (const uint8_t *)"zz-other";
+        h.value_len = 8;
+        assert_int_equal(rill_hpack_encode(enc, &h, 1, out, sizeof out, &len), RILL_OK);
+        unsigned first = i;
+        while (first > 1 && hpack_static_table[first - 1].name_len == se->name_len &&
+               memcmp(hpack_static_table[first - 1].name, se->name, se->name_len) == 0)
+            first--;
+        if (first < 15) {
+            assert_int_equal(out[0], first);
+        } else {
+            assert_int_equal(out[0], 0x0f);
+            assert_int_equal(out[1], first - 15);
+        }
+    }
+    /* Names that only look alike are not confused with static ones. */
+    rill_header h = hdr("content-lengtx", "1", RILL_HEADER_NO_INDEX);
+    uint8_t out[64];
+    size_t len;
+    assert_int_equal(rill_hpack_encode(enc, &h, 1, out, sizeof out, &len), RILL_OK);
+    assert_int_equal(out[0], 0x00);
+    assert_int_equal(rill_hpack_encoder_table_size(enc), 0);
+    rill_hpack_encoder_free(enc);
+}
+
+static void dynamic_names_are_reused_even_when_evicted_by_the_insert(void **state)
+{
+    (void)state;
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(80);
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(80);
+    rill_hpack_encoder_set_options(enc, RILL_HPACK_ENC_INDEX_ALL | RILL_HPACK_ENC_HUFFMAN_NEVER);
+    collected c;
+    rill_header a = hdr("x-name", "1", 0); /* 39 octets */
+    round_trip(enc, dec, &a, 1, &c);
+    /* Same name, new value: the name comes from entry 62, which this insertion evicts (4.4). */
+    rill_header b = hdr("x-name", "0123456789abcdef", 0); /* 54 octets: 39 + 54 > 80 */
+    uint8_t out[64];
+    size_t len;
+    assert_int_equal(rill_hpack_encode(enc, &b, 1, out, sizeof out, &len), RILL_OK);
+    assert_int_equal(out[0], 0x7e); /* literal with indexing, name index 62 */
+    memset(&c, 0, sizeof c);
+    assert_int_equal(rill_hpack_decode_block(dec, out, len, collect_cb, &c), RILL_OK);
+    assert_string_equal(c.name[0], "x-name");
+    assert_string_equal(c.value[0], "0123456789abcdef");
+    assert_int_equal(rill_hpack_encoder_table_size(enc), 54);
+    assert_int_equal(rill_hpack_decoder_table_size(dec), 54);
     rill_hpack_encoder_free(enc);
     rill_hpack_decoder_free(dec);
 }
@@ -696,6 +859,31 @@ static void small_buffer_leaves_state_unchanged(void **state)
     rill_hpack_encoder_free(b);
 }
 
+static int expect_empty_value(void *user, const rill_header *h)
+{
+    (*(int *)user)++;
+    return h->value_len == 0 ? 0 : RILL_ERR_PROTOCOL;
+}
+
+static void empty_values_may_be_null(void **state)
+{
+    (void)state;
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    rill_header f[] = {{(const uint8_t *)"x-empty", 7, NULL, 0, 0}, {(const uint8_t *)"x-empty", 7, NULL, 0, 0}};
+    uint8_t out[64];
+    size_t len;
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(rill_hpack_encode(enc, f, 2, out, sizeof out, &len), RILL_OK);
+        int n = 0;
+        assert_int_equal(rill_hpack_decode_block(dec, out, len, expect_empty_value, &n), RILL_OK);
+        assert_int_equal(n, 2);
+    }
+    assert_int_equal(len, 2); /* both indexed by now */
+    rill_hpack_encoder_free(enc);
+    rill_hpack_decoder_free(dec);
+}
+
 static void random_fields_round_trip_with_eviction(void **state)
 {
     (void)state;
@@ -743,9 +931,11 @@ int main(void)
         cmocka_unit_test(rejects_truncated_strings),
         cmocka_unit_test(rejects_bad_huffman),
         cmocka_unit_test(huffman_round_trips_every_byte),
+        cmocka_unit_test(huffman_matches_reference_on_random_input),
         cmocka_unit_test(rejects_size_update_after_a_field),
         cmocka_unit_test(rejects_size_update_above_the_setting),
         cmocka_unit_test(smaller_setting_forces_an_update),
+        cmocka_unit_test(size_updates_apply_in_order),
         cmocka_unit_test(evicts_oldest_entries),
         cmocka_unit_test(entries_wrapping_the_ring_decode_intact),
         cmocka_unit_test(header_list_limit_keeps_table_in_sync),
@@ -758,9 +948,13 @@ int main(void)
         cmocka_unit_test(encode_c6_responses_huffman_with_eviction),
         cmocka_unit_test(repeated_fields_become_one_byte),
         cmocka_unit_test(sensitive_and_one_off_fields_are_not_indexed),
+        cmocka_unit_test(indexing_adapts_to_repetition),
+        cmocka_unit_test(static_table_lookup_finds_every_entry),
+        cmocka_unit_test(dynamic_names_are_reused_even_when_evicted_by_the_insert),
         cmocka_unit_test(huffman_only_when_shorter),
         cmocka_unit_test(table_size_updates_follow_peer_setting),
         cmocka_unit_test(small_buffer_leaves_state_unchanged),
+        cmocka_unit_test(empty_values_may_be_null),
         cmocka_unit_test(random_fields_round_trip_with_eviction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
