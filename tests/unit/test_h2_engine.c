@@ -452,11 +452,12 @@ static void peer_not_reading_stops_reads_then_fails(void **state)
 /* ---- memory ---- */
 
 struct counting {
-    size_t live, peak;
+    size_t live, peak, calls;
 };
 static void *c_alloc(size_t n, void *ctx)
 {
     struct counting *c = ctx;
+    c->calls++;
     size_t *p = malloc(n + 16);
     p[0] = n;
     c->live += n;
@@ -469,6 +470,7 @@ static void *c_realloc(void *ptr, size_t n, void *ctx)
     struct counting *c = ctx;
     if (!ptr)
         return c_alloc(n, ctx);
+    c->calls++;
     size_t *p = (size_t *)((uint8_t *)ptr - 16);
     c->live -= p[0];
     p = realloc(p, n + 16);
@@ -565,6 +567,47 @@ static void memory_idle_and_per_stream(void **state)
     assert_int_equal(g_count.live, 0);
 }
 
+/* Steady state: requests with bodies and responses cost the session no allocation at all. */
+static void no_allocation_per_request_in_steady_state(void **state)
+{
+    (void)state;
+    memset(&g_count, 0, sizeof g_count);
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, counting_alloc);
+    tbuf b = {0}, blk = {0};
+    rill_header ok[] = {F(":status", "200"), F("content-type", "text/plain")};
+    static const uint8_t body[100];
+    size_t calls_after_warmup = 0;
+    for (uint32_t i = 0; i < 200; i++) {
+        uint32_t sid = 2 * i + 1;
+        blk.len = 0;
+        hp_block(&blk, ":method", "POST", ":scheme", "https", ":path", "/upload", ":authority", "a",
+                 "content-length", "5", NULL);
+        tf_headers_block(&b, sid, 0x4, &blk);
+        tf_data(&b, sid, 0x1, "hello", 5);
+        rill_h2_session_recv(t.s, b.p, b.len);
+        b.len = 0;
+        rill_h2_consume(t.s, (int32_t)sid, 5);
+        assert_int_equal(rill_h2_submit_response(t.s, (int32_t)sid, ok, 2, 0), 0);
+        assert_int_equal(rill_h2_submit_data(t.s, (int32_t)sid, body, sizeof body, RILL_H2_FLAG_END_STREAM, NULL), 0);
+        struct iovec iov[16];
+        int n;
+        while ((n = rill_h2_session_output(t.s, iov, 16)) > 0) {
+            size_t total = 0;
+            for (int k = 0; k < n; k++)
+                total += iov[k].iov_len;
+            rill_h2_session_output_consumed(t.s, total);
+        }
+        if (i == 9)
+            calls_after_warmup = g_count.calls;
+    }
+    assert_int_equal(rill_h2_session_stream_count(t.s), 0);
+    assert_int_equal(g_count.calls, calls_after_warmup);
+    tb_free(&b);
+    tb_free(&blk);
+    tsess_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,6 +628,7 @@ int main(void)
         cmocka_unit_test(freeing_the_session_releases_buffers),
         cmocka_unit_test(trim_frees_idle_buffers),
         cmocka_unit_test(memory_idle_and_per_stream),
+        cmocka_unit_test(no_allocation_per_request_in_steady_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
