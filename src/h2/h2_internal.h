@@ -158,6 +158,7 @@ struct rill_h2_session {
     struct h2_stream **buckets;
     uint32_t nbuckets, nstreams;
     uint32_t peer_active, local_active; /* open/half-closed streams initiated by each side */
+    uint32_t reserved_remote;           /* promised to us, not yet answered */
     struct h2_stream *free_streams;
     int32_t last_peer_id;   /* highest stream id the peer opened */
     int32_t last_local_id;  /* highest stream id we opened or promised */

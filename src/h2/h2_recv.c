@@ -556,9 +556,18 @@ static void headers_complete(rill_h2_session *s, const uint8_t *block, size_t le
     bool self_dep = (s->hb_flags & 0x80u) != 0; /* private marker set while parsing */
     if (s->hb_type == RILL_H2_PUSH_PROMISE) {
         int32_t pid = s->hb_promised;
-        int rc = decode_block(s, block, len, true);
+        /* Promises do not count toward concurrency, so they get their own cap. */
+        bool refuse = s->reserved_remote >= s->local.max_concurrent_streams;
+        int rc = decode_block(s, block, len, !refuse);
         if (dead(s))
             return;
+        if (refuse) {
+            if (!h2_flood_take(s, FL_RST))
+                h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "PUSH_PROMISE flood");
+            else
+                h2_stream_error(s, pid, RILL_H2_REFUSED_STREAM);
+            return;
+        }
         struct h2_stream *ps = h2_stream_new(s, pid, H2_RESERVED_REMOTE);
         if (!ps) {
             h2_stream_error(s, pid, RILL_H2_REFUSED_STREAM);

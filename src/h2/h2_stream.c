@@ -61,6 +61,10 @@ void h2_stream_set_state(rill_h2_session *s, struct h2_stream *st, uint8_t state
         (*ctr)--;
     else if (!was && is)
         (*ctr)++;
+    if (st->state == H2_RESERVED_REMOTE)
+        s->reserved_remote--;
+    if (state == H2_RESERVED_REMOTE)
+        s->reserved_remote++;
     st->state = state;
 }
 

@@ -435,6 +435,64 @@ static void client_response_content_length_checked(void **state)
     tsess_free(&t);
 }
 
+static void few_streams(rill_h2_options *o) { o->local.max_concurrent_streams = 2; }
+
+static void s8_4_promises_beyond_our_limit_are_refused(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_CLIENT, few_streams);
+    assert_int_equal(rill_h2_submit_request(t.s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL), 1);
+    drain(t.s, &t.out);
+    tbuf b = {0}, blk = {0}, fr = {0};
+    hp_block(&blk, ":method", "GET", ":scheme", "https", ":path", "/p", ":authority", "a", NULL);
+    for (uint32_t pid = 2; pid <= 6; pid += 2) {
+        fr.len = 0;
+        tb_u32(&fr, pid);
+        tb_put(&fr, blk.p, blk.len);
+        tf_frame(&b, RILL_H2_PUSH_PROMISE, 0x4, 1, fr.p, fr.len);
+    }
+    feed_drain(&t, &b);
+    assert_int_equal(rec_count(&t.rec, EV_PUSH), 2);
+    const tframe *r = find_frame(&t.out, RILL_H2_RST_STREAM, 6);
+    assert_non_null(r);
+    assert_int_equal(get32(r->payload), RILL_H2_REFUSED_STREAM);
+    /* DATA on a reserved (remote) stream is a connection error */
+    tf_data(&b, 2, 0, "x", 1);
+    assert_true(feed_drain(&t, &b) < 0);
+    expect_goaway(&t.out, RILL_H2_PROTOCOL_ERROR);
+    tb_free(&b);
+    tb_free(&blk);
+    tb_free(&fr);
+    tsess_free(&t);
+}
+
+static void s5_1_reserved_local_rules(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_get(&b, 1, 0x1);
+    feed_drain(&t, &b);
+    rill_header promised[] = {F(":method", "GET"), F(":scheme", "https"), F(":path", "/x"), F(":authority", "a")};
+    assert_int_equal(rill_h2_submit_push_promise(t.s, 1, promised, 4, NULL), 2);
+    drain(t.s, &t.out);
+    /* WINDOW_UPDATE and PRIORITY are fine on a reserved (local) stream, and RST_STREAM cancels it */
+    tf_window_update(&b, 2, 100);
+    uint8_t p[5] = {0, 0, 0, 1, 1};
+    tf_frame(&b, RILL_H2_PRIORITY, 0, 2, p, 5);
+    feed_drain(&t, &b);
+    expect_no_error(&t.out);
+    assert_int_equal(rill_h2_session_send_window(t.s, 2), 65535 + 100);
+    /* HEADERS from the client on it is a connection error */
+    tf_get(&b, 2, 0x1);
+    assert_true(feed_drain(&t, &b) < 0);
+    expect_goaway(&t.out, RILL_H2_PROTOCOL_ERROR);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +511,8 @@ int main(void)
         cmocka_unit_test(client_s5_1_idle_and_closed_streams),
         cmocka_unit_test(client_frames_after_reset_are_ignored),
         cmocka_unit_test(client_response_content_length_checked),
+        cmocka_unit_test(s8_4_promises_beyond_our_limit_are_refused),
+        cmocka_unit_test(s5_1_reserved_local_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
