@@ -556,6 +556,12 @@ static void headers_complete(rill_h2_session *s, const uint8_t *block, size_t le
     bool self_dep = (s->hb_flags & 0x80u) != 0; /* private marker set while parsing */
     if (s->hb_type == RILL_H2_PUSH_PROMISE) {
         int32_t pid = s->hb_promised;
+        if (!h2_stream_find(s, sid)) {
+            decode_block(s, block, len, false); /* the associated stream was reset by us */
+            if (!dead(s))
+                h2_stream_error(s, pid, RILL_H2_CANCEL);
+            return;
+        }
         /* Promises do not count toward concurrency, so they get their own cap. */
         bool refuse = s->reserved_remote >= s->local.max_concurrent_streams;
         int rc = decode_block(s, block, len, !refuse);
@@ -711,7 +717,10 @@ static void on_push_promise_frame(rill_h2_session *s, const uint8_t *p, size_t l
         return;
     int32_t pid = (int32_t)(h2_get32(p) & 0x7fffffffu);
     struct h2_stream *st = h2_stream_find(s, s->fsid);
-    if (!st || (st->state != H2_OPEN && st->state != H2_HALF_CLOSED_LOCAL)) {
+    /* A promise on a stream we reset was in flight: it still reserves the promised stream
+     * (section 5.1), which headers_complete then cancels. */
+    bool we_reset = !st && h2_closed_lookup(s, s->fsid) == H2_CLOSED_LOCAL_RST;
+    if (!we_reset && (!st || (st->state != H2_OPEN && st->state != H2_HALF_CLOSED_LOCAL))) {
         h2_connection_error(s, RILL_H2_PROTOCOL_ERROR, "PUSH_PROMISE on a stream that cannot carry it");
         return;
     }

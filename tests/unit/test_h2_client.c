@@ -158,6 +158,19 @@ static void s8_4_push_received(void **state)
     assert_int_equal(rill_h2_submit_rst_stream(t.s, 4, RILL_H2_CANCEL), 0);
     drain(t.s, &t.out);
     expect_rst(&t.out, 4, RILL_H2_CANCEL);
+    /* a promise arriving on a stream we already reset reserves the stream; we cancel it */
+    assert_int_equal(rill_h2_submit_request(t.s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL), 3);
+    assert_int_equal(rill_h2_submit_rst_stream(t.s, 3, RILL_H2_CANCEL), 0);
+    drain(t.s, &t.out);
+    fr.len = 0;
+    tb_u32(&fr, 6);
+    tb_put(&fr, blk.p, blk.len);
+    tf_frame(&b, RILL_H2_PUSH_PROMISE, 0x4, 3, fr.p, fr.len);
+    assert_true(feed_drain(&t, &b) >= 0);
+    assert_null(find_frame(&t.out, RILL_H2_GOAWAY, 0));
+    const tframe *cancel = find_frame(&t.out, RILL_H2_RST_STREAM, 6);
+    assert_non_null(cancel);
+    assert_int_equal(get32(cancel->payload), RILL_H2_CANCEL);
     /* odd promised ids are a connection error */
     fr.len = 0;
     tb_u32(&fr, 5);
