@@ -556,8 +556,10 @@ static void send_one(rill_h2_session *s, struct h2_stream *st)
             return;
         }
         bool end = eof && !st->trailers;
-        h2_frame_header(p, (uint32_t)n, RILL_H2_DATA, end ? H2_FLAG_END_STREAM : 0, st->id);
-        h2_out_commit(s, H2_FRAME_HEADER + (size_t)n);
+        if (n || end) { /* an empty frame only when it carries END_STREAM */
+            h2_frame_header(p, (uint32_t)n, RILL_H2_DATA, end ? H2_FLAG_END_STREAM : 0, st->id);
+            h2_out_commit(s, H2_FRAME_HEADER + (size_t)n);
+        }
         st->send_window -= n;
         s->conn_send_window -= n;
         if (eof) {

@@ -186,12 +186,15 @@ static int read_src(rill_h2_session *s, int32_t sid, uint8_t *buf, size_t max, b
     r->calls++;
     if (r->block)
         return RILL_ERR_WOULD_BLOCK;
+    if (r->left == 0) {
+        *eof = true; /* the end comes as a separate, empty read */
+        return 0;
+    }
     size_t n = r->left < max ? r->left : max;
     if (n > 3000)
         n = 3000;
     memset(buf, 'z', n);
     r->left -= n;
-    *eof = r->left == 0;
     return (int)n;
 }
 
@@ -224,6 +227,9 @@ static void pull_source_with_pause_and_trailers(void **state)
             assert_int_equal(t.out.f[i].flags, 0); /* trailers end the stream */
         }
     assert_int_equal(got, 10000);
+    for (size_t i = 0; i < t.out.n; i++)
+        if (t.out.f[i].type == RILL_H2_DATA)
+            assert_true(t.out.f[i].len > 0); /* no empty DATA before the trailers */
     assert_int_equal(t.out.f[t.out.n - 1].type, RILL_H2_HEADERS);
     assert_int_equal(t.out.f[t.out.n - 1].flags, 0x5);
     assert_int_equal(rill_h2_session_stream_count(t.s), 0);
