@@ -198,8 +198,10 @@ RILL_API void rill_h2_session_free(rill_h2_session *s);
 
 /* Server side of an h2c Upgrade: call right after rill_h2_session_new. settings_payload is the
  * base64url-decoded HTTP2-Settings header (a SETTINGS payload); request holds the upgraded
- * request's fields (HTTP/2 style, pseudo-headers included; only :method is looked at). Stream 1
- * becomes half-closed (remote); answer it with rill_h2_submit_response(s, 1, ...). */
+ * request's fields in HTTP/2 form (:method, :scheme, :path, :authority, then the regular fields,
+ * lowercase, no connection-specific ones). Stream 1 becomes half-closed (remote) and the request is
+ * reported at once through on_headers (END_STREAM) and on_end_stream, like any request; answer it
+ * with rill_h2_submit_response(s, 1, ...). RILL_ERR_INVALID_ARG for a bad payload or request. */
 RILL_API int rill_h2_session_upgrade_server(rill_h2_session *s, const uint8_t *settings_payload,
                                             size_t payload_len, const rill_header *request,
                                             size_t count);

@@ -358,17 +358,35 @@ int rill_h2_session_upgrade_server(rill_h2_session *s, const uint8_t *payload, s
 {
     if (s->role != RILL_H2_SERVER || s->nstreams || s->last_peer_id)
         return RILL_ERR_STATE;
-    /* The HTTP2-Settings header is the client's first SETTINGS; the 101 acknowledges it. */
-    if (h2_settings_apply(&s->peer, payload, len, false) != 0)
+    struct h2_msg_info mi;
+    if (!h2_message_valid(request, count, H2_MSG_REQUEST, false, &mi) || mi.connect)
         return RILL_ERR_INVALID_ARG;
+    /* The HTTP2-Settings header is the client's first SETTINGS; the 101 acknowledges it. */
+    rill_h2_settings peer = s->peer;
+    if (h2_settings_apply(&peer, payload, len, false) != 0)
+        return RILL_ERR_INVALID_ARG;
+    s->peer = peer;
     struct h2_stream *st = h2_stream_new(s, 1, H2_HALF_CLOSED_REMOTE);
     if (!st)
         return RILL_ERR_NOMEM;
     st->flags |= SF_HEADERS_RECV;
-    for (size_t i = 0; i < count; i++)
-        if (request[i].name_len == 7 && memcmp(request[i].name, ":method", 7) == 0 &&
-            request[i].value_len == 4 && memcmp(request[i].value, "HEAD", 4) == 0)
-            st->flags |= SF_HEAD;
+    if (mi.head)
+        st->flags |= SF_HEAD | SF_SEND_NO_BODY;
+    if (mi.urgency >= 0)
+        st->urgency = (uint8_t)mi.urgency;
+    if (mi.incremental > 0)
+        st->flags |= SF_INCREMENTAL;
+    /* The upgraded request reaches the application like any other one. */
+    if (s->cb.on_headers) {
+        int rc = s->cb.on_headers(s, 1, RILL_H2_HEADERS_REQUEST, request, count, RILL_H2_FLAG_END_STREAM, s->user);
+        if (rc < 0)
+            return rc;
+    }
+    if (s->cb.on_end_stream && h2_stream_find(s, 1)) {
+        int rc = s->cb.on_end_stream(s, 1, s->user);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 

@@ -326,7 +326,17 @@ static void h2c_upgrade_server_side(void **state)
     /* the client's HTTP2-Settings: initial window 1000 */
     const uint8_t settings[] = {0, 4, 0, 0, 0x03, 0xe8};
     rill_header req[] = {F(":method", "GET"), F(":path", "/"), F(":scheme", "http"), F(":authority", "a")};
+    rill_header bad[] = {F(":method", "GET"), F(":path", "/"), F(":scheme", "http"), F("connection", "upgrade")};
+    assert_int_equal(rill_h2_session_upgrade_server(s, settings, sizeof settings, bad, 4), RILL_ERR_INVALID_ARG);
+    const uint8_t bad_settings[] = {0, 2, 0, 0, 0, 7};
+    assert_int_equal(rill_h2_session_upgrade_server(s, bad_settings, sizeof bad_settings, req, 4),
+                     RILL_ERR_INVALID_ARG);
     assert_int_equal(rill_h2_session_upgrade_server(s, settings, sizeof settings, req, 4), 0);
+    const tevent *e = rec_find(&rec, EV_HEADERS, 1);
+    assert_non_null(e);
+    assert_int_equal(e->other, RILL_H2_HEADERS_REQUEST);
+    assert_true(ev_has(e, ":path: /"));
+    assert_non_null(rec_find(&rec, EV_END, 1));
     assert_int_equal(rill_h2_session_peer_settings(s)->initial_window_size, 1000);
     assert_int_equal(rill_h2_session_send_window(s, 1), 1000);
     rill_header ok[] = {F(":status", "200")};
