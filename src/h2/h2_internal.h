@@ -286,7 +286,26 @@ bool h2_message_valid(const rill_header *fields, size_t count, enum h2_msg kind,
 /* Parses an RFC 9218 priority field value. */
 void h2_parse_priority(const uint8_t *v, size_t len, int *urgency, int *incremental);
 
-/* ---- session internals (h2_recv.c / h2_send.c) ---- */
+/* ---- session internals (h2_recv.c / h2_headers.c / h2_control.c / h2_send.c) ---- */
+static inline bool h2_dead(const rill_h2_session *s) { return s->rstate == RS_DEAD; }
+/* A stream id nobody has used yet (section 5.1.1); streams opened after our GOAWAY are not. */
+bool h2_is_idle(const rill_h2_session *s, int32_t id);
+/* A peer stream opened after our GOAWAY: ignored. */
+bool h2_after_goaway(const rill_h2_session *s, int32_t id);
+/* A callback failed: fail the connection; returns rc. */
+int h2_cb_fail(rill_h2_session *s, int rc);
+/* The peer ended its side: content-length check, on_end_stream, state change. */
+void h2_end_stream_recv(rill_h2_session *s, struct h2_stream *st);
+void h2_on_headers_frame(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_push_promise_frame(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_continuation(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_priority(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_rst_stream(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_settings(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_ping(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_goaway(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_window_update(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_priority_update(rill_h2_session *s, const uint8_t *p, size_t len);
 void h2_connection_error(rill_h2_session *s, uint32_t code, const char *why);
 void h2_stream_error(rill_h2_session *s, int32_t sid, uint32_t code);
 int h2_queue_window_updates(rill_h2_session *s, struct h2_stream *st);
