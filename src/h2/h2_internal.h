@@ -313,6 +313,8 @@ int h2_encode_headers(rill_h2_session *s, uint8_t type, int32_t sid, int32_t pro
                       const rill_header *fields, size_t count);
 bool h2_flood_take(rill_h2_session *s, enum h2_flood which);
 void h2_fill_output(rill_h2_session *s);
+/* Body bytes still to send: queued buffers or an unfinished read callback. */
+bool h2_body_pending(const struct h2_stream *st);
 void h2_trailers_free(rill_h2_session *s, struct h2_stream *st);
 int h2_ensure_encoder(rill_h2_session *s);
 void h2_close_all_on_error(rill_h2_session *s);
