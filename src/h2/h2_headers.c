@@ -125,7 +125,7 @@ static void request_headers(rill_h2_session *s, int32_t sid, const uint8_t *bloc
     if (h2_dead(s))
         return;
     if (!ignore)
-        s->last_peer_id = sid;
+        h2_peer_id_used(s, sid);
     if (ignore)
         return;
     if (self_dep) {
@@ -271,8 +271,10 @@ static void headers_for_closed(rill_h2_session *s, int32_t sid, const uint8_t *b
         h2_connection_error(s, RILL_H2_STREAM_CLOSED, "HEADERS on closed stream");
         return;
     }
-    if (how == 0 && !h2_is_local_id(s, sid) && s->role == RILL_H2_SERVER) {
-        /* A new stream must have a higher id than every earlier one (section 5.1.1). */
+    if (how == 0 && !h2_is_local_id(s, sid) && s->role == RILL_H2_SERVER &&
+        h2_peer_id_was_used(s, sid) == 0) {
+        /* A new stream must have a higher id than every earlier one (section 5.1.1). A used one
+         * that is no longer remembered is just closed: a stream error below. */
         h2_connection_error(s, RILL_H2_PROTOCOL_ERROR, "stream id not increasing");
         return;
     }
@@ -463,7 +465,7 @@ void h2_on_push_promise_frame(rill_h2_session *s, const uint8_t *p, size_t len)
         h2_connection_error(s, RILL_H2_PROTOCOL_ERROR, "bad promised stream id");
         return;
     }
-    s->last_peer_id = pid;
+    h2_peer_id_used(s, pid);
     s->hb_sid = s->fsid;
     s->hb_promised = pid;
     s->hb_type = RILL_H2_PUSH_PROMISE;

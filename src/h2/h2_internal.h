@@ -161,6 +161,7 @@ struct rill_h2_session {
     uint32_t reserved_remote;           /* promised to us, not yet answered */
     struct h2_stream *free_streams;
     int32_t last_peer_id;   /* highest stream id the peer opened */
+    uint64_t peer_used[8];  /* bit k: peer stream last_peer_id - 2k was opened (512 ids back) */
     int32_t last_local_id;  /* highest stream id we opened or promised */
     int32_t next_local_id;
     struct { int32_t id; uint8_t how; } *closed;
@@ -263,6 +264,10 @@ struct h2_stream *h2_stream_new(rill_h2_session *s, int32_t id, uint8_t state);
 void h2_stream_close(rill_h2_session *s, struct h2_stream *st, uint32_t code, uint8_t how);
 int h2_closed_lookup(const rill_h2_session *s, int32_t id);
 void h2_remember_closed(rill_h2_session *s, int32_t id, uint8_t how);
+/* The peer used stream id (opened or promised it); ids only grow. */
+void h2_peer_id_used(rill_h2_session *s, int32_t id);
+/* 1: the peer used this id, 0: it skipped it, -1: too old to tell. */
+int h2_peer_id_was_used(const rill_h2_session *s, int32_t id);
 bool h2_is_local_id(const rill_h2_session *s, int32_t id);
 void h2_stream_set_state(rill_h2_session *s, struct h2_stream *st, uint8_t state);
 void h2_sched_add(rill_h2_session *s, struct h2_stream *st);

@@ -496,6 +496,37 @@ static void s5_1_1_decreasing_stream_id(void **state)
     tsess_free(&t);
 }
 
+static void s5_1_forgotten_closed_stream_is_not_a_new_one(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0}, blk = {0};
+    /* stream 1 is reset by us, then 100 more streams come and go: 1 drops out of the memory */
+    tf_get(&b, 1, 0);
+    feed_drain(&t, &b);
+    rill_h2_submit_rst_stream(t.s, 1, RILL_H2_CANCEL);
+    for (uint32_t sid = 3; sid < 203; sid += 2) {
+        tf_get(&b, sid, 0);
+        tf_rst(&b, sid, RILL_H2_CANCEL);
+    }
+    feed_drain(&t, &b);
+    /* late trailers for stream 1: a stream error, not a connection error */
+    hp_block(&blk, "x-late", "1", NULL);
+    tf_headers_block(&b, 1, 0x5, &blk);
+    assert_true(feed_drain(&t, &b) >= 0);
+    expect_rst(&t.out, 1, RILL_H2_STREAM_CLOSED);
+    /* an id that was skipped is still a connection error */
+    tf_get(&b, 205, 0x1);
+    tf_get(&b, 209, 0x1);
+    tf_get(&b, 207, 0x1);
+    assert_true(feed_drain(&t, &b) < 0);
+    expect_goaway(&t.out, RILL_H2_PROTOCOL_ERROR);
+    tb_free(&b);
+    tb_free(&blk);
+    tsess_free(&t);
+}
+
 /* ---- 5.1.2 concurrency ---- */
 
 static void limit_two(rill_h2_options *o) { o->local.max_concurrent_streams = 2; }
@@ -1336,6 +1367,7 @@ int main(void)
         cmocka_unit_test(s5_1_reserved_frames_from_client_rejected),
         cmocka_unit_test(s5_1_1_even_stream_from_client),
         cmocka_unit_test(s5_1_1_decreasing_stream_id),
+        cmocka_unit_test(s5_1_forgotten_closed_stream_is_not_a_new_one),
         cmocka_unit_test(s5_1_2_refused_over_max_concurrent),
         cmocka_unit_test(s5_3_1_headers_depending_on_itself),
         cmocka_unit_test(s5_3_1_priority_depending_on_itself),
