@@ -129,6 +129,8 @@ typedef struct rill_h2_callbacks {
     /* The peer ended its side of the stream (after the last on_data / trailers). For a tunnel
      * (CONNECT) this is the orderly close. */
     int (*on_end_stream)(rill_h2_session *s, int32_t stream_id, void *user);
+    /* The peer sent RST_STREAM for the stream (on_stream_close follows with the same code). */
+    int (*on_stream_reset)(rill_h2_session *s, int32_t stream_id, uint32_t error_code, void *user);
     /* The stream is gone: error_code is NO_ERROR after a normal end, the RST_STREAM code otherwise
      * (sent or received), REFUSED_STREAM for a stream above a received GOAWAY's last id.
      * rill_h2_stream_user() still works during this call; the stream is gone after it. */

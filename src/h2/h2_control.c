@@ -53,7 +53,18 @@ void h2_on_rst_stream(rill_h2_session *s, const uint8_t *p, size_t len)
         h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "RST_STREAM flood");
         return;
     }
-    h2_stream_close(s, st, h2_get32(p), H2_CLOSED_PEER_RST);
+    uint32_t code = h2_get32(p);
+    int32_t sid = st->id;
+    if (s->cb.on_stream_reset) {
+        int rc = s->cb.on_stream_reset(s, sid, code, s->user);
+        if (rc < 0) {
+            h2_cb_fail(s, rc);
+            return;
+        }
+        if (!(st = h2_stream_find(s, sid)))
+            return;
+    }
+    h2_stream_close(s, st, code, H2_CLOSED_PEER_RST);
 }
 
 static void apply_local_ack(rill_h2_session *s)

@@ -428,6 +428,10 @@ static void s5_1_closed_after_peer_rst_is_stream_closed(void **state)
     assert_true(feed_drain(&t, &b) >= 0);
     expect_rst(&t.out, 1, RILL_H2_STREAM_CLOSED);
     assert_int_equal(t.rec.close_code[1], RILL_H2_CANCEL);
+    const tevent *reset = rec_find(&t.rec, EV_RESET, 1);
+    assert_non_null(reset);
+    assert_int_equal(reset->code, RILL_H2_CANCEL);
+    assert_true(reset < rec_find(&t.rec, EV_CLOSE, 1));
     tb_free(&b);
     tsess_free(&t);
 }
