@@ -17,7 +17,9 @@
  *    stream closed; also for every pending buffer when the session is freed).
  *  - iovecs from rill_h2_session_output point into session memory or into caller DATA buffers and
  *    stay valid until the next call that modifies the session.
- *  - A session is not thread-safe; use it from one thread.
+ *  - The read callback of rill_h2_set_data_source writes straight into the output buffer.
+ *  - A session is not thread-safe; use it from one thread. Submit calls, rill_h2_consume and the
+ *    stream user-data calls may be made from inside callbacks; rill_h2_session_free may not.
  */
 #ifndef RILL_H2_H
 #define RILL_H2_H
