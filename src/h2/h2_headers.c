@@ -55,9 +55,13 @@ static int ensure_decoder(rill_h2_session *s)
 {
     if (s->dec)
         return 0;
-    s->dec = rill_hpack_decoder_new(s->local_acked.header_table_size);
+    /* Created late, but in the state the peer's encoder assumes: the protocol's initial 4096, then
+     * any acknowledged change, so a lowered size still demands its size update. */
+    s->dec = rill_hpack_decoder_new(RILL_HPACK_DEFAULT_TABLE_SIZE);
     if (!s->dec)
         return RILL_ERR_NOMEM;
+    if (s->local_acked.header_table_size != RILL_HPACK_DEFAULT_TABLE_SIZE)
+        rill_hpack_decoder_set_max_table_size(s->dec, s->local_acked.header_table_size);
     uint32_t lim = s->local.max_header_list_size;
     rill_hpack_decoder_set_max_header_list_size(s->dec, lim && lim < H2_HEADER_LIST_CAP ? lim : H2_HEADER_LIST_CAP);
     return 0;

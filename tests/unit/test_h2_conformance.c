@@ -278,6 +278,34 @@ static void s4_3_dynamic_table_kept_across_ignored_blocks(void **state)
     tsess_free(&t);
 }
 
+static void no_table(rill_h2_options *o) { o->local.header_table_size = 0; }
+
+static void s4_3_lowered_table_size_needs_size_update(void **state)
+{
+    (void)state;
+    /* After our SETTINGS_HEADER_TABLE_SIZE 0 is acknowledged, the first block must start with a
+     * dynamic table size update (RFC 7541 section 4.2). */
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, no_table);
+    tbuf b = {0}, blk = {0};
+    tb_byte(&blk, 0x20); /* size update to 0 */
+    hp_block(&blk, GET_FIELDS, NULL);
+    tf_headers_block(&b, 1, 0x5, &blk);
+    assert_true(feed_drain(&t, &b) >= 0);
+    expect_no_error(&t.out);
+    assert_non_null(rec_find(&t.rec, EV_HEADERS, 1));
+    tsess_free(&t);
+    tsess_start(&t, RILL_H2_SERVER, no_table);
+    blk.len = 0;
+    hp_block(&blk, GET_FIELDS, NULL);
+    tf_headers_block(&b, 1, 0x5, &blk);
+    assert_int_equal(feed_drain(&t, &b), RILL_ERR_COMPRESSION);
+    expect_goaway(&t.out, RILL_H2_COMPRESSION_ERROR);
+    tb_free(&b);
+    tb_free(&blk);
+    tsess_free(&t);
+}
+
 /* ---- 5.1 stream states ---- */
 
 static void s5_1_idle_data_is_protocol_error(void **state)
@@ -1357,6 +1385,7 @@ int main(void)
         cmocka_unit_test(s4_2_larger_max_frame_size_applies_after_ack),
         cmocka_unit_test(s4_3_invalid_header_block_is_compression_error),
         cmocka_unit_test(s4_3_dynamic_table_kept_across_ignored_blocks),
+        cmocka_unit_test(s4_3_lowered_table_size_needs_size_update),
         cmocka_unit_test(s5_1_idle_data_is_protocol_error),
         cmocka_unit_test(s5_1_idle_rst_stream_is_protocol_error),
         cmocka_unit_test(s5_1_idle_window_update_is_protocol_error),
