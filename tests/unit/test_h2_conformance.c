@@ -306,6 +306,32 @@ static void s4_3_lowered_table_size_needs_size_update(void **state)
     tsess_free(&t);
 }
 
+static void s4_3_peer_table_size_zero_is_announced(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_settings(&b, 1, RILL_H2_SETTINGS_HEADER_TABLE_SIZE, 0u);
+    tf_get(&b, 1, 0x1);
+    feed_drain(&t, &b);
+    rill_header ok[] = {F(":status", "200"), F("x-a", "b")};
+    assert_int_equal(rill_h2_submit_response(t.s, 1, ok, 2, RILL_H2_FLAG_END_STREAM), 0);
+    drain(t.s, &t.out);
+    const tframe *h = find_frame(&t.out, RILL_H2_HEADERS, 1);
+    assert_non_null(h);
+    /* a decoder that was told "0" (our ACK was sent) insists on the size update */
+    rill_hpack_decoder *d = rill_hpack_decoder_new(4096);
+    rill_hpack_decoder_set_max_table_size(d, 0);
+    tbuf txt = {0};
+    assert_int_equal(rill_hpack_decode_block(d, h->payload, h->len, tdec_cb, &txt), 0);
+    assert_int_equal(h->payload[0] & 0xe0, 0x20);
+    rill_hpack_decoder_free(d);
+    tb_free(&txt);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
 /* ---- 5.1 stream states ---- */
 
 static void s5_1_idle_data_is_protocol_error(void **state)
@@ -1386,6 +1412,7 @@ int main(void)
         cmocka_unit_test(s4_3_invalid_header_block_is_compression_error),
         cmocka_unit_test(s4_3_dynamic_table_kept_across_ignored_blocks),
         cmocka_unit_test(s4_3_lowered_table_size_needs_size_update),
+        cmocka_unit_test(s4_3_peer_table_size_zero_is_announced),
         cmocka_unit_test(s5_1_idle_data_is_protocol_error),
         cmocka_unit_test(s5_1_idle_rst_stream_is_protocol_error),
         cmocka_unit_test(s5_1_idle_window_update_is_protocol_error),
