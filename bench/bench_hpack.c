@@ -285,6 +285,39 @@ static size_t held_per_context(int use_rill)
     return (after - before) / nstories;
 }
 
+/* Heap held per encoder once each story has gone through a live encoder. */
+static size_t held_per_encoder(int use_rill)
+{
+    void *ctx[64];
+    size_t before = mallinfo2().uordblks;
+    for (size_t i = 0; i < nstories; i++) {
+        if (use_rill) {
+            rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
+            for (size_t b = 0; b < stories[i].count; b++) {
+                size_t len;
+                rill_hpack_encode(enc, stories[i].blocks[b].fields, stories[i].blocks[b].count, outbuf,
+                                  sizeof outbuf, &len);
+            }
+            ctx[i] = enc;
+        } else {
+            nghttp2_hd_deflater *def;
+            nghttp2_hd_deflate_new(&def, 4096);
+            for (size_t b = 0; b < stories[i].count; b++)
+                nghttp2_hd_deflate_hd(def, outbuf, sizeof outbuf, stories[i].blocks[b].nva,
+                                      stories[i].blocks[b].count);
+            ctx[i] = def;
+        }
+    }
+    size_t after = mallinfo2().uordblks;
+    for (size_t i = 0; i < nstories; i++) {
+        if (use_rill)
+            rill_hpack_encoder_free(ctx[i]);
+        else
+            nghttp2_hd_deflate_del(ctx[i]);
+    }
+    return (after - before) / nstories;
+}
+
 int main(int argc, char **argv)
 {
     char dir[4096];
@@ -315,6 +348,8 @@ int main(int argc, char **argv)
            theirs_wire, (double)ours_wire / (double)theirs_wire);
     printf("%-8s %16zu %16zu %8s   heap bytes per live decoder after a story\n", "memory",
            held_per_context(1), held_per_context(0), "");
+    printf("%-8s %16zu %16zu %8s   heap bytes per live encoder after a story\n", "memory",
+           held_per_encoder(1), held_per_encoder(0), "");
     if (sink == 42)
         puts("");
     for (size_t i = 0; i < nstories; i++) {

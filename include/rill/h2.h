@@ -17,7 +17,9 @@
  *    stream closed; also for every pending buffer when the session is freed).
  *  - iovecs from rill_h2_session_output point into session memory or into caller DATA buffers and
  *    stay valid until the next call that modifies the session.
- *  - A session is not thread-safe; use it from one thread.
+ *  - The read callback of rill_h2_set_data_source writes straight into the output buffer.
+ *  - A session is not thread-safe; use it from one thread. Submit calls, rill_h2_consume and the
+ *    stream user-data calls may be made from inside callbacks; rill_h2_session_free may not.
  */
 #ifndef RILL_H2_H
 #define RILL_H2_H
@@ -129,6 +131,8 @@ typedef struct rill_h2_callbacks {
     /* The peer ended its side of the stream (after the last on_data / trailers). For a tunnel
      * (CONNECT) this is the orderly close. */
     int (*on_end_stream)(rill_h2_session *s, int32_t stream_id, void *user);
+    /* The peer sent RST_STREAM for the stream (on_stream_close follows with the same code). */
+    int (*on_stream_reset)(rill_h2_session *s, int32_t stream_id, uint32_t error_code, void *user);
     /* The stream is gone: error_code is NO_ERROR after a normal end, the RST_STREAM code otherwise
      * (sent or received), REFUSED_STREAM for a stream above a received GOAWAY's last id.
      * rill_h2_stream_user() still works during this call; the stream is gone after it. */
@@ -198,8 +202,10 @@ RILL_API void rill_h2_session_free(rill_h2_session *s);
 
 /* Server side of an h2c Upgrade: call right after rill_h2_session_new. settings_payload is the
  * base64url-decoded HTTP2-Settings header (a SETTINGS payload); request holds the upgraded
- * request's fields (HTTP/2 style, pseudo-headers included; only :method is looked at). Stream 1
- * becomes half-closed (remote); answer it with rill_h2_submit_response(s, 1, ...). */
+ * request's fields in HTTP/2 form (:method, :scheme, :path, :authority, then the regular fields,
+ * lowercase, no connection-specific ones). Stream 1 becomes half-closed (remote) and the request is
+ * reported at once through on_headers (END_STREAM) and on_end_stream, like any request; answer it
+ * with rill_h2_submit_response(s, 1, ...). RILL_ERR_INVALID_ARG for a bad payload or request. */
 RILL_API int rill_h2_session_upgrade_server(rill_h2_session *s, const uint8_t *settings_payload,
                                             size_t payload_len, const rill_header *request,
                                             size_t count);
@@ -293,7 +299,8 @@ RILL_API int rill_h2_submit_ping(rill_h2_session *s, const uint8_t *opaque);
 /* GOAWAY now, with the last peer stream we processed; no new streams are accepted afterwards. */
 RILL_API int rill_h2_submit_goaway(rill_h2_session *s, uint32_t error_code, const uint8_t *debug,
                                    size_t debug_len);
-/* Graceful shutdown: GOAWAY(2^31-1) + PING now, the real GOAWAY(last id) when the PING returns. */
+/* Graceful shutdown: GOAWAY(2^31-1) + PING now, the real GOAWAY(last id) when the PING returns
+ * (or, if it never does, at the deadline reported by rill_h2_session_next_deadline). */
 RILL_API int rill_h2_submit_shutdown(rill_h2_session *s);
 /* New local settings (ids from rill_h2_settings_id); applied to our side when acknowledged.
  * ENABLE_CONNECT_PROTOCOL can only go from 0 to 1. */

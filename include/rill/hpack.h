@@ -85,15 +85,18 @@ RILL_API size_t rill_hpack_encode_bound(const rill_hpack_encoder *enc, const ril
 
 /* Encode one header block into out[0..cap). On success *out_len is set and RILL_OK returned.
  * RILL_ERR_BUFFER_TOO_SMALL leaves the encoder state unchanged so the call can be repeated
- * with a larger buffer. Names must already be lowercase (HTTP/2 rule); the encoder does not
- * validate field syntax. */
+ * with a larger buffer (a cap below rill_hpack_encode_bound() is tried against a copy of the
+ * state, which may fail with RILL_ERR_NOMEM). RILL_ERR_INVALID_ARG: a name or value over 1 GiB.
+ * Names must already be lowercase (HTTP/2 rule); the encoder does not validate field syntax. */
 RILL_API int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t count,
                                uint8_t *out, size_t cap, size_t *out_len);
 
 /* Encoder options (rill_hpack_encoder_set_options). The default, 0, is the adaptive policy: index
- * fields whose values tend to repeat, send one-off values (content-length, date, etag, :path with a
- * query, ...) without indexing and sensitive ones (authorization, set-cookie, short cookies) never
- * indexed; Huffman-code a string only when that makes it shorter. */
+ * fields whose values tend to repeat; keep one-off values out of the table (:path with a query;
+ * content-length, date, etag, last-modified, if-*... until their values are seen to repeat, as
+ * date does within a burst of responses; any name once its values prove to be one-offs); send
+ * sensitive fields (authorization, proxy-authorization, set-cookie, cookies under 20 bytes, and
+ * RILL_HEADER_NEVER_INDEX) never indexed; Huffman-code a string only when that makes it shorter. */
 #define RILL_HPACK_ENC_INDEX_ALL 0x01u      /* index every field whose flags allow it, no policy */
 #define RILL_HPACK_ENC_HUFFMAN_NEVER 0x02u  /* send every string as is */
 #define RILL_HPACK_ENC_HUFFMAN_ALWAYS 0x04u /* Huffman-code every string */

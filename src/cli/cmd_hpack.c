@@ -264,8 +264,12 @@ static int cmd_deflate(int argc, char **argv)
     if (!root)
         return 1;
     rill_hpack_encoder *enc = rill_hpack_encoder_new(table_size);
-    if (enc)
+    if (enc) {
         rill_hpack_encoder_set_options(enc, options);
+        /* The story's header_table_size is the decoder's setting, acknowledged before case 0: a
+         * size other than the default 4096 is announced at the start of the first block. */
+        rill_hpack_encoder_set_peer_max_table_size(enc, table_size);
+    }
     cJSON *out = cJSON_CreateObject();
     cJSON *out_cases = cJSON_AddArrayToObject(out, "cases");
     cJSON_AddStringToObject(out, "description", "rill HPACK encoder, default indexing policy");

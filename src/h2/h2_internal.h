@@ -158,8 +158,10 @@ struct rill_h2_session {
     struct h2_stream **buckets;
     uint32_t nbuckets, nstreams;
     uint32_t peer_active, local_active; /* open/half-closed streams initiated by each side */
+    uint32_t reserved_remote;           /* promised to us, not yet answered */
     struct h2_stream *free_streams;
     int32_t last_peer_id;   /* highest stream id the peer opened */
+    uint64_t peer_used[8];  /* bit k: peer stream last_peer_id - 2k was opened (512 ids back) */
     int32_t last_local_id;  /* highest stream id we opened or promised */
     int32_t next_local_id;
     struct { int32_t id; uint8_t how; } *closed;
@@ -207,8 +209,13 @@ struct rill_h2_session {
     int32_t goaway_last_sent;   /* peer streams above this are ignored */
     int32_t goaway_last_recv;
     uint8_t shutdown_ping[8];
+    uint64_t shutdown_deadline; /* step two without the PING ACK; UINT64_MAX none */
     int64_t error_code;         /* connection error (sent or received), -1 none */
     int fatal;                  /* the negative code recv returns after a failure */
+
+    /* RFC 9218: PRIORITY_UPDATEs that arrived before their stream opened (a few, newest kept) */
+    struct { int32_t id; uint8_t urgency, incremental; } early_prio[4];
+    uint8_t early_prio_next;
 
     /* flood accounting */
     rill_h2_rate rates[6];
@@ -257,6 +264,10 @@ struct h2_stream *h2_stream_new(rill_h2_session *s, int32_t id, uint8_t state);
 void h2_stream_close(rill_h2_session *s, struct h2_stream *st, uint32_t code, uint8_t how);
 int h2_closed_lookup(const rill_h2_session *s, int32_t id);
 void h2_remember_closed(rill_h2_session *s, int32_t id, uint8_t how);
+/* The peer used stream id (opened or promised it); ids only grow. */
+void h2_peer_id_used(rill_h2_session *s, int32_t id);
+/* 1: the peer used this id, 0: it skipped it, -1: too old to tell. */
+int h2_peer_id_was_used(const rill_h2_session *s, int32_t id);
 bool h2_is_local_id(const rill_h2_session *s, int32_t id);
 void h2_stream_set_state(rill_h2_session *s, struct h2_stream *st, uint8_t state);
 void h2_sched_add(rill_h2_session *s, struct h2_stream *st);
@@ -280,7 +291,26 @@ bool h2_message_valid(const rill_header *fields, size_t count, enum h2_msg kind,
 /* Parses an RFC 9218 priority field value. */
 void h2_parse_priority(const uint8_t *v, size_t len, int *urgency, int *incremental);
 
-/* ---- session internals (h2_recv.c / h2_send.c) ---- */
+/* ---- session internals (h2_recv.c / h2_headers.c / h2_control.c / h2_send.c) ---- */
+static inline bool h2_dead(const rill_h2_session *s) { return s->rstate == RS_DEAD; }
+/* A stream id nobody has used yet (section 5.1.1); streams opened after our GOAWAY are not. */
+bool h2_is_idle(const rill_h2_session *s, int32_t id);
+/* A peer stream opened after our GOAWAY: ignored. */
+bool h2_after_goaway(const rill_h2_session *s, int32_t id);
+/* A callback failed: fail the connection; returns rc. */
+int h2_cb_fail(rill_h2_session *s, int rc);
+/* The peer ended its side: content-length check, on_end_stream, state change. */
+void h2_end_stream_recv(rill_h2_session *s, struct h2_stream *st);
+void h2_on_headers_frame(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_push_promise_frame(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_continuation(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_priority(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_rst_stream(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_settings(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_ping(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_goaway(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_window_update(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_priority_update(rill_h2_session *s, const uint8_t *p, size_t len);
 void h2_connection_error(rill_h2_session *s, uint32_t code, const char *why);
 void h2_stream_error(rill_h2_session *s, int32_t sid, uint32_t code);
 int h2_queue_window_updates(rill_h2_session *s, struct h2_stream *st);
@@ -288,9 +318,12 @@ int h2_encode_headers(rill_h2_session *s, uint8_t type, int32_t sid, int32_t pro
                       const rill_header *fields, size_t count);
 bool h2_flood_take(rill_h2_session *s, enum h2_flood which);
 void h2_fill_output(rill_h2_session *s);
+/* Body bytes still to send: queued buffers or an unfinished read callback. */
+bool h2_body_pending(const struct h2_stream *st);
 void h2_trailers_free(rill_h2_session *s, struct h2_stream *st);
 int h2_ensure_encoder(rill_h2_session *s);
 void h2_close_all_on_error(rill_h2_session *s);
 void h2_end_local(rill_h2_session *s, struct h2_stream *st);
+void h2_final_goaway(rill_h2_session *s);
 
 #endif

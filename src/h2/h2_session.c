@@ -114,6 +114,7 @@ rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callb
     s->conn_recv_window = RILL_H2_DEFAULT_WINDOW;
     s->error_code = -1;
     s->settings_deadline = UINT64_MAX;
+    s->shutdown_deadline = UINT64_MAX;
     s->rstate = role == RILL_H2_SERVER ? RS_PREFACE : RS_HEADER;
     const rill_h2_rate *rates[6] = {&opt->ping_rate, &opt->settings_rate, &opt->rst_rate,
                                     &opt->empty_frame_rate, &opt->window_update_rate, &opt->priority_rate};
@@ -284,11 +285,15 @@ void rill_h2_session_tick(rill_h2_session *s, uint64_t now_ms)
         h2_connection_error(s, RILL_H2_SETTINGS_TIMEOUT, "SETTINGS not acknowledged");
         h2_close_all_on_error(s);
     }
+    if (s->rstate != RS_DEAD && s->shutdown_notice && s->now >= s->shutdown_deadline)
+        h2_final_goaway(s);
 }
 
 uint64_t rill_h2_session_next_deadline(const rill_h2_session *s)
 {
-    return s->rstate == RS_DEAD ? UINT64_MAX : s->settings_deadline;
+    if (s->rstate == RS_DEAD)
+        return UINT64_MAX;
+    return s->settings_deadline < s->shutdown_deadline ? s->settings_deadline : s->shutdown_deadline;
 }
 
 void *rill_h2_session_user(const rill_h2_session *s) { return s->user; }
@@ -353,17 +358,35 @@ int rill_h2_session_upgrade_server(rill_h2_session *s, const uint8_t *payload, s
 {
     if (s->role != RILL_H2_SERVER || s->nstreams || s->last_peer_id)
         return RILL_ERR_STATE;
-    /* The HTTP2-Settings header is the client's first SETTINGS; the 101 acknowledges it. */
-    if (h2_settings_apply(&s->peer, payload, len, false) != 0)
+    struct h2_msg_info mi;
+    if (!h2_message_valid(request, count, H2_MSG_REQUEST, false, &mi) || mi.connect)
         return RILL_ERR_INVALID_ARG;
+    /* The HTTP2-Settings header is the client's first SETTINGS; the 101 acknowledges it. */
+    rill_h2_settings peer = s->peer;
+    if (h2_settings_apply(&peer, payload, len, false) != 0)
+        return RILL_ERR_INVALID_ARG;
+    s->peer = peer;
     struct h2_stream *st = h2_stream_new(s, 1, H2_HALF_CLOSED_REMOTE);
     if (!st)
         return RILL_ERR_NOMEM;
     st->flags |= SF_HEADERS_RECV;
-    for (size_t i = 0; i < count; i++)
-        if (request[i].name_len == 7 && memcmp(request[i].name, ":method", 7) == 0 &&
-            request[i].value_len == 4 && memcmp(request[i].value, "HEAD", 4) == 0)
-            st->flags |= SF_HEAD;
+    if (mi.head)
+        st->flags |= SF_HEAD | SF_SEND_NO_BODY;
+    if (mi.urgency >= 0)
+        st->urgency = (uint8_t)mi.urgency;
+    if (mi.incremental > 0)
+        st->flags |= SF_INCREMENTAL;
+    /* The upgraded request reaches the application like any other one. */
+    if (s->cb.on_headers) {
+        int rc = s->cb.on_headers(s, 1, RILL_H2_HEADERS_REQUEST, request, count, RILL_H2_FLAG_END_STREAM, s->user);
+        if (rc < 0)
+            return rc;
+    }
+    if (s->cb.on_end_stream && h2_stream_find(s, 1)) {
+        int rc = s->cb.on_end_stream(s, 1, s->user);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 

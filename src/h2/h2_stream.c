@@ -61,6 +61,10 @@ void h2_stream_set_state(rill_h2_session *s, struct h2_stream *st, uint8_t state
         (*ctr)--;
     else if (!was && is)
         (*ctr)++;
+    if (st->state == H2_RESERVED_REMOTE)
+        s->reserved_remote--;
+    if (state == H2_RESERVED_REMOTE)
+        s->reserved_remote++;
     st->state = state;
 }
 
@@ -89,9 +93,40 @@ struct h2_stream *h2_stream_new(rill_h2_session *s, int32_t id, uint8_t state)
         if (id > s->last_local_id)
             s->last_local_id = id;
     } else if (id > s->last_peer_id) {
-        s->last_peer_id = id;
+        h2_peer_id_used(s, id);
     }
     return st;
+}
+
+void h2_peer_id_used(rill_h2_session *s, int32_t id)
+{
+    if (id <= s->last_peer_id)
+        return;
+    /* Slide the window of used ids so that bit 0 is the new id. */
+    uint32_t shift = s->last_peer_id ? (uint32_t)(id - s->last_peer_id) / 2 : 512;
+    if (shift >= 512) {
+        memset(s->peer_used, 0, sizeof s->peer_used);
+    } else {
+        uint32_t words = shift / 64, bits = shift % 64;
+        for (int i = 7; i >= 0; i--) {
+            uint64_t v = i - (int)words >= 0 ? s->peer_used[i - words] << bits : 0;
+            if (bits && i - (int)words - 1 >= 0)
+                v |= s->peer_used[i - words - 1] >> (64 - bits);
+            s->peer_used[i] = v;
+        }
+    }
+    s->peer_used[0] |= 1;
+    s->last_peer_id = id;
+}
+
+int h2_peer_id_was_used(const rill_h2_session *s, int32_t id)
+{
+    if (id > s->last_peer_id)
+        return 0;
+    uint32_t k = (uint32_t)(s->last_peer_id - id) / 2;
+    if (k >= 512)
+        return -1;
+    return (int)(s->peer_used[k / 64] >> (k % 64) & 1);
 }
 
 void h2_remember_closed(rill_h2_session *s, int32_t id, uint8_t how)

@@ -113,7 +113,7 @@ static int read_string(rill_hpack_decoder *dec, const uint8_t **pp, const uint8_
     uint64_t shortest = len ? ((uint64_t)len * 8 - 7) / 30 : 0; /* codes are at most 30 bits */
     ptrdiff_t n;
     if (shortest <= budget) {
-        int rc = scratch_reserve(dec, *scratch_used + hpack_huff_decoded_max(len));
+        int rc = scratch_reserve(dec, *scratch_used + hpack_huff_decoded_max(len) + 1);
         if (rc)
             return rc;
         n = hpack_huff_decode(src, len, dec->scratch + *scratch_used);

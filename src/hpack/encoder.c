@@ -25,7 +25,7 @@ struct enc_state {
     hpack_table table;
     struct link *links; /* table.ent_cap entries, slot = seq & (ent_cap - 1) */
     uint32_t links_cap;
-    uint32_t *nv_buckets; /* 2 * links_cap heads each, holding sequence numbers */
+    uint32_t *nv_buckets; /* links_cap heads each, holding sequence numbers */
     uint32_t *name_buckets;
     uint32_t bucket_mask;
 };
@@ -33,14 +33,14 @@ struct enc_state {
 /* How often a name's values repeat, to spot names whose values are one-offs (request ids, sizes,
  * timestamps) and keep them out of the table. Direct-mapped by name hash; a collision just restarts
  * the statistics. */
-#define NAME_STATS 64
+#define NAME_STATS 128
 #define RECENT_VALUES 4
 struct name_stat {
     uint32_t name_hash;
     uint8_t seen;    /* occurrences (decayed) */
     uint8_t repeats; /* of which repeated a recent value */
     uint8_t next;    /* slot in recent to overwrite */
-    uint32_t recent[RECENT_VALUES]; /* hashes of the last distinct values */
+    uint16_t recent[RECENT_VALUES]; /* hashes (low bits) of the last distinct values */
 };
 
 struct rill_hpack_encoder {
@@ -48,6 +48,7 @@ struct rill_hpack_encoder {
     struct name_stat stats[NAME_STATS];
     uint32_t local_cap;
     uint32_t options;
+    uint32_t signalled;     /* the table size the peer's decoder believes in (4096 at first) */
     bool update_pending;
     uint32_t update_min;    /* smallest size since the last block, signalled first ... */
     uint32_t update_target; /* ... then this one, if larger */
@@ -95,9 +96,16 @@ static inline uint32_t hash_bytes(const uint8_t *p, size_t n, uint64_t seed)
         p += 8;
         n -= 8;
     }
+    /* The last 0..7 bytes without a variable-length copy: two overlapping 4-byte loads, or bytes. */
     uint64_t w = 0;
-    if (n)
-        memcpy(&w, p, n);
+    if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        w = (uint64_t)a << 32 | b;
+    } else if (n) {
+        w = (uint64_t)p[0] | (uint64_t)p[n >> 1] << 8 | (uint64_t)p[n - 1] << 16;
+    }
     h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
     h ^= h >> 29;
     return (uint32_t)(h ^ (h >> 32));
@@ -118,9 +126,9 @@ static bool worth_indexing(struct name_stat *stats, uint8_t policy, uint32_t nam
     }
     bool repeat = known_repeat;
     for (unsigned i = 0; i < RECENT_VALUES && !repeat; i++)
-        repeat = st->recent[i] == nv_hash && i < st->seen;
+        repeat = st->recent[i] == (uint16_t)nv_hash && i < st->seen;
     if (!repeat) {
-        st->recent[st->next] = nv_hash;
+        st->recent[st->next] = (uint16_t)nv_hash;
         st->next = (uint8_t)((st->next + 1) % RECENT_VALUES);
     }
     if (st->seen == 64) { /* decay: follow changes in the traffic */
@@ -145,6 +153,7 @@ rill_hpack_encoder *rill_hpack_encoder_new(uint32_t max_table_size)
     uint32_t initial = max_table_size < RILL_HPACK_DEFAULT_TABLE_SIZE ? max_table_size
                                                                        : RILL_HPACK_DEFAULT_TABLE_SIZE;
     hpack_table_init(&enc->s.table, initial);
+    enc->signalled = RILL_HPACK_DEFAULT_TABLE_SIZE;
     return enc;
 }
 
@@ -177,8 +186,10 @@ size_t rill_hpack_encoder_table_size(const rill_hpack_encoder *enc)
 void rill_hpack_encoder_set_peer_max_table_size(rill_hpack_encoder *enc, uint32_t size)
 {
     uint32_t target = size < enc->local_cap ? size : enc->local_cap;
+    /* Compared with what the decoder believes, not with our table: a decoder whose setting went
+     * below its current size insists on an update even if our table is already that small. */
     if (!enc->update_pending) {
-        if (target == enc->s.table.max_size)
+        if (target == enc->signalled)
             return;
         enc->update_min = target;
         enc->update_pending = true;
@@ -194,7 +205,7 @@ void rill_hpack_encoder_set_peer_max_table_size(rill_hpack_encoder *enc, uint32_
 static int rebuild_links(struct enc_state *s)
 {
     hpack_table *t = &s->table;
-    uint32_t cap = t->ent_cap, nb = cap * 2;
+    uint32_t cap = t->ent_cap, nb = cap;
     struct link *links = malloc((size_t)cap * sizeof *links);
     uint32_t *nvb = malloc((size_t)nb * sizeof *nvb);
     uint32_t *nameb = malloc((size_t)nb * sizeof *nameb);
@@ -301,11 +312,11 @@ static inline unsigned static_find(const rill_header *f, unsigned *exact)
     if (!idx)
         return 0;
     const hpack_static_entry *se = &hpack_static_table[idx];
-    if (se->name_len != f->name_len || memcmp(se->name, f->name, f->name_len) != 0)
+    if (se->name_len != f->name_len || !hpack_bytes_equal(se->name, f->name, f->name_len))
         return 0;
     for (unsigned i = idx; i < idx + hpack_static_name_run[idx]; i++) {
         se = &hpack_static_table[i];
-        if (se->value_len == f->value_len && memcmp(se->value, f->value, f->value_len) == 0) {
+        if (se->value_len == f->value_len && hpack_bytes_equal(se->value, f->value, f->value_len)) {
             *exact = i;
             break;
         }
@@ -408,6 +419,7 @@ static size_t encode_all(rill_hpack_encoder *enc, const rill_header *fields, siz
         }
         n += hpack_encode_int(out + n, 0x20, 5, enc->update_target);
         hpack_table_set_max(&enc->s.table, enc->update_target);
+        enc->signalled = enc->update_target;
         enc->update_pending = false;
     }
     for (size_t i = 0; i < count; i++)
@@ -448,10 +460,12 @@ static int state_clone(struct enc_state *dst, const struct enc_state *src)
 int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out,
                       size_t cap, size_t *out_len)
 {
-    for (size_t i = 0; i < count; i++)
+    size_t bound = 2 * 6; /* two table size updates */
+    for (size_t i = 0; i < count; i++) {
         if (fields[i].name_len > UINT32_MAX / 4 || fields[i].value_len > UINT32_MAX / 4)
             return RILL_ERR_INVALID_ARG;
-    size_t bound = rill_hpack_encode_bound(enc, fields, count);
+        bound += field_bound(&fields[i], enc->options);
+    }
     if (HPACK_LIKELY(cap >= bound)) {
         *out_len = encode_all(enc, fields, count, out);
         return RILL_OK;
@@ -459,23 +473,31 @@ int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t
     /* The output may still fit: encode into a temporary buffer against a copy of the state that is
      * thrown away if it does not. */
     uint8_t *tmp = malloc(bound);
+    struct name_stat *stats = malloc(sizeof enc->stats);
     struct enc_state saved;
-    if (!tmp || state_clone(&saved, &enc->s) != RILL_OK) {
+    if (!tmp || !stats || state_clone(&saved, &enc->s) != RILL_OK) {
         free(tmp);
+        free(stats);
         return RILL_ERR_NOMEM;
     }
+    memcpy(stats, enc->stats, sizeof enc->stats);
     bool pending = enc->update_pending;
+    uint32_t signalled = enc->signalled;
     size_t n = encode_all(enc, fields, count, tmp);
     if (n <= cap) {
         memcpy(out, tmp, n);
         *out_len = n;
         state_free(&saved);
+        free(stats);
         free(tmp);
         return RILL_OK;
     }
     state_free(&enc->s);
     enc->s = saved;
+    memcpy(enc->stats, stats, sizeof enc->stats);
     enc->update_pending = pending;
+    enc->signalled = signalled;
+    free(stats);
     free(tmp);
     return RILL_ERR_BUFFER_TOO_SMALL;
 }

@@ -5,8 +5,8 @@ code). The output is committed; rerun only if the layout below changes:
     python3 src/hpack/gen_hpack_tables.py /work/shared/specs/rfc7541-hpack-final-draft.txt \
         > src/hpack/hpack_tables.c
 
-Huffman decoding table (see huffman.c): an 11-bit root table; each entry decodes one or two whole
-symbols, or points to an 8-bit-wide subtable for the rare codes longer than 11 bits.
+Huffman decoding table (see huffman.c): a 12-bit root table; each entry decodes one or two whole
+symbols, or points to an 8-bit-wide subtable for the rare codes longer than 12 bits.
 Entry layout (uint32): bits 0-7 first symbol, 8-15 second symbol, 16-20 length of the first code,
 21-25 total length of both codes, 30-31 kind (0 subtable: bits 0-15 = offset in the subtable array,
 1 one symbol, 2 two symbols, 3 EOS).
@@ -14,7 +14,7 @@ Entry layout (uint32): bits 0-7 first symbol, 8-15 second symbol, 16-20 length o
 import re
 import sys
 
-ROOT_BITS = 11
+ROOT_BITS = 12
 SUB_BITS = 8
 
 

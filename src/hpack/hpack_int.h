@@ -14,6 +14,37 @@
 #define HPACK_UNLIKELY(x) (x)
 #endif
 
+static inline uint64_t hpack_load64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint32_t hpack_load32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* memcmp(a, b, n) == 0 for the short strings of header fields, inline and without a length-driven
+ * byte loop: word compares, the last word overlapping the previous one. */
+static inline int hpack_bytes_equal(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8)
+            if (hpack_load64(a + i) != hpack_load64(b + i))
+                return 0;
+        return hpack_load64(a + n - 8) == hpack_load64(b + n - 8);
+    }
+    if (n >= 4)
+        return hpack_load32(a) == hpack_load32(b) && hpack_load32(a + n - 4) == hpack_load32(b + n - 4);
+    if (n)
+        return a[0] == b[0] && a[n >> 1] == b[n >> 1] && a[n - 1] == b[n - 1];
+    return 1;
+}
+
 /* Decodes an integer whose prefix is the low prefix_bits of **pp (the caller guarantees
  * *pp < end). On success advances *pp and returns 0; returns -1 if the input ends inside the
  * integer or the value does not fit in 32 bits (at most 5 continuation bytes are accepted, so a

@@ -35,7 +35,7 @@ extern const uint32_t hpack_huff_code[257];
 extern const uint8_t hpack_huff_len[257];
 
 /* Multi-symbol decoding tables; layout documented in gen_hpack_tables.py and huffman.c. */
-#define HPACK_HUFF_ROOT_BITS 11
+#define HPACK_HUFF_ROOT_BITS 12
 #define HPACK_HUFF_SUB_BITS 8
 extern const uint32_t hpack_huff_root[1u << HPACK_HUFF_ROOT_BITS];
 extern const uint32_t hpack_huff_sub[];

@@ -1,9 +1,10 @@
 /* Huffman coding for HPACK strings.
  *
- * Decoding keeps up to 64 input bits in an accumulator (MSB first) and looks up 11 bits at a time
- * in a generated root table: one lookup yields one or two whole symbols for every code of 11 bits
- * or less (all of the printable ASCII people put in headers but a handful). Longer codes go
- * through 8-bit subtables, at most three more lookups. There is no per-bit loop. */
+ * Decoding keeps up to 64 input bits in an accumulator (MSB first) and looks up 12 bits at a time
+ * in a generated root table (16 KiB): one lookup yields one or two whole symbols for every code of
+ * 12 bits or less (all of the printable ASCII people put in headers but a handful); two 6-bit
+ * codes, the commonest case in lowercase text, come out together. Longer codes go through 8-bit
+ * subtables, at most three more lookups. There is no per-bit loop. */
 #include "hpack/huffman.h"
 
 #include <stdbool.h>
@@ -63,23 +64,23 @@ static inline __attribute__((always_inline)) ptrdiff_t huff_decode(const uint8_t
                 bits += 8;
             }
         }
-        /* Fast path: with 30 bits or more in hand every code is complete. */
+        /* Fast path: with 30 bits or more in hand every code is complete. One- and two-symbol
+         * entries share the branch-free path (kind is the symbol count; two bytes are stored and
+         * the count decides how many are kept, hence the one byte of slack in dst). */
         while (bits >= 30) {
             uint32_t e = hpack_huff_root[acc >> (64 - HPACK_HUFF_ROOT_BITS)];
             unsigned kind = e >> 30, l;
-            if (HPACK_LIKELY(kind == KIND_TWO)) {
+            if (HPACK_LIKELY(kind != KIND_SUBTABLE)) { /* EOS never sits in the root table */
                 if (store) {
                     dst[n] = (uint8_t)e;
                     dst[n + 1] = (uint8_t)(e >> 8);
                 }
-                n += 2;
+                n += kind;
                 l = (e >> 21) & 31u;
             } else {
-                if (kind == KIND_SUBTABLE) {
-                    e = walk_subtables(e, acc);
-                    if ((e >> 30) == KIND_EOS)
-                        return -1; /* RFC 7541 5.2: EOS inside a string is a decoding error */
-                }
+                e = walk_subtables(e, acc);
+                if ((e >> 30) == KIND_EOS)
+                    return -1; /* RFC 7541 5.2: EOS inside a string is a decoding error */
                 if (store)
                     dst[n] = (uint8_t)e;
                 n++;

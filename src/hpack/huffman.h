@@ -11,7 +11,8 @@ static inline size_t hpack_huff_decoded_max(size_t len)
     return len / 5 * 8 + (len % 5) * 8 / 5;
 }
 
-/* Decodes src[0..len) into dst (room for hpack_huff_decoded_max(len) bytes). Returns the decoded
+/* Decodes src[0..len) into dst (room for hpack_huff_decoded_max(len) + 1 bytes: the decoder may
+ * store one byte past the result). Returns the decoded
  * length, or -1 if the string holds EOS, ends inside a symbol, or its padding is longer than 7
  * bits or is not a prefix of EOS. */
 ptrdiff_t hpack_huff_decode(const uint8_t *src, size_t len, uint8_t *dst);

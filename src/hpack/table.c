@@ -55,16 +55,6 @@ void hpack_ring_copy(const hpack_table *t, uint32_t off, uint32_t len, uint8_t *
     }
 }
 
-bool hpack_ring_equal(const hpack_table *t, uint32_t off, const uint8_t *s, uint32_t len)
-{
-    if (len == 0)
-        return true; /* s may be NULL */
-    uint32_t first = t->data_cap - off;
-    if (len <= first)
-        return memcmp(t->data + off, s, len) == 0;
-    return memcmp(t->data + off, s, first) == 0 && memcmp(t->data, s + first, len - first) == 0;
-}
-
 static void ring_write(hpack_table *t, uint32_t off, const uint8_t *src, uint32_t len)
 {
     if (len == 0)

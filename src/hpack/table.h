@@ -11,6 +11,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+#include "hpack/hpack_int.h"
 
 typedef struct hpack_entry {
     uint32_t off; /* start of the name in the byte ring; the value follows it (ring order) */
@@ -81,7 +84,16 @@ static inline bool hpack_ring_contiguous(const hpack_table *t, uint32_t off, uin
 /* Copies len bytes at ring offset off to dst (handles the wrap). */
 void hpack_ring_copy(const hpack_table *t, uint32_t off, uint32_t len, uint8_t *dst);
 
-/* True if the len bytes at ring offset off equal s. */
-bool hpack_ring_equal(const hpack_table *t, uint32_t off, const uint8_t *s, uint32_t len);
+/* True if the len bytes at ring offset off equal s (s may be NULL when len is 0). Inline: the
+ * encoder calls it for every candidate entry. */
+static inline bool hpack_ring_equal(const hpack_table *t, uint32_t off, const uint8_t *s, uint32_t len)
+{
+    if (len == 0)
+        return true;
+    uint32_t first = t->data_cap - off;
+    if (len <= first)
+        return hpack_bytes_equal(t->data + off, s, len);
+    return memcmp(t->data + off, s, first) == 0 && memcmp(t->data, s + first, len - first) == 0;
+}
 
 #endif

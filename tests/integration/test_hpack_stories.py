@@ -125,6 +125,7 @@ def test_deflate_table_size_option(tmp_path):
     assert r.returncode == 0
     story = json.loads(r.stdout)
     assert story["cases"][0]["header_table_size"] == 256
+    assert story["cases"][0]["wire"].startswith("3fe101")  # announces 256 to a 4096 decoder
     path = tmp_path / "small.json"
     path.write_bytes(r.stdout)
     assert run_rill("hpack", "inflate", str(path)).returncode == 0
@@ -146,3 +147,19 @@ def test_missing_file_exits_1():
     assert r.returncode == 1 and b"cannot read" in r.stderr
     r = run_rill("hpack", "deflate", "/nonexistent/story.json")
     assert r.returncode == 1 and b"cannot read" in r.stderr
+
+
+@pytest.mark.parametrize("flags", [["--index-all"], ["--no-huffman"], ["--table-size", "0"]])
+def test_deflate_variants_decode_with_python_hpack(flags):
+    hpack = pytest.importorskip("hpack")
+    r = run_rill("hpack", "deflate", *flags, RAW[1])
+    assert r.returncode == 0, r.stderr.decode()
+    story = json.loads(r.stdout)
+    dec = hpack.Decoder(max_header_list_size=1 << 24)
+    size = story["cases"][0]["header_table_size"]
+    dec.max_allowed_table_size = size
+    dec.header_table_size = size
+    for case in story["cases"]:
+        got = dec.decode(bytes.fromhex(case["wire"]), raw=True)
+        want = [(k.encode(), v.encode()) for h in case["headers"] for k, v in h.items()]
+        assert [(bytes(n), bytes(v)) for n, v in got] == want

@@ -172,7 +172,7 @@ typedef struct tframe {
 
 typedef struct tout {
     tbuf raw;
-    tframe f[512];
+    tframe f[4096];
     size_t n;
     bool preface;
 } tout;
@@ -192,7 +192,7 @@ TU void drain(rill_h2_session *s, tout *o)
         o->preface = true;
         i = 24;
     }
-    while (i + 9 <= o->raw.len && o->n < 512) {
+    while (i + 9 <= o->raw.len && o->n < 4096) {
         const uint8_t *h = o->raw.p + i;
         tframe *f = &o->f[o->n++];
         f->len = (uint32_t)h[0] << 16 | (uint32_t)h[1] << 8 | h[2];
@@ -271,7 +271,7 @@ TU void expect_no_error(const tout *o)
 
 /* ---- event recorder ---- */
 
-enum ev_kind { EV_HEADERS, EV_PUSH, EV_DATA, EV_END, EV_CLOSE, EV_SETTINGS, EV_PING_ACK, EV_GOAWAY, EV_RELEASED };
+enum ev_kind { EV_HEADERS, EV_PUSH, EV_DATA, EV_END, EV_RESET, EV_CLOSE, EV_SETTINGS, EV_PING_ACK, EV_GOAWAY, EV_RELEASED };
 
 typedef struct tevent {
     enum ev_kind kind;
@@ -344,6 +344,11 @@ TU int rec_end(rill_h2_session *s, int32_t sid, void *user)
     rec_add(user, EV_END, sid);
     return 0;
 }
+TU int rec_reset(rill_h2_session *s, int32_t sid, uint32_t code, void *user)
+{
+    rec_add(user, EV_RESET, sid)->code = code;
+    return 0;
+}
 TU int rec_close(rill_h2_session *s, int32_t sid, uint32_t code, void *user)
 {
     trec *r = user;
@@ -383,6 +388,7 @@ TU rill_h2_callbacks rec_callbacks(void)
         .on_push_promise = rec_push,
         .on_data = rec_data,
         .on_end_stream = rec_end,
+        .on_stream_reset = rec_reset,
         .on_stream_close = rec_close,
         .on_settings = rec_settings,
         .on_ping_ack = rec_ping_ack,

@@ -158,6 +158,19 @@ static void s8_4_push_received(void **state)
     assert_int_equal(rill_h2_submit_rst_stream(t.s, 4, RILL_H2_CANCEL), 0);
     drain(t.s, &t.out);
     expect_rst(&t.out, 4, RILL_H2_CANCEL);
+    /* a promise arriving on a stream we already reset reserves the stream; we cancel it */
+    assert_int_equal(rill_h2_submit_request(t.s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL), 3);
+    assert_int_equal(rill_h2_submit_rst_stream(t.s, 3, RILL_H2_CANCEL), 0);
+    drain(t.s, &t.out);
+    fr.len = 0;
+    tb_u32(&fr, 6);
+    tb_put(&fr, blk.p, blk.len);
+    tf_frame(&b, RILL_H2_PUSH_PROMISE, 0x4, 3, fr.p, fr.len);
+    assert_true(feed_drain(&t, &b) >= 0);
+    assert_null(find_frame(&t.out, RILL_H2_GOAWAY, 0));
+    const tframe *cancel = find_frame(&t.out, RILL_H2_RST_STREAM, 6);
+    assert_non_null(cancel);
+    assert_int_equal(get32(cancel->payload), RILL_H2_CANCEL);
     /* odd promised ids are a connection error */
     fr.len = 0;
     tb_u32(&fr, 5);
@@ -313,7 +326,17 @@ static void h2c_upgrade_server_side(void **state)
     /* the client's HTTP2-Settings: initial window 1000 */
     const uint8_t settings[] = {0, 4, 0, 0, 0x03, 0xe8};
     rill_header req[] = {F(":method", "GET"), F(":path", "/"), F(":scheme", "http"), F(":authority", "a")};
+    rill_header bad[] = {F(":method", "GET"), F(":path", "/"), F(":scheme", "http"), F("connection", "upgrade")};
+    assert_int_equal(rill_h2_session_upgrade_server(s, settings, sizeof settings, bad, 4), RILL_ERR_INVALID_ARG);
+    const uint8_t bad_settings[] = {0, 2, 0, 0, 0, 7};
+    assert_int_equal(rill_h2_session_upgrade_server(s, bad_settings, sizeof bad_settings, req, 4),
+                     RILL_ERR_INVALID_ARG);
     assert_int_equal(rill_h2_session_upgrade_server(s, settings, sizeof settings, req, 4), 0);
+    const tevent *e = rec_find(&rec, EV_HEADERS, 1);
+    assert_non_null(e);
+    assert_int_equal(e->other, RILL_H2_HEADERS_REQUEST);
+    assert_true(ev_has(e, ":path: /"));
+    assert_non_null(rec_find(&rec, EV_END, 1));
     assert_int_equal(rill_h2_session_peer_settings(s)->initial_window_size, 1000);
     assert_int_equal(rill_h2_session_send_window(s, 1), 1000);
     rill_header ok[] = {F(":status", "200")};
@@ -358,6 +381,141 @@ static void h2c_upgrade_client_side(void **state)
     rill_h2_session_free(s);
 }
 
+/* Section 5.1 from the client's side: frames on streams the server cannot use. */
+static void client_s5_1_idle_and_closed_streams(void **state)
+{
+    (void)state;
+    struct { uint8_t type; uint32_t sid; uint32_t code; } cases[] = {
+        {RILL_H2_DATA, 2, RILL_H2_PROTOCOL_ERROR},          /* idle even stream */
+        {RILL_H2_HEADERS, 2, RILL_H2_PROTOCOL_ERROR},       /* servers open streams only by push */
+        {RILL_H2_HEADERS, 5, RILL_H2_PROTOCOL_ERROR},       /* our idle odd stream */
+        {RILL_H2_RST_STREAM, 5, RILL_H2_PROTOCOL_ERROR},
+        {RILL_H2_WINDOW_UPDATE, 4, RILL_H2_PROTOCOL_ERROR},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tsess t;
+        tsess_start(&t, RILL_H2_CLIENT, NULL);
+        assert_int_equal(rill_h2_submit_request(t.s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL), 1);
+        drain(t.s, &t.out);
+        tbuf b = {0}, blk = {0};
+        hp_block(&blk, ":status", "200", NULL);
+        if (cases[i].type == RILL_H2_HEADERS)
+            tf_headers_block(&b, cases[i].sid, 0x5, &blk);
+        else if (cases[i].type == RILL_H2_DATA)
+            tf_data(&b, cases[i].sid, 0, "x", 1);
+        else if (cases[i].type == RILL_H2_RST_STREAM)
+            tf_rst(&b, cases[i].sid, RILL_H2_CANCEL);
+        else
+            tf_window_update(&b, cases[i].sid, 1);
+        assert_true(feed_drain(&t, &b) < 0);
+        expect_goaway(&t.out, cases[i].code);
+        tb_free(&b);
+        tb_free(&blk);
+        tsess_free(&t);
+    }
+}
+
+static void client_frames_after_reset_are_ignored(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_CLIENT, NULL);
+    assert_int_equal(rill_h2_submit_request(t.s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL), 1);
+    assert_int_equal(rill_h2_submit_rst_stream(t.s, 1, RILL_H2_CANCEL), 0);
+    drain(t.s, &t.out);
+    expect_rst(&t.out, 1, RILL_H2_CANCEL);
+    /* the server's response was already in flight */
+    response(&t, 1, 0, ":status", "200", NULL);
+    tbuf b = {0};
+    tf_data(&b, 1, 1, "late", 4);
+    feed_drain(&t, &b);
+    expect_no_error(&t.out);
+    assert_null(rec_find(&t.rec, EV_HEADERS, 1));
+    /* and the HPACK state stayed in step: a new stream still decodes */
+    assert_int_equal(rill_h2_submit_request(t.s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL), 3);
+    response(&t, 3, 1, ":status", "204", NULL);
+    expect_no_error(&t.out);
+    assert_non_null(rec_find(&t.rec, EV_HEADERS, 3));
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+static void client_response_content_length_checked(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_CLIENT, NULL);
+    assert_int_equal(rill_h2_submit_request(t.s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL), 1);
+    drain(t.s, &t.out);
+    response(&t, 1, 0, ":status", "200", "content-length", "10", NULL);
+    tbuf b = {0};
+    tf_data(&b, 1, 1, "short", 5);
+    feed_drain(&t, &b);
+    expect_rst(&t.out, 1, RILL_H2_PROTOCOL_ERROR);
+    assert_int_equal(t.rec.close_code[1], RILL_H2_PROTOCOL_ERROR);
+    assert_null(rec_find(&t.rec, EV_END, 1));
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+static void few_streams(rill_h2_options *o) { o->local.max_concurrent_streams = 2; }
+
+static void s8_4_promises_beyond_our_limit_are_refused(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_CLIENT, few_streams);
+    assert_int_equal(rill_h2_submit_request(t.s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL), 1);
+    drain(t.s, &t.out);
+    tbuf b = {0}, blk = {0}, fr = {0};
+    hp_block(&blk, ":method", "GET", ":scheme", "https", ":path", "/p", ":authority", "a", NULL);
+    for (uint32_t pid = 2; pid <= 6; pid += 2) {
+        fr.len = 0;
+        tb_u32(&fr, pid);
+        tb_put(&fr, blk.p, blk.len);
+        tf_frame(&b, RILL_H2_PUSH_PROMISE, 0x4, 1, fr.p, fr.len);
+    }
+    feed_drain(&t, &b);
+    assert_int_equal(rec_count(&t.rec, EV_PUSH), 2);
+    const tframe *r = find_frame(&t.out, RILL_H2_RST_STREAM, 6);
+    assert_non_null(r);
+    assert_int_equal(get32(r->payload), RILL_H2_REFUSED_STREAM);
+    /* DATA on a reserved (remote) stream is a connection error */
+    tf_data(&b, 2, 0, "x", 1);
+    assert_true(feed_drain(&t, &b) < 0);
+    expect_goaway(&t.out, RILL_H2_PROTOCOL_ERROR);
+    tb_free(&b);
+    tb_free(&blk);
+    tb_free(&fr);
+    tsess_free(&t);
+}
+
+static void s5_1_reserved_local_rules(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_get(&b, 1, 0x1);
+    feed_drain(&t, &b);
+    rill_header promised[] = {F(":method", "GET"), F(":scheme", "https"), F(":path", "/x"), F(":authority", "a")};
+    assert_int_equal(rill_h2_submit_push_promise(t.s, 1, promised, 4, NULL), 2);
+    drain(t.s, &t.out);
+    /* WINDOW_UPDATE and PRIORITY are fine on a reserved (local) stream, and RST_STREAM cancels it */
+    tf_window_update(&b, 2, 100);
+    uint8_t p[5] = {0, 0, 0, 1, 1};
+    tf_frame(&b, RILL_H2_PRIORITY, 0, 2, p, 5);
+    feed_drain(&t, &b);
+    expect_no_error(&t.out);
+    assert_int_equal(rill_h2_session_send_window(t.s, 2), 65535 + 100);
+    /* HEADERS from the client on it is a connection error */
+    tf_get(&b, 2, 0x1);
+    assert_true(feed_drain(&t, &b) < 0);
+    expect_goaway(&t.out, RILL_H2_PROTOCOL_ERROR);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +531,11 @@ int main(void)
         cmocka_unit_test(rfc8441_client_needs_server_setting),
         cmocka_unit_test(h2c_upgrade_server_side),
         cmocka_unit_test(h2c_upgrade_client_side),
+        cmocka_unit_test(client_s5_1_idle_and_closed_streams),
+        cmocka_unit_test(client_frames_after_reset_are_ignored),
+        cmocka_unit_test(client_response_content_length_checked),
+        cmocka_unit_test(s8_4_promises_beyond_our_limit_are_refused),
+        cmocka_unit_test(s5_1_reserved_local_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -278,6 +278,60 @@ static void s4_3_dynamic_table_kept_across_ignored_blocks(void **state)
     tsess_free(&t);
 }
 
+static void no_table(rill_h2_options *o) { o->local.header_table_size = 0; }
+
+static void s4_3_lowered_table_size_needs_size_update(void **state)
+{
+    (void)state;
+    /* After our SETTINGS_HEADER_TABLE_SIZE 0 is acknowledged, the first block must start with a
+     * dynamic table size update (RFC 7541 section 4.2). */
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, no_table);
+    tbuf b = {0}, blk = {0};
+    tb_byte(&blk, 0x20); /* size update to 0 */
+    hp_block(&blk, GET_FIELDS, NULL);
+    tf_headers_block(&b, 1, 0x5, &blk);
+    assert_true(feed_drain(&t, &b) >= 0);
+    expect_no_error(&t.out);
+    assert_non_null(rec_find(&t.rec, EV_HEADERS, 1));
+    tsess_free(&t);
+    tsess_start(&t, RILL_H2_SERVER, no_table);
+    blk.len = 0;
+    hp_block(&blk, GET_FIELDS, NULL);
+    tf_headers_block(&b, 1, 0x5, &blk);
+    assert_int_equal(feed_drain(&t, &b), RILL_ERR_COMPRESSION);
+    expect_goaway(&t.out, RILL_H2_COMPRESSION_ERROR);
+    tb_free(&b);
+    tb_free(&blk);
+    tsess_free(&t);
+}
+
+static void s4_3_peer_table_size_zero_is_announced(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_settings(&b, 1, RILL_H2_SETTINGS_HEADER_TABLE_SIZE, 0u);
+    tf_get(&b, 1, 0x1);
+    feed_drain(&t, &b);
+    rill_header ok[] = {F(":status", "200"), F("x-a", "b")};
+    assert_int_equal(rill_h2_submit_response(t.s, 1, ok, 2, RILL_H2_FLAG_END_STREAM), 0);
+    drain(t.s, &t.out);
+    const tframe *h = find_frame(&t.out, RILL_H2_HEADERS, 1);
+    assert_non_null(h);
+    /* a decoder that was told "0" (our ACK was sent) insists on the size update */
+    rill_hpack_decoder *d = rill_hpack_decoder_new(4096);
+    rill_hpack_decoder_set_max_table_size(d, 0);
+    tbuf txt = {0};
+    assert_int_equal(rill_hpack_decode_block(d, h->payload, h->len, tdec_cb, &txt), 0);
+    assert_int_equal(h->payload[0] & 0xe0, 0x20);
+    rill_hpack_decoder_free(d);
+    tb_free(&txt);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
 /* ---- 5.1 stream states ---- */
 
 static void s5_1_idle_data_is_protocol_error(void **state)
@@ -428,6 +482,10 @@ static void s5_1_closed_after_peer_rst_is_stream_closed(void **state)
     assert_true(feed_drain(&t, &b) >= 0);
     expect_rst(&t.out, 1, RILL_H2_STREAM_CLOSED);
     assert_int_equal(t.rec.close_code[1], RILL_H2_CANCEL);
+    const tevent *reset = rec_find(&t.rec, EV_RESET, 1);
+    assert_non_null(reset);
+    assert_int_equal(reset->code, RILL_H2_CANCEL);
+    assert_true(reset < rec_find(&t.rec, EV_CLOSE, 1));
     tb_free(&b);
     tsess_free(&t);
 }
@@ -493,6 +551,37 @@ static void s5_1_1_decreasing_stream_id(void **state)
     assert_true(feed_drain(&t, &b) < 0);
     assert_int_equal(expect_goaway(&t.out, RILL_H2_PROTOCOL_ERROR), 5);
     tb_free(&b);
+    tsess_free(&t);
+}
+
+static void s5_1_forgotten_closed_stream_is_not_a_new_one(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0}, blk = {0};
+    /* stream 1 is reset by us, then 100 more streams come and go: 1 drops out of the memory */
+    tf_get(&b, 1, 0);
+    feed_drain(&t, &b);
+    rill_h2_submit_rst_stream(t.s, 1, RILL_H2_CANCEL);
+    for (uint32_t sid = 3; sid < 203; sid += 2) {
+        tf_get(&b, sid, 0);
+        tf_rst(&b, sid, RILL_H2_CANCEL);
+    }
+    feed_drain(&t, &b);
+    /* late trailers for stream 1: a stream error, not a connection error */
+    hp_block(&blk, "x-late", "1", NULL);
+    tf_headers_block(&b, 1, 0x5, &blk);
+    assert_true(feed_drain(&t, &b) >= 0);
+    expect_rst(&t.out, 1, RILL_H2_STREAM_CLOSED);
+    /* an id that was skipped is still a connection error */
+    tf_get(&b, 205, 0x1);
+    tf_get(&b, 209, 0x1);
+    tf_get(&b, 207, 0x1);
+    assert_true(feed_drain(&t, &b) < 0);
+    expect_goaway(&t.out, RILL_H2_PROTOCOL_ERROR);
+    tb_free(&b);
+    tb_free(&blk);
     tsess_free(&t);
 }
 
@@ -921,6 +1010,68 @@ static void s6_5_initial_settings_content(void **state)
     tb_free(&o.raw);
 }
 
+static void s6_5_3_last_value_of_a_setting_wins(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_get(&b, 1, 0);
+    tf_settings(&b, 3, RILL_H2_SETTINGS_INITIAL_WINDOW_SIZE, 100u, RILL_H2_SETTINGS_INITIAL_WINDOW_SIZE, 0x7fffffffu,
+                RILL_H2_SETTINGS_INITIAL_WINDOW_SIZE, 500u);
+    assert_true(feed_drain(&t, &b) >= 0);
+    expect_no_error(&t.out);
+    assert_int_equal(rill_h2_session_send_window(t.s, 1), 500);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+static void s3_4_client_requires_server_settings_first(void **state)
+{
+    (void)state;
+    trec rec = {0};
+    rill_h2_callbacks cb = rec_callbacks();
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_CLIENT, &cb, NULL, &rec);
+    tout o = {0};
+    drain(s, &o);
+    tbuf b = {0};
+    tf_window_update(&b, 0, 100);
+    assert_true(rill_h2_session_recv(s, b.p, b.len) < 0);
+    drain(s, &o);
+    expect_goaway(&o, RILL_H2_PROTOCOL_ERROR);
+    tb_free(&b);
+    tb_free(&o.raw);
+    rill_h2_session_free(s);
+}
+
+static void s6_9_reserved_bit_of_increment_ignored(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_window_update(&b, 0, 0x80000000u | 10);
+    assert_true(feed_drain(&t, &b) >= 0);
+    expect_no_error(&t.out);
+    assert_int_equal(rill_h2_session_send_window(t.s, 0), 65535 + 10);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+static void rfc9218_priority_update_to_client_is_error(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_CLIENT, NULL);
+    tbuf b = {0};
+    uint8_t pu[7] = {0, 0, 0, 1, 'u', '=', '1'};
+    tf_frame(&b, RILL_H2_PRIORITY_UPDATE, 0, 0, pu, sizeof pu);
+    assert_true(feed_drain(&t, &b) < 0);
+    expect_goaway(&t.out, RILL_H2_PROTOCOL_ERROR);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
 /* ---- 6.7 PING ---- */
 
 static void s6_7_ping_ack_and_errors(void **state)
@@ -1033,6 +1184,26 @@ static void s6_8_streams_after_our_goaway_are_ignored(void **state)
     expect_no_error(&t.out);
     assert_null(rec_find(&t.rec, EV_HEADERS, 3));
     assert_non_null(rec_find(&t.rec, EV_END, 1));
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+static void s6_8_shutdown_completes_without_ping_ack(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_get(&b, 1, 0x1);
+    feed_drain(&t, &b);
+    assert_int_equal(rill_h2_submit_shutdown(t.s), 0);
+    drain(t.s, &t.out);
+    uint64_t when = rill_h2_session_next_deadline(t.s);
+    assert_true(when != UINT64_MAX);
+    rill_h2_session_tick(t.s, when);
+    drain(t.s, &t.out);
+    assert_int_equal(expect_goaway(&t.out, RILL_H2_NO_ERROR), 1);
+    assert_int_equal(rill_h2_session_next_deadline(t.s), UINT64_MAX);
     tb_free(&b);
     tsess_free(&t);
 }
@@ -1240,6 +1411,8 @@ int main(void)
         cmocka_unit_test(s4_2_larger_max_frame_size_applies_after_ack),
         cmocka_unit_test(s4_3_invalid_header_block_is_compression_error),
         cmocka_unit_test(s4_3_dynamic_table_kept_across_ignored_blocks),
+        cmocka_unit_test(s4_3_lowered_table_size_needs_size_update),
+        cmocka_unit_test(s4_3_peer_table_size_zero_is_announced),
         cmocka_unit_test(s5_1_idle_data_is_protocol_error),
         cmocka_unit_test(s5_1_idle_rst_stream_is_protocol_error),
         cmocka_unit_test(s5_1_idle_window_update_is_protocol_error),
@@ -1254,6 +1427,7 @@ int main(void)
         cmocka_unit_test(s5_1_reserved_frames_from_client_rejected),
         cmocka_unit_test(s5_1_1_even_stream_from_client),
         cmocka_unit_test(s5_1_1_decreasing_stream_id),
+        cmocka_unit_test(s5_1_forgotten_closed_stream_is_not_a_new_one),
         cmocka_unit_test(s5_1_2_refused_over_max_concurrent),
         cmocka_unit_test(s5_3_1_headers_depending_on_itself),
         cmocka_unit_test(s5_3_1_priority_depending_on_itself),
@@ -1277,11 +1451,16 @@ int main(void)
         cmocka_unit_test(s6_5_2_setting_values),
         cmocka_unit_test(s6_5_settings_we_send_are_acknowledged_and_applied),
         cmocka_unit_test(s6_5_initial_settings_content),
+        cmocka_unit_test(s6_5_3_last_value_of_a_setting_wins),
+        cmocka_unit_test(s3_4_client_requires_server_settings_first),
+        cmocka_unit_test(s6_9_reserved_bit_of_increment_ignored),
+        cmocka_unit_test(rfc9218_priority_update_to_client_is_error),
         cmocka_unit_test(s6_7_ping_ack_and_errors),
         cmocka_unit_test(s6_7_submitted_ping_comes_back),
         cmocka_unit_test(s6_8_goaway_on_stream),
         cmocka_unit_test(s6_8_graceful_shutdown_two_steps),
         cmocka_unit_test(s6_8_streams_after_our_goaway_are_ignored),
+        cmocka_unit_test(s6_8_shutdown_completes_without_ping_ack),
         cmocka_unit_test(s6_9_zero_increment_connection),
         cmocka_unit_test(s6_9_zero_increment_stream),
         cmocka_unit_test(s6_9_bad_length),

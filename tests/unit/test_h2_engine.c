@@ -186,12 +186,15 @@ static int read_src(rill_h2_session *s, int32_t sid, uint8_t *buf, size_t max, b
     r->calls++;
     if (r->block)
         return RILL_ERR_WOULD_BLOCK;
+    if (r->left == 0) {
+        *eof = true; /* the end comes as a separate, empty read */
+        return 0;
+    }
     size_t n = r->left < max ? r->left : max;
     if (n > 3000)
         n = 3000;
     memset(buf, 'z', n);
     r->left -= n;
-    *eof = r->left == 0;
     return (int)n;
 }
 
@@ -224,6 +227,9 @@ static void pull_source_with_pause_and_trailers(void **state)
             assert_int_equal(t.out.f[i].flags, 0); /* trailers end the stream */
         }
     assert_int_equal(got, 10000);
+    for (size_t i = 0; i < t.out.n; i++)
+        if (t.out.f[i].type == RILL_H2_DATA)
+            assert_true(t.out.f[i].len > 0); /* no empty DATA before the trailers */
     assert_int_equal(t.out.f[t.out.n - 1].type, RILL_H2_HEADERS);
     assert_int_equal(t.out.f[t.out.n - 1].flags, 0x5);
     assert_int_equal(rill_h2_session_stream_count(t.s), 0);
@@ -296,6 +302,23 @@ static void priority_update_frame_reorders(void **state)
             first = &t.out.f[i];
     assert_non_null(first);
     assert_int_equal(first->sid, 3);
+    /* an update that arrives before its request is kept and applied when the stream opens */
+    uint8_t early[4 + 3] = {0, 0, 0, 7, 'u', '=', '0'};
+    tf_frame(&b, RILL_H2_PRIORITY_UPDATE, 0, 0, early, sizeof early);
+    tf_get(&b, 5, 0x1);
+    tf_get(&b, 7, 0x1);
+    feed_drain(&t, &b);
+    for (int32_t sid = 5; sid <= 7; sid += 2) {
+        rill_h2_submit_response(t.s, sid, ok, 1, 0);
+        rill_h2_submit_data(t.s, sid, body, 10, RILL_H2_FLAG_END_STREAM, NULL);
+    }
+    drain(t.s, &t.out);
+    first = NULL;
+    for (size_t i = 0; i < t.out.n && !first; i++)
+        if (t.out.f[i].type == RILL_H2_DATA)
+            first = &t.out.f[i];
+    assert_non_null(first);
+    assert_int_equal(first->sid, 7);
     /* on a stream other than 0: connection error */
     tf_frame(&b, RILL_H2_PRIORITY_UPDATE, 0, 1, pu, sizeof pu);
     assert_true(feed_drain(&t, &b) < 0);
@@ -328,6 +351,7 @@ static void build_rapid_reset(tbuf *b, int i)
     tf_get(b, (uint32_t)(2 * i + 1), 0);
     tf_rst(b, (uint32_t)(2 * i + 1), RILL_H2_CANCEL);
 }
+static void build_refused(tbuf *b, int i) { tf_get(b, (uint32_t)(2 * i + 1), 0); }
 static void build_empty_data(tbuf *b, int i)
 {
     if (i == 0)
@@ -347,6 +371,7 @@ static void floods_end_in_enhance_your_calm(void **state)
     flood_case(build_ping, 200, "PING");
     flood_case(build_settings, 200, "SETTINGS");
     flood_case(build_rapid_reset, 1100, "rapid reset");
+    flood_case(build_refused, 1200, "refused streams");
     flood_case(build_empty_data, 1100, "empty DATA");
     flood_case(build_tiny_wu, 1100, "tiny WINDOW_UPDATE");
     flood_case(build_priority, 1100, "PRIORITY");
@@ -433,11 +458,12 @@ static void peer_not_reading_stops_reads_then_fails(void **state)
 /* ---- memory ---- */
 
 struct counting {
-    size_t live, peak;
+    size_t live, peak, calls;
 };
 static void *c_alloc(size_t n, void *ctx)
 {
     struct counting *c = ctx;
+    c->calls++;
     size_t *p = malloc(n + 16);
     p[0] = n;
     c->live += n;
@@ -450,6 +476,7 @@ static void *c_realloc(void *ptr, size_t n, void *ctx)
     struct counting *c = ctx;
     if (!ptr)
         return c_alloc(n, ctx);
+    c->calls++;
     size_t *p = (size_t *)((uint8_t *)ptr - 16);
     c->live -= p[0];
     p = realloc(p, n + 16);
@@ -470,6 +497,49 @@ static void c_free(void *ptr, void *ctx)
 static struct counting g_count;
 static rill_h2_allocator g_alloc = {c_alloc, c_realloc, c_free, &g_count};
 static void counting_alloc(rill_h2_options *o) { o->allocator = &g_alloc; }
+
+static void freeing_the_session_releases_buffers(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_get(&b, 1, 0x1);
+    feed_drain(&t, &b);
+    rill_header ok[] = {F(":status", "200")};
+    static uint8_t big[200000];
+    rill_h2_submit_response(t.s, 1, ok, 1, 0);
+    rill_h2_submit_data(t.s, 1, big, sizeof big, 0, (void *)1);
+    rill_h2_submit_data(t.s, 1, big, 10, RILL_H2_FLAG_END_STREAM, (void *)2);
+    struct iovec iov[4];
+    assert_true(rill_h2_session_output(t.s, iov, 4) > 0); /* some bytes referenced by the output */
+    rill_h2_session_free(t.s);
+    t.s = NULL;
+    assert_int_equal(rec_count(&t.rec, EV_RELEASED), 2);
+    tb_free(&b);
+    tb_free(&t.out.raw);
+    rec_free(&t.rec);
+}
+
+static void trim_frees_idle_buffers(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    size_t before = rill_h2_session_memory(t.s);
+    assert_true(before > 16384); /* the output chunk kept for reuse */
+    rill_h2_session_trim(t.s);
+    assert_true(rill_h2_session_memory(t.s) < 2048);
+    /* and the session still works afterwards */
+    tbuf b = {0};
+    tf_get(&b, 1, 0x1);
+    tf_ping(&b, 0, "afterwrd");
+    feed_drain(&t, &b);
+    expect_no_error(&t.out);
+    assert_non_null(find_frame(&t.out, RILL_H2_PING, 0));
+    tb_free(&b);
+    tsess_free(&t);
+}
 
 static void memory_idle_and_per_stream(void **state)
 {
@@ -503,6 +573,47 @@ static void memory_idle_and_per_stream(void **state)
     assert_int_equal(g_count.live, 0);
 }
 
+/* Steady state: requests with bodies and responses cost the session no allocation at all. */
+static void no_allocation_per_request_in_steady_state(void **state)
+{
+    (void)state;
+    memset(&g_count, 0, sizeof g_count);
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, counting_alloc);
+    tbuf b = {0}, blk = {0};
+    rill_header ok[] = {F(":status", "200"), F("content-type", "text/plain")};
+    static const uint8_t body[100];
+    size_t calls_after_warmup = 0;
+    for (uint32_t i = 0; i < 200; i++) {
+        uint32_t sid = 2 * i + 1;
+        blk.len = 0;
+        hp_block(&blk, ":method", "POST", ":scheme", "https", ":path", "/upload", ":authority", "a",
+                 "content-length", "5", NULL);
+        tf_headers_block(&b, sid, 0x4, &blk);
+        tf_data(&b, sid, 0x1, "hello", 5);
+        rill_h2_session_recv(t.s, b.p, b.len);
+        b.len = 0;
+        rill_h2_consume(t.s, (int32_t)sid, 5);
+        assert_int_equal(rill_h2_submit_response(t.s, (int32_t)sid, ok, 2, 0), 0);
+        assert_int_equal(rill_h2_submit_data(t.s, (int32_t)sid, body, sizeof body, RILL_H2_FLAG_END_STREAM, NULL), 0);
+        struct iovec iov[16];
+        int n;
+        while ((n = rill_h2_session_output(t.s, iov, 16)) > 0) {
+            size_t total = 0;
+            for (int k = 0; k < n; k++)
+                total += iov[k].iov_len;
+            rill_h2_session_output_consumed(t.s, total);
+        }
+        if (i == 9)
+            calls_after_warmup = g_count.calls;
+    }
+    assert_int_equal(rill_h2_session_stream_count(t.s), 0);
+    assert_int_equal(g_count.calls, calls_after_warmup);
+    tb_free(&b);
+    tb_free(&blk);
+    tsess_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -520,7 +631,10 @@ int main(void)
         cmocka_unit_test(continuation_flood),
         cmocka_unit_test(header_block_bytes_limit),
         cmocka_unit_test(peer_not_reading_stops_reads_then_fails),
+        cmocka_unit_test(freeing_the_session_releases_buffers),
+        cmocka_unit_test(trim_frees_idle_buffers),
         cmocka_unit_test(memory_idle_and_per_stream),
+        cmocka_unit_test(no_allocation_per_request_in_steady_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
