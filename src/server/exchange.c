@@ -144,13 +144,6 @@ static void dispatch(rill_stream *st)
         exchange_respond_simple(st, 404, "text/plain; charset=utf-8", "not found\n");
 }
 
-void exchange_switch(rill_stream *st, const struct exchange_ops *ops, int32_t id, const char *version)
-{
-    st->ops = ops;
-    st->id = id;
-    st->version = version;
-}
-
 static void body(rill_stream *st, const uint8_t *data, size_t len);
 
 void exchange_body(rill_stream *st, const uint8_t *data, size_t len)

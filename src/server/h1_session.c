@@ -173,10 +173,33 @@ static int start_request(rill_session *sess, const rill_h1_head *head)
     return RILL_OK;
 }
 
-static void switch_to_h2(rill_session *sess, const uint8_t *rest, size_t rest_len)
+/* The h2c Upgrade: 101, then the request goes to the HTTP/2 engine as stream 1 (without its
+ * connection-specific fields), which reports it like any other request; this HTTP/1.1 exchange
+ * is dropped unanswered. */
+static void switch_to_h2(rill_session *sess, const rill_h1_head *head, const uint8_t *rest,
+                         size_t rest_len)
 {
     struct h1_state *h1 = sess->h1;
     rill_stream *st = h1->current;
+    rill_header *f = malloc((st->nfields + 4) * sizeof *f);
+    if (!f) {
+        session_close(sess);
+        return;
+    }
+    size_t n = 0;
+#define PSEUDO(name, value)                                                                        \
+    f[n++] = (rill_header){(const uint8_t *)(name), strlen(name), (const uint8_t *)(value),        \
+                           strlen(value), 0}
+    PSEUDO(":method", st->method);
+    PSEUDO(":scheme", st->scheme);
+    PSEUDO(":path", st->path);
+    PSEUDO(":authority", st->authority);
+#undef PSEUDO
+    /* st->fields are head->fields lowercased, in the same order */
+    for (size_t i = 0; i < st->nfields && i < head->nfields; i++)
+        if (!rill_h1_is_connection_specific(head, &head->fields[i]) &&
+            !(st->fields[i].name_len == 4 && memcmp(st->fields[i].name, "host", 4) == 0))
+            f[n++] = st->fields[i];
     static const char switching[] =
         "HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n";
     rill_io_conn_write(sess->conn, switching, sizeof switching - 1);
@@ -186,11 +209,13 @@ static void switch_to_h2(rill_session *sess, const uint8_t *rest, size_t rest_le
     h1->current = NULL;
     h1_session_free(sess);
     sess->protocol = RILL_PROTOCOL_H2C;
-    if (h2_session_start(sess, settings, settings_len, st) < 0) {
+    int rc = h2_session_start(sess, settings, settings_len, f, n);
+    free(f);
+    exchange_closed(st, false);
+    if (rc < 0) {
         session_close(sess);
         return;
     }
-    exchange_dispatch(st);
     if (rest_len)
         h2_session_data(sess, rest, rest_len);
 }
@@ -247,7 +272,7 @@ static size_t process(rill_session *sess, const uint8_t *data, size_t len)
             }
             if (h1->upgrade_h2) {
                 h1->processing = false;
-                switch_to_h2(sess, data + off, len - off);
+                switch_to_h2(sess, ev.head, data + off, len - off);
                 return len;
             }
         }

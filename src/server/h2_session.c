@@ -96,7 +96,7 @@ static const rill_h2_callbacks h2_callbacks = {
 };
 
 int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t payload_len,
-                     rill_stream *upgraded)
+                     const rill_header *upgraded, size_t nupgraded)
 {
     const rill_server_options *o = &sess->w->srv->opt;
     rill_h2_options opt;
@@ -110,15 +110,9 @@ int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t
     sess->h2 = rill_h2_session_new(RILL_H2_SERVER, &h2_callbacks, &opt, sess);
     if (!sess->h2)
         return RILL_ERR_NOMEM;
-    if (upgraded) {
-        const rill_header *all = (const rill_header *)upgraded->arena;
-        size_t n = (size_t)(upgraded->fields - all) + upgraded->nfields;
-        int rc = rill_h2_session_upgrade_server(sess->h2, settings_payload, payload_len, all, n);
-        if (rc < 0)
-            return rc;
-        exchange_switch(upgraded, &h2_exchange_ops, 1, "HTTP/2");
-        rill_h2_stream_set_user(sess->h2, 1, upgraded);
-    }
+    if (upgraded) /* the engine reports the request as stream 1 through on_headers */
+        return rill_h2_session_upgrade_server(sess->h2, settings_payload, payload_len, upgraded,
+                                              nupgraded);
     return RILL_OK;
 }
 

@@ -180,8 +180,6 @@ void exchange_closed(rill_stream *st, bool completed);
 /* An exchange cannot be freed between hold and release (a close meanwhile happens at release). */
 void exchange_hold(rill_stream *st);
 void exchange_release(rill_stream *st);
-/* Moves an exchange to another transport (h2c upgrade of the HTTP/1.1 request). */
-void exchange_switch(rill_stream *st, const struct exchange_ops *ops, int32_t id, const char *version);
 int exchange_send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length);
 /* Simple complete responses for errors and redirects. */
 int exchange_respond_simple(rill_stream *st, int status, const char *content_type, const char *body);
@@ -209,7 +207,7 @@ void h1_session_free(rill_session *sess);
 void h1_session_shutdown(rill_session *sess);
 void h1_session_trim(rill_session *sess);
 int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t payload_len,
-                     rill_stream *upgraded);
+                     const rill_header *upgraded, size_t nupgraded);
 void h2_session_data(rill_session *sess, const uint8_t *data, size_t len);
 void h2_session_flush(rill_session *sess);
 void h2_session_drain(rill_session *sess);

@@ -114,7 +114,7 @@ static void on_open(rill_io_conn *conn, const char *alpn)
     sess->in_callback++;
     if (sess->tls && alpn && strcmp(alpn, "h2") == 0) {
         sess->protocol = RILL_PROTOCOL_H2;
-        if (h2_session_start(sess, NULL, 0, NULL) < 0)
+        if (h2_session_start(sess, NULL, 0, NULL, 0) < 0)
             session_close(sess);
         else if (!info.h2_acceptable) { /* RFC 9113 §9.2: TLS too weak for HTTP/2 */
             rill_h2_submit_goaway(sess->h2, RILL_H2_INADEQUATE_SECURITY, NULL, 0);
@@ -166,7 +166,7 @@ static void detect(rill_session *sess, const uint8_t *data, size_t len)
     int rc;
     if (verdict == RILL_H1_PREFACE_YES) {
         sess->protocol = RILL_PROTOCOL_H2C;
-        rc = h2_session_start(sess, NULL, 0, NULL);
+        rc = h2_session_start(sess, NULL, 0, NULL, 0);
         if (rc == 0 && held) {
             h2_session_data(sess, joined, held);
         }
