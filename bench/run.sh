@@ -10,3 +10,5 @@ for b in "$build"/bench/bench_*; do
 done
 echo "== server (h2load against rill, h2o, nghttpd, nginx)"
 /usr/bin/python3 "$(dirname "$0")/server_bench.py" --rill "$build/rill" ${BENCH_QUICK:+--quick}
+echo "== websocket echo (rill over h2 and HTTP/1.1 against Node's ws)"
+/usr/bin/python3 "$(dirname "$0")/ws_bench.py" "$build" ${BENCH_QUICK:+--seconds 2}

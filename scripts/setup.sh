@@ -5,7 +5,7 @@
 set -euo pipefail
 
 build_pkgs="build-essential cmake pkg-config libssl-dev zlib1g-dev libcjson-dev openssl"
-test_pkgs="$build_pkgs clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-h2
+test_pkgs="$build_pkgs clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-h2 nodejs chromium
   python3-hpack python3-websockets libnghttp2-dev nghttp2-client curl"
 bench_pkgs="$test_pkgs nghttp2-server h2o nginx-light valgrind util-linux"
 

@@ -1,125 +1,156 @@
-/* `rill serve` — interim HTTP/1.1-only server for the demo page.
- * The server issue replaces this with the event-loop server (h2, h2c, TLS); it exists so that
- * `make run` serves something real from the first commit. One request per connection. */
-#include <arpa/inet.h>
+/* `rill serve`: HTTP/2 (h2 over TLS by ALPN, h2c) and HTTP/1.1 on the same listeners, serving a
+ * document root or the built-in demo site. */
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
+#include "rill/server.h"
 
-static volatile sig_atomic_t stopping;
+static const char usage[] =
+    "usage: rill serve [options]\n\n"
+    "Serve HTTP/2 (h2 over TLS by ALPN; h2c by prior knowledge or Upgrade) and HTTP/1.1.\n"
+    "Without --root, serves the built-in demo site.\n\n"
+    "  --listen HOST:PORT            cleartext listener (default 127.0.0.1:8080; 'none' to disable)\n"
+    "  --tls-listen HOST:PORT        TLS listener (default 127.0.0.1:8443; 'none' to disable)\n"
+    "  --cert FILE --key FILE        certificate chain and key (PEM); without them a self-signed\n"
+    "                                certificate for localhost is made and kept in --state-dir\n"
+    "  --state-dir DIR               where the self-signed certificate lives\n"
+    "                                (default $XDG_STATE_HOME/rill or ~/.local/state/rill)\n"
+    "  --root DIR                    serve static files from DIR\n"
+    "  --threads N                   worker threads (default: number of CPUs)\n"
+    "  --access-log FILE             combined log format; '-' for stdout\n"
+    "  --max-connections N           (default 10000)\n"
+    "  --max-concurrent-streams N    per HTTP/2 connection (default 100)\n"
+    "  --initial-window-size BYTES   HTTP/2 stream receive window (default 262144)\n"
+    "  --connection-window-size BYTES  HTTP/2 connection receive window (default 1048576)\n"
+    "  --max-header-list-size BYTES  larger request heads get 431 (default 65536)\n"
+    "  --idle-timeout MS             close idle connections (default 120000)\n"
+    "  --shutdown-timeout MS         graceful shutdown deadline (default 10000)\n"
+    "  --no-connect-protocol         do not offer RFC 8441 extended CONNECT\n"
+    "  --ws-origin ORIGIN            allow WebSockets from this Origin only (repeatable;\n"
+    "                                '*' for any); others get 403\n\n"
+    "SIGTERM/SIGINT shut down gracefully; SIGHUP reloads the certificate.\n";
 
-static void on_stop_signal(int sig)
+static int parse_u32(const char *flag, const char *text, uint32_t min, uint32_t *out)
 {
-    (void)sig;
-    stopping = 1;
-}
-
-static int parse_host_port(const char *spec, struct sockaddr_in *addr)
-{
-    char host[256];
-    const char *colon = strrchr(spec, ':');
-    if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof host)
-        return -1;
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
     char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535 || colon[1] == '\0')
-        return -1;
-    memset(addr, 0, sizeof *addr);
-    addr->sin_family = AF_INET;
-    addr->sin_port = htons((uint16_t)port);
-    if (strcmp(host, "localhost") == 0)
-        strcpy(host, "127.0.0.1");
-    return inet_pton(AF_INET, host, &addr->sin_addr) == 1 ? 0 : -1;
-}
-
-static void answer(int fd)
-{
-    char req[8192];
-    size_t have = 0;
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    while (have < sizeof req - 1 && poll(&p, 1, 5000) == 1) {
-        ssize_t n = read(fd, req + have, sizeof req - 1 - have);
-        if (n <= 0)
-            return;
-        have += (size_t)n;
-        req[have] = '\0';
-        if (strstr(req, "\r\n\r\n"))
-            break;
-    }
-    req[have] = '\0';
-    const char *status = "200 OK";
-    const char *body = "<!doctype html><title>rill</title><h1>rill</h1>"
-                       "<p>This page came over <b>HTTP/1.1</b>.</p>\n";
-    if (strncmp(req, "GET / ", 6) != 0 && strncmp(req, "HEAD / ", 7) != 0) {
-        status = strstr(req, "\r\n\r\n") ? "404 Not Found" : "400 Bad Request";
-        body = strstr(req, "\r\n\r\n") ? "not found\n" : "bad request\n";
-    }
-    char head[256];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %s\r\nContent-Type: text/html; charset=utf-8\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\nServer: rill\r\n\r\n",
-                     status, strlen(body));
-    if (write(fd, head, (size_t)n) < 0)
-        return;
-    if (strncmp(req, "HEAD ", 5) != 0 && write(fd, body, strlen(body)) < 0)
-        return;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno || *end || end == text || text[0] == '-' || v > UINT32_MAX || v < min)
+        return cli_usage_error("serve", "%s wants a number >= %u, not '%s'", flag, min, text);
+    *out = (uint32_t)v;
+    return 0;
 }
 
 int rill_cmd_serve(int argc, char **argv)
 {
-    const char *listen_spec = "127.0.0.1:8080";
+    rill_server_options o;
+    rill_server_options_init(&o);
+    const char *root = NULL;
+    uint32_t threads = 0;
+    const char *origins[64];
+    size_t norigins = 0;
     for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            printf("usage: rill serve [--listen HOST:PORT]\n\n"
-                   "Serve the demo page over HTTP/1.1 (interim; h2 arrives with the server).\n\n"
-                   "  --listen HOST:PORT   cleartext listener (default 127.0.0.1:8080)\n");
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            fputs(usage, stdout);
             return 0;
-        } else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
-            listen_spec = argv[++i];
-        } else if (strcmp(argv[i], "--listen") == 0) {
-            return cli_usage_error("serve", "--listen needs HOST:PORT");
-        } else {
-            return cli_usage_error("serve", "unknown option '%s'", argv[i]);
         }
+        if (strcmp(a, "--no-connect-protocol") == 0) {
+            o.enable_connect_protocol = false;
+            continue;
+        }
+        if (a[0] != '-' || a[1] != '-')
+            return cli_usage_error("serve", "unexpected argument '%s'", a);
+        static const char *const with_value[] = {
+            "--listen", "--tls-listen", "--cert", "--key", "--state-dir", "--root", "--threads",
+            "--access-log", "--max-connections", "--max-concurrent-streams",
+            "--initial-window-size", "--connection-window-size", "--max-header-list-size",
+            "--idle-timeout", "--shutdown-timeout", "--ws-origin"};
+        bool known = false;
+        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
+            known |= strcmp(a, with_value[k]) == 0;
+        if (!known)
+            return cli_usage_error("serve", "unknown option '%s'", a);
+        if (i + 1 >= argc)
+            return cli_usage_error("serve", "%s needs a value", a);
+        const char *v = argv[++i];
+        int rc = 0;
+        if (strcmp(a, "--listen") == 0)
+            o.listen = strcmp(v, "none") == 0 ? NULL : v;
+        else if (strcmp(a, "--tls-listen") == 0)
+            o.tls_listen = strcmp(v, "none") == 0 ? NULL : v;
+        else if (strcmp(a, "--cert") == 0)
+            o.cert_file = v;
+        else if (strcmp(a, "--key") == 0)
+            o.key_file = v;
+        else if (strcmp(a, "--state-dir") == 0)
+            o.state_dir = v;
+        else if (strcmp(a, "--root") == 0)
+            root = v;
+        else if (strcmp(a, "--access-log") == 0)
+            o.access_log = v;
+        else if (strcmp(a, "--ws-origin") == 0) {
+            if (norigins == sizeof origins / sizeof *origins)
+                return cli_usage_error("serve", "too many --ws-origin");
+            origins[norigins++] = v;
+        }
+        else if (strcmp(a, "--threads") == 0)
+            rc = parse_u32(a, v, 1, &threads);
+        else if (strcmp(a, "--max-connections") == 0)
+            rc = parse_u32(a, v, 1, &o.max_connections);
+        else if (strcmp(a, "--max-concurrent-streams") == 0)
+            rc = parse_u32(a, v, 1, &o.max_concurrent_streams);
+        else if (strcmp(a, "--initial-window-size") == 0)
+            rc = parse_u32(a, v, 0, &o.initial_window_size);
+        else if (strcmp(a, "--connection-window-size") == 0)
+            rc = parse_u32(a, v, 65535, &o.connection_window_size);
+        else if (strcmp(a, "--max-header-list-size") == 0)
+            rc = parse_u32(a, v, 1, &o.max_header_list_size);
+        else if (strcmp(a, "--idle-timeout") == 0)
+            rc = parse_u32(a, v, 1, &o.idle_timeout_ms);
+        else if (strcmp(a, "--shutdown-timeout") == 0)
+            rc = parse_u32(a, v, 0, &o.shutdown_timeout_ms);
+        if (rc)
+            return rc;
     }
-    struct sockaddr_in addr;
-    if (parse_host_port(listen_spec, &addr) != 0)
-        return cli_usage_error("serve", "bad --listen address '%s' (want HOST:PORT)", listen_spec);
+    o.threads = threads;
 
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(lfd, 128) != 0) {
-        fprintf(stderr, "rill serve: cannot listen on %s: %s\n", listen_spec, strerror(errno));
+    char err[512] = "";
+    rill_server *srv;
+    int rc = rill_server_new(&o, &srv, err, sizeof err);
+    if (rc == RILL_ERR_INVALID_ARG)
+        return cli_usage_error("serve", "%s", err);
+    if (rc < 0) {
+        fprintf(stderr, "rill serve: %s\n", rill_strerror(rc));
         return 1;
     }
-    struct sigaction sa = {.sa_handler = on_stop_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    fprintf(stderr, "rill serve: listening on http://%s/\n", listen_spec);
-
-    while (!stopping) {
-        struct pollfd p = {.fd = lfd, .events = POLLIN};
-        if (poll(&p, 1, 500) != 1)
-            continue;
-        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
-            continue;
-        answer(fd);
-        close(fd);
+    rc = norigins ? rill_server_ws_origins(srv, origins, norigins) : RILL_OK;
+    if (rc == RILL_OK)
+        rc = root ? rill_server_static(srv, "/", root, err, sizeof err) : rill_server_demo(srv);
+    if (rc < 0) {
+        fprintf(stderr, "rill serve: %s\n", err[0] ? err : rill_strerror(rc));
+        rill_server_free(srv);
+        return 1;
     }
-    close(lfd);
+    rc = rill_server_bind(srv, err, sizeof err);
+    if (rc == RILL_OK) {
+        if (o.listen)
+            fprintf(stderr, "rill serve: http://%s/ (h2c, HTTP/1.1)\n", o.listen);
+        if (o.tls_listen)
+            fprintf(stderr, "rill serve: https://%s/ (h2, HTTP/1.1)\n", o.tls_listen);
+        rc = rill_server_run(srv, err, sizeof err);
+    }
+    rill_server_free(srv);
+    if (rc == RILL_ERR_INVALID_ARG)
+        return cli_usage_error("serve", "%s", err);
+    if (rc < 0) {
+        fprintf(stderr, "rill serve: %s\n", err[0] ? err : rill_strerror(rc));
+        return 1;
+    }
     fprintf(stderr, "rill serve: stopped\n");
     return 0;
 }

@@ -2,7 +2,7 @@
  * Upgrade (RFC 7540 §3.2) and the WebSocket opening handshake (RFC 6455 §4.2). */
 #include <string.h>
 
-#include <openssl/evp.h>
+#include "rill/ws.h"
 
 #include "h1/h1_chars.h"
 #include "h1/h1_internal.h"
@@ -152,33 +152,10 @@ int rill_h1_websocket_upgrade(const rill_h1_head *head, rill_h1_ws_upgrade *out)
 
 int rill_h1_websocket_accept(const char *key, size_t key_len, char out[29])
 {
-    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char joined[64 + sizeof guid];
+    /* One implementation of the handshake digest, in the WebSocket layer. */
     if (!key || !out || key_len > 64)
         return RILL_ERR_INVALID_ARG;
-    memcpy(joined, key, key_len);
-    memcpy(joined + key_len, guid, sizeof guid - 1);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (!EVP_Digest(joined, key_len + sizeof guid - 1, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
-        return RILL_ERR_TLS;
-    /* 20 bytes = 6 full triples + 2 bytes -> 27 chars + one '='. */
-    size_t o = 0;
-    for (size_t i = 0; i < 20; i += 3) {
-        uint32_t v = (uint32_t)md[i] << 16;
-        if (i + 1 < 20)
-            v |= (uint32_t)md[i + 1] << 8;
-        if (i + 2 < 20)
-            v |= md[i + 2];
-        out[o++] = alphabet[(v >> 18) & 63];
-        out[o++] = alphabet[(v >> 12) & 63];
-        out[o++] = i + 1 < 20 ? alphabet[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < 20 ? alphabet[v & 63] : '=';
-    }
-    out[o] = '\0';
-    return 0;
+    return rill_ws_accept_key(key, key_len, out);
 }
 
 bool rill_h1_websocket_response_ok(const rill_h1_head *head, const char *key, size_t key_len)

@@ -48,7 +48,9 @@ def server():
 
     def start(*extra):
         port = free_port()
-        proc = subprocess.Popen([RILL_BIN, "serve", "--listen", f"127.0.0.1:{port}", *extra],
+        # no TLS listener unless asked: the default port 8443 is shared by every test run
+        tls = [] if "--tls-listen" in extra else ["--tls-listen", "none"]
+        proc = subprocess.Popen([RILL_BIN, "serve", "--listen", f"127.0.0.1:{port}", *tls, *extra],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         procs.append(proc)
         wait_for_port(port, proc)
@@ -63,3 +65,42 @@ def server():
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+# ---- the server's integration tests (helpers in server_fixtures.py) -----------------------------
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory):
+    """A document root: small.txt (5 bytes), big.bin (3 MB random), index.html, sub/index.html,
+    page.txt with page.txt.gz, a dotfile and a symlink out of the root. Yields (path, files)."""
+    from server_fixtures import make_site
+    root = tmp_path_factory.mktemp("site")
+    return str(root), make_site(str(root))
+
+
+def _served(workdir, **kw):
+    from server_fixtures import start_server
+    srv = start_server(str(workdir), **kw)
+    yield srv
+    rc = srv.stop()
+    assert rc == 0, f"server exit status {rc}; stderr:\n{srv.stderr()}"
+
+
+@pytest.fixture(scope="module")
+def static_server(site, tmp_path_factory):
+    """`rill serve --root site` with cleartext, TLS (self-signed) and an access log."""
+    work = tmp_path_factory.mktemp("static")
+    yield from _served(work, root=site[0], access_log=str(work / "access.log"))
+
+
+@pytest.fixture(scope="module")
+def echo_server(site, tmp_path_factory):
+    """examples/echo_server over the same document root."""
+    from server_fixtures import ECHO_BIN
+    yield from _served(tmp_path_factory.mktemp("echo"), root=site[0], binary=ECHO_BIN)
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    """`rill serve` without --root: the demo site."""
+    yield from _served(tmp_path_factory.mktemp("demo"))

@@ -1,0 +1,276 @@
+/* rill server: HTTP/2 (h2 over TLS by ALPN, h2c by prior knowledge or Upgrade) and HTTP/1.1 on the
+ * same listeners, shaped like Node's http2 module.
+ *
+ *   server ──emits──> session (one per connection: rill_server_on_session)
+ *          session ──emits──> stream with its request headers (core API: rill_server_on_stream)
+ *   and a compatibility API on top: a handler gets (request, response) and serves HTTP/1.1 and
+ *   HTTP/2 alike (rill_server_route). A stream not claimed by on_stream goes to the routes.
+ *
+ * Threading: rill_server_run() starts one event loop per worker thread. Every callback for a
+ * session and its streams runs on that session's worker thread; handlers must not block. Requests,
+ * responses and sessions are only valid on that thread, inside the callbacks that hand them out
+ * and until the exchange ends (see rill_response_on_close).
+ *
+ * Ownership: strings returned by rill_request_* point into the request and live as long as it;
+ * bytes given to rill_response_write / _end are copied (or referenced where a function says so). */
+#ifndef RILL_SERVER_H
+#define RILL_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rill/common.h"
+#include "rill/hpack.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rill_server rill_server;
+typedef struct rill_session rill_session;
+typedef struct rill_stream rill_stream;
+/* The compatibility API's views of a stream (the same object). */
+typedef struct rill_stream rill_request;
+typedef struct rill_stream rill_response;
+
+typedef enum rill_protocol {
+    RILL_PROTOCOL_HTTP1 = 1, /* HTTP/1.x, cleartext or TLS */
+    RILL_PROTOCOL_H2C = 2,   /* HTTP/2 over cleartext (prior knowledge or Upgrade) */
+    RILL_PROTOCOL_H2 = 3,    /* HTTP/2 over TLS (ALPN) */
+} rill_protocol;
+
+typedef struct rill_server_options {
+    const char *listen;      /* cleartext "HOST:PORT" (default "127.0.0.1:8080"); NULL = none */
+    const char *tls_listen;  /* TLS "HOST:PORT" (default "127.0.0.1:8443"); NULL = none */
+    const char *cert_file;   /* PEM; NULL with tls_listen: a self-signed localhost certificate */
+    const char *key_file;
+    const char *state_dir;   /* where the self-signed certificate is kept (NULL = default) */
+    unsigned threads;        /* worker threads; 0 = number of CPUs */
+    unsigned max_connections;        /* per server (default 10000) */
+    uint32_t max_concurrent_streams; /* HTTP/2, per connection (default 100) */
+    uint32_t initial_window_size;    /* HTTP/2 stream receive window (default 256 KiB) */
+    uint32_t connection_window_size; /* HTTP/2 connection receive window (default 1 MiB) */
+    uint32_t max_header_list_size;   /* bytes (default 64 KiB); larger requests get 431 */
+    uint32_t idle_timeout_ms;        /* close connections idle this long (default 120000) */
+    uint32_t header_timeout_ms;      /* HTTP/1.1: a request head must arrive within (10000) */
+    uint32_t shutdown_timeout_ms;    /* graceful shutdown deadline (default 10000) */
+    const char *access_log;          /* path, "-" for stdout, NULL for none */
+    bool enable_connect_protocol;    /* RFC 8441 extended CONNECT (default true) */
+} rill_server_options;
+
+/* Fills *o with the defaults above. */
+RILL_API void rill_server_options_init(rill_server_options *o);
+
+/* A server with these options (copied). Nothing is bound yet. Returns RILL_ERR_INVALID_ARG with a
+ * one-line reason in err for bad options. *out is freed with rill_server_free(). */
+RILL_API int rill_server_new(const rill_server_options *o, rill_server **out, char *err,
+                             size_t errlen);
+RILL_API void rill_server_free(rill_server *s);
+
+/* ---- compatibility API ------------------------------------------------------------------------ */
+
+/* Called once the request head is complete; the body (if any) follows through
+ * rill_request_on_body. The handler answers now or later (on the same thread). */
+typedef void (*rill_handler_fn)(rill_request *req, rill_response *res, void *user);
+
+/* Routes requests whose path starts with prefix (longest prefix wins; "/" catches all). */
+RILL_API int rill_server_route(rill_server *s, const char *prefix, rill_handler_fn fn, void *user);
+
+/* Serves static files from dir under prefix (see docs: ETag, Range, precompressed siblings). */
+RILL_API int rill_server_static(rill_server *s, const char *prefix, const char *dir, char *err,
+                                size_t errlen);
+
+/* Serves the built-in demo site (page, /api/stats) under "/". */
+RILL_API int rill_server_demo(rill_server *s);
+
+/* ---- core API (Node http2 shape) -------------------------------------------------------------- */
+
+/* A connection was established: protocol is known (HTTP/1.1 connections are sessions too). */
+typedef void (*rill_session_fn)(rill_session *session, void *user);
+RILL_API void rill_server_on_session(rill_server *s, rill_session_fn fn, void *user);
+
+/* A stream with its request headers (HTTP/2 style, pseudo-headers first; for HTTP/1.1 the head is
+ * presented the same way). Return true to claim it (then answer with rill_stream_respond...);
+ * false passes it on to the routes. */
+typedef bool (*rill_stream_fn)(rill_stream *stream, const rill_header *headers, size_t count,
+                               void *user);
+RILL_API void rill_server_on_stream(rill_server *s, rill_stream_fn fn, void *user);
+
+RILL_API rill_protocol rill_session_protocol(const rill_session *session);
+/* The peer address as text ("127.0.0.1:50000"); valid while the session lives. */
+RILL_API const char *rill_session_peer(const rill_session *session);
+/* A number identifying the connection (unique within the process). */
+RILL_API uint64_t rill_session_id(const rill_session *session);
+RILL_API rill_session *rill_stream_session(const rill_stream *stream);
+/* HTTP/2 stream id; for HTTP/1.1 the 1-based number of the request on its connection. */
+RILL_API int32_t rill_stream_id(const rill_stream *stream);
+
+/* Sends response headers (":status" first, then fields; lowercase names). With end_stream no
+ * body follows. */
+RILL_API int rill_stream_respond(rill_stream *stream, const rill_header *headers, size_t count,
+                                 bool end_stream);
+
+/* ---- running ---------------------------------------------------------------------------------- */
+
+/* Binds the listeners and runs the workers on this thread plus threads-1 others; returns after
+ * a graceful shutdown (SIGTERM, SIGINT or rill_server_stop) has finished: GOAWAY sent, in-flight
+ * streams completed up to shutdown_timeout_ms. SIGHUP reloads the TLS certificate. Returns 0, or
+ * RILL_ERR_IO / RILL_ERR_TLS with one line in err (port in use, unreadable certificate...). */
+RILL_API int rill_server_run(rill_server *s, char *err, size_t errlen);
+
+/* Binds the listeners (and loads the certificate) without running: errors such as a port in use
+ * come back here. rill_server_run binds first if this was not called. */
+RILL_API int rill_server_bind(rill_server *s, char *err, size_t errlen);
+
+/* Begins a graceful shutdown. Thread-safe. */
+RILL_API void rill_server_stop(rill_server *s);
+
+/* The bound cleartext / TLS port (after rill_server_run has bound them; 0 if none). */
+RILL_API uint16_t rill_server_port(const rill_server *s, bool tls);
+
+/* Live counters, summed over workers. */
+typedef struct rill_server_stats {
+    uint64_t connections; /* open */
+    uint64_t streams;     /* open streams (HTTP/1.1: requests in progress) */
+    uint64_t requests;    /* served since start */
+} rill_server_stats;
+RILL_API void rill_server_get_stats(const rill_server *s, rill_server_stats *out);
+
+/* ---- request ---------------------------------------------------------------------------------- */
+
+/* Pseudo-header values, NUL-terminated; authority falls back to Host for HTTP/1.1; scheme is
+ * "http"/"https"; path is "" for CONNECT without :path. :protocol (RFC 8441) or NULL. */
+RILL_API const char *rill_request_method(const rill_request *r);
+RILL_API const char *rill_request_scheme(const rill_request *r);
+RILL_API const char *rill_request_authority(const rill_request *r);
+RILL_API const char *rill_request_path(const rill_request *r);
+RILL_API const char *rill_request_connect_protocol(const rill_request *r);
+/* "HTTP/2", "HTTP/1.1" or "HTTP/1.0". */
+RILL_API const char *rill_request_version(const rill_request *r);
+RILL_API rill_protocol rill_request_protocol(const rill_request *r);
+
+/* The first field named name (lowercase), with *len set; NULL if absent. Not NUL-terminated. */
+RILL_API const char *rill_request_header(const rill_request *r, const char *name, size_t *len);
+/* All regular fields (no pseudo-headers), lowercase names. */
+RILL_API size_t rill_request_header_count(const rill_request *r);
+RILL_API const rill_header *rill_request_header_at(const rill_request *r, size_t i);
+
+/* Body delivery: fn(req, data, len, end, user) for each chunk; a last call with end = true (and
+ * possibly len 0). Set it in the handler; bytes arriving earlier are held until then. Flow control
+ * follows consumption: pause with rill_request_pause to stop the peer's sending. */
+typedef void (*rill_body_fn)(rill_request *r, const uint8_t *data, size_t len, bool end, void *user);
+RILL_API void rill_request_on_body(rill_request *r, rill_body_fn fn, void *user);
+RILL_API void rill_request_pause(rill_request *r, bool paused);
+
+/* Per-exchange user pointer. */
+RILL_API void rill_request_set_user(rill_request *r, void *user);
+RILL_API void *rill_request_user(const rill_request *r);
+
+/* ---- response --------------------------------------------------------------------------------- */
+
+/* Status (default 200) and fields, until the head is sent (first write / end). Names are
+ * lowercased; connection-specific fields are refused for HTTP/2 (RILL_ERR_INVALID_ARG). */
+RILL_API int rill_response_set_status(rill_response *res, int status);
+RILL_API int rill_response_set_header(rill_response *res, const char *name, const char *value);
+RILL_API int rill_response_add_header(rill_response *res, const char *name, const char *value);
+
+/* An informational response (e.g. 103 Early Hints with link fields) before the final one. */
+RILL_API int rill_response_informational(rill_response *res, int status, const rill_header *fields,
+                                         size_t count);
+
+/* Body bytes (copied). Returns RILL_OK, or RILL_ERR_WOULD_BLOCK when the bytes were accepted but
+ * the connection is over its high-water mark: stop writing until on_drain fires. */
+RILL_API int rill_response_write(rill_response *res, const void *data, size_t len);
+typedef void (*rill_response_fn)(rill_response *res, void *user);
+RILL_API void rill_response_on_drain(rill_response *res, rill_response_fn fn, void *user);
+
+/* Trailers to send at the end (HTTP/2 HEADERS, HTTP/1.1 chunked trailer section). */
+RILL_API int rill_response_add_trailer(rill_response *res, const char *name, const char *value);
+
+/* Ends the response, with optional last bytes. */
+RILL_API int rill_response_end(rill_response *res, const void *data, size_t len);
+
+/* Server push (HTTP/2, when the peer allows it): promises a GET of path on this stream; the pushed
+ * request is served by the routes like any other. RILL_ERR_STATE when push is not possible. */
+RILL_API int rill_response_push(rill_response *res, const char *path);
+
+/* Called once when the exchange is over (response finished and request consumed, or the stream
+ * was reset / the connection lost: completed = false). The request/response must not be used
+ * after it returns. */
+typedef void (*rill_close_fn)(rill_response *res, bool completed, void *user);
+RILL_API void rill_response_on_close(rill_response *res, rill_close_fn fn, void *user);
+
+
+/* ---- WebSockets (RFC 6455 over HTTP/1.1 Upgrade, RFC 8441 over HTTP/2 extended CONNECT) -------- */
+
+typedef struct rill_websocket rill_websocket;
+
+/* One handler serves both transports. Callbacks run on the connection's worker thread. */
+typedef struct rill_ws_handler {
+    /* The opening handshake is valid: return 0 to accept, or an HTTP status (e.g. 403) to refuse.
+     * req is valid only during this call. May be NULL (accept). */
+    int (*on_open)(rill_websocket *ws, rill_request *req, void *user);
+    /* A whole text (opcode 1, valid UTF-8) or binary (2) message; data valid during the call. */
+    void (*on_message)(rill_websocket *ws, unsigned opcode, const uint8_t *data, size_t len,
+                       void *user);
+    /* Streaming delivery instead of on_message: called for each piece of a message as it arrives
+     * (opcode of the message; first/final mark its ends; text pieces may split UTF-8 sequences,
+     * the whole message is still validated). Set one of on_message / on_fragment. */
+    void (*on_fragment)(rill_websocket *ws, unsigned opcode, const uint8_t *data, size_t len,
+                        bool first, bool final, void *user);
+    /* Output fell below the low-water mark after rill_websocket_send said RILL_ERR_WOULD_BLOCK. */
+    void (*on_drain)(rill_websocket *ws, void *user);
+    /* The socket is gone: code is the peer's close code, 1005 without one, 1006 when the
+     * transport ended without a closing handshake. The websocket is freed after this returns. */
+    void (*on_close)(rill_websocket *ws, unsigned code, void *user);
+    /* Sub-protocols the handler speaks, in preference order (chosen from the client's offer). */
+    const char *const *subprotocols;
+    size_t nsubprotocols;
+    size_t max_message_size; /* 0 = 16 MiB; larger messages close with 1009 */
+} rill_ws_handler;
+
+/* Serves WebSockets at exactly this path (h is referenced: keep it alive). Permessage-deflate is
+ * negotiated when the client offers it. A plain request to the path gets 426. */
+RILL_API int rill_server_websocket(rill_server *s, const char *path, const rill_ws_handler *h,
+                                   void *user);
+
+/* RFC 8441 tunnels for other protocols: an HTTP/2 CONNECT with `:protocol` equal to protocol (any
+ * path) goes to fn. Accept by answering 200 without ending the response (e.g. rill_response_write
+ * with len 0); the request body is then the peer's byte stream (rill_request_on_body; end = the
+ * peer's END_STREAM, an orderly close) and rill_response_write / rill_response_end send bytes back.
+ * A reset stream (RST_STREAM CANCEL: an abort) shows in rill_response_on_close(completed = false).
+ * CONNECT requests for protocols nobody registered get 501. */
+RILL_API int rill_server_tunnel(rill_server *s, const char *protocol, rill_handler_fn fn, void *user);
+
+/* Origins allowed to open WebSockets ("https://example.com"; "*" for any). With no list, any
+ * origin is accepted. Others get 403 (against cross-site WebSocket hijacking). Copied. */
+RILL_API int rill_server_ws_origins(rill_server *s, const char *const *origins, size_t count);
+
+/* Sends a whole message (RILL_WS_OP_TEXT must be valid UTF-8). Returns RILL_OK, or
+ * RILL_ERR_WOULD_BLOCK when accepted but over the high-water mark (wait for on_drain), or
+ * RILL_ERR_STATE after close. */
+RILL_API int rill_websocket_send(rill_websocket *ws, unsigned opcode, const void *data, size_t len);
+RILL_API int rill_websocket_ping(rill_websocket *ws, const void *data, size_t len);
+/* Starts the closing handshake (code 1000..., reason UTF-8, at most 123 bytes). */
+RILL_API int rill_websocket_close(rill_websocket *ws, unsigned code, const char *reason);
+/* "h2" for a WebSocket on an HTTP/2 stream (h2 or h2c), "HTTP/1.1" for an upgraded connection. */
+RILL_API const char *rill_websocket_transport(const rill_websocket *ws);
+/* The sub-protocol chosen, or NULL. */
+RILL_API const char *rill_websocket_subprotocol(const rill_websocket *ws);
+/* Whether permessage-deflate is in use. */
+RILL_API bool rill_websocket_compressed(const rill_websocket *ws);
+RILL_API rill_session *rill_websocket_session(const rill_websocket *ws);
+RILL_API void rill_websocket_set_user(rill_websocket *ws, void *user);
+RILL_API void *rill_websocket_user(const rill_websocket *ws);
+
+/* Runs fn(arg) on every worker thread (including this one), e.g. to broadcast to the websockets
+ * each thread owns. arg must stay valid until every call has run; done(arg) is called once after
+ * the last (may be NULL). Thread-safe. */
+RILL_API int rill_server_each_worker(rill_server *s, void (*fn)(void *arg), void (*done)(void *arg),
+                                     void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,193 @@
+/* `rill ws URL`: a WebSocket client. Each stdin line is sent as a text message; each message
+ * received is printed on its own line. End of input closes the socket (1000) and exits. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "rill/client.h"
+#include "rill/ws.h"
+
+static const char usage[] =
+    "usage: rill ws [options] URL\n\n"
+    "Open a WebSocket (ws:// or wss://): over an HTTP/2 stream (RFC 8441) when the server\n"
+    "advertises extended CONNECT, else over an HTTP/1.1 Upgrade. Sends each line of standard\n"
+    "input as a text message and prints each message received.\n\n"
+    "  --http1.1            use the HTTP/1.1 Upgrade only\n"
+    "  -k, --insecure       wss: do not verify the server certificate\n"
+    "  --cacert FILE        wss: trust this CA certificate (PEM)\n"
+    "  --origin ORIGIN      send this Origin\n"
+    "  --protocol NAME      offer this sub-protocol\n"
+    "  --no-deflate         do not offer permessage-deflate\n"
+    "  -v, --verbose        say on stderr how the socket was opened and closed\n";
+
+struct line {
+    struct ws_cli *cli;
+    char *text; /* NULL: end of input */
+    size_t len;
+    struct line *next;
+};
+
+struct ws_cli {
+    rill_io_loop *loop;
+    rill_ws_client *client;
+    bool verbose;
+    bool open;
+    int exit_code;
+    struct line *waiting, **waiting_tail; /* lines read before the socket opened */
+};
+
+/* Sends a line, or closes at the end of input. Takes ownership of l. */
+static void deliver(struct ws_cli *cli, struct line *l)
+{
+    if (l->text)
+        rill_ws_client_send(cli->client, RILL_WS_OP_TEXT, l->text, l->len);
+    else
+        rill_ws_client_close(cli->client, RILL_WS_CLOSE_NORMAL, NULL);
+    free(l->text);
+    free(l);
+}
+
+static void on_line(rill_io_loop *loop, void *arg)
+{
+    struct line *l = arg;
+    struct ws_cli *cli = l->cli;
+    if (cli->open && cli->client) {
+        deliver(cli, l);
+    } else { /* keep order: sent once the socket is open */
+        l->next = NULL;
+        *cli->waiting_tail = l;
+        cli->waiting_tail = &l->next;
+    }
+}
+
+static void *read_stdin(void *arg)
+{
+    struct ws_cli *cli = arg;
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&buf, &cap, stdin)) >= 0) {
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+            n--;
+        struct line *l = malloc(sizeof *l);
+        if (!l)
+            break;
+        *l = (struct line){cli, malloc((size_t)n + 1), (size_t)n, NULL};
+        if (l->text)
+            memcpy(l->text, buf, (size_t)n);
+        rill_io_loop_post(cli->loop, on_line, l);
+    }
+    free(buf);
+    struct line *end = calloc(1, sizeof *end);
+    if (end) {
+        end->cli = cli;
+        rill_io_loop_post(cli->loop, on_line, end);
+    }
+    return NULL;
+}
+
+static void on_open(rill_ws_client *c, const char *transport, bool compressed, void *user)
+{
+    struct ws_cli *cli = user;
+    if (cli->verbose)
+        fprintf(stderr, "rill ws: connected over %s%s\n",
+                strcmp(transport, "h2") == 0 ? "an HTTP/2 stream (RFC 8441)" : "HTTP/1.1",
+                compressed ? ", permessage-deflate" : "");
+    cli->open = true;
+    while (cli->waiting) {
+        struct line *l = cli->waiting;
+        cli->waiting = l->next;
+        deliver(cli, l);
+    }
+    cli->waiting_tail = &cli->waiting;
+}
+
+static void on_message(rill_ws_client *c, unsigned opcode, const uint8_t *data, size_t len,
+                       void *user)
+{
+    if (opcode == RILL_WS_OP_TEXT) {
+        fwrite(data, 1, len, stdout);
+    } else {
+        printf("[binary %zu bytes]", len);
+    }
+    putchar('\n');
+    fflush(stdout);
+}
+
+static void on_close(rill_ws_client *c, unsigned code, const char *why, void *user)
+{
+    struct ws_cli *cli = user;
+    if (why)
+        fprintf(stderr, "rill ws: %s\n", why);
+    else if (cli->verbose)
+        fprintf(stderr, "rill ws: closed (%u)\n", code);
+    cli->exit_code = (code == RILL_WS_CLOSE_NORMAL || code == RILL_WS_CLOSE_NO_STATUS) && !why ? 0 : 1;
+    rill_io_loop_stop(cli->loop);
+}
+
+int rill_cmd_ws(int argc, char **argv)
+{
+    rill_ws_client_options opt = {0};
+    struct ws_cli cli = {.exit_code = 1};
+    cli.waiting_tail = &cli.waiting;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--http1.1") == 0) {
+            opt.force_http1 = true;
+        } else if (strcmp(a, "-k") == 0 || strcmp(a, "--insecure") == 0) {
+            opt.insecure = true;
+        } else if (strcmp(a, "--no-deflate") == 0) {
+            opt.no_deflate = true;
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            cli.verbose = true;
+        } else if (strcmp(a, "--cacert") == 0 || strcmp(a, "--origin") == 0 ||
+                   strcmp(a, "--protocol") == 0) {
+            if (i + 1 >= argc)
+                return cli_usage_error("ws", "%s needs a value", a);
+            const char *v = argv[++i];
+            if (a[2] == 'c')
+                opt.ca_file = v;
+            else if (a[2] == 'o')
+                opt.origin = v;
+            else
+                opt.subprotocol = v;
+        } else if (a[0] == '-') {
+            return cli_usage_error("ws", "unknown option '%s'", a);
+        } else if (opt.url) {
+            return cli_usage_error("ws", "one URL only");
+        } else {
+            opt.url = a;
+        }
+    }
+    if (!opt.url)
+        return cli_usage_error("ws", "a ws:// or wss:// URL is needed");
+    if (strncmp(opt.url, "ws://", 5) != 0 && strncmp(opt.url, "wss://", 6) != 0)
+        return cli_usage_error("ws", "the URL must start with ws:// or wss://");
+
+    if (rill_io_loop_new(NULL, &cli.loop) < 0) {
+        fprintf(stderr, "rill ws: cannot create an event loop\n");
+        return 1;
+    }
+    static const rill_ws_client_callbacks cb = {on_open, on_message, on_close};
+    char err[512] = "";
+    int rc = rill_ws_client_new(cli.loop, &opt, &cb, &cli, &cli.client, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "rill ws: %s\n", err[0] ? err : rill_strerror(rc));
+        rill_io_loop_free(cli.loop);
+        return rc == RILL_ERR_INVALID_ARG ? RILL_EXIT_USAGE : 1;
+    }
+    pthread_t reader;
+    pthread_create(&reader, NULL, read_stdin, &cli);
+    pthread_detach(reader); /* blocked in getline at exit is fine: the process ends */
+    rill_io_loop_run(cli.loop);
+    rill_ws_client_free(cli.client);
+    cli.client = NULL;
+    fflush(stdout);
+    /* The reader thread may still post to the loop: leave the loop allocated until exit. */
+    return cli.exit_code;
+}

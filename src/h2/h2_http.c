@@ -1,0 +1,235 @@
+/* HTTP semantics of HTTP/2 messages (RFC 9113 section 8): field syntax, pseudo-header rules,
+ * connection-specific fields, content-length, CONNECT forms, RFC 9218 priority values. */
+#include "h2/h2_internal.h"
+
+static bool eq(const uint8_t *p, size_t n, const char *lit)
+{
+    size_t l = strlen(lit);
+    return n == l && memcmp(p, lit, l) == 0;
+}
+
+/* RFC 9110 token characters without uppercase letters (section 8.2.1): the only bytes allowed in
+ * a field name. A table, because this runs for every field of every message. */
+static const uint8_t name_ok[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
+bool h2_field_valid(const rill_header *f)
+{
+    size_t i = 0;
+    if (f->name_len == 0)
+        return false;
+    if (f->name[0] == ':') {
+        i = 1;
+        if (f->name_len == 1)
+            return false;
+    }
+    unsigned bad = 0;
+    for (; i < f->name_len; i++)
+        bad |= name_ok[f->name[i]] ^ 1u;
+    if (bad)
+        return false;
+    size_t n = f->value_len;
+    if (n) {
+        const uint8_t *v = f->value;
+        if (v[0] == ' ' || v[0] == '\t' || v[n - 1] == ' ' || v[n - 1] == '\t')
+            return false;
+        /* NUL, CR and LF are the forbidden bytes (section 8.2.1). */
+        for (size_t k = 0; k < n; k++)
+            if (v[k] <= '\r' && (v[k] == 0 || v[k] == '\r' || v[k] == '\n'))
+                return false;
+    }
+    return true;
+}
+
+/* content-length: digits only; repeated values (list or fields) must agree. */
+static bool parse_content_length(const uint8_t *v, size_t n, int64_t *out)
+{
+    int64_t val = -1;
+    size_t i = 0;
+    while (i < n) {
+        int64_t x = 0;
+        size_t start = i;
+        while (i < n && v[i] >= '0' && v[i] <= '9') {
+            if (x > (INT64_MAX - 9) / 10)
+                return false;
+            x = x * 10 + (v[i] - '0');
+            i++;
+        }
+        if (i == start)
+            return false;
+        if (val >= 0 && x != val)
+            return false;
+        val = x;
+        if (i < n) {
+            /* ", " separated repeats */
+            if (v[i] != ',')
+                return false;
+            i++;
+            while (i < n && (v[i] == ' ' || v[i] == '\t'))
+                i++;
+            if (i == n)
+                return false;
+        }
+    }
+    if (val < 0 || (*out >= 0 && *out != val))
+        return false;
+    *out = val;
+    return true;
+}
+
+void h2_parse_priority(const uint8_t *v, size_t n, int *urgency, int *incremental)
+{
+    /* A structured-field dictionary; only u=<0..7> and i / i=?1 / i=?0 matter. Unknown members
+     * and bad values are ignored (RFC 9218 section 4). */
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t k = i;
+        while (i < n && v[i] != '=' && v[i] != ',' && v[i] != ';')
+            i++;
+        size_t klen = i - k;
+        const uint8_t *val = NULL;
+        size_t vlen = 0;
+        if (i < n && v[i] == '=') {
+            val = v + ++i;
+            while (i < n && v[i] != ',' && v[i] != ';')
+                i++;
+            vlen = (size_t)(v + i - val);
+        }
+        while (i < n && v[i] != ',')
+            i++; /* parameters are ignored */
+        if (klen == 1 && v[k] == 'u' && vlen == 1 && val[0] >= '0' && val[0] <= '7')
+            *urgency = val[0] - '0';
+        else if (klen == 1 && v[k] == 'i') {
+            if (!val)
+                *incremental = 1;
+            else if (vlen == 2 && val[0] == '?' && (val[1] == '0' || val[1] == '1'))
+                *incremental = val[1] - '0';
+        }
+    }
+}
+
+enum { P_METHOD = 1, P_SCHEME = 2, P_AUTHORITY = 4, P_PATH = 8, P_PROTOCOL = 16, P_STATUS = 32 };
+
+bool h2_message_valid(const rill_header *fields, size_t count, enum h2_msg kind, bool connect_protocol_ok,
+                      struct h2_msg_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->content_length = -1;
+    info->urgency = -1;
+    info->incremental = -1;
+    unsigned seen = 0;
+    bool regular_seen = false;
+    const rill_header *method = NULL, *scheme = NULL, *authority = NULL, *path = NULL, *host = NULL;
+    bool request = kind == H2_MSG_REQUEST || kind == H2_MSG_PUSH_REQUEST;
+    for (size_t i = 0; i < count; i++) {
+        const rill_header *f = &fields[i];
+        if (!h2_field_valid(f))
+            return false;
+        if (f->name[0] == ':') {
+            if (regular_seen || kind == H2_MSG_TRAILERS)
+                return false;
+            unsigned bit;
+            if (request && eq(f->name, f->name_len, ":method"))
+                bit = P_METHOD, method = f;
+            else if (request && eq(f->name, f->name_len, ":scheme"))
+                bit = P_SCHEME, scheme = f;
+            else if (request && eq(f->name, f->name_len, ":authority"))
+                bit = P_AUTHORITY, authority = f;
+            else if (request && eq(f->name, f->name_len, ":path"))
+                bit = P_PATH, path = f;
+            else if (kind == H2_MSG_REQUEST && eq(f->name, f->name_len, ":protocol"))
+                bit = P_PROTOCOL;
+            else if (kind == H2_MSG_RESPONSE && eq(f->name, f->name_len, ":status")) {
+                bit = P_STATUS;
+                if (f->value_len != 3)
+                    return false;
+                int st = 0;
+                for (int k = 0; k < 3; k++) {
+                    if (f->value[k] < '0' || f->value[k] > '9')
+                        return false;
+                    st = st * 10 + (f->value[k] - '0');
+                }
+                if (st < 100)
+                    return false;
+                info->status = st;
+            } else {
+                return false; /* unknown or misplaced pseudo-header */
+            }
+            if (seen & bit)
+                return false; /* duplicate */
+            seen |= bit;
+            continue;
+        }
+        regular_seen = true;
+        const uint8_t *n = f->name;
+        size_t nl = f->name_len;
+        if (eq(n, nl, "connection") || eq(n, nl, "keep-alive") || eq(n, nl, "proxy-connection") ||
+            eq(n, nl, "transfer-encoding") || eq(n, nl, "upgrade"))
+            return false;
+        if (eq(n, nl, "te")) {
+            if (kind != H2_MSG_REQUEST || !eq(f->value, f->value_len, "trailers"))
+                return false;
+        } else if (eq(n, nl, "content-length")) {
+            if (!parse_content_length(f->value, f->value_len, &info->content_length))
+                return false;
+        } else if (eq(n, nl, "host")) {
+            if (host)
+                return false;
+            host = f;
+        } else if (eq(n, nl, "priority")) {
+            h2_parse_priority(f->value, f->value_len, &info->urgency, &info->incremental);
+        }
+    }
+    if (kind == H2_MSG_TRAILERS)
+        return true;
+    if (kind == H2_MSG_RESPONSE)
+        return (seen & P_STATUS) != 0 && info->status != 101; /* no Upgrade in HTTP/2 */
+    /* requests */
+    if (!method)
+        return false;
+    if (authority && host && !(host->value_len == authority->value_len &&
+                               memcmp(host->value, authority->value, host->value_len) == 0))
+        return false;
+    info->head = eq(method->value, method->value_len, "HEAD");
+    if (eq(method->value, method->value_len, "CONNECT")) {
+        info->connect = true;
+        if (seen & P_PROTOCOL) {
+            /* RFC 8441: extended CONNECT needs all of :scheme, :path, :authority, and our
+             * SETTINGS_ENABLE_CONNECT_PROTOCOL. */
+            if (!connect_protocol_ok || !scheme || !path || !authority || path->value_len == 0)
+                return false;
+            info->ext_connect = info->has_protocol = true;
+            return true;
+        }
+        /* Classic CONNECT: :authority only (section 8.5). */
+        return authority && !scheme && !path && authority->value_len > 0;
+    }
+    if (seen & P_PROTOCOL)
+        return false;
+    if (!scheme || !path || path->value_len == 0)
+        return false;
+    if (eq(scheme->value, scheme->value_len, "http") || eq(scheme->value, scheme->value_len, "https")) {
+        bool options_star = path->value_len == 1 && path->value[0] == '*' &&
+                            eq(method->value, method->value_len, "OPTIONS");
+        if (path->value[0] != '/' && !options_star)
+            return false;
+    }
+    if (kind == H2_MSG_PUSH_REQUEST) {
+        /* Promised requests are safe and cacheable and have no content (section 8.4). */
+        if (!eq(method->value, method->value_len, "GET") && !info->head)
+            return false;
+        if (info->content_length > 0 || !authority)
+            return false; /* the server must name the authority it is authoritative for (8.4.1) */
+    }
+    return true;
+}

@@ -1,0 +1,329 @@
+/* Internal state of an HTTP/2 session, shared by the files of src/h2/. */
+#ifndef RILL_H2_INTERNAL_H
+#define RILL_H2_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "rill/h2.h"
+#include "rill/hpack.h"
+
+#define H2_FRAME_HEADER 9u
+#define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define H2_PREFACE_LEN 24u
+
+/* frame flags */
+#define H2_FLAG_ACK 0x01u
+#define H2_FLAG_END_STREAM 0x01u
+#define H2_FLAG_END_HEADERS 0x04u
+#define H2_FLAG_PADDED 0x08u
+#define H2_FLAG_PRIORITY 0x20u
+
+enum h2_stream_state {
+    H2_IDLE,
+    H2_RESERVED_LOCAL,
+    H2_RESERVED_REMOTE,
+    H2_OPEN,
+    H2_HALF_CLOSED_LOCAL,
+    H2_HALF_CLOSED_REMOTE,
+    H2_CLOSED,
+};
+
+/* stream flags */
+#define SF_SCHEDULED 0x0001u     /* in a send queue */
+#define SF_INCREMENTAL 0x0002u   /* RFC 9218 i */
+#define SF_HEAD 0x0004u          /* the request was HEAD: the response has no body */
+#define SF_TUNNEL 0x0008u        /* CONNECT / extended CONNECT: DATA is a byte stream */
+#define SF_HEADERS_RECV 0x0010u  /* the initial header block was received */
+#define SF_FINAL_RECV 0x0020u    /* client: a final (non-1xx) response was received */
+#define SF_HEADERS_SENT 0x0040u  /* we sent the initial header block */
+#define SF_FINAL_SENT 0x0080u    /* server: we sent the final response */
+#define SF_END_QUEUED 0x0100u    /* END_STREAM is queued or sent */
+#define SF_SOURCE_PAUSED 0x0200u /* the read callback said WOULD_BLOCK */
+#define SF_SOURCE_EOF 0x0400u    /* the read callback returned its last byte */
+#define SF_RECV_NO_BODY 0x0800u  /* the message we receive must not have a body (204/304/HEAD) */
+#define SF_SEND_NO_BODY 0x1000u  /* what we send must not have a body */
+#define SF_CONNECT 0x2000u       /* a CONNECT request (tunnel once 2xx) */
+#define SF_END_WANTED 0x4000u    /* the app asked to end the stream after queued data */
+#define SF_RESPONDED 0x8000u     /* server: any response HEADERS sent (progress for flood accounting) */
+
+/* How a stream ended, remembered for late frames (section 5.1, "closed"). */
+enum h2_closed_how { H2_CLOSED_NORMAL = 1, H2_CLOSED_PEER_RST = 2, H2_CLOSED_LOCAL_RST = 3 };
+
+/* A caller-owned DATA buffer queued on a stream. */
+struct h2_dataref {
+    struct h2_dataref *next;
+    const uint8_t *data;
+    size_t len, off;
+    void *token;
+    int32_t stream_id;
+    uint32_t inflight;  /* output segments still pointing into it */
+    bool end_stream;
+    bool detached;      /* no longer in a stream queue: release when inflight drops to 0 */
+};
+
+/* Trailers copied because body data was still queued when they were submitted. */
+struct h2_trailers {
+    size_t count;
+    rill_header *fields; /* point into the same allocation */
+};
+
+struct h2_stream {
+    struct h2_stream *hnext;         /* hash chain */
+    struct h2_stream *qnext, *qprev; /* send queue links */
+    int32_t id;
+    uint8_t state;
+    uint8_t urgency; /* 0..7, RFC 9218 default 3 */
+    uint16_t flags;
+    int64_t send_window;
+    int64_t recv_window;      /* what the peer may still send */
+    uint32_t recv_unconsumed; /* delivered, not yet consumed by the app */
+    uint32_t recv_consumed;   /* consumed, not yet announced with WINDOW_UPDATE */
+    int64_t content_length;   /* -1 when absent */
+    uint64_t data_received;
+    void *user;
+    struct h2_dataref *dq_head, *dq_tail;
+    rill_h2_read_fn read;
+    void *read_user;
+    struct h2_trailers *trailers;
+};
+
+struct h2_chunk {
+    struct h2_chunk *next;
+    uint32_t cap, used, consumed;
+    uint8_t data[];
+};
+
+struct h2_seg {
+    const uint8_t *ptr;
+    uint32_t len;
+    struct h2_chunk *chunk;   /* chunk bytes, or NULL */
+    struct h2_dataref *ref;   /* caller bytes, or NULL */
+};
+
+struct h2_bucket {
+    uint32_t tokens;
+    uint64_t last_ms;
+};
+
+enum h2_recv_state {
+    RS_PREFACE,
+    RS_HEADER,
+    RS_PAYLOAD,   /* buffering a non-DATA payload */
+    RS_DATA_PAD,  /* DATA: the pad length byte */
+    RS_DATA,      /* DATA: body bytes, streamed to on_data */
+    RS_SKIP,      /* discard the rest of the payload (padding, ignored frames) */
+    RS_DEAD,
+};
+
+/* Collected fields of the header block being decoded. */
+struct h2_fieldset {
+    rill_header *fields;
+    size_t count, cap;
+    uint8_t *bytes;
+    size_t used, bytes_cap;
+};
+
+struct rill_h2_session {
+    rill_h2_callbacks cb;
+    void *user;
+    rill_h2_allocator alloc;
+    bool custom_alloc;
+    uint8_t role;
+    size_t mem_bytes;
+
+    /* settings */
+    rill_h2_settings local;        /* the last we announced */
+    rill_h2_settings local_acked;  /* what the peer has acknowledged */
+    rill_h2_settings pending[4];   /* announced, waiting for ACK (oldest first) */
+    uint8_t pending_count;
+    rill_h2_settings peer;
+    bool peer_settings_seen;
+    bool enable_push_acked_zero;   /* client: ENABLE_PUSH 0 acknowledged */
+    uint64_t settings_deadline;    /* UINT64_MAX: none */
+
+    /* options */
+    uint32_t conn_window_target;
+    uint32_t settings_timeout_ms;
+    uint32_t max_header_block;
+    uint32_t max_continuations;
+    uint32_t max_closed;
+    uint32_t max_pending_output;
+    uint32_t chunk_size;
+    bool auto_consume;
+    uint64_t now;
+
+    /* streams */
+    struct h2_stream **buckets;
+    uint32_t nbuckets, nstreams;
+    uint32_t peer_active, local_active; /* open/half-closed streams initiated by each side */
+    uint32_t reserved_remote;           /* promised to us, not yet answered */
+    struct h2_stream *free_streams;
+    int32_t last_peer_id;   /* highest stream id the peer opened */
+    uint64_t peer_used[8];  /* bit k: peer stream last_peer_id - 2k was opened (512 ids back) */
+    int32_t last_local_id;  /* highest stream id we opened or promised */
+    int32_t next_local_id;
+    struct { int32_t id; uint8_t how; } *closed;
+    uint32_t closed_head, closed_count;
+    struct h2_stream *queue[8][2]; /* send queues per urgency: [0] non-incremental, [1] incremental */
+
+    /* flow control */
+    int64_t conn_send_window;
+    int64_t conn_recv_window;   /* what the peer may still send on the connection */
+    uint32_t conn_recv_consumed; /* consumed, not yet announced */
+
+    /* receiving */
+    uint8_t rstate;
+    uint8_t hdr[H2_FRAME_HEADER];
+    uint32_t have;              /* bytes of the preface / header / payload buffered */
+    uint32_t flen;
+    uint8_t ftype, fflags;
+    int32_t fsid;
+    uint32_t remaining;         /* payload bytes still to come */
+    uint32_t data_pad;          /* DATA: padding after the body */
+    struct h2_stream *data_stream; /* DATA: target stream (NULL: discard) */
+    uint8_t *pbuf;
+    uint32_t pbuf_cap;
+    /* a header block in progress */
+    uint8_t *hb;
+    uint32_t hb_len, hb_cap, hb_conts;
+    int32_t hb_sid, hb_promised;
+    uint8_t hb_type, hb_flags;
+    bool expect_continuation;
+    struct h2_fieldset fs;
+
+    /* hpack */
+    rill_hpack_decoder *dec;
+    rill_hpack_encoder *enc;
+
+    /* output */
+    struct h2_chunk *out_head, *out_tail;
+    struct h2_seg *segs;
+    uint32_t seg_cap, seg_head, seg_count;
+    size_t out_pending;         /* queued bytes not yet consumed */
+    struct h2_dataref *free_refs;
+
+    /* shutdown and errors */
+    bool goaway_sent, goaway_recv, shutdown_notice, closing;
+    int32_t goaway_last_sent;   /* peer streams above this are ignored */
+    int32_t goaway_last_recv;
+    uint8_t shutdown_ping[8];
+    uint64_t shutdown_deadline; /* step two without the PING ACK; UINT64_MAX none */
+    int64_t error_code;         /* connection error (sent or received), -1 none */
+    int fatal;                  /* the negative code recv returns after a failure */
+
+    /* RFC 9218: PRIORITY_UPDATEs that arrived before their stream opened (a few, newest kept) */
+    struct { int32_t id; uint8_t urgency, incremental; } early_prio[4];
+    uint8_t early_prio_next;
+
+    /* flood accounting */
+    rill_h2_rate rates[6];
+    struct h2_bucket buckets_flood[6];
+};
+
+enum h2_flood { FL_PING, FL_SETTINGS, FL_RST, FL_EMPTY, FL_WU, FL_PRIORITY };
+
+/* ---- memory (h2_session.c) ---- */
+void *h2_malloc(rill_h2_session *s, size_t n);
+void *h2_realloc(rill_h2_session *s, void *p, size_t n);
+void h2_free(rill_h2_session *s, void *p);
+
+/* ---- frames (h2_frame.c) ---- */
+static inline void h2_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+static inline uint32_t h2_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+void h2_frame_header(uint8_t *p, uint32_t len, uint8_t type, uint8_t flags, int32_t sid);
+/* Validates a SETTINGS payload and applies it to *dst; returns 0 or an H2 error code (> 0). */
+uint32_t h2_settings_apply(rill_h2_settings *dst, const uint8_t *p, size_t len, bool from_server);
+size_t h2_settings_write(const rill_h2_settings *now, const rill_h2_settings *base, uint8_t *out);
+void h2_settings_defaults(rill_h2_settings *s);
+
+/* ---- output (h2_output.c) ---- */
+uint8_t *h2_out_reserve(rill_h2_session *s, size_t need);
+void h2_out_commit(rill_h2_session *s, size_t n);
+int h2_out_ref(rill_h2_session *s, const uint8_t *p, size_t n, struct h2_dataref *ref);
+bool h2_out_ref_room(const rill_h2_session *s);
+int h2_out_frame(rill_h2_session *s, uint8_t type, uint8_t flags, int32_t sid, const uint8_t *payload,
+                 size_t len);
+void h2_out_free_all(rill_h2_session *s);
+void h2_ref_release(rill_h2_session *s, struct h2_dataref *ref);
+
+/* ---- streams (h2_stream.c) ---- */
+struct h2_stream *h2_stream_find(const rill_h2_session *s, int32_t id);
+struct h2_stream *h2_stream_new(rill_h2_session *s, int32_t id, uint8_t state);
+/* Closes and frees a stream (reports on_stream_close, releases its data). */
+void h2_stream_close(rill_h2_session *s, struct h2_stream *st, uint32_t code, uint8_t how);
+int h2_closed_lookup(const rill_h2_session *s, int32_t id);
+void h2_remember_closed(rill_h2_session *s, int32_t id, uint8_t how);
+/* The peer used stream id (opened or promised it); ids only grow. */
+void h2_peer_id_used(rill_h2_session *s, int32_t id);
+/* 1: the peer used this id, 0: it skipped it, -1: too old to tell. */
+int h2_peer_id_was_used(const rill_h2_session *s, int32_t id);
+bool h2_is_local_id(const rill_h2_session *s, int32_t id);
+void h2_stream_set_state(rill_h2_session *s, struct h2_stream *st, uint8_t state);
+void h2_sched_add(rill_h2_session *s, struct h2_stream *st);
+void h2_sched_remove(rill_h2_session *s, struct h2_stream *st);
+void h2_stream_drop_data(rill_h2_session *s, struct h2_stream *st);
+
+/* ---- http semantics (h2_http.c) ---- */
+enum h2_msg { H2_MSG_REQUEST, H2_MSG_RESPONSE, H2_MSG_TRAILERS, H2_MSG_PUSH_REQUEST };
+/* Checks one field as it is decoded; returns false if the message is malformed. */
+bool h2_field_valid(const rill_header *f);
+struct h2_msg_info {
+    int64_t content_length;
+    int status;
+    bool head, connect, ext_connect, has_protocol;
+    int urgency;       /* -1 absent */
+    int incremental;   /* -1 absent */
+};
+/* Validates a complete field list as a message of this kind; returns true if well-formed. */
+bool h2_message_valid(const rill_header *fields, size_t count, enum h2_msg kind, bool connect_protocol_ok,
+                      struct h2_msg_info *info);
+/* Parses an RFC 9218 priority field value. */
+void h2_parse_priority(const uint8_t *v, size_t len, int *urgency, int *incremental);
+
+/* ---- session internals (h2_recv.c / h2_headers.c / h2_control.c / h2_send.c) ---- */
+static inline bool h2_dead(const rill_h2_session *s) { return s->rstate == RS_DEAD; }
+/* A stream id nobody has used yet (section 5.1.1); streams opened after our GOAWAY are not. */
+bool h2_is_idle(const rill_h2_session *s, int32_t id);
+/* A peer stream opened after our GOAWAY: ignored. */
+bool h2_after_goaway(const rill_h2_session *s, int32_t id);
+/* A callback failed: fail the connection; returns rc. */
+int h2_cb_fail(rill_h2_session *s, int rc);
+/* The peer ended its side: content-length check, on_end_stream, state change. */
+void h2_end_stream_recv(rill_h2_session *s, struct h2_stream *st);
+void h2_on_headers_frame(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_push_promise_frame(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_continuation(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_priority(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_rst_stream(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_settings(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_ping(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_goaway(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_window_update(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_on_priority_update(rill_h2_session *s, const uint8_t *p, size_t len);
+void h2_connection_error(rill_h2_session *s, uint32_t code, const char *why);
+void h2_stream_error(rill_h2_session *s, int32_t sid, uint32_t code);
+int h2_queue_window_updates(rill_h2_session *s, struct h2_stream *st);
+int h2_encode_headers(rill_h2_session *s, uint8_t type, int32_t sid, int32_t promised, uint8_t flags,
+                      const rill_header *fields, size_t count);
+bool h2_flood_take(rill_h2_session *s, enum h2_flood which);
+void h2_fill_output(rill_h2_session *s);
+/* Body bytes still to send: queued buffers or an unfinished read callback. */
+bool h2_body_pending(const struct h2_stream *st);
+void h2_trailers_free(rill_h2_session *s, struct h2_stream *st);
+int h2_ensure_encoder(rill_h2_session *s);
+void h2_close_all_on_error(rill_h2_session *s);
+void h2_end_local(rill_h2_session *s, struct h2_stream *st);
+void h2_final_goaway(rill_h2_session *s);
+
+#endif

@@ -1,0 +1,163 @@
+/* The DATA scheduler: when the I/O layer asks for output, frames are produced from submitted
+ * buffers and read callbacks within the flow-control windows, stream by stream in RFC 9218 order
+ * (urgency, then non-incremental in id order, incremental round-robin), up to a high-water mark. */
+#include "h2/h2_internal.h"
+
+#define H2_OUTPUT_HIGH_WATER (64u * 1024u) /* stop producing DATA above this much queued */
+
+static int64_t send_budget(const rill_h2_session *s, const struct h2_stream *st)
+{
+    int64_t b = st->send_window < s->conn_send_window ? st->send_window : s->conn_send_window;
+    if (b > (int64_t)s->peer.max_frame_size)
+        b = s->peer.max_frame_size;
+    return b;
+}
+
+/* Whether the stream can put a frame out now; drops it from its queue when it has nothing. */
+static bool can_progress(rill_h2_session *s, struct h2_stream *st)
+{
+    if (st->dq_head) {
+        if (st->dq_head->len == st->dq_head->off)
+            return true; /* an empty buffer: END_STREAM or just a release */
+        return send_budget(s, st) > 0;
+    }
+    if (st->read && !(st->flags & SF_SOURCE_EOF)) {
+        if (st->flags & SF_SOURCE_PAUSED)
+            return false;
+        return send_budget(s, st) > 0;
+    }
+    if (st->trailers || ((st->flags & SF_END_WANTED) && !(st->flags & SF_END_QUEUED)))
+        return true;
+    return false;
+}
+
+static struct h2_stream *pick(rill_h2_session *s)
+{
+    for (int u = 0; u < 8; u++)
+        for (int inc = 0; inc < 2; inc++) {
+            struct h2_stream *st = s->queue[u][inc];
+            while (st) {
+                struct h2_stream *next = st->qnext;
+                if (can_progress(s, st))
+                    return st;
+                if (!h2_body_pending(st) && !st->trailers && !(st->flags & SF_END_WANTED))
+                    h2_sched_remove(s, st);
+                st = next;
+            }
+        }
+    return NULL;
+}
+
+/* Puts one frame of st out. */
+static void send_one(rill_h2_session *s, struct h2_stream *st)
+{
+    int64_t budget = send_budget(s, st);
+    if (budget < 0)
+        budget = 0;
+    struct h2_dataref *r = st->dq_head;
+    if (r) {
+        size_t rem = r->len - r->off;
+        size_t n = rem < (size_t)budget ? rem : (size_t)budget;
+        bool last = n == rem;
+        bool end = last && r->end_stream;
+        uint8_t *p = h2_out_reserve(s, H2_FRAME_HEADER);
+        if (!p) {
+            h2_connection_error(s, RILL_H2_INTERNAL_ERROR, "out of memory");
+            return;
+        }
+        if (n || end) {
+            h2_frame_header(p, (uint32_t)n, RILL_H2_DATA, end ? H2_FLAG_END_STREAM : 0, st->id);
+            h2_out_commit(s, H2_FRAME_HEADER);
+            if (n && h2_out_ref(s, r->data + r->off, n, r) != 0) {
+                h2_connection_error(s, RILL_H2_INTERNAL_ERROR, "out of memory");
+                return;
+            }
+        }
+        r->off += n;
+        st->send_window -= (int64_t)n;
+        s->conn_send_window -= (int64_t)n;
+        if (last) {
+            st->dq_head = r->next;
+            if (!st->dq_head)
+                st->dq_tail = NULL;
+            r->detached = true;
+            if (r->inflight == 0)
+                h2_ref_release(s, r);
+        }
+        if (end) {
+            h2_end_local(s, st);
+            return;
+        }
+    } else if (st->read && !(st->flags & SF_SOURCE_EOF)) {
+        size_t max = (size_t)budget;
+        if (max > s->chunk_size - H2_FRAME_HEADER)
+            max = s->chunk_size - H2_FRAME_HEADER;
+        uint8_t *p = h2_out_reserve(s, H2_FRAME_HEADER + max);
+        if (!p) {
+            h2_connection_error(s, RILL_H2_INTERNAL_ERROR, "out of memory");
+            return;
+        }
+        bool eof = false;
+        int n = st->read(s, st->id, p + H2_FRAME_HEADER, max, &eof, st->read_user);
+        /* The callback may have reset the stream. */
+        if (h2_stream_find(s, st->id) != st || st->state == H2_CLOSED)
+            return;
+        if (n == RILL_ERR_WOULD_BLOCK || (n == 0 && !eof)) {
+            st->flags |= SF_SOURCE_PAUSED;
+            return;
+        }
+        if (n < 0 || (size_t)n > max) {
+            h2_stream_error(s, st->id, RILL_H2_INTERNAL_ERROR);
+            return;
+        }
+        bool end = eof && !st->trailers;
+        if (n || end) { /* an empty frame only when it carries END_STREAM */
+            h2_frame_header(p, (uint32_t)n, RILL_H2_DATA, end ? H2_FLAG_END_STREAM : 0, st->id);
+            h2_out_commit(s, H2_FRAME_HEADER + (size_t)n);
+        }
+        st->send_window -= n;
+        s->conn_send_window -= n;
+        if (eof) {
+            st->flags |= SF_SOURCE_EOF;
+            st->read = NULL;
+            if (end) {
+                h2_end_local(s, st);
+                return;
+            }
+            st->flags |= SF_END_WANTED;
+        }
+    } else if (st->trailers) {
+        struct h2_trailers *t = st->trailers;
+        int rc = h2_encode_headers(s, RILL_H2_HEADERS, st->id, 0, H2_FLAG_END_STREAM, t->fields, t->count);
+        h2_trailers_free(s, st);
+        if (rc) {
+            h2_stream_error(s, st->id, RILL_H2_INTERNAL_ERROR);
+            return;
+        }
+        h2_end_local(s, st);
+        return;
+    } else {
+        h2_out_frame(s, RILL_H2_DATA, H2_FLAG_END_STREAM, st->id, NULL, 0);
+        h2_end_local(s, st);
+        return;
+    }
+    if ((st->flags & SF_INCREMENTAL) && (st->flags & SF_SCHEDULED)) {
+        /* Round-robin among incremental streams of the same urgency. */
+        h2_sched_remove(s, st);
+        h2_sched_add(s, st);
+    }
+}
+
+void h2_fill_output(rill_h2_session *s)
+{
+    if (s->rstate == RS_DEAD)
+        return;
+    while (s->out_pending < H2_OUTPUT_HIGH_WATER && h2_out_ref_room(s)) {
+        struct h2_stream *st = pick(s);
+        if (!st)
+            break;
+        send_one(s, st);
+        if (s->rstate == RS_DEAD)
+            break;
+    }
+}

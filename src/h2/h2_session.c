@@ -1,0 +1,404 @@
+/* Session lifetime, options, memory accounting, queries, timers. */
+#include <stdlib.h>
+
+#include "h2/h2_internal.h"
+
+/* Every allocation carries its size in front so the session can report what it holds. */
+#define H2_ALLOC_HDR 16u
+
+void *h2_malloc(rill_h2_session *s, size_t n)
+{
+    size_t *p = s->custom_alloc ? s->alloc.alloc(n + H2_ALLOC_HDR, s->alloc.ctx) : malloc(n + H2_ALLOC_HDR);
+    if (!p)
+        return NULL;
+    p[0] = n;
+    s->mem_bytes += n;
+    return (uint8_t *)p + H2_ALLOC_HDR;
+}
+
+void *h2_realloc(rill_h2_session *s, void *ptr, size_t n)
+{
+    if (!ptr)
+        return h2_malloc(s, n);
+    size_t *old = (size_t *)((uint8_t *)ptr - H2_ALLOC_HDR);
+    size_t oldn = old[0];
+    size_t *p = s->custom_alloc ? s->alloc.realloc(old, n + H2_ALLOC_HDR, s->alloc.ctx)
+                                : realloc(old, n + H2_ALLOC_HDR);
+    if (!p)
+        return NULL;
+    p[0] = n;
+    s->mem_bytes = s->mem_bytes - oldn + n;
+    return (uint8_t *)p + H2_ALLOC_HDR;
+}
+
+void h2_free(rill_h2_session *s, void *ptr)
+{
+    if (!ptr)
+        return;
+    size_t *p = (size_t *)((uint8_t *)ptr - H2_ALLOC_HDR);
+    s->mem_bytes -= p[0];
+    if (s->custom_alloc)
+        s->alloc.free(p, s->alloc.ctx);
+    else
+        free(p);
+}
+
+void rill_h2_options_init(rill_h2_options *opt, enum rill_h2_role role)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->local.header_table_size = 4096;
+    opt->local.enable_push = role == RILL_H2_CLIENT ? 1 : 0;
+    opt->local.max_concurrent_streams = 100;
+    opt->local.initial_window_size = 256 * 1024;
+    opt->local.max_frame_size = RILL_H2_MIN_FRAME_SIZE;
+    opt->local.max_header_list_size = 65536;
+    opt->local.enable_connect_protocol = 0;
+    opt->local.no_rfc7540_priorities = 1;
+    opt->connection_window = 1024 * 1024;
+    opt->settings_timeout_ms = 10000;
+    opt->max_header_block = 256 * 1024;
+    opt->max_continuations = 64;
+    opt->max_closed_streams = 32;
+    opt->max_pending_output = 1024 * 1024;
+    opt->output_chunk_size = 16384 + 64;
+    opt->ping_rate = (rill_h2_rate){100, 10};
+    opt->settings_rate = (rill_h2_rate){100, 10};
+    opt->rst_rate = (rill_h2_rate){1000, 100};
+    opt->empty_frame_rate = (rill_h2_rate){1000, 100};
+    opt->window_update_rate = (rill_h2_rate){1000, 100};
+    opt->priority_rate = (rill_h2_rate){1000, 100};
+}
+
+rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callbacks *cb,
+                                     const rill_h2_options *opt, void *user)
+{
+    rill_h2_options defaults;
+    if (!opt) {
+        rill_h2_options_init(&defaults, role);
+        opt = &defaults;
+    }
+    if (opt->local.initial_window_size > RILL_H2_MAX_WINDOW ||
+        opt->local.max_frame_size < RILL_H2_MIN_FRAME_SIZE ||
+        opt->local.max_frame_size > RILL_H2_MAX_FRAME_SIZE_LIMIT || opt->local.enable_push > 1 ||
+        (role == RILL_H2_SERVER && opt->local.enable_push) || opt->local.enable_connect_protocol > 1 ||
+        opt->connection_window > RILL_H2_MAX_WINDOW)
+        return NULL;
+    const rill_h2_allocator *a = opt->allocator;
+    rill_h2_session *s = a ? a->alloc(sizeof *s, a->ctx) : malloc(sizeof *s);
+    if (!s)
+        return NULL;
+    memset(s, 0, sizeof *s);
+    if (a) {
+        s->alloc = *a;
+        s->custom_alloc = true;
+    }
+    if (cb)
+        s->cb = *cb;
+    s->user = user;
+    s->role = (uint8_t)role;
+    s->local = opt->local;
+    h2_settings_defaults(&s->local_acked);
+    h2_settings_defaults(&s->peer);
+    s->conn_window_target = opt->connection_window > RILL_H2_DEFAULT_WINDOW ? opt->connection_window
+                                                                            : RILL_H2_DEFAULT_WINDOW;
+    s->settings_timeout_ms = opt->settings_timeout_ms;
+    s->max_header_block = opt->max_header_block ? opt->max_header_block : 256 * 1024;
+    s->max_continuations = opt->max_continuations;
+    s->max_closed = opt->max_closed_streams;
+    s->max_pending_output = opt->max_pending_output ? opt->max_pending_output : 1024 * 1024;
+    s->chunk_size = opt->output_chunk_size >= 1024 ? opt->output_chunk_size : 16384 + 64;
+    s->auto_consume = opt->auto_consume;
+    s->now = opt->now_ms;
+    s->next_local_id = role == RILL_H2_CLIENT ? 1 : 2;
+    s->conn_send_window = RILL_H2_DEFAULT_WINDOW;
+    s->conn_recv_window = RILL_H2_DEFAULT_WINDOW;
+    s->error_code = -1;
+    s->settings_deadline = UINT64_MAX;
+    s->shutdown_deadline = UINT64_MAX;
+    s->rstate = role == RILL_H2_SERVER ? RS_PREFACE : RS_HEADER;
+    const rill_h2_rate *rates[6] = {&opt->ping_rate, &opt->settings_rate, &opt->rst_rate,
+                                    &opt->empty_frame_rate, &opt->window_update_rate, &opt->priority_rate};
+    for (int i = 0; i < 6; i++) {
+        s->rates[i] = *rates[i];
+        s->buckets_flood[i].tokens = rates[i]->burst;
+        s->buckets_flood[i].last_ms = s->now;
+    }
+
+    /* Connection start (section 3.4): the client preface, then SETTINGS from both sides. */
+    uint8_t *p = h2_out_reserve(s, H2_PREFACE_LEN + H2_FRAME_HEADER + 48 + H2_FRAME_HEADER + 4);
+    if (!p) {
+        rill_h2_session_free(s);
+        return NULL;
+    }
+    size_t n = 0;
+    if (role == RILL_H2_CLIENT) {
+        memcpy(p, H2_PREFACE, H2_PREFACE_LEN);
+        n = H2_PREFACE_LEN;
+    }
+    size_t plen = h2_settings_write(&s->local, &s->local_acked, p + n + H2_FRAME_HEADER);
+    h2_frame_header(p + n, (uint32_t)plen, RILL_H2_SETTINGS, 0, 0);
+    n += H2_FRAME_HEADER + plen;
+    if (s->conn_window_target > RILL_H2_DEFAULT_WINDOW) {
+        /* Enlarge the connection window at once; SETTINGS cannot. */
+        h2_frame_header(p + n, 4, RILL_H2_WINDOW_UPDATE, 0, 0);
+        h2_put32(p + n + H2_FRAME_HEADER, s->conn_window_target - RILL_H2_DEFAULT_WINDOW);
+        n += H2_FRAME_HEADER + 4;
+        s->conn_recv_window = s->conn_window_target;
+    }
+    h2_out_commit(s, n);
+    s->pending[0] = s->local;
+    s->pending_count = 1;
+    if (s->settings_timeout_ms)
+        s->settings_deadline = s->now + s->settings_timeout_ms;
+    return s;
+}
+
+static void close_all_streams(rill_h2_session *s, uint32_t code)
+{
+    for (uint32_t i = 0; i < s->nbuckets; i++)
+        while (s->buckets && s->buckets[i])
+            h2_stream_close(s, s->buckets[i], code, H2_CLOSED_LOCAL_RST);
+}
+
+void rill_h2_session_free(rill_h2_session *s)
+{
+    if (!s)
+        return;
+    /* No more events but the releases the caller needs to free its buffers. */
+    s->cb.on_stream_close = NULL;
+    close_all_streams(s, RILL_H2_CANCEL);
+    h2_out_free_all(s);
+    while (s->free_streams) {
+        struct h2_stream *st = s->free_streams;
+        s->free_streams = st->hnext;
+        h2_free(s, st);
+    }
+    while (s->free_refs) {
+        struct h2_dataref *r = s->free_refs;
+        s->free_refs = r->next;
+        h2_free(s, r);
+    }
+    h2_free(s, s->buckets);
+    h2_free(s, s->closed);
+    h2_free(s, s->pbuf);
+    h2_free(s, s->hb);
+    h2_free(s, s->fs.fields);
+    h2_free(s, s->fs.bytes);
+    if (s->dec)
+        rill_hpack_decoder_free(s->dec);
+    if (s->enc)
+        rill_hpack_encoder_free(s->enc);
+    if (s->custom_alloc)
+        s->alloc.free(s, s->alloc.ctx);
+    else
+        free(s);
+}
+
+void h2_close_all_on_error(rill_h2_session *s)
+{
+    close_all_streams(s, (uint32_t)(s->error_code >= 0 ? s->error_code : RILL_H2_CANCEL));
+}
+
+void rill_h2_session_trim(rill_h2_session *s)
+{
+    if (s->out_pending == 0 && s->seg_count == 0) {
+        while (s->out_head) {
+            struct h2_chunk *c = s->out_head;
+            s->out_head = c->next;
+            h2_free(s, c);
+        }
+        s->out_tail = NULL;
+        h2_free(s, s->segs);
+        s->segs = NULL;
+        s->seg_cap = s->seg_head = 0;
+    }
+    if (s->rstate != RS_PAYLOAD) {
+        h2_free(s, s->pbuf);
+        s->pbuf = NULL;
+        s->pbuf_cap = 0;
+    }
+    if (!s->expect_continuation) {
+        h2_free(s, s->hb);
+        s->hb = NULL;
+        s->hb_cap = 0;
+    }
+    h2_free(s, s->fs.fields);
+    h2_free(s, s->fs.bytes);
+    memset(&s->fs, 0, sizeof s->fs);
+    while (s->free_streams) {
+        struct h2_stream *st = s->free_streams;
+        s->free_streams = st->hnext;
+        h2_free(s, st);
+    }
+    while (s->free_refs) {
+        struct h2_dataref *r = s->free_refs;
+        s->free_refs = r->next;
+        h2_free(s, r);
+    }
+    if (s->nstreams == 0) {
+        h2_free(s, s->buckets);
+        s->buckets = NULL;
+        s->nbuckets = 0;
+    }
+}
+
+bool rill_h2_session_want_read(const rill_h2_session *s)
+{
+    if (s->rstate == RS_DEAD)
+        return false;
+    if ((s->goaway_sent || s->goaway_recv) && s->nstreams == 0 && !s->shutdown_notice)
+        return false;
+    return s->out_pending < s->max_pending_output;
+}
+
+bool rill_h2_session_want_write(rill_h2_session *s)
+{
+    h2_fill_output(s);
+    return s->out_pending > 0;
+}
+
+bool h2_flood_take(rill_h2_session *s, enum h2_flood which)
+{
+    struct h2_bucket *b = &s->buckets_flood[which];
+    const rill_h2_rate *r = &s->rates[which];
+    if (r->burst == 0)
+        return true; /* no limit */
+    if (s->now > b->last_ms && r->per_second) {
+        uint64_t add = (s->now - b->last_ms) * r->per_second / 1000;
+        if (add) {
+            b->tokens = (uint32_t)((uint64_t)b->tokens + add > r->burst ? r->burst : b->tokens + add);
+            b->last_ms = s->now;
+        }
+    }
+    if (b->tokens == 0)
+        return false;
+    b->tokens--;
+    return true;
+}
+
+void rill_h2_session_tick(rill_h2_session *s, uint64_t now_ms)
+{
+    if (now_ms > s->now)
+        s->now = now_ms;
+    if (s->rstate != RS_DEAD && s->now >= s->settings_deadline) {
+        s->settings_deadline = UINT64_MAX;
+        h2_connection_error(s, RILL_H2_SETTINGS_TIMEOUT, "SETTINGS not acknowledged");
+        h2_close_all_on_error(s);
+    }
+    if (s->rstate != RS_DEAD && s->shutdown_notice && s->now >= s->shutdown_deadline)
+        h2_final_goaway(s);
+}
+
+uint64_t rill_h2_session_next_deadline(const rill_h2_session *s)
+{
+    if (s->rstate == RS_DEAD)
+        return UINT64_MAX;
+    return s->settings_deadline < s->shutdown_deadline ? s->settings_deadline : s->shutdown_deadline;
+}
+
+void *rill_h2_session_user(const rill_h2_session *s) { return s->user; }
+void rill_h2_session_set_user(rill_h2_session *s, void *user) { s->user = user; }
+enum rill_h2_role rill_h2_session_role(const rill_h2_session *s) { return (enum rill_h2_role)s->role; }
+const rill_h2_settings *rill_h2_session_local_settings(const rill_h2_session *s) { return &s->local; }
+const rill_h2_settings *rill_h2_session_peer_settings(const rill_h2_session *s) { return &s->peer; }
+int64_t rill_h2_session_error_code(const rill_h2_session *s) { return s->error_code; }
+size_t rill_h2_session_stream_count(const rill_h2_session *s) { return s->nstreams; }
+size_t rill_h2_stream_size(void) { return sizeof(struct h2_stream); }
+
+size_t rill_h2_session_memory(const rill_h2_session *s)
+{
+    return sizeof *s + s->mem_bytes;
+}
+
+int64_t rill_h2_session_send_window(const rill_h2_session *s, int32_t stream_id)
+{
+    if (stream_id == 0)
+        return s->conn_send_window;
+    const struct h2_stream *st = h2_stream_find(s, stream_id);
+    return st ? st->send_window : INT64_MIN;
+}
+
+int64_t rill_h2_session_recv_window(const rill_h2_session *s, int32_t stream_id)
+{
+    if (stream_id == 0)
+        return s->conn_recv_window;
+    const struct h2_stream *st = h2_stream_find(s, stream_id);
+    return st ? st->recv_window : INT64_MIN;
+}
+
+void *rill_h2_stream_user(const rill_h2_session *s, int32_t stream_id)
+{
+    const struct h2_stream *st = h2_stream_find(s, stream_id);
+    return st ? st->user : NULL;
+}
+
+int rill_h2_stream_set_user(rill_h2_session *s, int32_t stream_id, void *user)
+{
+    struct h2_stream *st = h2_stream_find(s, stream_id);
+    if (!st)
+        return RILL_ERR_NOT_FOUND;
+    st->user = user;
+    return 0;
+}
+
+int rill_h2_session_settings_payload(const rill_h2_session *s, uint8_t *buf, size_t cap)
+{
+    uint8_t tmp[48];
+    rill_h2_settings base;
+    h2_settings_defaults(&base);
+    size_t n = h2_settings_write(&s->local, &base, tmp);
+    if (n > cap)
+        return RILL_ERR_BUFFER_TOO_SMALL;
+    memcpy(buf, tmp, n);
+    return (int)n;
+}
+
+int rill_h2_session_upgrade_server(rill_h2_session *s, const uint8_t *payload, size_t len,
+                                   const rill_header *request, size_t count)
+{
+    if (s->role != RILL_H2_SERVER || s->nstreams || s->last_peer_id)
+        return RILL_ERR_STATE;
+    struct h2_msg_info mi;
+    if (!h2_message_valid(request, count, H2_MSG_REQUEST, false, &mi) || mi.connect)
+        return RILL_ERR_INVALID_ARG;
+    /* The HTTP2-Settings header is the client's first SETTINGS; the 101 acknowledges it. */
+    rill_h2_settings peer = s->peer;
+    if (h2_settings_apply(&peer, payload, len, false) != 0)
+        return RILL_ERR_INVALID_ARG;
+    s->peer = peer;
+    struct h2_stream *st = h2_stream_new(s, 1, H2_HALF_CLOSED_REMOTE);
+    if (!st)
+        return RILL_ERR_NOMEM;
+    st->flags |= SF_HEADERS_RECV;
+    if (mi.head)
+        st->flags |= SF_HEAD | SF_SEND_NO_BODY;
+    if (mi.urgency >= 0)
+        st->urgency = (uint8_t)mi.urgency;
+    if (mi.incremental > 0)
+        st->flags |= SF_INCREMENTAL;
+    /* The upgraded request reaches the application like any other one. */
+    if (s->cb.on_headers) {
+        int rc = s->cb.on_headers(s, 1, RILL_H2_HEADERS_REQUEST, request, count, RILL_H2_FLAG_END_STREAM, s->user);
+        if (rc < 0)
+            return rc;
+    }
+    if (s->cb.on_end_stream && h2_stream_find(s, 1)) {
+        int rc = s->cb.on_end_stream(s, 1, s->user);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int rill_h2_session_upgrade_client(rill_h2_session *s, bool head_request, void *stream_user)
+{
+    if (s->role != RILL_H2_CLIENT || s->nstreams || s->next_local_id != 1)
+        return RILL_ERR_STATE;
+    struct h2_stream *st = h2_stream_new(s, 1, H2_HALF_CLOSED_LOCAL);
+    if (!st)
+        return RILL_ERR_NOMEM;
+    st->flags |= SF_HEADERS_SENT | SF_END_QUEUED | (head_request ? SF_HEAD : 0);
+    st->user = stream_user;
+    s->next_local_id = 3;
+    return 0;
+}

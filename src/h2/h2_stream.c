@@ -1,0 +1,250 @@
+/* Streams: a small hash table by id, a free list so opening a stream does not allocate in the
+ * steady state, the memory of recently closed streams, and the RFC 9218 send queues. */
+#include "h2/h2_internal.h"
+
+static uint32_t slot(const rill_h2_session *s, int32_t id)
+{
+    return ((uint32_t)id * 2654435761u) & (s->nbuckets - 1);
+}
+
+struct h2_stream *h2_stream_find(const rill_h2_session *s, int32_t id)
+{
+    if (!s->nbuckets)
+        return NULL;
+    for (struct h2_stream *st = s->buckets[slot(s, id)]; st; st = st->hnext)
+        if (st->id == id)
+            return st;
+    return NULL;
+}
+
+static int grow_table(rill_h2_session *s)
+{
+    uint32_t n = s->nbuckets ? s->nbuckets * 2 : 8;
+    struct h2_stream **b = h2_malloc(s, n * sizeof *b);
+    if (!b)
+        return RILL_ERR_NOMEM;
+    memset(b, 0, n * sizeof *b);
+    struct h2_stream **old = s->buckets;
+    uint32_t oldn = s->nbuckets;
+    s->buckets = b;
+    s->nbuckets = n;
+    for (uint32_t i = 0; i < oldn; i++) {
+        struct h2_stream *st = old[i];
+        while (st) {
+            struct h2_stream *next = st->hnext;
+            uint32_t k = slot(s, st->id);
+            st->hnext = b[k];
+            b[k] = st;
+            st = next;
+        }
+    }
+    h2_free(s, old);
+    return 0;
+}
+
+bool h2_is_local_id(const rill_h2_session *s, int32_t id)
+{
+    /* Clients open odd streams, servers even (pushed) ones. */
+    return ((id & 1) == 1) == (s->role == RILL_H2_CLIENT);
+}
+
+static bool counts_active(uint8_t state)
+{
+    return state == H2_OPEN || state == H2_HALF_CLOSED_LOCAL || state == H2_HALF_CLOSED_REMOTE;
+}
+
+void h2_stream_set_state(rill_h2_session *s, struct h2_stream *st, uint8_t state)
+{
+    bool was = counts_active(st->state), is = counts_active(state);
+    uint32_t *ctr = h2_is_local_id(s, st->id) ? &s->local_active : &s->peer_active;
+    if (was && !is)
+        (*ctr)--;
+    else if (!was && is)
+        (*ctr)++;
+    if (st->state == H2_RESERVED_REMOTE)
+        s->reserved_remote--;
+    if (state == H2_RESERVED_REMOTE)
+        s->reserved_remote++;
+    st->state = state;
+}
+
+struct h2_stream *h2_stream_new(rill_h2_session *s, int32_t id, uint8_t state)
+{
+    if (s->nstreams >= s->nbuckets && grow_table(s) != 0)
+        return NULL;
+    struct h2_stream *st = s->free_streams;
+    if (st)
+        s->free_streams = st->hnext;
+    else if (!(st = h2_malloc(s, sizeof *st)))
+        return NULL;
+    memset(st, 0, sizeof *st);
+    st->id = id;
+    st->state = H2_IDLE;
+    st->urgency = 3;
+    st->content_length = -1;
+    st->send_window = s->peer.initial_window_size;
+    st->recv_window = s->local_acked.initial_window_size;
+    uint32_t k = slot(s, id);
+    st->hnext = s->buckets[k];
+    s->buckets[k] = st;
+    s->nstreams++;
+    h2_stream_set_state(s, st, state);
+    if (h2_is_local_id(s, id)) {
+        if (id > s->last_local_id)
+            s->last_local_id = id;
+    } else if (id > s->last_peer_id) {
+        h2_peer_id_used(s, id);
+    }
+    return st;
+}
+
+void h2_peer_id_used(rill_h2_session *s, int32_t id)
+{
+    if (id <= s->last_peer_id)
+        return;
+    /* Slide the window of used ids so that bit 0 is the new id. */
+    uint32_t shift = s->last_peer_id ? (uint32_t)(id - s->last_peer_id) / 2 : 512;
+    if (shift >= 512) {
+        memset(s->peer_used, 0, sizeof s->peer_used);
+    } else {
+        uint32_t words = shift / 64, bits = shift % 64;
+        for (int i = 7; i >= 0; i--) {
+            uint64_t v = i - (int)words >= 0 ? s->peer_used[i - words] << bits : 0;
+            if (bits && i - (int)words - 1 >= 0)
+                v |= s->peer_used[i - words - 1] >> (64 - bits);
+            s->peer_used[i] = v;
+        }
+    }
+    s->peer_used[0] |= 1;
+    s->last_peer_id = id;
+}
+
+int h2_peer_id_was_used(const rill_h2_session *s, int32_t id)
+{
+    if (id > s->last_peer_id)
+        return 0;
+    uint32_t k = (uint32_t)(s->last_peer_id - id) / 2;
+    if (k >= 512)
+        return -1;
+    return (int)(s->peer_used[k / 64] >> (k % 64) & 1);
+}
+
+void h2_remember_closed(rill_h2_session *s, int32_t id, uint8_t how)
+{
+    if (!s->max_closed)
+        return;
+    if (!s->closed) {
+        s->closed = h2_malloc(s, s->max_closed * sizeof *s->closed);
+        if (!s->closed)
+            return;
+    }
+    uint32_t i = (s->closed_head + s->closed_count) % s->max_closed;
+    if (s->closed_count == s->max_closed) {
+        i = s->closed_head;
+        s->closed_head = (s->closed_head + 1) % s->max_closed;
+    } else {
+        s->closed_count++;
+    }
+    s->closed[i].id = id;
+    s->closed[i].how = how;
+}
+
+int h2_closed_lookup(const rill_h2_session *s, int32_t id)
+{
+    for (uint32_t i = 0; i < s->closed_count; i++) {
+        uint32_t k = (s->closed_head + i) % s->max_closed;
+        if (s->closed[k].id == id)
+            return s->closed[k].how;
+    }
+    return 0;
+}
+
+void h2_trailers_free(rill_h2_session *s, struct h2_stream *st)
+{
+    if (st->trailers) {
+        h2_free(s, st->trailers);
+        st->trailers = NULL;
+    }
+}
+
+void h2_stream_drop_data(rill_h2_session *s, struct h2_stream *st)
+{
+    while (st->dq_head) {
+        struct h2_dataref *r = st->dq_head;
+        st->dq_head = r->next;
+        r->detached = true;
+        if (r->inflight == 0)
+            h2_ref_release(s, r);
+    }
+    st->dq_tail = NULL;
+    st->read = NULL;
+    h2_trailers_free(s, st);
+    h2_sched_remove(s, st);
+}
+
+void h2_stream_close(rill_h2_session *s, struct h2_stream *st, uint32_t code, uint8_t how)
+{
+    if (st->state == H2_CLOSED)
+        return; /* closing already (a call from inside on_stream_close) */
+    h2_stream_drop_data(s, st);
+    /* Body bytes the app never consumed still go back to the connection window. */
+    s->conn_recv_consumed += st->recv_unconsumed;
+    st->recv_unconsumed = 0;
+    h2_stream_set_state(s, st, H2_CLOSED);
+    int32_t id = st->id;
+    /* Reported while the stream is still findable, so its user data can be read and freed. */
+    if (s->cb.on_stream_close)
+        s->cb.on_stream_close(s, id, code, s->user);
+    uint32_t k = slot(s, id);
+    struct h2_stream **pp = &s->buckets[k];
+    while (*pp != st)
+        pp = &(*pp)->hnext;
+    *pp = st->hnext;
+    s->nstreams--;
+    h2_remember_closed(s, id, how);
+    st->hnext = s->free_streams;
+    s->free_streams = st;
+    h2_queue_window_updates(s, NULL);
+}
+
+/* ---- RFC 9218 send queues ---- */
+
+void h2_sched_add(rill_h2_session *s, struct h2_stream *st)
+{
+    if (st->flags & SF_SCHEDULED)
+        return;
+    st->flags |= SF_SCHEDULED;
+    int inc = (st->flags & SF_INCREMENTAL) ? 1 : 0;
+    struct h2_stream **head = &s->queue[st->urgency][inc];
+    /* Non-incremental streams are served one after another in stream order; incremental ones
+     * round-robin, so they join at the end. */
+    struct h2_stream *prev = NULL, *cur = *head;
+    while (cur && (inc || cur->id < st->id)) {
+        prev = cur;
+        cur = cur->qnext;
+    }
+    st->qprev = prev;
+    st->qnext = cur;
+    if (cur)
+        cur->qprev = st;
+    if (prev)
+        prev->qnext = st;
+    else
+        *head = st;
+}
+
+void h2_sched_remove(rill_h2_session *s, struct h2_stream *st)
+{
+    if (!(st->flags & SF_SCHEDULED))
+        return;
+    int inc = (st->flags & SF_INCREMENTAL) ? 1 : 0;
+    struct h2_stream **head = &s->queue[st->urgency][inc];
+    if (st->qprev)
+        st->qprev->qnext = st->qnext;
+    else
+        *head = st->qnext;
+    if (st->qnext)
+        st->qnext->qprev = st->qprev;
+    st->qnext = st->qprev = NULL;
+    st->flags &= (uint16_t)~SF_SCHEDULED;
+}

@@ -1,0 +1,528 @@
+/* HTTP/1.1 connections: keep-alive, pipelining (one request at a time, the next parsed when the
+ * response is done), chunked bodies both ways, Expect: 100-continue, and the h2c Upgrade. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/http_date.h"
+#include "server/server_internal.h"
+
+struct h1_state {
+    rill_h1_parser *parser;
+    rill_stream *current; /* the exchange being read or answered */
+    bool request_done;    /* the parser reported END for current */
+    bool response_done;   /* current's response is complete */
+    bool close_after;     /* close once current is done */
+    bool processing;      /* inside process(): do not re-enter */
+    bool upgrade_h2;
+    uint8_t *pending; /* bytes that arrived while current was being answered */
+    size_t pending_len, pending_cap;
+    uint8_t settings[256]; /* h2c: the decoded HTTP2-Settings payload */
+    size_t settings_len;
+};
+
+static void process_pending(rill_session *sess);
+
+int h1_session_start(rill_session *sess, const uint8_t *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    struct h1_state *h1 = calloc(1, sizeof *h1);
+    if (!h1)
+        return RILL_ERR_NOMEM;
+    h1->parser = rill_h1_parser_new(RILL_H1_REQUEST, NULL);
+    if (!h1->parser) {
+        free(h1);
+        return RILL_ERR_NOMEM;
+    }
+    sess->h1 = h1;
+    return RILL_OK;
+}
+
+void h1_session_free(rill_session *sess)
+{
+    struct h1_state *h1 = sess->h1;
+    if (!h1)
+        return;
+    rill_h1_parser_free(h1->parser);
+    free(h1->pending);
+    free(h1);
+    sess->h1 = NULL;
+}
+
+/* Between requests the parser (with its head buffer) is dropped; it comes back with the next byte. */
+void h1_session_trim(rill_session *sess)
+{
+    struct h1_state *h1 = sess->h1;
+    if (sess->websocket || h1->current || h1->pending_len || !h1->parser)
+        return;
+    rill_h1_parser_free(h1->parser);
+    h1->parser = NULL;
+    free(h1->pending);
+    h1->pending = NULL;
+    h1->pending_cap = 0;
+}
+
+void h1_session_shutdown(rill_session *sess)
+{
+    sess->h1->close_after = true;
+    if (sess->h1->current)
+        sess->h1->current->keep_alive = false;
+}
+
+/* An error before any response was started: a plain-text answer, then close. */
+static void reject(rill_session *sess, int status, const char *why)
+{
+    char buf[512], date[RILL_HTTP_DATE_LEN + 1];
+    rill_http_date_format(time(NULL), date);
+    int n = snprintf(buf, sizeof buf,
+                     "HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                     "content-length: %zu\r\nconnection: close\r\ndate: %s\r\nserver: rill\r\n\r\n%s\n",
+                     status, rill_h1_reason_phrase(status), strlen(why) + 1, date, why);
+    rill_io_conn_write(sess->conn, buf, (size_t)n);
+    session_close(sess);
+}
+
+static void exchange_done(rill_session *sess)
+{
+    struct h1_state *h1 = sess->h1;
+    rill_stream *st = h1->current;
+    bool keep = st->keep_alive && !h1->close_after;
+    h1->current = NULL;
+    h1->request_done = h1->response_done = false;
+    exchange_closed(st, true);
+    if (!keep)
+        session_close(sess);
+    else if (!h1->processing)
+        process_pending(sess);
+}
+
+/* Request fields the HTTP/2 way: pseudo-headers first, then the fields as received. */
+static int start_request(rill_session *sess, const rill_h1_head *head)
+{
+    struct h1_state *h1 = sess->h1;
+    size_t n = head->nfields + 4;
+    rill_header stack[64];
+    rill_header *f = n <= 64 ? stack : malloc(n * sizeof *f);
+    if (!f)
+        return RILL_ERR_NOMEM;
+    size_t k = 0;
+    const char *target = head->target, *authority = head->host;
+    size_t target_len = head->target_len, authority_len = head->host_len;
+    if (head->target_form == RILL_H1_TARGET_ABSOLUTE) { /* http://host[:port]/path */
+        const char *a = memchr(target, ':', target_len);
+        a = a ? a + 3 : target;
+        const char *slash = memchr(a, '/', (size_t)(target + target_len - a));
+        authority = a;
+        authority_len = (size_t)((slash ? slash : target + target_len) - a);
+        target = slash ? slash : "/";
+        target_len = slash ? (size_t)(head->target + head->target_len - slash) : 1;
+    }
+    f[k++] = (rill_header){(const uint8_t *)":method", 7, (const uint8_t *)head->method,
+                           head->method_len, 0};
+    if (head->target_form == RILL_H1_TARGET_AUTHORITY) {
+        authority = target;
+        authority_len = target_len;
+    } else {
+        const char *scheme = sess->tls ? "https" : "http";
+        f[k++] = (rill_header){(const uint8_t *)":scheme", 7, (const uint8_t *)scheme,
+                               strlen(scheme), 0};
+        f[k++] = (rill_header){(const uint8_t *)":path", 5, (const uint8_t *)target, target_len, 0};
+    }
+    if (authority)
+        f[k++] = (rill_header){(const uint8_t *)":authority", 10, (const uint8_t *)authority,
+                               authority_len, 0};
+    for (size_t i = 0; i < head->nfields; i++)
+        f[k++] = (rill_header){(const uint8_t *)head->fields[i].name, head->fields[i].name_len,
+                               (const uint8_t *)head->fields[i].value, head->fields[i].value_len, 0};
+
+    rill_stream *st = exchange_new(sess, &h1_exchange_ops, (int32_t)++sess->requests);
+    int rc = st ? exchange_set_request(st, f, k, head->version_minor ? "HTTP/1.1" : "HTTP/1.0")
+                : RILL_ERR_NOMEM;
+    if (f != stack)
+        free(f);
+    if (rc < 0) {
+        if (st)
+            exchange_closed(st, false);
+        return rc;
+    }
+    h1->current = st;
+    st->keep_alive = head->keep_alive && !h1->close_after;
+
+    rill_h1_ws_upgrade up;
+    int ws = rill_h1_websocket_upgrade(head, &up);
+    st->ws_request = ws == 1 ? 1 : ws == RILL_ERR_PROTOCOL ? -1 : ws == RILL_ERR_UNSUPPORTED ? -2 : 0;
+    size_t settings_len = 0;
+    /* Only a request without a body is upgraded (RFC 9113 §3.1 lets a server ignore Upgrade):
+     * the body would otherwise have to be held whole until the switch. */
+    if (!sess->tls && ws == 0 && head->body == RILL_H1_BODY_NONE && rill_h1_h2c_upgrade(head, h1->settings, sizeof h1->settings, &settings_len) == 1) {
+        h1->upgrade_h2 = true;
+        h1->settings_len = settings_len;
+        return RILL_OK; /* dispatched as HTTP/2 once the request is read */
+    }
+    exchange_dispatch(st);
+    if (h1->current == st && head->expect_continue && head->body != RILL_H1_BODY_NONE) {
+        if (!st->head_sent && head->version_minor >= 1) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            rill_io_conn_write(sess->conn, cont, sizeof cont - 1);
+        } else {
+            st->keep_alive = false; /* answered without the body: it may never come */
+        }
+    }
+    return RILL_OK;
+}
+
+/* The h2c Upgrade: 101, then the request goes to the HTTP/2 engine as stream 1 (without its
+ * connection-specific fields), which reports it like any other request; this HTTP/1.1 exchange
+ * is dropped unanswered. */
+static void switch_to_h2(rill_session *sess, const rill_h1_head *head, const uint8_t *rest,
+                         size_t rest_len)
+{
+    struct h1_state *h1 = sess->h1;
+    rill_stream *st = h1->current;
+    rill_header *f = malloc((st->nfields + 4) * sizeof *f);
+    if (!f) {
+        session_close(sess);
+        return;
+    }
+    size_t n = 0;
+#define PSEUDO(name, value)                                                                        \
+    f[n++] = (rill_header){(const uint8_t *)(name), strlen(name), (const uint8_t *)(value),        \
+                           strlen(value), 0}
+    PSEUDO(":method", st->method);
+    PSEUDO(":scheme", st->scheme);
+    PSEUDO(":path", st->path);
+    PSEUDO(":authority", st->authority);
+#undef PSEUDO
+    /* st->fields are head->fields lowercased, in the same order */
+    for (size_t i = 0; i < st->nfields && i < head->nfields; i++)
+        if (!rill_h1_is_connection_specific(head, &head->fields[i]) &&
+            !(st->fields[i].name_len == 4 && memcmp(st->fields[i].name, "host", 4) == 0))
+            f[n++] = st->fields[i];
+    static const char switching[] =
+        "HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n";
+    rill_io_conn_write(sess->conn, switching, sizeof switching - 1);
+    uint8_t settings[sizeof h1->settings];
+    size_t settings_len = h1->settings_len;
+    memcpy(settings, h1->settings, settings_len);
+    h1->current = NULL;
+    h1_session_free(sess);
+    sess->protocol = RILL_PROTOCOL_H2C;
+    int rc = h2_session_start(sess, settings, settings_len, f, n);
+    free(f);
+    exchange_closed(st, false);
+    if (rc < 0) {
+        session_close(sess);
+        return;
+    }
+    if (rest_len)
+        h2_session_data(sess, rest, rest_len);
+}
+
+/* Parses as far as the current exchange allows; returns the bytes consumed. */
+static size_t process(rill_session *sess, const uint8_t *data, size_t len)
+{
+    struct h1_state *h1 = sess->h1;
+    size_t off = 0;
+    h1->processing = true;
+    while (sess->h1 == h1 && !sess->closing) {
+        if (h1->current && h1->request_done) {
+            if (!h1->response_done)
+                break; /* pipelined bytes wait for this response */
+            exchange_done(sess);
+            continue;
+        }
+        size_t used = 0;
+        rill_h1_event ev;
+        int rc = rill_h1_parse(h1->parser, data + off, len - off, &used, &ev);
+        off += used;
+        if (rc < 0) {
+            rill_h1_error err = rill_h1_parser_error(h1->parser);
+            if (h1->current && h1->current->head_sent) {
+                session_close(sess);
+            } else {
+                if (h1->current)
+                    exchange_closed(h1->current, false), h1->current = NULL;
+                reject(sess, rill_h1_error_status(err), rill_h1_error_text(err));
+            }
+            off = len;
+            break;
+        }
+        if (ev.type == RILL_H1_EV_NONE)
+            break;
+        if (ev.type == RILL_H1_EV_HEAD) {
+            if (start_request(sess, ev.head) < 0) {
+                reject(sess, 500, "out of memory");
+                off = len;
+                break;
+            }
+        } else if (ev.type == RILL_H1_EV_BODY && h1->current) {
+            exchange_body(h1->current, ev.data, ev.len);
+        } else if (ev.type == RILL_H1_EV_END && h1->current) {
+            h1->request_done = true;
+            exchange_body_end(h1->current);
+            if (sess->websocket) { /* 101 sent: the rest of the bytes are WebSocket frames */
+                exchange_closed(h1->current, true);
+                h1->current = NULL;
+                h1->processing = false;
+                if (len > off)
+                    ws_connection_data(sess, data + off, len - off);
+                return len;
+            }
+            if (h1->upgrade_h2) {
+                h1->processing = false;
+                switch_to_h2(sess, ev.head, data + off, len - off);
+                return len;
+            }
+        }
+    }
+    if (sess->h1 == h1)
+        h1->processing = false;
+    return off;
+}
+
+static int hold(struct h1_state *h1, const uint8_t *data, size_t len)
+{
+    if (h1->pending_len + len > h1->pending_cap) {
+        size_t cap = (h1->pending_len + len) * 2;
+        uint8_t *grown = realloc(h1->pending, cap);
+        if (!grown)
+            return RILL_ERR_NOMEM;
+        h1->pending = grown;
+        h1->pending_cap = cap;
+    }
+    memcpy(h1->pending + h1->pending_len, data, len);
+    h1->pending_len += len;
+    return RILL_OK;
+}
+
+void h1_session_data(rill_session *sess, const uint8_t *data, size_t len)
+{
+    struct h1_state *h1 = sess->h1;
+    if (sess->websocket && !h1->current) {
+        ws_connection_data(sess, data, len);
+        return;
+    }
+    if (!h1->parser && !(h1->parser = rill_h1_parser_new(RILL_H1_REQUEST, NULL))) {
+        session_close(sess);
+        return;
+    }
+    if (h1->pending_len) { /* keep order: append behind what is already waiting */
+        if (hold(h1, data, len) < 0)
+            session_close(sess);
+        return;
+    }
+    size_t used = process(sess, data, len);
+    if (used < len && sess->h1 == h1 && !sess->closing) {
+        if (hold(h1, data + used, len - used) < 0)
+            session_close(sess);
+        else
+            rill_io_conn_pause_read(sess->conn, true); /* back-pressure while we answer */
+    }
+}
+
+static void process_pending(rill_session *sess)
+{
+    struct h1_state *h1 = sess->h1;
+    if (!h1 || !h1->pending_len || sess->closing) {
+        if (h1 && !sess->closing)
+            rill_io_conn_pause_read(sess->conn, false);
+        return;
+    }
+    uint8_t *buf = h1->pending;
+    size_t len = h1->pending_len;
+    h1->pending = NULL;
+    h1->pending_len = h1->pending_cap = 0;
+    size_t used = process(sess, buf, len);
+    if (sess->h1 == h1 && used < len && !sess->closing)
+        hold(h1, buf + used, len - used);
+    free(buf);
+    if (sess->h1 == h1 && !h1->pending_len && !sess->closing)
+        rill_io_conn_pause_read(sess->conn, false);
+}
+
+/* ---- exchange ops ------------------------------------------------------------------------------ */
+
+static bool has_field(const struct header_list *l, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < l->count; i++)
+        if (l->items[i].name_len == n && memcmp(l->items[i].name, name, n) == 0)
+            return true;
+    return false;
+}
+
+static int h1_send_head(rill_stream *st, bool end_stream)
+{
+    bool http10 = strcmp(st->version, "HTTP/1.0") == 0;
+    bool body_allowed = !st->head_request && st->status != 204 && st->status != 304;
+    size_t n = st->resp_fields.count;
+    rill_h1_field stack[40];
+    rill_h1_field *f = n + 2 <= 40 ? stack : malloc((n + 2) * sizeof *f);
+    if (!f)
+        return RILL_ERR_NOMEM;
+    size_t bytes = 64;
+    for (size_t i = 0; i < n; i++) {
+        const rill_header *h = &st->resp_fields.items[i];
+        f[i] = (rill_h1_field){(const char *)h->name, h->name_len, (const char *)h->value,
+                               h->value_len};
+        bytes += h->name_len + h->value_len + 4;
+    }
+    if (!has_field(&st->resp_fields, "content-length") && body_allowed && !end_stream) {
+        if (http10)
+            st->keep_alive = false; /* the body ends with the connection */
+        else {
+            st->chunked = true;
+            f[n++] = (rill_h1_field){"transfer-encoding", 17, "chunked", 7};
+        }
+    }
+    if (!st->keep_alive || st->sess->h1->close_after)
+        f[n++] = (rill_h1_field){"connection", 10, "close", 5};
+    else if (http10)
+        f[n++] = (rill_h1_field){"connection", 10, "keep-alive", 10};
+    bytes += 64;
+    uint8_t small[4096];
+    uint8_t *buf = bytes <= sizeof small ? small : malloc(bytes);
+    size_t len = 0;
+    int rc = buf ? rill_h1_write_response_head(buf, bytes, &len, st->status, NULL, f, n)
+                 : RILL_ERR_NOMEM;
+    if (rc == RILL_OK)
+        rc = rill_io_conn_write(st->sess->conn, buf, len);
+    if (buf != small)
+        free(buf);
+    if (f != stack)
+        free(f);
+    return rc;
+}
+
+static int h1_send_informational(rill_stream *st, int status, const rill_header *fields, size_t n)
+{
+    if (strcmp(st->version, "HTTP/1.0") == 0)
+        return RILL_OK; /* HTTP/1.0 clients do not expect 1xx */
+    rill_h1_field f[32];
+    if (n > 32)
+        return RILL_ERR_LIMIT;
+    size_t bytes = 64;
+    for (size_t i = 0; i < n; i++) {
+        f[i] = (rill_h1_field){(const char *)fields[i].name, fields[i].name_len,
+                               (const char *)fields[i].value, fields[i].value_len};
+        bytes += fields[i].name_len + fields[i].value_len + 4;
+    }
+    uint8_t *buf = malloc(bytes);
+    size_t len;
+    int rc = buf ? rill_h1_write_response_head(buf, bytes, &len, status, NULL, f, n) : RILL_ERR_NOMEM;
+    if (rc == RILL_OK)
+        rc = rill_io_conn_write(st->sess->conn, buf, len);
+    free(buf);
+    return rc;
+}
+
+static int h1_send_body(rill_stream *st, const void *data, size_t len)
+{
+    int rc;
+    if (st->chunked) {
+        uint8_t head[RILL_H1_CHUNK_HEADER_MAX];
+        size_t hlen;
+        rill_h1_write_chunk_header(head, sizeof head, &hlen, len);
+        struct iovec iov[3] = {{head, hlen}, {(void *)data, len}, {(void *)"\r\n", 2}};
+        rc = rill_io_conn_writev(st->sess->conn, iov, 3);
+    } else {
+        rc = rill_io_conn_write(st->sess->conn, data, len);
+    }
+    if (rc < 0)
+        return rc;
+    return rill_io_conn_queued(st->sess->conn) >= EXCHANGE_HIGH_WATER ? RILL_ERR_WOULD_BLOCK : RILL_OK;
+}
+
+static int h1_finish(rill_stream *st)
+{
+    if (st->end_sent)
+        return RILL_OK;
+    st->end_sent = true;
+    int rc = RILL_OK;
+    if (st->chunked) {
+        size_t n = st->trailers.count;
+        rill_h1_field f[32];
+        size_t bytes = 16;
+        for (size_t i = 0; i < n && i < 32; i++) {
+            const rill_header *h = &st->trailers.items[i];
+            f[i] = (rill_h1_field){(const char *)h->name, h->name_len, (const char *)h->value,
+                                   h->value_len};
+            bytes += h->name_len + h->value_len + 4;
+        }
+        uint8_t *buf = malloc(bytes);
+        size_t len;
+        rc = buf ? rill_h1_write_last_chunk(buf, bytes, &len, f, n < 32 ? n : 32) : RILL_ERR_NOMEM;
+        if (rc == RILL_OK)
+            rc = rill_io_conn_write(st->sess->conn, buf, len);
+        free(buf);
+    }
+    rill_session *sess = st->sess;
+    struct h1_state *h1 = sess->h1;
+    if (h1 && h1->current == st) {
+        h1->response_done = true;
+        if (h1->request_done && !h1->processing)
+            exchange_done(sess);
+    }
+    return rc;
+}
+
+/* Reads the next pieces of a file while the socket keeps up; the rest waits for on_drain. */
+static int pump_file(rill_stream *st)
+{
+    rill_io_conn *conn = st->sess->conn;
+    /* <= so that stopping always leaves the queue above io's high-water mark: on_drain follows */
+    while (st->file_left && rill_io_conn_queued(conn) <= EXCHANGE_HIGH_WATER) {
+        size_t want = st->file_left < FILE_CHUNK ? (size_t)st->file_left : FILE_CHUNK;
+        uint8_t *buf = malloc(want);
+        if (!buf)
+            return RILL_ERR_NOMEM;
+        ssize_t got = pread(st->file_fd, buf, want, (off_t)st->file_off);
+        if (got <= 0) { /* the file shrank or failed: the length promised cannot be kept */
+            free(buf);
+            session_close(st->sess);
+            return RILL_ERR_IO;
+        }
+        st->file_off += (uint64_t)got;
+        st->file_left -= (uint64_t)got;
+        int rc = rill_io_conn_write_ref(conn, buf, (size_t)got, free, buf);
+        if (rc < 0)
+            return rc;
+    }
+    return st->file_left ? RILL_OK : h1_finish(st);
+}
+
+static int h1_send_file(rill_stream *st)
+{
+    return pump_file(st);
+}
+
+void h1_session_drain(rill_session *sess)
+{
+    if (sess->websocket) {
+        ws_connection_drain(sess);
+        return;
+    }
+    rill_stream *st = sess->h1 ? sess->h1->current : NULL;
+    if (!st)
+        return;
+    if (st->file_left && st->file_fd >= 0)
+        pump_file(st);
+    else
+        exchange_drained(st);
+}
+
+static void h1_pause_body(rill_stream *st, bool paused)
+{
+    rill_io_conn_pause_read(st->sess->conn, paused);
+}
+
+const struct exchange_ops h1_exchange_ops = {
+    .send_head = h1_send_head,
+    .send_informational = h1_send_informational,
+    .send_body = h1_send_body,
+    .send_file = h1_send_file,
+    .finish = h1_finish,
+    .pause_body = h1_pause_body,
+};

@@ -1,0 +1,320 @@
+/* HTTP/2 connections (h2 by ALPN, h2c by prior knowledge or Upgrade): the sans-I/O engine from
+ * rill/h2.h between the socket and the exchanges. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/server_internal.h"
+
+static void h2_flush_round(rill_session *sess);
+
+/* A copied body chunk handed to the engine by reference until it reports it released. */
+struct body_chunk {
+    size_t len;
+    uint8_t data[];
+};
+
+static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind kind,
+                      const rill_header *fields, size_t count, uint32_t flags, void *user)
+{
+    rill_session *sess = user;
+    if (kind == RILL_H2_HEADERS_TRAILERS) { /* request trailers: the body ends */
+        rill_stream *st = rill_h2_stream_user(s, id);
+        if (st)
+            exchange_body_end(st);
+        return 0;
+    }
+    if (kind != RILL_H2_HEADERS_REQUEST)
+        return 0;
+    rill_stream *st = exchange_new(sess, NULL, id);
+    if (!st) {
+        rill_h2_submit_rst_stream(s, id, RILL_H2_INTERNAL_ERROR);
+        return 0;
+    }
+    st->ops = &h2_exchange_ops;
+    sess->requests++;
+    if (exchange_set_request(st, fields, count, "HTTP/2") < 0) {
+        exchange_closed(st, false);
+        rill_h2_submit_rst_stream(s, id, RILL_H2_INTERNAL_ERROR);
+        return 0;
+    }
+    rill_h2_stream_set_user(s, id, st);
+    if (flags & RILL_H2_FLAG_END_STREAM)
+        st->request_ended = true;
+    exchange_dispatch(st);
+    return 0;
+}
+
+static int on_data(rill_h2_session *s, int32_t id, const uint8_t *data, size_t len, void *user)
+{
+    rill_stream *st = rill_h2_stream_user(s, id);
+    if (st)
+        exchange_body(st, data, len);
+    else
+        rill_h2_consume(s, id, len);
+    return 0;
+}
+
+static int on_end_stream(rill_h2_session *s, int32_t id, void *user)
+{
+    rill_stream *st = rill_h2_stream_user(s, id);
+    if (st)
+        exchange_body_end(st);
+    return 0;
+}
+
+static int on_stream_close(rill_h2_session *s, int32_t id, uint32_t code, void *user)
+{
+    rill_stream *st = rill_h2_stream_user(s, id);
+    if (st)
+        exchange_closed(st, code == RILL_H2_NO_ERROR && st->end_sent);
+    return 0;
+}
+
+static void on_data_released(rill_h2_session *s, int32_t id, void *token, void *user)
+{
+    struct body_chunk *chunk = token;
+    if (!chunk)
+        return;
+    rill_stream *st = rill_h2_stream_user(s, id);
+    if (st) {
+        bool was_high = st->queued >= EXCHANGE_LOW_WATER;
+        st->queued -= chunk->len < st->queued ? chunk->len : st->queued;
+        if (was_high && st->queued < EXCHANGE_LOW_WATER)
+            exchange_drained(st);
+    }
+    free(chunk);
+}
+
+static const rill_h2_callbacks h2_callbacks = {
+    .on_headers = on_headers,
+    .on_data = on_data,
+    .on_end_stream = on_end_stream,
+    .on_stream_close = on_stream_close,
+    .on_data_released = on_data_released,
+};
+
+int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t payload_len,
+                     const rill_header *upgraded, size_t nupgraded)
+{
+    const rill_server_options *o = &sess->w->srv->opt;
+    rill_h2_options opt;
+    rill_h2_options_init(&opt, RILL_H2_SERVER);
+    opt.local.max_concurrent_streams = o->max_concurrent_streams;
+    opt.local.initial_window_size = o->initial_window_size;
+    opt.local.max_header_list_size = o->max_header_list_size;
+    opt.local.enable_connect_protocol = o->enable_connect_protocol ? 1 : 0;
+    opt.connection_window = o->connection_window_size;
+    opt.now_ms = rill_io_loop_now_ms(sess->w->loop);
+    sess->h2 = rill_h2_session_new(RILL_H2_SERVER, &h2_callbacks, &opt, sess);
+    if (!sess->h2)
+        return RILL_ERR_NOMEM;
+    if (upgraded) /* the engine reports the request as stream 1 through on_headers */
+        return rill_h2_session_upgrade_server(sess->h2, settings_payload, payload_len, upgraded,
+                                              nupgraded);
+    return RILL_OK;
+}
+
+void h2_session_data(rill_session *sess, const uint8_t *data, size_t len)
+{
+    if (rill_h2_session_recv(sess->h2, data, len) < 0) {
+        /* a connection error: the engine queued GOAWAY; send it and close */
+        sess->in_callback = 0;
+        h2_session_flush(sess);
+        session_close(sess);
+    }
+}
+
+void h2_session_flush(rill_session *sess)
+{
+    if (!sess->h2 || sess->closing)
+        return;
+    if (sess->flushing) { /* e.g. a drain callback writing from inside output_consumed */
+        sess->flush_again = true;
+        return;
+    }
+    sess->flushing = true;
+    do {
+        sess->flush_again = false;
+        h2_flush_round(sess);
+    } while (sess->flush_again && sess->h2 && !sess->closing);
+    sess->flushing = false;
+    if (sess->h2 && !sess->closing && !rill_h2_session_want_read(sess->h2) &&
+        !rill_h2_session_want_write(sess->h2))
+        session_close(sess);
+}
+
+static void h2_flush_round(rill_session *sess)
+{
+    /* Pull output only while the socket keeps up: DATA is produced (and files read) on demand,
+     * so a slow reader holds back the engine instead of growing our queue. */
+    while (rill_io_conn_queued(sess->conn) <= EXCHANGE_HIGH_WATER) {
+        struct iovec iov[32];
+        int n = rill_h2_session_output(sess->h2, iov, 32);
+        if (n <= 0)
+            break;
+        size_t total = 0;
+        for (int i = 0; i < n; i++)
+            total += iov[i].iov_len;
+        if (rill_io_conn_writev(sess->conn, iov, n) < 0)
+            break;
+        rill_h2_session_output_consumed(sess->h2, total);
+    }
+}
+
+void h2_session_drain(rill_session *sess)
+{
+    h2_session_flush(sess);
+}
+
+void h2_session_shutdown(rill_session *sess)
+{
+    rill_h2_submit_shutdown(sess->h2);
+    h2_session_flush(sess);
+}
+
+void h2_session_free(rill_session *sess)
+{
+    /* The engine reports every still-referenced chunk released; streams are closed by the
+     * session's live list afterwards. */
+    for (rill_stream *st = sess->live; st; st = st->live_next)
+        st->queued = 0;
+    rill_h2_session_free(sess->h2);
+    sess->h2 = NULL;
+}
+
+/* Status codes are three digits (100..999, checked when set). */
+static void format_status(int status, char out[4])
+{
+    out[0] = (char)('0' + status / 100 % 10);
+    out[1] = (char)('0' + status / 10 % 10);
+    out[2] = (char)('0' + status % 10);
+    out[3] = '\0';
+}
+
+/* ---- exchange ops ------------------------------------------------------------------------------ */
+
+static int h2_send_head(rill_stream *st, bool end_stream)
+{
+    size_t n = st->resp_fields.count + 1;
+    rill_header stack[32];
+    rill_header *fields = n <= 32 ? stack : malloc(n * sizeof *fields);
+    if (!fields)
+        return RILL_ERR_NOMEM;
+    char status[4];
+    format_status(st->status, status);
+    fields[0] = (rill_header){(const uint8_t *)":status", 7, (const uint8_t *)status, 3, 0};
+    memcpy(fields + 1, st->resp_fields.items, st->resp_fields.count * sizeof *fields);
+    int rc = rill_h2_submit_response(st->sess->h2, st->id, fields, n,
+                                     end_stream ? RILL_H2_FLAG_END_STREAM : 0);
+    if (fields != stack)
+        free(fields);
+    if (end_stream || st->head_request || st->status == 204 || st->status == 304)
+        st->end_sent = true;
+    return rc;
+}
+
+static int h2_send_informational(rill_stream *st, int status, const rill_header *f, size_t count)
+{
+    rill_header fields[33];
+    if (count > 32)
+        return RILL_ERR_LIMIT;
+    char code[4];
+    format_status(status, code);
+    fields[0] = (rill_header){(const uint8_t *)":status", 7, (const uint8_t *)code, 3, 0};
+    memcpy(fields + 1, f, count * sizeof *f);
+    int rc = rill_h2_submit_response(st->sess->h2, st->id, fields, count + 1, 0);
+    session_flush(st->sess);
+    return rc;
+}
+
+static int h2_send_body(rill_stream *st, const void *data, size_t len)
+{
+    if (st->end_sent)
+        return RILL_OK;
+    struct body_chunk *chunk = malloc(sizeof *chunk + len);
+    if (!chunk)
+        return RILL_ERR_NOMEM;
+    chunk->len = len;
+    memcpy(chunk->data, data, len);
+    int rc = rill_h2_submit_data(st->sess->h2, st->id, chunk->data, len, 0, chunk);
+    if (rc < 0) /* the engine does not keep it: it was never referenced */
+        return rc;
+    st->queued += len;
+    return st->queued >= EXCHANGE_HIGH_WATER ? RILL_ERR_WOULD_BLOCK : RILL_OK;
+}
+
+static int h2_finish(rill_stream *st)
+{
+    if (st->end_sent)
+        return RILL_OK;
+    st->end_sent = true;
+    if (st->trailers.count)
+        return rill_h2_submit_trailers(st->sess->h2, st->id, st->trailers.items, st->trailers.count);
+    return rill_h2_submit_data(st->sess->h2, st->id, NULL, 0, RILL_H2_FLAG_END_STREAM, NULL);
+}
+
+/* Pull source for files: the engine asks for exactly what the windows allow. */
+static int read_file(rill_h2_session *s, int32_t id, uint8_t *buf, size_t max, bool *eof, void *arg)
+{
+    rill_stream *st = arg;
+    size_t want = st->file_left < max ? (size_t)st->file_left : max;
+    ssize_t got = want ? pread(st->file_fd, buf, want, (off_t)st->file_off) : 0;
+    if (got < 0 || (got == 0 && want > 0))
+        return RILL_ERR_IO; /* the file shrank or failed under us: reset the stream */
+    st->file_off += (uint64_t)got;
+    st->file_left -= (uint64_t)got;
+    /* Files carry no trailers: the last DATA frame ends the stream. */
+    *eof = st->file_left == 0;
+    if (*eof)
+        st->end_sent = true;
+    return (int)got;
+}
+
+static int h2_send_file(rill_stream *st)
+{
+    return rill_h2_set_data_source(st->sess->h2, st->id, read_file, st);
+}
+
+static int h2_push(rill_stream *st, const char *path)
+{
+    rill_header req[4] = {
+        {(const uint8_t *)":method", 7, (const uint8_t *)"GET", 3, 0},
+        {(const uint8_t *)":scheme", 7, (const uint8_t *)st->scheme, strlen(st->scheme), 0},
+        {(const uint8_t *)":authority", 10, (const uint8_t *)st->authority, strlen(st->authority), 0},
+        {(const uint8_t *)":path", 5, (const uint8_t *)path, strlen(path), 0},
+    };
+    rill_session *sess = st->sess;
+    rill_stream *pushed = exchange_new(sess, st->ops, 0);
+    if (!pushed)
+        return RILL_ERR_NOMEM;
+    int32_t id = rill_h2_submit_push_promise(sess->h2, st->id, req, 4, pushed);
+    if (id < 0) {
+        exchange_closed(pushed, false);
+        return id;
+    }
+    pushed->id = id;
+    if (exchange_set_request(pushed, req, 4, "HTTP/2") < 0) {
+        rill_h2_submit_rst_stream(sess->h2, id, RILL_H2_INTERNAL_ERROR);
+        return RILL_ERR_NOMEM;
+    }
+    pushed->request_ended = true;
+    exchange_dispatch(pushed);
+    return RILL_OK;
+}
+
+static void h2_consumed(rill_stream *st, size_t n)
+{
+    rill_h2_consume(st->sess->h2, st->id, n);
+}
+
+const struct exchange_ops h2_exchange_ops = {
+    .send_head = h2_send_head,
+    .send_informational = h2_send_informational,
+    .send_body = h2_send_body,
+    .send_file = h2_send_file,
+    .finish = h2_finish,
+    .push = h2_push,
+    .consumed = h2_consumed,
+};

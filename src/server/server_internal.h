@@ -1,0 +1,226 @@
+/* Internal structures of the server: server -> workers (one loop per thread) -> sessions (one per
+ * connection) -> exchanges (rill_stream: one request/response). The transport-specific parts
+ * (HTTP/1.1 in h1_session.c, HTTP/2 in h2_session.c) plug into an exchange through exchange_ops. */
+#ifndef RILL_SERVER_INTERNAL_H
+#define RILL_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rill/h1.h"
+#include "rill/h2.h"
+#include "rill/io.h"
+#include "rill/server.h"
+#include "rill/tls.h"
+
+struct tunnel {
+    char *protocol;
+    rill_handler_fn fn;
+    void *user;
+    struct tunnel *next;
+};
+
+struct route {
+    char *prefix;
+    size_t prefix_len;
+    bool exact; /* the whole path must match (WebSocket endpoints) */
+    rill_handler_fn fn;
+    void *user;
+    void (*free_user)(void *user); /* owned route data, freed with the server */
+};
+
+int server_add_route(rill_server *s, const char *prefix, rill_handler_fn fn, void *user, bool exact,
+                     void (*free_user)(void *));
+
+/* Counters a worker owns; other threads only read them (relaxed). Padded against false sharing. */
+struct worker_stats {
+    _Atomic uint64_t connections, streams, requests;
+    char pad[64 - 3 * sizeof(uint64_t)];
+};
+
+struct worker {
+    struct rill_server *srv;
+    uint64_t sessions_started; /* for session ids */
+    rill_io_loop *loop;
+    pthread_t thread;
+    unsigned index;
+    struct worker_stats stats;
+};
+
+struct rill_server {
+    rill_server_options opt; /* strings point into owned copies below */
+    char *listen, *tls_listen, *cert_file, *key_file, *state_dir, *access_log_path;
+    char self_signed_cert[512], self_signed_key[512];
+    struct route *routes;
+    size_t nroutes;
+    rill_session_fn on_session;
+    void *on_session_user;
+    rill_stream_fn on_stream;
+    void *on_stream_user;
+    rill_tls_ctx *tls;
+    struct worker *workers;
+    unsigned nworkers;
+    int access_log_fd;
+    _Atomic bool stopping;
+    uint16_t port, tls_port;
+    void *static_roots; /* list of static mounts (static_handler.c) */
+    char **ws_origins;
+    size_t nws_origins;
+    struct tunnel *tunnels; /* RFC 8441 handlers by :protocol */
+};
+
+struct exchange_ops;
+
+/* One connection. */
+struct rill_session {
+    struct worker *w;
+    rill_io_conn *conn;
+    rill_protocol protocol;
+    bool tls;
+    bool detecting; /* cleartext: still looking for the HTTP/2 preface */
+    bool closing;
+    uint8_t in_callback; /* depth of calls into the session from I/O: defer flushes */
+    bool flushing;       /* inside h2_session_flush: a nested flush only asks for another round */
+    bool flush_again;
+    char peer[56];
+    uint64_t id; /* worker index << 40 | sequence: tells connections apart in logs and the demo */
+    rill_io_timer *idle_timer;
+    uint64_t idle_deadline;
+    uint64_t last_active;
+    uint32_t requests; /* exchanges started on this connection */
+    uint32_t open_streams;
+    struct rill_stream *live; /* every exchange not yet closed, for cleanup on connection loss */
+    uint8_t *detect_buf; /* cleartext: the first bytes while they are a prefix of the preface */
+    uint8_t detect_len;
+    /* HTTP/2 */
+    rill_h2_session *h2;
+    /* HTTP/1.1 */
+    struct h1_state *h1;
+    /* an HTTP/1.1 connection upgraded to WebSocket */
+    struct rill_websocket *websocket;
+};
+
+struct header_list {
+    rill_header *items;
+    size_t count, cap;
+};
+
+/* One request/response exchange (rill_stream == rill_request == rill_response). */
+struct rill_stream {
+    rill_session *sess;
+    const struct exchange_ops *ops;
+    int32_t id;
+    /* request */
+    char *arena; /* owns every request string below */
+    const char *method, *scheme, *authority, *path, *connect_protocol, *version;
+    rill_header *fields; /* regular fields, lowercase names, NUL-terminated names and values */
+    size_t nfields;
+    bool head_request;
+    rill_body_fn body_fn;
+    void *body_user;
+    uint8_t *early_body; /* body bytes that arrived before on_body was set */
+    size_t early_len;
+    bool request_ended;
+    bool request_end_delivered;
+    bool body_paused;
+    /* response */
+    int status;
+    struct header_list resp_fields, trailers;
+    bool head_sent, ended, closed, completed;
+    bool end_sent; /* the transport has signalled the end of the response */
+    uint8_t busy;  /* inside an API call or a handler: closing waits until it returns */
+    bool close_pending, close_completed;
+    size_t queued; /* response bytes handed to the transport and not yet written */
+    uint64_t body_bytes;
+    rill_response_fn drain_fn;
+    void *drain_user;
+    rill_close_fn close_fn;
+    void *close_user;
+    void *user;
+    int file_fd; /* a file being sent (owned by whoever set `release`) */
+    void (*release)(void *arg); /* called when the exchange is freed */
+    void *release_arg;
+    uint64_t file_off, file_left;
+    /* transport-specific */
+    bool chunked;   /* HTTP/1.1 response uses chunked coding */
+    bool keep_alive; /* HTTP/1.1 */
+    int8_t ws_request; /* HTTP/1.1: 1 valid WebSocket upgrade, -1 malformed (400), -2 version (426) */
+    struct rill_stream *live_prev, *live_next;
+};
+
+/* What a transport provides to an exchange. All return RILL_OK or a negative RILL_ERR_*. */
+struct exchange_ops {
+    int (*send_head)(rill_stream *st, bool end_stream);
+    int (*send_informational)(rill_stream *st, int status, const rill_header *f, size_t n);
+    /* Bytes are copied. Returns RILL_ERR_WOULD_BLOCK when accepted but over the high-water mark. */
+    int (*send_body)(rill_stream *st, const void *data, size_t len);
+    /* Streams st->file_fd from st->file_off for st->file_left bytes, then ends. */
+    int (*send_file)(rill_stream *st);
+    int (*finish)(rill_stream *st); /* end of body, trailers if any */
+    int (*push)(rill_stream *st, const char *path);
+    void (*pause_body)(rill_stream *st, bool paused);
+    void (*consumed)(rill_stream *st, size_t n);
+};
+
+extern const struct exchange_ops h1_exchange_ops, h2_exchange_ops;
+
+/* exchange.c */
+rill_stream *exchange_new(rill_session *sess, const struct exchange_ops *ops, int32_t id);
+/* Takes the request: HTTP/2-style fields (pseudo-headers first). Copies into the arena. */
+int exchange_set_request(rill_stream *st, const rill_header *fields, size_t n, const char *version);
+/* Runs on_stream / the routes (404 when nothing matches). */
+void exchange_dispatch(rill_stream *st);
+void exchange_body(rill_stream *st, const uint8_t *data, size_t len);
+void exchange_body_end(rill_stream *st);
+void exchange_drained(rill_stream *st);
+/* The transport is done with the exchange: calls on_close, logs, frees. */
+void exchange_closed(rill_stream *st, bool completed);
+/* An exchange cannot be freed between hold and release (a close meanwhile happens at release). */
+void exchange_hold(rill_stream *st);
+void exchange_release(rill_stream *st);
+int exchange_send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length);
+/* Simple complete responses for errors and redirects. */
+int exchange_respond_simple(rill_stream *st, int status, const char *content_type, const char *body);
+int header_list_add(struct header_list *l, const char *name, size_t nlen, const char *value,
+                    size_t vlen);
+void header_list_clear(struct header_list *l);
+
+/* Per-exchange output limits: over HIGH a write returns RILL_ERR_WOULD_BLOCK, below LOW the
+ * drain callback fires. */
+#define EXCHANGE_HIGH_WATER (256u * 1024)
+#define EXCHANGE_LOW_WATER (64u * 1024)
+#define FILE_CHUNK (64u * 1024)
+
+/* session.c */
+void session_touch(rill_session *sess);
+void session_flush(rill_session *sess);
+void session_close(rill_session *sess);
+extern const struct rill_io_conn_callbacks session_callbacks;
+
+/* h1_session.c / h2_session.c */
+int h1_session_start(rill_session *sess, const uint8_t *data, size_t len);
+void h1_session_data(rill_session *sess, const uint8_t *data, size_t len);
+void h1_session_drain(rill_session *sess);
+void h1_session_free(rill_session *sess);
+void h1_session_shutdown(rill_session *sess);
+void h1_session_trim(rill_session *sess);
+int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t payload_len,
+                     const rill_header *upgraded, size_t nupgraded);
+void h2_session_data(rill_session *sess, const uint8_t *data, size_t len);
+void h2_session_flush(rill_session *sess);
+void h2_session_drain(rill_session *sess);
+void h2_session_shutdown(rill_session *sess);
+void h2_session_free(rill_session *sess);
+
+/* websocket.c */
+void ws_connection_data(rill_session *sess, const uint8_t *data, size_t len);
+void ws_connection_drain(rill_session *sess);
+void ws_connection_closed(rill_session *sess);
+bool ws_route_is(const struct route *r);
+
+/* static_handler.c / demo_handler.c */
+void static_mounts_free(rill_server *s);
+
+#endif

@@ -1,0 +1,257 @@
+/* One connection: picks the protocol (ALPN on TLS; the HTTP/2 preface or HTTP/1.1 on cleartext),
+ * keeps the idle timer, and hands bytes to the HTTP/1.1 or HTTP/2 side. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server_internal.h"
+
+static void session_arm(rill_session *sess);
+
+/* Give back buffers after this long without traffic (an idle connection should cost little). */
+#define TRIM_DELAY_MS 1000
+
+static void on_idle_timeout(rill_io_timer *timer, void *arg)
+{
+    (void)timer;
+    rill_session *sess = arg;
+    uint64_t now = rill_io_loop_now_ms(sess->w->loop);
+    if (sess->h2)
+        rill_h2_session_tick(sess->h2, now);
+    if (now >= sess->idle_deadline && sess->open_streams == 0) {
+        if (sess->h2) {
+            rill_h2_submit_goaway(sess->h2, RILL_H2_NO_ERROR, NULL, 0);
+            h2_session_flush(sess);
+        }
+        session_close(sess);
+        return;
+    }
+    if (sess->open_streams == 0 && now >= sess->last_active + TRIM_DELAY_MS) {
+        if (sess->h2)
+            rill_h2_session_trim(sess->h2);
+        else if (sess->h1)
+            h1_session_trim(sess);
+    }
+    if (sess->h2)
+        h2_session_flush(sess);
+    session_arm(sess);
+}
+
+/* The timer fires at the earliest of: idle close, the engine's deadline, the trim point. */
+static void session_arm(rill_session *sess)
+{
+    uint64_t now = rill_io_loop_now_ms(sess->w->loop);
+    uint64_t at = sess->idle_deadline;
+    if (sess->h2) {
+        uint64_t h2_at = rill_h2_session_next_deadline(sess->h2);
+        if (h2_at < at)
+            at = h2_at;
+    }
+    uint64_t trim_at = sess->last_active + TRIM_DELAY_MS;
+    if (trim_at > now && trim_at < at)
+        at = trim_at;
+    /* Re-arming on every read is cheap, but skip it when the deadline barely moved. */
+    if (!rill_io_timer_armed(sess->idle_timer) || at < rill_io_timer_deadline(sess->idle_timer) ||
+        at > rill_io_timer_deadline(sess->idle_timer) + 1000)
+        rill_io_timer_arm_at(sess->idle_timer, at);
+}
+
+void session_touch(rill_session *sess)
+{
+    uint64_t now = rill_io_loop_now_ms(sess->w->loop);
+    sess->last_active = now;
+    sess->idle_deadline = now + sess->w->srv->opt.idle_timeout_ms;
+    session_arm(sess);
+}
+
+void session_close(rill_session *sess)
+{
+    if (sess->closing)
+        return;
+    sess->closing = true;
+    rill_io_conn_close(sess->conn, true);
+}
+
+void session_flush(rill_session *sess)
+{
+    if (sess->in_callback || sess->closing)
+        return;
+    if (sess->h2)
+        h2_session_flush(sess);
+}
+
+static void on_open(rill_io_conn *conn, const char *alpn)
+{
+    struct worker *w = rill_io_conn_user(conn);
+    rill_session *sess = calloc(1, sizeof *sess);
+    if (!sess) {
+        rill_io_conn_set_user(conn, NULL); /* tells on_close there is nothing to free */
+        rill_io_conn_close(conn, false);
+        return;
+    }
+    sess->w = w;
+    sess->conn = conn;
+    sess->id = (uint64_t)w->index << 40 | ++w->sessions_started;
+    rill_io_conn_set_user(conn, sess);
+    struct rill_io_addr peer;
+    if (rill_io_conn_peer(conn, &peer) == 0) {
+        /* the access log wants the address without the port */
+        rill_io_addr_format(&peer, sess->peer, sizeof sess->peer);
+        char *colon = strrchr(sess->peer, ':');
+        if (colon && sess->peer[0] == '[')
+            colon[-1] = '\0', memmove(sess->peer, sess->peer + 1, strlen(sess->peer));
+        else if (colon)
+            *colon = '\0';
+    }
+    struct rill_io_tls_info info;
+    sess->tls = rill_io_conn_tls_info(conn, &info) == 0;
+    sess->idle_timer = rill_io_timer_new(w->loop, on_idle_timeout, sess);
+    atomic_fetch_add_explicit(&w->stats.connections, 1, memory_order_relaxed);
+    if (!sess->idle_timer) {
+        session_close(sess);
+        return;
+    }
+    session_touch(sess);
+    sess->in_callback++;
+    if (sess->tls && alpn && strcmp(alpn, "h2") == 0) {
+        sess->protocol = RILL_PROTOCOL_H2;
+        if (h2_session_start(sess, NULL, 0, NULL, 0) < 0)
+            session_close(sess);
+        else if (!info.h2_acceptable) { /* RFC 9113 §9.2: TLS too weak for HTTP/2 */
+            rill_h2_submit_goaway(sess->h2, RILL_H2_INADEQUATE_SECURITY, NULL, 0);
+            h2_session_flush(sess);
+            session_close(sess);
+        }
+    } else if (sess->tls) {
+        sess->protocol = RILL_PROTOCOL_HTTP1;
+        if (h1_session_start(sess, NULL, 0) < 0)
+            session_close(sess);
+    } else {
+        sess->protocol = RILL_PROTOCOL_HTTP1;
+        sess->detecting = true;
+    }
+    sess->in_callback--;
+    if (w->srv->on_session && !sess->closing && !sess->detecting)
+        w->srv->on_session(sess, w->srv->on_session_user);
+    session_flush(sess);
+}
+
+/* Cleartext: the first bytes decide between HTTP/2 prior knowledge and HTTP/1.1. */
+static void detect(rill_session *sess, const uint8_t *data, size_t len)
+{
+    const uint8_t *p = data;
+    size_t n = len;
+    uint8_t joined[RILL_H1_H2_PREFACE_LEN];
+    if (sess->detect_len) { /* rare: the preface arrived in pieces */
+        size_t take = len < sizeof joined - sess->detect_len ? len : sizeof joined - sess->detect_len;
+        memcpy(joined, sess->detect_buf, sess->detect_len);
+        memcpy(joined + sess->detect_len, data, take);
+        p = joined;
+        n = sess->detect_len + take;
+    }
+    rill_h1_preface verdict = rill_h1_preface_check(p, n);
+    if (verdict == RILL_H1_PREFACE_PARTIAL) {
+        if (!sess->detect_buf && !(sess->detect_buf = malloc(RILL_H1_H2_PREFACE_LEN))) {
+            session_close(sess);
+            return;
+        }
+        memcpy(sess->detect_buf, p, n);
+        sess->detect_len = (uint8_t)n;
+        return;
+    }
+    sess->detecting = false;
+    size_t held = sess->detect_len;
+    free(sess->detect_buf);
+    sess->detect_buf = NULL;
+    sess->detect_len = 0;
+    int rc;
+    if (verdict == RILL_H1_PREFACE_YES) {
+        sess->protocol = RILL_PROTOCOL_H2C;
+        rc = h2_session_start(sess, NULL, 0, NULL, 0);
+        if (rc == 0 && held) {
+            h2_session_data(sess, joined, held);
+        }
+        if (rc == 0)
+            h2_session_data(sess, data, len);
+    } else {
+        rc = h1_session_start(sess, NULL, 0);
+        if (rc == 0 && held)
+            h1_session_data(sess, joined, held);
+        if (rc == 0)
+            h1_session_data(sess, data, len);
+    }
+    if (rc < 0)
+        session_close(sess);
+    else if (sess->w->srv->on_session)
+        sess->w->srv->on_session(sess, sess->w->srv->on_session_user);
+}
+
+static void on_data(rill_io_conn *conn, const uint8_t *data, size_t len)
+{
+    rill_session *sess = rill_io_conn_user(conn);
+    if (sess->closing)
+        return;
+    session_touch(sess);
+    sess->in_callback++;
+    if (sess->detecting)
+        detect(sess, data, len);
+    else if (sess->h2)
+        h2_session_data(sess, data, len);
+    else if (sess->h1)
+        h1_session_data(sess, data, len);
+    sess->in_callback--;
+    session_flush(sess);
+}
+
+static void on_drain(rill_io_conn *conn)
+{
+    rill_session *sess = rill_io_conn_user(conn);
+    sess->in_callback++;
+    if (sess->h2)
+        h2_session_drain(sess);
+    else if (sess->h1)
+        h1_session_drain(sess);
+    sess->in_callback--;
+    session_flush(sess);
+}
+
+static void on_shutdown(rill_io_conn *conn)
+{
+    rill_session *sess = rill_io_conn_user(conn);
+    if (sess->h2) {
+        h2_session_shutdown(sess);
+    } else if (sess->open_streams == 0) {
+        session_close(sess);
+    } else if (sess->h1) {
+        h1_session_shutdown(sess);
+    }
+}
+
+static void on_close(rill_io_conn *conn, int err)
+{
+    (void)err;
+    rill_session *sess = rill_io_conn_user(conn);
+    if (!sess)
+        return;
+    sess->closing = true;
+    sess->in_callback++;
+    if (sess->websocket)
+        ws_connection_closed(sess);
+    if (sess->h2)
+        h2_session_free(sess);
+    if (sess->h1)
+        h1_session_free(sess);
+    while (sess->live) /* anything the protocol side did not close was cut off */
+        exchange_closed(sess->live, false);
+    rill_io_timer_free(sess->idle_timer);
+    free(sess->detect_buf);
+    atomic_fetch_sub_explicit(&sess->w->stats.connections, 1, memory_order_relaxed);
+    free(sess);
+}
+
+const struct rill_io_conn_callbacks session_callbacks = {
+    .on_open = on_open,
+    .on_data = on_data,
+    .on_drain = on_drain,
+    .on_shutdown = on_shutdown,
+    .on_close = on_close,
+};

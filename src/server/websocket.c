@@ -1,0 +1,404 @@
+/* WebSockets on the server: the opening handshake over HTTP/1.1 (Upgrade, 101) or HTTP/2
+ * (extended CONNECT, 200), then the rill/ws.h codec between the transport and the handler.
+ * HTTP/1.1: the connection's bytes feed the codec and its output is written raw; the server closes
+ * the TCP connection when the closing handshake is over. HTTP/2: the stream's DATA feeds the codec
+ * and its output goes out as DATA; END_STREAM is the orderly close, RST_STREAM the abort. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rill/ws.h"
+#include "server/server_internal.h"
+
+struct ws_route {
+    const rill_ws_handler *h;
+    void *user;
+};
+
+struct rill_websocket {
+    rill_ws *codec;
+    rill_session *sess;
+    rill_stream *st; /* HTTP/2: the CONNECT stream; NULL on HTTP/1.1 */
+    const struct ws_route *route;
+    void *user;
+    bool compressed;
+    bool blocked;  /* a send returned WOULD_BLOCK: on_drain is owed */
+    bool finishing; /* our side of the transport is being closed */
+    bool gone;     /* on_close reported */
+    bool opening;  /* inside on_open: output waits for the handshake response */
+    uint8_t busy;  /* inside a call that still uses ws: ws_gone waits for it */
+    bool gone_pending;
+    const char *subprotocol;
+};
+
+static void ws_flush(rill_websocket *ws);
+
+static void ws_gone(rill_websocket *ws);
+
+static void ws_hold(rill_websocket *ws)
+{
+    ws->busy++;
+}
+
+static void ws_release(rill_websocket *ws)
+{
+    if (--ws->busy == 0 && ws->gone_pending) {
+        ws->gone_pending = false;
+        ws_gone(ws);
+    }
+}
+
+static void ws_gone(rill_websocket *ws)
+{
+    if (ws->gone)
+        return;
+    if (ws->busy) {
+        ws->gone_pending = true;
+        return;
+    }
+    ws->gone = true;
+    unsigned code = rill_ws_transport_closed(ws->codec);
+    if (ws->route->h->on_close)
+        ws->route->h->on_close(ws, code, ws->route->user);
+    rill_ws_free(ws->codec);
+    free(ws);
+}
+
+/* ---- codec callbacks --------------------------------------------------------------------------- */
+
+static int on_message(void *user, unsigned opcode, const uint8_t *data, size_t len, unsigned flags)
+{
+    rill_websocket *ws = user;
+    const rill_ws_handler *h = ws->route->h;
+    if (h->on_fragment)
+        h->on_fragment(ws, opcode, data, len, flags & RILL_WS_FIRST, flags & RILL_WS_FINAL,
+                       ws->route->user);
+    else if (h->on_message)
+        h->on_message(ws, opcode, data, len, ws->route->user);
+    return 0;
+}
+
+/* ---- moving bytes ------------------------------------------------------------------------------ */
+
+static void ws_flush(rill_websocket *ws)
+{
+    const uint8_t *p;
+    size_t n;
+    if (ws->opening)
+        return;
+    while ((n = rill_ws_output(ws->codec, &p)) > 0) {
+        int rc = ws->st ? rill_response_write(ws->st, p, n) : rill_io_conn_write(ws->sess->conn, p, n);
+        if (rc < 0 && rc != RILL_ERR_WOULD_BLOCK) {
+            rill_ws_abort(ws->codec);
+            break;
+        }
+        rill_ws_output_consume(ws->codec, n);
+    }
+    if (!rill_ws_is_done(ws->codec) || ws->finishing)
+        return;
+    ws->finishing = true;
+    if (ws->st) {
+        rill_session *sess = ws->sess;
+        ws_hold(ws);
+        if (rill_ws_fail_code(ws->codec) == 0 && rill_ws_state(ws->codec) != RILL_WS_FAILED)
+            rill_response_end(ws->st, NULL, 0); /* END_STREAM: the orderly close */
+        else
+            rill_h2_submit_rst_stream(sess->h2, ws->st->id, RILL_H2_CANCEL);
+        ws_release(ws);
+        session_flush(sess);
+    } else {
+        session_close(ws->sess); /* RFC 6455 §7.1.1: the server closes the TCP connection first */
+    }
+}
+
+static void ws_feed(rill_websocket *ws, const uint8_t *data, size_t len)
+{
+    ws_hold(ws);
+    rill_ws_recv(ws->codec, data, len); /* failures queue their Close frame: flushed below */
+    ws_flush(ws);
+    ws_release(ws);
+}
+
+static void ws_drained(rill_websocket *ws)
+{
+    if (ws->blocked && !ws->gone) {
+        ws->blocked = false;
+        ws_hold(ws);
+        if (ws->route->h->on_drain)
+            ws->route->h->on_drain(ws, ws->route->user);
+        ws_release(ws);
+    }
+}
+
+/* HTTP/1.1 connection hooks (session.c / h1_session.c) */
+void ws_connection_data(rill_session *sess, const uint8_t *data, size_t len)
+{
+    ws_feed(sess->websocket, data, len);
+}
+
+void ws_connection_drain(rill_session *sess)
+{
+    ws_drained(sess->websocket);
+}
+
+void ws_connection_closed(rill_session *sess)
+{
+    rill_websocket *ws = sess->websocket;
+    sess->websocket = NULL;
+    ws_gone(ws);
+}
+
+/* HTTP/2 stream hooks: the CONNECT stream's body is the peer's byte stream. */
+static void h2_body(rill_request *req, const uint8_t *data, size_t len, bool end, void *user)
+{
+    rill_websocket *ws = user;
+    ws_hold(ws);
+    if (len)
+        ws_feed(ws, data, len);
+    if (end && !ws->gone_pending) { /* the peer's END_STREAM: its TCP FIN */
+        rill_ws_transport_closed(ws->codec);
+        ws_flush(ws);
+    }
+    ws_release(ws);
+}
+
+static void h2_drain(rill_response *res, void *user)
+{
+    ws_drained(user);
+}
+
+static void h2_closed(rill_response *res, bool completed, void *user)
+{
+    ws_gone(user);
+}
+
+/* ---- the handshake ----------------------------------------------------------------------------- */
+
+static bool origin_allowed(const rill_server *srv, const rill_request *req)
+{
+    if (srv->nws_origins == 0)
+        return true;
+    size_t len = 0;
+    const char *origin = rill_request_header(req, "origin", &len);
+    return rill_ws_origin_allowed(origin, len, (const char *const *)srv->ws_origins,
+                                  srv->nws_origins);
+}
+
+static void ws_handshake(rill_request *req, rill_response *res, void *arg)
+{
+    const struct ws_route *route = arg;
+    rill_session *sess = req->sess;
+    rill_server *srv = sess->w->srv;
+    bool h2 = sess->h2 != NULL;
+    if (h2) {
+        if (strcmp(req->method, "CONNECT") != 0 || !req->connect_protocol) {
+            rill_response_set_header(res, "content-type", "text/plain; charset=utf-8");
+            exchange_respond_simple(res, 426, NULL, "this is a WebSocket endpoint\n");
+            return;
+        }
+        if (strcmp(req->connect_protocol, "websocket") != 0) {
+            exchange_respond_simple(res, 501, "text/plain; charset=utf-8", "unknown protocol\n");
+            return;
+        }
+        size_t vlen = 0;
+        const char *version = rill_request_header(req, "sec-websocket-version", &vlen);
+        if (version && !rill_ws_version_ok(version, vlen)) {
+            rill_response_set_header(res, "sec-websocket-version", "13");
+            exchange_respond_simple(res, 426, "text/plain; charset=utf-8", "version 13 only\n");
+            return;
+        }
+    } else if (req->ws_request <= 0) {
+        if (req->ws_request == -2)
+            rill_response_set_header(res, "sec-websocket-version", "13");
+        exchange_respond_simple(res, req->ws_request == -1 ? 400 : 426, "text/plain; charset=utf-8",
+                                "this is a WebSocket endpoint\n");
+        return;
+    }
+    if (!origin_allowed(srv, req)) {
+        exchange_respond_simple(res, 403, "text/plain; charset=utf-8", "origin not allowed\n");
+        return;
+    }
+
+    rill_websocket *ws = calloc(1, sizeof *ws);
+    if (!ws) {
+        exchange_respond_simple(res, 500, "text/plain; charset=utf-8", "out of memory\n");
+        return;
+    }
+    ws->sess = sess;
+    ws->route = route;
+    const rill_ws_handler *h = route->h;
+    size_t len = 0;
+    const char *offered = rill_request_header(req, "sec-websocket-protocol", &len);
+    if (offered && h->nsubprotocols) {
+        int i = rill_ws_select_subprotocol(offered, len, h->subprotocols, h->nsubprotocols);
+        if (i >= 0)
+            ws->subprotocol = h->subprotocols[i];
+    }
+    char ext[160] = "";
+    rill_ws_pmd_params pmd;
+    const char *offers = rill_request_header(req, "sec-websocket-extensions", &len);
+    ws->compressed = offers && rill_ws_pmd_server_negotiate(offers, len, NULL, &pmd, ext,
+                                                            sizeof ext) == RILL_OK;
+    rill_ws_config cfg = {
+        .role = RILL_WS_SERVER,
+        .max_message_size = h->max_message_size,
+        .streaming = h->on_fragment != NULL,
+        .pmd = ws->compressed ? &pmd : NULL,
+        .callbacks = {.on_message = on_message},
+        .user = ws,
+    };
+    ws->codec = rill_ws_new(&cfg);
+    if (!ws->codec) {
+        free(ws);
+        exchange_respond_simple(res, 500, "text/plain; charset=utf-8", "out of memory\n");
+        return;
+    }
+    if (h2)
+        ws->st = res; /* known before on_open: rill_websocket_transport() */
+    ws->opening = true;
+    int refused = h->on_open ? h->on_open(ws, req, route->user) : 0;
+    ws->opening = false;
+    if (refused) {
+        ws->st = NULL;
+        rill_ws_free(ws->codec);
+        free(ws);
+        exchange_respond_simple(res, refused >= 400 && refused <= 599 ? refused : 403,
+                                "text/plain; charset=utf-8", "refused\n");
+        return;
+    }
+
+    if (h2) {
+        rill_response_on_close(res, h2_closed, ws);
+        rill_response_on_drain(res, h2_drain, ws);
+        if (ws->subprotocol)
+            rill_response_set_header(res, "sec-websocket-protocol", ws->subprotocol);
+        if (ws->compressed)
+            rill_response_set_header(res, "sec-websocket-extensions", ext);
+        rill_response_write(res, NULL, 0); /* 200 without END_STREAM: the tunnel is open */
+        rill_request_on_body(req, h2_body, ws);
+        ws_flush(ws); /* anything on_open sent */
+        return;
+    }
+
+    /* HTTP/1.1: 101, then the connection belongs to the codec. */
+    size_t klen = 0;
+    const char *key = rill_request_header(req, "sec-websocket-key", &klen);
+    char accept[RILL_WS_ACCEPT_LEN + 1];
+    rill_ws_accept_key(key, klen, accept);
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+                     "sec-websocket-accept: %s\r\n%s%s%s%s%s%sserver: rill\r\n\r\n",
+                     accept, ws->subprotocol ? "sec-websocket-protocol: " : "",
+                     ws->subprotocol ? ws->subprotocol : "", ws->subprotocol ? "\r\n" : "",
+                     ws->compressed ? "sec-websocket-extensions: " : "", ws->compressed ? ext : "",
+                     ws->compressed ? "\r\n" : "");
+    rill_io_conn_write(sess->conn, head, (size_t)n);
+    res->status = 101;
+    res->head_sent = res->ended = res->end_sent = true;
+    sess->websocket = ws;
+    ws_flush(ws);
+}
+
+int rill_server_websocket(rill_server *s, const char *path, const rill_ws_handler *h, void *user)
+{
+    if (!h)
+        return RILL_ERR_INVALID_ARG;
+    struct ws_route *r = malloc(sizeof *r);
+    if (!r)
+        return RILL_ERR_NOMEM;
+    r->h = h;
+    r->user = user;
+    int rc = server_add_route(s, path, ws_handshake, r, true, free);
+    if (rc < 0)
+        free(r);
+    return rc;
+}
+
+int rill_server_ws_origins(rill_server *s, const char *const *origins, size_t count)
+{
+    char **copy = calloc(count ? count : 1, sizeof *copy);
+    if (!copy)
+        return RILL_ERR_NOMEM;
+    for (size_t i = 0; i < count; i++)
+        if (!(copy[i] = strdup(origins[i]))) {
+            while (i--)
+                free(copy[i]);
+            free(copy);
+            return RILL_ERR_NOMEM;
+        }
+    for (size_t i = 0; i < s->nws_origins; i++)
+        free(s->ws_origins[i]);
+    free(s->ws_origins);
+    s->ws_origins = copy;
+    s->nws_origins = count;
+    return RILL_OK;
+}
+
+/* ---- the application's side -------------------------------------------------------------------- */
+
+static bool over_high_water(const rill_websocket *ws)
+{
+    if (ws->opening)
+        return false;
+    return ws->st ? ws->st->queued >= EXCHANGE_HIGH_WATER
+                  : rill_io_conn_queued(ws->sess->conn) >= EXCHANGE_HIGH_WATER;
+}
+
+int rill_websocket_send(rill_websocket *ws, unsigned opcode, const void *data, size_t len)
+{
+    if (ws->finishing || ws->gone_pending)
+        return RILL_ERR_STATE;
+    int rc = rill_ws_send(ws->codec, opcode, data, len);
+    if (rc < 0)
+        return rc;
+    ws_hold(ws);
+    ws_flush(ws);
+    if (!ws->gone_pending && over_high_water(ws)) {
+        ws->blocked = true;
+        rc = RILL_ERR_WOULD_BLOCK;
+    }
+    ws_release(ws);
+    return rc;
+}
+
+int rill_websocket_ping(rill_websocket *ws, const void *data, size_t len)
+{
+    int rc = ws->finishing || ws->gone_pending ? RILL_ERR_STATE
+                                               : rill_ws_send_ping(ws->codec, data, len);
+    if (rc == RILL_OK) {
+        ws_hold(ws);
+        ws_flush(ws);
+        ws_release(ws);
+    }
+    return rc;
+}
+
+int rill_websocket_close(rill_websocket *ws, unsigned code, const char *reason)
+{
+    int rc = ws->finishing || ws->gone_pending
+                 ? RILL_ERR_STATE
+                 : rill_ws_close(ws->codec, code, reason, reason ? strlen(reason) : 0);
+    if (rc == RILL_OK) {
+        ws_hold(ws);
+        ws_flush(ws);
+        ws_release(ws);
+    }
+    return rc;
+}
+
+const char *rill_websocket_transport(const rill_websocket *ws)
+{
+    return ws->st ? "h2" : "HTTP/1.1";
+}
+
+const char *rill_websocket_subprotocol(const rill_websocket *ws) { return ws->subprotocol; }
+bool rill_websocket_compressed(const rill_websocket *ws) { return ws->compressed; }
+rill_session *rill_websocket_session(const rill_websocket *ws) { return ws->sess; }
+void rill_websocket_set_user(rill_websocket *ws, void *user) { ws->user = user; }
+void *rill_websocket_user(const rill_websocket *ws) { return ws->user; }
+
+bool ws_route_is(const struct route *r)
+{
+    return r->fn == ws_handshake;
+}

@@ -1,0 +1,640 @@
+/* Engine behaviour beyond single-frame rules: receive-window strategy and back-pressure, output
+ * buffers and DATA sources, RFC 9218 scheduling, flood limits (section 10.5), memory figures. */
+#include "h2_test_util.h"
+
+static void small_windows(rill_h2_options *o)
+{
+    o->local.initial_window_size = 1000;
+    o->connection_window = 65535;
+}
+
+static void window_update_after_half_consumed(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, small_windows);
+    tbuf b = {0};
+    tf_get(&b, 1, 0);
+    static char body[1000];
+    tf_data(&b, 1, 0, body, 400);
+    feed_drain(&t, &b);
+    /* nothing consumed yet: no WINDOW_UPDATE, the peer is held back */
+    assert_null(find_frame(&t.out, RILL_H2_WINDOW_UPDATE, -1));
+    assert_int_equal(rill_h2_session_recv_window(t.s, 1), 600);
+    assert_int_equal(rill_h2_consume(t.s, 1, 400), 0);
+    drain(t.s, &t.out);
+    assert_null(find_frame(&t.out, RILL_H2_WINDOW_UPDATE, 1)); /* under half */
+    tf_data(&b, 1, 0, body, 200);
+    feed_drain(&t, &b);
+    assert_int_equal(rill_h2_consume(t.s, 1, 200), 0);
+    drain(t.s, &t.out);
+    const tframe *wu = find_frame(&t.out, RILL_H2_WINDOW_UPDATE, 1);
+    assert_non_null(wu);
+    assert_int_equal(get32(wu->payload), 600);
+    assert_int_equal(rill_h2_session_recv_window(t.s, 1), 1000);
+    /* a slow reader: the peer exceeding the window is a FLOW_CONTROL_ERROR */
+    tf_data(&b, 1, 0, body, 1000);
+    tf_data(&b, 1, 0, body, 1);
+    feed_drain(&t, &b);
+    expect_rst(&t.out, 1, RILL_H2_FLOW_CONTROL_ERROR);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+static void connection_window_overrun_is_connection_error(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    static char body[16384];
+    for (uint32_t sid = 1; sid <= 9; sid += 2) {
+        tf_get(&b, sid, 0);
+        if (sid < 9)
+            tf_data(&b, sid, 0, body, 16384);
+    }
+    tf_data(&b, 9, 0, body, 4); /* 4*16384 + 4 > 65535 */
+    assert_int_equal(feed_drain(&t, &b), RILL_ERR_FLOW_CONTROL);
+    expect_goaway(&t.out, RILL_H2_FLOW_CONTROL_ERROR);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+static void auto_consume(rill_h2_options *o)
+{
+    o->auto_consume = true;
+    o->connection_window = 1 << 20;
+}
+
+static void auto_consume_and_large_connection_window(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, auto_consume);
+    tbuf b = {0};
+    static char body[16384];
+    tf_get(&b, 1, 0);
+    for (int i = 0; i < 40; i++) /* 640 KiB, more than 65535: only legal with the big window */
+        tf_data(&b, 1, 0, body, sizeof body);
+    assert_true(feed_drain(&t, &b) >= 0);
+    expect_no_error(&t.out);
+    assert_int_equal(t.rec.body[1].len, 40 * 16384);
+    assert_true(count_frames(&t.out, RILL_H2_WINDOW_UPDATE) >= 2);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+static void unconsumed_bytes_return_to_connection_at_close(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    static char body[16384];
+    tf_get(&b, 1, 0);
+    tf_data(&b, 1, 0, body, 16384);
+    tf_data(&b, 1, 0, body, 16384);
+    tf_rst(&b, 1, RILL_H2_CANCEL);
+    feed_drain(&t, &b);
+    const tframe *wu = find_frame(&t.out, RILL_H2_WINDOW_UPDATE, 0);
+    assert_non_null(wu);
+    assert_int_equal(get32(wu->payload), 32768);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+/* ---- output ---- */
+
+static void referenced_buffers_released_after_write_or_reset(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_get(&b, 1, 0x1);
+    tf_get(&b, 3, 0x1);
+    feed_drain(&t, &b);
+    rill_header ok[] = {F(":status", "200")};
+    static uint8_t big[100000];
+    assert_int_equal(rill_h2_submit_response(t.s, 1, ok, 1, 0), 0);
+    assert_int_equal(rill_h2_submit_data(t.s, 1, big, 1000, 0, (void *)1), 0);
+    /* iovecs point into the caller's buffer: no copy */
+    struct iovec iov[8];
+    int n = rill_h2_session_output(t.s, iov, 8);
+    bool found = false;
+    for (int i = 0; i < n; i++)
+        found |= iov[i].iov_base == (void *)big && iov[i].iov_len == 1000;
+    assert_true(found);
+    assert_null(rec_find(&t.rec, EV_RELEASED, 1)); /* not yet written */
+    drain(t.s, &t.out);
+    assert_non_null(rec_find(&t.rec, EV_RELEASED, 1));
+    /* a buffer larger than the window stays queued; a reset releases it */
+    assert_int_equal(rill_h2_submit_response(t.s, 3, ok, 1, 0), 0);
+    assert_int_equal(rill_h2_submit_data(t.s, 3, big, sizeof big, RILL_H2_FLAG_END_STREAM, (void *)3), 0);
+    drain(t.s, &t.out);
+    assert_null(rec_find(&t.rec, EV_RELEASED, 3));
+    size_t sent = 0;
+    for (size_t i = 0; i < t.out.n; i++)
+        if (t.out.f[i].type == RILL_H2_DATA && t.out.f[i].sid == 3)
+            sent += t.out.f[i].len;
+    assert_int_equal(sent, 65535 - 1000); /* the connection window limits it */
+    tf_rst(&b, 3, RILL_H2_CANCEL);
+    feed_drain(&t, &b);
+    const tevent *e = rec_find(&t.rec, EV_RELEASED, 3);
+    assert_non_null(e);
+    assert_int_equal(e->other, 3);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+static void release_waits_for_partial_write(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_get(&b, 1, 0x1);
+    feed_drain(&t, &b);
+    rill_header ok[] = {F(":status", "200")};
+    static uint8_t body[500];
+    rill_h2_submit_response(t.s, 1, ok, 1, 0);
+    rill_h2_submit_data(t.s, 1, body, sizeof body, RILL_H2_FLAG_END_STREAM, (void *)9);
+    struct iovec iov[8];
+    int n = rill_h2_session_output(t.s, iov, 8);
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    /* the stream is closed already (END_STREAM queued), but the bytes are not written yet */
+    assert_int_equal(rill_h2_session_stream_count(t.s), 0);
+    rill_h2_session_output_consumed(t.s, total - 1);
+    assert_null(rec_find(&t.rec, EV_RELEASED, 1));
+    rill_h2_session_output_consumed(t.s, 1);
+    assert_non_null(rec_find(&t.rec, EV_RELEASED, 1));
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+struct src {
+    size_t left;
+    bool block;
+    int calls;
+};
+
+static int read_src(rill_h2_session *s, int32_t sid, uint8_t *buf, size_t max, bool *eof, void *user)
+{
+    struct src *r = user;
+    r->calls++;
+    if (r->block)
+        return RILL_ERR_WOULD_BLOCK;
+    if (r->left == 0) {
+        *eof = true; /* the end comes as a separate, empty read */
+        return 0;
+    }
+    size_t n = r->left < max ? r->left : max;
+    if (n > 3000)
+        n = 3000;
+    memset(buf, 'z', n);
+    r->left -= n;
+    return (int)n;
+}
+
+static void pull_source_with_pause_and_trailers(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_get(&b, 1, 0x1);
+    feed_drain(&t, &b);
+    rill_header ok[] = {F(":status", "200")};
+    rill_header tr[] = {F("x-sum", "1")};
+    struct src r = {.left = 10000, .block = true};
+    rill_h2_submit_response(t.s, 1, ok, 1, 0);
+    assert_int_equal(rill_h2_set_data_source(t.s, 1, read_src, &r), 0);
+    assert_int_equal(rill_h2_submit_trailers(t.s, 1, tr, 1), 0);
+    drain(t.s, &t.out);
+    assert_null(find_frame(&t.out, RILL_H2_DATA, 1));
+    int calls = r.calls;
+    drain(t.s, &t.out); /* paused: not asked again */
+    assert_int_equal(r.calls, calls);
+    r.block = false;
+    assert_int_equal(rill_h2_resume_data(t.s, 1), 0);
+    drain(t.s, &t.out);
+    size_t got = 0;
+    for (size_t i = 0; i < t.out.n; i++)
+        if (t.out.f[i].type == RILL_H2_DATA) {
+            got += t.out.f[i].len;
+            assert_int_equal(t.out.f[i].flags, 0); /* trailers end the stream */
+        }
+    assert_int_equal(got, 10000);
+    for (size_t i = 0; i < t.out.n; i++)
+        if (t.out.f[i].type == RILL_H2_DATA)
+            assert_true(t.out.f[i].len > 0); /* no empty DATA before the trailers */
+    assert_int_equal(t.out.f[t.out.n - 1].type, RILL_H2_HEADERS);
+    assert_int_equal(t.out.f[t.out.n - 1].flags, 0x5);
+    assert_int_equal(rill_h2_session_stream_count(t.s), 0);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+static void incremental_streams_round_robin(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0}, blk = {0};
+    tf_settings(&b, 1, RILL_H2_SETTINGS_INITIAL_WINDOW_SIZE, 100000u);
+    tf_window_update(&b, 0, 1000000);
+    for (uint32_t sid = 1; sid <= 5; sid += 2) {
+        blk.len = 0;
+        hp_block(&blk, GET_FIELDS, "priority", sid == 5 ? "u=3" : "u=3, i", NULL);
+        tf_headers_block(&b, sid, 0x5, &blk);
+    }
+    feed_drain(&t, &b);
+    rill_header ok[] = {F(":status", "200")};
+    static uint8_t body[3][40000];
+    for (uint32_t sid = 1; sid <= 5; sid += 2) {
+        rill_h2_submit_response(t.s, (int32_t)sid, ok, 1, 0);
+        rill_h2_submit_data(t.s, (int32_t)sid, body[sid / 2], 40000, RILL_H2_FLAG_END_STREAM, NULL);
+    }
+    drain(t.s, &t.out);
+    /* non-incremental stream 5 first, all of it; then 1 and 3 alternate */
+    uint32_t seq[32];
+    size_t k = 0;
+    for (size_t i = 0; i < t.out.n && k < 32; i++)
+        if (t.out.f[i].type == RILL_H2_DATA)
+            seq[k++] = t.out.f[i].sid;
+    assert_true(k >= 9);
+    assert_int_equal(seq[0], 5);
+    assert_int_equal(seq[1], 5);
+    assert_int_equal(seq[2], 5);
+    assert_int_equal(seq[3], 1);
+    assert_int_equal(seq[4], 3);
+    assert_int_equal(seq[5], 1);
+    assert_int_equal(seq[6], 3);
+    tb_free(&b);
+    tb_free(&blk);
+    tsess_free(&t);
+}
+
+static void priority_update_frame_reorders(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_get(&b, 1, 0x1);
+    tf_get(&b, 3, 0x1);
+    uint8_t pu[4 + 3] = {0, 0, 0, 3, 'u', '=', '0'};
+    tf_frame(&b, RILL_H2_PRIORITY_UPDATE, 0, 0, pu, sizeof pu);
+    feed_drain(&t, &b);
+    expect_no_error(&t.out);
+    rill_header ok[] = {F(":status", "200")};
+    static uint8_t body[10];
+    for (int32_t sid = 1; sid <= 3; sid += 2) {
+        rill_h2_submit_response(t.s, sid, ok, 1, 0);
+        rill_h2_submit_data(t.s, sid, body, 10, RILL_H2_FLAG_END_STREAM, NULL);
+    }
+    drain(t.s, &t.out);
+    const tframe *first = NULL;
+    for (size_t i = 0; i < t.out.n && !first; i++)
+        if (t.out.f[i].type == RILL_H2_DATA)
+            first = &t.out.f[i];
+    assert_non_null(first);
+    assert_int_equal(first->sid, 3);
+    /* an update that arrives before its request is kept and applied when the stream opens */
+    uint8_t early[4 + 3] = {0, 0, 0, 7, 'u', '=', '0'};
+    tf_frame(&b, RILL_H2_PRIORITY_UPDATE, 0, 0, early, sizeof early);
+    tf_get(&b, 5, 0x1);
+    tf_get(&b, 7, 0x1);
+    feed_drain(&t, &b);
+    for (int32_t sid = 5; sid <= 7; sid += 2) {
+        rill_h2_submit_response(t.s, sid, ok, 1, 0);
+        rill_h2_submit_data(t.s, sid, body, 10, RILL_H2_FLAG_END_STREAM, NULL);
+    }
+    drain(t.s, &t.out);
+    first = NULL;
+    for (size_t i = 0; i < t.out.n && !first; i++)
+        if (t.out.f[i].type == RILL_H2_DATA)
+            first = &t.out.f[i];
+    assert_non_null(first);
+    assert_int_equal(first->sid, 7);
+    /* on a stream other than 0: connection error */
+    tf_frame(&b, RILL_H2_PRIORITY_UPDATE, 0, 1, pu, sizeof pu);
+    assert_true(feed_drain(&t, &b) < 0);
+    expect_goaway(&t.out, RILL_H2_PROTOCOL_ERROR);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+/* ---- floods (section 10.5) ---- */
+
+static void flood_case(void (*build)(tbuf *b, int i), int count, const char *what)
+{
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    for (int i = 0; i < count; i++)
+        build(&b, i);
+    int64_t rc = feed_drain(&t, &b);
+    if (rc != RILL_ERR_LIMIT)
+        fprintf(stderr, "%s: rc %lld\n", what, (long long)rc);
+    assert_int_equal(rc, RILL_ERR_LIMIT);
+    expect_goaway(&t.out, RILL_H2_ENHANCE_YOUR_CALM);
+    tb_free(&b);
+    tsess_free(&t);
+}
+static void build_ping(tbuf *b, int i) { tf_ping(b, 0, "pingping"); }
+static void build_settings(tbuf *b, int i) { tf_settings(b, 0); }
+static void build_rapid_reset(tbuf *b, int i)
+{
+    tf_get(b, (uint32_t)(2 * i + 1), 0);
+    tf_rst(b, (uint32_t)(2 * i + 1), RILL_H2_CANCEL);
+}
+static void build_refused(tbuf *b, int i) { tf_get(b, (uint32_t)(2 * i + 1), 0); }
+static void build_empty_data(tbuf *b, int i)
+{
+    if (i == 0)
+        tf_get(b, 1, 0);
+    tf_data(b, 1, 0, "", 0);
+}
+static void build_tiny_wu(tbuf *b, int i) { tf_window_update(b, 0, 1); }
+static void build_priority(tbuf *b, int i)
+{
+    uint8_t p[5] = {0, 0, 0, 0, 1};
+    tf_frame(b, RILL_H2_PRIORITY, 0, (uint32_t)(2 * i + 1), p, 5);
+}
+
+static void floods_end_in_enhance_your_calm(void **state)
+{
+    (void)state;
+    flood_case(build_ping, 200, "PING");
+    flood_case(build_settings, 200, "SETTINGS");
+    flood_case(build_rapid_reset, 1100, "rapid reset");
+    flood_case(build_refused, 1200, "refused streams");
+    flood_case(build_empty_data, 1100, "empty DATA");
+    flood_case(build_tiny_wu, 1100, "tiny WINDOW_UPDATE");
+    flood_case(build_priority, 1100, "PRIORITY");
+}
+
+static void flood_budget_refills_with_time(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 90; i++)
+            tf_ping(&b, 0, "pingping");
+        assert_true(feed_drain(&t, &b) >= 0);
+        rill_h2_session_tick(t.s, (uint64_t)(round + 1) * 10000); /* +100 tokens */
+    }
+    expect_no_error(&t.out);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+static void continuation_flood(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0}, blk = {0};
+    hp_block(&blk, GET_FIELDS, NULL);
+    tf_frame(&b, RILL_H2_HEADERS, 0, 1, blk.p, blk.len);
+    for (int i = 0; i < 100; i++)
+        tf_frame(&b, RILL_H2_CONTINUATION, 0, 1, "", 0);
+    assert_int_equal(feed_drain(&t, &b), RILL_ERR_LIMIT);
+    expect_goaway(&t.out, RILL_H2_ENHANCE_YOUR_CALM);
+    tb_free(&b);
+    tb_free(&blk);
+    tsess_free(&t);
+}
+
+static void small_block_limit(rill_h2_options *o) { o->max_header_block = 20000; }
+
+static void header_block_bytes_limit(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, small_block_limit);
+    tbuf b = {0};
+    static char junk[16000];
+    tf_frame(&b, RILL_H2_HEADERS, 0, 1, junk, sizeof junk);
+    tf_frame(&b, RILL_H2_CONTINUATION, 0, 1, junk, sizeof junk);
+    assert_int_equal(feed_drain(&t, &b), RILL_ERR_LIMIT);
+    expect_goaway(&t.out, RILL_H2_ENHANCE_YOUR_CALM);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+static void small_output(rill_h2_options *o)
+{
+    o->max_pending_output = 1024;
+    o->ping_rate.burst = 0; /* no rate limit: this test is about unread output */
+}
+
+static void peer_not_reading_stops_reads_then_fails(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, small_output);
+    tbuf b = {0};
+    for (int i = 0; i < 80; i++)
+        tf_ping(&b, 0, "pingping");
+    /* feed without draining: our PING ACKs pile up */
+    rill_h2_session_recv(t.s, b.p, b.len);
+    assert_false(rill_h2_session_want_read(t.s));
+    b.len = 0;
+    for (int i = 0; i < 80; i++)
+        tf_ping(&b, 0, "pingping");
+    assert_int_equal(rill_h2_session_recv(t.s, b.p, b.len), RILL_ERR_LIMIT);
+    drain(t.s, &t.out);
+    expect_goaway(&t.out, RILL_H2_ENHANCE_YOUR_CALM);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+/* ---- memory ---- */
+
+struct counting {
+    size_t live, peak, calls;
+};
+static void *c_alloc(size_t n, void *ctx)
+{
+    struct counting *c = ctx;
+    c->calls++;
+    size_t *p = malloc(n + 16);
+    p[0] = n;
+    c->live += n;
+    if (c->live > c->peak)
+        c->peak = c->live;
+    return (uint8_t *)p + 16;
+}
+static void *c_realloc(void *ptr, size_t n, void *ctx)
+{
+    struct counting *c = ctx;
+    if (!ptr)
+        return c_alloc(n, ctx);
+    c->calls++;
+    size_t *p = (size_t *)((uint8_t *)ptr - 16);
+    c->live -= p[0];
+    p = realloc(p, n + 16);
+    p[0] = n;
+    c->live += n;
+    return (uint8_t *)p + 16;
+}
+static void c_free(void *ptr, void *ctx)
+{
+    struct counting *c = ctx;
+    if (!ptr)
+        return;
+    size_t *p = (size_t *)((uint8_t *)ptr - 16);
+    c->live -= p[0];
+    free(p);
+}
+
+static struct counting g_count;
+static rill_h2_allocator g_alloc = {c_alloc, c_realloc, c_free, &g_count};
+static void counting_alloc(rill_h2_options *o) { o->allocator = &g_alloc; }
+
+static void freeing_the_session_releases_buffers(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_get(&b, 1, 0x1);
+    feed_drain(&t, &b);
+    rill_header ok[] = {F(":status", "200")};
+    static uint8_t big[200000];
+    rill_h2_submit_response(t.s, 1, ok, 1, 0);
+    rill_h2_submit_data(t.s, 1, big, sizeof big, 0, (void *)1);
+    rill_h2_submit_data(t.s, 1, big, 10, RILL_H2_FLAG_END_STREAM, (void *)2);
+    struct iovec iov[4];
+    assert_true(rill_h2_session_output(t.s, iov, 4) > 0); /* some bytes referenced by the output */
+    rill_h2_session_free(t.s);
+    t.s = NULL;
+    assert_int_equal(rec_count(&t.rec, EV_RELEASED), 2);
+    tb_free(&b);
+    tb_free(&t.out.raw);
+    rec_free(&t.rec);
+}
+
+static void trim_frees_idle_buffers(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    size_t before = rill_h2_session_memory(t.s);
+    assert_true(before > 16384); /* the output chunk kept for reuse */
+    rill_h2_session_trim(t.s);
+    assert_true(rill_h2_session_memory(t.s) < 2048);
+    /* and the session still works afterwards */
+    tbuf b = {0};
+    tf_get(&b, 1, 0x1);
+    tf_ping(&b, 0, "afterwrd");
+    feed_drain(&t, &b);
+    expect_no_error(&t.out);
+    assert_non_null(find_frame(&t.out, RILL_H2_PING, 0));
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+static void memory_idle_and_per_stream(void **state)
+{
+    (void)state;
+    memset(&g_count, 0, sizeof g_count);
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, counting_alloc);
+    rill_h2_session_trim(t.s);
+    size_t idle = g_count.live;
+    assert_int_equal(idle, rill_h2_session_memory(t.s));
+    tbuf b = {0};
+    for (uint32_t sid = 1; sid <= 199; sid += 2)
+        tf_get(&b, sid, 0);
+    feed_drain(&t, &b);
+    assert_int_equal(rill_h2_session_stream_count(t.s), 100);
+    rill_h2_session_trim(t.s);
+    size_t with_streams = rill_h2_session_memory(t.s);
+    size_t per_stream = (with_streams - idle) / 100;
+    printf("h2 memory: idle session %zu bytes, per open stream %zu bytes (struct %zu); "
+           "HPACK tables not counted\n", idle, per_stream, rill_h2_stream_size());
+    assert_true(idle <= 2048);
+    assert_true(per_stream <= 512);
+    /* streams go back to the free list and trim gives it back */
+    for (uint32_t sid = 1; sid <= 199; sid += 2)
+        tf_rst(&b, sid, RILL_H2_CANCEL);
+    feed_drain(&t, &b);
+    rill_h2_session_trim(t.s);
+    assert_true(rill_h2_session_memory(t.s) <= idle + 32 * 8 + 64);
+    tb_free(&b);
+    tsess_free(&t);
+    assert_int_equal(g_count.live, 0);
+}
+
+/* Steady state: requests with bodies and responses cost the session no allocation at all. */
+static void no_allocation_per_request_in_steady_state(void **state)
+{
+    (void)state;
+    memset(&g_count, 0, sizeof g_count);
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, counting_alloc);
+    tbuf b = {0}, blk = {0};
+    rill_header ok[] = {F(":status", "200"), F("content-type", "text/plain")};
+    static const uint8_t body[100];
+    size_t calls_after_warmup = 0;
+    for (uint32_t i = 0; i < 200; i++) {
+        uint32_t sid = 2 * i + 1;
+        blk.len = 0;
+        hp_block(&blk, ":method", "POST", ":scheme", "https", ":path", "/upload", ":authority", "a",
+                 "content-length", "5", NULL);
+        tf_headers_block(&b, sid, 0x4, &blk);
+        tf_data(&b, sid, 0x1, "hello", 5);
+        rill_h2_session_recv(t.s, b.p, b.len);
+        b.len = 0;
+        rill_h2_consume(t.s, (int32_t)sid, 5);
+        assert_int_equal(rill_h2_submit_response(t.s, (int32_t)sid, ok, 2, 0), 0);
+        assert_int_equal(rill_h2_submit_data(t.s, (int32_t)sid, body, sizeof body, RILL_H2_FLAG_END_STREAM, NULL), 0);
+        struct iovec iov[16];
+        int n;
+        while ((n = rill_h2_session_output(t.s, iov, 16)) > 0) {
+            size_t total = 0;
+            for (int k = 0; k < n; k++)
+                total += iov[k].iov_len;
+            rill_h2_session_output_consumed(t.s, total);
+        }
+        if (i == 9)
+            calls_after_warmup = g_count.calls;
+    }
+    assert_int_equal(rill_h2_session_stream_count(t.s), 0);
+    assert_int_equal(g_count.calls, calls_after_warmup);
+    tb_free(&b);
+    tb_free(&blk);
+    tsess_free(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(window_update_after_half_consumed),
+        cmocka_unit_test(connection_window_overrun_is_connection_error),
+        cmocka_unit_test(auto_consume_and_large_connection_window),
+        cmocka_unit_test(unconsumed_bytes_return_to_connection_at_close),
+        cmocka_unit_test(referenced_buffers_released_after_write_or_reset),
+        cmocka_unit_test(release_waits_for_partial_write),
+        cmocka_unit_test(pull_source_with_pause_and_trailers),
+        cmocka_unit_test(incremental_streams_round_robin),
+        cmocka_unit_test(priority_update_frame_reorders),
+        cmocka_unit_test(floods_end_in_enhance_your_calm),
+        cmocka_unit_test(flood_budget_refills_with_time),
+        cmocka_unit_test(continuation_flood),
+        cmocka_unit_test(header_block_bytes_limit),
+        cmocka_unit_test(peer_not_reading_stops_reads_then_fails),
+        cmocka_unit_test(freeing_the_session_releases_buffers),
+        cmocka_unit_test(trim_frees_idle_buffers),
+        cmocka_unit_test(memory_idle_and_per_stream),
+        cmocka_unit_test(no_allocation_per_request_in_steady_state),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
