@@ -28,6 +28,7 @@ static const char usage[] =
     "  --connection-window-size BYTES  HTTP/2 connection receive window (default 1048576)\n"
     "  --max-header-list-size BYTES  larger request heads get 431 (default 65536)\n"
     "  --idle-timeout MS             close idle connections (default 120000)\n"
+    "  --header-timeout MS           HTTP/1.1: a request head must arrive within (default 10000)\n"
     "  --shutdown-timeout MS         graceful shutdown deadline (default 10000)\n"
     "  --no-connect-protocol         do not offer RFC 8441 extended CONNECT\n"
     "  --ws-origin ORIGIN            allow WebSockets from this Origin only (repeatable;\n"
@@ -69,7 +70,7 @@ int rill_cmd_serve(int argc, char **argv)
             "--listen", "--tls-listen", "--cert", "--key", "--state-dir", "--root", "--threads",
             "--access-log", "--max-connections", "--max-concurrent-streams",
             "--initial-window-size", "--connection-window-size", "--max-header-list-size",
-            "--idle-timeout", "--shutdown-timeout", "--ws-origin"};
+            "--idle-timeout", "--header-timeout", "--shutdown-timeout", "--ws-origin"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
             known |= strcmp(a, with_value[k]) == 0;
@@ -112,6 +113,8 @@ int rill_cmd_serve(int argc, char **argv)
             rc = parse_u32(a, v, 1, &o.max_header_list_size);
         else if (strcmp(a, "--idle-timeout") == 0)
             rc = parse_u32(a, v, 1, &o.idle_timeout_ms);
+        else if (strcmp(a, "--header-timeout") == 0)
+            rc = parse_u32(a, v, 1, &o.header_timeout_ms);
         else if (strcmp(a, "--shutdown-timeout") == 0)
             rc = parse_u32(a, v, 0, &o.shutdown_timeout_ms);
         if (rc)

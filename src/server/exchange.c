@@ -557,6 +557,17 @@ static int rill_response_end_impl(rill_response *res, const void *data, size_t l
     }
     if (len > 0 && body_allowed(res)) {
         res->body_bytes += len;
+        if (res->ops->send_last && res->trailers.count == 0) {
+            /* the last bytes carry the end: one DATA frame with END_STREAM, not two */
+            res->ended = true;
+            exchange_hold(res);
+            rc = res->ops->send_last(res, data, len);
+            if (rc == RILL_OK)
+                rc = res->ops->finish(res);
+            session_flush(res->sess);
+            exchange_release(res);
+            return rc;
+        }
         rc = res->ops->send_body(res, data, len);
         if (rc < 0 && rc != RILL_ERR_WOULD_BLOCK)
             return rc;

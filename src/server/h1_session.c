@@ -18,11 +18,13 @@ struct h1_state {
     bool upgrade_h2;
     uint8_t *pending; /* bytes that arrived while current was being answered */
     size_t pending_len, pending_cap;
+    uint64_t head_deadline; /* a request head has begun and must be complete by then (0: none) */
     uint8_t settings[256]; /* h2c: the decoded HTTP2-Settings payload */
     size_t settings_len;
 };
 
 static void process_pending(rill_session *sess);
+static void reject(rill_session *sess, int status, const char *why);
 
 int h1_session_start(rill_session *sess, const uint8_t *data, size_t len)
 {
@@ -64,6 +66,18 @@ void h1_session_trim(rill_session *sess)
     h1->pending_cap = 0;
 }
 
+uint64_t h1_session_deadline(const rill_session *sess)
+{
+    return sess->h1 && sess->h1->head_deadline ? sess->h1->head_deadline : UINT64_MAX;
+}
+
+void h1_session_timeout(rill_session *sess, uint64_t now)
+{
+    struct h1_state *h1 = sess->h1;
+    if (h1 && h1->head_deadline && now >= h1->head_deadline && !h1->current)
+        reject(sess, 408, "the request head took too long");
+}
+
 void h1_session_shutdown(rill_session *sess)
 {
     sess->h1->close_after = true;
@@ -91,6 +105,7 @@ static void exchange_done(rill_session *sess)
     bool keep = st->keep_alive && !h1->close_after;
     h1->current = NULL;
     h1->request_done = h1->response_done = false;
+    h1->head_deadline = 0;
     exchange_closed(st, true);
     if (!keep)
         session_close(sess);
@@ -252,6 +267,7 @@ static size_t process(rill_session *sess, const uint8_t *data, size_t len)
         if (ev.type == RILL_H1_EV_NONE)
             break;
         if (ev.type == RILL_H1_EV_HEAD) {
+            h1->head_deadline = 0;
             if (start_request(sess, ev.head) < 0) {
                 reject(sess, 500, "out of memory");
                 off = len;
@@ -304,6 +320,8 @@ void h1_session_data(rill_session *sess, const uint8_t *data, size_t len)
         ws_connection_data(sess, data, len);
         return;
     }
+    if (!h1->current && !h1->head_deadline && len) /* a slow head is cut off (slowloris) */
+        h1->head_deadline = rill_io_loop_now_ms(sess->w->loop) + sess->w->srv->opt.header_timeout_ms;
     if (!h1->parser && !(h1->parser = rill_h1_parser_new(RILL_H1_REQUEST, NULL))) {
         session_close(sess);
         return;

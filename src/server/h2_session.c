@@ -245,6 +245,23 @@ static int h2_send_body(rill_stream *st, const void *data, size_t len)
     return st->queued >= EXCHANGE_HIGH_WATER ? RILL_ERR_WOULD_BLOCK : RILL_OK;
 }
 
+static int h2_send_last(rill_stream *st, const void *data, size_t len)
+{
+    if (st->end_sent)
+        return RILL_OK;
+    struct body_chunk *chunk = malloc(sizeof *chunk + len);
+    if (!chunk)
+        return RILL_ERR_NOMEM;
+    chunk->len = len;
+    memcpy(chunk->data, data, len);
+    st->end_sent = true;
+    int rc = rill_h2_submit_data(st->sess->h2, st->id, chunk->data, len, RILL_H2_FLAG_END_STREAM, chunk);
+    if (rc < 0)
+        return rc;
+    st->queued += len;
+    return RILL_OK;
+}
+
 static int h2_finish(rill_stream *st)
 {
     if (st->end_sent)
@@ -315,6 +332,7 @@ const struct exchange_ops h2_exchange_ops = {
     .send_body = h2_send_body,
     .send_file = h2_send_file,
     .finish = h2_finish,
+    .send_last = h2_send_last,
     .push = h2_push,
     .consumed = h2_consumed,
 };

@@ -159,6 +159,8 @@ struct exchange_ops {
     /* Streams st->file_fd from st->file_off for st->file_left bytes, then ends. */
     int (*send_file)(rill_stream *st);
     int (*finish)(rill_stream *st); /* end of body, trailers if any */
+    /* Optional: the last body bytes and the end together (HTTP/2: DATA with END_STREAM). */
+    int (*send_last)(rill_stream *st, const void *data, size_t len);
     int (*push)(rill_stream *st, const char *path);
     void (*pause_body)(rill_stream *st, bool paused);
     void (*consumed)(rill_stream *st, size_t n);
@@ -206,6 +208,8 @@ void h1_session_drain(rill_session *sess);
 void h1_session_free(rill_session *sess);
 void h1_session_shutdown(rill_session *sess);
 void h1_session_trim(rill_session *sess);
+uint64_t h1_session_deadline(const rill_session *sess);
+void h1_session_timeout(rill_session *sess, uint64_t now);
 int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t payload_len,
                      const rill_header *upgraded, size_t nupgraded);
 void h2_session_data(rill_session *sess, const uint8_t *data, size_t len);

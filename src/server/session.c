@@ -17,6 +17,11 @@ static void on_idle_timeout(rill_io_timer *timer, void *arg)
     uint64_t now = rill_io_loop_now_ms(sess->w->loop);
     if (sess->h2)
         rill_h2_session_tick(sess->h2, now);
+    if (sess->h1) {
+        h1_session_timeout(sess, now);
+        if (sess->closing)
+            return;
+    }
     if (now >= sess->idle_deadline && sess->open_streams == 0) {
         if (sess->h2) {
             rill_h2_submit_goaway(sess->h2, RILL_H2_NO_ERROR, NULL, 0);
@@ -45,6 +50,11 @@ static void session_arm(rill_session *sess)
         uint64_t h2_at = rill_h2_session_next_deadline(sess->h2);
         if (h2_at < at)
             at = h2_at;
+    }
+    if (sess->h1) {
+        uint64_t head_at = h1_session_deadline(sess);
+        if (head_at < at)
+            at = head_at;
     }
     uint64_t trim_at = sess->last_active + TRIM_DELAY_MS;
     if (trim_at > now && trim_at < at)
@@ -200,6 +210,8 @@ static void on_data(rill_io_conn *conn, const uint8_t *data, size_t len)
         h1_session_data(sess, data, len);
     sess->in_callback--;
     session_flush(sess);
+    if (!sess->closing && sess->h1)
+        session_arm(sess); /* the data may have started a request head: its deadline counts */
 }
 
 static void on_drain(rill_io_conn *conn)
