@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """WebSocket echo benchmark: rill (over HTTP/2 streams and over HTTP/1.1) against Node's `ws`
 (npm) in one run. Each server gets one CPU (taskset 0; rill with one worker thread), the load
-generator (bench_ws_echo) the other. Reports echoed messages per second and messages per second
+generator (load_ws_echo) the other. Reports echoed messages per second and messages per second
 per server CPU core, from the server's own /proc accounting.
 
 usage: bench/ws_bench.py BUILD_DIR [--seconds N]"""
@@ -29,7 +29,7 @@ def ensure_node_ws(workdir):
 
 
 def run_client(build, mode, port, path, sockets, size, seconds):
-    out = subprocess.run(["taskset", "-c", "1", os.path.join(build, "bench", "bench_ws_echo"), mode,
+    out = subprocess.run(["taskset", "-c", "1", os.path.join(build, "bench", "load_ws_echo"), mode,
                           f"127.0.0.1:{port}", path, str(sockets), str(size), str(seconds)],
                          capture_output=True, text=True, timeout=seconds + 60)
     if out.returncode != 0:

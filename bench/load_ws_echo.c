@@ -2,7 +2,7 @@
  * endpoint, over one HTTP/2 connection (RFC 8441 streams) or N HTTP/1.1 connections. Prints the
  * messages echoed and the seconds taken; bench/ws_bench.py runs it against rill and Node's ws.
  *
- * usage: bench_ws_echo h2|h1 HOST:PORT PATH SOCKETS MESSAGE_BYTES SECONDS */
+ * usage: load_ws_echo h2|h1 HOST:PORT PATH SOCKETS MESSAGE_BYTES SECONDS */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +89,7 @@ static int on_message(void *user, unsigned op, const uint8_t *data, size_t len, 
     struct sock *s = user;
     struct bench *b = s->b;
     if (len != b->size) {
-        fprintf(stderr, "bench_ws_echo: echo of %zu bytes came back as %zu\n", b->size, len);
+        fprintf(stderr, "load_ws_echo: echo of %zu bytes came back as %zu\n", b->size, len);
         exit(1);
     }
     b->echoed++;
@@ -120,7 +120,7 @@ static int h2_settings(rill_h2_session *h2, const rill_h2_settings *peer, void *
 {
     struct bench *b = user;
     if (!peer->enable_connect_protocol) {
-        fprintf(stderr, "bench_ws_echo: the server does not offer extended CONNECT\n");
+        fprintf(stderr, "load_ws_echo: the server does not offer extended CONNECT\n");
         exit(1);
     }
     for (int i = 0; i < b->n; i++) {
@@ -136,7 +136,7 @@ static int h2_settings(rill_h2_session *h2, const rill_h2_settings *peer, void *
         };
         b->socks[i].stream = rill_h2_submit_request(h2, f, 6, 0, &b->socks[i]);
         if (b->socks[i].stream < 0) {
-            fprintf(stderr, "bench_ws_echo: cannot open stream %d\n", i);
+            fprintf(stderr, "load_ws_echo: cannot open stream %d\n", i);
             exit(1);
         }
     }
@@ -187,7 +187,7 @@ static void h2_conn_data(rill_io_conn *conn, const uint8_t *data, size_t len)
 {
     struct bench *b = rill_io_conn_user(conn);
     if (rill_h2_session_recv(b->h2, data, len) < 0) {
-        fprintf(stderr, "bench_ws_echo: HTTP/2 connection failed\n");
+        fprintf(stderr, "load_ws_echo: HTTP/2 connection failed\n");
         exit(1);
     }
     flush_h2(b);
@@ -196,7 +196,7 @@ static void h2_conn_data(rill_io_conn *conn, const uint8_t *data, size_t len)
 static void lost(struct bench *b, int err)
 {
     if (!b->start_ms || rill_io_loop_now_ms(b->loop) < b->end_ms) {
-        fprintf(stderr, "bench_ws_echo: connection lost: %s\n", rill_strerror(err));
+        fprintf(stderr, "load_ws_echo: connection lost: %s\n", rill_strerror(err));
         exit(1);
     }
 }
@@ -260,7 +260,7 @@ static const struct rill_io_conn_callbacks h1_conn_cb = {h1_open, h1_data, NULL,
 int main(int argc, char **argv)
 {
     if (argc != 7) {
-        fprintf(stderr, "usage: bench_ws_echo h2|h1 HOST:PORT PATH SOCKETS BYTES SECONDS\n");
+        fprintf(stderr, "usage: load_ws_echo h2|h1 HOST:PORT PATH SOCKETS BYTES SECONDS\n");
         return 2;
     }
     struct bench b = {.h2mode = strcmp(argv[1], "h2") == 0, .authority = argv[2], .path = argv[3],
@@ -268,7 +268,7 @@ int main(int argc, char **argv)
                       .seconds = (unsigned)atoi(argv[6]), .rng = 12345};
     char err[256];
     if (rill_io_addr_parse(b.authority, &b.addr, err, sizeof err) < 0 || b.n <= 0) {
-        fprintf(stderr, "bench_ws_echo: %s\n", err);
+        fprintf(stderr, "load_ws_echo: %s\n", err);
         return 2;
     }
     b.payload = malloc(b.size ? b.size : 1);
