@@ -3,7 +3,9 @@
 set -euo pipefail
 build=${1:-build-bench}
 shopt -s nullglob
-for b in "$build"/bench/bench_*; do
+# one program per bench/bench_*.c source (stale binaries of removed benchmarks are skipped)
+for src in "$(dirname "$0")"/bench_*.c; do
+    b="$build/bench/$(basename "$src" .c)"
     [[ -x "$b" ]] || continue
     echo "== $(basename "$b")"
     "$b"
