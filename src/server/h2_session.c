@@ -140,9 +140,15 @@ void h2_session_flush(rill_session *sess)
         h2_flush_round(sess);
     } while (sess->flush_again && sess->h2 && !sess->closing);
     sess->flushing = false;
-    if (sess->h2 && !sess->closing && !rill_h2_session_want_read(sess->h2) &&
-        !rill_h2_session_want_write(sess->h2))
+    if (!sess->h2 || sess->closing)
+        return;
+    /* want_write may prepare output: ask only when the answer matters */
+    if (!rill_h2_session_want_read(sess->h2) && !rill_h2_session_want_write(sess->h2))
         session_close(sess);
+    else if (rill_h2_session_stream_count(sess->h2) == 0 && !rill_h2_session_want_write(sess->h2))
+        /* Nothing in flight: hand the engine's buffers back now, so idle connections keep no
+         * output chunk and the next busy one reuses the memory. */
+        rill_h2_session_trim(sess->h2);
 }
 
 static void h2_flush_round(rill_session *sess)
