@@ -206,8 +206,8 @@ static void h2_conn_close(rill_io_conn *conn, int err)
     lost(rill_io_conn_user(conn), err);
 }
 
-static const struct rill_io_conn_callbacks h2_conn_cb = {h2_open, h2_conn_data, NULL, NULL,
-                                                         h2_conn_close};
+static const struct rill_io_conn_callbacks h2_conn_cb = {
+    .on_open = h2_open, .on_data = h2_conn_data, .on_close = h2_conn_close};
 
 /* ---- HTTP/1.1 connections, one per socket ---- */
 
@@ -255,7 +255,8 @@ static void h1_close(rill_io_conn *conn, int err)
     lost(s->b, err);
 }
 
-static const struct rill_io_conn_callbacks h1_conn_cb = {h1_open, h1_data, NULL, NULL, h1_close};
+static const struct rill_io_conn_callbacks h1_conn_cb = {
+    .on_open = h1_open, .on_data = h1_data, .on_close = h1_close};
 
 int main(int argc, char **argv)
 {

@@ -136,6 +136,16 @@ struct rill_io_conn_callbacks {
      * closed, RILL_ERR_IO / RILL_ERR_TLS / RILL_ERR_TIMEOUT otherwise. Free per-connection user
      * state here; conn itself is freed by the loop after this returns. */
     void (*on_close)(rill_io_conn *conn, int err);
+    /* Optional pull output, for a protocol engine that keeps its own output queue: when the
+     * connection flushes (after rill_io_conn_want_output), the loop asks for up to max iovecs
+     * of bytes to send, which go out after anything queued with the write calls, straight from
+     * the caller's memory (no copy into the loop's queue). The memory must stay valid and
+     * unchanged until on_output_sent reports how many of those bytes reached the socket (the
+     * rest is asked for again later). Returning 0 means nothing more for now; the loop stops
+     * asking until rill_io_conn_want_output is called again. Both may be called while a
+     * graceful close is flushing. */
+    int (*on_output)(rill_io_conn *conn, struct iovec *iov, int max);
+    void (*on_output_sent)(rill_io_conn *conn, size_t n);
 };
 
 /* Listens on addr with SO_REUSEPORT (one listener per loop on the same address spreads
@@ -178,6 +188,10 @@ RILL_API int rill_io_conn_writev(rill_io_conn *conn, const struct iovec *iov, in
 typedef void (*rill_io_release_fn)(void *release_arg);
 RILL_API int rill_io_conn_write_ref(rill_io_conn *conn, const void *data, size_t len,
                                     rill_io_release_fn release, void *release_arg);
+
+/* Asks the loop to pull output through on_output when this turn's flush runs (cheap: sets a
+ * flag). Does nothing for connections without on_output or that are already closed. */
+RILL_API void rill_io_conn_want_output(rill_io_conn *conn);
 
 /* Bytes queued and not yet written (the back-pressure signal). */
 RILL_API size_t rill_io_conn_queued(const rill_io_conn *conn);

@@ -162,7 +162,7 @@ void io_conn_open(rill_io_conn *conn)
     }
     if (conn->cb && conn->cb->on_open)
         conn->cb->on_open(conn, alpn);
-    if (conn->state == CONN_OPEN && conn->queued)
+    if (conn->state == CONN_OPEN && (conn->queued || (conn->flags & CF_PULL)))
         io_conn_mark_dirty(conn);
     io_conn_update_events(conn);
 }
@@ -221,7 +221,7 @@ static void conn_connected(rill_io_conn *conn)
 /* The peer finished sending: deliver what we still owe it, then close. */
 static void conn_peer_closed(rill_io_conn *conn)
 {
-    if (conn->queued == 0) {
+    if (conn->queued == 0 && !(conn->flags & CF_PULL)) {
         io_conn_close_now(conn, RILL_ERR_EOF);
         return;
     }
@@ -371,7 +371,7 @@ void io_conn_event(rill_io_conn *conn, uint32_t events)
     if (reading && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
         io_conn_read(conn);
         /* An SSL_write that wanted to read first can proceed now. */
-        if (conn->ssl && conn->state == CONN_OPEN && conn->queued)
+        if (conn->ssl && conn->state == CONN_OPEN && (conn->queued || (conn->flags & CF_PULL)))
             io_conn_mark_dirty(conn);
     } else if (events & (EPOLLHUP | EPOLLERR)) {
         /* Not reading, so nothing else would notice the socket died; these are level-triggered

@@ -12,6 +12,7 @@
 
 #define IO_IOV_MAX 64
 #define IO_TLS_RECORDS_PER_TURN 16 /* fairness: at most 16 TLS records out per turn */
+#define IO_WRITES_PER_TURN 16      /* fairness: at most 16 sendmsg calls per connection per turn */
 #define IO_REF_COPY_MAX 512        /* tiny zero-copy writes are cheaper copied */
 
 static struct io_chunk *chunk_get(rill_io_loop *loop, size_t need)
@@ -89,57 +90,127 @@ static void queue_consume(rill_io_conn *conn, size_t n)
     }
 }
 
-static int conn_send_plain(rill_io_conn *conn)
+static bool conn_alive(const rill_io_conn *conn)
 {
-    struct iovec iov[IO_IOV_MAX];
+    return conn->state == CONN_OPEN || conn->state == CONN_CLOSING;
+}
+
+/* Fills iov with what is ready to go: the queue's chunks first, then bytes pulled from the
+ * user's on_output. *qbytes and *pbytes say how many come from each. Returns the iovec count, or
+ * -1 when the connection died inside on_output. */
+static int gather(rill_io_conn *conn, struct iovec *iov, size_t *qbytes, size_t *pbytes)
+{
     int cnt = 0;
-    size_t total = 0;
-    for (struct io_chunk *c = conn->out_head; c && cnt < IO_IOV_MAX; c = c->next) {
+    size_t q = 0, p = 0;
+    struct io_chunk *c = conn->out_head;
+    for (; c && cnt < IO_IOV_MAX; c = c->next) {
         iov[cnt].iov_base = (void *)(c->data + c->off);
         iov[cnt].iov_len = c->len - c->off;
-        total += iov[cnt].iov_len;
+        q += iov[cnt].iov_len;
         cnt++;
     }
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
-    ssize_t n;
-    do
-        n = sendmsg(conn->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            conn->flags |= CF_BLOCKED;
-            return RILL_OK;
-        }
-        io_conn_fail(conn, errno == EPIPE || errno == ECONNRESET ? RILL_ERR_EOF : RILL_ERR_IO, "write",
-                  strerror(errno));
-        return RILL_ERR_IO;
+    int np = 0;
+    if (!c && cnt < IO_IOV_MAX && (conn->flags & CF_PULL)) {
+        conn->flags &= ~(uint32_t)CF_PULL; /* set again if the user has more, or asks again */
+        size_t queued_before = conn->queued;
+        if (conn->cb && conn->cb->on_output)
+            np = conn->cb->on_output(conn, iov + cnt, IO_IOV_MAX - cnt);
+        if (!conn_alive(conn))
+            return -1;
+        if (np > 0)
+            conn->flags |= CF_PULL;
+        if (np < 0 || conn->queued != queued_before)
+            np = 0; /* the queue grew meanwhile: it goes first, the pulled bytes next round */
+        for (int i = 0; i < np; i++)
+            p += iov[cnt + i].iov_len;
     }
-    queue_consume(conn, (size_t)n);
-    if ((size_t)n < total)
-        conn->flags |= CF_BLOCKED; /* the socket buffer is full */
-    else if (conn->queued)
-        io_conn_mark_dirty(conn); /* more than IO_IOV_MAX chunks: continue next turn */
+    *qbytes = q;
+    *pbytes = p;
+    return cnt + np;
+}
+
+/* n bytes of a gathered batch were written: the queue's part first, then the user's. */
+static int sent(rill_io_conn *conn, size_t n, size_t qbytes, size_t pbytes)
+{
+    size_t from_queue = n < qbytes ? n : qbytes;
+    if (from_queue)
+        queue_consume(conn, from_queue);
+    if (pbytes && conn->cb && conn->cb->on_output_sent) {
+        conn->cb->on_output_sent(conn, n - from_queue);
+        if (!conn_alive(conn))
+            return RILL_ERR_STATE;
+    }
     return RILL_OK;
 }
 
-/* One TLS record per SSL_write (partial-write mode). Small chunks are coalesced into the loop's
+static bool has_output(const rill_io_conn *conn)
+{
+    return conn->queued || (conn->flags & CF_PULL);
+}
+
+static int conn_send_plain(rill_io_conn *conn)
+{
+    for (int round = 0; round < IO_WRITES_PER_TURN; round++) {
+        struct iovec iov[IO_IOV_MAX];
+        size_t qbytes, pbytes;
+        int cnt = gather(conn, iov, &qbytes, &pbytes);
+        if (cnt < 0)
+            return RILL_ERR_STATE;
+        if (cnt == 0)
+            return RILL_OK;
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+        ssize_t n;
+        do
+            n = sendmsg(conn->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                conn->flags |= CF_BLOCKED;
+                return sent(conn, 0, qbytes, pbytes);
+            }
+            io_conn_fail(conn, errno == EPIPE || errno == ECONNRESET ? RILL_ERR_EOF : RILL_ERR_IO, "write",
+                         strerror(errno));
+            return RILL_ERR_IO;
+        }
+        int rc = sent(conn, (size_t)n, qbytes, pbytes);
+        if (rc != RILL_OK)
+            return rc;
+        if ((size_t)n < qbytes + pbytes) {
+            conn->flags |= CF_BLOCKED; /* the socket buffer is full */
+            return RILL_OK;
+        }
+        if (!has_output(conn))
+            return RILL_OK;
+    }
+    io_conn_mark_dirty(conn); /* fairness: the rest goes next turn */
+    return RILL_OK;
+}
+
+/* One TLS record per SSL_write (partial-write mode). Small pieces are coalesced into the loop's
  * staging buffer so that they do not each become a record. If SSL_write must be retried, the
- * bytes offered again are the same prefix (the queue only grows at its tail), which is what
+ * bytes offered again are the same prefix (nothing is consumed until written and both the queue
+ * and pulled output only grow at their tails), which is what
  * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER requires. */
 static int conn_send_tls(rill_io_conn *conn)
 {
-    for (int rec = 0; rec < IO_TLS_RECORDS_PER_TURN && conn->queued; rec++) {
-        struct io_chunk *c = conn->out_head;
-        const uint8_t *buf = c->data + c->off;
-        size_t len = c->len - c->off;
-        if (len < IO_CHUNK_SIZE && c->next) {
+    for (int rec = 0; rec < IO_TLS_RECORDS_PER_TURN; rec++) {
+        struct iovec iov[IO_IOV_MAX];
+        size_t qbytes, pbytes;
+        int cnt = gather(conn, iov, &qbytes, &pbytes);
+        if (cnt < 0)
+            return RILL_ERR_STATE;
+        if (cnt == 0)
+            return RILL_OK;
+        const uint8_t *buf = iov[0].iov_base;
+        size_t len = iov[0].iov_len;
+        if (len < IO_CHUNK_SIZE && cnt > 1) {
             uint8_t *stage = conn->loop->tls_stage;
             size_t have = 0;
-            for (; c && have < IO_CHUNK_SIZE; c = c->next) {
-                size_t take = c->len - c->off;
+            for (int i = 0; i < cnt && have < IO_CHUNK_SIZE; i++) {
+                size_t take = iov[i].iov_len;
                 if (take > IO_CHUNK_SIZE - have)
                     take = IO_CHUNK_SIZE - have;
-                memcpy(stage + have, c->data + c->off, take);
+                memcpy(stage + have, iov[i].iov_base, take);
                 have += take;
             }
             buf = stage;
@@ -150,16 +221,21 @@ static int conn_send_tls(rill_io_conn *conn)
         ERR_clear_error();
         int r = SSL_write(conn->ssl, buf, (int)len);
         if (r > 0) {
-            queue_consume(conn, (size_t)r);
+            int rc = sent(conn, (size_t)r, qbytes, pbytes);
+            if (rc != RILL_OK)
+                return rc;
             continue;
         }
+        int rc = sent(conn, 0, qbytes, pbytes);
+        if (rc != RILL_OK)
+            return rc;
         switch (SSL_get_error(conn->ssl, r)) {
         case SSL_ERROR_WANT_WRITE: conn->flags |= CF_BLOCKED; return RILL_OK;
         case SSL_ERROR_WANT_READ: return RILL_OK; /* reading resumes it */
         case SSL_ERROR_SYSCALL:
             if (ERR_peek_error() == 0) {
                 io_conn_fail(conn, errno == EPIPE || errno == ECONNRESET ? RILL_ERR_EOF : RILL_ERR_IO,
-                          "write", strerror(errno));
+                             "write", strerror(errno));
                 return RILL_ERR_IO;
             }
             /* fall through */
@@ -169,7 +245,7 @@ static int conn_send_tls(rill_io_conn *conn)
             return RILL_ERR_TLS;
         }
     }
-    if (conn->queued)
+    if (has_output(conn))
         io_conn_mark_dirty(conn);
     return RILL_OK;
 }
@@ -198,15 +274,15 @@ static void conn_finish_graceful(rill_io_conn *conn)
 
 static void conn_flush(rill_io_conn *conn)
 {
-    if (conn->queued && !(conn->flags & CF_BLOCKED)) {
+    if (has_output(conn) && !(conn->flags & CF_BLOCKED)) {
         int rc = conn->ssl ? conn_send_tls(conn) : conn_send_plain(conn);
-        if (rc != RILL_OK)
+        if (rc != RILL_OK || !conn_alive(conn))
             return;
     }
-    if (!conn->queued)
+    if (!has_output(conn))
         conn->flags &= ~(uint32_t)CF_BLOCKED;
     if (conn->state == CONN_CLOSING) {
-        if (!conn->queued)
+        if (!has_output(conn))
             conn_finish_graceful(conn);
         else
             io_conn_update_events(conn);
@@ -321,6 +397,15 @@ int rill_io_conn_write_ref(rill_io_conn *conn, const void *data, size_t len, ril
     if (release)
         release(release_arg);
     return rc;
+}
+
+void rill_io_conn_want_output(rill_io_conn *conn)
+{
+    if (!conn->cb || !conn->cb->on_output || conn->state > CONN_CLOSING)
+        return;
+    conn->flags |= CF_PULL;
+    if (conn_alive(conn) && !(conn->flags & CF_BLOCKED))
+        io_conn_mark_dirty(conn);
 }
 
 size_t rill_io_conn_queued(const rill_io_conn *conn)

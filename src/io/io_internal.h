@@ -73,6 +73,7 @@ enum conn_flag {
     CF_SHUTDOWN_SENT = 1 << 10,
     CF_BLOCKED = 1 << 11,    /* the socket refused output: wait for EPOLLOUT */
     CF_HS_WANT_WRITE = 1 << 12, /* the TLS handshake waits for the socket to be writable */
+    CF_PULL = 1 << 13,       /* on_output may have bytes: ask at the next flush */
 };
 
 #define IO_CONN_OF(node) ((rill_io_conn *)((char *)(node) - offsetof(rill_io_conn, link)))

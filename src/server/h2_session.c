@@ -7,8 +7,6 @@
 
 #include "server/server_internal.h"
 
-static void h2_flush_round(rill_session *sess);
-
 /* A copied body chunk handed to the engine by reference until it reports it released. */
 struct body_chunk {
     size_t len;
@@ -126,47 +124,40 @@ void h2_session_data(rill_session *sess, const uint8_t *data, size_t len)
     }
 }
 
+/* The loop pulls the engine's output at the end of the turn (h2_session_output), so asking is
+ * cheap and the frames go to the socket from the engine's own buffers. */
 void h2_session_flush(rill_session *sess)
 {
-    if (!sess->h2 || sess->closing)
-        return;
-    if (sess->flushing) { /* e.g. a drain callback writing from inside output_consumed */
-        sess->flush_again = true;
-        return;
-    }
-    sess->flushing = true;
-    do {
-        sess->flush_again = false;
-        h2_flush_round(sess);
-    } while (sess->flush_again && sess->h2 && !sess->closing);
-    sess->flushing = false;
-    if (!sess->h2 || sess->closing)
-        return;
-    /* want_write may prepare output: ask only when the answer matters */
-    if (!rill_h2_session_want_read(sess->h2) && !rill_h2_session_want_write(sess->h2))
-        session_close(sess);
-    else if (rill_h2_session_stream_count(sess->h2) == 0 && !rill_h2_session_want_write(sess->h2))
-        /* Nothing in flight: hand the engine's buffers back now, so idle connections keep no
-         * output chunk and the next busy one reuses the memory. */
-        rill_h2_session_trim(sess->h2);
+    if (sess->h2)
+        rill_io_conn_want_output(sess->conn);
 }
 
-static void h2_flush_round(rill_session *sess)
+int h2_session_output(rill_session *sess, struct iovec *iov, int max)
 {
-    /* Pull output only while the socket keeps up: DATA is produced (and files read) on demand,
-     * so a slow reader holds back the engine instead of growing our queue. */
-    while (rill_io_conn_queued(sess->conn) <= EXCHANGE_HIGH_WATER) {
-        struct iovec iov[32];
-        int n = rill_h2_session_output(sess->h2, iov, 32);
-        if (n <= 0)
-            break;
-        size_t total = 0;
-        for (int i = 0; i < n; i++)
-            total += iov[i].iov_len;
-        if (rill_io_conn_writev(sess->conn, iov, n) < 0)
-            break;
-        rill_h2_session_output_consumed(sess->h2, total);
+    if (!sess->h2)
+        return 0;
+    /* Producing output runs file reads and release callbacks: their flushes are the pull itself. */
+    sess->in_callback++;
+    int n = rill_h2_session_output(sess->h2, iov, max);
+    sess->in_callback--;
+    if (n == 0 && !sess->closing) {
+        if (!rill_h2_session_want_read(sess->h2))
+            session_close(sess); /* GOAWAY exchanged and the last stream done */
+        else if (rill_h2_session_stream_count(sess->h2) == 0)
+            /* Nothing in flight: hand the engine's buffers back now, so idle connections keep no
+             * output chunk and the next busy one reuses the memory. */
+            rill_h2_session_trim(sess->h2);
     }
+    return n;
+}
+
+void h2_session_output_sent(rill_session *sess, size_t n)
+{
+    if (!sess->h2)
+        return;
+    sess->in_callback++;
+    rill_h2_session_output_consumed(sess->h2, n);
+    sess->in_callback--;
 }
 
 void h2_session_drain(rill_session *sess)

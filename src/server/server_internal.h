@@ -82,8 +82,6 @@ struct rill_session {
     bool detecting; /* cleartext: still looking for the HTTP/2 preface */
     bool closing;
     uint8_t in_callback; /* depth of calls into the session from I/O: defer flushes */
-    bool flushing;       /* inside h2_session_flush: a nested flush only asks for another round */
-    bool flush_again;
     char peer[56];
     uint64_t id; /* worker index << 40 | sequence: tells connections apart in logs and the demo */
     rill_io_timer *idle_timer;
@@ -215,6 +213,8 @@ int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t
 void h2_session_data(rill_session *sess, const uint8_t *data, size_t len);
 void h2_session_flush(rill_session *sess);
 void h2_session_drain(rill_session *sess);
+int h2_session_output(rill_session *sess, struct iovec *iov, int max);
+void h2_session_output_sent(rill_session *sess, size_t n);
 void h2_session_shutdown(rill_session *sess);
 void h2_session_free(rill_session *sess);
 

@@ -260,10 +260,25 @@ static void on_close(rill_io_conn *conn, int err)
     free(sess);
 }
 
+static int on_output(rill_io_conn *conn, struct iovec *iov, int max)
+{
+    rill_session *sess = rill_io_conn_user(conn);
+    return sess && sess->h2 ? h2_session_output(sess, iov, max) : 0;
+}
+
+static void on_output_sent(rill_io_conn *conn, size_t n)
+{
+    rill_session *sess = rill_io_conn_user(conn);
+    if (sess && sess->h2)
+        h2_session_output_sent(sess, n);
+}
+
 const struct rill_io_conn_callbacks session_callbacks = {
     .on_open = on_open,
     .on_data = on_data,
     .on_drain = on_drain,
     .on_shutdown = on_shutdown,
+    .on_output = on_output,
+    .on_output_sent = on_output_sent,
     .on_close = on_close,
 };
