@@ -162,6 +162,16 @@ typedef struct rill_h2_allocator {
     void *ctx;
 } rill_h2_allocator;
 
+/* A shared pool of output buffers (optional): every buffer is output_chunk_size bytes plus a
+ * small header (the size is passed). Sessions that use one give their buffer back as soon as
+ * their output drains, so a quiet session holds no output memory and the sessions of one thread
+ * reuse the same few buffers. Referenced, not copied: it must outlive the sessions. */
+typedef struct rill_h2_buffer_pool {
+    void *(*get)(size_t size, void *ctx);
+    void (*put)(void *buf, size_t size, void *ctx);
+    void *ctx;
+} rill_h2_buffer_pool;
+
 /* Flood limits: token buckets of `burst` frames refilled at `per_second` (time from
  * rill_h2_session_tick). Empty bucket: GOAWAY ENHANCE_YOUR_CALM. */
 typedef struct rill_h2_rate {
@@ -187,6 +197,7 @@ typedef struct rill_h2_options {
     rill_h2_rate ping_rate, settings_rate, rst_rate, empty_frame_rate, window_update_rate,
         priority_rate;
     const rill_h2_allocator *allocator; /* NULL = malloc/realloc/free */
+    const rill_h2_buffer_pool *output_pool; /* NULL = each session keeps its own buffer */
 } rill_h2_options;
 
 /* Fills *opt with defaults for the role. */

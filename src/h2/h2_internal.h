@@ -151,6 +151,7 @@ struct rill_h2_session {
     uint32_t max_closed;
     uint32_t max_pending_output;
     uint32_t chunk_size;
+    const rill_h2_buffer_pool *pool; /* output buffers of chunk_size come from here, or NULL */
     bool auto_consume;
     uint64_t now;
 
@@ -228,6 +229,7 @@ enum h2_flood { FL_PING, FL_SETTINGS, FL_RST, FL_EMPTY, FL_WU, FL_PRIORITY };
 void *h2_malloc(rill_h2_session *s, size_t n);
 void *h2_realloc(rill_h2_session *s, void *p, size_t n);
 void h2_free(rill_h2_session *s, void *p);
+void h2_chunk_free(rill_h2_session *s, struct h2_chunk *c);
 
 /* ---- frames (h2_frame.c) ---- */
 static inline void h2_put32(uint8_t *p, uint32_t v)

@@ -28,6 +28,33 @@ static int seg_push(rill_h2_session *s, const uint8_t *p, size_t n, struct h2_ch
     return 0;
 }
 
+/* Buffers of the standard size come from the pool when there is one. */
+static struct h2_chunk *chunk_alloc(rill_h2_session *s, size_t cap)
+{
+    struct h2_chunk *c;
+    if (s->pool && cap == s->chunk_size) {
+        if (!(c = s->pool->get(sizeof *c + cap, s->pool->ctx)))
+            return NULL;
+        s->mem_bytes += sizeof *c + cap;
+    } else if (!(c = h2_malloc(s, sizeof *c + cap))) {
+        return NULL;
+    }
+    c->next = NULL;
+    c->cap = (uint32_t)cap;
+    c->used = c->consumed = 0;
+    return c;
+}
+
+void h2_chunk_free(rill_h2_session *s, struct h2_chunk *c)
+{
+    if (s->pool && c->cap == s->chunk_size) {
+        s->mem_bytes -= sizeof *c + c->cap;
+        s->pool->put(c, sizeof *c + c->cap, s->pool->ctx);
+    } else {
+        h2_free(s, c);
+    }
+}
+
 uint8_t *h2_out_reserve(rill_h2_session *s, size_t need)
 {
     struct h2_chunk *t = s->out_tail;
@@ -35,19 +62,16 @@ uint8_t *h2_out_reserve(rill_h2_session *s, size_t need)
         return t->data + t->used;
     /* An empty tail chunk nobody points at can simply be replaced when too small. */
     size_t cap = need > s->chunk_size ? need : s->chunk_size;
-    struct h2_chunk *c = h2_malloc(s, sizeof *c + cap);
+    struct h2_chunk *c = chunk_alloc(s, cap);
     if (!c)
         return NULL;
-    c->next = NULL;
-    c->cap = (uint32_t)cap;
-    c->used = c->consumed = 0;
     if (t && t->used == t->consumed) {
         /* Nothing queued from the old tail: drop it instead of chaining. */
         struct h2_chunk **pp = &s->out_head;
         while (*pp != t)
             pp = &(*pp)->next;
         *pp = c;
-        h2_free(s, t);
+        h2_chunk_free(s, t);
     } else if (t) {
         t->next = c;
     } else {
@@ -144,15 +168,28 @@ void rill_h2_session_output_consumed(rill_h2_session *s, size_t n)
         if (c && c->consumed == c->used && c != s->out_tail) {
             /* Chunks drain in order: c is the head. */
             s->out_head = c->next;
-            h2_free(s, c);
+            h2_chunk_free(s, c);
         }
         if (ref && --ref->inflight == 0 && ref->detached)
             h2_ref_release(s, ref);
     }
     if (s->seg_count == 0) {
         s->seg_head = 0;
-        if (s->out_tail && s->out_tail->consumed == s->out_tail->used)
+        if (s->pool) {
+            /* Drained: the buffer goes back to the shared pool (cheap), the segment ring too, so
+             * a quiet session holds no output memory at all. */
+            while (s->out_head) {
+                struct h2_chunk *c = s->out_head;
+                s->out_head = c->next;
+                h2_chunk_free(s, c);
+            }
+            s->out_tail = NULL;
+            h2_free(s, s->segs);
+            s->segs = NULL;
+            s->seg_cap = 0;
+        } else if (s->out_tail && s->out_tail->consumed == s->out_tail->used) {
             s->out_tail->used = s->out_tail->consumed = 0; /* reuse from the start */
+        }
     }
 }
 
@@ -192,7 +229,7 @@ void h2_out_free_all(rill_h2_session *s)
     while (s->out_head) {
         struct h2_chunk *c = s->out_head;
         s->out_head = c->next;
-        h2_free(s, c);
+        h2_chunk_free(s, c);
     }
     s->out_tail = NULL;
     h2_free(s, s->segs);

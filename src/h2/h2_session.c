@@ -107,6 +107,7 @@ rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callb
     s->max_closed = opt->max_closed_streams;
     s->max_pending_output = opt->max_pending_output ? opt->max_pending_output : 1024 * 1024;
     s->chunk_size = opt->output_chunk_size >= 1024 ? opt->output_chunk_size : 16384 + 64;
+    s->pool = opt->output_pool;
     s->auto_consume = opt->auto_consume;
     s->now = opt->now_ms;
     s->next_local_id = role == RILL_H2_CLIENT ? 1 : 2;
@@ -205,7 +206,7 @@ void rill_h2_session_trim(rill_h2_session *s)
         while (s->out_head) {
             struct h2_chunk *c = s->out_head;
             s->out_head = c->next;
-            h2_free(s, c);
+            h2_chunk_free(s, c);
         }
         s->out_tail = NULL;
         h2_free(s, s->segs);

@@ -10,11 +10,38 @@
 #include "server/http_date.h"
 #include "server/server_internal.h"
 
+/* Freed exchanges are kept per thread (each worker frees the exchanges it made), bounded. */
+#define EXCHANGE_POOL_MAX 256u
+
+struct arena_block {
+    struct arena_block *next;
+    size_t cap, used;
+    _Alignas(16) char data[];
+};
+
+static _Thread_local rill_stream *pool;
+static _Thread_local unsigned pool_len;
+
+void exchange_pool_clear(void)
+{
+    while (pool) {
+        rill_stream *st = pool;
+        pool = st->pool_next;
+        free(st);
+    }
+    pool_len = 0;
+}
+
 rill_stream *exchange_new(rill_session *sess, const struct exchange_ops *ops, int32_t id)
 {
-    rill_stream *st = calloc(1, sizeof *st);
-    if (!st)
+    rill_stream *st = pool;
+    if (st) {
+        pool = st->pool_next;
+        pool_len--;
+    } else if (!(st = malloc(sizeof *st + EXCHANGE_ARENA))) {
         return NULL;
+    }
+    memset(st, 0, sizeof *st); /* the arena needs no clearing */
     st->sess = sess;
     st->ops = ops;
     st->id = id;
@@ -27,6 +54,45 @@ rill_stream *exchange_new(rill_session *sess, const struct exchange_ops *ops, in
     sess->open_streams++;
     atomic_fetch_add_explicit(&sess->w->stats.streams, 1, memory_order_relaxed);
     return st;
+}
+
+static void exchange_free(rill_stream *st)
+{
+    for (struct arena_block *b = st->arena_more; b;) {
+        struct arena_block *next = b->next;
+        free(b);
+        b = next;
+    }
+    if (pool_len < EXCHANGE_POOL_MAX) {
+        st->pool_next = pool;
+        pool = st;
+        pool_len++;
+        return;
+    }
+    free(st);
+}
+
+void *exchange_alloc(rill_stream *st, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    if (EXCHANGE_ARENA - st->arena_used >= n) {
+        void *p = st->arena + st->arena_used;
+        st->arena_used += n;
+        return p;
+    }
+    struct arena_block *b = st->arena_more;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > 4096 ? n : 4096;
+        if (!(b = malloc(sizeof *b + cap)))
+            return NULL;
+        b->cap = cap;
+        b->used = 0;
+        b->next = st->arena_more;
+        st->arena_more = b;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    return p;
 }
 
 static bool is_pseudo(const rill_header *h)
@@ -46,11 +112,11 @@ int exchange_set_request(rill_stream *st, const rill_header *fields, size_t n, c
     size_t bytes = n * sizeof(rill_header);
     for (size_t i = 0; i < n; i++)
         bytes += fields[i].name_len + fields[i].value_len + 2;
-    st->arena = malloc(bytes ? bytes : 1);
-    if (!st->arena)
+    rill_header *all = exchange_alloc(st, bytes ? bytes : 1);
+    if (!all)
         return RILL_ERR_NOMEM;
-    rill_header *all = (rill_header *)st->arena;
-    char *p = st->arena + n * sizeof(rill_header);
+    st->all_fields = all;
+    char *p = (char *)(all + n);
     size_t npseudo = 0;
     for (size_t i = 0; i < n; i++) {
         all[i] = fields[i];
@@ -123,7 +189,7 @@ static void dispatch(rill_stream *st)
     rill_server *srv = st->sess->w->srv;
     atomic_fetch_add_explicit(&st->sess->w->stats.requests, 1, memory_order_relaxed);
     if (srv->on_stream) {
-        const rill_header *all = (const rill_header *)st->arena;
+        const rill_header *all = st->all_fields;
         size_t n = (size_t)(st->fields - all) + st->nfields;
         if (srv->on_stream(st, all, n, srv->on_stream_user))
             return;
@@ -271,27 +337,26 @@ static void close_now(rill_stream *st, bool completed)
         st->live_next->live_prev = st->live_prev;
     st->sess->open_streams--;
     atomic_fetch_sub_explicit(&st->sess->w->stats.streams, 1, memory_order_relaxed);
-    header_list_clear(&st->resp_fields);
-    header_list_clear(&st->trailers);
     free(st->early_body);
-    free(st->arena);
-    free(st);
+    exchange_free(st);
 }
 
 /* ---- header lists ------------------------------------------------------------------------------ */
 
-int header_list_add(struct header_list *l, const char *name, size_t nlen, const char *value,
-                    size_t vlen)
+int header_list_add(rill_stream *st, struct header_list *l, const char *name, size_t nlen,
+                    const char *value, size_t vlen)
 {
-    if (l->count == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        rill_header *items = realloc(l->items, cap * sizeof *items);
+    if (l->count == l->cap) { /* the old array stays in the arena: lists rarely grow */
+        size_t cap = l->cap ? l->cap * 2 : 12;
+        rill_header *items = exchange_alloc(st, cap * sizeof *items);
         if (!items)
             return RILL_ERR_NOMEM;
+        if (l->count)
+            memcpy(items, l->items, l->count * sizeof *items);
         l->items = items;
         l->cap = cap;
     }
-    char *copy = malloc(nlen + vlen + 2);
+    char *copy = exchange_alloc(st, nlen + vlen + 2);
     if (!copy)
         return RILL_ERR_NOMEM;
     for (size_t i = 0; i < nlen; i++)
@@ -307,21 +372,10 @@ int header_list_add(struct header_list *l, const char *name, size_t nlen, const 
 static void header_list_remove(struct header_list *l, const char *name)
 {
     size_t nlen = strlen(name), k = 0;
-    for (size_t i = 0; i < l->count; i++) {
-        if (l->items[i].name_len == nlen && strncasecmp((const char *)l->items[i].name, name, nlen) == 0)
-            free((void *)l->items[i].name);
-        else
-            l->items[k++] = l->items[i];
-    }
-    l->count = k;
-}
-
-void header_list_clear(struct header_list *l)
-{
     for (size_t i = 0; i < l->count; i++)
-        free((void *)l->items[i].name); /* name and value share one allocation */
-    free(l->items);
-    *l = (struct header_list){0};
+        if (l->items[i].name_len != nlen || strncasecmp((const char *)l->items[i].name, name, nlen) != 0)
+            l->items[k++] = l->items[i];
+    l->count = k;
 }
 
 static bool header_list_has(const struct header_list *l, const char *name)
@@ -454,7 +508,7 @@ int rill_response_add_header(rill_response *res, const char *name, const char *v
         return RILL_ERR_STATE;
     if (!valid_field(name, value) || connection_specific(name))
         return RILL_ERR_INVALID_ARG;
-    return header_list_add(&res->resp_fields, name, strlen(name), value, strlen(value));
+    return header_list_add(res, &res->resp_fields, name, strlen(name), value, strlen(value));
 }
 
 int rill_response_set_header(rill_response *res, const char *name, const char *value)
@@ -464,7 +518,7 @@ int rill_response_set_header(rill_response *res, const char *name, const char *v
     if (!valid_field(name, value) || connection_specific(name))
         return RILL_ERR_INVALID_ARG;
     header_list_remove(&res->resp_fields, name);
-    return header_list_add(&res->resp_fields, name, strlen(name), value, strlen(value));
+    return header_list_add(res, &res->resp_fields, name, strlen(name), value, strlen(value));
 }
 
 int rill_response_add_trailer(rill_response *res, const char *name, const char *value)
@@ -473,7 +527,7 @@ int rill_response_add_trailer(rill_response *res, const char *name, const char *
         return RILL_ERR_STATE;
     if (!valid_field(name, value) || connection_specific(name))
         return RILL_ERR_INVALID_ARG;
-    return header_list_add(&res->trailers, name, strlen(name), value, strlen(value));
+    return header_list_add(res, &res->trailers, name, strlen(name), value, strlen(value));
 }
 
 static int rill_response_informational_impl(rill_response *res, int status, const rill_header *fields,
@@ -500,9 +554,9 @@ static void add_standard_fields(rill_stream *st)
         cached_sec = now;
     }
     if (!header_list_has(&st->resp_fields, "date"))
-        header_list_add(&st->resp_fields, "date", 4, cached, RILL_HTTP_DATE_LEN);
+        header_list_add(st, &st->resp_fields, "date", 4, cached, RILL_HTTP_DATE_LEN);
     if (!header_list_has(&st->resp_fields, "server"))
-        header_list_add(&st->resp_fields, "server", 6, "rill", 4);
+        header_list_add(st, &st->resp_fields, "server", 6, "rill", 4);
 }
 
 static int send_head(rill_stream *st, bool end_stream)
@@ -543,7 +597,7 @@ static int rill_response_end_impl(rill_response *res, const void *data, size_t l
             res->status != 304) {
             char num[24];
             int n = snprintf(num, sizeof num, "%zu", len);
-            header_list_add(&res->resp_fields, "content-length", 14, num, (size_t)n);
+            header_list_add(res, &res->resp_fields, "content-length", 14, num, (size_t)n);
         }
         bool nothing_follows = (len == 0 || !body_allowed(res)) && res->trailers.count == 0;
         if ((rc = send_head(res, nothing_follows)) < 0)
@@ -621,7 +675,7 @@ static int rill_stream_respond_impl(rill_stream *stream, const rill_header *head
                 return rc;
             continue;
         }
-        int rc = header_list_add(&stream->resp_fields, name, headers[i].name_len,
+        int rc = header_list_add(stream, &stream->resp_fields, name, headers[i].name_len,
                                  (const char *)headers[i].value, headers[i].value_len);
         if (rc < 0)
             return rc;

@@ -10,8 +10,91 @@
 /* A copied body chunk handed to the engine by reference until it reports it released. */
 struct body_chunk {
     size_t len;
+    struct body_chunk *next; /* in the pool */
     uint8_t data[];
 };
+
+/* Small chunks (most response bodies) come from a bounded per-thread pool. */
+#define SMALL_CHUNK 2048u
+#define SMALL_CHUNK_POOL_MAX 64u
+static _Thread_local struct body_chunk *chunk_pool;
+static _Thread_local unsigned chunk_pool_len;
+
+static struct body_chunk *chunk_new(const void *data, size_t len)
+{
+    struct body_chunk *c;
+    if (len <= SMALL_CHUNK && chunk_pool) {
+        c = chunk_pool;
+        chunk_pool = c->next;
+        chunk_pool_len--;
+    } else if (!(c = malloc(sizeof *c + (len <= SMALL_CHUNK ? SMALL_CHUNK : len)))) {
+        return NULL;
+    }
+    c->len = len;
+    memcpy(c->data, data, len);
+    return c;
+}
+
+static void chunk_free(struct body_chunk *c)
+{
+    if (c->len <= SMALL_CHUNK && chunk_pool_len < SMALL_CHUNK_POOL_MAX) {
+        c->next = chunk_pool;
+        chunk_pool = c;
+        chunk_pool_len++;
+        return;
+    }
+    free(c);
+}
+
+/* The engines' output buffers, shared by the connections of this thread: a connection holds one
+ * only while it has output in flight. */
+#define OUTPUT_POOL_MAX 64u
+static _Thread_local void *out_pool;
+static _Thread_local unsigned out_pool_len;
+static _Thread_local size_t out_pool_size;
+
+static void *output_get(size_t size, void *ctx)
+{
+    (void)ctx;
+    if (out_pool && size == out_pool_size) {
+        void *b = out_pool;
+        out_pool = *(void **)b;
+        out_pool_len--;
+        return b;
+    }
+    return malloc(size);
+}
+
+static void output_put(void *buf, size_t size, void *ctx)
+{
+    (void)ctx;
+    if (out_pool_len < OUTPUT_POOL_MAX && (out_pool_len == 0 || size == out_pool_size)) {
+        out_pool_size = size;
+        *(void **)buf = out_pool;
+        out_pool = buf;
+        out_pool_len++;
+        return;
+    }
+    free(buf);
+}
+
+static const rill_h2_buffer_pool output_pool = {.get = output_get, .put = output_put};
+
+void h2_chunk_pool_clear(void)
+{
+    while (out_pool) {
+        void *b = out_pool;
+        out_pool = *(void **)b;
+        free(b);
+    }
+    out_pool_len = 0;
+    while (chunk_pool) {
+        struct body_chunk *c = chunk_pool;
+        chunk_pool = c->next;
+        free(c);
+    }
+    chunk_pool_len = 0;
+}
 
 static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind kind,
                       const rill_header *fields, size_t count, uint32_t flags, void *user)
@@ -82,7 +165,7 @@ static void on_data_released(rill_h2_session *s, int32_t id, void *token, void *
         if (was_high && st->queued < EXCHANGE_LOW_WATER)
             exchange_drained(st);
     }
-    free(chunk);
+    chunk_free(chunk);
 }
 
 static const rill_h2_callbacks h2_callbacks = {
@@ -105,6 +188,7 @@ int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t
     opt.local.enable_connect_protocol = o->enable_connect_protocol ? 1 : 0;
     opt.connection_window = o->connection_window_size;
     opt.now_ms = rill_io_loop_now_ms(sess->w->loop);
+    opt.output_pool = &output_pool;
     sess->h2 = rill_h2_session_new(RILL_H2_SERVER, &h2_callbacks, &opt, sess);
     if (!sess->h2)
         return RILL_ERR_NOMEM;
@@ -140,14 +224,10 @@ int h2_session_output(rill_session *sess, struct iovec *iov, int max)
     sess->in_callback++;
     int n = rill_h2_session_output(sess->h2, iov, max);
     sess->in_callback--;
-    if (n == 0 && !sess->closing) {
-        if (!rill_h2_session_want_read(sess->h2))
-            session_close(sess); /* GOAWAY exchanged and the last stream done */
-        else if (rill_h2_session_stream_count(sess->h2) == 0)
-            /* Nothing in flight: hand the engine's buffers back now, so idle connections keep no
-             * output chunk and the next busy one reuses the memory. */
-            rill_h2_session_trim(sess->h2);
-    }
+    /* GOAWAY exchanged and the last stream done. (Buffers of a quiet connection are handed back
+     * by the session timer a moment later, not here: busy connections keep reusing them.) */
+    if (n == 0 && !sess->closing && !rill_h2_session_want_read(sess->h2))
+        session_close(sess);
     return n;
 }
 
@@ -230,14 +310,14 @@ static int h2_send_body(rill_stream *st, const void *data, size_t len)
 {
     if (st->end_sent)
         return RILL_OK;
-    struct body_chunk *chunk = malloc(sizeof *chunk + len);
+    struct body_chunk *chunk = chunk_new(data, len);
     if (!chunk)
         return RILL_ERR_NOMEM;
-    chunk->len = len;
-    memcpy(chunk->data, data, len);
     int rc = rill_h2_submit_data(st->sess->h2, st->id, chunk->data, len, 0, chunk);
-    if (rc < 0) /* the engine does not keep it: it was never referenced */
+    if (rc < 0) { /* the engine did not take it (e.g. the stream was reset meanwhile) */
+        chunk_free(chunk);
         return rc;
+    }
     st->queued += len;
     return st->queued >= EXCHANGE_HIGH_WATER ? RILL_ERR_WOULD_BLOCK : RILL_OK;
 }
@@ -246,15 +326,15 @@ static int h2_send_last(rill_stream *st, const void *data, size_t len)
 {
     if (st->end_sent)
         return RILL_OK;
-    struct body_chunk *chunk = malloc(sizeof *chunk + len);
+    struct body_chunk *chunk = chunk_new(data, len);
     if (!chunk)
         return RILL_ERR_NOMEM;
-    chunk->len = len;
-    memcpy(chunk->data, data, len);
     st->end_sent = true;
     int rc = rill_h2_submit_data(st->sess->h2, st->id, chunk->data, len, RILL_H2_FLAG_END_STREAM, chunk);
-    if (rc < 0)
+    if (rc < 0) {
+        chunk_free(chunk);
         return rc;
+    }
     st->queued += len;
     return RILL_OK;
 }

@@ -111,7 +111,7 @@ struct rill_stream {
     const struct exchange_ops *ops;
     int32_t id;
     /* request */
-    char *arena; /* owns every request string below */
+    rill_header *all_fields; /* pseudo-headers, then the regular ones (in the arena) */
     const char *method, *scheme, *authority, *path, *connect_protocol, *version;
     rill_header *fields; /* regular fields, lowercase names, NUL-terminated names and values */
     size_t nfields;
@@ -146,7 +146,15 @@ struct rill_stream {
     bool keep_alive; /* HTTP/1.1 */
     int8_t ws_request; /* HTTP/1.1: 1 valid WebSocket upgrade, -1 malformed (400), -2 version (426) */
     struct rill_stream *live_prev, *live_next;
+    /* Per-exchange bump arena: request strings, response and trailer fields all live here and go
+     * with the exchange, so a typical request costs no malloc beyond the (pooled) exchange. */
+    struct arena_block *arena_more; /* overflow blocks once the inline part is full */
+    size_t arena_used;
+    struct rill_stream *pool_next; /* in the thread's pool of freed exchanges */
+    _Alignas(16) char arena[];     /* EXCHANGE_ARENA bytes */
 };
+
+#define EXCHANGE_ARENA 1024u
 
 /* What a transport provides to an exchange. All return RILL_OK or a negative RILL_ERR_*. */
 struct exchange_ops {
@@ -183,9 +191,12 @@ void exchange_release(rill_stream *st);
 int exchange_send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length);
 /* Simple complete responses for errors and redirects. */
 int exchange_respond_simple(rill_stream *st, int status, const char *content_type, const char *body);
-int header_list_add(struct header_list *l, const char *name, size_t nlen, const char *value,
-                    size_t vlen);
-void header_list_clear(struct header_list *l);
+/* Bump allocation from the exchange's arena, freed with the exchange (aligned to 8). */
+void *exchange_alloc(rill_stream *st, size_t n);
+/* Frees the thread's pool of exchanges (worker exit). */
+void exchange_pool_clear(void);
+int header_list_add(rill_stream *st, struct header_list *l, const char *name, size_t nlen,
+                    const char *value, size_t vlen);
 
 /* Per-exchange output limits: over HIGH a write returns RILL_ERR_WOULD_BLOCK, below LOW the
  * drain callback fires. */
@@ -217,6 +228,8 @@ int h2_session_output(rill_session *sess, struct iovec *iov, int max);
 void h2_session_output_sent(rill_session *sess, size_t n);
 void h2_session_shutdown(rill_session *sess);
 void h2_session_free(rill_session *sess);
+/* Frees the thread's pool of small body chunks (worker exit). */
+void h2_chunk_pool_clear(void);
 
 /* websocket.c */
 void ws_connection_data(rill_session *sess, const uint8_t *data, size_t len);

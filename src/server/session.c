@@ -8,7 +8,7 @@
 static void session_arm(rill_session *sess);
 
 /* Give back buffers after this long without traffic (an idle connection should cost little). */
-#define TRIM_DELAY_MS 1000
+#define TRIM_DELAY_MS 200
 
 static void on_idle_timeout(rill_io_timer *timer, void *arg)
 {
