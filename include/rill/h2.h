@@ -162,10 +162,11 @@ typedef struct rill_h2_allocator {
     void *ctx;
 } rill_h2_allocator;
 
-/* A shared pool of output buffers (optional): every buffer is output_chunk_size bytes plus a
- * small header (the size is passed). Sessions that use one give their buffer back as soon as
- * their output drains, so a quiet session holds no output memory and the sessions of one thread
- * reuse the same few buffers. Referenced, not copied: it must outlive the sessions. */
+/* A shared pool of output memory (optional): output buffers (output_chunk_size plus a small
+ * header) and the queue's first segment ring, so a few fixed sizes (each call passes it).
+ * Sessions that use one give the memory back as soon as their output drains, so a quiet session
+ * holds no output memory and the sessions of one thread reuse the same few blocks. Referenced,
+ * not copied: it must outlive the sessions. */
 typedef struct rill_h2_buffer_pool {
     void *(*get)(size_t size, void *ctx);
     void (*put)(void *buf, size_t size, void *ctx);

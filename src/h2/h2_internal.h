@@ -230,6 +230,7 @@ void *h2_malloc(rill_h2_session *s, size_t n);
 void *h2_realloc(rill_h2_session *s, void *p, size_t n);
 void h2_free(rill_h2_session *s, void *p);
 void h2_chunk_free(rill_h2_session *s, struct h2_chunk *c);
+void h2_out_ring_free(rill_h2_session *s);
 
 /* ---- frames (h2_frame.c) ---- */
 static inline void h2_put32(uint8_t *p, uint32_t v)

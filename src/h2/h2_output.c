@@ -3,17 +3,42 @@
  * wrote; drained chunks are freed (the newest one is kept for reuse until trimmed). */
 #include "h2/h2_internal.h"
 
+#define H2_SEG_RING_FIRST 16u /* the ring's first size; this one comes from the pool */
+
+static struct h2_seg *ring_alloc(rill_h2_session *s, uint32_t cap)
+{
+    if (s->pool && cap == H2_SEG_RING_FIRST) {
+        struct h2_seg *r = s->pool->get(cap * sizeof *r, s->pool->ctx);
+        if (r)
+            s->mem_bytes += cap * sizeof *r;
+        return r;
+    }
+    return h2_malloc(s, cap * sizeof(struct h2_seg));
+}
+
+static void ring_free(rill_h2_session *s)
+{
+    if (s->segs && s->pool && s->seg_cap == H2_SEG_RING_FIRST) {
+        s->mem_bytes -= s->seg_cap * sizeof *s->segs;
+        s->pool->put(s->segs, s->seg_cap * sizeof *s->segs, s->pool->ctx);
+    } else {
+        h2_free(s, s->segs);
+    }
+    s->segs = NULL;
+    s->seg_cap = 0;
+}
+
 static int seg_push(rill_h2_session *s, const uint8_t *p, size_t n, struct h2_chunk *c,
                     struct h2_dataref *ref)
 {
     if (s->seg_count == s->seg_cap) {
-        uint32_t ncap = s->seg_cap ? s->seg_cap * 2 : 16;
-        struct h2_seg *ns = h2_malloc(s, ncap * sizeof *ns);
+        uint32_t ncap = s->seg_cap ? s->seg_cap * 2 : H2_SEG_RING_FIRST;
+        struct h2_seg *ns = ring_alloc(s, ncap);
         if (!ns)
             return RILL_ERR_NOMEM;
         for (uint32_t i = 0; i < s->seg_count; i++)
             ns[i] = s->segs[(s->seg_head + i) % s->seg_cap];
-        h2_free(s, s->segs);
+        ring_free(s);
         s->segs = ns;
         s->seg_cap = ncap;
         s->seg_head = 0;
@@ -43,6 +68,11 @@ static struct h2_chunk *chunk_alloc(rill_h2_session *s, size_t cap)
     c->cap = (uint32_t)cap;
     c->used = c->consumed = 0;
     return c;
+}
+
+void h2_out_ring_free(rill_h2_session *s)
+{
+    ring_free(s);
 }
 
 void h2_chunk_free(rill_h2_session *s, struct h2_chunk *c)
@@ -184,9 +214,7 @@ void rill_h2_session_output_consumed(rill_h2_session *s, size_t n)
                 h2_chunk_free(s, c);
             }
             s->out_tail = NULL;
-            h2_free(s, s->segs);
-            s->segs = NULL;
-            s->seg_cap = 0;
+            ring_free(s);
         } else if (s->out_tail && s->out_tail->consumed == s->out_tail->used) {
             s->out_tail->used = s->out_tail->consumed = 0; /* reuse from the start */
         }
@@ -232,7 +260,6 @@ void h2_out_free_all(rill_h2_session *s)
         h2_chunk_free(s, c);
     }
     s->out_tail = NULL;
-    h2_free(s, s->segs);
-    s->segs = NULL;
-    s->seg_cap = s->seg_head = 0;
+    ring_free(s);
+    s->seg_head = 0;
 }

@@ -4,6 +4,7 @@
 #include "h2/h2_internal.h"
 
 #define H2_OUTPUT_HIGH_WATER (64u * 1024u) /* stop producing DATA above this much queued */
+#define H2_DATA_COPY_MAX 256u                /* DATA payloads up to this size are copied */
 
 static int64_t send_budget(const rill_h2_session *s, const struct h2_stream *st)
 {
@@ -60,15 +61,20 @@ static void send_one(rill_h2_session *s, struct h2_stream *st)
         size_t n = rem < (size_t)budget ? rem : (size_t)budget;
         bool last = n == rem;
         bool end = last && r->end_stream;
-        uint8_t *p = h2_out_reserve(s, H2_FRAME_HEADER);
+        /* Small payloads are copied beside their frame header: cheaper than an iovec of their
+         * own, and the buffer goes back to its owner at once. */
+        bool copy = n <= H2_DATA_COPY_MAX;
+        uint8_t *p = h2_out_reserve(s, H2_FRAME_HEADER + (copy ? n : 0));
         if (!p) {
             h2_connection_error(s, RILL_H2_INTERNAL_ERROR, "out of memory");
             return;
         }
         if (n || end) {
             h2_frame_header(p, (uint32_t)n, RILL_H2_DATA, end ? H2_FLAG_END_STREAM : 0, st->id);
-            h2_out_commit(s, H2_FRAME_HEADER);
-            if (n && h2_out_ref(s, r->data + r->off, n, r) != 0) {
+            if (copy && n)
+                memcpy(p + H2_FRAME_HEADER, r->data + r->off, n);
+            h2_out_commit(s, H2_FRAME_HEADER + (copy ? n : 0));
+            if (n && !copy && h2_out_ref(s, r->data + r->off, n, r) != 0) {
                 h2_connection_error(s, RILL_H2_INTERNAL_ERROR, "out of memory");
                 return;
             }

@@ -209,9 +209,8 @@ void rill_h2_session_trim(rill_h2_session *s)
             h2_chunk_free(s, c);
         }
         s->out_tail = NULL;
-        h2_free(s, s->segs);
-        s->segs = NULL;
-        s->seg_cap = s->seg_head = 0;
+        h2_out_ring_free(s);
+        s->seg_head = 0;
     }
     if (s->rstate != RS_PAYLOAD) {
         h2_free(s, s->pbuf);

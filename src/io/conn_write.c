@@ -15,6 +15,8 @@
 #define IO_WRITES_PER_TURN 16      /* fairness: at most 16 sendmsg calls per connection per turn */
 #define IO_REF_COPY_MAX 512        /* tiny zero-copy writes are cheaper copied */
 
+static int queue_copy(rill_io_conn *conn, const uint8_t *data, size_t len);
+
 static struct io_chunk *chunk_get(rill_io_loop *loop, size_t need)
 {
     struct io_chunk *c;
@@ -129,18 +131,23 @@ static int gather(rill_io_conn *conn, struct iovec *iov, size_t *qbytes, size_t 
     return cnt + np;
 }
 
+static int pulled_sent(rill_io_conn *conn, size_t n)
+{
+    if (conn->cb && conn->cb->on_output_sent) {
+        conn->cb->on_output_sent(conn, n);
+        if (!conn_alive(conn))
+            return RILL_ERR_STATE;
+    }
+    return RILL_OK;
+}
+
 /* n bytes of a gathered batch were written: the queue's part first, then the user's. */
 static int sent(rill_io_conn *conn, size_t n, size_t qbytes, size_t pbytes)
 {
     size_t from_queue = n < qbytes ? n : qbytes;
     if (from_queue)
         queue_consume(conn, from_queue);
-    if (pbytes && conn->cb && conn->cb->on_output_sent) {
-        conn->cb->on_output_sent(conn, n - from_queue);
-        if (!conn_alive(conn))
-            return RILL_ERR_STATE;
-    }
-    return RILL_OK;
+    return pbytes ? pulled_sent(conn, n - from_queue) : RILL_OK;
 }
 
 static bool has_output(const rill_io_conn *conn)
@@ -186,11 +193,25 @@ static int conn_send_plain(rill_io_conn *conn)
     return RILL_OK;
 }
 
+/* SSL_write refused buf[0..len) but may hold it encrypted already: the retry must offer the same
+ * bytes, at least len of them (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets them move). The queue only
+ * grows at its tail, so its part comes back alike; pulled output may not (the user may offer
+ * fewer iovecs next time, or a write queued meanwhile would go first). So the pulled part, at most
+ * one record, is copied into the queue and reported sent: the retry is then the queue's prefix. */
+static int tls_hold(rill_io_conn *conn, const uint8_t *buf, size_t len, size_t qbytes, size_t pbytes)
+{
+    if (len <= qbytes)
+        return sent(conn, 0, qbytes, pbytes);
+    if (queue_copy(conn, buf + qbytes, len - qbytes) != RILL_OK) {
+        io_conn_fail(conn, RILL_ERR_IO, "TLS write", "out of memory");
+        return RILL_ERR_IO;
+    }
+    return pulled_sent(conn, len - qbytes);
+}
+
 /* One TLS record per SSL_write (partial-write mode). Small pieces are coalesced into the loop's
- * staging buffer so that they do not each become a record. If SSL_write must be retried, the
- * bytes offered again are the same prefix (nothing is consumed until written and both the queue
- * and pulled output only grow at their tails), which is what
- * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER requires. */
+ * staging buffer so that they do not each become a record. A refused write is retried with the
+ * same bytes (tls_hold). */
 static int conn_send_tls(rill_io_conn *conn)
 {
     for (int rec = 0; rec < IO_TLS_RECORDS_PER_TURN; rec++) {
@@ -216,6 +237,8 @@ static int conn_send_tls(rill_io_conn *conn)
             buf = stage;
             len = have;
         }
+        if (len > qbytes && len > IO_CHUNK_SIZE)
+            len = IO_CHUNK_SIZE; /* pulled memory: a refusal copies it (tls_hold), keep that small */
         if (len > INT32_MAX)
             len = INT32_MAX;
         ERR_clear_error();
@@ -226,12 +249,15 @@ static int conn_send_tls(rill_io_conn *conn)
                 return rc;
             continue;
         }
-        int rc = sent(conn, 0, qbytes, pbytes);
-        if (rc != RILL_OK)
+        /* Before any callback, which could change errno or OpenSSL's error queue. */
+        int err = SSL_get_error(conn->ssl, r);
+        if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+            int rc = tls_hold(conn, buf, len, qbytes, pbytes);
+            if (rc == RILL_OK && err == SSL_ERROR_WANT_WRITE)
+                conn->flags |= CF_BLOCKED; /* WANT_READ: reading resumes it */
             return rc;
-        switch (SSL_get_error(conn->ssl, r)) {
-        case SSL_ERROR_WANT_WRITE: conn->flags |= CF_BLOCKED; return RILL_OK;
-        case SSL_ERROR_WANT_READ: return RILL_OK; /* reading resumes it */
+        }
+        switch (err) {
         case SSL_ERROR_SYSCALL:
             if (ERR_peek_error() == 0) {
                 io_conn_fail(conn, errno == EPIPE || errno == ECONNRESET ? RILL_ERR_EOF : RILL_ERR_IO,

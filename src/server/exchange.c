@@ -11,7 +11,7 @@
 #include "server/server_internal.h"
 
 /* Freed exchanges are kept per thread (each worker frees the exchanges it made), bounded. */
-#define EXCHANGE_POOL_MAX 256u
+#define EXCHANGE_POOL_MAX 1024u
 
 struct arena_block {
     struct arena_block *next;
@@ -479,55 +479,82 @@ int rill_response_set_status(rill_response *res, int status)
     return RILL_OK;
 }
 
-static bool connection_specific(const char *name)
+/* RFC 9110 token characters: the bytes a field name may have (a table: every response header of
+ * every request passes through here). */
+static const uint8_t token_char[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+};
+
+static bool connection_specific(const char *name, size_t len)
 {
     static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
                                         "transfer-encoding", "upgrade"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (strcasecmp(name, names[i]) == 0)
+        if (strlen(names[i]) == len && strcasecmp(name, names[i]) == 0)
             return true;
     return false;
 }
 
-static bool valid_field(const char *name, const char *value)
+/* A settable response field: a token name that is not connection-specific, a value without
+ * control characters other than HTAB. Gives both lengths. */
+static bool valid_field(const char *name, const char *value, size_t *nlen, size_t *vlen)
 {
-    if (!name[0] || name[0] == ':')
+    size_t n = 0;
+    unsigned bad = 0;
+    for (; name[n]; n++)
+        bad |= token_char[(uint8_t)name[n]] ^ 1u;
+    if (n == 0 || bad)
         return false;
-    for (const char *c = name; *c; c++)
-        if (*c <= ' ' || *c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", *c))
-            return false;
-    for (const char *c = value; *c; c++)
-        if ((*c < ' ' && *c != '\t') || *c == 0x7f)
-            return false;
-    return true;
+    size_t v = 0;
+    for (; value[v]; v++) {
+        uint8_t c = (uint8_t)value[v];
+        bad |= (c < ' ' && c != '\t') | (c == 0x7f);
+    }
+    *nlen = n;
+    *vlen = v;
+    return !bad && !connection_specific(name, n);
 }
 
 int rill_response_add_header(rill_response *res, const char *name, const char *value)
 {
     if (res->head_sent)
         return RILL_ERR_STATE;
-    if (!valid_field(name, value) || connection_specific(name))
+    size_t nlen, vlen;
+    if (!valid_field(name, value, &nlen, &vlen))
         return RILL_ERR_INVALID_ARG;
-    return header_list_add(res, &res->resp_fields, name, strlen(name), value, strlen(value));
+    return header_list_add(res, &res->resp_fields, name, nlen, value, vlen);
 }
 
 int rill_response_set_header(rill_response *res, const char *name, const char *value)
 {
     if (res->head_sent)
         return RILL_ERR_STATE;
-    if (!valid_field(name, value) || connection_specific(name))
+    size_t nlen, vlen;
+    if (!valid_field(name, value, &nlen, &vlen))
         return RILL_ERR_INVALID_ARG;
     header_list_remove(&res->resp_fields, name);
-    return header_list_add(res, &res->resp_fields, name, strlen(name), value, strlen(value));
+    return header_list_add(res, &res->resp_fields, name, nlen, value, vlen);
 }
 
 int rill_response_add_trailer(rill_response *res, const char *name, const char *value)
 {
     if (res->ended)
         return RILL_ERR_STATE;
-    if (!valid_field(name, value) || connection_specific(name))
+    size_t nlen, vlen;
+    if (!valid_field(name, value, &nlen, &vlen))
         return RILL_ERR_INVALID_ARG;
-    return header_list_add(res, &res->trailers, name, strlen(name), value, strlen(value));
+    return header_list_add(res, &res->trailers, name, nlen, value, vlen);
 }
 
 static int rill_response_informational_impl(rill_response *res, int status, const rill_header *fields,
@@ -541,6 +568,20 @@ static int rill_response_informational_impl(rill_response *res, int status, cons
 static bool body_allowed(const rill_stream *st)
 {
     return !st->head_request && st->status != 204 && st->status != 304;
+}
+
+/* Decimal digits of v (no snprintf on the per-response path). */
+static size_t format_decimal(char out[24], uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
 }
 
 /* A Date field per response, formatted once per second per thread. */
@@ -596,8 +637,8 @@ static int rill_response_end_impl(rill_response *res, const void *data, size_t l
         if (!header_list_has(&res->resp_fields, "content-length") && res->status != 204 &&
             res->status != 304) {
             char num[24];
-            int n = snprintf(num, sizeof num, "%zu", len);
-            header_list_add(res, &res->resp_fields, "content-length", 14, num, (size_t)n);
+            size_t n = format_decimal(num, len);
+            header_list_add(res, &res->resp_fields, "content-length", 14, num, n);
         }
         bool nothing_follows = (len == 0 || !body_allowed(res)) && res->trailers.count == 0;
         if ((rc = send_head(res, nothing_follows)) < 0)

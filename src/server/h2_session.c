@@ -14,9 +14,10 @@ struct body_chunk {
     uint8_t data[];
 };
 
-/* Small chunks (most response bodies) come from a bounded per-thread pool. */
-#define SMALL_CHUNK 2048u
-#define SMALL_CHUNK_POOL_MAX 64u
+/* Small chunks (most response bodies of small files and error pages) come from a bounded
+ * per-thread pool: at 32 connections x 16 streams hundreds are in flight at once. */
+#define SMALL_CHUNK 240u
+#define SMALL_CHUNK_POOL_MAX 1024u
 static _Thread_local struct body_chunk *chunk_pool;
 static _Thread_local unsigned chunk_pool_len;
 
@@ -46,20 +47,39 @@ static void chunk_free(struct body_chunk *c)
     free(c);
 }
 
-/* The engines' output buffers, shared by the connections of this thread: a connection holds one
- * only while it has output in flight. */
+/* The engines' output buffers and segment rings, shared by the connections of this thread: a
+ * connection holds them only while it has output in flight. A few size classes, each a bounded
+ * free list. */
+#define OUTPUT_POOL_CLASSES 4
 #define OUTPUT_POOL_MAX 64u
-static _Thread_local void *out_pool;
-static _Thread_local unsigned out_pool_len;
-static _Thread_local size_t out_pool_size;
+struct pool_class {
+    size_t size;
+    void *free;
+    unsigned len;
+};
+static _Thread_local struct pool_class out_pool[OUTPUT_POOL_CLASSES];
+
+static struct pool_class *pool_class_for(size_t size, bool add)
+{
+    for (int i = 0; i < OUTPUT_POOL_CLASSES; i++) {
+        if (out_pool[i].size == size)
+            return &out_pool[i];
+        if (out_pool[i].size == 0 && add) {
+            out_pool[i].size = size;
+            return &out_pool[i];
+        }
+    }
+    return NULL;
+}
 
 static void *output_get(size_t size, void *ctx)
 {
     (void)ctx;
-    if (out_pool && size == out_pool_size) {
-        void *b = out_pool;
-        out_pool = *(void **)b;
-        out_pool_len--;
+    struct pool_class *c = pool_class_for(size, false);
+    if (c && c->free) {
+        void *b = c->free;
+        c->free = *(void **)b;
+        c->len--;
         return b;
     }
     return malloc(size);
@@ -68,11 +88,11 @@ static void *output_get(size_t size, void *ctx)
 static void output_put(void *buf, size_t size, void *ctx)
 {
     (void)ctx;
-    if (out_pool_len < OUTPUT_POOL_MAX && (out_pool_len == 0 || size == out_pool_size)) {
-        out_pool_size = size;
-        *(void **)buf = out_pool;
-        out_pool = buf;
-        out_pool_len++;
+    struct pool_class *c = pool_class_for(size, true);
+    if (c && c->len < OUTPUT_POOL_MAX) {
+        *(void **)buf = c->free;
+        c->free = buf;
+        c->len++;
         return;
     }
     free(buf);
@@ -82,12 +102,14 @@ static const rill_h2_buffer_pool output_pool = {.get = output_get, .put = output
 
 void h2_chunk_pool_clear(void)
 {
-    while (out_pool) {
-        void *b = out_pool;
-        out_pool = *(void **)b;
-        free(b);
+    for (int i = 0; i < OUTPUT_POOL_CLASSES; i++) {
+        while (out_pool[i].free) {
+            void *b = out_pool[i].free;
+            out_pool[i].free = *(void **)b;
+            free(b);
+        }
+        out_pool[i] = (struct pool_class){0};
     }
-    out_pool_len = 0;
     while (chunk_pool) {
         struct body_chunk *c = chunk_pool;
         chunk_pool = c->next;
