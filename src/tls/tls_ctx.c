@@ -107,6 +107,9 @@ static void set_common(SSL_CTX *c)
     SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
+    /* One read() takes whatever records have arrived, instead of a header read and a body read
+     * per record. */
+    SSL_CTX_set_read_ahead(c, 1);
 }
 
 static int build_server(const char *cert_file, const char *key_file, enum rill_tls_alpn alpn, SSL_CTX **out,
