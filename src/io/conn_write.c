@@ -281,9 +281,17 @@ static void conn_finish_graceful(rill_io_conn *conn)
 {
     rill_io_loop *loop = conn->loop;
     if (conn->ssl) {
+        /* Our close_notify (the peer's is not awaited). The last record may have filled the
+         * socket: then wait for room, or the peer sees a truncated stream. */
         ERR_clear_error();
-        SSL_shutdown(conn->ssl); /* one attempt: our close_notify; the peer's is not awaited */
+        int r = SSL_shutdown(conn->ssl);
+        bool full = r < 0 && SSL_get_error(conn->ssl, r) == SSL_ERROR_WANT_WRITE;
         ERR_clear_error();
+        if (full) {
+            conn->flags |= CF_BLOCKED;
+            io_conn_update_events(conn);
+            return;
+        }
     }
     shutdown(conn->fd, SHUT_WR);
     conn->state = CONN_LINGER;
