@@ -61,7 +61,7 @@ struct pull_server {
     /* observations */
     size_t off;            /* pulled bytes reported sent */
     size_t offered;        /* bytes returned by the last on_output, until on_output_sent */
-    int outputs, outputs_after_block, sents, marks;
+    int outputs, outputs_after_block, marks;
     size_t last_mark;
     bool partial, misuse, aborted;
     size_t off_at_reply;
@@ -119,7 +119,6 @@ static int pull_output(rill_io_conn *conn, struct iovec *iov, int max)
 static void pull_sent(rill_io_conn *conn, size_t n)
 {
     struct pull_server *s = rill_io_conn_user(conn);
-    s->sents++;
     if (s->closes || s->aborted || s->offered == 0 || n > s->offered)
         s->misuse = true;
     if (n > s->total - s->off)
