@@ -116,6 +116,10 @@ rill_io_conn *io_conn_new(rill_io_loop *loop, int fd, SSL *ssl, const struct ril
     conn->user = user;
     conn->ssl = ssl;
     conn->state = client ? CONN_CONNECTING : ssl ? CONN_HANDSHAKE : CONN_OPEN;
+    if (ssl && io_tls_attach(conn) != RILL_OK) {
+        free(conn);
+        return NULL;
+    }
     uint32_t events = client ? EPOLLOUT : EPOLLIN;
     if (io_epoll_add(loop, fd, conn, events) != RILL_OK) {
         free(conn);
@@ -245,11 +249,16 @@ static enum read_end tls_fill(rill_io_conn *conn, size_t *have, int *sys_errno, 
 {
     uint8_t *buf = conn->loop->recv_buf;
     *have = 0;
+    conn->flags &= ~(uint32_t)CF_SOCK_DRAINED;
     while (*have < IO_RECV_BUF_SIZE) {
         ERR_clear_error();
         int r = SSL_read(conn->ssl, buf + *have, (int)(IO_RECV_BUF_SIZE - *have));
         if (r > 0) {
             *have += (size_t)r;
+            /* The kernel had no more and OpenSSL holds nothing: done without a read that would
+             * only say EAGAIN. */
+            if ((conn->flags & CF_SOCK_DRAINED) && !SSL_has_pending(conn->ssl))
+                return READ_DRAINED;
             continue;
         }
         switch (SSL_get_error(conn->ssl, r)) {

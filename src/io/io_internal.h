@@ -74,6 +74,7 @@ enum conn_flag {
     CF_BLOCKED = 1 << 11,    /* the socket refused output: wait for EPOLLOUT */
     CF_HS_WANT_WRITE = 1 << 12, /* the TLS handshake waits for the socket to be writable */
     CF_PULL = 1 << 13,       /* on_output may have bytes: ask at the next flush */
+    CF_SOCK_DRAINED = 1 << 14, /* TLS: the last socket read came back short (nothing more now) */
 };
 
 #define IO_CONN_OF(node) ((rill_io_conn *)((char *)(node) - offsetof(rill_io_conn, link)))
@@ -201,6 +202,8 @@ void io_conn_notify_close(rill_io_conn *conn, int err);
 void io_conn_fail(rill_io_conn *conn, int err, const char *what, const char *detail);
 void io_conn_read(rill_io_conn *conn);
 const char *io_tls_error_text(void);
+/* Puts the connection's own socket BIO under conn->ssl (tls_bio.c). */
+int io_tls_attach(rill_io_conn *conn);
 
 /* conn_write.c */
 void io_queue_drop(rill_io_conn *conn);
