@@ -100,7 +100,7 @@ static void drain_rill(rill_h2_session *s)
 
 static double run_rill(void)
 {
-    rill_h2_callbacks cb = {.on_end_stream = r_end};
+    static const rill_h2_callbacks cb = {.on_end_stream = r_end};
     rill_h2_options opt;
     rill_h2_options_init(&opt, RILL_H2_SERVER);
     opt.auto_consume = true;

@@ -54,7 +54,7 @@ static int fz_data(rill_h2_session *s, int32_t sid, const uint8_t *d, size_t n, 
 
 static void fz_run(enum rill_h2_role role, const uint8_t *data, size_t size)
 {
-    rill_h2_callbacks cb = {.on_headers = fz_headers, .on_data = fz_data};
+    static const rill_h2_callbacks cb = {.on_headers = fz_headers, .on_data = fz_data};
     rill_h2_options opt;
     rill_h2_options_init(&opt, role);
     opt.local.enable_connect_protocol = 1;

@@ -154,7 +154,7 @@ typedef struct rill_h2_callbacks {
 typedef int (*rill_h2_read_fn)(rill_h2_session *s, int32_t stream_id, uint8_t *buf, size_t max,
                                bool *eof, void *source_user);
 
-/* Allocation hooks (optional, all or none): for memory accounting. */
+/* Allocation hooks (optional, all or none): for memory accounting. Referenced by the session. */
 typedef struct rill_h2_allocator {
     void *(*alloc)(size_t size, void *ctx);
     void *(*realloc)(void *ptr, size_t size, void *ctx);
@@ -197,15 +197,18 @@ typedef struct rill_h2_options {
     uint64_t now_ms;               /* the time at creation */
     rill_h2_rate ping_rate, settings_rate, rst_rate, empty_frame_rate, window_update_rate,
         priority_rate;
-    const rill_h2_allocator *allocator; /* NULL = malloc/realloc/free */
+    const rill_h2_allocator *allocator; /* NULL = malloc/realloc/free; referenced, not copied:
+                                           it must outlive the session */
     const rill_h2_buffer_pool *output_pool; /* NULL = each session keeps its own buffer */
 } rill_h2_options;
 
 /* Fills *opt with defaults for the role. */
 RILL_API void rill_h2_options_init(rill_h2_options *opt, enum rill_h2_role role);
 
-/* A new session. opt may be NULL (defaults). The callbacks struct is copied; user is passed to
- * every callback. The client preface (client role) and our SETTINGS are queued at once.
+/* A new session. opt may be NULL (defaults). The callbacks struct is referenced, not copied (it
+ * is part of every idle connection's memory otherwise): it must stay valid and unchanged until
+ * rill_h2_session_free, so a static const struct is the usual choice; cb may be NULL (no
+ * events). user is passed to every callback. The client preface (client role) and our SETTINGS are queued at once.
  * Returns NULL when out of memory. Free with rill_h2_session_free. */
 RILL_API rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callbacks *cb,
                                               const rill_h2_options *opt, void *user);

@@ -55,8 +55,8 @@ void h2_on_rst_stream(rill_h2_session *s, const uint8_t *p, size_t len)
     }
     uint32_t code = h2_get32(p);
     int32_t sid = st->id;
-    if (s->cb.on_stream_reset) {
-        int rc = s->cb.on_stream_reset(s, sid, code, s->user);
+    if (s->cb->on_stream_reset) {
+        int rc = s->cb->on_stream_reset(s, sid, code, s->user);
         if (rc < 0) {
             h2_cb_fail(s, rc);
             return;
@@ -71,18 +71,24 @@ static void apply_local_ack(rill_h2_session *s)
 {
     if (s->pending_count == 0)
         return;
-    rill_h2_settings acked = s->pending[0];
-    memmove(&s->pending[0], &s->pending[1], (size_t)(s->pending_count - 1) * sizeof s->pending[0]);
-    s->pending_count--;
-    int64_t delta = (int64_t)acked.initial_window_size - s->local_acked.initial_window_size;
+    struct h2_pending *pd = s->pend;
+    /* The newest pending settings are `local`; older ones wait in pd->older. */
+    rill_h2_settings acked = s->pending_count > 1 ? pd->older[0] : s->local;
+    if (s->pending_count > 1)
+        memmove(&pd->older[0], &pd->older[1], (size_t)(s->pending_count - 2) * sizeof pd->older[0]);
+    int64_t delta = (int64_t)acked.initial_window_size - pd->acked.initial_window_size;
     if (delta) {
         for (uint32_t i = 0; i < s->nbuckets; i++)
-            for (struct h2_stream *st = s->buckets[i]; st; st = st->hnext)
+            for (struct h2_stream *st = s->tab->buckets[i]; st; st = st->hnext)
                 st->recv_window += delta;
     }
-    if (s->dec && acked.header_table_size != s->local_acked.header_table_size)
+    if (s->dec && acked.header_table_size != pd->acked.header_table_size)
         rill_hpack_decoder_set_max_table_size(s->dec, acked.header_table_size);
-    s->local_acked = acked;
+    pd->acked = acked;
+    if (--s->pending_count == 0) {
+        h2_free(s, s->pend); /* all acknowledged: h2_acked() is `local` now */
+        s->pend = NULL;
+    }
     s->settings_deadline = s->pending_count && s->settings_timeout_ms ? s->now + s->settings_timeout_ms
                                                                       : UINT64_MAX;
 }
@@ -120,7 +126,7 @@ void h2_on_settings(rill_h2_session *s, const uint8_t *p, size_t len)
     if (delta) {
         /* Applies to every stream's sending window; may go negative (section 6.9.2). */
         for (uint32_t i = 0; i < s->nbuckets; i++)
-            for (struct h2_stream *st = s->buckets[i]; st; st = st->hnext) {
+            for (struct h2_stream *st = s->tab->buckets[i]; st; st = st->hnext) {
                 st->send_window += delta;
                 if (st->send_window > RILL_H2_MAX_WINDOW) {
                     h2_connection_error(s, RILL_H2_FLOW_CONTROL_ERROR, "window overflow");
@@ -132,8 +138,8 @@ void h2_on_settings(rill_h2_session *s, const uint8_t *p, size_t len)
         rill_hpack_encoder_set_peer_max_table_size(s->enc, s->peer.header_table_size);
     h2_out_frame(s, RILL_H2_SETTINGS, H2_FLAG_ACK, 0, NULL, 0);
     s->peer_settings_seen = true;
-    if (s->cb.on_settings) {
-        int rc = s->cb.on_settings(s, &s->peer, s->user);
+    if (s->cb->on_settings) {
+        int rc = s->cb->on_settings(s, &s->peer, s->user);
         if (rc < 0)
             h2_cb_fail(s, rc);
     }
@@ -161,10 +167,10 @@ void h2_on_ping(rill_h2_session *s, const uint8_t *p, size_t len)
         return;
     }
     if (s->fflags & H2_FLAG_ACK) {
-        if (s->shutdown_notice && memcmp(p, s->shutdown_ping, 8) == 0)
+        if (s->shutdown_notice && memcmp(p, H2_SHUTDOWN_PING, 8) == 0)
             h2_final_goaway(s);
-        if (s->cb.on_ping_ack) {
-            int rc = s->cb.on_ping_ack(s, p, s->user);
+        if (s->cb->on_ping_ack) {
+            int rc = s->cb->on_ping_ack(s, p, s->user);
             if (rc < 0)
                 h2_cb_fail(s, rc);
         }
@@ -195,8 +201,8 @@ void h2_on_goaway(rill_h2_session *s, const uint8_t *p, size_t len)
     s->goaway_last_recv = last;
     if (code != RILL_H2_NO_ERROR)
         s->error_code = code;
-    if (s->cb.on_goaway) {
-        int rc = s->cb.on_goaway(s, last, code, p + 8, len - 8, s->user);
+    if (s->cb->on_goaway) {
+        int rc = s->cb->on_goaway(s, last, code, p + 8, len - 8, s->user);
         if (rc < 0) {
             h2_cb_fail(s, rc);
             return;
@@ -206,7 +212,7 @@ void h2_on_goaway(rill_h2_session *s, const uint8_t *p, size_t len)
     for (bool again = true; again;) {
         again = false;
         for (uint32_t i = 0; i < s->nbuckets && !again; i++)
-            for (struct h2_stream *st = s->buckets[i]; st; st = st->hnext)
+            for (struct h2_stream *st = s->tab->buckets[i]; st; st = st->hnext)
                 if (h2_is_local_id(s, st->id) && st->id > last) {
                     h2_stream_close(s, st, RILL_H2_REFUSED_STREAM, H2_CLOSED_LOCAL_RST);
                     again = true;
@@ -280,14 +286,16 @@ void h2_on_priority_update(rill_h2_session *s, const uint8_t *p, size_t len)
     }
     struct h2_stream *st = h2_stream_find(s, id);
     if (!st) {
-        if (h2_is_idle(s, id)) {
-            /* The request may still be on its way (RFC 9218 section 7.1): keep it for later. */
+        if (h2_is_idle(s, id) && (s->tab || h2_table_grow(s))) {
+            /* The request may still be on its way (RFC 9218 section 7.1): keep it for later.
+             * (Without memory for the table the advisory signal is simply dropped.) */
             int u = 3, inc = 0;
             h2_parse_priority(p + 4, len - 4, &u, &inc);
-            unsigned k = s->early_prio_next++ % 4u;
-            s->early_prio[k].id = id;
-            s->early_prio[k].urgency = (uint8_t)u;
-            s->early_prio[k].incremental = (uint8_t)inc;
+            struct h2_table *t = s->tab;
+            unsigned k = t->early_prio_next++ % 4u;
+            t->early_prio[k].id = id;
+            t->early_prio[k].urgency = (uint8_t)u;
+            t->early_prio[k].incremental = (uint8_t)inc;
         }
         return; /* closed: ignored */
     }

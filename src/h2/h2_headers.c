@@ -5,18 +5,41 @@
 
 #define H2_HEADER_LIST_CAP (1024u * 1024u) /* even with "unlimited" announced */
 
+static bool hblock_ensure(rill_h2_session *s)
+{
+    if (!s->hblk && (s->hblk = h2_malloc(s, sizeof *s->hblk)) != NULL)
+        memset(s->hblk, 0, sizeof *s->hblk);
+    return s->hblk != NULL;
+}
+
+void h2_hblock_free(rill_h2_session *s, bool all)
+{
+    struct h2_hblock *hb = s->hblk;
+    if (!hb)
+        return;
+    h2_free(s, hb->fs.fields);
+    h2_free(s, hb->fs.bytes);
+    memset(&hb->fs, 0, sizeof hb->fs);
+    if (all) {
+        h2_free(s, hb->buf);
+        h2_free(s, hb);
+        s->hblk = NULL;
+    }
+}
+
 static int collect_field(void *user, const rill_header *f)
 {
     rill_h2_session *s = user;
-    struct h2_fieldset *fs = &s->fs;
+    struct h2_fieldset *fs = &s->hblk->fs;
     if (fs->count == fs->cap) {
-        size_t ncap = fs->cap ? fs->cap * 2 : 16;
+        uint32_t ncap = fs->cap ? fs->cap * 2 : 16;
         rill_header *nf = h2_realloc(s, fs->fields, ncap * sizeof *nf);
         if (!nf)
             return RILL_ERR_NOMEM;
         fs->fields = nf;
         fs->cap = ncap;
     }
+    /* The decoder caps the list at H2_HEADER_LIST_CAP, so these sizes fit in 32 bits. */
     size_t need = f->name_len + f->value_len;
     if (!fs->bytes || fs->used + need > fs->bytes_cap) {
         size_t ncap = fs->bytes_cap ? fs->bytes_cap : 512;
@@ -26,7 +49,7 @@ static int collect_field(void *user, const rill_header *f)
         if (!nb)
             return RILL_ERR_NOMEM;
         fs->bytes = nb;
-        fs->bytes_cap = ncap;
+        fs->bytes_cap = (uint32_t)ncap;
     }
     /* Offsets for now (the byte buffer may move); pointers once the block is complete. */
     rill_header *d = &fs->fields[fs->count++];
@@ -34,12 +57,12 @@ static int collect_field(void *user, const rill_header *f)
         memcpy(fs->bytes + fs->used, f->name, f->name_len);
     d->name = (const uint8_t *)(uintptr_t)fs->used;
     d->name_len = f->name_len;
-    fs->used += f->name_len;
+    fs->used += (uint32_t)f->name_len;
     if (f->value_len)
         memcpy(fs->bytes + fs->used, f->value, f->value_len);
     d->value = (const uint8_t *)(uintptr_t)fs->used;
     d->value_len = f->value_len;
-    fs->used += f->value_len;
+    fs->used += (uint32_t)f->value_len;
     d->flags = f->flags;
     return 0;
 }
@@ -60,8 +83,8 @@ static int ensure_decoder(rill_h2_session *s)
     s->dec = rill_hpack_decoder_new(RILL_HPACK_DEFAULT_TABLE_SIZE);
     if (!s->dec)
         return RILL_ERR_NOMEM;
-    if (s->local_acked.header_table_size != RILL_HPACK_DEFAULT_TABLE_SIZE)
-        rill_hpack_decoder_set_max_table_size(s->dec, s->local_acked.header_table_size);
+    if (h2_acked(s)->header_table_size != RILL_HPACK_DEFAULT_TABLE_SIZE)
+        rill_hpack_decoder_set_max_table_size(s->dec, h2_acked(s)->header_table_size);
     uint32_t lim = s->local.max_header_list_size;
     rill_hpack_decoder_set_max_header_list_size(s->dec, lim && lim < H2_HEADER_LIST_CAP ? lim : H2_HEADER_LIST_CAP);
     return 0;
@@ -71,17 +94,18 @@ static int ensure_decoder(rill_h2_session *s)
  * returns another negative code. */
 static int decode_block(rill_h2_session *s, const uint8_t *block, size_t len, bool collect)
 {
-    if (ensure_decoder(s) != 0) {
+    if (ensure_decoder(s) != 0 || !hblock_ensure(s)) {
         h2_connection_error(s, RILL_H2_INTERNAL_ERROR, "out of memory");
         return RILL_ERR_NOMEM;
     }
-    s->fs.count = 0;
-    s->fs.used = 0;
+    struct h2_fieldset *fs = &s->hblk->fs;
+    fs->count = 0;
+    fs->used = 0;
     int rc = rill_hpack_decode_block(s->dec, block, len, collect ? collect_field : discard_field, s);
     if (rc == RILL_ERR_HEADER_LIST_TOO_LARGE || rc == 0) {
-        for (size_t i = 0; i < s->fs.count; i++) {
-            s->fs.fields[i].name = s->fs.bytes + (uintptr_t)s->fs.fields[i].name;
-            s->fs.fields[i].value = s->fs.bytes + (uintptr_t)s->fs.fields[i].value;
+        for (size_t i = 0; i < fs->count; i++) {
+            fs->fields[i].name = fs->bytes + (uintptr_t)fs->fields[i].name;
+            fs->fields[i].value = fs->bytes + (uintptr_t)fs->fields[i].value;
         }
         return rc;
     }
@@ -94,10 +118,11 @@ static int decode_block(rill_h2_session *s, const uint8_t *block, size_t len, bo
 
 static int deliver_headers(rill_h2_session *s, int32_t sid, enum rill_h2_headers_kind kind, bool end)
 {
-    if (!s->cb.on_headers)
+    if (!s->cb->on_headers)
         return 0;
-    int rc = s->cb.on_headers(s, sid, kind, s->fs.fields, s->fs.count, end ? RILL_H2_FLAG_END_STREAM : 0,
-                              s->user);
+    const struct h2_fieldset *fs = &s->hblk->fs;
+    int rc = s->cb->on_headers(s, sid, kind, fs->fields, fs->count, end ? RILL_H2_FLAG_END_STREAM : 0,
+                               s->user);
     if (rc < 0)
         h2_cb_fail(s, rc);
     return rc;
@@ -121,16 +146,17 @@ static void request_headers(rill_h2_session *s, int32_t sid, const uint8_t *bloc
                             bool end, bool self_dep)
 {
     bool ignore = s->goaway_sent && sid > s->goaway_last_sent;
-    uint32_t limit = s->local.max_concurrent_streams < s->local_acked.max_concurrent_streams
+    uint32_t limit = s->local.max_concurrent_streams < h2_acked(s)->max_concurrent_streams
                          ? s->local.max_concurrent_streams
-                         : s->local_acked.max_concurrent_streams;
+                         : h2_acked(s)->max_concurrent_streams;
     bool refuse = !ignore && s->peer_active >= limit;
     int rc = decode_block(s, block, len, !ignore && !refuse && !self_dep);
     if (h2_dead(s))
         return;
-    if (!ignore)
-        h2_peer_id_used(s, sid);
     if (ignore)
+        return;
+    h2_peer_id_used(s, sid);
+    if (h2_dead(s))
         return;
     if (self_dep) {
         h2_stream_error(s, sid, RILL_H2_PROTOCOL_ERROR);
@@ -156,7 +182,7 @@ static void request_headers(rill_h2_session *s, int32_t sid, const uint8_t *bloc
         return;
     }
     struct h2_msg_info mi;
-    bool ok = h2_message_valid(s->fs.fields, s->fs.count, H2_MSG_REQUEST,
+    bool ok = h2_message_valid(s->hblk->fs.fields, s->hblk->fs.count, H2_MSG_REQUEST,
                                s->local.enable_connect_protocol == 1, &mi);
     if (ok && end && mi.content_length > 0)
         ok = false; /* promised a body that cannot come */
@@ -174,19 +200,19 @@ static void request_headers(rill_h2_session *s, int32_t sid, const uint8_t *bloc
     if (mi.incremental > 0)
         st->flags |= SF_INCREMENTAL;
     for (int k = 0; k < 4; k++)
-        if (s->early_prio[k].id == sid) {
+        if (s->tab->early_prio[k].id == sid) {
             /* A PRIORITY_UPDATE overrides the priority header field. */
-            st->urgency = s->early_prio[k].urgency;
-            st->flags = (uint16_t)(s->early_prio[k].incremental ? st->flags | SF_INCREMENTAL
-                                                                  : st->flags & ~SF_INCREMENTAL);
-            s->early_prio[k].id = 0;
+            st->urgency = s->tab->early_prio[k].urgency;
+            st->flags = (uint16_t)(s->tab->early_prio[k].incremental ? st->flags | SF_INCREMENTAL
+                                                                       : st->flags & ~SF_INCREMENTAL);
+            s->tab->early_prio[k].id = 0;
         }
     if (deliver_headers(s, sid, RILL_H2_HEADERS_REQUEST, end) < 0)
         return;
     if (end && (st = h2_stream_find(s, sid)) != NULL) {
         /* on_end_stream after the request, state already half-closed (remote) */
-        if (s->cb.on_end_stream) {
-            int r = s->cb.on_end_stream(s, sid, s->user);
+        if (s->cb->on_end_stream) {
+            int r = s->cb->on_end_stream(s, sid, s->user);
             if (r < 0)
                 h2_cb_fail(s, r);
         }
@@ -233,7 +259,7 @@ static void stream_headers(rill_h2_session *s, struct h2_stream *st, const uint8
         return;
     }
     struct h2_msg_info mi;
-    if (!h2_message_valid(s->fs.fields, s->fs.count, kind, false, &mi)) {
+    if (!h2_message_valid(s->hblk->fs.fields, s->hblk->fs.count, kind, false, &mi)) {
         h2_stream_error(s, sid, RILL_H2_PROTOCOL_ERROR);
         return;
     }
@@ -325,15 +351,15 @@ static void headers_complete(rill_h2_session *s, const uint8_t *block, size_t le
             h2_stream_error(s, pid, RILL_H2_CANCEL);
             return;
         }
-        if (!h2_message_valid(s->fs.fields, s->fs.count, H2_MSG_PUSH_REQUEST, false, &mi)) {
+        if (!h2_message_valid(s->hblk->fs.fields, s->hblk->fs.count, H2_MSG_PUSH_REQUEST, false, &mi)) {
             h2_stream_error(s, pid, RILL_H2_PROTOCOL_ERROR);
             return;
         }
         if (mi.head)
             ps->flags |= SF_HEAD;
         ps->flags |= SF_HEADERS_SENT | SF_END_QUEUED;
-        if (s->cb.on_push_promise) {
-            int r = s->cb.on_push_promise(s, sid, pid, s->fs.fields, s->fs.count, s->user);
+        if (s->cb->on_push_promise) {
+            int r = s->cb->on_push_promise(s, sid, pid, s->hblk->fs.fields, s->hblk->fs.count, s->user);
             if (r < 0)
                 h2_cb_fail(s, r);
         }
@@ -360,27 +386,35 @@ static void headers_complete(rill_h2_session *s, const uint8_t *block, size_t le
     request_headers(s, sid, block, len, end, self_dep);
 }
 
-static bool hb_append(rill_h2_session *s, const uint8_t *p, size_t n)
+/* Appends to the block being collected; first says it is the block's first fragment. */
+static bool hb_append(rill_h2_session *s, const uint8_t *p, size_t n, bool first)
 {
-    if ((size_t)s->hb_len + n > s->max_header_block) {
+    if (!hblock_ensure(s)) {
+        h2_connection_error(s, RILL_H2_INTERNAL_ERROR, "out of memory");
+        return false;
+    }
+    struct h2_hblock *hb = s->hblk;
+    if (first)
+        hb->len = 0;
+    if ((size_t)hb->len + n > s->max_header_block) {
         h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "header block too large");
         return false;
     }
-    if (s->hb_len + n > s->hb_cap) {
-        size_t ncap = s->hb_cap ? s->hb_cap : 4096;
-        while (ncap < s->hb_len + n)
+    if (hb->len + n > hb->cap) {
+        size_t ncap = hb->cap ? hb->cap : 4096;
+        while (ncap < hb->len + n)
             ncap *= 2;
-        uint8_t *nb = h2_realloc(s, s->hb, ncap);
+        uint8_t *nb = h2_realloc(s, hb->buf, ncap);
         if (!nb) {
             h2_connection_error(s, RILL_H2_INTERNAL_ERROR, "out of memory");
             return false;
         }
-        s->hb = nb;
-        s->hb_cap = (uint32_t)ncap;
+        hb->buf = nb;
+        hb->cap = (uint32_t)ncap;
     }
     if (n)
-        memcpy(s->hb + s->hb_len, p, n);
-    s->hb_len += (uint32_t)n;
+        memcpy(hb->buf + hb->len, p, n);
+    hb->len += (uint32_t)n;
     return true;
 }
 
@@ -430,12 +464,11 @@ void h2_on_headers_frame(rill_h2_session *s, const uint8_t *p, size_t len)
     s->hb_type = RILL_H2_HEADERS;
     s->hb_flags = (uint8_t)((s->fflags & H2_FLAG_END_STREAM) | (self_dep ? 0x80u : 0));
     s->hb_conts = 0;
-    s->hb_len = 0;
     if (s->fflags & H2_FLAG_END_HEADERS) {
         headers_complete(s, p, len); /* in place: no copy */
         return;
     }
-    if (hb_append(s, p, len))
+    if (hb_append(s, p, len, true))
         s->expect_continuation = true;
 }
 
@@ -445,7 +478,7 @@ void h2_on_push_promise_frame(rill_h2_session *s, const uint8_t *p, size_t len)
         h2_connection_error(s, RILL_H2_PROTOCOL_ERROR, "PUSH_PROMISE from a client");
         return;
     }
-    if (s->local_acked.enable_push == 0) {
+    if (h2_acked(s)->enable_push == 0) {
         h2_connection_error(s, RILL_H2_PROTOCOL_ERROR, "push disabled");
         return;
     }
@@ -470,19 +503,20 @@ void h2_on_push_promise_frame(rill_h2_session *s, const uint8_t *p, size_t len)
         return;
     }
     h2_peer_id_used(s, pid);
+    if (h2_dead(s))
+        return;
     s->hb_sid = s->fsid;
     s->hb_promised = pid;
     s->hb_type = RILL_H2_PUSH_PROMISE;
     s->hb_flags = 0;
     s->hb_conts = 0;
-    s->hb_len = 0;
     p += 4;
     len -= 4;
     if (s->fflags & H2_FLAG_END_HEADERS) {
         headers_complete(s, p, len);
         return;
     }
-    if (hb_append(s, p, len))
+    if (hb_append(s, p, len, true))
         s->expect_continuation = true;
 }
 
@@ -496,11 +530,11 @@ void h2_on_continuation(rill_h2_session *s, const uint8_t *p, size_t len)
         h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "CONTINUATION flood");
         return;
     }
-    if (!hb_append(s, p, len))
+    if (!hb_append(s, p, len, false))
         return;
     if (s->fflags & H2_FLAG_END_HEADERS) {
         s->expect_continuation = false;
-        headers_complete(s, s->hb, s->hb_len);
+        headers_complete(s, s->hblk->buf, s->hblk->len);
     }
 }
 

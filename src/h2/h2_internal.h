@@ -12,6 +12,7 @@
 #define H2_FRAME_HEADER 9u
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define H2_PREFACE_LEN 24u
+#define H2_SHUTDOWN_PING "rillstop" /* opaque data of the graceful-shutdown PING */
 
 /* frame flags */
 #define H2_FLAG_ACK 0x01u
@@ -102,9 +103,11 @@ struct h2_seg {
     struct h2_dataref *ref;   /* caller bytes, or NULL */
 };
 
+/* A flood token bucket. The refill time is the low 32 bits of the session clock: differences
+ * wrap correctly for gaps up to 49 days, far beyond any idle timeout. */
 struct h2_bucket {
     uint32_t tokens;
-    uint64_t last_ms;
+    uint32_t last_ms;
 };
 
 enum h2_recv_state {
@@ -120,28 +123,66 @@ enum h2_recv_state {
 /* Collected fields of the header block being decoded. */
 struct h2_fieldset {
     rill_header *fields;
-    size_t count, cap;
     uint8_t *bytes;
-    size_t used, bytes_cap;
+    uint32_t count, cap;
+    uint32_t used, bytes_cap;
+};
+
+/*
+ * What an idle connection does not need lives in blocks allocated on first use, so a quiet
+ * session is little more than the struct below (RILL_H2 idle memory: see test_h2_engine.c).
+ */
+
+/* Settings we announced and the peer has not acknowledged yet (section 6.5.3). The newest
+ * pending one is always `local`, so only the older ones are kept here, with what the peer has
+ * acknowledged so far. Exists while pending_count > 0. */
+#define H2_MAX_PENDING_SETTINGS 4
+struct h2_pending {
+    rill_h2_settings acked;
+    rill_h2_settings older[H2_MAX_PENDING_SETTINGS - 1]; /* oldest first */
+};
+
+/* The stream table: hash buckets and the RFC 9218 send queues. Exists while streams do (trim
+ * gives it back), or while a PRIORITY_UPDATE waits for its stream. */
+struct h2_table {
+    struct h2_stream *queue[8][2]; /* per urgency: [0] non-incremental, [1] incremental */
+    /* PRIORITY_UPDATEs that arrived before their stream opened (a few, newest kept) */
+    struct { int32_t id; uint8_t urgency, incremental; } early_prio[4];
+    uint8_t early_prio_next;
+    struct h2_stream *buckets[]; /* nbuckets */
+};
+
+/* Stream history, from the first stream on: which peer ids were used and how recent streams
+ * closed (section 5.1), needed to answer late frames. */
+struct h2_closed { int32_t id; uint8_t how; };
+struct h2_history {
+    uint64_t peer_used[8]; /* bit k: peer stream last_peer_id - 2k was opened (512 ids back) */
+    struct h2_closed closed[]; /* ring of max_closed */
+};
+
+/* Header-block scratch: from the first header block until trimmed while idle. */
+struct h2_hblock {
+    struct h2_fieldset fs;
+    uint8_t *buf; /* a block split across CONTINUATION frames */
+    uint32_t len, cap;
 };
 
 struct rill_h2_session {
-    rill_h2_callbacks cb;
+    const rill_h2_callbacks *cb;     /* never NULL (an empty set when none was given) */
     void *user;
-    rill_h2_allocator alloc;
-    bool custom_alloc;
-    uint8_t role;
+    const rill_h2_allocator *alloc;  /* NULL: malloc */
+    const rill_h2_buffer_pool *pool; /* output buffers of chunk_size come from here, or NULL */
+    const rill_h2_rate *rates;       /* [6] by enum h2_flood: the defaults, or an owned copy */
     size_t mem_bytes;
+    uint64_t now;
+    uint64_t settings_deadline;      /* UINT64_MAX: none */
+    uint64_t shutdown_deadline;      /* step two without the PING ACK; UINT64_MAX none */
+    int64_t error_code;              /* connection error (sent or received), -1 none */
 
     /* settings */
-    rill_h2_settings local;        /* the last we announced */
-    rill_h2_settings local_acked;  /* what the peer has acknowledged */
-    rill_h2_settings pending[4];   /* announced, waiting for ACK (oldest first) */
-    uint8_t pending_count;
+    rill_h2_settings local;          /* the last we announced */
     rill_h2_settings peer;
-    bool peer_settings_seen;
-    bool enable_push_acked_zero;   /* client: ENABLE_PUSH 0 acknowledged */
-    uint64_t settings_deadline;    /* UINT64_MAX: none */
+    struct h2_pending *pend;         /* while pending_count > 0 */
 
     /* options */
     uint32_t conn_window_target;
@@ -151,48 +192,40 @@ struct rill_h2_session {
     uint32_t max_closed;
     uint32_t max_pending_output;
     uint32_t chunk_size;
-    const rill_h2_buffer_pool *pool; /* output buffers of chunk_size come from here, or NULL */
-    bool auto_consume;
-    uint64_t now;
 
     /* streams */
-    struct h2_stream **buckets;
     uint32_t nbuckets, nstreams;
     uint32_t peer_active, local_active; /* open/half-closed streams initiated by each side */
     uint32_t reserved_remote;           /* promised to us, not yet answered */
-    struct h2_stream *free_streams;
     int32_t last_peer_id;   /* highest stream id the peer opened */
-    uint64_t peer_used[8];  /* bit k: peer stream last_peer_id - 2k was opened (512 ids back) */
     int32_t last_local_id;  /* highest stream id we opened or promised */
     int32_t next_local_id;
-    struct { int32_t id; uint8_t how; } *closed;
     uint32_t closed_head, closed_count;
-    struct h2_stream *queue[8][2]; /* send queues per urgency: [0] non-incremental, [1] incremental */
+    uint32_t conn_recv_consumed; /* consumed, not yet announced (flow control) */
+    struct h2_table *tab;
+    struct h2_history *hist;
+    struct h2_stream *free_streams;
 
     /* flow control */
     int64_t conn_send_window;
     int64_t conn_recv_window;   /* what the peer may still send on the connection */
-    uint32_t conn_recv_consumed; /* consumed, not yet announced */
 
     /* receiving */
-    uint8_t rstate;
-    uint8_t hdr[H2_FRAME_HEADER];
     uint32_t have;              /* bytes of the preface / header / payload buffered */
     uint32_t flen;
-    uint8_t ftype, fflags;
-    int32_t fsid;
     uint32_t remaining;         /* payload bytes still to come */
-    uint32_t data_pad;          /* DATA: padding after the body */
+    int32_t fsid;
+    uint32_t pbuf_cap;
+    uint32_t hb_conts;          /* CONTINUATIONs of the header block in progress */
+    int32_t hb_sid, hb_promised;
     struct h2_stream *data_stream; /* DATA: target stream (NULL: discard) */
     uint8_t *pbuf;
-    uint32_t pbuf_cap;
     /* a header block in progress */
-    uint8_t *hb;
-    uint32_t hb_len, hb_cap, hb_conts;
-    int32_t hb_sid, hb_promised;
-    uint8_t hb_type, hb_flags;
-    bool expect_continuation;
-    struct h2_fieldset fs;
+    struct h2_hblock *hblk;
+
+    /* shutdown and errors */
+    int32_t goaway_last_sent;   /* peer streams above this are ignored */
+    int32_t goaway_last_recv;
 
     /* hpack */
     rill_hpack_decoder *dec;
@@ -202,26 +235,32 @@ struct rill_h2_session {
     struct h2_chunk *out_head, *out_tail;
     struct h2_seg *segs;
     uint32_t seg_cap, seg_head, seg_count;
+    int fatal;                  /* the negative code recv returns after a failure */
     size_t out_pending;         /* queued bytes not yet consumed */
     struct h2_dataref *free_refs;
 
-    /* shutdown and errors */
-    bool goaway_sent, goaway_recv, shutdown_notice, closing;
-    int32_t goaway_last_sent;   /* peer streams above this are ignored */
-    int32_t goaway_last_recv;
-    uint8_t shutdown_ping[8];
-    uint64_t shutdown_deadline; /* step two without the PING ACK; UINT64_MAX none */
-    int64_t error_code;         /* connection error (sent or received), -1 none */
-    int fatal;                  /* the negative code recv returns after a failure */
-
-    /* RFC 9218: PRIORITY_UPDATEs that arrived before their stream opened (a few, newest kept) */
-    struct { int32_t id; uint8_t urgency, incremental; } early_prio[4];
-    uint8_t early_prio_next;
-
     /* flood accounting */
-    rill_h2_rate rates[6];
-    struct h2_bucket buckets_flood[6];
+    struct h2_bucket flood[6];
+
+    uint8_t hdr[H2_FRAME_HEADER];
+    uint8_t rstate;
+    uint8_t data_pad;           /* DATA: padding after the body */
+    uint8_t ftype, fflags;
+    uint8_t role;
+    uint8_t pending_count;
+    uint8_t hb_type, hb_flags;
+    bool expect_continuation;
+    bool peer_settings_seen;
+    bool auto_consume;
+    bool goaway_sent, goaway_recv, shutdown_notice;
+    bool freeing;                  /* rill_h2_session_free: no events but releases */
 };
+
+/* What our side has in effect: the settings the peer acknowledged. */
+static inline const rill_h2_settings *h2_acked(const rill_h2_session *s)
+{
+    return s->pending_count ? &s->pend->acked : &s->local;
+}
 
 enum h2_flood { FL_PING, FL_SETTINGS, FL_RST, FL_EMPTY, FL_WU, FL_PRIORITY };
 
@@ -231,6 +270,14 @@ void *h2_realloc(rill_h2_session *s, void *p, size_t n);
 void h2_free(rill_h2_session *s, void *p);
 void h2_chunk_free(rill_h2_session *s, struct h2_chunk *c);
 void h2_out_ring_free(rill_h2_session *s);
+/* The stream table with twice the buckets (8 at first); false when out of memory. */
+bool h2_table_grow(rill_h2_session *s);
+/* Allocates the stream history if there is none yet; false when out of memory. */
+bool h2_history_ensure(rill_h2_session *s);
+static inline uint32_t h2_slot(uint32_t nbuckets, int32_t id)
+{
+    return ((uint32_t)id * 2654435761u) & (nbuckets - 1);
+}
 
 /* ---- frames (h2_frame.c) ---- */
 static inline void h2_put32(uint8_t *p, uint32_t v)
@@ -252,6 +299,9 @@ void h2_settings_defaults(rill_h2_settings *s);
 
 /* ---- output (h2_output.c) ---- */
 uint8_t *h2_out_reserve(rill_h2_session *s, size_t need);
+/* The connection's first output: a buffer of cap bytes (>= need) instead of a full-size one. */
+#define H2_START_CHUNK 128u
+uint8_t *h2_out_reserve_small(rill_h2_session *s, size_t need, size_t cap);
 void h2_out_commit(rill_h2_session *s, size_t n);
 int h2_out_ref(rill_h2_session *s, const uint8_t *p, size_t n, struct h2_dataref *ref);
 bool h2_out_ref_room(const rill_h2_session *s);
@@ -325,6 +375,8 @@ void h2_fill_output(rill_h2_session *s);
 bool h2_body_pending(const struct h2_stream *st);
 void h2_trailers_free(rill_h2_session *s, struct h2_stream *st);
 int h2_ensure_encoder(rill_h2_session *s);
+/* Gives back the header-block scratch: the field set, and with all the block buffer too. */
+void h2_hblock_free(rill_h2_session *s, bool all);
 void h2_close_all_on_error(rill_h2_session *s);
 void h2_end_local(rill_h2_session *s, struct h2_stream *st);
 void h2_final_goaway(rill_h2_session *s);

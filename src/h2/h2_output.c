@@ -111,6 +111,17 @@ uint8_t *h2_out_reserve(rill_h2_session *s, size_t need)
     return c->data;
 }
 
+uint8_t *h2_out_reserve_small(rill_h2_session *s, size_t need, size_t cap)
+{
+    if (s->out_tail || need > cap)
+        return h2_out_reserve(s, need);
+    struct h2_chunk *c = chunk_alloc(s, cap);
+    if (!c)
+        return NULL;
+    s->out_head = s->out_tail = c;
+    return c->data;
+}
+
 void h2_out_commit(rill_h2_session *s, size_t n)
 {
     struct h2_chunk *c = s->out_tail;
@@ -159,8 +170,8 @@ int h2_out_frame(rill_h2_session *s, uint8_t type, uint8_t flags, int32_t sid, c
 
 void h2_ref_release(rill_h2_session *s, struct h2_dataref *ref)
 {
-    if (s->cb.on_data_released)
-        s->cb.on_data_released(s, ref->stream_id, ref->token, s->user);
+    if (s->cb->on_data_released)
+        s->cb->on_data_released(s, ref->stream_id, ref->token, s->user);
     ref->next = s->free_refs;
     s->free_refs = ref;
 }

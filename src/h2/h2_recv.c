@@ -90,7 +90,7 @@ int h2_queue_window_updates(rill_h2_session *s, struct h2_stream *st)
         s->conn_recv_consumed = 0;
     }
     if (st && st->recv_consumed && (st->state == H2_OPEN || st->state == H2_HALF_CLOSED_LOCAL) &&
-        st->recv_consumed >= s->local_acked.initial_window_size / 2) {
+        st->recv_consumed >= h2_acked(s)->initial_window_size / 2) {
         uint8_t p[4];
         h2_put32(p, st->recv_consumed);
         if (h2_out_frame(s, RILL_H2_WINDOW_UPDATE, 0, st->id, p, 4) != 0)
@@ -120,8 +120,8 @@ void h2_end_stream_recv(rill_h2_session *s, struct h2_stream *st)
         h2_stream_error(s, sid, RILL_H2_PROTOCOL_ERROR); /* content-length mismatch (8.1.1) */
         return;
     }
-    if (s->cb.on_end_stream) {
-        int rc = s->cb.on_end_stream(s, sid, s->user);
+    if (s->cb->on_end_stream) {
+        int rc = s->cb->on_end_stream(s, sid, s->user);
         if (rc < 0) {
             h2_cb_fail(s, rc);
             return;
@@ -246,8 +246,8 @@ static void data_chunk(rill_h2_session *s, const uint8_t *p, size_t n)
         return;
     }
     st->recv_unconsumed += (uint32_t)n;
-    if (s->cb.on_data) {
-        int rc = s->cb.on_data(s, s->fsid, p, n, s->user);
+    if (s->cb->on_data) {
+        int rc = s->cb->on_data(s, s->fsid, p, n, s->user);
         if (rc < 0) {
             h2_cb_fail(s, rc);
             return;
@@ -304,8 +304,8 @@ static void frame_header(rill_h2_session *s)
     s->fsid = (int32_t)(h2_get32(h + 5) & 0x7fffffffu); /* the reserved bit is ignored */
     s->remaining = s->flen;
     s->have = 0;
-    uint32_t max = s->local.max_frame_size > s->local_acked.max_frame_size ? s->local.max_frame_size
-                                                                          : s->local_acked.max_frame_size;
+    uint32_t max = s->local.max_frame_size > h2_acked(s)->max_frame_size ? s->local.max_frame_size
+                                                                          : h2_acked(s)->max_frame_size;
     if (s->flen > max) {
         h2_connection_error(s, RILL_H2_FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE");
         return;

@@ -34,9 +34,11 @@ static bool can_progress(rill_h2_session *s, struct h2_stream *st)
 
 static struct h2_stream *pick(rill_h2_session *s)
 {
+    if (!s->tab)
+        return NULL;
     for (int u = 0; u < 8; u++)
         for (int inc = 0; inc < 2; inc++) {
-            struct h2_stream *st = s->queue[u][inc];
+            struct h2_stream *st = s->tab->queue[u][inc];
             while (st) {
                 struct h2_stream *next = st->qnext;
                 if (can_progress(s, st))

@@ -65,7 +65,7 @@ void h2_end_local(rill_h2_session *s, struct h2_stream *st)
 
 static bool closed_for_new_streams(const rill_h2_session *s)
 {
-    return s->rstate == RS_DEAD || s->goaway_recv || s->goaway_sent || s->closing;
+    return s->rstate == RS_DEAD || s->goaway_recv || s->goaway_sent;
 }
 
 static bool has_protocol_field(const rill_header *fields, size_t count)
@@ -373,17 +373,16 @@ int rill_h2_submit_shutdown(rill_h2_session *s)
     s->goaway_sent = true;
     s->goaway_last_sent = RILL_H2_MAX_WINDOW;
     s->shutdown_notice = true;
-    memcpy(s->shutdown_ping, "rillstop", 8);
     /* A peer that never answers the PING still gets the real GOAWAY after one RTT budget. */
     s->shutdown_deadline = s->now + (s->settings_timeout_ms ? s->settings_timeout_ms : 10000);
-    return h2_out_frame(s, RILL_H2_PING, 0, 0, s->shutdown_ping, 8);
+    return h2_out_frame(s, RILL_H2_PING, 0, 0, (const uint8_t *)H2_SHUTDOWN_PING, 8);
 }
 
 int rill_h2_submit_settings(rill_h2_session *s, const uint16_t *ids, const uint32_t *values, size_t count)
 {
     if (s->rstate == RS_DEAD)
         return RILL_ERR_STATE;
-    if (s->pending_count == sizeof s->pending / sizeof s->pending[0])
+    if (s->pending_count == H2_MAX_PENDING_SETTINGS)
         return RILL_ERR_LIMIT;
     uint8_t payload[6 * 16];
     if (count > 16)
@@ -396,11 +395,24 @@ int rill_h2_submit_settings(rill_h2_session *s, const uint16_t *ids, const uint3
     rill_h2_settings next = s->local;
     if (h2_settings_apply(&next, payload, 6 * count, s->role == RILL_H2_SERVER) != 0)
         return RILL_ERR_INVALID_ARG;
+    bool new_pend = s->pending_count == 0;
+    if (new_pend && !(s->pend = h2_malloc(s, sizeof *s->pend)))
+        return RILL_ERR_NOMEM;
     int rc = h2_out_frame(s, RILL_H2_SETTINGS, 0, 0, payload, 6 * count);
-    if (rc)
+    if (rc) {
+        if (new_pend) {
+            h2_free(s, s->pend);
+            s->pend = NULL;
+        }
         return rc;
+    }
+    /* `local` was the newest pending (or, with none pending, what is in effect). */
+    if (new_pend)
+        s->pend->acked = s->local;
+    else
+        s->pend->older[s->pending_count - 1] = s->local;
+    s->pending_count++;
     s->local = next;
-    s->pending[s->pending_count++] = next;
     if (s->dec) {
         uint32_t lim = next.max_header_list_size;
         rill_hpack_decoder_set_max_header_list_size(s->dec, lim && lim < 1024u * 1024u ? lim : 1024u * 1024u);

@@ -8,7 +8,7 @@
 
 void *h2_malloc(rill_h2_session *s, size_t n)
 {
-    size_t *p = s->custom_alloc ? s->alloc.alloc(n + H2_ALLOC_HDR, s->alloc.ctx) : malloc(n + H2_ALLOC_HDR);
+    size_t *p = s->alloc ? s->alloc->alloc(n + H2_ALLOC_HDR, s->alloc->ctx) : malloc(n + H2_ALLOC_HDR);
     if (!p)
         return NULL;
     p[0] = n;
@@ -22,8 +22,8 @@ void *h2_realloc(rill_h2_session *s, void *ptr, size_t n)
         return h2_malloc(s, n);
     size_t *old = (size_t *)((uint8_t *)ptr - H2_ALLOC_HDR);
     size_t oldn = old[0];
-    size_t *p = s->custom_alloc ? s->alloc.realloc(old, n + H2_ALLOC_HDR, s->alloc.ctx)
-                                : realloc(old, n + H2_ALLOC_HDR);
+    size_t *p = s->alloc ? s->alloc->realloc(old, n + H2_ALLOC_HDR, s->alloc->ctx)
+                         : realloc(old, n + H2_ALLOC_HDR);
     if (!p)
         return NULL;
     p[0] = n;
@@ -37,11 +37,62 @@ void h2_free(rill_h2_session *s, void *ptr)
         return;
     size_t *p = (size_t *)((uint8_t *)ptr - H2_ALLOC_HDR);
     s->mem_bytes -= p[0];
-    if (s->custom_alloc)
-        s->alloc.free(p, s->alloc.ctx);
+    if (s->alloc)
+        s->alloc->free(p, s->alloc->ctx);
     else
         free(p);
 }
+
+/* Zeroed memory from the session's allocator. */
+static void *h2_calloc(rill_h2_session *s, size_t n)
+{
+    void *p = h2_malloc(s, n);
+    if (p)
+        memset(p, 0, n);
+    return p;
+}
+
+bool h2_table_grow(rill_h2_session *s)
+{
+    uint32_t n = s->nbuckets ? s->nbuckets * 2 : 8;
+    struct h2_table *t = h2_malloc(s, sizeof *t + n * sizeof t->buckets[0]);
+    if (!t)
+        return false;
+    if (s->tab)
+        memcpy(t, s->tab, sizeof *t);
+    else
+        memset(t, 0, sizeof *t);
+    memset(t->buckets, 0, n * sizeof t->buckets[0]);
+    for (uint32_t i = 0; s->tab && i < s->nbuckets; i++) {
+        struct h2_stream *st = s->tab->buckets[i];
+        while (st) {
+            struct h2_stream *next = st->hnext;
+            uint32_t k = h2_slot(n, st->id);
+            st->hnext = t->buckets[k];
+            t->buckets[k] = st;
+            st = next;
+        }
+    }
+    h2_free(s, s->tab);
+    s->tab = t;
+    s->nbuckets = n;
+    return true;
+}
+
+bool h2_history_ensure(rill_h2_session *s)
+{
+    if (!s->hist)
+        s->hist = h2_calloc(s, sizeof *s->hist + s->max_closed * sizeof s->hist->closed[0]);
+    return s->hist != NULL;
+}
+
+static const rill_h2_callbacks no_callbacks;
+
+/* Sessions created with the default flood limits share this copy. */
+static const rill_h2_rate default_rates[6] = {
+    [FL_PING] = {100, 10},      [FL_SETTINGS] = {100, 10},    [FL_RST] = {1000, 100},
+    [FL_EMPTY] = {1000, 100},   [FL_WU] = {1000, 100},        [FL_PRIORITY] = {1000, 100},
+};
 
 void rill_h2_options_init(rill_h2_options *opt, enum rill_h2_role role)
 {
@@ -61,12 +112,12 @@ void rill_h2_options_init(rill_h2_options *opt, enum rill_h2_role role)
     opt->max_closed_streams = 32;
     opt->max_pending_output = 1024 * 1024;
     opt->output_chunk_size = 16384 + 64;
-    opt->ping_rate = (rill_h2_rate){100, 10};
-    opt->settings_rate = (rill_h2_rate){100, 10};
-    opt->rst_rate = (rill_h2_rate){1000, 100};
-    opt->empty_frame_rate = (rill_h2_rate){1000, 100};
-    opt->window_update_rate = (rill_h2_rate){1000, 100};
-    opt->priority_rate = (rill_h2_rate){1000, 100};
+    opt->ping_rate = default_rates[FL_PING];
+    opt->settings_rate = default_rates[FL_SETTINGS];
+    opt->rst_rate = default_rates[FL_RST];
+    opt->empty_frame_rate = default_rates[FL_EMPTY];
+    opt->window_update_rate = default_rates[FL_WU];
+    opt->priority_rate = default_rates[FL_PRIORITY];
 }
 
 rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callbacks *cb,
@@ -88,16 +139,11 @@ rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callb
     if (!s)
         return NULL;
     memset(s, 0, sizeof *s);
-    if (a) {
-        s->alloc = *a;
-        s->custom_alloc = true;
-    }
-    if (cb)
-        s->cb = *cb;
+    s->alloc = a;
+    s->cb = cb ? cb : &no_callbacks;
     s->user = user;
     s->role = (uint8_t)role;
     s->local = opt->local;
-    h2_settings_defaults(&s->local_acked);
     h2_settings_defaults(&s->peer);
     s->conn_window_target = opt->connection_window > RILL_H2_DEFAULT_WINDOW ? opt->connection_window
                                                                             : RILL_H2_DEFAULT_WINDOW;
@@ -117,16 +163,37 @@ rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callb
     s->settings_deadline = UINT64_MAX;
     s->shutdown_deadline = UINT64_MAX;
     s->rstate = role == RILL_H2_SERVER ? RS_PREFACE : RS_HEADER;
-    const rill_h2_rate *rates[6] = {&opt->ping_rate, &opt->settings_rate, &opt->rst_rate,
-                                    &opt->empty_frame_rate, &opt->window_update_rate, &opt->priority_rate};
-    for (int i = 0; i < 6; i++) {
-        s->rates[i] = *rates[i];
-        s->buckets_flood[i].tokens = rates[i]->burst;
-        s->buckets_flood[i].last_ms = s->now;
+    const rill_h2_rate rates[6] = {[FL_PING] = opt->ping_rate,       [FL_SETTINGS] = opt->settings_rate,
+                                   [FL_RST] = opt->rst_rate,         [FL_EMPTY] = opt->empty_frame_rate,
+                                   [FL_WU] = opt->window_update_rate, [FL_PRIORITY] = opt->priority_rate};
+    s->rates = default_rates;
+    if (memcmp(rates, default_rates, sizeof rates) != 0) {
+        rill_h2_rate *own = h2_malloc(s, sizeof rates);
+        if (!own) {
+            rill_h2_session_free(s);
+            return NULL;
+        }
+        memcpy(own, rates, sizeof rates);
+        s->rates = own;
     }
+    for (int i = 0; i < 6; i++) {
+        s->flood[i].tokens = rates[i].burst;
+        s->flood[i].last_ms = (uint32_t)s->now;
+    }
+    /* Our first SETTINGS is pending until acknowledged; until then the protocol defaults hold. */
+    s->pend = h2_malloc(s, sizeof *s->pend);
+    if (!s->pend) {
+        rill_h2_session_free(s);
+        return NULL;
+    }
+    h2_settings_defaults(&s->pend->acked);
+    s->pending_count = 1;
 
-    /* Connection start (section 3.4): the client preface, then SETTINGS from both sides. */
-    uint8_t *p = h2_out_reserve(s, H2_PREFACE_LEN + H2_FRAME_HEADER + 48 + H2_FRAME_HEADER + 4);
+    /* Connection start (section 3.4): the client preface, then SETTINGS from both sides, in a
+     * small buffer of their own (with room for the peer's SETTINGS ACK): a connection that stays
+     * quiet never touches a full-size output buffer. */
+    uint8_t *p = h2_out_reserve_small(s, H2_PREFACE_LEN + H2_FRAME_HEADER + 48 + H2_FRAME_HEADER + 4,
+                                      H2_START_CHUNK);
     if (!p) {
         rill_h2_session_free(s);
         return NULL;
@@ -136,7 +203,7 @@ rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callb
         memcpy(p, H2_PREFACE, H2_PREFACE_LEN);
         n = H2_PREFACE_LEN;
     }
-    size_t plen = h2_settings_write(&s->local, &s->local_acked, p + n + H2_FRAME_HEADER);
+    size_t plen = h2_settings_write(&s->local, h2_acked(s), p + n + H2_FRAME_HEADER);
     h2_frame_header(p + n, (uint32_t)plen, RILL_H2_SETTINGS, 0, 0);
     n += H2_FRAME_HEADER + plen;
     if (s->conn_window_target > RILL_H2_DEFAULT_WINDOW) {
@@ -147,8 +214,6 @@ rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callb
         s->conn_recv_window = s->conn_window_target;
     }
     h2_out_commit(s, n);
-    s->pending[0] = s->local;
-    s->pending_count = 1;
     if (s->settings_timeout_ms)
         s->settings_deadline = s->now + s->settings_timeout_ms;
     return s;
@@ -157,8 +222,8 @@ rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callb
 static void close_all_streams(rill_h2_session *s, uint32_t code)
 {
     for (uint32_t i = 0; i < s->nbuckets; i++)
-        while (s->buckets && s->buckets[i])
-            h2_stream_close(s, s->buckets[i], code, H2_CLOSED_LOCAL_RST);
+        while (s->tab && s->tab->buckets[i])
+            h2_stream_close(s, s->tab->buckets[i], code, H2_CLOSED_LOCAL_RST);
 }
 
 void rill_h2_session_free(rill_h2_session *s)
@@ -166,7 +231,7 @@ void rill_h2_session_free(rill_h2_session *s)
     if (!s)
         return;
     /* No more events but the releases the caller needs to free its buffers. */
-    s->cb.on_stream_close = NULL;
+    s->freeing = true;
     close_all_streams(s, RILL_H2_CANCEL);
     h2_out_free_all(s);
     while (s->free_streams) {
@@ -179,18 +244,19 @@ void rill_h2_session_free(rill_h2_session *s)
         s->free_refs = r->next;
         h2_free(s, r);
     }
-    h2_free(s, s->buckets);
-    h2_free(s, s->closed);
+    h2_free(s, s->tab);
+    h2_free(s, s->hist);
+    h2_free(s, s->pend);
     h2_free(s, s->pbuf);
-    h2_free(s, s->hb);
-    h2_free(s, s->fs.fields);
-    h2_free(s, s->fs.bytes);
+    h2_hblock_free(s, true);
+    if (s->rates != default_rates)
+        h2_free(s, (void *)s->rates);
     if (s->dec)
         rill_hpack_decoder_free(s->dec);
     if (s->enc)
         rill_hpack_encoder_free(s->enc);
-    if (s->custom_alloc)
-        s->alloc.free(s, s->alloc.ctx);
+    if (s->alloc)
+        s->alloc->free(s, s->alloc->ctx);
     else
         free(s);
 }
@@ -217,14 +283,7 @@ void rill_h2_session_trim(rill_h2_session *s)
         s->pbuf = NULL;
         s->pbuf_cap = 0;
     }
-    if (!s->expect_continuation) {
-        h2_free(s, s->hb);
-        s->hb = NULL;
-        s->hb_cap = 0;
-    }
-    h2_free(s, s->fs.fields);
-    h2_free(s, s->fs.bytes);
-    memset(&s->fs, 0, sizeof s->fs);
+    h2_hblock_free(s, !s->expect_continuation);
     while (s->free_streams) {
         struct h2_stream *st = s->free_streams;
         s->free_streams = st->hnext;
@@ -235,10 +294,16 @@ void rill_h2_session_trim(rill_h2_session *s)
         s->free_refs = r->next;
         h2_free(s, r);
     }
-    if (s->nstreams == 0) {
-        h2_free(s, s->buckets);
-        s->buckets = NULL;
-        s->nbuckets = 0;
+    if (s->nstreams == 0 && s->tab) {
+        /* Keep the table only for a PRIORITY_UPDATE whose stream may still open. */
+        bool waiting = false;
+        for (int k = 0; k < 4; k++)
+            waiting |= s->tab->early_prio[k].id > s->last_peer_id;
+        if (!waiting) {
+            h2_free(s, s->tab);
+            s->tab = NULL;
+            s->nbuckets = 0;
+        }
     }
 }
 
@@ -259,15 +324,16 @@ bool rill_h2_session_want_write(rill_h2_session *s)
 
 bool h2_flood_take(rill_h2_session *s, enum h2_flood which)
 {
-    struct h2_bucket *b = &s->buckets_flood[which];
+    struct h2_bucket *b = &s->flood[which];
     const rill_h2_rate *r = &s->rates[which];
     if (r->burst == 0)
         return true; /* no limit */
-    if (s->now > b->last_ms && r->per_second) {
-        uint64_t add = (s->now - b->last_ms) * r->per_second / 1000;
+    uint32_t elapsed = (uint32_t)s->now - b->last_ms;
+    if (elapsed && r->per_second) {
+        uint64_t add = (uint64_t)elapsed * r->per_second / 1000;
         if (add) {
             b->tokens = (uint32_t)((uint64_t)b->tokens + add > r->burst ? r->burst : b->tokens + add);
-            b->last_ms = s->now;
+            b->last_ms = (uint32_t)s->now;
         }
     }
     if (b->tokens == 0)
@@ -377,13 +443,13 @@ int rill_h2_session_upgrade_server(rill_h2_session *s, const uint8_t *payload, s
     if (mi.incremental > 0)
         st->flags |= SF_INCREMENTAL;
     /* The upgraded request reaches the application like any other one. */
-    if (s->cb.on_headers) {
-        int rc = s->cb.on_headers(s, 1, RILL_H2_HEADERS_REQUEST, request, count, RILL_H2_FLAG_END_STREAM, s->user);
+    if (s->cb->on_headers) {
+        int rc = s->cb->on_headers(s, 1, RILL_H2_HEADERS_REQUEST, request, count, RILL_H2_FLAG_END_STREAM, s->user);
         if (rc < 0)
             return rc;
     }
-    if (s->cb.on_end_stream && h2_stream_find(s, 1)) {
-        int rc = s->cb.on_end_stream(s, 1, s->user);
+    if (s->cb->on_end_stream && h2_stream_find(s, 1)) {
+        int rc = s->cb->on_end_stream(s, 1, s->user);
         if (rc < 0)
             return rc;
     }

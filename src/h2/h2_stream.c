@@ -2,44 +2,14 @@
  * steady state, the memory of recently closed streams, and the RFC 9218 send queues. */
 #include "h2/h2_internal.h"
 
-static uint32_t slot(const rill_h2_session *s, int32_t id)
-{
-    return ((uint32_t)id * 2654435761u) & (s->nbuckets - 1);
-}
-
 struct h2_stream *h2_stream_find(const rill_h2_session *s, int32_t id)
 {
     if (!s->nbuckets)
         return NULL;
-    for (struct h2_stream *st = s->buckets[slot(s, id)]; st; st = st->hnext)
+    for (struct h2_stream *st = s->tab->buckets[h2_slot(s->nbuckets, id)]; st; st = st->hnext)
         if (st->id == id)
             return st;
     return NULL;
-}
-
-static int grow_table(rill_h2_session *s)
-{
-    uint32_t n = s->nbuckets ? s->nbuckets * 2 : 8;
-    struct h2_stream **b = h2_malloc(s, n * sizeof *b);
-    if (!b)
-        return RILL_ERR_NOMEM;
-    memset(b, 0, n * sizeof *b);
-    struct h2_stream **old = s->buckets;
-    uint32_t oldn = s->nbuckets;
-    s->buckets = b;
-    s->nbuckets = n;
-    for (uint32_t i = 0; i < oldn; i++) {
-        struct h2_stream *st = old[i];
-        while (st) {
-            struct h2_stream *next = st->hnext;
-            uint32_t k = slot(s, st->id);
-            st->hnext = b[k];
-            b[k] = st;
-            st = next;
-        }
-    }
-    h2_free(s, old);
-    return 0;
 }
 
 bool h2_is_local_id(const rill_h2_session *s, int32_t id)
@@ -70,7 +40,10 @@ void h2_stream_set_state(rill_h2_session *s, struct h2_stream *st, uint8_t state
 
 struct h2_stream *h2_stream_new(rill_h2_session *s, int32_t id, uint8_t state)
 {
-    if (s->nstreams >= s->nbuckets && grow_table(s) != 0)
+    if (s->nstreams >= s->nbuckets && !h2_table_grow(s))
+        return NULL;
+    /* Ids the peer uses are recorded from its first stream on (see h2_peer_id_used). */
+    if (!h2_is_local_id(s, id) && !h2_history_ensure(s))
         return NULL;
     struct h2_stream *st = s->free_streams;
     if (st)
@@ -83,10 +56,10 @@ struct h2_stream *h2_stream_new(rill_h2_session *s, int32_t id, uint8_t state)
     st->urgency = 3;
     st->content_length = -1;
     st->send_window = s->peer.initial_window_size;
-    st->recv_window = s->local_acked.initial_window_size;
-    uint32_t k = slot(s, id);
-    st->hnext = s->buckets[k];
-    s->buckets[k] = st;
+    st->recv_window = h2_acked(s)->initial_window_size;
+    uint32_t k = h2_slot(s->nbuckets, id);
+    st->hnext = s->tab->buckets[k];
+    s->tab->buckets[k] = st;
     s->nstreams++;
     h2_stream_set_state(s, st, state);
     if (h2_is_local_id(s, id)) {
@@ -102,20 +75,25 @@ void h2_peer_id_used(rill_h2_session *s, int32_t id)
 {
     if (id <= s->last_peer_id)
         return;
+    if (!h2_history_ensure(s)) {
+        h2_connection_error(s, RILL_H2_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    uint64_t *used = s->hist->peer_used;
     /* Slide the window of used ids so that bit 0 is the new id. */
     uint32_t shift = s->last_peer_id ? (uint32_t)(id - s->last_peer_id) / 2 : 512;
     if (shift >= 512) {
-        memset(s->peer_used, 0, sizeof s->peer_used);
+        memset(used, 0, 8 * sizeof *used);
     } else {
         uint32_t words = shift / 64, bits = shift % 64;
         for (int i = 7; i >= 0; i--) {
-            uint64_t v = i - (int)words >= 0 ? s->peer_used[i - words] << bits : 0;
+            uint64_t v = i - (int)words >= 0 ? used[i - words] << bits : 0;
             if (bits && i - (int)words - 1 >= 0)
-                v |= s->peer_used[i - words - 1] >> (64 - bits);
-            s->peer_used[i] = v;
+                v |= used[i - words - 1] >> (64 - bits);
+            used[i] = v;
         }
     }
-    s->peer_used[0] |= 1;
+    used[0] |= 1;
     s->last_peer_id = id;
 }
 
@@ -124,20 +102,16 @@ int h2_peer_id_was_used(const rill_h2_session *s, int32_t id)
     if (id > s->last_peer_id)
         return 0;
     uint32_t k = (uint32_t)(s->last_peer_id - id) / 2;
-    if (k >= 512)
+    if (k >= 512 || !s->hist)
         return -1;
-    return (int)(s->peer_used[k / 64] >> (k % 64) & 1);
+    return (int)(s->hist->peer_used[k / 64] >> (k % 64) & 1);
 }
 
 void h2_remember_closed(rill_h2_session *s, int32_t id, uint8_t how)
 {
-    if (!s->max_closed)
+    if (!s->max_closed || !h2_history_ensure(s))
         return;
-    if (!s->closed) {
-        s->closed = h2_malloc(s, s->max_closed * sizeof *s->closed);
-        if (!s->closed)
-            return;
-    }
+    struct h2_closed *closed = s->hist->closed;
     uint32_t i = (s->closed_head + s->closed_count) % s->max_closed;
     if (s->closed_count == s->max_closed) {
         i = s->closed_head;
@@ -145,16 +119,16 @@ void h2_remember_closed(rill_h2_session *s, int32_t id, uint8_t how)
     } else {
         s->closed_count++;
     }
-    s->closed[i].id = id;
-    s->closed[i].how = how;
+    closed[i].id = id;
+    closed[i].how = how;
 }
 
 int h2_closed_lookup(const rill_h2_session *s, int32_t id)
 {
     for (uint32_t i = 0; i < s->closed_count; i++) {
         uint32_t k = (s->closed_head + i) % s->max_closed;
-        if (s->closed[k].id == id)
-            return s->closed[k].how;
+        if (s->hist->closed[k].id == id)
+            return s->hist->closed[k].how;
     }
     return 0;
 }
@@ -193,10 +167,9 @@ void h2_stream_close(rill_h2_session *s, struct h2_stream *st, uint32_t code, ui
     h2_stream_set_state(s, st, H2_CLOSED);
     int32_t id = st->id;
     /* Reported while the stream is still findable, so its user data can be read and freed. */
-    if (s->cb.on_stream_close)
-        s->cb.on_stream_close(s, id, code, s->user);
-    uint32_t k = slot(s, id);
-    struct h2_stream **pp = &s->buckets[k];
+    if (s->cb->on_stream_close && !s->freeing)
+        s->cb->on_stream_close(s, id, code, s->user);
+    struct h2_stream **pp = &s->tab->buckets[h2_slot(s->nbuckets, id)];
     while (*pp != st)
         pp = &(*pp)->hnext;
     *pp = st->hnext;
@@ -215,7 +188,7 @@ void h2_sched_add(rill_h2_session *s, struct h2_stream *st)
         return;
     st->flags |= SF_SCHEDULED;
     int inc = (st->flags & SF_INCREMENTAL) ? 1 : 0;
-    struct h2_stream **head = &s->queue[st->urgency][inc];
+    struct h2_stream **head = &s->tab->queue[st->urgency][inc];
     /* Non-incremental streams are served one after another in stream order; incremental ones
      * round-robin, so they join at the end. */
     struct h2_stream *prev = NULL, *cur = *head;
@@ -238,7 +211,7 @@ void h2_sched_remove(rill_h2_session *s, struct h2_stream *st)
     if (!(st->flags & SF_SCHEDULED))
         return;
     int inc = (st->flags & SF_INCREMENTAL) ? 1 : 0;
-    struct h2_stream **head = &s->queue[st->urgency][inc];
+    struct h2_stream **head = &s->tab->queue[st->urgency][inc];
     if (st->qprev)
         st->qprev->qnext = st->qnext;
     else

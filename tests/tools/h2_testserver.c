@@ -248,7 +248,7 @@ int main(int argc, char **argv)
     printf("PORT %d\n", ntohs(a.sin_port));
     fflush(stdout);
 
-    rill_h2_callbacks cb = {.on_headers = on_headers, .on_data = on_data, .on_end_stream = on_end_stream,
+    static const rill_h2_callbacks cb = {.on_headers = on_headers, .on_data = on_data, .on_end_stream = on_end_stream,
                             .on_stream_close = on_close, .on_data_released = released};
     struct conn conns[MAX_CONN];
     for (int i = 0; i < MAX_CONN; i++)

@@ -381,22 +381,19 @@ TU void rec_released(rill_h2_session *s, int32_t sid, void *token, void *user)
     e->other = (int32_t)(intptr_t)token;
 }
 
-TU rill_h2_callbacks rec_callbacks(void)
-{
-    rill_h2_callbacks cb = {
-        .on_headers = rec_headers,
-        .on_push_promise = rec_push,
-        .on_data = rec_data,
-        .on_end_stream = rec_end,
-        .on_stream_reset = rec_reset,
-        .on_stream_close = rec_close,
-        .on_settings = rec_settings,
-        .on_ping_ack = rec_ping_ack,
-        .on_goaway = rec_goaway,
-        .on_data_released = rec_released,
-    };
-    return cb;
-}
+/* Referenced by the sessions (not copied), so a static object. */
+static __attribute__((unused)) const rill_h2_callbacks rec_cbs = {
+    .on_headers = rec_headers,
+    .on_push_promise = rec_push,
+    .on_data = rec_data,
+    .on_end_stream = rec_end,
+    .on_stream_reset = rec_reset,
+    .on_stream_close = rec_close,
+    .on_settings = rec_settings,
+    .on_ping_ack = rec_ping_ack,
+    .on_goaway = rec_goaway,
+    .on_data_released = rec_released,
+};
 
 TU const tevent *rec_find(const trec *r, enum ev_kind k, int32_t sid)
 {
@@ -456,8 +453,7 @@ TU void tsess_start(tsess *t, enum rill_h2_role role, void (*custom)(rill_h2_opt
     t->opt.connection_window = 65535; /* tests reason about the protocol's default window */
     if (custom)
         custom(&t->opt);
-    rill_h2_callbacks cb = rec_callbacks();
-    t->s = rill_h2_session_new(role, &cb, &t->opt, &t->rec);
+    t->s = rill_h2_session_new(role, &rec_cbs, &t->opt, &t->rec);
     assert_non_null(t->s);
     drain(t->s, &t->out);
     assert_true(t->out.n >= 1);

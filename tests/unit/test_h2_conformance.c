@@ -15,9 +15,8 @@ static void s3_5_server_sends_settings_first(void **state)
 static void s3_5_invalid_preface_is_protocol_error(void **state)
 {
     (void)state;
-    rill_h2_callbacks cb = rec_callbacks();
     trec rec = {0};
-    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, &cb, NULL, &rec);
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, &rec_cbs, NULL, &rec);
     tout o = {0};
     drain(s, &o);
     const char bad[] = "PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n";
@@ -32,9 +31,8 @@ static void s3_5_invalid_preface_is_protocol_error(void **state)
 static void s3_5_first_frame_must_be_settings(void **state)
 {
     (void)state;
-    rill_h2_callbacks cb = rec_callbacks();
     trec rec = {0};
-    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, &cb, NULL, &rec);
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, &rec_cbs, NULL, &rec);
     tout o = {0};
     drain(s, &o);
     tbuf b = {0};
@@ -51,9 +49,8 @@ static void s3_5_first_frame_must_be_settings(void **state)
 static void s3_5_preface_split_byte_by_byte(void **state)
 {
     (void)state;
-    rill_h2_callbacks cb = rec_callbacks();
     trec rec = {0};
-    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, &cb, NULL, &rec);
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, &rec_cbs, NULL, &rec);
     tbuf b = {0};
     tb_put(&b, PREFACE, 24);
     tf_settings(&b, 1, RILL_H2_SETTINGS_MAX_FRAME_SIZE, 20000u);
@@ -1030,8 +1027,7 @@ static void s3_4_client_requires_server_settings_first(void **state)
 {
     (void)state;
     trec rec = {0};
-    rill_h2_callbacks cb = rec_callbacks();
-    rill_h2_session *s = rill_h2_session_new(RILL_H2_CLIENT, &cb, NULL, &rec);
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_CLIENT, &rec_cbs, NULL, &rec);
     tout o = {0};
     drain(s, &o);
     tbuf b = {0};
