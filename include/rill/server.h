@@ -98,7 +98,7 @@ typedef bool (*rill_stream_fn)(rill_stream *stream, const rill_header *headers, 
 RILL_API void rill_server_on_stream(rill_server *s, rill_stream_fn fn, void *user);
 
 RILL_API rill_protocol rill_session_protocol(const rill_session *session);
-/* The peer address as text ("127.0.0.1:50000"); valid while the session lives. */
+/* The peer address as text, without the port ("127.0.0.1", "::1"); valid while the session lives. */
 RILL_API const char *rill_session_peer(const rill_session *session);
 /* A number identifying the connection (unique within the process). */
 RILL_API uint64_t rill_session_id(const rill_session *session);

@@ -42,6 +42,8 @@ rill_stream *exchange_new(rill_session *sess, const struct exchange_ops *ops, in
         return NULL;
     }
     memset(st, 0, sizeof *st); /* the arena needs no clearing */
+    if (!sess->peer)
+        session_peer(sess); /* now, while the peer is surely connected (kept for logs and callers) */
     st->sess = sess;
     st->ops = ops;
     st->id = id;
@@ -273,7 +275,7 @@ static void log_access(rill_stream *st)
     const char *ua = rill_request_header(st, "user-agent", &ua_len);
     const char *target = st->path[0] ? st->path : st->authority;
     struct rill_access_log_entry e = {
-        .remote_addr = st->sess->peer,
+        .remote_addr = session_peer(st->sess),
         .when = time(NULL),
         .method = st->method ? st->method : "-",
         .method_len = st->method ? strlen(st->method) : 1,
@@ -395,14 +397,15 @@ const char *rill_request_authority(const rill_request *r) { return r->authority;
 const char *rill_request_path(const rill_request *r) { return r->path; }
 const char *rill_request_connect_protocol(const rill_request *r) { return r->connect_protocol; }
 const char *rill_request_version(const rill_request *r) { return r->version; }
-rill_protocol rill_request_protocol(const rill_request *r) { return r->sess->protocol; }
+rill_protocol rill_request_protocol(const rill_request *r) { return (rill_protocol)r->sess->protocol; }
 size_t rill_request_header_count(const rill_request *r) { return r->nfields; }
 void rill_request_set_user(rill_request *r, void *user) { r->user = user; }
 void *rill_request_user(const rill_request *r) { return r->user; }
 rill_session *rill_stream_session(const rill_stream *stream) { return stream->sess; }
 int32_t rill_stream_id(const rill_stream *stream) { return stream->id; }
-rill_protocol rill_session_protocol(const rill_session *session) { return session->protocol; }
-const char *rill_session_peer(const rill_session *session) { return session->peer; }
+rill_protocol rill_session_protocol(const rill_session *session) { return (rill_protocol)session->protocol; }
+/* The session is not const to its owner: the text is formatted on first use and cached. */
+const char *rill_session_peer(const rill_session *session) { return session_peer((rill_session *)session); }
 uint64_t rill_session_id(const rill_session *session) { return session->id; }
 
 const rill_header *rill_request_header_at(const rill_request *r, size_t i)

@@ -73,25 +73,24 @@ struct rill_server {
 
 struct exchange_ops;
 
-/* One connection. */
+/* One connection. Every idle connection costs this struct: keep it small. */
 struct rill_session {
     struct worker *w;
     rill_io_conn *conn;
-    rill_protocol protocol;
+    uint8_t protocol; /* rill_protocol */
     bool tls;
     bool detecting; /* cleartext: still looking for the HTTP/2 preface */
     bool closing;
     uint8_t in_callback; /* depth of calls into the session from I/O: defer flushes */
-    char peer[56];
+    uint8_t detect_len;
+    char *peer; /* the peer address as text: from the first exchange on (session_peer) */
     uint64_t id; /* worker index << 40 | sequence: tells connections apart in logs and the demo */
     rill_io_timer *idle_timer;
-    uint64_t idle_deadline;
-    uint64_t last_active;
+    uint64_t last_active; /* the idle deadline is this plus the server's idle timeout */
     uint32_t requests; /* exchanges started on this connection */
     uint32_t open_streams;
     struct rill_stream *live; /* every exchange not yet closed, for cleanup on connection loss */
     uint8_t *detect_buf; /* cleartext: the first bytes while they are a prefix of the preface */
-    uint8_t detect_len;
     /* HTTP/2 */
     rill_h2_session *h2;
     /* HTTP/1.1 */
@@ -206,6 +205,9 @@ int header_list_add(rill_stream *st, struct header_list *l, const char *name, si
 
 /* session.c */
 void session_touch(rill_session *sess);
+/* The peer address as text (without the port), formatted on first use and kept while the session
+ * lives; "" if unknown. The first exchange asks for it, while the peer is surely still there. */
+const char *session_peer(rill_session *sess);
 void session_flush(rill_session *sess);
 void session_close(rill_session *sess);
 extern const struct rill_io_conn_callbacks session_callbacks;

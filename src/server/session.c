@@ -10,6 +10,11 @@ static void session_arm(rill_session *sess);
 /* Give back buffers after this long without traffic (an idle connection should cost little). */
 #define TRIM_DELAY_MS 200
 
+static uint64_t idle_deadline(const rill_session *sess)
+{
+    return sess->last_active + sess->w->srv->opt.idle_timeout_ms;
+}
+
 static void on_idle_timeout(rill_io_timer *timer, void *arg)
 {
     (void)timer;
@@ -22,7 +27,7 @@ static void on_idle_timeout(rill_io_timer *timer, void *arg)
         if (sess->closing)
             return;
     }
-    if (now >= sess->idle_deadline && sess->open_streams == 0) {
+    if (now >= idle_deadline(sess) && sess->open_streams == 0) {
         if (sess->h2) {
             rill_h2_submit_goaway(sess->h2, RILL_H2_NO_ERROR, NULL, 0);
             h2_session_flush(sess);
@@ -45,7 +50,7 @@ static void on_idle_timeout(rill_io_timer *timer, void *arg)
 static void session_arm(rill_session *sess)
 {
     uint64_t now = rill_io_loop_now_ms(sess->w->loop);
-    uint64_t at = sess->idle_deadline;
+    uint64_t at = idle_deadline(sess);
     if (sess->h2) {
         uint64_t h2_at = rill_h2_session_next_deadline(sess->h2);
         if (h2_at < at)
@@ -69,8 +74,26 @@ void session_touch(rill_session *sess)
 {
     uint64_t now = rill_io_loop_now_ms(sess->w->loop);
     sess->last_active = now;
-    sess->idle_deadline = now + sess->w->srv->opt.idle_timeout_ms;
     session_arm(sess);
+}
+
+const char *session_peer(rill_session *sess)
+{
+    if (sess->peer)
+        return sess->peer;
+    struct rill_io_addr peer;
+    if (rill_io_conn_peer(sess->conn, &peer) != 0)
+        return "";
+    char text[64];
+    /* the access log wants the address without the port */
+    rill_io_addr_format(&peer, text, sizeof text);
+    char *start = text, *colon = strrchr(text, ':');
+    if (colon && text[0] == '[')
+        start++, colon[-1] = '\0';
+    else if (colon)
+        *colon = '\0';
+    sess->peer = strdup(start);
+    return sess->peer ? sess->peer : "";
 }
 
 void session_close(rill_session *sess)
@@ -102,16 +125,6 @@ static void on_open(rill_io_conn *conn, const char *alpn)
     sess->conn = conn;
     sess->id = (uint64_t)w->index << 40 | ++w->sessions_started;
     rill_io_conn_set_user(conn, sess);
-    struct rill_io_addr peer;
-    if (rill_io_conn_peer(conn, &peer) == 0) {
-        /* the access log wants the address without the port */
-        rill_io_addr_format(&peer, sess->peer, sizeof sess->peer);
-        char *colon = strrchr(sess->peer, ':');
-        if (colon && sess->peer[0] == '[')
-            colon[-1] = '\0', memmove(sess->peer, sess->peer + 1, strlen(sess->peer));
-        else if (colon)
-            *colon = '\0';
-    }
     struct rill_io_tls_info info;
     sess->tls = rill_io_conn_tls_info(conn, &info) == 0;
     sess->idle_timer = rill_io_timer_new(w->loop, on_idle_timeout, sess);
@@ -256,6 +269,7 @@ static void on_close(rill_io_conn *conn, int err)
         exchange_closed(sess->live, false);
     rill_io_timer_free(sess->idle_timer);
     free(sess->detect_buf);
+    free(sess->peer);
     atomic_fetch_sub_explicit(&sess->w->stats.connections, 1, memory_order_relaxed);
     free(sess);
 }
