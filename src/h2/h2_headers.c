@@ -7,8 +7,10 @@
 
 static bool hblock_ensure(rill_h2_session *s)
 {
-    if (!s->hblk && (s->hblk = h2_malloc(s, sizeof *s->hblk)) != NULL)
+    if (!s->hblk && (s->hblk = h2_malloc(s, sizeof *s->hblk)) != NULL) {
         memset(s->hblk, 0, sizeof *s->hblk);
+        s->hblk->s = s;
+    }
     return s->hblk != NULL;
 }
 
@@ -29,27 +31,26 @@ void h2_hblock_free(rill_h2_session *s, bool all)
 
 static int collect_field(void *user, const rill_header *f)
 {
-    rill_h2_session *s = user;
-    struct h2_fieldset *fs = &s->hblk->fs;
+    struct h2_hblock *hb = user;
+    struct h2_fieldset *fs = &hb->fs;
     if (fs->count == fs->cap) {
-        uint32_t ncap = fs->cap ? fs->cap * 2 : 16;
-        rill_header *nf = h2_realloc(s, fs->fields, ncap * sizeof *nf);
+        size_t ncap = fs->cap ? fs->cap * 2 : 16;
+        rill_header *nf = h2_realloc(hb->s, fs->fields, ncap * sizeof *nf);
         if (!nf)
             return RILL_ERR_NOMEM;
         fs->fields = nf;
         fs->cap = ncap;
     }
-    /* The decoder caps the list at H2_HEADER_LIST_CAP, so these sizes fit in 32 bits. */
     size_t need = f->name_len + f->value_len;
     if (!fs->bytes || fs->used + need > fs->bytes_cap) {
         size_t ncap = fs->bytes_cap ? fs->bytes_cap : 512;
         while (ncap < fs->used + need)
             ncap *= 2;
-        uint8_t *nb = h2_realloc(s, fs->bytes, ncap);
+        uint8_t *nb = h2_realloc(hb->s, fs->bytes, ncap);
         if (!nb)
             return RILL_ERR_NOMEM;
         fs->bytes = nb;
-        fs->bytes_cap = (uint32_t)ncap;
+        fs->bytes_cap = ncap;
     }
     /* Offsets for now (the byte buffer may move); pointers once the block is complete. */
     rill_header *d = &fs->fields[fs->count++];
@@ -57,12 +58,12 @@ static int collect_field(void *user, const rill_header *f)
         memcpy(fs->bytes + fs->used, f->name, f->name_len);
     d->name = (const uint8_t *)(uintptr_t)fs->used;
     d->name_len = f->name_len;
-    fs->used += (uint32_t)f->name_len;
+    fs->used += f->name_len;
     if (f->value_len)
         memcpy(fs->bytes + fs->used, f->value, f->value_len);
     d->value = (const uint8_t *)(uintptr_t)fs->used;
     d->value_len = f->value_len;
-    fs->used += (uint32_t)f->value_len;
+    fs->used += f->value_len;
     d->flags = f->flags;
     return 0;
 }
@@ -101,7 +102,7 @@ static int decode_block(rill_h2_session *s, const uint8_t *block, size_t len, bo
     struct h2_fieldset *fs = &s->hblk->fs;
     fs->count = 0;
     fs->used = 0;
-    int rc = rill_hpack_decode_block(s->dec, block, len, collect ? collect_field : discard_field, s);
+    int rc = rill_hpack_decode_block(s->dec, block, len, collect ? collect_field : discard_field, s->hblk);
     if (rc == RILL_ERR_HEADER_LIST_TOO_LARGE || rc == 0) {
         for (size_t i = 0; i < fs->count; i++) {
             fs->fields[i].name = fs->bytes + (uintptr_t)fs->fields[i].name;
@@ -146,9 +147,9 @@ static void request_headers(rill_h2_session *s, int32_t sid, const uint8_t *bloc
                             bool end, bool self_dep)
 {
     bool ignore = s->goaway_sent && sid > s->goaway_last_sent;
-    uint32_t limit = s->local.max_concurrent_streams < h2_acked(s)->max_concurrent_streams
-                         ? s->local.max_concurrent_streams
-                         : h2_acked(s)->max_concurrent_streams;
+    uint32_t limit = s->local.max_concurrent_streams; /* the smaller of announced and acknowledged */
+    if (s->pending_count && s->pend->acked.max_concurrent_streams < limit)
+        limit = s->pend->acked.max_concurrent_streams;
     bool refuse = !ignore && s->peer_active >= limit;
     int rc = decode_block(s, block, len, !ignore && !refuse && !self_dep);
     if (h2_dead(s))

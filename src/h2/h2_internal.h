@@ -123,9 +123,9 @@ enum h2_recv_state {
 /* Collected fields of the header block being decoded. */
 struct h2_fieldset {
     rill_header *fields;
+    size_t count, cap;
     uint8_t *bytes;
-    uint32_t count, cap;
-    uint32_t used, bytes_cap;
+    size_t used, bytes_cap;
 };
 
 /*
@@ -162,6 +162,7 @@ struct h2_history {
 
 /* Header-block scratch: from the first header block until trimmed while idle. */
 struct h2_hblock {
+    rill_h2_session *s; /* for allocations: the decoder's callback gets the block */
     struct h2_fieldset fs;
     uint8_t *buf; /* a block split across CONTINUATION frames */
     uint32_t len, cap;
@@ -256,6 +257,12 @@ struct rill_h2_session {
     bool freeing;                  /* rill_h2_session_free: no events but releases */
 };
 
+/* Allocates the stream history if there is none yet; false when out of memory. */
+bool h2_history_alloc(rill_h2_session *s);
+static inline bool h2_history_ensure(rill_h2_session *s)
+{
+    return s->hist || h2_history_alloc(s);
+}
 /* What our side has in effect: the settings the peer acknowledged. */
 static inline const rill_h2_settings *h2_acked(const rill_h2_session *s)
 {
@@ -272,8 +279,6 @@ void h2_chunk_free(rill_h2_session *s, struct h2_chunk *c);
 void h2_out_ring_free(rill_h2_session *s);
 /* The stream table with twice the buckets (8 at first); false when out of memory. */
 bool h2_table_grow(rill_h2_session *s);
-/* Allocates the stream history if there is none yet; false when out of memory. */
-bool h2_history_ensure(rill_h2_session *s);
 static inline uint32_t h2_slot(uint32_t nbuckets, int32_t id)
 {
     return ((uint32_t)id * 2654435761u) & (nbuckets - 1);
@@ -299,7 +304,8 @@ void h2_settings_defaults(rill_h2_settings *s);
 
 /* ---- output (h2_output.c) ---- */
 uint8_t *h2_out_reserve(rill_h2_session *s, size_t need);
-/* The connection's first output: a buffer of cap bytes (>= need) instead of a full-size one. */
+/* The connection's first output: with an output pool, a buffer of cap bytes (>= need) instead of
+ * a full-size one borrowed from the pool. */
 #define H2_START_CHUNK 128u
 uint8_t *h2_out_reserve_small(rill_h2_session *s, size_t need, size_t cap);
 void h2_out_commit(rill_h2_session *s, size_t n);

@@ -113,7 +113,8 @@ uint8_t *h2_out_reserve(rill_h2_session *s, size_t need)
 
 uint8_t *h2_out_reserve_small(rill_h2_session *s, size_t need, size_t cap)
 {
-    if (s->out_tail || need > cap)
+    /* Without a pool the session keeps a full-size buffer anyway: take it now. */
+    if (s->out_tail || need > cap || !s->pool)
         return h2_out_reserve(s, need);
     struct h2_chunk *c = chunk_alloc(s, cap);
     if (!c)

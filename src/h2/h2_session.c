@@ -79,10 +79,9 @@ bool h2_table_grow(rill_h2_session *s)
     return true;
 }
 
-bool h2_history_ensure(rill_h2_session *s)
+bool h2_history_alloc(rill_h2_session *s)
 {
-    if (!s->hist)
-        s->hist = h2_calloc(s, sizeof *s->hist + s->max_closed * sizeof s->hist->closed[0]);
+    s->hist = h2_calloc(s, sizeof *s->hist + s->max_closed * sizeof s->hist->closed[0]);
     return s->hist != NULL;
 }
 
@@ -189,9 +188,9 @@ rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callb
     h2_settings_defaults(&s->pend->acked);
     s->pending_count = 1;
 
-    /* Connection start (section 3.4): the client preface, then SETTINGS from both sides, in a
-     * small buffer of their own (with room for the peer's SETTINGS ACK): a connection that stays
-     * quiet never touches a full-size output buffer. */
+    /* Connection start (section 3.4): the client preface, then SETTINGS from both sides. With a
+     * shared pool they go in a small buffer of their own (with room for the peer's SETTINGS ACK),
+     * so a connection that stays quiet never borrows a full-size one. */
     uint8_t *p = h2_out_reserve_small(s, H2_PREFACE_LEN + H2_FRAME_HEADER + 48 + H2_FRAME_HEADER + 4,
                                       H2_START_CHUNK);
     if (!p) {

@@ -43,7 +43,7 @@ struct h2_stream *h2_stream_new(rill_h2_session *s, int32_t id, uint8_t state)
     if (s->nstreams >= s->nbuckets && !h2_table_grow(s))
         return NULL;
     /* Ids the peer uses are recorded from its first stream on (see h2_peer_id_used). */
-    if (!h2_is_local_id(s, id) && !h2_history_ensure(s))
+    if (!s->hist && !h2_is_local_id(s, id) && !h2_history_alloc(s))
         return NULL;
     struct h2_stream *st = s->free_streams;
     if (st)
