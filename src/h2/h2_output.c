@@ -53,11 +53,16 @@ static int seg_push(rill_h2_session *s, const uint8_t *p, size_t n, struct h2_ch
     return 0;
 }
 
-/* Buffers of the standard size come from the pool when there is one. */
+/* Buffers of the standard size and the small start buffers come from the pool when there is one. */
+static bool pooled(const rill_h2_session *s, size_t cap)
+{
+    return s->pool && (cap == s->chunk_size || cap == H2_START_CHUNK);
+}
+
 static struct h2_chunk *chunk_alloc(rill_h2_session *s, size_t cap)
 {
     struct h2_chunk *c;
-    if (s->pool && cap == s->chunk_size) {
+    if (pooled(s, cap)) {
         if (!(c = s->pool->get(sizeof *c + cap, s->pool->ctx)))
             return NULL;
         s->mem_bytes += sizeof *c + cap;
@@ -77,7 +82,7 @@ void h2_out_ring_free(rill_h2_session *s)
 
 void h2_chunk_free(rill_h2_session *s, struct h2_chunk *c)
 {
-    if (s->pool && c->cap == s->chunk_size) {
+    if (pooled(s, c->cap)) {
         s->mem_bytes -= sizeof *c + c->cap;
         s->pool->put(c, sizeof *c + c->cap, s->pool->ctx);
     } else {
