@@ -130,7 +130,8 @@ struct h2_fieldset {
 
 /*
  * What an idle connection does not need lives in blocks allocated on first use, so a quiet
- * session is little more than the struct below (RILL_H2 idle memory: see test_h2_engine.c).
+ * session is the struct below and nothing else (memory_idle_and_per_stream in test_h2_engine.c
+ * holds it to that).
  */
 
 /* Settings we announced and the peer has not acknowledged yet (section 6.5.3). The newest
