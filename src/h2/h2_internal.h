@@ -85,10 +85,15 @@ struct h2_stream {
     uint64_t data_received;
     void *user;
     struct h2_dataref *dq_head, *dq_tail;
-    rill_h2_read_fn read;
+    rill_h2_read_fn read;    /* non-NULL while a pull source is set (a marker when readv is) */
+    rill_h2_readv_fn readv;  /* a vectored pull source */
     void *read_user;
     struct h2_trailers *trailers;
 };
+
+/* An output buffer for several frames of a vectored source at once (4 default-size DATA
+ * frames); pooled like the standard size. */
+#define H2_BIG_CHUNK (4u * (H2_FRAME_HEADER + RILL_H2_MIN_FRAME_SIZE))
 
 struct h2_chunk {
     struct h2_chunk *next;

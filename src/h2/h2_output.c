@@ -56,7 +56,7 @@ static int seg_push(rill_h2_session *s, const uint8_t *p, size_t n, struct h2_ch
 /* Buffers of the standard size and the small start buffers come from the pool when there is one. */
 static bool pooled(const rill_h2_session *s, size_t cap)
 {
-    return s->pool && (cap == s->chunk_size || cap == H2_START_CHUNK);
+    return s->pool && (cap == s->chunk_size || cap == H2_START_CHUNK || cap == H2_BIG_CHUNK);
 }
 
 static struct h2_chunk *chunk_alloc(rill_h2_session *s, size_t cap)

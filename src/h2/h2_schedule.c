@@ -51,6 +51,72 @@ static struct h2_stream *pick(rill_h2_session *s)
     return NULL;
 }
 
+/* The source gave its last byte: true when the stream ended (nothing more to do for it). */
+static bool source_done(rill_h2_session *s, struct h2_stream *st, bool end)
+{
+    st->flags |= SF_SOURCE_EOF;
+    st->read = NULL;
+    st->readv = NULL;
+    if (end) {
+        h2_end_local(s, st);
+        return true;
+    }
+    st->flags |= SF_END_WANTED;
+    return false;
+}
+
+/* Vectored source: when the windows allow several whole frames, one call fills the payloads of
+ * the frames that fit in one big buffer, laid out back to back (a single preadv for a file).
+ * Returns -1 to let the one-frame path do it (too little window, or frames too large), 0 when st
+ * must not be touched any more (ended, reset, paused, failed), 1 after frames went out. */
+static int read_frames(rill_h2_session *s, struct h2_stream *st)
+{
+    int64_t win = st->send_window < s->conn_send_window ? st->send_window : s->conn_send_window;
+    size_t f = s->peer.max_frame_size, per = H2_FRAME_HEADER + f;
+    int64_t k = win / (int64_t)f;
+    if (k > (int64_t)(H2_BIG_CHUNK / per))
+        k = (int64_t)(H2_BIG_CHUNK / per);
+    if (k < 2)
+        return -1;
+    uint8_t *p = h2_out_reserve(s, H2_BIG_CHUNK);
+    if (!p) {
+        h2_connection_error(s, RILL_H2_INTERNAL_ERROR, "out of memory");
+        return 0;
+    }
+    struct iovec iov[H2_BIG_CHUNK / (H2_FRAME_HEADER + RILL_H2_MIN_FRAME_SIZE)];
+    for (int64_t i = 0; i < k; i++)
+        iov[i] = (struct iovec){p + i * (int64_t)per + H2_FRAME_HEADER, f};
+    bool eof = false;
+    int n = st->readv(s, st->id, iov, (int)k, &eof, st->read_user);
+    if (h2_stream_find(s, st->id) != st || st->state == H2_CLOSED)
+        return 0; /* the callback reset the stream */
+    if (n == RILL_ERR_WOULD_BLOCK || (n == 0 && !eof)) {
+        st->flags |= SF_SOURCE_PAUSED;
+        return 0;
+    }
+    if (n < 0 || (size_t)n > (size_t)k * f) {
+        h2_stream_error(s, st->id, RILL_H2_INTERNAL_ERROR);
+        return 0;
+    }
+    bool end = eof && !st->trailers;
+    /* Full frames, then the partial last one; an empty frame only when it carries END_STREAM. */
+    size_t left = (size_t)n, used = 0;
+    for (int64_t i = 0; i < k && (left || (end && i == 0)); i++) {
+        size_t len = left < f ? left : f;
+        left -= len;
+        h2_frame_header(p + i * (int64_t)per, (uint32_t)len, RILL_H2_DATA,
+                        end && left == 0 ? H2_FLAG_END_STREAM : 0, st->id);
+        used = (size_t)i * per + H2_FRAME_HEADER + len;
+    }
+    if (used)
+        h2_out_commit(s, used);
+    st->send_window -= n;
+    s->conn_send_window -= n;
+    if (eof && source_done(s, st, end))
+        return 0;
+    return 1;
+}
+
 /* Puts one frame of st out. */
 static void send_one(rill_h2_session *s, struct h2_stream *st)
 {
@@ -97,6 +163,11 @@ static void send_one(rill_h2_session *s, struct h2_stream *st)
             return;
         }
     } else if (st->read && !(st->flags & SF_SOURCE_EOF)) {
+        int rf = st->readv ? read_frames(s, st) : -1;
+        if (rf == 0)
+            return;
+        if (rf == 1)
+            goto sent;
         size_t max = (size_t)budget;
         if (max > s->chunk_size - H2_FRAME_HEADER)
             max = s->chunk_size - H2_FRAME_HEADER;
@@ -106,7 +177,13 @@ static void send_one(rill_h2_session *s, struct h2_stream *st)
             return;
         }
         bool eof = false;
-        int n = st->read(s, st->id, p + H2_FRAME_HEADER, max, &eof, st->read_user);
+        int n;
+        if (st->readv) {
+            struct iovec one = {p + H2_FRAME_HEADER, max};
+            n = st->readv(s, st->id, &one, 1, &eof, st->read_user);
+        } else {
+            n = st->read(s, st->id, p + H2_FRAME_HEADER, max, &eof, st->read_user);
+        }
         /* The callback may have reset the stream. */
         if (h2_stream_find(s, st->id) != st || st->state == H2_CLOSED)
             return;
@@ -125,15 +202,8 @@ static void send_one(rill_h2_session *s, struct h2_stream *st)
         }
         st->send_window -= n;
         s->conn_send_window -= n;
-        if (eof) {
-            st->flags |= SF_SOURCE_EOF;
-            st->read = NULL;
-            if (end) {
-                h2_end_local(s, st);
-                return;
-            }
-            st->flags |= SF_END_WANTED;
-        }
+        if (eof && source_done(s, st, end))
+            return;
     } else if (st->trailers) {
         struct h2_trailers *t = st->trailers;
         int rc = h2_encode_headers(s, RILL_H2_HEADERS, st->id, 0, H2_FLAG_END_STREAM, t->fields, t->count);
@@ -149,6 +219,7 @@ static void send_one(rill_h2_session *s, struct h2_stream *st)
         h2_end_local(s, st);
         return;
     }
+sent:
     if ((st->flags & SF_INCREMENTAL) && (st->flags & SF_SCHEDULED)) {
         /* Round-robin among incremental streams of the same urgency. */
         h2_sched_remove(s, st);

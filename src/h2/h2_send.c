@@ -267,6 +267,25 @@ int rill_h2_set_data_source(rill_h2_session *s, int32_t stream_id, rill_h2_read_
     return 0;
 }
 
+/* Stands in st->read while a vectored source is set (st->read non-NULL means "has a source"). */
+static int vectored_marker(rill_h2_session *s, int32_t id, uint8_t *buf, size_t max, bool *eof,
+                           void *user)
+{
+    (void)s, (void)id, (void)buf, (void)max, (void)eof, (void)user;
+    return RILL_ERR_STATE;
+}
+
+int rill_h2_set_data_source_v(rill_h2_session *s, int32_t stream_id, rill_h2_readv_fn readv,
+                              void *source_user)
+{
+    if (!readv)
+        return RILL_ERR_STATE;
+    int rc = rill_h2_set_data_source(s, stream_id, vectored_marker, source_user);
+    if (rc == 0)
+        h2_stream_find(s, stream_id)->readv = readv;
+    return rc;
+}
+
 int rill_h2_resume_data(rill_h2_session *s, int32_t stream_id)
 {
     struct h2_stream *st = h2_stream_find(s, stream_id);

@@ -152,6 +152,7 @@ void h2_stream_drop_data(rill_h2_session *s, struct h2_stream *st)
     }
     st->dq_tail = NULL;
     st->read = NULL;
+    st->readv = NULL;
     h2_trailers_free(s, st);
     h2_sched_remove(s, st);
 }

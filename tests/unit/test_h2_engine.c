@@ -727,6 +727,99 @@ static void connection_start_borrows_no_pool_buffer(void **state)
     rec_free(&rec);
 }
 
+/* A vectored source: several frames' payloads per call when the windows allow, frames never above
+ * SETTINGS_MAX_FRAME_SIZE, the bytes intact and in order, END_STREAM on the last frame only. */
+struct vsrc {
+    const uint8_t *data;
+    size_t len, off;
+    int calls, max_iov;
+};
+
+static int vread(rill_h2_session *s, int32_t id, const struct iovec *iov, int n, bool *eof, void *u)
+{
+    (void)s, (void)id;
+    struct vsrc *v = u;
+    v->calls++;
+    if (n > v->max_iov)
+        v->max_iov = n;
+    size_t got = 0;
+    for (int i = 0; i < n && v->off < v->len; i++) {
+        assert_true(iov[i].iov_len <= RILL_H2_MIN_FRAME_SIZE);
+        size_t take = v->len - v->off < iov[i].iov_len ? v->len - v->off : iov[i].iov_len;
+        memcpy(iov[i].iov_base, v->data + v->off, take);
+        v->off += take;
+        got += take;
+        if (take < iov[i].iov_len)
+            break; /* a short fill ends the call, like preadv at end of file */
+    }
+    *eof = v->off == v->len;
+    return (int)got;
+}
+
+static void big_windows(rill_h2_options *o)
+{
+    o->connection_window = 1 << 20;
+}
+
+static void vectored_source(void (*custom)(rill_h2_options *), bool peer_big_window)
+{
+    memset(&g_pool, 0, sizeof g_pool);
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, custom);
+    tbuf b = {0};
+    if (peer_big_window) { /* the peer allows more than 4 frames at once */
+        tf_settings(&b, 1, 0x4u, 1u << 20);
+        tf_window_update(&b, 0, (1u << 20));
+    }
+    tf_get(&b, 1, RILL_H2_FLAG_END_STREAM);
+    feed_drain(&t, &b);
+    static uint8_t body[200000];
+    for (size_t i = 0; i < sizeof body; i++)
+        body[i] = (uint8_t)(i * 131 + (i >> 9));
+    struct vsrc v = {body, sizeof body, 0, 0, 0};
+    rill_header ok[] = {F(":status", "200")};
+    assert_int_equal(rill_h2_submit_response(t.s, 1, ok, 1, 0), 0);
+    assert_int_equal(rill_h2_set_data_source_v(t.s, 1, vread, &v), 0);
+    tbuf got = {0};
+    int data_frames = 0, ends = 0;
+    for (int round = 0; round < 64 && got.len < sizeof body; round++) {
+        drain(t.s, &t.out);
+        for (size_t i = 0; i < t.out.n; i++) {
+            const tframe *f = &t.out.f[i];
+            if (f->type != RILL_H2_DATA || f->sid != 1)
+                continue;
+            assert_true(f->len <= RILL_H2_MIN_FRAME_SIZE);
+            tb_put(&got, f->payload, f->len);
+            data_frames++;
+            ends += f->flags & 1;
+        }
+        if (!peer_big_window) { /* the default windows: give them back as a client would */
+            tf_window_update(&b, 0, 65535);
+            tf_window_update(&b, 1, 65535);
+            feed(&t, &b);
+            b.len = 0;
+        }
+    }
+    expect_no_error(&t.out);
+    assert_int_equal(got.len, sizeof body);
+    assert_memory_equal(got.p, body, sizeof body);
+    assert_int_equal(ends, 1);
+    assert_true(v.max_iov >= 2);             /* several frames per call */
+    assert_true(v.calls < data_frames);      /* fewer calls than frames */
+    tb_free(&got);
+    tb_free(&b);
+    tsess_free(&t);
+    assert_int_equal(g_pool.out, 0);
+}
+
+static void vectored_source_fills_several_frames(void **state)
+{
+    (void)state;
+    vectored_source(big_windows, true);
+    vectored_source(with_output_pool, true);
+    vectored_source(NULL, false);
+}
+
 static void memory_idle_and_per_stream(void **state)
 {
     (void)state;
@@ -823,6 +916,7 @@ int main(void)
         cmocka_unit_test(freeing_the_session_releases_buffers),
         cmocka_unit_test(trim_frees_idle_buffers),
         cmocka_unit_test(output_pool_buffers_return_when_drained),
+        cmocka_unit_test(vectored_source_fills_several_frames),
         cmocka_unit_test(connection_start_borrows_no_pool_buffer),
         cmocka_unit_test(memory_idle_and_per_stream),
         cmocka_unit_test(no_allocation_per_request_in_steady_state),
