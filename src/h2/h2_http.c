@@ -1,5 +1,6 @@
 /* HTTP semantics of HTTP/2 messages (RFC 9113 section 8): field syntax, pseudo-header rules,
  * connection-specific fields, content-length, CONNECT forms, RFC 9218 priority values. */
+#include "common/http_chars.h"
 #include "h2/h2_internal.h"
 
 static bool eq(const uint8_t *p, size_t n, const char *lit)
@@ -7,19 +8,6 @@ static bool eq(const uint8_t *p, size_t n, const char *lit)
     size_t l = strlen(lit);
     return n == l && memcmp(p, lit, l) == 0;
 }
-
-/* RFC 9110 token characters without uppercase letters (section 8.2.1): the only bytes allowed in
- * a field name. A table, because this runs for every field of every message. */
-static const uint8_t name_ok[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
-    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-    ['8'] = 1, ['9'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
-};
 
 bool h2_field_valid(const rill_header *f)
 {
@@ -33,7 +21,7 @@ bool h2_field_valid(const rill_header *f)
     }
     unsigned bad = 0;
     for (; i < f->name_len; i++)
-        bad |= name_ok[f->name[i]] ^ 1u;
+        bad |= http_tchar[f->name[i]] != HTTP_TCHAR_LOWER; /* no uppercase in HTTP/2 names */
     if (bad)
         return false;
     size_t n = f->value_len;

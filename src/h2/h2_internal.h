@@ -282,7 +282,8 @@ void *h2_malloc(rill_h2_session *s, size_t n);
 void *h2_realloc(rill_h2_session *s, void *p, size_t n);
 void h2_free(rill_h2_session *s, void *p);
 void h2_chunk_free(rill_h2_session *s, struct h2_chunk *c);
-void h2_out_ring_free(rill_h2_session *s);
+/* Hands every output buffer and the segment ring back (nothing may be queued). */
+void h2_out_release(rill_h2_session *s);
 /* The stream table with twice the buckets (8 at first); false when out of memory. */
 bool h2_table_grow(rill_h2_session *s);
 static inline uint32_t h2_slot(uint32_t nbuckets, int32_t id)

@@ -75,9 +75,16 @@ static struct h2_chunk *chunk_alloc(rill_h2_session *s, size_t cap)
     return c;
 }
 
-void h2_out_ring_free(rill_h2_session *s)
+void h2_out_release(rill_h2_session *s)
 {
+    while (s->out_head) {
+        struct h2_chunk *c = s->out_head;
+        s->out_head = c->next;
+        h2_chunk_free(s, c);
+    }
+    s->out_tail = NULL;
     ring_free(s);
+    s->seg_head = 0;
 }
 
 void h2_chunk_free(rill_h2_session *s, struct h2_chunk *c)
@@ -225,13 +232,7 @@ void rill_h2_session_output_consumed(rill_h2_session *s, size_t n)
         if (s->pool) {
             /* Drained: the buffer goes back to the shared pool (cheap), the segment ring too, so
              * a quiet session holds no output memory at all. */
-            while (s->out_head) {
-                struct h2_chunk *c = s->out_head;
-                s->out_head = c->next;
-                h2_chunk_free(s, c);
-            }
-            s->out_tail = NULL;
-            ring_free(s);
+            h2_out_release(s);
         } else if (s->out_tail && s->out_tail->consumed == s->out_tail->used) {
             s->out_tail->used = s->out_tail->consumed = 0; /* reuse from the start */
         }
@@ -271,12 +272,5 @@ void h2_out_free_all(rill_h2_session *s)
             h2_ref_release(s, ref);
     }
     s->out_pending = 0;
-    while (s->out_head) {
-        struct h2_chunk *c = s->out_head;
-        s->out_head = c->next;
-        h2_chunk_free(s, c);
-    }
-    s->out_tail = NULL;
-    ring_free(s);
-    s->seg_head = 0;
+    h2_out_release(s);
 }

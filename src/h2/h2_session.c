@@ -267,16 +267,8 @@ void h2_close_all_on_error(rill_h2_session *s)
 
 void rill_h2_session_trim(rill_h2_session *s)
 {
-    if (s->out_pending == 0 && s->seg_count == 0) {
-        while (s->out_head) {
-            struct h2_chunk *c = s->out_head;
-            s->out_head = c->next;
-            h2_chunk_free(s, c);
-        }
-        s->out_tail = NULL;
-        h2_out_ring_free(s);
-        s->seg_head = 0;
-    }
+    if (s->out_pending == 0 && s->seg_count == 0)
+        h2_out_release(s);
     if (s->rstate != RS_PAYLOAD) {
         h2_free(s, s->pbuf);
         s->pbuf = NULL;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/http_chars.h"
 #include "server/access_log.h"
 #include "server/http_date.h"
 #include "server/server_internal.h"
@@ -482,23 +483,6 @@ int rill_response_set_status(rill_response *res, int status)
     return RILL_OK;
 }
 
-/* RFC 9110 token characters: the bytes a field name may have (a table: every response header of
- * every request passes through here). */
-static const uint8_t token_char[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
-    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-    ['8'] = 1, ['9'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1,
-};
-
 static bool connection_specific(const char *name, size_t len)
 {
     static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
@@ -516,7 +500,7 @@ static bool valid_field(const char *name, const char *value, size_t *nlen, size_
     size_t n = 0;
     unsigned bad = 0;
     for (; name[n]; n++)
-        bad |= token_char[(uint8_t)name[n]] ^ 1u;
+        bad |= http_tchar[(uint8_t)name[n]] == 0;
     if (n == 0 || bad)
         return false;
     size_t v = 0;
