@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/http_chars.h"
 #include "rill/ws.h"
 #include "ws/ws_internal.h"
 
@@ -46,9 +47,7 @@ static void skip_ows(cursor *c)
 
 static bool is_tchar(char ch)
 {
-    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
-        return true;
-    return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+    return http_tchar[(uint8_t)ch] != 0;
 }
 
 static size_t take_token(cursor *c, const char **start)
