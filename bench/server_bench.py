@@ -233,41 +233,54 @@ def main():
                 r["tls_rps" if tls else "h2c_rps"] = ok / secs
                 if not tls:
                     n_big = 3 if a.quick else 10
-                    c0 = cpu_seconds(srv.proc.pid)
-                    ok, secs = h2load(f"http://127.0.0.1:{port}/big.bin", 1, 1, n_big)
-                    c1 = cpu_seconds(srv.proc.pid)
-                    gib = ok * big_mib / 1024
-                    r["big_gbs"] = ok * big_mib * (1 << 20) / secs / 1e9
-                    # h2load itself tops out near the fastest servers' rate on 2 cores: the
-                    # server's CPU per GiB shows what each server spends to reach it
-                    r["big_cpu"] = (c1 - c0) / gib if gib else None
+                    # Single large-file runs vary by +-25% on a shared 2-core VM: the median of
+                    # three. h2load itself tops out near the fastest servers' rate, so the
+                    # server's CPU per GiB shows what each spends to reach it.
+                    rates, cpus = [], []
+                    for _ in range(1 if a.quick else 3):
+                        c0 = cpu_seconds(srv.proc.pid)
+                        ok, secs = h2load(f"http://127.0.0.1:{port}/big.bin", 1, 1, n_big)
+                        c1 = cpu_seconds(srv.proc.pid)
+                        gib = ok * big_mib / 1024
+                        rates.append(ok * big_mib * (1 << 20) / secs / 1e9)
+                        if gib:
+                            cpus.append((c1 - c0) / gib)
+                    r["big_gbs"] = sorted(rates)[len(rates) // 2]
+                    r["big_cpu"] = sorted(cpus)[len(cpus) // 2] if cpus else None
             except Exception as e:  # one server failing must not hide the others
                 print(f"{name} ({'tls' if tls else 'h2c'}): {e}", file=sys.stderr)
             finally:
                 srv.stop()
-        try:
-            port = srv.start(False)
-            if port is not None:
-                r["idle_kib"] = measure_idle(srv, port, idle_n) / 1024
-        except Exception as e:
-            print(f"{name} idle: {e}", file=sys.stderr)
-        finally:
-            srv.stop()
+        idle = []
+        for _ in range(1 if a.quick else 3):  # a fresh process each time; the median
+            try:
+                port = srv.start(False)
+                if port is not None:
+                    idle.append(measure_idle(srv, port, idle_n) / 1024)
+            except Exception as e:
+                print(f"{name} idle: {e}", file=sys.stderr)
+            finally:
+                srv.stop()
+        if idle:
+            r["idle_kib"] = sorted(idle)[len(idle) // 2]
 
     def cell(name, key, fmt):
         v = results.get(name, {}).get(key)
         return fmt.format(v) if v is not None else "-"
 
     cols = names
-    print(f"\n{'workload':58} " + " ".join(f"{n:>10}" for n in cols))
+    print(f"\n{'workload':64} " + " ".join(f"{n:>10}" for n in cols))
     rows = [("server CPU per request, 5 B file, h2c, 32x16 (us)", "h2c_us", "{:.2f}"),
             ("  requests/s (h2load, for reference)", "h2c_rps", "{:.0f}"),
             ("server CPU per request, 5 B file, TLS h2, 32x16 (us)", "tls_us", "{:.2f}"),
-            (f"{big_mib} MiB file, h2c, one connection (GB/s)", "big_gbs", "{:.2f}"),
+            (f"{big_mib} MiB file, h2c, one connection (GB/s, median of 3)", "big_gbs", "{:.2f}"),
             ("  server CPU per GiB sent (s)", "big_cpu", "{:.3f}"),
-            (f"RSS per idle h2c connection, {idle_n} conns (KiB)", "idle_kib", "{:.1f}")]
+            (f"RSS per idle h2c connection, {idle_n} conns (KiB, median of 3)", "idle_kib", "{:.2f}")]
     for label, key, fmt in rows:
-        print(f"{label:58} " + " ".join(f"{cell(n, key, fmt):>10}" for n in cols))
+        print(f"{label:64} " + " ".join(f"{cell(n, key, fmt):>10}" for n in cols))
+    best = max((results[n].get("big_gbs") or 0, n) for n in names if n != "rill") if len(names) > 1 else None
+    if best and "rill" in results and results["rill"].get("big_gbs"):
+        print(f"rill/best peer ({best[1]}) large-file throughput: {results['rill']['big_gbs'] / best[0]:.2f}x")
     if "rill" in results and "h2o" in results:
         for key, label in (("h2c_us", "CPU/request h2c"), ("tls_us", "CPU/request TLS"),
                            ("big_cpu", "CPU per GiB of a large file"), ("idle_kib", "idle memory")):
