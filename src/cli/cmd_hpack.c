@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "common/http_chars.h"
 #include "rill/hpack.h"
 
 static const char usage[] =
@@ -71,17 +72,6 @@ static cJSON *load_story(const char *path)
     return root;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes a hex string into a fresh buffer; NULL if malformed. */
 static uint8_t *unhex(const char *hex, size_t *len)
 {
@@ -92,7 +82,7 @@ static uint8_t *unhex(const char *hex, size_t *len)
     if (!out)
         return NULL;
     for (size_t i = 0; i < n / 2; i++) {
-        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        int hi = http_hex_value((uint8_t)hex[2 * i]), lo = http_hex_value((uint8_t)hex[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             free(out);
             return NULL;

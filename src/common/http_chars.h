@@ -9,4 +9,13 @@
 enum { HTTP_TCHAR_LOWER = 1, HTTP_TCHAR_UPPER = 2 };
 extern const uint8_t http_tchar[256];
 
+/* The value of a hexadecimal digit (either case), or -1. */
+static inline int http_hex_value(uint8_t c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20; /* ASCII lowercase; non-letters stay outside a..f */
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/http_chars.h"
 #include "h1/h1_chars.h"
 #include "h1/h1_internal.h"
 
@@ -602,14 +603,6 @@ static int feed_lines(rill_h1_parser *p, const uint8_t *data, size_t len, size_t
 
 /* ---- chunked ----------------------------------------------------------------------------------- */
 
-static int hex_value(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = h1_lower(c);
-    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-}
-
 static void enter_trailers(rill_h1_parser *p)
 {
     p->state = S_TRAILERS;
@@ -625,7 +618,7 @@ static int feed_chunked(rill_h1_parser *p, const uint8_t *data, size_t len, size
         uint8_t c = data[*pos];
         switch (p->cstate) {
         case C_SIZE: {
-            int v = hex_value(c);
+            int v = http_hex_value(c);
             if (v >= 0) {
                 if (p->chunk_size >> 56)
                     return fail(p, RILL_H1_E_CHUNK_TOO_BIG);

@@ -225,14 +225,9 @@ static void close_all_streams(rill_h2_session *s, uint32_t code)
             h2_stream_close(s, s->tab->buckets[i], code, H2_CLOSED_LOCAL_RST);
 }
 
-void rill_h2_session_free(rill_h2_session *s)
+/* Recycled stream and DATA-reference structs go back to the allocator. */
+static void free_lists_release(rill_h2_session *s)
 {
-    if (!s)
-        return;
-    /* No more events but the releases the caller needs to free its buffers. */
-    s->freeing = true;
-    close_all_streams(s, RILL_H2_CANCEL);
-    h2_out_free_all(s);
     while (s->free_streams) {
         struct h2_stream *st = s->free_streams;
         s->free_streams = st->hnext;
@@ -243,6 +238,17 @@ void rill_h2_session_free(rill_h2_session *s)
         s->free_refs = r->next;
         h2_free(s, r);
     }
+}
+
+void rill_h2_session_free(rill_h2_session *s)
+{
+    if (!s)
+        return;
+    /* No more events but the releases the caller needs to free its buffers. */
+    s->freeing = true;
+    close_all_streams(s, RILL_H2_CANCEL);
+    h2_out_free_all(s);
+    free_lists_release(s);
     h2_free(s, s->tab);
     h2_free(s, s->hist);
     h2_free(s, s->pend);
@@ -275,16 +281,7 @@ void rill_h2_session_trim(rill_h2_session *s)
         s->pbuf_cap = 0;
     }
     h2_hblock_free(s, !s->expect_continuation);
-    while (s->free_streams) {
-        struct h2_stream *st = s->free_streams;
-        s->free_streams = st->hnext;
-        h2_free(s, st);
-    }
-    while (s->free_refs) {
-        struct h2_dataref *r = s->free_refs;
-        s->free_refs = r->next;
-        h2_free(s, r);
-    }
+    free_lists_release(s);
     if (s->nstreams == 0 && s->tab) {
         /* Keep the table only for a PRIORITY_UPDATE whose stream may still open. */
         bool waiting = false;

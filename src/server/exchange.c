@@ -381,7 +381,7 @@ static void header_list_remove(struct header_list *l, const char *name)
     l->count = k;
 }
 
-static bool header_list_has(const struct header_list *l, const char *name)
+bool header_list_has(const struct header_list *l, const char *name)
 {
     size_t nlen = strlen(name);
     for (size_t i = 0; i < l->count; i++)

@@ -362,15 +362,6 @@ static void process_pending(rill_session *sess)
 
 /* ---- exchange ops ------------------------------------------------------------------------------ */
 
-static bool has_field(const struct header_list *l, const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; i < l->count; i++)
-        if (l->items[i].name_len == n && memcmp(l->items[i].name, name, n) == 0)
-            return true;
-    return false;
-}
-
 static int h1_send_head(rill_stream *st, bool end_stream)
 {
     bool http10 = strcmp(st->version, "HTTP/1.0") == 0;
@@ -387,7 +378,7 @@ static int h1_send_head(rill_stream *st, bool end_stream)
                                h->value_len};
         bytes += h->name_len + h->value_len + 4;
     }
-    if (!has_field(&st->resp_fields, "content-length") && body_allowed && !end_stream) {
+    if (!header_list_has(&st->resp_fields, "content-length") && body_allowed && !end_stream) {
         if (http10)
             st->keep_alive = false; /* the body ends with the connection */
         else {

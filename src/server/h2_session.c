@@ -101,7 +101,7 @@ static void output_put(void *buf, size_t size, void *ctx)
 
 static const rill_h2_buffer_pool output_pool = {.get = output_get, .put = output_put};
 
-void h2_chunk_pool_clear(void)
+void h2_pools_clear(void)
 {
     for (int i = 0; i < OUTPUT_POOL_CLASSES; i++) {
         while (out_pool[i].free) {

@@ -266,7 +266,7 @@ static void *worker_main(void *arg)
     rill_io_loop_run(w->loop);
     file_cache_clear();
     exchange_pool_clear();
-    h2_chunk_pool_clear();
+    h2_pools_clear();
     return NULL;
 }
 
@@ -413,7 +413,7 @@ int rill_server_run(rill_server *s, char *err, size_t errlen)
     rill_io_loop_run(s->workers[0].loop);
     file_cache_clear();
     exchange_pool_clear();
-    h2_chunk_pool_clear();
+    h2_pools_clear();
     rill_server_stop(s); /* loop 0 ended: make sure the others follow */
     for (unsigned i = 1; i < s->nworkers; i++)
         pthread_join(s->workers[i].thread, NULL);

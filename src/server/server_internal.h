@@ -196,6 +196,8 @@ void *exchange_alloc(rill_stream *st, size_t n);
 void exchange_pool_clear(void);
 int header_list_add(rill_stream *st, struct header_list *l, const char *name, size_t nlen,
                     const char *value, size_t vlen);
+/* Whether the list has a field of this (lowercase) name. */
+bool header_list_has(const struct header_list *l, const char *name);
 
 /* Per-exchange output limits: over HIGH a write returns RILL_ERR_WOULD_BLOCK, below LOW the
  * drain callback fires. */
@@ -230,8 +232,8 @@ int h2_session_output(rill_session *sess, struct iovec *iov, int max);
 void h2_session_output_sent(rill_session *sess, size_t n);
 void h2_session_shutdown(rill_session *sess);
 void h2_session_free(rill_session *sess);
-/* Frees the thread's pool of small body chunks (worker exit). */
-void h2_chunk_pool_clear(void);
+/* Frees the thread's pools of body chunks and engine output memory (worker exit). */
+void h2_pools_clear(void);
 
 /* websocket.c */
 void ws_connection_data(rill_session *sess, const uint8_t *data, size_t len);

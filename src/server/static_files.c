@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/http_chars.h"
 #include "server/mime.h"
 
 struct rill_static_root {
@@ -41,17 +42,6 @@ void rill_static_root_close(rill_static_root *root)
     }
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 enum rill_static_status rill_static_normalize(const char *target, size_t len,
                                               char out[RILL_STATIC_PATH_MAX], bool *trailing_slash)
 {
@@ -62,8 +52,8 @@ enum rill_static_status rill_static_normalize(const char *target, size_t len,
     for (size_t i = 0; i < len && target[i] != '?' && target[i] != '#'; i++) {
         char c = target[i];
         if (c == '%') {
-            int hi = i + 2 < len ? hex_value(target[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_value(target[i + 2]) : -1;
+            int hi = i + 2 < len ? http_hex_value((uint8_t)target[i + 1]) : -1;
+            int lo = hi >= 0 ? http_hex_value((uint8_t)target[i + 2]) : -1;
             if (lo < 0)
                 return RILL_STATIC_BAD_REQUEST;
             c = (char)(hi << 4 | lo);

@@ -2,7 +2,6 @@
  * directory so that browsers and curl --cacert can trust it across restarts. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,21 +18,13 @@
 #include <openssl/x509v3.h>
 
 #include "rill/tls.h"
+#include "tls/tls_internal.h"
 
 #define CERT_NAME "localhost-cert.pem"
 #define KEY_NAME "localhost-key.pem"
 #define VALID_DAYS 365
 #define MIN_REMAINING_SECONDS (24 * 3600)
 
-__attribute__((format(printf, 3, 4))) static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 int rill_tls_default_state_dir(char *buf, size_t buflen)
 {
@@ -54,7 +45,7 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
 {
     char path[4096];
     if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
-        say(err, errlen, "state directory path too long");
+        tls_say(err, errlen, "state directory path too long");
         return RILL_ERR_INVALID_ARG;
     }
     for (char *p = path + 1; *p; p++) {
@@ -62,13 +53,13 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
             continue;
         *p = '\0';
         if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-            say(err, errlen, "cannot create directory %s: %s", path, strerror(errno));
+            tls_say(err, errlen, "cannot create directory %s: %s", path, strerror(errno));
             return RILL_ERR_IO;
         }
         *p = '/';
     }
     if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-        say(err, errlen, "cannot create directory %s: %s", path, strerror(errno));
+        tls_say(err, errlen, "cannot create directory %s: %s", path, strerror(errno));
         return RILL_ERR_IO;
     }
     return RILL_OK;
@@ -149,7 +140,7 @@ static int write_pem(const char *path, mode_t mode, X509 *cert, EVP_PKEY *key, c
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0) {
-        say(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        tls_say(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
         return RILL_ERR_IO;
     }
     fchmod(fd, mode); /* the umask must not widen or narrow it */
@@ -157,14 +148,14 @@ static int write_pem(const char *path, mode_t mode, X509 *cert, EVP_PKEY *key, c
     if (!f) {
         close(fd);
         unlink(tmp);
-        say(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        tls_say(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
         return RILL_ERR_IO;
     }
     int ok = cert ? PEM_write_X509(f, cert) : PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
     if (fclose(f) != 0)
         ok = 0;
     if (!ok || rename(tmp, path) != 0) {
-        say(err, errlen, "cannot write %s: %s", path, ok ? strerror(errno) : "PEM encoding failed");
+        tls_say(err, errlen, "cannot write %s: %s", path, ok ? strerror(errno) : "PEM encoding failed");
         unlink(tmp);
         return RILL_ERR_IO;
     }
@@ -179,7 +170,7 @@ int rill_tls_self_signed(const char *dir, char *cert_path, char *key_path, size_
     char state[4096];
     if (!dir) {
         if (rill_tls_default_state_dir(state, sizeof state) != RILL_OK) {
-            say(err, errlen, "no state directory: set XDG_STATE_HOME or HOME");
+            tls_say(err, errlen, "no state directory: set XDG_STATE_HOME or HOME");
             return RILL_ERR_NOT_FOUND;
         }
         dir = state;
@@ -190,7 +181,7 @@ int rill_tls_self_signed(const char *dir, char *cert_path, char *key_path, size_
     int n1 = snprintf(cert_path, pathlen, "%s/%s", dir, CERT_NAME);
     int n2 = snprintf(key_path, pathlen, "%s/%s", dir, KEY_NAME);
     if (n1 < 0 || n2 < 0 || (size_t)n1 >= pathlen || (size_t)n2 >= pathlen) {
-        say(err, errlen, "state directory path too long");
+        tls_say(err, errlen, "state directory path too long");
         return RILL_ERR_BUFFER_TOO_SMALL;
     }
     if (existing_pair_usable(cert_path, key_path))
@@ -200,7 +191,7 @@ int rill_tls_self_signed(const char *dir, char *cert_path, char *key_path, size_
     X509 *cert = key ? make_cert(key) : NULL;
     if (!cert) {
         unsigned long e = ERR_peek_last_error();
-        say(err, errlen, "cannot generate a certificate: %s",
+        tls_say(err, errlen, "cannot generate a certificate: %s",
             e && ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "OpenSSL error");
         ERR_clear_error();
         EVP_PKEY_free(key);

@@ -42,11 +42,7 @@ static const struct alpn_list alpn_lists[] = {
 
 /* TLS 1.2 suites allowed by RFC 9113 §9.2.2: ephemeral key exchange and AEAD only. TLS 1.3
  * suites are all AEAD with ephemeral key exchange, so the defaults stay. */
-static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-                                    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-                                    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-
-__attribute__((format(printf, 3, 4))) static void say(char *err, size_t errlen, const char *fmt, ...)
+void tls_say(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || !errlen)
         return;
@@ -55,6 +51,11 @@ __attribute__((format(printf, 3, 4))) static void say(char *err, size_t errlen, 
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
 }
+
+static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
 
 static const char *ssl_reason(void)
 {
@@ -92,7 +93,7 @@ static bool readable(const char *what, const char *path, char *err, size_t errle
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        say(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
+        tls_say(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
         return false;
     }
     fclose(f);
@@ -117,11 +118,11 @@ static int build_server(const char *cert_file, const char *key_file, enum rill_t
 {
     *out = NULL;
     if (!cert_file || !key_file) {
-        say(err, errlen, "a certificate and a key file are both needed");
+        tls_say(err, errlen, "a certificate and a key file are both needed");
         return RILL_ERR_INVALID_ARG;
     }
     if ((unsigned)alpn >= sizeof alpn_lists / sizeof alpn_lists[0]) {
-        say(err, errlen, "unknown ALPN choice");
+        tls_say(err, errlen, "unknown ALPN choice");
         return RILL_ERR_INVALID_ARG;
     }
     if (!readable("certificate", cert_file, err, errlen) || !readable("key", key_file, err, errlen))
@@ -129,29 +130,29 @@ static int build_server(const char *cert_file, const char *key_file, enum rill_t
     ERR_clear_error();
     SSL_CTX *c = SSL_CTX_new(TLS_server_method());
     if (!c) {
-        say(err, errlen, "cannot create TLS context: %s", ssl_reason());
+        tls_say(err, errlen, "cannot create TLS context: %s", ssl_reason());
         return RILL_ERR_NOMEM;
     }
     set_common(c);
     SSL_CTX_set_options(c, SSL_OP_CIPHER_SERVER_PREFERENCE);
     int rc = RILL_ERR_TLS;
     if (!SSL_CTX_set_cipher_list(c, tls12_ciphers)) {
-        say(err, errlen, "cannot set TLS 1.2 ciphers: %s", ssl_reason());
+        tls_say(err, errlen, "cannot set TLS 1.2 ciphers: %s", ssl_reason());
         goto fail;
     }
     if (SSL_CTX_use_certificate_chain_file(c, cert_file) != 1) {
-        say(err, errlen, "cannot load certificate %s: %s", cert_file, ssl_reason());
+        tls_say(err, errlen, "cannot load certificate %s: %s", cert_file, ssl_reason());
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(c, key_file, SSL_FILETYPE_PEM) != 1) {
         if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
-            say(err, errlen, "key %s does not match certificate %s", key_file, cert_file);
+            tls_say(err, errlen, "key %s does not match certificate %s", key_file, cert_file);
         else
-            say(err, errlen, "cannot load key %s: %s", key_file, ssl_reason());
+            tls_say(err, errlen, "cannot load key %s: %s", key_file, ssl_reason());
         goto fail;
     }
     if (SSL_CTX_check_private_key(c) != 1) {
-        say(err, errlen, "key %s does not match certificate %s", key_file, cert_file);
+        tls_say(err, errlen, "key %s does not match certificate %s", key_file, cert_file);
         goto fail;
     }
     SSL_CTX_set_alpn_select_cb(c, alpn_select, (void *)&alpn_lists[alpn]);
@@ -182,7 +183,7 @@ int rill_tls_server_new(const char *cert_file, const char *key_file, enum rill_t
     rill_tls_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {
         SSL_CTX_free(c);
-        say(err, errlen, "out of memory");
+        tls_say(err, errlen, "out of memory");
         return RILL_ERR_NOMEM;
     }
     pthread_mutex_init(&ctx->lock, NULL);
@@ -198,7 +199,7 @@ int rill_tls_ctx_reload(rill_tls_ctx *ctx, const char *cert_file, const char *ke
                         size_t errlen)
 {
     if (!ctx->server) {
-        say(err, errlen, "only a server context can be reloaded");
+        tls_say(err, errlen, "only a server context can be reloaded");
         return RILL_ERR_INVALID_ARG;
     }
     SSL_CTX *fresh;
@@ -222,7 +223,7 @@ int rill_tls_client_new(unsigned flags, const char *ca_file, rill_tls_ctx **out,
     ERR_clear_error();
     SSL_CTX *c = SSL_CTX_new(TLS_client_method());
     if (!c) {
-        say(err, errlen, "cannot create TLS context: %s", ssl_reason());
+        tls_say(err, errlen, "cannot create TLS context: %s", ssl_reason());
         return RILL_ERR_NOMEM;
     }
     set_common(c);
@@ -235,9 +236,9 @@ int rill_tls_client_new(unsigned flags, const char *ca_file, rill_tls_ctx **out,
         ok = ca_file ? SSL_CTX_load_verify_locations(c, ca_file, NULL) == 1
                      : SSL_CTX_set_default_verify_paths(c) == 1;
         if (!ok)
-            say(err, errlen, "cannot load CA %s: %s", ca_file ? ca_file : "(system store)", ssl_reason());
+            tls_say(err, errlen, "cannot load CA %s: %s", ca_file ? ca_file : "(system store)", ssl_reason());
     } else if (!ok) {
-        say(err, errlen, "cannot set ALPN: %s", ssl_reason());
+        tls_say(err, errlen, "cannot set ALPN: %s", ssl_reason());
     }
     ERR_clear_error();
     rill_tls_ctx *ctx = ok ? calloc(1, sizeof *ctx) : NULL;

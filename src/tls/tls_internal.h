@@ -13,4 +13,7 @@
  * the SSL (SSL_free). NULL on failure. Thread-safe. */
 SSL *rill_tls_ssl_new(rill_tls_ctx *ctx, const char *server_name);
 
+/* Formats a message into err (which may be NULL or empty: then nothing). */
+__attribute__((format(printf, 3, 4))) void tls_say(char *err, size_t errlen, const char *fmt, ...);
+
 #endif
