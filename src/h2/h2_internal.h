@@ -91,9 +91,9 @@ struct h2_stream {
     struct h2_trailers *trailers;
 };
 
-/* An output buffer for several frames of a vectored source at once (4 default-size DATA
+/* An output buffer for several frames of a vectored source at once (3 default-size DATA
  * frames); pooled like the standard size. */
-#define H2_BIG_CHUNK (4u * (H2_FRAME_HEADER + RILL_H2_MIN_FRAME_SIZE))
+#define H2_BIG_CHUNK (3u * (H2_FRAME_HEADER + RILL_H2_MIN_FRAME_SIZE))
 
 struct h2_chunk {
     struct h2_chunk *next;

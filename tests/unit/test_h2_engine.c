@@ -767,7 +767,7 @@ static void vectored_source(void (*custom)(rill_h2_options *), bool peer_big_win
     tsess t;
     tsess_start(&t, RILL_H2_SERVER, custom);
     tbuf b = {0};
-    if (peer_big_window) { /* the peer allows more than 4 frames at once */
+    if (peer_big_window) { /* the peer allows more than 3 frames at once */
         tf_settings(&b, 1, 0x4u, 1u << 20);
         tf_window_update(&b, 0, (1u << 20));
     }
