@@ -157,7 +157,30 @@ def h2load(url, clients, streams, requests):
     return int(done.group(2)), secs
 
 
+def read_until_settings(sock):
+    """Reads frames until the server's (non-ACK) SETTINGS has arrived; False on timeout/EOF."""
+    buf = b""
+    while True:
+        while len(buf) >= 9:
+            length = int.from_bytes(buf[0:3], "big")
+            if len(buf) < 9 + length:
+                break
+            ftype, flags = buf[3], buf[4]
+            buf = buf[9 + length:]
+            if ftype == 4 and not flags & 1:
+                return True
+        try:
+            data = sock.recv(4096)
+        except OSError:
+            return False
+        if not data:
+            return False
+        buf += data
+
+
 def measure_idle(server, pid_port, count):
+    """RSS per idle h2c connection. Each client behaves as a real one would: the preface and an
+    empty SETTINGS, then a SETTINGS ACK once the server's SETTINGS arrived; then it stays idle."""
     port = pid_port
     time.sleep(0.5)
     before = rss_bytes(server.proc.pid)
@@ -166,14 +189,12 @@ def measure_idle(server, pid_port, count):
     ack = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
     for _ in range(count):
         s = socket.create_connection(("127.0.0.1", port))
-        s.sendall(preface + ack)
+        s.sendall(preface)
         socks.append(s)
-    for s in socks:  # read the server's SETTINGS so each connection is fully set up
+    for s in socks:
         s.settimeout(5)
-        try:
-            s.recv(4096)
-        except OSError:
-            pass
+        if read_until_settings(s):
+            s.sendall(ack)
     time.sleep(1.0)
     after = rss_bytes(server.proc.pid)
     for s in socks:
@@ -215,10 +236,12 @@ def main():
 
     small_n = 20000 if a.quick else 400000
     idle_n = 200 if a.quick else 1000
-    results = {}
+    results = {name: {} for name in names}
+    rounds = 1 if a.quick else 5
+    n_big = 3 if a.quick else 10
     for name in names:
         srv = Server(name, work, docroot, cert, key, a.rill)
-        r = results.setdefault(name, {})
+        r = results[name]
         for tls in (False, True):
             try:
                 port = srv.start(tls)
@@ -231,38 +254,66 @@ def main():
                 c1 = cpu_seconds(srv.proc.pid)
                 r["tls_us" if tls else "h2c_us"] = (c1 - c0) / max(ok, 1) * 1e6
                 r["tls_rps" if tls else "h2c_rps"] = ok / secs
-                if not tls:
-                    n_big = 3 if a.quick else 10
-                    # Single large-file runs vary by +-25% on a shared 2-core VM: the median of
-                    # three. h2load itself tops out near the fastest servers' rate, so the
-                    # server's CPU per GiB shows what each spends to reach it.
-                    rates, cpus = [], []
-                    for _ in range(1 if a.quick else 3):
-                        c0 = cpu_seconds(srv.proc.pid)
-                        ok, secs = h2load(f"http://127.0.0.1:{port}/big.bin", 1, 1, n_big)
-                        c1 = cpu_seconds(srv.proc.pid)
-                        gib = ok * big_mib / 1024
-                        rates.append(ok * big_mib * (1 << 20) / secs / 1e9)
-                        if gib:
-                            cpus.append((c1 - c0) / gib)
-                    r["big_gbs"] = sorted(rates)[len(rates) // 2]
-                    r["big_cpu"] = sorted(cpus)[len(cpus) // 2] if cpus else None
             except Exception as e:  # one server failing must not hide the others
                 print(f"{name} ({'tls' if tls else 'h2c'}): {e}", file=sys.stderr)
             finally:
                 srv.stop()
-        idle = []
-        for _ in range(1 if a.quick else 3):  # a fresh process each time; the median
+
+    # The large file: all servers run side by side (idle ones cost nothing) and each round visits
+    # every server in turn, so a noisy stretch on this shared 2-core VM hits all of them alike;
+    # single runs vary by +-25%. The median of the rounds. h2load tops out near the fastest servers'
+    # rate, so the server's CPU per GiB shows what each spends to reach it.
+    running, rates, cpus = {}, {n: [] for n in names}, {n: [] for n in names}
+    try:
+        for name in names:
+            srv = Server(name, work, docroot, cert, key, a.rill)
+            try:
+                port = srv.start(False)
+                running[name] = (srv, port)
+                h2load(f"http://127.0.0.1:{port}/big.bin", 1, 1, 1)  # warm-up: page cache, pools
+            except Exception as e:
+                print(f"{name} (large file): {e}", file=sys.stderr)
+                srv.stop()
+                running.pop(name, None)
+        for _ in range(rounds):
+            for name, (srv, port) in running.items():
+                try:
+                    c0 = cpu_seconds(srv.proc.pid)
+                    ok, secs = h2load(f"http://127.0.0.1:{port}/big.bin", 1, 1, n_big)
+                    c1 = cpu_seconds(srv.proc.pid)
+                except Exception as e:
+                    print(f"{name} (large file): {e}", file=sys.stderr)
+                    continue
+                if ok:
+                    rates[name].append(ok * big_mib * (1 << 20) / secs / 1e9)
+                    cpus[name].append((c1 - c0) / (ok * big_mib / 1024))
+    finally:
+        for srv, _ in running.values():
+            srv.stop()
+    for name in names:
+        if rates[name]:
+            results[name]["big_gbs"] = sorted(rates[name])[len(rates[name]) // 2]
+            results[name]["big_all"] = rates[name]
+            results[name]["big_cpu"] = sorted(cpus[name])[len(cpus[name]) // 2]
+
+    # Idle memory: a fresh process each time, servers taken in turn; the median.
+    idle = {n: [] for n in names}
+    idle_runs = 1 if a.quick else 3
+    for _ in range(idle_runs):
+        for name in names:
+            srv = Server(name, work, docroot, cert, key, a.rill)
             try:
                 port = srv.start(False)
                 if port is not None:
-                    idle.append(measure_idle(srv, port, idle_n) / 1024)
+                    idle[name].append(measure_idle(srv, port, idle_n) / 1024)
             except Exception as e:
                 print(f"{name} idle: {e}", file=sys.stderr)
             finally:
                 srv.stop()
-        if idle:
-            r["idle_kib"] = sorted(idle)[len(idle) // 2]
+    for name in names:
+        if idle[name]:
+            results[name]["idle_kib"] = sorted(idle[name])[len(idle[name]) // 2]
+            results[name]["idle_all"] = idle[name]
 
     def cell(name, key, fmt):
         v = results.get(name, {}).get(key)
@@ -273,11 +324,15 @@ def main():
     rows = [("server CPU per request, 5 B file, h2c, 32x16 (us)", "h2c_us", "{:.2f}"),
             ("  requests/s (h2load, for reference)", "h2c_rps", "{:.0f}"),
             ("server CPU per request, 5 B file, TLS h2, 32x16 (us)", "tls_us", "{:.2f}"),
-            (f"{big_mib} MiB file, h2c, one connection (GB/s, median of 3)", "big_gbs", "{:.2f}"),
+            (f"{big_mib} MiB file, h2c, one connection (GB/s, median of {rounds})", "big_gbs", "{:.2f}"),
             ("  server CPU per GiB sent (s)", "big_cpu", "{:.3f}"),
-            (f"RSS per idle h2c connection, {idle_n} conns (KiB, median of 3)", "idle_kib", "{:.2f}")]
+            (f"RSS per idle h2c connection, {idle_n} conns (KiB, median of {idle_runs})", "idle_kib", "{:.2f}")]
     for label, key, fmt in rows:
         print(f"{label:64} " + " ".join(f"{cell(n, key, fmt):>10}" for n in cols))
+    for key, label in (("big_all", "large file, every round (GB/s)"), ("idle_all", "idle KiB, every run")):
+        for n in cols:
+            if results[n].get(key):
+                print(f"  {label} {n}: " + " ".join(f"{v:.2f}" for v in results[n][key]))
     best = max((results[n].get("big_gbs") or 0, n) for n in names if n != "rill") if len(names) > 1 else None
     if best and "rill" in results and results["rill"].get("big_gbs"):
         print(f"rill/best peer ({best[1]}) large-file throughput: {results['rill']['big_gbs'] / best[0]:.2f}x")

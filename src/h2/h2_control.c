@@ -71,20 +71,22 @@ static void apply_local_ack(rill_h2_session *s)
 {
     if (s->pending_count == 0)
         return;
-    struct h2_pending *pd = s->pend;
+    struct h2_pending *pd = s->pend; /* NULL: only our first SETTINGS was outstanding */
+    const rill_h2_settings *before = h2_acked(s);
     /* The newest pending settings are `local`; older ones wait in pd->older. */
     rill_h2_settings acked = s->pending_count > 1 ? pd->older[0] : s->local;
     if (s->pending_count > 1)
         memmove(&pd->older[0], &pd->older[1], (size_t)(s->pending_count - 2) * sizeof pd->older[0]);
-    int64_t delta = (int64_t)acked.initial_window_size - pd->acked.initial_window_size;
+    int64_t delta = (int64_t)acked.initial_window_size - before->initial_window_size;
     if (delta) {
         for (uint32_t i = 0; i < s->nbuckets; i++)
             for (struct h2_stream *st = s->tab->buckets[i]; st; st = st->hnext)
                 st->recv_window += delta;
     }
-    if (s->dec && acked.header_table_size != pd->acked.header_table_size)
+    if (s->dec && acked.header_table_size != before->header_table_size)
         rill_hpack_decoder_set_max_table_size(s->dec, acked.header_table_size);
-    pd->acked = acked;
+    if (pd)
+        pd->acked = acked;
     if (--s->pending_count == 0) {
         h2_free(s, s->pend); /* all acknowledged: h2_acked() is `local` now */
         s->pend = NULL;

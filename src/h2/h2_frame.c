@@ -22,17 +22,21 @@ void h2_frame_header(uint8_t *p, uint32_t len, uint8_t type, uint8_t flags, int3
     h2_put32(p + 5, (uint32_t)sid & 0x7fffffffu);
 }
 
+/* The protocol's initial values (section 6.5.2), before any SETTINGS frame. */
+const rill_h2_settings h2_protocol_settings = {
+    .header_table_size = 4096,
+    .enable_push = 1,
+    .max_concurrent_streams = RILL_H2_UNLIMITED,
+    .initial_window_size = RILL_H2_DEFAULT_WINDOW,
+    .max_frame_size = RILL_H2_MIN_FRAME_SIZE,
+    .max_header_list_size = RILL_H2_UNLIMITED,
+    .enable_connect_protocol = 0,
+    .no_rfc7540_priorities = 0,
+};
+
 void h2_settings_defaults(rill_h2_settings *s)
 {
-    /* The protocol's initial values (section 6.5.2), before any SETTINGS frame. */
-    s->header_table_size = 4096;
-    s->enable_push = 1;
-    s->max_concurrent_streams = RILL_H2_UNLIMITED;
-    s->initial_window_size = RILL_H2_DEFAULT_WINDOW;
-    s->max_frame_size = RILL_H2_MIN_FRAME_SIZE;
-    s->max_header_list_size = RILL_H2_UNLIMITED;
-    s->enable_connect_protocol = 0;
-    s->no_rfc7540_priorities = 0;
+    *s = h2_protocol_settings;
 }
 
 uint32_t h2_settings_apply(rill_h2_settings *dst, const uint8_t *p, size_t len, bool from_server)

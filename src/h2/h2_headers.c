@@ -148,8 +148,8 @@ static void request_headers(rill_h2_session *s, int32_t sid, const uint8_t *bloc
 {
     bool ignore = s->goaway_sent && sid > s->goaway_last_sent;
     uint32_t limit = s->local.max_concurrent_streams; /* the smaller of announced and acknowledged */
-    if (s->pending_count && s->pend->acked.max_concurrent_streams < limit)
-        limit = s->pend->acked.max_concurrent_streams;
+    if (h2_acked(s)->max_concurrent_streams < limit)
+        limit = h2_acked(s)->max_concurrent_streams;
     bool refuse = !ignore && s->peer_active >= limit;
     int rc = decode_block(s, block, len, !ignore && !refuse && !self_dep);
     if (h2_dead(s))

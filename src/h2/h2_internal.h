@@ -269,10 +269,16 @@ static inline bool h2_history_ensure(rill_h2_session *s)
 {
     return s->hist || h2_history_alloc(s);
 }
-/* What our side has in effect: the settings the peer acknowledged. */
+/* The protocol's initial settings values (section 6.5.2). */
+extern const rill_h2_settings h2_protocol_settings;
+
+/* What our side has in effect: the settings the peer acknowledged. Without a pend record while
+ * one SETTINGS is outstanding, that is our first, and the protocol defaults still hold: most
+ * connections never need the record (an idle one that has not acknowledged holds no memory for it,
+ * and none is freed between longer-lived allocations). */
 static inline const rill_h2_settings *h2_acked(const rill_h2_session *s)
 {
-    return s->pending_count ? &s->pend->acked : &s->local;
+    return !s->pending_count ? &s->local : s->pend ? &s->pend->acked : &h2_protocol_settings;
 }
 
 enum h2_flood { FL_PING, FL_SETTINGS, FL_RST, FL_EMPTY, FL_WU, FL_PRIORITY };

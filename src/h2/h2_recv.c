@@ -306,8 +306,8 @@ static void frame_header(rill_h2_session *s)
     s->have = 0;
     /* The larger of what we announced and what is acknowledged (they differ only while pending). */
     uint32_t max = s->local.max_frame_size;
-    if (s->pending_count && s->pend->acked.max_frame_size > max)
-        max = s->pend->acked.max_frame_size;
+    if (h2_acked(s)->max_frame_size > max)
+        max = h2_acked(s)->max_frame_size;
     if (s->flen > max) {
         h2_connection_error(s, RILL_H2_FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE");
         return;

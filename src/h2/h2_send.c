@@ -414,7 +414,7 @@ int rill_h2_submit_settings(rill_h2_session *s, const uint16_t *ids, const uint3
     rill_h2_settings next = s->local;
     if (h2_settings_apply(&next, payload, 6 * count, s->role == RILL_H2_SERVER) != 0)
         return RILL_ERR_INVALID_ARG;
-    bool new_pend = s->pending_count == 0;
+    bool new_pend = !s->pend;
     if (new_pend && !(s->pend = h2_malloc(s, sizeof *s->pend)))
         return RILL_ERR_NOMEM;
     int rc = h2_out_frame(s, RILL_H2_SETTINGS, 0, 0, payload, 6 * count);
@@ -425,10 +425,11 @@ int rill_h2_submit_settings(rill_h2_session *s, const uint16_t *ids, const uint3
         }
         return rc;
     }
-    /* `local` was the newest pending (or, with none pending, what is in effect). */
+    /* `local` was the newest pending (or, with none pending, what is in effect). A record made
+     * while our first SETTINGS is outstanding starts from the protocol defaults. */
     if (new_pend)
-        s->pend->acked = s->local;
-    else
+        s->pend->acked = s->pending_count ? h2_protocol_settings : s->local;
+    if (s->pending_count)
         s->pend->older[s->pending_count - 1] = s->local;
     s->pending_count++;
     s->local = next;

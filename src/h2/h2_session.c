@@ -179,13 +179,8 @@ rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callb
         s->flood[i].tokens = rates[i].burst;
         s->flood[i].last_ms = (uint32_t)s->now;
     }
-    /* Our first SETTINGS is pending until acknowledged; until then the protocol defaults hold. */
-    s->pend = h2_malloc(s, sizeof *s->pend);
-    if (!s->pend) {
-        rill_h2_session_free(s);
-        return NULL;
-    }
-    h2_settings_defaults(&s->pend->acked);
+    /* Our first SETTINGS is pending until acknowledged; until then the protocol defaults hold
+     * (h2_acked: no pend record needed for that). */
     s->pending_count = 1;
 
     /* Connection start (section 3.4): the client preface, then SETTINGS from both sides. With a

@@ -727,6 +727,50 @@ static void connection_start_borrows_no_pool_buffer(void **state)
     rec_free(&rec);
 }
 
+/* Before the peer acknowledges our first SETTINGS the protocol defaults hold, with no record of
+ * them kept (an idle, unacknowledged session is its struct alone); a second SETTINGS sent then is
+ * applied after the first, ACK by ACK. */
+static void settings_second_before_first_ack(void **state)
+{
+    (void)state;
+    tsess t;
+    memset(&t, 0, sizeof t);
+    rill_h2_options_init(&t.opt, RILL_H2_SERVER);
+    t.opt.connection_window = 65535;
+    t.opt.output_pool = &test_output_pool; /* drained output goes back: only the struct stays */
+    memset(&g_pool, 0, sizeof g_pool);
+    t.s = rill_h2_session_new(RILL_H2_SERVER, &rec_cbs, &t.opt, &t.rec);
+    assert_non_null(t.s);
+    tbuf b = {0};
+    tb_put(&b, PREFACE, 24);
+    tf_settings(&b, 0); /* the peer's SETTINGS, but no ACK of ours yet */
+    feed_drain(&t, &b);
+    expect_no_error(&t.out);
+    assert_true(rill_h2_session_memory(t.s) <= 480);
+    assert_int_equal(rill_h2_session_local_settings(t.s)->initial_window_size, 256 * 1024);
+    tf_get(&b, 1, 0);
+    feed_drain(&t, &b);
+    assert_int_equal(rill_h2_session_recv_window(t.s, 1), RILL_H2_DEFAULT_WINDOW);
+    uint16_t id = RILL_H2_SETTINGS_INITIAL_WINDOW_SIZE;
+    uint32_t v = 1000;
+    assert_int_equal(rill_h2_submit_settings(t.s, &id, &v, 1), 0);
+    tf_settings_ack(&b); /* acknowledges the first: 256 KiB */
+    feed_drain(&t, &b);
+    expect_no_error(&t.out);
+    assert_int_equal(rill_h2_session_recv_window(t.s, 1), 256 * 1024);
+    tf_settings_ack(&b); /* the second: 1000 */
+    tf_get(&b, 3, 0);
+    feed_drain(&t, &b);
+    expect_no_error(&t.out);
+    assert_int_equal(rill_h2_session_recv_window(t.s, 1), 1000);
+    assert_int_equal(rill_h2_session_recv_window(t.s, 3), 1000);
+    tf_settings_ack(&b); /* one too many: nothing is outstanding */
+    feed_drain(&t, &b);
+    assert_int_equal(rill_h2_session_recv_window(t.s, 3), 1000);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
 /* A vectored source: several frames' payloads per call when the windows allow, frames never above
  * SETTINGS_MAX_FRAME_SIZE, the bytes intact and in order, END_STREAM on the last frame only. */
 struct vsrc {
@@ -908,6 +952,7 @@ int main(void)
         cmocka_unit_test(priority_update_frame_reorders),
         cmocka_unit_test(early_priority_update_survives_trim),
         cmocka_unit_test(settings_in_flight_apply_in_order),
+        cmocka_unit_test(settings_second_before_first_ack),
         cmocka_unit_test(floods_end_in_enhance_your_calm),
         cmocka_unit_test(flood_budget_refills_with_time),
         cmocka_unit_test(continuation_flood),
