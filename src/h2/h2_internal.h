@@ -110,10 +110,6 @@ struct h2_seg {
 
 /* A flood token bucket. The refill time is the low 32 bits of the session clock: differences
  * wrap correctly for gaps up to 49 days, far beyond any idle timeout. */
-struct h2_bucket {
-    uint32_t tokens;
-    uint32_t last_ms;
-};
 
 enum h2_recv_state {
     RS_PREFACE,
@@ -180,7 +176,8 @@ struct rill_h2_session {
     const rill_h2_allocator *alloc;  /* NULL: malloc */
     const rill_h2_buffer_pool *pool; /* output buffers of chunk_size come from here, or NULL */
     const rill_h2_rate *rates;       /* [6] by enum h2_flood: the defaults, or an owned copy */
-    size_t mem_bytes;
+    uint32_t mem_bytes;              /* owned memory beyond the struct (a session stays far below 4 GiB) */
+    uint32_t out_pending;            /* queued output bytes not yet consumed (bounded by max_pending_output) */
     uint64_t now;
     uint64_t settings_deadline;      /* UINT64_MAX: none */
     uint64_t shutdown_deadline;      /* step two without the PING ACK; UINT64_MAX none */
@@ -243,11 +240,11 @@ struct rill_h2_session {
     struct h2_seg *segs;
     uint32_t seg_cap, seg_head, seg_count;
     int fatal;                  /* the negative code recv returns after a failure */
-    size_t out_pending;         /* queued bytes not yet consumed */
     struct h2_dataref *free_refs;
 
-    /* flood accounting */
-    struct h2_bucket flood[6];
+    /* flood accounting: token buckets in thousandths of a frame, all refilled from one clock */
+    uint32_t flood_tokens[6]; /* by enum h2_flood */
+    uint32_t flood_ms;        /* when they were last refilled (low 32 bits of now) */
 
     uint8_t hdr[H2_FRAME_HEADER];
     uint8_t rstate;
@@ -256,11 +253,12 @@ struct rill_h2_session {
     uint8_t role;
     uint8_t pending_count;
     uint8_t hb_type, hb_flags;
-    bool expect_continuation;
-    bool peer_settings_seen;
-    bool auto_consume;
-    bool goaway_sent, goaway_recv, shutdown_notice;
-    bool freeing;                  /* rill_h2_session_free: no events but releases */
+    /* one bit each: every idle connection carries them */
+    bool expect_continuation : 1;
+    bool peer_settings_seen : 1;
+    bool auto_consume : 1;
+    bool goaway_sent : 1, goaway_recv : 1, shutdown_notice : 1;
+    bool freeing : 1;              /* rill_h2_session_free: no events but releases */
 };
 
 /* Allocates the stream history if there is none yet; false when out of memory. */
@@ -282,6 +280,9 @@ static inline const rill_h2_settings *h2_acked(const rill_h2_session *s)
 }
 
 enum h2_flood { FL_PING, FL_SETTINGS, FL_RST, FL_EMPTY, FL_WU, FL_PRIORITY };
+#define H2_FLOOD_UNIT 1000u /* one frame, in bucket units */
+/* A bucket's capacity in units (bursts above about four million frames are that many). */
+uint32_t h2_flood_cap(const rill_h2_rate *r);
 
 /* ---- memory (h2_session.c) ---- */
 void *h2_malloc(rill_h2_session *s, size_t n);

@@ -175,10 +175,9 @@ rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callb
         memcpy(own, rates, sizeof rates);
         s->rates = own;
     }
-    for (int i = 0; i < 6; i++) {
-        s->flood[i].tokens = rates[i].burst;
-        s->flood[i].last_ms = (uint32_t)s->now;
-    }
+    for (int i = 0; i < 6; i++)
+        s->flood_tokens[i] = h2_flood_cap(&rates[i]);
+    s->flood_ms = (uint32_t)s->now;
     /* Our first SETTINGS is pending until acknowledged; until then the protocol defaults hold
      * (h2_acked: no pend record needed for that). */
     s->pending_count = 1;
@@ -305,23 +304,30 @@ bool rill_h2_session_want_write(rill_h2_session *s)
     return s->out_pending > 0;
 }
 
+uint32_t h2_flood_cap(const rill_h2_rate *r)
+{
+    uint64_t cap = (uint64_t)r->burst * H2_FLOOD_UNIT;
+    return cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+}
+
+/* Counting in thousandths of a frame keeps each bucket's fraction across refills, so one clock
+ * serves all six buckets (per_second thousandths arrive per millisecond). */
 bool h2_flood_take(rill_h2_session *s, enum h2_flood which)
 {
-    struct h2_bucket *b = &s->flood[which];
-    const rill_h2_rate *r = &s->rates[which];
-    if (r->burst == 0)
+    if (s->rates[which].burst == 0)
         return true; /* no limit */
-    uint32_t elapsed = (uint32_t)s->now - b->last_ms;
-    if (elapsed && r->per_second) {
-        uint64_t add = (uint64_t)elapsed * r->per_second / 1000;
-        if (add) {
-            b->tokens = (uint32_t)((uint64_t)b->tokens + add > r->burst ? r->burst : b->tokens + add);
-            b->last_ms = (uint32_t)s->now;
+    uint32_t elapsed = (uint32_t)s->now - s->flood_ms;
+    if (elapsed) {
+        s->flood_ms = (uint32_t)s->now;
+        for (int i = 0; i < 6; i++) {
+            uint64_t t = s->flood_tokens[i] + (uint64_t)elapsed * s->rates[i].per_second;
+            uint32_t cap = h2_flood_cap(&s->rates[i]);
+            s->flood_tokens[i] = t > cap ? cap : (uint32_t)t;
         }
     }
-    if (b->tokens == 0)
+    if (s->flood_tokens[which] < H2_FLOOD_UNIT)
         return false;
-    b->tokens--;
+    s->flood_tokens[which] -= H2_FLOOD_UNIT;
     return true;
 }
 
