@@ -147,6 +147,8 @@ struct rill_io_conn_callbacks {
      * graceful close is flushing. */
     int (*on_output)(rill_io_conn *conn, struct iovec *iov, int max);
     void (*on_output_sent)(rill_io_conn *conn, size_t n);
+    /* The connection's built-in timer (rill_io_conn_timer_arm_at) fired. Optional. */
+    void (*on_timer)(rill_io_conn *conn);
 };
 
 /* Listens on addr with SO_REUSEPORT (one listener per loop on the same address spreads
@@ -205,6 +207,15 @@ RILL_API void rill_io_conn_close(rill_io_conn *conn, bool graceful);
 
 /* Stops (paused = true) or resumes delivering on_data. Back-pressure towards the peer. */
 RILL_API void rill_io_conn_pause_read(rill_io_conn *conn, bool paused);
+
+/* The connection's built-in timer: no allocation, one per connection, for idle and protocol
+ * deadlines. It fires cb->on_timer once at deadline_ms (loop time, rill_io_loop_now_ms scale);
+ * arming again moves it. Only while open: arming before on_open or after rill_io_conn_close
+ * returns RILL_ERR_STATE, and closing disarms it. Deadline is UINT64_MAX when not armed. */
+RILL_API int rill_io_conn_timer_arm_at(rill_io_conn *conn, uint64_t deadline_ms);
+RILL_API void rill_io_conn_timer_cancel(rill_io_conn *conn);
+RILL_API bool rill_io_conn_timer_armed(const rill_io_conn *conn);
+RILL_API uint64_t rill_io_conn_timer_deadline(const rill_io_conn *conn);
 
 /* Replaces the callbacks (e.g. after a protocol upgrade). cbs is referenced, not copied. */
 RILL_API void rill_io_conn_set_callbacks(rill_io_conn *conn, const struct rill_io_conn_callbacks *cbs);

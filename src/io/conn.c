@@ -52,7 +52,8 @@ void io_conn_mark_dirty(rill_io_conn *conn)
 void io_conn_move_to(rill_io_conn *conn, struct io_link *list, uint64_t deadline)
 {
     io_list_remove(&conn->link);
-    conn->deadline_ms = deadline;
+    io_tnode_cancel(conn->loop, &conn->tnode); /* its deadline now serves the list */
+    conn->tnode.deadline = deadline;
     io_list_append(list, &conn->link);
 }
 
@@ -74,6 +75,7 @@ void io_conn_close_now(rill_io_conn *conn, int err)
     if (conn->state != CONN_LINGER)
         loop->nconns--;
     conn->state = CONN_DEAD;
+    io_tnode_cancel(loop, &conn->tnode);
     io_list_remove(&conn->link);
     io_list_append(&loop->dead, &conn->link);
     close(conn->fd); /* also removes it from the epoll set */
@@ -115,6 +117,8 @@ rill_io_conn *io_conn_new(rill_io_loop *loop, int fd, SSL *ssl, const struct ril
     conn->cb = cb;
     conn->user = user;
     conn->ssl = ssl;
+    conn->tnode.idx = IO_TNODE_UNARMED;
+    conn->tnode.in_conn = true;
     conn->state = client ? CONN_CONNECTING : ssl ? CONN_HANDSHAKE : CONN_OPEN;
     if (ssl && io_tls_attach(conn) != RILL_OK) {
         free(conn);
@@ -132,7 +136,7 @@ rill_io_conn *io_conn_new(rill_io_loop *loop, int fd, SSL *ssl, const struct ril
         io_list_append(&loop->conns, &conn->link);
     else
         io_list_append(&loop->pending, &conn->link);
-    conn->deadline_ms = loop->now_ms + loop->opts.handshake_timeout_ms;
+    conn->tnode.deadline = loop->now_ms + loop->opts.handshake_timeout_ms;
     if (client) {
         conn->flags |= CF_OWES_CLOSE;
         loop->owed_close++;
@@ -398,7 +402,7 @@ void io_conn_expire_pending(rill_io_loop *loop)
 {
     while (!io_list_empty(&loop->pending)) {
         rill_io_conn *conn = IO_CONN_OF(loop->pending.next);
-        if (conn->deadline_ms > loop->now_ms)
+        if (conn->tnode.deadline > loop->now_ms)
             break;
         io_conn_fail(conn, RILL_ERR_TIMEOUT, conn->state == CONN_CONNECTING ? "connect" : "TLS handshake",
                   "timed out");
@@ -410,7 +414,7 @@ void io_conn_expire_linger(rill_io_loop *loop)
 {
     while (!io_list_empty(&loop->linger)) {
         rill_io_conn *conn = IO_CONN_OF(loop->linger.next);
-        if (conn->deadline_ms > loop->now_ms)
+        if (conn->tnode.deadline > loop->now_ms)
             break;
         /* A closing connection whose peer never took the data reports a timeout. */
         io_conn_close_now(conn, conn->state == CONN_CLOSING ? RILL_ERR_TIMEOUT : 0);
@@ -482,4 +486,27 @@ int rill_io_conn_tls_info(const rill_io_conn *conn, struct rill_io_tls_info *inf
     info->h2_acceptable = info->version >= TLS1_2_VERSION && cipher && SSL_CIPHER_is_aead(cipher) && ephemeral;
     info->resumed = SSL_session_reused(conn->ssl);
     return RILL_OK;
+}
+
+int rill_io_conn_timer_arm_at(rill_io_conn *conn, uint64_t deadline_ms)
+{
+    if (conn->state != CONN_OPEN)
+        return RILL_ERR_STATE; /* before open and after close the node serves the lists */
+    return io_tnode_arm(conn->loop, &conn->tnode, deadline_ms);
+}
+
+void rill_io_conn_timer_cancel(rill_io_conn *conn)
+{
+    if (conn->state == CONN_OPEN)
+        io_tnode_cancel(conn->loop, &conn->tnode);
+}
+
+bool rill_io_conn_timer_armed(const rill_io_conn *conn)
+{
+    return conn->state == CONN_OPEN && conn->tnode.idx != IO_TNODE_UNARMED;
+}
+
+uint64_t rill_io_conn_timer_deadline(const rill_io_conn *conn)
+{
+    return rill_io_conn_timer_armed(conn) ? conn->tnode.deadline : UINT64_MAX;
 }

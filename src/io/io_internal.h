@@ -80,6 +80,16 @@ enum conn_flag {
 #define IO_CONN_OF(node) ((rill_io_conn *)((char *)(node) - offsetof(rill_io_conn, link)))
 
 /* Kept small: an idle cleartext connection costs this struct and nothing else. */
+/* A timer's place in the loop's heap: standalone timers and connections' built-in timers share
+ * one heap, so a connection needs no timer allocation of its own. */
+struct io_tnode {
+    uint64_t deadline;
+    uint64_t seq;    /* arming order: ties fire first-armed first */
+    uint32_t idx;    /* heap slot; IO_TNODE_UNARMED when not armed */
+    bool in_conn;    /* embedded in a rill_io_conn (fires cb->on_timer), else in a rill_io_timer */
+};
+#define IO_TNODE_UNARMED UINT32_MAX
+
 struct rill_io_conn {
     uint8_t kind; /* IO_KIND_CONN */
     uint8_t state;
@@ -94,7 +104,9 @@ struct rill_io_conn {
     struct io_chunk *out_head, *out_tail;
     size_t queued;
     rill_io_conn *dirty_next;
-    uint64_t deadline_ms; /* pending / linger lists: when to give up */
+    /* The built-in timer (rill_io_conn_timer_*), armable while open. Before and after that its
+     * deadline is the pending / linger lists' "when to give up" instead (it is off the heap). */
+    struct io_tnode tnode;
 };
 
 struct rill_io_listener {
@@ -110,12 +122,10 @@ struct rill_io_listener {
 };
 
 struct rill_io_timer {
+    struct io_tnode node;
     rill_io_loop *loop;
     rill_io_timer_fn fn;
     void *arg;
-    uint64_t deadline;
-    uint64_t seq;    /* arming order: ties fire first-armed first */
-    size_t heap_idx; /* SIZE_MAX when not armed */
 };
 
 struct io_post {
@@ -156,8 +166,8 @@ struct rill_io_loop {
 
     rill_io_conn *dirty;    /* flushed (and TLS re-read) at the end of the turn */
 
-    /* Timers: a binary min-heap of pointers. */
-    rill_io_timer **heap;
+    /* Timers: a binary min-heap of pointers to nodes (in timers and connections). */
+    struct io_tnode **heap;
     size_t heap_len, heap_cap;
     uint64_t timer_seq;
     rill_io_timer *pending_timer;  /* handshake / connect deadlines */
@@ -184,6 +194,8 @@ void io_update_deadline_timers(rill_io_loop *loop);
 
 /* timer.c */
 void io_timers_run(rill_io_loop *loop);
+int io_tnode_arm(rill_io_loop *loop, struct io_tnode *t, uint64_t deadline_ms);
+void io_tnode_cancel(rill_io_loop *loop, struct io_tnode *t);
 int io_timers_next_timeout(const rill_io_loop *loop); /* ms for epoll_wait, -1 if none */
 
 /* conn.c */

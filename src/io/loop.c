@@ -76,8 +76,8 @@ void io_update_deadline_timers(rill_io_loop *loop)
             continue;
         }
         const rill_io_conn *head = IO_CONN_OF(lists[i].list->next);
-        if (!rill_io_timer_armed(lists[i].timer) || rill_io_timer_deadline(lists[i].timer) != head->deadline_ms)
-            rill_io_timer_arm_at(lists[i].timer, head->deadline_ms);
+        if (!rill_io_timer_armed(lists[i].timer) || rill_io_timer_deadline(lists[i].timer) != head->tnode.deadline)
+            rill_io_timer_arm_at(lists[i].timer, head->tnode.deadline);
     }
 }
 

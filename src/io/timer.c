@@ -1,24 +1,26 @@
 /* Timers: a binary min-heap ordered by (deadline, arming sequence). Each timer knows its heap slot,
- * so re-arming and cancelling are O(log n) without searching. */
+ * so re-arming and cancelling are O(log n) without searching. Standalone timers and connections'
+ * built-in timers (rill_io_conn_timer_*) are nodes of the same heap. */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "io/io_internal.h"
 
-static bool timer_before(const rill_io_timer *a, const rill_io_timer *b)
+static bool timer_before(const struct io_tnode *a, const struct io_tnode *b)
 {
     return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
 }
 
-static void heap_place(rill_io_loop *loop, size_t idx, rill_io_timer *t)
+static void heap_place(rill_io_loop *loop, size_t idx, struct io_tnode *t)
 {
     loop->heap[idx] = t;
-    t->heap_idx = idx;
+    t->idx = (uint32_t)idx;
 }
 
 static void sift_up(rill_io_loop *loop, size_t idx)
 {
-    rill_io_timer *t = loop->heap[idx];
+    struct io_tnode *t = loop->heap[idx];
     while (idx > 0) {
         size_t parent = (idx - 1) / 2;
         if (!timer_before(t, loop->heap[parent]))
@@ -31,7 +33,7 @@ static void sift_up(rill_io_loop *loop, size_t idx)
 
 static void sift_down(rill_io_loop *loop, size_t idx)
 {
-    rill_io_timer *t = loop->heap[idx];
+    struct io_tnode *t = loop->heap[idx];
     for (;;) {
         size_t child = 2 * idx + 1;
         if (child >= loop->heap_len)
@@ -46,36 +48,13 @@ static void sift_down(rill_io_loop *loop, size_t idx)
     heap_place(loop, idx, t);
 }
 
-rill_io_timer *rill_io_timer_new(rill_io_loop *loop, rill_io_timer_fn fn, void *arg)
+void io_tnode_cancel(rill_io_loop *loop, struct io_tnode *t)
 {
-    rill_io_timer *t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
-    t->loop = loop;
-    t->fn = fn;
-    t->arg = arg;
-    t->heap_idx = SIZE_MAX;
-    return t;
-}
-
-bool rill_io_timer_armed(const rill_io_timer *timer)
-{
-    return timer->heap_idx != SIZE_MAX;
-}
-
-uint64_t rill_io_timer_deadline(const rill_io_timer *timer)
-{
-    return timer->deadline;
-}
-
-void rill_io_timer_cancel(rill_io_timer *timer)
-{
-    if (!timer || timer->heap_idx == SIZE_MAX)
+    if (t->idx == IO_TNODE_UNARMED)
         return;
-    rill_io_loop *loop = timer->loop;
-    size_t idx = timer->heap_idx;
-    timer->heap_idx = SIZE_MAX;
-    rill_io_timer *last = loop->heap[--loop->heap_len];
+    size_t idx = t->idx;
+    t->idx = IO_TNODE_UNARMED;
+    struct io_tnode *last = loop->heap[--loop->heap_len];
     if (idx == loop->heap_len)
         return;
     heap_place(loop, idx, last);
@@ -85,23 +64,57 @@ void rill_io_timer_cancel(rill_io_timer *timer)
         sift_down(loop, idx);
 }
 
-int rill_io_timer_arm_at(rill_io_timer *timer, uint64_t deadline_ms)
+int io_tnode_arm(rill_io_loop *loop, struct io_tnode *t, uint64_t deadline_ms)
 {
-    rill_io_loop *loop = timer->loop;
-    if (timer->heap_idx == SIZE_MAX && loop->heap_len == loop->heap_cap) {
+    if (t->idx == IO_TNODE_UNARMED && loop->heap_len == loop->heap_cap) {
         size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-        rill_io_timer **heap = realloc(loop->heap, cap * sizeof *heap);
+        if (cap > IO_TNODE_UNARMED)
+            return RILL_ERR_LIMIT;
+        struct io_tnode **heap = realloc(loop->heap, cap * sizeof *heap);
         if (!heap)
             return RILL_ERR_NOMEM;
         loop->heap = heap;
         loop->heap_cap = cap;
     }
-    rill_io_timer_cancel(timer);
-    timer->deadline = deadline_ms;
-    timer->seq = loop->timer_seq++;
-    heap_place(loop, loop->heap_len++, timer);
-    sift_up(loop, timer->heap_idx);
+    io_tnode_cancel(loop, t);
+    t->deadline = deadline_ms;
+    t->seq = loop->timer_seq++;
+    heap_place(loop, loop->heap_len++, t);
+    sift_up(loop, t->idx);
     return RILL_OK;
+}
+
+rill_io_timer *rill_io_timer_new(rill_io_loop *loop, rill_io_timer_fn fn, void *arg)
+{
+    rill_io_timer *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->loop = loop;
+    t->fn = fn;
+    t->arg = arg;
+    t->node.idx = IO_TNODE_UNARMED;
+    return t;
+}
+
+bool rill_io_timer_armed(const rill_io_timer *timer)
+{
+    return timer->node.idx != IO_TNODE_UNARMED;
+}
+
+uint64_t rill_io_timer_deadline(const rill_io_timer *timer)
+{
+    return timer->node.deadline;
+}
+
+void rill_io_timer_cancel(rill_io_timer *timer)
+{
+    if (timer)
+        io_tnode_cancel(timer->loop, &timer->node);
+}
+
+int rill_io_timer_arm_at(rill_io_timer *timer, uint64_t deadline_ms)
+{
+    return io_tnode_arm(timer->loop, &timer->node, deadline_ms);
 }
 
 int rill_io_timer_arm(rill_io_timer *timer, uint64_t delay_ms)
@@ -125,11 +138,18 @@ void io_timers_run(rill_io_loop *loop)
      * callback re-arming itself with delay 0 cannot spin this loop. */
     uint64_t first_new = loop->timer_seq;
     while (loop->heap_len > 0) {
-        rill_io_timer *t = loop->heap[0];
+        struct io_tnode *t = loop->heap[0];
         if (t->deadline > loop->now_ms || t->seq >= first_new)
             break;
-        rill_io_timer_cancel(t);
-        t->fn(t, t->arg);
+        io_tnode_cancel(loop, t);
+        if (t->in_conn) {
+            rill_io_conn *conn = (rill_io_conn *)((char *)t - offsetof(rill_io_conn, tnode));
+            if (conn->cb && conn->cb->on_timer)
+                conn->cb->on_timer(conn);
+        } else {
+            rill_io_timer *timer = (rill_io_timer *)((char *)t - offsetof(rill_io_timer, node));
+            timer->fn(timer, timer->arg);
+        }
     }
 }
 

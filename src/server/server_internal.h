@@ -85,7 +85,6 @@ struct rill_session {
     uint8_t detect_len;
     char *peer; /* the peer address as text: from the first exchange on (session_peer) */
     uint64_t id; /* worker index << 40 | sequence: tells connections apart in logs and the demo */
-    rill_io_timer *idle_timer;
     uint64_t last_active; /* the idle deadline is this plus the server's idle timeout */
     uint32_t requests; /* exchanges started on this connection */
     uint32_t open_streams;

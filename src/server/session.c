@@ -15,10 +15,12 @@ static uint64_t idle_deadline(const rill_session *sess)
     return sess->last_active + sess->w->srv->opt.idle_timeout_ms;
 }
 
-static void on_idle_timeout(rill_io_timer *timer, void *arg)
+/* The connection's timer: idle close, the engine's deadlines, the slow-head limit, trimming. */
+static void on_idle_timeout(rill_io_conn *conn)
 {
-    (void)timer;
-    rill_session *sess = arg;
+    rill_session *sess = rill_io_conn_user(conn);
+    if (!sess)
+        return;
     uint64_t now = rill_io_loop_now_ms(sess->w->loop);
     if (sess->h2)
         rill_h2_session_tick(sess->h2, now);
@@ -65,9 +67,9 @@ static void session_arm(rill_session *sess)
     if (trim_at > now && trim_at < at)
         at = trim_at;
     /* Re-arming on every read is cheap, but skip it when the deadline barely moved. */
-    if (!rill_io_timer_armed(sess->idle_timer) || at < rill_io_timer_deadline(sess->idle_timer) ||
-        at > rill_io_timer_deadline(sess->idle_timer) + 1000)
-        rill_io_timer_arm_at(sess->idle_timer, at);
+    uint64_t armed_at = rill_io_conn_timer_deadline(sess->conn); /* UINT64_MAX: not armed */
+    if (at < armed_at || armed_at == UINT64_MAX || at > armed_at + 1000)
+        rill_io_conn_timer_arm_at(sess->conn, at);
 }
 
 void session_touch(rill_session *sess)
@@ -127,12 +129,7 @@ static void on_open(rill_io_conn *conn, const char *alpn)
     rill_io_conn_set_user(conn, sess);
     struct rill_io_tls_info info;
     sess->tls = rill_io_conn_tls_info(conn, &info) == 0;
-    sess->idle_timer = rill_io_timer_new(w->loop, on_idle_timeout, sess);
     atomic_fetch_add_explicit(&w->stats.connections, 1, memory_order_relaxed);
-    if (!sess->idle_timer) {
-        session_close(sess);
-        return;
-    }
     session_touch(sess);
     sess->in_callback++;
     if (sess->tls && alpn && strcmp(alpn, "h2") == 0) {
@@ -267,7 +264,6 @@ static void on_close(rill_io_conn *conn, int err)
         h1_session_free(sess);
     while (sess->live) /* anything the protocol side did not close was cut off */
         exchange_closed(sess->live, false);
-    rill_io_timer_free(sess->idle_timer);
     free(sess->detect_buf);
     free(sess->peer);
     atomic_fetch_sub_explicit(&sess->w->stats.connections, 1, memory_order_relaxed);
@@ -295,4 +291,5 @@ const struct rill_io_conn_callbacks session_callbacks = {
     .on_output = on_output,
     .on_output_sent = on_output_sent,
     .on_close = on_close,
+    .on_timer = on_idle_timeout,
 };

@@ -1213,6 +1213,104 @@ static void reset_while_paused_closes(void **state)
     rill_io_loop_free(loop);
 }
 
+/* ---- the connection's built-in timer ---------------------------------------------------- */
+
+struct conn_timer_state {
+    rill_io_loop *loop;
+    rill_io_timer *plain; /* a standalone timer on the same heap */
+    char order[8];
+    int n;
+    uint64_t opened_at;
+    int arm_after_close;
+    bool armed_after_close, armed_in_callback;
+    uint64_t deadline_after_close;
+};
+
+static void ct_log(struct conn_timer_state *st, char c)
+{
+    if (st->n < (int)sizeof st->order - 1)
+        st->order[st->n++] = c;
+}
+
+static void ct_plain_fired(rill_io_timer *t, void *arg)
+{
+    (void)t;
+    ct_log(arg, 'P');
+}
+
+static void ct_open(rill_io_conn *conn, const char *alpn)
+{
+    (void)alpn;
+    struct conn_timer_state *st = rill_io_conn_user(conn);
+    st->opened_at = rill_io_loop_now_ms(st->loop);
+    assert_false(rill_io_conn_timer_armed(conn));
+    assert_int_equal(rill_io_conn_timer_deadline(conn), UINT64_MAX);
+    assert_int_equal(rill_io_conn_timer_arm_at(conn, st->opened_at + 1000), RILL_OK);
+    assert_int_equal(rill_io_conn_timer_arm_at(conn, st->opened_at + 30), RILL_OK); /* moved */
+    assert_int_equal(rill_io_conn_timer_deadline(conn), st->opened_at + 30);
+    rill_io_timer_arm_at(st->plain, st->opened_at + 40);
+}
+
+static void ct_timer(rill_io_conn *conn)
+{
+    struct conn_timer_state *st = rill_io_conn_user(conn);
+    st->armed_in_callback |= rill_io_conn_timer_armed(conn); /* it fires once */
+    ct_log(st, 'C');
+    if (st->n == 1) {
+        rill_io_conn_timer_arm_at(conn, rill_io_loop_now_ms(st->loop) + 20);
+        return;
+    }
+    rill_io_conn_timer_arm_at(conn, rill_io_loop_now_ms(st->loop) + 10);
+    rill_io_conn_close(conn, true); /* closing disarms it: it must never fire again */
+    st->armed_after_close = rill_io_conn_timer_armed(conn);
+    st->deadline_after_close = rill_io_conn_timer_deadline(conn);
+    st->arm_after_close = rill_io_conn_timer_arm_at(conn, rill_io_loop_now_ms(st->loop) + 10);
+}
+
+static void ct_close(rill_io_conn *conn, int err)
+{
+    (void)err;
+    struct conn_timer_state *st = rill_io_conn_user(conn);
+    ct_log(st, 'X');
+    rill_io_loop_stop(st->loop);
+}
+
+/* Fires on_timer once per arming, shares the heap with standalone timers (order by deadline), can
+ * be moved, and is disarmed for good by closing the connection. */
+static void conn_timer_fires_moves_and_stops_at_close(void **state)
+{
+    (void)state;
+    rill_io_loop *loop;
+    assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
+    struct conn_timer_state st = {.loop = loop};
+    st.plain = rill_io_timer_new(loop, ct_plain_fired, &st);
+    static const struct rill_io_conn_callbacks server_cb = {
+        .on_open = ct_open, .on_timer = ct_timer, .on_close = ct_close};
+    struct rill_io_addr addr;
+    assert_int_equal(rill_io_addr_parse("127.0.0.1:0", &addr, NULL, 0), RILL_OK);
+    rill_io_listener *l;
+    assert_int_equal(rill_io_listen(loop, &addr, NULL, &server_cb, &st, &l), RILL_OK);
+    addr = rill_io_listener_addr(l);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(rill_io_addr_port(&addr)),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    struct guard g;
+    guard_arm(&g, loop);
+    assert_int_equal(rill_io_loop_run(loop), RILL_OK);
+    assert_false(g.fired);
+    /* conn at +30, the standalone timer at +40, conn again at +50; then the close */
+    assert_string_equal(st.order, "CPCX");
+    assert_false(st.armed_in_callback);
+    assert_false(st.armed_after_close);
+    assert_int_equal(st.deadline_after_close, UINT64_MAX);
+    assert_int_equal(st.arm_after_close, RILL_ERR_STATE);
+    close(fd);
+    guard_free(&g);
+    rill_io_timer_free(st.plain);
+    rill_io_loop_free(loop);
+}
+
 static void idle_connection_is_small(void **state)
 {
     (void)state;
@@ -1245,6 +1343,7 @@ int main(void)
         cmocka_unit_test(linger_gives_up_after_its_deadline),
         cmocka_unit_test(closing_times_out_when_the_peer_never_reads),
         cmocka_unit_test(reset_while_paused_closes),
+        cmocka_unit_test(conn_timer_fires_moves_and_stops_at_close),
         cmocka_unit_test(idle_connection_is_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
