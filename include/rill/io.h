@@ -179,7 +179,8 @@ RILL_API int rill_io_connect(rill_io_loop *loop, const struct rill_io_addr *addr
 
 /* Queues a copy of data; everything queued during a loop turn is sent with one writev (or, for
  * TLS, record-sized SSL_write calls) at the end of the turn. Returns RILL_ERR_STATE once the
- * connection is closing, RILL_ERR_NOMEM if the copy cannot be made. */
+ * connection is closing, RILL_ERR_NOMEM if the copy cannot be made, RILL_ERR_LIMIT if the queue
+ * would pass 4 GiB (nothing is queued then; honour back-pressure long before). */
 RILL_API int rill_io_conn_write(rill_io_conn *conn, const void *data, size_t len);
 
 /* Same as rill_io_conn_write for several buffers (copied, in order). */

@@ -117,8 +117,7 @@ rill_io_conn *io_conn_new(rill_io_loop *loop, int fd, SSL *ssl, const struct ril
     conn->cb = cb;
     conn->user = user;
     conn->ssl = ssl;
-    conn->tnode.idx = IO_TNODE_UNARMED;
-    conn->tnode.in_conn = true;
+    conn->tnode.idx = IO_TNODE_IN_CONN | IO_TNODE_UNARMED;
     conn->state = client ? CONN_CONNECTING : ssl ? CONN_HANDSHAKE : CONN_OPEN;
     if (ssl && io_tls_attach(conn) != RILL_OK) {
         free(conn);
@@ -503,7 +502,7 @@ void rill_io_conn_timer_cancel(rill_io_conn *conn)
 
 bool rill_io_conn_timer_armed(const rill_io_conn *conn)
 {
-    return conn->state == CONN_OPEN && conn->tnode.idx != IO_TNODE_UNARMED;
+    return conn->state == CONN_OPEN && io_tnode_slot(&conn->tnode) != IO_TNODE_UNARMED;
 }
 
 uint64_t rill_io_conn_timer_deadline(const rill_io_conn *conn)

@@ -355,7 +355,7 @@ static bool conn_writable_state(const rill_io_conn *conn)
 
 static void queued_more(rill_io_conn *conn, size_t len)
 {
-    conn->queued += len;
+    conn->queued += (uint32_t)len; /* checked against IO_QUEUE_MAX by the callers */
     if (conn->queued > conn->loop->opts.high_water)
         conn->flags |= CF_WANT_DRAIN;
     if (conn->state == CONN_OPEN)
@@ -364,6 +364,8 @@ static void queued_more(rill_io_conn *conn, size_t len)
 
 static int queue_copy(rill_io_conn *conn, const uint8_t *data, size_t len)
 {
+    if (len > IO_QUEUE_MAX - conn->queued)
+        return RILL_ERR_LIMIT;
     struct io_chunk *tail = conn->out_tail;
     size_t room = tail && tail->cap ? tail->cap - tail->len : 0;
     size_t first = len < room ? len : room;
@@ -417,6 +419,8 @@ int rill_io_conn_write_ref(rill_io_conn *conn, const void *data, size_t len, ril
         rc = RILL_ERR_STATE;
     } else if (len <= IO_REF_COPY_MAX) {
         rc = len ? queue_copy(conn, data, len) : RILL_OK;
+    } else if (len > IO_QUEUE_MAX - conn->queued) {
+        rc = RILL_ERR_LIMIT;
     } else {
         struct io_chunk *c = malloc(sizeof *c);
         if (!c) {

@@ -84,11 +84,13 @@ enum conn_flag {
  * one heap, so a connection needs no timer allocation of its own. */
 struct io_tnode {
     uint64_t deadline;
-    uint64_t seq;    /* arming order: ties fire first-armed first */
-    uint32_t idx;    /* heap slot; IO_TNODE_UNARMED when not armed */
-    bool in_conn;    /* embedded in a rill_io_conn (fires cb->on_timer), else in a rill_io_timer */
+    uint32_t seq; /* arming order: ties fire first-armed first (renumbered before it wraps) */
+    uint32_t idx; /* heap slot (IO_TNODE_UNARMED: not armed) | IO_TNODE_IN_CONN */
 };
-#define IO_TNODE_UNARMED UINT32_MAX
+#define IO_TNODE_IN_CONN 0x80000000u /* embedded in a rill_io_conn (fires cb->on_timer) */
+#define IO_TNODE_UNARMED 0x7fffffffu
+#define IO_TNODE_SEQ_RENUMBER 0x80000000u
+static inline uint32_t io_tnode_slot(const struct io_tnode *t) { return t->idx & IO_TNODE_UNARMED; }
 
 struct rill_io_conn {
     uint8_t kind; /* IO_KIND_CONN */
@@ -96,13 +98,13 @@ struct rill_io_conn {
     int8_t close_err; /* what on_close reports after a graceful close */
     uint32_t flags;
     int fd;
+    uint32_t queued; /* bytes in the queue; at most IO_QUEUE_MAX */
     struct io_link link; /* in loop->pending, loop->conns or loop->linger; the dead list */
     rill_io_loop *loop;
     const struct rill_io_conn_callbacks *cb;
     void *user;
     SSL *ssl;
     struct io_chunk *out_head, *out_tail;
-    size_t queued;
     rill_io_conn *dirty_next;
     /* The built-in timer (rill_io_conn_timer_*), armable while open. Before and after that its
      * deadline is the pending / linger lists' "when to give up" instead (it is off the heap). */
@@ -140,6 +142,7 @@ struct io_handle {
 };
 
 #define IO_RECV_BUF_SIZE 65536u
+#define IO_QUEUE_MAX UINT32_MAX /* bytes queued per connection; writes beyond fail (RILL_ERR_LIMIT) */
 #define IO_CHUNK_CACHE_MAX 64u
 
 struct rill_io_loop {
@@ -169,7 +172,7 @@ struct rill_io_loop {
     /* Timers: a binary min-heap of pointers to nodes (in timers and connections). */
     struct io_tnode **heap;
     size_t heap_len, heap_cap;
-    uint64_t timer_seq;
+    uint32_t timer_seq; /* below IO_TNODE_SEQ_RENUMBER between turns */
     rill_io_timer *pending_timer;  /* handshake / connect deadlines */
     rill_io_timer *linger_timer;   /* graceful close deadlines */
     rill_io_timer *shutdown_timer; /* graceful shutdown deadline */

@@ -15,7 +15,7 @@ static bool timer_before(const struct io_tnode *a, const struct io_tnode *b)
 static void heap_place(rill_io_loop *loop, size_t idx, struct io_tnode *t)
 {
     loop->heap[idx] = t;
-    t->idx = (uint32_t)idx;
+    t->idx = (t->idx & IO_TNODE_IN_CONN) | (uint32_t)idx;
 }
 
 static void sift_up(rill_io_loop *loop, size_t idx)
@@ -50,10 +50,10 @@ static void sift_down(rill_io_loop *loop, size_t idx)
 
 void io_tnode_cancel(rill_io_loop *loop, struct io_tnode *t)
 {
-    if (t->idx == IO_TNODE_UNARMED)
+    if (io_tnode_slot(t) == IO_TNODE_UNARMED)
         return;
-    size_t idx = t->idx;
-    t->idx = IO_TNODE_UNARMED;
+    size_t idx = io_tnode_slot(t);
+    t->idx |= IO_TNODE_UNARMED;
     struct io_tnode *last = loop->heap[--loop->heap_len];
     if (idx == loop->heap_len)
         return;
@@ -66,9 +66,9 @@ void io_tnode_cancel(rill_io_loop *loop, struct io_tnode *t)
 
 int io_tnode_arm(rill_io_loop *loop, struct io_tnode *t, uint64_t deadline_ms)
 {
-    if (t->idx == IO_TNODE_UNARMED && loop->heap_len == loop->heap_cap) {
+    if (io_tnode_slot(t) == IO_TNODE_UNARMED && loop->heap_len == loop->heap_cap) {
         size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-        if (cap > IO_TNODE_UNARMED)
+        if (cap >= IO_TNODE_UNARMED)
             return RILL_ERR_LIMIT;
         struct io_tnode **heap = realloc(loop->heap, cap * sizeof *heap);
         if (!heap)
@@ -80,7 +80,7 @@ int io_tnode_arm(rill_io_loop *loop, struct io_tnode *t, uint64_t deadline_ms)
     t->deadline = deadline_ms;
     t->seq = loop->timer_seq++;
     heap_place(loop, loop->heap_len++, t);
-    sift_up(loop, t->idx);
+    sift_up(loop, io_tnode_slot(t));
     return RILL_OK;
 }
 
@@ -92,13 +92,13 @@ rill_io_timer *rill_io_timer_new(rill_io_loop *loop, rill_io_timer_fn fn, void *
     t->loop = loop;
     t->fn = fn;
     t->arg = arg;
-    t->node.idx = IO_TNODE_UNARMED;
+    t->node.idx = IO_TNODE_UNARMED; /* not in a connection */
     return t;
 }
 
 bool rill_io_timer_armed(const rill_io_timer *timer)
 {
-    return timer->node.idx != IO_TNODE_UNARMED;
+    return io_tnode_slot(&timer->node) != IO_TNODE_UNARMED;
 }
 
 uint64_t rill_io_timer_deadline(const rill_io_timer *timer)
@@ -132,17 +132,28 @@ void rill_io_timer_free(rill_io_timer *timer)
     free(timer);
 }
 
+/* Sequence numbers are 32 bits: long before they could wrap, every armed timer gets 0 (equal
+ * keys keep the heap valid; only the order among equal deadlines armed before is lost). */
+static void renumber(rill_io_loop *loop)
+{
+    for (size_t i = 0; i < loop->heap_len; i++)
+        loop->heap[i]->seq = 0;
+    loop->timer_seq = 1;
+}
+
 void io_timers_run(rill_io_loop *loop)
 {
+    if (loop->timer_seq >= IO_TNODE_SEQ_RENUMBER)
+        renumber(loop);
     /* Timers armed from a callback get a sequence >= first_new and wait for the next turn, so a
      * callback re-arming itself with delay 0 cannot spin this loop. */
-    uint64_t first_new = loop->timer_seq;
+    uint32_t first_new = loop->timer_seq;
     while (loop->heap_len > 0) {
         struct io_tnode *t = loop->heap[0];
         if (t->deadline > loop->now_ms || t->seq >= first_new)
             break;
         io_tnode_cancel(loop, t);
-        if (t->in_conn) {
+        if (t->idx & IO_TNODE_IN_CONN) {
             rill_io_conn *conn = (rill_io_conn *)((char *)t - offsetof(rill_io_conn, tnode));
             if (conn->cb && conn->cb->on_timer)
                 conn->cb->on_timer(conn);
