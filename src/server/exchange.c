@@ -55,7 +55,7 @@ rill_stream *exchange_new(rill_session *sess, const struct exchange_ops *ops, in
         sess->live->live_prev = st;
     sess->live = st;
     sess->open_streams++;
-    atomic_fetch_add_explicit(&sess->w->stats.streams, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&session_worker(sess)->stats.streams, 1, memory_order_relaxed);
     return st;
 }
 
@@ -189,8 +189,8 @@ void exchange_dispatch(rill_stream *st)
 
 static void dispatch(rill_stream *st)
 {
-    rill_server *srv = st->sess->w->srv;
-    atomic_fetch_add_explicit(&st->sess->w->stats.requests, 1, memory_order_relaxed);
+    rill_server *srv = session_worker(st->sess)->srv;
+    atomic_fetch_add_explicit(&session_worker(st->sess)->stats.requests, 1, memory_order_relaxed);
     if (srv->on_stream) {
         const rill_header *all = st->all_fields;
         size_t n = (size_t)(st->fields - all) + st->nfields;
@@ -268,7 +268,7 @@ void exchange_drained(rill_stream *st)
 
 static void log_access(rill_stream *st)
 {
-    rill_server *srv = st->sess->w->srv;
+    rill_server *srv = session_worker(st->sess)->srv;
     if (srv->access_log_fd < 0)
         return;
     size_t ref_len = 0, ua_len = 0;
@@ -339,7 +339,7 @@ static void close_now(rill_stream *st, bool completed)
     if (st->live_next)
         st->live_next->live_prev = st->live_prev;
     st->sess->open_streams--;
-    atomic_fetch_sub_explicit(&st->sess->w->stats.streams, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&session_worker(st->sess)->stats.streams, 1, memory_order_relaxed);
     free(st->early_body);
     exchange_free(st);
 }

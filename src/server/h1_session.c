@@ -321,7 +321,7 @@ void h1_session_data(rill_session *sess, const uint8_t *data, size_t len)
         return;
     }
     if (!h1->current && !h1->head_deadline && len) /* a slow head is cut off (slowloris) */
-        h1->head_deadline = rill_io_loop_now_ms(sess->w->loop) + sess->w->srv->opt.header_timeout_ms;
+        h1->head_deadline = rill_io_loop_now_ms(session_worker(sess)->loop) + session_worker(sess)->srv->opt.header_timeout_ms;
     if (!h1->parser && !(h1->parser = rill_h1_parser_new(RILL_H1_REQUEST, NULL))) {
         session_close(sess);
         return;

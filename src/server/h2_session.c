@@ -202,7 +202,7 @@ static const rill_h2_callbacks h2_callbacks = {
 int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t payload_len,
                      const rill_header *upgraded, size_t nupgraded)
 {
-    const rill_server_options *o = &sess->w->srv->opt;
+    const rill_server_options *o = &session_worker(sess)->srv->opt;
     rill_h2_options opt;
     rill_h2_options_init(&opt, RILL_H2_SERVER);
     opt.local.max_concurrent_streams = o->max_concurrent_streams;
@@ -210,7 +210,7 @@ int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t
     opt.local.max_header_list_size = o->max_header_list_size;
     opt.local.enable_connect_protocol = o->enable_connect_protocol ? 1 : 0;
     opt.connection_window = o->connection_window_size;
-    opt.now_ms = rill_io_loop_now_ms(sess->w->loop);
+    opt.now_ms = rill_io_loop_now_ms(session_worker(sess)->loop);
     opt.output_pool = &output_pool;
     sess->h2 = rill_h2_session_new(RILL_H2_SERVER, &h2_callbacks, &opt, sess);
     if (!sess->h2)

@@ -377,6 +377,7 @@ int rill_server_bind(rill_server *s, char *err, size_t errlen)
             snprintf(err, errlen, "cannot create an event loop: %s", rill_strerror(rc));
             goto fail;
         }
+        rill_io_loop_set_user(w->loop, w); /* session_worker() */
         if ((rc = listen_all(s, w, err, errlen)) < 0)
             goto fail;
     }

@@ -75,8 +75,7 @@ struct exchange_ops;
 
 /* One connection. Every idle connection costs this struct: keep it small. */
 struct rill_session {
-    struct worker *w;
-    rill_io_conn *conn;
+    rill_io_conn *conn; /* its loop's user pointer is the worker (session_worker) */
     uint8_t protocol; /* rill_protocol */
     bool tls;
     bool detecting; /* cleartext: still looking for the HTTP/2 preface */
@@ -212,6 +211,12 @@ const char *session_peer(rill_session *sess);
 void session_flush(rill_session *sess);
 void session_close(rill_session *sess);
 extern const struct rill_io_conn_callbacks session_callbacks;
+
+/* The worker a session runs on: its loop's user pointer (not stored per session: idle memory). */
+static inline struct worker *session_worker(const rill_session *sess)
+{
+    return rill_io_loop_user(rill_io_conn_loop(sess->conn));
+}
 
 /* h1_session.c / h2_session.c */
 int h1_session_start(rill_session *sess, const uint8_t *data, size_t len);

@@ -12,7 +12,7 @@ static void session_arm(rill_session *sess);
 
 static uint64_t idle_deadline(const rill_session *sess)
 {
-    return sess->last_active + sess->w->srv->opt.idle_timeout_ms;
+    return sess->last_active + session_worker(sess)->srv->opt.idle_timeout_ms;
 }
 
 /* The connection's timer: idle close, the engine's deadlines, the slow-head limit, trimming. */
@@ -21,7 +21,7 @@ static void on_idle_timeout(rill_io_conn *conn)
     rill_session *sess = rill_io_conn_user(conn);
     if (!sess)
         return;
-    uint64_t now = rill_io_loop_now_ms(sess->w->loop);
+    uint64_t now = rill_io_loop_now_ms(session_worker(sess)->loop);
     if (sess->h2)
         rill_h2_session_tick(sess->h2, now);
     if (sess->h1) {
@@ -51,7 +51,7 @@ static void on_idle_timeout(rill_io_conn *conn)
 /* The timer fires at the earliest of: idle close, the engine's deadline, the trim point. */
 static void session_arm(rill_session *sess)
 {
-    uint64_t now = rill_io_loop_now_ms(sess->w->loop);
+    uint64_t now = rill_io_loop_now_ms(session_worker(sess)->loop);
     uint64_t at = idle_deadline(sess);
     if (sess->h2) {
         uint64_t h2_at = rill_h2_session_next_deadline(sess->h2);
@@ -74,7 +74,7 @@ static void session_arm(rill_session *sess)
 
 void session_touch(rill_session *sess)
 {
-    uint64_t now = rill_io_loop_now_ms(sess->w->loop);
+    uint64_t now = rill_io_loop_now_ms(session_worker(sess)->loop);
     sess->last_active = now;
     session_arm(sess);
 }
@@ -123,7 +123,6 @@ static void on_open(rill_io_conn *conn, const char *alpn)
         rill_io_conn_close(conn, false);
         return;
     }
-    sess->w = w;
     sess->conn = conn;
     sess->id = (uint64_t)w->index << 40 | ++w->sessions_started;
     rill_io_conn_set_user(conn, sess);
@@ -201,8 +200,8 @@ static void detect(rill_session *sess, const uint8_t *data, size_t len)
     }
     if (rc < 0)
         session_close(sess);
-    else if (sess->w->srv->on_session)
-        sess->w->srv->on_session(sess, sess->w->srv->on_session_user);
+    else if (session_worker(sess)->srv->on_session)
+        session_worker(sess)->srv->on_session(sess, session_worker(sess)->srv->on_session_user);
 }
 
 static void on_data(rill_io_conn *conn, const uint8_t *data, size_t len)
@@ -266,7 +265,7 @@ static void on_close(rill_io_conn *conn, int err)
         exchange_closed(sess->live, false);
     free(sess->detect_buf);
     free(sess->peer);
-    atomic_fetch_sub_explicit(&sess->w->stats.connections, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&session_worker(sess)->stats.connections, 1, memory_order_relaxed);
     free(sess);
 }
 

@@ -45,7 +45,7 @@ static void serve_static(rill_request *req, rill_response *res, void *user)
     const char *path = rill_request_path(req) + m->prefix_len;
     size_t ae_len = 0;
     const char *ae = rill_request_header(req, "accept-encoding", &ae_len);
-    uint64_t now = rill_io_loop_now_ms(req->sess->w->loop);
+    uint64_t now = rill_io_loop_now_ms(session_worker(req->sess)->loop);
     struct file_entry *e = file_cache_get(m->root, path, strlen(path), ae, ae_len, now);
     if (!e) {
         exchange_respond_simple(res, 500, "text/plain; charset=utf-8", "out of memory\n");

@@ -188,7 +188,7 @@ static void ws_handshake(rill_request *req, rill_response *res, void *arg)
 {
     const struct ws_route *route = arg;
     rill_session *sess = req->sess;
-    rill_server *srv = sess->w->srv;
+    rill_server *srv = session_worker(sess)->srv;
     bool h2 = sess->h2 != NULL;
     if (h2) {
         if (strcmp(req->method, "CONNECT") != 0 || !req->connect_protocol) {
