@@ -58,6 +58,9 @@ struct rill_io_loop_opts {
                                       (default 5000) */
     uint32_t low_water;            /* on_drain fires when the queue falls to this (default 16 KiB) */
     uint32_t high_water;           /* ...after it has been above this (default 256 KiB) */
+    uint32_t notsent_lowat;        /* TCP_NOTSENT_LOWAT of accepted connections: bytes written but
+                                      not yet sent that the kernel holds before the socket stops
+                                      being writable (default 64 KiB; UINT32_MAX: the system's) */
 };
 
 /* Creates a loop (epoll instance, eventfd, 64 KiB receive buffer). opts may be NULL.

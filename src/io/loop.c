@@ -99,6 +99,8 @@ int rill_io_loop_new(const struct rill_io_loop_opts *opts, rill_io_loop **out)
         loop->opts.low_water = 16384;
     if (!loop->opts.high_water)
         loop->opts.high_water = 262144;
+    if (!loop->opts.notsent_lowat)
+        loop->opts.notsent_lowat = 65536;
     if (loop->opts.high_water < loop->opts.low_water)
         loop->opts.high_water = loop->opts.low_water;
     loop->epfd = -1;

@@ -1373,6 +1373,47 @@ static void queue_refuses_past_its_limit(void **state)
     rill_io_loop_free(loop);
 }
 
+static int lowat_seen = -1;
+static void lowat_open(rill_io_conn *conn, const char *alpn)
+{
+    (void)alpn;
+    int v = 0;
+    socklen_t len = sizeof v;
+    if (getsockopt(conn->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &len) == 0)
+        lowat_seen = v;
+    rill_io_loop_stop(rill_io_conn_loop(conn));
+}
+
+/* Accepted connections carry the loop's TCP_NOTSENT_LOWAT (set once on the listener). */
+static void accepted_sockets_get_notsent_lowat(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 2; round++) {
+        struct rill_io_loop_opts o = {.notsent_lowat = round ? 32768 : 0};
+        rill_io_loop *loop;
+        assert_int_equal(rill_io_loop_new(&o, &loop), RILL_OK);
+        static const struct rill_io_conn_callbacks server_cb = {.on_open = lowat_open};
+        struct rill_io_addr addr;
+        assert_int_equal(rill_io_addr_parse("127.0.0.1:0", &addr, NULL, 0), RILL_OK);
+        rill_io_listener *l;
+        assert_int_equal(rill_io_listen(loop, &addr, NULL, &server_cb, NULL, &l), RILL_OK);
+        addr = rill_io_listener_addr(l);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(rill_io_addr_port(&addr)),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+        lowat_seen = -1;
+        struct guard g;
+        guard_arm(&g, loop);
+        assert_int_equal(rill_io_loop_run(loop), RILL_OK);
+        assert_false(g.fired);
+        assert_int_equal(lowat_seen, round ? 32768 : 65536);
+        close(fd);
+        guard_free(&g);
+        rill_io_loop_free(loop);
+    }
+}
+
 static void idle_connection_is_small(void **state)
 {
     (void)state;
@@ -1408,6 +1449,7 @@ int main(void)
         cmocka_unit_test(conn_timer_fires_moves_and_stops_at_close),
         cmocka_unit_test(timer_sequences_renumber_before_wrapping),
         cmocka_unit_test(queue_refuses_past_its_limit),
+        cmocka_unit_test(accepted_sockets_get_notsent_lowat),
         cmocka_unit_test(idle_connection_is_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
