@@ -237,7 +237,7 @@ def main():
     small_n = 20000 if a.quick else 400000
     idle_n = 200 if a.quick else 1000
     results = {name: {} for name in names}
-    rounds = 1 if a.quick else 5
+    rounds = 1 if a.quick else 7
     n_big = 3 if a.quick else 10
     for name in names:
         srv = Server(name, work, docroot, cert, key, a.rill)
