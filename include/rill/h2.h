@@ -205,7 +205,8 @@ typedef struct rill_h2_options {
 /* Fills *opt with defaults for the role. */
 RILL_API void rill_h2_options_init(rill_h2_options *opt, enum rill_h2_role role);
 
-/* A new session. opt may be NULL (defaults). The callbacks struct is referenced, not copied (it
+/* A new session with its own copy of opt (see rill_h2_profile_new to share one among many).
+ * opt may be NULL (defaults). The callbacks struct is referenced, not copied (it
  * is part of every idle connection's memory otherwise): it must stay valid and unchanged until
  * rill_h2_session_free, so a static const struct is the usual choice; cb may be NULL (no
  * events). user is passed to every callback. The client preface (client role) and our SETTINGS are queued at once.
@@ -214,6 +215,21 @@ RILL_API rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill
                                               const rill_h2_options *opt, void *user);
 /* Frees the session; every still-referenced DATA buffer is reported released first. */
 RILL_API void rill_h2_session_free(rill_h2_session *s);
+
+/* Options made once for many sessions (e.g. every connection of a server): each session made with
+ * rill_h2_session_new_shared references the profile instead of carrying its own copy of the
+ * settings, limits and flood rates, which keeps idle connections small. opt as for
+ * rill_h2_session_new (NULL: defaults; now_ms is not used). Read-only once made, so sessions on
+ * several threads may share one. Returns NULL for invalid options or out of memory. The caller
+ * owns it: free it with rill_h2_profile_free after the last session made from it. */
+typedef struct rill_h2_profile rill_h2_profile;
+RILL_API rill_h2_profile *rill_h2_profile_new(enum rill_h2_role role, const rill_h2_options *opt);
+RILL_API void rill_h2_profile_free(rill_h2_profile *profile);
+/* A new session from a profile (referenced, not copied), starting at time now_ms; otherwise as
+ * rill_h2_session_new. */
+RILL_API rill_h2_session *rill_h2_session_new_shared(const rill_h2_profile *profile,
+                                                     const rill_h2_callbacks *cb, void *user,
+                                                     uint64_t now_ms);
 
 /* Server side of an h2c Upgrade: call right after rill_h2_session_new. settings_payload is the
  * base64url-decoded HTTP2-Settings header (a SETTINGS payload); request holds the upgraded

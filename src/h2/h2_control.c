@@ -7,7 +7,7 @@
 static bool output_overloaded(rill_h2_session *s)
 {
     /* The peer keeps asking for answers it does not read (section 10.5). */
-    if (s->out_pending <= s->max_pending_output)
+    if (s->out_pending <= s->prof->max_pending_output)
         return false;
     h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "peer does not read");
     return true;
@@ -74,7 +74,7 @@ static void apply_local_ack(rill_h2_session *s)
     struct h2_pending *pd = s->pend; /* NULL: only our first SETTINGS was outstanding */
     const rill_h2_settings *before = h2_acked(s);
     /* The newest pending settings are `local`; older ones wait in pd->older. */
-    rill_h2_settings acked = s->pending_count > 1 ? pd->older[0] : s->local;
+    rill_h2_settings acked = s->pending_count > 1 ? pd->older[0] : *s->local;
     if (s->pending_count > 1)
         memmove(&pd->older[0], &pd->older[1], (size_t)(s->pending_count - 2) * sizeof pd->older[0]);
     int64_t delta = (int64_t)acked.initial_window_size - before->initial_window_size;
@@ -91,7 +91,7 @@ static void apply_local_ack(rill_h2_session *s)
         h2_free(s, s->pend); /* all acknowledged: h2_acked() is `local` now */
         s->pend = NULL;
     }
-    s->settings_deadline = s->pending_count && s->settings_timeout_ms ? s->now + s->settings_timeout_ms
+    s->settings_deadline = s->pending_count && s->prof->settings_timeout_ms ? s->now + s->prof->settings_timeout_ms
                                                                       : UINT64_MAX;
 }
 

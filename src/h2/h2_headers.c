@@ -86,7 +86,7 @@ static int ensure_decoder(rill_h2_session *s)
         return RILL_ERR_NOMEM;
     if (h2_acked(s)->header_table_size != RILL_HPACK_DEFAULT_TABLE_SIZE)
         rill_hpack_decoder_set_max_table_size(s->dec, h2_acked(s)->header_table_size);
-    uint32_t lim = s->local.max_header_list_size;
+    uint32_t lim = s->local->max_header_list_size;
     rill_hpack_decoder_set_max_header_list_size(s->dec, lim && lim < H2_HEADER_LIST_CAP ? lim : H2_HEADER_LIST_CAP);
     return 0;
 }
@@ -147,7 +147,7 @@ static void request_headers(rill_h2_session *s, int32_t sid, const uint8_t *bloc
                             bool end, bool self_dep)
 {
     bool ignore = s->goaway_sent && sid > s->goaway_last_sent;
-    uint32_t limit = s->local.max_concurrent_streams; /* the smaller of announced and acknowledged */
+    uint32_t limit = s->local->max_concurrent_streams; /* the smaller of announced and acknowledged */
     if (h2_acked(s)->max_concurrent_streams < limit)
         limit = h2_acked(s)->max_concurrent_streams;
     bool refuse = !ignore && s->peer_active >= limit;
@@ -184,7 +184,7 @@ static void request_headers(rill_h2_session *s, int32_t sid, const uint8_t *bloc
     }
     struct h2_msg_info mi;
     bool ok = h2_message_valid(s->hblk->fs.fields, s->hblk->fs.count, H2_MSG_REQUEST,
-                               s->local.enable_connect_protocol == 1, &mi);
+                               s->local->enable_connect_protocol == 1, &mi);
     if (ok && end && mi.content_length > 0)
         ok = false; /* promised a body that cannot come */
     if (!ok) {
@@ -331,7 +331,7 @@ static void headers_complete(rill_h2_session *s, const uint8_t *block, size_t le
             return;
         }
         /* Promises do not count toward concurrency, so they get their own cap. */
-        bool refuse = s->reserved_remote >= s->local.max_concurrent_streams;
+        bool refuse = s->reserved_remote >= s->local->max_concurrent_streams;
         int rc = decode_block(s, block, len, !refuse);
         if (h2_dead(s))
             return;
@@ -397,7 +397,7 @@ static bool hb_append(rill_h2_session *s, const uint8_t *p, size_t n, bool first
     struct h2_hblock *hb = s->hblk;
     if (first)
         hb->len = 0;
-    if ((size_t)hb->len + n > s->max_header_block) {
+    if ((size_t)hb->len + n > s->prof->max_header_block) {
         h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "header block too large");
         return false;
     }
@@ -527,7 +527,7 @@ void h2_on_continuation(rill_h2_session *s, const uint8_t *p, size_t len)
         h2_connection_error(s, RILL_H2_PROTOCOL_ERROR, "CONTINUATION without a header block");
         return;
     }
-    if (++s->hb_conts > s->max_continuations) {
+    if (++s->hb_conts > s->prof->max_continuations) {
         h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "CONTINUATION flood");
         return;
     }

@@ -170,12 +170,31 @@ struct h2_hblock {
     uint32_t len, cap;
 };
 
+/* What sessions take from their options, made once and shared by every session of one profile
+ * (rill_h2_profile_new), or owned by a session made from options alone: an idle session carries
+ * none of it. Read-only once made, so sessions on several threads may share it. */
+struct rill_h2_profile {
+    rill_h2_settings local;          /* the SETTINGS announced at start */
+    rill_h2_rate rates[6];           /* flood limits, by enum h2_flood */
+    const rill_h2_allocator *alloc;  /* NULL: malloc */
+    const rill_h2_buffer_pool *pool; /* output buffers of chunk_size come from here, or NULL */
+    uint32_t conn_window_target;
+    uint32_t settings_timeout_ms;
+    uint32_t max_header_block;
+    uint32_t max_continuations;
+    uint32_t max_closed;
+    uint32_t max_pending_output;
+    uint32_t chunk_size;
+    uint8_t role;
+    bool auto_consume;
+};
+
 struct rill_h2_session {
     const rill_h2_callbacks *cb;     /* never NULL (an empty set when none was given) */
     void *user;
-    const rill_h2_allocator *alloc;  /* NULL: malloc */
-    const rill_h2_buffer_pool *pool; /* output buffers of chunk_size come from here, or NULL */
-    const rill_h2_rate *rates;       /* [6] by enum h2_flood: the defaults, or an owned copy */
+    const struct rill_h2_profile *prof; /* referenced (or owned: prof_owned) */
+    /* The last SETTINGS we announced: the profile's until we submit one, then an owned copy. */
+    const rill_h2_settings *local;
     uint32_t mem_bytes;              /* owned memory beyond the struct (a session stays far below 4 GiB) */
     uint32_t out_pending;            /* queued output bytes not yet consumed (bounded by max_pending_output) */
     uint64_t now;
@@ -184,18 +203,8 @@ struct rill_h2_session {
     int64_t error_code;              /* connection error (sent or received), -1 none */
 
     /* settings */
-    rill_h2_settings local;          /* the last we announced */
     rill_h2_settings peer;
     struct h2_pending *pend;         /* while pending_count > 0 */
-
-    /* options */
-    uint32_t conn_window_target;
-    uint32_t settings_timeout_ms;
-    uint32_t max_header_block;
-    uint32_t max_continuations;
-    uint32_t max_closed;
-    uint32_t max_pending_output;
-    uint32_t chunk_size;
 
     /* streams */
     uint32_t nbuckets, nstreams;
@@ -256,7 +265,7 @@ struct rill_h2_session {
     /* one bit each: every idle connection carries them */
     bool expect_continuation : 1;
     bool peer_settings_seen : 1;
-    bool auto_consume : 1;
+    bool prof_owned : 1;           /* made by rill_h2_session_new: freed with the session */
     bool goaway_sent : 1, goaway_recv : 1, shutdown_notice : 1;
     bool freeing : 1;              /* rill_h2_session_free: no events but releases */
 };
@@ -276,7 +285,7 @@ extern const rill_h2_settings h2_protocol_settings;
  * and none is freed between longer-lived allocations). */
 static inline const rill_h2_settings *h2_acked(const rill_h2_session *s)
 {
-    return !s->pending_count ? &s->local : s->pend ? &s->pend->acked : &h2_protocol_settings;
+    return !s->pending_count ? s->local : s->pend ? &s->pend->acked : &h2_protocol_settings;
 }
 
 enum h2_flood { FL_PING, FL_SETTINGS, FL_RST, FL_EMPTY, FL_WU, FL_PRIORITY };

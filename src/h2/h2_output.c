@@ -7,8 +7,8 @@
 
 static struct h2_seg *ring_alloc(rill_h2_session *s, uint32_t cap)
 {
-    if (s->pool && cap == H2_SEG_RING_FIRST) {
-        struct h2_seg *r = s->pool->get(cap * sizeof *r, s->pool->ctx);
+    if (s->prof->pool && cap == H2_SEG_RING_FIRST) {
+        struct h2_seg *r = s->prof->pool->get(cap * sizeof *r, s->prof->pool->ctx);
         if (r)
             s->mem_bytes += cap * sizeof *r;
         return r;
@@ -18,9 +18,9 @@ static struct h2_seg *ring_alloc(rill_h2_session *s, uint32_t cap)
 
 static void ring_free(rill_h2_session *s)
 {
-    if (s->segs && s->pool && s->seg_cap == H2_SEG_RING_FIRST) {
+    if (s->segs && s->prof->pool && s->seg_cap == H2_SEG_RING_FIRST) {
         s->mem_bytes -= s->seg_cap * sizeof *s->segs;
-        s->pool->put(s->segs, s->seg_cap * sizeof *s->segs, s->pool->ctx);
+        s->prof->pool->put(s->segs, s->seg_cap * sizeof *s->segs, s->prof->pool->ctx);
     } else {
         h2_free(s, s->segs);
     }
@@ -56,14 +56,14 @@ static int seg_push(rill_h2_session *s, const uint8_t *p, size_t n, struct h2_ch
 /* Buffers of the standard size and the small start buffers come from the pool when there is one. */
 static bool pooled(const rill_h2_session *s, size_t cap)
 {
-    return s->pool && (cap == s->chunk_size || cap == H2_START_CHUNK || cap == H2_BIG_CHUNK);
+    return s->prof->pool && (cap == s->prof->chunk_size || cap == H2_START_CHUNK || cap == H2_BIG_CHUNK);
 }
 
 static struct h2_chunk *chunk_alloc(rill_h2_session *s, size_t cap)
 {
     struct h2_chunk *c;
     if (pooled(s, cap)) {
-        if (!(c = s->pool->get(sizeof *c + cap, s->pool->ctx)))
+        if (!(c = s->prof->pool->get(sizeof *c + cap, s->prof->pool->ctx)))
             return NULL;
         s->mem_bytes += sizeof *c + cap;
     } else if (!(c = h2_malloc(s, sizeof *c + cap))) {
@@ -91,7 +91,7 @@ void h2_chunk_free(rill_h2_session *s, struct h2_chunk *c)
 {
     if (pooled(s, c->cap)) {
         s->mem_bytes -= sizeof *c + c->cap;
-        s->pool->put(c, sizeof *c + c->cap, s->pool->ctx);
+        s->prof->pool->put(c, sizeof *c + c->cap, s->prof->pool->ctx);
     } else {
         h2_free(s, c);
     }
@@ -103,7 +103,7 @@ uint8_t *h2_out_reserve(rill_h2_session *s, size_t need)
     if (t && t->cap - t->used >= need)
         return t->data + t->used;
     /* An empty tail chunk nobody points at can simply be replaced when too small. */
-    size_t cap = need > s->chunk_size ? need : s->chunk_size;
+    size_t cap = need > s->prof->chunk_size ? need : s->prof->chunk_size;
     struct h2_chunk *c = chunk_alloc(s, cap);
     if (!c)
         return NULL;
@@ -126,7 +126,7 @@ uint8_t *h2_out_reserve(rill_h2_session *s, size_t need)
 uint8_t *h2_out_reserve_small(rill_h2_session *s, size_t need, size_t cap)
 {
     /* Without a pool the session keeps a full-size buffer anyway: take it now. */
-    if (s->out_tail || need > cap || !s->pool)
+    if (s->out_tail || need > cap || !s->prof->pool)
         return h2_out_reserve(s, need);
     struct h2_chunk *c = chunk_alloc(s, cap);
     if (!c)
@@ -229,7 +229,7 @@ void rill_h2_session_output_consumed(rill_h2_session *s, size_t n)
     }
     if (s->seg_count == 0) {
         s->seg_head = 0;
-        if (s->pool) {
+        if (s->prof->pool) {
             /* Drained: the buffer goes back to the shared pool (cheap), the segment ring too, so
              * a quiet session holds no output memory at all. */
             h2_out_release(s);

@@ -40,7 +40,7 @@ void h2_connection_error(rill_h2_session *s, uint32_t code, const char *why)
 
 void h2_stream_error(rill_h2_session *s, int32_t sid, uint32_t code)
 {
-    if (s->out_pending > s->max_pending_output) {
+    if (s->out_pending > s->prof->max_pending_output) {
         /* The peer provokes resets faster than it reads them (section 10.5). */
         h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "peer does not read");
         return;
@@ -81,7 +81,7 @@ int h2_queue_window_updates(rill_h2_session *s, struct h2_stream *st)
     if (h2_dead(s))
         return 0;
     /* Announce consumed bytes once half the window is used: few frames, the peer never stalls. */
-    if (s->conn_recv_consumed && s->conn_recv_consumed >= s->conn_window_target / 2) {
+    if (s->conn_recv_consumed && s->conn_recv_consumed >= s->prof->conn_window_target / 2) {
         uint8_t p[4];
         h2_put32(p, s->conn_recv_consumed);
         if (h2_out_frame(s, RILL_H2_WINDOW_UPDATE, 0, 0, p, 4) != 0)
@@ -253,7 +253,7 @@ static void data_chunk(rill_h2_session *s, const uint8_t *p, size_t n)
             return;
         }
     }
-    if (s->auto_consume)
+    if (s->prof->auto_consume)
         rill_h2_consume(s, s->fsid, n);
 }
 
@@ -305,7 +305,7 @@ static void frame_header(rill_h2_session *s)
     s->remaining = s->flen;
     s->have = 0;
     /* The larger of what we announced and what is acknowledged (they differ only while pending). */
-    uint32_t max = s->local.max_frame_size;
+    uint32_t max = s->local->max_frame_size;
     if (h2_acked(s)->max_frame_size > max)
         max = h2_acked(s)->max_frame_size;
     if (s->flen > max) {

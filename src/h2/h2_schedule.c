@@ -172,8 +172,8 @@ static void send_one(rill_h2_session *s, struct h2_stream *st)
         if (rf == 1)
             goto sent;
         size_t max = (size_t)budget;
-        if (max > s->chunk_size - H2_FRAME_HEADER)
-            max = s->chunk_size - H2_FRAME_HEADER;
+        if (max > s->prof->chunk_size - H2_FRAME_HEADER)
+            max = s->prof->chunk_size - H2_FRAME_HEADER;
         uint8_t *p = h2_out_reserve(s, H2_FRAME_HEADER + max);
         if (!p) {
             h2_connection_error(s, RILL_H2_INTERNAL_ERROR, "out of memory");

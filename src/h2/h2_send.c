@@ -393,7 +393,7 @@ int rill_h2_submit_shutdown(rill_h2_session *s)
     s->goaway_last_sent = RILL_H2_MAX_WINDOW;
     s->shutdown_notice = true;
     /* A peer that never answers the PING still gets the real GOAWAY after one RTT budget. */
-    s->shutdown_deadline = s->now + (s->settings_timeout_ms ? s->settings_timeout_ms : 10000);
+    s->shutdown_deadline = s->now + (s->prof->settings_timeout_ms ? s->prof->settings_timeout_ms : 10000);
     return h2_out_frame(s, RILL_H2_PING, 0, 0, (const uint8_t *)H2_SHUTDOWN_PING, 8);
 }
 
@@ -411,34 +411,41 @@ int rill_h2_submit_settings(rill_h2_session *s, const uint16_t *ids, const uint3
         payload[6 * i + 1] = (uint8_t)ids[i];
         h2_put32(payload + 6 * i + 2, values[i]);
     }
-    rill_h2_settings next = s->local;
+    rill_h2_settings next = *s->local;
     if (h2_settings_apply(&next, payload, 6 * count, s->role == RILL_H2_SERVER) != 0)
         return RILL_ERR_INVALID_ARG;
-    bool new_pend = !s->pend;
-    if (new_pend && !(s->pend = h2_malloc(s, sizeof *s->pend)))
+    /* The first change gives the session its own copy of `local` (the profile's is shared). */
+    rill_h2_settings *own = s->local == &s->prof->local ? h2_malloc(s, sizeof *own) : (rill_h2_settings *)s->local;
+    if (!own)
         return RILL_ERR_NOMEM;
-    int rc = h2_out_frame(s, RILL_H2_SETTINGS, 0, 0, payload, 6 * count);
+    bool new_own = own != s->local;
+    bool new_pend = !s->pend;
+    int rc = new_pend && !(s->pend = h2_malloc(s, sizeof *s->pend)) ? RILL_ERR_NOMEM
+                                                                   : h2_out_frame(s, RILL_H2_SETTINGS, 0, 0, payload, 6 * count);
     if (rc) {
         if (new_pend) {
             h2_free(s, s->pend);
             s->pend = NULL;
         }
+        if (new_own)
+            h2_free(s, own);
         return rc;
     }
     /* `local` was the newest pending (or, with none pending, what is in effect). A record made
      * while our first SETTINGS is outstanding starts from the protocol defaults. */
     if (new_pend)
-        s->pend->acked = s->pending_count ? h2_protocol_settings : s->local;
+        s->pend->acked = s->pending_count ? h2_protocol_settings : *s->local;
     if (s->pending_count)
-        s->pend->older[s->pending_count - 1] = s->local;
+        s->pend->older[s->pending_count - 1] = *s->local;
     s->pending_count++;
-    s->local = next;
+    *own = next;
+    s->local = own;
     if (s->dec) {
         uint32_t lim = next.max_header_list_size;
         rill_hpack_decoder_set_max_header_list_size(s->dec, lim && lim < 1024u * 1024u ? lim : 1024u * 1024u);
     }
-    if (s->settings_deadline == UINT64_MAX && s->settings_timeout_ms)
-        s->settings_deadline = s->now + s->settings_timeout_ms;
+    if (s->settings_deadline == UINT64_MAX && s->prof->settings_timeout_ms)
+        s->settings_deadline = s->now + s->prof->settings_timeout_ms;
     return 0;
 }
 

@@ -8,7 +8,7 @@
 
 void *h2_malloc(rill_h2_session *s, size_t n)
 {
-    size_t *p = s->alloc ? s->alloc->alloc(n + H2_ALLOC_HDR, s->alloc->ctx) : malloc(n + H2_ALLOC_HDR);
+    size_t *p = s->prof->alloc ? s->prof->alloc->alloc(n + H2_ALLOC_HDR, s->prof->alloc->ctx) : malloc(n + H2_ALLOC_HDR);
     if (!p)
         return NULL;
     p[0] = n;
@@ -22,7 +22,7 @@ void *h2_realloc(rill_h2_session *s, void *ptr, size_t n)
         return h2_malloc(s, n);
     size_t *old = (size_t *)((uint8_t *)ptr - H2_ALLOC_HDR);
     size_t oldn = old[0];
-    size_t *p = s->alloc ? s->alloc->realloc(old, n + H2_ALLOC_HDR, s->alloc->ctx)
+    size_t *p = s->prof->alloc ? s->prof->alloc->realloc(old, n + H2_ALLOC_HDR, s->prof->alloc->ctx)
                          : realloc(old, n + H2_ALLOC_HDR);
     if (!p)
         return NULL;
@@ -37,8 +37,8 @@ void h2_free(rill_h2_session *s, void *ptr)
         return;
     size_t *p = (size_t *)((uint8_t *)ptr - H2_ALLOC_HDR);
     s->mem_bytes -= p[0];
-    if (s->alloc)
-        s->alloc->free(p, s->alloc->ctx);
+    if (s->prof->alloc)
+        s->prof->alloc->free(p, s->prof->alloc->ctx);
     else
         free(p);
 }
@@ -81,13 +81,13 @@ bool h2_table_grow(rill_h2_session *s)
 
 bool h2_history_alloc(rill_h2_session *s)
 {
-    s->hist = h2_calloc(s, sizeof *s->hist + s->max_closed * sizeof s->hist->closed[0]);
+    s->hist = h2_calloc(s, sizeof *s->hist + s->prof->max_closed * sizeof s->hist->closed[0]);
     return s->hist != NULL;
 }
 
 static const rill_h2_callbacks no_callbacks;
 
-/* Sessions created with the default flood limits share this copy. */
+/* The default flood limits (rill_h2_options_init). */
 static const rill_h2_rate default_rates[6] = {
     [FL_PING] = {100, 10},      [FL_SETTINGS] = {100, 10},    [FL_RST] = {1000, 100},
     [FL_EMPTY] = {1000, 100},   [FL_WU] = {1000, 100},        [FL_PRIORITY] = {1000, 100},
@@ -119,8 +119,7 @@ void rill_h2_options_init(rill_h2_options *opt, enum rill_h2_role role)
     opt->priority_rate = default_rates[FL_PRIORITY];
 }
 
-rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callbacks *cb,
-                                     const rill_h2_options *opt, void *user)
+rill_h2_profile *rill_h2_profile_new(enum rill_h2_role role, const rill_h2_options *opt)
 {
     rill_h2_options defaults;
     if (!opt) {
@@ -134,49 +133,81 @@ rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callb
         opt->connection_window > RILL_H2_MAX_WINDOW)
         return NULL;
     const rill_h2_allocator *a = opt->allocator;
+    rill_h2_profile *p = a ? a->alloc(sizeof *p, a->ctx) : malloc(sizeof *p);
+    if (!p)
+        return NULL;
+    memset(p, 0, sizeof *p);
+    p->alloc = a;
+    p->role = (uint8_t)role;
+    p->local = opt->local;
+    p->conn_window_target = opt->connection_window > RILL_H2_DEFAULT_WINDOW ? opt->connection_window
+                                                                            : RILL_H2_DEFAULT_WINDOW;
+    p->settings_timeout_ms = opt->settings_timeout_ms;
+    p->max_header_block = opt->max_header_block ? opt->max_header_block : 256 * 1024;
+    p->max_continuations = opt->max_continuations;
+    p->max_closed = opt->max_closed_streams;
+    p->max_pending_output = opt->max_pending_output ? opt->max_pending_output : 1024 * 1024;
+    p->chunk_size = opt->output_chunk_size >= 1024 ? opt->output_chunk_size : 16384 + 64;
+    p->pool = opt->output_pool;
+    p->auto_consume = opt->auto_consume;
+    p->rates[FL_PING] = opt->ping_rate;
+    p->rates[FL_SETTINGS] = opt->settings_rate;
+    p->rates[FL_RST] = opt->rst_rate;
+    p->rates[FL_EMPTY] = opt->empty_frame_rate;
+    p->rates[FL_WU] = opt->window_update_rate;
+    p->rates[FL_PRIORITY] = opt->priority_rate;
+    return p;
+}
+
+void rill_h2_profile_free(rill_h2_profile *p)
+{
+    if (!p)
+        return;
+    if (p->alloc)
+        p->alloc->free(p, p->alloc->ctx);
+    else
+        free(p);
+}
+
+rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callbacks *cb,
+                                     const rill_h2_options *opt, void *user)
+{
+    rill_h2_profile *p = rill_h2_profile_new(role, opt);
+    if (!p)
+        return NULL;
+    rill_h2_session *s = rill_h2_session_new_shared(p, cb, user, opt ? opt->now_ms : 0);
+    if (!s) {
+        rill_h2_profile_free(p);
+        return NULL;
+    }
+    s->prof_owned = true;
+    return s;
+}
+
+rill_h2_session *rill_h2_session_new_shared(const rill_h2_profile *prof, const rill_h2_callbacks *cb,
+                                            void *user, uint64_t now_ms)
+{
+    const rill_h2_allocator *a = prof->alloc;
     rill_h2_session *s = a ? a->alloc(sizeof *s, a->ctx) : malloc(sizeof *s);
     if (!s)
         return NULL;
     memset(s, 0, sizeof *s);
-    s->alloc = a;
+    s->prof = prof;
     s->cb = cb ? cb : &no_callbacks;
     s->user = user;
-    s->role = (uint8_t)role;
-    s->local = opt->local;
+    s->role = prof->role;
+    s->local = &prof->local;
     h2_settings_defaults(&s->peer);
-    s->conn_window_target = opt->connection_window > RILL_H2_DEFAULT_WINDOW ? opt->connection_window
-                                                                            : RILL_H2_DEFAULT_WINDOW;
-    s->settings_timeout_ms = opt->settings_timeout_ms;
-    s->max_header_block = opt->max_header_block ? opt->max_header_block : 256 * 1024;
-    s->max_continuations = opt->max_continuations;
-    s->max_closed = opt->max_closed_streams;
-    s->max_pending_output = opt->max_pending_output ? opt->max_pending_output : 1024 * 1024;
-    s->chunk_size = opt->output_chunk_size >= 1024 ? opt->output_chunk_size : 16384 + 64;
-    s->pool = opt->output_pool;
-    s->auto_consume = opt->auto_consume;
-    s->now = opt->now_ms;
-    s->next_local_id = role == RILL_H2_CLIENT ? 1 : 2;
+    s->now = now_ms;
+    s->next_local_id = s->role == RILL_H2_CLIENT ? 1 : 2;
     s->conn_send_window = RILL_H2_DEFAULT_WINDOW;
     s->conn_recv_window = RILL_H2_DEFAULT_WINDOW;
     s->error_code = -1;
     s->settings_deadline = UINT64_MAX;
     s->shutdown_deadline = UINT64_MAX;
-    s->rstate = role == RILL_H2_SERVER ? RS_PREFACE : RS_HEADER;
-    const rill_h2_rate rates[6] = {[FL_PING] = opt->ping_rate,       [FL_SETTINGS] = opt->settings_rate,
-                                   [FL_RST] = opt->rst_rate,         [FL_EMPTY] = opt->empty_frame_rate,
-                                   [FL_WU] = opt->window_update_rate, [FL_PRIORITY] = opt->priority_rate};
-    s->rates = default_rates;
-    if (memcmp(rates, default_rates, sizeof rates) != 0) {
-        rill_h2_rate *own = h2_malloc(s, sizeof rates);
-        if (!own) {
-            rill_h2_session_free(s);
-            return NULL;
-        }
-        memcpy(own, rates, sizeof rates);
-        s->rates = own;
-    }
+    s->rstate = s->role == RILL_H2_SERVER ? RS_PREFACE : RS_HEADER;
     for (int i = 0; i < 6; i++)
-        s->flood_tokens[i] = h2_flood_cap(&rates[i]);
+        s->flood_tokens[i] = h2_flood_cap(&prof->rates[i]);
     s->flood_ms = (uint32_t)s->now;
     /* Our first SETTINGS is pending until acknowledged; until then the protocol defaults hold
      * (h2_acked: no pend record needed for that). */
@@ -192,23 +223,23 @@ rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callb
         return NULL;
     }
     size_t n = 0;
-    if (role == RILL_H2_CLIENT) {
+    if (s->role == RILL_H2_CLIENT) {
         memcpy(p, H2_PREFACE, H2_PREFACE_LEN);
         n = H2_PREFACE_LEN;
     }
-    size_t plen = h2_settings_write(&s->local, h2_acked(s), p + n + H2_FRAME_HEADER);
+    size_t plen = h2_settings_write(s->local, h2_acked(s), p + n + H2_FRAME_HEADER);
     h2_frame_header(p + n, (uint32_t)plen, RILL_H2_SETTINGS, 0, 0);
     n += H2_FRAME_HEADER + plen;
-    if (s->conn_window_target > RILL_H2_DEFAULT_WINDOW) {
+    if (s->prof->conn_window_target > RILL_H2_DEFAULT_WINDOW) {
         /* Enlarge the connection window at once; SETTINGS cannot. */
         h2_frame_header(p + n, 4, RILL_H2_WINDOW_UPDATE, 0, 0);
-        h2_put32(p + n + H2_FRAME_HEADER, s->conn_window_target - RILL_H2_DEFAULT_WINDOW);
+        h2_put32(p + n + H2_FRAME_HEADER, s->prof->conn_window_target - RILL_H2_DEFAULT_WINDOW);
         n += H2_FRAME_HEADER + 4;
-        s->conn_recv_window = s->conn_window_target;
+        s->conn_recv_window = s->prof->conn_window_target;
     }
     h2_out_commit(s, n);
-    if (s->settings_timeout_ms)
-        s->settings_deadline = s->now + s->settings_timeout_ms;
+    if (s->prof->settings_timeout_ms)
+        s->settings_deadline = s->now + s->prof->settings_timeout_ms;
     return s;
 }
 
@@ -248,16 +279,20 @@ void rill_h2_session_free(rill_h2_session *s)
     h2_free(s, s->pend);
     h2_free(s, s->pbuf);
     h2_hblock_free(s, true);
-    if (s->rates != default_rates)
-        h2_free(s, (void *)s->rates);
+    if (s->local != &s->prof->local)
+        h2_free(s, (void *)s->local);
     if (s->dec)
         rill_hpack_decoder_free(s->dec);
     if (s->enc)
         rill_hpack_encoder_free(s->enc);
-    if (s->alloc)
-        s->alloc->free(s, s->alloc->ctx);
+    const rill_h2_profile *prof = s->prof;
+    bool owned = s->prof_owned;
+    if (prof->alloc)
+        prof->alloc->free(s, prof->alloc->ctx);
     else
         free(s);
+    if (owned)
+        rill_h2_profile_free((rill_h2_profile *)prof);
 }
 
 void h2_close_all_on_error(rill_h2_session *s)
@@ -295,7 +330,7 @@ bool rill_h2_session_want_read(const rill_h2_session *s)
         return false;
     if ((s->goaway_sent || s->goaway_recv) && s->nstreams == 0 && !s->shutdown_notice)
         return false;
-    return s->out_pending < s->max_pending_output;
+    return s->out_pending < s->prof->max_pending_output;
 }
 
 bool rill_h2_session_want_write(rill_h2_session *s)
@@ -314,14 +349,14 @@ uint32_t h2_flood_cap(const rill_h2_rate *r)
  * serves all six buckets (per_second thousandths arrive per millisecond). */
 bool h2_flood_take(rill_h2_session *s, enum h2_flood which)
 {
-    if (s->rates[which].burst == 0)
+    if (s->prof->rates[which].burst == 0)
         return true; /* no limit */
     uint32_t elapsed = (uint32_t)s->now - s->flood_ms;
     if (elapsed) {
         s->flood_ms = (uint32_t)s->now;
         for (int i = 0; i < 6; i++) {
-            uint64_t t = s->flood_tokens[i] + (uint64_t)elapsed * s->rates[i].per_second;
-            uint32_t cap = h2_flood_cap(&s->rates[i]);
+            uint64_t t = s->flood_tokens[i] + (uint64_t)elapsed * s->prof->rates[i].per_second;
+            uint32_t cap = h2_flood_cap(&s->prof->rates[i]);
             s->flood_tokens[i] = t > cap ? cap : (uint32_t)t;
         }
     }
@@ -354,7 +389,7 @@ uint64_t rill_h2_session_next_deadline(const rill_h2_session *s)
 void *rill_h2_session_user(const rill_h2_session *s) { return s->user; }
 void rill_h2_session_set_user(rill_h2_session *s, void *user) { s->user = user; }
 enum rill_h2_role rill_h2_session_role(const rill_h2_session *s) { return (enum rill_h2_role)s->role; }
-const rill_h2_settings *rill_h2_session_local_settings(const rill_h2_session *s) { return &s->local; }
+const rill_h2_settings *rill_h2_session_local_settings(const rill_h2_session *s) { return s->local; }
 const rill_h2_settings *rill_h2_session_peer_settings(const rill_h2_session *s) { return &s->peer; }
 int64_t rill_h2_session_error_code(const rill_h2_session *s) { return s->error_code; }
 size_t rill_h2_session_stream_count(const rill_h2_session *s) { return s->nstreams; }
@@ -362,7 +397,7 @@ size_t rill_h2_stream_size(void) { return sizeof(struct h2_stream); }
 
 size_t rill_h2_session_memory(const rill_h2_session *s)
 {
-    return sizeof *s + s->mem_bytes;
+    return sizeof *s + s->mem_bytes + (s->prof_owned ? sizeof *s->prof : 0);
 }
 
 int64_t rill_h2_session_send_window(const rill_h2_session *s, int32_t stream_id)
@@ -401,7 +436,7 @@ int rill_h2_session_settings_payload(const rill_h2_session *s, uint8_t *buf, siz
     uint8_t tmp[48];
     rill_h2_settings base;
     h2_settings_defaults(&base);
-    size_t n = h2_settings_write(&s->local, &base, tmp);
+    size_t n = h2_settings_write(s->local, &base, tmp);
     if (n > cap)
         return RILL_ERR_BUFFER_TOO_SMALL;
     memcpy(buf, tmp, n);

@@ -109,13 +109,13 @@ int h2_peer_id_was_used(const rill_h2_session *s, int32_t id)
 
 void h2_remember_closed(rill_h2_session *s, int32_t id, uint8_t how)
 {
-    if (!s->max_closed || !h2_history_ensure(s))
+    if (!s->prof->max_closed || !h2_history_ensure(s))
         return;
     struct h2_closed *closed = s->hist->closed;
-    uint32_t i = (s->closed_head + s->closed_count) % s->max_closed;
-    if (s->closed_count == s->max_closed) {
+    uint32_t i = (s->closed_head + s->closed_count) % s->prof->max_closed;
+    if (s->closed_count == s->prof->max_closed) {
         i = s->closed_head;
-        s->closed_head = (s->closed_head + 1) % s->max_closed;
+        s->closed_head = (s->closed_head + 1) % s->prof->max_closed;
     } else {
         s->closed_count++;
     }
@@ -126,7 +126,7 @@ void h2_remember_closed(rill_h2_session *s, int32_t id, uint8_t how)
 int h2_closed_lookup(const rill_h2_session *s, int32_t id)
 {
     for (uint32_t i = 0; i < s->closed_count; i++) {
-        uint32_t k = (s->closed_head + i) % s->max_closed;
+        uint32_t k = (s->closed_head + i) % s->prof->max_closed;
         if (s->hist->closed[k].id == id)
             return s->hist->closed[k].how;
     }

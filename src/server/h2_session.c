@@ -199,10 +199,8 @@ static const rill_h2_callbacks h2_callbacks = {
     .on_data_released = on_data_released,
 };
 
-int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t payload_len,
-                     const rill_header *upgraded, size_t nupgraded)
+rill_h2_profile *h2_profile_new(const rill_server_options *o)
 {
-    const rill_server_options *o = &session_worker(sess)->srv->opt;
     rill_h2_options opt;
     rill_h2_options_init(&opt, RILL_H2_SERVER);
     opt.local.max_concurrent_streams = o->max_concurrent_streams;
@@ -210,9 +208,15 @@ int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t
     opt.local.max_header_list_size = o->max_header_list_size;
     opt.local.enable_connect_protocol = o->enable_connect_protocol ? 1 : 0;
     opt.connection_window = o->connection_window_size;
-    opt.now_ms = rill_io_loop_now_ms(session_worker(sess)->loop);
-    opt.output_pool = &output_pool;
-    sess->h2 = rill_h2_session_new(RILL_H2_SERVER, &h2_callbacks, &opt, sess);
+    opt.output_pool = &output_pool; /* per-thread storage behind one shared struct */
+    return rill_h2_profile_new(RILL_H2_SERVER, &opt);
+}
+
+int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t payload_len,
+                     const rill_header *upgraded, size_t nupgraded)
+{
+    struct worker *w = session_worker(sess);
+    sess->h2 = rill_h2_session_new_shared(w->srv->h2_profile, &h2_callbacks, sess, rill_io_loop_now_ms(w->loop));
     if (!sess->h2)
         return RILL_ERR_NOMEM;
     if (upgraded) /* the engine reports the request as stream 1 through on_headers */

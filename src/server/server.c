@@ -115,6 +115,7 @@ void rill_server_free(rill_server *s)
     free(s->state_dir);
     free(s->access_log_path);
     free(s->workers);
+    rill_h2_profile_free(s->h2_profile); /* after the loops: their sessions reference it */
     free(s);
 }
 
@@ -361,6 +362,10 @@ int rill_server_bind(rill_server *s, char *err, size_t errlen)
             snprintf(err, errlen, "cannot open access log %s: %s", s->access_log_path, strerror(errno));
             return RILL_ERR_IO;
         }
+    }
+    if (!s->h2_profile && !(s->h2_profile = h2_profile_new(&s->opt))) {
+        snprintf(err, errlen, "invalid HTTP/2 settings (window or frame size out of range)");
+        return RILL_ERR_INVALID_ARG;
     }
     s->nworkers = s->opt.threads;
     s->workers = calloc(s->nworkers, sizeof *s->workers);

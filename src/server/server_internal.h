@@ -69,6 +69,7 @@ struct rill_server {
     char **ws_origins;
     size_t nws_origins;
     struct tunnel *tunnels; /* RFC 8441 handlers by :protocol */
+    rill_h2_profile *h2_profile; /* every HTTP/2 session's options, shared (h2_profile_new) */
 };
 
 struct exchange_ops;
@@ -227,6 +228,8 @@ void h1_session_shutdown(rill_session *sess);
 void h1_session_trim(rill_session *sess);
 uint64_t h1_session_deadline(const rill_session *sess);
 void h1_session_timeout(rill_session *sess, uint64_t now);
+/* The HTTP/2 options every session of the server shares, from the server's options. */
+rill_h2_profile *h2_profile_new(const rill_server_options *o);
 int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t payload_len,
                      const rill_header *upgraded, size_t nupgraded);
 void h2_session_data(rill_session *sess, const uint8_t *data, size_t len);

@@ -424,6 +424,7 @@ TU void rec_free(trec *r)
 
 typedef struct tsess {
     rill_h2_session *s;
+    rill_h2_profile *prof; /* shared-profile sessions, as servers make them */
     trec rec;
     tout out;
     rill_h2_options opt;
@@ -453,7 +454,9 @@ TU void tsess_start(tsess *t, enum rill_h2_role role, void (*custom)(rill_h2_opt
     t->opt.connection_window = 65535; /* tests reason about the protocol's default window */
     if (custom)
         custom(&t->opt);
-    t->s = rill_h2_session_new(role, &rec_cbs, &t->opt, &t->rec);
+    t->prof = rill_h2_profile_new(role, &t->opt);
+    assert_non_null(t->prof);
+    t->s = rill_h2_session_new_shared(t->prof, &rec_cbs, &t->rec, t->opt.now_ms);
     assert_non_null(t->s);
     drain(t->s, &t->out);
     assert_true(t->out.n >= 1);
@@ -476,6 +479,7 @@ TU void tsess_start(tsess *t, enum rill_h2_role role, void (*custom)(rill_h2_opt
 TU void tsess_free(tsess *t)
 {
     rill_h2_session_free(t->s);
+    rill_h2_profile_free(t->prof); /* NULL for sessions made with their own options */
     tb_free(&t->out.raw);
     rec_free(&t->rec);
 }
