@@ -622,8 +622,7 @@ static void freeing_the_session_releases_buffers(void **state)
     t.s = NULL;
     assert_int_equal(rec_count(&t.rec, EV_RELEASED), 2);
     tb_free(&b);
-    tb_free(&t.out.raw);
-    rec_free(&t.rec);
+    tsess_free(&t); /* the session is gone already; this frees the rest and the profile */
 }
 
 static void trim_frees_idle_buffers(void **state)
