@@ -73,6 +73,27 @@ static void listen_error_names_the_cause(void **state)
     rill_io_loop_free(loop);
 }
 
+/* A listener on 127.0.0.1 with a free port; returns the bound address. */
+static struct rill_io_addr listen_loopback(rill_io_loop *loop, const struct rill_io_conn_callbacks *cb,
+                                           void *user)
+{
+    struct rill_io_addr addr;
+    assert_int_equal(rill_io_addr_parse("127.0.0.1:0", &addr, NULL, 0), RILL_OK);
+    rill_io_listener *l;
+    assert_int_equal(rill_io_listen(loop, &addr, NULL, cb, user, &l), RILL_OK);
+    return rill_io_listener_addr(l);
+}
+
+/* A plain blocking client socket connected to addr (IPv4 loopback). */
+static int connect_blocking(const struct rill_io_addr *addr)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(rill_io_addr_port(addr)),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    return fd;
+}
+
 /* ---- timers ------------------------------------------------------------------------------- */
 
 struct timer_log {
@@ -830,11 +851,7 @@ static void connect_in_loop_queues_early_writes(void **state)
     rill_io_loop *loop;
     assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
     static const struct rill_io_conn_callbacks server_cb = {.on_data = limit_data};
-    struct rill_io_addr addr;
-    assert_int_equal(rill_io_addr_parse("127.0.0.1:0", &addr, NULL, 0), RILL_OK);
-    rill_io_listener *l;
-    assert_int_equal(rill_io_listen(loop, &addr, NULL, &server_cb, NULL, &l), RILL_OK);
-    addr = rill_io_listener_addr(l);
+    struct rill_io_addr addr = listen_loopback(loop, &server_cb, NULL);
     struct connect_state s = {.loop = loop, .close_err = 1};
     rill_io_conn *conn;
     assert_int_equal(rill_io_connect(loop, &addr, NULL, NULL, &client_cb, &s, &conn), RILL_OK);
@@ -1286,15 +1303,8 @@ static void conn_timer_fires_moves_and_stops_at_close(void **state)
     st.plain = rill_io_timer_new(loop, ct_plain_fired, &st);
     static const struct rill_io_conn_callbacks server_cb = {
         .on_open = ct_open, .on_timer = ct_timer, .on_close = ct_close};
-    struct rill_io_addr addr;
-    assert_int_equal(rill_io_addr_parse("127.0.0.1:0", &addr, NULL, 0), RILL_OK);
-    rill_io_listener *l;
-    assert_int_equal(rill_io_listen(loop, &addr, NULL, &server_cb, &st, &l), RILL_OK);
-    addr = rill_io_listener_addr(l);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(rill_io_addr_port(&addr)),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    struct rill_io_addr addr = listen_loopback(loop, &server_cb, &st);
+    int fd = connect_blocking(&addr);
     struct guard g;
     guard_arm(&g, loop);
     assert_int_equal(rill_io_loop_run(loop), RILL_OK);
@@ -1351,11 +1361,7 @@ static void queue_refuses_past_its_limit(void **state)
     rill_io_loop *loop;
     assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
     static const struct rill_io_conn_callbacks server_cb = {0};
-    struct rill_io_addr addr;
-    assert_int_equal(rill_io_addr_parse("127.0.0.1:0", &addr, NULL, 0), RILL_OK);
-    rill_io_listener *l;
-    assert_int_equal(rill_io_listen(loop, &addr, NULL, &server_cb, NULL, &l), RILL_OK);
-    addr = rill_io_listener_addr(l);
+    struct rill_io_addr addr = listen_loopback(loop, &server_cb, NULL);
     struct connect_state s = {.loop = loop, .close_err = 1};
     rill_io_conn *conn;
     assert_int_equal(rill_io_connect(loop, &addr, NULL, NULL, &client_cb, &s, &conn), RILL_OK);
@@ -1398,10 +1404,7 @@ static void accepted_sockets_get_notsent_lowat(void **state)
         rill_io_listener *l;
         assert_int_equal(rill_io_listen(loop, &addr, NULL, &server_cb, NULL, &l), RILL_OK);
         addr = rill_io_listener_addr(l);
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(rill_io_addr_port(&addr)),
-                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+        int fd = connect_blocking(&addr);
         lowat_seen = -1;
         struct guard g;
         guard_arm(&g, loop);
