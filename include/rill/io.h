@@ -144,8 +144,10 @@ struct rill_io_conn_callbacks {
      * of bytes to send, which go out after anything queued with the write calls, straight from
      * the caller's memory (no copy into the loop's queue). The memory must stay valid and
      * unchanged until on_output_sent reports how many of those bytes were taken (written to the
-     * socket, or over TLS committed to a record that OpenSSL must retry: those up to 16 KiB are
-     * copied into the loop's queue first); the rest is asked for again later. Returning 0 means nothing more for now; the loop stops
+     * socket; over TLS, encrypted into records the loop sends in batches, or committed to a record
+     * that OpenSSL must retry, whose bytes, up to 16 KiB, are copied into the loop's queue first;
+     * a graceful close sends all of them, an abrupt one drops them); the rest is asked for again
+     * later. Returning 0 means nothing more for now; the loop stops
      * asking until rill_io_conn_want_output is called again. Both may be called while a
      * graceful close is flushing. */
     int (*on_output)(rill_io_conn *conn, struct iovec *iov, int max);

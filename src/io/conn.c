@@ -80,10 +80,7 @@ void io_conn_close_now(rill_io_conn *conn, int err)
     io_list_append(&loop->dead, &conn->link);
     close(conn->fd); /* also removes it from the epoll set */
     conn->fd = -1;
-    if (conn->ssl) {
-        SSL_free(conn->ssl);
-        conn->ssl = NULL;
-    }
+    io_tls_free(conn);
     io_queue_drop(conn);
     io_conn_notify_close(conn, err);
 }

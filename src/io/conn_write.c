@@ -152,7 +152,7 @@ static int sent(rill_io_conn *conn, size_t n, size_t qbytes, size_t pbytes)
 
 static bool has_output(const rill_io_conn *conn)
 {
-    return conn->queued || (conn->flags & CF_PULL);
+    return conn->queued || (conn->flags & (CF_PULL | CF_TLS_TAIL));
 }
 
 static int conn_send_plain(rill_io_conn *conn)
@@ -212,7 +212,7 @@ static int tls_hold(rill_io_conn *conn, const uint8_t *buf, size_t len, size_t q
 /* One TLS record per SSL_write (partial-write mode). Small pieces are coalesced into the loop's
  * staging buffer so that they do not each become a record. A refused write is retried with the
  * same bytes (tls_hold). */
-static int conn_send_tls(rill_io_conn *conn)
+static int conn_send_records(rill_io_conn *conn)
 {
     for (int rec = 0; rec < IO_TLS_RECORDS_PER_TURN; rec++) {
         struct iovec iov[IO_IOV_MAX];
@@ -276,6 +276,28 @@ static int conn_send_tls(rill_io_conn *conn)
     return RILL_OK;
 }
 
+/* TLS output: first what the socket refused last time, then records, written in batches. */
+static int conn_send_tls(rill_io_conn *conn)
+{
+    int rc = io_tls_flush_tail(conn);
+    if (rc == RILL_OK) {
+        io_tls_batch_begin(conn);
+        int sent_rc = conn_send_records(conn);
+        if (!conn_alive(conn))
+            return sent_rc != RILL_OK ? sent_rc : RILL_ERR_STATE;
+        rc = io_tls_batch_end(conn);
+        if (rc == RILL_OK)
+            return sent_rc;
+    }
+    if (rc == RILL_ERR_WOULD_BLOCK) {
+        conn->flags |= CF_BLOCKED;
+        return RILL_OK;
+    }
+    io_conn_fail(conn, errno == EPIPE || errno == ECONNRESET ? RILL_ERR_EOF : RILL_ERR_IO, "write",
+                 strerror(errno));
+    return RILL_ERR_IO;
+}
+
 /* The queue is empty after a graceful close: close_notify, FIN, on_close, then linger. */
 static void conn_finish_graceful(rill_io_conn *conn)
 {
@@ -299,10 +321,8 @@ static void conn_finish_graceful(rill_io_conn *conn)
     io_conn_move_to(conn, &loop->linger, loop->now_ms + loop->opts.linger_ms);
     io_conn_notify_close(conn, conn->close_err);
     /* Lingering reads raw bytes only: the TLS state can go now. */
-    if (conn->ssl && conn->state == CONN_LINGER) {
-        SSL_free(conn->ssl);
-        conn->ssl = NULL;
-    }
+    if (conn->ssl && conn->state == CONN_LINGER)
+        io_tls_free(conn);
     io_conn_update_events(conn);
 }
 

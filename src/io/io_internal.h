@@ -75,6 +75,7 @@ enum conn_flag {
     CF_HS_WANT_WRITE = 1 << 12, /* the TLS handshake waits for the socket to be writable */
     CF_PULL = 1 << 13,       /* on_output may have bytes: ask at the next flush */
     CF_SOCK_DRAINED = 1 << 14, /* TLS: the last socket read came back short (nothing more now) */
+    CF_TLS_TAIL = 1 << 15,     /* TLS: encrypted bytes the socket refused wait in a tail (tls_bio.c) */
 };
 
 #define IO_CONN_OF(node) ((rill_io_conn *)((char *)(node) - offsetof(rill_io_conn, link)))
@@ -188,6 +189,11 @@ struct rill_io_loop {
     char last_error[256];
     uint8_t *recv_buf;  /* IO_RECV_BUF_SIZE, shared by every connection on the loop */
     uint8_t *tls_stage; /* IO_CHUNK_SIZE: small chunks coalesced into one TLS record */
+    /* TLS records of the connection being flushed, written together (tls_bio.c); allocated on
+     * first use, IO_TLS_BATCH bytes */
+    uint8_t *tls_batch;
+    size_t tls_batch_len;
+    rill_io_conn *tls_batch_conn;
 };
 
 /* loop.c */
@@ -219,6 +225,16 @@ void io_conn_read(rill_io_conn *conn);
 const char *io_tls_error_text(void);
 /* Puts the connection's own socket BIO under conn->ssl (tls_bio.c). */
 int io_tls_attach(rill_io_conn *conn);
+/* Records written between begin and end go out together (one send per IO_TLS_BATCH bytes, not
+ * one per record); end sends the rest. What the socket refuses waits in the connection's tail
+ * (CF_TLS_TAIL), which goes before any later byte. end and io_tls_flush_tail return RILL_OK,
+ * RILL_ERR_WOULD_BLOCK (the socket is full) or RILL_ERR_IO (errno says why). */
+void io_tls_batch_begin(rill_io_conn *conn);
+int io_tls_batch_end(rill_io_conn *conn);
+int io_tls_flush_tail(rill_io_conn *conn);
+/* Frees the connection's TLS state (and a tail). */
+void io_tls_free(rill_io_conn *conn);
+#define IO_TLS_BATCH (64u * 1024u)
 
 /* conn_write.c */
 void io_queue_drop(rill_io_conn *conn);

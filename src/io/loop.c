@@ -381,5 +381,6 @@ void rill_io_loop_free(rill_io_loop *loop)
     pthread_mutex_destroy(&loop->post_lock);
     free(loop->recv_buf);
     free(loop->tls_stage);
+    free(loop->tls_batch);
     free(loop);
 }
