@@ -34,10 +34,6 @@ const rill_h2_settings h2_protocol_settings = {
     .no_rfc7540_priorities = 0,
 };
 
-void h2_settings_defaults(rill_h2_settings *s)
-{
-    *s = h2_protocol_settings;
-}
 
 uint32_t h2_settings_apply(rill_h2_settings *dst, const uint8_t *p, size_t len, bool from_server)
 {

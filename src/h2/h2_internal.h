@@ -176,6 +176,7 @@ struct h2_hblock {
 struct rill_h2_profile {
     rill_h2_settings local;          /* the SETTINGS announced at start */
     rill_h2_rate rates[6];           /* flood limits, by enum h2_flood */
+    uint32_t flood_cap[6];           /* each bucket's capacity in H2_FLOOD_UNITs */
     const rill_h2_allocator *alloc;  /* NULL: malloc */
     const rill_h2_buffer_pool *pool; /* output buffers of chunk_size come from here, or NULL */
     uint32_t conn_window_target;
@@ -290,8 +291,7 @@ static inline const rill_h2_settings *h2_acked(const rill_h2_session *s)
 
 enum h2_flood { FL_PING, FL_SETTINGS, FL_RST, FL_EMPTY, FL_WU, FL_PRIORITY };
 #define H2_FLOOD_UNIT 1000u /* one frame, in bucket units */
-/* A bucket's capacity in units (bursts above about four million frames are that many). */
-uint32_t h2_flood_cap(const rill_h2_rate *r);
+
 
 /* ---- memory (h2_session.c) ---- */
 void *h2_malloc(rill_h2_session *s, size_t n);
@@ -323,7 +323,6 @@ void h2_frame_header(uint8_t *p, uint32_t len, uint8_t type, uint8_t flags, int3
 /* Validates a SETTINGS payload and applies it to *dst; returns 0 or an H2 error code (> 0). */
 uint32_t h2_settings_apply(rill_h2_settings *dst, const uint8_t *p, size_t len, bool from_server);
 size_t h2_settings_write(const rill_h2_settings *now, const rill_h2_settings *base, uint8_t *out);
-void h2_settings_defaults(rill_h2_settings *s);
 
 /* ---- output (h2_output.c) ---- */
 uint8_t *h2_out_reserve(rill_h2_session *s, size_t need);

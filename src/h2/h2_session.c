@@ -119,6 +119,12 @@ void rill_h2_options_init(rill_h2_options *opt, enum rill_h2_role role)
     opt->priority_rate = default_rates[FL_PRIORITY];
 }
 
+static uint32_t flood_cap(const rill_h2_rate *r)
+{
+    uint64_t cap = (uint64_t)r->burst * H2_FLOOD_UNIT;
+    return cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+}
+
 rill_h2_profile *rill_h2_profile_new(enum rill_h2_role role, const rill_h2_options *opt)
 {
     rill_h2_options defaults;
@@ -156,6 +162,8 @@ rill_h2_profile *rill_h2_profile_new(enum rill_h2_role role, const rill_h2_optio
     p->rates[FL_EMPTY] = opt->empty_frame_rate;
     p->rates[FL_WU] = opt->window_update_rate;
     p->rates[FL_PRIORITY] = opt->priority_rate;
+    for (int i = 0; i < 6; i++) /* in units; bursts above about four million frames are that many */
+        p->flood_cap[i] = flood_cap(&p->rates[i]);
     return p;
 }
 
@@ -197,7 +205,7 @@ rill_h2_session *rill_h2_session_new_shared(const rill_h2_profile *prof, const r
     s->user = user;
     s->role = prof->role;
     s->local = &prof->local;
-    h2_settings_defaults(&s->peer);
+    s->peer = h2_protocol_settings;
     s->now = now_ms;
     s->next_local_id = s->role == RILL_H2_CLIENT ? 1 : 2;
     s->conn_send_window = RILL_H2_DEFAULT_WINDOW;
@@ -207,7 +215,7 @@ rill_h2_session *rill_h2_session_new_shared(const rill_h2_profile *prof, const r
     s->shutdown_deadline = UINT64_MAX;
     s->rstate = s->role == RILL_H2_SERVER ? RS_PREFACE : RS_HEADER;
     for (int i = 0; i < 6; i++)
-        s->flood_tokens[i] = h2_flood_cap(&prof->rates[i]);
+        s->flood_tokens[i] = prof->flood_cap[i];
     s->flood_ms = (uint32_t)s->now;
     /* Our first SETTINGS is pending until acknowledged; until then the protocol defaults hold
      * (h2_acked: no pend record needed for that). */
@@ -339,12 +347,6 @@ bool rill_h2_session_want_write(rill_h2_session *s)
     return s->out_pending > 0;
 }
 
-uint32_t h2_flood_cap(const rill_h2_rate *r)
-{
-    uint64_t cap = (uint64_t)r->burst * H2_FLOOD_UNIT;
-    return cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
-}
-
 /* Counting in thousandths of a frame keeps each bucket's fraction across refills, so one clock
  * serves all six buckets (per_second thousandths arrive per millisecond). */
 bool h2_flood_take(rill_h2_session *s, enum h2_flood which)
@@ -356,8 +358,7 @@ bool h2_flood_take(rill_h2_session *s, enum h2_flood which)
         s->flood_ms = (uint32_t)s->now;
         for (int i = 0; i < 6; i++) {
             uint64_t t = s->flood_tokens[i] + (uint64_t)elapsed * s->prof->rates[i].per_second;
-            uint32_t cap = h2_flood_cap(&s->prof->rates[i]);
-            s->flood_tokens[i] = t > cap ? cap : (uint32_t)t;
+            s->flood_tokens[i] = t > s->prof->flood_cap[i] ? s->prof->flood_cap[i] : (uint32_t)t;
         }
     }
     if (s->flood_tokens[which] < H2_FLOOD_UNIT)
@@ -434,9 +435,7 @@ int rill_h2_stream_set_user(rill_h2_session *s, int32_t stream_id, void *user)
 int rill_h2_session_settings_payload(const rill_h2_session *s, uint8_t *buf, size_t cap)
 {
     uint8_t tmp[48];
-    rill_h2_settings base;
-    h2_settings_defaults(&base);
-    size_t n = h2_settings_write(s->local, &base, tmp);
+    size_t n = h2_settings_write(s->local, &h2_protocol_settings, tmp);
     if (n > cap)
         return RILL_ERR_BUFFER_TOO_SMALL;
     memcpy(buf, tmp, n);

@@ -68,7 +68,7 @@ static void session_arm(rill_session *sess)
         at = trim_at;
     /* Re-arming on every read is cheap, but skip it when the deadline barely moved. */
     uint64_t armed_at = rill_io_conn_timer_deadline(sess->conn); /* UINT64_MAX: not armed */
-    if (at < armed_at || armed_at == UINT64_MAX || at > armed_at + 1000)
+    if (at < armed_at || at - armed_at > 1000)
         rill_io_conn_timer_arm_at(sess->conn, at);
 }
 
