@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "rill/common.h"
+#include "rill/h2.h"
 #include "rill/hpack.h"
 
 #ifdef __cplusplus
@@ -96,6 +97,35 @@ RILL_API void rill_server_on_session(rill_server *s, rill_session_fn fn, void *u
 typedef bool (*rill_stream_fn)(rill_stream *stream, const rill_header *headers, size_t count,
                                void *user);
 RILL_API void rill_server_on_stream(rill_server *s, rill_stream_fn fn, void *user);
+
+/* Session events, as Node's session 'close', 'goaway' and 'remoteSettings'. One set per server
+ * (copied; any member may be NULL), each called on the session's worker thread. */
+typedef struct rill_session_events {
+    /* The connection is over and its streams are closed (their on_close ran). Only for sessions
+     * announced by on_session. Only the rill_session_id/_protocol/_peer getters may be used; the
+     * session is freed when this returns. */
+    void (*on_close)(rill_session *session, void *user);
+    /* HTTP/2: the peer sent GOAWAY. It opens no streams above last_stream_id; the ones in flight
+     * still finish. error_code 0 (NO_ERROR) is a graceful goodbye. */
+    void (*on_goaway)(rill_session *session, uint32_t error_code, int32_t last_stream_id,
+                      void *user);
+    /* HTTP/2: a SETTINGS frame from the peer was applied (the first one and any later ones). */
+    void (*on_remote_settings)(rill_session *session, const rill_h2_settings *settings, void *user);
+} rill_session_events;
+RILL_API void rill_server_on_session_events(rill_server *s, const rill_session_events *events,
+                                            void *user);
+
+/* Node's session.close(): a graceful end of one connection. HTTP/2: GOAWAY (NO_ERROR, after a
+ * PING round trip so requests already sent are counted), streams in flight finish, then the
+ * connection closes. HTTP/1.1: the response in progress is the last one; with none, the connection
+ * closes now. Safe to call again, and from the session's callbacks. */
+RILL_API void rill_session_close(rill_session *session);
+/* Node's session.destroy(): ends the connection now. HTTP/2 sends GOAWAY with error_code first
+ * (best effort); streams in flight end with rill_response_on_close(completed = false). */
+RILL_API void rill_session_destroy(rill_session *session, uint32_t error_code);
+/* HTTP/2: the peer's settings in force (the protocol defaults until its SETTINGS arrive);
+ * NULL for HTTP/1.1. Valid until the next call into the session. */
+RILL_API const rill_h2_settings *rill_session_remote_settings(const rill_session *session);
 
 RILL_API rill_protocol rill_session_protocol(const rill_session *session);
 /* The peer address as text, without the port ("127.0.0.1", "::1"); valid while the session lives. */

@@ -191,11 +191,36 @@ static void on_data_released(rill_h2_session *s, int32_t id, void *token, void *
     chunk_free(chunk);
 }
 
+static int on_settings(rill_h2_session *s, const rill_h2_settings *peer, void *user)
+{
+    (void)s;
+    rill_session *sess = user;
+    struct rill_server *srv = session_worker(sess)->srv;
+    if (srv->events.on_remote_settings && sess->announced)
+        srv->events.on_remote_settings(sess, peer, srv->events_user);
+    return 0;
+}
+
+static int on_goaway(rill_h2_session *s, int32_t last_stream_id, uint32_t error_code,
+                     const uint8_t *debug, size_t debug_len, void *user)
+{
+    (void)s;
+    (void)debug;
+    (void)debug_len;
+    rill_session *sess = user;
+    struct rill_server *srv = session_worker(sess)->srv;
+    if (srv->events.on_goaway && sess->announced)
+        srv->events.on_goaway(sess, error_code, last_stream_id, srv->events_user);
+    return 0;
+}
+
 static const rill_h2_callbacks h2_callbacks = {
     .on_headers = on_headers,
     .on_data = on_data,
     .on_end_stream = on_end_stream,
     .on_stream_close = on_stream_close,
+    .on_settings = on_settings,
+    .on_goaway = on_goaway,
     .on_data_released = on_data_released,
 };
 
@@ -310,12 +335,14 @@ static int h2_send_head(rill_stream *st, bool end_stream)
     format_status(st->status, status);
     fields[0] = (rill_header){(const uint8_t *)":status", 7, (const uint8_t *)status, 3, 0};
     memcpy(fields + 1, st->resp_fields.items, st->resp_fields.count * sizeof *fields);
+    /* Before the submit: with the request already ended, the engine closes the stream inside it,
+     * and the close reports completed from this flag. */
+    if (end_stream || st->head_request || st->status == 204 || st->status == 304)
+        st->end_sent = true;
     int rc = rill_h2_submit_response(st->sess->h2, st->id, fields, n,
                                      end_stream ? RILL_H2_FLAG_END_STREAM : 0);
     if (fields != stack)
         free(fields);
-    if (end_stream || st->head_request || st->status == 204 || st->status == 304)
-        st->end_sent = true;
     return rc;
 }
 

@@ -169,6 +169,15 @@ void rill_server_on_session(rill_server *s, rill_session_fn fn, void *user)
     s->on_session_user = user;
 }
 
+void rill_server_on_session_events(rill_server *s, const rill_session_events *events, void *user)
+{
+    if (events)
+        s->events = *events;
+    else
+        memset(&s->events, 0, sizeof s->events);
+    s->events_user = user;
+}
+
 void rill_server_on_stream(rill_server *s, rill_stream_fn fn, void *user)
 {
     s->on_stream = fn;

@@ -59,6 +59,8 @@ struct rill_server {
     void *on_session_user;
     rill_stream_fn on_stream;
     void *on_stream_user;
+    rill_session_events events;
+    void *events_user;
     rill_tls_ctx *tls;
     struct worker *workers;
     unsigned nworkers;
@@ -81,6 +83,7 @@ struct rill_session {
     bool tls;
     bool detecting; /* cleartext: still looking for the HTTP/2 preface */
     bool closing;
+    bool announced; /* on_session ran: on_close (the event) is owed */
     uint8_t in_callback; /* depth of calls into the session from I/O: defer flushes */
     uint8_t detect_len;
     char *peer; /* the peer address as text: from the first exchange on (session_peer) */

@@ -106,6 +106,50 @@ void session_close(rill_session *sess)
     rill_io_conn_close(sess->conn, true);
 }
 
+/* Emits the session (on_session) once its protocol is known, before any of its streams. */
+static void session_announce(rill_session *sess)
+{
+    struct rill_server *srv = session_worker(sess)->srv;
+    sess->announced = true;
+    if (srv->on_session)
+        srv->on_session(sess, srv->on_session_user);
+}
+
+/* A graceful end: what SIGTERM does to each connection, and rill_session_close. */
+static void session_shutdown(rill_session *sess)
+{
+    if (sess->closing)
+        return;
+    if (sess->h2) {
+        h2_session_shutdown(sess);
+    } else if (sess->open_streams == 0) {
+        session_close(sess);
+    } else if (sess->h1) {
+        h1_session_shutdown(sess);
+    }
+}
+
+void rill_session_close(rill_session *session)
+{
+    session_shutdown(session);
+}
+
+void rill_session_destroy(rill_session *session, uint32_t error_code)
+{
+    if (session->closing)
+        return;
+    if (session->h2) {
+        rill_h2_submit_goaway(session->h2, error_code, NULL, 0);
+        h2_session_flush(session);
+    }
+    session_close(session);
+}
+
+const rill_h2_settings *rill_session_remote_settings(const rill_session *session)
+{
+    return session->h2 ? rill_h2_session_peer_settings(session->h2) : NULL;
+}
+
 void session_flush(rill_session *sess)
 {
     if (sess->in_callback || sess->closing)
@@ -149,8 +193,8 @@ static void on_open(rill_io_conn *conn, const char *alpn)
         sess->detecting = true;
     }
     sess->in_callback--;
-    if (w->srv->on_session && !sess->closing && !sess->detecting)
-        w->srv->on_session(sess, w->srv->on_session_user);
+    if (!sess->closing && !sess->detecting)
+        session_announce(sess);
     session_flush(sess);
 }
 
@@ -182,26 +226,19 @@ static void detect(rill_session *sess, const uint8_t *data, size_t len)
     free(sess->detect_buf);
     sess->detect_buf = NULL;
     sess->detect_len = 0;
-    int rc;
-    if (verdict == RILL_H1_PREFACE_YES) {
+    bool h2 = verdict == RILL_H1_PREFACE_YES;
+    if (h2)
         sess->protocol = RILL_PROTOCOL_H2C;
-        rc = h2_session_start(sess, NULL, 0, NULL, 0);
-        if (rc == 0 && held) {
-            h2_session_data(sess, joined, held);
-        }
-        if (rc == 0)
-            h2_session_data(sess, data, len);
-    } else {
-        rc = h1_session_start(sess, NULL, 0);
-        if (rc == 0 && held)
-            h1_session_data(sess, joined, held);
-        if (rc == 0)
-            h1_session_data(sess, data, len);
-    }
-    if (rc < 0)
+    if ((h2 ? h2_session_start(sess, NULL, 0, NULL, 0) : h1_session_start(sess, NULL, 0)) < 0) {
         session_close(sess);
-    else if (session_worker(sess)->srv->on_session)
-        session_worker(sess)->srv->on_session(sess, session_worker(sess)->srv->on_session_user);
+        return;
+    }
+    session_announce(sess); /* the session first, then the streams in these bytes */
+    void (*feed)(rill_session *, const uint8_t *, size_t) = h2 ? h2_session_data : h1_session_data;
+    if (held && !sess->closing)
+        feed(sess, joined, held);
+    if (!sess->closing)
+        feed(sess, data, len);
 }
 
 static void on_data(rill_io_conn *conn, const uint8_t *data, size_t len)
@@ -237,14 +274,7 @@ static void on_drain(rill_io_conn *conn)
 
 static void on_shutdown(rill_io_conn *conn)
 {
-    rill_session *sess = rill_io_conn_user(conn);
-    if (sess->h2) {
-        h2_session_shutdown(sess);
-    } else if (sess->open_streams == 0) {
-        session_close(sess);
-    } else if (sess->h1) {
-        h1_session_shutdown(sess);
-    }
+    session_shutdown(rill_io_conn_user(conn));
 }
 
 static void on_close(rill_io_conn *conn, int err)
@@ -263,6 +293,9 @@ static void on_close(rill_io_conn *conn, int err)
         h1_session_free(sess);
     while (sess->live) /* anything the protocol side did not close was cut off */
         exchange_closed(sess->live, false);
+    struct rill_server *srv = session_worker(sess)->srv;
+    if (sess->announced && srv->events.on_close)
+        srv->events.on_close(sess, srv->events_user);
     free(sess->detect_buf);
     free(sess->peer);
     atomic_fetch_sub_explicit(&session_worker(sess)->stats.connections, 1, memory_order_relaxed);
