@@ -321,8 +321,8 @@ RILL_API int rill_h2_set_data_source(rill_h2_session *s, int32_t stream_id, rill
 /* Vectored pull source: fill iov[0..iovcnt) in order, like preadv, and return the total (a short
  * total fills only a prefix); same *eof and return rules as rill_h2_read_fn. When the windows
  * allow several whole frames the session asks for all their payloads in one call (the iovecs are
- * the payload slots of consecutive DATA frames), so a file source makes one preadv per few
- * frames instead of one pread each. */
+ * the payload slots of consecutive DATA frames, sized alike to fill one 64 KiB segment), so a file
+ * source makes one preadv per few frames instead of one pread each. */
 typedef int (*rill_h2_readv_fn)(rill_h2_session *s, int32_t stream_id, const struct iovec *iov,
                                 int iovcnt, bool *eof, void *source_user);
 RILL_API int rill_h2_set_data_source_v(rill_h2_session *s, int32_t stream_id, rill_h2_readv_fn readv,

@@ -91,9 +91,12 @@ struct h2_stream {
     struct h2_trailers *trailers;
 };
 
-/* An output buffer for several frames of a vectored source at once (3 default-size DATA
- * frames); pooled like the standard size. */
-#define H2_BIG_CHUNK (3u * (H2_FRAME_HEADER + RILL_H2_MIN_FRAME_SIZE))
+/* An output buffer for several frames of a vectored source at once, pooled like the standard
+ * size. Its frames are sized to fill it exactly, and it fits one 64 KiB TCP segment (loopback's
+ * MSS is 65483; on a 1500-byte MTU with TSO the kernel's size goal is about the same): a batch
+ * goes out as one full segment, not one and a scrap. */
+#define H2_BIG_CHUNK 65480u
+#define H2_BIG_CHUNK_FRAMES_MAX 8u
 
 struct h2_chunk {
     struct h2_chunk *next;

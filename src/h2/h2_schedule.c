@@ -3,9 +3,9 @@
  * (urgency, then non-incremental in id order, incremental round-robin), up to a high-water mark. */
 #include "h2/h2_internal.h"
 
-/* Stop producing DATA above this much queued: three 16 KiB frames, one sendmsg under a 64 KiB
- * TSO/loopback segment. Larger batches measured slower (a 64 KiB write leaves a small tail
- * segment, 256 KiB spills the L2 cache between preadv and sendmsg). */
+/* Stop producing DATA above this much queued: one batch (H2_BIG_CHUNK, four frames sized to fill
+ * a 64 KiB TSO/loopback segment exactly) per sendmsg. Four full 16 KiB frames would leave a small
+ * tail segment; 256 KiB batches spill the L2 cache between preadv and sendmsg (both measured). */
 #define H2_OUTPUT_HIGH_WATER (48u * 1024u)
 #define H2_DATA_COPY_MAX 256u                /* DATA payloads up to this size are copied */
 
@@ -75,10 +75,15 @@ static bool source_done(rill_h2_session *s, struct h2_stream *st, bool end)
 static int read_frames(rill_h2_session *s, struct h2_stream *st)
 {
     int64_t win = st->send_window < s->conn_send_window ? st->send_window : s->conn_send_window;
-    size_t f = s->peer.max_frame_size, per = H2_FRAME_HEADER + f;
+    /* As few frames as fill the buffer, all alike (4 x 16361 bytes at the default frame size). */
+    size_t frames = (H2_BIG_CHUNK + H2_FRAME_HEADER + s->peer.max_frame_size - 1) /
+                    (H2_FRAME_HEADER + s->peer.max_frame_size);
+    if (frames < 2 || frames > H2_BIG_CHUNK_FRAMES_MAX)
+        return -1; /* frames as large as the buffer: the one-frame path */
+    size_t per = H2_BIG_CHUNK / frames, f = per - H2_FRAME_HEADER;
     int64_t k = win / (int64_t)f;
-    if (k > (int64_t)(H2_BIG_CHUNK / per))
-        k = (int64_t)(H2_BIG_CHUNK / per);
+    if (k > (int64_t)frames)
+        k = (int64_t)frames;
     if (k < 2)
         return -1;
     uint8_t *p = h2_out_reserve(s, H2_BIG_CHUNK);
@@ -86,7 +91,7 @@ static int read_frames(rill_h2_session *s, struct h2_stream *st)
         h2_connection_error(s, RILL_H2_INTERNAL_ERROR, "out of memory");
         return 0;
     }
-    struct iovec iov[H2_BIG_CHUNK / (H2_FRAME_HEADER + RILL_H2_MIN_FRAME_SIZE)];
+    struct iovec iov[H2_BIG_CHUNK_FRAMES_MAX];
     for (int64_t i = 0; i < k; i++)
         iov[i] = (struct iovec){p + i * (int64_t)per + H2_FRAME_HEADER, f};
     bool eof = false;

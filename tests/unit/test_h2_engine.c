@@ -811,7 +811,7 @@ static void settings_second_before_first_ack(void **state)
  * SETTINGS_MAX_FRAME_SIZE, the bytes intact and in order, END_STREAM on the last frame only. */
 struct vsrc {
     const uint8_t *data;
-    size_t len, off;
+    size_t len, off, max_frame;
     int calls, max_iov;
 };
 
@@ -824,7 +824,7 @@ static int vread(rill_h2_session *s, int32_t id, const struct iovec *iov, int n,
         v->max_iov = n;
     size_t got = 0;
     for (int i = 0; i < n && v->off < v->len; i++) {
-        assert_true(iov[i].iov_len <= RILL_H2_MIN_FRAME_SIZE);
+        assert_true(iov[i].iov_len <= v->max_frame);
         size_t take = v->len - v->off < iov[i].iov_len ? v->len - v->off : iov[i].iov_len;
         memcpy(iov[i].iov_base, v->data + v->off, take);
         v->off += take;
@@ -841,22 +841,29 @@ static void big_windows(rill_h2_options *o)
     o->connection_window = 1 << 20;
 }
 
-static void vectored_source(void (*custom)(rill_h2_options *), bool peer_big_window)
+/* peer_max_frame: 0 keeps the default 16384. full_len: the payload every frame but the last
+ * must have when the windows are open (0: not checked). */
+static void vectored_source_shaped(void (*custom)(rill_h2_options *), bool peer_big_window,
+                                   uint32_t peer_max_frame, size_t full_len, int frames_per_call)
 {
     memset(&g_pool, 0, sizeof g_pool);
     tsess t;
     tsess_start(&t, RILL_H2_SERVER, custom);
     tbuf b = {0};
-    if (peer_big_window) { /* the peer allows more than 3 frames at once */
+    if (peer_big_window && peer_max_frame) {
+        tf_settings(&b, 2, 0x4u, 1u << 20, 0x5u, peer_max_frame);
+        tf_window_update(&b, 0, (1u << 20));
+    } else if (peer_big_window) { /* the peer allows more than 3 frames at once */
         tf_settings(&b, 1, 0x4u, 1u << 20);
         tf_window_update(&b, 0, (1u << 20));
     }
+    uint32_t max_frame = peer_max_frame ? peer_max_frame : RILL_H2_MIN_FRAME_SIZE;
     tf_get(&b, 1, RILL_H2_FLAG_END_STREAM);
     feed_drain(&t, &b);
     static uint8_t body[200000];
     for (size_t i = 0; i < sizeof body; i++)
         body[i] = (uint8_t)(i * 131 + (i >> 9));
-    struct vsrc v = {body, sizeof body, 0, 0, 0};
+    struct vsrc v = {body, sizeof body, 0, max_frame, 0, 0};
     rill_header ok[] = {F(":status", "200")};
     assert_int_equal(rill_h2_submit_response(t.s, 1, ok, 1, 0), 0);
     assert_int_equal(rill_h2_set_data_source_v(t.s, 1, vread, &v), 0);
@@ -868,7 +875,9 @@ static void vectored_source(void (*custom)(rill_h2_options *), bool peer_big_win
             const tframe *f = &t.out.f[i];
             if (f->type != RILL_H2_DATA || f->sid != 1)
                 continue;
-            assert_true(f->len <= RILL_H2_MIN_FRAME_SIZE);
+            assert_true(f->len <= max_frame);
+            if (full_len && !(f->flags & 1))
+                assert_int_equal(f->len, full_len);
             tb_put(&got, f->payload, f->len);
             data_frames++;
             ends += f->flags & 1;
@@ -884,12 +893,34 @@ static void vectored_source(void (*custom)(rill_h2_options *), bool peer_big_win
     assert_int_equal(got.len, sizeof body);
     assert_memory_equal(got.p, body, sizeof body);
     assert_int_equal(ends, 1);
-    assert_true(v.max_iov >= 2);             /* several frames per call */
-    assert_true(v.calls < data_frames);      /* fewer calls than frames */
+    if (frames_per_call) {
+        assert_int_equal(v.max_iov, frames_per_call);
+    } else {
+        assert_true(v.max_iov >= 2);         /* several frames per call */
+        assert_true(v.calls < data_frames);  /* fewer calls than frames */
+    }
     tb_free(&got);
     tb_free(&b);
     tsess_free(&t);
     assert_int_equal(g_pool.out, 0);
+}
+
+static void vectored_source(void (*custom)(rill_h2_options *), bool peer_big_window)
+{
+    vectored_source_shaped(custom, peer_big_window, 0, 0, 0);
+}
+
+/* With open windows one call fills one batch that fits a 64 KiB TCP segment (loopback's MSS is
+ * 65483) exactly: four equal frames at the default size, not three full ones, nor four that
+ * spill a scrap segment. A larger frame size gives fewer, larger frames; frames as large as the
+ * batch go one at a time. */
+static void vectored_batches_fit_one_segment(void **state)
+{
+    (void)state;
+    vectored_source_shaped(big_windows, true, 0, 16361, 4);
+    assert_true(4 * (9 + 16361) <= 65483);
+    vectored_source_shaped(big_windows, true, 40000, 32731, 2);
+    vectored_source_shaped(big_windows, true, 1u << 20, 0, 1);
 }
 
 static void vectored_source_fills_several_frames(void **state)
@@ -1000,6 +1031,7 @@ int main(void)
         cmocka_unit_test(trim_frees_idle_buffers),
         cmocka_unit_test(output_pool_buffers_return_when_drained),
         cmocka_unit_test(vectored_source_fills_several_frames),
+        cmocka_unit_test(vectored_batches_fit_one_segment),
         cmocka_unit_test(connection_start_borrows_no_pool_buffer),
         cmocka_unit_test(memory_idle_and_per_stream),
         cmocka_unit_test(no_allocation_per_request_in_steady_state),
