@@ -83,6 +83,7 @@ class Server:
         self.name, self.work, self.docroot = name, work, docroot
         self.cert, self.key, self.rill_bin = cert, key, rill_bin
         self.proc = None
+        self.h1_port = None  # where HTTP/1.1 is served, when not on the h2c port (nginx)
 
     def start(self, tls):
         port = free_port()
@@ -123,9 +124,11 @@ class Server:
             return ["h2o", "-c", conf]
         if self.name == "nginx":
             conf = os.path.join(w, f"nginx-{port}.conf")
+            # a cleartext "http2" listener speaks only h2c: HTTP/1.1 gets a listener of its own
+            self.h1_port = None if tls else free_port()
             listen = (f"listen 127.0.0.1:{port} ssl http2; ssl_certificate {self.cert}; "
                       f"ssl_certificate_key {self.key};" if tls else
-                      f"listen 127.0.0.1:{port} http2;")
+                      f"listen 127.0.0.1:{port} http2; listen 127.0.0.1:{self.h1_port};")
             # sendfile off: on this VM nginx's sendfile path halves its large-file rate
             # (0.85 against 2.0 GB/s, measured), so nginx gets its faster setting.
             with open(conf, "w") as f:
@@ -147,9 +150,9 @@ class Server:
         raise ValueError(self.name)
 
 
-def h2load(url, clients, streams, requests):
-    cmd = ["taskset", "-c", "1", "h2load", "-c", str(clients), "-m", str(streams), "-n",
-           str(requests), url]
+def h2load(url, clients, streams, requests, h1=False):
+    cmd = ["taskset", "-c", "1", "h2load", *(["--h1"] if h1 else []), "-c", str(clients), "-m",
+           str(streams), "-n", str(requests), url]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
     done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
     fin = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s, ([\d.]+)([KMG]?B)/s", out)
@@ -256,6 +259,13 @@ def main():
                 c1 = cpu_seconds(srv.proc.pid)
                 r["tls_us" if tls else "h2c_us"] = (c1 - c0) / max(ok, 1) * 1e6
                 r["tls_rps" if tls else "h2c_rps"] = ok / secs
+                if not tls and name != "nghttpd":  # for reference: the large file over HTTP/1.1
+                    rates = []
+                    for _ in range(1 if a.quick else 3):
+                        ok, secs = h2load(f"http://127.0.0.1:{srv.h1_port or port}/big.bin", 1, 1,
+                                          n_big, h1=True)
+                        rates.append(ok * big_mib * (1 << 20) / secs / 1e9)
+                    r["h1_big_gbs"] = sorted(rates)[len(rates) // 2]
                 if tls:  # for reference: the large file over TLS, the median of three
                     rates = []
                     for _ in range(1 if a.quick else 3):
@@ -335,6 +345,7 @@ def main():
             (f"{big_mib} MiB file, h2c, one connection (GB/s, median of {rounds})", "big_gbs", "{:.2f}"),
             ("  server CPU per GiB sent (s)", "big_cpu", "{:.3f}"),
             (f"{big_mib} MiB file, TLS h2, one connection (GB/s, median of 3; reference)", "tls_big_gbs", "{:.2f}"),
+            (f"{big_mib} MiB file, HTTP/1.1, one connection (GB/s, median of 3; reference)", "h1_big_gbs", "{:.2f}"),
             (f"RSS per idle h2c connection, {idle_n} conns (KiB, median of {idle_runs})", "idle_kib", "{:.2f}")]
     for label, key, fmt in rows:
         print(f"{label:64} " + " ".join(f"{cell(n, key, fmt):>10}" for n in cols))

@@ -477,6 +477,43 @@ static int h1_finish(rill_stream *st)
     return rc;
 }
 
+/* File pieces come from a bounded per-thread free list: a fresh malloc/free of 64 KiB per piece
+ * moved the heap top each time (brk, page faults), which held a 100 MiB download to 0.4 GB/s. */
+#define FILE_PIECE_POOL_MAX 16u /* 1 MiB per thread at most: a queue's worth for a few downloads */
+static _Thread_local void *piece_pool;
+static _Thread_local unsigned piece_pool_len;
+
+static void *piece_get(void)
+{
+    void *b = piece_pool;
+    if (!b)
+        return malloc(FILE_CHUNK);
+    piece_pool = *(void **)b;
+    piece_pool_len--;
+    return b;
+}
+
+static void piece_put(void *buf)
+{
+    if (piece_pool_len >= FILE_PIECE_POOL_MAX) {
+        free(buf);
+        return;
+    }
+    *(void **)buf = piece_pool;
+    piece_pool = buf;
+    piece_pool_len++;
+}
+
+void h1_pools_clear(void)
+{
+    while (piece_pool) {
+        void *b = piece_pool;
+        piece_pool = *(void **)b;
+        free(b);
+    }
+    piece_pool_len = 0;
+}
+
 /* Reads the next pieces of a file while the socket keeps up; the rest waits for on_drain. */
 static int pump_file(rill_stream *st)
 {
@@ -484,18 +521,18 @@ static int pump_file(rill_stream *st)
     /* <= so that stopping always leaves the queue above io's high-water mark: on_drain follows */
     while (st->file_left && rill_io_conn_queued(conn) <= EXCHANGE_HIGH_WATER) {
         size_t want = st->file_left < FILE_CHUNK ? (size_t)st->file_left : FILE_CHUNK;
-        uint8_t *buf = malloc(want);
+        uint8_t *buf = piece_get();
         if (!buf)
             return RILL_ERR_NOMEM;
         ssize_t got = pread(st->file_fd, buf, want, (off_t)st->file_off);
         if (got <= 0) { /* the file shrank or failed: the length promised cannot be kept */
-            free(buf);
+            piece_put(buf);
             session_close(st->sess);
             return RILL_ERR_IO;
         }
         st->file_off += (uint64_t)got;
         st->file_left -= (uint64_t)got;
-        int rc = rill_io_conn_write_ref(conn, buf, (size_t)got, free, buf);
+        int rc = rill_io_conn_write_ref(conn, buf, (size_t)got, piece_put, buf);
         if (rc < 0)
             return rc;
     }

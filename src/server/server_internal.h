@@ -229,6 +229,8 @@ void h1_session_drain(rill_session *sess);
 void h1_session_free(rill_session *sess);
 void h1_session_shutdown(rill_session *sess);
 void h1_session_trim(rill_session *sess);
+/* Frees the thread's pool of file pieces (worker exit). */
+void h1_pools_clear(void);
 uint64_t h1_session_deadline(const rill_session *sess);
 void h1_session_timeout(rill_session *sess, uint64_t now);
 /* The HTTP/2 options every session of the server shares, from the server's options. */
