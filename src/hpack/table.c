@@ -117,31 +117,48 @@ int hpack_table_set_max(hpack_table *t, uint32_t max_size)
     t->max_size = max_size;
     if (!t->data)
         return RILL_OK; /* not allocated yet: the first insertion sizes it */
-    return reshape_data(t, max_size);
+    /* A smaller limit shrinks the ring; a larger one lets later insertions grow it. */
+    return reshape_data(t, t->data_cap < max_size ? t->data_cap : max_size);
 }
 
-/* Entries left after making room for an entry of esize octets (esize <= max_size). */
-static uint32_t count_after_eviction(const hpack_table *t, uint32_t esize)
+/* Entries left after making room for an entry of esize octets (esize <= max_size), and the bytes
+ * of name and value they hold in *bytes_left. */
+static uint32_t count_after_eviction(const hpack_table *t, uint32_t esize, uint32_t *bytes_left)
 {
-    uint32_t size = t->size, count = t->count, seq = t->first_seq;
+    uint32_t size = t->size, count = t->count, seq = t->first_seq, bytes = t->data_used;
     while (count && size + esize > t->max_size) {
         const hpack_entry *e = hpack_table_by_seq(t, seq++);
         size -= e->name_len + e->value_len + HPACK_ENTRY_OVERHEAD;
+        bytes -= e->name_len + e->value_len;
         count--;
     }
+    *bytes_left = bytes;
     return count;
 }
+
+/* The byte ring starts at this size and doubles as entries need it, up to max_size (which always
+ * suffices: each entry also counts 32 octets of overhead). A connection whose peer indexes a few
+ * header fields keeps a few hundred bytes per table instead of 4 KiB. */
+#define HPACK_RING_MIN 256u
 
 int hpack_table_reserve(hpack_table *t, uint64_t esize)
 {
     if (esize > t->max_size)
         return RILL_OK; /* will not be stored */
-    if (t->data_cap != t->max_size) {
-        int rc = reshape_data(t, t->max_size);
+    uint32_t bytes_left;
+    uint32_t count = count_after_eviction(t, (uint32_t)esize, &bytes_left);
+    uint32_t need = bytes_left + (uint32_t)esize - HPACK_ENTRY_OVERHEAD;
+    if (need > t->data_cap) {
+        uint64_t cap = t->data_cap ? t->data_cap : HPACK_RING_MIN;
+        while (cap < need)
+            cap *= 2;
+        if (cap > t->max_size)
+            cap = t->max_size;
+        int rc = reshape_data(t, (uint32_t)cap);
         if (rc)
             return rc;
     }
-    if (count_after_eviction(t, (uint32_t)esize) == t->ent_cap)
+    if (count == t->ent_cap)
         return grow_ents(t);
     return RILL_OK;
 }

@@ -23,7 +23,7 @@ typedef struct hpack_entry {
 
 typedef struct hpack_table {
     uint8_t *data;
-    uint32_t data_cap;  /* bytes allocated for data (0 until first insertion) */
+    uint32_t data_cap;  /* bytes allocated for data (0 until first insertion; grows to max_size) */
     uint32_t data_tail; /* offset of the oldest entry's bytes */
     uint32_t data_used;
     hpack_entry *ents;

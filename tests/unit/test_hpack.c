@@ -10,6 +10,7 @@
 
 #include "hpack/hpack_tables.h"
 #include "hpack/huffman.h"
+#include "hpack/table.h"
 #include "rill/hpack.h"
 
 /* ---- helpers: hex, field collection ----------------------------------------------------------- */
@@ -859,6 +860,67 @@ static void huffman_only_when_shorter(void **state)
     rill_hpack_encoder_free(enc);
 }
 
+/* The dynamic table's byte ring starts small and doubles only as entries need it, up to the
+ * maximum; entries stay intact across growth, wrap-around, eviction and a smaller maximum. A model
+ * (the expected entries, newest first) is checked after every step. */
+static void check_table(const hpack_table *t, char model[][64], uint32_t n)
+{
+    assert_int_equal(t->count, n);
+    for (uint32_t i = 0; i < n; i++) { /* i = 0 is the newest */
+        const hpack_entry *e = hpack_table_by_seq(t, t->first_seq + t->count - 1 - i);
+        char got[128];
+        hpack_ring_copy(t, e->off, e->name_len + e->value_len, (uint8_t *)got);
+        got[e->name_len + e->value_len] = '\0';
+        assert_string_equal(got, model[i]);
+    }
+}
+
+static void table_ring_grows_as_needed(void **state)
+{
+    (void)state;
+    hpack_table t;
+    hpack_table_init(&t, 4096);
+    static char model[128][64];
+    uint32_t n = 0, size = 0, most_used = 0;
+    for (int i = 0; i < 400; i++) {
+        char name[16], value[48];
+        snprintf(name, sizeof name, "x-n%d", i % 7);
+        snprintf(value, sizeof value, "%.*s%d", i % 40, "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv", i);
+        uint32_t esize = (uint32_t)(strlen(name) + strlen(value) + 32);
+        assert_int_equal(hpack_table_insert(&t, (const uint8_t *)name, (uint32_t)strlen(name),
+                                            (const uint8_t *)value, (uint32_t)strlen(value)), 0);
+        memmove(model[1], model[0], sizeof model[0] * 127);
+        snprintf(model[0], sizeof model[0], "%s%s", name, value);
+        n++, size += esize;
+        while (size > 4096) { /* the model evicts the oldest too */
+            n--;
+            size -= (uint32_t)strlen(model[n]) + 32;
+        }
+        check_table(&t, model, n);
+        assert_true(t.data_cap <= 4096);
+        assert_true(t.data_used <= t.data_cap);
+        if (t.data_used > most_used)
+            most_used = t.data_used;
+        if (i == 2)
+            assert_int_equal(t.data_cap, 256); /* three small entries: the smallest ring */
+    }
+    /* Doubled only as far as the bytes needed: a full table of small entries is mostly the
+     * 32-octet overheads, so its bytes fit in half the maximum. */
+    assert_true(most_used > t.data_cap / 2 - 48 && t.data_cap < 4096);
+    /* A smaller maximum evicts and shrinks the ring; a larger one leaves it until needed. */
+    assert_int_equal(hpack_table_set_max(&t, 1000), 0);
+    while (size > 1000) {
+        n--;
+        size -= (uint32_t)strlen(model[n]) + 32;
+    }
+    check_table(&t, model, n);
+    assert_int_equal(t.data_cap, 1000);
+    assert_int_equal(hpack_table_set_max(&t, 8192), 0);
+    assert_int_equal(t.data_cap, 1000);
+    check_table(&t, model, n);
+    hpack_table_free(&t);
+}
+
 static void table_size_updates_follow_peer_setting(void **state)
 {
     (void)state;
@@ -1055,6 +1117,7 @@ int main(void)
         cmocka_unit_test(dynamic_names_are_reused_even_when_evicted_by_the_insert),
         cmocka_unit_test(huffman_only_when_shorter),
         cmocka_unit_test(table_size_updates_follow_peer_setting),
+        cmocka_unit_test(table_ring_grows_as_needed),
         cmocka_unit_test(smaller_local_cap_is_announced_when_the_peer_lowers_its_setting),
         cmocka_unit_test(small_buffer_leaves_state_unchanged),
         cmocka_unit_test(empty_values_may_be_null),
