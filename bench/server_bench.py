@@ -208,6 +208,46 @@ def measure_idle(server, pid_port, count):
     return (after - before) / count
 
 
+def measure_used_idle(server, port, count):
+    """RSS per h2c connection that served one request (5b.txt) and then went idle: what a browser's
+    connection costs between page loads. HPACK state and per-stream history stay with it."""
+    def indexed_name(idx, value):  # literal with incremental indexing, static name, no Huffman
+        return bytes([0x40 | idx, len(value)]) + value
+    block = (b"\x82\x86" +  # :method GET, :scheme http
+             indexed_name(1, b"localhost") + indexed_name(4, b"/5b.txt") +
+             indexed_name(58, b"Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0") +
+             indexed_name(19, b"text/html,application/xhtml+xml") +
+             indexed_name(17, b"en-US,en;q=0.9"))
+    request = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" +
+               b"\x00\x00\x00\x04\x01\x00\x00\x00\x00" + len(block).to_bytes(3, "big") +
+               bytes([1, 5]) + (1).to_bytes(4, "big") + block)
+    time.sleep(0.5)
+    before = rss_bytes(server.proc.pid)
+    socks = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(request)
+        socks.append(s)
+    for s in socks:  # until the response ends (END_STREAM on stream 1)
+        s.settimeout(5)
+        buf, done = b"", False
+        while not done:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                n = int.from_bytes(buf[:3], "big")
+                if buf[3] in (0, 1) and buf[4] & 1 and int.from_bytes(buf[5:9], "big") == 1:
+                    done = True
+                buf = buf[9 + n:]
+    time.sleep(1.5)  # past quiet-connection trimming (rill trims after 200 ms)
+    after = rss_bytes(server.proc.pid)
+    for s in socks:
+        s.close()
+    return (after - before) / count
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rill", default=os.path.join(os.path.dirname(__file__), "..", "build-bench", "rill"))
@@ -337,7 +377,7 @@ def main():
             results[name]["big_cpu"] = sorted(cpus[name])[len(cpus[name]) // 2]
 
     # Idle memory: a fresh process each time, servers taken in turn; the median.
-    idle = {n: [] for n in names}
+    idle, used = {n: [] for n in names}, {n: [] for n in names}
     idle_runs = 1 if a.quick else 3
     for _ in range(idle_runs):
         for name in names:
@@ -350,10 +390,21 @@ def main():
                 print(f"{name} idle: {e}", file=sys.stderr)
             finally:
                 srv.stop()
+            srv = Server(name, work, docroot, cert, key, a.rill)
+            try:
+                port = srv.start(False)
+                if port is not None:
+                    used[name].append(measure_used_idle(srv, port, idle_n) / 1024)
+            except Exception as e:
+                print(f"{name} idle: {e}", file=sys.stderr)
+            finally:
+                srv.stop()
     for name in names:
         if idle[name]:
             results[name]["idle_kib"] = sorted(idle[name])[len(idle[name]) // 2]
             results[name]["idle_all"] = idle[name]
+        if used[name]:
+            results[name]["used_kib"] = sorted(used[name])[len(used[name]) // 2]
 
     def cell(name, key, fmt):
         v = results.get(name, {}).get(key)
@@ -368,7 +419,8 @@ def main():
             ("  server CPU per GiB sent (s)", "big_cpu", "{:.3f}"),
             (f"{big_mib} MiB file, TLS h2, one connection (GB/s, median of {small_rounds}; reference)", "tls_big_gbs", "{:.2f}"),
             (f"{big_mib} MiB file, HTTP/1.1, one connection (GB/s, median of {small_rounds}; reference)", "h1_big_gbs", "{:.2f}"),
-            (f"RSS per idle h2c connection, {idle_n} conns (KiB, median of {idle_runs})", "idle_kib", "{:.2f}")]
+            (f"RSS per idle h2c connection, {idle_n} conns (KiB, median of {idle_runs})", "idle_kib", "{:.2f}"),
+            (f"  the same after one request each (KiB, median of {idle_runs}; reference)", "used_kib", "{:.2f}")]
     for label, key, fmt in rows:
         print(f"{label:64} " + " ".join(f"{cell(n, key, fmt):>10}" for n in cols))
     for key, label in (("big_all", "large file, every round (GB/s)"), ("idle_all", "idle KiB, every run")):

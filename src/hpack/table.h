@@ -1,7 +1,8 @@
 /* The HPACK dynamic table (RFC 7541 section 2.3.2, 4), shared by encoder and decoder.
  *
- * Entry bytes (name then value) live in one ring buffer of exactly max_size bytes: live bytes never
- * exceed max_size - 32 * count, so the ring cannot overflow. Entry descriptors live in a second ring
+ * Entry bytes (name then value) live in one ring buffer that starts at 256 bytes and doubles when
+ * an insertion needs it, up to max_size: live bytes never exceed max_size - 32 * count, so a ring
+ * of max_size cannot overflow, and most connections never need one. Entry descriptors live in a second ring
  * (power-of-two capacity, grown by doubling, at most max_size / 32 + 1 entries). Both are allocated
  * on first insertion, so an idle context costs no table memory. Entries are numbered by a
  * monotonically increasing sequence number; the newest has dynamic index 1. */
