@@ -148,7 +148,7 @@ int hpack_table_reserve(hpack_table *t, uint64_t esize)
     uint32_t bytes_left;
     uint32_t count = count_after_eviction(t, (uint32_t)esize, &bytes_left);
     uint32_t need = bytes_left + (uint32_t)esize - HPACK_ENTRY_OVERHEAD;
-    if (need > t->data_cap) {
+    if (need > t->data_cap || !t->data) { /* even an empty entry gets a ring to point into */
         uint64_t cap = t->data_cap ? t->data_cap : HPACK_RING_MIN;
         while (cap < need)
             cap *= 2;
