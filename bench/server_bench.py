@@ -381,24 +381,16 @@ def main():
     idle_runs = 1 if a.quick else 3
     for _ in range(idle_runs):
         for name in names:
-            srv = Server(name, work, docroot, cert, key, a.rill)
-            try:
-                port = srv.start(False)
-                if port is not None:
-                    idle[name].append(measure_idle(srv, port, idle_n) / 1024)
-            except Exception as e:
-                print(f"{name} idle: {e}", file=sys.stderr)
-            finally:
-                srv.stop()
-            srv = Server(name, work, docroot, cert, key, a.rill)
-            try:
-                port = srv.start(False)
-                if port is not None:
-                    used[name].append(measure_used_idle(srv, port, idle_n) / 1024)
-            except Exception as e:
-                print(f"{name} idle: {e}", file=sys.stderr)
-            finally:
-                srv.stop()
+            for measure, into in ((measure_idle, idle), (measure_used_idle, used)):
+                srv = Server(name, work, docroot, cert, key, a.rill)  # a fresh process each
+                try:
+                    port = srv.start(False)
+                    if port is not None:
+                        into[name].append(measure(srv, port, idle_n) / 1024)
+                except Exception as e:
+                    print(f"{name} idle: {e}", file=sys.stderr)
+                finally:
+                    srv.stop()
     for name in names:
         if idle[name]:
             results[name]["idle_kib"] = sorted(idle[name])[len(idle[name]) // 2]
