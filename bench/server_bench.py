@@ -248,6 +248,24 @@ def measure_used_idle(server, port, count):
     return (after - before) / count
 
 
+def start_side_by_side(running, names, tls, label, warm_up, make_server):
+    """Starts every server (idle ones cost nothing) into running {name: (server, port)} and warms
+    each up; a server that fails is reported and left out, not allowed to hide the others. The
+    caller stops what is in running."""
+    for name in names:
+        srv = make_server(name)
+        try:
+            port = srv.start(tls)
+            if port is None:
+                continue
+            running[name] = (srv, port)
+            warm_up(port)
+        except Exception as e:
+            print(f"{name} ({label}): {e}", file=sys.stderr)
+            srv.stop()
+            running.pop(name, None)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rill", default=os.path.join(os.path.dirname(__file__), "..", "build-bench", "rill"))
@@ -294,18 +312,9 @@ def main():
         running = {}
         samples = {n: {"us": [], "rps": [], "h1": [], "tls_big": []} for n in names}
         try:
-            for name in names:
-                srv = Server(name, work, docroot, cert, key, a.rill)
-                try:
-                    port = srv.start(tls)
-                    if port is None:
-                        continue
-                    running[name] = (srv, port)
-                    h2load(f"{scheme}://127.0.0.1:{port}/5b.txt", 32, 16, 5000)  # warm-up
-                except Exception as e:  # one server failing must not hide the others
-                    print(f"{name} ({scheme}): {e}", file=sys.stderr)
-                    srv.stop()
-                    running.pop(name, None)
+            start_side_by_side(running, names, tls, scheme,
+                               lambda port: h2load(f"{scheme}://127.0.0.1:{port}/5b.txt", 32, 16, 5000),
+                               lambda name: Server(name, work, docroot, cert, key, a.rill))
             for _ in range(small_rounds):
                 for name, (srv, port) in running.items():
                     got = samples[name]
@@ -345,16 +354,9 @@ def main():
     # rate, so the server's CPU per GiB shows what each spends to reach it.
     running, rates, cpus = {}, {n: [] for n in names}, {n: [] for n in names}
     try:
-        for name in names:
-            srv = Server(name, work, docroot, cert, key, a.rill)
-            try:
-                port = srv.start(False)
-                running[name] = (srv, port)
-                h2load(f"http://127.0.0.1:{port}/big.bin", 1, 1, 1)  # warm-up: page cache, pools
-            except Exception as e:
-                print(f"{name} (large file): {e}", file=sys.stderr)
-                srv.stop()
-                running.pop(name, None)
+        start_side_by_side(running, names, False, "large file",  # warm-up: page cache, pools
+                           lambda port: h2load(f"http://127.0.0.1:{port}/big.bin", 1, 1, 1),
+                           lambda name: Server(name, work, docroot, cert, key, a.rill))
         for _ in range(rounds):
             for name, (srv, port) in running.items():
                 try:

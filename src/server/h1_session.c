@@ -477,41 +477,11 @@ static int h1_finish(rill_stream *st)
     return rc;
 }
 
-/* File pieces come from a bounded per-thread free list: a fresh malloc/free of 64 KiB per piece
- * moved the heap top each time (brk, page faults), which held a 100 MiB download to 0.4 GB/s. */
-#define FILE_PIECE_POOL_MAX 16u /* 1 MiB per thread at most: a queue's worth for a few downloads */
-static _Thread_local void *piece_pool;
-static _Thread_local unsigned piece_pool_len;
-
-static void *piece_get(void)
-{
-    void *b = piece_pool;
-    if (!b)
-        return malloc(FILE_CHUNK);
-    piece_pool = *(void **)b;
-    piece_pool_len--;
-    return b;
-}
-
+/* File pieces come from the thread's buffer pool (buf_pool.c); write_ref's release passes only
+ * the buffer, and every piece has the pool size FILE_CHUNK. */
 static void piece_put(void *buf)
 {
-    if (piece_pool_len >= FILE_PIECE_POOL_MAX) {
-        free(buf);
-        return;
-    }
-    *(void **)buf = piece_pool;
-    piece_pool = buf;
-    piece_pool_len++;
-}
-
-void h1_pools_clear(void)
-{
-    while (piece_pool) {
-        void *b = piece_pool;
-        piece_pool = *(void **)b;
-        free(b);
-    }
-    piece_pool_len = 0;
+    buf_pool_put(buf, FILE_CHUNK);
 }
 
 /* Reads the next pieces of a file while the socket keeps up; the rest waits for on_drain. */
@@ -521,7 +491,7 @@ static int pump_file(rill_stream *st)
     /* <= so that stopping always leaves the queue above io's high-water mark: on_drain follows */
     while (st->file_left && rill_io_conn_queued(conn) <= EXCHANGE_HIGH_WATER) {
         size_t want = st->file_left < FILE_CHUNK ? (size_t)st->file_left : FILE_CHUNK;
-        uint8_t *buf = piece_get();
+        uint8_t *buf = buf_pool_get(FILE_CHUNK);
         if (!buf)
             return RILL_ERR_NOMEM;
         ssize_t got = pread(st->file_fd, buf, want, (off_t)st->file_off);

@@ -48,69 +48,24 @@ static void chunk_free(struct body_chunk *c)
     free(c);
 }
 
-/* The engines' output buffers and segment rings, shared by the connections of this thread: a
- * connection holds them only while it has output in flight. A few size classes, each a bounded
- * free list. */
-#define OUTPUT_POOL_CLASSES 6
-#define OUTPUT_POOL_MAX 64u
-struct pool_class {
-    size_t size;
-    void *free;
-    unsigned len;
-};
-static _Thread_local struct pool_class out_pool[OUTPUT_POOL_CLASSES];
-
-static struct pool_class *pool_class_for(size_t size, bool add)
-{
-    for (int i = 0; i < OUTPUT_POOL_CLASSES; i++) {
-        if (out_pool[i].size == size)
-            return &out_pool[i];
-        if (out_pool[i].size == 0 && add) {
-            out_pool[i].size = size;
-            return &out_pool[i];
-        }
-    }
-    return NULL;
-}
-
+/* The engines' output buffers and segment rings come from the thread's buffer pool (buf_pool.c):
+ * a connection holds them only while it has output in flight. */
 static void *output_get(size_t size, void *ctx)
 {
     (void)ctx;
-    struct pool_class *c = pool_class_for(size, false);
-    if (c && c->free) {
-        void *b = c->free;
-        c->free = *(void **)b;
-        c->len--;
-        return b;
-    }
-    return malloc(size);
+    return buf_pool_get(size);
 }
 
 static void output_put(void *buf, size_t size, void *ctx)
 {
     (void)ctx;
-    struct pool_class *c = pool_class_for(size, true);
-    if (c && c->len < OUTPUT_POOL_MAX) {
-        *(void **)buf = c->free;
-        c->free = buf;
-        c->len++;
-        return;
-    }
-    free(buf);
+    buf_pool_put(buf, size);
 }
 
 static const rill_h2_buffer_pool output_pool = {.get = output_get, .put = output_put};
 
 void h2_pools_clear(void)
 {
-    for (int i = 0; i < OUTPUT_POOL_CLASSES; i++) {
-        while (out_pool[i].free) {
-            void *b = out_pool[i].free;
-            out_pool[i].free = *(void **)b;
-            free(b);
-        }
-        out_pool[i] = (struct pool_class){0};
-    }
     while (chunk_pool) {
         struct body_chunk *c = chunk_pool;
         chunk_pool = c->next;

@@ -277,7 +277,7 @@ static void *worker_main(void *arg)
     file_cache_clear();
     exchange_pool_clear();
     h2_pools_clear();
-    h1_pools_clear();
+    buf_pool_clear();
     return NULL;
 }
 
@@ -430,7 +430,7 @@ int rill_server_run(rill_server *s, char *err, size_t errlen)
     file_cache_clear();
     exchange_pool_clear();
     h2_pools_clear();
-    h1_pools_clear();
+    buf_pool_clear();
     rill_server_stop(s); /* loop 0 ended: make sure the others follow */
     for (unsigned i = 1; i < s->nworkers; i++)
         pthread_join(s->workers[i].thread, NULL);

@@ -229,8 +229,11 @@ void h1_session_drain(rill_session *sess);
 void h1_session_free(rill_session *sess);
 void h1_session_shutdown(rill_session *sess);
 void h1_session_trim(rill_session *sess);
-/* Frees the thread's pool of file pieces (worker exit). */
-void h1_pools_clear(void);
+/* buf_pool.c: the thread's pool of fixed-size buffers (any size; a few sizes are kept). */
+void *buf_pool_get(size_t size);
+void buf_pool_put(void *buf, size_t size);
+/* Frees the thread's pooled buffers (worker exit). */
+void buf_pool_clear(void);
 uint64_t h1_session_deadline(const rill_session *sess);
 void h1_session_timeout(rill_session *sess, uint64_t now);
 /* The HTTP/2 options every session of the server shares, from the server's options. */
@@ -244,7 +247,7 @@ int h2_session_output(rill_session *sess, struct iovec *iov, int max);
 void h2_session_output_sent(rill_session *sess, size_t n);
 void h2_session_shutdown(rill_session *sess);
 void h2_session_free(rill_session *sess);
-/* Frees the thread's pools of body chunks and engine output memory (worker exit). */
+/* Frees the thread's pool of body chunks (worker exit). */
 void h2_pools_clear(void);
 
 /* websocket.c */

@@ -115,8 +115,8 @@ static void session_announce(rill_session *sess)
         srv->on_session(sess, srv->on_session_user);
 }
 
-/* A graceful end: what SIGTERM does to each connection, and rill_session_close. */
-static void session_shutdown(rill_session *sess)
+/* A graceful end: also what SIGTERM does to each connection (on_shutdown). */
+void rill_session_close(rill_session *sess)
 {
     if (sess->closing)
         return;
@@ -127,11 +127,6 @@ static void session_shutdown(rill_session *sess)
     } else if (sess->h1) {
         h1_session_shutdown(sess);
     }
-}
-
-void rill_session_close(rill_session *session)
-{
-    session_shutdown(session);
 }
 
 void rill_session_destroy(rill_session *session, uint32_t error_code)
@@ -274,7 +269,7 @@ static void on_drain(rill_io_conn *conn)
 
 static void on_shutdown(rill_io_conn *conn)
 {
-    session_shutdown(rill_io_conn_user(conn));
+    rill_session_close(rill_io_conn_user(conn));
 }
 
 static void on_close(rill_io_conn *conn, int err)
