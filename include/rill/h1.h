@@ -178,7 +178,7 @@ typedef struct rill_h1_head {
     const char *reason;
     size_t reason_len;
     /* both */
-    int version_minor; /* HTTP/1.<version_minor>; anything >= 1 gets HTTP/1.1 semantics */
+    int version_minor; /* the d of HTTP/1.d; anything >= 1 gets HTTP/1.1 semantics */
     const rill_h1_field *fields;
     size_t nfields;
     rill_h1_body body;
@@ -231,6 +231,14 @@ RILL_API int rill_h1_parse(rill_h1_parser *p, const uint8_t *data, size_t len, s
  * messages returns RILL_OK with ev NONE; in the middle of a message returns RILL_ERR_PROTOCOL
  * with rill_h1_parser_error() == RILL_H1_E_INCOMPLETE. */
 RILL_API int rill_h1_parse_eof(rill_h1_parser *p, rill_h1_event *ev);
+
+/* True between messages: nothing of a next message has been consumed (bytes of a head, or a body
+ * still to come, are held only inside the parser, so a caller that frees it must ask first). */
+RILL_API bool rill_h1_parser_idle(const rill_h1_parser *p);
+
+/* What has arrived of the current message's start line (without its line end), e.g. to log a
+ * refused request; points into the parser, valid until its next call. Empty between messages. */
+RILL_API const char *rill_h1_parser_start_line(const rill_h1_parser *p, size_t *len);
 
 /* The reason for the last error returned by rill_h1_parse / _parse_eof (RILL_H1_E_NONE if none). */
 RILL_API rill_h1_error rill_h1_parser_error(const rill_h1_parser *p);

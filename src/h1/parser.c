@@ -58,6 +58,7 @@ struct rill_h1_parser {
     size_t line_start;   /* where the current (incomplete) line begins */
     size_t region_start; /* where the head or the trailer section begins */
     size_t region_limit; /* its maximum size */
+    size_t first_line;   /* where the start line begins, once it is complete (else SIZE_MAX) */
 
     rill_h1_field *fields; /* max_fields head fields, then max_trailer_fields trailers */
     size_t ntrailers;
@@ -95,6 +96,7 @@ static void begin_message(rill_h1_parser *p)
     p->line_start = 0;
     p->region_start = 0;
     p->region_limit = p->lim.max_head_size;
+    p->first_line = SIZE_MAX;
     p->ntrailers = 0;
     memset(&p->head, 0, sizeof p->head);
     p->head.fields = p->fields;
@@ -531,6 +533,7 @@ static int process_line(rill_h1_parser *p, char *line, size_t n, rill_h1_event *
         if (n == 0) /* RFC 9112 §2.2: skip empty lines before the start line */
             return 0;
         p->state = S_FIELDS;
+        p->first_line = (size_t)(line - p->buf);
         return p->role == RILL_H1_REQUEST ? parse_request_line(p, line, n)
                                           : parse_status_line(p, line, n);
     case S_FIELDS:
@@ -789,6 +792,24 @@ int rill_h1_parse(rill_h1_parser *p, const uint8_t *data, size_t len, size_t *us
 out:
     *used = pos;
     return r;
+}
+
+bool rill_h1_parser_idle(const rill_h1_parser *p)
+{
+    /* leading empty lines are consumed without being stored, so they leave it idle */
+    return p->state == S_START && (p->need_reset || p->len == p->line_start);
+}
+
+const char *rill_h1_parser_start_line(const rill_h1_parser *p, size_t *len)
+{
+    const char *start = p->buf + (p->first_line != SIZE_MAX ? p->first_line : p->line_start);
+    size_t n = p->need_reset ? 0 : (size_t)(p->buf + p->len - start);
+    const char *end = memchr(start, '\n', n);
+    n = end ? (size_t)(end - start) : n;
+    if (n && start[n - 1] == '\r')
+        n--;
+    *len = n;
+    return start;
 }
 
 int rill_h1_parse_eof(rill_h1_parser *p, rill_h1_event *ev)

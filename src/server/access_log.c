@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 struct writer {
     char *p, *end; /* end leaves room for the NUL */
@@ -56,12 +57,17 @@ size_t rill_access_log_format(char *out, size_t cap, const struct rill_access_lo
                      tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
     put_raw(&w, head, (size_t)n);
     /* the tail after the request line needs at most ~40 bytes plus the two quoted fields */
-    put_escaped(&w, e->method, e->method_len, 200);
-    put_raw(&w, " ", 1);
-    put_escaped(&w, e->target, e->target_len, 160);
     char mid[64];
-    n = snprintf(mid, sizeof mid, " %.16s\" %d %" PRIu64 " \"", e->protocol ? e->protocol : "-",
-                 e->status, e->body_bytes);
+    if (e->raw_line) {
+        put_escaped(&w, e->raw_line, e->raw_line_len, 160);
+        n = snprintf(mid, sizeof mid, "\" %d %" PRIu64 " \"", e->status, e->body_bytes);
+    } else {
+        put_escaped(&w, e->method, e->method_len, 200);
+        put_raw(&w, " ", 1);
+        put_escaped(&w, e->target, e->target_len, 160);
+        n = snprintf(mid, sizeof mid, " %.16s\" %d %" PRIu64 " \"",
+                     e->protocol ? e->protocol : "-", e->status, e->body_bytes);
+    }
     put_raw(&w, mid, (size_t)n);
     put_escaped(&w, e->referer, e->referer_len, 90);
     put_raw(&w, "\" \"", 3);
@@ -69,4 +75,13 @@ size_t rill_access_log_format(char *out, size_t cap, const struct rill_access_lo
     put_raw(&w, "\"\n", 2);
     *w.p = '\0';
     return (size_t)(w.p - out);
+}
+
+void rill_access_log_write(int fd, const struct rill_access_log_entry *e)
+{
+    char line[2048];
+    size_t n = rill_access_log_format(line, sizeof line, e);
+    if (write(fd, line, n) < 0) {
+        /* nowhere to report a failing log */
+    }
 }

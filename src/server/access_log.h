@@ -17,6 +17,10 @@ struct rill_access_log_entry {
     const char *target; /* request target (path); for CONNECT without :path the authority */
     size_t target_len;
     const char *protocol; /* "HTTP/1.1", "HTTP/1.0", "HTTP/2" */
+    /* A request refused before it was parsed: what arrived of its request line, logged in place
+     * of method, target and protocol (NULL otherwise; empty shows as "-"). */
+    const char *raw_line;
+    size_t raw_line_len;
     int status;
     uint64_t body_bytes;
     const char *referer; /* NULL or the field value */
@@ -28,5 +32,9 @@ struct rill_access_log_entry {
 /* Writes one line ending in '\n' into out (truncating long fields to fit, never overflowing);
  * returns the number of bytes written, excluding the terminating NUL. cap must be >= 256. */
 size_t rill_access_log_format(char *out, size_t cap, const struct rill_access_log_entry *e);
+
+/* Formats e and writes it to fd with one write(2): with O_APPEND, lines from worker threads
+ * never interleave. A failing log is not reported (the request itself was answered). */
+void rill_access_log_write(int fd, const struct rill_access_log_entry *e);
 
 #endif

@@ -290,12 +290,7 @@ static void log_access(rill_stream *st)
         .user_agent = ua,
         .user_agent_len = ua_len,
     };
-    char line[2048];
-    size_t n = rill_access_log_format(line, sizeof line, &e);
-    /* One write per line with O_APPEND: lines from worker threads never interleave. */
-    if (write(srv->access_log_fd, line, n) < 0) {
-        /* nowhere to report a failing log; the request itself succeeded */
-    }
+    rill_access_log_write(srv->access_log_fd, &e);
 }
 
 void exchange_hold(rill_stream *st)

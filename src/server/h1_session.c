@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "server/access_log.h"
 #include "server/http_date.h"
 #include "server/server_internal.h"
 
@@ -24,7 +25,21 @@ struct h1_state {
 };
 
 static void process_pending(rill_session *sess);
+static void arm_head_deadline(rill_session *sess, struct h1_state *h1);
 static void reject(rill_session *sess, int status, const char *why);
+
+/* The request head limit is the server's max_header_list_size, the same figure HTTP/2 announces
+ * (there it counts the decoded fields, here the head's bytes); the request line keeps its own,
+ * smaller limit (414). */
+static rill_h1_parser *parser_new(const rill_session *sess)
+{
+    rill_h1_limits lim;
+    rill_h1_limits_default(&lim);
+    lim.max_head_size = session_worker(sess)->srv->opt.max_header_list_size;
+    if (lim.max_request_line > lim.max_head_size)
+        lim.max_request_line = lim.max_head_size;
+    return rill_h1_parser_new(RILL_H1_REQUEST, &lim);
+}
 
 int h1_session_start(rill_session *sess, const uint8_t *data, size_t len)
 {
@@ -33,7 +48,7 @@ int h1_session_start(rill_session *sess, const uint8_t *data, size_t len)
     struct h1_state *h1 = calloc(1, sizeof *h1);
     if (!h1)
         return RILL_ERR_NOMEM;
-    h1->parser = rill_h1_parser_new(RILL_H1_REQUEST, NULL);
+    h1->parser = parser_new(sess);
     if (!h1->parser) {
         free(h1);
         return RILL_ERR_NOMEM;
@@ -53,11 +68,13 @@ void h1_session_free(rill_session *sess)
     sess->h1 = NULL;
 }
 
-/* Between requests the parser (with its head buffer) is dropped; it comes back with the next byte. */
+/* Between requests the parser (with its head buffer) is dropped; it comes back with the next byte.
+ * Only between requests: a head that has begun lives in the parser alone. */
 void h1_session_trim(rill_session *sess)
 {
     struct h1_state *h1 = sess->h1;
-    if (sess->websocket || h1->current || h1->pending_len || !h1->parser)
+    if (sess->websocket || h1->current || h1->pending_len || !h1->parser ||
+        !rill_h1_parser_idle(h1->parser))
         return;
     rill_h1_parser_free(h1->parser);
     h1->parser = NULL;
@@ -85,9 +102,28 @@ void h1_session_shutdown(rill_session *sess)
         sess->h1->current->keep_alive = false;
 }
 
+/* Refused requests are logged too, with what arrived of their request line (as nginx does). */
+static void log_rejected(rill_session *sess, int status)
+{
+    int fd = session_worker(sess)->srv->access_log_fd;
+    if (fd < 0)
+        return;
+    size_t len = 0;
+    const char *line = sess->h1->parser ? rill_h1_parser_start_line(sess->h1->parser, &len) : "";
+    struct rill_access_log_entry e = {
+        .remote_addr = session_peer(sess),
+        .when = time(NULL),
+        .raw_line = line,
+        .raw_line_len = len,
+        .status = status,
+    };
+    rill_access_log_write(fd, &e);
+}
+
 /* An error before any response was started: a plain-text answer, then close. */
 static void reject(rill_session *sess, int status, const char *why)
 {
+    log_rejected(sess, status);
     char buf[512], date[RILL_HTTP_DATE_LEN + 1];
     rill_http_date_format(time(NULL), date);
     int n = snprintf(buf, sizeof buf,
@@ -320,9 +356,7 @@ void h1_session_data(rill_session *sess, const uint8_t *data, size_t len)
         ws_connection_data(sess, data, len);
         return;
     }
-    if (!h1->current && !h1->head_deadline && len) /* a slow head is cut off (slowloris) */
-        h1->head_deadline = rill_io_loop_now_ms(session_worker(sess)->loop) + session_worker(sess)->srv->opt.header_timeout_ms;
-    if (!h1->parser && !(h1->parser = rill_h1_parser_new(RILL_H1_REQUEST, NULL))) {
+    if (!h1->parser && !(h1->parser = parser_new(sess))) {
         session_close(sess);
         return;
     }
@@ -338,6 +372,18 @@ void h1_session_data(rill_session *sess, const uint8_t *data, size_t len)
         else
             rill_io_conn_pause_read(sess->conn, true); /* back-pressure while we answer */
     }
+    arm_head_deadline(sess, h1);
+}
+
+/* A request head that has begun must be complete within header_timeout_ms (slowloris); the
+ * clock starts with its first byte, whichever read or pipelined leftover brought it. */
+static void arm_head_deadline(rill_session *sess, struct h1_state *h1)
+{
+    if (sess->h1 != h1 || sess->closing || h1->current || h1->head_deadline || !h1->parser ||
+        rill_h1_parser_idle(h1->parser))
+        return;
+    struct worker *w = session_worker(sess);
+    h1->head_deadline = rill_io_loop_now_ms(w->loop) + w->srv->opt.header_timeout_ms;
 }
 
 static void process_pending(rill_session *sess)
@@ -358,6 +404,7 @@ static void process_pending(rill_session *sess)
     free(buf);
     if (sess->h1 == h1 && !h1->pending_len && !sess->closing)
         rill_io_conn_pause_read(sess->conn, false);
+    arm_head_deadline(sess, h1);
 }
 
 /* ---- exchange ops ------------------------------------------------------------------------------ */
