@@ -239,6 +239,11 @@ void h2_fill_output(rill_h2_session *s)
 {
     if (s->rstate == RS_DEAD)
         return;
+    /* After an h2c Upgrade the response can be ready before the client's preface: DATA waits for
+     * it, so the first flight behind the 101 is SETTINGS and HEADERS only (curl before 8.1 keeps
+     * just 32 KiB after a 101 and fails on more). */
+    if (s->role == RILL_H2_SERVER && !s->peer_settings_seen)
+        return;
     while (s->out_pending < H2_OUTPUT_HIGH_WATER && h2_out_ref_room(s)) {
         struct h2_stream *st = pick(s);
         if (!st)

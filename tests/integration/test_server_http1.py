@@ -291,3 +291,31 @@ def test_client_gone_mid_download_leaves_server_serving(static_server, site):
     with s:
         s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: a\r\n\r\n")
         assert read_h1_response(f)[2] == SMALL
+
+
+def test_h2c_upgrade_first_flight_is_small_until_the_preface(static_server, site):
+    """Behind the 101 only SETTINGS and the response head go out until the client's preface
+    arrives; then the body follows. (curl before 8.1 keeps only 32 KiB after a 101.)"""
+    s, f = h1_connect(static_server.port)
+    with s:
+        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                  b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+        first, _ = recv_all(s, timeout=0.5)
+        assert first.startswith(b"HTTP/1.1 101 ")
+        frames = first.split(b"\r\n\r\n", 1)[1]
+        kinds = []
+        while frames:
+            length = int.from_bytes(frames[:3], "big")
+            kinds.append(frames[3])
+            frames = frames[9 + length:]
+        assert 0 not in kinds and len(first) < 4096, (kinds, len(first))
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        more, _ = recv_all(s, timeout=1)
+        assert len(more) > 60000  # the first window's worth of DATA follows the preface
+
+
+def test_debian_curl_h2c_upgrade_of_a_large_file(static_server, site):
+    """Debian 12's curl 7.88 fails an Upgrade whose 101 is followed by more than 32 KiB."""
+    r = curl("--http2", static_server.url("/big.bin"), "-o", "-", "-w", "%{http_version}")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout[-1:] == b"2" and sha256(r.stdout[:-1]) == sha256(site[1]["big.bin"])
