@@ -2,12 +2,42 @@
 #ifndef RILL_COMMON_HTTP_CHARS_H
 #define RILL_COMMON_HTTP_CHARS_H
 
+#include <stddef.h>
 #include <stdint.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* Token characters (a field name's bytes): HTTP_TCHAR_LOWER for every token byte except the
  * uppercase letters, which are HTTP_TCHAR_UPPER (HTTP/2 forbids them in names); 0 otherwise. */
 enum { HTTP_TCHAR_LOWER = 1, HTTP_TCHAR_UPPER = 2 };
 extern const uint8_t http_tchar[256];
+
+/* A request target's bytes, one rule for the HTTP/1.1 request line and the HTTP/2 :path: visible
+ * ASCII except '#' (a fragment is never sent, RFC 9112 §3.2 and RFC 9113 §8.3.1). Escapes such
+ * as %20 stay escaped here; 1 for an allowed byte. */
+extern const uint8_t http_target_char[256];
+
+/* Index of the first byte of s[0..n) that may not appear in a request target, or n. Sixteen bytes
+ * at a time where SSE2 exists (every x86-64): targets are scanned on every request. Signed
+ * compares: bytes >= 0x80 are negative, so below 0x21. */
+static inline size_t http_target_span(const char *s, size_t n)
+{
+    size_t i = 0;
+#if defined(__SSE2__)
+    const __m128i low = _mm_set1_epi8(0x21), del = _mm_set1_epi8(0x7f), hash = _mm_set1_epi8('#');
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, low), _mm_cmpeq_epi8(v, del));
+        int mask = _mm_movemask_epi8(_mm_or_si128(bad, _mm_cmpeq_epi8(v, hash)));
+        if (mask)
+            return i + (size_t)__builtin_ctz((unsigned)mask);
+    }
+#endif
+    while (i < n && http_target_char[(uint8_t)s[i]])
+        i++;
+    return i;
+}
 
 /* The value of a hexadecimal digit (either case), or -1. */
 static inline int http_hex_value(uint8_t c)

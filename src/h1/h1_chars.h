@@ -6,9 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/http_chars.h"
+
 #define H1_TCHAR 0x01u  /* token character (RFC 9110 §5.6.2) */
 #define H1_VALUE 0x02u  /* allowed in a field value: VCHAR, obs-text, SP, HTAB */
-#define H1_TARGET 0x04u /* allowed in a request-target: visible ASCII */
 #define H1_HEX 0x08u
 #define H1_DIGIT 0x10u
 #define H1_HOST 0x20u   /* allowed in a Host value: reg-name, IP-literal, ':' port */
@@ -40,9 +41,9 @@ static inline size_t h1_span(const char *s, size_t n, unsigned cls)
     return i;
 }
 
-/* The two hot scans, 16 bytes at a time where SSE2 exists (every x86-64): the index of the first
- * byte that may not appear in a field value (CTLs but HTAB, DEL) or in a request target (anything
- * outside 0x21..0x7E). Signed compares: bytes >= 0x80 are negative. */
+/* The hot scan of field values, 16 bytes at a time where SSE2 exists (every x86-64): the index of
+ * the first byte that may not appear in one (CTLs but HTAB, DEL). Signed compares: bytes >= 0x80
+ * are negative. */
 #if defined(__SSE2__)
 #include <emmintrin.h>
 
@@ -61,30 +62,19 @@ static inline size_t h1_span_value(const char *s, size_t n)
     }
     return i + h1_span(s + i, n - i, H1_VALUE);
 }
-
-static inline size_t h1_span_target(const char *s, size_t n)
-{
-    const __m128i low = _mm_set1_epi8(0x21), del = _mm_set1_epi8(0x7f);
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-        int bad = _mm_movemask_epi8(_mm_or_si128(_mm_cmplt_epi8(v, low), _mm_cmpeq_epi8(v, del)));
-        if (bad)
-            return i + (size_t)__builtin_ctz((unsigned)bad);
-    }
-    return i + h1_span(s + i, n - i, H1_TARGET);
-}
 #else
 static inline size_t h1_span_value(const char *s, size_t n)
 {
     return h1_span(s, n, H1_VALUE);
 }
+#endif
 
+/* The index of the first byte that may not appear in a request target: the rule HTTP/2's :path
+ * shares (common/http_chars.h). */
 static inline size_t h1_span_target(const char *s, size_t n)
 {
-    return h1_span(s, n, H1_TARGET);
+    return http_target_span(s, n);
 }
-#endif
 
 /* Case-insensitive comparison of two equal-length byte strings. */
 static inline int h1_ieq(const char *a, const char *b, size_t n)

@@ -187,6 +187,10 @@ bool h2_message_valid(const rill_header *fields, size_t count, enum h2_msg kind,
     /* requests */
     if (!method)
         return false;
+    /* :path holds what an HTTP/1.1 request line would (section 8.3.1: no space, CTL or fragment):
+     * the same byte rule, so a request refused over one version is refused over the other. */
+    if (path && http_target_span((const char *)path->value, path->value_len) != path->value_len)
+        return false;
     if (authority && host && !(host->value_len == authority->value_len &&
                                memcmp(host->value, authority->value, host->value_len) == 0))
         return false;

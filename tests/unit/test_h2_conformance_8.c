@@ -294,6 +294,36 @@ static void s8_1_no_body_for_head_204_304(void **state)
 
 static void enable_connect(rill_h2_options *o) { o->local.enable_connect_protocol = 1; }
 
+/* :path carries the same origin-form target as an HTTP/1.1 request line: visible ASCII, no '#'
+ * (section 8.3.1; one rule for both, so a proxy never forwards what HTTP/1.1 would refuse). */
+static void s8_3_1_path_characters(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"/a b.txt", "/a\tb", "/a#frag", "/#", "/?q#f", "/a\x01",
+                                      "/a\x7f", "/caf\xc3\xa9", "/\x80", "/a\x0bb"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        malformed(1, ":method", "GET", ":scheme", "https", ":path", bad[i], ":authority", "a", NULL);
+    /* the same rule for the path of an extended CONNECT */
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, enable_connect);
+    send_request(&t, 1, 0, ":method", "CONNECT", ":protocol", "websocket", ":scheme", "https",
+                 ":path", "/chat room", ":authority", "a.example", NULL);
+    expect_rst(&t.out, 1, RILL_H2_PROTOCOL_ERROR);
+    assert_null(rec_find(&t.rec, EV_HEADERS, 1));
+    tsess_free(&t);
+    /* every visible ASCII byte but '#' is fine, escaped or not */
+    static const char *const good[] = {"/a%20b.txt", "/a?x=1&y=%7E;z", "/!$&'()*+,;=:@-._~",
+                                       "/\"<>\\^`{|}", "//double//slash"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        tsess_start(&t, RILL_H2_SERVER, NULL);
+        send_request(&t, 1, 1, ":method", "GET", ":scheme", "https", ":path", good[i], ":authority",
+                     "a", NULL);
+        expect_no_error(&t.out);
+        assert_non_null(rec_find(&t.rec, EV_HEADERS, 1));
+        tsess_free(&t);
+    }
+}
+
 static void rfc8441_extended_connect(void **state)
 {
     (void)state;
@@ -457,6 +487,7 @@ int main(void)
         cmocka_unit_test(s8_2_2_te_trailers_allowed),
         cmocka_unit_test(s8_3_pseudo_header_rules),
         cmocka_unit_test(s8_3_options_star_accepted),
+        cmocka_unit_test(s8_3_1_path_characters),
         cmocka_unit_test(s8_3_1_host_must_agree_with_authority),
         cmocka_unit_test(s8_1_1_content_length_must_match_data),
         cmocka_unit_test(s8_1_trailers),
