@@ -9,6 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #if defined(RILL_BUILDING_LIBRARY) && defined(__GNUC__)
 #define RILL_API __attribute__((visibility("default")))
 #else
@@ -51,4 +55,7 @@ RILL_API const char *rill_strerror(int err);
 /* The library's version string, e.g. "0.1.0"; static storage. */
 RILL_API const char *rill_version(void);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

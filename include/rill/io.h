@@ -21,6 +21,10 @@
 
 #include "rill/common.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct rill_io_loop rill_io_loop;
 typedef struct rill_io_conn rill_io_conn;
 typedef struct rill_io_listener rill_io_listener;
@@ -277,4 +281,7 @@ RILL_API uint64_t rill_io_timer_deadline(const rill_io_timer *timer);
 /* Cancels and frees the timer (may be called from its own callback). NULL is ignored. */
 RILL_API void rill_io_timer_free(rill_io_timer *timer);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -17,6 +17,10 @@
 
 #include "rill/common.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct rill_tls_ctx rill_tls_ctx;
 
 /* Which protocols the server offers through ALPN, in preference order. */
@@ -74,4 +78,7 @@ RILL_API int rill_tls_default_state_dir(char *buf, size_t buflen);
 RILL_API int rill_tls_self_signed(const char *dir, char *cert_path, char *key_path, size_t pathlen,
                                   bool *created, char *err, size_t errlen);
 
+#ifdef __cplusplus
+}
+#endif
 #endif
