@@ -35,7 +35,7 @@ def wire_total(stories):
     return sum(len(c["wire"]) // 2 for s in stories for c in s["cases"])
 
 
-@pytest.mark.parametrize("folder", ENCODED_DIRS, ids=os.path.basename)
+@pytest.mark.parametrize("folder", ENCODED_DIRS, ids=[os.path.basename(d) for d in ENCODED_DIRS])
 def test_inflate_every_story_of_every_encoder(folder):
     stories = sorted(glob.glob(os.path.join(folder, "*.json")))
     assert stories
