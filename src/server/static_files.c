@@ -96,6 +96,51 @@ enum rill_static_status rill_static_normalize(const char *target, size_t len,
     return RILL_STATIC_OK;
 }
 
+/* pchar (RFC 3986 §3.3) and '/': what a path may carry unescaped. */
+static bool path_char_plain(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("-._~!$&'()*+,;=:@/", c));
+}
+
+char *rill_static_redirect_location(const char *prefix, size_t prefix_len, const char *target,
+                                    size_t target_len)
+{
+    char rel[RILL_STATIC_PATH_MAX];
+    bool trailing_slash;
+    if (rill_static_normalize(target, target_len, rel, &trailing_slash) != RILL_STATIC_OK)
+        return NULL;
+    size_t q = 0;
+    while (q < target_len && target[q] != '?' && target[q] != '#')
+        q++;
+    size_t query_len = 0;
+    while (q + query_len < target_len && target[q + query_len] != '#')
+        query_len++;
+    size_t rel_len = strlen(rel);
+    char *loc = malloc(prefix_len + 3 * rel_len + query_len + 3);
+    if (!loc)
+        return NULL;
+    static const char hex[] = "0123456789ABCDEF";
+    memcpy(loc, prefix, prefix_len);
+    size_t o = prefix_len;
+    loc[o++] = '/'; /* rel never starts with '/': the location is "/" or "/x..." with x not '/' */
+    for (size_t i = 0; i < rel_len; i++) {
+        uint8_t c = (uint8_t)rel[i];
+        if (path_char_plain(c)) {
+            loc[o++] = (char)c;
+        } else {
+            loc[o++] = '%';
+            loc[o++] = hex[c >> 4];
+            loc[o++] = hex[c & 15];
+        }
+    }
+    if (rel_len)
+        loc[o++] = '/';
+    memcpy(loc + o, target + q, query_len);
+    loc[o + query_len] = '\0';
+    return loc;
+}
+
 bool rill_accept_encoding_allows(const char *value, size_t len, const char *coding)
 {
     size_t coding_len = strlen(coding);

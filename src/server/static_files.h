@@ -51,6 +51,15 @@ enum rill_static_status rill_static_open(const rill_static_root *root, const cha
 enum rill_static_status rill_static_normalize(const char *target, size_t len,
                                               char out[RILL_STATIC_PATH_MAX], bool *trailing_slash);
 
+/* The Location of the directory redirect (RILL_STATIC_REDIRECT_DIR) for target below the mount
+ * at prefix (without its trailing '/'; "" for the root): prefix, '/', the normalised path with
+ * its bytes escaped again where a URI needs it, a trailing '/', then target's query as sent.
+ * Built from the normalised path, so it always names a path on this server, never "//host" or
+ * "/\host" (which browsers follow to another host). Returns a malloc'd string, or NULL when
+ * target does not normalise or memory runs out. */
+char *rill_static_redirect_location(const char *prefix, size_t prefix_len, const char *target,
+                                    size_t target_len);
+
 /* True when the Accept-Encoding value admits the coding (q > 0 for it or for "*"). */
 bool rill_accept_encoding_allows(const char *value, size_t len, const char *coding);
 

@@ -67,16 +67,15 @@ static void serve_static(rill_request *req, rill_response *res, void *user)
         exchange_respond_simple(res, 404, "text/plain; charset=utf-8", "not found\n");
         return;
     case RILL_STATIC_REDIRECT_DIR: {
-        const char *full = rill_request_path(req);
-        size_t plen = strcspn(full, "?");
-        char *loc = malloc(strlen(full) + 2);
-        if (loc) {
-            memcpy(loc, full, plen);
-            loc[plen] = '/';
-            strcpy(loc + plen + 1, full + plen);
-            rill_response_set_header(res, "location", loc);
-            free(loc);
+        /* From the normalised path, never the raw one: "//host/.." must not become "//host/../". */
+        char *loc = rill_static_redirect_location(rill_request_path(req), m->prefix_len, path,
+                                                  strlen(path));
+        if (!loc) {
+            exchange_respond_simple(res, 500, "text/plain; charset=utf-8", "out of memory\n");
+            return;
         }
+        rill_response_set_header(res, "location", loc);
+        free(loc);
         exchange_respond_simple(res, 301, "text/plain; charset=utf-8", "moved\n");
         return;
     }

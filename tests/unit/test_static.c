@@ -144,6 +144,49 @@ static void files_below_the_root(void **state)
     assert_string_equal(body, "console.log(1)");
 }
 
+static void redirects_to(const char *prefix, const char *target, const char *want)
+{
+    char *loc = rill_static_redirect_location(S(prefix), S(target));
+    if (!want) {
+        assert_null(loc);
+        return;
+    }
+    assert_non_null(loc);
+    assert_string_equal(loc, want);
+    free(loc);
+}
+
+/* The directory redirect adds a '/' to the normalised path: echoing the raw target would turn
+ * "//host/.." into "//host/../", which a browser follows to another host. */
+static void directory_redirect_stays_on_this_server(void **state)
+{
+    (void)state;
+    struct rill_static_file f;
+    char body[256];
+    assert_int_equal(open_target("//evil.example/..", NULL, &f, body, sizeof body), RILL_STATIC_REDIRECT_DIR);
+    assert_int_equal(open_target("//dir", NULL, &f, body, sizeof body), RILL_STATIC_REDIRECT_DIR);
+    assert_int_equal(open_target("//dir//", NULL, &f, body, sizeof body), RILL_STATIC_OK);
+    assert_string_equal(body, "dir index");
+    redirects_to("", "/dir", "/dir/");
+    redirects_to("", "/dir?x=1&y=/", "/dir/?x=1&y=/");
+    redirects_to("", "//evil.example/..", "/");
+    redirects_to("", "//evil.example/..?q", "/?q");
+    redirects_to("", "//sub", "/sub/");
+    redirects_to("", "///sub//x", "/sub/x/");
+    redirects_to("", "/%2F%2Fevil.example", "/evil.example/");
+    redirects_to("", "/./", "/");
+    redirects_to("", "/a%20b/%3Fc%23d%25", "/a%20b/%3Fc%23d%25/");
+    redirects_to("", "/caf%C3%A9", "/caf%C3%A9/");
+    redirects_to("", "/!$&'()*+,;=:@-._~", "/!$&'()*+,;=:@-._~/");
+    redirects_to("/static", "//evil", "/static/evil/");
+    redirects_to("/static", "/", "/static/");
+    /* what the file lookup refuses has no location either */
+    redirects_to("", "/\\evil.example", NULL);
+    redirects_to("", "/%5Cevil.example", NULL);
+    redirects_to("", "/..", NULL);
+    redirects_to("", "evil.example", NULL);
+}
+
 static void precompressed_siblings(void **state)
 {
     (void)state;
@@ -304,6 +347,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(path_normalization),
         cmocka_unit_test_setup_teardown(files_below_the_root, make_tree, remove_tree),
+        cmocka_unit_test_setup_teardown(directory_redirect_stays_on_this_server, make_tree, remove_tree),
         cmocka_unit_test_setup_teardown(precompressed_siblings, make_tree, remove_tree),
         cmocka_unit_test(accept_encoding_q_values),
         cmocka_unit_test(mime_types),
