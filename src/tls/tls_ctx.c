@@ -85,8 +85,9 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
             j += 1 + len;
         }
     }
-    /* No common protocol: carry on without ALPN (the application sees alpn == NULL). */
-    return SSL_TLSEXT_ERR_NOACK;
+    /* Offered ALPN but nothing we speak: the fatal no_application_protocol alert (RFC 7301
+     * §3.2). A client that offers no ALPN never gets here and is served HTTP/1.1. */
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
 static bool readable(const char *what, const char *path, char *err, size_t errlen)

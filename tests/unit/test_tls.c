@@ -347,8 +347,7 @@ static void alpn_prefers_h2_and_falls_back(void **state)
         {"\x02h2\x08http/1.1", "alpn=h2 ", "h2"},
         {"\x08http/1.1\x02h2", "alpn=h2 ", "h2"}, /* the server's preference wins */
         {"\x08http/1.1", "alpn=http/1.1 ", "http/1.1"},
-        {"\x08spdy/3.1", "alpn=none ", NULL},
-        {NULL, "alpn=none ", NULL},
+        {NULL, "alpn=none ", NULL}, /* no ALPN at all: HTTP/1.1 */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct client_opts o = {.alpn_wire = cases[i].wire, .ca_file = f.cert};
@@ -372,6 +371,36 @@ static void alpn_prefers_h2_and_falls_back(void **state)
         client_close(&cl);
         SSL_CTX_free(ctx);
     }
+    fixture_stop(&f);
+}
+
+/* RFC 7301 §3.2: offering only protocols the server does not speak ends the handshake with the
+ * no_application_protocol alert, instead of a connection without ALPN. */
+static void alpn_without_a_common_protocol_is_refused(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_start(&f, NULL);
+    static const char *const offers[] = {"\x03" "foo", "\x08http/1.0", "\x08spdy/3.1\x03" "foo"};
+    for (size_t i = 0; i < sizeof offers / sizeof *offers; i++) {
+        struct client_opts o = {.alpn_wire = offers[i], .ca_file = f.cert};
+        SSL_CTX *ctx = client_ctx(&o);
+        struct client cl;
+        assert_false(client_open(&cl, ctx, f.port, NULL));
+        if (!has(cl.error, "no application protocol"))
+            fail_msg("offer %zu: handshake error '%s'", i, cl.error);
+        client_close(&cl);
+        SSL_CTX_free(ctx);
+    }
+    /* the listener carries on: a client offering h2 among unknown names still gets it */
+    struct client_opts o = {.alpn_wire = "\x03" "foo\x02h2", .ca_file = f.cert};
+    SSL_CTX *ctx = client_ctx(&o);
+    struct client cl;
+    assert_true(client_open(&cl, ctx, f.port, NULL));
+    assert_true(has(cl.greeting, "alpn=h2 "));
+    assert_true(client_echo(&cl, "after the refusals"));
+    client_close(&cl);
+    SSL_CTX_free(ctx);
     fixture_stop(&f);
 }
 
@@ -926,6 +955,7 @@ int main(void)
         cmocka_unit_test(default_state_dir_follows_xdg),
         cmocka_unit_test(bad_files_give_one_line_errors),
         cmocka_unit_test(alpn_prefers_h2_and_falls_back),
+        cmocka_unit_test(alpn_without_a_common_protocol_is_refused),
         cmocka_unit_test(tls12_gets_aead_and_legacy_is_refused),
         cmocka_unit_test(echo_large_payloads_over_tls),
         cmocka_unit_test(pause_and_resume_every_read_over_tls),
