@@ -2,8 +2,9 @@
 # whatever Debian packages are missing (as root), so they work on a fresh Debian 12 machine.
 JOBS := $(shell nproc)
 BUILD := build
+PREFIX ?= /usr/local
 
-.PHONY: all build run test bench fuzz format clean deps-build deps-test deps-bench
+.PHONY: all build run test bench fuzz format clean install docs deps-build deps-test deps-bench deps-docs
 
 all: build
 
@@ -13,6 +14,8 @@ deps-test:
 	@scripts/setup.sh test
 deps-bench:
 	@scripts/setup.sh bench
+deps-docs:
+	@scripts/setup.sh docs
 
 build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -20,6 +23,17 @@ build:
 
 run: deps-build build
 	./$(BUILD)/rill serve
+
+# rill, librill.so/.a, include/rill/*.h, rill.pc and rill(1) under PREFIX (DESTDIR for staging).
+install: deps-build
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+	@DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+# API reference from the public headers: $(BUILD)/docs/api/html/index.html (docs/Doxyfile).
+docs: deps-docs
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) --target docs
 
 test: deps-test
 	@scripts/test.sh

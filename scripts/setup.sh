@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, and nothing already present.
-# usage: scripts/setup.sh build|run|test|bench
+# usage: scripts/setup.sh build|run|test|bench|docs
 # As root: apt-get installs what is missing. Otherwise: prints the one apt-get line and exits 1.
 set -euo pipefail
 
 build_pkgs="build-essential cmake pkg-config libssl-dev zlib1g-dev libcjson-dev openssl"
 test_pkgs="$build_pkgs clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-h2 nodejs chromium
-  python3-hpack python3-websockets libnghttp2-dev nghttp2-client curl"
+  python3-hpack python3-websockets libnghttp2-dev nghttp2-client curl doxygen groff-base"
 bench_pkgs="$test_pkgs nghttp2-server h2o nginx-light valgrind util-linux"
 
 case "${1:-build}" in
     build|run) wanted=$build_pkgs ;;
     test) wanted=$test_pkgs ;;
     bench) wanted=$bench_pkgs ;;
-    *) echo "setup.sh: unknown target '$1' (want build, run, test or bench)" >&2; exit 2 ;;
+    docs) wanted="$build_pkgs doxygen" ;;
+    *) echo "setup.sh: unknown target '$1' (want build, run, test, bench or docs)" >&2; exit 2 ;;
 esac
 
 missing=()
