@@ -105,8 +105,7 @@ void h1_session_shutdown(rill_session *sess)
 /* Refused requests are logged too, with what arrived of their request line (as nginx does). */
 static void log_rejected(rill_session *sess, int status)
 {
-    int fd = session_worker(sess)->srv->access_log_fd;
-    if (fd < 0)
+    if (session_worker(sess)->srv->access_log_fd < 0)
         return;
     size_t len = 0;
     const char *line = sess->h1->parser ? rill_h1_parser_start_line(sess->h1->parser, &len) : "";
@@ -117,7 +116,7 @@ static void log_rejected(rill_session *sess, int status)
         .raw_line_len = len,
         .status = status,
     };
-    rill_access_log_write(fd, &e);
+    access_log_append(sess, &e);
 }
 
 /* An error before any response was started: a plain-text answer, then close. */

@@ -124,6 +124,7 @@ struct rill_stream {
     bool request_ended;
     bool request_end_delivered;
     bool body_paused;
+    bool body_lost; /* out of memory while holding body bytes: answered 500, the rest dropped */
     /* response */
     int status;
     struct header_list resp_fields, trailers;
@@ -175,31 +176,49 @@ struct exchange_ops {
 
 extern const struct exchange_ops h1_exchange_ops, h2_exchange_ops;
 
-/* exchange.c */
-rill_stream *exchange_new(rill_session *sess, const struct exchange_ops *ops, int32_t id);
-/* Takes the request: HTTP/2-style fields (pseudo-headers first). Copies into the arena. */
-int exchange_set_request(rill_stream *st, const rill_header *fields, size_t n, const char *version);
-/* Runs on_stream / the routes (404 when nothing matches). */
-void exchange_dispatch(rill_stream *st);
-void exchange_body(rill_stream *st, const uint8_t *data, size_t len);
-void exchange_body_end(rill_stream *st);
-void exchange_drained(rill_stream *st);
+/* exchange.c: the life of an exchange */
 /* The transport is done with the exchange: calls on_close, logs, frees. */
 void exchange_closed(rill_stream *st, bool completed);
 /* An exchange cannot be freed between hold and release (a close meanwhile happens at release). */
 void exchange_hold(rill_stream *st);
 void exchange_release(rill_stream *st);
-int exchange_send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length);
-/* Simple complete responses for errors and redirects. */
-int exchange_respond_simple(rill_stream *st, int status, const char *content_type, const char *body);
+void exchange_drained(rill_stream *st);
+
+/* exchange_memory.c */
+rill_stream *exchange_new(rill_session *sess, const struct exchange_ops *ops, int32_t id);
+/* Back to the thread's pool (exchange_closed does it). */
+void exchange_free(rill_stream *st);
 /* Bump allocation from the exchange's arena, freed with the exchange (aligned to 8). */
 void *exchange_alloc(rill_stream *st, size_t n);
 /* Frees the thread's pool of exchanges (worker exit). */
 void exchange_pool_clear(void);
 int header_list_add(rill_stream *st, struct header_list *l, const char *name, size_t nlen,
                     const char *value, size_t vlen);
+/* Removes every field of this name (any case). */
+void header_list_remove(struct header_list *l, const char *name);
 /* Whether the list has a field of this (lowercase) name. */
 bool header_list_has(const struct header_list *l, const char *name);
+
+/* route.c: runs on_stream / a tunnel / the routes (404 when nothing matches). */
+void exchange_dispatch(rill_stream *st);
+
+/* request.c */
+/* Takes the request: HTTP/2-style fields (pseudo-headers first). Copies into the arena. */
+int exchange_set_request(rill_stream *st, const rill_header *fields, size_t n, const char *version);
+/* Request body bytes from the transport (to on_body, or held until it is set). */
+void exchange_body(rill_stream *st, const uint8_t *data, size_t len);
+void exchange_body_end(rill_stream *st);
+
+/* response.c */
+int exchange_send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length);
+/* Simple complete responses for errors and redirects. */
+int exchange_respond_simple(rill_stream *st, int status, const char *content_type, const char *body);
+
+/* access_log_writer.c: one line into the worker's log buffer (written within 100 ms, or when
+ * full); access_log_flush_thread writes what is left at the worker's exit. */
+struct rill_access_log_entry;
+void access_log_append(rill_session *sess, const struct rill_access_log_entry *e);
+void access_log_flush_thread(void);
 
 /* Per-exchange output limits: over HIGH a write returns RILL_ERR_WOULD_BLOCK, below LOW the
  * drain callback fires. */

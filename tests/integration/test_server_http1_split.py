@@ -277,7 +277,7 @@ def test_refused_requests_are_in_the_access_log(site, tmp_path):
     srv = start_server(str(tmp_path), root=site[0], tls=False, access_log=log,
                        extra=("--header-timeout", "400"))
     try:
-        for request, status in ((b"GARBAGE\r\n\r\n", 400),
+        for request, status in ((b"GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400),
                                 (b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
                                 (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414),
                                 (b"GET /y HTTP/1.1\r\nHost: a\r\nX: " + b"b" * 70000 + b"\r\n\r\n",
@@ -291,7 +291,7 @@ def test_refused_requests_are_in_the_access_log(site, tmp_path):
     with open(log, "rb") as f:
         lines = f.read().splitlines()
     assert len(lines) == 5, lines
-    assert b'"GARBAGE" 400 0' in lines[0]
+    assert b'"GET /a\\x09b HTTP/1.1" 400 0' in lines[0]
     assert b'"GET /x HTTP/1.1" 400 0' in lines[1]
     assert b'" 414 0' in lines[2]
     assert b'"GET /y HTTP/1.1" 431 0' in lines[3]

@@ -1,0 +1,139 @@
+/* An exchange's memory: the per-thread pool of exchange structs, the bump arena that holds its
+ * request and response strings, and the header lists built in that arena. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server/server_internal.h"
+
+/* Freed exchanges are kept per thread (each worker frees the exchanges it made), bounded. */
+#define EXCHANGE_POOL_MAX 1024u
+
+struct arena_block {
+    struct arena_block *next;
+    size_t cap, used;
+    _Alignas(16) char data[];
+};
+
+static _Thread_local rill_stream *pool;
+static _Thread_local unsigned pool_len;
+
+void exchange_pool_clear(void)
+{
+    while (pool) {
+        rill_stream *st = pool;
+        pool = st->pool_next;
+        free(st);
+    }
+    pool_len = 0;
+}
+
+rill_stream *exchange_new(rill_session *sess, const struct exchange_ops *ops, int32_t id)
+{
+    rill_stream *st = pool;
+    if (st) {
+        pool = st->pool_next;
+        pool_len--;
+    } else if (!(st = malloc(sizeof *st + EXCHANGE_ARENA))) {
+        return NULL;
+    }
+    memset(st, 0, sizeof *st); /* the arena needs no clearing */
+    if (!sess->peer)
+        session_peer(sess); /* now, while the peer is surely connected (kept for logs and callers) */
+    st->sess = sess;
+    st->ops = ops;
+    st->id = id;
+    st->status = 200;
+    st->file_fd = -1;
+    st->live_next = sess->live;
+    if (sess->live)
+        sess->live->live_prev = st;
+    sess->live = st;
+    sess->open_streams++;
+    atomic_fetch_add_explicit(&session_worker(sess)->stats.streams, 1, memory_order_relaxed);
+    return st;
+}
+
+void exchange_free(rill_stream *st)
+{
+    for (struct arena_block *b = st->arena_more; b;) {
+        struct arena_block *next = b->next;
+        free(b);
+        b = next;
+    }
+    if (pool_len < EXCHANGE_POOL_MAX) {
+        st->pool_next = pool;
+        pool = st;
+        pool_len++;
+        return;
+    }
+    free(st);
+}
+
+void *exchange_alloc(rill_stream *st, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    if (EXCHANGE_ARENA - st->arena_used >= n) {
+        void *p = st->arena + st->arena_used;
+        st->arena_used += n;
+        return p;
+    }
+    struct arena_block *b = st->arena_more;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > 4096 ? n : 4096;
+        if (!(b = malloc(sizeof *b + cap)))
+            return NULL;
+        b->cap = cap;
+        b->used = 0;
+        b->next = st->arena_more;
+        st->arena_more = b;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+int header_list_add(rill_stream *st, struct header_list *l, const char *name, size_t nlen,
+                    const char *value, size_t vlen)
+{
+    if (l->count == l->cap) { /* the old array stays in the arena: lists rarely grow */
+        size_t cap = l->cap ? l->cap * 2 : 12;
+        rill_header *items = exchange_alloc(st, cap * sizeof *items);
+        if (!items)
+            return RILL_ERR_NOMEM;
+        if (l->count)
+            memcpy(items, l->items, l->count * sizeof *items);
+        l->items = items;
+        l->cap = cap;
+    }
+    char *copy = exchange_alloc(st, nlen + vlen + 2);
+    if (!copy)
+        return RILL_ERR_NOMEM;
+    for (size_t i = 0; i < nlen; i++)
+        copy[i] = (char)tolower((unsigned char)name[i]);
+    copy[nlen] = '\0';
+    memcpy(copy + nlen + 1, value, vlen);
+    copy[nlen + 1 + vlen] = '\0';
+    l->items[l->count++] = (rill_header){(const uint8_t *)copy, nlen,
+                                         (const uint8_t *)copy + nlen + 1, vlen, 0};
+    return RILL_OK;
+}
+
+void header_list_remove(struct header_list *l, const char *name)
+{
+    size_t nlen = strlen(name), k = 0;
+    for (size_t i = 0; i < l->count; i++)
+        if (l->items[i].name_len != nlen || strncasecmp((const char *)l->items[i].name, name, nlen) != 0)
+            l->items[k++] = l->items[i];
+    l->count = k;
+}
+
+bool header_list_has(const struct header_list *l, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i < l->count; i++)
+        if (l->items[i].name_len == nlen && memcmp(l->items[i].name, name, nlen) == 0)
+            return true;
+    return false;
+}

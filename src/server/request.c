@@ -1,0 +1,225 @@
+/* The request side of an exchange: the request as the transport hands it over (copied into the
+ * arena), its body flowing to the handler (held until on_body is set, with back-pressure), and
+ * the rill_request_* / rill_session_* getters. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server_internal.h"
+
+static bool is_pseudo(const rill_header *h)
+{
+    return h->name_len > 0 && h->name[0] == ':';
+}
+
+static bool name_is(const rill_header *h, const char *lit)
+{
+    size_t n = strlen(lit);
+    return h->name_len == n && memcmp(h->name, lit, n) == 0;
+}
+
+/* All strings go into one arena: the header array first, then NUL-terminated names and values. */
+int exchange_set_request(rill_stream *st, const rill_header *fields, size_t n, const char *version)
+{
+    size_t bytes = n * sizeof(rill_header);
+    for (size_t i = 0; i < n; i++)
+        bytes += fields[i].name_len + fields[i].value_len + 2;
+    rill_header *all = exchange_alloc(st, bytes ? bytes : 1);
+    if (!all)
+        return RILL_ERR_NOMEM;
+    st->all_fields = all;
+    char *p = (char *)(all + n);
+    size_t npseudo = 0;
+    for (size_t i = 0; i < n; i++) {
+        all[i] = fields[i];
+        char *name = p;
+        for (size_t k = 0; k < fields[i].name_len; k++)
+            name[k] = (char)tolower((unsigned char)fields[i].name[k]);
+        name[fields[i].name_len] = '\0';
+        p += fields[i].name_len + 1;
+        memcpy(p, fields[i].value, fields[i].value_len);
+        p[fields[i].value_len] = '\0';
+        all[i].name = (const uint8_t *)name;
+        all[i].value = (const uint8_t *)p;
+        p += fields[i].value_len + 1;
+        if (is_pseudo(&all[i])) {
+            npseudo = i + 1;
+            const char *v = (const char *)all[i].value;
+            if (name_is(&all[i], ":method"))
+                st->method = v;
+            else if (name_is(&all[i], ":scheme"))
+                st->scheme = v;
+            else if (name_is(&all[i], ":authority"))
+                st->authority = v;
+            else if (name_is(&all[i], ":path"))
+                st->path = v;
+            else if (name_is(&all[i], ":protocol"))
+                st->connect_protocol = v;
+        }
+    }
+    st->fields = all + npseudo;
+    st->nfields = n - npseudo;
+    if (!st->method)
+        st->method = "GET";
+    if (!st->scheme)
+        st->scheme = st->sess->tls ? "https" : "http";
+    if (!st->path)
+        st->path = "";
+    if (!st->authority) {
+        size_t len;
+        const char *host = rill_request_header(st, "host", &len);
+        st->authority = host ? host : "";
+    }
+    st->head_request = strcmp(st->method, "HEAD") == 0;
+    st->version = version;
+    return RILL_OK;
+}
+
+static void body(rill_stream *st, const uint8_t *data, size_t len);
+
+void exchange_body(rill_stream *st, const uint8_t *data, size_t len)
+{
+    exchange_hold(st);
+    body(st, data, len);
+    exchange_release(st);
+}
+
+/* Out of memory for body bytes that must be held: the handler never sees a shortened body. It is
+ * answered 500 if it can still be (the rest of the body is then read and dropped); otherwise the
+ * connection ends, which the client sees as a reset. */
+static void body_lost(rill_stream *st)
+{
+    free(st->early_body);
+    st->early_body = NULL;
+    st->early_len = 0;
+    st->body_fn = NULL;
+    st->body_lost = true;
+    st->keep_alive = false;
+    if (!st->head_sent)
+        exchange_respond_simple(st, 500, "text/plain; charset=utf-8", "out of memory\n");
+    else
+        session_close(st->sess);
+}
+
+static void body(rill_stream *st, const uint8_t *data, size_t len)
+{
+    if (len == 0)
+        return;
+    if (st->body_lost) {
+        if (st->ops->consumed)
+            st->ops->consumed(st, len);
+        return;
+    }
+    if (st->body_fn && !st->early_len && !st->body_paused) {
+        st->body_fn(st, data, len, false, st->body_user);
+        if (st->ops->consumed)
+            st->ops->consumed(st, len);
+        return;
+    }
+    if (!st->body_fn && st->ended) { /* answered already and nobody reads: discard */
+        if (st->ops->consumed)
+            st->ops->consumed(st, len);
+        return;
+    }
+    /* Held until on_body is set; flow control bounds how much can arrive meanwhile. */
+    uint8_t *grown = realloc(st->early_body, st->early_len + len);
+    if (!grown) {
+        body_lost(st);
+        return;
+    }
+    memcpy(grown + st->early_len, data, len);
+    st->early_body = grown;
+    st->early_len += len;
+}
+
+void exchange_body_end(rill_stream *st)
+{
+    st->request_ended = true;
+    if (st->body_fn && !st->early_len && !st->body_paused && !st->request_end_delivered) {
+        st->request_end_delivered = true;
+        exchange_hold(st);
+        st->body_fn(st, NULL, 0, true, st->body_user);
+        exchange_release(st);
+    }
+}
+
+const char *rill_request_method(const rill_request *r) { return r->method; }
+const char *rill_request_scheme(const rill_request *r) { return r->scheme; }
+const char *rill_request_authority(const rill_request *r) { return r->authority; }
+const char *rill_request_path(const rill_request *r) { return r->path; }
+const char *rill_request_connect_protocol(const rill_request *r) { return r->connect_protocol; }
+const char *rill_request_version(const rill_request *r) { return r->version; }
+rill_protocol rill_request_protocol(const rill_request *r) { return (rill_protocol)r->sess->protocol; }
+size_t rill_request_header_count(const rill_request *r) { return r->nfields; }
+void rill_request_set_user(rill_request *r, void *user) { r->user = user; }
+void *rill_request_user(const rill_request *r) { return r->user; }
+rill_session *rill_stream_session(const rill_stream *stream) { return stream->sess; }
+int32_t rill_stream_id(const rill_stream *stream) { return stream->id; }
+rill_protocol rill_session_protocol(const rill_session *session) { return (rill_protocol)session->protocol; }
+/* The session is not const to its owner: the text is formatted on first use and cached. */
+const char *rill_session_peer(const rill_session *session) { return session_peer((rill_session *)session); }
+uint64_t rill_session_id(const rill_session *session) { return session->id; }
+
+const rill_header *rill_request_header_at(const rill_request *r, size_t i)
+{
+    return i < r->nfields ? &r->fields[i] : NULL;
+}
+
+const char *rill_request_header(const rill_request *r, const char *name, size_t *len)
+{
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i < r->nfields; i++)
+        if (r->fields[i].name_len == nlen && memcmp(r->fields[i].name, name, nlen) == 0) {
+            if (len)
+                *len = r->fields[i].value_len;
+            return (const char *)r->fields[i].value;
+        }
+    return NULL;
+}
+
+static void request_on_body(rill_request *r, rill_body_fn fn, void *user);
+
+void rill_request_on_body(rill_request *r, rill_body_fn fn, void *user)
+{
+    exchange_hold(r);
+    request_on_body(r, fn, user);
+    exchange_release(r);
+}
+
+static void request_on_body(rill_request *r, rill_body_fn fn, void *user)
+{
+    if (r->body_lost)
+        return; /* answered 500 already: no part of the body reaches the handler */
+    r->body_fn = fn;
+    r->body_user = user;
+    if (r->body_paused)
+        return;
+    if (fn && r->early_len) {
+        uint8_t *held = r->early_body;
+        size_t n = r->early_len;
+        r->early_body = NULL;
+        r->early_len = 0;
+        fn(r, held, n, false, user);
+        if (r->ops->consumed)
+            r->ops->consumed(r, n);
+        free(held);
+    }
+    if (fn && r->request_ended && !r->request_end_delivered) {
+        r->request_end_delivered = true;
+        fn(r, NULL, 0, true, user);
+    }
+}
+
+void rill_request_pause(rill_request *r, bool paused)
+{
+    if (r->body_paused == paused)
+        return;
+    exchange_hold(r);
+    r->body_paused = paused;
+    if (r->ops->pause_body)
+        r->ops->pause_body(r, paused);
+    if (!paused) /* deliver what was held meanwhile */
+        request_on_body(r, r->body_fn, r->body_user);
+    session_flush(r->sess);
+    exchange_release(r);
+}

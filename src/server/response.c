@@ -1,0 +1,303 @@
+/* The response side of an exchange: status, fields and trailers (validated), the standard
+ * fields, and the body written, ended or streamed from a file, through the transport's
+ * exchange_ops (HTTP/1.1 or HTTP/2 framing). */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/http_chars.h"
+#include "server/http_date.h"
+#include "server/server_internal.h"
+
+int rill_response_set_status(rill_response *res, int status)
+{
+    if (res->head_sent)
+        return RILL_ERR_STATE;
+    if (status < 200 || status > 999)
+        return RILL_ERR_INVALID_ARG;
+    res->status = status;
+    return RILL_OK;
+}
+
+static bool connection_specific(const char *name, size_t len)
+{
+    static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
+                                        "transfer-encoding", "upgrade"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strlen(names[i]) == len && strcasecmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* A settable response field: a token name that is not connection-specific, a value without
+ * control characters other than HTAB. Gives both lengths. */
+static bool valid_field(const char *name, const char *value, size_t *nlen, size_t *vlen)
+{
+    size_t n = 0;
+    unsigned bad = 0;
+    for (; name[n]; n++)
+        bad |= http_tchar[(uint8_t)name[n]] == 0;
+    if (n == 0 || bad)
+        return false;
+    size_t v = 0;
+    for (; value[v]; v++) {
+        uint8_t c = (uint8_t)value[v];
+        bad |= (c < ' ' && c != '\t') | (c == 0x7f);
+    }
+    *nlen = n;
+    *vlen = v;
+    return !bad && !connection_specific(name, n);
+}
+
+int rill_response_add_header(rill_response *res, const char *name, const char *value)
+{
+    if (res->head_sent)
+        return RILL_ERR_STATE;
+    size_t nlen, vlen;
+    if (!valid_field(name, value, &nlen, &vlen))
+        return RILL_ERR_INVALID_ARG;
+    return header_list_add(res, &res->resp_fields, name, nlen, value, vlen);
+}
+
+int rill_response_set_header(rill_response *res, const char *name, const char *value)
+{
+    if (res->head_sent)
+        return RILL_ERR_STATE;
+    size_t nlen, vlen;
+    if (!valid_field(name, value, &nlen, &vlen))
+        return RILL_ERR_INVALID_ARG;
+    header_list_remove(&res->resp_fields, name);
+    return header_list_add(res, &res->resp_fields, name, nlen, value, vlen);
+}
+
+int rill_response_add_trailer(rill_response *res, const char *name, const char *value)
+{
+    if (res->ended)
+        return RILL_ERR_STATE;
+    size_t nlen, vlen;
+    if (!valid_field(name, value, &nlen, &vlen))
+        return RILL_ERR_INVALID_ARG;
+    return header_list_add(res, &res->trailers, name, nlen, value, vlen);
+}
+
+static int informational(rill_response *res, int status, const rill_header *fields,
+                                size_t count)
+{
+    if (res->head_sent || status < 100 || status > 199 || status == 101)
+        return RILL_ERR_STATE;
+    return res->ops->send_informational(res, status, fields, count);
+}
+
+static bool body_allowed(const rill_stream *st)
+{
+    return !st->head_request && st->status != 204 && st->status != 304;
+}
+
+/* Decimal digits of v (no snprintf on the per-response path). */
+static size_t format_decimal(char out[24], uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
+/* A Date field per response, formatted once per second per thread. */
+static void add_standard_fields(rill_stream *st)
+{
+    static _Thread_local time_t cached_sec;
+    static _Thread_local char cached[RILL_HTTP_DATE_LEN + 1];
+    time_t now = time(NULL);
+    if (now != cached_sec) {
+        rill_http_date_format(now, cached);
+        cached_sec = now;
+    }
+    if (!header_list_has(&st->resp_fields, "date"))
+        header_list_add(st, &st->resp_fields, "date", 4, cached, RILL_HTTP_DATE_LEN);
+    if (!header_list_has(&st->resp_fields, "server"))
+        header_list_add(st, &st->resp_fields, "server", 6, "rill", 4);
+}
+
+static int send_head(rill_stream *st, bool end_stream)
+{
+    add_standard_fields(st);
+    st->head_sent = true;
+    return st->ops->send_head(st, end_stream);
+}
+
+static int write_body(rill_response *res, const void *data, size_t len)
+{
+    if (res->ended || res->closed)
+        return RILL_ERR_STATE;
+    int rc = RILL_OK;
+    if (!res->head_sent && (rc = send_head(res, false)) < 0)
+        return rc;
+    if (len == 0 || !body_allowed(res))
+        return RILL_OK;
+    res->body_bytes += len;
+    rc = res->ops->send_body(res, data, len);
+    session_flush(res->sess);
+    return rc;
+}
+
+void rill_response_on_drain(rill_response *res, rill_response_fn fn, void *user)
+{
+    res->drain_fn = fn;
+    res->drain_user = user;
+}
+
+static int end_response(rill_response *res, const void *data, size_t len)
+{
+    if (res->ended || res->closed)
+        return RILL_ERR_STATE;
+    int rc;
+    if (!res->head_sent) {
+        if (!header_list_has(&res->resp_fields, "content-length") && res->status != 204 &&
+            res->status != 304) {
+            char num[24];
+            size_t n = format_decimal(num, len);
+            header_list_add(res, &res->resp_fields, "content-length", 14, num, n);
+        }
+        bool nothing_follows = (len == 0 || !body_allowed(res)) && res->trailers.count == 0;
+        if ((rc = send_head(res, nothing_follows)) < 0)
+            return rc;
+        if (nothing_follows) {
+            res->ended = true;
+            rc = res->ops->finish(res);
+            session_flush(res->sess);
+            return rc;
+        }
+    }
+    if (len > 0 && body_allowed(res)) {
+        res->body_bytes += len;
+        if (res->ops->send_last && res->trailers.count == 0) {
+            /* the last bytes carry the end: one DATA frame with END_STREAM, not two */
+            res->ended = true;
+            exchange_hold(res);
+            rc = res->ops->send_last(res, data, len);
+            if (rc == RILL_OK)
+                rc = res->ops->finish(res);
+            session_flush(res->sess);
+            exchange_release(res);
+            return rc;
+        }
+        rc = res->ops->send_body(res, data, len);
+        if (rc < 0 && rc != RILL_ERR_WOULD_BLOCK)
+            return rc;
+    }
+    res->ended = true;
+    rc = res->ops->finish(res);
+    session_flush(res->sess);
+    return rc;
+}
+
+/* The static handler streams a file; the fd stays the caller's (see st->release). */
+static int send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length)
+{
+    st->file_fd = fd;
+    st->file_off = offset;
+    st->file_left = body_allowed(st) ? length : 0;
+    int rc = send_head(st, st->file_left == 0 && st->trailers.count == 0);
+    if (rc < 0)
+        return rc;
+    st->body_bytes = st->file_left;
+    st->ended = true;
+    rc = st->file_left ? st->ops->send_file(st) : st->ops->finish(st);
+    session_flush(st->sess);
+    return rc;
+}
+
+int rill_response_push(rill_response *res, const char *path)
+{
+    if (!res->ops->push || res->ended)
+        return RILL_ERR_STATE;
+    return res->ops->push(res, path);
+}
+
+void rill_response_on_close(rill_response *res, rill_close_fn fn, void *user)
+{
+    res->close_fn = fn;
+    res->close_user = user;
+}
+
+static int respond_fields(rill_stream *stream, const rill_header *headers, size_t count, bool end_stream)
+{
+    if (stream->head_sent)
+        return RILL_ERR_STATE;
+    for (size_t i = 0; i < count; i++) {
+        const char *name = (const char *)headers[i].name;
+        if (headers[i].name_len == 7 && memcmp(name, ":status", 7) == 0) {
+            char num[8] = {0};
+            memcpy(num, headers[i].value, headers[i].value_len < 7 ? headers[i].value_len : 7);
+            int rc = rill_response_set_status(stream, atoi(num));
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        int rc = header_list_add(stream, &stream->resp_fields, name, headers[i].name_len,
+                                 (const char *)headers[i].value, headers[i].value_len);
+        if (rc < 0)
+            return rc;
+    }
+    if (end_stream)
+        return end_response(stream, NULL, 0);
+    int rc = send_head(stream, false);
+    session_flush(stream->sess);
+    return rc;
+}
+
+static int respond_simple(rill_stream *st, int status, const char *content_type, const char *body)
+{
+    if (st->head_sent)
+        return RILL_ERR_STATE;
+    st->status = status;
+    if (content_type)
+        rill_response_set_header(st, "content-type", content_type);
+    return end_response(st, body, body ? strlen(body) : 0);
+}
+
+/* Each entry point holds the exchange once for its whole run (a transport close meanwhile is
+ * deferred to the release); internal calls go to the implementations above, never back here. */
+#define HELD(st, call)                                                                             \
+    do {                                                                                           \
+        exchange_hold(st);                                                                         \
+        int rc_ = (call);                                                                          \
+        exchange_release(st);                                                                      \
+        return rc_;                                                                                \
+    } while (0)
+
+int rill_response_write(rill_response *res, const void *data, size_t len)
+{
+    HELD(res, write_body(res, data, len));
+}
+
+int rill_response_end(rill_response *res, const void *data, size_t len)
+{
+    HELD(res, end_response(res, data, len));
+}
+
+int rill_response_informational(rill_response *res, int status, const rill_header *fields,
+                                size_t count)
+{
+    HELD(res, informational(res, status, fields, count));
+}
+
+int exchange_send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length)
+{
+    HELD(st, send_file(st, fd, offset, length));
+}
+
+int rill_stream_respond(rill_stream *stream, const rill_header *headers, size_t count, bool end_stream)
+{
+    HELD(stream, respond_fields(stream, headers, count, end_stream));
+}
+
+int exchange_respond_simple(rill_stream *st, int status, const char *content_type, const char *body)
+{
+    HELD(st, respond_simple(st, status, content_type, body));
+}
