@@ -2,7 +2,9 @@
  * (extended CONNECT, 200), then the rill/ws.h codec between the transport and the handler.
  * HTTP/1.1: the connection's bytes feed the codec and its output is written raw; the server closes
  * the TCP connection when the closing handshake is over. HTTP/2: the stream's DATA feeds the codec
- * and its output goes out as DATA; END_STREAM is the orderly close, RST_STREAM the abort. */
+ * and its output goes out as DATA; END_STREAM is the orderly close, RST_STREAM the abort (RFC 8441
+ * §5). A failed connection (protocol error, bad UTF-8, too big) ends like a finished handshake on
+ * both: the Close frame with its code, then the transport's orderly close (RFC 6455 §7.1.7). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +17,15 @@ struct ws_route {
     void *user;
 };
 
+/* HTTP/2: after our END_STREAM, how long the peer has to end its side before the stream is reset
+ * (the TCP linger of the HTTP/1.1 path, rill_io_options.linger_ms, is as long). */
+#define WS_H2_CLOSE_LINGER_MS 5000u
+
 struct rill_websocket {
     rill_ws *codec;
     rill_session *sess;
     rill_stream *st; /* HTTP/2: the CONNECT stream; NULL on HTTP/1.1 */
+    rill_io_timer *linger; /* HTTP/2: armed after our END_STREAM, until the peer ends its side */
     const struct ws_route *route;
     void *user;
     bool compressed;
@@ -57,6 +64,7 @@ static void ws_gone(rill_websocket *ws)
         return;
     }
     ws->gone = true;
+    rill_io_timer_free(ws->linger);
     unsigned code = rill_ws_transport_closed(ws->codec);
     if (ws->route->h->on_close)
         ws->route->h->on_close(ws, code, ws->route->user);
@@ -80,13 +88,64 @@ static int on_message(void *user, unsigned opcode, const uint8_t *data, size_t l
 
 /* ---- moving bytes ------------------------------------------------------------------------------ */
 
+/* The peer kept its side of the stream open too long after ours ended: reset it. */
+static void linger_expired(rill_io_timer *timer, void *arg)
+{
+    (void)timer;
+    rill_websocket *ws = arg;
+    rill_session *sess = ws->sess;
+    ws_hold(ws);
+    rill_h2_submit_rst_stream(sess->h2, ws->st->id, RILL_H2_CANCEL);
+    ws_release(ws);
+    session_flush(sess);
+}
+
+/* The codec is done: close our side of the transport. Over HTTP/2 the last output (normally the
+ * Close frame) carries END_STREAM; the stream closes when the peer ends its side too. */
+static void ws_finish(rill_websocket *ws, const uint8_t *last, size_t last_len)
+{
+    ws->finishing = true;
+    if (!ws->st) {
+        session_close(ws->sess); /* RFC 6455 §7.1.1: the server closes the TCP connection first */
+        return;
+    }
+    rill_session *sess = ws->sess;
+    /* FAILED without a close code: aborted, or a callback stopped the codec; no Close frame was
+     * queued, so there is nothing orderly to end with. Any other end (a Close exchange, or a
+     * failure whose Close frame is in `last` or already sent) is orderly. */
+    if (rill_ws_state(ws->codec) == RILL_WS_FAILED && rill_ws_fail_code(ws->codec) == 0) {
+        rill_h2_submit_rst_stream(sess->h2, ws->st->id, RILL_H2_CANCEL);
+        session_flush(sess);
+        return;
+    }
+    int rc = rill_response_end(ws->st, last, last_len);
+    /* Unless the stream closed just now (the peer had ended its side; ws->st is gone then), wait
+     * for the peer's END_STREAM a bounded time, discarding what it still sends (RFC 6455 §7.1.7). */
+    if (!ws->gone_pending) {
+        if (rc == RILL_OK) {
+            ws->linger = rill_io_timer_new(session_worker(sess)->loop, linger_expired, ws);
+            rc = ws->linger ? rill_io_timer_arm(ws->linger, WS_H2_CLOSE_LINGER_MS) : RILL_ERR_NOMEM;
+        }
+        if (rc < 0) /* cannot end in order, or cannot wait for the peer: abort */
+            rill_h2_submit_rst_stream(sess->h2, ws->st->id, RILL_H2_CANCEL);
+    }
+    session_flush(sess);
+}
+
 static void ws_flush(rill_websocket *ws)
 {
     const uint8_t *p;
     size_t n;
-    if (ws->opening)
+    if (ws->opening || ws->finishing)
         return;
+    ws_hold(ws);
+    bool done = rill_ws_is_done(ws->codec);
     while ((n = rill_ws_output(ws->codec, &p)) > 0) {
+        if (done && ws->st) {
+            ws_finish(ws, p, n); /* nothing follows: these bytes go out with END_STREAM */
+            rill_ws_output_consume(ws->codec, n);
+            break;
+        }
         int rc = ws->st ? rill_response_write(ws->st, p, n) : rill_io_conn_write(ws->sess->conn, p, n);
         if (rc < 0 && rc != RILL_ERR_WOULD_BLOCK) {
             rill_ws_abort(ws->codec);
@@ -94,21 +153,9 @@ static void ws_flush(rill_websocket *ws)
         }
         rill_ws_output_consume(ws->codec, n);
     }
-    if (!rill_ws_is_done(ws->codec) || ws->finishing)
-        return;
-    ws->finishing = true;
-    if (ws->st) {
-        rill_session *sess = ws->sess;
-        ws_hold(ws);
-        if (rill_ws_fail_code(ws->codec) == 0 && rill_ws_state(ws->codec) != RILL_WS_FAILED)
-            rill_response_end(ws->st, NULL, 0); /* END_STREAM: the orderly close */
-        else
-            rill_h2_submit_rst_stream(sess->h2, ws->st->id, RILL_H2_CANCEL);
-        ws_release(ws);
-        session_flush(sess);
-    } else {
-        session_close(ws->sess); /* RFC 6455 §7.1.1: the server closes the TCP connection first */
-    }
+    if (rill_ws_is_done(ws->codec) && !ws->finishing)
+        ws_finish(ws, NULL, 0);
+    ws_release(ws);
 }
 
 static void ws_feed(rill_websocket *ws, const uint8_t *data, size_t len)
@@ -184,6 +231,26 @@ static bool origin_allowed(const rill_server *srv, const rill_request *req)
                                   srv->nws_origins);
 }
 
+/* Sec-WebSocket-Version on extended CONNECT, by the HTTP/1.1 Upgrade's rule
+ * (rill_h1_websocket_upgrade): missing or repeated is a malformed handshake (400, RFC 6455
+ * §4.2.1), anything but 13 gets 426 with the version we speak (§4.2.2). 0 when acceptable. */
+static int h2_version_refusal(const rill_request *req)
+{
+    static const char name[] = "sec-websocket-version";
+    const rill_header *version = NULL;
+    for (size_t i = 0, n = rill_request_header_count(req); i < n; i++) {
+        const rill_header *f = rill_request_header_at(req, i);
+        if (f->name_len == sizeof name - 1 && memcmp(f->name, name, sizeof name - 1) == 0) {
+            if (version)
+                return 400;
+            version = f;
+        }
+    }
+    if (!version)
+        return 400;
+    return rill_ws_version_ok((const char *)version->value, version->value_len) ? 0 : 426;
+}
+
 static void ws_handshake(rill_request *req, rill_response *res, void *arg)
 {
     const struct ws_route *route = arg;
@@ -200,9 +267,13 @@ static void ws_handshake(rill_request *req, rill_response *res, void *arg)
             exchange_respond_simple(res, 501, "text/plain; charset=utf-8", "unknown protocol\n");
             return;
         }
-        size_t vlen = 0;
-        const char *version = rill_request_header(req, "sec-websocket-version", &vlen);
-        if (version && !rill_ws_version_ok(version, vlen)) {
+        int refused = h2_version_refusal(req);
+        if (refused == 400) {
+            exchange_respond_simple(res, 400, "text/plain; charset=utf-8",
+                                    "sec-websocket-version: 13 is required, once\n");
+            return;
+        }
+        if (refused == 426) {
             rill_response_set_header(res, "sec-websocket-version", "13");
             exchange_respond_simple(res, 426, "text/plain; charset=utf-8", "version 13 only\n");
             return;
