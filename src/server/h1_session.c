@@ -123,13 +123,24 @@ static void log_rejected(rill_session *sess, int status)
 static void reject(rill_session *sess, int status, const char *why)
 {
     log_rejected(sess, status);
-    char buf[512], date[RILL_HTTP_DATE_LEN + 1];
+    char date[RILL_HTTP_DATE_LEN + 1], length[24];
     rill_http_date_format(time(NULL), date);
-    int n = snprintf(buf, sizeof buf,
-                     "HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                     "content-length: %zu\r\nconnection: close\r\ndate: %s\r\nserver: rill\r\n\r\n%s\n",
-                     status, rill_h1_reason_phrase(status), strlen(why) + 1, date, why);
-    rill_io_conn_write(sess->conn, buf, (size_t)n);
+    size_t body_len = strlen(why) + 1; /* and a newline */
+    int n = snprintf(length, sizeof length, "%zu", body_len);
+    const rill_h1_field fields[] = {
+        {"content-type", 12, "text/plain; charset=utf-8", 25},
+        {"content-length", 14, length, (size_t)n},
+        {"connection", 10, "close", 5},
+        {"date", 4, date, RILL_HTTP_DATE_LEN},
+        {"server", 6, "rill", 4},
+    };
+    uint8_t head[256];
+    size_t head_len;
+    if (rill_h1_write_response_head(head, sizeof head, &head_len, status, NULL, fields,
+                                    sizeof fields / sizeof *fields) == RILL_OK) {
+        struct iovec iov[] = {{head, head_len}, {(void *)why, body_len - 1}, {(void *)"\n", 1}};
+        rill_io_conn_writev(sess->conn, iov, 3);
+    }
     session_close(sess);
 }
 
@@ -214,8 +225,8 @@ static int start_request(rill_session *sess, const rill_h1_head *head)
     exchange_dispatch(st);
     if (h1->current == st && head->expect_continue && head->body != RILL_H1_BODY_NONE) {
         if (!st->head_sent && head->version_minor >= 1) {
-            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            rill_io_conn_write(sess->conn, cont, sizeof cont - 1);
+            rill_io_conn_write(sess->conn, RILL_H1_CONTINUE_RESPONSE,
+                               sizeof RILL_H1_CONTINUE_RESPONSE - 1);
         } else {
             st->keep_alive = false; /* answered without the body: it may never come */
         }
@@ -250,9 +261,8 @@ static void switch_to_h2(rill_session *sess, const rill_h1_head *head, const uin
         if (!rill_h1_is_connection_specific(head, &head->fields[i]) &&
             !(st->fields[i].name_len == 4 && memcmp(st->fields[i].name, "host", 4) == 0))
             f[n++] = st->fields[i];
-    static const char switching[] =
-        "HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n";
-    rill_io_conn_write(sess->conn, switching, sizeof switching - 1);
+    rill_io_conn_write(sess->conn, RILL_H1_H2C_SWITCHING_RESPONSE,
+                       sizeof RILL_H1_H2C_SWITCHING_RESPONSE - 1);
     uint8_t settings[sizeof h1->settings];
     size_t settings_len = h1->settings_len;
     memcpy(settings, h1->settings, settings_len);
@@ -411,7 +421,7 @@ static void process_pending(rill_session *sess)
 static int h1_send_head(rill_stream *st, bool end_stream)
 {
     bool http10 = strcmp(st->version, "HTTP/1.0") == 0;
-    bool body_allowed = !st->head_request && st->status != 204 && st->status != 304;
+    bool body_allowed = exchange_body_allowed(st);
     size_t n = st->resp_fields.count;
     rill_h1_field stack[40];
     rill_h1_field *f = n + 2 <= 40 ? stack : malloc((n + 2) * sizeof *f);
@@ -496,22 +506,26 @@ static int h1_finish(rill_stream *st)
         return RILL_OK;
     st->end_sent = true;
     int rc = RILL_OK;
-    if (st->chunked) {
+    if (st->chunked && st->trailers.count == 0) {
+        static const char last[] = "0\r\n\r\n";
+        rc = rill_io_conn_write(st->sess->conn, last, sizeof last - 1);
+    } else if (st->chunked) {
         size_t n = st->trailers.count;
-        rill_h1_field f[32];
+        rill_h1_field *f = malloc(n * sizeof *f);
         size_t bytes = 16;
-        for (size_t i = 0; i < n && i < 32; i++) {
+        for (size_t i = 0; f && i < n; i++) {
             const rill_header *h = &st->trailers.items[i];
             f[i] = (rill_h1_field){(const char *)h->name, h->name_len, (const char *)h->value,
                                    h->value_len};
             bytes += h->name_len + h->value_len + 4;
         }
-        uint8_t *buf = malloc(bytes);
+        uint8_t *buf = f ? malloc(bytes) : NULL;
         size_t len;
-        rc = buf ? rill_h1_write_last_chunk(buf, bytes, &len, f, n < 32 ? n : 32) : RILL_ERR_NOMEM;
+        rc = buf ? rill_h1_write_last_chunk(buf, bytes, &len, f, n) : RILL_ERR_NOMEM;
         if (rc == RILL_OK)
             rc = rill_io_conn_write(st->sess->conn, buf, len);
         free(buf);
+        free(f);
     }
     rill_session *sess = st->sess;
     struct h1_state *h1 = sess->h1;

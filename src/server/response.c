@@ -88,7 +88,7 @@ static int informational(rill_response *res, int status, const rill_header *fiel
     return res->ops->send_informational(res, status, fields, count);
 }
 
-static bool body_allowed(const rill_stream *st)
+bool exchange_body_allowed(const rill_stream *st)
 {
     return !st->head_request && st->status != 204 && st->status != 304;
 }
@@ -137,7 +137,7 @@ static int write_body(rill_response *res, const void *data, size_t len)
     int rc = RILL_OK;
     if (!res->head_sent && (rc = send_head(res, false)) < 0)
         return rc;
-    if (len == 0 || !body_allowed(res))
+    if (len == 0 || !exchange_body_allowed(res))
         return RILL_OK;
     res->body_bytes += len;
     rc = res->ops->send_body(res, data, len);
@@ -163,7 +163,7 @@ static int end_response(rill_response *res, const void *data, size_t len)
             size_t n = format_decimal(num, len);
             header_list_add(res, &res->resp_fields, "content-length", 14, num, n);
         }
-        bool nothing_follows = (len == 0 || !body_allowed(res)) && res->trailers.count == 0;
+        bool nothing_follows = (len == 0 || !exchange_body_allowed(res)) && res->trailers.count == 0;
         if ((rc = send_head(res, nothing_follows)) < 0)
             return rc;
         if (nothing_follows) {
@@ -173,7 +173,7 @@ static int end_response(rill_response *res, const void *data, size_t len)
             return rc;
         }
     }
-    if (len > 0 && body_allowed(res)) {
+    if (len > 0 && exchange_body_allowed(res)) {
         res->body_bytes += len;
         if (res->ops->send_last && res->trailers.count == 0) {
             /* the last bytes carry the end: one DATA frame with END_STREAM, not two */
@@ -201,7 +201,7 @@ static int send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length)
 {
     st->file_fd = fd;
     st->file_off = offset;
-    st->file_left = body_allowed(st) ? length : 0;
+    st->file_left = exchange_body_allowed(st) ? length : 0;
     int rc = send_head(st, st->file_left == 0 && st->trailers.count == 0);
     if (rc < 0)
         return rc;

@@ -210,6 +210,8 @@ void exchange_body(rill_stream *st, const uint8_t *data, size_t len);
 void exchange_body_end(rill_stream *st);
 
 /* response.c */
+/* Whether the response carries a body at all (not for HEAD, 204, 304). */
+bool exchange_body_allowed(const rill_stream *st);
 int exchange_send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length);
 /* Simple complete responses for errors and redirects. */
 int exchange_respond_simple(rill_stream *st, int status, const char *content_type, const char *body);

@@ -291,11 +291,10 @@ def test_refused_requests_are_in_the_access_log(site, tmp_path):
     with open(log, "rb") as f:
         lines = f.read().splitlines()
     assert len(lines) == 5, lines
-    assert b'"GET /a\\x09b HTTP/1.1" 400 0' in lines[0]
-    assert b'"GET /x HTTP/1.1" 400 0' in lines[1]
-    assert b'" 414 0' in lines[2]
-    assert b'"GET /y HTTP/1.1" 431 0' in lines[3]
-    assert b'"GET /slow HTTP/1.1" 408 0' in lines[4]
+    # one line each; workers buffer their lines, so the file's order is not the requests' order
+    for want in (b'"GET /a\\x09b HTTP/1.1" 400 0', b'"GET /x HTTP/1.1" 400 0', b'" 414 0',
+                 b'"GET /y HTTP/1.1" 431 0', b'"GET /slow HTTP/1.1" 408 0'):
+        assert sum(want in line for line in lines) == 1, (want, lines)
 
 
 def test_head_limit_is_max_header_list_size(site, tmp_path):
