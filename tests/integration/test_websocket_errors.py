@@ -22,7 +22,7 @@ import zlib
 
 import pytest
 
-from server_fixtures import (DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING, RST_STREAM,
+from server_fixtures import (DATA, END_STREAM, GOAWAY, HEADERS, PING, RST_STREAM,
                              SETTINGS, WINDOW_UPDATE, RawH2, start_server)
 
 CANCEL = 0x8
@@ -227,7 +227,7 @@ class H2WebSocket:
 @pytest.mark.parametrize("case", list(CASES))
 def test_h2_failure_sends_close_then_end_stream(srv, case, delivery):
     make, code = CASES[case]
-    extensions = [("sec-websocket-extensions", "permessage-deflate")] if case == "deflate-bomb" else []
+    extensions = [("sec-websocket-extensions", "permessage-deflate")] * (case == "deflate-bomb")
     ws = H2WebSocket(srv.port, [("sec-websocket-version", "13"), *extensions])
     try:
         assert ws.status == 200 and not ws.ended
@@ -270,7 +270,7 @@ def test_h2_peer_that_never_ends_its_side_gets_rst_cancel(srv):
             assert time.monotonic() < deadline, "no RST_STREAM after the linger time"
             ftype, _, stream, payload = ws.next_frame(deadline - time.monotonic())
             if stream == 1:
-                assert ftype in (RST_STREAM, WINDOW_UPDATE), f"frame type {ftype} on the ended stream"
+                assert ftype in (RST_STREAM, WINDOW_UPDATE), f"frame type {ftype} after the end"
                 if ftype == RST_STREAM:
                     ws.reset = struct.unpack(">I", payload)[0]
         assert ws.reset == CANCEL
@@ -310,7 +310,7 @@ def test_h2_peer_ending_first_gets_end_stream_back(srv):
         ws.close()
 
 
-# ---- HTTP/1.1 Upgrade, for comparison -------------------------------------------------------------
+# ---- HTTP/1.1 Upgrade, for comparison ------------------------------------------------------------
 
 def h1_upgrade(port, headers=None, path="/ws/echo"):
     """(socket, status, response head as text, bytes after the head)."""
@@ -351,7 +351,7 @@ def h1_read_to_eof(sock, data=b"", timeout=10):
 @pytest.mark.parametrize("case", list(CASES))
 def test_h1_failure_sends_close_then_closes(srv, case, delivery):
     make, code = CASES[case]
-    extensions = [("Sec-WebSocket-Extensions", "permessage-deflate")] if case == "deflate-bomb" else []
+    extensions = [("Sec-WebSocket-Extensions", "permessage-deflate")] * (case == "deflate-bomb")
     sock, status, head, rest = h1_upgrade(srv.port, [("Sec-WebSocket-Version", "13"), *extensions])
     try:
         assert status == 101, head
@@ -424,3 +424,32 @@ def test_origin_rule_on_both_transports(tmp_path):
             assert status == (101 if want == 200 else want), (origin, head)
     finally:
         assert s.stop() == 0, s.stderr()
+
+
+def test_other_handshake_checks_over_h2(srv):
+    """A plain request to the endpoint gets 426 as over HTTP/1.1; Connection and Upgrade, which
+    RFC 8441 §4 forbids on the CONNECT, make the request malformed (RST_STREAM PROTOCOL_ERROR)."""
+    h2 = RawH2(srv.port)
+    try:
+        h2.request(1, "/ws/echo")
+        for stream, extra in ((3, ("upgrade", "websocket")), (5, ("connection", "upgrade"))):
+            h2.request(stream, "/ws/echo", method="CONNECT", end=False,
+                       headers=[(":protocol", "websocket"), ("sec-websocket-version", "13"), extra])
+        answers, deadline = {}, time.monotonic() + 10
+        while len(answers) < 3:
+            frame = h2.read_frame(deadline - time.monotonic())
+            assert frame is not None
+            ftype, _, stream, payload = frame
+            if ftype == HEADERS and stream == 1:
+                answers[1] = dict(payload)[":status"]
+            elif ftype == RST_STREAM and stream in (3, 5):
+                answers[stream] = struct.unpack(">I", payload)[0]
+        assert answers == {1: "426", 3: 0x1, 5: 0x1}
+    finally:
+        h2.close()
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    try:
+        sock.sendall(b"GET /ws/echo HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 426 ")
+    finally:
+        sock.close()
