@@ -309,6 +309,7 @@ static int check_port_free(const struct rill_io_addr *addr, const char *spec, ch
     if (fd < 0)
         return RILL_OK; /* the real listen will report it */
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    access_log_flush_thread();
     if (addr->ss.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     int rc = bind(fd, (const struct sockaddr *)&addr->ss, addr->len);
@@ -438,3 +439,4 @@ int rill_server_run(rill_server *s, char *err, size_t errlen)
         rill_io_loop_free(s->workers[i].loop), s->workers[i].loop = NULL;
     return RILL_OK;
 }
+    access_log_flush_thread();
