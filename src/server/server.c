@@ -275,6 +275,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     rill_io_loop_run(w->loop);
     file_cache_clear();
+    access_log_flush_thread();
     exchange_pool_clear();
     h2_pools_clear();
     buf_pool_clear();
@@ -309,7 +310,6 @@ static int check_port_free(const struct rill_io_addr *addr, const char *spec, ch
     if (fd < 0)
         return RILL_OK; /* the real listen will report it */
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    access_log_flush_thread();
     if (addr->ss.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     int rc = bind(fd, (const struct sockaddr *)&addr->ss, addr->len);
@@ -429,6 +429,7 @@ int rill_server_run(rill_server *s, char *err, size_t errlen)
     }
     rill_io_loop_run(s->workers[0].loop);
     file_cache_clear();
+    access_log_flush_thread();
     exchange_pool_clear();
     h2_pools_clear();
     buf_pool_clear();
@@ -439,4 +440,3 @@ int rill_server_run(rill_server *s, char *err, size_t errlen)
         rill_io_loop_free(s->workers[i].loop), s->workers[i].loop = NULL;
     return RILL_OK;
 }
-    access_log_flush_thread();
