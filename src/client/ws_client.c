@@ -64,7 +64,11 @@ static int parse_url(rill_ws_client *c, const char *url, char *err, size_t errle
     memcpy(c->authority, rest, alen);
     c->authority[alen] = '\0';
     const char *path = rest + alen;
-    snprintf(c->path, sizeof c->path, "%s%s", path[0] == '/' ? "" : "/", path);
+    int plen = snprintf(c->path, sizeof c->path, "%s%s", path[0] == '/' ? "" : "/", path);
+    if (plen < 0 || (size_t)plen >= sizeof c->path) { /* never a silently shortened path */
+        snprintf(err, errlen, "the URL's path is longer than %zu bytes", sizeof c->path - 1);
+        return RILL_ERR_INVALID_ARG;
+    }
     /* host without the port (brackets kept off for SNI) */
     const char *a = c->authority;
     if (a[0] == '[') {
@@ -188,10 +192,24 @@ static void h1_send_upgrade(rill_ws_client *c)
         f[n++] = (rill_h1_field){"Origin", 6, c->origin, strlen(c->origin)};
     if (c->subprotocol)
         f[n++] = (rill_h1_field){"Sec-WebSocket-Protocol", 22, c->subprotocol, strlen(c->subprotocol)};
-    uint8_t buf[3072];
+    /* sized to the request: a long path or subprotocol list must not fail silently */
+    size_t need = strlen(c->path) + 32;
+    for (size_t i = 0; i < n; i++)
+        need += f[i].name_len + f[i].value_len + 4;
+    uint8_t small[2048];
+    uint8_t *buf = need <= sizeof small ? small : malloc(need);
     size_t len;
-    if (rill_h1_write_request_head(buf, sizeof buf, &len, "GET", 3, c->path, strlen(c->path), f, n) == 0)
-        rill_io_conn_write(c->conn, buf, len);
+    int rc = buf ? rill_h1_write_request_head(buf, need, &len, "GET", 3, c->path, strlen(c->path), f, n)
+                 : RILL_ERR_NOMEM;
+    if (rc == RILL_OK)
+        rc = rill_io_conn_write(c->conn, buf, len);
+    if (buf != small)
+        free(buf);
+    if (rc < 0) {
+        snprintf(c->why, sizeof c->why, "cannot send the WebSocket request: %s", rill_strerror(rc));
+        rill_io_conn_close(c->conn, false);
+        return;
+    }
     c->h1 = rill_h1_parser_new(RILL_H1_RESPONSE, NULL);
 }
 

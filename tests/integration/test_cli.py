@@ -70,3 +70,19 @@ def test_sigterm_stops_cleanly(server):
     port, proc = server()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=5) == 0
+
+
+def test_ws_long_handshake_is_sent_whole(server):
+    """A handshake larger than the client's stack buffer (a long sub-protocol offer) is sent, not
+    silently dropped; the server picks no sub-protocol, the echo still works."""
+    port, _ = server()
+    r = run_rill("ws", "--http1.1", "--protocol", "p" * 4000, f"ws://127.0.0.1:{port}/ws/echo",
+                 input=b"hello\n", timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"hello\n"
+
+
+def test_ws_path_too_long_is_a_clear_error():
+    r = run_rill("ws", "ws://127.0.0.1:1/" + "a" * 3000, timeout=10)
+    assert r.returncode == 2
+    assert b"longer than" in r.stderr and len(r.stderr.splitlines()) == 1
