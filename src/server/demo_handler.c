@@ -22,6 +22,16 @@ static const char *protocol_label(rill_protocol p)
     }
 }
 
+/* The connection as a person reads it. Session ids pack the worker index above bit 40 (unique
+ * across threads, see session.c); shown raw they are 13-digit numbers. The chat's welcome uses the
+ * same text, so the page can tell whether its socket shares the page's connection. */
+static void connection_label(const rill_session *sess, char *out, size_t cap)
+{
+    uint64_t id = rill_session_id(sess);
+    snprintf(out, cap, "worker %" PRIu64 ", connection %" PRIu64, id >> 40,
+             id & ((UINT64_C(1) << 40) - 1));
+}
+
 /* Copies the template replacing {{NAME}} placeholders; returns a malloc'd body. */
 static char *render(const struct rill_demo_asset *a, const char *const *names,
                     const char *const *values, size_t n, size_t *out_len)
@@ -92,9 +102,9 @@ static void serve_demo(rill_request *req, rill_response *res, void *user)
         exchange_respond_simple(res, 404, "text/plain; charset=utf-8", "not found\n");
         return;
     }
-    char stream[16], conn[24];
+    char stream[16], conn[64];
     snprintf(stream, sizeof stream, "%" PRId32, rill_stream_id(req));
-    snprintf(conn, sizeof conn, "%" PRIu64, rill_session_id(rill_stream_session(req)));
+    connection_label(rill_stream_session(req), conn, sizeof conn);
     const char *names[] = {"PROTOCOL", "CONNECTION", "STREAM"};
     const char *values[] = {protocol_label(rill_request_protocol(req)), conn, stream};
     size_t len;
@@ -182,12 +192,13 @@ static int chat_open(rill_websocket *ws, rill_request *req, void *user)
     m->next = chat_members;
     chat_members = m;
     rill_websocket_set_user(ws, (void *)(uintptr_t)id);
-    char welcome[256];
+    char welcome[320], conn[64];
+    connection_label(rill_websocket_session(ws), conn, sizeof conn);
     int n = snprintf(welcome, sizeof welcome,
                      "{\"type\":\"welcome\",\"transport\":\"%s\",\"compressed\":%s,"
-                     "\"connection\":\"%" PRIu64 "\",\"text\":\"you are guest%u, over %s\"}",
+                     "\"connection\":\"%s\",\"text\":\"you are guest%u, over %s\"}",
                      rill_websocket_transport(ws), rill_websocket_compressed(ws) ? "true" : "false",
-                     rill_session_id(rill_websocket_session(ws)), id, strcmp(rill_websocket_transport(ws), "h2") == 0 ? "an HTTP/2 stream" : "HTTP/1.1");
+                     conn, id, strcmp(rill_websocket_transport(ws), "h2") == 0 ? "an HTTP/2 stream" : "HTTP/1.1");
     rill_websocket_send(ws, RILL_WS_OP_TEXT, welcome, (size_t)n);
     return 0;
 }
