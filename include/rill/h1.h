@@ -46,8 +46,9 @@
  *
  * ---- How the server uses it -----------------------------------------------------------------------
  *
- *   1. On a fresh cleartext connection, rill_h1_preface_check() on the first bytes: YES -> HTTP/2
- *      prior knowledge; PARTIAL -> read more; NO -> HTTP/1.1 (TLS: pick by ALPN instead).
+ *   1. On a fresh cleartext connection, rill_h1_preface_classify() on the first bytes: YES ->
+ *      HTTP/2 prior knowledge; PARTIAL -> read more; NO -> HTTP/1.1; INVALID -> GOAWAY
+ *      PROTOCOL_ERROR and close (TLS: pick by ALPN instead).
  *   2. p = rill_h1_parser_new(RILL_H1_REQUEST, NULL). For each read: loop rill_h1_parse.
  *      On error: rill_h1_write_error_response(.., rill_h1_parser_error(p)) (the status of
  *      rill_h1_error_status, with "Connection: close"), send it, close.
@@ -281,10 +282,20 @@ typedef enum rill_h1_preface {
     RILL_H1_PREFACE_NO = 0,  /* definitely not the HTTP/2 client preface */
     RILL_H1_PREFACE_PARTIAL, /* a strict prefix of it so far (or empty): read more */
     RILL_H1_PREFACE_YES,     /* data starts with the whole 24-byte preface */
+    RILL_H1_PREFACE_INVALID, /* rill_h1_preface_classify only: not an HTTP/1.x request either */
 } rill_h1_preface;
 
 /* Classifies the first bytes of a fresh connection. */
 RILL_API rill_h1_preface rill_h1_preface_check(const uint8_t *data, size_t len);
+
+/* The verdict for a cleartext port serving both versions (RFC 9113 §3.4): YES for the HTTP/2
+ * preface; NO for an HTTP/1.x request, whose first line (after any empty lines) is a token, a
+ * space, and ends in " HTTP/" DIGIT "." DIGIT (not the preface's own "PRI * HTTP/2.0"); INVALID
+ * for anything else, to be answered with GOAWAY PROTOCOL_ERROR and a close; PARTIAL until the
+ * bytes decide. A start that is not a token then a space is INVALID at once; otherwise the verdict
+ * waits for the first line to end, so a caller holding the bytes should stop at its request-line
+ * limit and hand them to HTTP/1.1 (which answers 414). */
+RILL_API rill_h1_preface rill_h1_preface_classify(const uint8_t *data, size_t len);
 
 /* An HTTP/1.1 request asking for h2c (RFC 7540 §3.2, kept as legacy by RFC 9113 §3.1): Upgrade
  * lists "h2c", Connection lists "upgrade" and "http2-settings", exactly one HTTP2-Settings field

@@ -15,6 +15,42 @@ rill_h1_preface rill_h1_preface_check(const uint8_t *data, size_t len)
     return n == RILL_H1_H2_PREFACE_LEN ? RILL_H1_PREFACE_YES : RILL_H1_PREFACE_PARTIAL;
 }
 
+rill_h1_preface rill_h1_preface_classify(const uint8_t *data, size_t len)
+{
+    rill_h1_preface pre = rill_h1_preface_check(data, len);
+    if (pre != RILL_H1_PREFACE_NO)
+        return pre;
+    const char *s = (const char *)data;
+    size_t start = 0;
+    while (start < len && (s[start] == '\r' || s[start] == '\n'))
+        start++; /* empty lines before a request line (RFC 9112 §2.2) */
+    size_t method_len = h1_span(s + start, len - start, H1_TCHAR);
+    size_t after = start + method_len;
+    if (after == len)
+        return RILL_H1_PREFACE_PARTIAL;
+    if (method_len == 0 || s[after] != ' ')
+        return RILL_H1_PREFACE_INVALID;
+    const char *lf = memchr(s + after, '\n', len - after);
+    if (!lf)
+        return RILL_H1_PREFACE_PARTIAL;
+    size_t end = (size_t)(lf - s);
+    if (s[end - 1] == '\r')
+        end--;
+    /* method SP ... SP "HTTP/" DIGIT "." DIGIT (9 bytes; the space may be the method's own: the
+     * HTTP/1.1 parser then answers 400) */
+    if (end - after < 9)
+        return RILL_H1_PREFACE_INVALID;
+    const char *v = s + end - 9;
+    if (memcmp(v, " HTTP/", 6) != 0 || !h1_is((uint8_t)v[6], H1_DIGIT) || v[7] != '.' ||
+        !h1_is((uint8_t)v[8], H1_DIGIT))
+        return RILL_H1_PREFACE_INVALID;
+    /* an HTTP/2 client whose preface went wrong after its first line */
+    static const char pri_line[] = "PRI * HTTP/2.0";
+    if (end - start == sizeof pri_line - 1 && memcmp(s + start, pri_line, sizeof pri_line - 1) == 0)
+        return RILL_H1_PREFACE_INVALID;
+    return RILL_H1_PREFACE_NO;
+}
+
 static int b64_value(uint8_t c, int url)
 {
     if (c >= 'A' && c <= 'Z')

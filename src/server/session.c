@@ -193,34 +193,90 @@ static void on_open(rill_io_conn *conn, const char *alpn)
     session_flush(sess);
 }
 
-/* Cleartext: the first bytes decide between HTTP/2 prior knowledge and HTTP/1.1. */
+/* The first bytes of a cleartext connection while they cannot decide yet (rare: they arrived in
+ * pieces). The session knows them only as detect_buf. */
+struct detect_hold {
+    uint64_t since; /* when the first of them arrived */
+    uint32_t len, cap;
+    uint8_t bytes[];
+};
+
+/* The HTTP/1.1 request-line limit (414) with its CRLF: beyond it, the bytes are HTTP/1.1's. */
+#define DETECT_HOLD_MAX (8192u + 2u)
+
+/* Appends data (as much as can still matter) to the held bytes; false when out of memory. */
+static bool detect_hold(rill_session *sess, const uint8_t *data, size_t len)
+{
+    struct detect_hold *h = (struct detect_hold *)(void *)sess->detect_buf;
+    size_t held = h ? h->len : 0;
+    size_t want = held + len < DETECT_HOLD_MAX ? held + len : DETECT_HOLD_MAX;
+    if (!h || want > h->cap) {
+        size_t cap = h ? h->cap : 64;
+        while (cap < want)
+            cap *= 2;
+        if (cap > DETECT_HOLD_MAX)
+            cap = DETECT_HOLD_MAX;
+        h = realloc(h, sizeof *h + cap);
+        if (!h)
+            return false;
+        if (!held)
+            h->since = rill_io_loop_now_ms(session_worker(sess)->loop);
+        h->len = (uint32_t)held;
+        h->cap = (uint32_t)cap;
+        sess->detect_buf = (uint8_t *)h;
+    }
+    memcpy(h->bytes + held, data, want - held);
+    h->len = (uint32_t)want;
+    return true;
+}
+
+/* Neither HTTP/2 nor HTTP/1.x (RFC 9113 §3.4): GOAWAY PROTOCOL_ERROR, last stream 0, and close. */
+static void refuse_preface(rill_session *sess)
+{
+    static const char why[] = "neither the HTTP/2 preface nor an HTTP/1.x request";
+    uint8_t frame[9 + 8 + sizeof why - 1] = {0, 0, 8 + sizeof why - 1, RILL_H2_GOAWAY};
+    frame[9 + 7] = RILL_H2_PROTOCOL_ERROR; /* after the last stream id (0), big-endian */
+    memcpy(frame + 9 + 8, why, sizeof why - 1);
+    rill_io_conn_write(sess->conn, frame, sizeof frame);
+    session_close(sess);
+}
+
+/* Cleartext: the first bytes decide between HTTP/2 prior knowledge, HTTP/1.1 (as soon as its
+ * first line is complete: nothing is held when it arrives whole) and neither. */
 static void detect(rill_session *sess, const uint8_t *data, size_t len)
 {
+    struct detect_hold *h = (struct detect_hold *)(void *)sess->detect_buf;
+    size_t held = h ? h->len : 0;
     const uint8_t *p = data;
     size_t n = len;
-    uint8_t joined[RILL_H1_H2_PREFACE_LEN];
-    if (sess->detect_len) { /* rare: the preface arrived in pieces */
-        size_t take = len < sizeof joined - sess->detect_len ? len : sizeof joined - sess->detect_len;
-        memcpy(joined, sess->detect_buf, sess->detect_len);
-        memcpy(joined + sess->detect_len, data, take);
-        p = joined;
-        n = sess->detect_len + take;
-    }
-    rill_h1_preface verdict = rill_h1_preface_check(p, n);
-    if (verdict == RILL_H1_PREFACE_PARTIAL) {
-        if (!sess->detect_buf && !(sess->detect_buf = malloc(RILL_H1_H2_PREFACE_LEN))) {
+    if (h) {
+        if (!detect_hold(sess, data, len)) {
             session_close(sess);
             return;
         }
-        memcpy(sess->detect_buf, p, n);
-        sess->detect_len = (uint8_t)n;
+        h = (struct detect_hold *)(void *)sess->detect_buf;
+        p = h->bytes;
+        n = h->len;
+    }
+    rill_h1_preface verdict = rill_h1_preface_classify(p, n);
+    /* A first line this long, or this slow, is HTTP/1.1's to refuse (414, or 408 once its own
+     * head deadline passes): dribbling bytes must not outlast the slowloris limit. (Bytes that
+     * stop coming wait for the idle timeout, as an idle connection does.) */
+    struct worker *w = session_worker(sess);
+    if (verdict == RILL_H1_PREFACE_PARTIAL &&
+        (n >= DETECT_HOLD_MAX ||
+         (h && rill_io_loop_now_ms(w->loop) >= h->since + w->srv->opt.header_timeout_ms)))
+        verdict = RILL_H1_PREFACE_NO;
+    if (verdict == RILL_H1_PREFACE_PARTIAL) {
+        if (!h && !detect_hold(sess, data, len))
+            session_close(sess);
         return;
     }
     sess->detecting = false;
-    size_t held = sess->detect_len;
-    free(sess->detect_buf);
-    sess->detect_buf = NULL;
-    sess->detect_len = 0;
+    if (verdict == RILL_H1_PREFACE_INVALID) {
+        refuse_preface(sess);
+        return;
+    }
     bool h2 = verdict == RILL_H1_PREFACE_YES;
     if (h2)
         sess->protocol = RILL_PROTOCOL_H2C;
@@ -231,7 +287,9 @@ static void detect(rill_session *sess, const uint8_t *data, size_t len)
     session_announce(sess); /* the session first, then the streams in these bytes */
     void (*feed)(rill_session *, const uint8_t *, size_t) = h2 ? h2_session_data : h1_session_data;
     if (held && !sess->closing)
-        feed(sess, joined, held);
+        feed(sess, h->bytes, held); /* what came before this read, then this read whole */
+    free(sess->detect_buf);
+    sess->detect_buf = NULL;
     if (!sess->closing)
         feed(sess, data, len);
 }

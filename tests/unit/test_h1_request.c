@@ -456,6 +456,58 @@ static void bad_bytes_are_found_at_every_offset(void **state)
     }
 }
 
+/* Checks the verdict on every prefix of in: PARTIAL before decide_at bytes, then want. */
+static void classifies(const char *in, size_t decide_at, rill_h1_preface want)
+{
+    size_t len = strlen(in);
+    for (size_t n = 0; n <= len; n++) {
+        rill_h1_preface got = rill_h1_preface_classify((const uint8_t *)in, n);
+        rill_h1_preface expect = n < decide_at ? RILL_H1_PREFACE_PARTIAL : want;
+        if (got != expect)
+            fail_msg("'%s' cut at %zu: verdict %d, want %d", in, n, (int)got, (int)expect);
+    }
+}
+
+/* A cleartext port serving both versions: the HTTP/2 preface, an HTTP/1.x request (its first
+ * line decides), or neither (RFC 9113 §3.4: GOAWAY). Decided as early as the bytes allow. */
+static void first_bytes_pick_the_protocol(void **state)
+{
+    (void)state;
+    classifies(RILL_H1_H2_PREFACE "\0\0\0\4", 24, RILL_H1_PREFACE_YES);
+    classifies("GET / HTTP/1.1\r\nHost: h\r\n\r\n", 16, RILL_H1_PREFACE_NO);
+    classifies("GET / HTTP/1.0\n\n", 15, RILL_H1_PREFACE_NO);
+    classifies("\r\n\r\nPOST /x HTTP/1.1\r\n", 22, RILL_H1_PREFACE_NO);
+    classifies("PRI * HTTP/1.1\r\n", 16, RILL_H1_PREFACE_NO); /* an HTTP/1 request named PRI */
+    /* requests HTTP/1.1 refuses itself, with a status: they stay HTTP/1 */
+    classifies("INVALID / HTTP/1.1\r\n", 20, RILL_H1_PREFACE_NO);
+    classifies("GET /a b HTTP/1.1\r\n", 19, RILL_H1_PREFACE_NO);
+    classifies("GET / HTTP/2.0\r\n", 16, RILL_H1_PREFACE_NO); /* 505 */
+    classifies("GET HTTP/1.1\r\n", 14, RILL_H1_PREFACE_NO);
+    /* neither */
+    classifies("INVALID CONNECTION PREFACE\r\n\r\n", 28, RILL_H1_PREFACE_INVALID);
+    classifies("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", 19, RILL_H1_PREFACE_INVALID);
+    classifies("PRI * HTTP/2.0\r\n\r\nSM\r\n\rX", 24, RILL_H1_PREFACE_INVALID);
+    classifies("PRI * HTTP/2.0\r\nX", 17, RILL_H1_PREFACE_INVALID);
+    classifies("GET /\r\n", 7, RILL_H1_PREFACE_INVALID); /* HTTP/0.9 */
+    classifies("GET / HTTP/1.1x\r\n", 17, RILL_H1_PREFACE_INVALID);
+    classifies("GET / HTTP/1.1 \r\n", 17, RILL_H1_PREFACE_INVALID);
+    classifies("GET\r\n", 4, RILL_H1_PREFACE_INVALID);
+    classifies(" GET / HTTP/1.1\r\n", 1, RILL_H1_PREFACE_INVALID);
+    classifies("GET\t/ HTTP/1.1\r\n", 4, RILL_H1_PREFACE_INVALID);
+    classifies("\x16\x03\x01\x02\x00\x01", 1, RILL_H1_PREFACE_INVALID); /* TLS on the wrong port */
+    classifies("\r\n\x01", 3, RILL_H1_PREFACE_INVALID);
+    /* a long first line stays undecided until it ends */
+    static char line[9000];
+    memset(line, 'a', sizeof line);
+    memcpy(line, "GET /", 5);
+    memcpy(line + sizeof line - 12, " HTTP/1.1\r\n", 12);
+    line[sizeof line - 1] = '\0';
+    assert_int_equal(rill_h1_preface_classify((const uint8_t *)line, sizeof line - 2),
+                     RILL_H1_PREFACE_PARTIAL);
+    assert_int_equal(rill_h1_preface_classify((const uint8_t *)line, sizeof line - 1),
+                     RILL_H1_PREFACE_NO);
+}
+
 static void errors_are_sticky(void **state)
 {
     (void)state;
@@ -671,6 +723,7 @@ int main(void)
         cmocka_unit_test(bad_chunk_framing_is_rejected),
         cmocka_unit_test(nul_in_a_value_is_rejected),
         cmocka_unit_test(bad_bytes_are_found_at_every_offset),
+        cmocka_unit_test(first_bytes_pick_the_protocol),
         cmocka_unit_test(errors_are_sticky),
         cmocka_unit_test(limits_give_distinguishable_errors),
         cmocka_unit_test(chunk_extension_and_trailer_limits),
