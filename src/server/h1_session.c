@@ -213,7 +213,10 @@ static int start_request(rill_session *sess, const rill_h1_head *head)
 
     rill_h1_ws_upgrade up;
     int ws = rill_h1_websocket_upgrade(head, &up);
-    st->ws_request = ws == 1 ? 1 : ws == RILL_ERR_PROTOCOL ? -1 : ws == RILL_ERR_UNSUPPORTED ? -2 : 0;
+    st->ws_request = ws == 1                       ? WS_VALID
+                     : ws == RILL_ERR_PROTOCOL     ? WS_MALFORMED
+                     : ws == RILL_ERR_UNSUPPORTED ? WS_WRONG_VERSION
+                                                  : WS_NOT_ASKED;
     size_t settings_len = 0;
     /* Only a request without a body is upgraded (RFC 9113 §3.1 lets a server ignore Upgrade):
      * the body would otherwise have to be held whole until the switch. */

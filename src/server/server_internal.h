@@ -107,6 +107,14 @@ struct header_list {
 };
 
 /* One request/response exchange (rill_stream == rill_request == rill_response). */
+/* An HTTP/1.1 request's WebSocket handshake, as rill_h1_websocket_upgrade judged it. */
+enum ws_request {
+    WS_NOT_ASKED,     /* no Upgrade: websocket */
+    WS_VALID,         /* a valid upgrade */
+    WS_MALFORMED,     /* asked, but malformed: 400 */
+    WS_WRONG_VERSION, /* asked with a version other than 13: 426 */
+};
+
 struct rill_stream {
     rill_session *sess;
     const struct exchange_ops *ops;
@@ -146,7 +154,7 @@ struct rill_stream {
     /* transport-specific */
     bool chunked;   /* HTTP/1.1 response uses chunked coding */
     bool keep_alive; /* HTTP/1.1 */
-    int8_t ws_request; /* HTTP/1.1: 1 valid WebSocket upgrade, -1 malformed (400), -2 version (426) */
+    uint8_t ws_request; /* enum ws_request: what an HTTP/1.1 request asked of WebSocket */
     struct rill_stream *live_prev, *live_next;
     /* Per-exchange bump arena: request strings, response and trailer fields all live here and go
      * with the exchange, so a typical request costs no malloc beyond the (pooled) exchange. */

@@ -278,10 +278,11 @@ static void ws_handshake(rill_request *req, rill_response *res, void *arg)
             exchange_respond_simple(res, 426, "text/plain; charset=utf-8", "version 13 only\n");
             return;
         }
-    } else if (req->ws_request <= 0) {
-        if (req->ws_request == -2)
+    } else if (req->ws_request != WS_VALID) {
+        if (req->ws_request == WS_WRONG_VERSION)
             rill_response_set_header(res, "sec-websocket-version", "13");
-        exchange_respond_simple(res, req->ws_request == -1 ? 400 : 426, "text/plain; charset=utf-8",
+        exchange_respond_simple(res, req->ws_request == WS_MALFORMED ? 400 : 426,
+                                "text/plain; charset=utf-8",
                                 "this is a WebSocket endpoint\n");
         return;
     }
