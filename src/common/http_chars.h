@@ -18,20 +18,32 @@ extern const uint8_t http_tchar[256];
  * as %20 stay escaped here; 1 for an allowed byte. */
 extern const uint8_t http_target_char[256];
 
+#if defined(__SSE2__)
+/* A bit per byte of s[0..16) that may not appear in a request target. Signed compares: bytes
+ * >= 0x80 are negative, so below 0x21. */
+static inline unsigned http_target_bad16(const char *s)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+    __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x21)),
+                               _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8('#'))));
+}
+#endif
+
 /* Index of the first byte of s[0..n) that may not appear in a request target, or n. Sixteen bytes
- * at a time where SSE2 exists (every x86-64): targets are scanned on every request. Signed
- * compares: bytes >= 0x80 are negative, so below 0x21. */
+ * at a time where SSE2 exists (every x86-64): targets are scanned on every request. */
 static inline size_t http_target_span(const char *s, size_t n)
 {
     size_t i = 0;
 #if defined(__SSE2__)
-    const __m128i low = _mm_set1_epi8(0x21), del = _mm_set1_epi8(0x7f), hash = _mm_set1_epi8('#');
     for (; i + 16 <= n; i += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-        __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, low), _mm_cmpeq_epi8(v, del));
-        int mask = _mm_movemask_epi8(_mm_or_si128(bad, _mm_cmpeq_epi8(v, hash)));
-        if (mask)
-            return i + (size_t)__builtin_ctz((unsigned)mask);
+        unsigned bad = http_target_bad16(s + i);
+        if (bad)
+            return i + (size_t)__builtin_ctz(bad);
+    }
+    if (i < n && n >= 16) { /* the last 16 bytes, overlapping some already known good */
+        unsigned bad = http_target_bad16(s + n - 16);
+        return bad ? n - 16 + (size_t)__builtin_ctz(bad) : n;
     }
 #endif
     while (i < n && http_target_char[(uint8_t)s[i]])

@@ -300,7 +300,8 @@ static void s8_3_1_path_characters(void **state)
 {
     (void)state;
     static const char *const bad[] = {"/a b.txt", "/a\tb", "/a#frag", "/#", "/?q#f", "/a\x01",
-                                      "/a\x7f", "/caf\xc3\xa9", "/\x80", "/a\x0bb"};
+                                      "/a\x7f", "/caf\xc3\xa9", "/\x80", "/a\x0bb",
+                                      "/0123456789abcdef0123 x", "/0123456789abcdef#"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         malformed(1, ":method", "GET", ":scheme", "https", ":path", bad[i], ":authority", "a", NULL);
     /* the same rule for the path of an extended CONNECT */
@@ -313,7 +314,8 @@ static void s8_3_1_path_characters(void **state)
     tsess_free(&t);
     /* every visible ASCII byte but '#' is fine, escaped or not */
     static const char *const good[] = {"/a%20b.txt", "/a?x=1&y=%7E;z", "/!$&'()*+,;=:@-._~",
-                                       "/\"<>\\^`{|}", "//double//slash"};
+                                       "/\"<>\\^`{|}", "//double//slash",
+                                       "/0123456789abcdef0123?x"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         tsess_start(&t, RILL_H2_SERVER, NULL);
         send_request(&t, 1, 1, ":method", "GET", ":scheme", "https", ":path", good[i], ":authority",
