@@ -421,13 +421,12 @@ static void process_pending(rill_session *sess)
 
 /* ---- exchange ops ------------------------------------------------------------------------------ */
 
-static int h1_send_head(rill_stream *st, bool end_stream)
+/* The response head: st's fields plus the framing and connection fields the transport adds. */
+static int write_head(rill_stream *st, const rill_h1_field *extra, size_t nextra)
 {
-    bool http10 = strcmp(st->version, "HTTP/1.0") == 0;
-    bool body_allowed = exchange_body_allowed(st);
     size_t n = st->resp_fields.count;
     rill_h1_field stack[40];
-    rill_h1_field *f = n + 2 <= 40 ? stack : malloc((n + 2) * sizeof *f);
+    rill_h1_field *f = n + nextra <= 40 ? stack : malloc((n + nextra) * sizeof *f);
     if (!f)
         return RILL_ERR_NOMEM;
     size_t bytes = 64;
@@ -437,19 +436,10 @@ static int h1_send_head(rill_stream *st, bool end_stream)
                                h->value_len};
         bytes += h->name_len + h->value_len + 4;
     }
-    if (!header_list_has(&st->resp_fields, "content-length") && body_allowed && !end_stream) {
-        if (http10)
-            st->keep_alive = false; /* the body ends with the connection */
-        else {
-            st->chunked = true;
-            f[n++] = (rill_h1_field){"transfer-encoding", 17, "chunked", 7};
-        }
+    for (size_t i = 0; i < nextra; i++) {
+        f[n++] = extra[i];
+        bytes += extra[i].name_len + extra[i].value_len + 4;
     }
-    if (!st->keep_alive || st->sess->h1->close_after)
-        f[n++] = (rill_h1_field){"connection", 10, "close", 5};
-    else if (http10)
-        f[n++] = (rill_h1_field){"connection", 10, "keep-alive", 10};
-    bytes += 64;
     uint8_t small[4096];
     uint8_t *buf = bytes <= sizeof small ? small : malloc(bytes);
     size_t len = 0;
@@ -462,6 +452,37 @@ static int h1_send_head(rill_stream *st, bool end_stream)
     if (f != stack)
         free(f);
     return rc;
+}
+
+static int h1_send_head(rill_stream *st, bool end_stream)
+{
+    bool http10 = strcmp(st->version, "HTTP/1.0") == 0;
+    rill_h1_field extra[2];
+    size_t n = 0;
+    if (!header_list_has(&st->resp_fields, "content-length") && exchange_body_allowed(st) &&
+        !end_stream) {
+        if (http10)
+            st->keep_alive = false; /* the body ends with the connection */
+        else {
+            st->chunked = true;
+            extra[n++] = (rill_h1_field){"transfer-encoding", 17, "chunked", 7};
+        }
+    }
+    if (!st->keep_alive || st->sess->h1->close_after)
+        extra[n++] = (rill_h1_field){"connection", 10, "close", 5};
+    else if (http10)
+        extra[n++] = (rill_h1_field){"connection", 10, "keep-alive", 10};
+    return write_head(st, extra, n);
+}
+
+/* 101 to `protocol`; the bytes after this request then belong to whoever switched. */
+static int h1_switch_protocols(rill_stream *st, const char *protocol)
+{
+    const rill_h1_field extra[] = {
+        {"upgrade", 7, protocol, strlen(protocol)},
+        {"connection", 10, "Upgrade", 7},
+    };
+    return write_head(st, extra, 2);
 }
 
 static int h1_send_informational(rill_stream *st, int status, const rill_header *fields, size_t n)
@@ -599,6 +620,7 @@ static void h1_pause_body(rill_stream *st, bool paused)
 
 const struct exchange_ops h1_exchange_ops = {
     .send_head = h1_send_head,
+    .switch_protocols = h1_switch_protocols,
     .send_informational = h1_send_informational,
     .send_body = h1_send_body,
     .send_file = h1_send_file,

@@ -130,6 +130,16 @@ static int send_head(rill_stream *st, bool end_stream)
     return st->ops->send_head(st, end_stream);
 }
 
+int exchange_switch_protocols(rill_stream *st, const char *protocol)
+{
+    if (st->head_sent || !st->ops->switch_protocols)
+        return RILL_ERR_STATE;
+    add_standard_fields(st);
+    st->status = 101;
+    st->head_sent = st->ended = st->end_sent = true;
+    return st->ops->switch_protocols(st, protocol);
+}
+
 static int write_body(rill_response *res, const void *data, size_t len)
 {
     if (res->ended || res->closed)

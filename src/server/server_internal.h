@@ -178,6 +178,8 @@ struct exchange_ops {
     /* Optional: the last body bytes and the end together (HTTP/2: DATA with END_STREAM). */
     int (*send_last)(rill_stream *st, const void *data, size_t len);
     int (*push)(rill_stream *st, const char *path);
+    /* Optional (HTTP/1.1): a 101 head with Upgrade: protocol, after the response's fields. */
+    int (*switch_protocols)(rill_stream *st, const char *protocol);
     void (*pause_body)(rill_stream *st, bool paused);
     void (*consumed)(rill_stream *st, size_t n);
 };
@@ -218,6 +220,9 @@ void exchange_body(rill_stream *st, const uint8_t *data, size_t len);
 void exchange_body_end(rill_stream *st);
 
 /* response.c */
+/* HTTP/1.1: answers 101 with the response's fields and Upgrade: protocol, and completes the
+ * exchange; the connection's next bytes are the new protocol's. RILL_ERR_STATE elsewhere. */
+int exchange_switch_protocols(rill_stream *st, const char *protocol);
 /* Whether the response carries a body at all (not for HEAD, 204, 304). */
 bool exchange_body_allowed(const rill_stream *st);
 int exchange_send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length);

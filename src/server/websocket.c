@@ -357,17 +357,12 @@ static void ws_handshake(rill_request *req, rill_response *res, void *arg)
     const char *key = rill_request_header(req, "sec-websocket-key", &klen);
     char accept[RILL_WS_ACCEPT_LEN + 1];
     rill_ws_accept_key(key, klen, accept);
-    char head[512];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
-                     "sec-websocket-accept: %s\r\n%s%s%s%s%s%sserver: rill\r\n\r\n",
-                     accept, ws->subprotocol ? "sec-websocket-protocol: " : "",
-                     ws->subprotocol ? ws->subprotocol : "", ws->subprotocol ? "\r\n" : "",
-                     ws->compressed ? "sec-websocket-extensions: " : "", ws->compressed ? ext : "",
-                     ws->compressed ? "\r\n" : "");
-    rill_io_conn_write(sess->conn, head, (size_t)n);
-    res->status = 101;
-    res->head_sent = res->ended = res->end_sent = true;
+    rill_response_set_header(res, "sec-websocket-accept", accept);
+    if (ws->subprotocol)
+        rill_response_set_header(res, "sec-websocket-protocol", ws->subprotocol);
+    if (ws->compressed)
+        rill_response_set_header(res, "sec-websocket-extensions", ext);
+    exchange_switch_protocols(res, "websocket");
     sess->websocket = ws;
     ws_flush(ws);
 }
