@@ -1,6 +1,6 @@
 /* Fuzzes the HTTP/1.1 response parser (client side): memory safety, split-independence and a
  * serialise -> parse round trip of each head. The first byte picks the request method (GET,
- * HEAD, CONNECT) and the split size. */
+ * HEAD, CONNECT, POST: low 2 bits) and the cut schedule (the rest). */
 #include "fuzz_h1_run.h"
 
 static void reparse_response(const rill_h1_head *h)
@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     const char *method = methods[data[0] & 3];
-    size_t step = 1 + (data[0] >> 2) % 8;
-    check_split_independence(RILL_H1_RESPONSE, method, data + 1, size - 1, step, reparse_response);
+    check_split_independence(RILL_H1_RESPONSE, method, data + 1, size - 1, data[0] >> 2,
+                             reparse_response);
     return 0;
 }

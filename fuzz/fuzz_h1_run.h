@@ -1,6 +1,7 @@
-/* Shared by fuzz_h1_request.c and fuzz_h1_response.c: runs the parser over an input whole and
- * split into small pieces and aborts if the two runs disagree (events, body bytes, error), so
- * the fuzzer checks split-independence as well as memory safety. */
+/* Shared by fuzz_h1_request.c and fuzz_h1_response.c: runs the parser over an input whole, cut
+ * where a schedule from an input byte says (fuzz_split.h), and (for short inputs) one byte at a
+ * time, and aborts if the runs disagree (heads, fields, body bytes, trailers, error), so the
+ * fuzzer checks split-independence as well as memory safety. */
 #ifndef FUZZ_H1_RUN_H
 #define FUZZ_H1_RUN_H
 
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_split.h"
 #include "rill/h1.h"
 
 struct digest {
@@ -37,9 +39,9 @@ static void mix_fields(struct digest *d, const rill_h1_field *f, size_t n)
 
 typedef void (*head_hook)(const rill_h1_head *head);
 
-/* Feeds data in pieces of `step` bytes (0 = whole) and digests every event. */
+/* Feeds data in the pieces cuts gives (NULL = whole) and digests every event. */
 static void run(rill_h1_role role, const char *method, const uint8_t *data, size_t len,
-                size_t step, head_hook hook, struct digest *d)
+                struct fuzz_cuts *cuts, head_hook hook, struct digest *d)
 {
     rill_h1_limits lim;
     rill_h1_limits_default(&lim);
@@ -59,10 +61,8 @@ static void run(rill_h1_role role, const char *method, const uint8_t *data, size
     d->h = 0xcbf29ce484222325ull;
     size_t off = 0;
     bool upgraded = false;
-    if (step == 0)
-        step = len ? len : 1;
     while (off < len && d->rc == 0 && !upgraded) {
-        size_t n = len - off < step ? len - off : step;
+        size_t n = cuts ? fuzz_cuts_next(cuts, len - off) : len - off;
         uint8_t *piece = malloc(n); /* own block: ASan sees any stray read */
         memcpy(piece, data + off, n);
         size_t at = 0;
@@ -129,14 +129,28 @@ static void run(rill_h1_role role, const char *method, const uint8_t *data, size
     rill_h1_parser_free(p);
 }
 
+static bool same(const struct digest *a, const struct digest *b)
+{
+    return a->h == b->h && a->rc == b->rc && a->err == b->err && a->heads == b->heads;
+}
+
+/* cut_sel: the low 3 bits pick the largest piece (fuzz_cuts_class), all 8 seed the cuts. */
 static void check_split_independence(rill_h1_role role, const char *method, const uint8_t *data,
-                                     size_t len, size_t step, head_hook hook)
+                                     size_t len, unsigned cut_sel, head_hook hook)
 {
     struct digest whole, split;
-    run(role, method, data, len, 0, hook, &whole);
-    run(role, method, data, len, step, NULL, &split);
-    if (whole.h != split.h || whole.rc != split.rc || whole.err != split.err)
+    struct fuzz_cuts cuts;
+    run(role, method, data, len, NULL, hook, &whole);
+    fuzz_cuts_init(&cuts, fuzz_cuts_class(cut_sel), cut_sel);
+    run(role, method, data, len, &cuts, NULL, &split);
+    if (!same(&whole, &split))
         abort();
+    if (len <= 4096 && cuts.max != 1) { /* every byte boundary at once; cheap for short inputs */
+        fuzz_cuts_init(&cuts, 1, 0);
+        run(role, method, data, len, &cuts, NULL, &split);
+        if (!same(&whole, &split))
+            abort();
+    }
 }
 
 #endif
