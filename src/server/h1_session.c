@@ -95,6 +95,13 @@ void h1_session_timeout(rill_session *sess, uint64_t now)
         reject(sess, 408, "the request head took too long");
 }
 
+void h1_session_head_expired(rill_session *sess)
+{
+    struct h1_state *h1 = sess->h1;
+    if (h1 && !h1->current && h1->parser && !rill_h1_parser_idle(h1->parser))
+        reject(sess, 408, "the request head took too long");
+}
+
 void h1_session_shutdown(rill_session *sess)
 {
     sess->h1->close_after = true;

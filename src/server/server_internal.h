@@ -85,7 +85,6 @@ struct rill_session {
     bool closing;
     bool announced; /* on_session ran: on_close (the event) is owed */
     uint8_t in_callback; /* depth of calls into the session from I/O: defer flushes */
-    uint8_t detect_len;
     char *peer; /* the peer address as text: from the first exchange on (session_peer) */
     uint64_t id; /* worker index << 40 | sequence: tells connections apart in logs and the demo */
     uint64_t last_active; /* the idle deadline is this plus the server's idle timeout */
@@ -269,6 +268,8 @@ void buf_pool_put(void *buf, size_t size);
 /* Frees the thread's pooled buffers (worker exit). */
 void buf_pool_clear(void);
 uint64_t h1_session_deadline(const rill_session *sess);
+/* A head that began while the protocol was still being detected ran out of time: 408. */
+void h1_session_head_expired(rill_session *sess);
 void h1_session_timeout(rill_session *sess, uint64_t now);
 /* The HTTP/2 options every session of the server shares, from the server's options. */
 rill_h2_profile *h2_profile_new(const rill_server_options *o);

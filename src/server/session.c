@@ -6,6 +6,8 @@
 #include "server/server_internal.h"
 
 static void session_arm(rill_session *sess);
+static uint64_t detect_deadline(const rill_session *sess);
+static void detect_expired(rill_session *sess);
 
 /* Give back buffers after this long without traffic (an idle connection should cost little). */
 #define TRIM_DELAY_MS 200
@@ -22,6 +24,11 @@ static void on_idle_timeout(rill_io_conn *conn)
     if (!sess)
         return;
     uint64_t now = rill_io_loop_now_ms(session_worker(sess)->loop);
+    if (now >= detect_deadline(sess)) {
+        detect_expired(sess);
+        if (sess->closing)
+            return;
+    }
     if (sess->h2)
         rill_h2_session_tick(sess->h2, now);
     if (sess->h1) {
@@ -63,6 +70,9 @@ static void session_arm(rill_session *sess)
         if (head_at < at)
             at = head_at;
     }
+    uint64_t detect_at = detect_deadline(sess);
+    if (detect_at < at)
+        at = detect_at;
     uint64_t trim_at = sess->last_active + TRIM_DELAY_MS;
     if (trim_at > now && trim_at < at)
         at = trim_at;
@@ -204,6 +214,14 @@ struct detect_hold {
 /* The HTTP/1.1 request-line limit (414) with its CRLF: beyond it, the bytes are HTTP/1.1's. */
 #define DETECT_HOLD_MAX (8192u + 2u)
 
+/* Held first bytes must become a whole first line within the head timeout (UINT64_MAX: none). */
+static uint64_t detect_deadline(const rill_session *sess)
+{
+    const struct detect_hold *h = (const struct detect_hold *)(const void *)sess->detect_buf;
+    return sess->detecting && h ? h->since + session_worker(sess)->srv->opt.header_timeout_ms
+                                : UINT64_MAX;
+}
+
 /* Appends data (as much as can still matter) to the held bytes; false when out of memory. */
 static bool detect_hold(rill_session *sess, const uint8_t *data, size_t len)
 {
@@ -294,6 +312,28 @@ static void detect(rill_session *sess, const uint8_t *data, size_t len)
         feed(sess, data, len);
 }
 
+/* A first line that stopped coming: it is HTTP/1.1's (the only protocol it could still be), and
+ * its head is out of time (408), as a slow head over HTTP/1.1 is. */
+static void detect_expired(rill_session *sess)
+{
+    struct detect_hold *h = (struct detect_hold *)(void *)sess->detect_buf;
+    sess->detecting = false;
+    sess->detect_buf = NULL;
+    if (h1_session_start(sess, NULL, 0) < 0) {
+        free(h);
+        session_close(sess);
+        return;
+    }
+    session_announce(sess);
+    sess->in_callback++;
+    h1_session_data(sess, h->bytes, h->len);
+    free(h);
+    if (!sess->closing)
+        h1_session_head_expired(sess);
+    sess->in_callback--;
+    session_flush(sess);
+}
+
 static void on_data(rill_io_conn *conn, const uint8_t *data, size_t len)
 {
     rill_session *sess = rill_io_conn_user(conn);
@@ -309,7 +349,7 @@ static void on_data(rill_io_conn *conn, const uint8_t *data, size_t len)
         h1_session_data(sess, data, len);
     sess->in_callback--;
     session_flush(sess);
-    if (!sess->closing && sess->h1)
+    if (!sess->closing && (sess->h1 || sess->detecting))
         session_arm(sess); /* the data may have started a request head: its deadline counts */
 }
 

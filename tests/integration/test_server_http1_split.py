@@ -308,3 +308,17 @@ def test_head_limit_is_max_header_list_size(site, tmp_path):
             assert whole(srv.port, request, h1_responses(1))[0][0] == status
         finally:
             srv.stop()
+
+
+@pytest.mark.parametrize("start", [b"G", b"GET /", b"GET /small.txt HTTP/1."])
+def test_first_line_that_stops_coming_gets_408(site, tmp_path, start):
+    """Bytes that cannot yet tell HTTP/1.1 from HTTP/2 are held, but not past the head timeout."""
+    srv = start_server(str(tmp_path), root=site[0], tls=False, extra=("--header-timeout", "400"))
+    try:
+        with connect(srv.port) as s:
+            s.sendall(start)
+            began = time.monotonic()
+            assert h1_response(Reader(s, timeout=5))[0] == 408
+            assert time.monotonic() - began < 3
+    finally:
+        srv.stop()
