@@ -342,13 +342,20 @@ void io_conn_read(rill_io_conn *conn)
 }
 
 /* After on_close: wait for the peer's FIN (discarding its bytes) so that closing does not send a
- * reset that could destroy the last response in flight. */
+ * reset that could destroy the last response in flight; but only for IO_LINGER_MAX_BYTES. */
 static void conn_linger_read(rill_io_conn *conn)
 {
     for (int round = 0; round < IO_READS_PER_TURN; round++) {
-        ssize_t n = recv(conn->fd, conn->loop->recv_buf, IO_RECV_BUF_SIZE, 0);
-        if (n > 0)
+        size_t room = IO_LINGER_MAX_BYTES - conn->linger_read;
+        if (room == 0) {
+            io_conn_close_now(conn, 0); /* a peer that ignores our GOAWAY: reset it */
+            return;
+        }
+        ssize_t n = recv(conn->fd, conn->loop->recv_buf, room < IO_RECV_BUF_SIZE ? room : IO_RECV_BUF_SIZE, 0);
+        if (n > 0) {
+            conn->linger_read += (uint32_t)n;
             continue;
+        }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
         if (n < 0 && errno == EINTR)

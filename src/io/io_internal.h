@@ -99,7 +99,10 @@ struct rill_io_conn {
     int8_t close_err; /* what on_close reports after a graceful close */
     uint32_t flags;
     int fd;
-    uint32_t queued; /* bytes in the queue; at most IO_QUEUE_MAX */
+    union {
+        uint32_t queued;      /* bytes in the queue; at most IO_QUEUE_MAX */
+        uint32_t linger_read; /* LINGER (the queue is empty then): bytes discarded so far */
+    };
     struct io_link link; /* in loop->pending, loop->conns or loop->linger; the dead list */
     rill_io_loop *loop;
     const struct rill_io_conn_callbacks *cb;
@@ -145,6 +148,10 @@ struct io_handle {
 #define IO_RECV_BUF_SIZE 65536u
 #define IO_QUEUE_MAX UINT32_MAX /* bytes queued per connection; writes beyond fail (RILL_ERR_LIMIT) */
 #define IO_CHUNK_CACHE_MAX 64u
+/* A lingering connection discards at most this much of the peer's input, then closes at once
+ * (with a reset if more is pending): a peer that keeps sending after our GOAWAY must not keep
+ * us reading for linger_ms. A well-behaved peer has at most a window of data in flight. */
+#define IO_LINGER_MAX_BYTES (256u * 1024u)
 
 struct rill_io_loop {
     int epfd;
