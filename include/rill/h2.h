@@ -187,14 +187,20 @@ typedef struct rill_h2_options {
      * no_rfc7540_priorities 1. */
     rill_h2_settings local;
     uint32_t connection_window;    /* our connection receive window (> 65535 sends a WINDOW_UPDATE at start) */
-    uint32_t settings_timeout_ms;  /* SETTINGS ACK deadline (0 = none); default 10000 */
-    uint32_t max_header_block;     /* bytes of one header block incl. CONTINUATIONs; default 256 KiB */
+    uint32_t settings_timeout_ms;  /* SETTINGS ACK deadline, also how long max_pending_output may
+                                      stay unread (0 = none); default 10000 */
+    /* Wire bytes of one header block incl. CONTINUATIONs, GOAWAY ENHANCE_YOUR_CALM beyond; 0 (the
+     * default) = twice local.max_header_list_size, at least 16 KiB, at most 1 MiB (128 KiB). */
+    uint32_t max_header_block;
     uint32_t max_continuations;    /* CONTINUATION frames per header block; default 64 */
     uint32_t max_closed_streams;   /* recently closed streams remembered; default 32 */
-    uint32_t max_pending_output;   /* queued control output that stops reading / fails; default 1 MiB */
+    uint32_t max_pending_output;   /* queued output that stops reading (want_read) / fails; default 256 KiB */
     uint32_t output_chunk_size;    /* size of one output buffer; default 16 KiB + 64 */
     bool auto_consume;             /* give DATA back to flow control as soon as it is delivered */
     uint64_t now_ms;               /* the time at creation */
+    /* Defaults {burst, per second}: PING and SETTINGS {100, 10}; rst_rate {1000, 33}, charged per
+     * stream the peer resets, stream error it provokes, stream refused (REFUSED_STREAM, 431) and
+     * request the application resets unanswered; the others {1000, 100}. */
     rill_h2_rate ping_rate, settings_rate, rst_rate, empty_frame_rate, window_update_rate,
         priority_rate;
     const rill_h2_allocator *allocator; /* NULL = malloc/realloc/free; referenced, not copied:

@@ -24,11 +24,11 @@ void h2_on_priority(rill_h2_session *s, const uint8_t *p, size_t len)
         return;
     }
     if (len != 5) {
-        h2_stream_error(s, s->fsid, RILL_H2_FRAME_SIZE_ERROR);
+        h2_peer_stream_error(s, s->fsid, RILL_H2_FRAME_SIZE_ERROR);
         return;
     }
     if ((int32_t)(h2_get32(p) & 0x7fffffffu) == s->fsid)
-        h2_stream_error(s, s->fsid, RILL_H2_PROTOCOL_ERROR);
+        h2_peer_stream_error(s, s->fsid, RILL_H2_PROTOCOL_ERROR);
     /* Otherwise RFC 7540 priorities are ignored (RFC 9218 replaces them). */
 }
 
@@ -49,10 +49,8 @@ void h2_on_rst_stream(rill_h2_session *s, const uint8_t *p, size_t len)
         return;
     }
     /* Rapid reset (CVE-2023-44487): resets cost us work, so they are rationed. */
-    if (!h2_flood_take(s, FL_RST)) {
-        h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "RST_STREAM flood");
+    if (!h2_charge_reset(s, "RST_STREAM flood"))
         return;
-    }
     uint32_t code = h2_get32(p);
     int32_t sid = st->id;
     if (s->cb->on_stream_reset) {
@@ -257,11 +255,11 @@ void h2_on_window_update(rill_h2_session *s, const uint8_t *p, size_t len)
         return;
     }
     if (inc == 0) {
-        h2_stream_error(s, s->fsid, RILL_H2_PROTOCOL_ERROR);
+        h2_peer_stream_error(s, s->fsid, RILL_H2_PROTOCOL_ERROR);
         return;
     }
     if (st->send_window + inc > RILL_H2_MAX_WINDOW) {
-        h2_stream_error(s, s->fsid, RILL_H2_FLOW_CONTROL_ERROR);
+        h2_peer_stream_error(s, s->fsid, RILL_H2_FLOW_CONTROL_ERROR);
         return;
     }
     st->send_window += inc;

@@ -3,8 +3,6 @@
  * (request, response, 1xx, trailers, promise) under the section 5.1 and section 8 rules. */
 #include "h2/h2_internal.h"
 
-#define H2_HEADER_LIST_CAP (1024u * 1024u) /* even with "unlimited" announced */
-
 static bool hblock_ensure(rill_h2_session *s)
 {
     if (!s->hblk && (s->hblk = h2_malloc(s, sizeof *s->hblk)) != NULL) {
@@ -131,6 +129,9 @@ static int deliver_headers(rill_h2_session *s, int32_t sid, enum rill_h2_headers
 
 static void answer_431(rill_h2_session *s, struct h2_stream *st, bool request_ended)
 {
+    /* A refused request is a stream reset without useful work: charged like one. */
+    if (!h2_charge_reset(s, "oversized header flood"))
+        return;
     static const uint8_t name[] = ":status", value[] = "431";
     rill_header f = {name, 7, value, 3, 0};
     int32_t sid = st->id;
@@ -160,16 +161,13 @@ static void request_headers(rill_h2_session *s, int32_t sid, const uint8_t *bloc
     if (h2_dead(s))
         return;
     if (self_dep) {
-        h2_stream_error(s, sid, RILL_H2_PROTOCOL_ERROR);
+        h2_peer_stream_error(s, sid, RILL_H2_PROTOCOL_ERROR);
         return;
     }
     if (refuse) {
         /* Refused streams cost a decode and a reset each: rationed like resets. */
-        if (!h2_flood_take(s, FL_RST)) {
-            h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "refused stream flood");
-            return;
-        }
-        h2_stream_error(s, sid, RILL_H2_REFUSED_STREAM);
+        if (h2_charge_reset(s, "refused stream flood"))
+            h2_stream_error(s, sid, RILL_H2_REFUSED_STREAM);
         return;
     }
     struct h2_stream *st = h2_stream_new(s, sid, end ? H2_HALF_CLOSED_REMOTE : H2_OPEN);
@@ -188,7 +186,7 @@ static void request_headers(rill_h2_session *s, int32_t sid, const uint8_t *bloc
     if (ok && end && mi.content_length > 0)
         ok = false; /* promised a body that cannot come */
     if (!ok) {
-        h2_stream_error(s, sid, RILL_H2_PROTOCOL_ERROR);
+        h2_peer_stream_error(s, sid, RILL_H2_PROTOCOL_ERROR);
         return;
     }
     st->content_length = mi.content_length;
@@ -249,26 +247,26 @@ static void stream_headers(rill_h2_session *s, struct h2_stream *st, const uint8
     if (h2_dead(s))
         return;
     if (err) {
-        h2_stream_error(s, sid, err);
+        h2_peer_stream_error(s, sid, err);
         return;
     }
     if (rc == RILL_ERR_HEADER_LIST_TOO_LARGE) {
         if (s->role == RILL_H2_SERVER && !(st->flags & SF_HEADERS_SENT))
             answer_431(s, st, end);
         else
-            h2_stream_error(s, sid, RILL_H2_CANCEL);
+            h2_peer_stream_error(s, sid, RILL_H2_CANCEL);
         return;
     }
     struct h2_msg_info mi;
     if (!h2_message_valid(s->hblk->fs.fields, s->hblk->fs.count, kind, false, &mi)) {
-        h2_stream_error(s, sid, RILL_H2_PROTOCOL_ERROR);
+        h2_peer_stream_error(s, sid, RILL_H2_PROTOCOL_ERROR);
         return;
     }
     enum rill_h2_headers_kind ev = RILL_H2_HEADERS_TRAILERS;
     if (kind == H2_MSG_RESPONSE) {
         if (mi.status < 200) {
             if (end) {
-                h2_stream_error(s, sid, RILL_H2_PROTOCOL_ERROR); /* 1xx cannot end a stream */
+                h2_peer_stream_error(s, sid, RILL_H2_PROTOCOL_ERROR); /* 1xx cannot end a stream */
                 return;
             }
             ev = RILL_H2_HEADERS_INFORMATIONAL;
@@ -281,7 +279,7 @@ static void stream_headers(rill_h2_session *s, struct h2_stream *st, const uint8
             if ((st->flags & SF_CONNECT) && mi.status < 300)
                 st->flags |= SF_TUNNEL;
             if (end && st->content_length > 0 && !(st->flags & SF_RECV_NO_BODY)) {
-                h2_stream_error(s, sid, RILL_H2_PROTOCOL_ERROR);
+                h2_peer_stream_error(s, sid, RILL_H2_PROTOCOL_ERROR);
                 return;
             }
         }
@@ -314,7 +312,7 @@ static void headers_for_closed(rill_h2_session *s, int32_t sid, const uint8_t *b
     if (h2_dead(s))
         return;
     if (how == H2_CLOSED_PEER_RST || how == 0)
-        h2_stream_error(s, sid, RILL_H2_STREAM_CLOSED);
+        h2_peer_stream_error(s, sid, RILL_H2_STREAM_CLOSED);
 }
 
 static void headers_complete(rill_h2_session *s, const uint8_t *block, size_t len)
@@ -336,9 +334,7 @@ static void headers_complete(rill_h2_session *s, const uint8_t *block, size_t le
         if (h2_dead(s))
             return;
         if (refuse) {
-            if (!h2_flood_take(s, FL_RST))
-                h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "PUSH_PROMISE flood");
-            else
+            if (h2_charge_reset(s, "PUSH_PROMISE flood"))
                 h2_stream_error(s, pid, RILL_H2_REFUSED_STREAM);
             return;
         }
@@ -349,11 +345,11 @@ static void headers_complete(rill_h2_session *s, const uint8_t *block, size_t le
         }
         struct h2_msg_info mi;
         if (rc == RILL_ERR_HEADER_LIST_TOO_LARGE) {
-            h2_stream_error(s, pid, RILL_H2_CANCEL);
+            h2_peer_stream_error(s, pid, RILL_H2_CANCEL);
             return;
         }
         if (!h2_message_valid(s->hblk->fs.fields, s->hblk->fs.count, H2_MSG_PUSH_REQUEST, false, &mi)) {
-            h2_stream_error(s, pid, RILL_H2_PROTOCOL_ERROR);
+            h2_peer_stream_error(s, pid, RILL_H2_PROTOCOL_ERROR);
             return;
         }
         if (mi.head)

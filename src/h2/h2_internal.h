@@ -13,6 +13,7 @@
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define H2_PREFACE_LEN 24u
 #define H2_SHUTDOWN_PING "rillstop" /* opaque data of the graceful-shutdown PING */
+#define H2_HEADER_LIST_CAP (1024u * 1024u) /* decoded header list limit, even with "unlimited" announced */
 
 /* frame flags */
 #define H2_FLAG_ACK 0x01u
@@ -272,6 +273,8 @@ struct rill_h2_session {
     bool prof_owned : 1;           /* made by rill_h2_session_new: freed with the session */
     bool goaway_sent : 1, goaway_recv : 1, shutdown_notice : 1;
     bool freeing : 1;              /* rill_h2_session_free: no events but releases */
+    bool stalled : 1;              /* max_pending_output unread since stall_s */
+    uint16_t stall_s;              /* low 16 bits of now in seconds when the output stalled */
 };
 
 /* Allocates the stream history if there is none yet; false when out of memory. */
@@ -396,7 +399,16 @@ void h2_on_goaway(rill_h2_session *s, const uint8_t *p, size_t len);
 void h2_on_window_update(rill_h2_session *s, const uint8_t *p, size_t len);
 void h2_on_priority_update(rill_h2_session *s, const uint8_t *p, size_t len);
 void h2_connection_error(rill_h2_session *s, uint32_t code, const char *why);
+/* Resets a stream (RST_STREAM, then closed); no charge to the reset budget. */
 void h2_stream_error(rill_h2_session *s, int32_t sid, uint32_t code);
+/* A stream error the peer provoked: charged to the reset budget (MadeYouReset), then reset; over
+ * the budget, GOAWAY ENHANCE_YOUR_CALM instead. */
+void h2_peer_stream_error(rill_h2_session *s, int32_t sid, uint32_t code);
+/* Takes one stream from the reset budget (FL_RST); when it is empty, fails the connection with
+ * ENHANCE_YOUR_CALM (why) and returns false. */
+bool h2_charge_reset(rill_h2_session *s, const char *why);
+/* Notes whether queued output has reached max_pending_output (the peer is not reading). */
+void h2_stall_update(rill_h2_session *s);
 int h2_queue_window_updates(rill_h2_session *s, struct h2_stream *st);
 int h2_encode_headers(rill_h2_session *s, uint8_t type, int32_t sid, int32_t promised, uint8_t flags,
                       const rill_header *fields, size_t count);

@@ -227,6 +227,8 @@ void rill_h2_session_output_consumed(rill_h2_session *s, size_t n)
         if (ref && --ref->inflight == 0 && ref->detached)
             h2_ref_release(s, ref);
     }
+    if (s->stalled)
+        h2_stall_update(s);
     if (s->seg_count == 0) {
         s->seg_head = 0;
         if (s->prof->pool) {

@@ -38,6 +38,20 @@ void h2_connection_error(rill_h2_session *s, uint32_t code, const char *why)
         s->fatal = code_to_err(code);
 }
 
+bool h2_charge_reset(rill_h2_session *s, const char *why)
+{
+    if (h2_flood_take(s, FL_RST))
+        return true;
+    h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, why);
+    return false;
+}
+
+void h2_peer_stream_error(rill_h2_session *s, int32_t sid, uint32_t code)
+{
+    if (h2_charge_reset(s, "stream error flood"))
+        h2_stream_error(s, sid, code);
+}
+
 void h2_stream_error(rill_h2_session *s, int32_t sid, uint32_t code)
 {
     if (s->out_pending > s->prof->max_pending_output) {
@@ -117,7 +131,7 @@ void h2_end_stream_recv(rill_h2_session *s, struct h2_stream *st)
     int32_t sid = st->id;
     if (st->content_length >= 0 && !(st->flags & (SF_TUNNEL | SF_RECV_NO_BODY)) &&
         (uint64_t)st->content_length != st->data_received) {
-        h2_stream_error(s, sid, RILL_H2_PROTOCOL_ERROR); /* content-length mismatch (8.1.1) */
+        h2_peer_stream_error(s, sid, RILL_H2_PROTOCOL_ERROR); /* content-length mismatch (8.1.1) */
         return;
     }
     if (s->cb->on_end_stream) {
@@ -196,7 +210,7 @@ static void data_begin(rill_h2_session *s)
     if (!st || err) {
         credit_conn(s, len); /* discarded bytes still count against and return to the window */
         if (err)
-            h2_stream_error(s, s->fsid, err);
+            h2_peer_stream_error(s, s->fsid, err);
         h2_queue_window_updates(s, NULL);
         return;
     }
@@ -213,7 +227,7 @@ static void data_begin(rill_h2_session *s)
     }
     s->rstate = RS_DATA;
     if (!data_length_ok(s, st, len)) {
-        h2_stream_error(s, st->id, RILL_H2_PROTOCOL_ERROR);
+        h2_peer_stream_error(s, st->id, RILL_H2_PROTOCOL_ERROR);
         s->data_stream = NULL;
     }
 }
@@ -231,7 +245,7 @@ static void data_padlen(rill_h2_session *s, uint8_t pad)
     if (st) {
         st->recv_consumed += 1u + pad;
         if (!data_length_ok(s, st, s->flen - 1 - pad)) {
-            h2_stream_error(s, st->id, RILL_H2_PROTOCOL_ERROR);
+            h2_peer_stream_error(s, st->id, RILL_H2_PROTOCOL_ERROR);
             s->data_stream = NULL;
         }
     }
@@ -457,5 +471,6 @@ int64_t rill_h2_session_recv(rill_h2_session *s, const uint8_t *data, size_t len
         h2_close_all_on_error(s);
         return s->fatal;
     }
+    h2_stall_update(s);
     return (int64_t)len;
 }

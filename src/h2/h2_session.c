@@ -89,7 +89,7 @@ static const rill_h2_callbacks no_callbacks;
 
 /* The default flood limits (rill_h2_options_init). */
 static const rill_h2_rate default_rates[6] = {
-    [FL_PING] = {100, 10},      [FL_SETTINGS] = {100, 10},    [FL_RST] = {1000, 100},
+    [FL_PING] = {100, 10},      [FL_SETTINGS] = {100, 10},    [FL_RST] = {1000, 33},
     [FL_EMPTY] = {1000, 100},   [FL_WU] = {1000, 100},        [FL_PRIORITY] = {1000, 100},
 };
 
@@ -106,10 +106,10 @@ void rill_h2_options_init(rill_h2_options *opt, enum rill_h2_role role)
     opt->local.no_rfc7540_priorities = 1;
     opt->connection_window = 1024 * 1024;
     opt->settings_timeout_ms = 10000;
-    opt->max_header_block = 256 * 1024;
+    opt->max_header_block = 0; /* derived from the header-list limit */
     opt->max_continuations = 64;
     opt->max_closed_streams = 32;
-    opt->max_pending_output = 1024 * 1024;
+    opt->max_pending_output = 256 * 1024;
     opt->output_chunk_size = 16384 + 64;
     opt->ping_rate = default_rates[FL_PING];
     opt->settings_rate = default_rates[FL_SETTINGS];
@@ -123,6 +123,20 @@ static uint32_t flood_cap(const rill_h2_rate *r)
 {
     uint64_t cap = (uint64_t)r->burst * H2_FLOOD_UNIT;
     return cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+}
+
+/* The default wire bound of one header block: twice the header-list limit we announce, so that
+ * a block still arriving past it could only be refused (encoders do not make a list's block
+ * larger than the list); never below one full frame, never above the list cap. */
+static uint32_t header_block_bound(const rill_h2_settings *local)
+{
+    uint32_t list = local->max_header_list_size;
+    if (list == 0 || list > H2_HEADER_LIST_CAP)
+        list = H2_HEADER_LIST_CAP;
+    uint64_t bound = 2ull * list;
+    if (bound < RILL_H2_MIN_FRAME_SIZE)
+        bound = RILL_H2_MIN_FRAME_SIZE;
+    return bound > H2_HEADER_LIST_CAP ? H2_HEADER_LIST_CAP : (uint32_t)bound;
 }
 
 rill_h2_profile *rill_h2_profile_new(enum rill_h2_role role, const rill_h2_options *opt)
@@ -149,10 +163,10 @@ rill_h2_profile *rill_h2_profile_new(enum rill_h2_role role, const rill_h2_optio
     p->conn_window_target = opt->connection_window > RILL_H2_DEFAULT_WINDOW ? opt->connection_window
                                                                             : RILL_H2_DEFAULT_WINDOW;
     p->settings_timeout_ms = opt->settings_timeout_ms;
-    p->max_header_block = opt->max_header_block ? opt->max_header_block : 256 * 1024;
+    p->max_header_block = opt->max_header_block ? opt->max_header_block : header_block_bound(&opt->local);
     p->max_continuations = opt->max_continuations;
     p->max_closed = opt->max_closed_streams;
-    p->max_pending_output = opt->max_pending_output ? opt->max_pending_output : 1024 * 1024;
+    p->max_pending_output = opt->max_pending_output ? opt->max_pending_output : 256 * 1024;
     p->chunk_size = opt->output_chunk_size >= 1024 ? opt->output_chunk_size : 16384 + 64;
     p->pool = opt->output_pool;
     p->auto_consume = opt->auto_consume;
@@ -367,6 +381,26 @@ bool h2_flood_take(rill_h2_session *s, enum h2_flood which)
     return true;
 }
 
+/* A peer that leaves max_pending_output of our frames unread (the I/O layer has stopped reading
+ * it: want_read) gets as long as it has to acknowledge SETTINGS, then the connection ends. The
+ * clock is kept in seconds, 16 bits: all an idle session has room for. */
+void h2_stall_update(rill_h2_session *s)
+{
+    bool full = s->out_pending >= s->prof->max_pending_output;
+    if (full && !s->stalled)
+        s->stall_s = (uint16_t)(s->now / 1000);
+    s->stalled = full;
+}
+
+static uint64_t stall_deadline(const rill_h2_session *s)
+{
+    if (!s->stalled || !s->prof->settings_timeout_ms)
+        return UINT64_MAX;
+    uint64_t waited_ms = (uint64_t)(uint16_t)(s->now / 1000 - s->stall_s) * 1000;
+    return waited_ms >= s->prof->settings_timeout_ms ? s->now
+                                                     : s->now + s->prof->settings_timeout_ms - waited_ms;
+}
+
 void rill_h2_session_tick(rill_h2_session *s, uint64_t now_ms)
 {
     if (now_ms > s->now)
@@ -374,6 +408,10 @@ void rill_h2_session_tick(rill_h2_session *s, uint64_t now_ms)
     if (s->rstate != RS_DEAD && s->now >= s->settings_deadline) {
         s->settings_deadline = UINT64_MAX;
         h2_connection_error(s, RILL_H2_SETTINGS_TIMEOUT, "SETTINGS not acknowledged");
+        h2_close_all_on_error(s);
+    }
+    if (s->rstate != RS_DEAD && s->now >= stall_deadline(s)) {
+        h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "peer does not read");
         h2_close_all_on_error(s);
     }
     if (s->rstate != RS_DEAD && s->shutdown_notice && s->now >= s->shutdown_deadline)
@@ -384,7 +422,9 @@ uint64_t rill_h2_session_next_deadline(const rill_h2_session *s)
 {
     if (s->rstate == RS_DEAD)
         return UINT64_MAX;
-    return s->settings_deadline < s->shutdown_deadline ? s->settings_deadline : s->shutdown_deadline;
+    uint64_t at = s->settings_deadline < s->shutdown_deadline ? s->settings_deadline : s->shutdown_deadline;
+    uint64_t stall = stall_deadline(s);
+    return stall < at ? stall : at;
 }
 
 void *rill_h2_session_user(const rill_h2_session *s) { return s->user; }

@@ -236,6 +236,13 @@ int rill_hpack_decode_block(rill_hpack_decoder *dec, const uint8_t *block, size_
             uint32_t idx;
             if (hpack_decode_int(&p, end, 7, &idx) != 0 || idx == 0)
                 return RILL_ERR_COMPRESSION;
+            if (too_large) {
+                /* Past the limit a reference changes nothing: only checked, never copied (a
+                 * block of one-byte references to a 4 KB entry costs no 4 KB copies). */
+                if (idx > HPACK_STATIC_COUNT + dec->table.count)
+                    return RILL_ERR_COMPRESSION;
+                continue;
+            }
             rc = lookup(dec, idx, true, false, &scratch_used, &name, &value);
             if (rc)
                 return rc;

@@ -207,12 +207,19 @@ int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t
 
 void h2_session_data(rill_session *sess, const uint8_t *data, size_t len)
 {
+    /* The flood budgets refill by the engine's clock: keep it current. */
+    rill_h2_session_tick(sess->h2, rill_io_loop_now_ms(session_worker(sess)->loop));
     if (rill_h2_session_recv(sess->h2, data, len) < 0) {
         /* a connection error: the engine queued GOAWAY; send it and close */
         sess->in_callback = 0;
         h2_session_flush(sess);
         session_close(sess);
+        return;
     }
+    /* A peer that does not read what it asks for is not read either, until our output drains
+     * (h2_session_output_sent); if it never does, the engine's stall deadline ends it. */
+    if (!rill_h2_session_want_read(sess->h2))
+        rill_io_conn_pause_read(sess->conn, true);
 }
 
 /* The loop pulls the engine's output at the end of the turn (h2_session_output), so asking is
@@ -243,7 +250,10 @@ void h2_session_output_sent(rill_session *sess, size_t n)
     if (!sess->h2)
         return;
     sess->in_callback++;
+    bool was_paused = !rill_h2_session_want_read(sess->h2);
     rill_h2_session_output_consumed(sess->h2, n);
+    if (was_paused && rill_h2_session_want_read(sess->h2))
+        rill_io_conn_pause_read(sess->conn, false);
     sess->in_callback--;
 }
 
