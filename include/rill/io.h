@@ -178,6 +178,15 @@ RILL_API struct rill_io_addr rill_io_listener_addr(const rill_io_listener *liste
 /* Stops accepting on this listener and frees it. */
 RILL_API void rill_io_listener_close(rill_io_listener *listener);
 
+/* Adopts fd, an already-connected stream socket (e.g. one end of a socketpair, or a socket
+ * accepted elsewhere), as a cleartext server-side connection on loop, as if rill_io_listen had
+ * accepted it: it is made non-blocking, gets cbs and user, and on_open fires during this call.
+ * The loop owns fd from this call on, also on failure (then it is closed here). Loop thread only.
+ * Returns RILL_OK, RILL_ERR_STATE once the loop is shutting down, RILL_ERR_LIMIT at max_conns,
+ * RILL_ERR_IO or RILL_ERR_NOMEM. */
+RILL_API int rill_io_adopt(rill_io_loop *loop, int fd, const struct rill_io_conn_callbacks *cbs,
+                           void *user);
+
 /* Starts a non-blocking TCP connect (and TLS client handshake if tls is a client context from
  * rill/tls.h; server_name is used for SNI and certificate host checks, may be NULL).
  * on_open fires when ready; on failure on_close(conn, err) fires without on_open. on_close is

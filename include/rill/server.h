@@ -153,6 +153,13 @@ RILL_API int rill_server_run(rill_server *s, char *err, size_t errlen);
  * come back here. rill_server_run binds first if this was not called. */
 RILL_API int rill_server_bind(rill_server *s, char *err, size_t errlen);
 
+/* Serves an already-connected stream socket fd (e.g. one end of a socketpair) as a cleartext
+ * connection, as if it had been accepted on the listener (protocol detection included). The
+ * server owns fd from this call on, also on failure (it is closed). Call after rill_server_bind
+ * and before the shutdown; the connection is set up on a worker thread shortly after. Thread-safe.
+ * Returns RILL_OK, RILL_ERR_STATE (not bound, or stopping) or RILL_ERR_NOMEM. */
+RILL_API int rill_server_adopt(rill_server *s, int fd);
+
 /* Begins a graceful shutdown. Thread-safe. */
 RILL_API void rill_server_stop(rill_server *s);
 

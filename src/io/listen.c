@@ -1,5 +1,6 @@
 /* Listening sockets (SO_REUSEPORT, one per loop), accepting, and client connects. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -169,6 +170,31 @@ void io_listeners_free_dead(rill_io_loop *loop)
         io_list_remove(node);
         free((char *)node - offsetof(rill_io_listener, link));
     }
+}
+
+int rill_io_adopt(rill_io_loop *loop, int fd, const struct rill_io_conn_callbacks *cbs,
+                  void *user)
+{
+    int rc = RILL_OK;
+    int flags = fcntl(fd, F_GETFL);
+    if (loop->shutting_down)
+        rc = RILL_ERR_STATE;
+    else if (loop->nconns >= loop->opts.max_conns)
+        rc = RILL_ERR_LIMIT;
+    else if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
+        rc = RILL_ERR_IO;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    set_nodelay(fd); /* fails harmlessly on a socket that is not TCP */
+    rill_io_conn *conn = io_conn_new(loop, fd, NULL, cbs, user, false);
+    if (!conn) {
+        close(fd);
+        return RILL_ERR_NOMEM;
+    }
+    io_conn_open(conn);
+    return RILL_OK;
 }
 
 int rill_io_connect(rill_io_loop *loop, const struct rill_io_addr *addr, rill_tls_ctx *tls,

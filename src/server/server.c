@@ -232,6 +232,40 @@ int rill_server_each_worker(rill_server *s, void (*fn)(void *arg), void (*done)(
     return RILL_OK;
 }
 
+struct adoption {
+    struct worker *w;
+    int fd;
+};
+
+static void adopt_on_loop(rill_io_loop *loop, void *arg)
+{
+    struct adoption *a = arg;
+    rill_io_adopt(loop, a->fd, &session_callbacks, a->w); /* closes fd itself on failure */
+    free(a);
+}
+
+int rill_server_adopt(rill_server *s, int fd)
+{
+    if (!s->workers || atomic_load(&s->stopping)) {
+        close(fd);
+        return RILL_ERR_STATE;
+    }
+    struct adoption *a = malloc(sizeof *a);
+    if (!a) {
+        close(fd);
+        return RILL_ERR_NOMEM;
+    }
+    /* Spread by descriptor number: no shared counter to contend on. */
+    a->w = &s->workers[(unsigned)fd % s->nworkers];
+    a->fd = fd;
+    int rc = rill_io_loop_post(a->w->loop, adopt_on_loop, a);
+    if (rc < 0) {
+        close(fd);
+        free(a);
+    }
+    return rc;
+}
+
 /* ---- running ----------------------------------------------------------------------------------- */
 
 static void shutdown_loop(rill_io_loop *loop, void *arg)
