@@ -49,7 +49,7 @@ void h2_on_rst_stream(rill_h2_session *s, const uint8_t *p, size_t len)
         return;
     }
     /* Rapid reset (CVE-2023-44487): resets cost us work, so they are rationed. */
-    if (!h2_charge_reset(s, "RST_STREAM flood"))
+    if (!h2_charge_reset(s, 1, "RST_STREAM flood"))
         return;
     uint32_t code = h2_get32(p);
     int32_t sid = st->id;

@@ -127,10 +127,13 @@ static int deliver_headers(rill_h2_session *s, int32_t sid, enum rill_h2_headers
     return rc;
 }
 
-static void answer_431(rill_h2_session *s, struct h2_stream *st, bool request_ended)
+/* A refused request is a stream reset without useful work, and its block was decoded for nothing:
+ * it costs one reset plus one per 256 bytes of the block (a 16 KiB block 65 of the 1000), so
+ * complete oversized blocks (an HPACK bomb sent whole, again and again) are cut within a few
+ * hundred KB like unfinished ones. */
+static void answer_431(rill_h2_session *s, struct h2_stream *st, bool request_ended, size_t block_len)
 {
-    /* A refused request is a stream reset without useful work: charged like one. */
-    if (!h2_charge_reset(s, "oversized header flood"))
+    if (!h2_charge_reset(s, 1 + (uint32_t)(block_len / 256), "oversized header flood"))
         return;
     static const uint8_t name[] = ":status", value[] = "431";
     rill_header f = {name, 7, value, 3, 0};
@@ -166,7 +169,7 @@ static void request_headers(rill_h2_session *s, int32_t sid, const uint8_t *bloc
     }
     if (refuse) {
         /* Refused streams cost a decode and a reset each: rationed like resets. */
-        if (h2_charge_reset(s, "refused stream flood"))
+        if (h2_charge_reset(s, 1, "refused stream flood"))
             h2_stream_error(s, sid, RILL_H2_REFUSED_STREAM);
         return;
     }
@@ -177,7 +180,7 @@ static void request_headers(rill_h2_session *s, int32_t sid, const uint8_t *bloc
     }
     st->flags |= SF_HEADERS_RECV;
     if (rc == RILL_ERR_HEADER_LIST_TOO_LARGE) {
-        answer_431(s, st, end);
+        answer_431(s, st, end, len);
         return;
     }
     struct h2_msg_info mi;
@@ -252,7 +255,7 @@ static void stream_headers(rill_h2_session *s, struct h2_stream *st, const uint8
     }
     if (rc == RILL_ERR_HEADER_LIST_TOO_LARGE) {
         if (s->role == RILL_H2_SERVER && !(st->flags & SF_HEADERS_SENT))
-            answer_431(s, st, end);
+            answer_431(s, st, end, len);
         else
             h2_peer_stream_error(s, sid, RILL_H2_CANCEL);
         return;
@@ -334,7 +337,7 @@ static void headers_complete(rill_h2_session *s, const uint8_t *block, size_t le
         if (h2_dead(s))
             return;
         if (refuse) {
-            if (h2_charge_reset(s, "PUSH_PROMISE flood"))
+            if (h2_charge_reset(s, 1, "PUSH_PROMISE flood"))
                 h2_stream_error(s, pid, RILL_H2_REFUSED_STREAM);
             return;
         }

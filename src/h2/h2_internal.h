@@ -404,15 +404,20 @@ void h2_stream_error(rill_h2_session *s, int32_t sid, uint32_t code);
 /* A stream error the peer provoked: charged to the reset budget (MadeYouReset), then reset; over
  * the budget, GOAWAY ENHANCE_YOUR_CALM instead. */
 void h2_peer_stream_error(rill_h2_session *s, int32_t sid, uint32_t code);
-/* Takes one stream from the reset budget (FL_RST); when it is empty, fails the connection with
+/* Takes cost resets from the reset budget (FL_RST); when it has fewer, fails the connection with
  * ENHANCE_YOUR_CALM (why) and returns false. */
-bool h2_charge_reset(rill_h2_session *s, const char *why);
+bool h2_charge_reset(rill_h2_session *s, uint32_t cost, const char *why);
 /* Notes whether queued output has reached max_pending_output (the peer is not reading). */
 void h2_stall_update(rill_h2_session *s);
 int h2_queue_window_updates(rill_h2_session *s, struct h2_stream *st);
 int h2_encode_headers(rill_h2_session *s, uint8_t type, int32_t sid, int32_t promised, uint8_t flags,
                       const rill_header *fields, size_t count);
-bool h2_flood_take(rill_h2_session *s, enum h2_flood which);
+/* Takes n frames from a flood bucket; false (nothing taken) when it has fewer. */
+bool h2_flood_take_n(rill_h2_session *s, enum h2_flood which, uint32_t n);
+static inline bool h2_flood_take(rill_h2_session *s, enum h2_flood which)
+{
+    return h2_flood_take_n(s, which, 1);
+}
 void h2_fill_output(rill_h2_session *s);
 /* Body bytes still to send: queued buffers or an unfinished read callback. */
 bool h2_body_pending(const struct h2_stream *st);

@@ -38,9 +38,9 @@ void h2_connection_error(rill_h2_session *s, uint32_t code, const char *why)
         s->fatal = code_to_err(code);
 }
 
-bool h2_charge_reset(rill_h2_session *s, const char *why)
+bool h2_charge_reset(rill_h2_session *s, uint32_t cost, const char *why)
 {
-    if (h2_flood_take(s, FL_RST))
+    if (h2_flood_take_n(s, FL_RST, cost))
         return true;
     h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, why);
     return false;
@@ -48,7 +48,7 @@ bool h2_charge_reset(rill_h2_session *s, const char *why)
 
 void h2_peer_stream_error(rill_h2_session *s, int32_t sid, uint32_t code)
 {
-    if (h2_charge_reset(s, "stream error flood"))
+    if (h2_charge_reset(s, 1, "stream error flood"))
         h2_stream_error(s, sid, code);
 }
 

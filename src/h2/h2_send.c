@@ -343,7 +343,7 @@ int rill_h2_submit_rst_stream(rill_h2_session *s, int32_t stream_id, uint32_t er
     /* A request we reset unanswered is a stream opened and reset without useful work, whichever
      * side's doing: charged like the peer's resets (a MadeYouReset through the application). */
     if (s->role == RILL_H2_SERVER && !h2_is_local_id(s, stream_id) && !(st->flags & SF_RESPONDED) &&
-        !h2_charge_reset(s, "stream reset flood"))
+        !h2_charge_reset(s, 1, "stream reset flood"))
         return RILL_ERR_LIMIT;
     h2_stream_error(s, stream_id, error_code);
     return 0;

@@ -363,7 +363,7 @@ bool rill_h2_session_want_write(rill_h2_session *s)
 
 /* Counting in thousandths of a frame keeps each bucket's fraction across refills, so one clock
  * serves all six buckets (per_second thousandths arrive per millisecond). */
-bool h2_flood_take(rill_h2_session *s, enum h2_flood which)
+bool h2_flood_take_n(rill_h2_session *s, enum h2_flood which, uint32_t n)
 {
     if (s->prof->rates[which].burst == 0)
         return true; /* no limit */
@@ -375,9 +375,10 @@ bool h2_flood_take(rill_h2_session *s, enum h2_flood which)
             s->flood_tokens[i] = t > s->prof->flood_cap[i] ? s->prof->flood_cap[i] : (uint32_t)t;
         }
     }
-    if (s->flood_tokens[which] < H2_FLOOD_UNIT)
+    uint64_t cost = (uint64_t)n * H2_FLOOD_UNIT;
+    if (s->flood_tokens[which] < cost)
         return false;
-    s->flood_tokens[which] -= H2_FLOOD_UNIT;
+    s->flood_tokens[which] -= (uint32_t)cost;
     return true;
 }
 

@@ -150,8 +150,9 @@ struct io_handle {
 #define IO_CHUNK_CACHE_MAX 64u
 /* A lingering connection discards at most this much of the peer's input, then closes at once
  * (with a reset if more is pending): a peer that keeps sending after our GOAWAY must not keep
- * us reading for linger_ms. A well-behaved peer has at most a window of data in flight. */
-#define IO_LINGER_MAX_BYTES (256u * 1024u)
+ * us reading for linger_ms (at loopback speed, a gigabyte). A peer that only finishes its last
+ * frames sends far less; an upload we refused is cut by the reset either way. */
+#define IO_LINGER_MAX_BYTES (128u * 1024u)
 
 struct rill_io_loop {
     int epfd;
