@@ -41,10 +41,8 @@ static rill_h1_parser *parser_new(const rill_session *sess)
     return rill_h1_parser_new(RILL_H1_REQUEST, &lim);
 }
 
-int h1_session_start(rill_session *sess, const uint8_t *data, size_t len)
+int h1_session_start(rill_session *sess)
 {
-    (void)data;
-    (void)len;
     struct h1_state *h1 = calloc(1, sizeof *h1);
     if (!h1)
         return RILL_ERR_NOMEM;
@@ -54,6 +52,7 @@ int h1_session_start(rill_session *sess, const uint8_t *data, size_t len)
         return RILL_ERR_NOMEM;
     }
     sess->h1 = h1;
+    conn_set_proto(&sess->c, &h1_proto);
     return RILL_OK;
 }
 
@@ -70,11 +69,10 @@ void h1_session_free(rill_session *sess)
 
 /* Between requests the parser (with its head buffer) is dropped; it comes back with the next byte.
  * Only between requests: a head that has begun lives in the parser alone. */
-void h1_session_trim(rill_session *sess)
+static void proto_trim(struct conn *c)
 {
-    struct h1_state *h1 = sess->h1;
-    if (sess->websocket || h1->current || h1->pending_len || !h1->parser ||
-        !rill_h1_parser_idle(h1->parser))
+    struct h1_state *h1 = session_of(c)->h1;
+    if (h1->current || h1->pending_len || !h1->parser || !rill_h1_parser_idle(h1->parser))
         return;
     rill_h1_parser_free(h1->parser);
     h1->parser = NULL;
@@ -83,15 +81,17 @@ void h1_session_trim(rill_session *sess)
     h1->pending_cap = 0;
 }
 
-uint64_t h1_session_deadline(const rill_session *sess)
+static uint64_t proto_deadline(const struct conn *c)
 {
-    return sess->h1 && sess->h1->head_deadline ? sess->h1->head_deadline : UINT64_MAX;
+    const struct h1_state *h1 = session_of(c)->h1;
+    return h1->head_deadline ? h1->head_deadline : UINT64_MAX;
 }
 
-void h1_session_timeout(rill_session *sess, uint64_t now)
+static void proto_timeout(struct conn *c, uint64_t now)
 {
+    rill_session *sess = session_of(c);
     struct h1_state *h1 = sess->h1;
-    if (h1 && h1->head_deadline && now >= h1->head_deadline && !h1->current)
+    if (h1->head_deadline && now >= h1->head_deadline && !h1->current)
         reject(sess, 408, "the request head took too long");
 }
 
@@ -102,8 +102,14 @@ void h1_session_head_expired(rill_session *sess)
         reject(sess, 408, "the request head took too long");
 }
 
-void h1_session_shutdown(rill_session *sess)
+/* The current response says connection: close, and the connection ends after it. */
+static void proto_shutdown(struct conn *c)
 {
+    rill_session *sess = session_of(c);
+    if (!sess->open_streams) {
+        session_close(sess);
+        return;
+    }
     sess->h1->close_after = true;
     if (sess->h1->current)
         sess->h1->current->keep_alive = false;
@@ -146,7 +152,7 @@ static void reject(rill_session *sess, int status, const char *why)
     if (rill_h1_write_response_head(head, sizeof head, &head_len, status, NULL, fields,
                                     sizeof fields / sizeof *fields) == RILL_OK) {
         struct iovec iov[] = {{head, head_len}, {(void *)why, body_len - 1}, {(void *)"\n", 1}};
-        rill_io_conn_writev(sess->conn, iov, 3);
+        rill_io_conn_writev(sess->c.io, iov, 3);
     }
     session_close(sess);
 }
@@ -235,7 +241,7 @@ static int start_request(rill_session *sess, const rill_h1_head *head)
     exchange_dispatch(st);
     if (h1->current == st && head->expect_continue && head->body != RILL_H1_BODY_NONE) {
         if (!st->head_sent && head->version_minor >= 1) {
-            rill_io_conn_write(sess->conn, RILL_H1_CONTINUE_RESPONSE,
+            rill_io_conn_write(sess->c.io, RILL_H1_CONTINUE_RESPONSE,
                                sizeof RILL_H1_CONTINUE_RESPONSE - 1);
         } else {
             st->keep_alive = false; /* answered without the body: it may never come */
@@ -271,7 +277,7 @@ static void switch_to_h2(rill_session *sess, const rill_h1_head *head, const uin
         if (!rill_h1_is_connection_specific(head, &head->fields[i]) &&
             !(st->fields[i].name_len == 4 && memcmp(st->fields[i].name, "host", 4) == 0))
             f[n++] = st->fields[i];
-    rill_io_conn_write(sess->conn, RILL_H1_H2C_SWITCHING_RESPONSE,
+    rill_io_conn_write(sess->c.io, RILL_H1_H2C_SWITCHING_RESPONSE,
                        sizeof RILL_H1_H2C_SWITCHING_RESPONSE - 1);
     uint8_t settings[sizeof h1->settings];
     size_t settings_len = h1->settings_len;
@@ -296,7 +302,7 @@ static size_t process(rill_session *sess, const uint8_t *data, size_t len)
     struct h1_state *h1 = sess->h1;
     size_t off = 0;
     h1->processing = true;
-    while (sess->h1 == h1 && !sess->closing) {
+    while (sess->h1 == h1 && !sess->c.closing) {
         if (h1->current && h1->request_done) {
             if (!h1->response_done)
                 break; /* pipelined bytes wait for this response */
@@ -338,7 +344,7 @@ static size_t process(rill_session *sess, const uint8_t *data, size_t len)
                 h1->current = NULL;
                 h1->processing = false;
                 if (len > off)
-                    ws_connection_data(sess, data + off, len - off);
+                    sess->c.proto->data(&sess->c, data + off, len - off); /* ws_proto's */
                 return len;
             }
             if (h1->upgrade_h2) {
@@ -371,10 +377,6 @@ static int hold(struct h1_state *h1, const uint8_t *data, size_t len)
 void h1_session_data(rill_session *sess, const uint8_t *data, size_t len)
 {
     struct h1_state *h1 = sess->h1;
-    if (sess->websocket && !h1->current) {
-        ws_connection_data(sess, data, len);
-        return;
-    }
     if (!h1->parser && !(h1->parser = parser_new(sess))) {
         session_close(sess);
         return;
@@ -385,11 +387,11 @@ void h1_session_data(rill_session *sess, const uint8_t *data, size_t len)
         return;
     }
     size_t used = process(sess, data, len);
-    if (used < len && sess->h1 == h1 && !sess->closing) {
+    if (used < len && sess->h1 == h1 && !sess->c.closing) {
         if (hold(h1, data + used, len - used) < 0)
             session_close(sess);
         else
-            rill_io_conn_pause_read(sess->conn, true); /* back-pressure while we answer */
+            rill_io_conn_pause_read(sess->c.io, true); /* back-pressure while we answer */
     }
     arm_head_deadline(sess, h1);
 }
@@ -398,7 +400,7 @@ void h1_session_data(rill_session *sess, const uint8_t *data, size_t len)
  * clock starts with its first byte, whichever read or pipelined leftover brought it. */
 static void arm_head_deadline(rill_session *sess, struct h1_state *h1)
 {
-    if (sess->h1 != h1 || sess->closing || h1->current || h1->head_deadline || !h1->parser ||
+    if (sess->h1 != h1 || sess->c.closing || h1->current || h1->head_deadline || !h1->parser ||
         rill_h1_parser_idle(h1->parser))
         return;
     struct worker *w = session_worker(sess);
@@ -408,9 +410,9 @@ static void arm_head_deadline(rill_session *sess, struct h1_state *h1)
 static void process_pending(rill_session *sess)
 {
     struct h1_state *h1 = sess->h1;
-    if (!h1 || !h1->pending_len || sess->closing) {
-        if (h1 && !sess->closing)
-            rill_io_conn_pause_read(sess->conn, false);
+    if (!h1 || !h1->pending_len || sess->c.closing) {
+        if (h1 && !sess->c.closing)
+            rill_io_conn_pause_read(sess->c.io, false);
         return;
     }
     uint8_t *buf = h1->pending;
@@ -418,11 +420,11 @@ static void process_pending(rill_session *sess)
     h1->pending = NULL;
     h1->pending_len = h1->pending_cap = 0;
     size_t used = process(sess, buf, len);
-    if (sess->h1 == h1 && used < len && !sess->closing)
+    if (sess->h1 == h1 && used < len && !sess->c.closing)
         hold(h1, buf + used, len - used);
     free(buf);
-    if (sess->h1 == h1 && !h1->pending_len && !sess->closing)
-        rill_io_conn_pause_read(sess->conn, false);
+    if (sess->h1 == h1 && !h1->pending_len && !sess->c.closing)
+        rill_io_conn_pause_read(sess->c.io, false);
     arm_head_deadline(sess, h1);
 }
 
@@ -453,7 +455,7 @@ static int write_head(rill_stream *st, const rill_h1_field *extra, size_t nextra
     int rc = buf ? rill_h1_write_response_head(buf, bytes, &len, st->status, NULL, f, n)
                  : RILL_ERR_NOMEM;
     if (rc == RILL_OK)
-        rc = rill_io_conn_write(st->sess->conn, buf, len);
+        rc = rill_io_conn_write(st->sess->c.io, buf, len);
     if (buf != small)
         free(buf);
     if (f != stack)
@@ -509,7 +511,7 @@ static int h1_send_informational(rill_stream *st, int status, const rill_header 
     size_t len;
     int rc = buf ? rill_h1_write_response_head(buf, bytes, &len, status, NULL, f, n) : RILL_ERR_NOMEM;
     if (rc == RILL_OK)
-        rc = rill_io_conn_write(st->sess->conn, buf, len);
+        rc = rill_io_conn_write(st->sess->c.io, buf, len);
     free(buf);
     return rc;
 }
@@ -522,13 +524,13 @@ static int h1_send_body(rill_stream *st, const void *data, size_t len)
         size_t hlen;
         rill_h1_write_chunk_header(head, sizeof head, &hlen, len);
         struct iovec iov[3] = {{head, hlen}, {(void *)data, len}, {(void *)"\r\n", 2}};
-        rc = rill_io_conn_writev(st->sess->conn, iov, 3);
+        rc = rill_io_conn_writev(st->sess->c.io, iov, 3);
     } else {
-        rc = rill_io_conn_write(st->sess->conn, data, len);
+        rc = rill_io_conn_write(st->sess->c.io, data, len);
     }
     if (rc < 0)
         return rc;
-    return rill_io_conn_queued(st->sess->conn) >= EXCHANGE_HIGH_WATER ? RILL_ERR_WOULD_BLOCK : RILL_OK;
+    return rill_io_conn_queued(st->sess->c.io) >= EXCHANGE_HIGH_WATER ? RILL_ERR_WOULD_BLOCK : RILL_OK;
 }
 
 static int h1_finish(rill_stream *st)
@@ -539,7 +541,7 @@ static int h1_finish(rill_stream *st)
     int rc = RILL_OK;
     if (st->chunked && st->trailers.count == 0) {
         static const char last[] = "0\r\n\r\n";
-        rc = rill_io_conn_write(st->sess->conn, last, sizeof last - 1);
+        rc = rill_io_conn_write(st->sess->c.io, last, sizeof last - 1);
     } else if (st->chunked) {
         size_t n = st->trailers.count;
         rill_h1_field *f = malloc(n * sizeof *f);
@@ -554,7 +556,7 @@ static int h1_finish(rill_stream *st)
         size_t len;
         rc = buf ? rill_h1_write_last_chunk(buf, bytes, &len, f, n) : RILL_ERR_NOMEM;
         if (rc == RILL_OK)
-            rc = rill_io_conn_write(st->sess->conn, buf, len);
+            rc = rill_io_conn_write(st->sess->c.io, buf, len);
         free(buf);
         free(f);
     }
@@ -578,7 +580,7 @@ static void piece_put(void *buf)
 /* Reads the next pieces of a file while the socket keeps up; the rest waits for on_drain. */
 static int pump_file(rill_stream *st)
 {
-    rill_io_conn *conn = st->sess->conn;
+    rill_io_conn *conn = st->sess->c.io;
     /* <= so that stopping always leaves the queue above io's high-water mark: on_drain follows */
     while (st->file_left && rill_io_conn_queued(conn) <= EXCHANGE_HIGH_WATER) {
         size_t want = st->file_left < FILE_CHUNK ? (size_t)st->file_left : FILE_CHUNK;
@@ -605,12 +607,9 @@ static int h1_send_file(rill_stream *st)
     return pump_file(st);
 }
 
-void h1_session_drain(rill_session *sess)
+static void proto_drain(struct conn *c)
 {
-    if (sess->websocket) {
-        ws_connection_drain(sess);
-        return;
-    }
+    rill_session *sess = session_of(c);
     rill_stream *st = sess->h1 ? sess->h1->current : NULL;
     if (!st)
         return;
@@ -622,7 +621,7 @@ void h1_session_drain(rill_session *sess)
 
 static void h1_pause_body(rill_stream *st, bool paused)
 {
-    rill_io_conn_pause_read(st->sess->conn, paused);
+    rill_io_conn_pause_read(st->sess->c.io, paused);
 }
 
 const struct exchange_ops h1_exchange_ops = {
@@ -633,4 +632,29 @@ const struct exchange_ops h1_exchange_ops = {
     .send_file = h1_send_file,
     .finish = h1_finish,
     .pause_body = h1_pause_body,
+};
+
+/* ---- the connection layer's view (h1_proto) ------------------------------------------------ */
+
+static void proto_data(struct conn *c, const uint8_t *data, size_t len)
+{
+    h1_session_data(session_of(c), data, len);
+}
+
+static void proto_free(struct conn *c)
+{
+    h1_session_free(session_of(c));
+}
+
+const struct conn_proto h1_proto = {
+    .name = "HTTP/1.1",
+    .data = proto_data,
+    .drain = proto_drain,
+    .deadline = proto_deadline,
+    .timeout = proto_timeout,
+    .busy = session_busy,
+    .trim = proto_trim,
+    .shutdown = proto_shutdown,
+    .free = proto_free,
+    .arm_after_data = true,
 };

@@ -199,6 +199,7 @@ int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t
     sess->h2 = rill_h2_session_new_shared(w->srv->h2_profile, &h2_callbacks, sess, rill_io_loop_now_ms(w->loop));
     if (!sess->h2)
         return RILL_ERR_NOMEM;
+    conn_set_proto(&sess->c, &h2_proto);
     if (upgraded) /* the engine reports the request as stream 1 through on_headers */
         return rill_h2_session_upgrade_server(sess->h2, settings_payload, payload_len, upgraded,
                                               nupgraded);
@@ -211,65 +212,97 @@ void h2_session_data(rill_session *sess, const uint8_t *data, size_t len)
     rill_h2_session_tick(sess->h2, rill_io_loop_now_ms(session_worker(sess)->loop));
     if (rill_h2_session_recv(sess->h2, data, len) < 0) {
         /* a connection error: the engine queued GOAWAY; send it and close */
-        sess->in_callback = 0;
         h2_session_flush(sess);
         session_close(sess);
         return;
     }
     /* A peer that does not read what it asks for is not read either, until our output drains
-     * (h2_session_output_sent); if it never does, the engine's stall deadline ends it. */
+     * (output_sent); if it never does, the engine's stall deadline ends it. */
     if (!rill_h2_session_want_read(sess->h2))
-        rill_io_conn_pause_read(sess->conn, true);
+        rill_io_conn_pause_read(sess->c.io, true);
 }
 
-/* The loop pulls the engine's output at the end of the turn (h2_session_output), so asking is
- * cheap and the frames go to the socket from the engine's own buffers. */
+/* The loop pulls the engine's output at the end of the turn (output), so asking is cheap and the
+ * frames go to the socket from the engine's own buffers. */
 void h2_session_flush(rill_session *sess)
 {
     if (sess->h2)
-        rill_io_conn_want_output(sess->conn);
+        rill_io_conn_want_output(sess->c.io);
 }
 
-int h2_session_output(rill_session *sess, struct iovec *iov, int max)
+/* ---- the connection layer's view (h2_proto) ------------------------------------------------ */
+
+static void proto_data(struct conn *c, const uint8_t *data, size_t len)
 {
+    h2_session_data(session_of(c), data, len);
+}
+
+static void proto_drain(struct conn *c)
+{
+    h2_session_flush(session_of(c));
+}
+
+static int proto_output(struct conn *c, struct iovec *iov, int max)
+{
+    rill_session *sess = session_of(c);
     if (!sess->h2)
         return 0;
     /* Producing output runs file reads and release callbacks: their flushes are the pull itself. */
-    sess->in_callback++;
+    c->in_callback++;
     int n = rill_h2_session_output(sess->h2, iov, max);
-    sess->in_callback--;
+    c->in_callback--;
     /* GOAWAY exchanged and the last stream done. (Buffers of a quiet connection are handed back
      * by the session timer a moment later, not here: busy connections keep reusing them.) */
-    if (n == 0 && !sess->closing && !rill_h2_session_want_read(sess->h2))
+    if (n == 0 && !c->closing && !rill_h2_session_want_read(sess->h2))
         session_close(sess);
     return n;
 }
 
-void h2_session_output_sent(rill_session *sess, size_t n)
+static void proto_output_sent(struct conn *c, size_t n)
 {
+    rill_session *sess = session_of(c);
     if (!sess->h2)
         return;
-    sess->in_callback++;
+    c->in_callback++;
     bool was_paused = !rill_h2_session_want_read(sess->h2);
     rill_h2_session_output_consumed(sess->h2, n);
     if (was_paused && rill_h2_session_want_read(sess->h2))
-        rill_io_conn_pause_read(sess->conn, false);
-    sess->in_callback--;
+        rill_io_conn_pause_read(c->io, false);
+    c->in_callback--;
 }
 
-void h2_session_drain(rill_session *sess)
+static uint64_t proto_deadline(const struct conn *c)
 {
+    return rill_h2_session_next_deadline(session_of(c)->h2);
+}
+
+static void proto_timeout(struct conn *c, uint64_t now)
+{
+    rill_h2_session_tick(session_of(c)->h2, now);
+}
+
+static void proto_goodbye(struct conn *c)
+{
+    rill_session *sess = session_of(c);
+    rill_h2_submit_goaway(sess->h2, RILL_H2_NO_ERROR, NULL, 0);
     h2_session_flush(sess);
 }
 
-void h2_session_shutdown(rill_session *sess)
+static void proto_trim(struct conn *c)
 {
+    rill_h2_session_trim(session_of(c)->h2);
+}
+
+static void proto_shutdown(struct conn *c)
+{
+    rill_session *sess = session_of(c);
     rill_h2_submit_shutdown(sess->h2);
     h2_session_flush(sess);
 }
 
-void h2_session_free(rill_session *sess)
+static void proto_free(struct conn *c)
 {
+    rill_session *sess = session_of(c);
     /* The engine reports every still-referenced chunk released; streams are closed by the
      * session's live list afterwards. */
     for (rill_stream *st = sess->live; st; st = st->live_next)
@@ -277,6 +310,21 @@ void h2_session_free(rill_session *sess)
     rill_h2_session_free(sess->h2);
     sess->h2 = NULL;
 }
+
+const struct conn_proto h2_proto = {
+    .name = "HTTP/2",
+    .data = proto_data,
+    .drain = proto_drain,
+    .output = proto_output,
+    .output_sent = proto_output_sent,
+    .deadline = proto_deadline,
+    .timeout = proto_timeout,
+    .busy = session_busy,
+    .goodbye = proto_goodbye,
+    .trim = proto_trim,
+    .shutdown = proto_shutdown,
+    .free = proto_free,
+};
 
 /* Status codes are three digits (100..999, checked when set). */
 static void format_status(int status, char out[4])

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "conn/conn.h"
 #include "rill/h1.h"
 #include "rill/h2.h"
 #include "rill/io.h"
@@ -78,20 +79,16 @@ struct exchange_ops;
 
 /* One connection. Every idle connection costs this struct: keep it small. */
 struct rill_session {
-    rill_io_conn *conn; /* its loop's user pointer is the worker (session_worker) */
+    struct conn c; /* first: the connection layer's pointer is the session's (session_of) */
     uint8_t protocol; /* rill_protocol */
     bool tls;
-    bool detecting; /* cleartext: still looking for the HTTP/2 preface */
-    bool closing;
     bool announced; /* on_session ran: on_close (the event) is owed */
-    uint8_t in_callback; /* depth of calls into the session from I/O: defer flushes */
     char *peer; /* the peer address as text: from the first exchange on (session_peer) */
     uint64_t id; /* worker index << 40 | sequence: tells connections apart in logs and the demo */
-    uint64_t last_active; /* the idle deadline is this plus the server's idle timeout */
     uint32_t requests; /* exchanges started on this connection */
     uint32_t open_streams;
     struct rill_stream *live; /* every exchange not yet closed, for cleanup on connection loss */
-    uint8_t *detect_buf; /* cleartext: the first bytes while they are a prefix of the preface */
+    uint8_t *detect_buf; /* cleartext: the first bytes while they cannot tell the protocol */
     /* HTTP/2 */
     rill_h2_session *h2;
     /* HTTP/1.1 */
@@ -99,6 +96,11 @@ struct rill_session {
     /* an HTTP/1.1 connection upgraded to WebSocket */
     struct rill_websocket *websocket;
 };
+
+static inline rill_session *session_of(const struct conn *c)
+{
+    return (rill_session *)(void *)c; /* c is the first member */
+}
 
 struct header_list {
     rill_header *items;
@@ -240,55 +242,47 @@ void access_log_flush_thread(void);
 #define EXCHANGE_LOW_WATER (64u * 1024)
 #define FILE_CHUNK (64u * 1024)
 
-/* session.c */
-void session_touch(rill_session *sess);
+/* session.c: the server's connections on the connection layer (src/conn) */
 /* The peer address as text (without the port), formatted on first use and kept while the session
  * lives; "" if unknown. The first exchange asks for it, while the peer is surely still there. */
 const char *session_peer(rill_session *sess);
-void session_flush(rill_session *sess);
-void session_close(rill_session *sess);
+/* Every server protocol's conn_proto.busy: exchanges in flight. */
+bool session_busy(const struct conn *c);
 extern const struct rill_io_conn_callbacks session_callbacks;
+static inline void session_flush(rill_session *sess) { conn_flush(&sess->c); }
+static inline void session_close(rill_session *sess) { conn_close(&sess->c); }
 
 /* The worker a session runs on: its loop's user pointer (not stored per session: idle memory). */
 static inline struct worker *session_worker(const rill_session *sess)
 {
-    return rill_io_loop_user(rill_io_conn_loop(sess->conn));
+    return rill_io_loop_user(rill_io_conn_loop(sess->c.io));
 }
 
-/* h1_session.c / h2_session.c */
-int h1_session_start(rill_session *sess, const uint8_t *data, size_t len);
+/* The protocols a server connection runs (conn_proto tables; each start function sets its own). */
+extern const struct conn_proto h1_proto, h2_proto, ws_proto;
+
+/* h1_session.c: HTTP/1.1 (h1_proto). start runs it on the session. */
+int h1_session_start(rill_session *sess);
 void h1_session_data(rill_session *sess, const uint8_t *data, size_t len);
-void h1_session_drain(rill_session *sess);
 void h1_session_free(rill_session *sess);
-void h1_session_shutdown(rill_session *sess);
-void h1_session_trim(rill_session *sess);
+/* A head that began while the protocol was still being detected ran out of time: 408. */
+void h1_session_head_expired(rill_session *sess);
 /* buf_pool.c: the thread's pool of fixed-size buffers (any size; a few sizes are kept). */
 void *buf_pool_get(size_t size);
 void buf_pool_put(void *buf, size_t size);
 /* Frees the thread's pooled buffers (worker exit). */
 void buf_pool_clear(void);
-uint64_t h1_session_deadline(const rill_session *sess);
-/* A head that began while the protocol was still being detected ran out of time: 408. */
-void h1_session_head_expired(rill_session *sess);
-void h1_session_timeout(rill_session *sess, uint64_t now);
-/* The HTTP/2 options every session of the server shares, from the server's options. */
+/* h2_session.c: HTTP/2 (h2_proto). start runs it on the session; with `upgraded`, the h2c
+ * Upgrade's request becomes stream 1. */
 rill_h2_profile *h2_profile_new(const rill_server_options *o);
 int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t payload_len,
                      const rill_header *upgraded, size_t nupgraded);
 void h2_session_data(rill_session *sess, const uint8_t *data, size_t len);
 void h2_session_flush(rill_session *sess);
-void h2_session_drain(rill_session *sess);
-int h2_session_output(rill_session *sess, struct iovec *iov, int max);
-void h2_session_output_sent(rill_session *sess, size_t n);
-void h2_session_shutdown(rill_session *sess);
-void h2_session_free(rill_session *sess);
 /* Frees the thread's pool of body chunks (worker exit). */
 void h2_pools_clear(void);
 
-/* websocket.c */
-void ws_connection_data(rill_session *sess, const uint8_t *data, size_t len);
-void ws_connection_drain(rill_session *sess);
-void ws_connection_closed(rill_session *sess);
+/* websocket.c: after a WebSocket 101 the connection runs ws_proto */
 bool ws_route_is(const struct route *r);
 
 /* static_handler.c / demo_handler.c */

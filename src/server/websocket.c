@@ -146,7 +146,7 @@ static void ws_flush(rill_websocket *ws)
             rill_ws_output_consume(ws->codec, n);
             break;
         }
-        int rc = ws->st ? rill_response_write(ws->st, p, n) : rill_io_conn_write(ws->sess->conn, p, n);
+        int rc = ws->st ? rill_response_write(ws->st, p, n) : rill_io_conn_write(ws->sess->c.io, p, n);
         if (rc < 0 && rc != RILL_ERR_WOULD_BLOCK) {
             rill_ws_abort(ws->codec);
             break;
@@ -177,23 +177,33 @@ static void ws_drained(rill_websocket *ws)
     }
 }
 
-/* HTTP/1.1 connection hooks (session.c / h1_session.c) */
-void ws_connection_data(rill_session *sess, const uint8_t *data, size_t len)
+/* An HTTP/1.1 connection after the 101: the connection layer runs ws_proto on it. */
+static void proto_data(struct conn *c, const uint8_t *data, size_t len)
 {
-    ws_feed(sess->websocket, data, len);
+    ws_feed(session_of(c)->websocket, data, len);
 }
 
-void ws_connection_drain(rill_session *sess)
+static void proto_drain(struct conn *c)
 {
-    ws_drained(sess->websocket);
+    ws_drained(session_of(c)->websocket);
 }
 
-void ws_connection_closed(rill_session *sess)
+static void proto_free(struct conn *c)
 {
+    rill_session *sess = session_of(c);
     rill_websocket *ws = sess->websocket;
     sess->websocket = NULL;
     ws_gone(ws);
+    h1_session_free(sess); /* what is left of the HTTP/1.1 side that switched */
 }
+
+const struct conn_proto ws_proto = {
+    .name = "WebSocket",
+    .data = proto_data,
+    .drain = proto_drain,
+    .busy = session_busy,
+    .free = proto_free,
+};
 
 /* HTTP/2 stream hooks: the CONNECT stream's body is the peer's byte stream. */
 static void h2_body(rill_request *req, const uint8_t *data, size_t len, bool end, void *user)
@@ -364,6 +374,7 @@ static void ws_handshake(rill_request *req, rill_response *res, void *arg)
         rill_response_set_header(res, "sec-websocket-extensions", ext);
     exchange_switch_protocols(res, "websocket");
     sess->websocket = ws;
+    conn_set_proto(&sess->c, &ws_proto);
     ws_flush(ws);
 }
 
@@ -409,7 +420,7 @@ static bool over_high_water(const rill_websocket *ws)
     if (ws->opening)
         return false;
     return ws->st ? ws->st->queued >= EXCHANGE_HIGH_WATER
-                  : rill_io_conn_queued(ws->sess->conn) >= EXCHANGE_HIGH_WATER;
+                  : rill_io_conn_queued(ws->sess->c.io) >= EXCHANGE_HIGH_WATER;
 }
 
 int rill_websocket_send(rill_websocket *ws, unsigned opcode, const void *data, size_t len)
