@@ -177,10 +177,13 @@ struct h2_hblock {
 /* What sessions take from their options, made once and shared by every session of one profile
  * (rill_h2_profile_new), or owned by a session made from options alone: an idle session carries
  * none of it. Read-only once made, so sessions on several threads may share it. */
+/* Flood token buckets, one per kind of frame a peer can send for nothing. */
+enum h2_flood { FL_PING, FL_SETTINGS, FL_RST, FL_EMPTY, FL_WU, FL_PRIORITY, FL_COUNT };
+
 struct rill_h2_profile {
     rill_h2_settings local;          /* the SETTINGS announced at start */
-    rill_h2_rate rates[6];           /* flood limits, by enum h2_flood */
-    uint32_t flood_cap[6];           /* each bucket's capacity in H2_FLOOD_UNITs */
+    rill_h2_rate rates[FL_COUNT];    /* flood limits, by enum h2_flood */
+    uint32_t flood_cap[FL_COUNT];    /* each bucket's capacity in H2_FLOOD_UNITs */
     const rill_h2_allocator *alloc;  /* NULL: malloc */
     const rill_h2_buffer_pool *pool; /* output buffers of chunk_size come from here, or NULL */
     uint32_t conn_window_target;
@@ -257,7 +260,7 @@ struct rill_h2_session {
     struct h2_dataref *free_refs;
 
     /* flood accounting: token buckets in thousandths of a frame, all refilled from one clock */
-    uint32_t flood_tokens[6]; /* by enum h2_flood */
+    uint32_t flood_tokens[FL_COUNT]; /* by enum h2_flood */
     uint32_t flood_ms;        /* when they were last refilled (low 32 bits of now) */
 
     uint8_t hdr[H2_FRAME_HEADER];
@@ -295,7 +298,6 @@ static inline const rill_h2_settings *h2_acked(const rill_h2_session *s)
     return !s->pending_count ? s->local : s->pend ? &s->pend->acked : &h2_protocol_settings;
 }
 
-enum h2_flood { FL_PING, FL_SETTINGS, FL_RST, FL_EMPTY, FL_WU, FL_PRIORITY };
 #define H2_FLOOD_UNIT 1000u /* one frame, in bucket units */
 
 

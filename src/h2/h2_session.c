@@ -88,7 +88,7 @@ bool h2_history_alloc(rill_h2_session *s)
 static const rill_h2_callbacks no_callbacks;
 
 /* The default flood limits (rill_h2_options_init). */
-static const rill_h2_rate default_rates[6] = {
+static const rill_h2_rate default_rates[FL_COUNT] = {
     [FL_PING] = {100, 10},      [FL_SETTINGS] = {100, 10},    [FL_RST] = {1000, 33},
     [FL_EMPTY] = {1000, 100},   [FL_WU] = {1000, 100},        [FL_PRIORITY] = {1000, 100},
 };
@@ -176,7 +176,7 @@ rill_h2_profile *rill_h2_profile_new(enum rill_h2_role role, const rill_h2_optio
     p->rates[FL_EMPTY] = opt->empty_frame_rate;
     p->rates[FL_WU] = opt->window_update_rate;
     p->rates[FL_PRIORITY] = opt->priority_rate;
-    for (int i = 0; i < 6; i++) /* in units; bursts above about four million frames are that many */
+    for (int i = 0; i < FL_COUNT; i++) /* in units; bursts above about four million frames are that many */
         p->flood_cap[i] = flood_cap(&p->rates[i]);
     return p;
 }
@@ -228,7 +228,7 @@ rill_h2_session *rill_h2_session_new_shared(const rill_h2_profile *prof, const r
     s->settings_deadline = UINT64_MAX;
     s->shutdown_deadline = UINT64_MAX;
     s->rstate = s->role == RILL_H2_SERVER ? RS_PREFACE : RS_HEADER;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < FL_COUNT; i++)
         s->flood_tokens[i] = prof->flood_cap[i];
     s->flood_ms = (uint32_t)s->now;
     /* Our first SETTINGS is pending until acknowledged; until then the protocol defaults hold
@@ -370,7 +370,7 @@ bool h2_flood_take_n(rill_h2_session *s, enum h2_flood which, uint32_t n)
     uint32_t elapsed = (uint32_t)s->now - s->flood_ms;
     if (elapsed) {
         s->flood_ms = (uint32_t)s->now;
-        for (int i = 0; i < 6; i++) {
+        for (int i = 0; i < FL_COUNT; i++) {
             uint64_t t = s->flood_tokens[i] + (uint64_t)elapsed * s->prof->rates[i].per_second;
             s->flood_tokens[i] = t > s->prof->flood_cap[i] ? s->prof->flood_cap[i] : (uint32_t)t;
         }
