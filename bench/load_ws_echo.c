@@ -215,11 +215,11 @@ static void h1_open(rill_io_conn *conn, const char *alpn)
 {
     struct sock *s = rill_io_conn_user(conn);
     rill_ws_make_key(s->key);
-    rill_h1_field f[] = {{"Host", 4, s->b->authority, strlen(s->b->authority)},
-                         {"Upgrade", 7, "websocket", 9},
-                         {"Connection", 10, "Upgrade", 7},
-                         {"Sec-WebSocket-Key", 17, s->key, strlen(s->key)},
-                         {"Sec-WebSocket-Version", 21, "13", 2}};
+#define F(n, v) {(const uint8_t *)(n), strlen(n), (const uint8_t *)(v), strlen(v), 0}
+    rill_header f[] = {F("Host", s->b->authority), F("Upgrade", "websocket"),
+                       F("Connection", "Upgrade"), F("Sec-WebSocket-Key", s->key),
+                       F("Sec-WebSocket-Version", "13")};
+#undef F
     uint8_t buf[1024];
     size_t len;
     rill_h1_write_request_head(buf, sizeof buf, &len, "GET", 3, s->b->path, strlen(s->b->path), f, 5);

@@ -27,7 +27,7 @@ static void mix(struct digest *d, const void *p, size_t n)
         d->h = (d->h ^ b[i]) * 0x100000001b3ull;
 }
 
-static void mix_fields(struct digest *d, const rill_h1_field *f, size_t n)
+static void mix_fields(struct digest *d, const rill_header *f, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         mix(d, f[i].name, f[i].name_len);
@@ -43,8 +43,8 @@ typedef void (*head_hook)(const rill_h1_head *head);
 static void run(rill_h1_role role, const char *method, const uint8_t *data, size_t len,
                 struct fuzz_cuts *cuts, head_hook hook, struct digest *d)
 {
-    rill_h1_limits lim;
-    rill_h1_limits_default(&lim);
+    rill_h1_options lim;
+    rill_h1_options_init(&lim);
     lim.max_head_size = 2048; /* small limits so the fuzzer reaches them */
     lim.max_request_line = 512;
     lim.max_fields = 16;

@@ -354,13 +354,13 @@ static void check_ws(const rill_h1_head *head, const uint8_t *p, size_t len)
     rill_ws_pmd_params agreed;
     bool pmd = false;
     for (size_t i = 0; i < head->nfields; i++) {
-        const rill_h1_field *f = &head->fields[i];
-        if (f->name_len != 24 || strncasecmp(f->name, "sec-websocket-extensions", 24) != 0)
+        const rill_header *f = &head->fields[i];
+        if (f->name_len != 24 || strncasecmp((const char *)f->name, "sec-websocket-extensions", 24) != 0)
             continue;
         rill_ws_pmd_policy offered = {.client_no_context_takeover = true,
                                       .server_no_context_takeover = false};
         /* We did not make the offer (the input did); only an answer we can read is checked. */
-        if (rill_ws_pmd_client_accept(f->value, f->value_len, &offered, &agreed) != RILL_OK)
+        if (rill_ws_pmd_client_accept((const char *)f->value, f->value_len, &offered, &agreed) != RILL_OK)
             return;
         pmd = true;
     }
@@ -392,8 +392,8 @@ struct requests {
 /* What the server was sent, as its own parser reads it. */
 static void parse_requests(const uint8_t *p, size_t len, struct requests *r)
 {
-    rill_h1_limits lim;
-    rill_h1_limits_default(&lim);
+    rill_h1_options lim;
+    rill_h1_options_init(&lim);
     lim.max_head_size = 64 * 1024; /* the server's max_header_list_size */
     rill_h1_parser *parser = rill_h1_parser_new(RILL_H1_REQUEST, &lim);
     if (!parser)
@@ -553,8 +553,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wait_until_no_connections();
 
     if (getenv("FUZZ_SERVER_CONN_SHOW")) /* for reading what a seed does */
-        fprintf(stderr, "---- %zu bytes in, %zu out:\n%.*s\n", len, a.len, (int)a.len,
-                (const char *)a.data);
+        fprintf(stderr, "---- %zu bytes in, %zu out:\n", len, a.len),
+            fwrite(a.data, 1, a.len, stderr), fputc('\n', stderr);
     if (!a.truncated) {
         if (rill_h1_preface_check(input, len) == RILL_H1_PREFACE_YES)
             check_h2(a.data, a.len, a.closed);

@@ -49,6 +49,21 @@ enum rill_error {
     RILL_ERR_UNSUPPORTED = -21,      /* a feature the peer asked for is not supported */
 };
 
+/* One header field, the same type in every module (HPACK, HTTP/2, HTTP/1.1, the server): name and
+ * value are spans (not NUL-terminated unless a function says so) of bytes the caller or the
+ * producing module owns. */
+typedef struct rill_header {
+    const uint8_t *name;
+    size_t name_len;
+    const uint8_t *value;
+    size_t value_len;
+    uint32_t flags; /* RILL_HEADER_* (HPACK indexing); 0 where it does not apply (HTTP/1.1) */
+} rill_header;
+
+/* rill_header.flags */
+#define RILL_HEADER_NEVER_INDEX 0x01u /* sensitive: decoded from / encode as never-indexed */
+#define RILL_HEADER_NO_INDEX 0x02u    /* encoder hint: literal without indexing */
+
 /* A static, human-readable description of a RILL_ERR_* code; never NULL. */
 RILL_API const char *rill_strerror(int err);
 

@@ -125,12 +125,16 @@ RILL_API const char *rill_h1_error_text(rill_h1_error err);
 
 /* ---- parser ------------------------------------------------------------------------------------ */
 
+/* What the parser reads, named by message rather than by side; the values follow the library's
+ * role order (server side first, see rill_h2_role / rill_ws_role). */
 typedef enum rill_h1_role {
-    RILL_H1_REQUEST = 0,  /* server side: parse requests */
-    RILL_H1_RESPONSE = 1, /* client side: parse responses */
+    RILL_H1_REQUEST = 0,  /* the server side: parse requests */
+    RILL_H1_RESPONSE = 1, /* the client side: parse responses */
 } rill_h1_role;
 
-typedef struct rill_h1_limits {
+/* Parser options (limits); fill with rill_h1_options_init, then change what you need. */
+typedef struct rill_h1_options {
+    size_t size;                 /* sizeof(rill_h1_options), set by rill_h1_options_init */
     uint32_t max_request_line;   /* request/status line bytes without CRLF; request: 414 (8192) */
     uint32_t max_head_size;      /* start line + fields incl. CRLFs; 431 (16384) */
     uint32_t max_fields;         /* field lines in a head; 431 (100) */
@@ -138,17 +142,17 @@ typedef struct rill_h1_limits {
     uint32_t max_trailer_fields; /* trailer field lines; 431 (32) */
     uint32_t max_chunk_ext;      /* bytes after a chunk size before its CRLF; 400 (1024) */
     uint64_t max_body;           /* decoded body bytes; 413; 0 = unlimited (0) */
-} rill_h1_limits;
+} rill_h1_options;
 
-/* Fills *lim with the defaults shown above. */
-RILL_API void rill_h1_limits_default(rill_h1_limits *lim);
+/* Fills *opt with the defaults shown above (and opt->size). */
+RILL_API void rill_h1_options_init(rill_h1_options *opt);
 
-typedef struct rill_h1_field {
-    const char *name; /* as received (case preserved); not NUL-terminated */
-    size_t name_len;
-    const char *value; /* leading/trailing OWS removed; not NUL-terminated */
-    size_t value_len;
-} rill_h1_field;
+/* Fields are rill_header (rill/common.h), as in HTTP/2: a parsed field's name is as received (case
+ * preserved), its value without leading/trailing OWS, neither NUL-terminated, flags 0. Fields
+ * given to the serialiser are written as they are (flags ignored). */
+
+/* Deprecated: the old name of rill_header in this module; will be removed. */
+typedef rill_header rill_h1_field;
 
 typedef enum rill_h1_target_form {
     RILL_H1_TARGET_ORIGIN = 0, /* "/path?query" */
@@ -180,7 +184,7 @@ typedef struct rill_h1_head {
     size_t reason_len;
     /* both */
     int version_minor; /* the d of HTTP/1.d; anything >= 1 gets HTTP/1.1 semantics */
-    const rill_h1_field *fields;
+    const rill_header *fields;
     size_t nfields;
     rill_h1_body body;
     uint64_t content_length; /* meaningful when body == RILL_H1_BODY_LENGTH */
@@ -204,17 +208,18 @@ typedef struct rill_h1_event {
     const rill_h1_head *head;     /* HEAD (also set on END; same lifetime as the head) */
     const uint8_t *data;          /* BODY: points into the caller's data */
     size_t len;                   /* BODY */
-    const rill_h1_field *fields;  /* TRAILERS */
+    const rill_header *fields;    /* TRAILERS */
     size_t nfields;               /* TRAILERS */
     bool upgraded;                /* END: the connection now speaks another protocol */
 } rill_h1_event;
 
 typedef struct rill_h1_parser rill_h1_parser;
 
-/* A parser for `role`, with lim (copied; NULL = defaults). Allocates its head buffer and field
- * array once, here. Returns NULL when out of memory or if a limit is 0 (max_body excepted).
+/* A parser for `role`, with opt (copied; NULL = defaults). Allocates its head buffer and field
+ * array once, here. Returns NULL when out of memory, if opt->size is invalid (see "Public API
+ * conventions" in docs/ARCHITECTURE.md) or if a limit is 0 (max_body excepted).
  * Free with rill_h1_parser_free. */
-RILL_API rill_h1_parser *rill_h1_parser_new(rill_h1_role role, const rill_h1_limits *lim);
+RILL_API rill_h1_parser *rill_h1_parser_new(rill_h1_role role, const rill_h1_options *opt);
 RILL_API void rill_h1_parser_free(rill_h1_parser *p);
 
 /* Back to "expecting a start line", clearing any error or upgraded state. */
@@ -261,8 +266,8 @@ RILL_API bool rill_h1_list_has_token(const char *value, size_t len, const char *
 
 /* The first field named `name` (case-insensitive) at or after index *pos in fields[0..n); on a hit
  * sets *pos to its index + 1 (so repeated calls walk every occurrence) and returns it; else NULL. */
-RILL_API const rill_h1_field *rill_h1_find_field(const rill_h1_field *fields, size_t n,
-                                                 const char *name, size_t *pos);
+RILL_API const rill_header *rill_h1_find_field(const rill_header *fields, size_t n,
+                                               const char *name, size_t *pos);
 
 /* Whether any field named `name` lists `token` (rill_h1_list_has_token over every occurrence). */
 RILL_API bool rill_h1_head_has_token(const rill_h1_head *head, const char *name, const char *token);
@@ -271,7 +276,7 @@ RILL_API bool rill_h1_head_has_token(const rill_h1_head *head, const char *name,
  * §8.2.2, for turning an h2c upgrade request into stream 1): Connection, Keep-Alive,
  * Proxy-Connection, Transfer-Encoding, Upgrade, HTTP2-Settings, any field the Connection field
  * names, and TE unless its value is exactly "trailers". */
-RILL_API bool rill_h1_is_connection_specific(const rill_h1_head *head, const rill_h1_field *f);
+RILL_API bool rill_h1_is_connection_specific(const rill_h1_head *head, const rill_header *f);
 
 /* ---- server helpers: choosing the protocol ------------------------------------------------------ */
 
@@ -350,13 +355,13 @@ RILL_API const char *rill_h1_reason_phrase(int status);
 /* "HTTP/1.1 <status> <reason>\r\n" + fields + "\r\n". reason NULL = the standard phrase. The
  * caller supplies framing fields (Content-Length or Transfer-Encoding: chunked, Connection). */
 RILL_API int rill_h1_write_response_head(uint8_t *out, size_t cap, size_t *out_len, int status,
-                                         const char *reason, const rill_h1_field *fields,
+                                         const char *reason, const rill_header *fields,
                                          size_t nfields);
 
 /* "<method> <target> HTTP/1.1\r\n" + fields + "\r\n". The caller includes Host. */
 RILL_API int rill_h1_write_request_head(uint8_t *out, size_t cap, size_t *out_len,
                                         const char *method, size_t method_len, const char *target,
-                                        size_t target_len, const rill_h1_field *fields,
+                                        size_t target_len, const rill_header *fields,
                                         size_t nfields);
 
 /* The answer to a rejected message: "HTTP/1.1 <rill_h1_error_status(err)> <reason>" with
@@ -373,7 +378,7 @@ RILL_API int rill_h1_write_chunk_header(uint8_t *out, size_t cap, size_t *out_le
 
 /* The last chunk "0\r\n", the trailer fields, and the final "\r\n". */
 RILL_API int rill_h1_write_last_chunk(uint8_t *out, size_t cap, size_t *out_len,
-                                      const rill_h1_field *trailers, size_t ntrailers);
+                                      const rill_header *trailers, size_t ntrailers);
 
 #ifdef __cplusplus
 }

@@ -13,17 +13,7 @@
 extern "C" {
 #endif
 
-/* rill_header.flags */
-#define RILL_HEADER_NEVER_INDEX 0x01u /* sensitive: decoded from / encode as never-indexed */
-#define RILL_HEADER_NO_INDEX 0x02u    /* encoder hint: literal without indexing */
-
-typedef struct rill_header {
-    const uint8_t *name;
-    size_t name_len;
-    const uint8_t *value;
-    size_t value_len;
-    uint32_t flags;
-} rill_header;
+/* Header fields are rill_header (rill/common.h), the type every module uses for a field. */
 
 #define RILL_HPACK_DEFAULT_TABLE_SIZE 4096u
 

@@ -176,22 +176,29 @@ static int start_codec(rill_ws_client *c, const char *ext_response, size_t ext_l
 
 /* ---- HTTP/1.1 ---------------------------------------------------------------------------------- */
 
+/* A header field from two NUL-terminated strings. */
+static rill_header h1_field(const char *name, const char *value)
+{
+    return (rill_header){(const uint8_t *)name, strlen(name), (const uint8_t *)value, strlen(value),
+                         0};
+}
+
 static void h1_send_upgrade(rill_ws_client *c)
 {
     rill_ws_make_key(c->key);
-    rill_h1_field f[8];
+    rill_header f[8];
     size_t n = 0;
-    f[n++] = (rill_h1_field){"Host", 4, c->authority, strlen(c->authority)};
-    f[n++] = (rill_h1_field){"Upgrade", 7, "websocket", 9};
-    f[n++] = (rill_h1_field){"Connection", 10, "Upgrade", 7};
-    f[n++] = (rill_h1_field){"Sec-WebSocket-Key", 17, c->key, strlen(c->key)};
-    f[n++] = (rill_h1_field){"Sec-WebSocket-Version", 21, "13", 2};
+    f[n++] = h1_field("Host", c->authority);
+    f[n++] = h1_field("Upgrade", "websocket");
+    f[n++] = h1_field("Connection", "Upgrade");
+    f[n++] = h1_field("Sec-WebSocket-Key", c->key);
+    f[n++] = h1_field("Sec-WebSocket-Version", "13");
     if (!c->opt.no_deflate)
-        f[n++] = (rill_h1_field){"Sec-WebSocket-Extensions", 24, c->offer, strlen(c->offer)};
+        f[n++] = h1_field("Sec-WebSocket-Extensions", c->offer);
     if (c->origin)
-        f[n++] = (rill_h1_field){"Origin", 6, c->origin, strlen(c->origin)};
+        f[n++] = h1_field("Origin", c->origin);
     if (c->subprotocol)
-        f[n++] = (rill_h1_field){"Sec-WebSocket-Protocol", 22, c->subprotocol, strlen(c->subprotocol)};
+        f[n++] = h1_field("Sec-WebSocket-Protocol", c->subprotocol);
     /* sized to the request: a long path or subprotocol list must not fail silently */
     size_t need = strlen(c->path) + 32;
     for (size_t i = 0; i < n; i++)
@@ -236,9 +243,9 @@ static void h1_data(rill_ws_client *c, const uint8_t *data, size_t len)
                 return;
             }
             size_t pos = 0;
-            const rill_h1_field *ext =
+            const rill_header *ext =
                 rill_h1_find_field(ev.head->fields, ev.head->nfields, "sec-websocket-extensions", &pos);
-            if (start_codec(c, ext ? ext->value : NULL, ext ? ext->value_len : 0) < 0) {
+            if (start_codec(c, ext ? (const char *)ext->value : NULL, ext ? ext->value_len : 0) < 0) {
                 snprintf(c->why, sizeof c->why, "bad Sec-WebSocket-Extensions in the response");
                 rill_io_conn_close(c->conn, false);
                 return;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/api_struct.h"
 #include "common/http_chars.h"
 #include "h1/h1_chars.h"
 #include "h1/h1_internal.h"
@@ -45,7 +46,7 @@ struct framing {
 
 struct rill_h1_parser {
     rill_h1_role role;
-    rill_h1_limits lim;
+    rill_h1_options lim;
     enum state state;
     rill_h1_error error;
     int error_code;
@@ -60,7 +61,7 @@ struct rill_h1_parser {
     size_t region_limit; /* its maximum size */
     size_t first_line;   /* where the start line begins, once it is complete (else SIZE_MAX) */
 
-    rill_h1_field *fields; /* max_fields head fields, then max_trailer_fields trailers */
+    rill_header *fields; /* max_fields head fields, then max_trailer_fields trailers */
     size_t ntrailers;
     rill_h1_head head;
     struct framing fr;
@@ -77,8 +78,10 @@ struct rill_h1_parser {
     bool req_connect;
 };
 
-void rill_h1_limits_default(rill_h1_limits *lim)
+void rill_h1_options_init(rill_h1_options *lim)
 {
+    memset(lim, 0, sizeof *lim);
+    lim->size = sizeof *lim;
     lim->max_request_line = 8192;
     lim->max_head_size = 16384;
     lim->max_fields = 100;
@@ -105,13 +108,12 @@ static void begin_message(rill_h1_parser *p)
     p->body_total = 0;
 }
 
-rill_h1_parser *rill_h1_parser_new(rill_h1_role role, const rill_h1_limits *lim)
+rill_h1_parser *rill_h1_parser_new(rill_h1_role role, const rill_h1_options *opt)
 {
-    rill_h1_limits l;
-    if (lim)
-        l = *lim;
-    else
-        rill_h1_limits_default(&l);
+    rill_h1_options l;
+    rill_h1_options_init(&l);
+    if (opt && rill_struct_copy(&l, sizeof l, opt) != RILL_OK)
+        return NULL;
     if (!l.max_request_line || !l.max_head_size || !l.max_fields || !l.max_trailer_size ||
         !l.max_trailer_fields || !l.max_chunk_ext)
         return NULL;
@@ -445,7 +447,7 @@ static int parse_field_line(rill_h1_parser *p, char *line, size_t n, bool traile
         ve--;
     if (h1_span_value(line + vs, ve - vs) != ve - vs)
         return fail_line(p, line, n, RILL_H1_E_BAD_FIELD_VALUE);
-    rill_h1_field *f;
+    rill_header *f;
     if (trailer) {
         if (p->ntrailers == p->lim.max_trailer_fields)
             return fail(p, RILL_H1_E_TRAILERS_TOO_LARGE);
@@ -455,10 +457,11 @@ static int parse_field_line(rill_h1_parser *p, char *line, size_t n, bool traile
             return fail(p, RILL_H1_E_TOO_MANY_FIELDS);
         f = &p->fields[p->head.nfields++];
     }
-    f->name = line;
+    f->name = (const uint8_t *)line;
     f->name_len = nlen;
-    f->value = line + vs;
+    f->value = (const uint8_t *)line + vs;
     f->value_len = ve - vs;
+    f->flags = 0;
     return trailer ? 0 : note_field(p, line, nlen, line + vs, ve - vs);
 }
 

@@ -116,10 +116,10 @@ int rill_h1_h2c_upgrade(const rill_h1_head *head, uint8_t *out, size_t cap, size
         !rill_h1_head_has_token(head, "connection", "http2-settings"))
         return 0;
     size_t pos = 0;
-    const rill_h1_field *f = rill_h1_find_field(head->fields, head->nfields, "http2-settings", &pos);
+    const rill_header *f = rill_h1_find_field(head->fields, head->nfields, "http2-settings", &pos);
     if (!f || rill_h1_find_field(head->fields, head->nfields, "http2-settings", &pos))
         return 0; /* none, or more than one */
-    size_t chars = b64_unpadded(f->value, f->value_len);
+    size_t chars = b64_unpadded((const char *)f->value, f->value_len);
     if (chars == 0 || chars == (size_t)-1 || chars % 4 == 1)
         return 0;
     size_t need = b64_decoded_len(chars);
@@ -127,7 +127,7 @@ int rill_h1_h2c_upgrade(const rill_h1_head *head, uint8_t *out, size_t cap, size
         return 0; /* SETTINGS entries are 6 bytes each */
     if (need > cap)
         return RILL_ERR_BUFFER_TOO_SMALL;
-    long got = rill_h1_base64_decode(f->value, f->value_len, 1, out, cap);
+    long got = rill_h1_base64_decode((const char *)f->value, f->value_len, 1, out, cap);
     if (got < 0)
         return 0;
     *out_len = (size_t)got;
@@ -135,10 +135,10 @@ int rill_h1_h2c_upgrade(const rill_h1_head *head, uint8_t *out, size_t cap, size
 }
 
 /* The only field named `name`, or NULL when absent or repeated (*count says which). */
-static const rill_h1_field *single_field(const rill_h1_head *head, const char *name, int *count)
+static const rill_header *single_field(const rill_h1_head *head, const char *name, int *count)
 {
     size_t pos = 0;
-    const rill_h1_field *f = rill_h1_find_field(head->fields, head->nfields, name, &pos);
+    const rill_header *f = rill_h1_find_field(head->fields, head->nfields, name, &pos);
     *count = f ? 1 : 0;
     if (f && rill_h1_find_field(head->fields, head->nfields, name, &pos)) {
         *count = 2;
@@ -158,29 +158,29 @@ int rill_h1_websocket_upgrade(const rill_h1_head *head, rill_h1_ws_upgrade *out)
         !head->connection_upgrade)
         return RILL_ERR_PROTOCOL;
     int count;
-    const rill_h1_field *key = single_field(head, "sec-websocket-key", &count);
+    const rill_header *key = single_field(head, "sec-websocket-key", &count);
     uint8_t raw[16];
     if (!key || key->value_len != 24 ||
-        rill_h1_base64_decode(key->value, key->value_len, 0, raw, sizeof raw) != 16)
+        rill_h1_base64_decode((const char *)key->value, key->value_len, 0, raw, sizeof raw) != 16)
         return RILL_ERR_PROTOCOL;
-    const rill_h1_field *version = single_field(head, "sec-websocket-version", &count);
+    const rill_header *version = single_field(head, "sec-websocket-version", &count);
     if (!version)
         return RILL_ERR_PROTOCOL;
     if (version->value_len != 2 || memcmp(version->value, "13", 2) != 0)
         return RILL_ERR_UNSUPPORTED;
-    out->key = key->value;
+    out->key = (const char *)key->value;
     out->key_len = key->value_len;
     size_t pos = 0;
-    const rill_h1_field *f =
+    const rill_header *f =
         rill_h1_find_field(head->fields, head->nfields, "sec-websocket-protocol", &pos);
     if (f) {
-        out->protocols = f->value;
+        out->protocols = (const char *)f->value;
         out->protocols_len = f->value_len;
     }
     pos = 0;
     f = rill_h1_find_field(head->fields, head->nfields, "sec-websocket-extensions", &pos);
     if (f) {
-        out->extensions = f->value;
+        out->extensions = (const char *)f->value;
         out->extensions_len = f->value_len;
     }
     return 1;
@@ -203,6 +203,6 @@ bool rill_h1_websocket_response_ok(const rill_h1_head *head, const char *key, si
         rill_h1_websocket_accept(key, key_len, want) != 0)
         return false;
     int count;
-    const rill_h1_field *accept = single_field(head, "sec-websocket-accept", &count);
+    const rill_header *accept = single_field(head, "sec-websocket-accept", &count);
     return accept && accept->value_len == 28 && memcmp(accept->value, want, 28) == 0;
 }

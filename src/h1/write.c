@@ -39,18 +39,19 @@ static bool valid_value(const char *s, size_t n)
     return h1_span_value(s, n) == n;
 }
 
-static int put_fields(struct out *o, const rill_h1_field *fields, size_t n)
+static int put_fields(struct out *o, const rill_header *fields, size_t n)
 {
     if (n && !fields)
         return RILL_ERR_INVALID_ARG;
     for (size_t i = 0; i < n; i++) {
-        const rill_h1_field *f = &fields[i];
-        if (!valid_token(f->name, f->name_len) || (f->value_len && !f->value) ||
-            !valid_value(f->value, f->value_len))
+        const rill_header *f = &fields[i];
+        const char *name = (const char *)f->name, *value = (const char *)f->value;
+        if (!valid_token(name, f->name_len) || (f->value_len && !value) ||
+            !valid_value(value, f->value_len))
             return RILL_ERR_INVALID_ARG;
-        put(o, f->name, f->name_len);
+        put(o, name, f->name_len);
         put(o, ": ", 2);
-        put(o, f->value, f->value_len);
+        put(o, value, f->value_len);
         put(o, "\r\n", 2);
     }
     return 0;
@@ -107,7 +108,7 @@ const char *rill_h1_reason_phrase(int status)
 }
 
 int rill_h1_write_response_head(uint8_t *out, size_t cap, size_t *out_len, int status,
-                                const char *reason, const rill_h1_field *fields, size_t nfields)
+                                const char *reason, const rill_header *fields, size_t nfields)
 {
     if (!out_len || (!out && cap) || status < 100 || status > 599)
         return RILL_ERR_INVALID_ARG;
@@ -132,7 +133,7 @@ int rill_h1_write_response_head(uint8_t *out, size_t cap, size_t *out_len, int s
 
 int rill_h1_write_request_head(uint8_t *out, size_t cap, size_t *out_len, const char *method,
                                size_t method_len, const char *target, size_t target_len,
-                               const rill_h1_field *fields, size_t nfields)
+                               const rill_header *fields, size_t nfields)
 {
     if (!out_len || (!out && cap) || !method || !target || !valid_token(method, method_len) ||
         target_len == 0 || h1_span_target(target, target_len) != target_len)
@@ -151,9 +152,9 @@ int rill_h1_write_request_head(uint8_t *out, size_t cap, size_t *out_len, const 
 
 int rill_h1_write_error_response(uint8_t *out, size_t cap, size_t *out_len, rill_h1_error err)
 {
-    static const rill_h1_field fields[] = {
-        {"Content-Length", 14, "0", 1},
-        {"Connection", 10, "close", 5},
+    static const rill_header fields[] = {
+        {(const uint8_t *)"Content-Length", 14, (const uint8_t *)"0", 1, 0},
+        {(const uint8_t *)"Connection", 10, (const uint8_t *)"close", 5, 0},
     };
     int status = rill_h1_error_status(err);
     if (status == 0)
@@ -180,7 +181,7 @@ int rill_h1_write_chunk_header(uint8_t *out, size_t cap, size_t *out_len, uint64
 }
 
 int rill_h1_write_last_chunk(uint8_t *out, size_t cap, size_t *out_len,
-                             const rill_h1_field *trailers, size_t ntrailers)
+                             const rill_header *trailers, size_t ntrailers)
 {
     if (!out_len || (!out && cap))
         return RILL_ERR_INVALID_ARG;

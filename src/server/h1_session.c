@@ -26,6 +26,12 @@ struct h1_state {
 
 static void process_pending(rill_session *sess);
 static void arm_head_deadline(rill_session *sess, struct h1_state *h1);
+
+/* A field from a NUL-terminated name and a value span. */
+static rill_header h1_field(const char *name, const char *value, size_t value_len)
+{
+    return (rill_header){(const uint8_t *)name, strlen(name), (const uint8_t *)value, value_len, 0};
+}
 static void reject(rill_session *sess, int status, const char *why);
 
 /* The request head limit is the server's max_header_list_size, the same figure HTTP/2 announces
@@ -33,8 +39,8 @@ static void reject(rill_session *sess, int status, const char *why);
  * smaller limit (414). */
 static rill_h1_parser *parser_new(const rill_session *sess)
 {
-    rill_h1_limits lim;
-    rill_h1_limits_default(&lim);
+    rill_h1_options lim;
+    rill_h1_options_init(&lim);
     lim.max_head_size = session_worker(sess)->srv->opt.max_header_list_size;
     if (lim.max_request_line > lim.max_head_size)
         lim.max_request_line = lim.max_head_size;
@@ -140,12 +146,12 @@ static void reject(rill_session *sess, int status, const char *why)
     rill_http_date_format(time(NULL), date);
     size_t body_len = strlen(why) + 1; /* and a newline */
     int n = snprintf(length, sizeof length, "%zu", body_len);
-    const rill_h1_field fields[] = {
-        {"content-type", 12, "text/plain; charset=utf-8", 25},
-        {"content-length", 14, length, (size_t)n},
-        {"connection", 10, "close", 5},
-        {"date", 4, date, RILL_HTTP_DATE_LEN},
-        {"server", 6, "rill", 4},
+    const rill_header fields[] = {
+        h1_field("content-type", "text/plain; charset=utf-8", 25),
+        h1_field("content-length", length, (size_t)n),
+        h1_field("connection", "close", 5),
+        h1_field("date", date, RILL_HTTP_DATE_LEN),
+        h1_field("server", "rill", 4),
     };
     uint8_t head[256];
     size_t head_len;
@@ -207,9 +213,8 @@ static int start_request(rill_session *sess, const rill_h1_head *head)
     if (authority)
         f[k++] = (rill_header){(const uint8_t *)":authority", 10, (const uint8_t *)authority,
                                authority_len, 0};
-    for (size_t i = 0; i < head->nfields; i++)
-        f[k++] = (rill_header){(const uint8_t *)head->fields[i].name, head->fields[i].name_len,
-                               (const uint8_t *)head->fields[i].value, head->fields[i].value_len, 0};
+    memcpy(f + k, head->fields, head->nfields * sizeof *f);
+    k += head->nfields;
 
     rill_stream *st = exchange_new(sess, &h1_exchange_ops, (int32_t)++sess->requests);
     int rc = st ? exchange_set_request(st, f, k, head->version_minor ? "HTTP/1.1" : "HTTP/1.0")
@@ -431,20 +436,18 @@ static void process_pending(rill_session *sess)
 /* ---- exchange ops ------------------------------------------------------------------------------ */
 
 /* The response head: st's fields plus the framing and connection fields the transport adds. */
-static int write_head(rill_stream *st, const rill_h1_field *extra, size_t nextra)
+static int write_head(rill_stream *st, const rill_header *extra, size_t nextra)
 {
     size_t n = st->resp_fields.count;
-    rill_h1_field stack[40];
-    rill_h1_field *f = n + nextra <= 40 ? stack : malloc((n + nextra) * sizeof *f);
+    rill_header stack[40];
+    rill_header *f = n + nextra <= 40 ? stack : malloc((n + nextra) * sizeof *f);
     if (!f)
         return RILL_ERR_NOMEM;
     size_t bytes = 64;
-    for (size_t i = 0; i < n; i++) {
-        const rill_header *h = &st->resp_fields.items[i];
-        f[i] = (rill_h1_field){(const char *)h->name, h->name_len, (const char *)h->value,
-                               h->value_len};
-        bytes += h->name_len + h->value_len + 4;
-    }
+    if (n)
+        memcpy(f, st->resp_fields.items, n * sizeof *f);
+    for (size_t i = 0; i < n; i++)
+        bytes += f[i].name_len + f[i].value_len + 4;
     for (size_t i = 0; i < nextra; i++) {
         f[n++] = extra[i];
         bytes += extra[i].name_len + extra[i].value_len + 4;
@@ -466,7 +469,7 @@ static int write_head(rill_stream *st, const rill_h1_field *extra, size_t nextra
 static int h1_send_head(rill_stream *st, bool end_stream)
 {
     bool http10 = strcmp(st->version, "HTTP/1.0") == 0;
-    rill_h1_field extra[2];
+    rill_header extra[2];
     size_t n = 0;
     if (!header_list_has(&st->resp_fields, "content-length") && exchange_body_allowed(st) &&
         !end_stream) {
@@ -474,22 +477,22 @@ static int h1_send_head(rill_stream *st, bool end_stream)
             st->keep_alive = false; /* the body ends with the connection */
         else {
             st->chunked = true;
-            extra[n++] = (rill_h1_field){"transfer-encoding", 17, "chunked", 7};
+            extra[n++] = h1_field("transfer-encoding", "chunked", 7);
         }
     }
     if (!st->keep_alive || st->sess->h1->close_after)
-        extra[n++] = (rill_h1_field){"connection", 10, "close", 5};
+        extra[n++] = h1_field("connection", "close", 5);
     else if (http10)
-        extra[n++] = (rill_h1_field){"connection", 10, "keep-alive", 10};
+        extra[n++] = h1_field("connection", "keep-alive", 10);
     return write_head(st, extra, n);
 }
 
 /* 101 to `protocol`; the bytes after this request then belong to whoever switched. */
 static int h1_switch_protocols(rill_stream *st, const char *protocol)
 {
-    const rill_h1_field extra[] = {
-        {"upgrade", 7, protocol, strlen(protocol)},
-        {"connection", 10, "Upgrade", 7},
+    const rill_header extra[] = {
+        h1_field("upgrade", protocol, strlen(protocol)),
+        h1_field("connection", "Upgrade", 7),
     };
     return write_head(st, extra, 2);
 }
@@ -498,18 +501,15 @@ static int h1_send_informational(rill_stream *st, int status, const rill_header 
 {
     if (strcmp(st->version, "HTTP/1.0") == 0)
         return RILL_OK; /* HTTP/1.0 clients do not expect 1xx */
-    rill_h1_field f[32];
     if (n > 32)
         return RILL_ERR_LIMIT;
     size_t bytes = 64;
-    for (size_t i = 0; i < n; i++) {
-        f[i] = (rill_h1_field){(const char *)fields[i].name, fields[i].name_len,
-                               (const char *)fields[i].value, fields[i].value_len};
+    for (size_t i = 0; i < n; i++)
         bytes += fields[i].name_len + fields[i].value_len + 4;
-    }
     uint8_t *buf = malloc(bytes);
     size_t len;
-    int rc = buf ? rill_h1_write_response_head(buf, bytes, &len, status, NULL, f, n) : RILL_ERR_NOMEM;
+    int rc = buf ? rill_h1_write_response_head(buf, bytes, &len, status, NULL, fields, n)
+                 : RILL_ERR_NOMEM;
     if (rc == RILL_OK)
         rc = rill_io_conn_write(st->sess->c.io, buf, len);
     free(buf);
@@ -544,21 +544,16 @@ static int h1_finish(rill_stream *st)
         rc = rill_io_conn_write(st->sess->c.io, last, sizeof last - 1);
     } else if (st->chunked) {
         size_t n = st->trailers.count;
-        rill_h1_field *f = malloc(n * sizeof *f);
+        const rill_header *f = st->trailers.items;
         size_t bytes = 16;
-        for (size_t i = 0; f && i < n; i++) {
-            const rill_header *h = &st->trailers.items[i];
-            f[i] = (rill_h1_field){(const char *)h->name, h->name_len, (const char *)h->value,
-                                   h->value_len};
-            bytes += h->name_len + h->value_len + 4;
-        }
-        uint8_t *buf = f ? malloc(bytes) : NULL;
+        for (size_t i = 0; i < n; i++)
+            bytes += f[i].name_len + f[i].value_len + 4;
+        uint8_t *buf = malloc(bytes);
         size_t len;
         rc = buf ? rill_h1_write_last_chunk(buf, bytes, &len, f, n) : RILL_ERR_NOMEM;
         if (rc == RILL_OK)
             rc = rill_io_conn_write(st->sess->c.io, buf, len);
         free(buf);
-        free(f);
     }
     rill_session *sess = st->sess;
     struct h1_state *h1 = sess->h1;

@@ -43,12 +43,12 @@ static inline void tr_fmt(struct transcript *t, const char *fmt, ...)
         tr_put(t, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-static inline void tr_fields(struct transcript *t, const rill_h1_field *f, size_t n)
+static inline void tr_fields(struct transcript *t, const rill_header *f, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        tr_put(t, f[i].name, f[i].name_len);
+        tr_put(t, (const char *)f[i].name, f[i].name_len);
         tr_put(t, "=", 1);
-        tr_put(t, f[i].value, f[i].value_len);
+        tr_put(t, (const char *)f[i].value, f[i].value_len);
         tr_put(t, ";", 1);
     }
 }
@@ -144,7 +144,7 @@ static inline void tr_feed(rill_h1_parser *p, const char *data, size_t len, size
 }
 
 /* A whole run on a fresh parser; eof = also signal the end of the stream. */
-static inline void tr_run(rill_h1_role role, const rill_h1_limits *lim, const char *method,
+static inline void tr_run(rill_h1_role role, const rill_h1_options *lim, const char *method,
                    const char *data, size_t len, size_t step, bool eof, struct transcript *t)
 {
     memset(t, 0, sizeof *t);

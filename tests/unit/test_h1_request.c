@@ -22,7 +22,7 @@ static rill_h1_parser *head_of(const char *req, size_t len, const rill_h1_head *
     return p;
 }
 
-static bool span_is(const char *s, size_t n, const char *lit)
+static bool span_is(const void *s, size_t n, const char *lit)
 {
     return s && n == strlen(lit) && memcmp(s, lit, n) == 0;
 }
@@ -542,11 +542,41 @@ static size_t long_line(char *out, size_t line_len)
     return n;
 }
 
+/* The options' leading size (docs/ARCHITECTURE.md, "Public API conventions"): 0 or larger than
+ * the library's struct is refused; an older, shorter struct gets the defaults for its tail. */
+static void options_size_is_checked(void **state)
+{
+    (void)state;
+    rill_h1_options opt;
+    rill_h1_options_init(&opt);
+    assert_int_equal(opt.size, sizeof opt);
+    opt.size = 0;
+    assert_null(rill_h1_parser_new(RILL_H1_REQUEST, &opt));
+    opt.size = sizeof opt + 8;
+    assert_null(rill_h1_parser_new(RILL_H1_REQUEST, &opt));
+    opt.size = offsetof(rill_h1_options, max_body); /* an older caller: no max_body */
+    opt.max_body = 1; /* beyond its size: ignored, the default (unlimited) applies */
+    rill_h1_parser *p = rill_h1_parser_new(RILL_H1_REQUEST, &opt);
+    assert_non_null(p);
+    static const char req[] = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nabcd";
+    size_t used, off = 0;
+    rill_h1_event ev;
+    bool ended = false;
+    while (!ended) {
+        assert_int_equal(rill_h1_parse(p, (const uint8_t *)req + off, sizeof req - 1 - off, &used,
+                                       &ev), RILL_OK);
+        off += used;
+        ended = ev.type == RILL_H1_EV_END;
+        assert_true(ended || ev.type != RILL_H1_EV_NONE);
+    }
+    rill_h1_parser_free(p);
+}
+
 static void limits_give_distinguishable_errors(void **state)
 {
     (void)state;
-    rill_h1_limits lim;
-    rill_h1_limits_default(&lim);
+    rill_h1_options lim;
+    rill_h1_options_init(&lim);
     lim.max_request_line = 100;
     lim.max_head_size = 300;
     lim.max_fields = 4;
@@ -597,8 +627,8 @@ static void limits_give_distinguishable_errors(void **state)
 static void chunk_extension_and_trailer_limits(void **state)
 {
     (void)state;
-    rill_h1_limits lim;
-    rill_h1_limits_default(&lim);
+    rill_h1_options lim;
+    rill_h1_options_init(&lim);
     lim.max_chunk_ext = 8;
     lim.max_trailer_size = 20;
     lim.max_trailer_fields = 2;
@@ -634,8 +664,8 @@ static void chunk_extension_and_trailer_limits(void **state)
 static void body_limit_answers_413(void **state)
 {
     (void)state;
-    rill_h1_limits lim;
-    rill_h1_limits_default(&lim);
+    rill_h1_options lim;
+    rill_h1_options_init(&lim);
     lim.max_body = 10;
     static struct transcript t;
     const char ok[] = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789";
@@ -695,8 +725,8 @@ static void every_error_maps_to_an_http_status(void **state)
 static void bad_arguments_are_refused(void **state)
 {
     (void)state;
-    rill_h1_limits lim;
-    rill_h1_limits_default(&lim);
+    rill_h1_options lim;
+    rill_h1_options_init(&lim);
     lim.max_fields = 0;
     assert_null(rill_h1_parser_new(RILL_H1_REQUEST, &lim));
     assert_null(rill_h1_parser_new((rill_h1_role)7, NULL));
@@ -731,6 +761,7 @@ int main(void)
         cmocka_unit_test(eof_between_and_inside_messages),
         cmocka_unit_test(every_error_maps_to_an_http_status),
         cmocka_unit_test(bad_arguments_are_refused),
+        cmocka_unit_test(options_size_is_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

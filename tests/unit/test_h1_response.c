@@ -8,7 +8,7 @@
 
 #include "test_h1_harness.h"
 
-#define FIELD(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+#define FIELD(n, v) {(const uint8_t *)(n), sizeof(n) - 1, (const uint8_t *)(v), sizeof(v) - 1, 0}
 
 static void run_text(const char *method, const char *in, bool eof, struct transcript *t)
 {
@@ -62,8 +62,8 @@ static void read_until_close(void **state)
     assert_non_null(strstr(t.text, "body=3 cl=0 ka=0"));
     assert_non_null(strstr(t.text, "B<all of it\r\n>E(eof)"));
     /* max_body bounds a read-until-close body too. */
-    rill_h1_limits lim;
-    rill_h1_limits_default(&lim);
+    rill_h1_options lim;
+    rill_h1_options_init(&lim);
     lim.max_body = 4;
     tr_run(RILL_H1_RESPONSE, &lim, "GET", "HTTP/1.0 200 OK\r\n\r\n1234", 23, 1, true, &t);
     assert_int_equal(t.rc, 0);
@@ -230,7 +230,7 @@ static void response_round_trip(void **state)
     (void)state;
     static uint8_t wire[1024];
     size_t len = 0, n;
-    rill_h1_field fields[] = {FIELD("Content-Type", "text/plain"),
+    rill_header fields[] = {FIELD("Content-Type", "text/plain"),
                               FIELD("Transfer-Encoding", "chunked"), FIELD("X-Empty", "")};
     assert_int_equal(rill_h1_write_response_head(wire, sizeof wire, &n, 200, NULL, fields, 3), 0);
     len += n;
@@ -244,7 +244,7 @@ static void response_round_trip(void **state)
         memcpy(wire + len, RILL_H1_CHUNK_END, 2);
         len += 2;
     }
-    rill_h1_field trailers[] = {FIELD("Digest", "sha-256=abc")};
+    rill_header trailers[] = {FIELD("Digest", "sha-256=abc")};
     assert_int_equal(rill_h1_write_last_chunk(wire + len, sizeof wire - len, &n, trailers, 1), 0);
     len += n;
     static struct transcript t;
@@ -261,7 +261,7 @@ static void request_round_trip(void **state)
     (void)state;
     static uint8_t wire[512];
     size_t n;
-    rill_h1_field fields[] = {FIELD("Host", "example.com"), FIELD("Content-Length", "4")};
+    rill_header fields[] = {FIELD("Host", "example.com"), FIELD("Content-Length", "4")};
     assert_int_equal(rill_h1_write_request_head(wire, sizeof wire, &n, "PUT", 3, "/x?y=1", 6,
                                                 fields, 2), 0);
     assert_int_equal(n, strlen("PUT /x?y=1 HTTP/1.1\r\nHost: example.com\r\nContent-Length: 4\r\n\r\n"));
@@ -279,18 +279,18 @@ static void serialiser_refuses_injection(void **state)
     (void)state;
     uint8_t out[256];
     size_t n;
-    rill_h1_field crlf[] = {FIELD("X", "a\r\nSet-Cookie: evil")};
+    rill_header crlf[] = {FIELD("X", "a\r\nSet-Cookie: evil")};
     assert_int_equal(rill_h1_write_response_head(out, sizeof out, &n, 200, NULL, crlf, 1),
                      RILL_ERR_INVALID_ARG);
-    rill_h1_field lf[] = {FIELD("X", "a\nb")};
+    rill_header lf[] = {FIELD("X", "a\nb")};
     assert_int_equal(rill_h1_write_last_chunk(out, sizeof out, &n, lf, 1), RILL_ERR_INVALID_ARG);
-    rill_h1_field nul[] = {{"X", 1, "a\0b", 3}};
+    rill_header nul[] = {{(const uint8_t *)"X", 1, (const uint8_t *)"a\0b", 3, 0}};
     assert_int_equal(rill_h1_write_response_head(out, sizeof out, &n, 200, NULL, nul, 1),
                      RILL_ERR_INVALID_ARG);
-    rill_h1_field name[] = {FIELD("Bad Name", "v")};
+    rill_header name[] = {FIELD("Bad Name", "v")};
     assert_int_equal(rill_h1_write_request_head(out, sizeof out, &n, "GET", 3, "/", 1, name, 1),
                      RILL_ERR_INVALID_ARG);
-    rill_h1_field empty[] = {FIELD("", "v")};
+    rill_header empty[] = {FIELD("", "v")};
     assert_int_equal(rill_h1_write_response_head(out, sizeof out, &n, 200, NULL, empty, 1),
                      RILL_ERR_INVALID_ARG);
     assert_int_equal(rill_h1_write_response_head(out, sizeof out, &n, 200, "OK\r\nX: y", NULL, 0),
@@ -311,7 +311,7 @@ static void small_buffers_are_reported(void **state)
     (void)state;
     uint8_t out[128];
     size_t full, n;
-    rill_h1_field fields[] = {FIELD("Content-Length", "0"), FIELD("Connection", "close")};
+    rill_header fields[] = {FIELD("Content-Length", "0"), FIELD("Connection", "close")};
     assert_int_equal(rill_h1_write_response_head(out, sizeof out, &full, 431, NULL, fields, 2), 0);
     assert_memory_equal(out, "HTTP/1.1 431 Request Header Fields Too Large\r\n", 46);
     for (size_t cap = 0; cap < full; cap++)
