@@ -1,6 +1,7 @@
 #include "server/static_files.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdlib.h>
@@ -181,13 +182,61 @@ bool rill_accept_encoding_allows(const char *value, size_t len, const char *codi
     return exact >= 0 ? exact == 1 : star == 1;
 }
 
+#define OPEN_FLAGS (O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+
+/* Without openat2 (kernels before 5.6, some sandboxes and valgrind): one component at a time,
+ * following no symlink at all, which is stricter than RESOLVE_BENEATH (a link inside the root
+ * is refused too) but never leaves the root. rel is already normalised (no "..", no "//"). */
+static int open_by_components(int dirfd, const char *rel)
+{
+    int cur = dirfd;
+    const char *p = rel;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        char comp[256];
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        if (n >= sizeof comp) {
+            if (cur != dirfd)
+                close(cur);
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        bool last = !slash || !slash[1];
+        int fd = openat(cur, n ? comp : ".", OPEN_FLAGS | O_NOFOLLOW | (last ? 0 : O_DIRECTORY));
+        int err = errno;
+        struct stat link;
+        if (fd < 0 && err == ENOTDIR && fstatat(cur, comp, &link, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISLNK(link.st_mode))
+            err = ELOOP; /* a symlink to a directory: O_DIRECTORY says ENOTDIR */
+        if (cur != dirfd)
+            close(cur);
+        if (fd < 0) {
+            errno = err == ELOOP ? EXDEV : err; /* a symlink: refused, as one leaving the root */
+            return -1;
+        }
+        if (last)
+            return fd;
+        cur = fd;
+        p = slash + 1;
+    }
+}
+
 static int open_beneath(int dirfd, const char *rel)
 {
-    struct open_how how = {
-        .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-    };
-    return (int)syscall(SYS_openat2, dirfd, rel[0] ? rel : ".", &how, sizeof how);
+    static _Atomic bool no_openat2;
+    if (!atomic_load_explicit(&no_openat2, memory_order_relaxed)) {
+        struct open_how how = {
+            .flags = OPEN_FLAGS,
+            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+        };
+        int fd = (int)syscall(SYS_openat2, dirfd, rel[0] ? rel : ".", &how, sizeof how);
+        if (fd >= 0 || errno != ENOSYS)
+            return fd;
+        atomic_store_explicit(&no_openat2, true, memory_order_relaxed);
+    }
+    return open_by_components(dirfd, rel);
 }
 
 static enum rill_static_status status_from_errno(int err)
