@@ -10,8 +10,7 @@
 
 static size_t sink;
 
-static int on_message(void *user, unsigned opcode, const uint8_t *data, size_t len,
-                      unsigned flags)
+static int on_message(unsigned opcode, const uint8_t *data, size_t len, unsigned flags, void *user)
 {
     (void)user;
     (void)opcode;
@@ -27,7 +26,7 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int fixed_key(void *user, uint8_t key[4])
+static int fixed_key(uint8_t key[4], void *user)
 {
     (void)user;
     memcpy(key, "\x37\xfa\x21\x3d", 4);
@@ -38,11 +37,11 @@ static int fixed_key(void *user, uint8_t key[4])
 static uint8_t *build_stream(unsigned opcode, const uint8_t *msg, size_t msg_len, size_t count,
                              const rill_ws_pmd_params *pmd, size_t *out_len)
 {
-    rill_ws_config cfg = {0};
-    cfg.role = RILL_WS_CLIENT;
-    cfg.mask_key = fixed_key;
+    rill_ws_options cfg;
+    rill_ws_options_init(&cfg);
     cfg.pmd = pmd;
-    rill_ws *c = rill_ws_new(&cfg);
+    static const rill_ws_callbacks cb = {.size = sizeof cb, .mask_key = fixed_key};
+    rill_ws *c = rill_ws_new(RILL_WS_CLIENT, &cfg, &cb, NULL);
     size_t cap = (msg_len + 14) * count + 1024, len = 0;
     uint8_t *buf = malloc(cap);
     for (size_t i = 0; i < count; i++) {
@@ -54,7 +53,7 @@ static uint8_t *build_stream(unsigned opcode, const uint8_t *msg, size_t msg_len
         size_t n = rill_ws_output(c, &p);
         memcpy(buf + len, p, n);
         len += n;
-        rill_ws_output_consume(c, n);
+        rill_ws_output_sent(c, n);
     }
     rill_ws_free(c);
     *out_len = len;
@@ -70,12 +69,12 @@ static void run(const char *name, unsigned opcode, const uint8_t *msg, size_t ms
     for (int inplace = 0; inplace < 2; inplace++) {
         double best = 1e9;
         for (int rep = 0; rep < 5; rep++) {
-            rill_ws_config cfg = {0};
-            cfg.role = RILL_WS_SERVER;
+            rill_ws_options cfg;
+            rill_ws_options_init(&cfg);
             cfg.pmd = pmd;
             cfg.streaming = streaming;
-            cfg.callbacks.on_message = on_message;
-            rill_ws *s = rill_ws_new(&cfg);
+            static const rill_ws_callbacks cb = {.size = sizeof cb, .on_message = on_message};
+            rill_ws *s = rill_ws_new(RILL_WS_SERVER, &cfg, &cb, NULL);
             memcpy(work, stream, stream_len);
             double t0 = now();
             for (size_t off = 0; off < stream_len; off += 65536) {
@@ -100,20 +99,18 @@ static void run(const char *name, unsigned opcode, const uint8_t *msg, size_t ms
 }
 
 static void run_send(const char *name, unsigned opcode, const uint8_t *msg, size_t msg_len,
-                     size_t count, enum rill_ws_role role)
+                     size_t count, rill_ws_role role)
 {
     double best = 1e9;
     for (int rep = 0; rep < 5; rep++) {
-        rill_ws_config cfg = {0};
-        cfg.role = role;
-        rill_ws *w = rill_ws_new(&cfg);
+        rill_ws *w = rill_ws_new(role, NULL, NULL, NULL);
         double t0 = now();
         for (size_t i = 0; i < count; i++) {
             rill_ws_send(w, opcode, msg, msg_len);
             const uint8_t *p;
             size_t n = rill_ws_output(w, &p);
             sink += n;
-            rill_ws_output_consume(w, n);
+            rill_ws_output_sent(w, n);
         }
         double t = now() - t0;
         if (t < best)

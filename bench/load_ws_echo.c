@@ -37,7 +37,7 @@ struct bench {
     uint32_t rng;
 };
 
-static int fast_mask(void *user, uint8_t key[4])
+static int fast_mask(uint8_t key[4], void *user)
 {
     struct sock *s = user;
     s->b->rng = s->b->rng * 1103515245u + 12345u; /* masking keys need not be secret here */
@@ -59,7 +59,7 @@ static void flush_sock(struct sock *s)
         } else {
             rill_io_conn_write(s->conn, p, n);
         }
-        rill_ws_output_consume(s->codec, n);
+        rill_ws_output_sent(s->codec, n);
     }
 }
 
@@ -84,7 +84,7 @@ static void send_one(struct sock *s)
     flush_sock(s);
 }
 
-static int on_message(void *user, unsigned op, const uint8_t *data, size_t len, unsigned flags)
+static int on_message(unsigned op, const uint8_t *data, size_t len, unsigned flags, void *user)
 {
     struct sock *s = user;
     struct bench *b = s->b;
@@ -102,9 +102,9 @@ static int on_message(void *user, unsigned op, const uint8_t *data, size_t len, 
 
 static void opened(struct sock *s)
 {
-    rill_ws_config cfg = {.role = RILL_WS_CLIENT, .mask_key = fast_mask, .user = s,
-                          .callbacks = {.on_message = on_message}};
-    s->codec = rill_ws_new(&cfg);
+    static const rill_ws_callbacks cb = {.size = sizeof cb, .on_message = on_message,
+                                         .mask_key = fast_mask};
+    s->codec = rill_ws_new(RILL_WS_CLIENT, NULL, &cb, s);
     struct bench *b = s->b;
     if (++b->open == b->n) { /* everyone connected: the clock starts */
         b->start_ms = rill_io_now_ms();

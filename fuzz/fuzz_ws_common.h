@@ -33,8 +33,7 @@ static void fuzz_mark(fuzz_ctx *c, char what, unsigned value)
     fuzz_mix(c, &value, sizeof value);
 }
 
-static int fuzz_on_message(void *user, unsigned opcode, const uint8_t *data, size_t len,
-                           unsigned flags)
+static int fuzz_on_message(unsigned opcode, const uint8_t *data, size_t len, unsigned flags, void *user)
 {
     fuzz_ctx *c = user;
     c->delivered += len;
@@ -50,28 +49,28 @@ static int fuzz_on_message(void *user, unsigned opcode, const uint8_t *data, siz
     return 0;
 }
 
-static int fuzz_on_ping(void *user, const uint8_t *data, size_t len)
+static int fuzz_on_ping(const uint8_t *data, size_t len, void *user)
 {
     fuzz_mark(user, 'I', (unsigned)len);
     fuzz_mix(user, data, len);
     return 0;
 }
 
-static int fuzz_on_pong(void *user, const uint8_t *data, size_t len)
+static int fuzz_on_pong(const uint8_t *data, size_t len, void *user)
 {
     fuzz_mark(user, 'O', (unsigned)len);
     fuzz_mix(user, data, len);
     return 0;
 }
 
-static int fuzz_on_close(void *user, unsigned code, const uint8_t *reason, size_t len)
+static int fuzz_on_close(unsigned code, const uint8_t *reason, size_t len, void *user)
 {
     fuzz_mark(user, 'C', code);
     fuzz_mix(user, reason, len);
     return 0;
 }
 
-static int fuzz_key(void *user, uint8_t key[4])
+static int fuzz_key(uint8_t key[4], void *user)
 {
     (void)user;
     memcpy(key, "\x12\x34\x56\x78", 4);
@@ -86,13 +85,15 @@ struct fuzz_ws_result {
 };
 
 /* One run over data, cut by cuts (NULL = whole). */
-static struct fuzz_ws_result fuzz_ws_feed(const rill_ws_config *base, bool inplace, bool close_at_end,
-                                          const uint8_t *data, size_t size, struct fuzz_cuts *cuts)
+static struct fuzz_ws_result fuzz_ws_feed(rill_ws_role role, const rill_ws_options *cfg,
+                                          bool inplace, bool close_at_end, const uint8_t *data,
+                                          size_t size, struct fuzz_cuts *cuts)
 {
+    static const rill_ws_callbacks cb = {.size = sizeof cb, .on_message = fuzz_on_message,
+                                         .on_ping = fuzz_on_ping, .on_pong = fuzz_on_pong,
+                                         .on_close = fuzz_on_close, .mask_key = fuzz_key};
     fuzz_ctx ctx = {.h = 0xcbf29ce484222325ull};
-    rill_ws_config cfg = *base;
-    cfg.user = &ctx;
-    rill_ws *ws = rill_ws_new(&cfg);
+    rill_ws *ws = rill_ws_new(role, cfg, &cb, &ctx);
     if (!ws)
         abort();
     ctx.ws = ws;
@@ -111,7 +112,7 @@ static struct fuzz_ws_result fuzz_ws_feed(const rill_ws_config *base, bool inpla
             for (size_t i = 0; i < pending; i++)
                 sink ^= out[i];
             (void)sink;
-            rill_ws_output_consume(ws, pending);
+            rill_ws_output_sent(ws, pending);
         }
         if (rc < 0) {
             /* A failed codec refuses more input and names a close code, or stopped on state. */
@@ -128,14 +129,14 @@ static struct fuzz_ws_result fuzz_ws_feed(const rill_ws_config *base, bool inpla
         (void)rill_ws_close(ws, 1000, "bye", 3);
         (void)rill_ws_transport_closed(ws);
     }
-    if (ctx.delivered > cfg.max_message_size * (size + 1))
+    if (ctx.delivered > cfg->max_message_size * (size + 1))
         abort();
     free(copy);
     rill_ws_free(ws);
     return r;
 }
 
-static void fuzz_ws_run(enum rill_ws_role role, const uint8_t *data, size_t size)
+static void fuzz_ws_run(rill_ws_role role, const uint8_t *data, size_t size)
 {
     if (size < 3)
         return;
@@ -147,25 +148,19 @@ static void fuzz_ws_run(enum rill_ws_role role, const uint8_t *data, size_t size
     pmd.client_no_context_takeover = bits & 0x02;
     pmd.server_max_window_bits = (bits & 0x04) ? (uint8_t)(8 + ((bits >> 3) & 7)) : 0;
     pmd.client_max_window_bits = (bits & 0x40) ? (uint8_t)(8 + ((bits >> 5) & 7)) : 0;
-    rill_ws_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.role = role;
+    rill_ws_options cfg;
+    rill_ws_options_init(&cfg);
     cfg.streaming = opt & 0x01;
     cfg.no_auto_pong = opt & 0x02;
     cfg.pmd = (opt & 0x04) ? &pmd : NULL;
     cfg.max_message_size = (opt & 0x08) ? 4096 : 1u << 20;
     cfg.max_frame_size = (opt & 0x10) ? 7 : 0;
     cfg.compress_threshold = (opt & 0x20) ? 1 : 0;
-    cfg.mask_key = fuzz_key;
-    cfg.callbacks.on_message = fuzz_on_message;
-    cfg.callbacks.on_ping = fuzz_on_ping;
-    cfg.callbacks.on_pong = fuzz_on_pong;
-    cfg.callbacks.on_close = fuzz_on_close;
     bool inplace = opt & 0x40, close_at_end = opt & 0x80;
-    struct fuzz_ws_result whole = fuzz_ws_feed(&cfg, inplace, close_at_end, data, size, NULL);
+    struct fuzz_ws_result whole = fuzz_ws_feed(role, &cfg, inplace, close_at_end, data, size, NULL);
     struct fuzz_cuts cuts;
     fuzz_cuts_init(&cuts, fuzz_cuts_class(cut_sel) * 2, cut_sel);
-    struct fuzz_ws_result split = fuzz_ws_feed(&cfg, inplace, close_at_end, data, size, &cuts);
+    struct fuzz_ws_result split = fuzz_ws_feed(role, &cfg, inplace, close_at_end, data, size, &cuts);
     if (whole.failed != split.failed || whole.fail_code != split.fail_code ||
         whole.state != split.state)
         abort(); /* the cuts changed the verdict */

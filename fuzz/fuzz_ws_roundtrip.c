@@ -17,8 +17,7 @@ typedef struct sink {
     unsigned opcode;
 } sink;
 
-static int on_message(void *user, unsigned opcode, const uint8_t *data, size_t len,
-                      unsigned flags)
+static int on_message(unsigned opcode, const uint8_t *data, size_t len, unsigned flags, void *user)
 {
     sink *s = user;
     if (flags & RILL_WS_FIRST)
@@ -31,7 +30,7 @@ static int on_message(void *user, unsigned opcode, const uint8_t *data, size_t l
     return 0;
 }
 
-static int fixed_key(void *user, uint8_t key[4])
+static int fixed_key(uint8_t key[4], void *user)
 {
     (void)user;
     memcpy(key, "\xa5\x5a\x0f\xf0", 4);
@@ -47,7 +46,7 @@ static void transfer(rill_ws *from, rill_ws *to, size_t slice)
         size_t k = n < slice ? n : slice;
         if (rill_ws_recv(to, p, k) != 0)
             abort();
-        rill_ws_output_consume(from, k);
+        rill_ws_output_sent(from, k);
     }
 }
 
@@ -93,21 +92,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pmd.server_max_window_bits = (bits & 0x04) ? (uint8_t)(8 + ((bits >> 3) & 7)) : 0;
     pmd.client_max_window_bits = (bits & 0x40) ? (uint8_t)(8 + ((bits >> 5) & 7)) : 0;
     sink ss = {malloc(size + 1), 0, 0, 0}, cs = {malloc(size + 1), 0, 0, 0};
-    rill_ws_config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    rill_ws_options cfg;
+    rill_ws_options_init(&cfg);
     cfg.pmd = (opt & 0x01) ? &pmd : NULL;
     cfg.compress_threshold = (opt & 0x02) ? 1 : 0;
     cfg.max_frame_size = frame_sel ? frame_sel : 0;
-    cfg.callbacks.on_message = on_message;
-    cfg.role = RILL_WS_SERVER;
+    rill_ws_callbacks cb = {.size = sizeof cb, .on_message = on_message};
     cfg.streaming = opt & 0x04;
-    cfg.user = &ss;
-    rill_ws *srv = rill_ws_new(&cfg);
-    cfg.role = RILL_WS_CLIENT;
+    rill_ws *srv = rill_ws_new(RILL_WS_SERVER, &cfg, &cb, &ss);
     cfg.streaming = opt & 0x08;
-    cfg.mask_key = fixed_key;
-    cfg.user = &cs;
-    rill_ws *cli = rill_ws_new(&cfg);
+    cb.mask_key = fixed_key;
+    rill_ws *cli = rill_ws_new(RILL_WS_CLIENT, &cfg, &cb, &cs);
     size_t slice = slice_sel ? slice_sel : SIZE_MAX;
     /* Messages are separated by the byte 0xFF in the input. */
     size_t start = 0;

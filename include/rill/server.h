@@ -239,12 +239,17 @@ typedef void (*rill_close_fn)(rill_response *res, bool completed, void *user);
 RILL_API void rill_response_on_close(rill_response *res, rill_close_fn fn, void *user);
 
 
-/* ---- WebSockets (RFC 6455 over HTTP/1.1 Upgrade, RFC 8441 over HTTP/2 extended CONNECT) -------- */
+/* ---- WebSockets (RFC 6455 over HTTP/1.1 Upgrade, RFC 8441 over HTTP/2 extended CONNECT) --------
+ * Names: rill_websocket_* is a live WebSocket connection with its I/O (here, one the server
+ * accepted; rill/client.h has the client's), rill_ws_* the sans-I/O codec in rill/ws.h. */
 
 typedef struct rill_websocket rill_websocket;
 
-/* One handler serves both transports. Callbacks run on the connection's worker thread. */
-typedef struct rill_ws_handler {
+/* One handler serves both transports. Callbacks run on the connection's worker thread. The caller
+ * sets size to sizeof(rill_websocket_handler) (see "Public API conventions" in
+ * docs/ARCHITECTURE.md). */
+typedef struct rill_websocket_handler {
+    size_t size; /* sizeof(rill_websocket_handler) */
     /* The opening handshake is valid: return 0 to accept, or an HTTP status (e.g. 403) to refuse.
      * req is valid only during this call. May be NULL (accept). */
     int (*on_open)(rill_websocket *ws, rill_request *req, void *user);
@@ -265,11 +270,12 @@ typedef struct rill_ws_handler {
     const char *const *subprotocols;
     size_t nsubprotocols;
     size_t max_message_size; /* 0 = 16 MiB; larger messages close with 1009 */
-} rill_ws_handler;
+} rill_websocket_handler;
 
-/* Serves WebSockets at exactly this path (h is referenced: keep it alive). Permessage-deflate is
- * negotiated when the client offers it. A plain request to the path gets 426. */
-RILL_API int rill_server_websocket(rill_server *s, const char *path, const rill_ws_handler *h,
+/* Serves WebSockets at exactly this path. h is copied, its subprotocols array is referenced (keep
+ * it alive); RILL_ERR_INVALID_ARG for a bad h->size. Permessage-deflate is negotiated when the
+ * client offers it. A plain request to the path gets 426. */
+RILL_API int rill_server_websocket(rill_server *s, const char *path, const rill_websocket_handler *h,
                                    void *user);
 
 /* RFC 8441 tunnels for other protocols: an HTTP/2 CONNECT with `:protocol` equal to protocol (any
@@ -282,7 +288,7 @@ RILL_API int rill_server_tunnel(rill_server *s, const char *protocol, rill_handl
 
 /* Origins allowed to open WebSockets ("https://example.com"; "*" for any). With no list, any
  * origin is accepted. Others get 403 (against cross-site WebSocket hijacking). Copied. */
-RILL_API int rill_server_ws_origins(rill_server *s, const char *const *origins, size_t count);
+RILL_API int rill_server_websocket_origins(rill_server *s, const char *const *origins, size_t count);
 
 /* Sends a whole message (RILL_WS_OP_TEXT must be valid UTF-8). Returns RILL_OK, or
  * RILL_ERR_WOULD_BLOCK when accepted but over the high-water mark (wait for on_drain), or

@@ -4,7 +4,7 @@
  * send; it never sees a socket, a clock or an HTTP message.
  *
  *   HTTP/1.1 Upgrade: after the 101 response, every byte read from the socket goes to
- *     rill_ws_recv(); rill_ws_output()/rill_ws_output_consume() are written to the socket.
+ *     rill_ws_recv(); rill_ws_output() bytes are written to the socket (rill_ws_output_sent()).
  *     When rill_ws_is_done() and the output is drained, the server closes the TCP connection
  *     (RFC 6455 §7.1.1: the server closes first); a client waits for the server's FIN (with its
  *     own timeout). A read of EOF or a reset is reported with rill_ws_transport_closed().
@@ -22,14 +22,16 @@
  *     rill_ws_pmd_params pmd;  char ext[160];            // during the handshake
  *     bool deflate = rill_ws_pmd_server_negotiate(offer, offer_len, NULL, &pmd, ext,
  *                                                 sizeof ext) == RILL_OK;
- *     rill_ws_config cfg = {.role = RILL_WS_SERVER, .pmd = deflate ? &pmd : NULL,
- *                           .callbacks = {.on_message = on_message}, .user = conn};
- *     rill_ws *ws = rill_ws_new(&cfg);
+ *     rill_ws_options opt;
+ *     rill_ws_options_init(&opt);
+ *     opt.pmd = deflate ? &pmd : NULL;
+ *     static const rill_ws_callbacks cb = {.size = sizeof cb, .on_message = on_message};
+ *     rill_ws *ws = rill_ws_new(RILL_WS_SERVER, &opt, &cb, conn);
  *     ...
  *     rc = rill_ws_recv(ws, bytes, n);                      // on every read / DATA frame
  *     while ((n = rill_ws_output(ws, &p)) > 0) {            // whenever the transport can write
  *         sent = write_or_queue_data(p, n);
- *         rill_ws_output_consume(ws, sent);
+ *         rill_ws_output_sent(ws, sent);
  *     }
  *     if (rill_ws_is_done(ws) && nothing pending) close the transport (FIN / END_STREAM);
  *
@@ -143,35 +145,47 @@ RILL_API int rill_ws_pmd_client_accept(const char *response, size_t len,
 
 typedef struct rill_ws rill_ws;
 
-enum rill_ws_role { RILL_WS_SERVER = 0, RILL_WS_CLIENT = 1 };
+/* Which side the codec plays; the same order as rill_h2_role (code never depends on the values). */
+typedef enum rill_ws_role {
+    RILL_WS_SERVER = 0, /* receives masked frames, sends unmasked ones */
+    RILL_WS_CLIENT = 1, /* masks every frame it sends */
+} rill_ws_role;
 
 /* rill_ws_callbacks.on_message flags */
 #define RILL_WS_FIRST 0x1u /* the first piece of a message */
 #define RILL_WS_FINAL 0x2u /* the last piece of a message */
 
+/* Events. The caller sets size to sizeof(rill_ws_callbacks) (e.g. `{.size = sizeof cb, ...}`); see
+ * "Public API conventions" in docs/ARCHITECTURE.md. `user` is rill_ws_new's user pointer. */
 typedef struct rill_ws_callbacks {
+    size_t size; /* sizeof(rill_ws_callbacks) */
     /* A text or binary message. In whole-message mode it is called once per message with
      * RILL_WS_FIRST|RILL_WS_FINAL and the complete (decompressed, UTF-8 checked) payload. In
      * streaming mode it is called for each piece as it arrives (opcode is that of the message,
      * never CONTINUATION); text pieces may split a UTF-8 sequence, the whole message is still
      * validated. May be NULL. */
-    int (*on_message)(void *user, unsigned opcode, const uint8_t *data, size_t len, unsigned flags);
+    int (*on_message)(unsigned opcode, const uint8_t *data, size_t len, unsigned flags, void *user);
     /* A ping (the pong reply is already queued unless no_auto_pong) or a pong. May be NULL. */
-    int (*on_ping)(void *user, const uint8_t *data, size_t len);
-    int (*on_pong)(void *user, const uint8_t *data, size_t len);
+    int (*on_ping)(const uint8_t *data, size_t len, void *user);
+    int (*on_pong)(const uint8_t *data, size_t len, void *user);
     /* The peer's valid Close frame: code is RILL_WS_CLOSE_NO_STATUS when it carried none. The
      * echo reply is queued after this returns, unless the callback called rill_ws_close().
      * May be NULL. */
-    int (*on_close)(void *user, unsigned code, const uint8_t *reason, size_t reason_len);
+    int (*on_close)(unsigned code, const uint8_t *reason, size_t reason_len, void *user);
+    /* Client role: the masking key for each frame. NULL = OpenSSL RAND_bytes (RFC 6455 §5.3
+     * wants unpredictable keys; a callback exists for tests). Return 0, or a RILL_ERR_* code. */
+    int (*mask_key)(uint8_t key[4], void *user);
 } rill_ws_callbacks;
 
 /* Every callback returns 0 to go on; a non-zero value stops rill_ws_recv, which returns it, and
  * leaves the codec failed (nothing queued): use a negative RILL_ERR_* code. Callbacks may call the
  * send functions, rill_ws_close and rill_ws_abort, but not rill_ws_recv* or rill_ws_free. */
 
-typedef struct rill_ws_config {
-    enum rill_ws_role role;
-    /* Largest message accepted (after decompression); larger gets close 1009. 0 = default. */
+/* Codec options; fill with rill_ws_options_init, then change what you need. */
+typedef struct rill_ws_options {
+    size_t size; /* sizeof(rill_ws_options), set by rill_ws_options_init */
+    /* Largest message accepted (after decompression); larger gets close 1009. 0 = the default,
+     * RILL_WS_DEFAULT_MAX_MESSAGE. */
     size_t max_message_size;
     /* Deliver pieces as they arrive instead of whole reassembled messages. */
     bool streaming;
@@ -185,16 +199,18 @@ typedef struct rill_ws_config {
     size_t compress_threshold;
     int compress_level; /* zlib level 1..9; 0 = 6 */
     int compress_mem_level; /* zlib memLevel 1..9; 0 = 8 (deflate state ~ 2^(w+2) + 2^(m+9)) */
-    /* Client role: the masking key for each frame. NULL = OpenSSL RAND_bytes (RFC 6455 §5.3
-     * wants unpredictable keys; a callback exists for tests). Return 0, or a RILL_ERR_* code. */
-    int (*mask_key)(void *user, uint8_t key[4]);
-    rill_ws_callbacks callbacks;
-    void *user;
-} rill_ws_config;
+} rill_ws_options;
 
-/* A codec in the OPEN state. `cfg` is copied. Returns NULL when out of memory or when cfg is
- * invalid (bad pmd window bits). Buffers are allocated lazily and reused: no malloc per frame. */
-RILL_API rill_ws *rill_ws_new(const rill_ws_config *cfg);
+/* Fills *opt with the defaults: RILL_WS_DEFAULT_MAX_MESSAGE, whole messages, automatic pongs, no
+ * frame splitting, no permessage-deflate, RILL_WS_DEFAULT_COMPRESS_THRESHOLD, level 6, memLevel 8. */
+RILL_API void rill_ws_options_init(rill_ws_options *opt);
+
+/* A codec in the OPEN state for `role`. opt (NULL = defaults) and cb (NULL = no events) are
+ * copied; user is passed to every callback. Returns NULL when out of memory or when opt or cb is
+ * invalid (a size 0 or larger than the library's, bad pmd window bits or compression levels).
+ * Buffers are allocated lazily and reused: no malloc per frame. */
+RILL_API rill_ws *rill_ws_new(rill_ws_role role, const rill_ws_options *opt,
+                              const rill_ws_callbacks *cb, void *user);
 RILL_API void rill_ws_free(rill_ws *ws);
 
 /* Feed received bytes (any split). The codec copies what it must keep. Returns RILL_OK, a protocol
@@ -253,7 +269,7 @@ RILL_API int rill_ws_send_header(rill_ws *ws, unsigned opcode, size_t len,
 RILL_API size_t rill_ws_output(rill_ws *ws, const uint8_t **data);
 
 /* Mark n bytes of the output (n <= what rill_ws_output returned) as sent. */
-RILL_API void rill_ws_output_consume(rill_ws *ws, size_t n);
+RILL_API void rill_ws_output_sent(rill_ws *ws, size_t n);
 
 /* Copy up to cap pending bytes into the caller's buf and consume them; returns the count. */
 RILL_API size_t rill_ws_output_copy(rill_ws *ws, uint8_t *buf, size_t cap);

@@ -134,7 +134,7 @@ int rill_cmd_serve(int argc, char **argv)
         fprintf(stderr, "rill serve: %s\n", rill_strerror(rc));
         return 1;
     }
-    rc = norigins ? rill_server_ws_origins(srv, origins, norigins) : RILL_OK;
+    rc = norigins ? rill_server_websocket_origins(srv, origins, norigins) : RILL_OK;
     if (rc == RILL_OK)
         rc = root ? rill_server_static(srv, "/", root, err, sizeof err) : rill_server_demo(srv);
     if (rc < 0) {

@@ -113,7 +113,7 @@ static void flush(rill_ws_client *c)
             } else {
                 rill_io_conn_write(c->conn, p, n);
             }
-            rill_ws_output_consume(c->codec, n);
+            rill_ws_output_sent(c->codec, n);
         }
         if (rill_ws_is_done(c->codec) && c->h2 && !c->end_sent) {
             c->end_sent = true; /* END_STREAM: our orderly close */
@@ -137,7 +137,7 @@ static void flush(rill_ws_client *c)
 
 /* ---- the codec --------------------------------------------------------------------------------- */
 
-static int on_ws_message(void *user, unsigned opcode, const uint8_t *data, size_t len, unsigned flags)
+static int on_ws_message(unsigned opcode, const uint8_t *data, size_t len, unsigned flags, void *user)
 {
     rill_ws_client *c = user;
     (void)flags;
@@ -159,13 +159,11 @@ static int start_codec(rill_ws_client *c, const char *ext_response, size_t ext_l
         return RILL_ERR_PROTOCOL; /* an extension we did not offer */
     }
     c->compressed = rc == RILL_OK;
-    rill_ws_config cfg = {
-        .role = RILL_WS_CLIENT,
-        .pmd = c->compressed ? &pmd : NULL,
-        .callbacks = {.on_message = on_ws_message},
-        .user = c,
-    };
-    c->codec = rill_ws_new(&cfg);
+    rill_ws_options opt;
+    rill_ws_options_init(&opt);
+    opt.pmd = c->compressed ? &pmd : NULL;
+    static const rill_ws_callbacks cb = {.size = sizeof cb, .on_message = on_ws_message};
+    c->codec = rill_ws_new(RILL_WS_CLIENT, &opt, &cb, c);
     if (!c->codec)
         return RILL_ERR_NOMEM;
     c->open = true;

@@ -127,7 +127,8 @@ static void echo_message(rill_websocket *ws, unsigned opcode, const uint8_t *dat
     rill_websocket_send(ws, opcode, data, len);
 }
 
-static const rill_ws_handler echo_handler = {.on_message = echo_message};
+static const rill_websocket_handler echo_handler = {.size = sizeof echo_handler,
+                                                    .on_message = echo_message};
 
 /* Chat members of this worker thread; a broadcast visits every worker's list. */
 struct chat_member {
@@ -230,7 +231,8 @@ static void chat_close(rill_websocket *ws, unsigned code, void *user)
         }
 }
 
-static const rill_ws_handler chat_handler = {
+static const rill_websocket_handler chat_handler = {
+    .size = sizeof chat_handler,
     .on_open = chat_open,
     .on_message = chat_message,
     .on_close = chat_close,

@@ -9,16 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/api_struct.h"
 #include "rill/ws.h"
 #include "server/server_internal.h"
 
 struct ws_route {
-    const rill_ws_handler *h;
+    rill_websocket_handler h; /* the caller's, copied (a shorter, older one: NULL tail) */
     void *user;
 };
 
 /* HTTP/2: after our END_STREAM, how long the peer has to end its side before the stream is reset
- * (the TCP linger of the HTTP/1.1 path, rill_io_options.linger_ms, is as long). */
+ * (the TCP linger of the HTTP/1.1 path, rill_io_loop_options.linger_ms, is as long). */
 #define WS_H2_CLOSE_LINGER_MS 5000u
 
 struct rill_websocket {
@@ -66,18 +67,18 @@ static void ws_gone(rill_websocket *ws)
     ws->gone = true;
     rill_io_timer_free(ws->linger);
     unsigned code = rill_ws_transport_closed(ws->codec);
-    if (ws->route->h->on_close)
-        ws->route->h->on_close(ws, code, ws->route->user);
+    if (ws->route->h.on_close)
+        ws->route->h.on_close(ws, code, ws->route->user);
     rill_ws_free(ws->codec);
     free(ws);
 }
 
 /* ---- codec callbacks --------------------------------------------------------------------------- */
 
-static int on_message(void *user, unsigned opcode, const uint8_t *data, size_t len, unsigned flags)
+static int on_message(unsigned opcode, const uint8_t *data, size_t len, unsigned flags, void *user)
 {
     rill_websocket *ws = user;
-    const rill_ws_handler *h = ws->route->h;
+    const rill_websocket_handler *h = &ws->route->h;
     if (h->on_fragment)
         h->on_fragment(ws, opcode, data, len, flags & RILL_WS_FIRST, flags & RILL_WS_FINAL,
                        ws->route->user);
@@ -143,7 +144,7 @@ static void ws_flush(rill_websocket *ws)
     while ((n = rill_ws_output(ws->codec, &p)) > 0) {
         if (done && ws->st) {
             ws_finish(ws, p, n); /* nothing follows: these bytes go out with END_STREAM */
-            rill_ws_output_consume(ws->codec, n);
+            rill_ws_output_sent(ws->codec, n);
             break;
         }
         int rc = ws->st ? rill_response_write(ws->st, p, n) : rill_io_conn_write(ws->sess->c.io, p, n);
@@ -151,7 +152,7 @@ static void ws_flush(rill_websocket *ws)
             rill_ws_abort(ws->codec);
             break;
         }
-        rill_ws_output_consume(ws->codec, n);
+        rill_ws_output_sent(ws->codec, n);
     }
     if (rill_ws_is_done(ws->codec) && !ws->finishing)
         ws_finish(ws, NULL, 0);
@@ -171,8 +172,8 @@ static void ws_drained(rill_websocket *ws)
     if (ws->blocked && !ws->gone) {
         ws->blocked = false;
         ws_hold(ws);
-        if (ws->route->h->on_drain)
-            ws->route->h->on_drain(ws, ws->route->user);
+        if (ws->route->h.on_drain)
+            ws->route->h.on_drain(ws, ws->route->user);
         ws_release(ws);
     }
 }
@@ -308,7 +309,7 @@ static void ws_handshake(rill_request *req, rill_response *res, void *arg)
     }
     ws->sess = sess;
     ws->route = route;
-    const rill_ws_handler *h = route->h;
+    const rill_websocket_handler *h = &route->h;
     size_t len = 0;
     const char *offered = rill_request_header(req, "sec-websocket-protocol", &len);
     if (offered && h->nsubprotocols) {
@@ -321,15 +322,13 @@ static void ws_handshake(rill_request *req, rill_response *res, void *arg)
     const char *offers = rill_request_header(req, "sec-websocket-extensions", &len);
     ws->compressed = offers && rill_ws_pmd_server_negotiate(offers, len, NULL, &pmd, ext,
                                                             sizeof ext) == RILL_OK;
-    rill_ws_config cfg = {
-        .role = RILL_WS_SERVER,
-        .max_message_size = h->max_message_size,
-        .streaming = h->on_fragment != NULL,
-        .pmd = ws->compressed ? &pmd : NULL,
-        .callbacks = {.on_message = on_message},
-        .user = ws,
-    };
-    ws->codec = rill_ws_new(&cfg);
+    rill_ws_options opt;
+    rill_ws_options_init(&opt);
+    opt.max_message_size = h->max_message_size;
+    opt.streaming = h->on_fragment != NULL;
+    opt.pmd = ws->compressed ? &pmd : NULL;
+    static const rill_ws_callbacks cb = {.size = sizeof cb, .on_message = on_message};
+    ws->codec = rill_ws_new(RILL_WS_SERVER, &opt, &cb, ws);
     if (!ws->codec) {
         free(ws);
         exchange_respond_simple(res, 500, "text/plain; charset=utf-8", "out of memory\n");
@@ -378,14 +377,17 @@ static void ws_handshake(rill_request *req, rill_response *res, void *arg)
     ws_flush(ws);
 }
 
-int rill_server_websocket(rill_server *s, const char *path, const rill_ws_handler *h, void *user)
+int rill_server_websocket(rill_server *s, const char *path, const rill_websocket_handler *h, void *user)
 {
     if (!h)
         return RILL_ERR_INVALID_ARG;
-    struct ws_route *r = malloc(sizeof *r);
+    struct ws_route *r = calloc(1, sizeof *r);
     if (!r)
         return RILL_ERR_NOMEM;
-    r->h = h;
+    if (rill_struct_copy(&r->h, sizeof r->h, h) != RILL_OK) {
+        free(r);
+        return RILL_ERR_INVALID_ARG;
+    }
     r->user = user;
     int rc = server_add_route(s, path, ws_handshake, r, true, free);
     if (rc < 0)
@@ -393,7 +395,7 @@ int rill_server_websocket(rill_server *s, const char *path, const rill_ws_handle
     return rc;
 }
 
-int rill_server_ws_origins(rill_server *s, const char *const *origins, size_t count)
+int rill_server_websocket_origins(rill_server *s, const char *const *origins, size_t count)
 {
     char **copy = calloc(count ? count : 1, sizeof *copy);
     if (!copy)

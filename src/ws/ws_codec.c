@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/api_struct.h"
 #include "rill/ws.h"
 #include "ws/ws_internal.h"
 
@@ -10,37 +11,58 @@ static bool window_bits_ok(uint8_t bits)
     return bits == 0 || (bits >= 8 && bits <= 15);
 }
 
-rill_ws *rill_ws_new(const rill_ws_config *cfg)
+void rill_ws_options_init(rill_ws_options *opt)
 {
-    if (!cfg || (cfg->role != RILL_WS_SERVER && cfg->role != RILL_WS_CLIENT))
+    memset(opt, 0, sizeof *opt);
+    opt->size = sizeof *opt;
+    opt->max_message_size = RILL_WS_DEFAULT_MAX_MESSAGE;
+    opt->compress_threshold = RILL_WS_DEFAULT_COMPRESS_THRESHOLD;
+    opt->compress_level = 6;
+    opt->compress_mem_level = 8;
+}
+
+rill_ws *rill_ws_new(rill_ws_role role, const rill_ws_options *opt, const rill_ws_callbacks *cb,
+                     void *user)
+{
+    if (role != RILL_WS_SERVER && role != RILL_WS_CLIENT)
         return NULL;
-    const rill_ws_pmd_params *pmd = cfg->pmd;
+    rill_ws_options o;
+    rill_ws_options_init(&o);
+    if (opt && rill_struct_copy(&o, sizeof o, opt) != RILL_OK)
+        return NULL;
+    rill_ws_callbacks c = {.size = sizeof c};
+    if (cb && rill_struct_copy(&c, sizeof c, cb) != RILL_OK)
+        return NULL;
+    const rill_ws_pmd_params *pmd = o.pmd;
     if (pmd && (!window_bits_ok(pmd->server_max_window_bits) ||
                 !window_bits_ok(pmd->client_max_window_bits)))
         return NULL;
-    if (cfg->compress_level < 0 || cfg->compress_level > 9 || cfg->compress_mem_level < 0 ||
-        cfg->compress_mem_level > 9)
+    if (o.compress_level < 0 || o.compress_level > 9 || o.compress_mem_level < 0 ||
+        o.compress_mem_level > 9)
         return NULL;
     rill_ws *ws = calloc(1, sizeof *ws);
     if (!ws)
         return NULL;
-    ws->cfg = *cfg;
-    ws->cfg.pmd = NULL; /* copied below; the caller's struct need not outlive the call */
-    ws->max_message = cfg->max_message_size ? cfg->max_message_size : RILL_WS_DEFAULT_MAX_MESSAGE;
+    ws->role = role;
+    ws->opt = o;
+    ws->cb = c;
+    ws->user = user;
+    ws->opt.pmd = NULL; /* copied below; the caller's struct need not outlive the call */
+    ws->max_message = o.max_message_size ? o.max_message_size : RILL_WS_DEFAULT_MAX_MESSAGE;
     if (ws->max_message > SIZE_MAX / 4)
         ws->max_message = SIZE_MAX / 4;
-    if (!ws->cfg.compress_threshold)
-        ws->cfg.compress_threshold = RILL_WS_DEFAULT_COMPRESS_THRESHOLD;
-    if (!ws->cfg.compress_level)
-        ws->cfg.compress_level = 6;
-    if (!ws->cfg.compress_mem_level)
-        ws->cfg.compress_mem_level = 8;
+    if (!ws->opt.compress_threshold)
+        ws->opt.compress_threshold = RILL_WS_DEFAULT_COMPRESS_THRESHOLD;
+    if (!ws->opt.compress_level)
+        ws->opt.compress_level = 6;
+    if (!ws->opt.compress_mem_level)
+        ws->opt.compress_mem_level = 8;
     ws->state = RILL_WS_OPEN;
     ws->keypool_pos = sizeof ws->keypool;
     if (pmd) {
         ws->pmd = *pmd;
         ws->pmd_on = true;
-        bool server = cfg->role == RILL_WS_SERVER;
+        bool server = role == RILL_WS_SERVER;
         uint8_t rx_bits = server ? pmd->client_max_window_bits : pmd->server_max_window_bits;
         uint8_t tx_bits = server ? pmd->server_max_window_bits : pmd->client_max_window_bits;
         ws->rx_no_context_takeover =

@@ -57,7 +57,7 @@ static int inflate_error(rill_ws *ws)
 int ws_inflate_feed(rill_ws *ws, const uint8_t *in, size_t n, bool final_piece)
 {
     z_stream *z = &ws->inflater;
-    bool streaming = ws->cfg.streaming;
+    bool streaming = ws->opt.streaming;
     uint8_t *piece = NULL;
     size_t piece_len = 0;
     if (streaming) {
@@ -146,8 +146,8 @@ static int deflater_ready(rill_ws *ws)
     if (ws->deflater_ready)
         return RILL_OK;
     memset(&ws->deflater, 0, sizeof ws->deflater);
-    if (deflateInit2(&ws->deflater, ws->cfg.compress_level, Z_DEFLATED, -ws->tx_window_bits,
-                     ws->cfg.compress_mem_level, Z_DEFAULT_STRATEGY) != Z_OK)
+    if (deflateInit2(&ws->deflater, ws->opt.compress_level, Z_DEFLATED, -ws->tx_window_bits,
+                     ws->opt.compress_mem_level, Z_DEFAULT_STRATEGY) != Z_OK)
         return RILL_ERR_NOMEM;
     ws->deflater_ready = true;
     return RILL_OK;

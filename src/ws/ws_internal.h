@@ -34,7 +34,10 @@ void ws_buf_release(ws_buf *b);
 #define WS_SCRATCH_HALF 16384u
 
 struct rill_ws {
-    rill_ws_config cfg;
+    rill_ws_role role;
+    rill_ws_options opt; /* 0 fields already replaced by their defaults */
+    rill_ws_callbacks cb;
+    void *user;
     rill_ws_pmd_params pmd;
     bool pmd_on;
     size_t max_message;

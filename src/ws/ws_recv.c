@@ -44,10 +44,10 @@ int ws_deliver(rill_ws *ws, const uint8_t *data, size_t len, bool final)
     ws->msg_first_pending = false;
     if (final)
         ws->msg_active = false;
-    if (!ws->cfg.callbacks.on_message)
+    if (!ws->cb.on_message)
         return RILL_OK;
-    return callback_result(ws, ws->cfg.callbacks.on_message(ws->cfg.user, ws->msg_opcode,
-                                                            data ? data : empty, len, flags));
+    return callback_result(ws, ws->cb.on_message(ws->msg_opcode, data ? data : empty, len, flags,
+                                                 ws->user));
 }
 
 static int deliver_whole(rill_ws *ws, const uint8_t *data, size_t len)
@@ -56,9 +56,9 @@ static int deliver_whole(rill_ws *ws, const uint8_t *data, size_t len)
         return ws_fail(ws, RILL_ERR_UTF8, RILL_WS_CLOSE_INVALID_PAYLOAD);
     ws->msg_active = false;
     int rc = 0;
-    if (ws->cfg.callbacks.on_message)
-        rc = ws->cfg.callbacks.on_message(ws->cfg.user, ws->msg_opcode, data ? data : empty, len,
-                                          RILL_WS_FIRST | RILL_WS_FINAL);
+    if (ws->cb.on_message)
+        rc = ws->cb.on_message(ws->msg_opcode, data ? data : empty, len,
+                               RILL_WS_FIRST | RILL_WS_FINAL, ws->user);
     ws->msg.len = 0;
     if (ws->msg.cap > WS_KEEP_MSG_BUFFER)
         ws_buf_release(&ws->msg);
@@ -102,7 +102,7 @@ static int on_header(rill_ws *ws, const uint8_t *h)
     if (h[0] & 0x30u) /* RSV2/RSV3: no extension defines them */
         return protocol_error(ws);
     /* Clients mask, servers do not (RFC 6455 §5.1). */
-    if (masked != (ws->cfg.role == RILL_WS_SERVER))
+    if (masked != (ws->role == RILL_WS_SERVER))
         return protocol_error(ws);
     if (masked)
         memcpy(ws->rx_key, h + pos, 4);
@@ -254,7 +254,7 @@ static int on_payload(rill_ws *ws, uint8_t *mut, const uint8_t *src, size_t n)
         ws->ctl_len += n;
         return RILL_OK;
     }
-    if (!ws->msg_compressed && !ws->cfg.streaming)
+    if (!ws->msg_compressed && !ws->opt.streaming)
         return payload_whole(ws, mut, src, n);
     return payload_pieces(ws, mut, src, n);
 }
@@ -279,8 +279,8 @@ static int on_close_frame(rill_ws *ws)
     if (!ws->close_sent)
         ws->state = RILL_WS_CLOSE_RECEIVED;
     int rc = 0;
-    if (ws->cfg.callbacks.on_close)
-        rc = ws->cfg.callbacks.on_close(ws->cfg.user, code, reason, reason_len);
+    if (ws->cb.on_close)
+        rc = ws->cb.on_close(code, reason, reason_len, ws->user);
     if (rc)
         return callback_result(ws, rc);
     if (ws->state == RILL_WS_FAILED)
@@ -298,20 +298,20 @@ static int on_close_frame(rill_ws *ws)
 static int on_frame_end(rill_ws *ws)
 {
     ws->rx_in_payload = false;
-    const rill_ws_callbacks *cb = &ws->cfg.callbacks;
+    const rill_ws_callbacks *cb = &ws->cb;
     switch (ws->rx_opcode) {
     case RILL_WS_OP_PING:
-        if (!ws->cfg.no_auto_pong && !ws->close_sent) {
+        if (!ws->opt.no_auto_pong && !ws->close_sent) {
             /* One pending pong, overwritten by later pings (RFC 6455 §5.5.3 allows answering
              * only the latest), so a ping flood cannot grow the output queue. */
             memcpy(ws->pong, ws->ctl, ws->ctl_len);
             ws->pong_len = ws->ctl_len;
             ws->pong_pending = true;
         }
-        return cb->on_ping ? callback_result(ws, cb->on_ping(ws->cfg.user, ws->ctl, ws->ctl_len))
+        return cb->on_ping ? callback_result(ws, cb->on_ping(ws->ctl, ws->ctl_len, ws->user))
                            : RILL_OK;
     case RILL_WS_OP_PONG:
-        return cb->on_pong ? callback_result(ws, cb->on_pong(ws->cfg.user, ws->ctl, ws->ctl_len))
+        return cb->on_pong ? callback_result(ws, cb->on_pong(ws->ctl, ws->ctl_len, ws->user))
                            : RILL_OK;
     case RILL_WS_OP_CLOSE:
         return on_close_frame(ws);
@@ -325,11 +325,11 @@ static int on_frame_end(rill_ws *ws)
         /* A compressed message with no bytes at all holds no DEFLATE block: the tail alone would
          * leave the inflater inside a half-read block header and corrupt the next message. */
         int rc = ws_inflate_feed(ws, tail, ws->msg_wire ? sizeof tail : 0, true);
-        if (rc || ws->cfg.streaming)
+        if (rc || ws->opt.streaming)
             return rc;
         return deliver_whole(ws, ws->msg.data, ws->msg.len);
     }
-    if (ws->cfg.streaming) /* the final frame was empty: its FINAL piece is empty too */
+    if (ws->opt.streaming) /* the final frame was empty: its FINAL piece is empty too */
         return ws_deliver(ws, NULL, 0, true);
     return deliver_whole(ws, ws->msg.data, ws->msg.len);
 }

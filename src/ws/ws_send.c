@@ -10,8 +10,8 @@
 
 static int next_mask_key(rill_ws *ws, uint8_t key[4])
 {
-    if (ws->cfg.mask_key)
-        return ws->cfg.mask_key(ws->cfg.user, key);
+    if (ws->cb.mask_key)
+        return ws->cb.mask_key(key, ws->user);
     /* One RAND_bytes call per 64 frames keeps the RNG off the per-frame path. */
     if (ws->keypool_pos + 4 > sizeof ws->keypool) {
         if (RAND_bytes(ws->keypool, (int)sizeof ws->keypool) != 1)
@@ -27,7 +27,7 @@ static int emit_raw(rill_ws *ws, unsigned opcode, bool fin, bool rsv1, const uin
                     size_t len)
 {
     uint8_t key[4];
-    bool masked = ws->cfg.role == RILL_WS_CLIENT;
+    bool masked = ws->role == RILL_WS_CLIENT;
     if (masked) {
         int rc = next_mask_key(ws, key);
         if (rc)
@@ -107,7 +107,7 @@ static bool is_data_opcode(unsigned opcode)
 static int emit_pieces(rill_ws *ws, unsigned opcode, const uint8_t *data, size_t len, bool fin,
                        bool rsv1)
 {
-    size_t max = ws->cfg.max_frame_size ? ws->cfg.max_frame_size : len;
+    size_t max = ws->opt.max_frame_size ? ws->opt.max_frame_size : len;
     size_t off = 0;
     do {
         size_t n = len - off < max ? len - off : max;
@@ -137,7 +137,7 @@ int rill_ws_send(rill_ws *ws, unsigned opcode, const void *data, size_t len)
     if (opcode == RILL_WS_OP_TEXT && ws_utf8_run(WS_UTF8_ACCEPT, payload, len) != WS_UTF8_ACCEPT)
         return RILL_ERR_UTF8;
     bool rsv1 = false;
-    if (ws->tx_compress && len >= ws->cfg.compress_threshold) {
+    if (ws->tx_compress && len >= ws->opt.compress_threshold) {
         rc = ws_deflate_piece(ws, payload, len, true);
         if (rc)
             return rc;
@@ -174,7 +174,7 @@ int rill_ws_send_fragment(rill_ws *ws, unsigned opcode, const void *data, size_t
         if (utf8 == WS_UTF8_REJECT || (final && utf8 != WS_UTF8_ACCEPT))
             return RILL_ERR_UTF8;
     }
-    bool compressed = first ? ws->tx_compress && len >= ws->cfg.compress_threshold
+    bool compressed = first ? ws->tx_compress && len >= ws->opt.compress_threshold
                             : ws->tx_msg_compressed;
     if (compressed) {
         rc = ws_deflate_piece(ws, payload, len, final);
@@ -243,7 +243,7 @@ int rill_ws_send_header(rill_ws *ws, unsigned opcode, size_t len,
     if (ws->out.len != ws->out_head)
         return RILL_ERR_WOULD_BLOCK;
     uint8_t key[4];
-    bool masked = ws->cfg.role == RILL_WS_CLIENT;
+    bool masked = ws->role == RILL_WS_CLIENT;
     if (masked) {
         if (!mask_key)
             return RILL_ERR_INVALID_ARG;
@@ -263,7 +263,7 @@ size_t rill_ws_output(rill_ws *ws, const uint8_t **data)
     return ws->out.len - ws->out_head;
 }
 
-void rill_ws_output_consume(rill_ws *ws, size_t n)
+void rill_ws_output_sent(rill_ws *ws, size_t n)
 {
     size_t pending = ws->out.len - ws->out_head;
     ws->out_head += n < pending ? n : pending;
@@ -279,6 +279,6 @@ size_t rill_ws_output_copy(rill_ws *ws, uint8_t *buf, size_t cap)
         n = cap;
     if (n)
         memcpy(buf, p, n);
-    rill_ws_output_consume(ws, n);
+    rill_ws_output_sent(ws, n);
     return n;
 }

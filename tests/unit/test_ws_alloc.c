@@ -77,13 +77,13 @@ static void steady_state_does_not_allocate(void **state)
         msg[i] = (uint8_t)("websocket"[i % 9] + (i % 251 == 0));
     static const rill_ws_pmd_params pmd = {0};
     for (int deflate = 0; deflate < 2; deflate++) {
-        rill_ws_config cfg = ws_cfg(RILL_WS_SERVER, &R);
-        cfg.pmd = deflate ? &pmd : NULL;
-        rill_ws *srv = rill_ws_new(&cfg);
+        ws_setup cfg = ws_cfg(RILL_WS_SERVER, &R);
+        cfg.opt.pmd = deflate ? &pmd : NULL;
+        rill_ws *srv = ws_setup_new(&cfg);
         cfg = ws_cfg(RILL_WS_CLIENT, &R);
-        cfg.pmd = deflate ? &pmd : NULL;
-        cfg.max_frame_size = 4096;
-        rill_ws *cli = rill_ws_new(&cfg);
+        cfg.opt.pmd = deflate ? &pmd : NULL;
+        cfg.opt.max_frame_size = 4096;
+        rill_ws *cli = ws_setup_new(&cfg);
         round_trip(cli, srv); /* warm-up: buffers and zlib states reach their size */
         long before = allocations;
         for (int i = 0; i < 20; i++)

@@ -192,14 +192,14 @@ static void client_offer_and_response_checks(void **state)
 
 /* ---- data path ---- */
 
-static rill_ws *pmd_codec(enum rill_ws_role role, const rill_ws_pmd_params *p, bool streaming,
+static rill_ws *pmd_codec(rill_ws_role role, const rill_ws_pmd_params *p, bool streaming,
                           size_t max_message)
 {
-    rill_ws_config cfg = ws_cfg(role, &R);
-    cfg.pmd = p;
-    cfg.streaming = streaming;
-    cfg.max_message_size = max_message;
-    rill_ws *ws = rill_ws_new(&cfg);
+    ws_setup cfg = ws_cfg(role, &R);
+    cfg.opt.pmd = p;
+    cfg.opt.streaming = streaming;
+    cfg.opt.max_message_size = max_message;
+    rill_ws *ws = ws_setup_new(&cfg);
     assert_non_null(ws);
     return ws;
 }
@@ -234,10 +234,10 @@ static void rfc7692_examples(void **state)
         rill_ws_free(cli);
     }
     /* Our deflater produces the RFC's bytes, including the shared-window second message. */
-    rill_ws_config cfg = ws_cfg(RILL_WS_SERVER, &R);
-    cfg.pmd = &plain;
-    cfg.compress_threshold = 1;
-    rill_ws *srv = rill_ws_new(&cfg);
+    ws_setup cfg = ws_cfg(RILL_WS_SERVER, &R);
+    cfg.opt.pmd = &plain;
+    cfg.opt.compress_threshold = 1;
+    rill_ws *srv = ws_setup_new(&cfg);
     assert_int_equal(rill_ws_send(srv, RILL_WS_OP_TEXT, "Hello", 5), 0);
     assert_int_equal(rill_ws_send(srv, RILL_WS_OP_TEXT, "Hello", 5), 0);
     size_t n = drain(srv, out, sizeof out);
@@ -327,10 +327,10 @@ static void fragmented_compressed_messages(void **state)
 {
     (void)state;
     size_t len = make_text(pay, 50000, 3);
-    rill_ws_config cfg = ws_cfg(RILL_WS_CLIENT, &R);
-    cfg.pmd = &plain;
-    cfg.max_frame_size = 100; /* many continuation frames */
-    rill_ws *cli = rill_ws_new(&cfg);
+    ws_setup cfg = ws_cfg(RILL_WS_CLIENT, &R);
+    cfg.opt.pmd = &plain;
+    cfg.opt.max_frame_size = 100; /* many continuation frames */
+    rill_ws *cli = ws_setup_new(&cfg);
     rill_ws *srv = pmd_codec(RILL_WS_SERVER, &plain, false, 0);
     assert_int_equal(rill_ws_send(cli, RILL_WS_OP_TEXT, pay, len), 0);
     /* Streamed sending, pieces cutting through UTF-8 sequences. */
@@ -494,9 +494,9 @@ static void compressed_protocol_errors(void **state)
     n = mkframe(frames[k], true, 4, RILL_WS_OP_TEXT, "\x00\x02\x00\xfd\xff\xc0\x80", 7, test_key);
     cases[k++] = (struct bad_case){n, &plain, 1007};
     for (size_t i = 0; i < k; i++) {
-        rill_ws_config cfg = ws_cfg(RILL_WS_SERVER, &r);
-        cfg.pmd = cases[i].p;
-        rill_ws *ws = rill_ws_new(&cfg);
+        ws_setup cfg = ws_cfg(RILL_WS_SERVER, &r);
+        cfg.opt.pmd = cases[i].p;
+        rill_ws *ws = ws_setup_new(&cfg);
         assert_true(rill_ws_recv(ws, frames[i], cases[i].n) < 0);
         if (rill_ws_fail_code(ws) != cases[i].code)
             fail_msg("case %zu: code %u", i, rill_ws_fail_code(ws));
@@ -616,10 +616,10 @@ static void empty_compressed_pieces(void **state)
 {
     (void)state;
     for (int streaming = 0; streaming < 2; streaming++) {
-        rill_ws_config cfg = ws_cfg(RILL_WS_CLIENT, &R);
-        cfg.pmd = &plain;
-        cfg.compress_threshold = 1;
-        rill_ws *cli = rill_ws_new(&cfg);
+        ws_setup cfg = ws_cfg(RILL_WS_CLIENT, &R);
+        cfg.opt.pmd = &plain;
+        cfg.opt.compress_threshold = 1;
+        rill_ws *cli = ws_setup_new(&cfg);
         rill_ws *srv = pmd_codec(RILL_WS_SERVER, &plain, streaming, 0);
         R.messages = 0;
         assert_int_equal(rill_ws_send_fragment(cli, RILL_WS_OP_TEXT, "Hello Hello", 11, false), 0);

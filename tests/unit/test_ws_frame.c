@@ -126,7 +126,7 @@ static void length_encodings_round_trip(void **state)
         pay[i] = (uint8_t)(i * 13 + 1);
     for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
         for (int dir = 0; dir < 2; dir++) {
-            enum rill_ws_role from = dir ? RILL_WS_SERVER : RILL_WS_CLIENT;
+            rill_ws_role from = dir ? RILL_WS_SERVER : RILL_WS_CLIENT;
             rill_ws *tx = ws_make(from, &R);
             rill_ws *rx = ws_make(dir ? RILL_WS_CLIENT : RILL_WS_SERVER, &R);
             R.messages = 0;
@@ -196,9 +196,9 @@ static void masking_rules_per_role(void **state)
 static void random_mask_keys_decode(void **state)
 {
     (void)state;
-    rill_ws_config cfg = ws_cfg(RILL_WS_CLIENT, &R);
-    cfg.mask_key = NULL; /* RAND_bytes */
-    rill_ws *cli = rill_ws_new(&cfg);
+    ws_setup cfg = ws_cfg(RILL_WS_CLIENT, &R);
+    cfg.cb.mask_key = NULL; /* RAND_bytes */
+    rill_ws *cli = ws_setup_new(&cfg);
     rill_ws *srv = ws_make(RILL_WS_SERVER, &R);
     uint8_t keys[100][4];
     for (int i = 0; i < 100; i++) {
@@ -340,9 +340,9 @@ static void fragmentation_rules(void **state)
 static void streaming_delivery(void **state)
 {
     (void)state;
-    rill_ws_config cfg = ws_cfg(RILL_WS_SERVER, &R);
-    cfg.streaming = true;
-    rill_ws *ws = rill_ws_new(&cfg);
+    ws_setup cfg = ws_cfg(RILL_WS_SERVER, &R);
+    cfg.opt.streaming = true;
+    rill_ws *ws = ws_setup_new(&cfg);
     uint8_t f[300];
     size_t n = cframe(f, false, RILL_WS_OP_BINARY, "abcdef", 6);
     n += cframe(f + n, true, RILL_WS_OP_CONTINUATION, "ghij", 4);
@@ -525,25 +525,25 @@ static void close_state_machine(void **state)
 static void message_size_limit(void **state)
 {
     (void)state;
-    rill_ws_config cfg = ws_cfg(RILL_WS_SERVER, &R);
-    cfg.max_message_size = 1000;
+    ws_setup cfg = ws_cfg(RILL_WS_SERVER, &R);
+    cfg.opt.max_message_size = 1000;
     uint8_t f[4096];
     memset(pay, 'a', 2000);
     /* Exactly the limit passes. */
-    rill_ws *ws = rill_ws_new(&cfg);
+    rill_ws *ws = ws_setup_new(&cfg);
     size_t n = cframe(f, true, RILL_WS_OP_BINARY, pay, 1000);
     assert_int_equal(rill_ws_recv(ws, f, n), 0);
     assert_int_equal(R.len, 1000);
     rill_ws_free(ws);
     /* One byte more fails at the header, before any payload arrives. */
-    ws = rill_ws_new(&cfg);
+    ws = ws_setup_new(&cfg);
     n = cframe(f, true, RILL_WS_OP_BINARY, pay, 1001);
     assert_int_equal(rill_ws_recv(ws, f, 8), RILL_ERR_TOO_BIG);
     assert_int_equal(rill_ws_fail_code(ws), 1009);
     assert_int_equal(queued_close_code(ws), 1009);
     rill_ws_free(ws);
     /* Fragments add up. */
-    ws = rill_ws_new(&cfg);
+    ws = ws_setup_new(&cfg);
     n = cframe(f, false, RILL_WS_OP_TEXT, pay, 600);
     n += cframe(f + n, false, RILL_WS_OP_CONTINUATION, pay, 400);
     n += cframe(f + n, true, RILL_WS_OP_CONTINUATION, pay, 1);
@@ -551,16 +551,16 @@ static void message_size_limit(void **state)
     assert_int_equal(rill_ws_fail_code(ws), 1009);
     rill_ws_free(ws);
     /* Streaming mode has the same cap. */
-    cfg.streaming = true;
-    ws = rill_ws_new(&cfg);
+    cfg.opt.streaming = true;
+    ws = ws_setup_new(&cfg);
     n = cframe(f, false, RILL_WS_OP_BINARY, pay, 900);
     n += cframe(f + n, true, RILL_WS_OP_CONTINUATION, pay, 101);
     assert_int_equal(rill_ws_recv(ws, f, n), RILL_ERR_TOO_BIG);
     rill_ws_free(ws);
     /* A large declared frame that trickles in costs only what arrived. */
-    cfg.streaming = false;
-    cfg.max_message_size = 1u << 24;
-    ws = rill_ws_new(&cfg);
+    cfg.opt.streaming = false;
+    cfg.opt.max_message_size = 1u << 24;
+    ws = ws_setup_new(&cfg);
     static uint8_t big[(1u << 20) + 16];
     n = cframe(big, true, RILL_WS_OP_BINARY, big + 16, 1u << 20);
     assert_int_equal(rill_ws_recv(ws, big, 14 + 100), 0);
@@ -578,9 +578,9 @@ static void message_size_limit(void **state)
 static void sending_fragments_and_queue(void **state)
 {
     (void)state;
-    rill_ws_config cfg = ws_cfg(RILL_WS_SERVER, &R);
-    cfg.max_frame_size = 4;
-    rill_ws *srv = rill_ws_new(&cfg);
+    ws_setup cfg = ws_cfg(RILL_WS_SERVER, &R);
+    cfg.opt.max_frame_size = 4;
+    rill_ws *srv = ws_setup_new(&cfg);
     rill_ws *cli = ws_make(RILL_WS_CLIENT, &R);
     assert_int_equal(rill_ws_send(srv, RILL_WS_OP_TEXT, "0123456789", 10), 0);
     size_t n = drain(srv, out, sizeof out);
@@ -620,7 +620,7 @@ static void sending_fragments_and_queue(void **state)
     const uint8_t *q;
     size_t pending = rill_ws_output(srv, &q);
     assert_int_equal(pending, 2 + 4 + 2 + 4);
-    rill_ws_output_consume(srv, 3);
+    rill_ws_output_sent(srv, 3);
     assert_int_equal(rill_ws_output(srv, &q), pending - 3);
     assert_int_equal(drain(srv, out, sizeof out), pending - 3);
     assert_int_equal(rill_ws_output(srv, &q), 0);
@@ -648,9 +648,9 @@ static void pong_queue_is_bounded(void **state)
     assert_memory_equal(pay, "p99", 3);
     rill_ws_free(ws);
 
-    rill_ws_config cfg = ws_cfg(RILL_WS_SERVER, &R);
-    cfg.no_auto_pong = true;
-    ws = rill_ws_new(&cfg);
+    ws_setup cfg = ws_cfg(RILL_WS_SERVER, &R);
+    cfg.opt.no_auto_pong = true;
+    ws = ws_setup_new(&cfg);
     n = cframe(f, true, RILL_WS_OP_PING, "x", 1);
     assert_int_equal(rill_ws_recv(ws, f, n), 0);
     assert_int_equal(drain(ws, out, sizeof out), 0);
@@ -714,7 +714,7 @@ static void callback_error_stops(void **state)
     rill_ws_free(ws);
 }
 
-static int refuse_close(void *user, unsigned code, const uint8_t *reason, size_t len)
+static int refuse_close(unsigned code, const uint8_t *reason, size_t len, void *user)
 {
     (void)user;
     (void)code;
@@ -728,9 +728,9 @@ static void edge_paths(void **state)
     (void)state;
     uint8_t f[512];
     /* Streaming text ending inside a UTF-8 sequence fails at its FINAL piece. */
-    rill_ws_config cfg = ws_cfg(RILL_WS_SERVER, &R);
-    cfg.streaming = true;
-    rill_ws *ws = rill_ws_new(&cfg);
+    ws_setup cfg = ws_cfg(RILL_WS_SERVER, &R);
+    cfg.opt.streaming = true;
+    rill_ws *ws = ws_setup_new(&cfg);
     size_t n = cframe(f, true, RILL_WS_OP_TEXT, "ok\xe2\x82", 4);
     R.pieces = R.messages = 0;
     assert_int_equal(rill_ws_recv(ws, f, n), RILL_ERR_UTF8);
@@ -755,8 +755,8 @@ static void edge_paths(void **state)
 
     /* A refusing on_close callback stops the codec without an echo. */
     cfg = ws_cfg(RILL_WS_SERVER, &R);
-    cfg.callbacks.on_close = refuse_close;
-    ws = rill_ws_new(&cfg);
+    cfg.cb.on_close = refuse_close;
+    ws = ws_setup_new(&cfg);
     n = cframe(f, true, RILL_WS_OP_CLOSE, "\x03\xe8", 2);
     assert_int_equal(rill_ws_recv(ws, f, n), RILL_ERR_REFUSED);
     assert_int_equal(rill_ws_state(ws), RILL_WS_FAILED);
@@ -783,9 +783,37 @@ static void edge_paths(void **state)
     rill_ws_free(cli);
 }
 
+/* Leading sizes (docs/ARCHITECTURE.md, "Public API conventions"): 0 or larger than the library's
+ * struct is refused; an older, shorter callbacks struct has no callbacks past its size. */
+static void struct_sizes_are_checked(void **state)
+{
+    (void)state;
+    ws_setup cfg = ws_cfg(RILL_WS_SERVER, &R);
+    cfg.opt.size = 0;
+    assert_null(ws_setup_new(&cfg));
+    cfg.opt.size = sizeof cfg.opt + 1;
+    assert_null(ws_setup_new(&cfg));
+    cfg.opt.size = sizeof cfg.opt;
+    cfg.cb.size = 0;
+    assert_null(ws_setup_new(&cfg));
+    cfg.cb.size = sizeof cfg.cb + sizeof(void *);
+    assert_null(ws_setup_new(&cfg));
+    cfg.cb.size = offsetof(rill_ws_callbacks, on_ping); /* on_message only */
+    rill_ws *ws = ws_setup_new(&cfg);
+    assert_non_null(ws);
+    uint8_t f[64];
+    size_t n = cframe(f, true, RILL_WS_OP_PING, (const uint8_t *)"p", 1);
+    n += cframe(f + n, true, RILL_WS_OP_TEXT, (const uint8_t *)"hi", 2);
+    assert_int_equal(rill_ws_recv(ws, f, n), 0);
+    assert_int_equal(R.pings, 0); /* past the caller's size: not called */
+    assert_int_equal(R.messages, 1);
+    rill_ws_free(ws);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(struct_sizes_are_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(rfc_single_frame_unmasked_text, setup, teardown),
         cmocka_unit_test_setup_teardown(rfc_single_frame_masked_text, setup, teardown),
         cmocka_unit_test_setup_teardown(rfc_fragmented_unmasked_text, setup, teardown),

@@ -180,9 +180,9 @@ static void valid_text_split_at_every_byte(void **state)
     size_t n = sizeof multi - 1;
     for (int streaming = 0; streaming < 2; streaming++) {
         for (size_t cut = 0; cut <= n; cut++) {
-            rill_ws_config cfg = ws_cfg(RILL_WS_SERVER, &R);
-            cfg.streaming = streaming;
-            rill_ws *ws = rill_ws_new(&cfg);
+            ws_setup cfg = ws_cfg(RILL_WS_SERVER, &R);
+            cfg.opt.streaming = streaming;
+            rill_ws *ws = ws_setup_new(&cfg);
             uint8_t f[128];
             size_t fn = cframe(f, false, RILL_WS_OP_TEXT, multi, cut);
             fn += cframe(f + fn, true, RILL_WS_OP_CONTINUATION, multi + cut, n - cut);
@@ -217,9 +217,9 @@ static void invalid_text_detected_at_the_breaking_byte(void **state)
                               "edited";
     size_t n = sizeof bad - 1;
     for (int streaming = 0; streaming < 2; streaming++) {
-        rill_ws_config cfg = ws_cfg(RILL_WS_SERVER, &R);
-        cfg.streaming = streaming;
-        rill_ws *ws = rill_ws_new(&cfg);
+        ws_setup cfg = ws_cfg(RILL_WS_SERVER, &R);
+        cfg.opt.streaming = streaming;
+        rill_ws *ws = ws_setup_new(&cfg);
         uint8_t f[128];
         assert_int_equal(cframe(f, true, RILL_WS_OP_TEXT, bad, n), 6 + n);
         size_t hdr = 6;

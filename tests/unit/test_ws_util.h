@@ -35,8 +35,7 @@ typedef struct rec {
     int fail_with;         /* a callback returns this when non-zero */
 } rec;
 
-static inline int rec_message(void *user, unsigned opcode, const uint8_t *data, size_t len,
-                              unsigned flags)
+static inline int rec_message(unsigned opcode, const uint8_t *data, size_t len, unsigned flags, void *user)
 {
     rec *r = user;
     if (r->pieces < 64)
@@ -55,7 +54,7 @@ static inline int rec_message(void *user, unsigned opcode, const uint8_t *data, 
     return r->fail_with;
 }
 
-static inline int rec_ping(void *user, const uint8_t *data, size_t len)
+static inline int rec_ping(const uint8_t *data, size_t len, void *user)
 {
     rec *r = user;
     r->pings++;
@@ -64,7 +63,7 @@ static inline int rec_ping(void *user, const uint8_t *data, size_t len)
     return 0;
 }
 
-static inline int rec_pong(void *user, const uint8_t *data, size_t len)
+static inline int rec_pong(const uint8_t *data, size_t len, void *user)
 {
     rec *r = user;
     r->pongs++;
@@ -73,7 +72,7 @@ static inline int rec_pong(void *user, const uint8_t *data, size_t len)
     return 0;
 }
 
-static inline int rec_close(void *user, unsigned code, const uint8_t *reason, size_t len)
+static inline int rec_close(unsigned code, const uint8_t *reason, size_t len, void *user)
 {
     rec *r = user;
     r->closes++;
@@ -98,7 +97,7 @@ static inline void rec_free(rec *r)
 }
 
 /* The RFC 6455 §5.7 masking key, for reproducible client frames. */
-static inline int fixed_key(void *user, uint8_t key[4])
+static inline int fixed_key(uint8_t key[4], void *user)
 {
     (void)user;
     static const uint8_t k[4] = {0x37, 0xfa, 0x21, 0x3d};
@@ -106,25 +105,40 @@ static inline int fixed_key(void *user, uint8_t key[4])
     return 0;
 }
 
-static inline rill_ws_config ws_cfg(enum rill_ws_role role, rec *r)
+/* Everything rill_ws_new takes, for tests to adjust before making a codec. */
+typedef struct ws_setup {
+    rill_ws_role role;
+    rill_ws_options opt;
+    rill_ws_callbacks cb;
+    void *user;
+} ws_setup;
+
+static inline ws_setup ws_cfg(rill_ws_role role, rec *r)
 {
-    rill_ws_config cfg;
+    ws_setup cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.role = role;
-    cfg.callbacks.on_message = rec_message;
-    cfg.callbacks.on_ping = rec_ping;
-    cfg.callbacks.on_pong = rec_pong;
-    cfg.callbacks.on_close = rec_close;
+    rill_ws_options_init(&cfg.opt);
+    cfg.cb.size = sizeof cfg.cb;
+    cfg.cb.on_message = rec_message;
+    cfg.cb.on_ping = rec_ping;
+    cfg.cb.on_pong = rec_pong;
+    cfg.cb.on_close = rec_close;
     cfg.user = r;
     if (role == RILL_WS_CLIENT)
-        cfg.mask_key = fixed_key;
+        cfg.cb.mask_key = fixed_key;
     return cfg;
 }
 
-static inline rill_ws *ws_make(enum rill_ws_role role, rec *r)
+static inline rill_ws *ws_setup_new(const ws_setup *cfg)
 {
-    rill_ws_config cfg = ws_cfg(role, r);
-    rill_ws *ws = rill_ws_new(&cfg);
+    return rill_ws_new(cfg->role, &cfg->opt, &cfg->cb, cfg->user);
+}
+
+static inline rill_ws *ws_make(rill_ws_role role, rec *r)
+{
+    ws_setup cfg = ws_cfg(role, r);
+    rill_ws *ws = ws_setup_new(&cfg);
     assert_non_null(ws);
     return ws;
 }
