@@ -262,7 +262,7 @@ static void wait_until_no_connections(void)
 
 /* ---- checking the answer ----------------------------------------------------------------------- */
 
-static int hpack_touch(void *user, const rill_header *h)
+static int hpack_touch(const rill_header *h, void *user)
 {
     unsigned *sum = user;
     for (size_t i = 0; i < h->name_len; i++)
