@@ -169,7 +169,7 @@ static size_t nghttp2_encode_all(void)
 
 static size_t sink;
 
-static int count_field(void *user, const rill_header *h)
+static int count_field(const rill_header *h, void *user)
 {
     (void)user;
     sink += h->name_len + h->value_len;

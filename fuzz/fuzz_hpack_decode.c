@@ -7,7 +7,7 @@
 
 #include "rill/hpack.h"
 
-static int touch_field(void *user, const rill_header *h)
+static int touch_field(const rill_header *h, void *user)
 {
     /* Read every byte so that ASan sees any pointer outside live memory. */
     unsigned *sum = user;

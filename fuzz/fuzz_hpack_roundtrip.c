@@ -14,7 +14,7 @@ struct expect {
     size_t count, seen;
 };
 
-static int check_field(void *user, const rill_header *h)
+static int check_field(const rill_header *h, void *user)
 {
     struct expect *e = user;
     if (e->seen >= e->count)
@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rill_hpack_decoder *dec = rill_hpack_decoder_new(table);
     if (!enc || !dec)
         abort();
-    rill_hpack_encoder_set_options(enc, data[1] & 7u);
+    rill_hpack_encoder_set_flags(enc, data[1] & 7u);
     int small_buffer = data[1] & 8u;
     if (data[1] & 16u) {
         /* The peer (our decoder) announces a new size and it is acknowledged. */

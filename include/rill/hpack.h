@@ -23,7 +23,7 @@ typedef struct rill_hpack_decoder rill_hpack_decoder;
 
 /* Called once per decoded field, in order. Return 0 to go on; a non-zero return stops decoding and
  * is returned by rill_hpack_decode_block (use a negative RILL_ERR_* code). */
-typedef int (*rill_hpack_field_cb)(void *user, const rill_header *field);
+typedef int (*rill_hpack_field_cb)(const rill_header *field, void *user);
 
 /* A decoder whose dynamic table may grow to max_table_size (our SETTINGS_HEADER_TABLE_SIZE).
  * Returns NULL when out of memory. The table memory is taken lazily, on first insertion. */
@@ -81,7 +81,8 @@ RILL_API size_t rill_hpack_encode_bound(const rill_hpack_encoder *enc, const ril
 RILL_API int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t count,
                                uint8_t *out, size_t cap, size_t *out_len);
 
-/* Encoder options (rill_hpack_encoder_set_options). The default, 0, is the adaptive policy: index
+/* Encoder flags (rill_hpack_encoder_set_flags; "options" names the options structs of other
+ * modules, and HPACK contexts need none: a table size is all they take). The default, 0, is the adaptive policy: index
  * fields whose values tend to repeat; keep one-off values out of the table (:path with a query;
  * content-length, date, etag, last-modified, if-*... until their values are seen to repeat, as
  * date does within a burst of responses; any name once its values prove to be one-offs); send
@@ -90,7 +91,7 @@ RILL_API int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *field
 #define RILL_HPACK_ENC_INDEX_ALL 0x01u      /* index every field whose flags allow it, no policy */
 #define RILL_HPACK_ENC_HUFFMAN_NEVER 0x02u  /* send every string as is */
 #define RILL_HPACK_ENC_HUFFMAN_ALWAYS 0x04u /* Huffman-code every string */
-RILL_API void rill_hpack_encoder_set_options(rill_hpack_encoder *enc, uint32_t options);
+RILL_API void rill_hpack_encoder_set_flags(rill_hpack_encoder *enc, uint32_t flags);
 
 /* Current dynamic table size of the encoder in HPACK octets. */
 RILL_API size_t rill_hpack_encoder_table_size(const rill_hpack_encoder *enc);

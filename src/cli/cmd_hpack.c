@@ -102,7 +102,7 @@ struct check {
     char why[256];
 };
 
-static int check_field(void *user, const rill_header *h)
+static int check_field(const rill_header *h, void *user)
 {
     struct check *c = user;
     const cJSON *want = c->next;
@@ -255,7 +255,7 @@ static int cmd_deflate(int argc, char **argv)
         return 1;
     rill_hpack_encoder *enc = rill_hpack_encoder_new(table_size);
     if (enc) {
-        rill_hpack_encoder_set_options(enc, options);
+        rill_hpack_encoder_set_flags(enc, options);
         /* The story's header_table_size is the decoder's setting, acknowledged before case 0: a
          * size other than the default 4096 is announced at the start of the first block. */
         rill_hpack_encoder_set_peer_max_table_size(enc, table_size);

@@ -27,7 +27,7 @@ void h2_hblock_free(rill_h2_session *s, bool all)
     }
 }
 
-static int collect_field(void *user, const rill_header *f)
+static int collect_field(const rill_header *f, void *user)
 {
     struct h2_hblock *hb = user;
     struct h2_fieldset *fs = &hb->fs;
@@ -66,7 +66,7 @@ static int collect_field(void *user, const rill_header *f)
     return 0;
 }
 
-static int discard_field(void *user, const rill_header *f)
+static int discard_field(const rill_header *f, void *user)
 {
     (void)user;
     (void)f;

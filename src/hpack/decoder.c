@@ -301,7 +301,7 @@ int rill_hpack_decode_block(rill_hpack_decoder *dec, const uint8_t *block, size_
         field.name_len = name.len;
         field.value = str_ptr(dec, &value);
         field.value_len = value.len;
-        rc = cb(user, &field);
+        rc = cb(&field, user);
         if (rc)
             return rc;
     }

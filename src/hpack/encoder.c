@@ -173,7 +173,7 @@ void rill_hpack_encoder_free(rill_hpack_encoder *enc)
     free(enc);
 }
 
-void rill_hpack_encoder_set_options(rill_hpack_encoder *enc, uint32_t options)
+void rill_hpack_encoder_set_flags(rill_hpack_encoder *enc, uint32_t options)
 {
     enc->options = options;
 }

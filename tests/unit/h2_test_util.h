@@ -488,7 +488,7 @@ TU void tsess_free(tsess *t)
 typedef struct tdec {
     rill_hpack_decoder *d;
 } tdec;
-TU int tdec_cb(void *user, const rill_header *f)
+TU int tdec_cb(const rill_header *f, void *user)
 {
     tbuf *b = user;
     tb_put(b, f->name, f->name_len);

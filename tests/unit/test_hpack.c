@@ -24,7 +24,7 @@ typedef struct collected {
     uint32_t flags[MAX_FIELDS];
 } collected;
 
-static inline int collect_cb(void *user, const rill_header *h)
+static inline int collect_cb(const rill_header *h, void *user)
 {
     collected *c = user;
     if (c->count >= MAX_FIELDS || h->name_len >= 512 || h->value_len >= 512)
@@ -522,7 +522,7 @@ static void entries_wrapping_the_ring_decode_intact(void **state)
     rill_hpack_decoder_free(dec);
 }
 
-static int count_cb(void *user, const rill_header *h)
+static int count_cb(const rill_header *h, void *user)
 {
     (void)h;
     (*(int *)user)++;
@@ -568,7 +568,7 @@ static void header_list_limit_keeps_table_in_sync(void **state)
     rill_hpack_decoder_free(dec);
 }
 
-static int stop_cb(void *user, const rill_header *h)
+static int stop_cb(const rill_header *h, void *user)
 {
     (void)user;
     (void)h;
@@ -602,7 +602,7 @@ static void encode_examples(const example *ex, size_t n, uint32_t table_size, ui
 {
     rill_hpack_encoder *enc = rill_hpack_encoder_new(table_size);
     assert_non_null(enc);
-    rill_hpack_encoder_set_options(enc, options);
+    rill_hpack_encoder_set_flags(enc, options);
     for (size_t i = 0; i < n; i++) {
         rill_header fields[6];
         for (size_t f = 0; f < ex[i].nfields; f++)
@@ -632,7 +632,7 @@ static void encode_c2_field_representations(void **state)
     (void)state;
     encode_examples(c2, 1, 4096, RILL_HPACK_ENC_INDEX_ALL | RILL_HPACK_ENC_HUFFMAN_NEVER);
     rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
-    rill_hpack_encoder_set_options(enc, RILL_HPACK_ENC_HUFFMAN_NEVER);
+    rill_hpack_encoder_set_flags(enc, RILL_HPACK_ENC_HUFFMAN_NEVER);
     encode_one(enc, hdr(":path", "/sample/path", RILL_HEADER_NO_INDEX), "040c2f73616d706c652f70617468");
     encode_one(enc, hdr("password", "secret", RILL_HEADER_NEVER_INDEX), "100870617373776f726406736563726574");
     encode_one(enc, hdr(":method", "GET", 0), "82");
@@ -751,7 +751,7 @@ static void sensitive_and_one_off_fields_are_not_indexed(void **state)
     size_t len;
     assert_int_equal(rill_hpack_encode(enc, &h, 1, out, sizeof out, &len), RILL_OK);
     assert_int_equal(out[0] & 0xc0, 0x00);
-    rill_hpack_encoder_set_options(enc, RILL_HPACK_ENC_INDEX_ALL);
+    rill_hpack_encoder_set_flags(enc, RILL_HPACK_ENC_INDEX_ALL);
     assert_int_equal(rill_hpack_encode(enc, &h, 1, out, sizeof out, &len), RILL_OK);
     assert_int_equal(out[0], 0x40);
     assert_int_equal(rill_hpack_encoder_table_size(enc), 111 + 5 + 3199 + 32);
@@ -791,7 +791,7 @@ static void static_table_lookup_finds_every_entry(void **state)
 {
     (void)state;
     rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
-    rill_hpack_encoder_set_options(enc, RILL_HPACK_ENC_INDEX_ALL);
+    rill_hpack_encoder_set_flags(enc, RILL_HPACK_ENC_INDEX_ALL);
     for (unsigned i = 1; i <= HPACK_STATIC_COUNT; i++) {
         const hpack_static_entry *se = &hpack_static_table[i];
         rill_header h = {se->name, se->name_len, se->value, se->value_len, RILL_HEADER_NO_INDEX};
@@ -830,7 +830,7 @@ static void dynamic_names_are_reused_even_when_evicted_by_the_insert(void **stat
     (void)state;
     rill_hpack_encoder *enc = rill_hpack_encoder_new(80);
     rill_hpack_decoder *dec = rill_hpack_decoder_new(80);
-    rill_hpack_encoder_set_options(enc, RILL_HPACK_ENC_INDEX_ALL | RILL_HPACK_ENC_HUFFMAN_NEVER);
+    rill_hpack_encoder_set_flags(enc, RILL_HPACK_ENC_INDEX_ALL | RILL_HPACK_ENC_HUFFMAN_NEVER);
     collected c;
     rill_header a = hdr("x-name", "1", 0); /* 39 octets */
     round_trip(enc, dec, &a, 1, &c);
@@ -1028,7 +1028,7 @@ static void small_buffer_leaves_state_unchanged(void **state)
     rill_hpack_encoder_free(b);
 }
 
-static int expect_empty_value(void *user, const rill_header *h)
+static int expect_empty_value(const rill_header *h, void *user)
 {
     (*(int *)user)++;
     return h->value_len == 0 ? 0 : RILL_ERR_PROTOCOL;
@@ -1073,7 +1073,7 @@ static void random_fields_round_trip_with_eviction(void **state)
                 vals[i][vl] = '\0';
                 f[i] = hdr(names[rand() % 7], vals[i], rand() % 10 == 0 ? RILL_HEADER_NEVER_INDEX : 0);
             }
-            rill_hpack_encoder_set_options(enc, (uint32_t)rand() % 3);
+            rill_hpack_encoder_set_flags(enc, (uint32_t)rand() % 3);
             collected c;
             round_trip(enc, dec, f, n, &c);
             for (size_t i = 0; i < n; i++)
