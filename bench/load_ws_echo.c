@@ -207,6 +207,7 @@ static void h2_conn_close(rill_io_conn *conn, int err)
 }
 
 static const struct rill_io_conn_callbacks h2_conn_cb = {
+    .size = sizeof h2_conn_cb,
     .on_open = h2_open, .on_data = h2_conn_data, .on_close = h2_conn_close};
 
 /* ---- HTTP/1.1 connections, one per socket ---- */
@@ -256,6 +257,7 @@ static void h1_close(rill_io_conn *conn, int err)
 }
 
 static const struct rill_io_conn_callbacks h1_conn_cb = {
+    .size = sizeof h1_conn_cb,
     .on_open = h1_open, .on_data = h1_data, .on_close = h1_close};
 
 int main(int argc, char **argv)

@@ -53,8 +53,9 @@ RILL_API uint16_t rill_io_addr_port(const struct rill_io_addr *addr);
 
 /* ---- the loop ----------------------------------------------------------------------------- */
 
-/* Loop settings; zero fields take the default shown. */
-struct rill_io_loop_opts {
+/* Loop options; fill with rill_io_loop_options_init (zero fields still take the default shown). */
+typedef struct rill_io_loop_options {
+    size_t size;                   /* sizeof(rill_io_loop_options), set by rill_io_loop_options_init */
     uint32_t max_conns;            /* connections on this loop (default 10000); over it, an
                                       accepted socket is closed at once */
     uint32_t handshake_timeout_ms; /* TLS handshake / client connect deadline (default 10000) */
@@ -65,12 +66,17 @@ struct rill_io_loop_opts {
     uint32_t notsent_lowat;        /* TCP_NOTSENT_LOWAT of accepted connections: bytes written but
                                       not yet sent that the kernel holds before the socket stops
                                       being writable (default 64 KiB; UINT32_MAX: the system's) */
-};
+} rill_io_loop_options;
 
-/* Creates a loop (epoll instance, eventfd, 64 KiB receive buffer). opts may be NULL.
- * Sets SIGPIPE to ignored if it was at its default (writes to a closed peer must not kill the
- * process). On success *out is owned by the caller and freed with rill_io_loop_free(). */
-RILL_API int rill_io_loop_new(const struct rill_io_loop_opts *opts, rill_io_loop **out);
+/* Fills *opt with the defaults shown above (and opt->size). */
+RILL_API void rill_io_loop_options_init(rill_io_loop_options *opt);
+
+/* Creates a loop (epoll instance, eventfd, 64 KiB receive buffer). opts may be NULL (defaults);
+ * RILL_ERR_INVALID_ARG for a bad opts->size (see "Public API conventions" in
+ * docs/ARCHITECTURE.md). Sets SIGPIPE to ignored if it was at its default (writes to a closed peer
+ * must not kill the process). On success *out is owned by the caller and freed with
+ * rill_io_loop_free(). */
+RILL_API int rill_io_loop_new(const rill_io_loop_options *opts, rill_io_loop **out);
 
 /* Runs the loop on the calling thread until rill_io_loop_stop() or until a graceful shutdown
  * completes. Returns 0, or RILL_ERR_IO if epoll itself fails. */
@@ -128,8 +134,12 @@ RILL_API void rill_io_loop_shutdown(rill_io_loop *loop, uint32_t deadline_ms);
 /* ---- connections -------------------------------------------------------------------------- */
 
 /* Per-connection callbacks. The struct is referenced, not copied: keep it alive (static const).
- * Any callback may call any rill_io_conn_* function on its connection, including close. */
-struct rill_io_conn_callbacks {
+ * The caller sets size to sizeof(rill_io_conn_callbacks), e.g. `{.size = sizeof cb, ...}`; functions
+ * taking one return RILL_ERR_INVALID_ARG for a size of 0 or larger than the library's (see
+ * "Public API conventions" in docs/ARCHITECTURE.md). Any callback may call any rill_io_conn_*
+ * function on its connection, including close. */
+typedef struct rill_io_conn_callbacks {
+    size_t size; /* sizeof(rill_io_conn_callbacks) */
     /* The connection is usable: TCP connected, and TLS handshake done if TLS. alpn is the
      * negotiated protocol ("h2", "http/1.1") or NULL; valid while the connection lives. */
     void (*on_open)(rill_io_conn *conn, const char *alpn);
@@ -158,7 +168,7 @@ struct rill_io_conn_callbacks {
     void (*on_output_sent)(rill_io_conn *conn, size_t n);
     /* The connection's built-in timer (rill_io_conn_timer_arm_at) fired. Optional. */
     void (*on_timer)(rill_io_conn *conn);
-};
+} rill_io_conn_callbacks;
 
 /* Listens on addr with SO_REUSEPORT (one listener per loop on the same address spreads
  * connections across threads), IPV6_V6ONLY for IPv6, backlog 1024. tls is NULL for cleartext,
@@ -236,8 +246,9 @@ RILL_API void rill_io_conn_timer_cancel(rill_io_conn *conn);
 RILL_API bool rill_io_conn_timer_armed(const rill_io_conn *conn);
 RILL_API uint64_t rill_io_conn_timer_deadline(const rill_io_conn *conn);
 
-/* Replaces the callbacks (e.g. after a protocol upgrade). cbs is referenced, not copied. */
-RILL_API void rill_io_conn_set_callbacks(rill_io_conn *conn, const struct rill_io_conn_callbacks *cbs);
+/* Replaces the callbacks (e.g. after a protocol upgrade). cbs is referenced, not copied.
+ * RILL_ERR_INVALID_ARG (the old ones stay) for a bad cbs->size. */
+RILL_API int rill_io_conn_set_callbacks(rill_io_conn *conn, const struct rill_io_conn_callbacks *cbs);
 
 /* Per-connection user data (initially the listener's / connect call's user pointer). */
 RILL_API void *rill_io_conn_user(const rill_io_conn *conn);

@@ -476,6 +476,7 @@ static void on_close(rill_io_conn *conn, int err)
 }
 
 static const struct rill_io_conn_callbacks conn_callbacks = {
+    .size = sizeof conn_callbacks,
     .on_open = on_open,
     .on_data = on_data,
     .on_close = on_close,

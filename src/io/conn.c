@@ -63,8 +63,8 @@ void io_conn_notify_close(rill_io_conn *conn, int err)
         return;
     conn->flags &= ~(uint32_t)CF_OWES_CLOSE;
     conn->loop->owed_close--;
-    if (conn->cb && conn->cb->on_close)
-        conn->cb->on_close(conn, err);
+    if (conn->cb && IO_CB(conn, on_close))
+        IO_CB(conn, on_close)(conn, err);
 }
 
 void io_conn_close_now(rill_io_conn *conn, int err)
@@ -164,8 +164,8 @@ void io_conn_open(rill_io_conn *conn)
         conn->flags |= CF_READ_AGAIN;
         io_conn_mark_dirty(conn);
     }
-    if (conn->cb && conn->cb->on_open)
-        conn->cb->on_open(conn, alpn);
+    if (conn->cb && IO_CB(conn, on_open))
+        IO_CB(conn, on_open)(conn, alpn);
     if (conn->state == CONN_OPEN && (conn->queued || (conn->flags & CF_PULL)))
         io_conn_mark_dirty(conn);
     io_conn_update_events(conn);
@@ -314,8 +314,8 @@ void io_conn_read(rill_io_conn *conn)
         const char *why = NULL;
         enum read_end end = conn->ssl ? tls_fill(conn, &n, &sys_errno, &why) : plain_fill(conn, &n, &sys_errno);
         if (n > 0) {
-            if (conn->cb && conn->cb->on_data)
-                conn->cb->on_data(conn, loop->recv_buf, n);
+            if (conn->cb && IO_CB(conn, on_data))
+                IO_CB(conn, on_data)(conn, loop->recv_buf, n);
             /* Closed or paused by the callback: an EOF or error seen meanwhile is seen again
              * by the next read (both are sticky). */
             if (conn->state != CONN_OPEN || (conn->flags & CF_PAUSED))
@@ -439,9 +439,12 @@ void rill_io_conn_pause_read(rill_io_conn *conn, bool paused)
     io_conn_update_events(conn);
 }
 
-void rill_io_conn_set_callbacks(rill_io_conn *conn, const struct rill_io_conn_callbacks *cbs)
+int rill_io_conn_set_callbacks(rill_io_conn *conn, const struct rill_io_conn_callbacks *cbs)
 {
+    if (cbs && !rill_struct_size_ok(cbs->size, sizeof *cbs))
+        return RILL_ERR_INVALID_ARG;
     conn->cb = cbs;
+    return RILL_OK;
 }
 
 void *rill_io_conn_user(const rill_io_conn *conn)

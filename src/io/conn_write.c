@@ -115,8 +115,8 @@ static int gather(rill_io_conn *conn, struct iovec *iov, size_t *qbytes, size_t 
     if (!c && cnt < IO_IOV_MAX && (conn->flags & CF_PULL)) {
         conn->flags &= ~(uint32_t)CF_PULL; /* set again if the user has more, or asks again */
         size_t queued_before = conn->queued;
-        if (conn->cb && conn->cb->on_output)
-            np = conn->cb->on_output(conn, iov + cnt, IO_IOV_MAX - cnt);
+        if (conn->cb && IO_CB(conn, on_output))
+            np = IO_CB(conn, on_output)(conn, iov + cnt, IO_IOV_MAX - cnt);
         if (!conn_alive(conn))
             return -1;
         if (np > 0)
@@ -133,8 +133,8 @@ static int gather(rill_io_conn *conn, struct iovec *iov, size_t *qbytes, size_t 
 
 static int pulled_sent(rill_io_conn *conn, size_t n)
 {
-    if (conn->cb && conn->cb->on_output_sent) {
-        conn->cb->on_output_sent(conn, n);
+    if (conn->cb && IO_CB(conn, on_output_sent)) {
+        IO_CB(conn, on_output_sent)(conn, n);
         if (!conn_alive(conn))
             return RILL_ERR_STATE;
     }
@@ -345,8 +345,8 @@ static void conn_flush(rill_io_conn *conn)
     io_conn_update_events(conn);
     if ((conn->flags & CF_WANT_DRAIN) && conn->queued <= conn->loop->opts.low_water) {
         conn->flags &= ~(uint32_t)CF_WANT_DRAIN;
-        if (conn->cb && conn->cb->on_drain)
-            conn->cb->on_drain(conn);
+        if (conn->cb && IO_CB(conn, on_drain))
+            IO_CB(conn, on_drain)(conn);
     }
 }
 
@@ -459,7 +459,7 @@ int rill_io_conn_write_ref(rill_io_conn *conn, const void *data, size_t len, ril
 
 void rill_io_conn_want_output(rill_io_conn *conn)
 {
-    if (!conn->cb || !conn->cb->on_output || conn->state > CONN_CLOSING)
+    if (!conn->cb || !IO_CB(conn, on_output) || conn->state > CONN_CLOSING)
         return;
     conn->flags |= CF_PULL;
     if (conn_alive(conn) && !(conn->flags & CF_BLOCKED))

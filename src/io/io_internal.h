@@ -10,7 +10,12 @@
 
 #include <openssl/ssl.h>
 
+#include "common/api_struct.h"
 #include "rill/io.h"
+
+/* A callback of a connection's (referenced, size-checked) callbacks struct; NULL when unset or past
+ * an older caller's size. */
+#define IO_CB(conn, member) RILL_CB((conn)->cb, rill_io_conn_callbacks, member)
 
 /* What an epoll event's data.ptr points at: every registered object starts with this byte. */
 enum io_kind { IO_KIND_CONN = 1, IO_KIND_LISTENER, IO_KIND_WAKE, IO_KIND_SIGNAL };
@@ -160,7 +165,7 @@ struct rill_io_loop {
     struct io_handle signal; /* signalfd, fd -1 if none */
     rill_io_signal_fn signal_fn;
     void *signal_arg;
-    struct rill_io_loop_opts opts;
+    rill_io_loop_options opts;
     void *user;
     uint64_t now_ms;
     atomic_bool stop;

@@ -89,7 +89,7 @@ int rill_io_listen(rill_io_loop *loop, const struct rill_io_addr *addr, rill_tls
 {
     if (out)
         *out = NULL;
-    if (tls && !rill_tls_ctx_is_server(tls))
+    if ((tls && !rill_tls_ctx_is_server(tls)) || (cbs && !rill_struct_size_ok(cbs->size, sizeof *cbs)))
         return RILL_ERR_INVALID_ARG;
     if (loop->shutting_down)
         return RILL_ERR_STATE;
@@ -177,7 +177,9 @@ int rill_io_adopt(rill_io_loop *loop, int fd, const struct rill_io_conn_callback
 {
     int rc = RILL_OK;
     int flags = fcntl(fd, F_GETFL);
-    if (loop->shutting_down)
+    if (cbs && !rill_struct_size_ok(cbs->size, sizeof *cbs))
+        rc = RILL_ERR_INVALID_ARG;
+    else if (loop->shutting_down)
         rc = RILL_ERR_STATE;
     else if (loop->nconns >= loop->opts.max_conns)
         rc = RILL_ERR_LIMIT;
@@ -203,7 +205,7 @@ int rill_io_connect(rill_io_loop *loop, const struct rill_io_addr *addr, rill_tl
 {
     if (out)
         *out = NULL;
-    if (tls && rill_tls_ctx_is_server(tls))
+    if ((tls && rill_tls_ctx_is_server(tls)) || (cbs && !rill_struct_size_ok(cbs->size, sizeof *cbs)))
         return RILL_ERR_INVALID_ARG;
     char where[64];
     rill_io_addr_format(addr, where, sizeof where);

@@ -81,14 +81,29 @@ void io_update_deadline_timers(rill_io_loop *loop)
     }
 }
 
-int rill_io_loop_new(const struct rill_io_loop_opts *opts, rill_io_loop **out)
+void rill_io_loop_options_init(rill_io_loop_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->size = sizeof *opt;
+    opt->max_conns = 10000;
+    opt->handshake_timeout_ms = 10000;
+    opt->linger_ms = 5000;
+    opt->low_water = 16384;
+    opt->high_water = 262144;
+    opt->notsent_lowat = 65536;
+}
+
+int rill_io_loop_new(const rill_io_loop_options *opts, rill_io_loop **out)
 {
     *out = NULL;
+    rill_io_loop_options o;
+    rill_io_loop_options_init(&o);
+    if (opts && rill_struct_copy(&o, sizeof o, opts) != RILL_OK)
+        return RILL_ERR_INVALID_ARG;
     rill_io_loop *loop = calloc(1, sizeof *loop);
     if (!loop)
         return RILL_ERR_NOMEM;
-    if (opts)
-        loop->opts = *opts;
+    loop->opts = o;
     if (!loop->opts.max_conns)
         loop->opts.max_conns = 10000;
     if (!loop->opts.handshake_timeout_ms)
@@ -263,9 +278,9 @@ void rill_io_loop_shutdown(rill_io_loop *loop, uint32_t deadline_ms)
         io_list_remove(node);
         io_list_append(&loop->conns, node);
         rill_io_conn *conn = IO_CONN_OF(node);
-        if (conn->cb && conn->cb->on_shutdown && !(conn->flags & CF_SHUTDOWN_SENT)) {
+        if (conn->cb && IO_CB(conn, on_shutdown) && !(conn->flags & CF_SHUTDOWN_SENT)) {
             conn->flags |= CF_SHUTDOWN_SENT;
-            conn->cb->on_shutdown(conn);
+            IO_CB(conn, on_shutdown)(conn);
         } else {
             rill_io_conn_close(conn, true);
         }

@@ -155,8 +155,8 @@ void io_timers_run(rill_io_loop *loop)
         io_tnode_cancel(loop, t);
         if (t->idx & IO_TNODE_IN_CONN) {
             rill_io_conn *conn = (rill_io_conn *)((char *)t - offsetof(rill_io_conn, tnode));
-            if (conn->cb && conn->cb->on_timer)
-                conn->cb->on_timer(conn);
+            if (conn->cb && IO_CB(conn, on_timer))
+                IO_CB(conn, on_timer)(conn);
         } else {
             rill_io_timer *timer = (rill_io_timer *)((char *)t - offsetof(rill_io_timer, node));
             timer->fn(timer, timer->arg);

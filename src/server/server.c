@@ -416,9 +416,9 @@ int rill_server_bind(rill_server *s, char *err, size_t errlen)
     s->workers = calloc(s->nworkers, sizeof *s->workers);
     if (!s->workers)
         return RILL_ERR_NOMEM;
-    struct rill_io_loop_opts lopt = {
-        .max_conns = (s->opt.max_connections + s->nworkers - 1) / s->nworkers,
-    };
+    rill_io_loop_options lopt;
+    rill_io_loop_options_init(&lopt);
+    lopt.max_conns = (s->opt.max_connections + s->nworkers - 1) / s->nworkers;
     for (unsigned i = 0; i < s->nworkers; i++) {
         struct worker *w = &s->workers[i];
         w->srv = s;

@@ -271,6 +271,7 @@ static void on_close(rill_io_conn *conn, int err)
 }
 
 const struct rill_io_conn_callbacks session_callbacks = {
+    .size = sizeof session_callbacks,
     .on_open = on_open,
     .on_data = conn_io_data,
     .on_drain = conn_io_drain,

@@ -40,7 +40,7 @@ static void on_drain(rill_io_conn *conn)
     rill_io_conn_pause_read(conn, false);
 }
 
-static const struct rill_io_conn_callbacks echo = {.on_open = on_open, .on_data = on_data, .on_drain = on_drain};
+static const struct rill_io_conn_callbacks echo = {.size = sizeof echo, .on_open = on_open, .on_data = on_data, .on_drain = on_drain};
 
 static void shutdown_post(rill_io_loop *loop, void *arg)
 {

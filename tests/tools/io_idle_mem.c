@@ -24,7 +24,7 @@ static void on_open(rill_io_conn *conn, const char *alpn)
     sem_post(&opened);
 }
 
-static const struct rill_io_conn_callbacks cb = {.on_open = on_open};
+static const struct rill_io_conn_callbacks cb = {.size = sizeof cb, .on_open = on_open};
 
 static void *run(void *arg)
 {
@@ -50,7 +50,7 @@ int main(int argc, char **argv)
     int n = argc > 1 ? atoi(argv[1]) : 5000;
     sem_init(&opened, 0, 0);
     rill_io_loop *loop;
-    struct rill_io_loop_opts opts = {.max_conns = (uint32_t)n + 10};
+    rill_io_loop_options opts = {.size = sizeof opts, .max_conns = (uint32_t)n + 10};
     struct rill_io_addr addr;
     rill_io_listener *l;
     if (rill_io_loop_new(&opts, &loop) != RILL_OK || rill_io_addr_parse("127.0.0.1:0", &addr, NULL, 0) != RILL_OK ||

@@ -53,7 +53,7 @@ static void listen_error_names_the_cause(void **state)
     (void)state;
     rill_io_loop *loop;
     assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
-    static const struct rill_io_conn_callbacks cb = {0};
+    static const struct rill_io_conn_callbacks cb = {.size = sizeof cb};
     /* A plain socket bound without SO_REUSEPORT blocks the port for us. */
     int blocker = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -383,6 +383,7 @@ static void echo_close(rill_io_conn *conn, int err)
 }
 
 static const struct rill_io_conn_callbacks echo_cb = {
+    .size = sizeof echo_cb,
     .on_open = echo_open, .on_data = echo_data, .on_drain = echo_drain, .on_close = echo_close};
 
 struct echo_client {
@@ -524,6 +525,7 @@ static void producer_close(rill_io_conn *conn, int err)
 }
 
 static const struct rill_io_conn_callbacks producer_cb = {
+    .size = sizeof producer_cb,
     .on_open = producer_open, .on_drain = producer_drain, .on_close = producer_close};
 
 struct slow_reader {
@@ -618,6 +620,7 @@ static void limit_close(rill_io_conn *conn, int err)
 }
 
 static const struct rill_io_conn_callbacks limit_cb = {
+    .size = sizeof limit_cb,
     .on_open = limit_open, .on_data = limit_data, .on_close = limit_close};
 
 static bool echo_byte(int fd)
@@ -630,7 +633,7 @@ static void max_connections_closes_the_excess(void **state)
 {
     (void)state;
     rill_io_loop *loop;
-    struct rill_io_loop_opts opts = {.max_conns = 2};
+    rill_io_loop_options opts = {.size = sizeof opts, .max_conns = 2};
     assert_int_equal(rill_io_loop_new(&opts, &loop), RILL_OK);
     struct limit_server s = {.loop = loop};
     sem_init(&s.opened_sem, 0, 0);
@@ -701,8 +704,10 @@ static void shut_close(rill_io_conn *conn, int err)
 }
 
 static const struct rill_io_conn_callbacks polite_cb = {
+    .size = sizeof polite_cb,
     .on_open = shut_open, .on_shutdown = shut_polite, .on_close = shut_close};
 static const struct rill_io_conn_callbacks stubborn_cb = {
+    .size = sizeof stubborn_cb,
     .on_open = shut_open, .on_shutdown = shut_stubborn, .on_close = shut_close};
 
 static void begin_shutdown(rill_io_loop *loop, void *arg)
@@ -766,6 +771,7 @@ static void spread_open(rill_io_conn *conn, const char *alpn)
 }
 
 static const struct rill_io_conn_callbacks spread_cb = {
+    .size = sizeof spread_cb,
     .on_open = spread_open, .on_data = limit_data};
 
 static void reuseport_spreads_across_two_loops(void **state)
@@ -843,6 +849,7 @@ static void client_close(rill_io_conn *conn, int err)
 }
 
 static const struct rill_io_conn_callbacks client_cb = {
+    .size = sizeof client_cb,
     .on_open = client_open, .on_data = client_data, .on_close = client_close};
 
 static void connect_in_loop_queues_early_writes(void **state)
@@ -850,7 +857,7 @@ static void connect_in_loop_queues_early_writes(void **state)
     (void)state;
     rill_io_loop *loop;
     assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
-    static const struct rill_io_conn_callbacks server_cb = {.on_data = limit_data};
+    static const struct rill_io_conn_callbacks server_cb = {.size = sizeof server_cb, .on_data = limit_data};
     struct rill_io_addr addr = listen_loopback(loop, &server_cb, NULL);
     struct connect_state s = {.loop = loop, .close_err = 1};
     rill_io_conn *conn;
@@ -882,7 +889,7 @@ static void connect_over_ipv6(void **state)
         skip();
     rill_io_loop *loop;
     assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
-    static const struct rill_io_conn_callbacks server_cb = {.on_data = limit_data};
+    static const struct rill_io_conn_callbacks server_cb = {.size = sizeof server_cb, .on_data = limit_data};
     struct rill_io_addr addr;
     assert_int_equal(rill_io_addr_parse("[::1]:0", &addr, NULL, 0), RILL_OK);
     rill_io_listener *l;
@@ -952,7 +959,7 @@ static void early_close(rill_io_conn *conn, int err)
     s->closed++;
 }
 
-static const struct rill_io_conn_callbacks early_cb = {.on_open = early_open, .on_close = early_close};
+static const struct rill_io_conn_callbacks early_cb = {.size = sizeof early_cb, .on_open = early_open, .on_close = early_close};
 
 static void shutdown_from_on_open_stops_accepting(void **state)
 {
@@ -994,7 +1001,7 @@ static void abrupt_close(rill_io_conn *conn, int err)
     rill_io_loop_stop(rill_io_conn_loop(conn));
 }
 
-static const struct rill_io_conn_callbacks abrupt_cb = {.on_open = abrupt_open, .on_close = abrupt_close};
+static const struct rill_io_conn_callbacks abrupt_cb = {.size = sizeof abrupt_cb, .on_open = abrupt_open, .on_close = abrupt_close};
 
 static void abrupt_close_releases_references(void **state)
 {
@@ -1061,6 +1068,7 @@ static void linger_close(rill_io_conn *conn, int err)
 }
 
 static const struct rill_io_conn_callbacks linger_cb = {
+    .size = sizeof linger_cb,
     .on_open = linger_open, .on_data = linger_data, .on_close = linger_close};
 
 /* Polls the loop's own state from inside the loop: stops once every connection is gone. */
@@ -1074,7 +1082,7 @@ static void linger_watch(rill_io_timer *t, void *arg)
         rill_io_timer_arm(t, 5);
 }
 
-static void run_linger(struct linger_state *s, const struct rill_io_loop_opts *opts, void *(*client)(void *),
+static void run_linger(struct linger_state *s, const rill_io_loop_options *opts, void *(*client)(void *),
                        void *client_arg)
 {
     rill_io_loop *loop;
@@ -1120,7 +1128,7 @@ static void linger_ends_at_the_peers_fin(void **state)
 {
     (void)state;
     struct linger_state s = {0};
-    struct rill_io_loop_opts opts = {.linger_ms = 30000};
+    rill_io_loop_options opts = {.size = sizeof opts, .linger_ms = 30000};
     uint16_t port;
     uint64_t start = rill_io_now_ms();
     run_linger(&s, &opts, polite_peer, &port);
@@ -1156,7 +1164,7 @@ static void linger_gives_up_after_its_deadline(void **state)
 {
     (void)state;
     struct linger_state s = {0};
-    struct rill_io_loop_opts opts = {.linger_ms = 100};
+    rill_io_loop_options opts = {.size = sizeof opts, .linger_ms = 100};
     struct stubborn_peer p = {.s = &s};
     uint64_t start = rill_io_now_ms();
     run_linger(&s, &opts, silent_peer, &p);
@@ -1183,7 +1191,7 @@ static void closing_times_out_when_the_peer_never_reads(void **state)
 {
     (void)state;
     struct linger_state s = {.to_send = 16u << 20};
-    struct rill_io_loop_opts opts = {.linger_ms = 200};
+    rill_io_loop_options opts = {.size = sizeof opts, .linger_ms = 200};
     struct stubborn_peer p = {.s = &s};
     run_linger(&s, &opts, deaf_peer, &p);
     assert_true(p.read_all);
@@ -1206,7 +1214,7 @@ static void paused_close(rill_io_conn *conn, int err)
     rill_io_loop_stop(rill_io_conn_loop(conn));
 }
 
-static const struct rill_io_conn_callbacks paused_cb = {.on_open = paused_open, .on_close = paused_close};
+static const struct rill_io_conn_callbacks paused_cb = {.size = sizeof paused_cb, .on_open = paused_open, .on_close = paused_close};
 
 static void reset_while_paused_closes(void **state)
 {
@@ -1302,6 +1310,7 @@ static void conn_timer_fires_moves_and_stops_at_close(void **state)
     struct conn_timer_state st = {.loop = loop};
     st.plain = rill_io_timer_new(loop, ct_plain_fired, &st);
     static const struct rill_io_conn_callbacks server_cb = {
+        .size = sizeof server_cb,
         .on_open = ct_open, .on_timer = ct_timer, .on_close = ct_close};
     struct rill_io_addr addr = listen_loopback(loop, &server_cb, &st);
     int fd = connect_blocking(&addr);
@@ -1360,7 +1369,7 @@ static void queue_refuses_past_its_limit(void **state)
     (void)state;
     rill_io_loop *loop;
     assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
-    static const struct rill_io_conn_callbacks server_cb = {0};
+    static const struct rill_io_conn_callbacks server_cb = {.size = sizeof server_cb};
     struct rill_io_addr addr = listen_loopback(loop, &server_cb, NULL);
     struct connect_state s = {.loop = loop, .close_err = 1};
     rill_io_conn *conn;
@@ -1395,10 +1404,10 @@ static void accepted_sockets_get_notsent_lowat(void **state)
 {
     (void)state;
     for (int round = 0; round < 2; round++) {
-        struct rill_io_loop_opts o = {.notsent_lowat = round ? 32768 : 0};
+        rill_io_loop_options o = {.size = sizeof o, .notsent_lowat = round ? 32768 : 0};
         rill_io_loop *loop;
         assert_int_equal(rill_io_loop_new(&o, &loop), RILL_OK);
-        static const struct rill_io_conn_callbacks server_cb = {.on_open = lowat_open};
+        static const struct rill_io_conn_callbacks server_cb = {.size = sizeof server_cb, .on_open = lowat_open};
         struct rill_io_addr addr;
         assert_int_equal(rill_io_addr_parse("127.0.0.1:0", &addr, NULL, 0), RILL_OK);
         rill_io_listener *l;

@@ -183,7 +183,7 @@ static void pull_close(rill_io_conn *conn, int err)
     rill_io_loop_stop(s->loop);
 }
 
-static const struct rill_io_conn_callbacks pull_cb = {.on_open = pull_open,
+static const struct rill_io_conn_callbacks pull_cb = {.size = sizeof pull_cb, .on_open = pull_open,
                                                       .on_data = pull_data,
                                                       .on_close = pull_close,
                                                       .on_output = pull_output,
@@ -320,7 +320,7 @@ static int tls_teardown(void **state)
 static void serve_one(struct pull_server *s, struct reader *r)
 {
     /* A graceful close may have megabytes to flush to a slow reader: not the default 5 s. */
-    struct rill_io_loop_opts opts = {.linger_ms = TEST_TIMEOUT_MS};
+    rill_io_loop_options opts = {.size = sizeof opts, .linger_ms = TEST_TIMEOUT_MS};
     rill_io_loop *loop;
     assert_int_equal(rill_io_loop_new(&opts, &loop), RILL_OK);
     s->loop = loop;

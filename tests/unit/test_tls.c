@@ -69,7 +69,7 @@ static void srv_data(rill_io_conn *conn, const uint8_t *data, size_t len)
     rill_io_conn_write(conn, data, len);
 }
 
-static const struct rill_io_conn_callbacks srv_cb = {.on_open = srv_open, .on_data = srv_data};
+static const struct rill_io_conn_callbacks srv_cb = {.size = sizeof srv_cb, .on_open = srv_open, .on_data = srv_data};
 
 struct fixture {
     char cert[4096], key[4096];
@@ -80,7 +80,7 @@ struct fixture {
     rill_io_listener *listener;
 };
 
-static void fixture_start_with(struct fixture *f, const struct rill_io_loop_opts *opts,
+static void fixture_start_with(struct fixture *f, const rill_io_loop_options *opts,
                                const struct rill_io_conn_callbacks *cb)
 {
     memset(f, 0, sizeof *f);
@@ -101,7 +101,7 @@ static void fixture_start_with(struct fixture *f, const struct rill_io_loop_opts
     loop_thread_start(&f->lt);
 }
 
-static void fixture_start(struct fixture *f, const struct rill_io_loop_opts *opts)
+static void fixture_start(struct fixture *f, const rill_io_loop_options *opts)
 {
     fixture_start_with(f, opts, &srv_cb);
 }
@@ -558,6 +558,7 @@ static void pausing_close(rill_io_conn *conn, int err)
 }
 
 static const struct rill_io_conn_callbacks pausing_cb = {
+    .size = sizeof pausing_cb,
     .on_open = pausing_open, .on_data = pausing_data, .on_close = pausing_close};
 
 static void pause_and_resume_every_read_over_tls(void **state)
@@ -604,6 +605,7 @@ static void release_held(rill_io_loop *loop, void *arg)
 }
 
 static const struct rill_io_conn_callbacks held_cb = {
+    .size = sizeof held_cb,
     .on_open = held_open, .on_data = pausing_data, .on_close = pausing_close};
 
 static void bytes_buffered_in_openssl_are_not_stranded(void **state)
@@ -653,7 +655,7 @@ static void mixed_data(rill_io_conn *conn, const uint8_t *data, size_t len)
     }
 }
 
-static const struct rill_io_conn_callbacks mixed_cb = {.on_open = srv_open, .on_data = mixed_data};
+static const struct rill_io_conn_callbacks mixed_cb = {.size = sizeof mixed_cb, .on_open = srv_open, .on_data = mixed_data};
 
 static void echo_mixed_copies_and_references_over_tls(void **state)
 {
@@ -710,7 +712,7 @@ static void producer_open(rill_io_conn *conn, const char *alpn)
     rill_io_conn_close(conn, true);
 }
 
-static const struct rill_io_conn_callbacks producer_cb = {.on_open = producer_open};
+static const struct rill_io_conn_callbacks producer_cb = {.size = sizeof producer_cb, .on_open = producer_open};
 
 static void blocked_tls_writes_resume_with_the_same_bytes(void **state)
 {
@@ -834,7 +836,7 @@ static void silent_client_times_out_in_handshake(void **state)
 {
     (void)state;
     struct fixture f;
-    struct rill_io_loop_opts opts = {.handshake_timeout_ms = 200};
+    rill_io_loop_options opts = {.size = sizeof opts, .handshake_timeout_ms = 200};
     fixture_start(&f, &opts);
     uint64_t start = rill_io_now_ms();
     int fd = tcp_connect(f.port);
@@ -885,7 +887,7 @@ static void rc_close(rill_io_conn *conn, int err)
     rill_io_loop_stop(c->loop);
 }
 
-static const struct rill_io_conn_callbacks rc_cb = {.on_open = rc_open, .on_data = rc_data, .on_close = rc_close};
+static const struct rill_io_conn_callbacks rc_cb = {.size = sizeof rc_cb, .on_open = rc_open, .on_data = rc_data, .on_close = rc_close};
 
 static void run_rill_client(struct fixture *f, unsigned flags, const char *ca, const char *name, struct rclient *c)
 {
