@@ -95,7 +95,7 @@ void *exchange_alloc(rill_stream *st, size_t n)
 }
 
 int header_list_add(rill_stream *st, struct header_list *l, const char *name, size_t nlen,
-                    const char *value, size_t vlen)
+                    const char *value, size_t vlen, uint32_t flags)
 {
     if (l->count == l->cap) { /* the old array stays in the arena: lists rarely grow */
         size_t cap = l->cap ? l->cap * 2 : 12;
@@ -110,13 +110,19 @@ int header_list_add(rill_stream *st, struct header_list *l, const char *name, si
     char *copy = exchange_alloc(st, nlen + vlen + 2);
     if (!copy)
         return RILL_ERR_NOMEM;
-    for (size_t i = 0; i < nlen; i++)
-        copy[i] = (char)tolower((unsigned char)name[i]);
+    if (flags & HEADER_NAME_LOWER)
+        memcpy(copy, name, nlen);
+    else
+        for (size_t i = 0; i < nlen; i++) {
+            unsigned char c = (unsigned char)name[i];
+            copy[i] = (char)(c + ((unsigned)(c - 'A') < 26u) * 32u); /* ASCII, no locale */
+        }
     copy[nlen] = '\0';
     memcpy(copy + nlen + 1, value, vlen);
     copy[nlen + 1 + vlen] = '\0';
     l->items[l->count++] = (rill_header){(const uint8_t *)copy, nlen,
-                                         (const uint8_t *)copy + nlen + 1, vlen, 0};
+                                         (const uint8_t *)copy + nlen + 1, vlen,
+                                         flags & ~HEADER_NAME_LOWER};
     return RILL_OK;
 }
 

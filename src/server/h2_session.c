@@ -93,7 +93,7 @@ static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind 
     }
     st->ops = &h2_exchange_ops;
     sess->requests++;
-    if (exchange_set_request(st, fields, count, "HTTP/2") < 0) {
+    if (exchange_set_request(st, fields, count, "HTTP/2", true) < 0) {
         exchange_closed(st, false);
         rill_h2_submit_rst_stream(s, id, RILL_H2_INTERNAL_ERROR);
         return 0;
@@ -346,7 +346,8 @@ static int h2_send_head(rill_stream *st, bool end_stream)
         return RILL_ERR_NOMEM;
     char status[4];
     format_status(st->status, status);
-    fields[0] = (rill_header){(const uint8_t *)":status", 7, (const uint8_t *)status, 3, 0};
+    fields[0] = (rill_header){(const uint8_t *)":status", 7, (const uint8_t *)status, 3,
+                              RILL_HEADER_VALID};
     memcpy(fields + 1, st->resp_fields.items, st->resp_fields.count * sizeof *fields);
     /* Before the submit: with the request already ended, the engine closes the stream inside it,
      * and the close reports completed from this flag. */
@@ -466,7 +467,7 @@ static int h2_push(rill_stream *st, const char *path)
         return id;
     }
     pushed->id = id;
-    if (exchange_set_request(pushed, req, 4, "HTTP/2") < 0) {
+    if (exchange_set_request(pushed, req, 4, "HTTP/2", true) < 0) {
         rill_h2_submit_rst_stream(sess->h2, id, RILL_H2_INTERNAL_ERROR);
         return RILL_ERR_NOMEM;
     }

@@ -19,7 +19,8 @@ static bool name_is(const rill_header *h, const char *lit)
 }
 
 /* All strings go into one arena: the header array first, then NUL-terminated names and values. */
-int exchange_set_request(rill_stream *st, const rill_header *fields, size_t n, const char *version)
+int exchange_set_request(rill_stream *st, const rill_header *fields, size_t n, const char *version,
+                         bool names_lowercase)
 {
     size_t bytes = n * sizeof(rill_header);
     for (size_t i = 0; i < n; i++)
@@ -33,8 +34,11 @@ int exchange_set_request(rill_stream *st, const rill_header *fields, size_t n, c
     for (size_t i = 0; i < n; i++) {
         all[i] = fields[i];
         char *name = p;
-        for (size_t k = 0; k < fields[i].name_len; k++)
-            name[k] = (char)tolower((unsigned char)fields[i].name[k]);
+        if (names_lowercase)
+            memcpy(name, fields[i].name, fields[i].name_len);
+        else
+            for (size_t k = 0; k < fields[i].name_len; k++)
+                name[k] = (char)tolower((unsigned char)fields[i].name[k]);
         name[fields[i].name_len] = '\0';
         p += fields[i].name_len + 1;
         memcpy(p, fields[i].value, fields[i].value_len);

@@ -21,29 +21,38 @@ int rill_response_set_status(rill_response *res, int status)
 
 static bool connection_specific(const char *name, size_t len)
 {
-    static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
-                                        "transfer-encoding", "upgrade"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (strlen(names[i]) == len && strcasecmp(name, names[i]) == 0)
-            return true;
-    return false;
+    switch (len) { /* by length first: most names are none of these */
+    case 7: return strncasecmp(name, "upgrade", 7) == 0;
+    case 10: return strncasecmp(name, "connection", 10) == 0 || strncasecmp(name, "keep-alive", 10) == 0;
+    case 16: return strncasecmp(name, "proxy-connection", 16) == 0;
+    case 17: return strncasecmp(name, "transfer-encoding", 17) == 0;
+    default: return false;
+    }
 }
 
-/* A settable response field: a token name that is not connection-specific, a value without
- * control characters other than HTAB. Gives both lengths. */
-static bool valid_field(const char *name, const char *value, size_t *nlen, size_t *vlen)
+/* A settable response field: a token name that is not connection-specific; a value without
+ * control characters other than HTAB and without leading or trailing whitespace (RFC 9110 §5.5,
+ * RFC 9113 §8.2.1: the same field is valid on both transports). Gives both lengths. */
+static bool valid_field(const char *name, const char *value, size_t *nlen, size_t *vlen,
+                        uint32_t *flags)
 {
     size_t n = 0;
-    unsigned bad = 0;
-    for (; name[n]; n++)
-        bad |= http_tchar[(uint8_t)name[n]] == 0;
+    unsigned bad = 0, upper = 0;
+    for (; name[n]; n++) {
+        uint8_t c = (uint8_t)name[n];
+        bad |= http_tchar[c] == 0;
+        upper |= (unsigned)(c - 'A') < 26u;
+    }
     if (n == 0 || bad)
         return false;
+    *flags = RILL_HEADER_VALID | (upper ? 0 : HEADER_NAME_LOWER);
     size_t v = 0;
     for (; value[v]; v++) {
         uint8_t c = (uint8_t)value[v];
         bad |= (c < ' ' && c != '\t') | (c == 0x7f);
     }
+    if (v && (value[0] == ' ' || value[0] == '\t' || value[v - 1] == ' ' || value[v - 1] == '\t'))
+        return false;
     *nlen = n;
     *vlen = v;
     return !bad && !connection_specific(name, n);
@@ -54,9 +63,10 @@ int rill_response_add_header(rill_response *res, const char *name, const char *v
     if (res->head_sent)
         return RILL_ERR_STATE;
     size_t nlen, vlen;
-    if (!valid_field(name, value, &nlen, &vlen))
+    uint32_t flags;
+    if (!valid_field(name, value, &nlen, &vlen, &flags))
         return RILL_ERR_INVALID_ARG;
-    return header_list_add(res, &res->resp_fields, name, nlen, value, vlen);
+    return header_list_add(res, &res->resp_fields, name, nlen, value, vlen, flags);
 }
 
 int rill_response_set_header(rill_response *res, const char *name, const char *value)
@@ -64,10 +74,11 @@ int rill_response_set_header(rill_response *res, const char *name, const char *v
     if (res->head_sent)
         return RILL_ERR_STATE;
     size_t nlen, vlen;
-    if (!valid_field(name, value, &nlen, &vlen))
+    uint32_t flags;
+    if (!valid_field(name, value, &nlen, &vlen, &flags))
         return RILL_ERR_INVALID_ARG;
     header_list_remove(&res->resp_fields, name);
-    return header_list_add(res, &res->resp_fields, name, nlen, value, vlen);
+    return header_list_add(res, &res->resp_fields, name, nlen, value, vlen, flags);
 }
 
 int rill_response_add_trailer(rill_response *res, const char *name, const char *value)
@@ -75,9 +86,10 @@ int rill_response_add_trailer(rill_response *res, const char *name, const char *
     if (res->ended)
         return RILL_ERR_STATE;
     size_t nlen, vlen;
-    if (!valid_field(name, value, &nlen, &vlen))
+    uint32_t flags;
+    if (!valid_field(name, value, &nlen, &vlen, &flags))
         return RILL_ERR_INVALID_ARG;
-    return header_list_add(res, &res->trailers, name, nlen, value, vlen);
+    return header_list_add(res, &res->trailers, name, nlen, value, vlen, flags);
 }
 
 static int informational(rill_response *res, int status, const rill_header *fields,
@@ -118,9 +130,9 @@ static void add_standard_fields(rill_stream *st)
         cached_sec = now;
     }
     if (!header_list_has(&st->resp_fields, "date"))
-        header_list_add(st, &st->resp_fields, "date", 4, cached, RILL_HTTP_DATE_LEN);
+        exchange_add_field(st, "date", 4, cached, RILL_HTTP_DATE_LEN);
     if (!header_list_has(&st->resp_fields, "server"))
-        header_list_add(st, &st->resp_fields, "server", 6, "rill", 4);
+        exchange_add_field(st, "server", 6, "rill", 4);
 }
 
 static int send_head(rill_stream *st, bool end_stream)
@@ -171,7 +183,7 @@ static int end_response(rill_response *res, const void *data, size_t len)
             res->status != 304) {
             char num[24];
             size_t n = format_decimal(num, len);
-            header_list_add(res, &res->resp_fields, "content-length", 14, num, n);
+            exchange_add_field(res, "content-length", 14, num, n);
         }
         bool nothing_follows = (len == 0 || !exchange_body_allowed(res)) && res->trailers.count == 0;
         if ((rc = send_head(res, nothing_follows)) < 0)
@@ -250,7 +262,7 @@ static int respond_fields(rill_stream *stream, const rill_header *headers, size_
             continue;
         }
         int rc = header_list_add(stream, &stream->resp_fields, name, headers[i].name_len,
-                                 (const char *)headers[i].value, headers[i].value_len);
+                                 (const char *)headers[i].value, headers[i].value_len, 0);
         if (rc < 0)
             return rc;
     }

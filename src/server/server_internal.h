@@ -203,8 +203,20 @@ void exchange_free(rill_stream *st);
 void *exchange_alloc(rill_stream *st, size_t n);
 /* Frees the thread's pool of exchanges (worker exit). */
 void exchange_pool_clear(void);
+/* Copies the field into the exchange's arena, the name lowercased (unless flags has
+ * HEADER_NAME_LOWER: it is already). The rill_header flags are kept with it: RILL_HEADER_VALID when
+ * the field was checked (valid_field) or is the server's own, so the HTTP/2 engine does not check
+ * it again. */
+#define HEADER_NAME_LOWER 0x100u
 int header_list_add(rill_stream *st, struct header_list *l, const char *name, size_t nlen,
-                    const char *value, size_t vlen);
+                    const char *value, size_t vlen, uint32_t flags);
+/* A field the server itself makes (a lowercase literal name, a value it formatted): no checks. */
+static inline int exchange_add_field(rill_stream *st, const char *name, size_t nlen,
+                                     const char *value, size_t vlen)
+{
+    return header_list_add(st, &st->resp_fields, name, nlen, value, vlen,
+                           RILL_HEADER_VALID | HEADER_NAME_LOWER);
+}
 /* Removes every field of this name (any case). */
 void header_list_remove(struct header_list *l, const char *name);
 /* Whether the list has a field of this (lowercase) name. */
@@ -215,7 +227,9 @@ void exchange_dispatch(rill_stream *st);
 
 /* request.c */
 /* Takes the request: HTTP/2-style fields (pseudo-headers first). Copies into the arena. */
-int exchange_set_request(rill_stream *st, const rill_header *fields, size_t n, const char *version);
+/* names_lowercase: the transport checked that names are lowercase (HTTP/2): copied as they are. */
+int exchange_set_request(rill_stream *st, const rill_header *fields, size_t n, const char *version,
+                         bool names_lowercase);
 /* Request body bytes from the transport (to on_body, or held until it is set). */
 void exchange_body(rill_stream *st, const uint8_t *data, size_t len);
 void exchange_body_end(rill_stream *st);

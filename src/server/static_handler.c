@@ -21,11 +21,39 @@ struct static_mount {
     size_t prefix_len; /* without a trailing '/' */
 };
 
-static struct rill_span header_span(const rill_request *req, const char *name)
+static void keep_first(struct rill_span *slot, const rill_header *h)
 {
-    size_t len = 0;
-    const char *v = rill_request_header(req, name, &len);
-    return (struct rill_span){v, len};
+    if (!slot->ptr)
+        *slot = (struct rill_span){(const char *)h->value, h->value_len};
+}
+
+static bool name_is(const rill_header *h, const char *lit, size_t len)
+{
+    return h->name_len == len && memcmp(h->name, lit, len) == 0;
+}
+
+/* The conditional fields and Range in one pass over the request (names are lowercase). */
+static void find_conditions(const rill_request *req, struct rill_conditions *c,
+                            struct rill_span *range)
+{
+    size_t n = rill_request_header_count(req);
+    for (size_t i = 0; i < n; i++) {
+        const rill_header *h = rill_request_header_at(req, i);
+        if (name_is(h, "range", 5))
+            keep_first(range, h);
+        else if (h->name_len < 8 || memcmp(h->name, "if-", 3) != 0)
+            continue;
+        else if (name_is(h, "if-match", 8))
+            keep_first(&c->if_match, h);
+        else if (name_is(h, "if-none-match", 13))
+            keep_first(&c->if_none_match, h);
+        else if (name_is(h, "if-modified-since", 17))
+            keep_first(&c->if_modified_since, h);
+        else if (name_is(h, "if-unmodified-since", 19))
+            keep_first(&c->if_unmodified_since, h);
+        else if (name_is(h, "if-range", 8))
+            keep_first(&c->if_range, h);
+    }
 }
 
 static void release_entry(void *arg)
@@ -84,46 +112,43 @@ static void serve_static(rill_request *req, rill_response *res, void *user)
     const struct rill_static_file *f = &e->file;
     struct rill_validators v = {.etag = e->etag, .etag_len = e->etag_len,
                                 .last_modified = (time_t)f->mtime_sec};
-    rill_response_add_header(res, "etag", e->etag);
-    rill_response_add_header(res, "last-modified", e->last_modified);
+    /* The server's own fields, formatted here: added without the public API's checks. */
+    exchange_add_field(res, "etag", 4, e->etag, e->etag_len);
+    exchange_add_field(res, "last-modified", 13, e->last_modified, RILL_HTTP_DATE_LEN);
     if (f->has_encoded_variants)
-        rill_response_add_header(res, "vary", "accept-encoding");
+        exchange_add_field(res, "vary", 4, "accept-encoding", 15);
 
-    struct rill_conditions c = {
-        .if_match = header_span(req, "if-match"),
-        .if_none_match = header_span(req, "if-none-match"),
-        .if_modified_since = header_span(req, "if-modified-since"),
-        .if_unmodified_since = header_span(req, "if-unmodified-since"),
-        .if_range = header_span(req, "if-range"),
-        .get_or_head = true,
-    };
+    struct rill_conditions c = {.get_or_head = true};
+    struct rill_span range = {NULL, 0};
+    find_conditions(req, &c, &range);
     enum rill_precondition pre = rill_evaluate_preconditions(&c, &v);
     if (pre != RILL_PRECONDITION_PROCEED) {
         exchange_respond_simple(res, pre == RILL_PRECONDITION_NOT_MODIFIED ? 304 : 412, NULL, NULL);
         return;
     }
 
-    rill_response_add_header(res, "content-type", f->content_type);
+    exchange_add_field(res, "content-type", 12, f->content_type, strlen(f->content_type));
     if (f->content_encoding)
-        rill_response_add_header(res, "content-encoding", f->content_encoding);
-    rill_response_add_header(res, "accept-ranges", "bytes");
+        exchange_add_field(res, "content-encoding", 16, f->content_encoding,
+                           strlen(f->content_encoding));
+    exchange_add_field(res, "accept-ranges", 13, "bytes", 5);
     uint64_t first = 0, length = f->size;
     char num[64];
-    struct rill_span range = header_span(req, "range");
+    int n;
     if (range.ptr && rill_if_range_allows(c.if_range, &v)) {
         struct rill_byte_range r;
         switch (rill_range_parse(range.ptr, range.len, f->size, &r)) {
         case RILL_RANGE_SATISFIABLE:
             first = r.first;
             length = r.length;
-            snprintf(num, sizeof num, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first,
-                     first + length - 1, f->size);
-            rill_response_add_header(res, "content-range", num);
+            n = snprintf(num, sizeof num, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first,
+                         first + length - 1, f->size);
+            exchange_add_field(res, "content-range", 13, num, (size_t)n);
             rill_response_set_status(res, 206);
             break;
         case RILL_RANGE_UNSATISFIABLE:
-            snprintf(num, sizeof num, "bytes */%" PRIu64, f->size);
-            rill_response_add_header(res, "content-range", num);
+            n = snprintf(num, sizeof num, "bytes */%" PRIu64, f->size);
+            exchange_add_field(res, "content-range", 13, num, (size_t)n);
             exchange_respond_simple(res, 416, "text/plain; charset=utf-8", "range not satisfiable\n");
             return;
         case RILL_RANGE_IGNORE:
@@ -134,8 +159,8 @@ static void serve_static(rill_request *req, rill_response *res, void *user)
         rill_response_end(res, e->content + first, (size_t)length);
         return;
     }
-    snprintf(num, sizeof num, "%" PRIu64, length);
-    rill_response_add_header(res, "content-length", num);
+    n = snprintf(num, sizeof num, "%" PRIu64, length);
+    exchange_add_field(res, "content-length", 14, num, (size_t)n);
     /* a HEAD response keeps content-length; the exchange drops its body */
     exchange_send_file(res, f->fd, first, length);
 }

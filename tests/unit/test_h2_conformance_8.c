@@ -223,6 +223,28 @@ static void s8_1_trailers(void **state)
     tsess_free(&t);
 }
 
+/* A field the sender vouches for (RILL_HEADER_VALID) is not checked again on submit; the same
+ * field without the flag is refused (section 8.2.1: a CR in a value). */
+static void vouched_fields_skip_the_per_byte_check(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    send_request(&t, 1, 0, ":method", "GET", ":scheme", "https", ":path", "/", NULL);
+    send_request(&t, 3, 0, ":method", "GET", ":scheme", "https", ":path", "/", NULL);
+    rill_header bad[] = {F(":status", "200"), F("x-bad", "a\rb")};
+    assert_int_equal(rill_h2_submit_response(t.s, 1, bad, 2, RILL_H2_FLAG_END_STREAM),
+                     RILL_ERR_INVALID_ARG);
+    bad[1].flags = RILL_HEADER_VALID; /* the caller's word: the engine takes it */
+    assert_int_equal(rill_h2_submit_response(t.s, 3, bad, 2, RILL_H2_FLAG_END_STREAM), 0);
+    /* pseudo-header rules still apply to vouched fields */
+    rill_header late[] = {F("x-a", "1"), F(":status", "200")};
+    late[0].flags = late[1].flags = RILL_HEADER_VALID;
+    assert_int_equal(rill_h2_submit_response(t.s, 1, late, 2, RILL_H2_FLAG_END_STREAM),
+                     RILL_ERR_INVALID_ARG);
+    tsess_free(&t);
+}
+
 static void s8_1_response_informational_final_trailers(void **state)
 {
     (void)state;
@@ -493,6 +515,7 @@ int main(void)
         cmocka_unit_test(s8_3_1_host_must_agree_with_authority),
         cmocka_unit_test(s8_1_1_content_length_must_match_data),
         cmocka_unit_test(s8_1_trailers),
+        cmocka_unit_test(vouched_fields_skip_the_per_byte_check),
         cmocka_unit_test(s8_1_response_informational_final_trailers),
         cmocka_unit_test(s8_1_no_body_for_head_204_304),
         cmocka_unit_test(rfc8441_extended_connect),
