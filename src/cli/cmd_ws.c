@@ -31,7 +31,7 @@ struct line {
 
 struct ws_cli {
     rill_io_loop *loop;
-    rill_ws_client *client;
+    rill_websocket_client *client;
     bool verbose;
     bool open;
     int exit_code;
@@ -42,9 +42,9 @@ struct ws_cli {
 static void deliver(struct ws_cli *cli, struct line *l)
 {
     if (l->text)
-        rill_ws_client_send(cli->client, RILL_WS_OP_TEXT, l->text, l->len);
+        rill_websocket_client_send(cli->client, RILL_WS_OP_TEXT, l->text, l->len);
     else
-        rill_ws_client_close(cli->client, RILL_WS_CLOSE_NORMAL, NULL);
+        rill_websocket_client_close(cli->client, RILL_WS_CLOSE_NORMAL, NULL);
     free(l->text);
     free(l);
 }
@@ -88,7 +88,7 @@ static void *read_stdin(void *arg)
     return NULL;
 }
 
-static void on_open(rill_ws_client *c, const char *transport, bool compressed, void *user)
+static void on_open(rill_websocket_client *c, const char *transport, bool compressed, void *user)
 {
     struct ws_cli *cli = user;
     if (cli->verbose)
@@ -104,7 +104,7 @@ static void on_open(rill_ws_client *c, const char *transport, bool compressed, v
     cli->waiting_tail = &cli->waiting;
 }
 
-static void on_message(rill_ws_client *c, unsigned opcode, const uint8_t *data, size_t len,
+static void on_message(rill_websocket_client *c, unsigned opcode, const uint8_t *data, size_t len,
                        void *user)
 {
     if (opcode == RILL_WS_OP_TEXT) {
@@ -116,7 +116,7 @@ static void on_message(rill_ws_client *c, unsigned opcode, const uint8_t *data, 
     fflush(stdout);
 }
 
-static void on_close(rill_ws_client *c, unsigned code, const char *why, void *user)
+static void on_close(rill_websocket_client *c, unsigned code, const char *why, void *user)
 {
     struct ws_cli *cli = user;
     if (why)
@@ -129,7 +129,8 @@ static void on_close(rill_ws_client *c, unsigned code, const char *why, void *us
 
 int rill_cmd_ws(int argc, char **argv)
 {
-    rill_ws_client_options opt = {0};
+    rill_websocket_client_options opt;
+    rill_websocket_client_options_init(&opt);
     struct ws_cli cli = {.exit_code = 1};
     cli.waiting_tail = &cli.waiting;
     for (int i = 1; i < argc; i++) {
@@ -173,9 +174,10 @@ int rill_cmd_ws(int argc, char **argv)
         fprintf(stderr, "rill ws: cannot create an event loop\n");
         return 1;
     }
-    static const rill_ws_client_callbacks cb = {on_open, on_message, on_close};
+    static const rill_websocket_client_callbacks cb = {
+        .size = sizeof cb, .on_open = on_open, .on_message = on_message, .on_close = on_close};
     char err[512] = "";
-    int rc = rill_ws_client_new(cli.loop, &opt, &cb, &cli, &cli.client, err, sizeof err);
+    int rc = rill_websocket_client_new(cli.loop, &opt, &cb, &cli, &cli.client, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "rill ws: %s\n", err[0] ? err : rill_strerror(rc));
         rill_io_loop_free(cli.loop);
@@ -185,7 +187,7 @@ int rill_cmd_ws(int argc, char **argv)
     pthread_create(&reader, NULL, read_stdin, &cli);
     pthread_detach(reader); /* blocked in getline at exit is fine: the process ends */
     rill_io_loop_run(cli.loop);
-    rill_ws_client_free(cli.client);
+    rill_websocket_client_free(cli.client);
     cli.client = NULL;
     fflush(stdout);
     /* The reader thread may still post to the loop: leave the loop allocated until exit. */

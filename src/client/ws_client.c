@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/api_struct.h"
 #include "rill/client.h"
 #include "rill/h1.h"
 #include "rill/h2.h"
@@ -11,11 +12,11 @@
 
 enum mode { MODE_H2, MODE_H1 };
 
-struct rill_ws_client {
+struct rill_websocket_client {
     rill_io_loop *loop;
-    rill_ws_client_callbacks cb;
+    rill_websocket_client_callbacks cb;
     void *user;
-    rill_ws_client_options opt;
+    rill_websocket_client_options opt;
     char *url, *origin, *subprotocol, *ca_file;
     char host[256], authority[300], path[2048];
     bool tls;
@@ -35,7 +36,7 @@ struct rill_ws_client {
 
 static const struct rill_io_conn_callbacks conn_callbacks;
 
-static void finish(rill_ws_client *c, unsigned code, const char *why)
+static void finish(rill_websocket_client *c, unsigned code, const char *why)
 {
     if (c->finished)
         return;
@@ -44,7 +45,7 @@ static void finish(rill_ws_client *c, unsigned code, const char *why)
         c->cb.on_close(c, code, why, c->user);
 }
 
-static int parse_url(rill_ws_client *c, const char *url, char *err, size_t errlen)
+static int parse_url(rill_websocket_client *c, const char *url, char *err, size_t errlen)
 {
     const char *rest;
     if (strncmp(url, "ws://", 5) == 0) {
@@ -95,7 +96,7 @@ static int parse_url(rill_ws_client *c, const char *url, char *err, size_t errle
 
 /* ---- output ------------------------------------------------------------------------------------ */
 
-static void flush(rill_ws_client *c)
+static void flush(rill_websocket_client *c)
 {
     if (!c->conn)
         return;
@@ -139,14 +140,14 @@ static void flush(rill_ws_client *c)
 
 static int on_ws_message(unsigned opcode, const uint8_t *data, size_t len, unsigned flags, void *user)
 {
-    rill_ws_client *c = user;
+    rill_websocket_client *c = user;
     (void)flags;
     if (c->cb.on_message)
         c->cb.on_message(c, opcode, data, len, c->user);
     return 0;
 }
 
-static int start_codec(rill_ws_client *c, const char *ext_response, size_t ext_len)
+static int start_codec(rill_websocket_client *c, const char *ext_response, size_t ext_len)
 {
     rill_ws_pmd_params pmd;
     int rc = RILL_ERR_NOT_FOUND;
@@ -181,7 +182,7 @@ static rill_header h1_field(const char *name, const char *value)
                          0};
 }
 
-static void h1_send_upgrade(rill_ws_client *c)
+static void h1_send_upgrade(rill_websocket_client *c)
 {
     rill_ws_make_key(c->key);
     rill_header f[8];
@@ -218,7 +219,7 @@ static void h1_send_upgrade(rill_ws_client *c)
     c->h1 = rill_h1_parser_new(RILL_H1_RESPONSE, NULL);
 }
 
-static void h1_data(rill_ws_client *c, const uint8_t *data, size_t len)
+static void h1_data(rill_websocket_client *c, const uint8_t *data, size_t len)
 {
     size_t off = 0;
     while (off <= len && c->h1) {
@@ -262,7 +263,7 @@ static void h1_data(rill_ws_client *c, const uint8_t *data, size_t len)
 
 /* ---- HTTP/2 ------------------------------------------------------------------------------------ */
 
-static void fall_back_to_h1(rill_ws_client *c)
+static void fall_back_to_h1(rill_websocket_client *c)
 {
     c->reconnecting = true;
     rill_io_conn_close(c->conn, false);
@@ -270,7 +271,7 @@ static void fall_back_to_h1(rill_ws_client *c)
 
 static int h2_on_settings(rill_h2_session *s, const rill_h2_settings *peer, void *user)
 {
-    rill_ws_client *c = user;
+    rill_websocket_client *c = user;
     if (c->got_settings)
         return 0;
     c->got_settings = true;
@@ -305,7 +306,7 @@ static int h2_on_settings(rill_h2_session *s, const rill_h2_settings *peer, void
 static int h2_on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind kind,
                          const rill_header *f, size_t n, uint32_t flags, void *user)
 {
-    rill_ws_client *c = user;
+    rill_websocket_client *c = user;
     if (id != c->stream || kind != RILL_H2_HEADERS_RESPONSE)
         return 0;
     const char *ext = NULL;
@@ -334,7 +335,7 @@ static int h2_on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_ki
 
 static int h2_on_data(rill_h2_session *s, int32_t id, const uint8_t *data, size_t len, void *user)
 {
-    rill_ws_client *c = user;
+    rill_websocket_client *c = user;
     if (id == c->stream && c->codec)
         rill_ws_recv(c->codec, data, len);
     rill_h2_consume(s, id, len);
@@ -343,7 +344,7 @@ static int h2_on_data(rill_h2_session *s, int32_t id, const uint8_t *data, size_
 
 static int h2_on_end_stream(rill_h2_session *s, int32_t id, void *user)
 {
-    rill_ws_client *c = user;
+    rill_websocket_client *c = user;
     if (id == c->stream && c->codec) {
         unsigned code = rill_ws_transport_closed(c->codec);
         flush(c);
@@ -357,7 +358,7 @@ static int h2_on_end_stream(rill_h2_session *s, int32_t id, void *user)
 
 static int h2_on_stream_close(rill_h2_session *s, int32_t id, uint32_t code, void *user)
 {
-    rill_ws_client *c = user;
+    rill_websocket_client *c = user;
     if (id == c->stream && code != RILL_H2_NO_ERROR && !c->finished) {
         snprintf(c->why, sizeof c->why, "the stream was reset: %s", rill_h2_error_name(code));
         rill_io_conn_close(c->conn, false);
@@ -381,7 +382,7 @@ static const rill_h2_callbacks h2_callbacks = {
 
 /* ---- the connection ---------------------------------------------------------------------------- */
 
-static int connect_now(rill_ws_client *c, char *err, size_t errlen)
+static int connect_now(rill_websocket_client *c, char *err, size_t errlen)
 {
     struct rill_io_addr addr;
     char spec[320];
@@ -405,7 +406,7 @@ static int connect_now(rill_ws_client *c, char *err, size_t errlen)
 
 static void on_open(rill_io_conn *conn, const char *alpn)
 {
-    rill_ws_client *c = rill_io_conn_user(conn);
+    rill_websocket_client *c = rill_io_conn_user(conn);
     if (!c) /* freed by the application */
         return;
     if (c->mode == MODE_H2 && (!c->tls || (alpn && strcmp(alpn, "h2") == 0))) {
@@ -427,7 +428,7 @@ static void on_open(rill_io_conn *conn, const char *alpn)
 
 static void on_data(rill_io_conn *conn, const uint8_t *data, size_t len)
 {
-    rill_ws_client *c = rill_io_conn_user(conn);
+    rill_websocket_client *c = rill_io_conn_user(conn);
     if (!c) /* freed by the application */
         return;
     if (c->h2) {
@@ -445,7 +446,7 @@ static void on_data(rill_io_conn *conn, const uint8_t *data, size_t len)
 
 static void on_close(rill_io_conn *conn, int err)
 {
-    rill_ws_client *c = rill_io_conn_user(conn);
+    rill_websocket_client *c = rill_io_conn_user(conn);
     if (!c) /* freed by the application */
         return;
     c->conn = NULL;
@@ -484,22 +485,38 @@ static const struct rill_io_conn_callbacks conn_callbacks = {
 
 /* ---- API --------------------------------------------------------------------------------------- */
 
+void rill_websocket_client_options_init(rill_websocket_client_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->size = sizeof *opt;
+}
+
 static char *dup_opt(const char *s)
 {
     return s ? strdup(s) : NULL;
 }
 
-int rill_ws_client_new(rill_io_loop *loop, const rill_ws_client_options *opt,
-                       const rill_ws_client_callbacks *cb, void *user, rill_ws_client **out,
+int rill_websocket_client_new(rill_io_loop *loop, const rill_websocket_client_options *opt,
+                       const rill_websocket_client_callbacks *cb, void *user, rill_websocket_client **out,
                        char *err, size_t errlen)
 {
-    rill_ws_client *c = calloc(1, sizeof *c);
+    rill_websocket_client_options o;
+    rill_websocket_client_options_init(&o);
+    rill_websocket_client_callbacks k = {.size = sizeof k};
+    if (!opt || !cb || rill_struct_copy(&o, sizeof o, opt) != RILL_OK ||
+        rill_struct_copy(&k, sizeof k, cb) != RILL_OK) {
+        if (err && errlen)
+            snprintf(err, errlen, "bad options or callbacks (their size field)");
+        return RILL_ERR_INVALID_ARG;
+    }
+    opt = &o;
+    rill_websocket_client *c = calloc(1, sizeof *c);
     if (!c)
         return RILL_ERR_NOMEM;
     c->loop = loop;
-    c->cb = *cb;
+    c->cb = k;
     c->user = user;
-    c->opt = *opt;
+    c->opt = o;
     c->origin = dup_opt(opt->origin);
     c->subprotocol = dup_opt(opt->subprotocol);
     c->ca_file = dup_opt(opt->ca_file);
@@ -511,14 +528,14 @@ int rill_ws_client_new(rill_io_loop *loop, const rill_ws_client_options *opt,
         rc = connect_now(c, err, errlen);
     }
     if (rc < 0) {
-        rill_ws_client_free(c);
+        rill_websocket_client_free(c);
         return rc;
     }
     *out = c;
     return RILL_OK;
 }
 
-int rill_ws_client_send(rill_ws_client *c, unsigned opcode, const void *data, size_t len)
+int rill_websocket_client_send(rill_websocket_client *c, unsigned opcode, const void *data, size_t len)
 {
     if (!c->open || c->finished)
         return RILL_ERR_STATE;
@@ -527,7 +544,7 @@ int rill_ws_client_send(rill_ws_client *c, unsigned opcode, const void *data, si
     return rc;
 }
 
-int rill_ws_client_close(rill_ws_client *c, unsigned code, const char *reason)
+int rill_websocket_client_close(rill_websocket_client *c, unsigned code, const char *reason)
 {
     if (!c->open || c->finished)
         return RILL_ERR_STATE;
@@ -536,7 +553,7 @@ int rill_ws_client_close(rill_ws_client *c, unsigned code, const char *reason)
     return rc;
 }
 
-void rill_ws_client_free(rill_ws_client *c)
+void rill_websocket_client_free(rill_websocket_client *c)
 {
     if (!c)
         return;
