@@ -43,16 +43,34 @@ def tree_pids(pid):
     return pids
 
 
-def cpu_seconds(pid):
-    total = 0
+def cpu_split(pid):
+    """(user, system) CPU seconds of the process tree: a figure that only holds where syscalls are
+    expensive shows up as a difference in one of them."""
+    user = system = 0
     for p in tree_pids(pid):
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            user += int(fields[11])
+            system += int(fields[12])
         except OSError:
             pass
-    return total / CLK_TCK
+    return user / CLK_TCK, system / CLK_TCK
+
+
+def cpu_seconds(pid):
+    return sum(cpu_split(pid))
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
 
 
 def rss_bytes(pid):
@@ -310,7 +328,8 @@ def main():
     for tls in (False, True):
         scheme = "https" if tls else "http"
         running = {}
-        samples = {n: {"us": [], "rps": [], "h1": [], "tls_big": []} for n in names}
+        samples = {n: {"us": [], "user": [], "sys": [], "rps": [], "h1": [], "tls_big": []}
+                   for n in names}
         try:
             start_side_by_side(running, names, tls, scheme,
                                lambda port: h2load(f"{scheme}://127.0.0.1:{port}/5b.txt", 32, 16, 5000),
@@ -319,11 +338,14 @@ def main():
                 for name, (srv, port) in running.items():
                     got = samples[name]
                     try:
-                        c0 = cpu_seconds(srv.proc.pid)
+                        u0, s0 = cpu_split(srv.proc.pid)
                         ok, secs = h2load(f"{scheme}://127.0.0.1:{port}/5b.txt", 32, 16,
                                           small_n // small_rounds)
-                        c1 = cpu_seconds(srv.proc.pid)
-                        got["us"].append((c1 - c0) / max(ok, 1) * 1e6)
+                        u1, s1 = cpu_split(srv.proc.pid)
+                        per = 1e6 / max(ok, 1)
+                        got["us"].append((u1 - u0 + s1 - s0) * per)
+                        got["user"].append((u1 - u0) * per)
+                        got["sys"].append((s1 - s0) * per)
                         got["rps"].append(ok / secs)
                         if not tls and name != "nghttpd":  # reference: the large file, HTTP/1.1
                             ok, secs = h2load(f"http://127.0.0.1:{srv.h1_port or port}/big.bin", 1, 1,
@@ -342,6 +364,8 @@ def main():
             got, r = samples[name], results[name]
             if got["us"]:
                 r["tls_us" if tls else "h2c_us"] = median(got["us"])
+                r["tls_user" if tls else "h2c_user"] = median(got["user"])
+                r["tls_sys" if tls else "h2c_sys"] = median(got["sys"])
                 r["tls_rps" if tls else "h2c_rps"] = median(got["rps"])
             if got["h1"]:
                 r["h1_big_gbs"] = median(got["h1"])
@@ -406,9 +430,14 @@ def main():
 
     cols = names
     print(f"\n{'workload':64} " + " ".join(f"{n:>10}" for n in cols))
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores")
     rows = [(f"server CPU per request, 5 B file, h2c, 32x16 (us, median of {small_rounds})", "h2c_us", "{:.2f}"),
+            ("  of which user (us)", "h2c_user", "{:.2f}"),
+            ("  of which system (us)", "h2c_sys", "{:.2f}"),
             ("  requests/s (h2load, for reference)", "h2c_rps", "{:.0f}"),
             (f"server CPU per request, 5 B file, TLS h2, 32x16 (us, median of {small_rounds})", "tls_us", "{:.2f}"),
+            ("  of which user (us)", "tls_user", "{:.2f}"),
+            ("  of which system (us)", "tls_sys", "{:.2f}"),
             (f"{big_mib} MiB file, h2c, one connection (GB/s, median of {rounds})", "big_gbs", "{:.2f}"),
             ("  server CPU per GiB sent (s)", "big_cpu", "{:.3f}"),
             (f"{big_mib} MiB file, TLS h2, one connection (GB/s, median of {small_rounds}; reference)", "tls_big_gbs", "{:.2f}"),
@@ -425,7 +454,9 @@ def main():
     if best and "rill" in results and results["rill"].get("big_gbs"):
         print(f"rill/best peer ({best[1]}) large-file throughput: {results['rill']['big_gbs'] / best[0]:.2f}x")
     if "rill" in results and "h2o" in results:
-        for key, label in (("h2c_us", "CPU/request h2c"), ("tls_us", "CPU/request TLS"),
+        for key, label in (("h2c_us", "CPU/request h2c"), ("h2c_user", "user CPU/request h2c"),
+                           ("h2c_sys", "system CPU/request h2c"), ("tls_us", "CPU/request TLS"),
+                           ("tls_user", "user CPU/request TLS"), ("tls_sys", "system CPU/request TLS"),
                            ("big_cpu", "CPU per GiB of a large file"), ("idle_kib", "idle memory")):
             a_, b_ = results["rill"].get(key), results["h2o"].get(key)
             if a_ and b_:
