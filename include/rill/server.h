@@ -42,6 +42,7 @@ typedef enum rill_protocol {
 } rill_protocol;
 
 typedef struct rill_server_options {
+    size_t size;             /* sizeof(rill_server_options), set by rill_server_options_init */
     const char *listen;      /* cleartext "HOST:PORT" (default "127.0.0.1:8080"); NULL = none */
     const char *tls_listen;  /* TLS "HOST:PORT" (default "127.0.0.1:8443"); NULL = none */
     const char *cert_file;   /* PEM; NULL with tls_listen: a self-signed localhost certificate */
@@ -63,8 +64,9 @@ typedef struct rill_server_options {
 /* Fills *o with the defaults above. */
 RILL_API void rill_server_options_init(rill_server_options *o);
 
-/* A server with these options (copied). Nothing is bound yet. Returns RILL_ERR_INVALID_ARG with a
- * one-line reason in err for bad options. *out is freed with rill_server_free(). */
+/* A server with these options (copied; NULL = defaults). Nothing is bound yet. Returns
+ * RILL_ERR_INVALID_ARG with a one-line reason in err for bad options (also a bad size, see
+ * "Public API conventions" in docs/ARCHITECTURE.md). *out is freed with rill_server_free(). */
 RILL_API int rill_server_new(const rill_server_options *o, rill_server **out, char *err,
                              size_t errlen);
 RILL_API void rill_server_free(rill_server *s);
@@ -99,8 +101,11 @@ typedef bool (*rill_stream_fn)(rill_stream *stream, const rill_header *headers, 
 RILL_API void rill_server_on_stream(rill_server *s, rill_stream_fn fn, void *user);
 
 /* Session events, as Node's session 'close', 'goaway' and 'remoteSettings'. One set per server
- * (copied; any member may be NULL), each called on the session's worker thread. */
+ * (copied; any member may be NULL; NULL events = none), each called on the session's worker
+ * thread. The caller sets size to sizeof(rill_session_events); a bad size is RILL_ERR_INVALID_ARG
+ * and leaves the events as they were. */
 typedef struct rill_session_events {
+    size_t size; /* sizeof(rill_session_events) */
     /* The connection is over and its streams are closed (their on_close ran). Only for sessions
      * announced by on_session. Only the rill_session_id/_protocol/_peer getters may be used; the
      * session is freed when this returns. */
@@ -112,8 +117,8 @@ typedef struct rill_session_events {
     /* HTTP/2: a SETTINGS frame from the peer was applied (the first one and any later ones). */
     void (*on_remote_settings)(rill_session *session, const rill_h2_settings *settings, void *user);
 } rill_session_events;
-RILL_API void rill_server_on_session_events(rill_server *s, const rill_session_events *events,
-                                            void *user);
+RILL_API int rill_server_on_session_events(rill_server *s, const rill_session_events *events,
+                                           void *user);
 
 /* Node's session.close(): a graceful end of one connection. HTTP/2: GOAWAY (NO_ERROR, after a
  * PING round trip so requests already sent are counted), streams in flight finish, then the

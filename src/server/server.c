@@ -10,12 +10,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/api_struct.h"
 #include "server/file_cache.h"
 #include "server/server_internal.h"
 
 void rill_server_options_init(rill_server_options *o)
 {
     *o = (rill_server_options){
+        .size = sizeof *o,
         .listen = "127.0.0.1:8080",
         .tls_listen = "127.0.0.1:8443",
         .max_connections = 10000,
@@ -38,10 +40,12 @@ static char *dup_or_null(const char *s)
 int rill_server_new(const rill_server_options *o, rill_server **out, char *err, size_t errlen)
 {
     rill_server_options defaults;
-    if (!o) {
-        rill_server_options_init(&defaults);
-        o = &defaults;
+    rill_server_options_init(&defaults);
+    if (o && rill_struct_copy(&defaults, sizeof defaults, o) != RILL_OK) {
+        snprintf(err, errlen, "bad options: size %zu (rill_server_options_init sets it)", o->size);
+        return RILL_ERR_INVALID_ARG;
     }
+    o = &defaults;
     if (!o->listen && !o->tls_listen) {
         snprintf(err, errlen, "nothing to listen on");
         return RILL_ERR_INVALID_ARG;
@@ -169,13 +173,14 @@ void rill_server_on_session(rill_server *s, rill_session_fn fn, void *user)
     s->on_session_user = user;
 }
 
-void rill_server_on_session_events(rill_server *s, const rill_session_events *events, void *user)
+int rill_server_on_session_events(rill_server *s, const rill_session_events *events, void *user)
 {
-    if (events)
-        s->events = *events;
-    else
-        memset(&s->events, 0, sizeof s->events);
+    rill_session_events e = {.size = sizeof e};
+    if (events && rill_struct_copy(&e, sizeof e, events) != RILL_OK)
+        return RILL_ERR_INVALID_ARG;
+    s->events = e;
     s->events_user = user;
+    return RILL_OK;
 }
 
 void rill_server_on_stream(rill_server *s, rill_stream_fn fn, void *user)

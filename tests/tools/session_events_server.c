@@ -126,8 +126,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "session_events_server: %s\n", err);
         return 2;
     }
-    rill_session_events events = {
-        .on_close = on_close, .on_goaway = on_goaway, .on_remote_settings = on_remote_settings};
+    rill_session_events events = {.size = sizeof events, .on_close = on_close,
+                                  .on_goaway = on_goaway, .on_remote_settings = on_remote_settings};
     rill_server_on_session(s, on_session, NULL);
     rill_server_on_session_events(s, &events, NULL);
     rill_server_on_stream(s, on_stream, NULL);
