@@ -74,7 +74,7 @@ static void flush_h2(struct bench *b)
         for (int i = 0; i < n; i++)
             total += iov[i].iov_len;
         rill_io_conn_writev(b->conn, iov, n);
-        rill_h2_session_output_consumed(b->h2, total);
+        rill_h2_session_output_sent(b->h2, total);
     }
 }
 
@@ -166,7 +166,7 @@ static void h2_released(rill_h2_session *h2, int32_t id, void *token, void *user
     free(token);
 }
 
-static const rill_h2_callbacks h2_cb = {.on_settings = h2_settings, .on_headers = h2_headers,
+static const rill_h2_callbacks h2_cb = {.size = sizeof h2_cb, .on_settings = h2_settings, .on_headers = h2_headers,
                                         .on_data = h2_data, .on_data_released = h2_released};
 
 /* ---- the HTTP/2 connection ---- */

@@ -151,7 +151,7 @@ static int fz_goaway(rill_h2_session *s, int32_t last, uint32_t code, const uint
 static uint64_t fz_feed(enum rill_h2_role role, const uint8_t *data, size_t size,
                         struct fuzz_cuts *cuts, bool live)
 {
-    static const rill_h2_callbacks cb = {.on_headers = fz_headers,
+    static const rill_h2_callbacks cb = {.size = sizeof cb, .on_headers = fz_headers,
                                          .on_data = fz_data,
                                          .on_push_promise = fz_push,
                                          .on_end_stream = fz_end,

@@ -2,7 +2,7 @@
  *
  * The session is fed received bytes (rill_h2_session_recv), reports what happened through
  * callbacks, and queues output that the I/O layer drains as iovecs (rill_h2_session_output +
- * rill_h2_session_output_consumed: one writev per loop turn). Time enters as arguments
+ * rill_h2_session_output_sent: one writev per loop turn). Time enters as arguments
  * (rill_h2_session_tick). Nothing here touches sockets, clocks or threads.
  *
  * Ownership:
@@ -101,7 +101,8 @@ typedef struct rill_h2_settings {
 
 typedef struct rill_h2_session rill_h2_session;
 
-enum rill_h2_role { RILL_H2_CLIENT = 0, RILL_H2_SERVER = 1 };
+/* Which side the session plays; the same order as rill_ws_role (code never depends on the values). */
+typedef enum rill_h2_role { RILL_H2_SERVER = 0, RILL_H2_CLIENT = 1 } rill_h2_role;
 
 /* What a received header block is. */
 enum rill_h2_headers_kind {
@@ -116,8 +117,11 @@ enum rill_h2_headers_kind {
 
 /* Events. Every callback is optional (NULL = not interested). `user` is the session user data.
  * A callback returning a negative value fails the connection (GOAWAY INTERNAL_ERROR) and
- * rill_h2_session_recv returns that value. Pointers are valid only during the call. */
+ * rill_h2_session_recv returns that value. Pointers are valid only during the call. The caller
+ * sets size to sizeof(rill_h2_callbacks), e.g. `static const rill_h2_callbacks cb = {.size =
+ * sizeof cb, ...}` (see "Public API conventions" in docs/ARCHITECTURE.md). */
 typedef struct rill_h2_callbacks {
+    size_t size; /* sizeof(rill_h2_callbacks) */
     /* A complete, validated header block. For requests the END_STREAM flag means no body. */
     int (*on_headers)(rill_h2_session *s, int32_t stream_id, enum rill_h2_headers_kind kind,
                       const rill_header *fields, size_t count, uint32_t flags, void *user);
@@ -181,6 +185,7 @@ typedef struct rill_h2_rate {
 } rill_h2_rate;
 
 typedef struct rill_h2_options {
+    size_t size; /* sizeof(rill_h2_options), set by rill_h2_options_init */
     /* Settings we announce. Defaults (rill_h2_options_init): header_table_size 4096, enable_push
      * 1 on clients / 0 on servers, max_concurrent_streams 100, initial_window_size 262144,
      * max_frame_size 16384, max_header_list_size 65536, enable_connect_protocol 0,
@@ -208,7 +213,7 @@ typedef struct rill_h2_options {
     const rill_h2_buffer_pool *output_pool; /* NULL = each session keeps its own buffer */
 } rill_h2_options;
 
-/* Fills *opt with defaults for the role. */
+/* Fills *opt with defaults for the role (and opt->size). */
 RILL_API void rill_h2_options_init(rill_h2_options *opt, enum rill_h2_role role);
 
 /* A new session with its own copy of opt (see rill_h2_profile_new to share one among many).
@@ -216,7 +221,8 @@ RILL_API void rill_h2_options_init(rill_h2_options *opt, enum rill_h2_role role)
  * is part of every idle connection's memory otherwise): it must stay valid and unchanged until
  * rill_h2_session_free, so a static const struct is the usual choice; cb may be NULL (no
  * events). user is passed to every callback. The client preface (client role) and our SETTINGS are queued at once.
- * Returns NULL when out of memory. Free with rill_h2_session_free. */
+ * Returns NULL when out of memory or for invalid options or callbacks (a bad role; a size 0 or
+ * larger than the library's). Free with rill_h2_session_free. */
 RILL_API rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callbacks *cb,
                                               const rill_h2_options *opt, void *user);
 /* Frees the session; every still-referenced DATA buffer is reported released first. */
@@ -262,7 +268,7 @@ RILL_API int64_t rill_h2_session_recv(rill_h2_session *s, const uint8_t *data, s
  * produced here, by priority, from submitted buffers and read callbacks. */
 RILL_API int rill_h2_session_output(rill_h2_session *s, struct iovec *iov, int max);
 /* The first n bytes of the output were written: advance, release sent DATA buffers. */
-RILL_API void rill_h2_session_output_consumed(rill_h2_session *s, size_t n);
+RILL_API void rill_h2_session_output_sent(rill_h2_session *s, size_t n);
 /* Convenience: copies up to cap bytes of pending output into buf and marks them consumed.
  * Returns the number of bytes copied. */
 RILL_API size_t rill_h2_session_send_copy(rill_h2_session *s, uint8_t *buf, size_t cap);

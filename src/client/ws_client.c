@@ -129,7 +129,7 @@ static void flush(rill_websocket_client *c)
             for (int i = 0; i < n; i++)
                 total += iov[i].iov_len;
             rill_io_conn_writev(c->conn, iov, n);
-            rill_h2_session_output_consumed(c->h2, total);
+            rill_h2_session_output_sent(c->h2, total);
         }
     }
     if (c->codec && rill_ws_is_done(c->codec) && !c->h2)
@@ -372,6 +372,7 @@ static void h2_on_released(rill_h2_session *s, int32_t id, void *token, void *us
 }
 
 static const rill_h2_callbacks h2_callbacks = {
+    .size = sizeof h2_callbacks,
     .on_headers = h2_on_headers,
     .on_data = h2_on_data,
     .on_end_stream = h2_on_end_stream,

@@ -53,8 +53,8 @@ void h2_on_rst_stream(rill_h2_session *s, const uint8_t *p, size_t len)
         return;
     uint32_t code = h2_get32(p);
     int32_t sid = st->id;
-    if (s->cb->on_stream_reset) {
-        int rc = s->cb->on_stream_reset(s, sid, code, s->user);
+    if (H2_CB(s, on_stream_reset)) {
+        int rc = H2_CB(s, on_stream_reset)(s, sid, code, s->user);
         if (rc < 0) {
             h2_cb_fail(s, rc);
             return;
@@ -138,8 +138,8 @@ void h2_on_settings(rill_h2_session *s, const uint8_t *p, size_t len)
         rill_hpack_encoder_set_peer_max_table_size(s->enc, s->peer.header_table_size);
     h2_out_frame(s, RILL_H2_SETTINGS, H2_FLAG_ACK, 0, NULL, 0);
     s->peer_settings_seen = true;
-    if (s->cb->on_settings) {
-        int rc = s->cb->on_settings(s, &s->peer, s->user);
+    if (H2_CB(s, on_settings)) {
+        int rc = H2_CB(s, on_settings)(s, &s->peer, s->user);
         if (rc < 0)
             h2_cb_fail(s, rc);
     }
@@ -169,8 +169,8 @@ void h2_on_ping(rill_h2_session *s, const uint8_t *p, size_t len)
     if (s->fflags & H2_FLAG_ACK) {
         if (s->shutdown_notice && memcmp(p, H2_SHUTDOWN_PING, 8) == 0)
             h2_final_goaway(s);
-        if (s->cb->on_ping_ack) {
-            int rc = s->cb->on_ping_ack(s, p, s->user);
+        if (H2_CB(s, on_ping_ack)) {
+            int rc = H2_CB(s, on_ping_ack)(s, p, s->user);
             if (rc < 0)
                 h2_cb_fail(s, rc);
         }
@@ -201,8 +201,8 @@ void h2_on_goaway(rill_h2_session *s, const uint8_t *p, size_t len)
     s->goaway_last_recv = last;
     if (code != RILL_H2_NO_ERROR)
         s->error_code = code;
-    if (s->cb->on_goaway) {
-        int rc = s->cb->on_goaway(s, last, code, p + 8, len - 8, s->user);
+    if (H2_CB(s, on_goaway)) {
+        int rc = H2_CB(s, on_goaway)(s, last, code, p + 8, len - 8, s->user);
         if (rc < 0) {
             h2_cb_fail(s, rc);
             return;

@@ -117,10 +117,10 @@ static int decode_block(rill_h2_session *s, const uint8_t *block, size_t len, bo
 
 static int deliver_headers(rill_h2_session *s, int32_t sid, enum rill_h2_headers_kind kind, bool end)
 {
-    if (!s->cb->on_headers)
+    if (!H2_CB(s, on_headers))
         return 0;
     const struct h2_fieldset *fs = &s->hblk->fs;
-    int rc = s->cb->on_headers(s, sid, kind, fs->fields, fs->count, end ? RILL_H2_FLAG_END_STREAM : 0,
+    int rc = H2_CB(s, on_headers)(s, sid, kind, fs->fields, fs->count, end ? RILL_H2_FLAG_END_STREAM : 0,
                                s->user);
     if (rc < 0)
         h2_cb_fail(s, rc);
@@ -213,8 +213,8 @@ static void request_headers(rill_h2_session *s, int32_t sid, const uint8_t *bloc
         return;
     if (end && (st = h2_stream_find(s, sid)) != NULL) {
         /* on_end_stream after the request, state already half-closed (remote) */
-        if (s->cb->on_end_stream) {
-            int r = s->cb->on_end_stream(s, sid, s->user);
+        if (H2_CB(s, on_end_stream)) {
+            int r = H2_CB(s, on_end_stream)(s, sid, s->user);
             if (r < 0)
                 h2_cb_fail(s, r);
         }
@@ -358,8 +358,8 @@ static void headers_complete(rill_h2_session *s, const uint8_t *block, size_t le
         if (mi.head)
             ps->flags |= SF_HEAD;
         ps->flags |= SF_HEADERS_SENT | SF_END_QUEUED;
-        if (s->cb->on_push_promise) {
-            int r = s->cb->on_push_promise(s, sid, pid, s->hblk->fs.fields, s->hblk->fs.count, s->user);
+        if (H2_CB(s, on_push_promise)) {
+            int r = H2_CB(s, on_push_promise)(s, sid, pid, s->hblk->fs.fields, s->hblk->fs.count, s->user);
             if (r < 0)
                 h2_cb_fail(s, r);
         }

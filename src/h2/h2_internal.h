@@ -6,8 +6,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/api_struct.h"
 #include "rill/h2.h"
 #include "rill/hpack.h"
+
+/* A callback of the session's (referenced, size-checked) callbacks; NULL when unset or past an
+ * older caller's size. */
+#define H2_CB(s, member) RILL_CB((s)->cb, rill_h2_callbacks, member)
 
 #define H2_FRAME_HEADER 9u
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

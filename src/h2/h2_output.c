@@ -183,8 +183,8 @@ int h2_out_frame(rill_h2_session *s, uint8_t type, uint8_t flags, int32_t sid, c
 
 void h2_ref_release(rill_h2_session *s, struct h2_dataref *ref)
 {
-    if (s->cb->on_data_released)
-        s->cb->on_data_released(s, ref->stream_id, ref->token, s->user);
+    if (H2_CB(s, on_data_released))
+        H2_CB(s, on_data_released)(s, ref->stream_id, ref->token, s->user);
     ref->next = s->free_refs;
     s->free_refs = ref;
 }
@@ -202,7 +202,7 @@ int rill_h2_session_output(rill_h2_session *s, struct iovec *iov, int max)
     return n;
 }
 
-void rill_h2_session_output_consumed(rill_h2_session *s, size_t n)
+void rill_h2_session_output_sent(rill_h2_session *s, size_t n)
 {
     while (n && s->seg_count) {
         struct h2_seg *g = &s->segs[s->seg_head];
@@ -257,7 +257,7 @@ size_t rill_h2_session_send_copy(rill_h2_session *s, uint8_t *buf, size_t cap)
             memcpy(buf + total + round, iov[i].iov_base, take);
             round += take;
         }
-        rill_h2_session_output_consumed(s, round);
+        rill_h2_session_output_sent(s, round);
         total += round;
     }
     return total;

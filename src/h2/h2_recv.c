@@ -134,8 +134,8 @@ void h2_end_stream_recv(rill_h2_session *s, struct h2_stream *st)
         h2_peer_stream_error(s, sid, RILL_H2_PROTOCOL_ERROR); /* content-length mismatch (8.1.1) */
         return;
     }
-    if (s->cb->on_end_stream) {
-        int rc = s->cb->on_end_stream(s, sid, s->user);
+    if (H2_CB(s, on_end_stream)) {
+        int rc = H2_CB(s, on_end_stream)(s, sid, s->user);
         if (rc < 0) {
             h2_cb_fail(s, rc);
             return;
@@ -260,8 +260,8 @@ static void data_chunk(rill_h2_session *s, const uint8_t *p, size_t n)
         return;
     }
     st->recv_unconsumed += (uint32_t)n;
-    if (s->cb->on_data) {
-        int rc = s->cb->on_data(s, s->fsid, p, n, s->user);
+    if (H2_CB(s, on_data)) {
+        int rc = H2_CB(s, on_data)(s, s->fsid, p, n, s->user);
         if (rc < 0) {
             h2_cb_fail(s, rc);
             return;

@@ -85,7 +85,7 @@ bool h2_history_alloc(rill_h2_session *s)
     return s->hist != NULL;
 }
 
-static const rill_h2_callbacks no_callbacks;
+static const rill_h2_callbacks no_callbacks = {.size = sizeof no_callbacks};
 
 /* The default flood limits (rill_h2_options_init). */
 static const rill_h2_rate default_rates[FL_COUNT] = {
@@ -96,6 +96,7 @@ static const rill_h2_rate default_rates[FL_COUNT] = {
 void rill_h2_options_init(rill_h2_options *opt, enum rill_h2_role role)
 {
     memset(opt, 0, sizeof *opt);
+    opt->size = sizeof *opt;
     opt->local.header_table_size = 4096;
     opt->local.enable_push = role == RILL_H2_CLIENT ? 1 : 0;
     opt->local.max_concurrent_streams = 100;
@@ -141,11 +142,13 @@ static uint32_t header_block_bound(const rill_h2_settings *local)
 
 rill_h2_profile *rill_h2_profile_new(enum rill_h2_role role, const rill_h2_options *opt)
 {
+    if (role != RILL_H2_SERVER && role != RILL_H2_CLIENT)
+        return NULL;
     rill_h2_options defaults;
-    if (!opt) {
-        rill_h2_options_init(&defaults, role);
-        opt = &defaults;
-    }
+    rill_h2_options_init(&defaults, role);
+    if (opt && rill_struct_copy(&defaults, sizeof defaults, opt) != RILL_OK)
+        return NULL;
+    opt = &defaults;
     if (opt->local.initial_window_size > RILL_H2_MAX_WINDOW ||
         opt->local.max_frame_size < RILL_H2_MIN_FRAME_SIZE ||
         opt->local.max_frame_size > RILL_H2_MAX_FRAME_SIZE_LIMIT || opt->local.enable_push > 1 ||
@@ -197,7 +200,8 @@ rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callb
     rill_h2_profile *p = rill_h2_profile_new(role, opt);
     if (!p)
         return NULL;
-    rill_h2_session *s = rill_h2_session_new_shared(p, cb, user, opt ? opt->now_ms : 0);
+    rill_h2_session *s = rill_h2_session_new_shared(
+        p, cb, user, opt && RILL_STRUCT_HAS(opt, rill_h2_options, now_ms) ? opt->now_ms : 0);
     if (!s) {
         rill_h2_profile_free(p);
         return NULL;
@@ -209,6 +213,8 @@ rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callb
 rill_h2_session *rill_h2_session_new_shared(const rill_h2_profile *prof, const rill_h2_callbacks *cb,
                                             void *user, uint64_t now_ms)
 {
+    if (cb && !rill_struct_size_ok(cb->size, sizeof *cb))
+        return NULL;
     const rill_h2_allocator *a = prof->alloc;
     rill_h2_session *s = a ? a->alloc(sizeof *s, a->ctx) : malloc(sizeof *s);
     if (!s)
@@ -507,13 +513,13 @@ int rill_h2_session_upgrade_server(rill_h2_session *s, const uint8_t *payload, s
     if (mi.incremental > 0)
         st->flags |= SF_INCREMENTAL;
     /* The upgraded request reaches the application like any other one. */
-    if (s->cb->on_headers) {
-        int rc = s->cb->on_headers(s, 1, RILL_H2_HEADERS_REQUEST, request, count, RILL_H2_FLAG_END_STREAM, s->user);
+    if (H2_CB(s, on_headers)) {
+        int rc = H2_CB(s, on_headers)(s, 1, RILL_H2_HEADERS_REQUEST, request, count, RILL_H2_FLAG_END_STREAM, s->user);
         if (rc < 0)
             return rc;
     }
-    if (s->cb->on_end_stream && h2_stream_find(s, 1)) {
-        int rc = s->cb->on_end_stream(s, 1, s->user);
+    if (H2_CB(s, on_end_stream) && h2_stream_find(s, 1)) {
+        int rc = H2_CB(s, on_end_stream)(s, 1, s->user);
         if (rc < 0)
             return rc;
     }

@@ -168,8 +168,8 @@ void h2_stream_close(rill_h2_session *s, struct h2_stream *st, uint32_t code, ui
     h2_stream_set_state(s, st, H2_CLOSED);
     int32_t id = st->id;
     /* Reported while the stream is still findable, so its user data can be read and freed. */
-    if (s->cb->on_stream_close && !s->freeing)
-        s->cb->on_stream_close(s, id, code, s->user);
+    if (H2_CB(s, on_stream_close) && !s->freeing)
+        H2_CB(s, on_stream_close)(s, id, code, s->user);
     struct h2_stream **pp = &s->tab->buckets[h2_slot(s->nbuckets, id)];
     while (*pp != st)
         pp = &(*pp)->hnext;

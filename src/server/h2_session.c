@@ -170,6 +170,7 @@ static int on_goaway(rill_h2_session *s, int32_t last_stream_id, uint32_t error_
 }
 
 static const rill_h2_callbacks h2_callbacks = {
+    .size = sizeof h2_callbacks,
     .on_headers = on_headers,
     .on_data = on_data,
     .on_end_stream = on_end_stream,
@@ -265,7 +266,7 @@ static void proto_output_sent(struct conn *c, size_t n)
         return;
     c->in_callback++;
     bool was_paused = !rill_h2_session_want_read(sess->h2);
-    rill_h2_session_output_consumed(sess->h2, n);
+    rill_h2_session_output_sent(sess->h2, n);
     if (was_paused && rill_h2_session_want_read(sess->h2))
         rill_io_conn_pause_read(c->io, false);
     c->in_callback--;

@@ -109,7 +109,7 @@ int main(int argc, char **argv)
         perror("connect");
         return 1;
     }
-    static const rill_h2_callbacks cb = {.on_headers = on_headers, .on_data = on_data, .on_stream_close = on_close,
+    static const rill_h2_callbacks cb = {.size = sizeof cb, .on_headers = on_headers, .on_data = on_data, .on_stream_close = on_close,
                             .on_push_promise = on_push};
     rill_h2_session *s = rill_h2_session_new(RILL_H2_CLIENT, &cb, &opt, NULL);
     int nreq = 0;
@@ -142,7 +142,7 @@ int main(int argc, char **argv)
                 ok = false;
                 break;
             }
-            rill_h2_session_output_consumed(s, (size_t)w);
+            rill_h2_session_output_sent(s, (size_t)w);
         }
         if (!ok || !rill_h2_session_want_read(s))
             break;

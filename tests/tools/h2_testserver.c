@@ -215,7 +215,7 @@ static bool flush_out(struct conn *c)
         ssize_t w = writev(c->fd, iov, n);
         if (w < 0)
             return errno == EAGAIN || errno == EWOULDBLOCK;
-        rill_h2_session_output_consumed(c->s, (size_t)w);
+        rill_h2_session_output_sent(c->s, (size_t)w);
     }
     return true;
 }
@@ -248,7 +248,7 @@ int main(int argc, char **argv)
     printf("PORT %d\n", ntohs(a.sin_port));
     fflush(stdout);
 
-    static const rill_h2_callbacks cb = {.on_headers = on_headers, .on_data = on_data, .on_end_stream = on_end_stream,
+    static const rill_h2_callbacks cb = {.size = sizeof cb, .on_headers = on_headers, .on_data = on_data, .on_end_stream = on_end_stream,
                             .on_stream_close = on_close, .on_data_released = released};
     struct conn conns[MAX_CONN];
     for (int i = 0; i < MAX_CONN; i++)

@@ -383,6 +383,7 @@ TU void rec_released(rill_h2_session *s, int32_t sid, void *token, void *user)
 
 /* Referenced by the sessions (not copied), so a static object. */
 static __attribute__((unused)) const rill_h2_callbacks rec_cbs = {
+    .size = sizeof rec_cbs,
     .on_headers = rec_headers,
     .on_push_promise = rec_push,
     .on_data = rec_data,

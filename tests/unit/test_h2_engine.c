@@ -166,9 +166,9 @@ static void release_waits_for_partial_write(void **state)
         total += iov[i].iov_len;
     /* the stream is closed already (END_STREAM queued), but the bytes are not written yet */
     assert_int_equal(rill_h2_session_stream_count(t.s), 0);
-    rill_h2_session_output_consumed(t.s, total - 1);
+    rill_h2_session_output_sent(t.s, total - 1);
     assert_null(rec_find(&t.rec, EV_RELEASED, 1));
-    rill_h2_session_output_consumed(t.s, 1);
+    rill_h2_session_output_sent(t.s, 1);
     assert_non_null(rec_find(&t.rec, EV_RELEASED, 1));
     tb_free(&b);
     tsess_free(&t);
@@ -994,7 +994,7 @@ static void no_allocation_per_request_in_steady_state(void **state)
             size_t total = 0;
             for (int k = 0; k < n; k++)
                 total += iov[k].iov_len;
-            rill_h2_session_output_consumed(t.s, total);
+            rill_h2_session_output_sent(t.s, total);
         }
         if (i == 9)
             calls_after_warmup = g_count.calls;
