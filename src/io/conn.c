@@ -78,7 +78,11 @@ void io_conn_close_now(rill_io_conn *conn, int err)
     io_tnode_cancel(loop, &conn->tnode);
     io_list_remove(&conn->link);
     io_list_append(&loop->dead, &conn->link);
-    close(conn->fd); /* also removes it from the epoll set */
+    /* Out of the epoll set before the close: close removes it only when no other process holds
+     * the socket, and a child forked meanwhile (a CGI, system(), a symbolizer) would keep it
+     * there, its next event pointing at this freed connection. */
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, conn->fd, NULL);
+    close(conn->fd);
     conn->fd = -1;
     io_tls_free(conn);
     io_queue_drop(conn);

@@ -154,6 +154,7 @@ void rill_io_listener_close(rill_io_listener *listener)
 {
     if (!listener || listener->fd < 0)
         return;
+    epoll_ctl(listener->loop->epfd, EPOLL_CTL_DEL, listener->fd, NULL); /* see io_conn_close_now */
     close(listener->fd);
     listener->fd = -1;
     rill_io_timer_free(listener->backoff);
