@@ -138,6 +138,14 @@ static void log_rejected(rill_session *sess, int status)
     access_log_append(sess, &e);
 }
 
+/* Whether the request being refused is a HEAD (as far as its request line arrived). */
+static bool refusing_head(const rill_session *sess)
+{
+    size_t len = 0;
+    const char *line = sess->h1->parser ? rill_h1_parser_start_line(sess->h1->parser, &len) : "";
+    return len >= 5 && memcmp(line, "HEAD ", 5) == 0;
+}
+
 /* An error before any response was started: a plain-text answer, then close. */
 static void reject(rill_session *sess, int status, const char *why)
 {
@@ -157,8 +165,9 @@ static void reject(rill_session *sess, int status, const char *why)
     size_t head_len;
     if (rill_h1_write_response_head(head, sizeof head, &head_len, status, NULL, fields,
                                     sizeof fields / sizeof *fields) == RILL_OK) {
+        /* an answer to HEAD has no body (RFC 9112 §6.3), even a refusal */
         struct iovec iov[] = {{head, head_len}, {(void *)why, body_len - 1}, {(void *)"\n", 1}};
-        rill_io_conn_writev(sess->c.io, iov, 3);
+        rill_io_conn_writev(sess->c.io, iov, refusing_head(sess) ? 1 : 3);
     }
     session_close(sess);
 }

@@ -319,3 +319,15 @@ def test_debian_curl_h2c_upgrade_of_a_large_file(static_server, site):
     r = curl("--http2", static_server.url("/big.bin"), "-o", "-", "-w", "%{http_version}")
     assert r.returncode == 0, r.stderr
     assert r.stdout[-1:] == b"2" and sha256(r.stdout[:-1]) == sha256(site[1]["big.bin"])
+
+
+def test_refused_head_request_has_no_body(echo_server):
+    """A HEAD the parser refuses (400, close) is answered without a body: a client would read one
+    as the start of a next response (RFC 9112 §6.3)."""
+    s, f = h1_connect(echo_server.port)
+    with s:
+        s.sendall(b"HEAD /small.txt HTTP/1.1\r\nHost: a\r\nBad Field\r\n\r\n")
+        data, closed = recv_all(s, timeout=5)
+    assert closed and data.startswith(b"HTTP/1.1 400 ")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert b"content-length: " in head.lower() and rest == b""
