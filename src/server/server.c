@@ -318,6 +318,7 @@ static void *worker_main(void *arg)
     exchange_pool_clear();
     h2_pools_clear();
     buf_pool_clear();
+    OPENSSL_thread_stop(); /* the thread's OpenSSL error queue, else leaked at thread exit */
     return NULL;
 }
 
