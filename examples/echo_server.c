@@ -21,46 +21,46 @@
 
 /* ---- POST /echo ------------------------------------------------------------------------------- */
 
-static void echo_body(rill_request *req, const uint8_t *data, size_t len, bool end, void *user)
+static void echo_body(rill_server_request *req, const uint8_t *data, size_t len, bool end, void *user)
 {
-    rill_response *res = user;
+    rill_server_response *res = user;
     /* Over the high-water mark the bytes were still taken: stop the peer until on_drain. */
-    if (len > 0 && rill_response_write(res, data, len) == RILL_ERR_WOULD_BLOCK)
-        rill_request_pause(req, true);
+    if (len > 0 && rill_server_response_write(res, data, len) == RILL_ERR_WOULD_BLOCK)
+        rill_server_request_pause(req, true);
     if (end)
-        rill_response_end(res, NULL, 0);
+        rill_server_response_end(res, NULL, 0);
 }
 
-static void echo_drained(rill_response *res, void *user)
+static void echo_drained(rill_server_response *res, void *user)
 {
     (void)res;
-    rill_request_pause(user, false); /* delivers what was held meanwhile, then more arrives */
+    rill_server_request_pause(user, false); /* delivers what was held meanwhile, then more arrives */
 }
 
-static void echo(rill_request *req, rill_response *res, void *user)
+static void echo(rill_server_request *req, rill_server_response *res, void *user)
 {
     (void)user;
-    if (strcmp(rill_request_method(req), "POST") != 0) {
-        rill_response_set_status(res, 405);
-        rill_response_set_header(res, "allow", "POST");
-        rill_response_end(res, "POST only\n", 10);
+    if (strcmp(rill_server_request_method(req), "POST") != 0) {
+        rill_server_response_set_status(res, 405);
+        rill_server_response_set_header(res, "allow", "POST");
+        rill_server_response_end(res, "POST only\n", 10);
         return;
     }
     size_t len;
-    const char *type = rill_request_header(req, "content-type", &len);
+    const char *type = rill_server_request_header(req, "content-type", &len);
     char ctype[256] = "application/octet-stream";
     if (type && len < sizeof ctype) { /* header values are not NUL-terminated */
         memcpy(ctype, type, len);
         ctype[len] = '\0';
     }
-    rill_response_set_header(res, "content-type", ctype);
-    rill_response_on_drain(res, echo_drained, req);
-    rill_request_on_body(req, echo_body, res); /* bytes that came early are delivered now */
+    rill_server_response_set_header(res, "content-type", ctype);
+    rill_server_response_on_drain(res, echo_drained, req);
+    rill_server_request_on_body(req, echo_body, res); /* bytes that came early are delivered now */
 }
 
 /* ---- GET /trailers, /hints, /push ------------------------------------------------------------- */
 
-static void trailers(rill_request *req, rill_response *res, void *user)
+static void trailers(rill_server_request *req, rill_server_response *res, void *user)
 {
     (void)req;
     (void)user;
@@ -70,42 +70,42 @@ static void trailers(rill_request *req, rill_response *res, void *user)
         sum += (unsigned char)body[i];
     char checksum[16];
     snprintf(checksum, sizeof checksum, "%u", sum);
-    rill_response_set_header(res, "content-type", "text/plain");
-    rill_response_write(res, body, sizeof body - 1); /* no content-length: HTTP/1.1 goes chunked */
-    rill_response_add_trailer(res, "x-checksum", checksum);
-    rill_response_end(res, NULL, 0);
+    rill_server_response_set_header(res, "content-type", "text/plain");
+    rill_server_response_write(res, body, sizeof body - 1); /* no content-length: HTTP/1.1 goes chunked */
+    rill_server_response_add_trailer(res, "x-checksum", checksum);
+    rill_server_response_end(res, NULL, 0);
 }
 
 #define FIELD(n, v) {(const uint8_t *)(n), sizeof(n) - 1, (const uint8_t *)(v), sizeof(v) - 1, 0}
 
-static void hints(rill_request *req, rill_response *res, void *user)
+static void hints(rill_server_request *req, rill_server_response *res, void *user)
 {
     (void)req;
     (void)user;
     const rill_header link[] = {FIELD("link", "</style.css>; rel=preload; as=style")};
-    rill_response_informational(res, 103, link, 1);
-    rill_response_set_header(res, "content-type", "text/plain");
-    rill_response_set_header(res, "link", "</style.css>; rel=preload; as=style");
-    rill_response_end(res, "hinted\n", 7);
+    rill_server_response_informational(res, 103, link, 1);
+    rill_server_response_set_header(res, "content-type", "text/plain");
+    rill_server_response_set_header(res, "link", "</style.css>; rel=preload; as=style");
+    rill_server_response_end(res, "hinted\n", 7);
 }
 
-static void push(rill_request *req, rill_response *res, void *user)
+static void push(rill_server_request *req, rill_server_response *res, void *user)
 {
     (void)req;
     (void)user;
     /* The promised request is served by the routes like any other (see pushed below). */
-    bool pushed = rill_response_push(res, "/pushed.txt") == RILL_OK;
-    rill_response_set_header(res, "content-type", "text/plain");
+    bool pushed = rill_server_response_push(res, "/pushed.txt") == RILL_OK;
+    rill_server_response_set_header(res, "content-type", "text/plain");
     const char *text = pushed ? "pushed /pushed.txt\n" : "push not possible here\n";
-    rill_response_end(res, text, strlen(text));
+    rill_server_response_end(res, text, strlen(text));
 }
 
-static void pushed(rill_request *req, rill_response *res, void *user)
+static void pushed(rill_server_request *req, rill_server_response *res, void *user)
 {
     (void)req;
     (void)user;
-    rill_response_set_header(res, "content-type", "text/plain");
-    rill_response_end(res, "pushed content\n", 15);
+    rill_server_response_set_header(res, "content-type", "text/plain");
+    rill_server_response_end(res, "pushed content\n", 15);
 }
 
 /* ---- command line ----------------------------------------------------------------------------- */

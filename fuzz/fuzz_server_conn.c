@@ -50,30 +50,30 @@ static char static_dir[64];
 
 /* ---- the server -------------------------------------------------------------------------------- */
 
-static void echo_body(rill_request *req, const uint8_t *data, size_t len, bool end, void *user)
+static void echo_body(rill_server_request *req, const uint8_t *data, size_t len, bool end, void *user)
 {
     (void)user;
     if (len)
-        rill_response_write(req, data, len);
+        rill_server_response_write(req, data, len);
     if (end)
-        rill_response_end(req, "\n", 1);
+        rill_server_response_end(req, "\n", 1);
 }
 
 /* Echoes the body back (a chunked answer over HTTP/1.1, written while the body still arrives). */
-static void echo_handler(rill_request *req, rill_response *res, void *user)
+static void echo_handler(rill_server_request *req, rill_server_response *res, void *user)
 {
     (void)user;
-    rill_response_set_header(res, "content-type", "application/octet-stream");
-    rill_request_on_body(req, echo_body, NULL);
+    rill_server_response_set_header(res, "content-type", "application/octet-stream");
+    rill_server_request_on_body(req, echo_body, NULL);
 }
 
 /* Answers at once and leaves any request body unread: the server has to discard it. */
-static void early_handler(rill_request *req, rill_response *res, void *user)
+static void early_handler(rill_server_request *req, rill_server_response *res, void *user)
 {
     (void)req;
     (void)user;
-    rill_response_add_trailer(res, "x-early", "1");
-    rill_response_end(res, "early\n", 6);
+    rill_server_response_add_trailer(res, "x-early", "1");
+    rill_server_response_end(res, "early\n", 6);
 }
 
 static void *server_main(void *arg)

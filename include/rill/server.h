@@ -9,10 +9,10 @@
  * Threading: rill_server_run() starts one event loop per worker thread. Every callback for a
  * session and its streams runs on that session's worker thread; handlers must not block. Requests,
  * responses and sessions are only valid on that thread, inside the callbacks that hand them out
- * and until the exchange ends (see rill_response_on_close).
+ * and until the exchange ends (see rill_server_response_on_close).
  *
- * Ownership: strings returned by rill_request_* point into the request and live as long as it;
- * bytes given to rill_response_write / _end are copied (or referenced where a function says so). */
+ * Ownership: strings returned by rill_server_request_* point into the request and live as long as it;
+ * bytes given to rill_server_response_write / _end are copied (or referenced where a function says so). */
 #ifndef RILL_SERVER_H
 #define RILL_SERVER_H
 
@@ -29,11 +29,11 @@ extern "C" {
 #endif
 
 typedef struct rill_server rill_server;
-typedef struct rill_session rill_session;
-typedef struct rill_stream rill_stream;
+typedef struct rill_server_session rill_server_session;
+typedef struct rill_server_stream rill_server_stream;
 /* The compatibility API's views of a stream (the same object). */
-typedef struct rill_stream rill_request;
-typedef struct rill_stream rill_response;
+typedef struct rill_server_stream rill_server_request;
+typedef struct rill_server_stream rill_server_response;
 
 typedef enum rill_protocol {
     RILL_PROTOCOL_HTTP1 = 1, /* HTTP/1.x, cleartext or TLS */
@@ -74,11 +74,11 @@ RILL_API void rill_server_free(rill_server *s);
 /* ---- compatibility API ------------------------------------------------------------------------ */
 
 /* Called once the request head is complete; the body (if any) follows through
- * rill_request_on_body. The handler answers now or later (on the same thread). */
-typedef void (*rill_handler_fn)(rill_request *req, rill_response *res, void *user);
+ * rill_server_request_on_body. The handler answers now or later (on the same thread). */
+typedef void (*rill_server_handler_fn)(rill_server_request *req, rill_server_response *res, void *user);
 
 /* Routes requests whose path starts with prefix (longest prefix wins; "/" catches all). */
-RILL_API int rill_server_route(rill_server *s, const char *prefix, rill_handler_fn fn, void *user);
+RILL_API int rill_server_route(rill_server *s, const char *prefix, rill_server_handler_fn fn, void *user);
 
 /* Serves static files from dir under prefix (see docs: ETag, Range, precompressed siblings). */
 RILL_API int rill_server_static(rill_server *s, const char *prefix, const char *dir, char *err,
@@ -90,60 +90,60 @@ RILL_API int rill_server_demo(rill_server *s);
 /* ---- core API (Node http2 shape) -------------------------------------------------------------- */
 
 /* A connection was established: protocol is known (HTTP/1.1 connections are sessions too). */
-typedef void (*rill_session_fn)(rill_session *session, void *user);
-RILL_API void rill_server_on_session(rill_server *s, rill_session_fn fn, void *user);
+typedef void (*rill_server_session_fn)(rill_server_session *session, void *user);
+RILL_API void rill_server_on_session(rill_server *s, rill_server_session_fn fn, void *user);
 
 /* A stream with its request headers (HTTP/2 style, pseudo-headers first; for HTTP/1.1 the head is
- * presented the same way). Return true to claim it (then answer with rill_stream_respond...);
+ * presented the same way). Return true to claim it (then answer with rill_server_stream_respond...);
  * false passes it on to the routes. */
-typedef bool (*rill_stream_fn)(rill_stream *stream, const rill_header *headers, size_t count,
+typedef bool (*rill_server_stream_fn)(rill_server_stream *stream, const rill_header *headers, size_t count,
                                void *user);
-RILL_API void rill_server_on_stream(rill_server *s, rill_stream_fn fn, void *user);
+RILL_API void rill_server_on_stream(rill_server *s, rill_server_stream_fn fn, void *user);
 
 /* Session events, as Node's session 'close', 'goaway' and 'remoteSettings'. One set per server
  * (copied; any member may be NULL; NULL events = none), each called on the session's worker
- * thread. The caller sets size to sizeof(rill_session_events); a bad size is RILL_ERR_INVALID_ARG
+ * thread. The caller sets size to sizeof(rill_server_session_events); a bad size is RILL_ERR_INVALID_ARG
  * and leaves the events as they were. */
-typedef struct rill_session_events {
-    size_t size; /* sizeof(rill_session_events) */
+typedef struct rill_server_session_events {
+    size_t size; /* sizeof(rill_server_session_events) */
     /* The connection is over and its streams are closed (their on_close ran). Only for sessions
-     * announced by on_session. Only the rill_session_id/_protocol/_peer getters may be used; the
+     * announced by on_session. Only the rill_server_session_id/_protocol/_peer getters may be used; the
      * session is freed when this returns. */
-    void (*on_close)(rill_session *session, void *user);
+    void (*on_close)(rill_server_session *session, void *user);
     /* HTTP/2: the peer sent GOAWAY. It opens no streams above last_stream_id; the ones in flight
      * still finish. error_code 0 (NO_ERROR) is a graceful goodbye. */
-    void (*on_goaway)(rill_session *session, uint32_t error_code, int32_t last_stream_id,
+    void (*on_goaway)(rill_server_session *session, uint32_t error_code, int32_t last_stream_id,
                       void *user);
     /* HTTP/2: a SETTINGS frame from the peer was applied (the first one and any later ones). */
-    void (*on_remote_settings)(rill_session *session, const rill_h2_settings *settings, void *user);
-} rill_session_events;
-RILL_API int rill_server_on_session_events(rill_server *s, const rill_session_events *events,
+    void (*on_remote_settings)(rill_server_session *session, const rill_h2_settings *settings, void *user);
+} rill_server_session_events;
+RILL_API int rill_server_on_session_events(rill_server *s, const rill_server_session_events *events,
                                            void *user);
 
 /* Node's session.close(): a graceful end of one connection. HTTP/2: GOAWAY (NO_ERROR, after a
  * PING round trip so requests already sent are counted), streams in flight finish, then the
  * connection closes. HTTP/1.1: the response in progress is the last one; with none, the connection
  * closes now. Safe to call again, and from the session's callbacks. */
-RILL_API void rill_session_close(rill_session *session);
+RILL_API void rill_server_session_close(rill_server_session *session);
 /* Node's session.destroy(): ends the connection now. HTTP/2 sends GOAWAY with error_code first
- * (best effort); streams in flight end with rill_response_on_close(completed = false). */
-RILL_API void rill_session_destroy(rill_session *session, uint32_t error_code);
+ * (best effort); streams in flight end with rill_server_response_on_close(completed = false). */
+RILL_API void rill_server_session_destroy(rill_server_session *session, uint32_t error_code);
 /* HTTP/2: the peer's settings in force (the protocol defaults until its SETTINGS arrive);
  * NULL for HTTP/1.1. Valid until the next call into the session. */
-RILL_API const rill_h2_settings *rill_session_remote_settings(const rill_session *session);
+RILL_API const rill_h2_settings *rill_server_session_remote_settings(const rill_server_session *session);
 
-RILL_API rill_protocol rill_session_protocol(const rill_session *session);
+RILL_API rill_protocol rill_server_session_protocol(const rill_server_session *session);
 /* The peer address as text, without the port ("127.0.0.1", "::1"); valid while the session lives. */
-RILL_API const char *rill_session_peer(const rill_session *session);
+RILL_API const char *rill_server_session_peer(const rill_server_session *session);
 /* A number identifying the connection (unique within the process). */
-RILL_API uint64_t rill_session_id(const rill_session *session);
-RILL_API rill_session *rill_stream_session(const rill_stream *stream);
+RILL_API uint64_t rill_server_session_id(const rill_server_session *session);
+RILL_API rill_server_session *rill_server_stream_session(const rill_server_stream *stream);
 /* HTTP/2 stream id; for HTTP/1.1 the 1-based number of the request on its connection. */
-RILL_API int32_t rill_stream_id(const rill_stream *stream);
+RILL_API int32_t rill_server_stream_id(const rill_server_stream *stream);
 
 /* Sends response headers (":status" first, then fields; lowercase names). With end_stream no
  * body follows. */
-RILL_API int rill_stream_respond(rill_stream *stream, const rill_header *headers, size_t count,
+RILL_API int rill_server_stream_respond(rill_server_stream *stream, const rill_header *headers, size_t count,
                                  bool end_stream);
 
 /* ---- running ---------------------------------------------------------------------------------- */
@@ -183,65 +183,65 @@ RILL_API void rill_server_get_stats(const rill_server *s, rill_server_stats *out
 
 /* Pseudo-header values, NUL-terminated; authority falls back to Host for HTTP/1.1; scheme is
  * "http"/"https"; path is "" for CONNECT without :path. :protocol (RFC 8441) or NULL. */
-RILL_API const char *rill_request_method(const rill_request *r);
-RILL_API const char *rill_request_scheme(const rill_request *r);
-RILL_API const char *rill_request_authority(const rill_request *r);
-RILL_API const char *rill_request_path(const rill_request *r);
-RILL_API const char *rill_request_connect_protocol(const rill_request *r);
+RILL_API const char *rill_server_request_method(const rill_server_request *r);
+RILL_API const char *rill_server_request_scheme(const rill_server_request *r);
+RILL_API const char *rill_server_request_authority(const rill_server_request *r);
+RILL_API const char *rill_server_request_path(const rill_server_request *r);
+RILL_API const char *rill_server_request_connect_protocol(const rill_server_request *r);
 /* "HTTP/2", "HTTP/1.1" or "HTTP/1.0". */
-RILL_API const char *rill_request_version(const rill_request *r);
-RILL_API rill_protocol rill_request_protocol(const rill_request *r);
+RILL_API const char *rill_server_request_version(const rill_server_request *r);
+RILL_API rill_protocol rill_server_request_protocol(const rill_server_request *r);
 
 /* The first field named name (lowercase), with *len set; NULL if absent. Not NUL-terminated. */
-RILL_API const char *rill_request_header(const rill_request *r, const char *name, size_t *len);
+RILL_API const char *rill_server_request_header(const rill_server_request *r, const char *name, size_t *len);
 /* All regular fields (no pseudo-headers), lowercase names. */
-RILL_API size_t rill_request_header_count(const rill_request *r);
-RILL_API const rill_header *rill_request_header_at(const rill_request *r, size_t i);
+RILL_API size_t rill_server_request_header_count(const rill_server_request *r);
+RILL_API const rill_header *rill_server_request_header_at(const rill_server_request *r, size_t i);
 
 /* Body delivery: fn(req, data, len, end, user) for each chunk; a last call with end = true (and
  * possibly len 0). Set it in the handler; bytes arriving earlier are held until then. Flow control
- * follows consumption: pause with rill_request_pause to stop the peer's sending. */
-typedef void (*rill_body_fn)(rill_request *r, const uint8_t *data, size_t len, bool end, void *user);
-RILL_API void rill_request_on_body(rill_request *r, rill_body_fn fn, void *user);
-RILL_API void rill_request_pause(rill_request *r, bool paused);
+ * follows consumption: pause with rill_server_request_pause to stop the peer's sending. */
+typedef void (*rill_server_body_fn)(rill_server_request *r, const uint8_t *data, size_t len, bool end, void *user);
+RILL_API void rill_server_request_on_body(rill_server_request *r, rill_server_body_fn fn, void *user);
+RILL_API void rill_server_request_pause(rill_server_request *r, bool paused);
 
 /* Per-exchange user pointer. */
-RILL_API void rill_request_set_user(rill_request *r, void *user);
-RILL_API void *rill_request_user(const rill_request *r);
+RILL_API void rill_server_request_set_user(rill_server_request *r, void *user);
+RILL_API void *rill_server_request_user(const rill_server_request *r);
 
 /* ---- response --------------------------------------------------------------------------------- */
 
 /* Status (default 200) and fields, until the head is sent (first write / end). Names are
  * lowercased; connection-specific fields are refused for HTTP/2 (RILL_ERR_INVALID_ARG). */
-RILL_API int rill_response_set_status(rill_response *res, int status);
-RILL_API int rill_response_set_header(rill_response *res, const char *name, const char *value);
-RILL_API int rill_response_add_header(rill_response *res, const char *name, const char *value);
+RILL_API int rill_server_response_set_status(rill_server_response *res, int status);
+RILL_API int rill_server_response_set_header(rill_server_response *res, const char *name, const char *value);
+RILL_API int rill_server_response_add_header(rill_server_response *res, const char *name, const char *value);
 
 /* An informational response (e.g. 103 Early Hints with link fields) before the final one. */
-RILL_API int rill_response_informational(rill_response *res, int status, const rill_header *fields,
+RILL_API int rill_server_response_informational(rill_server_response *res, int status, const rill_header *fields,
                                          size_t count);
 
 /* Body bytes (copied). Returns RILL_OK, or RILL_ERR_WOULD_BLOCK when the bytes were accepted but
  * the connection is over its high-water mark: stop writing until on_drain fires. */
-RILL_API int rill_response_write(rill_response *res, const void *data, size_t len);
-typedef void (*rill_response_fn)(rill_response *res, void *user);
-RILL_API void rill_response_on_drain(rill_response *res, rill_response_fn fn, void *user);
+RILL_API int rill_server_response_write(rill_server_response *res, const void *data, size_t len);
+typedef void (*rill_server_response_fn)(rill_server_response *res, void *user);
+RILL_API void rill_server_response_on_drain(rill_server_response *res, rill_server_response_fn fn, void *user);
 
 /* Trailers to send at the end (HTTP/2 HEADERS, HTTP/1.1 chunked trailer section). */
-RILL_API int rill_response_add_trailer(rill_response *res, const char *name, const char *value);
+RILL_API int rill_server_response_add_trailer(rill_server_response *res, const char *name, const char *value);
 
 /* Ends the response, with optional last bytes. */
-RILL_API int rill_response_end(rill_response *res, const void *data, size_t len);
+RILL_API int rill_server_response_end(rill_server_response *res, const void *data, size_t len);
 
 /* Server push (HTTP/2, when the peer allows it): promises a GET of path on this stream; the pushed
  * request is served by the routes like any other. RILL_ERR_STATE when push is not possible. */
-RILL_API int rill_response_push(rill_response *res, const char *path);
+RILL_API int rill_server_response_push(rill_server_response *res, const char *path);
 
 /* Called once when the exchange is over (response finished and request consumed, or the stream
  * was reset / the connection lost: completed = false). The request/response must not be used
  * after it returns. */
-typedef void (*rill_close_fn)(rill_response *res, bool completed, void *user);
-RILL_API void rill_response_on_close(rill_response *res, rill_close_fn fn, void *user);
+typedef void (*rill_server_close_fn)(rill_server_response *res, bool completed, void *user);
+RILL_API void rill_server_response_on_close(rill_server_response *res, rill_server_close_fn fn, void *user);
 
 
 /* ---- WebSockets (RFC 6455 over HTTP/1.1 Upgrade, RFC 8441 over HTTP/2 extended CONNECT) --------
@@ -257,7 +257,7 @@ typedef struct rill_websocket_handler {
     size_t size; /* sizeof(rill_websocket_handler) */
     /* The opening handshake is valid: return 0 to accept, or an HTTP status (e.g. 403) to refuse.
      * req is valid only during this call. May be NULL (accept). */
-    int (*on_open)(rill_websocket *ws, rill_request *req, void *user);
+    int (*on_open)(rill_websocket *ws, rill_server_request *req, void *user);
     /* A whole text (opcode 1, valid UTF-8) or binary (2) message; data valid during the call. */
     void (*on_message)(rill_websocket *ws, unsigned opcode, const uint8_t *data, size_t len,
                        void *user);
@@ -284,12 +284,12 @@ RILL_API int rill_server_websocket(rill_server *s, const char *path, const rill_
                                    void *user);
 
 /* RFC 8441 tunnels for other protocols: an HTTP/2 CONNECT with `:protocol` equal to protocol (any
- * path) goes to fn. Accept by answering 200 without ending the response (e.g. rill_response_write
- * with len 0); the request body is then the peer's byte stream (rill_request_on_body; end = the
- * peer's END_STREAM, an orderly close) and rill_response_write / rill_response_end send bytes back.
- * A reset stream (RST_STREAM CANCEL: an abort) shows in rill_response_on_close(completed = false).
+ * path) goes to fn. Accept by answering 200 without ending the response (e.g. rill_server_response_write
+ * with len 0); the request body is then the peer's byte stream (rill_server_request_on_body; end = the
+ * peer's END_STREAM, an orderly close) and rill_server_response_write / rill_server_response_end send bytes back.
+ * A reset stream (RST_STREAM CANCEL: an abort) shows in rill_server_response_on_close(completed = false).
  * CONNECT requests for protocols nobody registered get 501. */
-RILL_API int rill_server_tunnel(rill_server *s, const char *protocol, rill_handler_fn fn, void *user);
+RILL_API int rill_server_tunnel(rill_server *s, const char *protocol, rill_server_handler_fn fn, void *user);
 
 /* Origins allowed to open WebSockets ("https://example.com"; "*" for any). With no list, any
  * origin is accepted. Others get 403 (against cross-site WebSocket hijacking). Copied. */
@@ -308,7 +308,7 @@ RILL_API const char *rill_websocket_transport(const rill_websocket *ws);
 RILL_API const char *rill_websocket_subprotocol(const rill_websocket *ws);
 /* Whether permessage-deflate is in use. */
 RILL_API bool rill_websocket_compressed(const rill_websocket *ws);
-RILL_API rill_session *rill_websocket_session(const rill_websocket *ws);
+RILL_API rill_server_session *rill_websocket_session(const rill_websocket *ws);
 RILL_API void rill_websocket_set_user(rill_websocket *ws, void *user);
 RILL_API void *rill_websocket_user(const rill_websocket *ws);
 

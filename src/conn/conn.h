@@ -4,7 +4,7 @@
  * switches (detection -> HTTP/1.1 or HTTP/2, HTTP/1.1 -> WebSocket or h2c).
  *
  * It knows nothing of servers or clients. Its owner embeds `struct conn` as the first member of
- * its own connection object (the server's rill_session; the client's and the proxy's upstream
+ * its own connection object (the server's rill_server_session; the client's and the proxy's upstream
  * connections next), wires its rill_io_conn_callbacks to the conn_io_* functions below (adding
  * its own on_open, and its own on_close that calls conn_io_closed first), and sets the protocol.
  * A protocol is role-specific (the server's HTTP/1.1 side makes exchanges from requests, a
@@ -42,7 +42,7 @@ struct conn_proto {
     void (*goodbye)(struct conn *c);
     /* Idle for a moment: give back what can be rebuilt (buffers, parsers). */
     void (*trim)(struct conn *c);
-    /* End gracefully (SIGTERM, rill_session_close): finish what is in flight, then close. */
+    /* End gracefully (SIGTERM, rill_server_session_close): finish what is in flight, then close. */
     void (*shutdown)(struct conn *c);
     /* The connection is gone, or the protocol is being replaced: free its state. */
     void (*free)(struct conn *c);

@@ -39,7 +39,7 @@ static void on_flush_timer(rill_io_timer *t, void *arg)
     flush(arg);
 }
 
-void access_log_append(rill_session *sess, const struct rill_access_log_entry *e)
+void access_log_append(rill_server_session *sess, const struct rill_access_log_entry *e)
 {
     struct worker *w = session_worker(sess);
     int fd = w->srv->access_log_fd;

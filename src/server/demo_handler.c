@@ -25,9 +25,9 @@ static const char *protocol_label(rill_protocol p)
 /* The connection as a person reads it. Session ids pack the worker index above bit 40 (unique
  * across threads, see session.c); shown raw they are 13-digit numbers. The chat's welcome uses the
  * same text, so the page can tell whether its socket shares the page's connection. */
-static void connection_label(const rill_session *sess, char *out, size_t cap)
+static void connection_label(const rill_server_session *sess, char *out, size_t cap)
 {
-    uint64_t id = rill_session_id(sess);
+    uint64_t id = rill_server_session_id(sess);
     snprintf(out, cap, "worker %" PRIu64 ", connection %" PRIu64, id >> 40,
              id & ((UINT64_C(1) << 40) - 1));
 }
@@ -81,10 +81,10 @@ static char *render(const struct rill_demo_asset *a, const char *const *names,
     return out;
 }
 
-static void serve_demo(rill_request *req, rill_response *res, void *user)
+static void serve_demo(rill_server_request *req, rill_server_response *res, void *user)
 {
     rill_server *srv = user;
-    const char *path = rill_request_path(req);
+    const char *path = rill_server_request_path(req);
     size_t plen = strcspn(path, "?");
     if (plen == 10 && memcmp(path, "/api/stats", 10) == 0) {
         rill_server_stats st;
@@ -93,7 +93,7 @@ static void serve_demo(rill_request *req, rill_response *res, void *user)
         snprintf(body, sizeof body,
                  "{\"connections\":%" PRIu64 ",\"streams\":%" PRIu64 ",\"requests\":%" PRIu64 "}\n",
                  st.connections, st.streams, st.requests);
-        rill_response_set_header(res, "cache-control", "no-store");
+        rill_server_response_set_header(res, "cache-control", "no-store");
         exchange_respond_simple(res, 200, "application/json", body);
         return;
     }
@@ -103,19 +103,19 @@ static void serve_demo(rill_request *req, rill_response *res, void *user)
         return;
     }
     char stream[16], conn[64];
-    snprintf(stream, sizeof stream, "%" PRId32, rill_stream_id(req));
-    connection_label(rill_stream_session(req), conn, sizeof conn);
+    snprintf(stream, sizeof stream, "%" PRId32, rill_server_stream_id(req));
+    connection_label(rill_server_stream_session(req), conn, sizeof conn);
     const char *names[] = {"PROTOCOL", "CONNECTION", "STREAM"};
-    const char *values[] = {protocol_label(rill_request_protocol(req)), conn, stream};
+    const char *values[] = {protocol_label(rill_server_request_protocol(req)), conn, stream};
     size_t len;
     char *body = render(a, names, values, 3, &len);
     if (!body) {
         exchange_respond_simple(res, 500, "text/plain; charset=utf-8", "out of memory\n");
         return;
     }
-    rill_response_set_header(res, "content-type", rill_mime_type(a->name));
-    rill_response_set_header(res, "cache-control", "no-store");
-    rill_response_end(res, body, len);
+    rill_server_response_set_header(res, "content-type", rill_mime_type(a->name));
+    rill_server_response_set_header(res, "cache-control", "no-store");
+    rill_server_response_end(res, body, len);
     free(body);
 }
 
@@ -183,7 +183,7 @@ static void chat_broadcast(rill_server *srv, const char *json, size_t len)
         free(b);
 }
 
-static int chat_open(rill_websocket *ws, rill_request *req, void *user)
+static int chat_open(rill_websocket *ws, rill_server_request *req, void *user)
 {
     struct chat_member *m = malloc(sizeof *m);
     if (!m)
@@ -240,18 +240,18 @@ static const rill_websocket_handler chat_handler = {
 
 /* ---- an RFC 8441 tunnel for `:protocol echo`: every byte comes back ------------------------------ */
 
-static void tunnel_bytes(rill_request *req, const uint8_t *data, size_t len, bool end, void *user)
+static void tunnel_bytes(rill_server_request *req, const uint8_t *data, size_t len, bool end, void *user)
 {
     if (len)
-        rill_response_write(req, data, len);
+        rill_server_response_write(req, data, len);
     if (end) /* the peer's orderly close: close ours too */
-        rill_response_end(req, NULL, 0);
+        rill_server_response_end(req, NULL, 0);
 }
 
-static void tunnel_echo(rill_request *req, rill_response *res, void *user)
+static void tunnel_echo(rill_server_request *req, rill_server_response *res, void *user)
 {
-    rill_response_write(res, NULL, 0); /* 200, the tunnel is open */
-    rill_request_on_body(req, tunnel_bytes, NULL);
+    rill_server_response_write(res, NULL, 0); /* 200, the tunnel is open */
+    rill_server_request_on_body(req, tunnel_bytes, NULL);
 }
 
 int rill_server_demo(rill_server *s)

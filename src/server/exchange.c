@@ -8,7 +8,7 @@
 #include "server/access_log.h"
 #include "server/server_internal.h"
 
-void exchange_drained(rill_stream *st)
+void exchange_drained(rill_server_stream *st)
 {
     if (st->drain_fn && !st->ended) {
         exchange_hold(st);
@@ -17,14 +17,14 @@ void exchange_drained(rill_stream *st)
     }
 }
 
-static void log_exchange(rill_stream *st)
+static void log_exchange(rill_server_stream *st)
 {
     rill_server *srv = session_worker(st->sess)->srv;
     if (srv->access_log_fd < 0)
         return;
     size_t ref_len = 0, ua_len = 0;
-    const char *ref = rill_request_header(st, "referer", &ref_len);
-    const char *ua = rill_request_header(st, "user-agent", &ua_len);
+    const char *ref = rill_server_request_header(st, "referer", &ref_len);
+    const char *ua = rill_server_request_header(st, "user-agent", &ua_len);
     const char *target = st->path[0] ? st->path : st->authority;
     struct rill_access_log_entry e = {
         .remote_addr = session_peer(st->sess),
@@ -44,20 +44,20 @@ static void log_exchange(rill_stream *st)
     access_log_append(st->sess, &e);
 }
 
-void exchange_hold(rill_stream *st)
+void exchange_hold(rill_server_stream *st)
 {
     st->busy++;
 }
 
-static void close_now(rill_stream *st, bool completed);
+static void close_now(rill_server_stream *st, bool completed);
 
-void exchange_release(rill_stream *st)
+void exchange_release(rill_server_stream *st)
 {
     if (--st->busy == 0 && st->close_pending)
         close_now(st, st->close_completed);
 }
 
-void exchange_closed(rill_stream *st, bool completed)
+void exchange_closed(rill_server_stream *st, bool completed)
 {
     if (st->closed || st->close_pending)
         return;
@@ -69,7 +69,7 @@ void exchange_closed(rill_stream *st, bool completed)
     close_now(st, completed);
 }
 
-static void close_now(rill_stream *st, bool completed)
+static void close_now(rill_server_stream *st, bool completed)
 {
     st->closed = true;
     if (st->method && st->head_sent)

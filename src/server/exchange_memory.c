@@ -16,22 +16,22 @@ struct arena_block {
     _Alignas(16) char data[];
 };
 
-static _Thread_local rill_stream *pool;
+static _Thread_local rill_server_stream *pool;
 static _Thread_local unsigned pool_len;
 
 void exchange_pool_clear(void)
 {
     while (pool) {
-        rill_stream *st = pool;
+        rill_server_stream *st = pool;
         pool = st->pool_next;
         free(st);
     }
     pool_len = 0;
 }
 
-rill_stream *exchange_new(rill_session *sess, const struct exchange_ops *ops, int32_t id)
+rill_server_stream *exchange_new(rill_server_session *sess, const struct exchange_ops *ops, int32_t id)
 {
-    rill_stream *st = pool;
+    rill_server_stream *st = pool;
     if (st) {
         pool = st->pool_next;
         pool_len--;
@@ -55,7 +55,7 @@ rill_stream *exchange_new(rill_session *sess, const struct exchange_ops *ops, in
     return st;
 }
 
-void exchange_free(rill_stream *st)
+void exchange_free(rill_server_stream *st)
 {
     for (struct arena_block *b = st->arena_more; b;) {
         struct arena_block *next = b->next;
@@ -71,7 +71,7 @@ void exchange_free(rill_stream *st)
     free(st);
 }
 
-void *exchange_alloc(rill_stream *st, size_t n)
+void *exchange_alloc(rill_server_stream *st, size_t n)
 {
     n = (n + 7) & ~(size_t)7;
     if (EXCHANGE_ARENA - st->arena_used >= n) {
@@ -94,7 +94,7 @@ void *exchange_alloc(rill_stream *st, size_t n)
     return p;
 }
 
-int header_list_add(rill_stream *st, struct header_list *l, const char *name, size_t nlen,
+int header_list_add(rill_server_stream *st, struct header_list *l, const char *name, size_t nlen,
                     const char *value, size_t vlen, uint32_t flags)
 {
     if (l->count == l->cap) { /* the old array stays in the arena: lists rarely grow */

@@ -11,7 +11,7 @@
 
 struct h1_state {
     rill_h1_parser *parser;
-    rill_stream *current; /* the exchange being read or answered */
+    rill_server_stream *current; /* the exchange being read or answered */
     bool request_done;    /* the parser reported END for current */
     bool response_done;   /* current's response is complete */
     bool close_after;     /* close once current is done */
@@ -24,20 +24,20 @@ struct h1_state {
     size_t settings_len;
 };
 
-static void process_pending(rill_session *sess);
-static void arm_head_deadline(rill_session *sess, struct h1_state *h1);
+static void process_pending(rill_server_session *sess);
+static void arm_head_deadline(rill_server_session *sess, struct h1_state *h1);
 
 /* A field from a NUL-terminated name and a value span. */
 static rill_header h1_field(const char *name, const char *value, size_t value_len)
 {
     return (rill_header){(const uint8_t *)name, strlen(name), (const uint8_t *)value, value_len, 0};
 }
-static void reject(rill_session *sess, int status, const char *why);
+static void reject(rill_server_session *sess, int status, const char *why);
 
 /* The request head limit is the server's max_header_list_size, the same figure HTTP/2 announces
  * (there it counts the decoded fields, here the head's bytes); the request line keeps its own,
  * smaller limit (414). */
-static rill_h1_parser *parser_new(const rill_session *sess)
+static rill_h1_parser *parser_new(const rill_server_session *sess)
 {
     rill_h1_options lim;
     rill_h1_options_init(&lim);
@@ -47,7 +47,7 @@ static rill_h1_parser *parser_new(const rill_session *sess)
     return rill_h1_parser_new(RILL_H1_REQUEST, &lim);
 }
 
-int h1_session_start(rill_session *sess)
+int h1_session_start(rill_server_session *sess)
 {
     struct h1_state *h1 = calloc(1, sizeof *h1);
     if (!h1)
@@ -62,7 +62,7 @@ int h1_session_start(rill_session *sess)
     return RILL_OK;
 }
 
-void h1_session_free(rill_session *sess)
+void h1_session_free(rill_server_session *sess)
 {
     struct h1_state *h1 = sess->h1;
     if (!h1)
@@ -95,13 +95,13 @@ static uint64_t proto_deadline(const struct conn *c)
 
 static void proto_timeout(struct conn *c, uint64_t now)
 {
-    rill_session *sess = session_of(c);
+    rill_server_session *sess = session_of(c);
     struct h1_state *h1 = sess->h1;
     if (h1->head_deadline && now >= h1->head_deadline && !h1->current)
         reject(sess, 408, "the request head took too long");
 }
 
-void h1_session_head_expired(rill_session *sess)
+void h1_session_head_expired(rill_server_session *sess)
 {
     struct h1_state *h1 = sess->h1;
     if (h1 && !h1->current && h1->parser && !rill_h1_parser_idle(h1->parser))
@@ -111,7 +111,7 @@ void h1_session_head_expired(rill_session *sess)
 /* The current response says connection: close, and the connection ends after it. */
 static void proto_shutdown(struct conn *c)
 {
-    rill_session *sess = session_of(c);
+    rill_server_session *sess = session_of(c);
     if (!sess->open_streams) {
         session_close(sess);
         return;
@@ -122,7 +122,7 @@ static void proto_shutdown(struct conn *c)
 }
 
 /* Refused requests are logged too, with what arrived of their request line (as nginx does). */
-static void log_rejected(rill_session *sess, int status)
+static void log_rejected(rill_server_session *sess, int status)
 {
     if (session_worker(sess)->srv->access_log_fd < 0)
         return;
@@ -139,7 +139,7 @@ static void log_rejected(rill_session *sess, int status)
 }
 
 /* Whether the request being refused is a HEAD (as far as its request line arrived). */
-static bool refusing_head(const rill_session *sess)
+static bool refusing_head(const rill_server_session *sess)
 {
     size_t len = 0;
     const char *line = sess->h1->parser ? rill_h1_parser_start_line(sess->h1->parser, &len) : "";
@@ -147,7 +147,7 @@ static bool refusing_head(const rill_session *sess)
 }
 
 /* An error before any response was started: a plain-text answer, then close. */
-static void reject(rill_session *sess, int status, const char *why)
+static void reject(rill_server_session *sess, int status, const char *why)
 {
     log_rejected(sess, status);
     char date[RILL_HTTP_DATE_LEN + 1], length[24];
@@ -172,10 +172,10 @@ static void reject(rill_session *sess, int status, const char *why)
     session_close(sess);
 }
 
-static void exchange_done(rill_session *sess)
+static void exchange_done(rill_server_session *sess)
 {
     struct h1_state *h1 = sess->h1;
-    rill_stream *st = h1->current;
+    rill_server_stream *st = h1->current;
     bool keep = st->keep_alive && !h1->close_after;
     h1->current = NULL;
     h1->request_done = h1->response_done = false;
@@ -188,7 +188,7 @@ static void exchange_done(rill_session *sess)
 }
 
 /* Request fields the HTTP/2 way: pseudo-headers first, then the fields as received. */
-static int start_request(rill_session *sess, const rill_h1_head *head)
+static int start_request(rill_server_session *sess, const rill_h1_head *head)
 {
     struct h1_state *h1 = sess->h1;
     size_t n = head->nfields + 4;
@@ -225,7 +225,7 @@ static int start_request(rill_session *sess, const rill_h1_head *head)
     memcpy(f + k, head->fields, head->nfields * sizeof *f);
     k += head->nfields;
 
-    rill_stream *st = exchange_new(sess, &h1_exchange_ops, (int32_t)++sess->requests);
+    rill_server_stream *st = exchange_new(sess, &h1_exchange_ops, (int32_t)++sess->requests);
     int rc = st ? exchange_set_request(st, f, k, head->version_minor ? "HTTP/1.1" : "HTTP/1.0", false)
                 : RILL_ERR_NOMEM;
     if (f != stack)
@@ -267,11 +267,11 @@ static int start_request(rill_session *sess, const rill_h1_head *head)
 /* The h2c Upgrade: 101, then the request goes to the HTTP/2 engine as stream 1 (without its
  * connection-specific fields), which reports it like any other request; this HTTP/1.1 exchange
  * is dropped unanswered. */
-static void switch_to_h2(rill_session *sess, const rill_h1_head *head, const uint8_t *rest,
+static void switch_to_h2(rill_server_session *sess, const rill_h1_head *head, const uint8_t *rest,
                          size_t rest_len)
 {
     struct h1_state *h1 = sess->h1;
-    rill_stream *st = h1->current;
+    rill_server_stream *st = h1->current;
     rill_header *f = malloc((st->nfields + 4) * sizeof *f);
     if (!f) {
         session_close(sess);
@@ -311,7 +311,7 @@ static void switch_to_h2(rill_session *sess, const rill_h1_head *head, const uin
 }
 
 /* Parses as far as the current exchange allows; returns the bytes consumed. */
-static size_t process(rill_session *sess, const uint8_t *data, size_t len)
+static size_t process(rill_server_session *sess, const uint8_t *data, size_t len)
 {
     struct h1_state *h1 = sess->h1;
     size_t off = 0;
@@ -388,7 +388,7 @@ static int hold(struct h1_state *h1, const uint8_t *data, size_t len)
     return RILL_OK;
 }
 
-void h1_session_data(rill_session *sess, const uint8_t *data, size_t len)
+void h1_session_data(rill_server_session *sess, const uint8_t *data, size_t len)
 {
     struct h1_state *h1 = sess->h1;
     if (!h1->parser && !(h1->parser = parser_new(sess))) {
@@ -412,7 +412,7 @@ void h1_session_data(rill_session *sess, const uint8_t *data, size_t len)
 
 /* A request head that has begun must be complete within header_timeout_ms (slowloris); the
  * clock starts with its first byte, whichever read or pipelined leftover brought it. */
-static void arm_head_deadline(rill_session *sess, struct h1_state *h1)
+static void arm_head_deadline(rill_server_session *sess, struct h1_state *h1)
 {
     if (sess->h1 != h1 || sess->c.closing || h1->current || h1->head_deadline || !h1->parser ||
         rill_h1_parser_idle(h1->parser))
@@ -421,7 +421,7 @@ static void arm_head_deadline(rill_session *sess, struct h1_state *h1)
     h1->head_deadline = rill_io_loop_now_ms(w->loop) + w->srv->opt.header_timeout_ms;
 }
 
-static void process_pending(rill_session *sess)
+static void process_pending(rill_server_session *sess)
 {
     struct h1_state *h1 = sess->h1;
     if (!h1 || !h1->pending_len || sess->c.closing) {
@@ -445,7 +445,7 @@ static void process_pending(rill_session *sess)
 /* ---- exchange ops ------------------------------------------------------------------------------ */
 
 /* The response head: st's fields plus the framing and connection fields the transport adds. */
-static int write_head(rill_stream *st, const rill_header *extra, size_t nextra)
+static int write_head(rill_server_stream *st, const rill_header *extra, size_t nextra)
 {
     size_t n = st->resp_fields.count;
     rill_header stack[40];
@@ -475,7 +475,7 @@ static int write_head(rill_stream *st, const rill_header *extra, size_t nextra)
     return rc;
 }
 
-static int h1_send_head(rill_stream *st, bool end_stream)
+static int h1_send_head(rill_server_stream *st, bool end_stream)
 {
     bool http10 = strcmp(st->version, "HTTP/1.0") == 0;
     rill_header extra[2];
@@ -497,7 +497,7 @@ static int h1_send_head(rill_stream *st, bool end_stream)
 }
 
 /* 101 to `protocol`; the bytes after this request then belong to whoever switched. */
-static int h1_switch_protocols(rill_stream *st, const char *protocol)
+static int h1_switch_protocols(rill_server_stream *st, const char *protocol)
 {
     const rill_header extra[] = {
         h1_field("upgrade", protocol, strlen(protocol)),
@@ -506,7 +506,7 @@ static int h1_switch_protocols(rill_stream *st, const char *protocol)
     return write_head(st, extra, 2);
 }
 
-static int h1_send_informational(rill_stream *st, int status, const rill_header *fields, size_t n)
+static int h1_send_informational(rill_server_stream *st, int status, const rill_header *fields, size_t n)
 {
     if (strcmp(st->version, "HTTP/1.0") == 0)
         return RILL_OK; /* HTTP/1.0 clients do not expect 1xx */
@@ -525,7 +525,7 @@ static int h1_send_informational(rill_stream *st, int status, const rill_header 
     return rc;
 }
 
-static int h1_send_body(rill_stream *st, const void *data, size_t len)
+static int h1_send_body(rill_server_stream *st, const void *data, size_t len)
 {
     int rc;
     if (st->chunked) {
@@ -542,7 +542,7 @@ static int h1_send_body(rill_stream *st, const void *data, size_t len)
     return rill_io_conn_queued(st->sess->c.io) >= EXCHANGE_HIGH_WATER ? RILL_ERR_WOULD_BLOCK : RILL_OK;
 }
 
-static int h1_finish(rill_stream *st)
+static int h1_finish(rill_server_stream *st)
 {
     if (st->end_sent)
         return RILL_OK;
@@ -564,7 +564,7 @@ static int h1_finish(rill_stream *st)
             rc = rill_io_conn_write(st->sess->c.io, buf, len);
         free(buf);
     }
-    rill_session *sess = st->sess;
+    rill_server_session *sess = st->sess;
     struct h1_state *h1 = sess->h1;
     if (h1 && h1->current == st) {
         h1->response_done = true;
@@ -582,7 +582,7 @@ static void piece_put(void *buf)
 }
 
 /* Reads the next pieces of a file while the socket keeps up; the rest waits for on_drain. */
-static int pump_file(rill_stream *st)
+static int pump_file(rill_server_stream *st)
 {
     rill_io_conn *conn = st->sess->c.io;
     /* <= so that stopping always leaves the queue above io's high-water mark: on_drain follows */
@@ -606,15 +606,15 @@ static int pump_file(rill_stream *st)
     return st->file_left ? RILL_OK : h1_finish(st);
 }
 
-static int h1_send_file(rill_stream *st)
+static int h1_send_file(rill_server_stream *st)
 {
     return pump_file(st);
 }
 
 static void proto_drain(struct conn *c)
 {
-    rill_session *sess = session_of(c);
-    rill_stream *st = sess->h1 ? sess->h1->current : NULL;
+    rill_server_session *sess = session_of(c);
+    rill_server_stream *st = sess->h1 ? sess->h1->current : NULL;
     if (!st)
         return;
     if (st->file_left && st->file_fd >= 0)
@@ -623,7 +623,7 @@ static void proto_drain(struct conn *c)
         exchange_drained(st);
 }
 
-static void h1_pause_body(rill_stream *st, bool paused)
+static void h1_pause_body(rill_server_stream *st, bool paused)
 {
     rill_io_conn_pause_read(st->sess->c.io, paused);
 }

@@ -77,16 +77,16 @@ void h2_pools_clear(void)
 static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind kind,
                       const rill_header *fields, size_t count, uint32_t flags, void *user)
 {
-    rill_session *sess = user;
+    rill_server_session *sess = user;
     if (kind == RILL_H2_HEADERS_TRAILERS) { /* request trailers: the body ends */
-        rill_stream *st = rill_h2_stream_user(s, id);
+        rill_server_stream *st = rill_h2_stream_user(s, id);
         if (st)
             exchange_body_end(st);
         return 0;
     }
     if (kind != RILL_H2_HEADERS_REQUEST)
         return 0;
-    rill_stream *st = exchange_new(sess, NULL, id);
+    rill_server_stream *st = exchange_new(sess, NULL, id);
     if (!st) {
         rill_h2_submit_rst_stream(s, id, RILL_H2_INTERNAL_ERROR);
         return 0;
@@ -107,7 +107,7 @@ static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind 
 
 static int on_data(rill_h2_session *s, int32_t id, const uint8_t *data, size_t len, void *user)
 {
-    rill_stream *st = rill_h2_stream_user(s, id);
+    rill_server_stream *st = rill_h2_stream_user(s, id);
     if (st)
         exchange_body(st, data, len);
     else
@@ -117,7 +117,7 @@ static int on_data(rill_h2_session *s, int32_t id, const uint8_t *data, size_t l
 
 static int on_end_stream(rill_h2_session *s, int32_t id, void *user)
 {
-    rill_stream *st = rill_h2_stream_user(s, id);
+    rill_server_stream *st = rill_h2_stream_user(s, id);
     if (st)
         exchange_body_end(st);
     return 0;
@@ -125,7 +125,7 @@ static int on_end_stream(rill_h2_session *s, int32_t id, void *user)
 
 static int on_stream_close(rill_h2_session *s, int32_t id, uint32_t code, void *user)
 {
-    rill_stream *st = rill_h2_stream_user(s, id);
+    rill_server_stream *st = rill_h2_stream_user(s, id);
     if (st)
         exchange_closed(st, code == RILL_H2_NO_ERROR && st->end_sent);
     return 0;
@@ -136,7 +136,7 @@ static void on_data_released(rill_h2_session *s, int32_t id, void *token, void *
     struct body_chunk *chunk = token;
     if (!chunk)
         return;
-    rill_stream *st = rill_h2_stream_user(s, id);
+    rill_server_stream *st = rill_h2_stream_user(s, id);
     if (st) {
         bool was_high = st->queued >= EXCHANGE_LOW_WATER;
         st->queued -= chunk->len < st->queued ? chunk->len : st->queued;
@@ -149,7 +149,7 @@ static void on_data_released(rill_h2_session *s, int32_t id, void *token, void *
 static int on_settings(rill_h2_session *s, const rill_h2_settings *peer, void *user)
 {
     (void)s;
-    rill_session *sess = user;
+    rill_server_session *sess = user;
     struct rill_server *srv = session_worker(sess)->srv;
     if (srv->events.on_remote_settings && sess->announced)
         srv->events.on_remote_settings(sess, peer, srv->events_user);
@@ -162,7 +162,7 @@ static int on_goaway(rill_h2_session *s, int32_t last_stream_id, uint32_t error_
     (void)s;
     (void)debug;
     (void)debug_len;
-    rill_session *sess = user;
+    rill_server_session *sess = user;
     struct rill_server *srv = session_worker(sess)->srv;
     if (srv->events.on_goaway && sess->announced)
         srv->events.on_goaway(sess, error_code, last_stream_id, srv->events_user);
@@ -193,7 +193,7 @@ rill_h2_profile *h2_profile_new(const rill_server_options *o)
     return rill_h2_profile_new(RILL_H2_SERVER, &opt);
 }
 
-int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t payload_len,
+int h2_session_start(rill_server_session *sess, const uint8_t *settings_payload, size_t payload_len,
                      const rill_header *upgraded, size_t nupgraded)
 {
     struct worker *w = session_worker(sess);
@@ -207,7 +207,7 @@ int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t
     return RILL_OK;
 }
 
-void h2_session_data(rill_session *sess, const uint8_t *data, size_t len)
+void h2_session_data(rill_server_session *sess, const uint8_t *data, size_t len)
 {
     /* The flood budgets refill by the engine's clock: keep it current. */
     rill_h2_session_tick(sess->h2, rill_io_loop_now_ms(session_worker(sess)->loop));
@@ -225,7 +225,7 @@ void h2_session_data(rill_session *sess, const uint8_t *data, size_t len)
 
 /* The loop pulls the engine's output at the end of the turn (output), so asking is cheap and the
  * frames go to the socket from the engine's own buffers. */
-void h2_session_flush(rill_session *sess)
+void h2_session_flush(rill_server_session *sess)
 {
     if (sess->h2)
         rill_io_conn_want_output(sess->c.io);
@@ -245,7 +245,7 @@ static void proto_drain(struct conn *c)
 
 static int proto_output(struct conn *c, struct iovec *iov, int max)
 {
-    rill_session *sess = session_of(c);
+    rill_server_session *sess = session_of(c);
     if (!sess->h2)
         return 0;
     /* Producing output runs file reads and release callbacks: their flushes are the pull itself. */
@@ -261,7 +261,7 @@ static int proto_output(struct conn *c, struct iovec *iov, int max)
 
 static void proto_output_sent(struct conn *c, size_t n)
 {
-    rill_session *sess = session_of(c);
+    rill_server_session *sess = session_of(c);
     if (!sess->h2)
         return;
     c->in_callback++;
@@ -284,7 +284,7 @@ static void proto_timeout(struct conn *c, uint64_t now)
 
 static void proto_goodbye(struct conn *c)
 {
-    rill_session *sess = session_of(c);
+    rill_server_session *sess = session_of(c);
     rill_h2_submit_goaway(sess->h2, RILL_H2_NO_ERROR, NULL, 0);
     h2_session_flush(sess);
 }
@@ -296,17 +296,17 @@ static void proto_trim(struct conn *c)
 
 static void proto_shutdown(struct conn *c)
 {
-    rill_session *sess = session_of(c);
+    rill_server_session *sess = session_of(c);
     rill_h2_submit_shutdown(sess->h2);
     h2_session_flush(sess);
 }
 
 static void proto_free(struct conn *c)
 {
-    rill_session *sess = session_of(c);
+    rill_server_session *sess = session_of(c);
     /* The engine reports every still-referenced chunk released; streams are closed by the
      * session's live list afterwards. */
-    for (rill_stream *st = sess->live; st; st = st->live_next)
+    for (rill_server_stream *st = sess->live; st; st = st->live_next)
         st->queued = 0;
     rill_h2_session_free(sess->h2);
     sess->h2 = NULL;
@@ -338,7 +338,7 @@ static void format_status(int status, char out[4])
 
 /* ---- exchange ops ------------------------------------------------------------------------------ */
 
-static int h2_send_head(rill_stream *st, bool end_stream)
+static int h2_send_head(rill_server_stream *st, bool end_stream)
 {
     size_t n = st->resp_fields.count + 1;
     rill_header stack[32];
@@ -361,7 +361,7 @@ static int h2_send_head(rill_stream *st, bool end_stream)
     return rc;
 }
 
-static int h2_send_informational(rill_stream *st, int status, const rill_header *f, size_t count)
+static int h2_send_informational(rill_server_stream *st, int status, const rill_header *f, size_t count)
 {
     rill_header fields[33];
     if (count > 32)
@@ -375,7 +375,7 @@ static int h2_send_informational(rill_stream *st, int status, const rill_header 
     return rc;
 }
 
-static int h2_send_body(rill_stream *st, const void *data, size_t len)
+static int h2_send_body(rill_server_stream *st, const void *data, size_t len)
 {
     if (st->end_sent)
         return RILL_OK;
@@ -391,7 +391,7 @@ static int h2_send_body(rill_stream *st, const void *data, size_t len)
     return st->queued >= EXCHANGE_HIGH_WATER ? RILL_ERR_WOULD_BLOCK : RILL_OK;
 }
 
-static int h2_send_last(rill_stream *st, const void *data, size_t len)
+static int h2_send_last(rill_server_stream *st, const void *data, size_t len)
 {
     if (st->end_sent)
         return RILL_OK;
@@ -408,7 +408,7 @@ static int h2_send_last(rill_stream *st, const void *data, size_t len)
     return RILL_OK;
 }
 
-static int h2_finish(rill_stream *st)
+static int h2_finish(rill_server_stream *st)
 {
     if (st->end_sent)
         return RILL_OK;
@@ -424,7 +424,7 @@ static int read_file_v(rill_h2_session *s, int32_t id, const struct iovec *iov, 
                        void *arg)
 {
     (void)s, (void)id;
-    rill_stream *st = arg;
+    rill_server_stream *st = arg;
     struct iovec v[8];
     int n = 0;
     uint64_t want = 0;
@@ -445,12 +445,12 @@ static int read_file_v(rill_h2_session *s, int32_t id, const struct iovec *iov, 
     return (int)got;
 }
 
-static int h2_send_file(rill_stream *st)
+static int h2_send_file(rill_server_stream *st)
 {
     return rill_h2_set_data_source_v(st->sess->h2, st->id, read_file_v, st);
 }
 
-static int h2_push(rill_stream *st, const char *path)
+static int h2_push(rill_server_stream *st, const char *path)
 {
     rill_header req[4] = {
         {(const uint8_t *)":method", 7, (const uint8_t *)"GET", 3, 0},
@@ -458,8 +458,8 @@ static int h2_push(rill_stream *st, const char *path)
         {(const uint8_t *)":authority", 10, (const uint8_t *)st->authority, strlen(st->authority), 0},
         {(const uint8_t *)":path", 5, (const uint8_t *)path, strlen(path), 0},
     };
-    rill_session *sess = st->sess;
-    rill_stream *pushed = exchange_new(sess, st->ops, 0);
+    rill_server_session *sess = st->sess;
+    rill_server_stream *pushed = exchange_new(sess, st->ops, 0);
     if (!pushed)
         return RILL_ERR_NOMEM;
     int32_t id = rill_h2_submit_push_promise(sess->h2, st->id, req, 4, pushed);
@@ -477,7 +477,7 @@ static int h2_push(rill_stream *st, const char *path)
     return RILL_OK;
 }
 
-static void h2_consumed(rill_stream *st, size_t n)
+static void h2_consumed(rill_server_stream *st, size_t n)
 {
     rill_h2_consume(st->sess->h2, st->id, n);
 }

@@ -1,6 +1,6 @@
 /* The request side of an exchange: the request as the transport hands it over (copied into the
  * arena), its body flowing to the handler (held until on_body is set, with back-pressure), and
- * the rill_request_* / rill_session_* getters. */
+ * the rill_server_request_* / rill_server_session_* getters. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +19,7 @@ static bool name_is(const rill_header *h, const char *lit)
 }
 
 /* All strings go into one arena: the header array first, then NUL-terminated names and values. */
-int exchange_set_request(rill_stream *st, const rill_header *fields, size_t n, const char *version,
+int exchange_set_request(rill_server_stream *st, const rill_header *fields, size_t n, const char *version,
                          bool names_lowercase)
 {
     size_t bytes = n * sizeof(rill_header);
@@ -71,7 +71,7 @@ int exchange_set_request(rill_stream *st, const rill_header *fields, size_t n, c
         st->path = "";
     if (!st->authority) {
         size_t len;
-        const char *host = rill_request_header(st, "host", &len);
+        const char *host = rill_server_request_header(st, "host", &len);
         st->authority = host ? host : "";
     }
     st->head_request = strcmp(st->method, "HEAD") == 0;
@@ -79,9 +79,9 @@ int exchange_set_request(rill_stream *st, const rill_header *fields, size_t n, c
     return RILL_OK;
 }
 
-static void body(rill_stream *st, const uint8_t *data, size_t len);
+static void body(rill_server_stream *st, const uint8_t *data, size_t len);
 
-void exchange_body(rill_stream *st, const uint8_t *data, size_t len)
+void exchange_body(rill_server_stream *st, const uint8_t *data, size_t len)
 {
     exchange_hold(st);
     body(st, data, len);
@@ -91,7 +91,7 @@ void exchange_body(rill_stream *st, const uint8_t *data, size_t len)
 /* Out of memory for body bytes that must be held: the handler never sees a shortened body. It is
  * answered 500 if it can still be (the rest of the body is then read and dropped); otherwise the
  * connection ends, which the client sees as a reset. */
-static void body_lost(rill_stream *st)
+static void body_lost(rill_server_stream *st)
 {
     free(st->early_body);
     st->early_body = NULL;
@@ -105,7 +105,7 @@ static void body_lost(rill_stream *st)
         session_close(st->sess);
 }
 
-static void body(rill_stream *st, const uint8_t *data, size_t len)
+static void body(rill_server_stream *st, const uint8_t *data, size_t len)
 {
     if (len == 0)
         return;
@@ -136,7 +136,7 @@ static void body(rill_stream *st, const uint8_t *data, size_t len)
     st->early_len += len;
 }
 
-void exchange_body_end(rill_stream *st)
+void exchange_body_end(rill_server_stream *st)
 {
     st->request_ended = true;
     if (st->body_fn && !st->early_len && !st->body_paused && !st->request_end_delivered) {
@@ -147,29 +147,29 @@ void exchange_body_end(rill_stream *st)
     }
 }
 
-const char *rill_request_method(const rill_request *r) { return r->method; }
-const char *rill_request_scheme(const rill_request *r) { return r->scheme; }
-const char *rill_request_authority(const rill_request *r) { return r->authority; }
-const char *rill_request_path(const rill_request *r) { return r->path; }
-const char *rill_request_connect_protocol(const rill_request *r) { return r->connect_protocol; }
-const char *rill_request_version(const rill_request *r) { return r->version; }
-rill_protocol rill_request_protocol(const rill_request *r) { return (rill_protocol)r->sess->protocol; }
-size_t rill_request_header_count(const rill_request *r) { return r->nfields; }
-void rill_request_set_user(rill_request *r, void *user) { r->user = user; }
-void *rill_request_user(const rill_request *r) { return r->user; }
-rill_session *rill_stream_session(const rill_stream *stream) { return stream->sess; }
-int32_t rill_stream_id(const rill_stream *stream) { return stream->id; }
-rill_protocol rill_session_protocol(const rill_session *session) { return (rill_protocol)session->protocol; }
+const char *rill_server_request_method(const rill_server_request *r) { return r->method; }
+const char *rill_server_request_scheme(const rill_server_request *r) { return r->scheme; }
+const char *rill_server_request_authority(const rill_server_request *r) { return r->authority; }
+const char *rill_server_request_path(const rill_server_request *r) { return r->path; }
+const char *rill_server_request_connect_protocol(const rill_server_request *r) { return r->connect_protocol; }
+const char *rill_server_request_version(const rill_server_request *r) { return r->version; }
+rill_protocol rill_server_request_protocol(const rill_server_request *r) { return (rill_protocol)r->sess->protocol; }
+size_t rill_server_request_header_count(const rill_server_request *r) { return r->nfields; }
+void rill_server_request_set_user(rill_server_request *r, void *user) { r->user = user; }
+void *rill_server_request_user(const rill_server_request *r) { return r->user; }
+rill_server_session *rill_server_stream_session(const rill_server_stream *stream) { return stream->sess; }
+int32_t rill_server_stream_id(const rill_server_stream *stream) { return stream->id; }
+rill_protocol rill_server_session_protocol(const rill_server_session *session) { return (rill_protocol)session->protocol; }
 /* The session is not const to its owner: the text is formatted on first use and cached. */
-const char *rill_session_peer(const rill_session *session) { return session_peer((rill_session *)session); }
-uint64_t rill_session_id(const rill_session *session) { return session->id; }
+const char *rill_server_session_peer(const rill_server_session *session) { return session_peer((rill_server_session *)session); }
+uint64_t rill_server_session_id(const rill_server_session *session) { return session->id; }
 
-const rill_header *rill_request_header_at(const rill_request *r, size_t i)
+const rill_header *rill_server_request_header_at(const rill_server_request *r, size_t i)
 {
     return i < r->nfields ? &r->fields[i] : NULL;
 }
 
-const char *rill_request_header(const rill_request *r, const char *name, size_t *len)
+const char *rill_server_request_header(const rill_server_request *r, const char *name, size_t *len)
 {
     size_t nlen = strlen(name);
     for (size_t i = 0; i < r->nfields; i++)
@@ -181,16 +181,16 @@ const char *rill_request_header(const rill_request *r, const char *name, size_t 
     return NULL;
 }
 
-static void request_on_body(rill_request *r, rill_body_fn fn, void *user);
+static void request_on_body(rill_server_request *r, rill_server_body_fn fn, void *user);
 
-void rill_request_on_body(rill_request *r, rill_body_fn fn, void *user)
+void rill_server_request_on_body(rill_server_request *r, rill_server_body_fn fn, void *user)
 {
     exchange_hold(r);
     request_on_body(r, fn, user);
     exchange_release(r);
 }
 
-static void request_on_body(rill_request *r, rill_body_fn fn, void *user)
+static void request_on_body(rill_server_request *r, rill_server_body_fn fn, void *user)
 {
     if (r->body_lost)
         return; /* answered 500 already: no part of the body reaches the handler */
@@ -214,7 +214,7 @@ static void request_on_body(rill_request *r, rill_body_fn fn, void *user)
     }
 }
 
-void rill_request_pause(rill_request *r, bool paused)
+void rill_server_request_pause(rill_server_request *r, bool paused)
 {
     if (r->body_paused == paused)
         return;

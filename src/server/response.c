@@ -9,7 +9,7 @@
 #include "server/http_date.h"
 #include "server/server_internal.h"
 
-int rill_response_set_status(rill_response *res, int status)
+int rill_server_response_set_status(rill_server_response *res, int status)
 {
     if (res->head_sent)
         return RILL_ERR_STATE;
@@ -58,7 +58,7 @@ static bool valid_field(const char *name, const char *value, size_t *nlen, size_
     return !bad && !connection_specific(name, n);
 }
 
-int rill_response_add_header(rill_response *res, const char *name, const char *value)
+int rill_server_response_add_header(rill_server_response *res, const char *name, const char *value)
 {
     if (res->head_sent)
         return RILL_ERR_STATE;
@@ -69,7 +69,7 @@ int rill_response_add_header(rill_response *res, const char *name, const char *v
     return header_list_add(res, &res->resp_fields, name, nlen, value, vlen, flags);
 }
 
-int rill_response_set_header(rill_response *res, const char *name, const char *value)
+int rill_server_response_set_header(rill_server_response *res, const char *name, const char *value)
 {
     if (res->head_sent)
         return RILL_ERR_STATE;
@@ -81,7 +81,7 @@ int rill_response_set_header(rill_response *res, const char *name, const char *v
     return header_list_add(res, &res->resp_fields, name, nlen, value, vlen, flags);
 }
 
-int rill_response_add_trailer(rill_response *res, const char *name, const char *value)
+int rill_server_response_add_trailer(rill_server_response *res, const char *name, const char *value)
 {
     if (res->ended)
         return RILL_ERR_STATE;
@@ -92,7 +92,7 @@ int rill_response_add_trailer(rill_response *res, const char *name, const char *
     return header_list_add(res, &res->trailers, name, nlen, value, vlen, flags);
 }
 
-static int informational(rill_response *res, int status, const rill_header *fields,
+static int informational(rill_server_response *res, int status, const rill_header *fields,
                                 size_t count)
 {
     if (res->head_sent || status < 100 || status > 199 || status == 101)
@@ -100,7 +100,7 @@ static int informational(rill_response *res, int status, const rill_header *fiel
     return res->ops->send_informational(res, status, fields, count);
 }
 
-bool exchange_body_allowed(const rill_stream *st)
+bool exchange_body_allowed(const rill_server_stream *st)
 {
     return !st->head_request && st->status != 204 && st->status != 304;
 }
@@ -120,7 +120,7 @@ static size_t format_decimal(char out[24], uint64_t v)
 }
 
 /* A Date field per response, formatted once per second per thread. */
-static void add_standard_fields(rill_stream *st)
+static void add_standard_fields(rill_server_stream *st)
 {
     static _Thread_local time_t cached_sec;
     static _Thread_local char cached[RILL_HTTP_DATE_LEN + 1];
@@ -135,14 +135,14 @@ static void add_standard_fields(rill_stream *st)
         exchange_add_field(st, "server", 6, "rill", 4);
 }
 
-static int send_head(rill_stream *st, bool end_stream)
+static int send_head(rill_server_stream *st, bool end_stream)
 {
     add_standard_fields(st);
     st->head_sent = true;
     return st->ops->send_head(st, end_stream);
 }
 
-int exchange_switch_protocols(rill_stream *st, const char *protocol)
+int exchange_switch_protocols(rill_server_stream *st, const char *protocol)
 {
     if (st->head_sent || !st->ops->switch_protocols)
         return RILL_ERR_STATE;
@@ -152,7 +152,7 @@ int exchange_switch_protocols(rill_stream *st, const char *protocol)
     return st->ops->switch_protocols(st, protocol);
 }
 
-static int write_body(rill_response *res, const void *data, size_t len)
+static int write_body(rill_server_response *res, const void *data, size_t len)
 {
     if (res->ended || res->closed)
         return RILL_ERR_STATE;
@@ -167,13 +167,13 @@ static int write_body(rill_response *res, const void *data, size_t len)
     return rc;
 }
 
-void rill_response_on_drain(rill_response *res, rill_response_fn fn, void *user)
+void rill_server_response_on_drain(rill_server_response *res, rill_server_response_fn fn, void *user)
 {
     res->drain_fn = fn;
     res->drain_user = user;
 }
 
-static int end_response(rill_response *res, const void *data, size_t len)
+static int end_response(rill_server_response *res, const void *data, size_t len)
 {
     if (res->ended || res->closed)
         return RILL_ERR_STATE;
@@ -219,7 +219,7 @@ static int end_response(rill_response *res, const void *data, size_t len)
 }
 
 /* The static handler streams a file; the fd stays the caller's (see st->release). */
-static int send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length)
+static int send_file(rill_server_stream *st, int fd, uint64_t offset, uint64_t length)
 {
     st->file_fd = fd;
     st->file_off = offset;
@@ -234,20 +234,20 @@ static int send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length)
     return rc;
 }
 
-int rill_response_push(rill_response *res, const char *path)
+int rill_server_response_push(rill_server_response *res, const char *path)
 {
     if (!res->ops->push || res->ended)
         return RILL_ERR_STATE;
     return res->ops->push(res, path);
 }
 
-void rill_response_on_close(rill_response *res, rill_close_fn fn, void *user)
+void rill_server_response_on_close(rill_server_response *res, rill_server_close_fn fn, void *user)
 {
     res->close_fn = fn;
     res->close_user = user;
 }
 
-static int respond_fields(rill_stream *stream, const rill_header *headers, size_t count, bool end_stream)
+static int respond_fields(rill_server_stream *stream, const rill_header *headers, size_t count, bool end_stream)
 {
     if (stream->head_sent)
         return RILL_ERR_STATE;
@@ -256,7 +256,7 @@ static int respond_fields(rill_stream *stream, const rill_header *headers, size_
         if (headers[i].name_len == 7 && memcmp(name, ":status", 7) == 0) {
             char num[8] = {0};
             memcpy(num, headers[i].value, headers[i].value_len < 7 ? headers[i].value_len : 7);
-            int rc = rill_response_set_status(stream, atoi(num));
+            int rc = rill_server_response_set_status(stream, atoi(num));
             if (rc < 0)
                 return rc;
             continue;
@@ -273,13 +273,13 @@ static int respond_fields(rill_stream *stream, const rill_header *headers, size_
     return rc;
 }
 
-static int respond_simple(rill_stream *st, int status, const char *content_type, const char *body)
+static int respond_simple(rill_server_stream *st, int status, const char *content_type, const char *body)
 {
     if (st->head_sent)
         return RILL_ERR_STATE;
     st->status = status;
     if (content_type)
-        rill_response_set_header(st, "content-type", content_type);
+        rill_server_response_set_header(st, "content-type", content_type);
     return end_response(st, body, body ? strlen(body) : 0);
 }
 
@@ -293,33 +293,33 @@ static int respond_simple(rill_stream *st, int status, const char *content_type,
         return rc_;                                                                                \
     } while (0)
 
-int rill_response_write(rill_response *res, const void *data, size_t len)
+int rill_server_response_write(rill_server_response *res, const void *data, size_t len)
 {
     HELD(res, write_body(res, data, len));
 }
 
-int rill_response_end(rill_response *res, const void *data, size_t len)
+int rill_server_response_end(rill_server_response *res, const void *data, size_t len)
 {
     HELD(res, end_response(res, data, len));
 }
 
-int rill_response_informational(rill_response *res, int status, const rill_header *fields,
+int rill_server_response_informational(rill_server_response *res, int status, const rill_header *fields,
                                 size_t count)
 {
     HELD(res, informational(res, status, fields, count));
 }
 
-int exchange_send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length)
+int exchange_send_file(rill_server_stream *st, int fd, uint64_t offset, uint64_t length)
 {
     HELD(st, send_file(st, fd, offset, length));
 }
 
-int rill_stream_respond(rill_stream *stream, const rill_header *headers, size_t count, bool end_stream)
+int rill_server_stream_respond(rill_server_stream *stream, const rill_header *headers, size_t count, bool end_stream)
 {
     HELD(stream, respond_fields(stream, headers, count, end_stream));
 }
 
-int exchange_respond_simple(rill_stream *st, int status, const char *content_type, const char *body)
+int exchange_respond_simple(rill_server_stream *st, int status, const char *content_type, const char *body)
 {
     HELD(st, respond_simple(st, status, content_type, body));
 }

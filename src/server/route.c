@@ -16,16 +16,16 @@ static const struct route *find_route(const rill_server *srv, const char *path)
     return NULL;
 }
 
-static void dispatch(rill_stream *st);
+static void dispatch(rill_server_stream *st);
 
-void exchange_dispatch(rill_stream *st)
+void exchange_dispatch(rill_server_stream *st)
 {
     exchange_hold(st);
     dispatch(st);
     exchange_release(st);
 }
 
-static void dispatch(rill_stream *st)
+static void dispatch(rill_server_stream *st)
 {
     rill_server *srv = session_worker(st->sess)->srv;
     atomic_fetch_add_explicit(&session_worker(st->sess)->stats.requests, 1, memory_order_relaxed);

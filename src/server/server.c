@@ -124,12 +124,12 @@ void rill_server_free(rill_server *s)
     free(s);
 }
 
-int rill_server_route(rill_server *s, const char *prefix, rill_handler_fn fn, void *user)
+int rill_server_route(rill_server *s, const char *prefix, rill_server_handler_fn fn, void *user)
 {
     return server_add_route(s, prefix, fn, user, false, NULL);
 }
 
-int server_add_route(rill_server *s, const char *prefix, rill_handler_fn fn, void *user, bool exact,
+int server_add_route(rill_server *s, const char *prefix, rill_server_handler_fn fn, void *user, bool exact,
                      void (*free_user)(void *))
 {
     if (!prefix || prefix[0] != '/' || !fn)
@@ -152,7 +152,7 @@ int server_add_route(rill_server *s, const char *prefix, rill_handler_fn fn, voi
     return RILL_OK;
 }
 
-int rill_server_tunnel(rill_server *s, const char *protocol, rill_handler_fn fn, void *user)
+int rill_server_tunnel(rill_server *s, const char *protocol, rill_server_handler_fn fn, void *user)
 {
     if (!protocol || !protocol[0] || !fn)
         return RILL_ERR_INVALID_ARG;
@@ -168,15 +168,15 @@ int rill_server_tunnel(rill_server *s, const char *protocol, rill_handler_fn fn,
     return RILL_OK;
 }
 
-void rill_server_on_session(rill_server *s, rill_session_fn fn, void *user)
+void rill_server_on_session(rill_server *s, rill_server_session_fn fn, void *user)
 {
     s->on_session = fn;
     s->on_session_user = user;
 }
 
-int rill_server_on_session_events(rill_server *s, const rill_session_events *events, void *user)
+int rill_server_on_session_events(rill_server *s, const rill_server_session_events *events, void *user)
 {
-    rill_session_events e = {.size = sizeof e};
+    rill_server_session_events e = {.size = sizeof e};
     if (events && rill_struct_copy(&e, sizeof e, events) != RILL_OK)
         return RILL_ERR_INVALID_ARG;
     s->events = e;
@@ -184,7 +184,7 @@ int rill_server_on_session_events(rill_server *s, const rill_session_events *eve
     return RILL_OK;
 }
 
-void rill_server_on_stream(rill_server *s, rill_stream_fn fn, void *user)
+void rill_server_on_stream(rill_server *s, rill_server_stream_fn fn, void *user)
 {
     s->on_stream = fn;
     s->on_stream_user = user;

@@ -1,5 +1,5 @@
 /* Internal structures of the server: server -> workers (one loop per thread) -> sessions (one per
- * connection) -> exchanges (rill_stream: one request/response). The transport-specific parts
+ * connection) -> exchanges (rill_server_stream: one request/response). The transport-specific parts
  * (HTTP/1.1 in h1_session.c, HTTP/2 in h2_session.c) plug into an exchange through exchange_ops. */
 #ifndef RILL_SERVER_INTERNAL_H
 #define RILL_SERVER_INTERNAL_H
@@ -18,7 +18,7 @@
 
 struct tunnel {
     char *protocol;
-    rill_handler_fn fn;
+    rill_server_handler_fn fn;
     void *user;
     struct tunnel *next;
 };
@@ -27,12 +27,12 @@ struct route {
     char *prefix;
     size_t prefix_len;
     bool exact; /* the whole path must match (WebSocket endpoints) */
-    rill_handler_fn fn;
+    rill_server_handler_fn fn;
     void *user;
     void (*free_user)(void *user); /* owned route data, freed with the server */
 };
 
-int server_add_route(rill_server *s, const char *prefix, rill_handler_fn fn, void *user, bool exact,
+int server_add_route(rill_server *s, const char *prefix, rill_server_handler_fn fn, void *user, bool exact,
                      void (*free_user)(void *));
 
 /* Counters a worker owns; other threads only read them (relaxed). Padded against false sharing. */
@@ -56,11 +56,11 @@ struct rill_server {
     char self_signed_cert[512], self_signed_key[512];
     struct route *routes;
     size_t nroutes;
-    rill_session_fn on_session;
+    rill_server_session_fn on_session;
     void *on_session_user;
-    rill_stream_fn on_stream;
+    rill_server_stream_fn on_stream;
     void *on_stream_user;
-    rill_session_events events;
+    rill_server_session_events events;
     void *events_user;
     rill_tls_ctx *tls;
     struct worker *workers;
@@ -78,7 +78,7 @@ struct rill_server {
 struct exchange_ops;
 
 /* One connection. Every idle connection costs this struct: keep it small. */
-struct rill_session {
+struct rill_server_session {
     struct conn c; /* first: the connection layer's pointer is the session's (session_of) */
     uint8_t protocol; /* rill_protocol */
     bool tls;
@@ -87,7 +87,7 @@ struct rill_session {
     uint64_t id; /* worker index << 40 | sequence: tells connections apart in logs and the demo */
     uint32_t requests; /* exchanges started on this connection */
     uint32_t open_streams;
-    struct rill_stream *live; /* every exchange not yet closed, for cleanup on connection loss */
+    struct rill_server_stream *live; /* every exchange not yet closed, for cleanup on connection loss */
     uint8_t *detect_buf; /* cleartext: the first bytes while they cannot tell the protocol */
     /* HTTP/2 */
     rill_h2_session *h2;
@@ -97,9 +97,9 @@ struct rill_session {
     struct rill_websocket *websocket;
 };
 
-static inline rill_session *session_of(const struct conn *c)
+static inline rill_server_session *session_of(const struct conn *c)
 {
-    return (rill_session *)(void *)c; /* c is the first member */
+    return (rill_server_session *)(void *)c; /* c is the first member */
 }
 
 struct header_list {
@@ -107,7 +107,7 @@ struct header_list {
     size_t count, cap;
 };
 
-/* One request/response exchange (rill_stream == rill_request == rill_response). */
+/* One request/response exchange (rill_server_stream == rill_server_request == rill_server_response). */
 /* An HTTP/1.1 request's WebSocket handshake, as rill_h1_websocket_upgrade judged it. */
 enum ws_request {
     WS_NOT_ASKED,     /* no Upgrade: websocket */
@@ -116,8 +116,8 @@ enum ws_request {
     WS_WRONG_VERSION, /* asked with a version other than 13: 426 */
 };
 
-struct rill_stream {
-    rill_session *sess;
+struct rill_server_stream {
+    rill_server_session *sess;
     const struct exchange_ops *ops;
     int32_t id;
     /* request */
@@ -126,7 +126,7 @@ struct rill_stream {
     rill_header *fields; /* regular fields, lowercase names, NUL-terminated names and values */
     size_t nfields;
     bool head_request;
-    rill_body_fn body_fn;
+    rill_server_body_fn body_fn;
     void *body_user;
     uint8_t *early_body; /* body bytes that arrived before on_body was set */
     size_t early_len;
@@ -143,9 +143,9 @@ struct rill_stream {
     bool close_pending, close_completed;
     size_t queued; /* response bytes handed to the transport and not yet written */
     uint64_t body_bytes;
-    rill_response_fn drain_fn;
+    rill_server_response_fn drain_fn;
     void *drain_user;
-    rill_close_fn close_fn;
+    rill_server_close_fn close_fn;
     void *close_user;
     void *user;
     int file_fd; /* a file being sent (owned by whoever set `release`) */
@@ -156,12 +156,12 @@ struct rill_stream {
     bool chunked;   /* HTTP/1.1 response uses chunked coding */
     bool keep_alive; /* HTTP/1.1 */
     uint8_t ws_request; /* enum ws_request: what an HTTP/1.1 request asked of WebSocket */
-    struct rill_stream *live_prev, *live_next;
+    struct rill_server_stream *live_prev, *live_next;
     /* Per-exchange bump arena: request strings, response and trailer fields all live here and go
      * with the exchange, so a typical request costs no malloc beyond the (pooled) exchange. */
     struct arena_block *arena_more; /* overflow blocks once the inline part is full */
     size_t arena_used;
-    struct rill_stream *pool_next; /* in the thread's pool of freed exchanges */
+    struct rill_server_stream *pool_next; /* in the thread's pool of freed exchanges */
     _Alignas(16) char arena[];     /* EXCHANGE_ARENA bytes */
 };
 
@@ -169,38 +169,38 @@ struct rill_stream {
 
 /* What a transport provides to an exchange. All return RILL_OK or a negative RILL_ERR_*. */
 struct exchange_ops {
-    int (*send_head)(rill_stream *st, bool end_stream);
-    int (*send_informational)(rill_stream *st, int status, const rill_header *f, size_t n);
+    int (*send_head)(rill_server_stream *st, bool end_stream);
+    int (*send_informational)(rill_server_stream *st, int status, const rill_header *f, size_t n);
     /* Bytes are copied. Returns RILL_ERR_WOULD_BLOCK when accepted but over the high-water mark. */
-    int (*send_body)(rill_stream *st, const void *data, size_t len);
+    int (*send_body)(rill_server_stream *st, const void *data, size_t len);
     /* Streams st->file_fd from st->file_off for st->file_left bytes, then ends. */
-    int (*send_file)(rill_stream *st);
-    int (*finish)(rill_stream *st); /* end of body, trailers if any */
+    int (*send_file)(rill_server_stream *st);
+    int (*finish)(rill_server_stream *st); /* end of body, trailers if any */
     /* Optional: the last body bytes and the end together (HTTP/2: DATA with END_STREAM). */
-    int (*send_last)(rill_stream *st, const void *data, size_t len);
-    int (*push)(rill_stream *st, const char *path);
+    int (*send_last)(rill_server_stream *st, const void *data, size_t len);
+    int (*push)(rill_server_stream *st, const char *path);
     /* Optional (HTTP/1.1): a 101 head with Upgrade: protocol, after the response's fields. */
-    int (*switch_protocols)(rill_stream *st, const char *protocol);
-    void (*pause_body)(rill_stream *st, bool paused);
-    void (*consumed)(rill_stream *st, size_t n);
+    int (*switch_protocols)(rill_server_stream *st, const char *protocol);
+    void (*pause_body)(rill_server_stream *st, bool paused);
+    void (*consumed)(rill_server_stream *st, size_t n);
 };
 
 extern const struct exchange_ops h1_exchange_ops, h2_exchange_ops;
 
 /* exchange.c: the life of an exchange */
 /* The transport is done with the exchange: calls on_close, logs, frees. */
-void exchange_closed(rill_stream *st, bool completed);
+void exchange_closed(rill_server_stream *st, bool completed);
 /* An exchange cannot be freed between hold and release (a close meanwhile happens at release). */
-void exchange_hold(rill_stream *st);
-void exchange_release(rill_stream *st);
-void exchange_drained(rill_stream *st);
+void exchange_hold(rill_server_stream *st);
+void exchange_release(rill_server_stream *st);
+void exchange_drained(rill_server_stream *st);
 
 /* exchange_memory.c */
-rill_stream *exchange_new(rill_session *sess, const struct exchange_ops *ops, int32_t id);
+rill_server_stream *exchange_new(rill_server_session *sess, const struct exchange_ops *ops, int32_t id);
 /* Back to the thread's pool (exchange_closed does it). */
-void exchange_free(rill_stream *st);
+void exchange_free(rill_server_stream *st);
 /* Bump allocation from the exchange's arena, freed with the exchange (aligned to 8). */
-void *exchange_alloc(rill_stream *st, size_t n);
+void *exchange_alloc(rill_server_stream *st, size_t n);
 /* Frees the thread's pool of exchanges (worker exit). */
 void exchange_pool_clear(void);
 /* Copies the field into the exchange's arena, the name lowercased (unless flags has
@@ -208,10 +208,10 @@ void exchange_pool_clear(void);
  * the field was checked (valid_field) or is the server's own, so the HTTP/2 engine does not check
  * it again. */
 #define HEADER_NAME_LOWER 0x100u
-int header_list_add(rill_stream *st, struct header_list *l, const char *name, size_t nlen,
+int header_list_add(rill_server_stream *st, struct header_list *l, const char *name, size_t nlen,
                     const char *value, size_t vlen, uint32_t flags);
 /* A field the server itself makes (a lowercase literal name, a value it formatted): no checks. */
-static inline int exchange_add_field(rill_stream *st, const char *name, size_t nlen,
+static inline int exchange_add_field(rill_server_stream *st, const char *name, size_t nlen,
                                      const char *value, size_t vlen)
 {
     return header_list_add(st, &st->resp_fields, name, nlen, value, vlen,
@@ -223,31 +223,31 @@ void header_list_remove(struct header_list *l, const char *name);
 bool header_list_has(const struct header_list *l, const char *name);
 
 /* route.c: runs on_stream / a tunnel / the routes (404 when nothing matches). */
-void exchange_dispatch(rill_stream *st);
+void exchange_dispatch(rill_server_stream *st);
 
 /* request.c */
 /* Takes the request: HTTP/2-style fields (pseudo-headers first). Copies into the arena. */
 /* names_lowercase: the transport checked that names are lowercase (HTTP/2): copied as they are. */
-int exchange_set_request(rill_stream *st, const rill_header *fields, size_t n, const char *version,
+int exchange_set_request(rill_server_stream *st, const rill_header *fields, size_t n, const char *version,
                          bool names_lowercase);
 /* Request body bytes from the transport (to on_body, or held until it is set). */
-void exchange_body(rill_stream *st, const uint8_t *data, size_t len);
-void exchange_body_end(rill_stream *st);
+void exchange_body(rill_server_stream *st, const uint8_t *data, size_t len);
+void exchange_body_end(rill_server_stream *st);
 
 /* response.c */
 /* HTTP/1.1: answers 101 with the response's fields and Upgrade: protocol, and completes the
  * exchange; the connection's next bytes are the new protocol's. RILL_ERR_STATE elsewhere. */
-int exchange_switch_protocols(rill_stream *st, const char *protocol);
+int exchange_switch_protocols(rill_server_stream *st, const char *protocol);
 /* Whether the response carries a body at all (not for HEAD, 204, 304). */
-bool exchange_body_allowed(const rill_stream *st);
-int exchange_send_file(rill_stream *st, int fd, uint64_t offset, uint64_t length);
+bool exchange_body_allowed(const rill_server_stream *st);
+int exchange_send_file(rill_server_stream *st, int fd, uint64_t offset, uint64_t length);
 /* Simple complete responses for errors and redirects. */
-int exchange_respond_simple(rill_stream *st, int status, const char *content_type, const char *body);
+int exchange_respond_simple(rill_server_stream *st, int status, const char *content_type, const char *body);
 
 /* access_log_writer.c: one line into the worker's log buffer (written within 100 ms, or when
  * full); access_log_flush_thread writes what is left at the worker's exit. */
 struct rill_access_log_entry;
-void access_log_append(rill_session *sess, const struct rill_access_log_entry *e);
+void access_log_append(rill_server_session *sess, const struct rill_access_log_entry *e);
 void access_log_flush_thread(void);
 
 /* Per-exchange output limits: over HIGH a write returns RILL_ERR_WOULD_BLOCK, below LOW the
@@ -259,15 +259,15 @@ void access_log_flush_thread(void);
 /* session.c: the server's connections on the connection layer (src/conn) */
 /* The peer address as text (without the port), formatted on first use and kept while the session
  * lives; "" if unknown. The first exchange asks for it, while the peer is surely still there. */
-const char *session_peer(rill_session *sess);
+const char *session_peer(rill_server_session *sess);
 /* Every server protocol's conn_proto.busy: exchanges in flight. */
 bool session_busy(const struct conn *c);
 extern const struct rill_io_conn_callbacks session_callbacks;
-static inline void session_flush(rill_session *sess) { conn_flush(&sess->c); }
-static inline void session_close(rill_session *sess) { conn_close(&sess->c); }
+static inline void session_flush(rill_server_session *sess) { conn_flush(&sess->c); }
+static inline void session_close(rill_server_session *sess) { conn_close(&sess->c); }
 
 /* The worker a session runs on: its loop's user pointer (not stored per session: idle memory). */
-static inline struct worker *session_worker(const rill_session *sess)
+static inline struct worker *session_worker(const rill_server_session *sess)
 {
     return rill_io_loop_user(rill_io_conn_loop(sess->c.io));
 }
@@ -276,11 +276,11 @@ static inline struct worker *session_worker(const rill_session *sess)
 extern const struct conn_proto h1_proto, h2_proto, ws_proto;
 
 /* h1_session.c: HTTP/1.1 (h1_proto). start runs it on the session. */
-int h1_session_start(rill_session *sess);
-void h1_session_data(rill_session *sess, const uint8_t *data, size_t len);
-void h1_session_free(rill_session *sess);
+int h1_session_start(rill_server_session *sess);
+void h1_session_data(rill_server_session *sess, const uint8_t *data, size_t len);
+void h1_session_free(rill_server_session *sess);
 /* A head that began while the protocol was still being detected ran out of time: 408. */
-void h1_session_head_expired(rill_session *sess);
+void h1_session_head_expired(rill_server_session *sess);
 /* buf_pool.c: the thread's pool of fixed-size buffers (any size; a few sizes are kept). */
 void *buf_pool_get(size_t size);
 void buf_pool_put(void *buf, size_t size);
@@ -289,10 +289,10 @@ void buf_pool_clear(void);
 /* h2_session.c: HTTP/2 (h2_proto). start runs it on the session; with `upgraded`, the h2c
  * Upgrade's request becomes stream 1. */
 rill_h2_profile *h2_profile_new(const rill_server_options *o);
-int h2_session_start(rill_session *sess, const uint8_t *settings_payload, size_t payload_len,
+int h2_session_start(rill_server_session *sess, const uint8_t *settings_payload, size_t payload_len,
                      const rill_header *upgraded, size_t nupgraded);
-void h2_session_data(rill_session *sess, const uint8_t *data, size_t len);
-void h2_session_flush(rill_session *sess);
+void h2_session_data(rill_server_session *sess, const uint8_t *data, size_t len);
+void h2_session_flush(rill_server_session *sess);
 /* Frees the thread's pool of body chunks (worker exit). */
 void h2_pools_clear(void);
 

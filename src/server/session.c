@@ -13,7 +13,7 @@ bool session_busy(const struct conn *c)
     return session_of(c)->open_streams > 0;
 }
 
-const char *session_peer(rill_session *sess)
+const char *session_peer(rill_server_session *sess)
 {
     if (sess->peer)
         return sess->peer;
@@ -33,7 +33,7 @@ const char *session_peer(rill_session *sess)
 }
 
 /* Emits the session (on_session) once its protocol is known, before any of its streams. */
-static void session_announce(rill_session *sess)
+static void session_announce(rill_server_session *sess)
 {
     struct rill_server *srv = session_worker(sess)->srv;
     sess->announced = true;
@@ -42,12 +42,12 @@ static void session_announce(rill_session *sess)
 }
 
 /* A graceful end: also what SIGTERM does to each connection (conn_io_shutdown). */
-void rill_session_close(rill_session *sess)
+void rill_server_session_close(rill_server_session *sess)
 {
     conn_shutdown(&sess->c);
 }
 
-void rill_session_destroy(rill_session *session, uint32_t error_code)
+void rill_server_session_destroy(rill_server_session *session, uint32_t error_code)
 {
     if (session->c.closing)
         return;
@@ -58,7 +58,7 @@ void rill_session_destroy(rill_session *session, uint32_t error_code)
     session_close(session);
 }
 
-const rill_h2_settings *rill_session_remote_settings(const rill_session *session)
+const rill_h2_settings *rill_server_session_remote_settings(const rill_server_session *session)
 {
     return session->h2 ? rill_h2_session_peer_settings(session->h2) : NULL;
 }
@@ -66,7 +66,7 @@ const rill_h2_settings *rill_session_remote_settings(const rill_session *session
 static void on_open(rill_io_conn *conn, const char *alpn)
 {
     struct worker *w = rill_io_conn_user(conn);
-    rill_session *sess = calloc(1, sizeof *sess);
+    rill_server_session *sess = calloc(1, sizeof *sess);
     if (!sess) {
         rill_io_conn_set_user(conn, NULL); /* tells on_close there is nothing to free */
         rill_io_conn_close(conn, false);
@@ -117,13 +117,13 @@ struct detect_hold {
 /* Held first bytes must become a whole first line within the head timeout (UINT64_MAX: none). */
 static uint64_t detect_deadline(const struct conn *c)
 {
-    const rill_session *sess = session_of(c);
+    const rill_server_session *sess = session_of(c);
     const struct detect_hold *h = (const struct detect_hold *)(const void *)sess->detect_buf;
     return h ? h->since + session_worker(sess)->srv->opt.header_timeout_ms : UINT64_MAX;
 }
 
 /* Appends data (as much as can still matter) to the held bytes; false when out of memory. */
-static bool detect_hold(rill_session *sess, const uint8_t *data, size_t len)
+static bool detect_hold(rill_server_session *sess, const uint8_t *data, size_t len)
 {
     struct detect_hold *h = (struct detect_hold *)(void *)sess->detect_buf;
     size_t held = h ? h->len : 0;
@@ -149,7 +149,7 @@ static bool detect_hold(rill_session *sess, const uint8_t *data, size_t len)
 }
 
 /* Neither HTTP/2 nor HTTP/1.x (RFC 9113 §3.4): GOAWAY PROTOCOL_ERROR, last stream 0, and close. */
-static void refuse_preface(rill_session *sess)
+static void refuse_preface(rill_server_session *sess)
 {
     static const char why[] = "neither the HTTP/2 preface nor an HTTP/1.x request";
     uint8_t frame[9 + 8 + sizeof why - 1] = {0, 0, 8 + sizeof why - 1, RILL_H2_GOAWAY};
@@ -163,7 +163,7 @@ static void refuse_preface(rill_session *sess)
  * first line is complete: nothing is held when it arrives whole) and neither. */
 static void detect(struct conn *c, const uint8_t *data, size_t len)
 {
-    rill_session *sess = session_of(c);
+    rill_server_session *sess = session_of(c);
     struct detect_hold *h = (struct detect_hold *)(void *)sess->detect_buf;
     size_t held = h ? h->len : 0;
     const uint8_t *p = data;
@@ -203,7 +203,7 @@ static void detect(struct conn *c, const uint8_t *data, size_t len)
         return;
     }
     session_announce(sess); /* the session first, then the streams in these bytes */
-    void (*feed)(rill_session *, const uint8_t *, size_t) = h2 ? h2_session_data : h1_session_data;
+    void (*feed)(rill_server_session *, const uint8_t *, size_t) = h2 ? h2_session_data : h1_session_data;
     sess->detect_buf = NULL; /* h is ours now */
     if (held && !sess->c.closing)
         feed(sess, h->bytes, held); /* what came before this read, then this read whole */
@@ -216,7 +216,7 @@ static void detect(struct conn *c, const uint8_t *data, size_t len)
  * its head is out of time (408), as a slow head over HTTP/1.1 is. */
 static void detect_timeout(struct conn *c, uint64_t now)
 {
-    rill_session *sess = session_of(c);
+    rill_server_session *sess = session_of(c);
     if (now < detect_deadline(c))
         return;
     struct detect_hold *h = (struct detect_hold *)(void *)sess->detect_buf;
@@ -238,7 +238,7 @@ static void detect_timeout(struct conn *c, uint64_t now)
 
 static void detect_free(struct conn *c)
 {
-    rill_session *sess = session_of(c);
+    rill_server_session *sess = session_of(c);
     free(sess->detect_buf);
     sess->detect_buf = NULL;
 }
@@ -256,7 +256,7 @@ static const struct conn_proto detect_proto = {
 static void on_close(rill_io_conn *conn, int err)
 {
     (void)err;
-    rill_session *sess = rill_io_conn_user(conn);
+    rill_server_session *sess = rill_io_conn_user(conn);
     if (!sess)
         return;
     conn_io_closed(&sess->c); /* the protocol's state goes first */

@@ -33,12 +33,12 @@ static bool name_is(const rill_header *h, const char *lit, size_t len)
 }
 
 /* The conditional fields and Range in one pass over the request (names are lowercase). */
-static void find_conditions(const rill_request *req, struct rill_conditions *c,
+static void find_conditions(const rill_server_request *req, struct rill_conditions *c,
                             struct rill_span *range)
 {
-    size_t n = rill_request_header_count(req);
+    size_t n = rill_server_request_header_count(req);
     for (size_t i = 0; i < n; i++) {
-        const rill_header *h = rill_request_header_at(req, i);
+        const rill_header *h = rill_server_request_header_at(req, i);
         if (name_is(h, "range", 5))
             keep_first(range, h);
         else if (h->name_len < 8 || memcmp(h->name, "if-", 3) != 0)
@@ -61,18 +61,18 @@ static void release_entry(void *arg)
     file_entry_release(arg);
 }
 
-static void serve_static(rill_request *req, rill_response *res, void *user)
+static void serve_static(rill_server_request *req, rill_server_response *res, void *user)
 {
     struct static_mount *m = user;
-    const char *method = rill_request_method(req);
+    const char *method = rill_server_request_method(req);
     if (strcmp(method, "HEAD") != 0 && strcmp(method, "GET") != 0) {
-        rill_response_set_header(res, "allow", "GET, HEAD");
+        rill_server_response_set_header(res, "allow", "GET, HEAD");
         exchange_respond_simple(res, 405, "text/plain; charset=utf-8", "method not allowed\n");
         return;
     }
-    const char *path = rill_request_path(req) + m->prefix_len;
+    const char *path = rill_server_request_path(req) + m->prefix_len;
     size_t ae_len = 0;
-    const char *ae = rill_request_header(req, "accept-encoding", &ae_len);
+    const char *ae = rill_server_request_header(req, "accept-encoding", &ae_len);
     uint64_t now = rill_io_loop_now_ms(session_worker(req->sess)->loop);
     struct file_entry *e = file_cache_get(m->root, path, strlen(path), ae, ae_len, now);
     if (!e) {
@@ -96,13 +96,13 @@ static void serve_static(rill_request *req, rill_response *res, void *user)
         return;
     case RILL_STATIC_REDIRECT_DIR: {
         /* From the normalised path, never the raw one: "//host/.." must not become "//host/../". */
-        char *loc = rill_static_redirect_location(rill_request_path(req), m->prefix_len, path,
+        char *loc = rill_static_redirect_location(rill_server_request_path(req), m->prefix_len, path,
                                                   strlen(path));
         if (!loc) {
             exchange_respond_simple(res, 500, "text/plain; charset=utf-8", "out of memory\n");
             return;
         }
-        rill_response_set_header(res, "location", loc);
+        rill_server_response_set_header(res, "location", loc);
         free(loc);
         exchange_respond_simple(res, 301, "text/plain; charset=utf-8", "moved\n");
         return;
@@ -144,7 +144,7 @@ static void serve_static(rill_request *req, rill_response *res, void *user)
             n = snprintf(num, sizeof num, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first,
                          first + length - 1, f->size);
             exchange_add_field(res, "content-range", 13, num, (size_t)n);
-            rill_response_set_status(res, 206);
+            rill_server_response_set_status(res, 206);
             break;
         case RILL_RANGE_UNSATISFIABLE:
             n = snprintf(num, sizeof num, "bytes */%" PRIu64, f->size);
@@ -156,7 +156,7 @@ static void serve_static(rill_request *req, rill_response *res, void *user)
         }
     }
     if (e->content) { /* small file: straight from memory */
-        rill_response_end(res, e->content + first, (size_t)length);
+        rill_server_response_end(res, e->content + first, (size_t)length);
         return;
     }
     n = snprintf(num, sizeof num, "%" PRIu64, length);

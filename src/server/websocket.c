@@ -24,8 +24,8 @@ struct ws_route {
 
 struct rill_websocket {
     rill_ws *codec;
-    rill_session *sess;
-    rill_stream *st; /* HTTP/2: the CONNECT stream; NULL on HTTP/1.1 */
+    rill_server_session *sess;
+    rill_server_stream *st; /* HTTP/2: the CONNECT stream; NULL on HTTP/1.1 */
     rill_io_timer *linger; /* HTTP/2: armed after our END_STREAM, until the peer ends its side */
     const struct ws_route *route;
     void *user;
@@ -94,7 +94,7 @@ static void linger_expired(rill_io_timer *timer, void *arg)
 {
     (void)timer;
     rill_websocket *ws = arg;
-    rill_session *sess = ws->sess;
+    rill_server_session *sess = ws->sess;
     ws_hold(ws);
     rill_h2_submit_rst_stream(sess->h2, ws->st->id, RILL_H2_CANCEL);
     ws_release(ws);
@@ -110,7 +110,7 @@ static void ws_finish(rill_websocket *ws, const uint8_t *last, size_t last_len)
         session_close(ws->sess); /* RFC 6455 §7.1.1: the server closes the TCP connection first */
         return;
     }
-    rill_session *sess = ws->sess;
+    rill_server_session *sess = ws->sess;
     /* FAILED without a close code: aborted, or a callback stopped the codec; no Close frame was
      * queued, so there is nothing orderly to end with. Any other end (a Close exchange, or a
      * failure whose Close frame is in `last` or already sent) is orderly. */
@@ -119,7 +119,7 @@ static void ws_finish(rill_websocket *ws, const uint8_t *last, size_t last_len)
         session_flush(sess);
         return;
     }
-    int rc = rill_response_end(ws->st, last, last_len);
+    int rc = rill_server_response_end(ws->st, last, last_len);
     /* Unless the stream closed just now (the peer had ended its side; ws->st is gone then), wait
      * for the peer's END_STREAM a bounded time, discarding what it still sends (RFC 6455 §7.1.7). */
     if (!ws->gone_pending) {
@@ -147,7 +147,7 @@ static void ws_flush(rill_websocket *ws)
             rill_ws_output_sent(ws->codec, n);
             break;
         }
-        int rc = ws->st ? rill_response_write(ws->st, p, n) : rill_io_conn_write(ws->sess->c.io, p, n);
+        int rc = ws->st ? rill_server_response_write(ws->st, p, n) : rill_io_conn_write(ws->sess->c.io, p, n);
         if (rc < 0 && rc != RILL_ERR_WOULD_BLOCK) {
             rill_ws_abort(ws->codec);
             break;
@@ -191,7 +191,7 @@ static void proto_drain(struct conn *c)
 
 static void proto_free(struct conn *c)
 {
-    rill_session *sess = session_of(c);
+    rill_server_session *sess = session_of(c);
     rill_websocket *ws = sess->websocket;
     sess->websocket = NULL;
     ws_gone(ws);
@@ -207,7 +207,7 @@ const struct conn_proto ws_proto = {
 };
 
 /* HTTP/2 stream hooks: the CONNECT stream's body is the peer's byte stream. */
-static void h2_body(rill_request *req, const uint8_t *data, size_t len, bool end, void *user)
+static void h2_body(rill_server_request *req, const uint8_t *data, size_t len, bool end, void *user)
 {
     rill_websocket *ws = user;
     ws_hold(ws);
@@ -220,24 +220,24 @@ static void h2_body(rill_request *req, const uint8_t *data, size_t len, bool end
     ws_release(ws);
 }
 
-static void h2_drain(rill_response *res, void *user)
+static void h2_drain(rill_server_response *res, void *user)
 {
     ws_drained(user);
 }
 
-static void h2_closed(rill_response *res, bool completed, void *user)
+static void h2_closed(rill_server_response *res, bool completed, void *user)
 {
     ws_gone(user);
 }
 
 /* ---- the handshake ----------------------------------------------------------------------------- */
 
-static bool origin_allowed(const rill_server *srv, const rill_request *req)
+static bool origin_allowed(const rill_server *srv, const rill_server_request *req)
 {
     if (srv->nws_origins == 0)
         return true;
     size_t len = 0;
-    const char *origin = rill_request_header(req, "origin", &len);
+    const char *origin = rill_server_request_header(req, "origin", &len);
     return rill_ws_origin_allowed(origin, len, (const char *const *)srv->ws_origins,
                                   srv->nws_origins);
 }
@@ -245,12 +245,12 @@ static bool origin_allowed(const rill_server *srv, const rill_request *req)
 /* Sec-WebSocket-Version on extended CONNECT, by the HTTP/1.1 Upgrade's rule
  * (rill_h1_websocket_upgrade): missing or repeated is a malformed handshake (400, RFC 6455
  * §4.2.1), anything but 13 gets 426 with the version we speak (§4.2.2). 0 when acceptable. */
-static int h2_version_refusal(const rill_request *req)
+static int h2_version_refusal(const rill_server_request *req)
 {
     static const char name[] = "sec-websocket-version";
     const rill_header *version = NULL;
-    for (size_t i = 0, n = rill_request_header_count(req); i < n; i++) {
-        const rill_header *f = rill_request_header_at(req, i);
+    for (size_t i = 0, n = rill_server_request_header_count(req); i < n; i++) {
+        const rill_header *f = rill_server_request_header_at(req, i);
         if (f->name_len == sizeof name - 1 && memcmp(f->name, name, sizeof name - 1) == 0) {
             if (version)
                 return 400;
@@ -262,15 +262,15 @@ static int h2_version_refusal(const rill_request *req)
     return rill_ws_version_ok((const char *)version->value, version->value_len) ? 0 : 426;
 }
 
-static void ws_handshake(rill_request *req, rill_response *res, void *arg)
+static void ws_handshake(rill_server_request *req, rill_server_response *res, void *arg)
 {
     const struct ws_route *route = arg;
-    rill_session *sess = req->sess;
+    rill_server_session *sess = req->sess;
     rill_server *srv = session_worker(sess)->srv;
     bool h2 = sess->h2 != NULL;
     if (h2) {
         if (strcmp(req->method, "CONNECT") != 0 || !req->connect_protocol) {
-            rill_response_set_header(res, "content-type", "text/plain; charset=utf-8");
+            rill_server_response_set_header(res, "content-type", "text/plain; charset=utf-8");
             exchange_respond_simple(res, 426, NULL, "this is a WebSocket endpoint\n");
             return;
         }
@@ -285,13 +285,13 @@ static void ws_handshake(rill_request *req, rill_response *res, void *arg)
             return;
         }
         if (refused == 426) {
-            rill_response_set_header(res, "sec-websocket-version", "13");
+            rill_server_response_set_header(res, "sec-websocket-version", "13");
             exchange_respond_simple(res, 426, "text/plain; charset=utf-8", "version 13 only\n");
             return;
         }
     } else if (req->ws_request != WS_VALID) {
         if (req->ws_request == WS_WRONG_VERSION)
-            rill_response_set_header(res, "sec-websocket-version", "13");
+            rill_server_response_set_header(res, "sec-websocket-version", "13");
         exchange_respond_simple(res, req->ws_request == WS_MALFORMED ? 400 : 426,
                                 "text/plain; charset=utf-8",
                                 "this is a WebSocket endpoint\n");
@@ -311,7 +311,7 @@ static void ws_handshake(rill_request *req, rill_response *res, void *arg)
     ws->route = route;
     const rill_websocket_handler *h = &route->h;
     size_t len = 0;
-    const char *offered = rill_request_header(req, "sec-websocket-protocol", &len);
+    const char *offered = rill_server_request_header(req, "sec-websocket-protocol", &len);
     if (offered && h->nsubprotocols) {
         int i = rill_ws_select_subprotocol(offered, len, h->subprotocols, h->nsubprotocols);
         if (i >= 0)
@@ -319,7 +319,7 @@ static void ws_handshake(rill_request *req, rill_response *res, void *arg)
     }
     char ext[160] = "";
     rill_ws_pmd_params pmd;
-    const char *offers = rill_request_header(req, "sec-websocket-extensions", &len);
+    const char *offers = rill_server_request_header(req, "sec-websocket-extensions", &len);
     ws->compressed = offers && rill_ws_pmd_server_negotiate(offers, len, NULL, &pmd, ext,
                                                             sizeof ext) == RILL_OK;
     rill_ws_options opt;
@@ -349,28 +349,28 @@ static void ws_handshake(rill_request *req, rill_response *res, void *arg)
     }
 
     if (h2) {
-        rill_response_on_close(res, h2_closed, ws);
-        rill_response_on_drain(res, h2_drain, ws);
+        rill_server_response_on_close(res, h2_closed, ws);
+        rill_server_response_on_drain(res, h2_drain, ws);
         if (ws->subprotocol)
-            rill_response_set_header(res, "sec-websocket-protocol", ws->subprotocol);
+            rill_server_response_set_header(res, "sec-websocket-protocol", ws->subprotocol);
         if (ws->compressed)
-            rill_response_set_header(res, "sec-websocket-extensions", ext);
-        rill_response_write(res, NULL, 0); /* 200 without END_STREAM: the tunnel is open */
-        rill_request_on_body(req, h2_body, ws);
+            rill_server_response_set_header(res, "sec-websocket-extensions", ext);
+        rill_server_response_write(res, NULL, 0); /* 200 without END_STREAM: the tunnel is open */
+        rill_server_request_on_body(req, h2_body, ws);
         ws_flush(ws); /* anything on_open sent */
         return;
     }
 
     /* HTTP/1.1: 101, then the connection belongs to the codec. */
     size_t klen = 0;
-    const char *key = rill_request_header(req, "sec-websocket-key", &klen);
+    const char *key = rill_server_request_header(req, "sec-websocket-key", &klen);
     char accept[RILL_WS_ACCEPT_LEN + 1];
     rill_ws_accept_key(key, klen, accept);
-    rill_response_set_header(res, "sec-websocket-accept", accept);
+    rill_server_response_set_header(res, "sec-websocket-accept", accept);
     if (ws->subprotocol)
-        rill_response_set_header(res, "sec-websocket-protocol", ws->subprotocol);
+        rill_server_response_set_header(res, "sec-websocket-protocol", ws->subprotocol);
     if (ws->compressed)
-        rill_response_set_header(res, "sec-websocket-extensions", ext);
+        rill_server_response_set_header(res, "sec-websocket-extensions", ext);
     exchange_switch_protocols(res, "websocket");
     sess->websocket = ws;
     conn_set_proto(&sess->c, &ws_proto);
@@ -474,7 +474,7 @@ const char *rill_websocket_transport(const rill_websocket *ws)
 
 const char *rill_websocket_subprotocol(const rill_websocket *ws) { return ws->subprotocol; }
 bool rill_websocket_compressed(const rill_websocket *ws) { return ws->compressed; }
-rill_session *rill_websocket_session(const rill_websocket *ws) { return ws->sess; }
+rill_server_session *rill_websocket_session(const rill_websocket *ws) { return ws->sess; }
 void rill_websocket_set_user(rill_websocket *ws, void *user) { ws->user = user; }
 void *rill_websocket_user(const rill_websocket *ws) { return ws->user; }
 

@@ -1,6 +1,6 @@
-"""The core API (Node http2 shape): sessions before their streams, rill_stream_respond, and the
-session events and methods (on_close, on_goaway, on_remote_settings, rill_session_close,
-rill_session_destroy), through tests/tools/session_events_server.c against raw HTTP/2 frames,
+"""The core API (Node http2 shape): sessions before their streams, rill_server_stream_respond, and the
+session events and methods (on_close, on_goaway, on_remote_settings, rill_server_session_close,
+rill_server_session_destroy), through tests/tools/session_events_server.c against raw HTTP/2 frames,
 python-h2 and curl."""
 import os
 import socket

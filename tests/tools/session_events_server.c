@@ -5,15 +5,15 @@
  *   session ID PROTOCOL             on_session (PROTOCOL: 1 HTTP/1.1, 2 h2c, 3 h2)
  *   settings ID WINDOW FRAME        on_remote_settings: initial window, max frame size
  *   stream ID STREAM PATH           on_stream
- *   done ID STREAM COMPLETED        rill_response_on_close (1 completed, 0 cut off)
+ *   done ID STREAM COMPLETED        rill_server_response_on_close (1 completed, 0 cut off)
  *   goaway ID CODE LAST             on_goaway
  *   close ID                        on_close
  *
  * Paths, all claimed by on_stream (anything else goes to a 404 route):
- *   /core     answered with rill_stream_respond: x-session and x-stream fields, no body
+ *   /core     answered with rill_server_stream_respond: x-session and x-stream fields, no body
  *   /hold     headers now, the body when a later /close or /destroy arrives
- *   /close    calls rill_session_close, answers "bye", then finishes a held stream
- *   /destroy  calls rill_session_destroy(ENHANCE_YOUR_CALM) without answering
+ *   /close    calls rill_server_session_close, answers "bye", then finishes a held stream
+ *   /destroy  calls rill_server_session_destroy(ENHANCE_YOUR_CALM) without answering
  *
  * usage: session_events_server --listen HOST:PORT */
 #include <inttypes.h>
@@ -25,88 +25,88 @@
 
 #define FIELD(n, v) {(const uint8_t *)(n), strlen(n), (const uint8_t *)(v), strlen(v), 0}
 
-static rill_stream *held; /* one worker thread: no locking */
+static rill_server_stream *held; /* one worker thread: no locking */
 
-static void on_session(rill_session *session, void *user)
+static void on_session(rill_server_session *session, void *user)
 {
     (void)user;
-    printf("session %" PRIu64 " %d\n", rill_session_id(session), (int)rill_session_protocol(session));
+    printf("session %" PRIu64 " %d\n", rill_server_session_id(session), (int)rill_server_session_protocol(session));
     fflush(stdout);
 }
 
-static void on_done(rill_response *res, bool completed, void *user)
+static void on_done(rill_server_response *res, bool completed, void *user)
 {
     (void)user;
-    printf("done %" PRIu64 " %d %d\n", rill_session_id(rill_stream_session(res)), (int)rill_stream_id(res),
+    printf("done %" PRIu64 " %d %d\n", rill_server_session_id(rill_server_stream_session(res)), (int)rill_server_stream_id(res),
            completed ? 1 : 0);
     fflush(stdout);
     if (res == held)
         held = NULL;
 }
 
-static bool on_stream(rill_stream *stream, const rill_header *headers, size_t count, void *user)
+static bool on_stream(rill_server_stream *stream, const rill_header *headers, size_t count, void *user)
 {
     (void)headers;
     (void)count;
     (void)user;
-    rill_session *session = rill_stream_session(stream);
-    const char *path = rill_request_path(stream);
-    uint64_t sid = rill_session_id(session);
-    printf("stream %" PRIu64 " %d %s\n", sid, (int)rill_stream_id(stream), path);
+    rill_server_session *session = rill_server_stream_session(stream);
+    const char *path = rill_server_request_path(stream);
+    uint64_t sid = rill_server_session_id(session);
+    printf("stream %" PRIu64 " %d %s\n", sid, (int)rill_server_stream_id(stream), path);
     fflush(stdout);
-    rill_response_on_close(stream, on_done, NULL);
+    rill_server_response_on_close(stream, on_done, NULL);
     char sid_text[24], stream_text[16];
     snprintf(sid_text, sizeof sid_text, "%" PRIu64, sid);
-    snprintf(stream_text, sizeof stream_text, "%d", (int)rill_stream_id(stream));
+    snprintf(stream_text, sizeof stream_text, "%d", (int)rill_server_stream_id(stream));
     if (strcmp(path, "/core") == 0) {
         rill_header fields[] = {FIELD(":status", "200"), FIELD("x-session", sid_text),
                                 FIELD("x-stream", stream_text)};
-        rill_stream_respond(stream, fields, 3, true);
+        rill_server_stream_respond(stream, fields, 3, true);
     } else if (strcmp(path, "/hold") == 0) {
         rill_header fields[] = {FIELD(":status", "200"), FIELD("content-type", "text/plain")};
-        rill_stream_respond(stream, fields, 2, false);
+        rill_server_stream_respond(stream, fields, 2, false);
         held = stream;
     } else if (strcmp(path, "/close") == 0) {
-        rill_session_close(session); /* first: HTTP/1.1 then says connection: close */
-        rill_response_end(stream, "bye\n", 4);
-        if (held && rill_stream_session(held) == session) /* in flight: still finishes */
-            rill_response_end(held, "held\n", 5);
+        rill_server_session_close(session); /* first: HTTP/1.1 then says connection: close */
+        rill_server_response_end(stream, "bye\n", 4);
+        if (held && rill_server_stream_session(held) == session) /* in flight: still finishes */
+            rill_server_response_end(held, "held\n", 5);
     } else if (strcmp(path, "/destroy") == 0) {
-        rill_session_destroy(session, RILL_H2_ENHANCE_YOUR_CALM);
+        rill_server_session_destroy(session, RILL_H2_ENHANCE_YOUR_CALM);
     } else {
         return false;
     }
     return true;
 }
 
-static void on_remote_settings(rill_session *session, const rill_h2_settings *s, void *user)
+static void on_remote_settings(rill_server_session *session, const rill_h2_settings *s, void *user)
 {
     (void)user;
-    printf("settings %" PRIu64 " %" PRIu32 " %" PRIu32 "\n", rill_session_id(session),
+    printf("settings %" PRIu64 " %" PRIu32 " %" PRIu32 "\n", rill_server_session_id(session),
            s->initial_window_size, s->max_frame_size);
     fflush(stdout);
 }
 
-static void on_goaway(rill_session *session, uint32_t code, int32_t last, void *user)
+static void on_goaway(rill_server_session *session, uint32_t code, int32_t last, void *user)
 {
     (void)user;
-    printf("goaway %" PRIu64 " %" PRIu32 " %d\n", rill_session_id(session), code, (int)last);
+    printf("goaway %" PRIu64 " %" PRIu32 " %d\n", rill_server_session_id(session), code, (int)last);
     fflush(stdout);
 }
 
-static void on_close(rill_session *session, void *user)
+static void on_close(rill_server_session *session, void *user)
 {
     (void)user;
-    printf("close %" PRIu64 "\n", rill_session_id(session));
+    printf("close %" PRIu64 "\n", rill_server_session_id(session));
     fflush(stdout);
 }
 
-static void not_found(rill_request *req, rill_response *res, void *user)
+static void not_found(rill_server_request *req, rill_server_response *res, void *user)
 {
     (void)req;
     (void)user;
-    rill_response_set_status(res, 404);
-    rill_response_end(res, "not here\n", 9);
+    rill_server_response_set_status(res, 404);
+    rill_server_response_end(res, "not here\n", 9);
 }
 
 int main(int argc, char **argv)
@@ -126,7 +126,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "session_events_server: %s\n", err);
         return 2;
     }
-    rill_session_events events = {.size = sizeof events, .on_close = on_close,
+    rill_server_session_events events = {.size = sizeof events, .on_close = on_close,
                                   .on_goaway = on_goaway, .on_remote_settings = on_remote_settings};
     rill_server_on_session(s, on_session, NULL);
     rill_server_on_session_events(s, &events, NULL);
