@@ -104,7 +104,7 @@ static double run_rill(void)
     rill_h2_options opt;
     rill_h2_options_init(&opt, RILL_H2_SERVER);
     opt.auto_consume = true;
-    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, &cb, &opt, NULL);
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, &opt, &cb, NULL);
     r_requests = 0;
     double t0 = now_s();
     for (size_t off = 0; off < g_len; off += READ_SIZE) {

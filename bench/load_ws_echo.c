@@ -179,7 +179,7 @@ static void h2_open(rill_io_conn *conn, const char *alpn)
     o.local.enable_push = 0;
     o.local.initial_window_size = 1u << 24;
     o.connection_window = 1u << 30;
-    b->h2 = rill_h2_session_new(RILL_H2_CLIENT, &h2_cb, &o, b);
+    b->h2 = rill_h2_session_new(RILL_H2_CLIENT, &o, &h2_cb, b);
     flush_h2(b);
 }
 

@@ -163,7 +163,7 @@ static uint64_t fz_feed(enum rill_h2_role role, const uint8_t *data, size_t size
     rill_h2_options opt;
     rill_h2_options_init(&opt, role);
     opt.local.enable_connect_protocol = 1;
-    rill_h2_session *s = rill_h2_session_new(role, &cb, &opt, &d);
+    rill_h2_session *s = rill_h2_session_new(role, &opt, &cb, &d);
     if (!s)
         abort();
     static uint8_t out[1 << 16];

@@ -223,8 +223,8 @@ RILL_API void rill_h2_options_init(rill_h2_options *opt, enum rill_h2_role role)
  * events). user is passed to every callback. The client preface (client role) and our SETTINGS are queued at once.
  * Returns NULL when out of memory or for invalid options or callbacks (a bad role; a size 0 or
  * larger than the library's). Free with rill_h2_session_free. */
-RILL_API rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callbacks *cb,
-                                              const rill_h2_options *opt, void *user);
+RILL_API rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_options *opt,
+                                              const rill_h2_callbacks *cb, void *user);
 /* Frees the session; every still-referenced DATA buffer is reported released first. */
 RILL_API void rill_h2_session_free(rill_h2_session *s);
 

@@ -415,7 +415,7 @@ static void on_open(rill_io_conn *conn, const char *alpn)
         rill_h2_options_init(&o, RILL_H2_CLIENT);
         o.local.enable_push = 0;
         o.now_ms = rill_io_loop_now_ms(c->loop);
-        c->h2 = rill_h2_session_new(RILL_H2_CLIENT, &h2_callbacks, &o, c);
+        c->h2 = rill_h2_session_new(RILL_H2_CLIENT, &o, &h2_callbacks, c);
         if (!c->h2) {
             rill_io_conn_close(conn, false);
             return;

@@ -194,8 +194,8 @@ void rill_h2_profile_free(rill_h2_profile *p)
         free(p);
 }
 
-rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_callbacks *cb,
-                                     const rill_h2_options *opt, void *user)
+rill_h2_session *rill_h2_session_new(enum rill_h2_role role, const rill_h2_options *opt,
+                                     const rill_h2_callbacks *cb, void *user)
 {
     rill_h2_profile *p = rill_h2_profile_new(role, opt);
     if (!p)

@@ -111,7 +111,7 @@ int main(int argc, char **argv)
     }
     static const rill_h2_callbacks cb = {.size = sizeof cb, .on_headers = on_headers, .on_data = on_data, .on_stream_close = on_close,
                             .on_push_promise = on_push};
-    rill_h2_session *s = rill_h2_session_new(RILL_H2_CLIENT, &cb, &opt, NULL);
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_CLIENT, &opt, &cb, NULL);
     int nreq = 0;
     for (int i = first; i < argc && nreq < MAX_REQ; i++, nreq++) {
         struct resp *r = &g_resp[nreq];

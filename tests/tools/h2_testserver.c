@@ -296,7 +296,7 @@ int main(int argc, char **argv)
                 }
                 g_opt.now_ms = t;
                 conns[slot].fd = fd;
-                conns[slot].s = rill_h2_session_new(RILL_H2_SERVER, &cb, &g_opt, NULL);
+                conns[slot].s = rill_h2_session_new(RILL_H2_SERVER, &g_opt, &cb, NULL);
                 continue;
             }
             struct conn *c = &conns[map[k]];

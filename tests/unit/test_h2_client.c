@@ -321,7 +321,7 @@ static void h2c_upgrade_server_side(void **state)
 {
     (void)state;
     trec rec = {0};
-    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, &rec_cbs, NULL, &rec);
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, NULL, &rec_cbs, &rec);
     /* the client's HTTP2-Settings: initial window 1000 */
     const uint8_t settings[] = {0, 4, 0, 0, 0x03, 0xe8};
     rill_header req[] = {F(":method", "GET"), F(":path", "/"), F(":scheme", "http"), F(":authority", "a")};
@@ -360,7 +360,7 @@ static void h2c_upgrade_client_side(void **state)
 {
     (void)state;
     trec rec = {0};
-    rill_h2_session *s = rill_h2_session_new(RILL_H2_CLIENT, &rec_cbs, NULL, &rec);
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_CLIENT, NULL, &rec_cbs, &rec);
     uint8_t payload[64];
     int n = rill_h2_session_settings_payload(s, payload, sizeof payload);
     assert_true(n > 0 && n % 6 == 0);

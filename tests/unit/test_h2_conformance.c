@@ -16,7 +16,7 @@ static void s3_5_invalid_preface_is_protocol_error(void **state)
 {
     (void)state;
     trec rec = {0};
-    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, &rec_cbs, NULL, &rec);
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, NULL, &rec_cbs, &rec);
     tout o = {0};
     drain(s, &o);
     const char bad[] = "PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n";
@@ -32,7 +32,7 @@ static void s3_5_first_frame_must_be_settings(void **state)
 {
     (void)state;
     trec rec = {0};
-    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, &rec_cbs, NULL, &rec);
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, NULL, &rec_cbs, &rec);
     tout o = {0};
     drain(s, &o);
     tbuf b = {0};
@@ -50,7 +50,7 @@ static void s3_5_preface_split_byte_by_byte(void **state)
 {
     (void)state;
     trec rec = {0};
-    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, &rec_cbs, NULL, &rec);
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, NULL, &rec_cbs, &rec);
     tbuf b = {0};
     tb_put(&b, PREFACE, 24);
     tf_settings(&b, 1, RILL_H2_SETTINGS_MAX_FRAME_SIZE, 20000u);
@@ -88,7 +88,7 @@ static void s6_5_3_settings_ack_timeout(void **state)
     rill_h2_options_init(&opt, RILL_H2_SERVER);
     opt.now_ms = 1000;
     opt.settings_timeout_ms = 5000;
-    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, NULL, &opt, NULL);
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, &opt, NULL, NULL);
     assert_int_equal(rill_h2_session_next_deadline(s), 6000);
     tout o = {0};
     drain(s, &o);
@@ -982,7 +982,7 @@ static void s6_5_initial_settings_content(void **state)
     rill_h2_options opt;
     rill_h2_options_init(&opt, RILL_H2_SERVER);
     opt.local.enable_connect_protocol = 1;
-    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, NULL, &opt, NULL);
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_SERVER, &opt, NULL, NULL);
     tout o = {0};
     drain(s, &o);
     const tframe *f = &o.f[0];
@@ -1027,7 +1027,7 @@ static void s3_4_client_requires_server_settings_first(void **state)
 {
     (void)state;
     trec rec = {0};
-    rill_h2_session *s = rill_h2_session_new(RILL_H2_CLIENT, &rec_cbs, NULL, &rec);
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_CLIENT, NULL, &rec_cbs, &rec);
     tout o = {0};
     drain(s, &o);
     tbuf b = {0};

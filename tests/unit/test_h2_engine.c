@@ -731,7 +731,7 @@ static void connection_start_borrows_no_pool_buffer(void **state)
     rill_h2_session *s = rill_h2_session_new_shared(prof, &rec_cbs, &rec, 0);
     assert_non_null(s);
     /* a session made from options alone carries its own copy of them; a shared one does not */
-    rill_h2_session *alone = rill_h2_session_new(RILL_H2_SERVER, &rec_cbs, &opt, &rec);
+    rill_h2_session *alone = rill_h2_session_new(RILL_H2_SERVER, &opt, &rec_cbs, &rec);
     assert_true(rill_h2_session_memory(alone) > rill_h2_session_memory(s) + 64);
     rill_h2_session_free(alone);
     rec.n = 0;
