@@ -58,38 +58,32 @@ static bool valid_field(const char *name, const char *value, size_t *nlen, size_
     return !bad && !connection_specific(name, n);
 }
 
-int rill_server_response_add_header(rill_server_response *res, const char *name, const char *value)
+/* A field from the application: checked once here, replacing earlier ones of its name if asked. */
+static int add_checked(rill_server_response *res, struct header_list *list, const char *name,
+                       const char *value, bool replace)
 {
-    if (res->head_sent)
-        return RILL_ERR_STATE;
     size_t nlen, vlen;
     uint32_t flags;
     if (!valid_field(name, value, &nlen, &vlen, &flags))
         return RILL_ERR_INVALID_ARG;
-    return header_list_add(res, &res->resp_fields, name, nlen, value, vlen, flags);
+    if (replace)
+        header_list_remove(list, name);
+    return header_list_add(res, list, name, nlen, value, vlen, flags);
+}
+
+int rill_server_response_add_header(rill_server_response *res, const char *name, const char *value)
+{
+    return res->head_sent ? RILL_ERR_STATE : add_checked(res, &res->resp_fields, name, value, false);
 }
 
 int rill_server_response_set_header(rill_server_response *res, const char *name, const char *value)
 {
-    if (res->head_sent)
-        return RILL_ERR_STATE;
-    size_t nlen, vlen;
-    uint32_t flags;
-    if (!valid_field(name, value, &nlen, &vlen, &flags))
-        return RILL_ERR_INVALID_ARG;
-    header_list_remove(&res->resp_fields, name);
-    return header_list_add(res, &res->resp_fields, name, nlen, value, vlen, flags);
+    return res->head_sent ? RILL_ERR_STATE : add_checked(res, &res->resp_fields, name, value, true);
 }
 
 int rill_server_response_add_trailer(rill_server_response *res, const char *name, const char *value)
 {
-    if (res->ended)
-        return RILL_ERR_STATE;
-    size_t nlen, vlen;
-    uint32_t flags;
-    if (!valid_field(name, value, &nlen, &vlen, &flags))
-        return RILL_ERR_INVALID_ARG;
-    return header_list_add(res, &res->trailers, name, nlen, value, vlen, flags);
+    return res->ended ? RILL_ERR_STATE : add_checked(res, &res->trailers, name, value, false);
 }
 
 static int informational(rill_server_response *res, int status, const rill_header *fields,
