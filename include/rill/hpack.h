@@ -64,6 +64,10 @@ typedef struct rill_hpack_encoder rill_hpack_encoder;
  * protocol default, 4096, so the table starts at min(max_table_size, 4096) with no update sent. */
 RILL_API rill_hpack_encoder *rill_hpack_encoder_new(uint32_t max_table_size);
 RILL_API void rill_hpack_encoder_free(rill_hpack_encoder *enc);
+/* Gives back the encoder's 2 KiB of learning (which names' values repeat, to keep one-off values
+ * out of the table) while a connection is idle; the table itself stays, and the learning starts
+ * again with the next block. */
+RILL_API void rill_hpack_encoder_trim(rill_hpack_encoder *enc);
 
 /* The peer's SETTINGS_HEADER_TABLE_SIZE. The next encoded block starts with the needed dynamic
  * table size update(s). */

@@ -342,6 +342,10 @@ uint8_t *h2_out_reserve(rill_h2_session *s, size_t need);
 /* The connection's first output: with an output pool, a buffer of cap bytes (>= need) instead of
  * a full-size one borrowed from the pool. */
 #define H2_START_CHUNK 128u
+/* The first output buffer of a burst, when a pool is there: most answers are a few hundred bytes,
+ * and a thousand connections answering in one loop turn would otherwise each hold a full
+ * chunk_size buffer until the flush (heap the kernel does not get back: RSS). */
+#define H2_SMALL_CHUNK 1024u
 uint8_t *h2_out_reserve_small(rill_h2_session *s, size_t need, size_t cap);
 void h2_out_commit(rill_h2_session *s, size_t n);
 int h2_out_ref(rill_h2_session *s, const uint8_t *p, size_t n, struct h2_dataref *ref);

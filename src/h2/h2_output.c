@@ -56,7 +56,8 @@ static int seg_push(rill_h2_session *s, const uint8_t *p, size_t n, struct h2_ch
 /* Buffers of the standard size and the small start buffers come from the pool when there is one. */
 static bool pooled(const rill_h2_session *s, size_t cap)
 {
-    return s->prof->pool && (cap == s->prof->chunk_size || cap == H2_START_CHUNK || cap == H2_BIG_CHUNK);
+    return s->prof->pool && (cap == s->prof->chunk_size || cap == H2_START_CHUNK ||
+                             cap == H2_SMALL_CHUNK || cap == H2_BIG_CHUNK);
 }
 
 static struct h2_chunk *chunk_alloc(rill_h2_session *s, size_t cap)
@@ -104,6 +105,8 @@ uint8_t *h2_out_reserve(rill_h2_session *s, size_t need)
         return t->data + t->used;
     /* An empty tail chunk nobody points at can simply be replaced when too small. */
     size_t cap = need > s->prof->chunk_size ? need : s->prof->chunk_size;
+    if (!t && s->prof->pool && need <= H2_SMALL_CHUNK && s->prof->chunk_size > H2_SMALL_CHUNK)
+        cap = H2_SMALL_CHUNK;
     struct h2_chunk *c = chunk_alloc(s, cap);
     if (!c)
         return NULL;

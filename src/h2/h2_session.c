@@ -339,6 +339,8 @@ void rill_h2_session_trim(rill_h2_session *s)
     }
     h2_hblock_free(s, !s->expect_continuation);
     free_lists_release(s);
+    if (s->enc && s->nstreams == 0)
+        rill_hpack_encoder_trim(s->enc);
     if (s->nstreams == 0 && s->tab) {
         /* Keep the table only for a PRIORITY_UPDATE whose stream may still open. */
         bool waiting = false;

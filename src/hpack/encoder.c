@@ -43,9 +43,11 @@ struct name_stat {
     uint16_t recent[RECENT_VALUES]; /* hashes (low bits) of the last distinct values */
 };
 
+#define STATS_BYTES (NAME_STATS * sizeof(struct name_stat))
+
 struct rill_hpack_encoder {
     struct enc_state s;
-    struct name_stat stats[NAME_STATS];
+    struct name_stat *stats; /* NAME_STATS of them, from the first block; trimmed when idle */
     uint32_t local_cap;
     uint32_t options;
     uint32_t signalled;     /* the table size the peer's decoder believes in (4096 at first) */
@@ -119,6 +121,8 @@ static inline uint32_t hash_bytes(const uint8_t *p, size_t n, uint64_t seed)
 static bool worth_indexing(struct name_stat *stats, uint8_t policy, uint32_t name_hash, uint32_t nv_hash,
                            bool known_repeat)
 {
+    if (!stats) /* out of memory for them: index, as a new encoder would */
+        return true;
     struct name_stat *st = &stats[(name_hash ^ (name_hash >> 16)) & (NAME_STATS - 1)];
     if (st->name_hash != name_hash || st->seen == 0) {
         memset(st, 0, sizeof *st);
@@ -170,7 +174,14 @@ void rill_hpack_encoder_free(rill_hpack_encoder *enc)
     if (!enc)
         return;
     state_free(&enc->s);
+    free(enc->stats);
     free(enc);
+}
+
+void rill_hpack_encoder_trim(rill_hpack_encoder *enc)
+{
+    free(enc->stats);
+    enc->stats = NULL;
 }
 
 void rill_hpack_encoder_set_flags(rill_hpack_encoder *enc, uint32_t options)
@@ -466,6 +477,8 @@ int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t
             return RILL_ERR_INVALID_ARG;
         bound += field_bound(&fields[i], enc->options);
     }
+    if (!enc->stats)
+        enc->stats = calloc(NAME_STATS, sizeof *enc->stats); /* NULL is tolerated: see worth_indexing */
     if (HPACK_LIKELY(cap >= bound)) {
         *out_len = encode_all(enc, fields, count, out);
         return RILL_OK;
@@ -473,14 +486,15 @@ int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t
     /* The output may still fit: encode into a temporary buffer against a copy of the state that is
      * thrown away if it does not. */
     uint8_t *tmp = malloc(bound);
-    struct name_stat *stats = malloc(sizeof enc->stats);
+    struct name_stat *stats = enc->stats ? malloc(STATS_BYTES) : NULL;
     struct enc_state saved;
-    if (!tmp || !stats || state_clone(&saved, &enc->s) != RILL_OK) {
+    if (!tmp || (enc->stats && !stats) || state_clone(&saved, &enc->s) != RILL_OK) {
         free(tmp);
         free(stats);
         return RILL_ERR_NOMEM;
     }
-    memcpy(stats, enc->stats, sizeof enc->stats);
+    if (stats)
+        memcpy(stats, enc->stats, STATS_BYTES);
     bool pending = enc->update_pending;
     uint32_t signalled = enc->signalled;
     size_t n = encode_all(enc, fields, count, tmp);
@@ -494,7 +508,8 @@ int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t
     }
     state_free(&enc->s);
     enc->s = saved;
-    memcpy(enc->stats, stats, sizeof enc->stats);
+    if (stats)
+        memcpy(enc->stats, stats, STATS_BYTES);
     enc->update_pending = pending;
     enc->signalled = signalled;
     free(stats);

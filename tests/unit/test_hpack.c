@@ -255,6 +255,33 @@ static int decode_fresh(const char *hex)
     return rc;
 }
 
+/* An idle connection's encoder gives its learning back (rill_hpack_encoder_trim); what it encodes
+ * afterwards still decodes to the same fields, against the same table. */
+static void encoder_trim_keeps_the_table(void **state)
+{
+    (void)state;
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    rill_header f[] = {
+        {(const uint8_t *)":status", 7, (const uint8_t *)"200", 3, 0},
+        {(const uint8_t *)"content-type", 12, (const uint8_t *)"text/html", 9, 0},
+        {(const uint8_t *)"x-app", 5, (const uint8_t *)"one", 3, 0},
+    };
+    uint8_t wire[256];
+    for (int round = 0; round < 4; round++) {
+        size_t len = 0;
+        assert_int_equal(rill_hpack_encode(enc, f, 3, wire, sizeof wire, &len), RILL_OK);
+        collected c = {0};
+        assert_int_equal(rill_hpack_decode_block(dec, wire, len, collect_cb, &c), RILL_OK);
+        assert_int_equal(c.count, 3);
+        assert_string_equal(c.name[2], "x-app");
+        assert_string_equal(c.value[2], "one");
+        rill_hpack_encoder_trim(enc); /* between every block, as an idle connection would */
+    }
+    rill_hpack_encoder_free(enc);
+    rill_hpack_decoder_free(dec);
+}
+
 static void rejects_index_zero(void **state)
 {
     (void)state;
@@ -1093,6 +1120,7 @@ int main(void)
         cmocka_unit_test(decode_c4_requests_huffman),
         cmocka_unit_test(decode_c5_responses_with_eviction),
         cmocka_unit_test(decode_c6_responses_huffman_with_eviction),
+        cmocka_unit_test(encoder_trim_keeps_the_table),
         cmocka_unit_test(rejects_index_zero),
         cmocka_unit_test(rejects_index_past_tables),
         cmocka_unit_test(rejects_truncated_integers),
