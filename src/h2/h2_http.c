@@ -177,22 +177,46 @@ bool h2_message_valid(const rill_header *fields, size_t count, enum h2_msg kind,
         }
         regular_seen = true;
         const uint8_t *n = f->name;
-        size_t nl = f->name_len;
-        if (eq(n, nl, "connection") || eq(n, nl, "keep-alive") || eq(n, nl, "proxy-connection") ||
-            eq(n, nl, "transfer-encoding") || eq(n, nl, "upgrade"))
-            return false;
-        if (eq(n, nl, "te")) {
-            if (kind != H2_MSG_REQUEST || !eq(f->value, f->value_len, "trailers"))
+        /* By length first: most names are none of the few with a rule (lowercase: checked above). */
+        switch (f->name_len) {
+        case 2:
+            if (eq(n, 2, "te") && (kind != H2_MSG_REQUEST || !eq(f->value, f->value_len, "trailers")))
                 return false;
-        } else if (eq(n, nl, "content-length")) {
-            if (!parse_content_length(f->value, f->value_len, &info->content_length))
+            break;
+        case 4:
+            if (eq(n, 4, "host")) {
+                if (host)
+                    return false;
+                host = f;
+            }
+            break;
+        case 7:
+            if (eq(n, 7, "upgrade"))
+                return false; /* connection-specific (section 8.2.2) */
+            break;
+        case 8:
+            if (eq(n, 8, "priority"))
+                h2_parse_priority(f->value, f->value_len, &info->urgency, &info->incremental);
+            break;
+        case 10:
+            if (eq(n, 10, "connection") || eq(n, 10, "keep-alive"))
                 return false;
-        } else if (eq(n, nl, "host")) {
-            if (host)
+            break;
+        case 14:
+            if (eq(n, 14, "content-length") &&
+                !parse_content_length(f->value, f->value_len, &info->content_length))
                 return false;
-            host = f;
-        } else if (eq(n, nl, "priority")) {
-            h2_parse_priority(f->value, f->value_len, &info->urgency, &info->incremental);
+            break;
+        case 16:
+            if (eq(n, 16, "proxy-connection"))
+                return false;
+            break;
+        case 17:
+            if (eq(n, 17, "transfer-encoding"))
+                return false;
+            break;
+        default:
+            break;
         }
     }
     if (kind == H2_MSG_TRAILERS)
