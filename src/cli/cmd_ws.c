@@ -31,6 +31,8 @@ struct line {
 
 struct ws_cli {
     rill_io_loop *loop;
+    pthread_mutex_t loop_lock; /* the reader posts only while the loop exists */
+    bool loop_gone;
     rill_websocket_client *client;
     bool verbose;
     bool open;
@@ -62,6 +64,18 @@ static void on_line(rill_io_loop *loop, void *arg)
     }
 }
 
+/* From the reader thread: hands l to the loop, or drops it once the loop is gone. */
+static void post_line(struct ws_cli *cli, struct line *l)
+{
+    pthread_mutex_lock(&cli->loop_lock);
+    bool posted = !cli->loop_gone && rill_io_loop_post(cli->loop, on_line, l) == 0;
+    pthread_mutex_unlock(&cli->loop_lock);
+    if (!posted) {
+        free(l->text);
+        free(l);
+    }
+}
+
 static void *read_stdin(void *arg)
 {
     struct ws_cli *cli = arg;
@@ -77,13 +91,13 @@ static void *read_stdin(void *arg)
         *l = (struct line){cli, malloc((size_t)n + 1), (size_t)n, NULL};
         if (l->text)
             memcpy(l->text, buf, (size_t)n);
-        rill_io_loop_post(cli->loop, on_line, l);
+        post_line(cli, l);
     }
     free(buf);
     struct line *end = calloc(1, sizeof *end);
     if (end) {
         end->cli = cli;
-        rill_io_loop_post(cli->loop, on_line, end);
+        post_line(cli, end);
     }
     return NULL;
 }
@@ -131,7 +145,7 @@ int rill_cmd_ws(int argc, char **argv)
 {
     rill_websocket_client_options opt;
     rill_websocket_client_options_init(&opt);
-    struct ws_cli cli = {.exit_code = 1};
+    struct ws_cli cli = {.exit_code = 1, .loop_lock = PTHREAD_MUTEX_INITIALIZER};
     cli.waiting_tail = &cli.waiting;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -190,6 +204,16 @@ int rill_cmd_ws(int argc, char **argv)
     rill_websocket_client_free(cli.client);
     cli.client = NULL;
     fflush(stdout);
-    /* The reader thread may still post to the loop: leave the loop allocated until exit. */
+    /* The reader may be blocked in getline until the process ends: it posts no more from here. */
+    pthread_mutex_lock(&cli.loop_lock);
+    cli.loop_gone = true;
+    pthread_mutex_unlock(&cli.loop_lock);
+    while (cli.waiting) {
+        struct line *l = cli.waiting;
+        cli.waiting = l->next;
+        free(l->text);
+        free(l);
+    }
+    rill_io_loop_free(cli.loop);
     return cli.exit_code;
 }
