@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole suite: a warnings-as-errors build with every test (unit, integration, seed replay),
-# then a clang AddressSanitizer + UndefinedBehaviorSanitizer build running the unit tests and a
-# bounded libFuzzer run of every fuzz target; then checks that the tests reading ../shared skip
+# then a clang AddressSanitizer + UndefinedBehaviorSanitizer build running the unit tests, the
+# server's and CLI's integration suites against its binaries, and a bounded libFuzzer run of every
+# fuzz target; then checks that the tests reading ../shared skip
 # cleanly without it. Ends with one line: "N passed, N failed, N skipped" (pytest cases counted
 # one by one, so a skip is never silent; scripts/count_tests.py).
 set -uo pipefail
@@ -39,6 +40,9 @@ CC=clang cmake -S . -B build-asan -DRILL_WERROR=ON -DRILL_SANITIZE=ON -DRILL_FUZ
 if cmake --build build-asan -j"$jobs" 2>&1 | tail -n 40 && cmake --build build-asan -j"$jobs" >/dev/null 2>&1; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run_ctest build-asan build-asan/ctest.log -L 'unit|fuzz'
+    # apart from the fuzzers, which would take both cores from the timed parts of these suites
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run_ctest build-asan build-asan/ctest-integration.log -L asan_integration
 else
     echo "sanitizer build failed"; failed=$((failed + 1))
 fi
