@@ -1,6 +1,8 @@
-/* rill client: WebSockets over HTTP/2 (RFC 8441 extended CONNECT) or HTTP/1.1 (RFC 6455 Upgrade).
+/* rill client: HTTP requests to one origin (rill_client: HTTP/2 over TLS by ALPN or h2c by prior
+ * knowledge, else HTTP/1.1 with keep-alive), a blocking fetch on top of it (rill_client_fetch), and
+ * WebSockets over HTTP/2 (RFC 8441 extended CONNECT) or HTTP/1.1 (RFC 6455 Upgrade).
  *
- * Auto mode (the default) starts with HTTP/2 (ALPN h2 for wss://, prior knowledge for ws://) and
+ * WebSocket auto mode (the default) starts with HTTP/2 (ALPN h2 for wss://, prior knowledge for ws://) and
  * opens the WebSocket as a CONNECT stream when the server's SETTINGS enable extended CONNECT;
  * otherwise it reconnects and uses the HTTP/1.1 Upgrade. force_http1 goes straight to the Upgrade.
  *
@@ -18,6 +20,130 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- HTTP requests ------------------------------------------------------------------------- */
+
+/* A client session for one origin (scheme, host, port): one connection at a time, many requests
+ * multiplexed on it over HTTP/2, one after another (keep-alive) over HTTP/1.1. */
+typedef struct rill_client rill_client;
+/* One request and its response; owned by its client, gone after its on_end callback. */
+typedef struct rill_client_stream rill_client_stream;
+
+/* Fill with rill_client_options_init, then set url and what else you need. */
+typedef struct rill_client_options {
+    size_t size;                 /* sizeof(rill_client_options), set by the _init */
+    const char *url;             /* http://host[:port] or https://... : the origin (any path is
+                                    ignored; copied) */
+    bool http1_only;             /* never HTTP/2 (https offers only http/1.1 by ALPN) */
+    bool h2_prior_knowledge;     /* http: speak HTTP/2 at once (h2c); default HTTP/1.1 */
+    bool insecure;               /* https: do not verify the certificate */
+    const char *ca_file;         /* https: trust this PEM instead of the system store (copied) */
+    uint32_t connect_timeout_ms; /* TCP connect + TLS handshake; default 10000, 0 = the loop's */
+    uint32_t request_timeout_ms; /* from rill_client_request to the response's end; 0 (default) =
+                                    none */
+    uint32_t idle_timeout_ms;    /* close the connection after this long unused; default 30000 */
+} rill_client_options;
+
+/* Fills *opt with the defaults: no URL, HTTP/2 where the server offers it, certificates verified
+ * against the system store with the host name checked (SNI sent), timeouts as shown above. */
+RILL_API void rill_client_options_init(rill_client_options *opt);
+
+/* What happens to a request. The caller sets size to sizeof(rill_client_callbacks). Every member
+ * is optional. Pointers are valid only during the call. */
+typedef struct rill_client_callbacks {
+    size_t size; /* sizeof(rill_client_callbacks) */
+    /* The final response head (1xx responses are skipped): status and fields (no pseudo-header
+     * fields; HTTP/1.1 names as received, HTTP/2 names lowercase). */
+    void (*on_response)(rill_client_stream *st, int status, const rill_header *fields, size_t n,
+                        void *user);
+    /* A piece of the response body, in order. */
+    void (*on_data)(rill_client_stream *st, const uint8_t *data, size_t len, void *user);
+    /* Trailer fields after the body (HTTP/2, or a chunked HTTP/1.1 body), when there are some. */
+    void (*on_trailers)(rill_client_stream *st, const rill_header *fields, size_t n, void *user);
+    /* The end, always called once: err is 0 when the response arrived whole; else RILL_ERR_NOT_FOUND
+     * (the host name did not resolve), RILL_ERR_IO (cannot connect), RILL_ERR_EOF (the connection
+     * ended before the response did), RILL_ERR_TLS
+     * (handshake or certificate), RILL_ERR_TIMEOUT, RILL_ERR_PROTOCOL (the server broke HTTP/1.1
+     * or HTTP/2, or reset the stream), RILL_ERR_NOMEM; why is then one line for stderr, else NULL.
+     * The stream is freed when this returns. */
+    void (*on_end)(rill_client_stream *st, int err, const char *why, void *user);
+} rill_client_callbacks;
+
+/* A client for the origin of opt->url, on a caller-owned loop (every callback runs on its
+ * thread). Nothing connects until the first request. opt is copied. Returns RILL_ERR_INVALID_ARG
+ * (with a reason in err, errlen bytes, if err is not NULL) for a bad URL or opt->size,
+ * RILL_ERR_TLS for an unusable CA file, RILL_ERR_NOMEM. *out is the caller's, freed with
+ * rill_client_free. Name resolution uses getaddrinfo and blocks the loop for its duration. */
+RILL_API int rill_client_new(rill_io_loop *loop, const rill_client_options *opt, rill_client **out,
+                             char *err, size_t errlen);
+
+/* Starts a request: method ("GET", "POST"...), target (a path "/x?y", or an absolute URL of the
+ * client's origin), fields (name/value pairs; a "host" field replaces the authority; names are
+ * sent lowercase), body (len bytes, or NULL and 0; a Content-Length is added for a body or a
+ * POST/PUT). Fields and body are copied; cb is copied. The connection is made (or reused) on a
+ * later turn of the loop, so every outcome, failures too, arrives through cb: on_response,
+ * on_data..., on_trailers, then on_end. *out (may be NULL) identifies the request in callbacks.
+ * Returns RILL_ERR_INVALID_ARG for a bad method, target, field or cb->size, RILL_ERR_NOMEM. */
+RILL_API int rill_client_request(rill_client *c, const char *method, const char *target,
+                                 const rill_header *fields, size_t nfields, const void *body,
+                                 size_t len, const rill_client_callbacks *cb, void *user,
+                                 rill_client_stream **out);
+
+/* The protocol a request went over: "h2" or "http/1.1"; NULL before it was sent. Static storage. */
+RILL_API const char *rill_client_stream_protocol(const rill_client_stream *st);
+
+/* The client a request belongs to. */
+RILL_API rill_client *rill_client_stream_client(const rill_client_stream *st);
+
+/* Connections the client has opened so far (to check reuse). */
+RILL_API unsigned rill_client_connections(const rill_client *c);
+
+/* Closes the connection and frees the client; requests still in flight end without their on_end.
+ * Not from inside one of its callbacks. NULL is ignored. */
+RILL_API void rill_client_free(rill_client *c);
+
+/* ---- the blocking fetch -------------------------------------------------------------------- */
+
+/* One request made to completion on a loop of its own. Fill with rill_client_fetch_options_init. */
+typedef struct rill_client_fetch_options {
+    size_t size;                       /* sizeof(rill_client_fetch_options), set by the _init */
+    const rill_client_options *client; /* connection options (url is ignored); NULL = defaults */
+    const char *method;                /* default "GET" */
+    const rill_header *fields;         /* request fields (copied), nfields of them */
+    size_t nfields;
+    const void *body;                  /* request body (copied), body_len bytes */
+    size_t body_len;
+    int out_fd;                        /* -1 (default): the body into memory; else written here */
+    size_t max_body;                   /* in memory: fail with RILL_ERR_TOO_BIG past this many bytes
+                                          (default 256 MiB; 0 = no limit) */
+} rill_client_fetch_options;
+
+/* Fills *opt with the defaults shown above. */
+RILL_API void rill_client_fetch_options_init(rill_client_fetch_options *opt);
+
+/* What rill_client_fetch got. Owned by the caller; rill_client_result_free frees its members. */
+typedef struct rill_client_result {
+    int status;                  /* the response status, 0 if there was none */
+    rill_header *fields;         /* response fields (NUL-terminated names and values) */
+    size_t nfields;
+    uint8_t *body;               /* the body (NUL-terminated, not counted) unless out_fd was set */
+    size_t body_len;             /* bytes received (also when written to out_fd) */
+    char protocol[12];           /* "h2" or "http/1.1" */
+    char error[256];             /* why it failed, one line; "" on success */
+} rill_client_result;
+
+/* Fetches url (http:// or https://) and fills *result (always, also on failure: free it with
+ * rill_client_result_free). Returns 0 when a whole response arrived (whatever its status), else
+ * the error on_end would report (see rill_client_callbacks), RILL_ERR_INVALID_ARG for a bad URL
+ * or options, RILL_ERR_IO when writing to out_fd fails, RILL_ERR_TOO_BIG past max_body.
+ * Blocks the calling thread; uses no loop of the caller's. */
+RILL_API int rill_client_fetch(const char *url, const rill_client_fetch_options *opt,
+                               rill_client_result *result);
+
+/* Frees what rill_client_fetch allocated in *result (not result itself) and zeroes it. */
+RILL_API void rill_client_result_free(rill_client_result *result);
+
+/* ---- WebSockets ---------------------------------------------------------------------------- */
 
 typedef struct rill_websocket_client rill_websocket_client;
 

@@ -1,0 +1,466 @@
+/* The request client: options, requests and their lifetime, and the one connection per origin
+ * (connect, TLS, the protocol chosen by ALPN or by the options, reconnecting when requests wait on
+ * a connection that ended). The protocols themselves are client_h2.c and client_h1.c. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client_internal.h"
+#include "common/api_struct.h"
+#include "rill/tls.h"
+
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000u
+#define DEFAULT_IDLE_TIMEOUT_MS 30000u
+
+static const struct rill_io_conn_callbacks conn_callbacks;
+
+void rill_client_options_init(rill_client_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->size = sizeof *opt;
+    opt->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+    opt->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+}
+
+/* ---- requests ------------------------------------------------------------------------------ */
+
+static void stream_free(rill_client_stream *st)
+{
+    rill_io_timer_free(st->timer);
+    free(st->method);
+    free(st->path);
+    free(st->authority);
+    free(st->fields);
+    free(st->body);
+    free(st);
+}
+
+static void unlink_stream(rill_client_stream *st)
+{
+    rill_client *cl = st->client;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        cl->head = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    else
+        cl->tail = st->prev;
+    st->prev = st->next = NULL;
+}
+
+void client_stream_finish(rill_client_stream *st, int err, const char *why)
+{
+    rill_client *cl = st->client;
+    unlink_stream(st);
+    if (st->conn && st->conn->h1_cur == st)
+        st->conn->h1_cur = NULL;
+    if (!cl->freeing && st->cb.on_end)
+        st->cb.on_end(st, err, err ? (why ? why : rill_strerror(err)) : NULL, st->user);
+    stream_free(st);
+}
+
+void client_stream_requeue(rill_client_stream *st)
+{
+    st->state = ST_PENDING;
+    st->conn = NULL;
+    st->h2_id = 0;
+}
+
+static void on_request_timeout(rill_io_timer *t, void *arg)
+{
+    rill_client_stream *st = arg;
+    struct client_conn *cc = st->conn;
+    char why[128];
+    snprintf(why, sizeof why, "no complete response within %u ms", st->client->opt.request_timeout_ms);
+    if (cc && cc->h2) {
+        client_h2_cancel(cc, st);
+        client_stream_finish(st, RILL_ERR_TIMEOUT, why);
+        conn_flush(&cc->c);
+    } else if (cc) {
+        /* HTTP/1.1 cannot drop one response and keep the connection: end both. */
+        client_stream_finish(st, RILL_ERR_TIMEOUT, why);
+        cc->no_new = true;
+        rill_io_conn_close(cc->c.io, false);
+    } else {
+        client_stream_finish(st, RILL_ERR_TIMEOUT, why);
+    }
+}
+
+/* Copies the fields into one allocation, names lowercased; a "host" field becomes the authority. */
+static int copy_fields(rill_client_stream *st, const rill_header *f, size_t n)
+{
+    size_t bytes = n * sizeof(rill_header);
+    for (size_t i = 0; i < n; i++) {
+        if (!f[i].name || !f[i].name_len || (!f[i].value && f[i].value_len))
+            return RILL_ERR_INVALID_ARG;
+        bytes += f[i].name_len + f[i].value_len + 2;
+    }
+    uint8_t *mem = malloc(bytes ? bytes : 1);
+    if (!mem)
+        return RILL_ERR_NOMEM;
+    st->fields = (rill_header *)(void *)mem;
+    uint8_t *p = mem + n * sizeof(rill_header);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (f[i].name_len == 4 && strncasecmp((const char *)f[i].name, "host", 4) == 0) {
+            free(st->authority);
+            st->authority = strndup((const char *)f[i].value, f[i].value_len);
+            if (!st->authority)
+                return RILL_ERR_NOMEM;
+            continue;
+        }
+        rill_header *h = &st->fields[k++];
+        for (size_t j = 0; j < f[i].name_len; j++)
+            p[j] = (uint8_t)tolower(f[i].name[j]);
+        p[f[i].name_len] = '\0';
+        h->name = p;
+        h->name_len = f[i].name_len;
+        p += f[i].name_len + 1;
+        if (f[i].value_len)
+            memcpy(p, f[i].value, f[i].value_len);
+        p[f[i].value_len] = '\0';
+        h->value = p;
+        h->value_len = f[i].value_len;
+        h->flags = 0;
+        p += f[i].value_len + 1;
+    }
+    st->nfields = k;
+    return RILL_OK;
+}
+
+/* A method is a token (RFC 9110 §9.1). */
+static bool method_ok(const char *m)
+{
+    if (!m || !*m)
+        return false;
+    for (; *m; m++)
+        if (!isalnum((unsigned char)*m) && !strchr("!#$%&'*+-.^_`|~", *m))
+            return false;
+    return true;
+}
+
+int rill_client_request(rill_client *c, const char *method, const char *target,
+                        const rill_header *fields, size_t nfields, const void *body, size_t len,
+                        const rill_client_callbacks *cb, void *user, rill_client_stream **out)
+{
+    if (out)
+        *out = NULL;
+    if (!c || !method_ok(method) || !target || (!body && len) || (!fields && nfields))
+        return RILL_ERR_INVALID_ARG;
+    rill_client_stream *st = calloc(1, sizeof *st);
+    if (!st)
+        return RILL_ERR_NOMEM;
+    st->client = c;
+    st->user = user;
+    st->cb.size = sizeof st->cb;
+    int rc = cb ? rill_struct_copy(&st->cb, sizeof st->cb, cb) : RILL_OK;
+    const char *path = target;
+    struct client_url u;
+    if (rc == RILL_OK && target[0] != '/') {
+        char err[256];
+        rc = client_url_parse(target, &u, err, sizeof err);
+        if (rc == RILL_OK && (u.tls != c->origin.tls || strcasecmp(u.authority, c->origin.authority)))
+            rc = RILL_ERR_INVALID_ARG; /* another origin: another client */
+        path = u.path;
+    }
+    for (const char *p = path; rc == RILL_OK && *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            rc = RILL_ERR_INVALID_ARG;
+    if (rc == RILL_OK) {
+        st->method = strdup(method);
+        st->path = strdup(path);
+        rc = st->method && st->path ? copy_fields(st, fields, nfields) : RILL_ERR_NOMEM;
+    }
+    if (rc == RILL_OK && !st->authority && !(st->authority = strdup(c->origin.host_field)))
+        rc = RILL_ERR_NOMEM;
+    if (rc == RILL_OK && len) {
+        st->body = malloc(len);
+        st->body_len = len;
+        if (st->body)
+            memcpy(st->body, body, len);
+        else
+            rc = RILL_ERR_NOMEM;
+    }
+    if (rc == RILL_OK && c->opt.request_timeout_ms) {
+        st->timer = rill_io_timer_new(c->loop, on_request_timeout, st);
+        rc = st->timer ? rill_io_timer_arm(st->timer, c->opt.request_timeout_ms) : RILL_ERR_NOMEM;
+    }
+    if (rc == RILL_OK)
+        rc = rill_io_timer_arm(c->kick, 0);
+    if (rc < 0) {
+        stream_free(st);
+        return rc;
+    }
+    st->prev = c->tail;
+    if (c->tail)
+        c->tail->next = st;
+    else
+        c->head = st;
+    c->tail = st;
+    if (out)
+        *out = st;
+    return RILL_OK;
+}
+
+const char *rill_client_stream_protocol(const rill_client_stream *st)
+{
+    return st->proto;
+}
+
+rill_client *rill_client_stream_client(const rill_client_stream *st)
+{
+    return st->client;
+}
+
+unsigned rill_client_connections(const rill_client *c)
+{
+    return c->connections;
+}
+
+/* ---- the connection ------------------------------------------------------------------------ */
+
+/* Fails every request that waits for a connection (this one could not be made). */
+static void fail_pending(rill_client *cl, int err, const char *why)
+{
+    rill_client_stream *st = cl->head;
+    while (st) {
+        rill_client_stream *next = st->next;
+        if (st->state == ST_PENDING)
+            client_stream_finish(st, err, why);
+        st = next;
+    }
+}
+
+/* The I/O layer's last error without its "what failed: " prefix (we say what failed). */
+static const char *io_detail(const rill_io_loop *loop)
+{
+    const char *e = rill_io_loop_last_error(loop);
+    const char *colon = strstr(e, ": ");
+    return colon ? colon + 2 : e;
+}
+
+static void connect_now(rill_client *cl)
+{
+    char err[300];
+    struct rill_io_addr addr;
+    if (rill_io_addr_parse(cl->origin.authority, &addr, err, sizeof err) < 0) {
+        char why[700];
+        snprintf(why, sizeof why, "cannot resolve %s: %s", cl->origin.host, err);
+        fail_pending(cl, RILL_ERR_NOT_FOUND, why);
+        return;
+    }
+    struct client_conn *cc = calloc(1, sizeof *cc);
+    if (!cc) {
+        fail_pending(cl, RILL_ERR_NOMEM, NULL);
+        return;
+    }
+    cc->client = cl;
+    rill_io_conn *io = NULL;
+    int rc = rill_io_connect(cl->loop, &addr, cl->tls, cl->origin.tls ? cl->origin.host : NULL,
+                             &conn_callbacks, cc, &io);
+    if (rc < 0) {
+        free(cc);
+        char why[700];
+        snprintf(why, sizeof why, "cannot connect to %s: %s", cl->origin.authority,
+                 io_detail(cl->loop));
+        fail_pending(cl, rc, why);
+        return;
+    }
+    conn_init(&cc->c, io, cl->opt.idle_timeout_ms ? cl->opt.idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS);
+    cl->conn = cc;
+    cl->connections++;
+    cl->connect_timed_out = false;
+    if (cl->opt.connect_timeout_ms)
+        rill_io_timer_arm(cl->connect_timer, cl->opt.connect_timeout_ms);
+}
+
+void client_dispatch(rill_client *cl)
+{
+    if (cl->freeing)
+        return;
+    struct client_conn *cc = cl->conn;
+    bool waiting = false;
+    for (rill_client_stream *st = cl->head; st; st = st->next)
+        waiting |= st->state == ST_PENDING;
+    if (!cc) {
+        if (waiting)
+            connect_now(cl);
+        return;
+    }
+    if (!cc->opened || cc->c.closing)
+        return; /* on_open sends; on_close reconnects for what still waits */
+    rill_client_stream *st = cl->head;
+    while (st && !cc->no_new) {
+        rill_client_stream *next = st->next;
+        if (st->state == ST_PENDING) {
+            int rc = cc->h2 ? client_h2_submit(cc, st) : client_h1_send(cc, st);
+            if (rc == RILL_ERR_LIMIT || rc == RILL_ERR_WOULD_BLOCK)
+                break; /* HTTP/2 at the peer's stream limit, HTTP/1.1 busy: after the next end */
+            if (rc < 0)
+                client_stream_finish(st, rc, "the request could not be sent");
+        }
+        st = next;
+    }
+    conn_flush(&cc->c);
+    /* A connection that takes no new requests closes once its last one is done. */
+    if (cc->no_new && !(cc->c.proto && cc->c.proto->busy && cc->c.proto->busy(&cc->c)))
+        conn_close(&cc->c);
+}
+
+static void on_kick(rill_io_timer *t, void *arg)
+{
+    client_dispatch(arg);
+}
+
+static void on_connect_timeout(rill_io_timer *t, void *arg)
+{
+    rill_client *cl = arg;
+    if (cl->conn && !cl->conn->opened) {
+        cl->connect_timed_out = true;
+        rill_io_conn_close(cl->conn->c.io, false); /* on_close follows at once */
+    }
+}
+
+static void on_open(rill_io_conn *io, const char *alpn)
+{
+    struct client_conn *cc = rill_io_conn_user(io);
+    rill_client *cl = cc->client;
+    rill_io_timer_cancel(cl->connect_timer);
+    cc->opened = true;
+    bool h2 = !cl->opt.http1_only &&
+              (cl->origin.tls ? alpn && strcmp(alpn, "h2") == 0 : cl->opt.h2_prior_knowledge);
+    int rc = h2 ? client_h2_start(cc) : client_h1_start(cc);
+    if (rc < 0) {
+        cc->fail_err = rc;
+        snprintf(cc->why, sizeof cc->why, "cannot start the connection: %s", rill_strerror(rc));
+        rill_io_conn_close(io, false);
+        return;
+    }
+    conn_touch(&cc->c);
+    client_dispatch(cl);
+}
+
+static void on_close(rill_io_conn *io, int err)
+{
+    struct client_conn *cc = rill_io_conn_user(io);
+    rill_client *cl = cc->client;
+    if (cc->h1 && cc->opened && (err == 0 || err == RILL_ERR_EOF))
+        client_h1_eof(cc); /* may end a read-until-close body */
+    conn_io_closed(&cc->c);
+    cl->conn = NULL;
+    char why[700];
+    int fail = cc->fail_err;
+    if (fail) {
+        snprintf(why, sizeof why, "%s", cc->why);
+    } else if (!cc->opened) {
+        fail = cl->connect_timed_out ? RILL_ERR_TIMEOUT : err ? err : RILL_ERR_IO;
+        if (cl->connect_timed_out)
+            snprintf(why, sizeof why, "connecting to %s timed out after %u ms", cl->origin.authority,
+                     cl->opt.connect_timeout_ms);
+        else if (err == RILL_ERR_TLS)
+            snprintf(why, sizeof why, "TLS handshake with %s failed: %s", cl->origin.authority,
+                     io_detail(cl->loop));
+        else
+            snprintf(why, sizeof why, "cannot connect to %s: %s", cl->origin.authority,
+                     io_detail(cl->loop));
+    } else {
+        fail = RILL_ERR_EOF;
+        snprintf(why, sizeof why, "the connection to %s was lost (%s)", cl->origin.authority,
+                 rill_strerror(err ? err : RILL_ERR_EOF));
+    }
+    rill_io_timer_cancel(cl->connect_timer);
+    /* Requests on this connection end with it; those never sent wait for the next one, unless
+     * this one could not even be made. */
+    rill_client_stream *st = cl->head;
+    while (st) {
+        rill_client_stream *next = st->next;
+        if ((st->state == ST_SENT && st->conn == cc) || (!cc->opened && st->state == ST_PENDING))
+            client_stream_finish(st, fail, why);
+        st = next;
+    }
+    bool opened = cc->opened;
+    free(cc);
+    if (opened && !cl->freeing)
+        rill_io_timer_arm(cl->kick, 0);
+}
+
+static const struct rill_io_conn_callbacks conn_callbacks = {
+    .size = sizeof conn_callbacks,
+    .on_open = on_open,
+    .on_data = conn_io_data,
+    .on_drain = conn_io_drain,
+    .on_shutdown = conn_io_shutdown,
+    .on_close = on_close,
+    .on_output = conn_io_output,
+    .on_output_sent = conn_io_output_sent,
+    .on_timer = conn_io_timer,
+};
+
+/* ---- the client ---------------------------------------------------------------------------- */
+
+int rill_client_new(rill_io_loop *loop, const rill_client_options *opt, rill_client **out,
+                    char *err, size_t errlen)
+{
+    char scratch[8];
+    if (!err || !errlen) {
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    err[0] = '\0';
+    rill_client_options o;
+    rill_client_options_init(&o);
+    if (!loop || !out || !opt || rill_struct_copy(&o, sizeof o, opt) != RILL_OK) {
+        snprintf(err, errlen, "bad arguments or options (their size field)");
+        return RILL_ERR_INVALID_ARG;
+    }
+    if (!o.url) {
+        snprintf(err, errlen, "no URL");
+        return RILL_ERR_INVALID_ARG;
+    }
+    rill_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return RILL_ERR_NOMEM;
+    c->loop = loop;
+    c->opt = o;
+    c->opt.url = NULL; /* not kept: the origin is */
+    int rc = client_url_parse(o.url, &c->origin, err, errlen);
+    if (rc == RILL_OK && o.ca_file && !(c->ca_file = strdup(o.ca_file)))
+        rc = RILL_ERR_NOMEM;
+    c->opt.ca_file = c->ca_file;
+    if (rc == RILL_OK && c->origin.tls) {
+        unsigned flags = (o.insecure ? RILL_TLS_CLIENT_NO_VERIFY : 0) |
+                         (o.http1_only ? RILL_TLS_CLIENT_HTTP11 : 0);
+        rc = rill_tls_client_new(flags, c->ca_file, &c->tls, err, errlen);
+    }
+    if (rc == RILL_OK) {
+        c->kick = rill_io_timer_new(loop, on_kick, c);
+        c->connect_timer = rill_io_timer_new(loop, on_connect_timeout, c);
+        if (!c->kick || !c->connect_timer)
+            rc = RILL_ERR_NOMEM;
+    }
+    if (rc < 0) {
+        rill_client_free(c);
+        return rc;
+    }
+    *out = c;
+    return RILL_OK;
+}
+
+void rill_client_free(rill_client *c)
+{
+    if (!c)
+        return;
+    c->freeing = true;
+    if (c->conn)
+        rill_io_conn_close(c->conn->c.io, false); /* on_close runs now, silently */
+    while (c->head)
+        client_stream_finish(c->head, RILL_ERR_STATE, NULL);
+    rill_io_timer_free(c->kick);
+    rill_io_timer_free(c->connect_timer);
+    if (c->tls)
+        rill_tls_ctx_free(c->tls);
+    free(c->ca_file);
+    free(c);
+}

@@ -1,0 +1,178 @@
+/* The client's HTTP/1.1 protocol table: one request at a time on a keep-alive connection, the
+ * response read with the src/h1 parser in the RESPONSE role (Content-Length, chunked, until close). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client_internal.h"
+
+int client_h1_start(struct client_conn *cc)
+{
+    cc->h1 = rill_h1_parser_new(RILL_H1_RESPONSE, NULL);
+    if (!cc->h1)
+        return RILL_ERR_NOMEM;
+    conn_set_proto(&cc->c, &client_h1_proto);
+    return RILL_OK;
+}
+
+static rill_header field(const char *name, const char *value)
+{
+    return (rill_header){(const uint8_t *)name, strlen(name), (const uint8_t *)value, strlen(value), 0};
+}
+
+int client_h1_send(struct client_conn *cc, rill_client_stream *st)
+{
+    if (cc->h1_cur)
+        return RILL_ERR_WOULD_BLOCK; /* no pipelining: the next goes after this response */
+    rill_header small[32];
+    size_t cap = st->nfields + 2;
+    rill_header *f = cap <= 32 ? small : malloc(cap * sizeof *f);
+    if (!f)
+        return RILL_ERR_NOMEM;
+    size_t n = 0;
+    f[n++] = field("Host", st->authority);
+    bool has_length = false;
+    size_t need = strlen(st->method) + strlen(st->path) + strlen(st->authority) + 64;
+    for (size_t i = 0; i < st->nfields; i++) {
+        has_length |= rill_h1_name_eq((const char *)st->fields[i].name, st->fields[i].name_len,
+                                      "content-length");
+        need += st->fields[i].name_len + st->fields[i].value_len + 4;
+        f[n++] = st->fields[i];
+    }
+    char len[24];
+    if (!has_length && (st->body_len || !strcmp(st->method, "POST") || !strcmp(st->method, "PUT"))) {
+        snprintf(len, sizeof len, "%zu", st->body_len);
+        f[n++] = field("Content-Length", len);
+    }
+    uint8_t *buf = malloc(need);
+    size_t used = 0;
+    int rc = buf ? rill_h1_write_request_head(buf, need, &used, st->method, strlen(st->method),
+                                              st->path, strlen(st->path), f, n)
+                 : RILL_ERR_NOMEM;
+    if (f != small)
+        free(f);
+    if (rc == RILL_OK)
+        rc = rill_io_conn_write(cc->c.io, buf, used);
+    free(buf);
+    if (rc == RILL_OK && st->body_len)
+        rc = rill_io_conn_write(cc->c.io, st->body, st->body_len);
+    if (rc < 0)
+        return rc;
+    rill_h1_set_request_method(cc->h1, st->method, strlen(st->method));
+    st->state = ST_SENT;
+    st->conn = cc;
+    st->proto = "http/1.1";
+    cc->h1_cur = st;
+    return RILL_OK;
+}
+
+/* The server broke HTTP/1.1: the request fails, the connection closes. */
+static void bad_response(struct client_conn *cc)
+{
+    char why[200];
+    snprintf(why, sizeof why, "bad HTTP/1.1 response: %s",
+             rill_h1_error_text(rill_h1_parser_error(cc->h1)));
+    cc->no_new = true;
+    if (cc->h1_cur)
+        client_stream_finish(cc->h1_cur, RILL_ERR_PROTOCOL, why);
+    conn_close(&cc->c);
+}
+
+/* One parser event for the current request; false when the connection is done reading. */
+static bool event(struct client_conn *cc, const rill_h1_event *ev)
+{
+    rill_client_stream *st = cc->h1_cur;
+    switch (ev->type) {
+    case RILL_H1_EV_HEAD:
+        if (ev->head->status < 200) { /* 1xx: the final response follows */
+            st->in_1xx = true;
+            return true;
+        }
+        st->got_response = true;
+        if (st->cb.on_response)
+            st->cb.on_response(st, ev->head->status, ev->head->fields, ev->head->nfields, st->user);
+        return true;
+    case RILL_H1_EV_BODY:
+        if (st->cb.on_data)
+            st->cb.on_data(st, ev->data, ev->len, st->user);
+        return true;
+    case RILL_H1_EV_TRAILERS:
+        if (st->cb.on_trailers)
+            st->cb.on_trailers(st, ev->fields, ev->nfields, st->user);
+        return true;
+    case RILL_H1_EV_END:
+        if (st->in_1xx) {
+            st->in_1xx = false;
+            return true;
+        }
+        if (ev->upgraded || !ev->head->keep_alive) {
+            cc->no_new = true; /* a switch we did not ask for is a close too */
+        }
+        client_stream_finish(st, 0, NULL);
+        if (cc->no_new) {
+            conn_close(&cc->c);
+            return false;
+        }
+        client_dispatch(cc->client);
+        return true;
+    case RILL_H1_EV_NONE: break;
+    }
+    return true;
+}
+
+static void proto_data(struct conn *c, const uint8_t *data, size_t len)
+{
+    struct client_conn *cc = client_conn_of(c);
+    size_t off = 0;
+    while (!c->closing) {
+        if (!cc->h1_cur) {
+            if (off < len) { /* bytes nobody asked for */
+                cc->no_new = true;
+                conn_close(c);
+            }
+            return;
+        }
+        size_t used = 0;
+        rill_h1_event ev;
+        if (rill_h1_parse(cc->h1, data + off, len - off, &used, &ev) < 0) {
+            bad_response(cc);
+            return;
+        }
+        off += used;
+        if (ev.type == RILL_H1_EV_NONE || !event(cc, &ev))
+            return;
+    }
+}
+
+void client_h1_eof(struct client_conn *cc)
+{
+    rill_client_stream *st = cc->h1_cur;
+    if (!st)
+        return;
+    rill_h1_event ev;
+    if (rill_h1_parse_eof(cc->h1, &ev) < 0 || ev.type != RILL_H1_EV_END) {
+        client_stream_finish(st, RILL_ERR_PROTOCOL,
+                             "the server closed the connection before the response was complete");
+        return;
+    }
+    client_stream_finish(st, 0, NULL);
+}
+
+static bool proto_busy(const struct conn *c)
+{
+    return ((const struct client_conn *)c)->h1_cur != NULL;
+}
+
+static void proto_free(struct conn *c)
+{
+    struct client_conn *cc = client_conn_of(c);
+    rill_h1_parser_free(cc->h1);
+    cc->h1 = NULL;
+}
+
+const struct conn_proto client_h1_proto = {
+    .name = "http/1.1",
+    .data = proto_data,
+    .busy = proto_busy,
+    .free = proto_free,
+};

@@ -1,0 +1,299 @@
+/* The client's HTTP/2 protocol table: the rill/h2.h engine in the client role between the
+ * connection and the requests (stream user data = the request). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client_internal.h"
+
+static rill_client_stream *stream_of(rill_h2_session *s, int32_t id)
+{
+    return rill_h2_stream_user(s, id);
+}
+
+static bool is_name(const rill_header *f, const char *name)
+{
+    size_t n = strlen(name);
+    return f->name_len == n && memcmp(f->name, name, n) == 0;
+}
+
+static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind kind,
+                      const rill_header *f, size_t n, uint32_t flags, void *user)
+{
+    rill_client_stream *st = stream_of(s, id);
+    if (!st)
+        return 0;
+    if (kind == RILL_H2_HEADERS_TRAILERS) {
+        if (st->cb.on_trailers)
+            st->cb.on_trailers(st, f, n, st->user);
+        return 0;
+    }
+    if (kind != RILL_H2_HEADERS_RESPONSE)
+        return 0; /* 1xx */
+    int status = 0;
+    size_t first = 0; /* the engine checked that pseudo-header fields come first */
+    while (first < n && f[first].name_len && f[first].name[0] == ':') {
+        if (is_name(&f[first], ":status") && f[first].value_len == 3)
+            status = (f[first].value[0] - '0') * 100 + (f[first].value[1] - '0') * 10 +
+                     (f[first].value[2] - '0');
+        first++;
+    }
+    st->got_response = true;
+    if (st->cb.on_response)
+        st->cb.on_response(st, status, f + first, n - first, st->user);
+    return 0;
+}
+
+static int on_data(rill_h2_session *s, int32_t id, const uint8_t *data, size_t len, void *user)
+{
+    rill_client_stream *st = stream_of(s, id);
+    if (st && st->cb.on_data)
+        st->cb.on_data(st, data, len, st->user);
+    rill_h2_consume(s, id, len);
+    return 0;
+}
+
+static int on_end_stream(rill_h2_session *s, int32_t id, void *user)
+{
+    rill_client_stream *st = stream_of(s, id);
+    if (st)
+        st->got_end = true;
+    return 0;
+}
+
+static int on_stream_close(rill_h2_session *s, int32_t id, uint32_t code, void *user)
+{
+    struct client_conn *cc = user;
+    rill_client_stream *st = stream_of(s, id);
+    if (!st || cc->c.closing)
+        return 0; /* cancelled, or the connection's end speaks for it */
+    rill_h2_stream_set_user(s, id, NULL);
+    if (code == RILL_H2_NO_ERROR && st->got_end) {
+        client_stream_finish(st, 0, NULL);
+    } else if (code == RILL_H2_REFUSED_STREAM && !st->got_response) {
+        client_stream_requeue(st); /* never processed: safe to send again */
+    } else {
+        char why[128];
+        snprintf(why, sizeof why, "the server reset the stream (%s)", rill_h2_error_name(code));
+        client_stream_finish(st, RILL_ERR_PROTOCOL, why);
+    }
+    client_dispatch(cc->client); /* a stream slot is free */
+    return 0;
+}
+
+static int on_goaway(rill_h2_session *s, int32_t last_id, uint32_t code, const uint8_t *debug,
+                     size_t debug_len, void *user)
+{
+    struct client_conn *cc = user;
+    cc->no_new = true;
+    if (code != RILL_H2_NO_ERROR && !cc->fail_err) {
+        cc->fail_err = RILL_ERR_PROTOCOL;
+        snprintf(cc->why, sizeof cc->why, "the server ended the HTTP/2 connection (GOAWAY %s)",
+                 rill_h2_error_name(code));
+    }
+    return 0;
+}
+
+static void on_data_released(rill_h2_session *s, int32_t id, void *token, void *user)
+{
+    free(token);
+}
+
+static const rill_h2_callbacks h2_callbacks = {
+    .size = sizeof h2_callbacks,
+    .on_headers = on_headers,
+    .on_data = on_data,
+    .on_end_stream = on_end_stream,
+    .on_stream_close = on_stream_close,
+    .on_goaway = on_goaway,
+    .on_data_released = on_data_released,
+};
+
+int client_h2_start(struct client_conn *cc)
+{
+    rill_client *cl = cc->client;
+    rill_h2_options o;
+    rill_h2_options_init(&o, RILL_H2_CLIENT);
+    o.local.enable_push = 0;
+    o.connection_window = 16u << 20; /* a fast download is not held back by the default 64 KiB */
+    o.local.initial_window_size = 4u << 20;
+    o.now_ms = rill_io_loop_now_ms(cl->loop);
+    cc->h2 = rill_h2_session_new(RILL_H2_CLIENT, &o, &h2_callbacks, cc);
+    if (!cc->h2)
+        return RILL_ERR_NOMEM;
+    conn_set_proto(&cc->c, &client_h2_proto);
+    return RILL_OK;
+}
+
+/* Connection-specific fields (RFC 9113 §8.2.2) are dropped; TE only as "trailers". */
+static bool h2_forbidden(const rill_header *f)
+{
+    static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
+                                        "transfer-encoding", "upgrade"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (is_name(f, names[i]))
+            return true;
+    return is_name(f, "te") && !(f->value_len == 8 && memcmp(f->value, "trailers", 8) == 0);
+}
+
+static rill_header field(const char *name, const char *value)
+{
+    return (rill_header){(const uint8_t *)name, strlen(name), (const uint8_t *)value, strlen(value), 0};
+}
+
+int client_h2_submit(struct client_conn *cc, rill_client_stream *st)
+{
+    rill_client *cl = cc->client;
+    rill_header small[32];
+    size_t cap = st->nfields + 5;
+    rill_header *f = cap <= 32 ? small : malloc(cap * sizeof *f);
+    if (!f)
+        return RILL_ERR_NOMEM;
+    size_t n = 0;
+    f[n++] = field(":method", st->method);
+    f[n++] = field(":scheme", cl->origin.tls ? "https" : "http");
+    f[n++] = field(":authority", st->authority);
+    f[n++] = field(":path", st->path);
+    bool has_length = false;
+    for (size_t i = 0; i < st->nfields; i++) {
+        if (h2_forbidden(&st->fields[i]))
+            continue;
+        has_length |= is_name(&st->fields[i], "content-length");
+        f[n++] = st->fields[i];
+    }
+    char len[24];
+    if (!has_length && (st->body_len || !strcmp(st->method, "POST") || !strcmp(st->method, "PUT"))) {
+        snprintf(len, sizeof len, "%zu", st->body_len);
+        f[n++] = field("content-length", len);
+    }
+    int32_t id = rill_h2_submit_request(cc->h2, f, n, st->body_len ? 0 : RILL_H2_FLAG_END_STREAM, st);
+    if (f != small)
+        free(f);
+    if (id < 0)
+        return id;
+    st->state = ST_SENT;
+    st->conn = cc;
+    st->h2_id = id;
+    st->proto = "h2";
+    if (st->body_len) {
+        /* The engine references the body until it reports it released: hand it over. */
+        uint8_t *body = st->body;
+        st->body = NULL;
+        int rc = rill_h2_submit_data(cc->h2, id, body, st->body_len, RILL_H2_FLAG_END_STREAM, body);
+        if (rc < 0) {
+            free(body);
+            rill_h2_submit_rst_stream(cc->h2, id, RILL_H2_CANCEL);
+            rill_h2_stream_set_user(cc->h2, id, NULL);
+            return rc;
+        }
+    }
+    return RILL_OK;
+}
+
+void client_h2_cancel(struct client_conn *cc, rill_client_stream *st)
+{
+    rill_h2_stream_set_user(cc->h2, st->h2_id, NULL);
+    rill_h2_submit_rst_stream(cc->h2, st->h2_id, RILL_H2_CANCEL);
+}
+
+/* ---- the connection layer's view ----------------------------------------------------------- */
+
+static void fail_connection(struct client_conn *cc)
+{
+    if (!cc->fail_err) {
+        int64_t code = rill_h2_session_error_code(cc->h2);
+        cc->fail_err = RILL_ERR_PROTOCOL;
+        snprintf(cc->why, sizeof cc->why, "HTTP/2 connection error (%s)",
+                 rill_h2_error_name(code < 0 ? RILL_H2_PROTOCOL_ERROR : (uint32_t)code));
+    }
+    rill_io_conn_want_output(cc->c.io); /* the GOAWAY the engine queued */
+    conn_close(&cc->c);
+}
+
+static void proto_data(struct conn *c, const uint8_t *data, size_t len)
+{
+    struct client_conn *cc = client_conn_of(c);
+    rill_h2_session_tick(cc->h2, rill_io_loop_now_ms(cc->client->loop));
+    if (rill_h2_session_recv(cc->h2, data, len) < 0)
+        fail_connection(cc);
+}
+
+static void proto_drain(struct conn *c)
+{
+    conn_flush(c);
+}
+
+static int proto_output(struct conn *c, struct iovec *iov, int max)
+{
+    struct client_conn *cc = client_conn_of(c);
+    if (!cc->h2)
+        return 0;
+    c->in_callback++;
+    int n = rill_h2_session_output(cc->h2, iov, max);
+    c->in_callback--;
+    if (n == 0 && !c->closing && !rill_h2_session_want_read(cc->h2))
+        conn_close(c); /* GOAWAY exchanged and the last stream done */
+    return n;
+}
+
+static void proto_output_sent(struct conn *c, size_t n)
+{
+    struct client_conn *cc = client_conn_of(c);
+    if (!cc->h2)
+        return;
+    c->in_callback++;
+    rill_h2_session_output_sent(cc->h2, n);
+    c->in_callback--;
+}
+
+static uint64_t proto_deadline(const struct conn *c)
+{
+    return rill_h2_session_next_deadline(((const struct client_conn *)c)->h2);
+}
+
+/* The engine's clock: SETTINGS ACK deadline, flood buckets. */
+static void proto_timeout(struct conn *c, uint64_t now)
+{
+    struct client_conn *cc = client_conn_of(c);
+    rill_h2_session_tick(cc->h2, now);
+    if (rill_h2_session_error_code(cc->h2) >= 0 && !rill_h2_session_want_read(cc->h2))
+        fail_connection(cc);
+}
+
+static bool proto_busy(const struct conn *c)
+{
+    return rill_h2_session_stream_count(((const struct client_conn *)c)->h2) > 0;
+}
+
+static void proto_goodbye(struct conn *c)
+{
+    struct client_conn *cc = client_conn_of(c);
+    rill_h2_submit_goaway(cc->h2, RILL_H2_NO_ERROR, NULL, 0);
+    rill_io_conn_want_output(c->io);
+}
+
+static void proto_trim(struct conn *c)
+{
+    rill_h2_session_trim(client_conn_of(c)->h2);
+}
+
+static void proto_free(struct conn *c)
+{
+    struct client_conn *cc = client_conn_of(c);
+    rill_h2_session_free(cc->h2); /* releases the bodies it still referenced */
+    cc->h2 = NULL;
+}
+
+const struct conn_proto client_h2_proto = {
+    .name = "h2",
+    .data = proto_data,
+    .drain = proto_drain,
+    .output = proto_output,
+    .output_sent = proto_output_sent,
+    .deadline = proto_deadline,
+    .timeout = proto_timeout,
+    .busy = proto_busy,
+    .goodbye = proto_goodbye,
+    .trim = proto_trim,
+    .free = proto_free,
+};

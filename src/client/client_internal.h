@@ -1,0 +1,104 @@
+/* The request client's shared state: the client (one origin), its requests, and its connection,
+ * a `struct conn` running a client-side protocol table (client_h2_proto, client_h1_proto). */
+#ifndef RILL_CLIENT_INTERNAL_H
+#define RILL_CLIENT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn/conn.h"
+#include "rill/client.h"
+#include "rill/h1.h"
+#include "rill/h2.h"
+
+/* A parsed http:// or https:// URL. */
+struct client_url {
+    bool tls;
+    char host[256];      /* without brackets or port: SNI and the certificate check */
+    char authority[300]; /* host:port as connected to (brackets kept for IPv6) */
+    char host_field[300]; /* as the URL has it (no default port): Host and :authority */
+    char path[4096];     /* "/..." with the query */
+};
+
+/* Parses url into *out; RILL_ERR_INVALID_ARG with one line in err otherwise. */
+int client_url_parse(const char *url, struct client_url *out, char *err, size_t errlen);
+
+enum stream_state { ST_PENDING, ST_SENT };
+
+struct rill_client_stream {
+    rill_client *client;
+    rill_client_callbacks cb;
+    void *user;
+    enum stream_state state;
+    struct client_conn *conn; /* while ST_SENT */
+    rill_client_stream *prev, *next; /* the client's list, in request order */
+    char *method, *path, *authority; /* authority: from a "host" field, else the client's */
+    rill_header *fields; /* lowercase names; the strings live in the same allocation */
+    size_t nfields;
+    uint8_t *body;
+    size_t body_len;
+    int32_t h2_id;
+    const char *proto; /* "h2" or "http/1.1" once sent */
+    bool got_response, got_end, in_1xx;
+    rill_io_timer *timer; /* the request timeout, or NULL */
+};
+
+struct client_conn {
+    struct conn c; /* first: the connection layer finds us through it */
+    rill_client *client;
+    bool opened;
+    bool no_new; /* GOAWAY received or HTTP/1.1 without keep-alive: no more requests here */
+    int fail_err; /* why the connection failed (its protocol's word), 0 if it did not */
+    char why[256];
+    /* HTTP/2 */
+    rill_h2_session *h2;
+    /* HTTP/1.1 */
+    rill_h1_parser *h1;
+    rill_client_stream *h1_cur; /* the request whose response is being read */
+};
+
+struct rill_client {
+    rill_io_loop *loop;
+    rill_client_options opt;
+    char *ca_file;
+    struct client_url origin;
+    rill_tls_ctx *tls;
+    struct client_conn *conn; /* the current connection, or NULL */
+    rill_client_stream *head, *tail;
+    rill_io_timer *kick;          /* connects / dispatches on the next turn */
+    rill_io_timer *connect_timer; /* the connect timeout */
+    bool connect_timed_out;
+    bool freeing; /* rill_client_free: no more callbacks */
+    unsigned connections;
+};
+
+/* The connection of c (its first member). */
+static inline struct client_conn *client_conn_of(struct conn *c)
+{
+    return (struct client_conn *)c;
+}
+
+/* Ends st: calls on_end (unless the client is being freed), unlinks and frees it. */
+void client_stream_finish(rill_client_stream *st, int err, const char *why);
+/* Puts a sent request back in line (refused unprocessed: HTTP/2 GOAWAY, REFUSED_STREAM). */
+void client_stream_requeue(rill_client_stream *st);
+/* Sends what waits on the connection, or connects on the next turn. */
+void client_dispatch(rill_client *cl);
+
+/* HTTP/2: starts the engine on cc (the preface and SETTINGS are queued), submits one request
+ * (RILL_ERR_LIMIT: wait for a stream to close), cancels one (a timeout). */
+int client_h2_start(struct client_conn *cc);
+int client_h2_submit(struct client_conn *cc, rill_client_stream *st);
+void client_h2_cancel(struct client_conn *cc, rill_client_stream *st);
+
+/* HTTP/1.1: the parser; sends one request (the response is read before the next goes); the peer
+ * closed (ends a read-until-close body). */
+int client_h1_start(struct client_conn *cc);
+int client_h1_send(struct client_conn *cc, rill_client_stream *st);
+void client_h1_eof(struct client_conn *cc);
+
+extern const struct conn_proto client_h2_proto;
+extern const struct conn_proto client_h1_proto;
+
+#endif
