@@ -1,0 +1,461 @@
+"""`rill get` (the request client, rill_client) against servers no one here wrote: nghttpd (h2c and
+h2 over TLS), a python3-h2 server, Python's http.server (HTTP/1.1 keep-alive, chunked), and rill's
+own server and echo example: bodies byte for byte, heads, POST bodies, files, --fail, refused
+connections, certificates, timeouts, and several URLs on one connection."""
+import hashlib
+import http.server
+import os
+import re
+import shutil
+import socket
+import socketserver
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import free_port, run_rill, wait_for_port
+
+BUILD = os.environ.get("RILL_BUILD") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
+BIG = os.urandom(1 << 20)
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def get(*args, timeout=30):
+    return run_rill("get", *args, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def docroot(tmp_path_factory):
+    root = tmp_path_factory.mktemp("docroot")
+    (root / "empty.txt").write_bytes(b"")
+    (root / "big.bin").write_bytes(BIG)
+    (root / "small.txt").write_bytes(b"hello\n")
+    return root
+
+
+def start(cmd, port, **kw):
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    wait_for_port(port, proc)
+    return proc
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        return proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory):
+    """A self-signed certificate for localhost / 127.0.0.1, and one for another name."""
+    d = tmp_path_factory.mktemp("certs")
+    out = {}
+    for name, san in (("good", "DNS:localhost,IP:127.0.0.1"), ("other", "DNS:other.example")):
+        key, crt = d / f"{name}.key", d / f"{name}.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=test",
+                        "-addext", f"subjectAltName={san}", "-keyout", str(key), "-out", str(crt)],
+                       check=True, capture_output=True)
+        out[name] = (str(key), str(crt))
+    return out
+
+
+@pytest.fixture
+def nghttpd_h2c(docroot):
+    if shutil.which("nghttpd") is None:
+        pytest.skip("nghttpd not installed")
+    port = free_port()
+    proc = start(["nghttpd", "--no-tls", "-d", str(docroot), str(port)], port)
+    yield port
+    stop(proc)
+
+
+@pytest.fixture
+def nghttpd_tls(docroot, cert):
+    if shutil.which("nghttpd") is None:
+        pytest.skip("nghttpd not installed")
+    procs = []
+
+    def run(which):
+        port = free_port()
+        key, crt = cert[which]
+        procs.append(start(["nghttpd", "-d", str(docroot), str(port), key, crt], port))
+        return port, crt
+    yield run
+    for p in procs:
+        stop(p)
+
+
+@pytest.fixture
+def rill_serve(docroot, tmp_path):
+    procs = []
+
+    def run(*extra):
+        port = free_port()
+        log = tmp_path / f"access-{port}.log"
+        procs.append(start([os.environ.get("RILL_BIN") or os.path.join(BUILD, "rill"), "serve",
+                            "--listen", f"127.0.0.1:{port}", "--tls-listen", "none",
+                            "--root", str(docroot), "--access-log", str(log), *extra], port))
+        return port
+    yield run
+    for p in procs:
+        stop(p)
+
+
+@pytest.fixture
+def echo_server():
+    exe = os.path.join(BUILD, "example_echo_server")
+    if not os.path.exists(exe):
+        pytest.skip("example_echo_server not built")
+    port = free_port()
+    proc = start([exe, "--listen", f"127.0.0.1:{port}", "--tls-listen", "none"], port)
+    yield port
+    stop(proc)
+
+
+@pytest.fixture
+def h2_server():
+    """A python3-h2 server on threads that counts connections and answers each request with its
+    path and the size of its body."""
+    h2 = pytest.importorskip("h2.connection")
+    import h2.config
+    import h2.events
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+    state = {"connections": 0, "errors": []}
+
+    def serve(sock):
+        conn = h2.connection.H2Connection(config=h2.config.H2Configuration(
+            client_side=False, header_encoding="utf-8", validate_inbound_headers=True))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        paths, sizes = {}, {}
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        paths[ev.stream_id] = dict(ev.headers)[":path"]
+                        sizes[ev.stream_id] = 0
+                    elif isinstance(ev, h2.events.DataReceived):
+                        sizes[ev.stream_id] += len(ev.data)
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        sid = ev.stream_id
+                        body = f"{paths[sid]} {sizes[sid]}".encode()
+                        status = "404" if paths[sid] == "/missing" else "200"
+                        conn.send_headers(sid, [(":status", status),
+                                                ("content-length", str(len(body)))])
+                        conn.send_data(sid, body, end_stream=True)
+                sock.sendall(conn.data_to_send())
+        except Exception as e:  # noqa: BLE001 - the test reports it
+            state["errors"].append(repr(e))
+        finally:
+            sock.close()
+
+    def accept_loop():
+        while True:
+            try:
+                s, _ = lsock.accept()
+            except OSError:
+                return
+            state["connections"] += 1
+            threading.Thread(target=serve, args=(s,), daemon=True).start()
+
+    threading.Thread(target=accept_loop, daemon=True).start()
+    yield lsock.getsockname()[1], state
+    lsock.close()
+
+
+@pytest.fixture
+def http11_server(docroot):
+    """Python's http.server speaking HTTP/1.1 keep-alive over the docroot; /chunked answers with a
+    chunked body and a trailer. Counts connections."""
+    state = {"connections": 0}
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(docroot), **kw)
+
+        def setup(self):
+            state["connections"] += 1
+            super().setup()
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            if self.path != "/chunked":
+                return super().do_GET()
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (b"one,", b"two,", b"three"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\nx-done: yes\r\n\r\n")
+
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+
+    srv = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_address[1], state
+    srv.shutdown()
+    srv.server_close()
+
+
+# ---- HTTP/2 --------------------------------------------------------------------------------------
+
+def test_h2c_files_against_nghttpd(nghttpd_h2c):
+    port = nghttpd_h2c
+    base = f"http://127.0.0.1:{port}"
+    r = get("--http2-prior-knowledge", f"{base}/big.bin")
+    assert r.returncode == 0, r.stderr
+    assert sha(r.stdout) == sha(BIG)
+    r = get("--http2-prior-knowledge", f"{base}/empty.txt")
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")
+
+
+def test_head_against_nghttpd(nghttpd_h2c):
+    port = nghttpd_h2c
+    for name, size in (("big.bin", len(BIG)), ("empty.txt", 0)):
+        r = get("-I", "--http2-prior-knowledge", f"http://127.0.0.1:{port}/{name}")
+        assert r.returncode == 0, r.stderr
+        head = r.stdout.decode()
+        assert head.startswith("HTTP/2 200"), head
+        assert f"content-length: {size}\r\n" in head
+        assert head.endswith("\r\n\r\n")
+
+
+def test_several_urls_share_one_h2_connection_nghttpd(nghttpd_h2c):
+    port = nghttpd_h2c
+    base = f"http://127.0.0.1:{port}"
+    r = get("--http2-prior-knowledge", f"{base}/big.bin", f"{base}/small.txt", f"{base}/big.bin",
+            f"{base}/empty.txt")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == BIG + b"hello\n" + BIG  # in URL order, whatever order they finished in
+
+
+def test_nghttpd_saw_one_connection(docroot):
+    """nghttpd -v numbers its connections: four URLs are one id."""
+    if shutil.which("nghttpd") is None:
+        pytest.skip("nghttpd not installed")
+    port = free_port()
+    proc = start(["nghttpd", "-v", "--no-tls", "-d", str(docroot), str(port)], port)
+    # wait_for_port made a connection of its own: it counts as one id too
+    base = f"http://127.0.0.1:{port}"
+    r = get("--http2-prior-knowledge", f"{base}/small.txt", f"{base}/big.bin", f"{base}/small.txt")
+    log = stop(proc)[0].decode(errors="replace")
+    assert r.returncode == 0, r.stderr
+    ids = set(re.findall(r"\[id=(\d+)\]", log))
+    streams = re.findall(r"recv HEADERS frame <length=\d+, flags=0x\w+, stream_id=(\d+)>", log)
+    assert len(streams) == 3, log[-2000:]
+    assert len(ids) <= 2  # the probe's and ours
+
+
+def test_several_urls_one_connection_python_h2(h2_server):
+    port, state = h2_server
+    base = f"http://127.0.0.1:{port}"
+    r = get("--http2-prior-knowledge", "--data-binary", "xyz", f"{base}/a", f"{base}/b", f"{base}/c")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"/a 3/b 3/c 3"
+    assert state["connections"] == 1
+    assert state["errors"] == []
+
+
+def test_fail_on_404_python_h2(h2_server):
+    port, _ = h2_server
+    r = get("--http2-prior-knowledge", "--fail", f"http://127.0.0.1:{port}/missing")
+    assert r.returncode == 22
+    assert r.stdout == b""
+    assert len(r.stderr.decode().strip().splitlines()) == 1
+    r = get("--http2-prior-knowledge", f"http://127.0.0.1:{port}/missing")
+    assert (r.returncode, r.stdout) == (0, b"/missing 0")
+
+
+def test_h2_over_tls_against_nghttpd(nghttpd_tls):
+    port, crt = nghttpd_tls("good")
+    url = f"https://localhost:{port}/big.bin"
+    r = get("--cacert", crt, "-v", url)
+    assert r.returncode == 0, r.stderr
+    assert sha(r.stdout) == sha(BIG)
+    assert b" over h2" in r.stderr
+
+
+def test_bad_certificate_refused_without_k(nghttpd_tls):
+    port, _ = nghttpd_tls("good")
+    url = f"https://localhost:{port}/small.txt"
+    r = get(url)  # self-signed: not in the system store
+    assert r.returncode == 35
+    assert r.stdout == b""
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "certificate" in lines[0], lines
+    r = get("-k", url)
+    assert (r.returncode, r.stdout) == (0, b"hello\n")
+
+
+def test_certificate_for_another_name_refused(nghttpd_tls):
+    port, crt = nghttpd_tls("other")
+    r = get("--cacert", crt, f"https://localhost:{port}/small.txt")
+    assert r.returncode == 35, r.stderr
+    assert len(r.stderr.decode().strip().splitlines()) == 1
+
+
+# ---- HTTP/1.1 ------------------------------------------------------------------------------------
+
+def test_http11_keep_alive_and_chunked(http11_server):
+    port, state = http11_server
+    base = f"http://127.0.0.1:{port}"
+    r = get("-i", f"{base}/chunked")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert r.stdout.endswith(b"\r\n\r\none,two,three")
+    before = state["connections"]
+    r = get(f"{base}/big.bin", f"{base}/small.txt", f"{base}/empty.txt", f"{base}/chunked")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == BIG + b"hello\n" + b"one,two,three"
+    assert state["connections"] - before == 1
+
+
+def test_http11_head_of_files(http11_server):
+    port, _ = http11_server
+    r = get("-I", f"http://127.0.0.1:{port}/big.bin")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Content-Length: 1048576\r\n" in r.stdout
+    assert r.stdout.endswith(b"\r\n\r\n")
+
+
+# ---- rill's own server ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("proto", [[], ["--http2-prior-knowledge"], ["--http1.1"]])
+def test_rill_server_files(rill_serve, proto, tmp_path):
+    port = rill_serve()
+    base = f"http://127.0.0.1:{port}"
+    out = tmp_path / "out.bin"
+    r = get(*proto, "-o", str(out), f"{base}/big.bin", f"{base}/empty.txt")
+    assert r.returncode == 0, r.stderr
+    assert sha(out.read_bytes()) == sha(BIG)
+    assert r.stdout == b""
+    r = get(*proto, "-o", str(tmp_path / "empty"), f"{base}/empty.txt")
+    assert r.returncode == 0 and (tmp_path / "empty").read_bytes() == b""
+    r = get(*proto, "-i", f"{base}/small.txt")
+    assert r.returncode == 0
+    head, body = r.stdout.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/2 200" if proto == ["--http2-prior-knowledge"] else b"HTTP/1.1 200")
+    assert b"\r\ncontent-length: 6" in head.lower()
+    assert body == b"hello\n"
+
+
+def test_rill_server_remote_name(rill_serve, tmp_path):
+    port = rill_serve()
+    r = subprocess.run([os.environ.get("RILL_BIN") or os.path.join(BUILD, "rill"), "get", "-O",
+                        f"http://127.0.0.1:{port}/big.bin"], cwd=tmp_path, capture_output=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert sha((tmp_path / "big.bin").read_bytes()) == sha(BIG)
+
+
+def test_rill_server_logs_every_request_over_h2(rill_serve, tmp_path):
+    """(rill's access log has no connection id: nghttpd and python3-h2 count connections.)"""
+    port = rill_serve()
+    base = f"http://127.0.0.1:{port}"
+    r = get("--http2-prior-knowledge", *[f"{base}/small.txt"] * 5)
+    assert r.returncode == 0 and r.stdout == b"hello\n" * 5
+    log = tmp_path / f"access-{port}.log"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and log.read_text().count("GET /small.txt") < 5:
+        time.sleep(0.05)
+    lines = [ln for ln in log.read_text().splitlines() if "/small.txt" in ln]
+    assert len(lines) == 5 and all('"GET /small.txt HTTP/2"' in ln for ln in lines), lines
+
+
+@pytest.mark.parametrize("proto", [["--http2-prior-knowledge"], ["--http1.1"]])
+def test_post_echo(echo_server, proto, tmp_path):
+    body = tmp_path / "body.bin"
+    body.write_bytes(BIG)
+    r = get(*proto, "--data-binary", f"@{body}", f"http://127.0.0.1:{echo_server}/echo")
+    assert r.returncode == 0, r.stderr
+    assert sha(r.stdout) == sha(BIG)
+    r = get(*proto, "-d", "a=1", "-d", "b=2", f"http://127.0.0.1:{echo_server}/echo")
+    assert (r.returncode, r.stdout) == (0, b"a=1&b=2")
+
+
+def test_fail_on_404_rill_server(rill_serve, tmp_path):
+    port = rill_serve()
+    out = tmp_path / "x"
+    r = get("--fail", "-o", str(out), f"http://127.0.0.1:{port}/missing")
+    assert r.returncode == 22
+    assert not out.exists()
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "404" in lines[0]
+
+
+# ---- failures ------------------------------------------------------------------------------------
+
+def test_refused_connection():
+    port = free_port()  # nothing listens there
+    r = get(f"http://127.0.0.1:{port}/")
+    assert r.returncode == 7
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "refused" in lines[0].lower(), lines
+    r = get("-s", f"http://127.0.0.1:{port}/")
+    assert (r.returncode, r.stderr) == (7, b"")
+
+
+def test_max_time_when_the_server_never_answers():
+    with socket.socket() as s:  # accepts (the backlog does) and never answers
+        s.bind(("127.0.0.1", 0))
+        s.listen(4)
+        t0 = time.monotonic()
+        r = get("--max-time", "0.5", f"http://127.0.0.1:{s.getsockname()[1]}/")
+        assert time.monotonic() - t0 < 5
+    assert r.returncode == 28
+    assert len(r.stderr.decode().strip().splitlines()) == 1
+
+
+def test_connection_lost_mid_response():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+
+        def answer():
+            c, _ = s.accept()
+            c.recv(4096)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+            c.close()
+        th = threading.Thread(target=answer)
+        th.start()
+        r = get(f"http://127.0.0.1:{s.getsockname()[1]}/")
+        th.join()
+    assert r.returncode in (8, 56), r.stderr
+    assert len(r.stderr.decode().strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [["-X"], ["--nope", "http://x/"], ["ftp://x/"], [],
+                                  ["-H", "no colon", "http://x/"], ["--max-time", "soon", "http://x/"],
+                                  ["--http1.1", "--http2-prior-knowledge", "http://x/"]])
+def test_bad_usage_exits_2(args):
+    r = get(*args)
+    assert r.returncode == 2
+    assert r.stderr.decode().startswith("rill get: ")
+
+
+def test_unsupported_flags_say_so():
+    r = get("-L", "http://127.0.0.1:1/")
+    assert r.returncode == 2
+    assert "not yet supported" in r.stderr.decode()
