@@ -43,11 +43,27 @@ struct name_stat {
     uint16_t recent[RECENT_VALUES]; /* hashes (low bits) of the last distinct values */
 };
 
-#define STATS_BYTES (NAME_STATS * sizeof(struct name_stat))
+/* How the field at each position of the previous block was written, when it was written as an
+ * index: a server sends the same fields in the same order block after block, and an equal field
+ * (checked byte by byte against the table entry itself) is written as the same entry again without
+ * hashing or looking it up. Only sequence numbers are kept: a live entry is the one recorded. */
+#define MEMO_FIELDS 16
+enum { MEMO_NONE, MEMO_STATIC, MEMO_DYNAMIC };
+struct memo_field {
+    uint32_t seq;   /* MEMO_DYNAMIC: the entry's sequence number; MEMO_STATIC: its index */
+    uint32_t flags; /* the field's RILL_HEADER_* flags then */
+    uint8_t kind;
+};
+
+/* What an encoder learns from its traffic; given back while the connection idles. */
+struct learned {
+    struct name_stat stats[NAME_STATS];
+    struct memo_field memo[MEMO_FIELDS];
+};
 
 struct rill_hpack_encoder {
     struct enc_state s;
-    struct name_stat *stats; /* NAME_STATS of them, from the first block; trimmed when idle */
+    struct learned *learned; /* from the first block; trimmed when idle */
     uint32_t local_cap;
     uint32_t options;
     uint32_t signalled;     /* the table size the peer's decoder believes in (4096 at first) */
@@ -174,14 +190,14 @@ void rill_hpack_encoder_free(rill_hpack_encoder *enc)
     if (!enc)
         return;
     state_free(&enc->s);
-    free(enc->stats);
+    free(enc->learned);
     free(enc);
 }
 
 void rill_hpack_encoder_trim(rill_hpack_encoder *enc)
 {
-    free(enc->stats);
-    enc->stats = NULL;
+    free(enc->learned);
+    enc->learned = NULL;
 }
 
 void rill_hpack_encoder_set_flags(rill_hpack_encoder *enc, uint32_t options)
@@ -374,7 +390,8 @@ size_t rill_hpack_encode_bound(const rill_hpack_encoder *enc, const rill_header 
 }
 
 /* Decides the representation of one field and writes it; out has room for field_bound(). */
-static size_t encode_field(rill_hpack_encoder *enc, const rill_header *f, uint8_t *out)
+static size_t encode_field(rill_hpack_encoder *enc, const rill_header *f, uint8_t *out,
+                           struct memo_field *rec)
 {
     struct enc_state *s = &enc->s;
     unsigned exact_static;
@@ -383,8 +400,12 @@ static size_t encode_field(rill_hpack_encoder *enc, const rill_header *f, uint8_
     uint8_t policy = name_idx && !index_all ? static_policy(name_idx) : P_INDEX;
     bool never = (f->flags & RILL_HEADER_NEVER_INDEX) || policy == P_NEVER ||
                  (policy == P_COOKIE && f->value_len < 20);
-    if (exact_static && !never)
+    rec->kind = MEMO_NONE;
+    rec->flags = f->flags;
+    if (exact_static && !never) {
+        *rec = (struct memo_field){exact_static, f->flags, MEMO_STATIC};
         return hpack_encode_int(out, 0x80, 7, exact_static);
+    }
 
     uint32_t name_hash = hash_bytes(f->name, f->name_len, 0x5bd1e995u);
     uint32_t nv_hash = hash_bytes(f->value, f->value_len, name_hash);
@@ -402,10 +423,14 @@ static size_t encode_field(rill_hpack_encoder *enc, const rill_header *f, uint8_
         else if ((uint64_t)f->name_len + f->value_len + HPACK_ENTRY_OVERHEAD > s->table.max_size / 4 * 3)
             indexing = false; /* would flush most of the table for one field */
         else
-            indexing = worth_indexing(enc->stats, policy, name_hash, nv_hash, exact != 0);
+            indexing = worth_indexing(enc->learned ? enc->learned->stats : NULL, policy, name_hash,
+                                      nv_hash, exact != 0);
     }
-    if (exact && !never)
+    if (exact && !never) {
+        uint32_t seq = s->table.first_seq + s->table.count - (exact - HPACK_STATIC_COUNT);
+        *rec = (struct memo_field){seq, f->flags, MEMO_DYNAMIC};
         return hpack_encode_int(out, 0x80, 7, exact);
+    }
     if (indexing && prepare_index(s, f) != RILL_OK)
         indexing = false;
 
@@ -415,9 +440,40 @@ static size_t encode_field(rill_hpack_encoder *enc, const rill_header *f, uint8_
     if (!name_idx)
         n += put_string(out + n, f->name, f->name_len, enc->options);
     n += put_string(out + n, f->value, f->value_len, enc->options);
-    if (indexing)
+    if (indexing) {
         index_field(s, f, name_hash, nv_hash);
+        /* the newest entry: an equal field in the next block is an index to it */
+        *rec = (struct memo_field){s->table.first_seq + s->table.count - 1, f->flags, MEMO_DYNAMIC};
+    }
     return n;
+}
+
+/* The field at this position of the previous block, if f is equal to it and its entry is still in
+ * the table: written as that index (*n bytes). */
+static bool memo_hit(const rill_hpack_encoder *enc, const struct memo_field *m, const rill_header *f,
+                     uint8_t *out, size_t *n)
+{
+    if (m->kind == MEMO_NONE || m->flags != f->flags)
+        return false;
+    if (m->kind == MEMO_STATIC) {
+        const hpack_static_entry *se = &hpack_static_table[m->seq];
+        if (se->name_len != f->name_len || se->value_len != f->value_len ||
+            !hpack_bytes_equal(se->name, f->name, f->name_len) ||
+            !hpack_bytes_equal(se->value, f->value, f->value_len))
+            return false;
+        *n = hpack_encode_int(out, 0x80, 7, m->seq);
+        return true;
+    }
+    const hpack_table *t = &enc->s.table;
+    if (!hpack_table_live(t, m->seq))
+        return false;
+    const hpack_entry *e = hpack_table_by_seq(t, m->seq);
+    if (e->name_len != f->name_len || e->value_len != f->value_len ||
+        !hpack_ring_equal(t, e->off, f->name, e->name_len) ||
+        !hpack_ring_equal(t, hpack_entry_value_off(t, e), f->value, e->value_len))
+        return false;
+    *n = hpack_encode_int(out, 0x80, 7, dyn_index(t, m->seq));
+    return true;
 }
 
 static size_t encode_all(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out)
@@ -433,8 +489,18 @@ static size_t encode_all(rill_hpack_encoder *enc, const rill_header *fields, siz
         enc->signalled = enc->update_target;
         enc->update_pending = false;
     }
-    for (size_t i = 0; i < count; i++)
-        n += encode_field(enc, &fields[i], out + n);
+    struct memo_field *memo = enc->learned ? enc->learned->memo : NULL;
+    for (size_t i = 0; i < count; i++) {
+        size_t w;
+        if (memo && i < MEMO_FIELDS && memo_hit(enc, &memo[i], &fields[i], out + n, &w)) {
+            n += w;
+            continue;
+        }
+        struct memo_field rec;
+        n += encode_field(enc, &fields[i], out + n, &rec);
+        if (memo && i < MEMO_FIELDS)
+            memo[i] = rec;
+    }
     return n;
 }
 
@@ -477,8 +543,8 @@ int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t
             return RILL_ERR_INVALID_ARG;
         bound += field_bound(&fields[i], enc->options);
     }
-    if (!enc->stats)
-        enc->stats = calloc(NAME_STATS, sizeof *enc->stats); /* NULL is tolerated: see worth_indexing */
+    if (!enc->learned)
+        enc->learned = calloc(1, sizeof *enc->learned); /* NULL is tolerated: see worth_indexing */
     if (HPACK_LIKELY(cap >= bound)) {
         *out_len = encode_all(enc, fields, count, out);
         return RILL_OK;
@@ -486,15 +552,18 @@ int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t
     /* The output may still fit: encode into a temporary buffer against a copy of the state that is
      * thrown away if it does not. */
     uint8_t *tmp = malloc(bound);
-    struct name_stat *stats = enc->stats ? malloc(STATS_BYTES) : NULL;
+    struct learned *learned = enc->learned ? malloc(sizeof *learned) : NULL;
     struct enc_state saved;
-    if (!tmp || (enc->stats && !stats) || state_clone(&saved, &enc->s) != RILL_OK) {
+    if (!tmp || (enc->learned && !learned) || state_clone(&saved, &enc->s) != RILL_OK) {
         free(tmp);
-        free(stats);
+        free(learned);
         return RILL_ERR_NOMEM;
     }
-    if (stats)
-        memcpy(stats, enc->stats, STATS_BYTES);
+    if (learned) {
+        memcpy(learned, enc->learned, sizeof *learned);
+        /* a discarded attempt's entries may get its sequence numbers again: no memo across it */
+        memset(learned->memo, 0, sizeof learned->memo);
+    }
     bool pending = enc->update_pending;
     uint32_t signalled = enc->signalled;
     size_t n = encode_all(enc, fields, count, tmp);
@@ -502,17 +571,17 @@ int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t
         memcpy(out, tmp, n);
         *out_len = n;
         state_free(&saved);
-        free(stats);
+        free(learned);
         free(tmp);
         return RILL_OK;
     }
     state_free(&enc->s);
     enc->s = saved;
-    if (stats)
-        memcpy(enc->stats, stats, STATS_BYTES);
+    if (learned)
+        memcpy(enc->learned, learned, sizeof *learned);
     enc->update_pending = pending;
     enc->signalled = signalled;
-    free(stats);
+    free(learned);
     free(tmp);
     return RILL_ERR_BUFFER_TOO_SMALL;
 }

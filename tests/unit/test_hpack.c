@@ -282,6 +282,82 @@ static void encoder_trim_keeps_the_table(void **state)
     rill_hpack_decoder_free(dec);
 }
 
+/* Encodes fields and checks they decode back (names, values, never-indexed flag). */
+static size_t round_trip_block(rill_hpack_encoder *enc, rill_hpack_decoder *dec, const rill_header *f,
+                               size_t n, size_t cap)
+{
+    uint8_t wire[2048];
+    size_t len = 0;
+    int rc = rill_hpack_encode(enc, f, n, wire, cap, &len);
+    if (rc == RILL_ERR_BUFFER_TOO_SMALL)
+        return 0;
+    assert_int_equal(rc, RILL_OK);
+    collected c = {0};
+    assert_int_equal(rill_hpack_decode_block(dec, wire, len, collect_cb, &c), RILL_OK);
+    assert_int_equal(c.count, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(strlen(c.name[i]), f[i].name_len);
+        assert_memory_equal(c.name[i], f[i].name, f[i].name_len);
+        assert_int_equal(strlen(c.value[i]), f[i].value_len);
+        assert_memory_equal(c.value[i], f[i].value, f[i].value_len);
+        assert_int_equal(c.flags[i] & RILL_HEADER_NEVER_INDEX, f[i].flags & RILL_HEADER_NEVER_INDEX);
+    }
+    assert_int_equal(rill_hpack_decoder_table_size(dec), rill_hpack_encoder_table_size(enc));
+    return len;
+}
+
+#define HF(n, v) {(const uint8_t *)(n), sizeof(n) - 1, (const uint8_t *)(v), sizeof(v) - 1, 0}
+
+/* The encoder writes a field equal to the one at the same position of the previous block as the
+ * same index without looking it up again: every way that could go stale is tried here. */
+static void repeated_blocks_stay_exact(void **state)
+{
+    (void)state;
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    rill_header a[] = {HF(":status", "200"), HF("content-type", "text/plain"),
+                       HF("etag", "\"abc-123\""), HF("x-one", "1"), HF("server", "rill")};
+    round_trip_block(enc, dec, a, 5, 2048);
+    round_trip_block(enc, dec, a, 5, 2048); /* the statistics index the repeating values now */
+    assert_int_equal(round_trip_block(enc, dec, a, 5, 2048), 5); /* one byte a field */
+    assert_int_equal(round_trip_block(enc, dec, a, 5, 2048), 5);
+    /* same names, other values at the same positions */
+    rill_header b[] = {HF(":status", "404"), HF("content-type", "text/html"),
+                       HF("etag", "\"zzz\""), HF("x-one", "2"), HF("server", "rill")};
+    round_trip_block(enc, dec, b, 5, 2048);
+    round_trip_block(enc, dec, a, 5, 2048);
+    /* the same fields in another order */
+    rill_header c[] = {a[4], a[3], a[2], a[1], a[0]};
+    round_trip_block(enc, dec, c, 5, 2048);
+    round_trip_block(enc, dec, a, 5, 2048);
+    /* a field now never-indexed must not come out as an index */
+    rill_header d[5];
+    memcpy(d, a, sizeof d);
+    d[3].flags = RILL_HEADER_NEVER_INDEX;
+    round_trip_block(enc, dec, d, 5, 2048);
+    /* a buffer too small makes the encoder try and take the attempt back */
+    rill_header big[] = {HF("x-big", "0123456789012345678901234567890123456789"), a[0], a[1]};
+    assert_int_equal(round_trip_block(enc, dec, big, 3, 8), 0);
+    round_trip_block(enc, dec, big, 3, 2048);
+    round_trip_block(enc, dec, a, 5, 2048);
+    /* a smaller table evicts what the previous block pointed at */
+    rill_hpack_encoder_set_peer_max_table_size(enc, 64);
+    rill_hpack_decoder_set_max_table_size(dec, 64);
+    round_trip_block(enc, dec, a, 5, 2048);
+    round_trip_block(enc, dec, a, 5, 2048);
+    for (int i = 0; i < 40; i++) { /* entries come and go in a tiny table */
+        char v[16];
+        snprintf(v, sizeof v, "v%d", i);
+        rill_header e[] = {a[0], {(const uint8_t *)"x-n", 3, (const uint8_t *)v, strlen(v), 0}, a[3]};
+        round_trip_block(enc, dec, e, 3, 2048);
+        round_trip_block(enc, dec, e, 3, 2048);
+    }
+    rill_hpack_encoder_trim(enc);
+    round_trip_block(enc, dec, a, 5, 2048);
+    rill_hpack_encoder_free(enc);
+    rill_hpack_decoder_free(dec);
+}
+
 static void rejects_index_zero(void **state)
 {
     (void)state;
@@ -1121,6 +1197,7 @@ int main(void)
         cmocka_unit_test(decode_c5_responses_with_eviction),
         cmocka_unit_test(decode_c6_responses_huffman_with_eviction),
         cmocka_unit_test(encoder_trim_keeps_the_table),
+        cmocka_unit_test(repeated_blocks_stay_exact),
         cmocka_unit_test(rejects_index_zero),
         cmocka_unit_test(rejects_index_past_tables),
         cmocka_unit_test(rejects_truncated_integers),
