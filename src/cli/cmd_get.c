@@ -231,8 +231,8 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
     if (t->exit_code && !g->exit_code)
         g->exit_code = t->exit_code;
     advance_stdout(g);
-    if (--g->remaining == 0)
-        rill_io_loop_stop(g->loop);
+    if (--g->remaining == 0) /* connections end politely (HTTP/2: GOAWAY), then run returns */
+        rill_io_loop_shutdown(g->loop, 1000);
 }
 
 /* ---- starting the requests ------------------------------------------------------------------ */

@@ -120,7 +120,7 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
     f->end_err = err;
     if (err && !f->err)
         snprintf(f->r->error, sizeof f->r->error, "%s", why);
-    rill_io_loop_stop(f->loop);
+    rill_io_loop_shutdown(f->loop, 1000); /* HTTP/2: GOAWAY before the close */
 }
 
 int rill_client_fetch(const char *url, const rill_client_fetch_options *opt,

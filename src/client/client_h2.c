@@ -272,6 +272,13 @@ static void proto_goodbye(struct conn *c)
     rill_io_conn_want_output(c->io);
 }
 
+/* The graceful end (rill_io_loop_shutdown): GOAWAY, then the close once it is written. */
+static void proto_shutdown(struct conn *c)
+{
+    proto_goodbye(c);
+    conn_close(c);
+}
+
 static void proto_trim(struct conn *c)
 {
     rill_h2_session_trim(client_conn_of(c)->h2);
@@ -295,5 +302,6 @@ const struct conn_proto client_h2_proto = {
     .busy = proto_busy,
     .goodbye = proto_goodbye,
     .trim = proto_trim,
+    .shutdown = proto_shutdown,
     .free = proto_free,
 };
