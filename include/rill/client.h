@@ -98,6 +98,13 @@ RILL_API rill_client *rill_client_stream_client(const rill_client_stream *st);
 /* Connections the client has opened so far (to check reuse). */
 RILL_API unsigned rill_client_connections(const rill_client *c);
 
+/* A trace of what the client does, one line at a time without a line end ("connected to
+ * 127.0.0.1:8443 over h2 (TLS)", "send HEADERS stream=1 length=31 flags=0x05", "recv DATA ..."):
+ * connection events and, over HTTP/2, every frame sent and received. line is valid during the
+ * call. fn NULL turns it off (the default). */
+typedef void (*rill_client_trace_fn)(rill_client *c, const char *line, void *user);
+RILL_API void rill_client_set_trace(rill_client *c, rill_client_trace_fn fn, void *user);
+
 /* Closes the connection and frees the client; requests still in flight end without their on_end.
  * Not from inside one of its callbacks. NULL is ignored. */
 RILL_API void rill_client_free(rill_client *c);

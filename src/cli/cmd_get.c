@@ -23,7 +23,7 @@ static const char usage[] =
     "  --data-binary DATA        send DATA (or @FILE, as it is) as the body, POST\n"
     "  -I, --head                HEAD: print the response head only\n"
     "  -i, --include             print the response head before the body\n"
-    "  -v, --verbose             print the request and response fields on stderr\n"
+    "  -v, --verbose             print connections, HTTP/2 frames and fields on stderr\n"
     "  -s, --silent              print no error messages\n"
     "  -S, --show-error          print error messages even with -s\n"
     "  -f, --fail                no body for an HTTP status of 400 or more; exit 22\n"
@@ -172,7 +172,7 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
     struct transfer *t = user;
     struct get *g = t->g;
     if (g->verbose) {
-        fprintf(stderr, "* %s over %s\n< %d\n", t->url, rill_client_stream_protocol(st), status);
+        fprintf(stderr, "< %d (%s)\n", status, t->url);
         for (size_t i = 0; i < n; i++)
             fprintf(stderr, "< %.*s: %.*s\n", (int)f[i].name_len, (const char *)f[i].name,
                     (int)f[i].value_len, (const char *)f[i].value);
@@ -259,6 +259,11 @@ static void verbose_request(struct get *g, const char *url)
         fprintf(stderr, "> (%zu bytes of body)\n", g->body_len);
 }
 
+static void trace(rill_client *c, const char *line, void *user)
+{
+    fprintf(stderr, "* %s\n", line);
+}
+
 static int start(struct get *g, const rill_client_options *base)
 {
     static const rill_client_callbacks cb = {
@@ -281,6 +286,8 @@ static int start(struct get *g, const rill_client_options *base)
                 return rc == RILL_ERR_TLS || rc == RILL_ERR_IO ? EXIT_CACERT : rc == RILL_ERR_INVALID_ARG ? RILL_EXIT_USAGE
                                                                                     : EXIT_OTHER;
             }
+            if (g->verbose)
+                rill_client_set_trace(client, trace, g);
             struct origin *o = &g->origins[g->norigins++];
             snprintf(o->key, sizeof o->key, "%s", key);
             o->client = client;

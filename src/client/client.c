@@ -338,6 +338,10 @@ static void on_open(rill_io_conn *io, const char *alpn)
         rill_io_conn_close(io, false);
         return;
     }
+    struct rill_io_tls_info tls;
+    bool secure = rill_io_conn_tls_info(io, &tls) == RILL_OK;
+    client_trace(cl, "connected to %s over %s%s%s", cl->origin.authority, h2 ? "h2" : "http/1.1",
+                 secure ? " (TLS, " : "", secure ? (tls.version == 0x0304 ? "1.3)" : "1.2)") : "");
     conn_touch(&cc->c);
     client_dispatch(cl);
 }
@@ -371,6 +375,8 @@ static void on_close(rill_io_conn *io, int err)
                  rill_strerror(err ? err : RILL_ERR_EOF));
     }
     rill_io_timer_cancel(cl->connect_timer);
+    if (cc->opened)
+        client_trace(cl, "connection to %s closed", cl->origin.authority);
     /* Requests on this connection end with it; those never sent wait for the next one, unless
      * this one could not even be made. */
     rill_client_stream *st = cl->head;

@@ -121,6 +121,7 @@ int client_h2_start(struct client_conn *cc)
     cc->h2 = rill_h2_session_new(RILL_H2_CLIENT, &o, &h2_callbacks, cc);
     if (!cc->h2)
         return RILL_ERR_NOMEM;
+    cc->tap_out.skip = 24; /* the client preface is not a frame */
     conn_set_proto(&cc->c, &client_h2_proto);
     return RILL_OK;
 }
@@ -214,6 +215,8 @@ static void proto_data(struct conn *c, const uint8_t *data, size_t len)
 {
     struct client_conn *cc = client_conn_of(c);
     rill_h2_session_tick(cc->h2, rill_io_loop_now_ms(cc->client->loop));
+    if (cc->client->trace)
+        client_frame_tap(cc->client, &cc->tap_in, "recv", data, len);
     if (rill_h2_session_recv(cc->h2, data, len) < 0)
         fail_connection(cc);
 }
@@ -228,9 +231,16 @@ static int proto_output(struct conn *c, struct iovec *iov, int max)
     struct client_conn *cc = client_conn_of(c);
     if (!cc->h2)
         return 0;
+    bool tracing = cc->client->trace != NULL;
+    if (tracing && max > TRACE_IOV)
+        max = TRACE_IOV;
     c->in_callback++;
     int n = rill_h2_session_output(cc->h2, iov, max);
     c->in_callback--;
+    if (tracing) { /* traced when reported sent: the loop may take only part */
+        memcpy(cc->out_iov, iov, (size_t)n * sizeof *iov);
+        cc->out_n = n;
+    }
     if (n == 0 && !c->closing && !rill_h2_session_want_read(cc->h2))
         conn_close(c); /* GOAWAY exchanged and the last stream done */
     return n;
@@ -241,6 +251,13 @@ static void proto_output_sent(struct conn *c, size_t n)
     struct client_conn *cc = client_conn_of(c);
     if (!cc->h2)
         return;
+    size_t left = n;
+    for (int i = 0; cc->client->trace && i < cc->out_n && left; i++) {
+        size_t k = left < cc->out_iov[i].iov_len ? left : cc->out_iov[i].iov_len;
+        client_frame_tap(cc->client, &cc->tap_out, "send", cc->out_iov[i].iov_base, k);
+        left -= k;
+    }
+    cc->out_n = 0;
     c->in_callback++;
     rill_h2_session_output_sent(cc->h2, n);
     c->in_callback--;

@@ -44,6 +44,16 @@ struct rill_client_stream {
     rill_io_timer *timer; /* the request timeout, or NULL */
 };
 
+/* Frame boundaries in one direction of an HTTP/2 byte stream, for the trace. */
+struct frame_tap {
+    uint8_t hdr[9];
+    uint8_t have;
+    uint32_t skip; /* bytes to pass over: the preface, then each payload */
+};
+
+/* Output handed to the loop and not yet reported sent (only kept while tracing). */
+#define TRACE_IOV 64
+
 struct client_conn {
     struct conn c; /* first: the connection layer finds us through it */
     rill_client *client;
@@ -53,6 +63,9 @@ struct client_conn {
     char why[256];
     /* HTTP/2 */
     rill_h2_session *h2;
+    struct frame_tap tap_in, tap_out;
+    struct iovec out_iov[TRACE_IOV];
+    int out_n;
     /* HTTP/1.1 */
     rill_h1_parser *h1;
     rill_client_stream *h1_cur; /* the request whose response is being read */
@@ -71,6 +84,8 @@ struct rill_client {
     bool connect_timed_out;
     bool freeing; /* rill_client_free: no more callbacks */
     unsigned connections;
+    rill_client_trace_fn trace;
+    void *trace_user;
 };
 
 /* The connection of c (its first member). */
@@ -97,6 +112,12 @@ void client_h2_cancel(struct client_conn *cc, rill_client_stream *st);
 int client_h1_start(struct client_conn *cc);
 int client_h1_send(struct client_conn *cc, rill_client_stream *st);
 void client_h1_eof(struct client_conn *cc);
+
+/* A trace line (printf-style) when a trace is set. */
+void client_trace(rill_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Traces the frames whose headers pass in p[0..n) ("send" or "recv"). */
+void client_frame_tap(rill_client *c, struct frame_tap *t, const char *dir, const uint8_t *p,
+                      size_t n);
 
 extern const struct conn_proto client_h2_proto;
 extern const struct conn_proto client_h1_proto;

@@ -293,7 +293,12 @@ def test_h2_over_tls_against_nghttpd(nghttpd_tls):
     r = get("--cacert", crt, "-v", url)
     assert r.returncode == 0, r.stderr
     assert sha(r.stdout) == sha(BIG)
-    assert b" over h2" in r.stderr
+    err = r.stderr.decode()
+    assert f"* connected to localhost:{port} over h2 (TLS" in err
+    # -v shows the frames both ways: our HEADERS (END_STREAM|END_HEADERS), the server's DATA
+    assert "* send HEADERS stream=1 " in err and "flags=0x05" in err
+    assert re.search(r"\* recv DATA stream=1 length=\d+", err)
+    assert "* send GOAWAY stream=0" in err  # the polite end
 
 
 def test_bad_certificate_refused_without_k(nghttpd_tls):
