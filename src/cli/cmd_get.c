@@ -578,7 +578,7 @@ static int run(struct get *g, rill_client_options *opt, int argc, char **argv)
     }
     if (rc == EXIT_OK) {
         rc = start(g, opt);
-        if (g->remaining)
+        if (rc == EXIT_OK && g->remaining) /* a bad URL among them: none is fetched */
             rill_io_loop_run(g->loop);
         if (rc == EXIT_OK)
             rc = g->exit_code;

@@ -453,7 +453,8 @@ def test_connection_lost_mid_response():
 
 @pytest.mark.parametrize("args", [["-X"], ["--nope", "http://x/"], ["ftp://x/"], [],
                                   ["-H", "no colon", "http://x/"], ["--max-time", "soon", "http://x/"],
-                                  ["--http1.1", "--http2-prior-knowledge", "http://x/"]])
+                                  ["--http1.1", "--http2-prior-knowledge", "http://x/"],
+                                  ["http://127.0.0.1:1/", "http://:80/"], ["-O", "http://x/"]])
 def test_bad_usage_exits_2(args):
     r = get(*args)
     assert r.returncode == 2
