@@ -389,6 +389,35 @@ def test_rill_server_logs_every_request_over_h2(rill_serve, tmp_path):
     assert len(lines) == 5 and all('"GET /small.txt HTTP/2"' in ln for ln in lines), lines
 
 
+def test_more_urls_than_the_stream_limit(rill_serve):
+    """Streams the server refuses (REFUSED_STREAM, sent before its SETTINGS arrived) are sent
+    again on the same connection, as its limit allows."""
+    port = rill_serve("--max-concurrent-streams", "3")
+    r = get("-v", "--http2-prior-knowledge", *[f"http://127.0.0.1:{port}/big.bin"] * 12)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout == BIG * 12
+    assert r.stderr.decode().count("* connected to") == 1
+
+
+def test_rill_server_over_tls(docroot, cert, tmp_path):
+    key, crt = cert["good"]
+    port = free_port()
+    proc = start([os.environ.get("RILL_BIN") or os.path.join(BUILD, "rill"), "serve", "--listen",
+                  "none", "--tls-listen", f"127.0.0.1:{port}", "--cert", crt, "--key", key,
+                  "--root", str(docroot)], port)
+    try:
+        for proto, word in (([], "h2"), (["--http1.1"], "http/1.1")):
+            r = get(*proto, "-v", "--cacert", crt, f"https://localhost:{port}/big.bin",
+                    f"https://localhost:{port}/small.txt")
+            assert r.returncode == 0, r.stderr
+            assert r.stdout == BIG + b"hello\n"
+            assert f"over {word} (TLS" in r.stderr.decode()
+        r = get(f"https://localhost:{port}/small.txt")
+        assert r.returncode == 35
+    finally:
+        stop(proc)
+
+
 @pytest.mark.parametrize("proto", [["--http2-prior-knowledge"], ["--http1.1"]])
 def test_post_echo(echo_server, proto, tmp_path):
     body = tmp_path / "body.bin"
