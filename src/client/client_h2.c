@@ -70,7 +70,7 @@ static int on_stream_close(rill_h2_session *s, int32_t id, uint32_t code, void *
     rill_h2_stream_set_user(s, id, NULL);
     if (code == RILL_H2_NO_ERROR && st->got_end) {
         client_stream_finish(st, 0, NULL);
-    } else if (code == RILL_H2_REFUSED_STREAM && !st->got_response) {
+    } else if (code == RILL_H2_REFUSED_STREAM && !st->got_response && ++st->refusals <= 8) {
         client_stream_requeue(st); /* never processed: safe to send again */
     } else {
         char why[128];
