@@ -1,7 +1,7 @@
 # rill.pc for pkg-config, from cmake/rill.pc.in. It is written at install time, not configure
 # time, so that the prefix in it is the one installed to (`cmake --install build --prefix DIR`,
 # `make install PREFIX=DIR`), then installed into <libdir>/pkgconfig.
-#   Requires.private: what librill.a needs besides itself (OpenSSL 3, zlib); librill.so records
+#   Requires.private: what librill.a needs besides itself (OpenSSL 3, zlib, c-ares); librill.so records
 #   them itself. Libs.private: the thread library (-pthread; part of libc on current glibc).
 foreach(dir LIBDIR INCLUDEDIR)
   if(IS_ABSOLUTE "${CMAKE_INSTALL_${dir}}")

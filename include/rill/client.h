@@ -73,7 +73,8 @@ typedef struct rill_client_callbacks {
  * thread). Nothing connects until the first request. opt is copied. Returns RILL_ERR_INVALID_ARG
  * (with a reason in err, errlen bytes, if err is not NULL) for a bad URL or opt->size,
  * RILL_ERR_TLS for an unusable CA file, RILL_ERR_NOMEM. *out is the caller's, freed with
- * rill_client_free. Name resolution uses getaddrinfo and blocks the loop for its duration. */
+ * rill_client_free. Host names are resolved on the loop without blocking it (c-ares; /etc/hosts
+ * first), again for every new connection; literal IP addresses skip DNS. */
 RILL_API int rill_client_new(rill_io_loop *loop, const rill_client_options *opt, rill_client **out,
                              char *err, size_t errlen);
 

@@ -272,6 +272,36 @@ struct rill_io_tls_info {
 /* Fills info for a TLS connection after on_open; RILL_ERR_STATE for cleartext or before open. */
 RILL_API int rill_io_conn_tls_info(const rill_io_conn *conn, struct rill_io_tls_info *info);
 
+/* ---- watching other descriptors ---------------------------------------------------------- */
+
+/* Readiness bits for rill_io_watch: what to wait for, and what happened. */
+#define RILL_IO_READABLE 1u
+#define RILL_IO_WRITABLE 2u
+
+/* A descriptor someone else reads and writes (e.g. a resolver library's sockets), watched by the
+ * loop. */
+typedef struct rill_io_watcher rill_io_watcher;
+
+/* Called on the loop's thread when fd is ready: events holds RILL_IO_READABLE and/or
+ * RILL_IO_WRITABLE (an error or hang-up on fd reports both of the bits being waited for). May call
+ * rill_io_watch_set or rill_io_unwatch on any watch, this one too. */
+typedef void (*rill_io_watch_fn)(rill_io_watcher *w, int fd, unsigned events, void *user);
+
+/* Watches fd (level-triggered) for events (RILL_IO_READABLE | RILL_IO_WRITABLE; 0 registers it and
+ * waits for nothing yet). fd stays the caller's: the loop never reads, writes or closes it.
+ * *out belongs to the loop and is released with rill_io_unwatch (or by rill_io_loop_free).
+ * Loop thread only. Returns RILL_ERR_INVALID_ARG (bad fd or events, no fn), RILL_ERR_NOMEM,
+ * RILL_ERR_IO (epoll refused fd; text in rill_io_loop_last_error()). */
+RILL_API int rill_io_watch(rill_io_loop *loop, int fd, unsigned events, rill_io_watch_fn fn,
+                           void *user, rill_io_watcher **out);
+
+/* Changes what w waits for (same bits as rill_io_watch). RILL_ERR_IO if epoll refuses. */
+RILL_API int rill_io_watch_set(rill_io_watcher *w, unsigned events);
+
+/* Stops watching and releases w (its callback is not called again, also not later in the same
+ * loop turn). Call it before closing the fd. NULL is ignored. */
+RILL_API void rill_io_unwatch(rill_io_watcher *w);
+
 /* ---- timers ------------------------------------------------------------------------------- */
 
 /* A timer on a min-heap keyed by millisecond deadline; arm/re-arm/cancel are O(log n).

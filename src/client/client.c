@@ -241,39 +241,80 @@ static const char *io_detail(const rill_io_loop *loop)
     return colon ? colon + 2 : e;
 }
 
+/* Connects to the next address in cl->addrs; false when none is left or the connection cannot
+ * even start (why says so, for the caller to report). */
+static bool connect_next(rill_client *cl, int *err, char *why, size_t whylen)
+{
+    while (cl->next_addr < cl->naddrs) {
+        const struct rill_io_addr *addr = &cl->addrs[cl->next_addr++];
+        struct client_conn *cc = calloc(1, sizeof *cc);
+        if (!cc) {
+            *err = RILL_ERR_NOMEM;
+            snprintf(why, whylen, "%s", rill_strerror(RILL_ERR_NOMEM));
+            return false;
+        }
+        cc->client = cl;
+        rill_io_conn *io = NULL;
+        int rc = rill_io_connect(cl->loop, addr, cl->tls, cl->origin.tls ? cl->origin.host : NULL,
+                                 &conn_callbacks, cc, &io);
+        if (rc < 0) {
+            free(cc);
+            char at[64];
+            rill_io_addr_format(addr, at, sizeof at);
+            *err = rc;
+            snprintf(why, whylen, "cannot connect to %s: %s", cl->origin.authority,
+                     io_detail(cl->loop));
+            client_trace(cl, "cannot connect to %s: %s", at, io_detail(cl->loop));
+            continue; /* e.g. no IPv6 route: the next address may do */
+        }
+        conn_init(&cc->c, io, cl->opt.idle_timeout_ms ? cl->opt.idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS);
+        cl->conn = cc;
+        cl->connections++;
+        cl->connect_timed_out = false;
+        if (cl->opt.connect_timeout_ms)
+            rill_io_timer_arm(cl->connect_timer, cl->opt.connect_timeout_ms);
+        return true;
+    }
+    return false;
+}
+
+static bool anything_waits(const rill_client *cl)
+{
+    for (const rill_client_stream *st = cl->head; st; st = st->next)
+        if (st->state == ST_PENDING)
+            return true;
+    return false;
+}
+
+static void on_resolved(int err, const char *why, const struct rill_io_addr *addrs, size_t n,
+                        void *user)
+{
+    rill_client *cl = user;
+    if (err) {
+        fail_pending(cl, err, why);
+        return;
+    }
+    if (!anything_waits(cl))
+        return; /* everything was cancelled or timed out meanwhile */
+    memcpy(cl->addrs, addrs, n * sizeof *addrs);
+    cl->naddrs = n;
+    cl->next_addr = 0;
+    client_trace(cl, "%s resolved to %zu address%s", cl->origin.host, n, n == 1 ? "" : "es");
+    int fail = RILL_ERR_IO;
+    char failed[700] = "";
+    if (!connect_next(cl, &fail, failed, sizeof failed))
+        fail_pending(cl, fail, failed);
+}
+
+/* Resolves the origin (without blocking the loop: on_resolved connects). */
 static void connect_now(rill_client *cl)
 {
-    char err[300];
-    struct rill_io_addr addr;
-    if (rill_io_addr_parse(cl->origin.authority, &addr, err, sizeof err) < 0) {
-        char why[700];
-        snprintf(why, sizeof why, "cannot resolve %s: %s", cl->origin.host, err);
-        fail_pending(cl, RILL_ERR_NOT_FOUND, why);
+    if (client_dns_busy(cl->dns))
         return;
-    }
-    struct client_conn *cc = calloc(1, sizeof *cc);
-    if (!cc) {
+    const char *colon = strrchr(cl->origin.authority, ':');
+    uint16_t port = (uint16_t)strtoul(colon ? colon + 1 : "0", NULL, 10);
+    if (client_dns_resolve(cl->dns, cl->origin.host, port, on_resolved, cl) < 0)
         fail_pending(cl, RILL_ERR_NOMEM, NULL);
-        return;
-    }
-    cc->client = cl;
-    rill_io_conn *io = NULL;
-    int rc = rill_io_connect(cl->loop, &addr, cl->tls, cl->origin.tls ? cl->origin.host : NULL,
-                             &conn_callbacks, cc, &io);
-    if (rc < 0) {
-        free(cc);
-        char why[700];
-        snprintf(why, sizeof why, "cannot connect to %s: %s", cl->origin.authority,
-                 io_detail(cl->loop));
-        fail_pending(cl, rc, why);
-        return;
-    }
-    conn_init(&cc->c, io, cl->opt.idle_timeout_ms ? cl->opt.idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS);
-    cl->conn = cc;
-    cl->connections++;
-    cl->connect_timed_out = false;
-    if (cl->opt.connect_timeout_ms)
-        rill_io_timer_arm(cl->connect_timer, cl->opt.connect_timeout_ms);
 }
 
 void client_dispatch(rill_client *cl)
@@ -443,7 +484,8 @@ int rill_client_new(rill_io_loop *loop, const rill_client_options *opt, rill_cli
     if (rc == RILL_OK) {
         c->kick = rill_io_timer_new(loop, on_kick, c);
         c->connect_timer = rill_io_timer_new(loop, on_connect_timeout, c);
-        if (!c->kick || !c->connect_timer)
+        c->dns = client_dns_new(loop);
+        if (!c->kick || !c->connect_timer || !c->dns)
             rc = RILL_ERR_NOMEM;
     }
     if (rc < 0) {
@@ -465,6 +507,7 @@ void rill_client_free(rill_client *c)
         client_stream_finish(c->head, RILL_ERR_STATE, NULL);
     rill_io_timer_free(c->kick);
     rill_io_timer_free(c->connect_timer);
+    client_dns_free(c->dns);
     if (c->tls)
         rill_tls_ctx_free(c->tls);
     free(c->ca_file);

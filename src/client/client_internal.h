@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "client/client_dns.h"
 #include "conn/conn.h"
 #include "rill/client.h"
 #include "rill/h1.h"
@@ -82,6 +83,10 @@ struct rill_client {
     rill_client_stream *head, *tail;
     rill_io_timer *kick;          /* connects / dispatches on the next turn */
     rill_io_timer *connect_timer; /* the connect timeout */
+    struct client_dns *dns;
+    /* The origin's addresses (resolved for each new connection), tried in turn */
+    struct rill_io_addr addrs[CLIENT_DNS_MAX_ADDRS];
+    size_t naddrs, next_addr;
     bool connect_timed_out;
     bool freeing; /* rill_client_free: no more callbacks */
     unsigned connections;

@@ -18,7 +18,7 @@
 #define IO_CB(conn, member) RILL_CB((conn)->cb, rill_io_conn_callbacks, member)
 
 /* What an epoll event's data.ptr points at: every registered object starts with this byte. */
-enum io_kind { IO_KIND_CONN = 1, IO_KIND_LISTENER, IO_KIND_WAKE, IO_KIND_SIGNAL };
+enum io_kind { IO_KIND_CONN = 1, IO_KIND_LISTENER, IO_KIND_WAKE, IO_KIND_SIGNAL, IO_KIND_WATCH };
 
 /* Intrusive circular list: removal needs no head, so a callback may close any connection. */
 struct io_link {
@@ -139,6 +139,17 @@ struct rill_io_timer {
     void *arg;
 };
 
+struct rill_io_watcher {
+    uint8_t kind; /* IO_KIND_WATCH */
+    bool dead;    /* unwatched: events still in this turn's batch are ignored */
+    int fd;
+    unsigned events;
+    struct io_link link; /* in loop->watches, then loop->dead_watches until the turn ends */
+    rill_io_loop *loop;
+    rill_io_watch_fn fn;
+    void *user;
+};
+
 struct io_post {
     struct io_post *next;
     rill_io_post_fn fn;
@@ -178,6 +189,8 @@ struct rill_io_loop {
     struct io_link linger;  /* closing and lingering, FIFO by deadline */
     struct io_link dead;    /* to free at the end of the turn */
     struct io_link dead_listeners; /* closed listeners, freed at the end of the turn */
+    struct io_link watches;        /* rill_io_watcher */
+    struct io_link dead_watches;   /* unwatched, freed at the end of the turn */
     uint32_t nconns;        /* pending + conns + closing (max_conns counts these) */
     uint32_t owed_close;    /* connections whose on_close has not run yet */
 
@@ -252,6 +265,11 @@ void io_tls_free(rill_io_conn *conn);
 /* conn_write.c */
 void io_queue_drop(rill_io_conn *conn);
 void io_conn_flush_dirty(rill_io_loop *loop);
+
+/* watch.c */
+void io_watch_event(rill_io_watcher *w, uint32_t events);
+void io_watches_free_dead(rill_io_loop *loop);
+void io_watches_free_all(rill_io_loop *loop);
 
 /* listen.c */
 void io_listener_event(rill_io_listener *listener);

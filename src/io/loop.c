@@ -129,6 +129,8 @@ int rill_io_loop_new(const rill_io_loop_options *opts, rill_io_loop **out)
     io_list_init(&loop->linger);
     io_list_init(&loop->dead);
     io_list_init(&loop->dead_listeners);
+    io_list_init(&loop->watches);
+    io_list_init(&loop->dead_watches);
     pthread_mutex_init(&loop->post_lock, NULL);
     loop->now_ms = rill_io_now_ms();
     atomic_init(&loop->stop, false);
@@ -313,12 +315,14 @@ int rill_io_loop_run(rill_io_loop *loop)
             case IO_KIND_LISTENER: io_listener_event(events[i].data.ptr); break;
             case IO_KIND_WAKE: run_posts(loop); break;
             case IO_KIND_SIGNAL: run_signals(loop); break;
+            case IO_KIND_WATCH: io_watch_event(events[i].data.ptr, events[i].events); break;
             }
         }
         io_timers_run(loop);
         io_conn_flush_dirty(loop);
         io_conn_free_dead(loop);
         io_listeners_free_dead(loop);
+        io_watches_free_dead(loop);
         io_update_deadline_timers(loop);
     }
     if (shutdown_finished(loop))
@@ -372,6 +376,7 @@ void rill_io_loop_free(rill_io_loop *loop)
                               RILL_ERR_STATE);
     io_conn_free_dead(loop);
     io_listeners_free_dead(loop);
+    io_watches_free_all(loop);
     struct io_post *p = loop->post_head;
     while (p) {
         struct io_post *next = p->next;

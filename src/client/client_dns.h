@@ -1,0 +1,44 @@
+/* The client's resolver: one host name at a time turned into addresses without blocking the loop
+ * (c-ares, its sockets and timeouts on the loop). Literal IP addresses skip DNS. */
+#ifndef RILL_CLIENT_DNS_H
+#define RILL_CLIENT_DNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rill/io.h"
+
+#define CLIENT_DNS_MAX_ADDRS 16
+
+struct client_dns;
+
+/* The outcome, always from a loop timer (never inside client_dns_resolve or c-ares): err 0 and
+ * addrs[0..n) (n >= 1) in the order to try them, valid during the call; or RILL_ERR_NOT_FOUND /
+ * RILL_ERR_NOMEM and a one-line why. */
+typedef void (*client_dns_fn)(int err, const char *why, const struct rill_io_addr *addrs, size_t n,
+                              void *user);
+
+/* A resolver on loop; the caller frees it with client_dns_free. NULL without memory. */
+struct client_dns *client_dns_new(rill_io_loop *loop);
+
+/* Resolves host (a name, or a literal IPv4/IPv6 address without brackets) for port, AF_UNSPEC;
+ * fn(…, user) follows once. One job at a time: a new one replaces (cancels) the old. Returns
+ * RILL_ERR_NOMEM when the job cannot even start (fn is then not called). */
+int client_dns_resolve(struct client_dns *d, const char *host, uint16_t port, client_dns_fn fn,
+                       void *user);
+
+/* Drops the job in flight, if any: its fn is not called. */
+void client_dns_cancel(struct client_dns *d);
+
+/* True while a job waits for its fn. */
+bool client_dns_busy(const struct client_dns *d);
+
+/* Cancels and frees. NULL is ignored. Not from inside its fn. */
+void client_dns_free(struct client_dns *d);
+
+/* Tests only: names are looked up in the file named by $CARES_HOSTS (c-ares' ARES_AI_ENVHOSTS)
+ * instead of /etc/hosts, so a test can make a name resolve to addresses of its choosing. */
+extern bool client_dns_env_hosts;
+
+#endif
