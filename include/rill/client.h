@@ -74,7 +74,9 @@ typedef struct rill_client_callbacks {
  * (with a reason in err, errlen bytes, if err is not NULL) for a bad URL or opt->size,
  * RILL_ERR_TLS for an unusable CA file, RILL_ERR_NOMEM. *out is the caller's, freed with
  * rill_client_free. Host names are resolved on the loop without blocking it (c-ares; /etc/hosts
- * first), again for every new connection; literal IP addresses skip DNS. */
+ * first), again for every new connection; literal IP addresses skip DNS. A connection goes to
+ * each address in the order the resolver gives them (IPv6 and IPv4) until one answers; a failure
+ * to connect is reported only when every address failed, with the last one's error. */
 RILL_API int rill_client_new(rill_io_loop *loop, const rill_client_options *opt, rill_client **out,
                              char *err, size_t errlen);
 

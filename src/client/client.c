@@ -416,6 +416,18 @@ static void on_close(rill_io_conn *io, int err)
                  rill_strerror(err ? err : RILL_ERR_EOF));
     }
     rill_io_timer_cancel(cl->connect_timer);
+    /* Could not connect (refused, unreachable, timed out; not a TLS failure, which the next
+     * address would repeat): the origin's next address, and only when none is left, the error. */
+    if (!cc->opened && !cc->fail_err && (cl->connect_timed_out || err != RILL_ERR_TLS) &&
+        !cl->freeing && cl->next_addr > 0 && cl->next_addr < cl->naddrs) {
+        char at[64];
+        rill_io_addr_format(&cl->addrs[cl->next_addr - 1], at, sizeof at);
+        client_trace(cl, "%s (%s); trying the next address", why, at);
+        free(cc);
+        if (!connect_next(cl, &fail, why, sizeof why))
+            fail_pending(cl, fail, why);
+        return;
+    }
     if (cc->opened)
         client_trace(cl, "connection to %s closed", cl->origin.authority);
     /* Requests on this connection end with it; those never sent wait for the next one, unless
