@@ -64,7 +64,8 @@ typedef struct rill_client_callbacks {
      * (the host name did not resolve), RILL_ERR_IO (cannot connect), RILL_ERR_EOF (the connection
      * ended before the response did), RILL_ERR_TLS
      * (handshake or certificate), RILL_ERR_TIMEOUT, RILL_ERR_PROTOCOL (the server broke HTTP/1.1
-     * or HTTP/2, or reset the stream), RILL_ERR_NOMEM; why is then one line for stderr, else NULL.
+     * or HTTP/2, or reset the stream), RILL_ERR_CANCELLED (rill_client_stream_cancel),
+     * RILL_ERR_NOMEM; why is then one line for stderr, else NULL.
      * The stream is freed when this returns. */
     void (*on_end)(rill_client_stream *st, int err, const char *why, void *user);
 } rill_client_callbacks;
@@ -91,6 +92,13 @@ RILL_API int rill_client_request(rill_client *c, const char *method, const char 
                                  const rill_header *fields, size_t nfields, const void *body,
                                  size_t len, const rill_client_callbacks *cb, void *user,
                                  rill_client_stream **out);
+
+/* Cancels a request: no more on_response, on_data or on_trailers; on_end(st, RILL_ERR_CANCELLED)
+ * follows on a later turn of the loop (never inside this call). A request already sent is reset
+ * on HTTP/2 (RST_STREAM CANCEL, the connection stays); on HTTP/1.1 the connection is closed (a
+ * response cannot be skipped), and the requests waiting behind it go on a new one. May be called
+ * from any of the client's callbacks, also st's own; not after st's on_end. */
+RILL_API void rill_client_stream_cancel(rill_client_stream *st);
 
 /* The protocol a request went over: "h2" or "http/1.1"; NULL before it was sent. Static storage. */
 RILL_API const char *rill_client_stream_protocol(const rill_client_stream *st);

@@ -47,6 +47,7 @@ enum rill_error {
     RILL_ERR_TOO_BIG = -19,          /* a message exceeds its size limit */
     RILL_ERR_REFUSED = -20,          /* the peer or the policy refused the request */
     RILL_ERR_UNSUPPORTED = -21,      /* a feature the peer asked for is not supported */
+    RILL_ERR_CANCELLED = -22,        /* the caller cancelled the operation */
 };
 
 /* One header field, the same type in every module (HPACK, HTTP/2, HTTP/1.1, the server): name and

@@ -53,6 +53,10 @@ static void unlink_stream(rill_client_stream *st)
 void client_stream_finish(rill_client_stream *st, int err, const char *why)
 {
     rill_client *cl = st->client;
+    if (st->cancelled) { /* whatever ended it meanwhile, the caller asked for this */
+        err = RILL_ERR_CANCELLED;
+        why = "the request was cancelled";
+    }
     unlink_stream(st);
     if (st->conn && st->conn->h1_cur == st)
         st->conn->h1_cur = NULL;
@@ -204,6 +208,45 @@ int rill_client_request(rill_client *c, const char *method, const char *target,
     return RILL_OK;
 }
 
+void rill_client_stream_cancel(rill_client_stream *st)
+{
+    if (!st || st->cancelled)
+        return;
+    /* The work is left to the next dispatch: a callback of st's own may be running now, with the
+     * parser or the engine still holding st and the connection. */
+    st->cancelled = true;
+    st->cb.on_response = NULL;
+    st->cb.on_data = NULL;
+    st->cb.on_trailers = NULL;
+    rill_io_timer_arm(st->client->kick, 0);
+}
+
+/* Ends the cancelled requests: not sent yet, simply; HTTP/2, with RST_STREAM; HTTP/1.1, by
+ * closing the connection (the requests behind it stay pending and reconnect). */
+static void reap_cancelled(rill_client *cl)
+{
+    rill_client_stream *st = cl->head;
+    while (st) {
+        rill_client_stream *next = st->next;
+        if (st->cancelled) {
+            struct client_conn *cc = st->state == ST_SENT ? st->conn : NULL;
+            if (cc && cc->h2) {
+                client_h2_cancel(cc, st);
+                client_stream_finish(st, RILL_ERR_CANCELLED, NULL);
+                conn_flush(&cc->c);
+            } else if (cc) {
+                client_stream_finish(st, RILL_ERR_CANCELLED, NULL);
+                cc->no_new = true;
+                rill_io_conn_close(cc->c.io, false); /* on_close now; st's next may be gone */
+                next = cl->head;
+            } else {
+                client_stream_finish(st, RILL_ERR_CANCELLED, NULL);
+            }
+        }
+        st = next;
+    }
+}
+
 const char *rill_client_stream_protocol(const rill_client_stream *st)
 {
     return st->proto;
@@ -352,6 +395,8 @@ void client_dispatch(rill_client *cl)
 
 static void on_kick(rill_io_timer *t, void *arg)
 {
+    /* Only here, never from client_dispatch: that also runs inside the protocols' callbacks. */
+    reap_cancelled(arg);
     client_dispatch(arg);
 }
 

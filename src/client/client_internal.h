@@ -42,6 +42,7 @@ struct rill_client_stream {
     int32_t h2_id;
     const char *proto; /* "h2" or "http/1.1" once sent */
     bool got_response, got_end, in_1xx;
+    bool cancelled; /* rill_client_stream_cancel: ended (RILL_ERR_CANCELLED) by the next dispatch */
     uint8_t refusals; /* times the server refused it unprocessed (sent again a few times) */
     rill_io_timer *timer; /* the request timeout, or NULL */
 };

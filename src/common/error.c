@@ -25,6 +25,7 @@ const char *rill_strerror(int err)
     case RILL_ERR_TOO_BIG: return "message too big";
     case RILL_ERR_REFUSED: return "refused";
     case RILL_ERR_UNSUPPORTED: return "unsupported";
+    case RILL_ERR_CANCELLED: return "cancelled";
     }
     return "unknown error";
 }

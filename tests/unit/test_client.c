@@ -377,6 +377,8 @@ struct h2peer {
     size_t body[16]; /* request body bytes per stream id / 2 */
     char path[16][32];
     int answered;
+    int resets; /* RST_STREAM frames received */
+    uint32_t reset_code;
 };
 
 static int peer_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind kind,
@@ -401,6 +403,10 @@ static int peer_data(rill_h2_session *s, int32_t id, const uint8_t *d, size_t n,
 static int peer_end(rill_h2_session *s, int32_t id, void *user)
 {
     struct h2peer *p = user;
+    if (strcmp(p->path[(id / 2) % 16], "/hold") == 0) { /* the head only: the body never comes */
+        const rill_header h[] = {{(const uint8_t *)":status", 7, (const uint8_t *)"200", 3, 0}};
+        return rill_h2_submit_response(s, id, h, 1, 0) < 0 ? -1 : 0;
+    }
     static char bodies[16][64];
     char *b = bodies[(id / 2) % 16];
     snprintf(b, 64, "%s %zu", p->path[(id / 2) % 16], p->body[(id / 2) % 16]);
@@ -413,8 +419,17 @@ static int peer_end(rill_h2_session *s, int32_t id, void *user)
     return 0;
 }
 
+static int peer_reset(rill_h2_session *s, int32_t id, uint32_t code, void *user)
+{
+    struct h2peer *p = user;
+    p->resets++;
+    p->reset_code = code;
+    return 0;
+}
+
 static const rill_h2_callbacks peer_cb = {
-    .size = sizeof peer_cb, .on_headers = peer_headers, .on_data = peer_data, .on_end_stream = peer_end};
+    .size = sizeof peer_cb, .on_headers = peer_headers, .on_data = peer_data,
+    .on_end_stream = peer_end, .on_stream_reset = peer_reset};
 
 static void *h2peer_run(void *arg)
 {
@@ -517,6 +532,138 @@ static void h2c_prior_knowledge_multiplexes(void **state)
     assert_int_equal(p.answered, 4);
 }
 
+/* ---- cancel ------------------------------------------------------------------------------------ */
+
+struct cancel_rec {
+    rill_io_loop *loop;
+    int *ended; /* shared by the requests of a test; the loop stops at want */
+    int want;
+    bool cancel_at_response;
+    int status, err;
+    size_t data;
+    char body[16];
+};
+
+static void cancel_response(rill_client_stream *st, int status, const rill_header *f, size_t n,
+                            void *user)
+{
+    struct cancel_rec *r = user;
+    r->status = status;
+    if (r->cancel_at_response) {
+        rill_client_stream_cancel(st);
+        rill_client_stream_cancel(st); /* twice is once */
+    }
+}
+
+static void cancel_data(rill_client_stream *st, const uint8_t *d, size_t n, void *user)
+{
+    struct cancel_rec *r = user;
+    if (r->data + n < sizeof r->body)
+        memcpy(r->body + r->data, d, n);
+    r->data += n;
+}
+
+static void cancel_end(rill_client_stream *st, int err, const char *why, void *user)
+{
+    struct cancel_rec *r = user;
+    r->err = err;
+    if (err)
+        assert_non_null(why);
+    if (++*r->ended == r->want)
+        rill_io_loop_stop(r->loop);
+}
+
+static const rill_client_callbacks cancel_cb = {
+    .size = sizeof cancel_cb, .on_response = cancel_response, .on_data = cancel_data,
+    .on_end = cancel_end};
+
+/* HTTP/1.1: the first response never finishes; cancelled at its head, its connection closes and
+ * the request queued behind it goes on a second connection. A request cancelled before it was
+ * sent ends too, without a connection of its own. */
+static void cancel_over_http1_closes_and_resends_the_rest(void **state)
+{
+    static const char *const answers[] = {
+        "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    };
+    struct canned s;
+    canned_start(&s, answers, 2, false);
+    rill_io_loop *loop;
+    assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
+    rill_client_options o;
+    rill_client_options_init(&o);
+    o.url = url_of(s.port, "/");
+    o.request_timeout_ms = 20000; /* bounded if the cancel were lost */
+    rill_client *c;
+    assert_int_equal(rill_client_new(loop, &o, &c, NULL, 0), RILL_OK);
+    int ended = 0;
+    struct cancel_rec first = {.loop = loop, .ended = &ended, .want = 3, .cancel_at_response = true};
+    struct cancel_rec second = first, unsent = first;
+    second.cancel_at_response = unsent.cancel_at_response = false;
+    rill_client_stream *st;
+    assert_int_equal(rill_client_request(c, "GET", "/1", NULL, 0, NULL, 0, &cancel_cb, &first, NULL),
+                     RILL_OK);
+    assert_int_equal(rill_client_request(c, "GET", "/x", NULL, 0, NULL, 0, &cancel_cb, &unsent, &st),
+                     RILL_OK);
+    rill_client_stream_cancel(st);
+    assert_int_equal(unsent.err, 0); /* on_end comes later, never inside the call */
+    assert_int_equal(rill_client_request(c, "GET", "/2", NULL, 0, NULL, 0, &cancel_cb, &second, NULL),
+                     RILL_OK);
+    rill_io_loop_run(loop);
+    assert_int_equal(ended, 3);
+    assert_int_equal(unsent.err, RILL_ERR_CANCELLED);
+    assert_int_equal(unsent.status, 0);
+    assert_int_equal(first.err, RILL_ERR_CANCELLED);
+    assert_int_equal(first.status, 200);
+    assert_int_equal(first.data, 0); /* "abc" came with the head, after the cancel */
+    assert_int_equal(second.err, RILL_OK);
+    assert_string_equal(second.body, "ok");
+    assert_int_equal(rill_client_connections(c), 2);
+    rill_client_free(c);
+    rill_io_loop_free(loop);
+    canned_stop(&s);
+    assert_int_equal(atomic_load(&s.accepted), 2);
+    assert_int_equal(atomic_load(&s.requests), 2); /* "/x" was never sent */
+}
+
+/* HTTP/2: the cancelled stream is reset (RST_STREAM CANCEL); the connection and the other stream
+ * go on. */
+static void cancel_over_h2_resets_the_stream(void **state)
+{
+    struct h2peer p = {0};
+    p.lfd = listen_any(&p.port);
+    pthread_create(&p.thread, NULL, h2peer_run, &p);
+    rill_io_loop *loop;
+    assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
+    rill_client_options o;
+    rill_client_options_init(&o);
+    o.url = url_of(p.port, "/");
+    o.h2_prior_knowledge = true;
+    o.request_timeout_ms = 20000;
+    rill_client *c;
+    assert_int_equal(rill_client_new(loop, &o, &c, NULL, 0), RILL_OK);
+    int ended = 0;
+    struct cancel_rec held = {.loop = loop, .ended = &ended, .want = 2, .cancel_at_response = true};
+    struct cancel_rec other = held;
+    other.cancel_at_response = false;
+    assert_int_equal(rill_client_request(c, "GET", "/hold", NULL, 0, NULL, 0, &cancel_cb, &held, NULL),
+                     RILL_OK);
+    assert_int_equal(rill_client_request(c, "GET", "/b", NULL, 0, NULL, 0, &cancel_cb, &other, NULL),
+                     RILL_OK);
+    rill_io_loop_run(loop);
+    assert_int_equal(held.err, RILL_ERR_CANCELLED);
+    assert_int_equal(held.status, 200);
+    assert_int_equal(other.err, RILL_OK);
+    assert_string_equal(other.body, "/b 0");
+    assert_int_equal(rill_client_connections(c), 1);
+    rill_client_free(c); /* the RST_STREAM went out before: the peer reads it, then the close */
+    rill_io_loop_free(loop);
+    pthread_join(p.thread, NULL);
+    close(p.lfd);
+    assert_int_equal(p.resets, 1);
+    assert_int_equal(p.reset_code, RILL_H2_CANCEL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -527,6 +674,8 @@ int main(void)
         cmocka_unit_test(connection_close_reconnects),
         cmocka_unit_test(failures_have_their_codes),
         cmocka_unit_test(h2c_prior_knowledge_multiplexes),
+        cmocka_unit_test(cancel_over_http1_closes_and_resends_the_rest),
+        cmocka_unit_test(cancel_over_h2_resets_the_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
