@@ -2,6 +2,7 @@
 #ifndef RILL_COMMON_HTTP_CHARS_H
 #define RILL_COMMON_HTTP_CHARS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #if defined(__SSE2__)
@@ -50,6 +51,11 @@ static inline size_t http_target_span(const char *s, size_t n)
         i++;
     return i;
 }
+
+/* A field as HTTP/2 allows it (RFC 9113 §8.2.1): a lowercase token name, or ':' and one; a value
+ * without NUL, CR or LF and without leading or trailing SP/HTAB. The HTTP/2 engine checks every
+ * field it sends or receives with it; the HPACK decoder checks table entries once with it. */
+bool http2_field_valid(const uint8_t *name, size_t name_len, const uint8_t *value, size_t value_len);
 
 /* The value of a hexadecimal digit (either case), or -1. */
 static inline int http_hex_value(uint8_t c)

@@ -9,49 +9,9 @@ static bool eq(const uint8_t *p, size_t n, const char *lit)
     return n == l && memcmp(p, lit, l) == 0;
 }
 
-/* Whether any of the n bytes is NUL, CR or LF (RFC 9113 §8.2.1), eight bytes a step: a byte is
- * zero in x exactly when (x - 0x01..) & ~x has its high bit (no false alarm when none is). */
-static bool has_nul_cr_lf(const uint8_t *v, size_t n)
-{
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    uint64_t found = 0;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, v + i, 8);
-        uint64_t cr = w ^ (ones * '\r'), lf = w ^ (ones * '\n');
-        found |= ((w - ones) & ~w) | ((cr - ones) & ~cr) | ((lf - ones) & ~lf);
-    }
-    found &= highs;
-    for (; i < n; i++)
-        found |= (uint64_t)((v[i] == 0) | (v[i] == '\r') | (v[i] == '\n'));
-    return found != 0;
-}
-
 bool h2_field_valid(const rill_header *f)
 {
-    size_t i = 0;
-    if (f->name_len == 0)
-        return false;
-    if (f->name[0] == ':') {
-        i = 1;
-        if (f->name_len == 1)
-            return false;
-    }
-    unsigned bad = 0;
-    for (; i < f->name_len; i++)
-        bad |= http_tchar[f->name[i]] != HTTP_TCHAR_LOWER; /* no uppercase in HTTP/2 names */
-    if (bad)
-        return false;
-    size_t n = f->value_len;
-    if (n) {
-        const uint8_t *v = f->value;
-        if (v[0] == ' ' || v[0] == '\t' || v[n - 1] == ' ' || v[n - 1] == '\t')
-            return false;
-        if (has_nul_cr_lf(v, n)) /* the forbidden bytes (section 8.2.1) */
-            return false;
-    }
-    return true;
+    return http2_field_valid(f->name, f->name_len, f->value, f->value_len);
 }
 
 /* content-length: digits only; repeated values (list or fields) must agree. */
