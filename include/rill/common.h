@@ -64,9 +64,10 @@ typedef struct rill_header {
 /* rill_header.flags */
 #define RILL_HEADER_NEVER_INDEX 0x01u /* sensitive: decoded from / encode as never-indexed */
 #define RILL_HEADER_NO_INDEX 0x02u    /* encoder hint: literal without indexing */
-/* The sender vouches that the field is valid (a lowercase token name, or a known pseudo-header; a
- * value without NUL, CR, LF or other CTLs but HTAB, and without leading or trailing SP/HTAB): the
- * HTTP/2 engine then skips its per-byte check of it on submit. Never set on received fields. */
+/* The field is known valid for HTTP/2 (a lowercase token name, or ':' and one; a value without
+ * NUL, CR or LF and without leading or trailing SP/HTAB): set by a sender that vouches for it, or
+ * by the HPACK decoder for fields it has already checked (rill_hpack_decoder_mark_valid_fields);
+ * the HTTP/2 engine then skips its per-byte check of the field. */
 #define RILL_HEADER_VALID 0x04u
 
 /* A static, human-readable description of a RILL_ERR_* code; never NULL. */

@@ -7,6 +7,8 @@
 #ifndef RILL_HPACK_H
 #define RILL_HPACK_H
 
+#include <stdbool.h>
+
 #include "rill/common.h"
 
 #ifdef __cplusplus
@@ -34,6 +36,11 @@ RILL_API void rill_hpack_decoder_free(rill_hpack_decoder *dec);
  * the size the peer last used, the next block must start with a dynamic table size update at or
  * below it, else that block fails with RILL_ERR_COMPRESSION. */
 RILL_API void rill_hpack_decoder_set_max_table_size(rill_hpack_decoder *dec, uint32_t max_table_size);
+
+/* For HTTP/2: every field the decoder already knows to be a valid HTTP/2 field (RFC 9113 §8.2.1,
+ * as RILL_HEADER_VALID describes it) carries RILL_HEADER_VALID: the static table's, and those
+ * from a dynamic entry, checked once when it was inserted. Off by default. */
+RILL_API void rill_hpack_decoder_mark_valid_fields(rill_hpack_decoder *dec, bool on);
 
 /* Limit on the decoded header list: sum of name + value + 32 per field (SETTINGS_MAX_HEADER_LIST_SIZE).
  * 0 means unlimited. */

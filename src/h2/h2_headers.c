@@ -82,6 +82,7 @@ static int ensure_decoder(rill_h2_session *s)
     s->dec = rill_hpack_decoder_new(RILL_HPACK_DEFAULT_TABLE_SIZE);
     if (!s->dec)
         return RILL_ERR_NOMEM;
+    rill_hpack_decoder_mark_valid_fields(s->dec, true); /* table entries are checked once */
     if (h2_acked(s)->header_table_size != RILL_HPACK_DEFAULT_TABLE_SIZE)
         rill_hpack_decoder_set_max_table_size(s->dec, h2_acked(s)->header_table_size);
     uint32_t lim = s->local->max_header_list_size;

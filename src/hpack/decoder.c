@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/http_chars.h"
 #include "hpack/hpack_int.h"
 #include "hpack/hpack_tables.h"
 #include "hpack/huffman.h"
@@ -20,6 +21,7 @@ struct rill_hpack_decoder {
     uint32_t required_max;  /* the next block must start with an update <= this ... */
     bool update_required;   /* ... when set */
     uint32_t max_list;      /* SETTINGS_MAX_HEADER_LIST_SIZE, 0 = unlimited */
+    bool mark_h2_valid;     /* fields already known to pass http2_field_valid carry RILL_HEADER_VALID */
     uint8_t *scratch;
     size_t scratch_cap;
 };
@@ -246,6 +248,12 @@ int rill_hpack_decode_block(rill_hpack_decoder *dec, const uint8_t *block, size_
             rc = lookup(dec, idx, true, false, &scratch_used, &name, &value);
             if (rc)
                 return rc;
+            /* the static table's fields are valid HTTP/2 fields; a dynamic entry was checked once,
+             * when it was inserted */
+            if (dec->mark_h2_valid &&
+                (idx <= HPACK_STATIC_COUNT ||
+                 hpack_table_at(&dec->table, idx - HPACK_STATIC_COUNT)->h2_valid))
+                field.flags = RILL_HEADER_VALID;
         } else {
             unsigned prefix;
             bool indexing = false;
@@ -290,6 +298,13 @@ int rill_hpack_decode_block(rill_hpack_decoder *dec, const uint8_t *block, size_
                                         str_ptr(dec, &value), value.len);
                 if (rc)
                     return rc;
+                /* checked once here, for this field and every later reference to the entry */
+                if (dec->mark_h2_valid && dec->table.count && !too_large &&
+                    http2_field_valid(str_ptr(dec, &name), name.len, str_ptr(dec, &value),
+                                      value.len)) {
+                    ((hpack_entry *)hpack_table_at(&dec->table, 1))->h2_valid = true;
+                    field.flags = RILL_HEADER_VALID;
+                }
             }
         }
         list_size += (uint64_t)name.len + value.len + HPACK_ENTRY_OVERHEAD;
@@ -306,4 +321,9 @@ int rill_hpack_decode_block(rill_hpack_decoder *dec, const uint8_t *block, size_
             return rc;
     }
     return too_large ? RILL_ERR_HEADER_LIST_TOO_LARGE : RILL_OK;
+}
+
+void rill_hpack_decoder_mark_valid_fields(rill_hpack_decoder *dec, bool on)
+{
+    dec->mark_h2_valid = on;
 }

@@ -188,6 +188,7 @@ int hpack_table_insert(hpack_table *t, const uint8_t *name, uint32_t name_len, c
     e->off = off;
     e->name_len = name_len;
     e->value_len = value_len;
+    e->h2_valid = false;
     t->count++;
     t->data_used += name_len + value_len;
     t->size += (uint32_t)esize;

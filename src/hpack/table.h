@@ -20,6 +20,7 @@ typedef struct hpack_entry {
     uint32_t off; /* start of the name in the byte ring; the value follows it (ring order) */
     uint32_t name_len;
     uint32_t value_len;
+    bool h2_valid; /* decoder: the entry passed http2_field_valid when it was inserted */
 } hpack_entry;
 
 typedef struct hpack_table {

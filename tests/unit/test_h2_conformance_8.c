@@ -245,6 +245,45 @@ static void vouched_fields_skip_the_per_byte_check(void **state)
     tsess_free(&t);
 }
 
+/* An invalid field the peer puts in the dynamic table is refused when it arrives and every time a
+ * later request refers to it by index; a valid one referred to by index passes (the decoder
+ * checks entries once and marks their references). */
+static void invalid_field_in_the_table_stays_refused(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0}, blk = {0};
+    hp_block(&blk, GET_FIELDS, NULL);
+    static const uint8_t bad[] = {0x40, 5, 'x', '-', 'b', 'a', 'd', 3, 'o', 'k', ' '};
+    static const uint8_t good[] = {0x40, 5, 'x', '-', 'g', 'o', 'd', 2, 'o', 'k'};
+    tb_put(&blk, good, sizeof good); /* dynamic index 63 after the next one */
+    tb_put(&blk, bad, sizeof bad);   /* dynamic index 62: newest */
+    tf_headers_block(&b, 1, 0x5, &blk);
+    feed_drain(&t, &b);
+    expect_rst(&t.out, 1, RILL_H2_PROTOCOL_ERROR);
+    for (uint32_t sid = 3; sid <= 5; sid += 2) { /* the bad entry by reference, twice */
+        blk.len = 0;
+        hp_block(&blk, GET_FIELDS, NULL);
+        tb_byte(&blk, 0x80 | 62);
+        tf_headers_block(&b, sid, 0x5, &blk);
+        feed_drain(&t, &b);
+        expect_rst(&t.out, sid, RILL_H2_PROTOCOL_ERROR);
+    }
+    blk.len = 0; /* the good entry by reference */
+    hp_block(&blk, GET_FIELDS, NULL);
+    tb_byte(&blk, 0x80 | 63);
+    tf_headers_block(&b, 7, 0x5, &blk);
+    feed_drain(&t, &b);
+    assert_null(find_frame(&t.out, RILL_H2_RST_STREAM, 7));
+    const tevent *e = rec_find(&t.rec, EV_HEADERS, 7);
+    assert_non_null(e);
+    assert_true(ev_has(e, "x-god: ok"));
+    tb_free(&b);
+    tb_free(&blk);
+    tsess_free(&t);
+}
+
 static void s8_1_response_informational_final_trailers(void **state)
 {
     (void)state;
@@ -516,6 +555,7 @@ int main(void)
         cmocka_unit_test(s8_1_1_content_length_must_match_data),
         cmocka_unit_test(s8_1_trailers),
         cmocka_unit_test(vouched_fields_skip_the_per_byte_check),
+        cmocka_unit_test(invalid_field_in_the_table_stays_refused),
         cmocka_unit_test(s8_1_response_informational_final_trailers),
         cmocka_unit_test(s8_1_no_body_for_head_204_304),
         cmocka_unit_test(rfc8441_extended_connect),

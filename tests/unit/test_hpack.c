@@ -358,6 +358,41 @@ static void repeated_blocks_stay_exact(void **state)
     rill_hpack_decoder_free(dec);
 }
 
+/* For HTTP/2 the decoder marks what it knows to be valid: static fields, and dynamic entries that
+ * passed the field rule when inserted; never a field that did not, nor a reference to it. */
+static void decoder_marks_only_checked_fields(void **state)
+{
+    (void)state;
+    static const uint8_t block1[] = {
+        0x40, 5, 'x', '-', 'b', 'a', 'd', 3, 'o', 'k', ' ', /* indexed literal, trailing space */
+        0x40, 5, 'x', '-', 'g', 'o', 'd', 2, 'o', 'k',      /* indexed literal, valid */
+        0x82,                                               /* :method GET, static */
+        0x00, 5, 'x', '-', 'l', 'i', 't', 2, 'o', 'k',      /* literal without indexing */
+        0x40, 5, 'X', '-', 'U', 'P', 'P', 1, 'v',           /* an uppercase name */
+    };
+    static const uint8_t block2[] = {0xbe, 0xbf, 0xc0}; /* X-UPP, x-god, x-bad */
+    for (int on = 0; on < 2; on++) {
+        rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+        rill_hpack_decoder_mark_valid_fields(dec, on);
+        collected c = {0};
+        assert_int_equal(rill_hpack_decode_block(dec, block1, sizeof block1, collect_cb, &c), RILL_OK);
+        assert_int_equal(c.count, 5);
+        uint32_t want1[] = {0, RILL_HEADER_VALID, RILL_HEADER_VALID, 0, 0};
+        for (size_t i = 0; i < 5; i++)
+            assert_int_equal(c.flags[i] & RILL_HEADER_VALID, on ? want1[i] : 0);
+        collected d = {0};
+        assert_int_equal(rill_hpack_decode_block(dec, block2, sizeof block2, collect_cb, &d), RILL_OK);
+        assert_int_equal(d.count, 3);
+        assert_string_equal(d.name[0], "X-UPP");
+        assert_string_equal(d.name[1], "x-god");
+        assert_string_equal(d.name[2], "x-bad");
+        uint32_t want2[] = {0, RILL_HEADER_VALID, 0};
+        for (size_t i = 0; i < 3; i++)
+            assert_int_equal(d.flags[i] & RILL_HEADER_VALID, on ? want2[i] : 0);
+        rill_hpack_decoder_free(dec);
+    }
+}
+
 static void rejects_index_zero(void **state)
 {
     (void)state;
@@ -1198,6 +1233,7 @@ int main(void)
         cmocka_unit_test(decode_c6_responses_huffman_with_eviction),
         cmocka_unit_test(encoder_trim_keeps_the_table),
         cmocka_unit_test(repeated_blocks_stay_exact),
+        cmocka_unit_test(decoder_marks_only_checked_fields),
         cmocka_unit_test(rejects_index_zero),
         cmocka_unit_test(rejects_index_past_tables),
         cmocka_unit_test(rejects_truncated_integers),
