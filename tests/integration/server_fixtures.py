@@ -11,6 +11,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import threading
 import time
 
 import hpack
@@ -307,3 +308,70 @@ class RawH2:
 
     def close(self):
         self.sock.close()
+
+
+# ---- a python3-h2 server (a peer no one here wrote) ---------------------------------------------
+
+class PythonH2Server:
+    """python3-h2 on threads, cleartext h2c: answers each request with "<path> <body length>"
+    (404 for /missing), with a trailer when asked; validates the client's frames with python3-h2's
+    own checks. Counts connections; errors holds what went wrong on a connection."""
+
+    def __init__(self, trailers=False):
+        self.trailers, self.connections, self.errors = trailers, 0, []
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def _accept_loop(self):
+        while True:
+            try:
+                s, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+
+    def _serve(self, sock):
+        import h2.config
+        import h2.connection
+        import h2.events
+        conn = h2.connection.H2Connection(config=h2.config.H2Configuration(
+            client_side=False, header_encoding="utf-8", validate_inbound_headers=True))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        paths, sizes = {}, {}
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        paths[ev.stream_id] = dict(ev.headers)[":path"]
+                        sizes[ev.stream_id] = 0
+                    elif isinstance(ev, h2.events.DataReceived):
+                        sizes[ev.stream_id] += len(ev.data)
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        sid = ev.stream_id
+                        body = f"{paths[sid]} {sizes[sid]}".encode()
+                        status = "404" if paths[sid] == "/missing" else "200"
+                        conn.send_headers(sid, [(":status", status),
+                                                ("content-length", str(len(body)))])
+                        conn.send_data(sid, body, end_stream=not self.trailers)
+                        if self.trailers:
+                            conn.send_headers(sid, [("x-served-by", "python-h2")], end_stream=True)
+                    elif isinstance(ev, h2.events.ConnectionTerminated):
+                        sock.sendall(conn.data_to_send())
+                        return
+                sock.sendall(conn.data_to_send())
+        except Exception as e:  # noqa: BLE001 - reported to the test
+            self.errors.append(repr(e))
+        finally:
+            sock.close()
+
+    def close(self):
+        self.lsock.close()

@@ -123,60 +123,13 @@ def echo_server():
 
 @pytest.fixture
 def h2_server():
-    """A python3-h2 server on threads that counts connections and answers each request with its
-    path and the size of its body."""
-    h2 = pytest.importorskip("h2.connection")
-    import h2.config
-    import h2.events
-
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(8)
-    state = {"connections": 0, "errors": []}
-
-    def serve(sock):
-        conn = h2.connection.H2Connection(config=h2.config.H2Configuration(
-            client_side=False, header_encoding="utf-8", validate_inbound_headers=True))
-        conn.initiate_connection()
-        sock.sendall(conn.data_to_send())
-        paths, sizes = {}, {}
-        try:
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                for ev in conn.receive_data(data):
-                    if isinstance(ev, h2.events.RequestReceived):
-                        paths[ev.stream_id] = dict(ev.headers)[":path"]
-                        sizes[ev.stream_id] = 0
-                    elif isinstance(ev, h2.events.DataReceived):
-                        sizes[ev.stream_id] += len(ev.data)
-                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                    elif isinstance(ev, h2.events.StreamEnded):
-                        sid = ev.stream_id
-                        body = f"{paths[sid]} {sizes[sid]}".encode()
-                        status = "404" if paths[sid] == "/missing" else "200"
-                        conn.send_headers(sid, [(":status", status),
-                                                ("content-length", str(len(body)))])
-                        conn.send_data(sid, body, end_stream=True)
-                sock.sendall(conn.data_to_send())
-        except Exception as e:  # noqa: BLE001 - the test reports it
-            state["errors"].append(repr(e))
-        finally:
-            sock.close()
-
-    def accept_loop():
-        while True:
-            try:
-                s, _ = lsock.accept()
-            except OSError:
-                return
-            state["connections"] += 1
-            threading.Thread(target=serve, args=(s,), daemon=True).start()
-
-    threading.Thread(target=accept_loop, daemon=True).start()
-    yield lsock.getsockname()[1], state
-    lsock.close()
+    """A python3-h2 server that counts connections and answers each request with its path and the
+    size of its body (server_fixtures.PythonH2Server)."""
+    pytest.importorskip("h2.connection")
+    from server_fixtures import PythonH2Server
+    srv = PythonH2Server()
+    yield srv
+    srv.close()
 
 
 @pytest.fixture
@@ -268,17 +221,17 @@ def test_nghttpd_saw_one_connection(docroot):
 
 
 def test_several_urls_one_connection_python_h2(h2_server):
-    port, state = h2_server
+    port = h2_server.port
     base = f"http://127.0.0.1:{port}"
     r = get("--http2-prior-knowledge", "--data-binary", "xyz", f"{base}/a", f"{base}/b", f"{base}/c")
     assert r.returncode == 0, r.stderr
     assert r.stdout == b"/a 3/b 3/c 3"
-    assert state["connections"] == 1
-    assert state["errors"] == []
+    assert h2_server.connections == 1
+    assert h2_server.errors == []
 
 
 def test_fail_on_404_python_h2(h2_server):
-    port, _ = h2_server
+    port = h2_server.port
     r = get("--http2-prior-knowledge", "--fail", f"http://127.0.0.1:{port}/missing")
     assert r.returncode == 22
     assert r.stdout == b""

@@ -109,65 +109,12 @@ def test_client_against_rill_server(rill_server):
 
 @pytest.fixture
 def python_h2_server():
-    """A python3-h2 server on a thread: answers every request with its path and the request body's
-    length, plus trailers; checks our client's frames with python3-h2's own validation."""
-    import threading
-
-    import h2.config
-    import h2.connection
-    import h2.events
-
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(4)
-    port = lsock.getsockname()[1]
-    errors = []
-
-    def serve(conn_sock):
-        cfg = h2.config.H2Configuration(client_side=False, header_encoding="utf-8",
-                                        validate_inbound_headers=True)
-        conn = h2.connection.H2Connection(config=cfg)
-        conn.initiate_connection()
-        conn_sock.sendall(conn.data_to_send())
-        bodies, paths = {}, {}
-        try:
-            while True:
-                data = conn_sock.recv(65536)
-                if not data:
-                    return
-                for ev in conn.receive_data(data):
-                    if isinstance(ev, h2.events.RequestReceived):
-                        paths[ev.stream_id] = dict(ev.headers)[":path"]
-                        bodies[ev.stream_id] = 0
-                    elif isinstance(ev, h2.events.DataReceived):
-                        bodies[ev.stream_id] += len(ev.data)
-                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                    elif isinstance(ev, h2.events.StreamEnded):
-                        sid = ev.stream_id
-                        body = f"{paths[sid]} {bodies[sid]}".encode()
-                        conn.send_headers(sid, [(":status", "200"), ("content-length", str(len(body)))])
-                        conn.send_data(sid, body)
-                        conn.send_headers(sid, [("x-served-by", "python-h2")], end_stream=True)
-                    elif isinstance(ev, h2.events.ConnectionTerminated):
-                        conn_sock.sendall(conn.data_to_send())
-                        return
-                conn_sock.sendall(conn.data_to_send())
-        except Exception as e:  # noqa: BLE001 - reported to the test
-            errors.append(repr(e))
-        finally:
-            conn_sock.close()
-
-    def accept_loop():
-        while True:
-            try:
-                s, _ = lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(s,), daemon=True).start()
-
-    threading.Thread(target=accept_loop, daemon=True).start()
-    yield port, errors
-    lsock.close()
+    """A python3-h2 server: answers every request with its path and the request body's length,
+    plus a trailer; checks our client's frames with python3-h2's own validation."""
+    from server_fixtures import PythonH2Server
+    srv = PythonH2Server(trailers=True)
+    yield srv.port, srv.errors
+    srv.close()
 
 
 def test_client_against_python_h2_server(python_h2_server):
