@@ -20,6 +20,7 @@ struct canned {
     const char *const *answers; /* one per request, in order, over every connection */
     size_t nanswers;
     bool close_after_each; /* close the connection after each answer */
+    size_t piece;          /* answers go out in writes of this many bytes (0: whole) */
     atomic_int accepted;
     atomic_int requests;
     pthread_t thread;
@@ -65,6 +66,21 @@ static bool read_request(int fd)
     return false;
 }
 
+/* Input arrives in pieces: each piece its own write, a moment apart, so the client reads them
+ * separately. */
+static void send_pieces(int fd, const void *data, size_t len, size_t piece)
+{
+    const char *p = data;
+    if (!piece)
+        piece = len;
+    for (size_t off = 0; off < len; off += piece) {
+        size_t n = len - off < piece ? len - off : piece;
+        send(fd, p + off, n, MSG_NOSIGNAL);
+        if (n < len)
+            usleep(300);
+    }
+}
+
 static void *canned_run(void *arg)
 {
     struct canned *s = arg;
@@ -82,7 +98,7 @@ static void *canned_run(void *arg)
             atomic_fetch_add(&s->requests, 1);
             const char *a = s->answers[next++];
             if (a[0]) /* "" = answer nothing, wait for the client to give up */
-                send(fd, a, strlen(a), MSG_NOSIGNAL);
+                send_pieces(fd, a, strlen(a), s->piece);
             if (s->close_after_each || !a[0])
                 break;
         }
@@ -96,14 +112,21 @@ static void *canned_run(void *arg)
     return NULL;
 }
 
-static void canned_start(struct canned *s, const char *const *answers, size_t n, bool close_each)
+static void canned_start_pieces(struct canned *s, const char *const *answers, size_t n,
+                                bool close_each, size_t piece)
 {
     memset(s, 0, sizeof *s);
     s->lfd = listen_any(&s->port);
     s->answers = answers;
     s->nanswers = n;
     s->close_after_each = close_each;
+    s->piece = piece;
     pthread_create(&s->thread, NULL, canned_run, s);
+}
+
+static void canned_start(struct canned *s, const char *const *answers, size_t n, bool close_each)
+{
+    canned_start_pieces(s, answers, n, close_each, 0);
 }
 
 static void canned_stop(struct canned *s)
@@ -175,14 +198,14 @@ static void options_and_bad_arguments(void **state)
 
 /* ---- HTTP/1.1 ---------------------------------------------------------------------------------- */
 
-static void fetch_chunked_with_1xx_and_trailers(void **state)
+static void chunked_with_1xx_and_trailers_in(size_t piece)
 {
     static const char *const answers[] = {
         "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"
         "5\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n"};
     struct canned s;
-    canned_start(&s, answers, 1, false);
+    canned_start_pieces(&s, answers, 1, false, piece);
     rill_client_result r;
     assert_int_equal(rill_client_fetch(url_of(s.port, "/c"), NULL, &r), RILL_OK);
     assert_int_equal(r.status, 200);
@@ -195,6 +218,21 @@ static void fetch_chunked_with_1xx_and_trailers(void **state)
     rill_client_result_free(&r);
     assert_null(r.body);
     canned_stop(&s);
+}
+
+static void fetch_chunked_with_1xx_and_trailers(void **state)
+{
+    (void)state;
+    chunked_with_1xx_and_trailers_in(0);
+}
+
+/* The same answer a byte per write, and in 7-byte writes: every line end, chunk size and trailer
+ * split across reads. */
+static void answers_in_pieces(void **state)
+{
+    (void)state;
+    chunked_with_1xx_and_trailers_in(1);
+    chunked_with_1xx_and_trailers_in(7);
 }
 
 static void fetch_until_close_and_to_a_file(void **state)
@@ -379,6 +417,7 @@ struct h2peer {
     int answered;
     int resets; /* RST_STREAM frames received */
     uint32_t reset_code;
+    size_t piece; /* the peer's output in writes of this many bytes (0: whole) */
 };
 
 static int peer_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind kind,
@@ -446,7 +485,7 @@ static void *h2peer_run(void *arg)
         for (;;) {
             size_t n;
             while ((n = rill_h2_session_send_copy(p->s, buf, sizeof buf)) > 0)
-                send(fd, buf, n, MSG_NOSIGNAL);
+                send_pieces(fd, buf, n, p->piece);
             ssize_t r = recv(fd, buf, sizeof buf, 0);
             if (r <= 0 || rill_h2_session_recv(p->s, buf, (size_t)r) < 0)
                 break;
@@ -491,9 +530,10 @@ static void h2_end(rill_client_stream *st, int err, const char *why, void *user)
         rill_io_loop_stop(h2_res->loop);
 }
 
-static void h2c_prior_knowledge_multiplexes(void **state)
+static void h2c_multiplexes_with_peer_writes_of(size_t piece)
 {
     struct h2peer p = {0};
+    p.piece = piece;
     p.lfd = listen_any(&p.port);
     pthread_create(&p.thread, NULL, h2peer_run, &p);
     struct h2result res = {0};
@@ -530,6 +570,21 @@ static void h2c_prior_knowledge_multiplexes(void **state)
     close(p.lfd);
     assert_int_equal(atomic_load(&p.accepted), 1);
     assert_int_equal(p.answered, 4);
+}
+
+static void h2c_prior_knowledge_multiplexes(void **state)
+{
+    (void)state;
+    h2c_multiplexes_with_peer_writes_of(0);
+}
+
+/* The server's frames a byte per write, and in 5-byte writes: frame headers, HPACK blocks and
+ * DATA split across reads. */
+static void h2_frames_in_pieces(void **state)
+{
+    (void)state;
+    h2c_multiplexes_with_peer_writes_of(1);
+    h2c_multiplexes_with_peer_writes_of(5);
 }
 
 /* ---- cancel ------------------------------------------------------------------------------------ */
@@ -669,11 +724,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(options_and_bad_arguments),
         cmocka_unit_test(fetch_chunked_with_1xx_and_trailers),
+        cmocka_unit_test(answers_in_pieces),
         cmocka_unit_test(fetch_until_close_and_to_a_file),
         cmocka_unit_test(keep_alive_reuses_one_connection),
         cmocka_unit_test(connection_close_reconnects),
         cmocka_unit_test(failures_have_their_codes),
         cmocka_unit_test(h2c_prior_knowledge_multiplexes),
+        cmocka_unit_test(h2_frames_in_pieces),
         cmocka_unit_test(cancel_over_http1_closes_and_resends_the_rest),
         cmocka_unit_test(cancel_over_h2_resets_the_stream),
     };
