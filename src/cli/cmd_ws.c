@@ -23,7 +23,6 @@ static const char usage[] =
     "  -v, --verbose        say on stderr how the socket was opened and closed\n";
 
 struct line {
-    struct ws_cli *cli;
     char *text; /* NULL: end of input */
     size_t len;
     struct line *next;
@@ -31,14 +30,31 @@ struct line {
 
 struct ws_cli {
     rill_io_loop *loop;
-    pthread_mutex_t loop_lock; /* the reader posts only while the loop exists */
-    bool loop_gone;
     rill_websocket_client *client;
     bool verbose;
     bool open;
     int exit_code;
     struct line *waiting, **waiting_tail; /* lines read before the socket opened */
 };
+
+/* Lines from the reader thread to the loop. Static, not on rill_cmd_ws's stack: the detached
+ * reader may still be blocked in getline, and then post, after rill_cmd_ws has returned. */
+static struct {
+    pthread_mutex_t lock;
+    struct line *head, **tail;
+    bool loop_gone; /* set once the loop stops taking lines: the reader frees its own */
+    struct ws_cli *cli;
+} inbox = {.lock = PTHREAD_MUTEX_INITIALIZER, .tail = &inbox.head};
+
+static void free_lines(struct line *l)
+{
+    while (l) {
+        struct line *next = l->next;
+        free(l->text);
+        free(l);
+        l = next;
+    }
+}
 
 /* Sends a line, or closes at the end of input. Takes ownership of l. */
 static void deliver(struct ws_cli *cli, struct line *l)
@@ -51,34 +67,50 @@ static void deliver(struct ws_cli *cli, struct line *l)
     free(l);
 }
 
-static void on_line(rill_io_loop *loop, void *arg)
+/* On the loop's thread: takes every line queued so far, in order. */
+static void on_lines(rill_io_loop *loop, void *arg)
 {
-    struct line *l = arg;
-    struct ws_cli *cli = l->cli;
-    if (cli->open && cli->client) {
-        deliver(cli, l);
-    } else { /* keep order: sent once the socket is open */
-        l->next = NULL;
-        *cli->waiting_tail = l;
-        cli->waiting_tail = &l->next;
+    (void)loop, (void)arg;
+    pthread_mutex_lock(&inbox.lock);
+    struct line *l = inbox.head;
+    inbox.head = NULL;
+    inbox.tail = &inbox.head;
+    struct ws_cli *cli = inbox.cli;
+    pthread_mutex_unlock(&inbox.lock);
+    while (l) {
+        struct line *next = l->next;
+        if (cli->open && cli->client) {
+            deliver(cli, l);
+        } else { /* keep order: sent once the socket is open */
+            l->next = NULL;
+            *cli->waiting_tail = l;
+            cli->waiting_tail = &l->next;
+        }
+        l = next;
     }
 }
 
-/* From the reader thread: hands l to the loop, or drops it once the loop is gone. */
-static void post_line(struct ws_cli *cli, struct line *l)
+/* From the reader thread: queues l for the loop, or frees it once the loop is gone. */
+static void post_line(struct line *l)
 {
-    pthread_mutex_lock(&cli->loop_lock);
-    bool posted = !cli->loop_gone && rill_io_loop_post(cli->loop, on_line, l) == 0;
-    pthread_mutex_unlock(&cli->loop_lock);
-    if (!posted) {
-        free(l->text);
-        free(l);
+    pthread_mutex_lock(&inbox.lock);
+    if (inbox.loop_gone) {
+        pthread_mutex_unlock(&inbox.lock);
+        free_lines(l);
+        return;
     }
+    bool was_empty = inbox.head == NULL;
+    *inbox.tail = l;
+    inbox.tail = &l->next;
+    /* one wake-up per batch; if it cannot be queued the line waits for the next one */
+    if (was_empty)
+        rill_io_loop_post(inbox.cli->loop, on_lines, NULL);
+    pthread_mutex_unlock(&inbox.lock);
 }
 
 static void *read_stdin(void *arg)
 {
-    struct ws_cli *cli = arg;
+    (void)arg;
     char *buf = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -88,17 +120,15 @@ static void *read_stdin(void *arg)
         struct line *l = malloc(sizeof *l);
         if (!l)
             break;
-        *l = (struct line){cli, malloc((size_t)n + 1), (size_t)n, NULL};
+        *l = (struct line){malloc((size_t)n + 1), (size_t)n, NULL};
         if (l->text)
             memcpy(l->text, buf, (size_t)n);
-        post_line(cli, l);
+        post_line(l);
     }
     free(buf);
     struct line *end = calloc(1, sizeof *end);
-    if (end) {
-        end->cli = cli;
-        post_line(cli, end);
-    }
+    if (end)
+        post_line(end);
     return NULL;
 }
 
@@ -145,7 +175,7 @@ int rill_cmd_ws(int argc, char **argv)
 {
     rill_websocket_client_options opt;
     rill_websocket_client_options_init(&opt);
-    struct ws_cli cli = {.exit_code = 1, .loop_lock = PTHREAD_MUTEX_INITIALIZER};
+    struct ws_cli cli = {.exit_code = 1};
     cli.waiting_tail = &cli.waiting;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -197,23 +227,26 @@ int rill_cmd_ws(int argc, char **argv)
         rill_io_loop_free(cli.loop);
         return rc == RILL_ERR_INVALID_ARG ? RILL_EXIT_USAGE : 1;
     }
+    pthread_mutex_lock(&inbox.lock);
+    inbox.cli = &cli;
+    pthread_mutex_unlock(&inbox.lock);
     pthread_t reader;
-    pthread_create(&reader, NULL, read_stdin, &cli);
+    pthread_create(&reader, NULL, read_stdin, NULL);
     pthread_detach(reader); /* blocked in getline at exit is fine: the process ends */
     rill_io_loop_run(cli.loop);
     rill_websocket_client_free(cli.client);
     cli.client = NULL;
     fflush(stdout);
-    /* The reader may be blocked in getline until the process ends: it posts no more from here. */
-    pthread_mutex_lock(&cli.loop_lock);
-    cli.loop_gone = true;
-    pthread_mutex_unlock(&cli.loop_lock);
-    while (cli.waiting) {
-        struct line *l = cli.waiting;
-        cli.waiting = l->next;
-        free(l->text);
-        free(l);
-    }
-    rill_io_loop_free(cli.loop);
+    /* The reader may be blocked in getline until the process ends: it queues no more from here. */
+    pthread_mutex_lock(&inbox.lock);
+    inbox.loop_gone = true;
+    inbox.cli = NULL;
+    struct line *unread = inbox.head;
+    inbox.head = NULL;
+    inbox.tail = &inbox.head;
+    pthread_mutex_unlock(&inbox.lock);
+    free_lines(unread);
+    free_lines(cli.waiting);
+    rill_io_loop_free(cli.loop); /* drops a queued on_lines wake-up: it owns nothing */
     return cli.exit_code;
 }
