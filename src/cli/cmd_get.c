@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/get.h"
 #include "rill/client.h"
 #include "rill/h1.h"
 
@@ -17,70 +19,101 @@ static const char usage[] =
     "Bodies go to standard output in the order of the URLs.\n\n"
     "  -o, --output FILE         write the next URL's body to FILE\n"
     "  -O, --remote-name         write the next URL's body to a file named as its last path part\n"
+    "  -D, --dump-header FILE    write the response heads to FILE ('-': standard output)\n"
     "  -H, --header 'NAME: VALUE'  add a request field ('NAME:' drops a default one)\n"
     "  -X, --request METHOD      use METHOD\n"
     "  -d, --data DATA           send DATA (or @FILE, line ends removed) as a form body, POST\n"
     "  --data-binary DATA        send DATA (or @FILE, as it is) as the body, POST\n"
     "  -I, --head                HEAD: print the response head only\n"
     "  -i, --include             print the response head before the body\n"
+    "  -L, --location            follow redirects (301, 302, 303, 307, 308)\n"
+    "  --max-redirs N            follow at most N redirects (default 50; -1: no limit)\n"
+    "  -n N                      fetch each URL N times, at once (one HTTP/2 connection)\n"
     "  -v, --verbose             print connections, HTTP/2 frames and fields on stderr\n"
-    "  -s, --silent              print no error messages\n"
+    "  -s, --silent              print no error messages and no progress bar\n"
     "  -S, --show-error          print error messages even with -s\n"
     "  -f, --fail                no body for an HTTP status of 400 or more; exit 22\n"
     "  -k, --insecure            https: do not verify the server certificate\n"
     "  --cacert FILE             https: trust this CA certificate (PEM)\n"
     "  --http1.1                 use HTTP/1.1 only\n"
+    "  --http2                   HTTP/2 where possible: https by ALPN (the default); http:// stays\n"
+    "                            HTTP/1.1 (the h2c Upgrade is not implemented yet)\n"
     "  --http2-prior-knowledge   http: speak HTTP/2 at once (h2c)\n"
     "  --connect-timeout SECONDS  give up connecting after this long\n"
-    "  --max-time SECONDS        give up on each request after this long\n\n"
+    "  --max-time SECONDS        give up on each request after this long\n"
+    "  --stat                    print one line per request on stderr:\n"
+    "                            stat: METHOD URL status=S proto=P bytes=B start=T dns=T connect=T\n"
+    "                            first=T end=T; each T in milliseconds since rill get started:\n"
+    "                            the request made, the name resolved, the connection open (TCP\n"
+    "                            and TLS; '-' when the request used an open one), the response\n"
+    "                            head, its end; B counts body bytes\n\n"
+    "A progress bar goes to stderr while bodies go to files (-o, -O), when stderr is a terminal.\n"
     "Exit status: 0 success, 2 bad usage, 6 host not resolved, 7 cannot connect, 8 bad\n"
     "HTTP/1.1 response, 16 HTTP/2 error, 22 HTTP status >= 400 with --fail, 23 cannot write the\n"
     "output, 26 cannot read a --data file, 28 timeout, 35 TLS failure (handshake, certificate),\n"
-    "56 connection lost, 77 unusable --cacert file, 1 anything else. Several URLs: the first\n"
-    "failure's status.\n";
+    "47 more redirects than --max-redirs, 56 connection lost, 77 unusable --cacert file, 1\n"
+    "anything else. Several URLs: the first failure's status.\n";
 
 /* curl options rill get does not have yet: refused by name, not as unknown. */
 static const char *const unsupported[] = {
-    "-L", "--location", "-u", "--user", "-F", "--form", "--compressed", "-x", "--proxy", "-C",
+    "-u", "--user", "-F", "--form", "--compressed", "-x", "--proxy", "-C",
     "--continue-at", "-r", "--range", "-b", "--cookie", "-c", "--cookie-jar", "-e", "--referer",
-    "-A", "--user-agent", "--http2", "--http3", "-T", "--upload-file", "-w", "--write-out",
-    "--retry", "--resolve", "--unix-socket", "--limit-rate", "-Z", "--parallel", NULL};
+    "-A", "--user-agent", "--http3", "-T", "--upload-file", "-w", "--write-out",
+    "--retry", "--resolve", "--unix-socket", "--limit-rate", "-Z", "--parallel",
+    "--location-trusted", NULL};
 
 enum { EXIT_OK = 0, EXIT_OTHER = 1, EXIT_RESOLVE = 6, EXIT_CONNECT = 7, EXIT_H1 = 8,
        EXIT_H2 = 16, EXIT_HTTP = 22, EXIT_WRITE = 23, EXIT_READ = 26, EXIT_TIMEOUT = 28,
-       EXIT_TLS = 35, EXIT_LOST = 56, EXIT_CACERT = 77 };
+       EXIT_TLS = 35, EXIT_REDIRECTS = 47, EXIT_LOST = 56, EXIT_CACERT = 77 };
 
 struct get;
 
 struct transfer {
     struct get *g;
-    const char *url;
-    const char *out_path; /* -o / -O, or NULL: stdout */
-    FILE *out;            /* the file once opened */
-    char *buf;            /* stdout output held while an earlier URL is still writing */
-    size_t len, cap;
+    const char *url0;    /* as given */
+    char *url;           /* the one being fetched (after redirects); owned */
+    const char *method;  /* this request's (a redirect may turn it into GET) */
+    bool send_body;      /* with the body of -d / --data-binary */
+    int redirects;       /* followed so far */
+    char *location;      /* the pending redirect's Location value, or NULL; owned */
+    int status;
+    const char *proto;
+    uint64_t bytes;      /* body bytes of the current response */
+    struct get_stat stat;
+    struct get_part body; /* stdout or the -o file */
+    struct get_part dump; /* the -D file, unless that is where the body goes */
+    struct get_part *headp; /* where -D heads go: &body or &dump */
+    bool skip_body;       /* a redirect's body, or --fail's */
     bool done;
-    bool failed_status; /* --fail and status >= 400: nothing more is written */
     int exit_code;
 };
 
 struct origin {
     char key[320];
     rill_client *client;
+    struct get *g;
+    double dns, connect; /* when its latest connection resolved and opened (get_now_ms); -1 */
 };
 
 struct get {
     rill_io_loop *loop;
+    rill_client_options base;
     struct transfer *t;
-    size_t nt, next_out, remaining;
-    struct origin *origins;
-    size_t norigins;
+    size_t nt, remaining;
+    struct origin **origins;
+    size_t norigins, cap_origins;
+    struct get_sink *sinks; /* [0] stdout, then one per -o/-O, then -D's file */
+    size_t nsinks;
+    struct get_sink *dump;  /* -D's sink, or NULL */
     rill_header *fields;
     size_t nfields;
+    bool auto_content_type; /* the last field is -d's default content-type */
     const char *method;
     char *body;
     size_t body_len;
-    bool head_only, include, verbose, silent, show_error, fail;
+    bool head_only, include, verbose, silent, show_error, fail, follow, stat;
+    int max_redirs; /* -1: no limit */
+    struct get_progress progress;
     int exit_code;
 };
 
@@ -93,77 +126,61 @@ static void say(struct get *g, const char *fmt, const char *a, const char *b)
     fputc('\n', stderr);
 }
 
-/* ---- output, in URL order on stdout --------------------------------------------------------- */
+/* ---- output -------------------------------------------------------------------------------- */
 
-static bool hold(struct transfer *t, const void *data, size_t len)
+/* A sink that cannot be written: said once, and the transfer fails with 23. */
+static void write_failed(struct transfer *t, struct get_sink *s)
 {
-    if (t->len + len > t->cap) {
-        size_t cap = t->cap ? t->cap : 65536;
-        while (cap < t->len + len)
-            cap *= 2;
-        char *b = realloc(t->buf, cap);
-        if (!b)
-            return false;
-        t->buf = b;
-        t->cap = cap;
-    }
-    memcpy(t->buf + t->len, data, len);
-    t->len += len;
-    return true;
-}
-
-static void emit(struct transfer *t, const void *data, size_t len)
-{
-    if (t->exit_code || !len)
-        return;
-    bool ok;
-    if (t->out_path) {
-        ok = fwrite(data, 1, len, t->out) == len;
-    } else if (&t->g->t[t->g->next_out] == t) {
-        ok = fwrite(data, 1, len, stdout) == len;
-    } else {
-        ok = hold(t, data, len);
-    }
-    if (!ok) {
+    if (!t->exit_code)
         t->exit_code = EXIT_WRITE;
-        say(t->g, "%s: cannot write the output: %s", t->url, strerror(errno));
-    }
+    if (s->reported)
+        return;
+    s->reported = true;
+    if (s->path)
+        say(t->g, "cannot write %s: %s", s->path, strerror(s->err));
+    else
+        say(t->g, "%s: cannot write the output: %s", t->url0, strerror(s->err));
 }
 
-/* The URL whose turn it is on stdout is done: later ones write what they held, in order. */
-static void advance_stdout(struct get *g)
+static void emit(struct transfer *t, struct get_part *p, const void *data, size_t len)
 {
-    while (g->next_out < g->nt && g->t[g->next_out].done) {
-        g->next_out++;
-        if (g->next_out < g->nt) {
-            struct transfer *t = &g->t[g->next_out];
-            if (t->len && fwrite(t->buf, 1, t->len, stdout) != t->len && !t->exit_code)
-                t->exit_code = EXIT_WRITE;
-            free(t->buf);
-            t->buf = NULL;
-            t->len = t->cap = 0;
-        }
+    if (!get_part_write(p, data, len))
+        write_failed(t, p->sink);
+}
+
+/* The head as curl writes it: "HTTP/2 200 " (curl 7's trailing space) or "HTTP/1.1 200 OK" (the
+ * standard reason: the library does not keep the received one), "name: value" lines, CRLF ends,
+ * an empty line. */
+static void print_head(struct transfer *t, struct get_part *p, int status, const rill_header *f,
+                       size_t n)
+{
+    char line[128];
+    bool h2 = t->proto && strcmp(t->proto, "h2") == 0;
+    int len = h2 ? snprintf(line, sizeof line, "HTTP/2 %d \r\n", status)
+                 : snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, rill_h1_reason_phrase(status));
+    emit(t, p, line, (size_t)len);
+    for (size_t i = 0; i < n; i++) {
+        emit(t, p, f[i].name, f[i].name_len);
+        emit(t, p, ": ", 2);
+        emit(t, p, f[i].value, f[i].value_len);
+        emit(t, p, "\r\n", 2);
     }
-    fflush(stdout);
+    emit(t, p, "\r\n", 2);
 }
 
 /* ---- the request's callbacks ---------------------------------------------------------------- */
 
-static void print_head(struct transfer *t, rill_client_stream *st, int status,
-                       const rill_header *f, size_t n)
+static const rill_header *field(const rill_header *f, size_t n, const char *name)
 {
-    char line[128];
-    bool h2 = strcmp(rill_client_stream_protocol(st), "h2") == 0;
-    int len = h2 ? snprintf(line, sizeof line, "HTTP/2 %d \r\n", status)
-                 : snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, rill_h1_reason_phrase(status));
-    emit(t, line, (size_t)len);
-    for (size_t i = 0; i < n; i++) {
-        emit(t, f[i].name, f[i].name_len);
-        emit(t, ": ", 2);
-        emit(t, f[i].value, f[i].value_len);
-        emit(t, "\r\n", 2);
-    }
-    emit(t, "\r\n", 2);
+    for (size_t i = 0; i < n; i++)
+        if (rill_h1_name_eq((const char *)f[i].name, f[i].name_len, name))
+            return &f[i];
+    return NULL;
+}
+
+static bool is_redirect(int status)
+{
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
 static void on_response(rill_client_stream *st, int status, const rill_header *f, size_t n,
@@ -171,34 +188,55 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
 {
     struct transfer *t = user;
     struct get *g = t->g;
+    t->stat.first = get_now_ms();
+    t->status = status;
+    t->proto = rill_client_stream_protocol(st);
     if (g->verbose) {
         fprintf(stderr, "< %d (%s)\n", status, t->url);
         for (size_t i = 0; i < n; i++)
             fprintf(stderr, "< %.*s: %.*s\n", (int)f[i].name_len, (const char *)f[i].name,
                     (int)f[i].value_len, (const char *)f[i].value);
     }
+    if (g->dump)
+        print_head(t, t->headp, status, f, n);
+    const rill_header *loc = g->follow && is_redirect(status) ? field(f, n, "location") : NULL;
+    if (loc) { /* its body is skipped; on_end follows it */
+        t->skip_body = true;
+        if (!(t->location = strndup((const char *)loc->value, loc->value_len)) && !t->exit_code)
+            t->exit_code = EXIT_OTHER;
+        if (g->head_only || g->include)
+            print_head(t, &t->body, status, f, n);
+        return;
+    }
     if (g->fail && status >= 400) {
-        t->failed_status = true;
+        t->skip_body = true;
         t->exit_code = EXIT_HTTP;
         char code[16];
         snprintf(code, sizeof code, "%d", status);
         say(g, "%s: the server answered %s", t->url, code);
         return;
     }
-    if (t->out_path && !(t->out = fopen(t->out_path, "wb"))) {
-        t->exit_code = EXIT_WRITE;
-        say(g, "cannot write %s: %s", t->out_path, strerror(errno));
-        return;
+    if (t->body.sink->path) {
+        if (!get_sink_open(t->body.sink)) { /* an empty body still makes its file */
+            write_failed(t, t->body.sink);
+            return;
+        }
+        const rill_header *cl = field(f, n, "content-length");
+        get_progress_expect(&g->progress, g->head_only ? 0 : cl ? strtoll((const char *)cl->value, NULL, 10) : -1);
     }
     if (g->head_only || g->include)
-        print_head(t, st, status, f, n);
+        print_head(t, &t->body, status, f, n);
 }
 
 static void on_data(rill_client_stream *st, const uint8_t *data, size_t len, void *user)
 {
     struct transfer *t = user;
-    if (!t->failed_status)
-        emit(t, data, len);
+    t->bytes += len;
+    if (t->skip_body)
+        return;
+    emit(t, &t->body, data, len);
+    if (t->body.sink->path)
+        get_progress_data(&t->g->progress, len);
 }
 
 static int exit_for(int err, const char *proto)
@@ -214,25 +252,87 @@ static int exit_for(int err, const char *proto)
     }
 }
 
+static struct origin *origin_of(struct get *g, rill_client *c)
+{
+    for (size_t k = 0; k < g->norigins; k++)
+        if (g->origins[k]->client == c)
+            return g->origins[k];
+    return NULL;
+}
+
+static int send_request(struct transfer *t);
+
+/* The pending redirect of t: the next request, or why not (an exit code, said). */
+static int follow(struct transfer *t)
+{
+    struct get *g = t->g;
+    if (g->max_redirs >= 0 && t->redirects >= g->max_redirs) {
+        char max[16];
+        snprintf(max, sizeof max, "%d", g->max_redirs);
+        say(g, "%s: Maximum (%s) redirects followed", t->url0, max);
+        return EXIT_REDIRECTS;
+    }
+    char why[256];
+    char *next = get_url_resolve(t->url, t->location, why, sizeof why);
+    if (!next) {
+        say(g, "%s: %s", t->url, why);
+        return EXIT_OTHER;
+    }
+    /* As browsers and curl do: 303 asks for a GET; a POST answered 301 or 302 becomes a GET. */
+    if ((t->status == 303 && strcmp(t->method, "HEAD") != 0) ||
+        ((t->status == 301 || t->status == 302) && strcmp(t->method, "POST") == 0)) {
+        t->method = "GET";
+        t->send_body = false;
+    }
+    if (g->verbose)
+        fprintf(stderr, "* %d: following the redirect to %s\n", t->status, next);
+    free(t->url);
+    t->url = next;
+    free(t->location);
+    t->location = NULL;
+    t->redirects++;
+    return send_request(t);
+}
+
+static void finish(struct transfer *t)
+{
+    struct get *g = t->g;
+    if (!get_part_done(&t->body))
+        write_failed(t, t->body.sink);
+    if (t->headp != &t->body && !get_part_done(t->headp))
+        write_failed(t, t->headp->sink);
+    t->done = true;
+    if (t->exit_code && !g->exit_code)
+        g->exit_code = t->exit_code;
+    if (--g->remaining == 0) { /* connections end politely (HTTP/2: GOAWAY), then run returns */
+        get_progress_finish(&g->progress);
+        rill_io_loop_shutdown(g->loop, 1000);
+    }
+}
+
 static void on_end(rill_client_stream *st, int err, const char *why, void *user)
 {
     struct transfer *t = user;
     struct get *g = t->g;
+    t->stat.end = get_now_ms();
+    struct origin *o = origin_of(g, rill_client_stream_client(st));
+    if (o) { /* connection steps that happened for this request, not before it */
+        t->stat.dns = o->dns >= t->stat.start ? o->dns : -1;
+        t->stat.connect = o->connect >= t->stat.start ? o->connect : -1;
+    }
+    if (g->stat)
+        get_stat_print(t->method, t->url, t->status, rill_client_stream_protocol(st), t->bytes, &t->stat);
+    if (!err && t->location && !t->exit_code) {
+        int rc = follow(t);
+        if (rc == EXIT_OK)
+            return;
+        t->exit_code = rc;
+    }
     if (err && !t->exit_code) {
         t->exit_code = exit_for(err, rill_client_stream_protocol(st));
         say(g, "%s: %s", t->url, why);
     }
-    if (t->out && fclose(t->out) != 0 && !t->exit_code) {
-        t->exit_code = EXIT_WRITE;
-        say(g, "cannot write %s: %s", t->out_path, strerror(errno));
-    }
-    t->out = NULL;
-    t->done = true;
-    if (t->exit_code && !g->exit_code)
-        g->exit_code = t->exit_code;
-    advance_stdout(g);
-    if (--g->remaining == 0) /* connections end politely (HTTP/2: GOAWAY), then run returns */
-        rill_io_loop_shutdown(g->loop, 1000);
+    finish(t);
 }
 
 /* ---- starting the requests ------------------------------------------------------------------ */
@@ -249,57 +349,124 @@ static void origin_key(const char *url, char *key, size_t cap)
     key[n] = '\0';
 }
 
-static void verbose_request(struct get *g, const char *url)
+static void verbose_request(struct get *g, struct transfer *t, const rill_header *f, size_t n,
+                            size_t body_len)
 {
-    fprintf(stderr, "> %s %s\n", g->method, url);
-    for (size_t i = 0; i < g->nfields; i++)
-        fprintf(stderr, "> %.*s: %.*s\n", (int)g->fields[i].name_len, (const char *)g->fields[i].name,
-                (int)g->fields[i].value_len, (const char *)g->fields[i].value);
-    if (g->body_len)
-        fprintf(stderr, "> (%zu bytes of body)\n", g->body_len);
+    fprintf(stderr, "> %s %s\n", t->method, t->url);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, "> %.*s: %.*s\n", (int)f[i].name_len, (const char *)f[i].name,
+                (int)f[i].value_len, (const char *)f[i].value);
+    if (body_len)
+        fprintf(stderr, "> (%zu bytes of body)\n", body_len);
 }
 
 static void trace(rill_client *c, const char *line, void *user)
 {
-    fprintf(stderr, "* %s\n", line);
+    struct origin *o = user;
+    if (strncmp(line, "connected to ", 13) == 0)
+        o->connect = get_now_ms();
+    else if (strstr(line, " resolved to "))
+        o->dns = get_now_ms();
+    if (o->g->verbose)
+        fprintf(stderr, "* %s\n", line);
 }
 
-static int start(struct get *g, const rill_client_options *base)
+/* The client for url's origin, made on first use; NULL with the exit code in *code (said). */
+static rill_client *client_for(struct get *g, const char *url, int *code)
+{
+    char key[320];
+    origin_key(url, key, sizeof key);
+    for (size_t k = 0; k < g->norigins; k++)
+        if (strcmp(g->origins[k]->key, key) == 0)
+            return g->origins[k]->client;
+    if (g->norigins == g->cap_origins) {
+        size_t cap = g->cap_origins ? g->cap_origins * 2 : 4;
+        struct origin **o = realloc(g->origins, cap * sizeof *o);
+        if (!o) {
+            *code = EXIT_OTHER;
+            return NULL;
+        }
+        g->origins = o;
+        g->cap_origins = cap;
+    }
+    struct origin *o = calloc(1, sizeof *o);
+    if (!o) {
+        *code = EXIT_OTHER;
+        return NULL;
+    }
+    rill_client_options opt = g->base;
+    opt.url = url;
+    char err[512] = "";
+    int rc = rill_client_new(g->loop, &opt, &o->client, err, sizeof err);
+    if (rc < 0) {
+        free(o);
+        say(g, "%s%s", err[0] ? err : rill_strerror(rc), "");
+        *code = rc == RILL_ERR_TLS || rc == RILL_ERR_IO ? EXIT_CACERT
+              : rc == RILL_ERR_INVALID_ARG ? RILL_EXIT_USAGE : EXIT_OTHER;
+        return NULL;
+    }
+    snprintf(o->key, sizeof o->key, "%s", key);
+    o->g = g;
+    o->dns = o->connect = -1;
+    if (g->verbose || g->stat)
+        rill_client_set_trace(o->client, trace, o);
+    g->origins[g->norigins++] = o;
+    return o->client;
+}
+
+/* Starts t's request for t->url; an exit code (said) when it cannot. */
+static int send_request(struct transfer *t)
 {
     static const rill_client_callbacks cb = {
         .size = sizeof cb, .on_response = on_response, .on_data = on_data, .on_end = on_end};
+    struct get *g = t->g;
+    int code = EXIT_OTHER;
+    rill_client *client = client_for(g, t->url, &code);
+    if (!client)
+        return code;
+    /* Credentials stay with the origin they were given for (as curl without
+     * --location-trusted); -d's content-type goes only with its body. */
+    char k0[320], k1[320];
+    origin_key(t->url0, k0, sizeof k0);
+    origin_key(t->url, k1, sizeof k1);
+    bool elsewhere = strcmp(k0, k1) != 0;
+    rill_header *f = malloc((g->nfields ? g->nfields : 1) * sizeof *f);
+    if (!f)
+        return EXIT_OTHER;
+    size_t n = 0;
+    for (size_t i = 0; i < g->nfields; i++) {
+        const rill_header *h = &g->fields[i];
+        if (g->auto_content_type && !t->send_body && i == g->nfields - 1)
+            continue;
+        if (elsewhere && (rill_h1_name_eq((const char *)h->name, h->name_len, "authorization") ||
+                          rill_h1_name_eq((const char *)h->name, h->name_len, "cookie")))
+            continue;
+        f[n++] = *h;
+    }
+    size_t blen = t->send_body ? g->body_len : 0;
+    if (g->verbose)
+        verbose_request(g, t, f, n, blen);
+    t->status = 0;
+    t->proto = NULL;
+    t->bytes = 0;
+    t->skip_body = false;
+    t->stat = (struct get_stat){.start = get_now_ms(), .dns = -1, .connect = -1, .first = -1, .end = -1};
+    int rc = rill_client_request(client, t->method, t->url, f, n, blen ? g->body : NULL, blen, &cb,
+                                 t, NULL);
+    free(f);
+    if (rc < 0) {
+        say(g, "%s: %s", t->url, rc == RILL_ERR_INVALID_ARG ? "bad method, URL or header" : rill_strerror(rc));
+        return rc == RILL_ERR_INVALID_ARG && !t->redirects ? RILL_EXIT_USAGE : EXIT_OTHER;
+    }
+    return EXIT_OK;
+}
+
+static int start(struct get *g)
+{
     for (size_t i = 0; i < g->nt; i++) {
-        struct transfer *t = &g->t[i];
-        char key[320];
-        origin_key(t->url, key, sizeof key);
-        rill_client *client = NULL;
-        for (size_t k = 0; k < g->norigins && !client; k++)
-            if (strcmp(g->origins[k].key, key) == 0)
-                client = g->origins[k].client;
-        if (!client) {
-            rill_client_options opt = *base;
-            opt.url = t->url;
-            char err[512] = "";
-            int rc = rill_client_new(g->loop, &opt, &client, err, sizeof err);
-            if (rc < 0) {
-                say(g, "%s%s", err[0] ? err : rill_strerror(rc), "");
-                return rc == RILL_ERR_TLS || rc == RILL_ERR_IO ? EXIT_CACERT : rc == RILL_ERR_INVALID_ARG ? RILL_EXIT_USAGE
-                                                                                    : EXIT_OTHER;
-            }
-            if (g->verbose)
-                rill_client_set_trace(client, trace, g);
-            struct origin *o = &g->origins[g->norigins++];
-            snprintf(o->key, sizeof o->key, "%s", key);
-            o->client = client;
-        }
-        if (g->verbose)
-            verbose_request(g, t->url);
-        int rc = rill_client_request(client, g->method, t->url, g->fields, g->nfields, g->body,
-                                     g->body_len, &cb, t, NULL);
-        if (rc < 0) {
-            say(g, "%s: %s", t->url, rc == RILL_ERR_INVALID_ARG ? "bad method, URL or header" : rill_strerror(rc));
-            return rc == RILL_ERR_INVALID_ARG ? RILL_EXIT_USAGE : EXIT_OTHER;
-        }
+        int rc = send_request(&g->t[i]);
+        if (rc != EXIT_OK)
+            return rc;
         g->remaining++;
     }
     return EXIT_OK;
@@ -410,12 +577,25 @@ static bool add_header(struct get *g, const char *h, rill_header *defaults, size
 /* -sS, -fsS...: flags without values may be given together. */
 static bool bundle(const char *a)
 {
-    return a[0] == '-' && a[1] && a[1] != '-' && a[2] && strspn(a + 1, "sSfIikv") == strlen(a + 1);
+    return a[0] == '-' && a[1] && a[1] != '-' && a[2] && strspn(a + 1, "sSfIikvL") == strlen(a + 1);
 }
 
 static const char *const needs_value[] = {"-o", "--output", "-H", "--header", "-X", "--request",
                                           "-d", "--data", "--data-binary", "--cacert",
-                                          "--connect-timeout", "--max-time", NULL};
+                                          "--connect-timeout", "--max-time", "-D", "--dump-header",
+                                          "--max-redirs", "-n", NULL};
+
+/* A whole decimal number in [lo, hi]; false for anything else. */
+static bool parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
 
 static bool one_of(const char *a, const char *const *list)
 {
@@ -442,6 +622,42 @@ static bool remote_name(const char *url, char *out, size_t cap)
     return strcmp(out, ".") && strcmp(out, "..");
 }
 
+/* Transfers (each URL -n times, in order) and where each writes: stdout, its -o file, -D's. */
+static bool make_transfers(struct get *g, const char **urls, size_t nurls, long repeat,
+                           const char *const *out_path, size_t nout, const char *dump_path,
+                           bool any_data)
+{
+    g->nt = nurls * (size_t)repeat;
+    g->nsinks = 1 + nout + (dump_path && strcmp(dump_path, "-") ? 1 : 0);
+    g->t = calloc(g->nt, sizeof *g->t);
+    g->sinks = calloc(g->nsinks, sizeof *g->sinks);
+    if (!g->t || !g->sinks)
+        return false;
+    for (size_t i = 0; i < nout; i++)
+        g->sinks[1 + i].path = out_path[i];
+    if (dump_path)
+        g->dump = strcmp(dump_path, "-") ? &g->sinks[1 + nout] : &g->sinks[0];
+    if (g->dump)
+        g->dump->path = strcmp(dump_path, "-") ? dump_path : NULL;
+    for (size_t i = 0; i < g->nt; i++) {
+        struct transfer *t = &g->t[i];
+        size_t u = i / (size_t)repeat;
+        *t = (struct transfer){.g = g, .url0 = urls[u], .method = g->method, .send_body = any_data};
+        if (!(t->url = strdup(urls[u])))
+            return false;
+        struct get_sink *body = u < nout ? &g->sinks[1 + u] : &g->sinks[0];
+        if (!get_sink_add(body, &t->body))
+            return false;
+        t->headp = &t->body;
+        if (g->dump && g->dump != body) {
+            if (!get_sink_add(g->dump, &t->dump))
+                return false;
+            t->headp = &t->dump;
+        }
+    }
+    return true;
+}
+
 static int run(struct get *g, rill_client_options *opt, int argc, char **argv)
 {
     char ua[32];
@@ -453,16 +669,19 @@ static int run(struct get *g, rill_client_options *opt, int argc, char **argv)
     size_t ndefaults = 2;
     const char **out_for = calloc((size_t)argc, sizeof *out_for); /* -o per URL, in order */
     char (*remote)[256] = calloc((size_t)argc, sizeof *remote);
-    g->t = calloc((size_t)argc, sizeof *g->t);
+    const char **urls = calloc((size_t)argc, sizeof *urls);
     g->fields = calloc((size_t)argc + 3, sizeof *g->fields);
-    g->origins = calloc((size_t)argc, sizeof *g->origins);
-    if (!out_for || !remote || !g->t || !g->fields || !g->origins) {
+    if (!out_for || !remote || !urls || !g->fields) {
         free(out_for);
         free(remote);
+        free(urls);
         return EXIT_OTHER;
     }
-    size_t nout = 0;
-    bool form = false, any_data = false;
+    size_t nout = 0, nurls = 0;
+    const char *dump_path = NULL;
+    long repeat = 1;
+    bool form = false, any_data = false, http2 = false;
+    g->max_redirs = 50;
     int rc = EXIT_OK;
     for (int i = 1; i < argc && rc == EXIT_OK; i++) {
         const char *a = argv[i];
@@ -477,6 +696,7 @@ static int run(struct get *g, rill_client_options *opt, int argc, char **argv)
                 case 'i': g->include = true; break;
                 case 'k': opt->insecure = true; break;
                 case 'v': g->verbose = true; break;
+                case 'L': g->follow = true; break;
                 default: rc = cli_usage_error("get", "unknown option '%s'", one);
                 }
             }
@@ -493,6 +713,7 @@ static int run(struct get *g, rill_client_options *opt, int argc, char **argv)
                 break;
             }
             const char *v = argv[++i];
+            long num;
             if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
                 out_for[nout++] = v;
             } else if (!strcmp(a, "-H") || !strcmp(a, "--header")) {
@@ -506,6 +727,18 @@ static int run(struct get *g, rill_client_options *opt, int argc, char **argv)
                 rc = add_data(g, v, strcmp(a, "--data-binary") == 0);
             } else if (!strcmp(a, "--cacert")) {
                 opt->ca_file = v;
+            } else if (!strcmp(a, "-D") || !strcmp(a, "--dump-header")) {
+                if (!*v)
+                    rc = cli_usage_error("get", "%s needs a file name (or - for stdout)", a);
+                dump_path = v;
+            } else if (!strcmp(a, "--max-redirs")) {
+                if (!parse_int(v, -1, 1000000, &num))
+                    rc = cli_usage_error("get", "--max-redirs takes a number (-1: no limit), not '%s'", v);
+                g->max_redirs = (int)num;
+            } else if (!strcmp(a, "-n")) {
+                if (!parse_int(v, 1, 100000, &num))
+                    rc = cli_usage_error("get", "-n takes a number from 1 to 100000, not '%s'", v);
+                repeat = num;
             } else {
                 uint32_t ms;
                 if (!parse_seconds(v, &ms))
@@ -531,8 +764,14 @@ static int run(struct get *g, rill_client_options *opt, int argc, char **argv)
             g->fail = true;
         } else if (!strcmp(a, "-k") || !strcmp(a, "--insecure")) {
             opt->insecure = true;
+        } else if (!strcmp(a, "-L") || !strcmp(a, "--location")) {
+            g->follow = true;
+        } else if (!strcmp(a, "--stat")) {
+            g->stat = true;
         } else if (!strcmp(a, "--http1.1")) {
             opt->http1_only = true;
+        } else if (!strcmp(a, "--http2")) {
+            http2 = true; /* https: ALPN h2 is the default; http://: HTTP/1.1 (no Upgrade yet) */
         } else if (!strcmp(a, "--http2-prior-knowledge")) {
             opt->h2_prior_knowledge = true;
         } else if (a[0] == '-' && a[1]) {
@@ -540,34 +779,46 @@ static int run(struct get *g, rill_client_options *opt, int argc, char **argv)
         } else if (strncasecmp(a, "http://", 7) && strncasecmp(a, "https://", 8)) {
             rc = cli_usage_error("get", "the URL must start with http:// or https://: %s", a);
         } else {
-            g->t[g->nt] = (struct transfer){.g = g, .url = a};
-            g->nt++;
+            urls[nurls++] = a;
         }
     }
-    if (rc == EXIT_OK && g->nt == 0)
+    if (rc == EXIT_OK && nurls == 0)
         rc = cli_usage_error("get", "an http:// or https:// URL is needed");
-    if (rc == EXIT_OK && nout > g->nt)
+    if (rc == EXIT_OK && nout > nurls)
         rc = cli_usage_error("get", "more -o/-O than URLs");
     if (rc == EXIT_OK && g->head_only && any_data)
         rc = cli_usage_error("get", "-I and -d/--data-binary do not go together");
     if (rc == EXIT_OK && opt->http1_only && opt->h2_prior_knowledge)
         rc = cli_usage_error("get", "--http1.1 and --http2-prior-knowledge do not go together");
+    if (rc == EXIT_OK && opt->http1_only && http2)
+        rc = cli_usage_error("get", "--http1.1 and --http2 do not go together");
     for (size_t i = 0; rc == EXIT_OK && i < nout; i++) {
-        g->t[i].out_path = out_for[i];
         if (!out_for[i][0]) {
-            if (!remote_name(g->t[i].url, remote[i], sizeof remote[i]))
-                rc = cli_usage_error("get", "-O: no file name in %s", g->t[i].url);
-            g->t[i].out_path = remote[i];
+            if (!remote_name(urls[i], remote[i], sizeof remote[i]))
+                rc = cli_usage_error("get", "-O: no file name in %s", urls[i]);
+            out_for[i] = remote[i];
         }
     }
     if (rc == EXIT_OK) {
         for (size_t i = 0; i < ndefaults; i++)
             g->fields[g->nfields++] = defaults[i];
-        if (form && !has_field(g, "content-type"))
+        if (form && !has_field(g, "content-type")) {
             g->fields[g->nfields++] = (rill_header){(const uint8_t *)"content-type", 12,
                 (const uint8_t *)"application/x-www-form-urlencoded", 33, 0};
+            g->auto_content_type = true;
+        }
         if (!g->method)
             g->method = g->head_only ? "HEAD" : any_data ? "POST" : "GET";
+        if (!make_transfers(g, urls, nurls, repeat, out_for, nout, dump_path, any_data)) {
+            fprintf(stderr, "rill get: out of memory\n");
+            rc = EXIT_OTHER;
+        }
+    }
+    if (rc == EXIT_OK) {
+        g->base = *opt;
+        g->progress.on = nout > 0 && !g->silent && !g->verbose && isatty(STDERR_FILENO);
+        g->progress.started = get_now_ms();
+        g->progress.drawn = g->progress.started - 100;
         rill_io_loop_options lo;
         rill_io_loop_options_init(&lo);
         lo.handshake_timeout_ms = opt->connect_timeout_ms + 1000; /* ours decides, not the loop's */
@@ -577,23 +828,27 @@ static int run(struct get *g, rill_client_options *opt, int argc, char **argv)
         }
     }
     if (rc == EXIT_OK) {
-        rc = start(g, opt);
+        rc = start(g);
         if (rc == EXIT_OK && g->remaining) /* a bad URL among them: none is fetched */
             rill_io_loop_run(g->loop);
         if (rc == EXIT_OK)
             rc = g->exit_code;
-        for (size_t k = 0; k < g->norigins; k++)
-            rill_client_free(g->origins[k].client);
+        for (size_t k = 0; k < g->norigins; k++) {
+            rill_client_free(g->origins[k]->client);
+            free(g->origins[k]);
+        }
         rill_io_loop_free(g->loop);
     }
-    for (size_t i = 0; i < g->nt; i++) {
-        if (g->t[i].out)
-            fclose(g->t[i].out);
-        free(g->t[i].buf);
+    for (size_t i = 0; g->sinks && i < g->nsinks; i++)
+        get_sink_free(&g->sinks[i]);
+    for (size_t i = 0; g->t && i < g->nt; i++) {
+        free(g->t[i].url);
+        free(g->t[i].location);
     }
     fflush(stdout);
     free(out_for);
     free(remote);
+    free(urls);
     return rc < 0 ? 0 : rc;
 }
 
@@ -602,8 +857,10 @@ int rill_cmd_get(int argc, char **argv)
     rill_client_options opt;
     rill_client_options_init(&opt);
     struct get g = {0};
+    get_now_ms(); /* --stat's times count from here */
     int rc = run(&g, &opt, argc, argv);
     free(g.t);
+    free(g.sinks);
     free(g.fields);
     free(g.origins);
     free(g.body);

@@ -444,6 +444,6 @@ def test_bad_usage_exits_2(args):
 
 
 def test_unsupported_flags_say_so():
-    r = get("-L", "http://127.0.0.1:1/")
+    r = get("-u", "me:pw", "http://127.0.0.1:1/")
     assert r.returncode == 2
     assert "not yet supported" in r.stderr.decode()

@@ -1,0 +1,120 @@
+/* `rill get`'s ordered output: several transfers (URLs, -n repeats) run at once but each
+ * destination receives their bytes in the order of the command line. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/get.h"
+
+bool get_sink_add(struct get_sink *s, struct get_part *p)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        struct get_part **o = realloc(s->order, cap * sizeof *o);
+        if (!o)
+            return false;
+        s->order = o;
+        s->cap = cap;
+    }
+    s->order[s->n++] = p;
+    p->sink = s;
+    return true;
+}
+
+bool get_sink_open(struct get_sink *s)
+{
+    if (s->err)
+        return false;
+    if (s->f)
+        return true;
+    if (!s->path) {
+        s->f = stdout;
+        return true;
+    }
+    if (!(s->f = fopen(s->path, "wb"))) {
+        s->err = errno;
+        return false;
+    }
+    return true;
+}
+
+static bool put(struct get_sink *s, const void *data, size_t len)
+{
+    if (!get_sink_open(s))
+        return false;
+    if (fwrite(data, 1, len, s->f) != len) {
+        s->err = errno ? errno : EIO;
+        return false;
+    }
+    return true;
+}
+
+static bool hold(struct get_part *p, const void *data, size_t len)
+{
+    if (p->len + len > p->cap) {
+        size_t cap = p->cap ? p->cap : 65536;
+        while (cap < p->len + len)
+            cap *= 2;
+        char *b = realloc(p->buf, cap);
+        if (!b) {
+            p->sink->err = ENOMEM;
+            return false;
+        }
+        p->buf = b;
+        p->cap = cap;
+    }
+    memcpy(p->buf + p->len, data, len);
+    p->len += len;
+    return true;
+}
+
+bool get_part_write(struct get_part *p, const void *data, size_t len)
+{
+    struct get_sink *s = p->sink;
+    if (s->err)
+        return false;
+    if (!len)
+        return true;
+    if (s->next < s->n && s->order[s->next] == p)
+        return put(s, data, len);
+    return hold(p, data, len);
+}
+
+bool get_part_done(struct get_part *p)
+{
+    struct get_sink *s = p->sink;
+    p->done = true;
+    while (s->next < s->n && s->order[s->next]->done) {
+        if (++s->next < s->n) {
+            struct get_part *q = s->order[s->next];
+            if (q->len && !s->err)
+                put(s, q->buf, q->len);
+            free(q->buf);
+            q->buf = NULL;
+            q->len = q->cap = 0;
+        }
+    }
+    if (s->f && !s->err && fflush(s->f) != 0)
+        s->err = errno ? errno : EIO;
+    if (s->next == s->n && s->path && s->f) {
+        if (fclose(s->f) != 0 && !s->err)
+            s->err = errno ? errno : EIO;
+        s->f = NULL;
+    }
+    return !s->err;
+}
+
+void get_sink_free(struct get_sink *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->order[i]->buf);
+        s->order[i]->buf = NULL;
+    }
+    free(s->order);
+    s->order = NULL;
+    if (s->path && s->f)
+        fclose(s->f);
+    else if (s->f)
+        fflush(s->f);
+    s->f = NULL;
+}
