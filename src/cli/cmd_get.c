@@ -121,6 +121,7 @@ static void say(struct get *g, const char *fmt, const char *a, const char *b)
 {
     if (g->silent && !g->show_error)
         return;
+    get_progress_break(&g->progress);
     fputs("rill get: ", stderr);
     fprintf(stderr, fmt, a, b);
     fputc('\n', stderr);
@@ -178,6 +179,21 @@ static const rill_header *field(const rill_header *f, size_t n, const char *name
     return NULL;
 }
 
+/* The Content-Length field's value, or -1 without a valid one (values are not NUL-terminated). */
+static int64_t content_length(const rill_header *f, size_t n)
+{
+    const rill_header *cl = field(f, n, "content-length");
+    if (!cl || !cl->value_len || cl->value_len > 18)
+        return -1;
+    int64_t v = 0;
+    for (size_t i = 0; i < cl->value_len; i++) {
+        if (cl->value[i] < '0' || cl->value[i] > '9')
+            return -1;
+        v = v * 10 + (cl->value[i] - '0');
+    }
+    return v;
+}
+
 static bool is_redirect(int status)
 {
     return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
@@ -208,7 +224,9 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
             print_head(t, &t->body, status, f, n);
         return;
     }
-    if (g->fail && status >= 400) {
+    if (g->fail && status >= 400) { /* the head is still shown with -i, as curl shows it */
+        if (g->include)
+            print_head(t, &t->body, status, f, n);
         t->skip_body = true;
         t->exit_code = EXIT_HTTP;
         char code[16];
@@ -221,8 +239,7 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
             write_failed(t, t->body.sink);
             return;
         }
-        const rill_header *cl = field(f, n, "content-length");
-        get_progress_expect(&g->progress, g->head_only ? 0 : cl ? strtoll((const char *)cl->value, NULL, 10) : -1);
+        get_progress_expect(&g->progress, g->head_only ? 0 : content_length(f, n));
     }
     if (g->head_only || g->include)
         print_head(t, &t->body, status, f, n);
@@ -320,8 +337,10 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
         t->stat.dns = o->dns >= t->stat.start ? o->dns : -1;
         t->stat.connect = o->connect >= t->stat.start ? o->connect : -1;
     }
-    if (g->stat)
+    if (g->stat) {
+        get_progress_break(&g->progress);
         get_stat_print(t->method, t->url, t->status, rill_client_stream_protocol(st), t->bytes, &t->stat);
+    }
     if (!err && t->location && !t->exit_code) {
         int rc = follow(t);
         if (rc == EXIT_OK)

@@ -72,6 +72,8 @@ struct get_progress {
     bool on;
     uint64_t got, total; /* body bytes to files so far; their Content-Lengths */
     bool unknown;        /* a response to a file has no Content-Length */
+    unsigned responses;  /* responses going to files so far */
+    bool shown;          /* a drawing is on the current line */
     double started, drawn;
 };
 
@@ -79,7 +81,9 @@ struct get_progress {
 void get_progress_expect(struct get_progress *pr, int64_t length);
 /* len more bytes to a file; redraws at most ten times a second. */
 void get_progress_data(struct get_progress *pr, size_t len);
-/* The last drawing, and the line end. */
+/* Ends the line of a drawing, so that a message can follow on a line of its own. */
+void get_progress_break(struct get_progress *pr);
+/* The last drawing and its line end, when there was a response to a file. */
 void get_progress_finish(struct get_progress *pr);
 
 #endif

@@ -19,6 +19,7 @@ static void human(double n, char *out, size_t cap)
 
 void get_progress_expect(struct get_progress *pr, int64_t length)
 {
+    pr->responses++;
     if (length < 0)
         pr->unknown = true;
     else
@@ -45,6 +46,7 @@ static void draw(struct get_progress *pr, double now)
     }
     fflush(stderr);
     pr->drawn = now;
+    pr->shown = true;
 }
 
 void get_progress_data(struct get_progress *pr, size_t len)
@@ -57,11 +59,19 @@ void get_progress_data(struct get_progress *pr, size_t len)
         draw(pr, now);
 }
 
+void get_progress_break(struct get_progress *pr)
+{
+    if (pr->shown)
+        fputc('\n', stderr);
+    pr->shown = false;
+}
+
 void get_progress_finish(struct get_progress *pr)
 {
     if (!pr->on)
         return;
-    draw(pr, get_now_ms());
-    fputc('\n', stderr);
+    if (pr->responses)
+        draw(pr, get_now_ms());
+    get_progress_break(pr);
     pr->on = false;
 }

@@ -61,10 +61,11 @@ class RedirectServer:
     """Python's http.server, HTTP/1.1 keep-alive, heads without Date (so two clients see the same
     bytes). /go?code=C&to=LOC answers C with Location LOC and a body; /loop redirects to itself;
     any other path answers 200 with "METHOD PATH BODYLEN CONTENT-TYPE". Every request is logged
-    as (method, path, body, fields by lowercase name); connections are counted."""
+    as (method, path, body, fields by lowercase name); connections are counted. When once is set,
+    the next request, whatever its path, is answered 302 with Location once."""
 
     def __init__(self):
-        self.log, self.connections = [], 0
+        self.log, self.connections, self.once = [], 0, None
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -93,7 +94,10 @@ class RedirectServer:
                                    {k.lower(): v for k, v in self.headers.items()}))
                 url = urllib.parse.urlsplit(self.path)
                 q = urllib.parse.parse_qs(url.query)
-                if url.path == "/go" and "code" in q:
+                if outer.once is not None:  # the next Location, for one request
+                    loc, outer.once = outer.once, None
+                    self.answer(302, [("Location", loc)], b"once\n")
+                elif url.path == "/go" and "code" in q:
                     self.answer(int(q["code"][0]), [("Location", q["to"][0]),
                                                     ("Content-Type", "text/plain")],
                                 b"redirect body\n")
@@ -197,6 +201,29 @@ def test_relative_locations(redirector, loc, path):
     # where curl goes too (curl writes %e9, RFC 3986 prefers %E9: the same octet)
     assert c.returncode == 0
     assert re.sub("%..", lambda m: m.group(0).upper(), redirector.log[-1][1]) == path
+
+
+# RFC 3986 section 5.4's examples, base http://a/b/c/d;p?q (a: the test server)
+RFC3986 = [("g", "/b/c/g"), ("./g", "/b/c/g"), ("g/", "/b/c/g/"), ("/g", "/g"), ("?y", "/b/c/d;p?y"),
+           ("g?y", "/b/c/g?y"), ("#s", "/b/c/d;p?q"), ("g#s", "/b/c/g"), ("g?y#s", "/b/c/g?y"),
+           (";x", "/b/c/;x"), ("g;x", "/b/c/g;x"), ("g;x?y#s", "/b/c/g;x?y"), ("", "/b/c/d;p?q"),
+           (".", "/b/c/"), ("./", "/b/c/"), ("..", "/b/"), ("../", "/b/"), ("../g", "/b/g"),
+           ("../..", "/"), ("../../", "/"), ("../../g", "/g"),
+           ("../../../g", "/g"), ("../../../../g", "/g"), ("/./g", "/g"), ("/../g", "/g"),
+           ("g.", "/b/c/g."), (".g", "/b/c/.g"), ("g..", "/b/c/g.."), ("..g", "/b/c/..g"),
+           ("./../g", "/b/g"), ("./g/.", "/b/c/g/"), ("g/./h", "/b/c/g/h"), ("g/../h", "/b/c/h"),
+           ("g;x=1/./y", "/b/c/g;x=1/y"), ("g;x=1/../y", "/b/c/y"), ("g?y/./x", "/b/c/g?y/./x"),
+           ("g?y/../x", "/b/c/g?y/../x"), ("g#s/./x", "/b/c/g"), ("g#s/../x", "/b/c/g")]
+
+
+def test_rfc3986_examples(redirector):
+    base = f"{redirector.base}/b/c/d;p?q"
+    for loc, path in RFC3986:
+        redirector.once = loc
+        r = get("-L", base)
+        assert r.returncode == 0, (loc, r.stderr)
+        assert redirector.log[-1][1] == path, loc
+        assert r.stdout == f"GET {path} 0 -".encode()
 
 
 def test_absolute_and_scheme_relative_locations(redirector, redirector2):
@@ -345,6 +372,16 @@ def test_dump_header_to_stdout_before_the_body(redirector):
     assert r.stdout.endswith(b"\r\n\r\nGET /x 0 -")
 
 
+@pytest.mark.parametrize("show", [["-D", "-"], ["-i"]])
+def test_fail_still_shows_the_head_like_curl(redirector, show):
+    url = redirector.go(404, "/x")
+    r = get("-f", *show, url)
+    c = curl("-f", *show, url)
+    assert r.returncode == c.returncode == 22
+    assert r.stdout == c.stdout and r.stdout.startswith(b"HTTP/1.1 404 Not Found\r\n")
+    assert r.stdout.endswith(b"\r\n\r\n")
+
+
 def without_date(head):
     return re.sub(rb"\r\ndate: [^\r]*", b"\r\ndate: X", head)
 
@@ -485,6 +522,22 @@ def test_progress_bar_only_on_a_terminal(rill_serve, tmp_path):
     for args in (["-s", "-o", str(out), url], [url]):
         rc, seen = run_with_pty_stderr(args)
         assert (rc, seen) == (0, b"")
+
+
+def test_progress_bar_leaves_messages_their_own_lines(rill_serve, tmp_path):
+    port = rill_serve()
+    out = tmp_path / "o"
+    rc, seen = run_with_pty_stderr(["--stat", "-o", str(out), f"http://127.0.0.1:{port}/big.bin"])
+    assert rc == 0, seen
+    text = seen.decode().replace("\r\n", "\n")  # the pty's line ends
+    assert "100% [" in text and text.endswith("\n")
+    stat = [ln for ln in text.split("\n") if "stat:" in ln]
+    assert len(stat) == 1 and STAT.match(stat[0]), text  # at the start of its line
+    # nothing went to a file: no bar at all, the error alone
+    rc, seen = run_with_pty_stderr(["-o", str(out), f"http://127.0.0.1:{free_port()}/x"])
+    assert rc == 7
+    lines = seen.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rill get: ") and "B/s" not in lines[0], lines
 
 
 # ---- --http2 -----------------------------------------------------------------------------------
