@@ -42,17 +42,22 @@ typedef struct rill_client_options {
     uint32_t request_timeout_ms; /* from rill_client_request to the response's end; 0 (default) =
                                     none */
     uint32_t idle_timeout_ms;    /* close the connection after this long unused; default 30000 */
+    size_t stream_buffer;        /* a streamed request body (rill_client_request_stream): bytes
+                                    held before rill_client_stream_write says "wait for on_drain";
+                                    default 256 KiB */
 } rill_client_options;
 
 /* Fills *opt with the defaults: no URL, HTTP/2 where the server offers it, certificates verified
- * against the system store with the host name checked (SNI sent), timeouts as shown above. */
+ * against the system store with the host name checked (SNI sent), timeouts and sizes as shown
+ * above. */
 RILL_API void rill_client_options_init(rill_client_options *opt);
 
-/* What happens to a request. The caller sets size to sizeof(rill_client_callbacks). Every member
- * is optional. Pointers are valid only during the call. */
+/* What happens to a request. The caller sets size to sizeof(rill_client_callbacks) (an older
+ * caller's smaller struct is fine: the members it lacks are NULL). Every member is optional.
+ * Pointers are valid only during the call. */
 typedef struct rill_client_callbacks {
     size_t size; /* sizeof(rill_client_callbacks) */
-    /* The final response head (1xx responses are skipped): status and fields (no pseudo-header
+    /* The final response head (1xx go to on_informational): status and fields (no pseudo-header
      * fields; HTTP/1.1 names as received, HTTP/2 names lowercase). */
     void (*on_response)(rill_client_stream *st, int status, const rill_header *fields, size_t n,
                         void *user);
@@ -65,9 +70,22 @@ typedef struct rill_client_callbacks {
      * ended before the response did), RILL_ERR_TLS
      * (handshake or certificate), RILL_ERR_TIMEOUT, RILL_ERR_PROTOCOL (the server broke HTTP/1.1
      * or HTTP/2, or reset the stream), RILL_ERR_CANCELLED (rill_client_stream_cancel),
-     * RILL_ERR_NOMEM; why is then one line for stderr, else NULL.
+     * RILL_ERR_NOMEM, RILL_ERR_INVALID_ARG (a streamed body ended short of its content-length);
+     * why is then one line for stderr, else NULL. A request on an HTTP/2 stream the server refused
+     * with GOAWAY (above its last stream id, so never processed) goes again on a new connection
+     * when its method is idempotent (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) and no streamed body
+     * had gone out; else it ends with RILL_ERR_PROTOCOL, why "the server refused the request
+     * (GOAWAY)...".
      * The stream is freed when this returns. */
     void (*on_end)(rill_client_stream *st, int err, const char *why, void *user);
+    /* A streamed request body (rill_client_request_stream) fell to half of stream_buffer after
+     * rill_client_stream_write said RILL_ERR_WOULD_BLOCK: write again. Called on a later turn of
+     * the loop, never inside a rill_client_* call. */
+    void (*on_drain)(rill_client_stream *st, void *user);
+    /* An informational (1xx) response before the final one: 100 Continue, 103 Early Hints...;
+     * status and fields as for on_response. Any number of them may come. */
+    void (*on_informational)(rill_client_stream *st, int status, const rill_header *fields,
+                             size_t n, void *user);
 } rill_client_callbacks;
 
 /* A client for the origin of opt->url, on a caller-owned loop (every callback runs on its
@@ -92,6 +110,49 @@ RILL_API int rill_client_request(rill_client *c, const char *method, const char 
                                  const rill_header *fields, size_t nfields, const void *body,
                                  size_t len, const rill_client_callbacks *cb, void *user,
                                  rill_client_stream **out);
+
+/* Starts a request whose body the caller streams: as rill_client_request, but the body comes
+ * from rill_client_stream_write and ends with rill_client_stream_end (which must be called, also
+ * for an empty body). *out is required. Without a content-length field the length is unknown:
+ * HTTP/1.1 sends the body chunked (Transfer-Encoding: chunked; a transfer-encoding field of the
+ * caller's is dropped), HTTP/2 in DATA frames; with one (digits only, else RILL_ERR_INVALID_ARG)
+ * it is sent as given and the body must have exactly that many bytes. Writes may start at once,
+ * before the request is sent: they wait in the stream. A streamed request hit by a GOAWAY is sent
+ * again only if none of its body had gone to the connection (see on_end). */
+RILL_API int rill_client_request_stream(rill_client *c, const char *method, const char *target,
+                                        const rill_header *fields, size_t nfields,
+                                        const rill_client_callbacks *cb, void *user,
+                                        rill_client_stream **out);
+
+/* Body bytes for a streamed request: len bytes are copied (the caller keeps data) and go out as
+ * the connection allows (HTTP/2: the peer's flow-control windows; HTTP/1.1: the socket).
+ * Returns RILL_OK (write more), RILL_ERR_WOULD_BLOCK (accepted, but the stream now holds
+ * stream_buffer bytes or more: wait for on_drain), RILL_ERR_LIMIT (NOT accepted: the stream was
+ * already over stream_buffer, the caller did not wait for on_drain; so a stream holds at most
+ * stream_buffer plus one write), RILL_ERR_INVALID_ARG (not accepted: past the content-length
+ * field), RILL_ERR_STATE (not a streamed request, already ended or cancelled), RILL_ERR_NOMEM.
+ * Not after st's on_end. len 0 does nothing. */
+RILL_API int rill_client_stream_write(rill_client_stream *st, const void *data, size_t len);
+
+/* Ends a streamed request body, with trailer fields (ntrailers of them, copied; NULL and 0 for
+ * none; names are sent lowercase): HTTP/2 trailing HEADERS, HTTP/1.1 the trailer section of the
+ * chunked body. Returns RILL_OK; RILL_ERR_STATE when not streamed or ended already;
+ * RILL_ERR_INVALID_ARG for a bad trailer field, or for trailers with a content-length field (the
+ * stream is not ended then); RILL_ERR_INVALID_ARG too when the body is shorter than its
+ * content-length field: nothing malformed is sent, the request is cancelled and its on_end reports
+ * RILL_ERR_INVALID_ARG on a later turn. Not after st's on_end. */
+RILL_API int rill_client_stream_end(rill_client_stream *st, const rill_header *trailers,
+                                    size_t ntrailers);
+
+/* Request body bytes written and not yet gone out (the memory the stream holds for them). */
+RILL_API size_t rill_client_stream_buffered(const rill_client_stream *st);
+
+/* Download back-pressure: while paused, no on_data, on_trailers or on_end (they wait, in order,
+ * and come on a later turn after the resume). HTTP/2 gives no flow-control credit back for the
+ * stream's bytes (no WINDOW_UPDATE), so the server stops when the window (4 MiB) is used; what it
+ * had sent is held. HTTP/1.1 stops reading the connection (the response head waits too). May be
+ * called from any callback of st's own; not after st's on_end. */
+RILL_API void rill_client_stream_pause(rill_client_stream *st, bool paused);
 
 /* Cancels a request: no more on_response, on_data or on_trailers; on_end(st, RILL_ERR_CANCELLED)
  * follows on a later turn of the loop (never inside this call). A request already sent is reset
@@ -195,8 +256,11 @@ typedef struct rill_websocket_client_callbacks {
     void (*on_close)(rill_websocket_client *c, unsigned code, const char *why, void *user);
 } rill_websocket_client_callbacks;
 
-/* Starts connecting. opt and cb are copied. Returns RILL_ERR_INVALID_ARG with a reason in err for
- * a bad URL or a bad opt->size / cb->size, RILL_ERR_TLS for an unusable CA file. *out is freed with rill_websocket_client_free. */
+/* Starts connecting: the host is resolved on the loop (never blocking it) and each of its addresses
+ * is tried in turn; a name that does not resolve, like a connection that cannot be made, ends in
+ * on_close (1006, with the reason). opt and cb are copied. Returns RILL_ERR_INVALID_ARG with a
+ * reason in err for a bad URL or a bad opt->size / cb->size, RILL_ERR_TLS for an unusable CA
+ * file. *out is freed with rill_websocket_client_free. */
 RILL_API int rill_websocket_client_new(rill_io_loop *loop, const rill_websocket_client_options *opt,
                                 const rill_websocket_client_callbacks *cb, void *user,
                                 rill_websocket_client **out, char *err, size_t errlen);

@@ -12,6 +12,7 @@
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000u
 #define DEFAULT_IDLE_TIMEOUT_MS 30000u
+#define DEFAULT_STREAM_BUFFER (256u << 10)
 
 static const struct rill_io_conn_callbacks conn_callbacks;
 
@@ -21,6 +22,7 @@ void rill_client_options_init(rill_client_options *opt)
     opt->size = sizeof *opt;
     opt->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
     opt->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+    opt->stream_buffer = DEFAULT_STREAM_BUFFER;
 }
 
 /* ---- requests ------------------------------------------------------------------------------ */
@@ -32,8 +34,60 @@ static void stream_free(rill_client_stream *st)
     free(st->path);
     free(st->authority);
     free(st->fields);
-    free(st->body);
+    /* A chunk the transport still references is freed when it releases it. */
+    for (struct body_chunk *ch = st->chunks, *next; ch; ch = next) {
+        next = ch->next;
+        ch->st = NULL;
+        ch->prev = ch->next = NULL;
+        if (!ch->refs)
+            free(ch);
+    }
+    while (st->held) {
+        struct held_data *h = st->held;
+        st->held = h->next;
+        free(h);
+    }
+    free(st->trailers);
+    free(st->held_trailers);
     free(st);
+}
+
+static void chunk_unlink(rill_client_stream *st, struct body_chunk *ch)
+{
+    if (st->next_hand == ch)
+        st->next_hand = ch->next;
+    if (ch->prev)
+        ch->prev->next = ch->next;
+    else
+        st->chunks = ch->next;
+    if (ch->next)
+        ch->next->prev = ch->prev;
+    else
+        st->chunks_tail = ch->prev;
+    ch->prev = ch->next = NULL;
+}
+
+void client_chunk_released(struct body_chunk *ch)
+{
+    rill_client_stream *st = ch->st;
+    if (ch->refs)
+        ch->refs--;
+    if (ch->refs)
+        return;
+    if (!st) { /* its stream ended while the transport held it */
+        free(ch);
+        return;
+    }
+    if (ch->keep)
+        return; /* the buffered body stays for a resend */
+    st->buffered -= ch->len;
+    chunk_unlink(st, ch);
+    free(ch);
+    if (st->want_drain && st->buffered <= st->client->stream_buffer / 2 && !st->drain_due) {
+        /* on_drain on the next turn: this runs inside the transport's output accounting */
+        st->drain_due = true;
+        rill_io_timer_arm(st->client->kick, 0);
+    }
 }
 
 static void unlink_stream(rill_client_stream *st)
@@ -53,9 +107,9 @@ static void unlink_stream(rill_client_stream *st)
 void client_stream_finish(rill_client_stream *st, int err, const char *why)
 {
     rill_client *cl = st->client;
-    if (st->cancelled) { /* whatever ended it meanwhile, the caller asked for this */
-        err = RILL_ERR_CANCELLED;
-        why = "the request was cancelled";
+    if (st->cancelled) { /* whatever ended it meanwhile, the caller (or a check of ours) asked */
+        err = st->cancel_err ? st->cancel_err : RILL_ERR_CANCELLED;
+        why = st->cancel_why ? st->cancel_why : "the request was cancelled";
     }
     unlink_stream(st);
     if (st->conn && st->conn->h1_cur == st)
@@ -70,6 +124,10 @@ void client_stream_requeue(rill_client_stream *st)
     st->state = ST_PENDING;
     st->conn = NULL;
     st->h2_id = 0;
+    /* Only a buffered body, or a streamed one none of which went out, is sent again: from its
+     * first chunk. */
+    st->next_hand = st->chunks;
+    st->end_handed = false;
 }
 
 static void on_request_timeout(rill_io_timer *t, void *arg)
@@ -145,19 +203,44 @@ static bool method_ok(const char *m)
     return true;
 }
 
-int rill_client_request(rill_client *c, const char *method, const char *target,
-                        const rill_header *fields, size_t nfields, const void *body, size_t len,
-                        const rill_client_callbacks *cb, void *user, rill_client_stream **out)
+/* A content-length field's value: digits only; -1 when absent, -2 when malformed. */
+static int64_t declared_length(const rill_client_stream *st)
+{
+    for (size_t i = 0; i < st->nfields; i++) {
+        const rill_header *f = &st->fields[i];
+        if (f->name_len != 14 || memcmp(f->name, "content-length", 14) != 0)
+            continue;
+        if (!f->value_len || f->value_len > 18)
+            return -2;
+        int64_t v = 0;
+        for (size_t j = 0; j < f->value_len; j++) {
+            if (f->value[j] < '0' || f->value[j] > '9')
+                return -2;
+            v = v * 10 + (f->value[j] - '0');
+        }
+        return v;
+    }
+    return -1;
+}
+
+static int request_start(rill_client *c, const char *method, const char *target,
+                         const rill_header *fields, size_t nfields, const void *body, size_t len,
+                         bool streamed, const rill_client_callbacks *cb, void *user,
+                         rill_client_stream **out)
 {
     if (out)
         *out = NULL;
-    if (!c || !method_ok(method) || !target || (!body && len) || (!fields && nfields))
+    if (!c || !method_ok(method) || !target || (!body && len) || (!fields && nfields) ||
+        (streamed && !out))
         return RILL_ERR_INVALID_ARG;
     rill_client_stream *st = calloc(1, sizeof *st);
     if (!st)
         return RILL_ERR_NOMEM;
     st->client = c;
     st->user = user;
+    st->streamed = streamed;
+    st->body_ended = !streamed;
+    st->declared_len = -1;
     st->cb.size = sizeof st->cb;
     int rc = cb ? rill_struct_copy(&st->cb, sizeof st->cb, cb) : RILL_OK;
     const char *path = target;
@@ -179,13 +262,20 @@ int rill_client_request(rill_client *c, const char *method, const char *target,
     }
     if (rc == RILL_OK && !st->authority && !(st->authority = strdup(c->origin.host_field)))
         rc = RILL_ERR_NOMEM;
+    if (rc == RILL_OK && streamed && (st->declared_len = declared_length(st)) < -1)
+        rc = RILL_ERR_INVALID_ARG;
     if (rc == RILL_OK && len) {
-        st->body = malloc(len);
-        st->body_len = len;
-        if (st->body)
-            memcpy(st->body, body, len);
-        else
+        struct body_chunk *ch = calloc(1, sizeof *ch + len);
+        if (ch) {
+            memcpy(ch->data, body, len);
+            ch->len = len;
+            ch->keep = true;
+            ch->st = st;
+            st->chunks = st->chunks_tail = st->next_hand = ch;
+            st->body_len = len;
+        } else {
             rc = RILL_ERR_NOMEM;
+        }
     }
     if (rc == RILL_OK && c->opt.request_timeout_ms) {
         st->timer = rill_io_timer_new(c->loop, on_request_timeout, st);
@@ -208,6 +298,177 @@ int rill_client_request(rill_client *c, const char *method, const char *target,
     return RILL_OK;
 }
 
+int rill_client_request(rill_client *c, const char *method, const char *target,
+                        const rill_header *fields, size_t nfields, const void *body, size_t len,
+                        const rill_client_callbacks *cb, void *user, rill_client_stream **out)
+{
+    return request_start(c, method, target, fields, nfields, body, len, false, cb, user, out);
+}
+
+int rill_client_request_stream(rill_client *c, const char *method, const char *target,
+                               const rill_header *fields, size_t nfields,
+                               const rill_client_callbacks *cb, void *user, rill_client_stream **out)
+{
+    return request_start(c, method, target, fields, nfields, NULL, 0, true, cb, user, out);
+}
+
+/* Gives what the stream has of its body to its connection (the request is on one). */
+static int hand_body(rill_client_stream *st)
+{
+    struct client_conn *cc = st->conn;
+    if (st->state != ST_SENT || !cc || cc->c.closing)
+        return RILL_OK; /* it goes when the request does */
+    int rc = cc->h2 ? client_h2_hand_body(cc, st) : client_h1_hand_body(cc, st);
+    conn_flush(&cc->c);
+    return rc;
+}
+
+/* Ends st on a later turn with err (a check of ours failed; nothing more goes out for it). */
+static void stream_abort(rill_client_stream *st, int err, const char *why)
+{
+    rill_client_stream_cancel(st);
+    st->cancel_err = err;
+    st->cancel_why = why;
+}
+
+int rill_client_stream_write(rill_client_stream *st, const void *data, size_t len)
+{
+    if (!st || (!data && len))
+        return RILL_ERR_INVALID_ARG;
+    if (!st->streamed || st->body_ended || st->cancelled)
+        return RILL_ERR_STATE;
+    if (!len)
+        return RILL_OK;
+    if (st->declared_len >= 0 && st->written + len > (uint64_t)st->declared_len)
+        return RILL_ERR_INVALID_ARG;
+    size_t cap = st->client->stream_buffer;
+    if (st->buffered >= cap) {
+        st->want_drain = true;
+        return RILL_ERR_LIMIT;
+    }
+    struct body_chunk *ch = malloc(sizeof *ch + len);
+    if (!ch)
+        return RILL_ERR_NOMEM;
+    memcpy(ch->data, data, len);
+    ch->len = len;
+    ch->refs = 0;
+    ch->keep = false;
+    ch->st = st;
+    ch->next = NULL;
+    ch->prev = st->chunks_tail;
+    if (st->chunks_tail)
+        st->chunks_tail->next = ch;
+    else
+        st->chunks = ch;
+    st->chunks_tail = ch;
+    if (!st->next_hand)
+        st->next_hand = ch;
+    st->buffered += len;
+    st->written += len;
+    int rc = hand_body(st);
+    if (rc < 0)
+        return rc;
+    if (st->buffered >= cap) {
+        st->want_drain = true;
+        return RILL_ERR_WOULD_BLOCK;
+    }
+    return RILL_OK;
+}
+
+/* Copies trailer fields into one allocation, names lowercased; pseudo-header or empty names and
+ * values with CR, LF or NUL are refused. */
+static int copy_trailers(const rill_header *f, size_t n, rill_header **out)
+{
+    size_t bytes = n * sizeof(rill_header);
+    for (size_t i = 0; i < n; i++) {
+        if (!f[i].name || !f[i].name_len || f[i].name[0] == ':' || (!f[i].value && f[i].value_len))
+            return RILL_ERR_INVALID_ARG;
+        for (size_t j = 0; j < f[i].name_len; j++)
+            if (f[i].name[j] <= 0x20 || f[i].name[j] >= 0x7f || f[i].name[j] == ':')
+                return RILL_ERR_INVALID_ARG;
+        for (size_t j = 0; j < f[i].value_len; j++)
+            if (f[i].value[j] == '\r' || f[i].value[j] == '\n' || f[i].value[j] == 0)
+                return RILL_ERR_INVALID_ARG;
+        bytes += f[i].name_len + f[i].value_len + 2;
+    }
+    uint8_t *mem = malloc(bytes ? bytes : 1);
+    if (!mem)
+        return RILL_ERR_NOMEM;
+    rill_header *h = (rill_header *)(void *)mem;
+    uint8_t *p = mem + n * sizeof(rill_header);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < f[i].name_len; j++)
+            p[j] = (uint8_t)tolower(f[i].name[j]);
+        p[f[i].name_len] = '\0';
+        h[i] = (rill_header){p, f[i].name_len, p + f[i].name_len + 1, f[i].value_len, 0};
+        p += f[i].name_len + 1;
+        if (f[i].value_len)
+            memcpy(p, f[i].value, f[i].value_len);
+        p[f[i].value_len] = '\0';
+        p += f[i].value_len + 1;
+    }
+    *out = h;
+    return RILL_OK;
+}
+
+int rill_client_stream_end(rill_client_stream *st, const rill_header *trailers, size_t ntrailers)
+{
+    if (!st || (!trailers && ntrailers))
+        return RILL_ERR_INVALID_ARG;
+    if (!st->streamed || st->body_ended || st->cancelled)
+        return RILL_ERR_STATE;
+    if (ntrailers && st->declared_len >= 0)
+        return RILL_ERR_INVALID_ARG; /* HTTP/1.1 could not carry them */
+    if (st->declared_len >= 0 && st->written != (uint64_t)st->declared_len) {
+        st->body_ended = true;
+        stream_abort(st, RILL_ERR_INVALID_ARG,
+                     "the request body ended short of its content-length field");
+        return RILL_ERR_INVALID_ARG;
+    }
+    if (ntrailers) {
+        int rc = copy_trailers(trailers, ntrailers, &st->trailers);
+        if (rc < 0)
+            return rc;
+        st->ntrailers = ntrailers;
+    }
+    st->body_ended = true;
+    return hand_body(st);
+}
+
+size_t rill_client_stream_buffered(const rill_client_stream *st)
+{
+    return st ? st->buffered : 0;
+}
+
+void rill_client_stream_pause(rill_client_stream *st, bool paused)
+{
+    if (!st || st->paused == paused)
+        return;
+    st->paused = paused;
+    if (paused) {
+        st->resume_due = false;
+        return;
+    }
+    /* What waits is delivered on the next turn: a callback of st's own may be running now. */
+    st->resume_due = true;
+    rill_io_timer_arm(st->client->kick, 0);
+}
+
+/* A resumed stream: the events held while it was paused, then reading again. */
+static void resume(rill_client_stream *st)
+{
+    st->resume_due = false;
+    if (st->paused || st->cancelled)
+        return;
+    struct client_conn *cc = st->state == ST_SENT ? st->conn : NULL;
+    if (st->held || st->state == ST_HELD) {
+        client_h2_resume(st); /* may end st (ST_HELD) */
+        return;
+    }
+    if (cc && cc->h1 && cc->h1_cur == st)
+        client_h1_resume(cc);
+}
+
 void rill_client_stream_cancel(rill_client_stream *st)
 {
     if (!st || st->cancelled)
@@ -218,6 +479,8 @@ void rill_client_stream_cancel(rill_client_stream *st)
     st->cb.on_response = NULL;
     st->cb.on_data = NULL;
     st->cb.on_trailers = NULL;
+    st->cb.on_drain = NULL;
+    st->cb.on_informational = NULL;
     rill_io_timer_arm(st->client->kick, 0);
 }
 
@@ -230,6 +493,8 @@ static void reap_cancelled(rill_client *cl)
         rill_client_stream *next = st->next;
         if (st->cancelled) {
             struct client_conn *cc = st->state == ST_SENT ? st->conn : NULL;
+            if (cc && cc->h1 && st->streamed && !st->end_handed)
+                cc->no_new = true; /* its body was cut: the connection cannot go on */
             if (cc && cc->h2) {
                 client_h2_cancel(cc, st);
                 client_stream_finish(st, RILL_ERR_CANCELLED, NULL);
@@ -378,7 +643,7 @@ void client_dispatch(rill_client *cl)
     rill_client_stream *st = cl->head;
     while (st && !cc->no_new) {
         rill_client_stream *next = st->next;
-        if (st->state == ST_PENDING) {
+        if (st->state == ST_PENDING && !st->cancelled) {
             int rc = cc->h2 ? client_h2_submit(cc, st) : client_h1_send(cc, st);
             if (rc == RILL_ERR_LIMIT || rc == RILL_ERR_WOULD_BLOCK)
                 break; /* HTTP/2 at the peer's stream limit, HTTP/1.1 busy: after the next end */
@@ -393,9 +658,29 @@ void client_dispatch(rill_client *cl)
         conn_close(&cc->c);
 }
 
+/* on_drain and resumes due (never called inside a call of the caller's or of a transport). */
+static void run_due(rill_client *cl)
+{
+    for (rill_client_stream *st = cl->head, *next; st; st = next) {
+        next = st->next;
+        if (st->drain_due) {
+            st->drain_due = false;
+            st->want_drain = false;
+            if (st->cb.on_drain && !st->cancelled)
+                st->cb.on_drain(st, st->user);
+        }
+    }
+    for (rill_client_stream *st = cl->head, *next; st; st = next) {
+        next = st->next;
+        if (st->resume_due)
+            resume(st); /* may end st; callbacks only cancel (deferred), never free others */
+    }
+}
+
 static void on_kick(rill_io_timer *t, void *arg)
 {
     /* Only here, never from client_dispatch: that also runs inside the protocols' callbacks. */
+    run_due(arg);
     reap_cancelled(arg);
     client_dispatch(arg);
 }
@@ -533,6 +818,7 @@ int rill_client_new(rill_io_loop *loop, const rill_client_options *opt, rill_cli
     if (rc == RILL_OK && o.ca_file && !(c->ca_file = strdup(o.ca_file)))
         rc = RILL_ERR_NOMEM;
     c->opt.ca_file = c->ca_file;
+    c->stream_buffer = o.stream_buffer ? o.stream_buffer : DEFAULT_STREAM_BUFFER;
     if (rc == RILL_OK && c->origin.tls) {
         unsigned flags = (o.insecure ? RILL_TLS_CLIENT_NO_VERIFY : 0) |
                          (o.http1_only ? RILL_TLS_CLIENT_HTTP11 : 0);

@@ -32,15 +32,21 @@ int client_h1_send(struct client_conn *cc, rill_client_stream *st)
     size_t n = 0;
     f[n++] = field("Host", st->authority);
     bool has_length = false;
+    bool chunked = st->streamed && st->declared_len < 0;
     size_t need = strlen(st->method) + strlen(st->path) + strlen(st->authority) + 64;
     for (size_t i = 0; i < st->nfields; i++) {
-        has_length |= rill_h1_name_eq((const char *)st->fields[i].name, st->fields[i].name_len,
-                                      "content-length");
-        need += st->fields[i].name_len + st->fields[i].value_len + 4;
-        f[n++] = st->fields[i];
+        const rill_header *h = &st->fields[i];
+        has_length |= rill_h1_name_eq((const char *)h->name, h->name_len, "content-length");
+        if (chunked && rill_h1_name_eq((const char *)h->name, h->name_len, "transfer-encoding"))
+            continue; /* the framing is ours */
+        need += h->name_len + h->value_len + 4;
+        f[n++] = *h;
     }
     char len[24];
-    if (!has_length && (st->body_len || !strcmp(st->method, "POST") || !strcmp(st->method, "PUT"))) {
+    if (chunked) {
+        f[n++] = field("Transfer-Encoding", "chunked");
+    } else if (!has_length && !st->streamed &&
+               (st->body_len || !strcmp(st->method, "POST") || !strcmp(st->method, "PUT"))) {
         snprintf(len, sizeof len, "%zu", st->body_len);
         f[n++] = field("Content-Length", len);
     }
@@ -54,8 +60,6 @@ int client_h1_send(struct client_conn *cc, rill_client_stream *st)
     if (rc == RILL_OK)
         rc = rill_io_conn_write(cc->c.io, buf, used);
     free(buf);
-    if (rc == RILL_OK && st->body_len)
-        rc = rill_io_conn_write(cc->c.io, st->body, st->body_len);
     if (rc < 0)
         return rc;
     rill_h1_set_request_method(cc->h1, st->method, strlen(st->method));
@@ -63,6 +67,58 @@ int client_h1_send(struct client_conn *cc, rill_client_stream *st)
     st->conn = cc;
     st->proto = "http/1.1";
     cc->h1_cur = st;
+    return client_h1_hand_body(cc, st);
+}
+
+static void release_chunk(void *arg)
+{
+    client_chunk_released(arg);
+}
+
+int client_h1_hand_body(struct client_conn *cc, rill_client_stream *st)
+{
+    /* Chunks are queued by reference and released once written: the socket's pace decides when
+     * a streamed body's memory goes back (and on_drain follows). */
+    bool chunked = st->streamed && st->declared_len < 0;
+    while (st->next_hand) {
+        struct body_chunk *ch = st->next_hand;
+        st->next_hand = ch->next;
+        st->body_started |= st->streamed;
+        if (chunked) {
+            uint8_t hdr[RILL_H1_CHUNK_HEADER_MAX];
+            size_t n = 0;
+            int rc = rill_h1_write_chunk_header(hdr, sizeof hdr, &n, ch->len);
+            if (rc == RILL_OK)
+                rc = rill_io_conn_write(cc->c.io, hdr, n);
+            if (rc < 0)
+                return rc;
+        }
+        ch->refs++;
+        int rc = rill_io_conn_write_ref(cc->c.io, ch->data, ch->len, release_chunk, ch);
+        if (rc == RILL_OK && chunked)
+            rc = rill_io_conn_write(cc->c.io, RILL_H1_CHUNK_END, 2);
+        if (rc < 0)
+            return rc;
+    }
+    if (st->body_ended && !st->end_handed) {
+        if (chunked) {
+            size_t need = 8;
+            for (size_t i = 0; i < st->ntrailers; i++)
+                need += st->trailers[i].name_len + st->trailers[i].value_len + 4;
+            uint8_t small[256];
+            uint8_t *buf = need <= sizeof small ? small : malloc(need);
+            size_t n = 0;
+            int rc = buf ? rill_h1_write_last_chunk(buf, need, &n, st->trailers, st->ntrailers)
+                         : RILL_ERR_NOMEM;
+            if (rc == RILL_OK)
+                rc = rill_io_conn_write(cc->c.io, buf, n);
+            if (buf != small)
+                free(buf);
+            if (rc < 0)
+                return rc;
+        }
+        st->end_handed = true;
+    }
     return RILL_OK;
 }
 
@@ -86,6 +142,9 @@ static bool event(struct client_conn *cc, const rill_h1_event *ev)
     case RILL_H1_EV_HEAD:
         if (ev->head->status < 200) { /* 1xx: the final response follows */
             st->in_1xx = true;
+            if (st->cb.on_informational)
+                st->cb.on_informational(st, ev->head->status, ev->head->fields, ev->head->nfields,
+                                        st->user);
             return true;
         }
         st->got_response = true;
@@ -108,6 +167,8 @@ static bool event(struct client_conn *cc, const rill_h1_event *ev)
         if (ev->upgraded || !ev->head->keep_alive) {
             cc->no_new = true; /* a switch we did not ask for is a close too */
         }
+        if (!st->end_handed)
+            cc->no_new = true; /* answered before its body ended: the rest cannot follow */
         client_stream_finish(st, 0, NULL);
         if (cc->no_new) {
             conn_close(&cc->c);
@@ -118,6 +179,28 @@ static bool event(struct client_conn *cc, const rill_h1_event *ev)
     case RILL_H1_EV_NONE: break;
     }
     return true;
+}
+
+/* The current response is paused: what was read waits (one read's worth at most), and the
+ * connection is not read any more, so TCP flow control holds the server. */
+static void stash(struct client_conn *cc, const uint8_t *data, size_t len)
+{
+    if (len) {
+        uint8_t *p = realloc(cc->h1_stash, cc->h1_stash_len + len);
+        if (!p) {
+            cc->no_new = true;
+            client_stream_finish(cc->h1_cur, RILL_ERR_NOMEM, NULL);
+            conn_close(&cc->c);
+            return;
+        }
+        memcpy(p + cc->h1_stash_len, data, len);
+        cc->h1_stash = p;
+        cc->h1_stash_len += len;
+    }
+    if (!cc->h1_read_paused) {
+        rill_io_conn_pause_read(cc->c.io, true);
+        cc->h1_read_paused = true;
+    }
 }
 
 static void proto_data(struct conn *c, const uint8_t *data, size_t len)
@@ -132,6 +215,10 @@ static void proto_data(struct conn *c, const uint8_t *data, size_t len)
             }
             return;
         }
+        if (cc->h1_cur->paused && !cc->h1_eof) {
+            stash(cc, data + off, len - off);
+            return;
+        }
         size_t used = 0;
         rill_h1_event ev;
         if (rill_h1_parse(cc->h1, data + off, len - off, &used, &ev) < 0) {
@@ -144,11 +231,45 @@ static void proto_data(struct conn *c, const uint8_t *data, size_t len)
     }
 }
 
+void client_h1_resume(struct client_conn *cc)
+{
+    uint8_t *held = cc->h1_stash;
+    size_t n = cc->h1_stash_len;
+    cc->h1_stash = NULL;
+    cc->h1_stash_len = 0;
+    if (cc->h1_read_paused && !cc->c.closing) {
+        rill_io_conn_pause_read(cc->c.io, false);
+        cc->h1_read_paused = false;
+    }
+    if (n && !cc->c.closing) {
+        cc->c.in_callback++;
+        proto_data(&cc->c, held, n); /* may stash again: it copies */
+        cc->c.in_callback--;
+        conn_flush(&cc->c);
+    }
+    free(held);
+}
+
 void client_h1_eof(struct client_conn *cc)
 {
     rill_client_stream *st = cc->h1_cur;
     if (!st)
         return;
+    if (cc->h1_stash_len) { /* the end came while paused: what was read still counts */
+        cc->h1_eof = true;
+        cc->no_new = true; /* nothing more goes on this connection */
+        uint8_t *held = cc->h1_stash;
+        size_t n = cc->h1_stash_len;
+        cc->h1_stash = NULL;
+        cc->h1_stash_len = 0;
+        bool closing = cc->c.closing;
+        cc->c.closing = false; /* conn_io_closed marked it; the parser loop checks it */
+        proto_data(&cc->c, held, n);
+        cc->c.closing = closing || cc->c.closing;
+        free(held);
+        if (!(st = cc->h1_cur))
+            return;
+    }
     rill_h1_event ev;
     if (rill_h1_parse_eof(cc->h1, &ev) < 0 || ev.type != RILL_H1_EV_END) {
         client_stream_finish(st, RILL_ERR_PROTOCOL,
@@ -168,6 +289,9 @@ static void proto_free(struct conn *c)
     struct client_conn *cc = client_conn_of(c);
     rill_h1_parser_free(cc->h1);
     cc->h1 = NULL;
+    free(cc->h1_stash);
+    cc->h1_stash = NULL;
+    cc->h1_stash_len = 0;
 }
 
 const struct conn_proto client_h1_proto = {

@@ -6,6 +6,8 @@
 
 #include "client/client_internal.h"
 
+static bool idempotent(const char *m);
+
 static rill_client_stream *stream_of(rill_h2_session *s, int32_t id)
 {
     return rill_h2_stream_user(s, id);
@@ -17,6 +19,35 @@ static bool is_name(const rill_header *f, const char *name)
     return f->name_len == n && memcmp(f->name, name, n) == 0;
 }
 
+/* Trailers that arrive while the stream is paused wait in a copy of their own. */
+static int hold_trailers(rill_client_stream *st, const rill_header *f, size_t n)
+{
+    size_t bytes = n * sizeof *f;
+    for (size_t i = 0; i < n; i++)
+        bytes += f[i].name_len + f[i].value_len + 2;
+    uint8_t *mem = malloc(bytes ? bytes : 1);
+    if (!mem)
+        return RILL_ERR_NOMEM;
+    rill_header *h = (rill_header *)(void *)mem;
+    uint8_t *p = mem + n * sizeof *f;
+    for (size_t i = 0; i < n; i++) {
+        h[i] = f[i];
+        memcpy(p, f[i].name, f[i].name_len);
+        p[f[i].name_len] = '\0';
+        h[i].name = p;
+        p += f[i].name_len + 1;
+        if (f[i].value_len)
+            memcpy(p, f[i].value, f[i].value_len);
+        p[f[i].value_len] = '\0';
+        h[i].value = p;
+        p += f[i].value_len + 1;
+    }
+    free(st->held_trailers);
+    st->held_trailers = h;
+    st->nheld_trailers = n;
+    return RILL_OK;
+}
+
 static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind kind,
                       const rill_header *f, size_t n, uint32_t flags, void *user)
 {
@@ -24,12 +55,12 @@ static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind 
     if (!st)
         return 0;
     if (kind == RILL_H2_HEADERS_TRAILERS) {
+        if (client_stream_holding(st))
+            return hold_trailers(st, f, n) < 0 ? RILL_ERR_NOMEM : 0;
         if (st->cb.on_trailers)
             st->cb.on_trailers(st, f, n, st->user);
         return 0;
     }
-    if (kind != RILL_H2_HEADERS_RESPONSE)
-        return 0; /* 1xx */
     int status = 0;
     size_t first = 0; /* the engine checked that pseudo-header fields come first */
     while (first < n && f[first].name_len && f[first].name[0] == ':') {
@@ -38,6 +69,13 @@ static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind 
                      (f[first].value[2] - '0');
         first++;
     }
+    if (kind == RILL_H2_HEADERS_INFORMATIONAL) {
+        if (st->cb.on_informational)
+            st->cb.on_informational(st, status, f + first, n - first, st->user);
+        return 0;
+    }
+    if (kind != RILL_H2_HEADERS_RESPONSE)
+        return 0;
     st->got_response = true;
     if (st->cb.on_response)
         st->cb.on_response(st, status, f + first, n - first, st->user);
@@ -47,10 +85,55 @@ static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind 
 static int on_data(rill_h2_session *s, int32_t id, const uint8_t *data, size_t len, void *user)
 {
     rill_client_stream *st = stream_of(s, id);
+    if (st && client_stream_holding(st)) {
+        /* Paused: kept, and not given back to flow control, so the server runs out of window. */
+        struct held_data *h = malloc(sizeof *h + len);
+        if (!h)
+            return RILL_ERR_NOMEM;
+        h->next = NULL;
+        h->len = len;
+        memcpy(h->data, data, len);
+        if (st->held_tail)
+            st->held_tail->next = h;
+        else
+            st->held = h;
+        st->held_tail = h;
+        return 0;
+    }
     if (st && st->cb.on_data)
         st->cb.on_data(st, data, len, st->user);
-    rill_h2_consume(s, id, len);
+    rill_h2_consume(s, id, len); /* delivered: also when on_data just paused the stream */
     return 0;
+}
+
+void client_h2_resume(rill_client_stream *st)
+{
+    struct client_conn *cc = st->state == ST_SENT ? st->conn : NULL;
+    while (st->held && !st->paused && !st->cancelled) {
+        struct held_data *h = st->held;
+        st->held = h->next;
+        if (!st->held)
+            st->held_tail = NULL;
+        if (st->cb.on_data)
+            st->cb.on_data(st, h->data, h->len, st->user);
+        if (cc && cc->h2 && !cc->c.closing)
+            rill_h2_consume(cc->h2, st->h2_id, h->len); /* WINDOW_UPDATE when half is used */
+        free(h);
+    }
+    if (cc && cc->h2)
+        conn_flush(&cc->c);
+    if (st->held || st->paused || st->cancelled)
+        return;
+    if (st->held_trailers) {
+        if (st->cb.on_trailers)
+            st->cb.on_trailers(st, st->held_trailers, st->nheld_trailers, st->user);
+        free(st->held_trailers);
+        st->held_trailers = NULL;
+        if (st->paused || st->cancelled)
+            return;
+    }
+    if (st->state == ST_HELD)
+        client_stream_finish(st, 0, NULL);
 }
 
 static int on_end_stream(rill_h2_session *s, int32_t id, void *user)
@@ -68,9 +151,26 @@ static int on_stream_close(rill_h2_session *s, int32_t id, uint32_t code, void *
     if (!st || cc->c.closing)
         return 0; /* cancelled, or the connection's end speaks for it */
     rill_h2_stream_set_user(s, id, NULL);
-    if (code == RILL_H2_NO_ERROR && st->got_end) {
+    bool goaway = cc->goaway && id > cc->goaway_last_id;
+    if (code == RILL_H2_NO_ERROR && st->got_end && client_stream_holding(st)) {
+        st->state = ST_HELD; /* complete, paused: ends after the resume delivers what waits */
+        st->conn = NULL;
+    } else if (code == RILL_H2_NO_ERROR && st->got_end) {
         client_stream_finish(st, 0, NULL);
-    } else if (code == RILL_H2_REFUSED_STREAM && !st->got_response && ++st->refusals <= 8) {
+    } else if (code == RILL_H2_REFUSED_STREAM && goaway && !st->got_response) {
+        /* Never processed (RFC 9113 §6.8): again on the next connection, when that is safe. */
+        if (idempotent(st->method) && !st->body_started && ++st->refusals <= 8) {
+            client_stream_requeue(st);
+        } else {
+            char why[160];
+            snprintf(why, sizeof why, "the server refused the request (GOAWAY): %s",
+                     st->body_started ? "its streamed body had started, not sent again"
+                     : !idempotent(st->method) ? "not idempotent, not sent again"
+                                               : "too many times");
+            client_stream_finish(st, RILL_ERR_PROTOCOL, why);
+        }
+    } else if (code == RILL_H2_REFUSED_STREAM && !st->got_response && !st->body_started &&
+               ++st->refusals <= 8) {
         client_stream_requeue(st); /* never processed: safe to send again */
     } else {
         char why[128];
@@ -86,6 +186,9 @@ static int on_goaway(rill_h2_session *s, int32_t last_id, uint32_t code, const u
 {
     struct client_conn *cc = user;
     cc->no_new = true;
+    if (!cc->goaway || last_id < cc->goaway_last_id)
+        cc->goaway_last_id = last_id;
+    cc->goaway = true;
     if (code != RILL_H2_NO_ERROR && !cc->fail_err) {
         cc->fail_err = RILL_ERR_PROTOCOL;
         snprintf(cc->why, sizeof cc->why, "the server ended the HTTP/2 connection (GOAWAY %s)",
@@ -96,7 +199,8 @@ static int on_goaway(rill_h2_session *s, int32_t last_id, uint32_t code, const u
 
 static void on_data_released(rill_h2_session *s, int32_t id, void *token, void *user)
 {
-    free(token);
+    if (token) /* NULL: an empty END_STREAM */
+        client_chunk_released(token);
 }
 
 static const rill_h2_callbacks h2_callbacks = {
@@ -142,6 +246,16 @@ static rill_header field(const char *name, const char *value)
     return (rill_header){(const uint8_t *)name, strlen(name), (const uint8_t *)value, strlen(value), 0};
 }
 
+/* RFC 9110 §9.2.2: a request that may be repeated with the same effect. */
+static bool idempotent(const char *m)
+{
+    static const char *const names[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(m, names[i]) == 0)
+            return true;
+    return false;
+}
+
 int client_h2_submit(struct client_conn *cc, rill_client_stream *st)
 {
     rill_client *cl = cc->client;
@@ -163,11 +277,13 @@ int client_h2_submit(struct client_conn *cc, rill_client_stream *st)
         f[n++] = st->fields[i];
     }
     char len[24];
-    if (!has_length && (st->body_len || !strcmp(st->method, "POST") || !strcmp(st->method, "PUT"))) {
+    if (!has_length && !st->streamed &&
+        (st->body_len || !strcmp(st->method, "POST") || !strcmp(st->method, "PUT"))) {
         snprintf(len, sizeof len, "%zu", st->body_len);
         f[n++] = field("content-length", len);
     }
-    int32_t id = rill_h2_submit_request(cc->h2, f, n, st->body_len ? 0 : RILL_H2_FLAG_END_STREAM, st);
+    bool no_body = st->body_ended && !st->chunks && !st->ntrailers;
+    int32_t id = rill_h2_submit_request(cc->h2, f, n, no_body ? RILL_H2_FLAG_END_STREAM : 0, st);
     if (f != small)
         free(f);
     if (id < 0)
@@ -176,17 +292,39 @@ int client_h2_submit(struct client_conn *cc, rill_client_stream *st)
     st->conn = cc;
     st->h2_id = id;
     st->proto = "h2";
-    if (st->body_len) {
-        /* The engine references the body until it reports it released: hand it over. */
-        uint8_t *body = st->body;
-        st->body = NULL;
-        int rc = rill_h2_submit_data(cc->h2, id, body, st->body_len, RILL_H2_FLAG_END_STREAM, body);
-        if (rc < 0) {
-            free(body);
-            rill_h2_submit_rst_stream(cc->h2, id, RILL_H2_CANCEL);
-            rill_h2_stream_set_user(cc->h2, id, NULL);
+    st->end_handed = no_body;
+    int rc = client_h2_hand_body(cc, st);
+    if (rc < 0) {
+        rill_h2_submit_rst_stream(cc->h2, id, RILL_H2_CANCEL);
+        rill_h2_stream_set_user(cc->h2, id, NULL);
+        return rc;
+    }
+    return RILL_OK;
+}
+
+int client_h2_hand_body(struct client_conn *cc, rill_client_stream *st)
+{
+    /* The engine references each chunk until it reports it released (sent, or dropped): the
+     * peer's windows decide when, and the stream's memory stays bounded by what was written. */
+    while (st->next_hand) {
+        struct body_chunk *ch = st->next_hand;
+        bool last = st->body_ended && !ch->next && !st->ntrailers;
+        int rc = rill_h2_submit_data(cc->h2, st->h2_id, ch->data, ch->len,
+                                     last ? RILL_H2_FLAG_END_STREAM : 0, ch);
+        if (rc < 0)
             return rc;
-        }
+        ch->refs++;
+        st->next_hand = ch->next;
+        st->body_started |= st->streamed;
+        st->end_handed |= last;
+    }
+    if (st->body_ended && !st->end_handed) {
+        int rc = st->ntrailers
+                     ? rill_h2_submit_trailers(cc->h2, st->h2_id, st->trailers, st->ntrailers)
+                     : rill_h2_submit_data(cc->h2, st->h2_id, NULL, 0, RILL_H2_FLAG_END_STREAM, NULL);
+        if (rc < 0)
+            return rc;
+        st->end_handed = true;
     }
     return RILL_OK;
 }

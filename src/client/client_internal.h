@@ -25,7 +25,31 @@ struct client_url {
 /* Parses url into *out; RILL_ERR_INVALID_ARG with one line in err otherwise. */
 int client_url_parse(const char *url, struct client_url *out, char *err, size_t errlen);
 
-enum stream_state { ST_PENDING, ST_SENT };
+enum stream_state {
+    ST_PENDING, /* waits for a connection */
+    ST_SENT,    /* on cc */
+    ST_HELD,    /* the response is complete but paused: its last events wait for the resume */
+};
+
+/* A piece of request body: a buffered body (kept for a resend) or one rill_client_stream_write
+ * (freed once it has gone out). The transport references data (rill_h2_submit_data,
+ * rill_io_conn_write_ref) until it releases the chunk (client_chunk_released). */
+struct body_chunk {
+    struct body_chunk *prev, *next; /* the stream's chunks, in body order */
+    rill_client_stream *st;         /* NULL once the stream is gone while the transport held it */
+    size_t len;
+    uint16_t refs; /* transport references */
+    bool keep;     /* the whole buffered body: stays for a resend until the stream is freed */
+    uint8_t data[];
+};
+void client_chunk_released(struct body_chunk *ch);
+
+/* Response body bytes that arrived while the stream was paused (HTTP/2), in order. */
+struct held_data {
+    struct held_data *next;
+    size_t len;
+    uint8_t data[];
+};
 
 struct rill_client_stream {
     rill_client *client;
@@ -37,8 +61,27 @@ struct rill_client_stream {
     char *method, *path, *authority; /* authority: from a "host" field, else the client's */
     rill_header *fields; /* lowercase names; the strings live in the same allocation */
     size_t nfields;
-    uint8_t *body;
-    size_t body_len;
+    /* The request body: chunks in order; next_hand is the first not yet given to the transport */
+    struct body_chunk *chunks, *chunks_tail, *next_hand;
+    size_t body_len;        /* a buffered body's length */
+    bool streamed;          /* rill_client_request_stream */
+    bool body_ended;        /* the body is complete (buffered, or rill_client_stream_end) */
+    bool end_handed;        /* its end (END_STREAM, last chunk, trailers) went to the transport */
+    bool body_started;      /* some streamed body went to a transport: no resend */
+    bool want_drain, drain_due;
+    int64_t declared_len;   /* a streamed body's content-length field, -1 if none */
+    uint64_t written;       /* streamed body bytes accepted */
+    size_t buffered;        /* streamed body bytes not yet gone out */
+    rill_header *trailers;  /* copied at rill_client_stream_end, one allocation */
+    size_t ntrailers;
+    int cancel_err;         /* why a cancel of ours ended it (0: the caller's cancel) */
+    const char *cancel_why;
+    /* Download pause */
+    bool paused;
+    bool resume_due;
+    struct held_data *held, *held_tail; /* HTTP/2 DATA held while paused */
+    rill_header *held_trailers;
+    size_t nheld_trailers;
     int32_t h2_id;
     const char *proto; /* "h2" or "http/1.1" once sent */
     bool got_response, got_end, in_1xx;
@@ -62,6 +105,8 @@ struct client_conn {
     rill_client *client;
     bool opened;
     bool no_new; /* GOAWAY received or HTTP/1.1 without keep-alive: no more requests here */
+    bool goaway;
+    int32_t goaway_last_id; /* the GOAWAY's last stream id: streams above were never processed */
     int fail_err; /* why the connection failed (its protocol's word), 0 if it did not */
     char why[256];
     /* HTTP/2 */
@@ -72,6 +117,10 @@ struct client_conn {
     /* HTTP/1.1 */
     rill_h1_parser *h1;
     rill_client_stream *h1_cur; /* the request whose response is being read */
+    uint8_t *h1_stash;          /* bytes read but not parsed while h1_cur is paused */
+    size_t h1_stash_len;
+    bool h1_read_paused;
+    bool h1_eof; /* the connection ended: a paused response's stashed bytes are parsed anyway */
 };
 
 struct rill_client {
@@ -91,6 +140,7 @@ struct rill_client {
     bool connect_timed_out;
     bool freeing; /* rill_client_free: no more callbacks */
     unsigned connections;
+    size_t stream_buffer; /* opt.stream_buffer, or the default */
     rill_client_trace_fn trace;
     void *trace_user;
 };
@@ -113,12 +163,26 @@ void client_dispatch(rill_client *cl);
 int client_h2_start(struct client_conn *cc);
 int client_h2_submit(struct client_conn *cc, rill_client_stream *st);
 void client_h2_cancel(struct client_conn *cc, rill_client_stream *st);
+/* Gives the stream's unhanded body chunks, then its end when due, to the engine. */
+int client_h2_hand_body(struct client_conn *cc, rill_client_stream *st);
+/* Delivers held DATA of a resumed stream, its flow-control credit returned. */
+void client_h2_resume(rill_client_stream *st);
 
 /* HTTP/1.1: the parser; sends one request (the response is read before the next goes); the peer
  * closed (ends a read-until-close body). */
 int client_h1_start(struct client_conn *cc);
 int client_h1_send(struct client_conn *cc, rill_client_stream *st);
 void client_h1_eof(struct client_conn *cc);
+/* Same as client_h2_hand_body over HTTP/1.1 (Content-Length or chunked framing). */
+int client_h1_hand_body(struct client_conn *cc, rill_client_stream *st);
+/* h1_cur was resumed: parses what was stashed, reads again. */
+void client_h1_resume(struct client_conn *cc);
+
+/* Whether events for st wait (paused, or earlier ones wait). */
+static inline bool client_stream_holding(const rill_client_stream *st)
+{
+    return st->paused || st->held != NULL;
+}
 
 /* A trace line (printf-style) when a trace is set. */
 void client_trace(rill_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
