@@ -441,8 +441,8 @@ static int send_request(struct transfer *t)
     struct get *g = t->g;
     int code = EXIT_OTHER;
     rill_client *client = client_for(g, t->url, &code);
-    if (!client)
-        return code;
+    if (!client) /* a bad URL is bad usage on the command line, not in a Location */
+        return t->redirects && code == RILL_EXIT_USAGE ? EXIT_OTHER : code;
     /* Credentials stay with the origin they were given for (as curl without
      * --location-trusted); -d's content-type goes only with its body. */
     char k0[320], k1[320];

@@ -310,11 +310,14 @@ def test_cross_origin_redirects_keep_each_client(redirector, redirector2):
     assert redirector.log[1][3].get("authorization") == "Bearer secret"
 
 
-def test_redirect_to_another_scheme_fails(redirector):
-    r = get("-L", redirector.go(302, "ftp://127.0.0.1/x"))
-    assert r.returncode == 1
+@pytest.mark.parametrize("loc, word", [("ftp://127.0.0.1/x", "ftp"), ("http://:80/x", "host"),
+                                       ("/a\tb", "control")])
+def test_redirect_to_a_bad_location_fails(redirector, loc, word):
+    r = get("-L", redirector.go(302, loc))
+    assert r.returncode == 1, r.stderr
     lines = r.stderr.decode().strip().splitlines()
-    assert len(lines) == 1 and "ftp" in lines[0]
+    assert len(lines) == 1 and word in lines[0], lines
+    assert r.stdout == b""
 
 
 def test_redirect_to_a_dead_port_fails_like_a_connection(redirector):
