@@ -965,6 +965,118 @@ static void h2_paused_download(void **state)
     }
 }
 
+/* ---- GOAWAY ------------------------------------------------------------------------------------- */
+
+struct gw_rec {
+    rill_io_loop *loop;
+    int *ended;
+    int want;
+    int err;
+    char why[200];
+    char body[96];
+    size_t len;
+};
+
+static void gw_data(rill_client_stream *st, const uint8_t *d, size_t n, void *user)
+{
+    struct gw_rec *r = user;
+    if (r->len + n < sizeof r->body) {
+        memcpy(r->body + r->len, d, n);
+        r->len += n;
+    }
+}
+
+static void gw_end(rill_client_stream *st, int err, const char *why, void *user)
+{
+    struct gw_rec *r = user;
+    r->err = err;
+    snprintf(r->why, sizeof r->why, "%s", why ? why : "");
+    if (++*r->ended == r->want)
+        rill_io_loop_stop(r->loop);
+}
+
+static const rill_client_callbacks gw_cb = {.size = sizeof gw_cb, .on_data = gw_data,
+                                            .on_end = gw_end};
+
+/* Twelve requests on one connection; once all are in, the server sends GOAWAY with last stream id
+ * 11 and answers only streams 1..11. The six above were never processed: the idempotent ones
+ * (GET, and PUT with its buffered body intact) go again on a second connection; the POSTs, buffered
+ * or streamed, end with RILL_ERR_PROTOCOL. Nothing is answered twice, nothing is lost. */
+static void goaway_retries_only_what_is_safe_in(size_t piece)
+{
+    struct h2srv *p = calloc(1, sizeof *p);
+    p->goaway_after = 12;
+    p->goaway_last = 11;
+    p->piece = piece;
+    h2srv_start(p);
+    rill_io_loop *loop;
+    assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
+    rill_client *c = client_for(loop, p->port, true, 0);
+    int ended = 0;
+    struct gw_rec rec[12];
+    for (int i = 0; i < 12; i++) {
+        rec[i] = (struct gw_rec){.loop = loop, .ended = &ended, .want = 12};
+        char path[8];
+        snprintf(path, sizeof path, "/%d", i);
+        rill_client_stream *st;
+        switch (i % 4) {
+        case 0:
+            assert_int_equal(rill_client_request(c, "POST", path, NULL, 0, "p", 1, &gw_cb, &rec[i], NULL),
+                             RILL_OK);
+            break;
+        case 1:
+            assert_int_equal(rill_client_request(c, "GET", path, NULL, 0, NULL, 0, &gw_cb, &rec[i], NULL),
+                             RILL_OK);
+            break;
+        case 2:
+            assert_int_equal(rill_client_request(c, "PUT", path, NULL, 0, "uu", 2, &gw_cb, &rec[i], NULL),
+                             RILL_OK);
+            break;
+        default:
+            assert_int_equal(rill_client_request_stream(c, "POST", path, NULL, 0, &gw_cb, &rec[i], &st),
+                             RILL_OK);
+            assert_int_equal(rill_client_stream_write(st, "s", 1), RILL_OK);
+            assert_int_equal(rill_client_stream_end(st, NULL, 0), RILL_OK);
+        }
+    }
+    rill_io_loop_run(loop);
+    assert_int_equal(ended, 12);
+    for (int i = 0; i < 12; i++) {
+        bool retried = i >= 6 && (i % 4 == 1 || i % 4 == 2);
+        bool refused = i >= 6 && !retried;
+        if (refused) {
+            assert_int_equal(rec[i].err, RILL_ERR_PROTOCOL);
+            assert_non_null(strstr(rec[i].why, "refused the request (GOAWAY)"));
+            assert_int_equal(p->answered[0][i] + p->answered[1][i], 0);
+            continue;
+        }
+        if (rec[i].err)
+            fprintf(stderr, "/%d: %s\n", i, rec[i].why);
+        assert_int_equal(rec[i].err, RILL_OK);
+        size_t blen = i % 4 == 0 ? 1 : i % 4 == 2 ? 2 : i % 4 == 3 ? 1 : 0;
+        const char *bdata = i % 4 == 0 ? "p" : i % 4 == 2 ? "uu" : "s";
+        char want[64];
+        snprintf(want, sizeof want, "/%d %zu %016llx", i, blen,
+                 (unsigned long long)fnv(FNV0, (const uint8_t *)bdata, blen));
+        rec[i].body[rec[i].len] = '\0';
+        assert_string_equal(rec[i].body, want);
+        assert_int_equal(p->answered[0][i], retried ? 0 : 1);
+        assert_int_equal(p->answered[1][i], retried ? 1 : 0);
+    }
+    assert_int_equal(rill_client_connections(c), 2);
+    rill_client_free(c);
+    rill_io_loop_free(loop);
+    h2srv_stop(p);
+    free(p);
+}
+
+static void goaway_retries_only_what_is_safe(void **state)
+{
+    (void)state;
+    goaway_retries_only_what_is_safe_in(0);
+    goaway_retries_only_what_is_safe_in(7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -976,6 +1088,7 @@ int main(void)
         cmocka_unit_test(h2_streamed_upload),
         cmocka_unit_test(h2_upload_waits_for_the_window),
         cmocka_unit_test(h2_paused_download),
+        cmocka_unit_test(goaway_retries_only_what_is_safe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
