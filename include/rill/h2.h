@@ -166,11 +166,12 @@ typedef struct rill_h2_allocator {
     void *ctx;
 } rill_h2_allocator;
 
-/* A shared pool of output memory (optional): output buffers (output_chunk_size plus a small
- * header) and the queue's first segment ring, so a few fixed sizes (each call passes it).
- * Sessions that use one give the memory back as soon as their output drains, so a quiet session
- * holds no output memory and the sessions of one thread reuse the same few blocks. Referenced,
- * not copied: it must outlive the sessions. */
+/* A shared pool of brief memory (optional): output buffers (output_chunk_size plus a small
+ * header), the queue's first segment ring, the header-block scratch and the HPACK encoder's
+ * learning, so a few fixed sizes (each call passes it). Sessions that use one give output memory
+ * back as soon as their output drains, and the scratch and learning at rill_h2_session_trim, so
+ * a quiet session holds none and the sessions of one thread reuse the same few blocks.
+ * Referenced, not copied: it must outlive the sessions. */
 typedef struct rill_h2_buffer_pool {
     void *(*get)(size_t size, void *ctx);
     void (*put)(void *buf, size_t size, void *ctx);

@@ -76,6 +76,13 @@ RILL_API void rill_hpack_encoder_free(rill_hpack_encoder *enc);
  * again with the next block. */
 RILL_API void rill_hpack_encoder_trim(rill_hpack_encoder *enc);
 
+/* Where the learning's memory comes from: get(size, ctx) and put(p, size, ctx) with the same size
+ * (an HTTP/2 engine passes its output pool, so a burst's learning goes back to the pool instead of
+ * into holes between connections' allocations). get NULL (the default): malloc and free. The
+ * functions and ctx are referenced and must outlive the encoder. Set before the first block. */
+RILL_API void rill_hpack_encoder_set_pool(rill_hpack_encoder *enc, void *(*get)(size_t size, void *ctx),
+                                          void (*put)(void *p, size_t size, void *ctx), void *ctx);
+
 /* The peer's SETTINGS_HEADER_TABLE_SIZE. The next encoded block starts with the needed dynamic
  * table size update(s). */
 RILL_API void rill_hpack_encoder_set_peer_max_table_size(rill_hpack_encoder *enc, uint32_t size);

@@ -3,13 +3,34 @@
  * (request, response, 1xx, trailers, promise) under the section 5.1 and section 8 rules. */
 #include "h2/h2_internal.h"
 
+/* The field set's arrays inside the pooled block, after the struct. */
+static void hblock_inline(struct h2_hblock *hb)
+{
+    size_t fields_at = (sizeof *hb + 15) & ~(size_t)15;
+    size_t bytes_at = fields_at + H2_HBLOCK_INLINE_FIELDS * sizeof(rill_header);
+    hb->fs = (struct h2_fieldset){.fields = (rill_header *)((uint8_t *)hb + fields_at),
+                                  .cap = H2_HBLOCK_INLINE_FIELDS,
+                                  .bytes = (uint8_t *)hb + bytes_at,
+                                  .bytes_cap = H2_HBLOCK_POOLED - bytes_at};
+    hb->fields_inline = hb->bytes_inline = true;
+}
+
 static bool hblock_ensure(rill_h2_session *s)
 {
-    if (!s->hblk && (s->hblk = h2_malloc(s, sizeof *s->hblk)) != NULL) {
-        memset(s->hblk, 0, sizeof *s->hblk);
-        s->hblk->s = s;
+    if (s->hblk)
+        return true;
+    const rill_h2_buffer_pool *pool = s->prof->pool;
+    struct h2_hblock *hb = pool ? pool->get(H2_HBLOCK_POOLED, pool->ctx) : h2_malloc(s, sizeof *hb);
+    if (!hb)
+        return false;
+    memset(hb, 0, sizeof *hb);
+    hb->s = s;
+    if (pool) {
+        hb->pooled = true;
+        hblock_inline(hb);
     }
-    return s->hblk != NULL;
+    s->hblk = hb;
+    return true;
 }
 
 void h2_hblock_free(rill_h2_session *s, bool all)
@@ -17,14 +38,35 @@ void h2_hblock_free(rill_h2_session *s, bool all)
     struct h2_hblock *hb = s->hblk;
     if (!hb)
         return;
-    h2_free(s, hb->fs.fields);
-    h2_free(s, hb->fs.bytes);
+    if (!hb->fields_inline)
+        h2_free(s, hb->fs.fields);
+    if (!hb->bytes_inline)
+        h2_free(s, hb->fs.bytes);
     memset(&hb->fs, 0, sizeof hb->fs);
+    hb->fields_inline = hb->bytes_inline = false;
+    if (hb->pooled)
+        hblock_inline(hb);
     if (all) {
         h2_free(s, hb->buf);
-        h2_free(s, hb);
+        if (hb->pooled)
+            s->prof->pool->put(hb, H2_HBLOCK_POOLED, s->prof->pool->ctx);
+        else
+            h2_free(s, hb);
         s->hblk = NULL;
     }
+}
+
+/* Grows one of the field set's arrays; one inside the pooled block moves to the heap. */
+__attribute__((noinline, cold)) static void *grow(struct h2_hblock *hb, void *old, size_t old_size, bool *is_inline, size_t size)
+{
+    if (!*is_inline)
+        return h2_realloc(hb->s, old, size);
+    void *p = h2_malloc(hb->s, size);
+    if (p) {
+        memcpy(p, old, old_size);
+        *is_inline = false;
+    }
+    return p;
 }
 
 static int collect_field(const rill_header *f, void *user)
@@ -33,7 +75,7 @@ static int collect_field(const rill_header *f, void *user)
     struct h2_fieldset *fs = &hb->fs;
     if (fs->count == fs->cap) {
         size_t ncap = fs->cap ? fs->cap * 2 : 16;
-        rill_header *nf = h2_realloc(hb->s, fs->fields, ncap * sizeof *nf);
+        rill_header *nf = grow(hb, fs->fields, fs->cap * sizeof *nf, &hb->fields_inline, ncap * sizeof *nf);
         if (!nf)
             return RILL_ERR_NOMEM;
         fs->fields = nf;
@@ -44,7 +86,7 @@ static int collect_field(const rill_header *f, void *user)
         size_t ncap = fs->bytes_cap ? fs->bytes_cap : 512;
         while (ncap < fs->used + need)
             ncap *= 2;
-        uint8_t *nb = h2_realloc(hb->s, fs->bytes, ncap);
+        uint8_t *nb = grow(hb, fs->bytes, fs->used, &hb->bytes_inline, ncap);
         if (!nb)
             return RILL_ERR_NOMEM;
         fs->bytes = nb;

@@ -171,12 +171,20 @@ struct h2_history {
     struct h2_closed closed[]; /* ring of max_closed */
 };
 
-/* Header-block scratch: from the first header block until trimmed while idle. */
+/* Header-block scratch: from the first header block until trimmed while idle. With an output
+ * pool it is one pool block of H2_HBLOCK_POOLED bytes holding the struct and room for a usual
+ * block's fields and bytes (a big block moves them to the heap), so a burst's scratch goes back to
+ * the pool, not into holes between the connections' long-lived allocations. */
+#define H2_HBLOCK_POOLED 2048u
+#define H2_HBLOCK_INLINE_FIELDS 16u
 struct h2_hblock {
     rill_h2_session *s; /* for allocations: the decoder's callback gets the block */
     struct h2_fieldset fs;
     uint8_t *buf; /* a block split across CONTINUATION frames */
     uint32_t len, cap;
+    bool pooled;        /* this struct is a pool block of H2_HBLOCK_POOLED */
+    bool fields_inline; /* fs.fields / fs.bytes point into the pool block */
+    bool bytes_inline;
 };
 
 /* What sessions take from their options, made once and shared by every session of one profile

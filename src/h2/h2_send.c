@@ -11,6 +11,8 @@ int h2_ensure_encoder(rill_h2_session *s)
     if (!s->enc)
         return RILL_ERR_NOMEM;
     rill_hpack_encoder_set_peer_max_table_size(s->enc, s->peer.header_table_size);
+    if (s->prof->pool) /* the learning is brief (trimmed when idle): pooled like output */
+        rill_hpack_encoder_set_pool(s->enc, s->prof->pool->get, s->prof->pool->put, s->prof->pool->ctx);
     return 0;
 }
 

@@ -64,6 +64,9 @@ struct learned {
 struct rill_hpack_encoder {
     struct enc_state s;
     struct learned *learned; /* from the first block; trimmed when idle */
+    void *(*pool_get)(size_t size, void *ctx); /* the learning's memory, or NULL: malloc */
+    void (*pool_put)(void *p, size_t size, void *ctx);
+    void *pool_ctx;
     uint32_t local_cap;
     uint32_t options;
     uint32_t signalled;     /* the table size the peer's decoder believes in (4096 at first) */
@@ -185,19 +188,42 @@ static void state_free(struct enc_state *s)
     free(s->name_buckets);
 }
 
+void rill_hpack_encoder_trim(rill_hpack_encoder *enc)
+{
+    if (enc->learned && enc->pool_get)
+        enc->pool_put(enc->learned, sizeof *enc->learned, enc->pool_ctx);
+    else
+        free(enc->learned);
+    enc->learned = NULL;
+}
+
 void rill_hpack_encoder_free(rill_hpack_encoder *enc)
 {
     if (!enc)
         return;
     state_free(&enc->s);
-    free(enc->learned);
+    rill_hpack_encoder_trim(enc);
     free(enc);
 }
 
-void rill_hpack_encoder_trim(rill_hpack_encoder *enc)
+void rill_hpack_encoder_set_pool(rill_hpack_encoder *enc, void *(*get)(size_t size, void *ctx),
+                                 void (*put)(void *p, size_t size, void *ctx), void *ctx)
 {
-    free(enc->learned);
-    enc->learned = NULL;
+    if (enc->learned) /* given back to where it came from before the source changes */
+        rill_hpack_encoder_trim(enc);
+    enc->pool_get = get && put ? get : NULL;
+    enc->pool_put = put;
+    enc->pool_ctx = ctx;
+}
+
+static struct learned *learned_new(rill_hpack_encoder *enc)
+{
+    if (!enc->pool_get)
+        return calloc(1, sizeof(struct learned));
+    struct learned *l = enc->pool_get(sizeof *l, enc->pool_ctx);
+    if (l)
+        memset(l, 0, sizeof *l);
+    return l;
 }
 
 void rill_hpack_encoder_set_flags(rill_hpack_encoder *enc, uint32_t options)
@@ -544,7 +570,7 @@ int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t
         bound += field_bound(&fields[i], enc->options);
     }
     if (!enc->learned)
-        enc->learned = calloc(1, sizeof *enc->learned); /* NULL is tolerated: see worth_indexing */
+        enc->learned = learned_new(enc); /* NULL is tolerated: see worth_indexing */
     if (HPACK_LIKELY(cap >= bound)) {
         *out_len = encode_all(enc, fields, count, out);
         return RILL_OK;

@@ -7,8 +7,8 @@
 
 #include "server/server_internal.h"
 
-/* Freed exchanges are kept per thread (each worker frees the exchanges it made), bounded. */
-#define EXCHANGE_POOL_MAX 1024u
+/* An exchange and its arena, one slab object (the worker's exchanges cache). */
+#define EXCHANGE_SIZE (sizeof(rill_server_stream) + EXCHANGE_ARENA)
 
 struct arena_block {
     struct arena_block *next;
@@ -16,28 +16,24 @@ struct arena_block {
     _Alignas(16) char data[];
 };
 
-static _Thread_local rill_server_stream *pool;
-static _Thread_local unsigned pool_len;
+static _Thread_local unsigned live_count; /* exchanges of this thread not yet freed */
 
-void exchange_pool_clear(void)
+unsigned exchange_live_count(void)
 {
-    while (pool) {
-        rill_server_stream *st = pool;
-        pool = st->pool_next;
-        free(st);
-    }
-    pool_len = 0;
+    return live_count;
+}
+
+void worker_exchanges_init(struct worker *w)
+{
+    slab_cache_init(&w->exchanges, EXCHANGE_SIZE);
 }
 
 rill_server_stream *exchange_new(rill_server_session *sess, const struct exchange_ops *ops, int32_t id)
 {
-    rill_server_stream *st = pool;
-    if (st) {
-        pool = st->pool_next;
-        pool_len--;
-    } else if (!(st = malloc(sizeof *st + EXCHANGE_ARENA))) {
+    rill_server_stream *st = slab_alloc(&session_worker(sess)->exchanges);
+    if (!st)
         return NULL;
-    }
+    live_count++;
     memset(st, 0, sizeof *st); /* the arena needs no clearing */
     if (!sess->peer)
         session_peer(sess); /* now, while the peer is surely connected (kept for logs and callers) */
@@ -62,13 +58,8 @@ void exchange_free(rill_server_stream *st)
         free(b);
         b = next;
     }
-    if (pool_len < EXCHANGE_POOL_MAX) {
-        st->pool_next = pool;
-        pool = st;
-        pool_len++;
-        return;
-    }
-    free(st);
+    live_count--;
+    slab_free(st, EXCHANGE_SIZE);
 }
 
 void *exchange_alloc(rill_server_stream *st, size_t n)

@@ -85,6 +85,7 @@ static void proto_trim(struct conn *c)
     free(h1->pending);
     h1->pending = NULL;
     h1->pending_cap = 0;
+    worker_pools_release_soon(session_worker(session_of(c)));
 }
 
 static uint64_t proto_deadline(const struct conn *c)
@@ -588,7 +589,7 @@ static int pump_file(rill_server_stream *st)
     /* <= so that stopping always leaves the queue above io's high-water mark: on_drain follows */
     while (st->file_left && rill_io_conn_queued(conn) <= EXCHANGE_HIGH_WATER) {
         size_t want = st->file_left < FILE_CHUNK ? (size_t)st->file_left : FILE_CHUNK;
-        uint8_t *buf = buf_pool_get(FILE_CHUNK);
+        uint8_t *buf = buf_pool_get(session_worker(st->sess), FILE_CHUNK);
         if (!buf)
             return RILL_ERR_NOMEM;
         ssize_t got = pread(st->file_fd, buf, want, (off_t)st->file_off);

@@ -53,7 +53,7 @@ static void chunk_free(struct body_chunk *c)
 static void *output_get(size_t size, void *ctx)
 {
     (void)ctx;
-    return buf_pool_get(size);
+    return buf_pool_get(worker_current(), size);
 }
 
 static void output_put(void *buf, size_t size, void *ctx)
@@ -189,7 +189,7 @@ rill_h2_profile *h2_profile_new(const rill_server_options *o)
     opt.local.max_header_list_size = o->max_header_list_size;
     opt.local.enable_connect_protocol = o->enable_connect_protocol ? 1 : 0;
     opt.connection_window = o->connection_window_size;
-    opt.output_pool = &output_pool; /* per-thread storage behind one shared struct */
+    opt.output_pool = &output_pool; /* one for every worker: the get finds the thread's */
     return rill_h2_profile_new(RILL_H2_SERVER, &opt);
 }
 
@@ -292,6 +292,7 @@ static void proto_goodbye(struct conn *c)
 static void proto_trim(struct conn *c)
 {
     rill_h2_session_trim(session_of(c)->h2);
+    worker_pools_release_soon(session_worker(session_of(c)));
 }
 
 static void proto_shutdown(struct conn *c)

@@ -310,15 +310,23 @@ static void on_signal(rill_io_loop *loop, int signo, void *arg)
     rill_server_stop(s);
 }
 
+/* The loop closes its connections, which give their exchanges and buffers back to the slabs. */
+static void worker_free_loop(struct worker *w)
+{
+    worker_pools_stop(w);
+    rill_io_loop_free(w->loop);
+    w->loop = NULL;
+    worker_pools_destroy(w);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    worker_enter(w);
     rill_io_loop_run(w->loop);
     file_cache_clear();
     access_log_flush_thread();
-    exchange_pool_clear();
     h2_pools_clear();
-    buf_pool_clear();
     OPENSSL_thread_stop(); /* the thread's OpenSSL error queue, else leaked at thread exit */
     return NULL;
 }
@@ -430,6 +438,7 @@ int rill_server_bind(rill_server *s, char *err, size_t errlen)
         struct worker *w = &s->workers[i];
         w->srv = s;
         w->index = i;
+        worker_pools_init(w);
         if ((rc = rill_io_loop_new(&lopt, &w->loop)) < 0) {
             snprintf(err, errlen, "cannot create an event loop: %s", rill_strerror(rc));
             goto fail;
@@ -448,7 +457,7 @@ int rill_server_bind(rill_server *s, char *err, size_t errlen)
 fail:
     for (unsigned i = 0; i < s->nworkers; i++)
         if (s->workers[i].loop)
-            rill_io_loop_free(s->workers[i].loop), s->workers[i].loop = NULL;
+            worker_free_loop(&s->workers[i]);
     free(s->workers);
     s->workers = NULL;
     s->nworkers = 0;
@@ -468,16 +477,15 @@ int rill_server_run(rill_server *s, char *err, size_t errlen)
             break;
         }
     }
+    worker_enter(&s->workers[0]);
     rill_io_loop_run(s->workers[0].loop);
     file_cache_clear();
     access_log_flush_thread();
-    exchange_pool_clear();
     h2_pools_clear();
-    buf_pool_clear();
     rill_server_stop(s); /* loop 0 ended: make sure the others follow */
     for (unsigned i = 1; i < s->nworkers; i++)
         pthread_join(s->workers[i].thread, NULL);
     for (unsigned i = 0; i < s->nworkers; i++)
-        rill_io_loop_free(s->workers[i].loop), s->workers[i].loop = NULL;
+        worker_free_loop(&s->workers[i]);
     return RILL_OK;
 }

@@ -14,6 +14,7 @@
 #include "rill/h2.h"
 #include "rill/io.h"
 #include "rill/server.h"
+#include "server/slab.h"
 #include "rill/tls.h"
 
 struct tunnel {
@@ -41,6 +42,8 @@ struct worker_stats {
     char pad[64 - 3 * sizeof(uint64_t)];
 };
 
+#define BUF_POOL_CLASSES 8
+
 struct worker {
     struct rill_server *srv;
     uint64_t sessions_started; /* for session ids */
@@ -48,6 +51,12 @@ struct worker {
     pthread_t thread;
     unsigned index;
     struct worker_stats stats;
+    /* The worker's memory for brief objects, apart from the heap (worker_pools.c) */
+    struct slab_cache exchanges;
+    struct slab_cache bufs[BUF_POOL_CLASSES];
+    rill_io_timer *release_timer;       /* made on first use */
+    uint64_t last_release_ms;
+    bool pools_stopped; /* the timer is gone: the loop is being freed */
 };
 
 struct rill_server {
@@ -161,7 +170,6 @@ struct rill_server_stream {
      * with the exchange, so a typical request costs no malloc beyond the (pooled) exchange. */
     struct arena_block *arena_more; /* overflow blocks once the inline part is full */
     size_t arena_used;
-    struct rill_server_stream *pool_next; /* in the thread's pool of freed exchanges */
     _Alignas(16) char arena[];     /* EXCHANGE_ARENA bytes */
 };
 
@@ -201,8 +209,23 @@ rill_server_stream *exchange_new(rill_server_session *sess, const struct exchang
 void exchange_free(rill_server_stream *st);
 /* Bump allocation from the exchange's arena, freed with the exchange (aligned to 8). */
 void *exchange_alloc(rill_server_stream *st, size_t n);
-/* Frees the thread's pool of exchanges (worker exit). */
-void exchange_pool_clear(void);
+/* Exchanges of the calling thread still in use. */
+unsigned exchange_live_count(void);
+/* exchange_memory.c, for worker_pools_init: the worker's exchange slab. */
+void worker_exchanges_init(struct worker *w);
+/* worker_pools.c: a worker's slabs for exchanges and buffers. init before the worker's loop is
+ * made; stop (frees the release timer) before the loop is freed, destroy after (its connections
+ * free exchanges and buffers as the loop closes them). */
+void worker_pools_init(struct worker *w);
+void worker_pools_stop(struct worker *w);
+void worker_pools_destroy(struct worker *w);
+/* The worker whose loop runs on this thread (set by worker_enter as the loop starts): the HTTP/2
+ * engines' buffer pool is shared by every worker, so its get finds the thread's slabs here. */
+void worker_enter(struct worker *w);
+struct worker *worker_current(void);
+/* A connection of w has gone quiet: once every connection of the burst has, and none of the
+ * thread's exchanges is in use, the spare slabs and the heap's free pages go back to the system. */
+void worker_pools_release_soon(struct worker *w);
 /* Copies the field into the exchange's arena, the name lowercased (unless flags has
  * HEADER_NAME_LOWER: it is already). The rill_header flags are kept with it: RILL_HEADER_VALID when
  * the field was checked (valid_field) or is the server's own, so the HTTP/2 engine does not check
@@ -281,11 +304,10 @@ void h1_session_data(rill_server_session *sess, const uint8_t *data, size_t len)
 void h1_session_free(rill_server_session *sess);
 /* A head that began while the protocol was still being detected ran out of time: 408. */
 void h1_session_head_expired(rill_server_session *sess);
-/* buf_pool.c: the thread's pool of fixed-size buffers (any size; a few sizes are kept). */
-void *buf_pool_get(size_t size);
+/* buf_pool.c: the worker's fixed-size buffers, a slab cache per size (at most BUF_POOL_CLASSES
+ * sizes; more are an error: NULL). get on the worker's thread; put with the size given to get. */
+void *buf_pool_get(struct worker *w, size_t size);
 void buf_pool_put(void *buf, size_t size);
-/* Frees the thread's pooled buffers (worker exit). */
-void buf_pool_clear(void);
 /* h2_session.c: HTTP/2 (h2_proto). start runs it on the session; with `upgraded`, the h2c
  * Upgrade's request becomes stream 1. */
 rill_h2_profile *h2_profile_new(const rill_server_options *o);

@@ -645,7 +645,8 @@ static void trim_frees_idle_buffers(void **state)
     tsess_free(&t);
 }
 
-/* A shared output pool: buffers are borrowed while output is in flight and all come back. */
+/* A shared output pool: buffers are borrowed while output is in flight and all come back; the
+ * header block scratch and the encoder's learning come back when the session is trimmed. */
 struct test_pool {
     int gets, puts, out;
     size_t bytes_out; /* sizes given back must match the sizes handed out */
@@ -700,6 +701,10 @@ static void output_pool_buffers_return_when_drained(void **state)
     assert_true(rill_h2_session_output(t.s, iov, 8) > 0);
     assert_true(g_pool.out >= 1); /* borrowed while the frames wait to be written */
     drain(t.s, &t.out);
+    /* what stays borrowed until the connection idles: the header block scratch and the encoder's
+     * learning (both brief, so pooled too); the output buffers are back */
+    assert_int_equal(g_pool.out, 2);
+    rill_h2_session_trim(t.s);
     assert_int_equal(g_pool.out, 0);
     expect_no_error(&t.out);
     /* the body arrived intact across the borrowed buffers */
@@ -711,6 +716,61 @@ static void output_pool_buffers_return_when_drained(void **state)
     assert_memory_equal(got.p, body, sizeof body);
     tb_free(&got);
     tb_free(&b);
+    tsess_free(&t);
+    assert_int_equal(g_pool.gets, g_pool.puts);
+    assert_int_equal(g_pool.bytes_out, 0);
+}
+
+/* With a pool the header block scratch is one pool block: a request with more fields and bytes
+ * than it holds moves them to the heap intact, the next requests still decode right, and every
+ * block goes back to the pool on trim and at the end. */
+static void pooled_header_scratch_grows_to_heap(void **state)
+{
+    (void)state;
+    memset(&g_pool, 0, sizeof g_pool);
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, with_output_pool);
+    char expect[2048] = "";
+    size_t o = 0;
+    tbuf blk = {0};
+    hp_block(&blk, GET_FIELDS, NULL);
+    o += (size_t)snprintf(expect + o, sizeof expect - o,
+                          ":method: GET\n:scheme: https\n:path: /\n:authority: example.com\n");
+    for (int i = 0; i < 20; i++) { /* 24 fields, ~1.7 KiB of names and values */
+        char name[16], value[64];
+        snprintf(name, sizeof name, "x-field-%02d", i);
+        memset(value, 'a' + i, 60);
+        value[60] = '\0';
+        hp_lit(&blk, name, value);
+        o += (size_t)snprintf(expect + o, sizeof expect - o, "%s: %s\n", name, value);
+    }
+    tbuf b = {0};
+    tf_headers_block(&b, 1, 0x4 | RILL_H2_FLAG_END_STREAM, &blk);
+    tf_get(&b, 3, RILL_H2_FLAG_END_STREAM); /* after the move: the heap arrays serve */
+    feed_drain(&t, &b);
+    expect_no_error(&t.out);
+    int seen = 0;
+    for (size_t i = 0; i < t.rec.n; i++) {
+        tevent *e = &t.rec.ev[i];
+        if (e->kind != EV_HEADERS)
+            continue;
+        if (e->sid == 1)
+            assert_string_equal(e->text, expect);
+        else
+            assert_string_equal(e->text, ":method: GET\n:scheme: https\n:path: /\n:authority: example.com\n");
+        seen++;
+    }
+    assert_int_equal(seen, 2);
+    rill_h2_session_trim(t.s);
+    assert_int_equal(g_pool.out, 0);
+    tbuf c = {0};
+    tf_get(&c, 5, RILL_H2_FLAG_END_STREAM); /* a fresh scratch from the pool */
+    feed_drain(&t, &c);
+    expect_no_error(&t.out);
+    assert_int_equal(t.rec.ev[t.rec.n - 1].sid, 5);
+    tb_free(&c);
+    tb_free(&b);
+    tb_free(&blk);
     tsess_free(&t);
     assert_int_equal(g_pool.gets, g_pool.puts);
     assert_int_equal(g_pool.bytes_out, 0);
@@ -1030,6 +1090,7 @@ int main(void)
         cmocka_unit_test(freeing_the_session_releases_buffers),
         cmocka_unit_test(trim_frees_idle_buffers),
         cmocka_unit_test(output_pool_buffers_return_when_drained),
+        cmocka_unit_test(pooled_header_scratch_grows_to_heap),
         cmocka_unit_test(vectored_source_fills_several_frames),
         cmocka_unit_test(vectored_batches_fit_one_segment),
         cmocka_unit_test(connection_start_borrows_no_pool_buffer),

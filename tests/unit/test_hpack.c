@@ -282,6 +282,76 @@ static void encoder_trim_keeps_the_table(void **state)
     rill_hpack_decoder_free(dec);
 }
 
+/* The learning from a pool (rill_hpack_encoder_set_pool): taken with the first block, given back
+ * with the same size on trim and on free, taken again after a trim; encoding is unchanged. */
+struct learn_pool {
+    int gets, puts;
+    size_t out_size;
+    void *out;
+};
+
+static void *learn_get(size_t size, void *ctx)
+{
+    struct learn_pool *p = ctx;
+    assert_null(p->out); /* one learning at a time */
+    p->gets++;
+    p->out_size = size;
+    p->out = malloc(size);
+    memset(p->out, 0xA5, size); /* dirty: the encoder must clear what it takes */
+    return p->out;
+}
+
+static void learn_put(void *b, size_t size, void *ctx)
+{
+    struct learn_pool *p = ctx;
+    assert_ptr_equal(b, p->out);
+    assert_int_equal(size, p->out_size);
+    p->puts++;
+    p->out = NULL;
+    free(b);
+}
+
+static void encoder_learning_from_a_pool(void **state)
+{
+    (void)state;
+    struct learn_pool pool = {0};
+    rill_hpack_encoder *plain = rill_hpack_encoder_new(4096);
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
+    rill_hpack_encoder_set_pool(enc, learn_get, learn_put, &pool);
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    rill_header f[] = {
+        {(const uint8_t *)":status", 7, (const uint8_t *)"200", 3, 0},
+        {(const uint8_t *)"content-type", 12, (const uint8_t *)"text/html", 9, 0},
+        {(const uint8_t *)"x-app", 5, (const uint8_t *)"one", 3, 0},
+    };
+    for (int round = 0; round < 6; round++) {
+        uint8_t wire[256], wire2[256];
+        size_t len = 0, len2 = 0;
+        assert_int_equal(rill_hpack_encode(enc, f, 3, wire, sizeof wire, &len), RILL_OK);
+        assert_int_equal(rill_hpack_encode(plain, f, 3, wire2, sizeof wire2, &len2), RILL_OK);
+        assert_int_equal(len, len2); /* the same bytes as an encoder on malloc */
+        assert_memory_equal(wire, wire2, len);
+        collected c = {0};
+        assert_int_equal(rill_hpack_decode_block(dec, wire, len, collect_cb, &c), RILL_OK);
+        assert_int_equal(c.count, 3);
+        assert_non_null(pool.out);
+        if (round % 2) {
+            rill_hpack_encoder_trim(enc);
+            rill_hpack_encoder_trim(plain);
+            assert_null(pool.out);
+        }
+    }
+    assert_int_equal(pool.gets, 3);
+    assert_int_equal(pool.puts, 3);
+    uint8_t wire[256];
+    size_t len = 0;
+    assert_int_equal(rill_hpack_encode(enc, f, 3, wire, sizeof wire, &len), RILL_OK);
+    rill_hpack_encoder_free(enc); /* the learning goes back to the pool */
+    assert_int_equal(pool.gets, pool.puts);
+    rill_hpack_encoder_free(plain);
+    rill_hpack_decoder_free(dec);
+}
+
 /* Encodes fields and checks they decode back (names, values, never-indexed flag). */
 static size_t round_trip_block(rill_hpack_encoder *enc, rill_hpack_decoder *dec, const rill_header *f,
                                size_t n, size_t cap)
@@ -1267,6 +1337,7 @@ int main(void)
         cmocka_unit_test(smaller_local_cap_is_announced_when_the_peer_lowers_its_setting),
         cmocka_unit_test(small_buffer_leaves_state_unchanged),
         cmocka_unit_test(empty_values_may_be_null),
+        cmocka_unit_test(encoder_learning_from_a_pool),
         cmocka_unit_test(random_fields_round_trip_with_eviction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
