@@ -484,6 +484,22 @@ def test_stat_lines(rill_serve):
     assert float(a[9]) <= float(b[5]) <= float(b[8]) <= float(b[9])
 
 
+def test_stat_line_of_a_failed_request():
+    url = f"http://127.0.0.1:{free_port()}/x"
+    r = get("--stat", "-s", url)
+    assert r.returncode == 7
+    (row,) = stats(r.stderr)  # -s silences the error, not --stat
+    assert row[:5] == ("GET", url, "0", "-", "0") and row[8] == "-"
+
+
+def test_dump_header_to_an_unwritable_file(redirector, tmp_path):
+    r = get("-D", str(tmp_path / "no" / "such" / "dir"), f"{redirector.base}/x")
+    assert r.returncode == 23
+    assert r.stdout == b"GET /x 0 -"
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "cannot write" in lines[0], lines
+
+
 # ---- the progress bar --------------------------------------------------------------------------
 
 def run_with_pty_stderr(args):
@@ -555,7 +571,8 @@ def test_http2_flag(redirector, tmp_path):
     assert r.returncode == 2
 
 
-def test_http2_flag_over_tls_is_h2(docroot, tmp_path):
+@pytest.fixture
+def nghttpd_tls(docroot, tmp_path):
     if shutil.which("nghttpd") is None:
         pytest.skip("nghttpd not installed")
     key, crt = tmp_path / "k.pem", tmp_path / "c.pem"
@@ -565,12 +582,29 @@ def test_http2_flag_over_tls_is_h2(docroot, tmp_path):
                    check=True, capture_output=True)
     port = free_port()
     proc = start(["nghttpd", "-d", str(docroot), str(port), str(key), str(crt)], port)
-    try:
-        r = get("--http2", "--cacert", str(crt), "-i", f"https://localhost:{port}/small.txt")
-        assert r.returncode == 0, r.stderr
-        assert r.stdout.startswith(b"HTTP/2 200 \r\n") and r.stdout.endswith(b"\r\n\r\nhello\n")
-    finally:
-        stop(proc)
+    yield port, str(crt)
+    stop(proc)
+
+
+def test_http2_flag_over_tls_is_h2(nghttpd_tls):
+    port, crt = nghttpd_tls
+    r = get("--http2", "--cacert", crt, "-i", f"https://localhost:{port}/small.txt")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"HTTP/2 200 \r\n") and r.stdout.endswith(b"\r\n\r\nhello\n")
+
+
+def test_redirect_from_http11_to_h2_over_tls(redirector, nghttpd_tls):
+    """Another origin, another scheme and another protocol: its own client, ALPN h2."""
+    port, crt = nghttpd_tls
+    url = redirector.go(301, f"https://localhost:{port}/small.txt")
+    r = get("-L", "-v", "-i", "--cacert", crt, url)
+    assert r.returncode == 0, r.stderr
+    assert re.findall(rb"^HTTP/\S+ \d+", r.stdout, re.M) == [b"HTTP/1.1 301", b"HTTP/2 200"]
+    assert r.stdout.endswith(b"\r\n\r\nhello\n")
+    err = r.stderr.decode()
+    assert "over http/1.1" in err and f"connected to localhost:{port} over h2 (TLS" in err
+    r = get("-L", url)  # the certificate is checked after a redirect too
+    assert r.returncode == 35 and r.stdout == b""
 
 
 # ---- bad usage ---------------------------------------------------------------------------------
