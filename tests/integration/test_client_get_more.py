@@ -344,6 +344,10 @@ def test_rill_serve_directory_redirect(rill_serve, proto):
     assert heads == [word + b" 301", word + b" 200"]
     assert b"\r\nlocation: /sub/\r\n" in r.stdout
     assert r.stdout.endswith(b"\r\n\r\n<p>sub</p>\n")
+    if proto == ["--http1.1"]:  # curl 7.88 cannot send a second request on an h2c connection
+        c = curl(*proto, "-L", "-i", url)
+        assert c.returncode == 0
+        assert without_date(r.stdout) == without_date(c.stdout)
     r = get(*proto, "-L", "-v", url)
     assert r.stdout == b"<p>sub</p>\n"
     assert r.stderr.decode().count("* connected to") == 1
