@@ -12,6 +12,8 @@
 /* A WebSocket may stay quiet for as long as its ends like: the connection layer's idle close is
  * pushed out of reach (about 49 days) and only trims an idle connection's buffers. */
 #define WSC_IDLE_MS UINT32_MAX
+/* TCP and TLS to one address, as the request client's default connect timeout. */
+#define WSC_CONNECT_TIMEOUT_MS 10000u
 
 static const struct rill_io_conn_callbacks conn_callbacks;
 
@@ -197,6 +199,8 @@ static bool connect_next(rill_websocket_client *c)
         }
         conn_init(&wc->c, io, WSC_IDLE_MS);
         c->conn = wc;
+        c->connect_timed_out = false;
+        rill_io_timer_arm(c->connect_timer, WSC_CONNECT_TIMEOUT_MS);
         c->why[0] = '\0';
         c->got_settings = false;
         c->stream = 0;
@@ -220,11 +224,22 @@ static void on_resolved(int err, const char *why, const struct rill_io_addr *add
         finish(c, RILL_WS_CLOSE_ABNORMAL, c->why);
 }
 
+static void on_connect_timeout(rill_io_timer *t, void *arg)
+{
+    (void)t;
+    rill_websocket_client *c = arg;
+    if (c->conn && !c->conn->opened) {
+        c->connect_timed_out = true;
+        rill_io_conn_close(c->conn->c.io, false); /* on_close now: the next address */
+    }
+}
+
 static void on_open(rill_io_conn *io, const char *alpn)
 {
     struct wsc_conn *wc = rill_io_conn_user(io);
     rill_websocket_client *c = wc->ws;
     wc->opened = true;
+    rill_io_timer_cancel(c->connect_timer);
     bool h2 = c->mode == WSC_H2 && (!c->tls || (alpn && strcmp(alpn, "h2") == 0));
     if (!h2)
         c->mode = WSC_H1; /* the server chose http/1.1 by ALPN */
@@ -246,9 +261,13 @@ static void on_close(rill_io_conn *io, int err)
     bool opened = wc->opened;
     free(wc);
     c->conn = NULL;
+    rill_io_timer_cancel(c->connect_timer);
     if (c->freeing || c->finished)
         return;
     char why[sizeof c->why];
+    if (!opened && c->connect_timed_out)
+        snprintf(c->why, sizeof c->why, "connecting to %s timed out after %u ms", c->authority,
+                 WSC_CONNECT_TIMEOUT_MS);
     /* Could not connect (refused, unreachable; not a TLS failure, which the next address would
      * repeat): the next address, and only when none is left, the error. */
     if (!opened && err != RILL_ERR_TLS && c->next_addr < c->naddrs) {
@@ -345,7 +364,8 @@ int rill_websocket_client_new(rill_io_loop *loop, const rill_websocket_client_op
         rill_ws_pmd_client_offer(&policy, c->offer, sizeof c->offer);
         rc = make_tls(c, err, errlen);
     }
-    if (rc == RILL_OK && !(c->dns = client_dns_new(loop)))
+    if (rc == RILL_OK && (!(c->dns = client_dns_new(loop)) ||
+                          !(c->connect_timer = rill_io_timer_new(loop, on_connect_timeout, c))))
         rc = RILL_ERR_NOMEM;
     /* the answer comes from a loop timer: on_resolved connects */
     if (rc == RILL_OK)
@@ -384,6 +404,7 @@ void rill_websocket_client_free(rill_websocket_client *c)
     client_dns_free(c->dns); /* a lookup in flight is dropped */
     if (c->conn)
         rill_io_conn_close(c->conn->c.io, false); /* on_close runs now, silently */
+    rill_io_timer_free(c->connect_timer);
     rill_ws_free(c->codec);
     if (c->tls_ctx)
         rill_tls_ctx_free(c->tls_ctx);

@@ -42,6 +42,8 @@ struct rill_websocket_client {
     struct rill_io_addr addrs[CLIENT_DNS_MAX_ADDRS]; /* tried in turn */
     size_t naddrs, next_addr;
     struct wsc_conn *conn; /* the current connection, or NULL */
+    rill_io_timer *connect_timer; /* an address that does not answer gives way to the next */
+    bool connect_timed_out;
     /* HTTP/2 (while wsc_h2_proto runs) */
     rill_h2_session *h2;
     int32_t stream;

@@ -4,11 +4,12 @@
  * switches (detection -> HTTP/1.1 or HTTP/2, HTTP/1.1 -> WebSocket or h2c).
  *
  * It knows nothing of servers or clients. Its owner embeds `struct conn` as the first member of
- * its own connection object (the server's rill_server_session; the client's and the proxy's upstream
- * connections next), wires its rill_io_conn_callbacks to the conn_io_* functions below (adding
- * its own on_open, and its own on_close that calls conn_io_closed first), and sets the protocol.
- * A protocol is role-specific (the server's HTTP/1.1 side makes exchanges from requests, a
- * client's would match responses to requests); the machinery around it is not. */
+ * its own connection object (the server's rill_server_session, the request client's client_conn,
+ * the WebSocket client's wsc_conn; the proxy's upstream connections next), wires its
+ * rill_io_conn_callbacks to the conn_io_* functions below (adding its own on_open, and its own
+ * on_close that calls conn_io_closed first), and sets the protocol. A protocol is role-specific
+ * (the server's HTTP/1.1 side makes exchanges from requests, a client's matches responses to
+ * requests); the machinery around it is not. */
 #ifndef RILL_CONN_CONN_H
 #define RILL_CONN_CONN_H
 

@@ -1,8 +1,9 @@
 /* The WebSocket client's connection handling (rill_websocket_client on the loop): a name resolved
  * by c-ares with every address tried in turn, a name that does not resolve, and an HTTP/2 server
  * without extended CONNECT (the client falls back to the HTTP/1.1 Upgrade on a new connection,
- * deciding so inside the engine's SETTINGS callback). The server is a thread speaking RFC 6455 by
- * hand on 127.0.0.1; names come from the test's own hosts file ($CARES_HOSTS). */
+ * deciding so inside the engine's SETTINGS callback), and an address that never answers giving way
+ * to the next after the connect timeout. The server is a thread speaking RFC 6455 by hand on
+ * 127.0.0.1; names come from the test's own hosts file ($CARES_HOSTS). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -282,12 +283,50 @@ static void h2_without_extended_connect_falls_back(void **state)
     assert_true(s.ok);
 }
 
+/* A listener whose accept queue is full drops SYNs: its address never answers. The client gives
+ * up on it after its connect timeout (10 s) and goes on to the next address. */
+static void an_address_that_never_answers_gives_way(void **state)
+{
+    (void)state;
+    static struct server s; /* outlives a failed assertion: the thread may still use it */
+    server_start(&s);
+    int hole = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(s.port)};
+    a.sin_addr.s_addr = htonl(0x7f000003); /* 127.0.0.3, the server's port */
+    assert_int_equal(bind(hole, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(hole, 0), 0);
+    int fillers[3];
+    for (int i = 0; i < 3; i++) { /* never accepted: the queue stays full */
+        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        connect(fillers[i], (struct sockaddr *)&a, sizeof a);
+    }
+    use_hosts("127.0.0.3 rill-slow.invalid\n127.0.0.1 rill-slow.invalid\n");
+    char url[128];
+    snprintf(url, sizeof url, "ws://rill-slow.invalid:%u/chat", s.port);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct run r;
+    run_client(url, true, &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    server_stop(&s);
+    for (int i = 0; i < 3; i++)
+        close(fillers[i]);
+    close(hole);
+    assert_string_equal(r.why, "");
+    assert_int_equal(r.code, RILL_WS_CLOSE_NORMAL);
+    assert_string_equal(r.message, "hi");
+    assert_true(s.ok);
+    assert_int_equal(s.connections, 1);
+    assert_true(t1.tv_sec - t0.tv_sec >= 9); /* it did wait for the first address */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_address_in_turn),
         cmocka_unit_test(a_name_that_does_not_resolve),
         cmocka_unit_test(h2_without_extended_connect_falls_back),
+        cmocka_unit_test(an_address_that_never_answers_gives_way),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
