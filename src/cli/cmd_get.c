@@ -68,8 +68,16 @@ enum { EXIT_OK = 0, EXIT_OTHER = 1, EXIT_RESOLVE = 6, EXIT_CONNECT = 7, EXIT_H1 
 
 struct get;
 
+/* The -n repeats of one URL: their failures are said once, with a count at the end. */
+struct group {
+    const char *url;
+    bool said;
+    size_t more; /* failures not said */
+};
+
 struct transfer {
     struct get *g;
+    struct group *group;
     const char *url0;    /* as given */
     char *url;           /* the one being fetched (after redirects); owned */
     const char *method;  /* this request's (a redirect may turn it into GET) */
@@ -99,7 +107,11 @@ struct get {
     rill_io_loop *loop;
     rill_client_options base;
     struct transfer *t;
-    size_t nt, remaining;
+    size_t nt, remaining;     /* transfers, and those not finished */
+    size_t next_start, in_flight;
+    bool starting;            /* inside start_more */
+    struct group *groups;     /* one per URL given */
+    size_t ngroups;
     struct origin **origins;
     size_t norigins, cap_origins;
     struct get_sink *sinks; /* [0] stdout, then one per -o/-O, then -D's file */
@@ -125,6 +137,17 @@ static void say(struct get *g, const char *fmt, const char *a, const char *b)
     fputs("rill get: ", stderr);
     fprintf(stderr, fmt, a, b);
     fputc('\n', stderr);
+}
+
+/* A transfer's failure: said for the first of its URL's repeats, counted for the others. */
+static void tsay(struct transfer *t, const char *fmt, const char *a, const char *b)
+{
+    if (t->group->said) {
+        t->group->more++;
+        return;
+    }
+    t->group->said = true;
+    say(t->g, fmt, a, b);
 }
 
 /* ---- output -------------------------------------------------------------------------------- */
@@ -231,7 +254,7 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
         t->exit_code = EXIT_HTTP;
         char code[16];
         snprintf(code, sizeof code, "%d", status);
-        say(g, "%s: the server answered %s", t->url, code);
+        tsay(t, "%s: the server answered %s", t->url, code);
         return;
     }
     if (t->body.sink->path) {
@@ -286,13 +309,13 @@ static int follow(struct transfer *t)
     if (g->max_redirs >= 0 && t->redirects >= g->max_redirs) {
         char max[16];
         snprintf(max, sizeof max, "%d", g->max_redirs);
-        say(g, "%s: Maximum (%s) redirects followed", t->url0, max);
+        tsay(t, "%s: Maximum (%s) redirects followed", t->url0, max);
         return EXIT_REDIRECTS;
     }
     char why[256];
     char *next = get_url_resolve(t->url, t->location, why, sizeof why);
     if (!next) {
-        say(g, "%s: %s", t->url, why);
+        tsay(t, "%s: %s", t->url, why);
         return EXIT_OTHER;
     }
     /* As browsers and curl do: 303 asks for a GET; a POST answered 301 or 302 becomes a GET. */
@@ -311,6 +334,8 @@ static int follow(struct transfer *t)
     return send_request(t);
 }
 
+static void start_more(struct get *g);
+
 static void finish(struct transfer *t)
 {
     struct get *g = t->g;
@@ -321,9 +346,12 @@ static void finish(struct transfer *t)
     t->done = true;
     if (t->exit_code && !g->exit_code)
         g->exit_code = t->exit_code;
+    g->in_flight--;
     if (--g->remaining == 0) { /* connections end politely (HTTP/2: GOAWAY), then run returns */
         get_progress_finish(&g->progress);
         rill_io_loop_shutdown(g->loop, 1000);
+    } else {
+        start_more(g);
     }
 }
 
@@ -349,7 +377,7 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
     }
     if (err && !t->exit_code) {
         t->exit_code = exit_for(err, rill_client_stream_protocol(st));
-        say(g, "%s: %s", t->url, why);
+        tsay(t, "%s: %s", t->url, why);
     }
     finish(t);
 }
@@ -390,8 +418,9 @@ static void trace(rill_client *c, const char *line, void *user)
         fprintf(stderr, "* %s\n", line);
 }
 
-/* The client for url's origin, made on first use; NULL with the exit code in *code (said). */
-static rill_client *client_for(struct get *g, const char *url, int *code)
+/* The client for url's origin, made on first use; NULL with the exit code in *code (said, for
+ * t when not NULL). */
+static rill_client *client_for(struct get *g, struct transfer *t, const char *url, int *code)
 {
     char key[320];
     origin_key(url, key, sizeof key);
@@ -419,7 +448,10 @@ static rill_client *client_for(struct get *g, const char *url, int *code)
     int rc = rill_client_new(g->loop, &opt, &o->client, err, sizeof err);
     if (rc < 0) {
         free(o);
-        say(g, "%s%s", err[0] ? err : rill_strerror(rc), "");
+        if (t)
+            tsay(t, "%s%s", err[0] ? err : rill_strerror(rc), "");
+        else
+            say(g, "%s%s", err[0] ? err : rill_strerror(rc), "");
         *code = rc == RILL_ERR_TLS || rc == RILL_ERR_IO ? EXIT_CACERT
               : rc == RILL_ERR_INVALID_ARG ? RILL_EXIT_USAGE : EXIT_OTHER;
         return NULL;
@@ -440,7 +472,7 @@ static int send_request(struct transfer *t)
         .size = sizeof cb, .on_response = on_response, .on_data = on_data, .on_end = on_end};
     struct get *g = t->g;
     int code = EXIT_OTHER;
-    rill_client *client = client_for(g, t->url, &code);
+    rill_client *client = client_for(g, t, t->url, &code);
     if (!client) /* a bad URL is bad usage on the command line, not in a Location */
         return t->redirects && code == RILL_EXIT_USAGE ? EXIT_OTHER : code;
     /* Credentials stay with the origin they were given for (as curl without
@@ -474,20 +506,52 @@ static int send_request(struct transfer *t)
                                  t, NULL);
     free(f);
     if (rc < 0) {
-        say(g, "%s: %s", t->url, rc == RILL_ERR_INVALID_ARG ? "bad method, URL or header" : rill_strerror(rc));
+        tsay(t, "%s: %s", t->url, rc == RILL_ERR_INVALID_ARG ? "bad method, URL or header" : rill_strerror(rc));
         return rc == RILL_ERR_INVALID_ARG && !t->redirects ? RILL_EXIT_USAGE : EXIT_OTHER;
     }
     return EXIT_OK;
 }
 
+/* At most this many requests at once: a server's usual HTTP/2 stream limit, so that -n 5000 does
+ * not send thousands of streams before the server's SETTINGS say how many it takes. */
+enum { MAX_IN_FLIGHT = 100 };
+
+/* Starts the next transfers, as many as MAX_IN_FLIGHT allows; one that cannot start fails. */
+static void start_more(struct get *g)
+{
+    if (g->starting)
+        return; /* finish() of a transfer that could not start, inside the loop below */
+    g->starting = true;
+    while (g->in_flight < MAX_IN_FLIGHT && g->next_start < g->nt) {
+        struct transfer *t = &g->t[g->next_start++];
+        g->in_flight++;
+        int rc = send_request(t);
+        if (rc != EXIT_OK) {
+            t->exit_code = rc;
+            finish(t);
+        }
+    }
+    g->starting = false;
+}
+
+/* Checks every URL's origin and starts the first requests; an exit code (said) when one cannot
+ * start: then none is fetched. */
 static int start(struct get *g)
 {
-    for (size_t i = 0; i < g->nt; i++) {
-        int rc = send_request(&g->t[i]);
+    for (size_t i = 0; i < g->ngroups; i++) {
+        int rc = EXIT_OTHER;
+        if (!client_for(g, NULL, g->groups[i].url, &rc))
+            return rc;
+    }
+    g->remaining = g->nt;
+    g->starting = true;
+    while (g->in_flight < MAX_IN_FLIGHT && g->next_start < g->nt) {
+        g->in_flight++;
+        int rc = send_request(&g->t[g->next_start++]);
         if (rc != EXIT_OK)
             return rc;
-        g->remaining++;
     }
+    g->starting = false;
     return EXIT_OK;
 }
 
@@ -650,8 +714,12 @@ static bool make_transfers(struct get *g, const char **urls, size_t nurls, long 
     g->nsinks = 1 + nout + (dump_path && strcmp(dump_path, "-") ? 1 : 0);
     g->t = calloc(g->nt, sizeof *g->t);
     g->sinks = calloc(g->nsinks, sizeof *g->sinks);
-    if (!g->t || !g->sinks)
+    g->groups = calloc(nurls, sizeof *g->groups);
+    if (!g->t || !g->sinks || !g->groups)
         return false;
+    g->ngroups = nurls;
+    for (size_t i = 0; i < nurls; i++)
+        g->groups[i].url = urls[i];
     for (size_t i = 0; i < nout; i++)
         g->sinks[1 + i].path = out_path[i];
     if (dump_path)
@@ -661,7 +729,8 @@ static bool make_transfers(struct get *g, const char **urls, size_t nurls, long 
     for (size_t i = 0; i < g->nt; i++) {
         struct transfer *t = &g->t[i];
         size_t u = i / (size_t)repeat;
-        *t = (struct transfer){.g = g, .url0 = urls[u], .method = g->method, .send_body = any_data};
+        *t = (struct transfer){.g = g, .group = &g->groups[u], .url0 = urls[u], .method = g->method,
+                               .send_body = any_data};
         if (!(t->url = strdup(urls[u])))
             return false;
         struct get_sink *body = u < nout ? &g->sinks[1 + u] : &g->sinks[0];
@@ -852,6 +921,12 @@ static int run(struct get *g, rill_client_options *opt, int argc, char **argv)
             rill_io_loop_run(g->loop);
         if (rc == EXIT_OK)
             rc = g->exit_code;
+        for (size_t i = 0; rc != RILL_EXIT_USAGE && i < g->ngroups; i++) {
+            char more[32];
+            snprintf(more, sizeof more, "%zu", g->groups[i].more);
+            if (g->groups[i].more)
+                say(g, "%s: %s more of its requests failed", g->groups[i].url, more);
+        }
         for (size_t k = 0; k < g->norigins; k++) {
             rill_client_free(g->origins[k]->client);
             free(g->origins[k]);
@@ -882,6 +957,7 @@ int rill_cmd_get(int argc, char **argv)
     free(g.sinks);
     free(g.fields);
     free(g.origins);
+    free(g.groups);
     free(g.body);
     return rc;
 }

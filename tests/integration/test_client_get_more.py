@@ -113,6 +113,9 @@ class RedirectServer:
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
 
+            def handle_error(self, request, client_address):
+                pass  # a client gone mid-answer (after --max-redirs) is no news
+
         self.srv = Server(("127.0.0.1", 0), Handler)
         self.port = self.srv.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
@@ -452,6 +455,25 @@ def test_repeat_over_http11_keep_alive(redirector):
     assert r.returncode == 0, r.stderr
     assert r.stdout == b"GET /r 0 -" * 4
     assert redirector.connections == 1
+
+
+def test_many_repeats_stay_within_the_servers_stream_limit(rill_serve):
+    """At most 100 requests at once: 3000 streams sent before rill serve's SETTINGS arrived made it
+    refuse them and then end the connection (GOAWAY ENHANCE_YOUR_CALM)."""
+    port = rill_serve()
+    r = get("--http2-prior-knowledge", "-v", "-n", "3000", f"http://127.0.0.1:{port}/small.txt")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout == b"hello\n" * 3000
+    err = r.stderr.decode()
+    assert err.count("* connected to") == 1 and "REFUSED_STREAM" not in err
+
+
+def test_repeats_fail_in_one_line_and_a_count():
+    r = get("-n", "20", f"http://127.0.0.1:{free_port()}/x")
+    assert r.returncode == 7
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == 2 and "refused" in lines[0].lower(), lines
+    assert lines[1].endswith(": 19 more of its requests failed"), lines
 
 
 # ---- --stat ------------------------------------------------------------------------------------
