@@ -187,7 +187,7 @@ RILL_API void rill_client_free(rill_client *c);
 typedef struct rill_client_fetch_options {
     size_t size;                       /* sizeof(rill_client_fetch_options), set by the _init */
     const rill_client_options *client; /* connection options (url is ignored); NULL = defaults */
-    const char *method;                /* default "GET" */
+    const char *method;                /* default "GET" ("POST" with a body_fd) */
     const rill_header *fields;         /* request fields (copied), nfields of them */
     size_t nfields;
     const void *body;                  /* request body (copied), body_len bytes */
@@ -195,6 +195,13 @@ typedef struct rill_client_fetch_options {
     int out_fd;                        /* -1 (default): the body into memory; else written here */
     size_t max_body;                   /* in memory: fail with RILL_ERR_TOO_BIG past this many bytes
                                           (default 256 MiB; 0 = no limit) */
+    int body_fd;                       /* -1 (default); else the request body is read from here
+                                          (to its end, in pieces, as the connection takes them:
+                                          a file of any size in bounded memory) and body is
+                                          ignored. A regular file's remaining size is sent as
+                                          content-length (unless fields has one), else the length
+                                          is unknown (chunked on HTTP/1.1). Stays the caller's;
+                                          reads block the fetch's own loop */
 } rill_client_fetch_options;
 
 /* Fills *opt with the defaults shown above. */
@@ -214,7 +221,8 @@ typedef struct rill_client_result {
 /* Fetches url (http:// or https://) and fills *result (always, also on failure: free it with
  * rill_client_result_free). Returns 0 when a whole response arrived (whatever its status), else
  * the error on_end would report (see rill_client_callbacks), RILL_ERR_INVALID_ARG for a bad URL
- * or options, RILL_ERR_IO when writing to out_fd fails, RILL_ERR_TOO_BIG past max_body.
+ * or options (or a body_fd file that shrank under its content-length), RILL_ERR_IO when writing
+ * to out_fd or reading body_fd fails, RILL_ERR_TOO_BIG past max_body.
  * Blocks the calling thread; uses no loop of the caller's. */
 RILL_API int rill_client_fetch(const char *url, const rill_client_fetch_options *opt,
                                rill_client_result *result);

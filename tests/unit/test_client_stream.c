@@ -1077,6 +1077,86 @@ static void goaway_retries_only_what_is_safe(void **state)
     goaway_retries_only_what_is_safe_in(7);
 }
 
+/* ---- rill_client_fetch with body_fd ---------------------------------------------------------------- */
+
+struct pipe_feed {
+    int fd;
+    size_t total;
+};
+
+static void *pipe_writer(void *arg)
+{
+    struct pipe_feed *p = arg;
+    uint8_t buf[7000];
+    for (size_t off = 0; off < p->total;) {
+        size_t n = p->total - off < sizeof buf ? p->total - off : sizeof buf;
+        fill(buf, off, n);
+        if (write(p->fd, buf, n) != (ssize_t)n)
+            break;
+        off += n;
+    }
+    close(p->fd);
+    return NULL;
+}
+
+/* A regular file goes with its remaining size as content-length (from the file's current offset),
+ * a pipe chunked; both in bounded pieces, to rill's HTTP/1.1 parser reading slowly. */
+static void fetch_streams_a_body_fd(void **state)
+{
+    static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    const size_t total = (2u << 20) + 3;
+    struct h1srv s;
+    h1srv_start(&s, 1, answer, 0, true);
+    FILE *tf = tmpfile();
+    uint8_t *buf = malloc(total);
+    fill(buf, 0, total);
+    assert_int_equal(fwrite(buf, 1, total, tf), total);
+    fflush(tf);
+    lseek(fileno(tf), 3, SEEK_SET);
+    rill_client_fetch_options fo;
+    rill_client_fetch_options_init(&fo);
+    assert_int_equal(fo.body_fd, -1);
+    fo.body_fd = fileno(tf);
+    rill_client_result r;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/file", s.port);
+    assert_int_equal(rill_client_fetch(url, &fo, &r), RILL_OK);
+    assert_int_equal(r.status, 200);
+    assert_string_equal((char *)r.body, "ok");
+    rill_client_result_free(&r);
+    h1srv_stop(&s);
+    assert_true(s.complete[0]);
+    assert_false(s.chunked[0]);
+    char want[24];
+    snprintf(want, sizeof want, "%zu", total - 3);
+    assert_string_equal(s.content_length[0], want);
+    assert_int_equal(s.body[0], total - 3);
+    assert_int_equal(s.hash[0], fnv(FNV0, buf + 3, total - 3));
+    fclose(tf);
+    free(buf);
+
+    /* A pipe: unknown length, chunked. */
+    h1srv_start(&s, 1, answer, 0, false);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    struct pipe_feed feed = {.fd = fds[1], .total = 1u << 20};
+    pthread_t t;
+    pthread_create(&t, NULL, pipe_writer, &feed);
+    fo.body_fd = fds[0];
+    fo.method = "PUT";
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/pipe", s.port);
+    assert_int_equal(rill_client_fetch(url, &fo, &r), RILL_OK);
+    assert_int_equal(r.status, 200);
+    rill_client_result_free(&r);
+    pthread_join(t, NULL);
+    close(fds[0]);
+    h1srv_stop(&s);
+    assert_true(s.complete[0]);
+    assert_true(s.chunked[0]);
+    assert_int_equal(s.body[0], feed.total);
+    assert_int_equal(s.hash[0], fnv_pattern(feed.total));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1089,6 +1169,7 @@ int main(void)
         cmocka_unit_test(h2_upload_waits_for_the_window),
         cmocka_unit_test(h2_paused_download),
         cmocka_unit_test(goaway_retries_only_what_is_safe),
+        cmocka_unit_test(fetch_streams_a_body_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
