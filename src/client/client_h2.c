@@ -174,7 +174,10 @@ static int on_stream_close(rill_h2_session *s, int32_t id, uint32_t code, void *
         client_stream_requeue(st); /* never processed: safe to send again */
     } else {
         char why[128];
-        snprintf(why, sizeof why, "the server reset the stream (%s)", rill_h2_error_name(code));
+        if (rill_h2_session_error_code(s) >= 0 && !cc->goaway) /* our connection error */
+            snprintf(why, sizeof why, "HTTP/2 connection error (%s)", rill_h2_error_name(code));
+        else
+            snprintf(why, sizeof why, "the server reset the stream (%s)", rill_h2_error_name(code));
         client_stream_finish(st, RILL_ERR_PROTOCOL, why);
     }
     client_dispatch(cc->client); /* a stream slot is free */

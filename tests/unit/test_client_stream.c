@@ -1157,6 +1157,89 @@ static void fetch_streams_a_body_fd(void **state)
     assert_int_equal(s.hash[0], fnv_pattern(feed.total));
 }
 
+/* ---- server push refused -------------------------------------------------------------------------- */
+
+struct pushsrv {
+    int lfd;
+    uint16_t port;
+    pthread_t thread;
+    size_t piece;
+    int64_t enable_push;   /* the client's SETTINGS_ENABLE_PUSH, -1 when absent */
+    int64_t goaway_code;   /* the client's GOAWAY error code, -1 when none */
+};
+
+static bool read_frame(int fd, uint8_t hdr[9], uint8_t *payload, size_t cap)
+{
+    if (!read_exact(fd, hdr, 9))
+        return false;
+    size_t len = (size_t)hdr[0] << 16 | (size_t)hdr[1] << 8 | hdr[2];
+    return len <= cap && (len == 0 || read_exact(fd, payload, len));
+}
+
+static void *pushsrv_run(void *arg)
+{
+    struct pushsrv *p = arg;
+    struct pollfd pl = {.fd = p->lfd, .events = POLLIN};
+    if (poll(&pl, 1, 20000) <= 0)
+        return NULL;
+    int fd = accept(p->lfd, NULL, NULL);
+    set_timeouts(fd, 20000);
+    uint8_t preface[24], hdr[9], payload[16384];
+    if (!read_exact(fd, preface, sizeof preface) || !read_frame(fd, hdr, payload, sizeof payload) ||
+        hdr[3] != RILL_H2_SETTINGS)
+        goto out;
+    size_t len = (size_t)hdr[0] << 16 | (size_t)hdr[1] << 8 | hdr[2];
+    for (size_t i = 0; i + 6 <= len; i += 6)
+        if (payload[i] == 0 && payload[i + 1] == RILL_H2_SETTINGS_ENABLE_PUSH)
+            p->enable_push = (int64_t)payload[i + 2] << 24 | payload[i + 3] << 16 |
+                             payload[i + 4] << 8 | payload[i + 5];
+    static const uint8_t settings[] = {0, 0, 0, RILL_H2_SETTINGS, 0, 0, 0, 0, 0,
+                                       0, 0, 0, RILL_H2_SETTINGS, 1, 0, 0, 0, 0};
+    send_pieces(fd, settings, sizeof settings, p->piece);
+    do { /* until the request's HEADERS */
+        if (!read_frame(fd, hdr, payload, sizeof payload))
+            goto out;
+    } while (hdr[3] != RILL_H2_HEADERS);
+    /* PUSH_PROMISE on stream 1 promising 2: GET http://a/ */
+    static const uint8_t push[] = {0, 0, 10, RILL_H2_PUSH_PROMISE, 0x4, 0, 0, 0, 1,
+                                   0, 0, 0, 2, 0x82, 0x86, 0x84, 0x41, 0x01, 'a'};
+    send_pieces(fd, push, sizeof push, p->piece);
+    while (read_frame(fd, hdr, payload, sizeof payload)) {
+        if (hdr[3] == RILL_H2_GOAWAY)
+            p->goaway_code = (int64_t)payload[4] << 24 | payload[5] << 16 | payload[6] << 8 |
+                             payload[7];
+    }
+out:
+    close(fd);
+    return NULL;
+}
+
+/* The client announces SETTINGS_ENABLE_PUSH 0, so a PUSH_PROMISE is a connection error: GOAWAY
+ * PROTOCOL_ERROR, and the request ends with RILL_ERR_PROTOCOL. The PUSH_PROMISE whole, and a byte
+ * per write. */
+static void push_promise_is_a_protocol_error(void **state)
+{
+    for (size_t piece = 0; piece <= 1; piece++) {
+        struct pushsrv p = {.piece = piece, .enable_push = -1, .goaway_code = -1};
+        p.lfd = listen_any(&p.port);
+        pthread_create(&p.thread, NULL, pushsrv_run, &p);
+        struct writer w = {0};
+        assert_int_equal(rill_io_loop_new(NULL, &w.loop), RILL_OK);
+        rill_client *c = client_for(w.loop, p.port, true, 0);
+        assert_int_equal(rill_client_request(c, "GET", "/", NULL, 0, NULL, 0, &writer_cb, &w, NULL),
+                         RILL_OK);
+        rill_io_loop_run(w.loop);
+        assert_int_equal(w.err, RILL_ERR_PROTOCOL);
+        assert_string_equal(w.why, "HTTP/2 connection error (PROTOCOL_ERROR)");
+        rill_client_free(c);
+        rill_io_loop_free(w.loop);
+        pthread_join(p.thread, NULL);
+        close(p.lfd);
+        assert_int_equal(p.enable_push, 0);
+        assert_int_equal(p.goaway_code, RILL_H2_PROTOCOL_ERROR);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1170,6 +1253,7 @@ int main(void)
         cmocka_unit_test(h2_paused_download),
         cmocka_unit_test(goaway_retries_only_what_is_safe),
         cmocka_unit_test(fetch_streams_a_body_fd),
+        cmocka_unit_test(push_promise_is_a_protocol_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
