@@ -17,12 +17,6 @@ struct arena_block {
     _Alignas(16) char data[];
 };
 
-static _Thread_local unsigned live_count; /* exchanges of this thread not yet freed */
-
-unsigned exchange_live_count(void)
-{
-    return live_count;
-}
 
 void worker_exchanges_init(struct worker *w)
 {
@@ -34,7 +28,6 @@ rill_server_stream *exchange_new(rill_server_session *sess, const struct exchang
     rill_server_stream *st = slab_alloc(&session_worker(sess)->exchanges);
     if (!st)
         return NULL;
-    live_count++;
     memset(st, 0, sizeof *st); /* the arena needs no clearing */
     if (!sess->peer)
         session_peer(sess); /* now, while the peer is surely connected (kept for logs and callers) */
@@ -59,7 +52,6 @@ void exchange_free(rill_server_stream *st)
         free(b);
         b = next;
     }
-    live_count--;
     slab_free(st, EXCHANGE_SIZE);
 }
 

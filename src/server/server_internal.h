@@ -210,8 +210,6 @@ rill_server_stream *exchange_new(rill_server_session *sess, const struct exchang
 void exchange_free(rill_server_stream *st);
 /* Bump allocation from the exchange's arena, freed with the exchange (aligned to 8). */
 void *exchange_alloc(rill_server_stream *st, size_t n);
-/* Exchanges of the calling thread still in use. */
-unsigned exchange_live_count(void);
 /* exchange_memory.c, for worker_pools_init: the worker's exchange slab. */
 void worker_exchanges_init(struct worker *w);
 /* worker_pools.c: a worker's slabs for exchanges and buffers. init before the worker's loop is
@@ -224,8 +222,8 @@ void worker_pools_destroy(struct worker *w);
  * engines' buffer pool is shared by every worker, so its get finds the thread's slabs here. */
 void worker_enter(struct worker *w);
 struct worker *worker_current(void);
-/* A connection of w has gone quiet: once every connection of the burst has, and none of the
- * thread's exchanges is in use, the spare slabs and the heap's free pages go back to the system. */
+/* A connection of w has gone quiet: a moment after the last one has, the empty slabs and the
+ * heap's free pages go back to the system. */
 void worker_pools_release_soon(struct worker *w);
 /* Copies the field into the exchange's arena, the name lowercased (unless flags has
  * HEADER_NAME_LOWER: it is already). The rill_header flags are kept with it: RILL_HEADER_VALID when
