@@ -1,6 +1,7 @@
 /* Receiving header blocks: HEADERS, PUSH_PROMISE and CONTINUATION frames (RFC 9113 sections 6.2,
  * 6.6, 6.10), HPACK decoding into the field set, and what each block means for its stream
  * (request, response, 1xx, trailers, promise) under the section 5.1 and section 8 rules. */
+#include "common/small_copy.h"
 #include "h2/h2_internal.h"
 
 /* The field set's arrays inside the pooled block, after the struct. */
@@ -94,13 +95,11 @@ static int collect_field(const rill_header *f, void *user)
     }
     /* Offsets for now (the byte buffer may move); pointers once the block is complete. */
     rill_header *d = &fs->fields[fs->count++];
-    if (f->name_len)
-        memcpy(fs->bytes + fs->used, f->name, f->name_len);
+    small_copy(fs->bytes + fs->used, f->name, f->name_len);
     d->name = (const uint8_t *)(uintptr_t)fs->used;
     d->name_len = f->name_len;
     fs->used += f->name_len;
-    if (f->value_len)
-        memcpy(fs->bytes + fs->used, f->value, f->value_len);
+    small_copy(fs->bytes + fs->used, f->value, f->value_len);
     d->value = (const uint8_t *)(uintptr_t)fs->used;
     d->value_len = f->value_len;
     fs->used += f->value_len;

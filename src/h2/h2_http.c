@@ -85,6 +85,24 @@ void h2_parse_priority(const uint8_t *v, size_t n, int *urgency, int *incrementa
 
 enum { P_METHOD = 1, P_SCHEME = 2, P_AUTHORITY = 4, P_PATH = 8, P_PROTOCOL = 16, P_STATUS = 32 };
 
+/* Which pseudo-header a ':' name is, by length and a byte before the one comparison. */
+static unsigned pseudo_bit(const rill_header *f)
+{
+    const uint8_t *n = f->name;
+    switch (f->name_len) {
+    case 5: return memcmp(n, ":path", 5) == 0 ? P_PATH : 0;
+    case 7:
+        if (n[1] == 'm')
+            return memcmp(n, ":method", 7) == 0 ? P_METHOD : 0;
+        if (n[2] == 'c')
+            return memcmp(n, ":scheme", 7) == 0 ? P_SCHEME : 0;
+        return memcmp(n, ":status", 7) == 0 ? P_STATUS : 0;
+    case 9: return memcmp(n, ":protocol", 9) == 0 ? P_PROTOCOL : 0;
+    case 10: return memcmp(n, ":authority", 10) == 0 ? P_AUTHORITY : 0;
+    default: return 0;
+    }
+}
+
 bool h2_message_valid(const rill_header *fields, size_t count, enum h2_msg kind, bool connect_protocol_ok,
                       struct h2_msg_info *info)
 {
@@ -96,6 +114,10 @@ bool h2_message_valid(const rill_header *fields, size_t count, enum h2_msg kind,
     bool regular_seen = false;
     const rill_header *method = NULL, *scheme = NULL, *authority = NULL, *path = NULL, *host = NULL;
     bool request = kind == H2_MSG_REQUEST || kind == H2_MSG_PUSH_REQUEST;
+    unsigned allowed = kind == H2_MSG_RESPONSE ? P_STATUS
+                       : request ? P_METHOD | P_SCHEME | P_AUTHORITY | P_PATH |
+                                       (kind == H2_MSG_REQUEST ? P_PROTOCOL : 0)
+                                 : 0;
     for (size_t i = 0; i < count; i++) {
         const rill_header *f = &fields[i];
         if (!(f->flags & RILL_HEADER_VALID) && !h2_field_valid(f))
@@ -103,19 +125,15 @@ bool h2_message_valid(const rill_header *fields, size_t count, enum h2_msg kind,
         if (f->name[0] == ':') {
             if (regular_seen || kind == H2_MSG_TRAILERS)
                 return false;
-            unsigned bit;
-            if (request && eq(f->name, f->name_len, ":method"))
-                bit = P_METHOD, method = f;
-            else if (request && eq(f->name, f->name_len, ":scheme"))
-                bit = P_SCHEME, scheme = f;
-            else if (request && eq(f->name, f->name_len, ":authority"))
-                bit = P_AUTHORITY, authority = f;
-            else if (request && eq(f->name, f->name_len, ":path"))
-                bit = P_PATH, path = f;
-            else if (kind == H2_MSG_REQUEST && eq(f->name, f->name_len, ":protocol"))
-                bit = P_PROTOCOL;
-            else if (kind == H2_MSG_RESPONSE && eq(f->name, f->name_len, ":status")) {
-                bit = P_STATUS;
+            unsigned bit = pseudo_bit(f) & allowed;
+            if (bit == 0)
+                return false; /* unknown or misplaced pseudo-header */
+            switch (bit) {
+            case P_METHOD: method = f; break;
+            case P_SCHEME: scheme = f; break;
+            case P_AUTHORITY: authority = f; break;
+            case P_PATH: path = f; break;
+            case P_STATUS: {
                 if (f->value_len != 3)
                     return false;
                 int st = 0;
@@ -127,8 +145,9 @@ bool h2_message_valid(const rill_header *fields, size_t count, enum h2_msg kind,
                 if (st < 100)
                     return false;
                 info->status = st;
-            } else {
-                return false; /* unknown or misplaced pseudo-header */
+                break;
+            }
+            default: break;
             }
             if (seen & bit)
                 return false; /* duplicate */

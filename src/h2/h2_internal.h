@@ -167,7 +167,8 @@ struct h2_table {
  * closed (section 5.1), needed to answer late frames. */
 struct h2_closed { int32_t id; uint8_t how; };
 struct h2_history {
-    uint64_t peer_used[8]; /* bit k: peer stream last_peer_id - 2k was opened (512 ids back) */
+    uint64_t peer_used[8]; /* bit (id / 2) % 512: peer stream id was opened (for the 512 ids up to
+                              last_peer_id) */
     struct h2_closed closed[]; /* ring of max_closed */
 };
 

@@ -80,20 +80,19 @@ void h2_peer_id_used(rill_h2_session *s, int32_t id)
         return;
     }
     uint64_t *used = s->hist->peer_used;
-    /* Slide the window of used ids so that bit 0 is the new id. */
+    /* A ring: id's bit is (id / 2) % 512. The ids skipped since the last one were not used; their
+     * bits (and the new id's) still say what ids 1,024 lower did, so they are cleared. */
     uint32_t shift = s->last_peer_id ? (uint32_t)(id - s->last_peer_id) / 2 : 512;
     if (shift >= 512) {
         memset(used, 0, 8 * sizeof *used);
     } else {
-        uint32_t words = shift / 64, bits = shift % 64;
-        for (int i = 7; i >= 0; i--) {
-            uint64_t v = i - (int)words >= 0 ? used[i - words] << bits : 0;
-            if (bits && i - (int)words - 1 >= 0)
-                v |= used[i - words - 1] >> (64 - bits);
-            used[i] = v;
+        for (uint32_t k = 1; k < shift; k++) {
+            uint32_t bit = ((uint32_t)s->last_peer_id / 2 + k) % 512;
+            used[bit / 64] &= ~((uint64_t)1 << (bit % 64));
         }
     }
-    used[0] |= 1;
+    uint32_t bit = ((uint32_t)id / 2) % 512;
+    used[bit / 64] |= (uint64_t)1 << (bit % 64);
     s->last_peer_id = id;
 }
 
@@ -104,7 +103,8 @@ int h2_peer_id_was_used(const rill_h2_session *s, int32_t id)
     uint32_t k = (uint32_t)(s->last_peer_id - id) / 2;
     if (k >= 512 || !s->hist)
         return -1;
-    return (int)(s->hist->peer_used[k / 64] >> (k % 64) & 1);
+    uint32_t bit = ((uint32_t)id / 2) % 512;
+    return (int)(s->hist->peer_used[bit / 64] >> (bit % 64) & 1);
 }
 
 void h2_remember_closed(rill_h2_session *s, int32_t id, uint8_t how)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/small_copy.h"
 #include "server/server_internal.h"
 
 /* An exchange and its arena, one slab object (the worker's exchanges cache). */
@@ -16,12 +17,6 @@ struct arena_block {
     _Alignas(16) char data[];
 };
 
-static _Thread_local unsigned live_count; /* exchanges of this thread not yet freed */
-
-unsigned exchange_live_count(void)
-{
-    return live_count;
-}
 
 void worker_exchanges_init(struct worker *w)
 {
@@ -33,7 +28,6 @@ rill_server_stream *exchange_new(rill_server_session *sess, const struct exchang
     rill_server_stream *st = slab_alloc(&session_worker(sess)->exchanges);
     if (!st)
         return NULL;
-    live_count++;
     memset(st, 0, sizeof *st); /* the arena needs no clearing */
     if (!sess->peer)
         session_peer(sess); /* now, while the peer is surely connected (kept for logs and callers) */
@@ -58,7 +52,6 @@ void exchange_free(rill_server_stream *st)
         free(b);
         b = next;
     }
-    live_count--;
     slab_free(st, EXCHANGE_SIZE);
 }
 
@@ -85,31 +78,47 @@ void *exchange_alloc(rill_server_stream *st, size_t n)
     return p;
 }
 
+static int header_list_room(rill_server_stream *st, struct header_list *l)
+{
+    if (l->count < l->cap)
+        return RILL_OK;
+    size_t cap = l->cap ? l->cap * 2 : 12; /* the old array stays in the arena: lists rarely grow */
+    rill_header *items = exchange_alloc(st, cap * sizeof *items);
+    if (!items)
+        return RILL_ERR_NOMEM;
+    if (l->count)
+        memcpy(items, l->items, l->count * sizeof *items);
+    l->items = items;
+    l->cap = cap;
+    return RILL_OK;
+}
+
+int header_list_add_ref(rill_server_stream *st, struct header_list *l, const char *name, size_t nlen,
+                        const char *value, size_t vlen, uint32_t flags)
+{
+    if (header_list_room(st, l) != RILL_OK)
+        return RILL_ERR_NOMEM;
+    l->items[l->count++] = (rill_header){(const uint8_t *)name, nlen, (const uint8_t *)value, vlen, flags};
+    return RILL_OK;
+}
+
 int header_list_add(rill_server_stream *st, struct header_list *l, const char *name, size_t nlen,
                     const char *value, size_t vlen, uint32_t flags)
 {
-    if (l->count == l->cap) { /* the old array stays in the arena: lists rarely grow */
-        size_t cap = l->cap ? l->cap * 2 : 12;
-        rill_header *items = exchange_alloc(st, cap * sizeof *items);
-        if (!items)
-            return RILL_ERR_NOMEM;
-        if (l->count)
-            memcpy(items, l->items, l->count * sizeof *items);
-        l->items = items;
-        l->cap = cap;
-    }
+    if (header_list_room(st, l) != RILL_OK)
+        return RILL_ERR_NOMEM;
     char *copy = exchange_alloc(st, nlen + vlen + 2);
     if (!copy)
         return RILL_ERR_NOMEM;
     if (flags & HEADER_NAME_LOWER)
-        memcpy(copy, name, nlen);
+        small_copy(copy, name, nlen);
     else
         for (size_t i = 0; i < nlen; i++) {
             unsigned char c = (unsigned char)name[i];
             copy[i] = (char)(c + ((unsigned)(c - 'A') < 26u) * 32u); /* ASCII, no locale */
         }
     copy[nlen] = '\0';
-    memcpy(copy + nlen + 1, value, vlen);
+    small_copy(copy + nlen + 1, value, vlen);
     copy[nlen + 1 + vlen] = '\0';
     l->items[l->count++] = (rill_header){(const uint8_t *)copy, nlen,
                                          (const uint8_t *)copy + nlen + 1, vlen,
@@ -126,11 +135,3 @@ void header_list_remove(struct header_list *l, const char *name)
     l->count = k;
 }
 
-bool header_list_has(const struct header_list *l, const char *name)
-{
-    size_t nlen = strlen(name);
-    for (size_t i = 0; i < l->count; i++)
-        if (l->items[i].name_len == nlen && memcmp(l->items[i].name, name, nlen) == 0)
-            return true;
-    return false;
-}

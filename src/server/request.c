@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/small_copy.h"
 #include "server/server_internal.h"
 
 static bool is_pseudo(const rill_header *h)
@@ -35,13 +36,13 @@ int exchange_set_request(rill_server_stream *st, const rill_header *fields, size
         all[i] = fields[i];
         char *name = p;
         if (names_lowercase)
-            memcpy(name, fields[i].name, fields[i].name_len);
+            small_copy(name, fields[i].name, fields[i].name_len);
         else
             for (size_t k = 0; k < fields[i].name_len; k++)
                 name[k] = (char)tolower((unsigned char)fields[i].name[k]);
         name[fields[i].name_len] = '\0';
         p += fields[i].name_len + 1;
-        memcpy(p, fields[i].value, fields[i].value_len);
+        small_copy(p, fields[i].value, fields[i].value_len);
         p[fields[i].value_len] = '\0';
         all[i].name = (const uint8_t *)name;
         all[i].value = (const uint8_t *)p;

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "conn/conn.h"
 #include "rill/h1.h"
@@ -209,8 +210,6 @@ rill_server_stream *exchange_new(rill_server_session *sess, const struct exchang
 void exchange_free(rill_server_stream *st);
 /* Bump allocation from the exchange's arena, freed with the exchange (aligned to 8). */
 void *exchange_alloc(rill_server_stream *st, size_t n);
-/* Exchanges of the calling thread still in use. */
-unsigned exchange_live_count(void);
 /* exchange_memory.c, for worker_pools_init: the worker's exchange slab. */
 void worker_exchanges_init(struct worker *w);
 /* worker_pools.c: a worker's slabs for exchanges and buffers. init before the worker's loop is
@@ -223,8 +222,8 @@ void worker_pools_destroy(struct worker *w);
  * engines' buffer pool is shared by every worker, so its get finds the thread's slabs here. */
 void worker_enter(struct worker *w);
 struct worker *worker_current(void);
-/* A connection of w has gone quiet: once every connection of the burst has, and none of the
- * thread's exchanges is in use, the spare slabs and the heap's free pages go back to the system. */
+/* A connection of w has gone quiet: a moment after the last one has, the empty slabs and the
+ * heap's free pages go back to the system. */
 void worker_pools_release_soon(struct worker *w);
 /* Copies the field into the exchange's arena, the name lowercased (unless flags has
  * HEADER_NAME_LOWER: it is already). The rill_header flags are kept with it: RILL_HEADER_VALID when
@@ -233,6 +232,10 @@ void worker_pools_release_soon(struct worker *w);
 #define HEADER_NAME_LOWER 0x100u
 int header_list_add(rill_server_stream *st, struct header_list *l, const char *name, size_t nlen,
                     const char *value, size_t vlen, uint32_t flags);
+/* Adds the field without copying it: name and value must be NUL-terminated and outlive the
+ * exchange (literals; strings of what res->release keeps, such as a file cache entry). */
+int header_list_add_ref(rill_server_stream *st, struct header_list *l, const char *name, size_t nlen,
+                        const char *value, size_t vlen, uint32_t flags);
 /* A field the server itself makes (a lowercase literal name, a value it formatted): no checks. */
 static inline int exchange_add_field(rill_server_stream *st, const char *name, size_t nlen,
                                      const char *value, size_t vlen)
@@ -240,10 +243,25 @@ static inline int exchange_add_field(rill_server_stream *st, const char *name, s
     return header_list_add(st, &st->resp_fields, name, nlen, value, vlen,
                            RILL_HEADER_VALID | HEADER_NAME_LOWER);
 }
+/* The same, for a value that outlives the exchange (see header_list_add_ref): not copied. */
+static inline int exchange_add_field_ref(rill_server_stream *st, const char *name, size_t nlen,
+                                         const char *value, size_t vlen)
+{
+    return header_list_add_ref(st, &st->resp_fields, name, nlen, value, vlen, RILL_HEADER_VALID);
+}
 /* Removes every field of this name (any case). */
 void header_list_remove(struct header_list *l, const char *name);
-/* Whether the list has a field of this (lowercase) name. */
-bool header_list_has(const struct header_list *l, const char *name);
+/* Whether the list has a field of this lowercase name of nlen bytes (HEADER_LIST_HAS for a
+ * literal). */
+static inline bool header_list_has(const struct header_list *l, const char *name, size_t nlen)
+{
+    for (size_t i = 0; i < l->count; i++)
+        if (l->items[i].name_len == nlen && l->items[i].name[0] == (uint8_t)name[0] &&
+            memcmp(l->items[i].name, name, nlen) == 0)
+            return true;
+    return false;
+}
+#define HEADER_LIST_HAS(l, lit) header_list_has((l), lit, sizeof lit - 1)
 
 /* route.c: runs on_stream / a tunnel / the routes (404 when nothing matches). */
 void exchange_dispatch(rill_server_stream *st);

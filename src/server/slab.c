@@ -16,7 +16,7 @@ struct slab {
     unsigned used;            /* objects out */
     unsigned carved;          /* objects ever handed out from fresh memory */
     unsigned capacity;
-    bool full;                /* in the full list, else in the partial list (or the spare) */
+    bool full;                /* in the full list, else in the partial or the empty list */
 };
 
 /* Objects start after the header, 64-byte aligned (a cache line of their own). */
@@ -94,9 +94,9 @@ void *slab_alloc(struct slab_cache *c)
 {
     struct slab *s = c->partial;
     if (!s) {
-        if (c->spare) {
-            s = c->spare;
-            c->spare = NULL;
+        if (c->empty) {
+            s = c->empty;
+            list_remove(&c->empty, s);
         } else if (!(s = slab_map(c))) {
             return NULL;
         }
@@ -137,26 +137,23 @@ void slab_free(void *p, size_t obj_size)
         /* Start afresh: carving from the front again touches the fewest pages. */
         s->free = NULL;
         s->carved = 0;
-        if (c->spare)
-            slab_unmap(s);
-        else
-            c->spare = s;
+        list_add(&c->empty, s);
     }
 }
 
-void slab_cache_release_spare(struct slab_cache *c)
+void slab_cache_release_empty(struct slab_cache *c)
 {
-    if (c->spare) {
-        slab_unmap(c->spare);
-        c->spare = NULL;
+    while (c->empty) {
+        struct slab *s = c->empty;
+        list_remove(&c->empty, s);
+        slab_unmap(s);
     }
 }
 
 void slab_cache_destroy(struct slab_cache *c)
 {
-    slab_cache_release_spare(c);
-    struct slab **lists[2] = {&c->partial, &c->full};
-    for (int i = 0; i < 2; i++) {
+    struct slab **lists[3] = {&c->partial, &c->full, &c->empty};
+    for (int i = 0; i < 3; i++) {
         while (*lists[i]) {
             struct slab *s = *lists[i];
             list_remove(lists[i], s);

@@ -19,9 +19,10 @@ struct slab_cache {
     size_t slab_bytes;    /* a power of two; slabs are aligned to it */
     struct slab *partial; /* slabs with room: free objects or some not carved yet */
     struct slab *full;
-    struct slab *spare;   /* one empty slab kept, so a load that hovers at a slab's edge does not
-                             map and unmap on every request */
-    size_t slabs;         /* mapped, spare included */
+    struct slab *empty;   /* emptied slabs, kept until slab_cache_release_empty: a busy server
+                             whose load swings would otherwise map and unmap (and fault in) slabs
+                             all the time */
+    size_t slabs;         /* mapped, empty ones included */
 };
 
 /* obj_size: the objects' size; the slab size follows from it (64 KiB, or 16 objects). */
@@ -29,10 +30,10 @@ void slab_cache_init(struct slab_cache *c, size_t obj_size);
 /* An object (16-byte aligned, not cleared), or NULL when no memory can be mapped. */
 void *slab_alloc(struct slab_cache *c);
 /* Gives an object of obj_size (as given to its cache's init) back to its slab; a slab left
- * empty is unmapped (or kept as the spare). */
+ * empty is kept for reuse until slab_cache_release_empty. */
 void slab_free(void *p, size_t obj_size);
-/* Unmaps the spare slab: memory for a quiet moment. */
-void slab_cache_release_spare(struct slab_cache *c);
+/* Unmaps the empty slabs: what a burst's peak needed goes back to the system (a quiet moment). */
+void slab_cache_release_empty(struct slab_cache *c);
 /* Unmaps every slab; objects still out are lost. The cache can be initialised again. */
 void slab_cache_destroy(struct slab_cache *c);
 

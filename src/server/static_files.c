@@ -312,6 +312,7 @@ enum rill_static_status rill_static_open(const rill_static_root *root, const cha
 
     memset(out, 0, sizeof *out);
     out->content_type = rill_mime_type(rel);
+    out->content_type_len = strlen(out->content_type); /* once per open, not per response */
     static const struct {
         const char *coding, *suffix;
     } variants[] = {{"br", ".br"}, {"gzip", ".gz"}};

@@ -30,6 +30,7 @@ struct rill_static_file {
     int64_t mtime_sec;
     long mtime_nsec;
     const char *content_type;   /* static storage */
+    size_t content_type_len;
     const char *content_encoding; /* "br", "gzip" or NULL when the file is served as is */
     bool has_encoded_variants;  /* a .br or .gz sibling exists: answer with Vary: Accept-Encoding */
 };

@@ -112,11 +112,12 @@ static void serve_static(rill_server_request *req, rill_server_response *res, vo
     const struct rill_static_file *f = &e->file;
     struct rill_validators v = {.etag = e->etag, .etag_len = e->etag_len,
                                 .last_modified = (time_t)f->mtime_sec};
-    /* The server's own fields, formatted here: added without the public API's checks. */
-    exchange_add_field(res, "etag", 4, e->etag, e->etag_len);
-    exchange_add_field(res, "last-modified", 13, e->last_modified, RILL_HTTP_DATE_LEN);
+    /* The server's own fields, formatted here: added without the public API's checks, and not
+     * copied: they are literals or the entry's, which the exchange holds until it is freed. */
+    exchange_add_field_ref(res, "etag", 4, e->etag, e->etag_len);
+    exchange_add_field_ref(res, "last-modified", 13, e->last_modified, RILL_HTTP_DATE_LEN);
     if (f->has_encoded_variants)
-        exchange_add_field(res, "vary", 4, "accept-encoding", 15);
+        exchange_add_field_ref(res, "vary", 4, "accept-encoding", 15);
 
     struct rill_conditions c = {.get_or_head = true};
     struct rill_span range = {NULL, 0};
@@ -127,11 +128,11 @@ static void serve_static(rill_server_request *req, rill_server_response *res, vo
         return;
     }
 
-    exchange_add_field(res, "content-type", 12, f->content_type, strlen(f->content_type));
+    exchange_add_field_ref(res, "content-type", 12, f->content_type, f->content_type_len);
     if (f->content_encoding)
-        exchange_add_field(res, "content-encoding", 16, f->content_encoding,
-                           strlen(f->content_encoding));
-    exchange_add_field(res, "accept-ranges", 13, "bytes", 5);
+        exchange_add_field_ref(res, "content-encoding", 16, f->content_encoding,
+                               strlen(f->content_encoding));
+    exchange_add_field_ref(res, "accept-ranges", 13, "bytes", 5);
     uint64_t first = 0, length = f->size;
     char num[64];
     int n;

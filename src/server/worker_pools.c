@@ -1,11 +1,11 @@
 /* A worker's memory for brief objects. Exchanges and output buffers come from slabs of their own
- * (slab.h), so a burst's peak goes back to the system when the burst ends instead of staying as
- * holes between the connections' long-lived allocations. What the burst's connections free on the
- * heap when they go quiet (HPACK encoder learning, parsers) is given back too: once every
- * connection of the burst has gone quiet (a short pause after the last one's trim) and none of
- * the worker's exchanges is in use, the spare slabs are unmapped and the heap trimmed
- * (malloc_trim also returns whole free pages inside the heap). At most once a second per worker:
- * a trim walks the heap. */
+ * (slab.h), apart from the connections' long-lived allocations, so a burst's peak can go back to
+ * the system whole instead of staying as holes in the heap. Emptied slabs are kept while the
+ * worker is busy (a load that swings would otherwise map, unmap and fault in slabs all the time:
+ * that tripled the system time per request). Once connections go quiet (a short pause after the
+ * last one's idle trim) the empty slabs are unmapped and the heap trimmed (malloc_trim also
+ * returns whole free pages inside the heap, such as what quiet connections gave back: parsers).
+ * At most once a second per worker: a trim walks the heap. */
 #include <malloc.h>
 
 #include "server/server_internal.h"
@@ -49,12 +49,10 @@ static void release(rill_io_timer *t, void *arg)
 {
     (void)t;
     struct worker *w = arg;
-    if (exchange_live_count() != 0)
-        return; /* busy again: the next quiet connection asks again */
     w->last_release_ms = rill_io_loop_now_ms(w->loop);
-    slab_cache_release_spare(&w->exchanges);
+    slab_cache_release_empty(&w->exchanges);
     for (int i = 0; i < BUF_POOL_CLASSES; i++)
-        slab_cache_release_spare(&w->bufs[i]);
+        slab_cache_release_empty(&w->bufs[i]);
     h2_pools_clear();
     malloc_trim(0);
 }

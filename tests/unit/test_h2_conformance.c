@@ -582,6 +582,35 @@ static void s5_1_forgotten_closed_stream_is_not_a_new_one(void **state)
     tsess_free(&t);
 }
 
+/* The record of used ids is a ring of 512: after it has wrapped, an id skipped is still told from
+ * one used (the skipped id's slot held an id 1,024 lower, which was used). */
+static void s5_1_skipped_id_after_the_record_wraps(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0}, blk = {0};
+    for (uint32_t sid = 1; sid < 1200; sid += 2) {
+        tf_get(&b, sid, 0);
+        tf_rst(&b, sid, RILL_H2_CANCEL);
+    }
+    tf_get(&b, 1203, 0); /* 1201 skipped */
+    tf_rst(&b, 1203, RILL_H2_CANCEL);
+    assert_true(feed_drain(&t, &b) >= 0);
+    /* 1199, used and reset: late trailers are a stream error */
+    hp_block(&blk, "x-late", "1", NULL);
+    tf_headers_block(&b, 1199, 0x5, &blk);
+    assert_true(feed_drain(&t, &b) >= 0);
+    expect_rst(&t.out, 1199, RILL_H2_STREAM_CLOSED);
+    /* 1201 was never opened: a new stream below the highest is a connection error */
+    tf_get(&b, 1201, 0x1);
+    assert_true(feed_drain(&t, &b) < 0);
+    expect_goaway(&t.out, RILL_H2_PROTOCOL_ERROR);
+    tb_free(&b);
+    tb_free(&blk);
+    tsess_free(&t);
+}
+
 /* ---- 5.1.2 concurrency ---- */
 
 static void limit_two(rill_h2_options *o) { o->local.max_concurrent_streams = 2; }
@@ -1424,6 +1453,7 @@ int main(void)
         cmocka_unit_test(s5_1_1_even_stream_from_client),
         cmocka_unit_test(s5_1_1_decreasing_stream_id),
         cmocka_unit_test(s5_1_forgotten_closed_stream_is_not_a_new_one),
+        cmocka_unit_test(s5_1_skipped_id_after_the_record_wraps),
         cmocka_unit_test(s5_1_2_refused_over_max_concurrent),
         cmocka_unit_test(s5_3_1_headers_depending_on_itself),
         cmocka_unit_test(s5_3_1_priority_depending_on_itself),

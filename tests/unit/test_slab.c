@@ -1,6 +1,7 @@
 /* The server's slabs (src/server/slab.c): objects are aligned, distinct and keep their bytes;
- * emptied slabs go back to the system (one kept as the spare); a full slab takes objects again
- * once one is freed; destroy unmaps everything, objects still out included. */
+ * emptied slabs are reused before any new one is mapped and go back to the system on
+ * slab_cache_release_empty; a full slab takes objects again once one is freed; destroy unmaps
+ * everything, objects still out included. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -44,10 +45,20 @@ static void objects_are_aligned_distinct_and_keep_their_bytes(void **state)
             assert_int_equal(p[i][k], (uint8_t)i);
     for (int i = 0; i < N; i++)
         slab_free(p[i], OBJ);
-    assert_int_equal(c.slabs, 1); /* every slab emptied: all unmapped but the spare */
-    slab_cache_release_spare(&c);
+    assert_int_equal(c.slabs, mapped); /* every slab empty, kept while the load may come back */
+    for (int i = 0; i < N; i++) /* ... and it does: no new slab */
+        assert_non_null(p[i] = slab_alloc(&c));
+    assert_int_equal(c.slabs, mapped);
+    for (int i = 0; i < N; i++)
+        slab_free(p[i], OBJ);
+    slab_cache_release_empty(&c); /* a quiet moment: all back to the system */
     assert_int_equal(c.slabs, 0);
+    assert_null(c.partial);
+    assert_null(c.full);
+    assert_non_null(p[0] = slab_alloc(&c)); /* and usable again */
+    slab_free(p[0], OBJ);
     slab_cache_destroy(&c);
+    assert_int_equal(c.slabs, 0);
 }
 
 static void a_full_slab_takes_objects_again(void **state)
@@ -67,7 +78,9 @@ static void a_full_slab_takes_objects_again(void **state)
     void *next = slab_alloc(&c); /* now a second slab */
     assert_int_equal(c.slabs, 2);
     slab_free(next, 16 * 1024 + 64);
-    assert_int_equal(c.slabs, 2); /* empty: kept as the spare */
+    assert_int_equal(c.slabs, 2); /* empty: kept */
+    slab_cache_release_empty(&c);
+    assert_int_equal(c.slabs, 1); /* only the empty one went: the full one is in use */
     slab_cache_destroy(&c); /* with per_slab objects still out: all unmapped */
     assert_int_equal(c.slabs, 0);
     assert_null(c.partial);
@@ -87,11 +100,13 @@ static void a_slab_hovering_at_its_edge_is_not_remapped(void **state)
         void *extra = slab_alloc(&c);
         assert_int_equal(c.slabs, 2);
         slab_free(extra, OBJ);
-        assert_int_equal(c.slabs, 2); /* the spare stays mapped */
+        assert_int_equal(c.slabs, 2); /* the emptied slab stays mapped */
     }
     for (size_t i = 0; i < per_slab; i++)
         slab_free(p[i], OBJ);
-    assert_int_equal(c.slabs, 1);
+    assert_int_equal(c.slabs, 2);
+    slab_cache_release_empty(&c);
+    assert_int_equal(c.slabs, 0);
     slab_cache_destroy(&c);
 }
 
