@@ -101,8 +101,9 @@ RILL_API int rill_client_new(rill_io_loop *loop, const rill_client_options *opt,
 
 /* Starts a request: method ("GET", "POST"...), target (a path "/x?y", or an absolute URL of the
  * client's origin), fields (name/value pairs; a "host" field replaces the authority; names are
- * sent lowercase), body (len bytes, or NULL and 0; a Content-Length is added for a body or a
- * POST/PUT). Fields and body are copied; cb is copied. The connection is made (or reused) on a
+ * sent lowercase; with "expect: 100-continue" the body waits for the server's 100, or a second
+ * like curl, and is not sent at all when a final response comes first), body (len bytes, or NULL
+ * and 0; a Content-Length is added for a body or a POST/PUT). Fields and body are copied; cb is copied. The connection is made (or reused) on a
  * later turn of the loop, so every outcome, failures too, arrives through cb: on_response,
  * on_data..., on_trailers, then on_end. *out (may be NULL) identifies the request in callbacks.
  * Returns RILL_ERR_INVALID_ARG for a bad method, target, field or cb->size, RILL_ERR_NOMEM. */

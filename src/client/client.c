@@ -30,6 +30,7 @@ void rill_client_options_init(rill_client_options *opt)
 static void stream_free(rill_client_stream *st)
 {
     rill_io_timer_free(st->timer);
+    rill_io_timer_free(st->expect_timer);
     free(st->method);
     free(st->path);
     free(st->authority);
@@ -128,6 +129,8 @@ void client_stream_requeue(rill_client_stream *st)
      * first chunk. */
     st->next_hand = st->chunks;
     st->end_handed = false;
+    st->expect_wait = false;
+    rill_io_timer_cancel(st->expect_timer);
 }
 
 static void on_request_timeout(rill_io_timer *t, void *arg)
@@ -223,6 +226,44 @@ static int64_t declared_length(const rill_client_stream *st)
     return -1;
 }
 
+/* An "expect: 100-continue" field (names are lowercase by now). */
+static bool expects_continue(const rill_client_stream *st)
+{
+    for (size_t i = 0; i < st->nfields; i++)
+        if (st->fields[i].name_len == 6 && memcmp(st->fields[i].name, "expect", 6) == 0 &&
+            st->fields[i].value_len == 12 &&
+            strncasecmp((const char *)st->fields[i].value, "100-continue", 12) == 0)
+            return true;
+    return false;
+}
+
+static int hand_body(rill_client_stream *st);
+
+/* Like curl: a server that does not answer 100 within a second gets the body anyway. */
+#define EXPECT_WAIT_MS 1000
+
+static void on_expect_timeout(rill_io_timer *t, void *arg)
+{
+    client_stream_continue(arg);
+}
+
+void client_stream_sent(rill_client_stream *st)
+{
+    if (st->expect_continue && !st->end_handed) {
+        st->expect_wait = true;
+        rill_io_timer_arm(st->expect_timer, EXPECT_WAIT_MS);
+    }
+}
+
+void client_stream_continue(rill_client_stream *st)
+{
+    if (!st->expect_wait)
+        return;
+    st->expect_wait = false;
+    rill_io_timer_cancel(st->expect_timer);
+    hand_body(st);
+}
+
 static int request_start(rill_client *c, const char *method, const char *target,
                          const rill_header *fields, size_t nfields, const void *body, size_t len,
                          bool streamed, const rill_client_callbacks *cb, void *user,
@@ -276,6 +317,12 @@ static int request_start(rill_client *c, const char *method, const char *target,
         } else {
             rc = RILL_ERR_NOMEM;
         }
+    }
+    if (rc == RILL_OK && (streamed || len) && expects_continue(st)) {
+        st->expect_continue = true;
+        st->expect_timer = rill_io_timer_new(c->loop, on_expect_timeout, st);
+        if (!st->expect_timer)
+            rc = RILL_ERR_NOMEM;
     }
     if (rc == RILL_OK && c->opt.request_timeout_ms) {
         st->timer = rill_io_timer_new(c->loop, on_request_timeout, st);

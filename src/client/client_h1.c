@@ -67,6 +67,7 @@ int client_h1_send(struct client_conn *cc, rill_client_stream *st)
     st->conn = cc;
     st->proto = "http/1.1";
     cc->h1_cur = st;
+    client_stream_sent(st);
     return client_h1_hand_body(cc, st);
 }
 
@@ -80,6 +81,8 @@ int client_h1_hand_body(struct client_conn *cc, rill_client_stream *st)
     /* Chunks are queued by reference and released once written: the socket's pace decides when
      * a streamed body's memory goes back (and on_drain follows). */
     bool chunked = st->streamed && st->declared_len < 0;
+    if (st->expect_wait)
+        return RILL_OK;
     while (st->next_hand) {
         struct body_chunk *ch = st->next_hand;
         st->next_hand = ch->next;
@@ -142,12 +145,18 @@ static bool event(struct client_conn *cc, const rill_h1_event *ev)
     case RILL_H1_EV_HEAD:
         if (ev->head->status < 200) { /* 1xx: the final response follows */
             st->in_1xx = true;
+            if (ev->head->status == 100)
+                client_stream_continue(st); /* the body may go now */
             if (st->cb.on_informational)
                 st->cb.on_informational(st, ev->head->status, ev->head->fields, ev->head->nfields,
                                         st->user);
             return true;
         }
         st->got_response = true;
+        if (st->expect_wait) { /* a final answer instead of 100: the body is not sent */
+            rill_io_timer_cancel(st->expect_timer);
+            cc->no_new = true;
+        }
         if (st->cb.on_response)
             st->cb.on_response(st, ev->head->status, ev->head->fields, ev->head->nfields, st->user);
         return true;

@@ -70,6 +70,8 @@ static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind 
         first++;
     }
     if (kind == RILL_H2_HEADERS_INFORMATIONAL) {
+        if (status == 100)
+            client_stream_continue(st); /* the body may go now */
         if (st->cb.on_informational)
             st->cb.on_informational(st, status, f + first, n - first, st->user);
         return 0;
@@ -77,6 +79,8 @@ static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind 
     if (kind != RILL_H2_HEADERS_RESPONSE)
         return 0;
     st->got_response = true;
+    if (st->expect_wait) /* a final answer instead of 100: the body is not sent */
+        rill_io_timer_cancel(st->expect_timer);
     if (st->cb.on_response)
         st->cb.on_response(st, status, f + first, n - first, st->user);
     return 0;
@@ -139,8 +143,17 @@ void client_h2_resume(rill_client_stream *st)
 static int on_end_stream(rill_h2_session *s, int32_t id, void *user)
 {
     rill_client_stream *st = stream_of(s, id);
-    if (st)
-        st->got_end = true;
+    if (!st)
+        return 0;
+    st->got_end = true;
+    if (!st->end_handed) {
+        /* The whole response came before our body ended (say a 417 to Expect: 100-continue, or
+         * a server that needs no more): the rest of it is not sent, the stream ends cleanly
+         * (RFC 9113 §8.1). The close that follows finishes st. */
+        st->expect_wait = false;
+        st->end_handed = true;
+        rill_h2_submit_rst_stream(s, id, RILL_H2_NO_ERROR);
+    }
     return 0;
 }
 
@@ -296,6 +309,7 @@ int client_h2_submit(struct client_conn *cc, rill_client_stream *st)
     st->h2_id = id;
     st->proto = "h2";
     st->end_handed = no_body;
+    client_stream_sent(st);
     int rc = client_h2_hand_body(cc, st);
     if (rc < 0) {
         rill_h2_submit_rst_stream(cc->h2, id, RILL_H2_CANCEL);
@@ -309,6 +323,8 @@ int client_h2_hand_body(struct client_conn *cc, rill_client_stream *st)
 {
     /* The engine references each chunk until it reports it released (sent, or dropped): the
      * peer's windows decide when, and the stream's memory stays bounded by what was written. */
+    if (st->expect_wait)
+        return RILL_OK;
     while (st->next_hand) {
         struct body_chunk *ch = st->next_hand;
         bool last = st->body_ended && !ch->next && !st->ntrailers;

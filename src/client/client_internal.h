@@ -74,6 +74,9 @@ struct rill_client_stream {
     size_t buffered;        /* streamed body bytes not yet gone out */
     rill_header *trailers;  /* copied at rill_client_stream_end, one allocation */
     size_t ntrailers;
+    bool expect_continue;   /* "expect: 100-continue" with a body: the body waits ... */
+    bool expect_wait;       /* ... until a 100, a final response, or a second (expect_timer) */
+    rill_io_timer *expect_timer;
     int cancel_err;         /* why a cancel of ours ended it (0: the caller's cancel) */
     const char *cancel_why;
     /* Download pause */
@@ -155,6 +158,10 @@ static inline struct client_conn *client_conn_of(struct conn *c)
 void client_stream_finish(rill_client_stream *st, int err, const char *why);
 /* Puts a sent request back in line (refused unprocessed: HTTP/2 GOAWAY, REFUSED_STREAM). */
 void client_stream_requeue(rill_client_stream *st);
+/* The request was just put on a connection: with Expect: 100-continue its body waits. */
+void client_stream_sent(rill_client_stream *st);
+/* A 100 (Continue) came, or the wait is over: the body goes. */
+void client_stream_continue(rill_client_stream *st);
 /* Sends what waits on the connection, or connects on the next turn. */
 void client_dispatch(rill_client *cl);
 

@@ -124,6 +124,7 @@ struct writer {
 static void writer_pump(struct writer *w)
 {
     uint8_t buf[65536];
+    assert_true(w->piece <= sizeof buf);
     while (!w->ended) {
         if (w->off == w->total) {
             char sum[32];
@@ -262,6 +263,10 @@ struct h1srv {
     const char *answer;    /* the response to each complete request */
     size_t piece;          /* the answer in writes of this many bytes */
     bool slow;             /* read in small pieces, slowly */
+    int expect;            /* a request with Expect: 100-continue: 0 ignore it, 1 answer 100 after
+                              a moment, 2 answer `answer` at once without reading the body */
+    size_t early[4];       /* body bytes that came before the 100 (or the early answer) */
+    bool answered_early;
     /* what arrived, per connection */
     bool chunked[4], complete[4];
     char content_length[4][24];
@@ -307,13 +312,30 @@ static void *h1srv_run(void *arg)
                 if (ev.type == RILL_H1_EV_NONE)
                     break;
                 if (ev.type == RILL_H1_EV_HEAD) {
+                    bool expect = false;
                     for (size_t i = 0; i < ev.head->nfields; i++) {
                         const rill_header *f = &ev.head->fields[i];
+                        expect |= rill_h1_name_eq((const char *)f->name, f->name_len, "expect");
                         if (rill_h1_name_eq((const char *)f->name, f->name_len, "transfer-encoding"))
                             s->chunked[k] = f->value_len == 7 && !memcmp(f->value, "chunked", 7);
                         if (rill_h1_name_eq((const char *)f->name, f->name_len, "content-length"))
                             snprintf(s->content_length[k], 24, "%.*s", (int)f->value_len,
                                      (const char *)f->value);
+                    }
+                    if (expect && s->expect) {
+                        /* The client waits for us: nothing of the body comes meanwhile. */
+                        usleep(300000);
+                        uint8_t peek[4096];
+                        ssize_t more = recv(fd, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
+                        s->early[k] = (size_t)r - off + (more > 0 ? (size_t)more : 0);
+                        if (s->expect == 1) {
+                            static const char c100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                            send_pieces(fd, c100, sizeof c100 - 1, s->piece);
+                        } else {
+                            send_pieces(fd, s->answer, strlen(s->answer), s->piece);
+                            s->answered_early = true;
+                            end = true;
+                        }
                     }
                 } else if (ev.type == RILL_H1_EV_BODY) {
                     s->body[k] += ev.len;
@@ -329,7 +351,7 @@ static void *h1srv_run(void *arg)
                 }
             }
         }
-        if (s->complete[k])
+        if (s->complete[k] && !s->answered_early)
             send_pieces(fd, s->answer, strlen(s->answer), s->piece);
         char b[256];
         while (recv(fd, b, sizeof b, 0) > 0) { /* until the client closes */
@@ -661,6 +683,12 @@ struct h2srv {
     char path[64][16];
     int answered[2][64];   /* answers per connection and request number (from the path) */
     bool goaway_sent;
+    /* Expect: 100-continue: 1 answer 100 after a moment, 2 answer 417 at once */
+    int expect;
+    int32_t expect_id;
+    uint64_t expect_since;
+    uint64_t early;        /* body bytes before the 100 */
+    int64_t reset_code;    /* the client's RST_STREAM, -1 if none */
 };
 
 static int srv_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind kind,
@@ -674,6 +702,18 @@ static int srv_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind
     }
     p->hash[(id / 2) % 64] = FNV0;
     p->body[(id / 2) % 64] = 0;
+    bool expect = false;
+    for (size_t i = 0; i < n; i++)
+        expect |= f[i].name_len == 6 && memcmp(f[i].name, "expect", 6) == 0;
+    if (expect && p->expect == 2) {
+        const rill_header h[] = {{(const uint8_t *)":status", 7, (const uint8_t *)"417", 3, 0}};
+        rill_h2_submit_response(s, id, h, 1, RILL_H2_FLAG_END_STREAM);
+        return 0;
+    }
+    if (expect && p->expect == 1) {
+        p->expect_id = id;
+        p->expect_since = rill_io_now_ms();
+    }
     for (size_t i = 0; i < n; i++)
         if (f[i].name_len == 5 && memcmp(f[i].name, ":path", 5) == 0)
             snprintf(p->path[(id / 2) % 64], 16, "%.*s", (int)f[i].value_len, (const char *)f[i].value);
@@ -742,8 +782,15 @@ static int srv_end(rill_h2_session *s, int32_t id, void *user)
     return 0;
 }
 
+static int srv_reset(rill_h2_session *s, int32_t id, uint32_t code, void *user)
+{
+    ((struct h2srv *)user)->reset_code = code;
+    return 0;
+}
+
 static const rill_h2_callbacks srv_cb = {.size = sizeof srv_cb, .on_headers = srv_headers,
-                                         .on_data = srv_data, .on_end_stream = srv_end};
+                                         .on_data = srv_data, .on_end_stream = srv_end,
+                                         .on_stream_reset = srv_reset};
 
 static void srv_flush(struct h2srv *p, int fd)
 {
@@ -775,6 +822,12 @@ static void *h2srv_run(void *arg)
         p->goaway_sent = false;
         uint8_t buf[65536];
         for (;;) {
+            if (p->expect_id && rill_io_now_ms() - p->expect_since >= 300) {
+                p->early = p->body[(p->expect_id / 2) % 64];
+                const rill_header h[] = {{(const uint8_t *)":status", 7, (const uint8_t *)"100", 3, 0}};
+                rill_h2_submit_response(p->s, p->expect_id, h, 1, 0);
+                p->expect_id = 0;
+            }
             srv_flush(p, fd);
             if (p->goaway_after && p->conn == 0 && !p->goaway_sent && p->ended >= p->goaway_after) {
                 /* Every request is in; the GOAWAY claims only the first few were processed. */
@@ -1240,6 +1293,93 @@ static void push_promise_is_a_protocol_error(void **state)
     }
 }
 
+/* ---- Expect: 100-continue ---------------------------------------------------------------------- */
+
+static const rill_header expect_fields[] = {
+    {(const uint8_t *)"Expect", 6, (const uint8_t *)"100-continue", 12, 0}};
+
+/* HTTP/1.1: the body waits for the 100 (none of it comes while the server takes its time); a
+ * server that never says 100 gets it after a second; one that answers 417 at once never gets it
+ * (the connection closes after the answer). */
+static void h1_expect_continue(void **state)
+{
+    for (int mode = 0; mode <= 2; mode++) {
+        struct h1srv s;
+        h1srv_start(&s, 1, mode == 2 ? "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n"
+                                     : "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                    mode == 1 ? 1 : 0, false);
+        s.expect = mode == 0 ? 0 : mode == 1 ? 1 : 2;
+        struct writer w = {.total = 200000, .piece = 50000, .cap = 64u << 10};
+        assert_int_equal(rill_io_loop_new(NULL, &w.loop), RILL_OK);
+        rill_client *c = client_for(w.loop, s.port, false, w.cap);
+        assert_int_equal(rill_client_request_stream(c, "POST", "/e", expect_fields, 1, &writer_cb,
+                                                    &w, &w.st),
+                         RILL_OK);
+        writer_pump(&w);
+        rill_io_loop_run(w.loop);
+        assert_int_equal(w.err, RILL_OK);
+        rill_client_free(c);
+        rill_io_loop_free(w.loop);
+        h1srv_stop(&s);
+        if (mode == 2) {
+            assert_int_equal(w.status, 417);
+            assert_int_equal(s.early[0], 0);
+            assert_int_equal(s.body[0], 0);
+            assert_false(s.complete[0]);
+            continue;
+        }
+        assert_int_equal(w.status, 200);
+        assert_true(s.complete[0]);
+        assert_int_equal(s.body[0], w.total);
+        assert_int_equal(s.hash[0], fnv_pattern(w.total));
+        if (mode == 1) {
+            assert_int_equal(s.early[0], 0);
+            assert_int_equal(w.ninfo, 1);
+            assert_int_equal(w.informational[0], 100);
+        }
+    }
+}
+
+/* HTTP/2: the DATA waits for the 100; a 417 with END_STREAM instead ends the request at once (the
+ * body is not sent: RST_STREAM NO_ERROR, RFC 9113 §8.1), a success with status 417. */
+static void h2_expect_continue(void **state)
+{
+    for (int mode = 1; mode <= 2; mode++) {
+        struct h2srv *p = calloc(1, sizeof *p);
+        p->expect = mode;
+        p->reset_code = -1;
+        h2srv_start(p);
+        struct writer w = {.total = 300000, .piece = 50000, .cap = 64u << 10};
+        assert_int_equal(rill_io_loop_new(NULL, &w.loop), RILL_OK);
+        rill_client *c = client_for(w.loop, p->port, true, w.cap);
+        assert_int_equal(rill_client_request_stream(c, "PUT", "/5", expect_fields, 1, &writer_cb,
+                                                    &w, &w.st),
+                         RILL_OK);
+        writer_pump(&w);
+        rill_io_loop_run(w.loop);
+        if (w.err)
+            fprintf(stderr, "%s\n", w.why);
+        assert_int_equal(w.err, RILL_OK);
+        rill_client_free(c);
+        rill_io_loop_free(w.loop);
+        h2srv_stop(p);
+        if (mode == 2) {
+            assert_int_equal(w.status, 417);
+            assert_int_equal(p->body[2], 0);
+            assert_int_equal(p->reset_code, RILL_H2_NO_ERROR);
+        } else {
+            assert_int_equal(w.status, 200);
+            assert_int_equal(p->early, 0);
+            assert_int_equal(w.informational[0], 100);
+            char want[96];
+            snprintf(want, sizeof want, "/5 %llu %016llx", (unsigned long long)w.total,
+                     (unsigned long long)fnv_pattern(w.total));
+            assert_memory_equal(w.body, want, strlen(want));
+        }
+        free(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1254,6 +1394,8 @@ int main(void)
         cmocka_unit_test(goaway_retries_only_what_is_safe),
         cmocka_unit_test(fetch_streams_a_body_fd),
         cmocka_unit_test(push_promise_is_a_protocol_error),
+        cmocka_unit_test(h1_expect_continue),
+        cmocka_unit_test(h2_expect_continue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
