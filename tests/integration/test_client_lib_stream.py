@@ -3,11 +3,12 @@ request on rill/client.h): a 100 MiB request body streamed with back-pressure to
 (HTTP/1.1 chunked and h2c), byte-identical on the way back; the same to a python3-h2 server that
 checks every frame; a download paused at its head from nghttpd (the server stops once the
 stream's 4 MiB window is used) and from rill's HTTP/1.1 server; 103 Early Hints to the
-application."""
+application; Expect: 100-continue with rill's server and nghttpd."""
 import hashlib
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -179,3 +180,50 @@ def test_early_hints_reach_the_application(echo_server, flags, proto):
     assert out["informational"].startswith("103 ")
     assert "link=</style.css>" in out["informational"].lower()
     assert out["status"] == "200"
+
+
+@pytest.fixture
+def upload(tmp_path):
+    data = os.urandom(3 * 1000 * 1000)
+    path = tmp_path / "up.bin"
+    path.write_bytes(data)
+    return str(path), sha(data)
+
+
+def test_expect_continue_over_http1_waits_for_the_100(echo_server, upload):
+    path, digest = upload
+    r, out = run_tool(f"http://127.0.0.1:{echo_server}/echo", "--data", path,
+                      "--header", "Expect: 100-continue")
+    assert r.returncode == 0, r.stderr
+    assert out["informational"] == "100"
+    assert out["body_sha256"] == digest
+
+
+def test_expect_continue_without_a_100_sends_after_a_second(echo_server, upload):
+    """rill's HTTP/2 server does not answer 100: the body goes after the client's one-second wait,
+    whole."""
+    path, digest = upload
+    t0 = time.monotonic()
+    r, out = run_tool(f"http://127.0.0.1:{echo_server}/echo", "--h2", "--data", path,
+                      "--header", "Expect: 100-continue")
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 >= 0.9
+    assert "informational" not in out
+    assert out["body_sha256"] == digest
+
+
+def test_expect_continue_from_nghttpd(tmp_path, upload):
+    if shutil.which("nghttpd") is None:
+        pytest.skip("nghttpd not installed")
+    (tmp_path / "s.txt").write_bytes(b"hello\n")
+    port = free_port()
+    proc = start(["nghttpd", "--no-tls", "-d", str(tmp_path), str(port)], port)
+    try:
+        r, out = run_tool(f"http://127.0.0.1:{port}/s.txt", "--h2", "--data", upload[0],
+                          "--header", "Expect: 100-continue")
+    finally:
+        stop(proc)
+    assert r.returncode == 0, r.stderr
+    assert out["informational"] == "100"
+    assert out["status"] == "200"
+    assert out["body_sha256"] == sha(b"hello\n")

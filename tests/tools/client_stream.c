@@ -3,12 +3,13 @@
  * rill_client_stream_write, on_drain, rill_client_stream_end), and a download that can be paused.
  *
  * usage: client_stream URL [--h2] [--data FILE] [--piece N] [--buffer N] [--pause-ms MS]
- *                          [--trailer NAME=VALUE] [--method M] [--length]
+ *                          [--trailer NAME=VALUE] [--method M] [--length] [--header NAME:VALUE]
  *   --h2         HTTP/2 by prior knowledge (http://)
  *   --data FILE  stream FILE as the body (POST unless --method), N bytes per write (default 65536)
  *   --buffer N   the client's stream_buffer
  *   --length     send a content-length field (the file's size) instead of an unknown length
  *   --pause-ms   pause the response at its head for MS milliseconds
+ *   --header     one more request field (up to 8)
  * Prints "key value" lines: status, protocol, informational (one per 1xx), body_bytes,
  * body_sha256, drains, max_buffered, paused_data (on_data bytes while paused: must be 0),
  * wire_data_at_resume (DATA payload bytes the HTTP/2 connection had received when the pause
@@ -160,7 +161,8 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: client_stream URL [--h2] [--data FILE] [--piece N] [--buffer N] "
-                        "[--pause-ms MS] [--trailer NAME=VALUE] [--method M] [--length]\n");
+                        "[--pause-ms MS] [--trailer NAME=VALUE] [--method M] [--length] "
+                        "[--header NAME:VALUE]\n");
         return 2;
     }
     rill_client_options o;
@@ -168,6 +170,8 @@ int main(int argc, char **argv)
     o.url = argv[1];
     o.request_timeout_ms = 300000;
     const char *data = NULL, *method = NULL;
+    rill_header extra[8];
+    size_t nextra = 0;
     bool length = false;
     g.piece = 65536;
     g.fd = -1;
@@ -180,7 +184,13 @@ int main(int argc, char **argv)
             length = true;
         else if (!strcmp(a, "--data") && v)
             data = argv[++i];
-        else if (!strcmp(a, "--method") && v)
+        else if (!strcmp(a, "--header") && v && strchr(v, ':') && nextra < 8) {
+            const char *colon = strchr(v, ':');
+            const char *val = colon + 1 + (colon[1] == ' ');
+            extra[nextra++] = (rill_header){(const uint8_t *)v, (size_t)(colon - v),
+                                            (const uint8_t *)val, strlen(val), 0};
+            i++;
+        } else if (!strcmp(a, "--method") && v)
             method = argv[++i];
         else if (!strcmp(a, "--trailer") && v)
             g.trailer = argv[++i];
@@ -221,16 +231,19 @@ int main(int argc, char **argv)
         }
         char len[24];
         snprintf(len, sizeof len, "%lld", (long long)sb.st_size);
-        const rill_header f[] = {
+        rill_header f[10] = {
             {(const uint8_t *)"content-type", 12, (const uint8_t *)"application/octet-stream", 24, 0},
             {(const uint8_t *)"content-length", 14, (const uint8_t *)len, strlen(len), 0}};
-        rc = rill_client_request_stream(c, method ? method : "POST", argv[1], f, length ? 2 : 1,
-                                        &callbacks, NULL, &g.st);
+        size_t nf = length ? 2 : 1;
+        for (size_t i = 0; i < nextra; i++)
+            f[nf++] = extra[i];
+        rc = rill_client_request_stream(c, method ? method : "POST", argv[1], f, nf, &callbacks,
+                                        NULL, &g.st);
         if (rc == RILL_OK)
             pump();
     } else {
-        rc = rill_client_request(c, method ? method : "GET", argv[1], NULL, 0, NULL, 0, &callbacks,
-                                 NULL, &g.st);
+        rc = rill_client_request(c, method ? method : "GET", argv[1], extra, nextra, NULL, 0,
+                                 &callbacks, NULL, &g.st);
     }
     if (rc < 0) {
         fprintf(stderr, "client_stream: request: %s\n", rill_strerror(rc));
