@@ -262,8 +262,8 @@ void client_h1_resume(struct client_conn *cc)
 void client_h1_eof(struct client_conn *cc)
 {
     rill_client_stream *st = cc->h1_cur;
-    if (!st)
-        return;
+    if (!st || cc->client->freeing)
+        return; /* rill_client_free: no more callbacks */
     if (cc->h1_stash_len) { /* the end came while paused: what was read still counts */
         cc->h1_eof = true;
         cc->no_new = true; /* nothing more goes on this connection */
