@@ -266,6 +266,7 @@ struct h1srv {
     int expect;            /* a request with Expect: 100-continue: 0 ignore it, 1 answer 100 after
                               a moment, 2 answer `answer` at once without reading the body */
     size_t early[4];       /* body bytes that came before the 100 (or the early answer) */
+    bool nap_after_head;   /* read nothing for 1.5 s after a head (a stalled reader) */
     bool answered_early;
     /* what arrived, per connection */
     bool chunked[4], complete[4];
@@ -322,6 +323,8 @@ static void *h1srv_run(void *arg)
                             snprintf(s->content_length[k], 24, "%.*s", (int)f->value_len,
                                      (const char *)f->value);
                     }
+                    if (s->nap_after_head)
+                        usleep(1500000);
                     if (expect && s->expect) {
                         /* The client waits for us: nothing of the body comes meanwhile. */
                         usleep(300000);
@@ -362,7 +365,7 @@ static void *h1srv_run(void *arg)
     return NULL;
 }
 
-static void h1srv_start(struct h1srv *s, int conns, const char *answer, size_t piece, bool slow)
+static void h1srv_init(struct h1srv *s, int conns, const char *answer, size_t piece, bool slow)
 {
     memset(s, 0, sizeof *s);
     s->lfd = listen_any(&s->port);
@@ -370,6 +373,11 @@ static void h1srv_start(struct h1srv *s, int conns, const char *answer, size_t p
     s->answer = answer;
     s->piece = piece;
     s->slow = slow;
+}
+
+static void h1srv_start(struct h1srv *s, int conns, const char *answer, size_t piece, bool slow)
+{
+    h1srv_init(s, conns, answer, piece, slow);
     pthread_create(&s->thread, NULL, h1srv_run, s);
 }
 
@@ -1305,10 +1313,11 @@ static void h1_expect_continue(void **state)
 {
     for (int mode = 0; mode <= 2; mode++) {
         struct h1srv s;
-        h1srv_start(&s, 1, mode == 2 ? "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n"
-                                     : "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-                    mode == 1 ? 1 : 0, false);
-        s.expect = mode == 0 ? 0 : mode == 1 ? 1 : 2;
+        h1srv_init(&s, 1, mode == 2 ? "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n"
+                                    : "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                   mode == 1 ? 1 : 0, false);
+        s.expect = mode;
+        pthread_create(&s.thread, NULL, h1srv_run, &s);
         struct writer w = {.total = 200000, .piece = 50000, .cap = 64u << 10};
         assert_int_equal(rill_io_loop_new(NULL, &w.loop), RILL_OK);
         rill_client *c = client_for(w.loop, s.port, false, w.cap);
@@ -1380,6 +1389,171 @@ static void h2_expect_continue(void **state)
     }
 }
 
+/* ---- a whole small response held by a pause, and cancels mid-body ------------------------------ */
+
+struct held_rec {
+    rill_io_loop *loop;
+    rill_io_timer *timer;
+    rill_client_stream *st;
+    bool paused;
+    int during_pause; /* events that came while paused: must stay 0 */
+    char events[64];  /* R response, D data, T trailers, E end */
+    char body[64];
+    int err;
+};
+
+static void held_event(struct held_rec *r, char e)
+{
+    if (r->paused)
+        r->during_pause++;
+    size_t n = strlen(r->events);
+    if (n + 1 < sizeof r->events && (n == 0 || r->events[n - 1] != e || e != 'D')) {
+        r->events[n] = e;
+        r->events[n + 1] = '\0';
+    }
+}
+
+static void hr_response(rill_client_stream *st, int status, const rill_header *f, size_t n, void *user)
+{
+    struct held_rec *r = user;
+    held_event(r, 'R');
+    rill_client_stream_pause(st, true);
+    r->paused = true;
+    rill_io_timer_arm(r->timer, 300);
+}
+
+static void hr_data(rill_client_stream *st, const uint8_t *d, size_t n, void *user)
+{
+    struct held_rec *r = user;
+    held_event(r, 'D');
+    strncat(r->body, (const char *)d, n < 63 - strlen(r->body) ? n : 63 - strlen(r->body));
+}
+
+static void hr_trailers(rill_client_stream *st, const rill_header *f, size_t n, void *user)
+{
+    held_event(user, 'T');
+}
+
+static void hr_end(rill_client_stream *st, int err, const char *why, void *user)
+{
+    struct held_rec *r = user;
+    held_event(r, 'E');
+    r->err = err;
+    rill_io_loop_stop(r->loop);
+}
+
+static void hr_resume(rill_io_timer *t, void *arg)
+{
+    struct held_rec *r = arg;
+    r->paused = false;
+    rill_client_stream_pause(r->st, false);
+}
+
+static const rill_client_callbacks held_cb = {.size = sizeof held_cb, .on_response = hr_response,
+                                              .on_data = hr_data, .on_trailers = hr_trailers,
+                                              .on_end = hr_end};
+
+/* Paused at the head, a small response arrives whole (body, trailers, end) and waits: nothing
+ * reaches the application until the resume, then all of it in order. HTTP/1.1 chunked (a byte
+ * per write too) and HTTP/2 (the stream closes while paused). */
+static void pause_holds_a_whole_response(void **state)
+{
+    static const char answer[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                 "5\r\nhello\r\n6\r\n world\r\n0\r\nX-T: done\r\n\r\n";
+    for (int run = 0; run < 4; run++) {
+        bool h2 = run >= 2;
+        struct h1srv s1;
+        struct h2srv *p = NULL;
+        uint16_t port;
+        if (h2) {
+            p = calloc(1, sizeof *p);
+            p->piece = run == 3 ? 1 : 0;
+            h2srv_start(p);
+            port = p->port;
+        } else {
+            h1srv_start(&s1, 1, answer, run == 1 ? 1 : 0, false);
+            port = s1.port;
+        }
+        struct held_rec r = {0};
+        assert_int_equal(rill_io_loop_new(NULL, &r.loop), RILL_OK);
+        r.timer = rill_io_timer_new(r.loop, hr_resume, &r);
+        rill_client *c = client_for(r.loop, port, h2, 0);
+        assert_int_equal(rill_client_request(c, "GET", "/4", NULL, 0, NULL, 0, &held_cb, &r, &r.st),
+                         RILL_OK);
+        rill_io_loop_run(r.loop);
+        assert_int_equal(r.err, RILL_OK);
+        assert_int_equal(r.during_pause, 0);
+        assert_string_equal(r.events, "RDTE");
+        char want[64];
+        snprintf(want, sizeof want, "/4 0 %016llx", (unsigned long long)FNV0);
+        assert_string_equal(r.body, h2 ? want : "hello world");
+        rill_io_timer_free(r.timer);
+        rill_client_free(c);
+        rill_io_loop_free(r.loop);
+        if (h2) {
+            h2srv_stop(p);
+            free(p);
+        } else {
+            h1srv_stop(&s1);
+        }
+    }
+}
+
+static void cancel_now(rill_io_timer *t, void *arg)
+{
+    struct writer *w = arg;
+    assert_true(w->blocked); /* the server reads nothing: the writer waits */
+    rill_client_stream_cancel(w->st);
+    assert_int_equal(rill_client_stream_write(w->st, "x", 1), RILL_ERR_STATE);
+}
+
+/* A streamed upload cancelled while it waits for on_drain: on_end says RILL_ERR_CANCELLED, the
+ * chunks the transport still held are freed when it lets go (ASan checks), and over HTTP/1.1 the
+ * connection closes (the body was cut); the server never sees a complete request. */
+static void cancel_a_streamed_upload(void **state)
+{
+    for (int h2 = 0; h2 <= 1; h2++) {
+        struct h1srv s1;
+        struct h2srv *p = NULL;
+        uint16_t port;
+        if (h2) {
+            p = calloc(1, sizeof *p);
+            p->window = 65535;
+            atomic_store(&p->stall, true);
+            h2srv_start(p);
+            port = p->port;
+        } else {
+            h1srv_init(&s1, 1, "HTTP/1.1 204 No Content\r\n\r\n", 0, false);
+            s1.nap_after_head = true;
+            pthread_create(&s1.thread, NULL, h1srv_run, &s1);
+            port = s1.port;
+        }
+        struct writer w = {.total = 64u << 20, .piece = 65536, .cap = 128u << 10};
+        assert_int_equal(rill_io_loop_new(NULL, &w.loop), RILL_OK);
+        rill_client *c = client_for(w.loop, port, h2, w.cap);
+        assert_int_equal(rill_client_request_stream(c, "POST", "/9", NULL, 0, &writer_cb, &w, &w.st),
+                         RILL_OK);
+        writer_pump(&w);
+        rill_io_timer *t = rill_io_timer_new(w.loop, cancel_now, &w);
+        rill_io_timer_arm(t, 500);
+        rill_io_loop_run(w.loop);
+        assert_int_equal(w.err, RILL_ERR_CANCELLED);
+        assert_true(w.off < w.total);
+        rill_io_timer_free(t);
+        rill_client_free(c);
+        rill_io_loop_free(w.loop);
+        if (h2) {
+            atomic_store(&p->stall, false);
+            h2srv_stop(p);
+            assert_int_equal(p->reset_code, RILL_H2_CANCEL);
+            free(p);
+        } else {
+            h1srv_stop(&s1);
+            assert_false(s1.complete[0]);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1396,6 +1570,8 @@ int main(void)
         cmocka_unit_test(push_promise_is_a_protocol_error),
         cmocka_unit_test(h1_expect_continue),
         cmocka_unit_test(h2_expect_continue),
+        cmocka_unit_test(pause_holds_a_whole_response),
+        cmocka_unit_test(cancel_a_streamed_upload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
