@@ -1,5 +1,6 @@
 /* rill client: HTTP requests to one origin (rill_client: HTTP/2 over TLS by ALPN or h2c by prior
- * knowledge, else HTTP/1.1 with keep-alive), a blocking fetch on top of it (rill_client_fetch), and
+ * knowledge, else HTTP/1.1 with keep-alive; request bodies buffered or streamed with back-pressure,
+ * responses that can be paused), a blocking fetch on top of it (rill_client_fetch), and
  * WebSockets over HTTP/2 (RFC 8441 extended CONNECT) or HTTP/1.1 (RFC 6455 Upgrade).
  *
  * WebSocket auto mode (the default) starts with HTTP/2 (ALPN h2 for wss://, prior knowledge for ws://) and
@@ -75,8 +76,10 @@ typedef struct rill_client_callbacks {
      * with GOAWAY (above its last stream id, so never processed) goes again on a new connection
      * when its method is idempotent (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) and no streamed body
      * had gone out; else it ends with RILL_ERR_PROTOCOL, why "the server refused the request
-     * (GOAWAY)...".
-     * The stream is freed when this returns. */
+     * (GOAWAY)...". A response that ends before a streamed body did ends the request (err 0:
+     * the rest of the body is not sent; HTTP/2 resets the stream with NO_ERROR, HTTP/1.1 closes
+     * the connection after it). The stream is freed when this returns: no call may take st
+     * after this one. */
     void (*on_end)(rill_client_stream *st, int err, const char *why, void *user);
     /* A streamed request body (rill_client_request_stream) fell to half of stream_buffer after
      * rill_client_stream_write said RILL_ERR_WOULD_BLOCK: write again. Called on a later turn of
