@@ -15,6 +15,7 @@ static rill_header field(const char *name, const char *value)
 
 int wsc_h1_start(rill_websocket_client *c)
 {
+    conn_set_proto(&c->conn->c, &wsc_h1_proto); /* first: its free op cleans up after a failure */
     int rc = rill_ws_make_key(c->key);
     if (rc < 0)
         return rc;
@@ -42,13 +43,12 @@ int wsc_h1_start(rill_websocket_client *c)
         return RILL_ERR_NOMEM;
     rc = rill_h1_write_request_head(c->head, need, &c->head_len, "GET", 3, c->path, strlen(c->path),
                                     f, n);
-    if (rc < 0)
+    if (rc < 0) {
+        c->head_len = 0;
         return rc;
+    }
     c->h1 = rill_h1_parser_new(RILL_H1_RESPONSE, NULL);
-    if (!c->h1)
-        return RILL_ERR_NOMEM;
-    conn_set_proto(&c->conn->c, &wsc_h1_proto);
-    return RILL_OK;
+    return c->h1 ? RILL_OK : RILL_ERR_NOMEM;
 }
 
 /* The response to the Upgrade, in whatever pieces it comes; bytes after the 101 are frames. */
