@@ -12,5 +12,7 @@ for src in "$(dirname "$0")"/bench_*.c; do
 done
 echo "== server (h2load against rill, h2o, nghttpd, nginx)"
 /usr/bin/python3 "$(dirname "$0")/server_bench.py" --rill "$build/rill" ${BENCH_QUICK:+--quick}
+echo "== client (rill get against curl, nghttp and h2load)"
+/usr/bin/python3 "$(dirname "$0")/client_bench.py" --rill "$build/rill" ${BENCH_QUICK:+--quick}
 echo "== websocket echo (rill over h2 and HTTP/1.1 against Node's ws)"
 /usr/bin/python3 "$(dirname "$0")/ws_bench.py" "$build" ${BENCH_QUICK:+--seconds 2}

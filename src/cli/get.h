@@ -20,6 +20,8 @@ struct get_sink {
     size_t n, cap, next;
     int err;                 /* errno of the first failed write or open; 0 */
     bool reported;           /* the caller said so */
+    bool interactive;        /* a terminal: each part is flushed as it ends */
+    char *buf;               /* the file's stdio buffer (SINK_BUFFER bytes), freed after fclose */
 };
 
 /* What one transfer writes to one sink. */
