@@ -504,7 +504,6 @@ void rill_client_stream_pause(rill_client_stream *st, bool paused)
 /* A resumed stream: the events held while it was paused, then reading again. */
 static void resume(rill_client_stream *st)
 {
-    st->resume_due = false;
     if (st->paused || st->cancelled)
         return;
     struct client_conn *cc = st->state == ST_SENT ? st->conn : NULL;
@@ -717,10 +716,21 @@ static void run_due(rill_client *cl)
                 st->cb.on_drain(st, st->user);
         }
     }
-    for (rill_client_stream *st = cl->head, *next; st; st = next) {
-        next = st->next;
-        if (st->resume_due)
-            resume(st); /* may end st; callbacks only cancel (deferred), never free others */
+    /* A resume runs the protocol (an HTTP/1.1 response ends, the next request goes, another
+     * may fail): the list may change under it, so each one starts again from the head. Those
+     * resumed again meanwhile wait for the next turn. */
+    for (rill_client_stream *st = cl->head; st; st = st->next) {
+        st->resume_now = st->resume_due;
+        st->resume_due = false;
+    }
+    for (;;) {
+        rill_client_stream *st = cl->head;
+        while (st && !st->resume_now)
+            st = st->next;
+        if (!st)
+            break;
+        st->resume_now = false;
+        resume(st);
     }
 }
 

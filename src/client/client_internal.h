@@ -81,7 +81,7 @@ struct rill_client_stream {
     const char *cancel_why;
     /* Download pause */
     bool paused;
-    bool resume_due;
+    bool resume_due, resume_now;
     struct held_data *held, *held_tail; /* HTTP/2 DATA held while paused */
     rill_header *held_trailers;
     size_t nheld_trailers;
