@@ -116,6 +116,8 @@ struct get {
     size_t ngroups;
     struct origin **origins;
     size_t norigins, cap_origins;
+    char *last_client_url;    /* client_for's last URL (a copy) and its client */
+    rill_client *last_client;
     struct get_sink *sinks; /* [0] stdout, then one per -o/-O, then -D's file */
     size_t nsinks;
     struct get_sink *dump;  /* -D's sink, or NULL */
@@ -422,7 +424,34 @@ static void trace(rill_client *c, const char *line, void *user)
 
 /* The client for url's origin, made on first use; NULL with the exit code in *code (said, for
  * t when not NULL). */
+static rill_client *client_for_origin(struct get *g, struct transfer *t, const char *url, int *code);
+
+/* What to ask the client for: the URL's path and query when it has them plainly (the client then
+ * need not parse the whole URL again for each of -n's repeats), else the URL itself. */
+static const char *request_target(const char *url)
+{
+    const char *rest = strstr(url, "://");
+    if (!rest || strchr(url, '#'))
+        return url;
+    const char *path = rest + 3 + strcspn(rest + 3, "/?#");
+    return *path == '/' ? path : url;
+}
+
 static rill_client *client_for(struct get *g, struct transfer *t, const char *url, int *code)
+{
+    /* -n's repeats: the last answer, without a key */
+    if (g->last_client_url && strcmp(g->last_client_url, url) == 0)
+        return g->last_client;
+    rill_client *c = client_for_origin(g, t, url, code);
+    if (c) {
+        free(g->last_client_url);
+        g->last_client_url = strdup(url); /* NULL only means no shortcut next time */
+        g->last_client = c;
+    }
+    return c;
+}
+
+static rill_client *client_for_origin(struct get *g, struct transfer *t, const char *url, int *code)
 {
     char key[320];
     origin_key(url, key, sizeof key);
@@ -479,10 +508,13 @@ static int send_request(struct transfer *t)
         return t->redirects && code == RILL_EXIT_USAGE ? EXIT_OTHER : code;
     /* Credentials stay with the origin they were given for (as curl without
      * --location-trusted); -d's content-type goes only with its body. */
-    char k0[320], k1[320];
-    origin_key(t->url0, k0, sizeof k0);
-    origin_key(t->url, k1, sizeof k1);
-    bool elsewhere = strcmp(k0, k1) != 0;
+    bool elsewhere = false;
+    if (t->url != t->url0 && strcmp(t->url, t->url0) != 0) { /* a redirect: compare origins */
+        char k0[320], k1[320];
+        origin_key(t->url0, k0, sizeof k0);
+        origin_key(t->url, k1, sizeof k1);
+        elsewhere = strcmp(k0, k1) != 0;
+    }
     rill_header *f = malloc((g->nfields ? g->nfields : 1) * sizeof *f);
     if (!f)
         return EXIT_OTHER;
@@ -504,8 +536,8 @@ static int send_request(struct transfer *t)
     t->bytes = 0;
     t->skip_body = false;
     t->stat = (struct get_stat){.start = get_now_ms(), .dns = -1, .connect = -1, .first = -1, .end = -1};
-    int rc = rill_client_request(client, t->method, t->url, f, n, blen ? g->body : NULL, blen, &cb,
-                                 t, NULL);
+    int rc = rill_client_request(client, t->method, request_target(t->url), f, n,
+                                 blen ? g->body : NULL, blen, &cb, t, NULL);
     free(f);
     if (rc < 0) {
         tsay(t, "%s: %s", t->url, rc == RILL_ERR_INVALID_ARG ? "bad method, URL or header" : rill_strerror(rc));
@@ -959,6 +991,7 @@ int rill_cmd_get(int argc, char **argv)
     free(g.sinks);
     free(g.fields);
     free(g.origins);
+    free(g.last_client_url);
     free(g.groups);
     free(g.body);
     return rc;
