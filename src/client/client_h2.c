@@ -151,7 +151,7 @@ static int on_end_stream(rill_h2_session *s, int32_t id, void *user)
          * a server that needs no more): the rest of it is not sent, the stream ends cleanly
          * (RFC 9113 §8.1). The close that follows finishes st. */
         st->expect_wait = false;
-        st->end_handed = true;
+        st->end_handed = st->body_ended = true; /* writes say RILL_ERR_STATE from now on */
         rill_h2_submit_rst_stream(s, id, RILL_H2_NO_ERROR);
     }
     return 0;
