@@ -28,8 +28,8 @@ static const char usage[] =
     "  -i, --include             print the response head before the body\n"
     "  -L, --location            follow redirects (301, 302, 303, 307, 308)\n"
     "  --max-redirs N            follow at most N redirects (default 50; -1: no limit)\n"
-    "  -n N                      fetch each URL N times, at once (one HTTP/2 connection; at most\n"
-    "                            100 requests in flight, the others wait)\n"
+    "  -n N                      fetch each URL N times, at once (one HTTP/2 connection, as many\n"
+    "                            streams as the server allows; 100 before its SETTINGS)\n"
     "  -v, --verbose             print connections, HTTP/2 frames and fields on stderr\n"
     "  -s, --silent              print no error messages and no progress bar\n"
     "  -S, --show-error          print error messages even with -s\n"
@@ -266,7 +266,8 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
             write_failed(t, t->body.sink);
             return;
         }
-        get_progress_expect(&g->progress, g->head_only ? 0 : content_length(f, n));
+        if (g->progress.on) /* the length is looked up only for a bar that shows it */
+            get_progress_expect(&g->progress, g->head_only ? 0 : content_length(f, n));
     }
     if (g->head_only || g->include)
         print_head(t, &t->body, status, f, n);
@@ -546,9 +547,10 @@ static int send_request(struct transfer *t)
     return EXIT_OK;
 }
 
-/* At most this many requests at once: a server's usual HTTP/2 stream limit, so that -n 5000 does
- * not send thousands of streams before the server's SETTINGS say how many it takes. */
-enum { MAX_IN_FLIGHT = 100 };
+/* At most this many requests handed to the client at once (it sends no more streams than the
+ * server's SETTINGS allow, and 100 before they arrive; the rest wait in its queue): bounds the
+ * memory -n 100000 takes. */
+enum { MAX_IN_FLIGHT = 1000 };
 
 /* Starts the next transfers, as many as MAX_IN_FLIGHT allows; one that cannot start fails. */
 static void start_more(struct get *g)

@@ -94,6 +94,8 @@ void client_chunk_released(struct body_chunk *ch)
 static void unlink_stream(rill_client_stream *st)
 {
     rill_client *cl = st->client;
+    if (st->state == ST_PENDING)
+        client_stream_unpend(st);
     if (st->prev)
         st->prev->next = st->next;
     else
@@ -122,7 +124,7 @@ void client_stream_finish(rill_client_stream *st, int err, const char *why)
 
 void client_stream_requeue(rill_client_stream *st)
 {
-    st->state = ST_PENDING;
+    client_stream_set_state(st, ST_PENDING);
     st->conn = NULL;
     st->h2_id = 0;
     /* Only a buffered body, or a streamed one none of which went out, is sent again: from its
@@ -340,6 +342,12 @@ static int request_start(rill_client *c, const char *method, const char *target,
     else
         c->head = st;
     c->tail = st;
+    st->seq = c->next_seq++;
+    if (st->state == ST_PENDING) {
+        c->npending++;
+        if (!c->first_pending)
+            c->first_pending = st;
+    }
     if (out)
         *out = st;
     return RILL_OK;
@@ -634,10 +642,7 @@ static bool connect_next(rill_client *cl, int *err, char *why, size_t whylen)
 
 static bool anything_waits(const rill_client *cl)
 {
-    for (const rill_client_stream *st = cl->head; st; st = st->next)
-        if (st->state == ST_PENDING)
-            return true;
-    return false;
+    return cl->npending > 0;
 }
 
 static void on_resolved(int err, const char *why, const struct rill_io_addr *addrs, size_t n,
@@ -676,9 +681,7 @@ void client_dispatch(rill_client *cl)
     if (cl->freeing)
         return;
     struct client_conn *cc = cl->conn;
-    bool waiting = false;
-    for (rill_client_stream *st = cl->head; st; st = st->next)
-        waiting |= st->state == ST_PENDING;
+    bool waiting = cl->npending > 0;
     if (!cc) {
         if (waiting)
             connect_now(cl);
@@ -686,8 +689,8 @@ void client_dispatch(rill_client *cl)
     }
     if (!cc->opened || cc->c.closing)
         return; /* on_open sends; on_close reconnects for what still waits */
-    rill_client_stream *st = cl->head;
-    while (st && !cc->no_new) {
+    rill_client_stream *st = cl->first_pending;
+    while (st && !cc->no_new && cl->npending > 0) {
         rill_client_stream *next = st->next;
         if (st->state == ST_PENDING && !st->cancelled) {
             int rc = cc->h2 ? client_h2_submit(cc, st) : client_h1_send(cc, st);

@@ -63,7 +63,7 @@ int client_h1_send(struct client_conn *cc, rill_client_stream *st)
     if (rc < 0)
         return rc;
     rill_h1_set_request_method(cc->h1, st->method, strlen(st->method));
-    st->state = ST_SENT;
+    client_stream_set_state(st, ST_SENT);
     st->conn = cc;
     st->proto = "http/1.1";
     cc->h1_cur = st;

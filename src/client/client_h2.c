@@ -166,7 +166,7 @@ static int on_stream_close(rill_h2_session *s, int32_t id, uint32_t code, void *
     rill_h2_stream_set_user(s, id, NULL);
     bool goaway = cc->goaway && id > cc->goaway_last_id;
     if (code == RILL_H2_NO_ERROR && st->got_end && client_stream_holding(st)) {
-        st->state = ST_HELD; /* complete, paused: ends after the resume delivers what waits */
+        client_stream_set_state(st, ST_HELD); /* complete, paused: ends after the resume delivers what waits */
         st->conn = NULL;
     } else if (code == RILL_H2_NO_ERROR && st->got_end) {
         client_stream_finish(st, 0, NULL);
@@ -219,8 +219,18 @@ static void on_data_released(rill_h2_session *s, int32_t id, void *token, void *
         client_chunk_released(token);
 }
 
+/* The server's SETTINGS may allow more streams than were opened before them: send what waits. */
+static int on_settings(rill_h2_session *s, const rill_h2_settings *peer, void *user)
+{
+    (void)s, (void)peer;
+    struct client_conn *cc = user;
+    client_dispatch(cc->client);
+    return 0;
+}
+
 static const rill_h2_callbacks h2_callbacks = {
     .size = sizeof h2_callbacks,
+    .on_settings = on_settings,
     .on_headers = on_headers,
     .on_data = on_data,
     .on_end_stream = on_end_stream,
@@ -262,6 +272,15 @@ static rill_header field(const char *name, const char *value)
     return (rill_header){(const uint8_t *)name, strlen(name), (const uint8_t *)value, strlen(value), 0};
 }
 
+/* One the client checked when the request was made (method a token, path visible ASCII, scheme
+ * ours): the engine need not check it again. */
+static rill_header checked_field(const char *name, const char *value)
+{
+    rill_header h = field(name, value);
+    h.flags = RILL_HEADER_VALID;
+    return h;
+}
+
 /* RFC 9110 §9.2.2: a request that may be repeated with the same effect. */
 static bool idempotent(const char *m)
 {
@@ -281,10 +300,10 @@ int client_h2_submit(struct client_conn *cc, rill_client_stream *st)
     if (!f)
         return RILL_ERR_NOMEM;
     size_t n = 0;
-    f[n++] = field(":method", st->method);
-    f[n++] = field(":scheme", cl->origin.tls ? "https" : "http");
-    f[n++] = field(":authority", st->authority);
-    f[n++] = field(":path", st->path);
+    f[n++] = checked_field(":method", st->method);
+    f[n++] = checked_field(":scheme", cl->origin.tls ? "https" : "http");
+    f[n++] = field(":authority", st->authority); /* a caller's Host is not checked before */
+    f[n++] = checked_field(":path", st->path);
     bool has_length = false;
     for (size_t i = 0; i < st->nfields; i++) {
         if (h2_forbidden(&st->fields[i]))
@@ -304,7 +323,7 @@ int client_h2_submit(struct client_conn *cc, rill_client_stream *st)
         free(f);
     if (id < 0)
         return id;
-    st->state = ST_SENT;
+    client_stream_set_state(st, ST_SENT);
     st->conn = cc;
     st->h2_id = id;
     st->proto = "h2";

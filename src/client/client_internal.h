@@ -56,6 +56,7 @@ struct rill_client_stream {
     rill_client_callbacks cb;
     void *user;
     enum stream_state state;
+    uint64_t seq; /* creation order, which is the list's order */
     struct client_conn *conn; /* while ST_SENT */
     rill_client_stream *prev, *next; /* the client's list, in request order */
     char *method, *path, *authority; /* authority: from a "host" field, else the client's */
@@ -134,6 +135,9 @@ struct rill_client {
     rill_tls_ctx *tls;
     struct client_conn *conn; /* the current connection, or NULL */
     rill_client_stream *head, *tail;
+    size_t npending;              /* streams in ST_PENDING: dispatch looks only when some wait */
+    rill_client_stream *first_pending; /* the oldest of them: dispatch starts there */
+    uint64_t next_seq;
     rill_io_timer *kick;          /* connects / dispatches on the next turn */
     rill_io_timer *connect_timer; /* the connect timeout */
     struct client_dns *dns;
@@ -199,5 +203,34 @@ void client_frame_tap(rill_client *c, struct frame_tap *t, const char *dir, cons
 
 extern const struct conn_proto client_h2_proto;
 extern const struct conn_proto client_h1_proto;
+
+/* st leaves ST_PENDING (sent, or unlinked): the count drops, and the oldest pending one moves on
+ * to the next pending stream after it (list order is age). */
+static inline void client_stream_unpend(rill_client_stream *st)
+{
+    rill_client *cl = st->client;
+    cl->npending--;
+    if (cl->first_pending == st) {
+        rill_client_stream *p = st->next;
+        while (p && p->state != ST_PENDING)
+            p = p->next;
+        cl->first_pending = p;
+    }
+}
+
+/* Every change of a linked stream's state goes through here: the client keeps count of the
+ * pending ones and of the oldest. */
+static inline void client_stream_set_state(rill_client_stream *st, int state)
+{
+    rill_client *cl = st->client;
+    if (st->state == ST_PENDING && state != ST_PENDING) {
+        client_stream_unpend(st);
+    } else if (st->state != ST_PENDING && state == ST_PENDING) {
+        cl->npending++;
+        if (!cl->first_pending || st->seq < cl->first_pending->seq)
+            cl->first_pending = st;
+    }
+    st->state = state;
+}
 
 #endif

@@ -348,6 +348,8 @@ size_t h2_settings_write(const rill_h2_settings *now, const rill_h2_settings *ba
 
 /* ---- output (h2_output.c) ---- */
 uint8_t *h2_out_reserve(rill_h2_session *s, size_t need);
+/* Streams a client opens before the server's first SETTINGS arrive. */
+#define H2_STREAMS_BEFORE_SETTINGS 100u
 /* The connection's first output: with an output pool, a buffer of cap bytes (>= need) instead of
  * a full-size one borrowed from the pool. */
 #define H2_START_CHUNK 128u

@@ -85,7 +85,13 @@ int32_t rill_h2_submit_request(rill_h2_session *s, const rill_header *fields, si
         return RILL_ERR_INVALID_ARG;
     if (closed_for_new_streams(s) || s->next_local_id <= 0)
         return RILL_ERR_STATE;
-    if (s->local_active >= s->peer.max_concurrent_streams)
+    /* Until the server's SETTINGS say how many streams it takes, no more than most servers do
+     * (as nghttp2 assumes): a burst sent before them would be refused (and, in numbers, taken for
+     * a flood) instead of waiting. */
+    uint32_t limit = s->peer.max_concurrent_streams;
+    if (!s->peer_settings_seen && limit > H2_STREAMS_BEFORE_SETTINGS)
+        limit = H2_STREAMS_BEFORE_SETTINGS;
+    if (s->local_active >= limit)
         return RILL_ERR_LIMIT;
     bool ext = has_protocol_field(fields, count);
     if (ext && s->peer.enable_connect_protocol != 1)

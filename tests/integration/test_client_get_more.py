@@ -458,8 +458,9 @@ def test_repeat_over_http11_keep_alive(redirector):
 
 
 def test_many_repeats_stay_within_the_servers_stream_limit(rill_serve):
-    """At most 100 requests at once: 3000 streams sent before rill serve's SETTINGS arrived made it
-    refuse them and then end the connection (GOAWAY ENHANCE_YOUR_CALM)."""
+    """The client opens at most 100 streams before the server's SETTINGS arrive, then as many as
+    they allow (rill get hands it 1000 at a time): 3000 streams sent before rill serve's SETTINGS
+    made it refuse them and then end the connection (GOAWAY ENHANCE_YOUR_CALM)."""
     port = rill_serve()
     r = get("--http2-prior-knowledge", "-v", "-n", "3000", f"http://127.0.0.1:{port}/small.txt")
     assert r.returncode == 0, r.stderr[-2000:]

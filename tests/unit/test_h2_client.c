@@ -124,6 +124,39 @@ static void client_request_body_and_concurrency_limit(void **state)
     tsess_free(&t);
 }
 
+/* Before the server's SETTINGS a client opens at most 100 streams (the server's limit is not
+ * known yet; sending more would be refused, and in numbers taken for a flood); SETTINGS without
+ * a limit lift it, and one with a limit sets it. */
+static void client_waits_for_settings_beyond_100_streams(void **state)
+{
+    (void)state;
+    rill_h2_options o;
+    rill_h2_options_init(&o, RILL_H2_CLIENT);
+    rill_h2_session *s = rill_h2_session_new(RILL_H2_CLIENT, &o, NULL, NULL);
+    assert_non_null(s);
+    for (int i = 0; i < 100; i++)
+        assert_true(rill_h2_submit_request(s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL) > 0);
+    assert_int_equal(rill_h2_submit_request(s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL), RILL_ERR_LIMIT);
+    tbuf b = {0};
+    tf_settings(&b, 0); /* no SETTINGS_MAX_CONCURRENT_STREAMS: unlimited */
+    assert_true(rill_h2_session_recv(s, b.p, b.len) >= 0);
+    for (int i = 0; i < 50; i++)
+        assert_true(rill_h2_submit_request(s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL) > 0);
+    tb_free(&b);
+    rill_h2_session_free(s);
+
+    s = rill_h2_session_new(RILL_H2_CLIENT, &o, NULL, NULL);
+    for (int i = 0; i < 3; i++)
+        assert_true(rill_h2_submit_request(s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL) > 0);
+    tbuf c = {0};
+    tf_settings(&c, 1, RILL_H2_SETTINGS_MAX_CONCURRENT_STREAMS, 4u);
+    assert_true(rill_h2_session_recv(s, c.p, c.len) >= 0);
+    assert_true(rill_h2_submit_request(s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL) > 0);
+    assert_int_equal(rill_h2_submit_request(s, get_req, 4, RILL_H2_FLAG_END_STREAM, NULL), RILL_ERR_LIMIT);
+    tb_free(&c);
+    rill_h2_session_free(s);
+}
+
 static void s8_4_push_received(void **state)
 {
     (void)state;
@@ -521,6 +554,7 @@ int main(void)
         cmocka_unit_test(client_rejects_malformed_responses),
         cmocka_unit_test(client_head_response_may_announce_length),
         cmocka_unit_test(client_request_body_and_concurrency_limit),
+        cmocka_unit_test(client_waits_for_settings_beyond_100_streams),
         cmocka_unit_test(s8_4_push_received),
         cmocka_unit_test(s8_4_push_disabled_is_connection_error),
         cmocka_unit_test(s8_4_server_push_sending),
