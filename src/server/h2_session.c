@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -74,6 +75,15 @@ void h2_pools_clear(void)
     chunk_pool_len = 0;
 }
 
+static int h2_send_informational(rill_server_stream *st, int status, const rill_header *f, size_t count);
+
+static bool expects_continue(rill_server_stream *st)
+{
+    size_t len = 0;
+    const char *v = rill_server_request_header(st, "expect", &len);
+    return v && len == 12 && strncasecmp(v, "100-continue", 12) == 0;
+}
+
 static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind kind,
                       const rill_header *fields, size_t count, uint32_t flags, void *user)
 {
@@ -101,7 +111,13 @@ static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind 
     rill_h2_stream_set_user(s, id, st);
     if (flags & RILL_H2_FLAG_END_STREAM)
         st->request_ended = true;
+    bool continue_wanted = !st->request_ended && expects_continue(st);
     exchange_dispatch(st);
+    /* Expect: 100-continue (RFC 9110 §10.1.1): the handler took the request without a final
+     * answer, so the body is wanted; a client that waits for the 100 sends it now, as over
+     * HTTP/1.1. (A stream the handler ended or reset is gone from the engine by now.) */
+    if (continue_wanted && rill_h2_stream_user(s, id) == st && !st->head_sent && !st->closed)
+        h2_send_informational(st, 100, NULL, 0);
     return 0;
 }
 

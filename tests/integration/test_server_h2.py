@@ -321,6 +321,32 @@ def test_echo_body_larger_than_windows(echo_server, tls):
         c.close()
 
 
+def test_expect_100_continue_over_h2(echo_server, static_server):
+    """Expect: 100-continue over HTTP/2: a handler that takes the request gets a 100 sent before
+    the body comes (as over HTTP/1.1); one that answers at once (405) sends no 100."""
+    c = H2Client(echo_server.port)
+    try:
+        sid = c.request("/echo", method="POST", end=False,
+                        headers=[("content-length", "11"), ("expect", "100-continue")])
+        c.pump(lambda: c.streams[sid].informational or c.streams[sid].headers, timeout=10)
+        assert c.streams[sid].informational == [{":status": "100"}]
+        assert c.streams[sid].headers is None  # the final answer waits for the body
+        c.conn.send_data(sid, b"hello world", end_stream=True)
+        c.flush()
+        c.pump(c.done(sid))
+        assert c.streams[sid].headers[":status"] == "200" and bytes(c.streams[sid].data) == b"hello world"
+    finally:
+        c.close()
+    c = H2Client(static_server.port)
+    try:
+        sid = c.request("/small.txt", method="POST", end=False,
+                        headers=[("content-length", "5"), ("expect", "100-continue")])
+        c.pump(lambda: c.streams[sid].headers is not None, timeout=10)
+        assert c.streams[sid].headers[":status"] == "405" and c.streams[sid].informational == []
+    finally:
+        c.close()
+
+
 def test_echo_client_reads_slowly(echo_server):
     """The echo's writes hit the high-water mark: the example pauses the request body, the
     server stops granting window, and everything still arrives once the client reads."""
