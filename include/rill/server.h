@@ -23,6 +23,7 @@
 #include "rill/common.h"
 #include "rill/h2.h"
 #include "rill/hpack.h"
+#include "rill/io.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -165,6 +166,12 @@ RILL_API int rill_server_bind(rill_server *s, char *err, size_t errlen);
  * Returns RILL_OK, RILL_ERR_STATE (not bound, or stopping) or RILL_ERR_NOMEM. */
 RILL_API int rill_server_adopt(rill_server *s, int fd);
 
+/* fn(loop, user) runs on each worker's thread once its loop has stopped, before the loop is
+ * freed: the moment to free what the application made on that loop (clients, timers). One per
+ * server; set it before rill_server_run. */
+typedef void (*rill_server_worker_fn)(rill_io_loop *loop, void *user);
+RILL_API void rill_server_on_worker_exit(rill_server *s, rill_server_worker_fn fn, void *user);
+
 /* Begins a graceful shutdown. Thread-safe. */
 RILL_API void rill_server_stop(rill_server *s);
 
@@ -205,6 +212,11 @@ typedef void (*rill_server_body_fn)(rill_server_request *r, const uint8_t *data,
 RILL_API void rill_server_request_on_body(rill_server_request *r, rill_server_body_fn fn, void *user);
 RILL_API void rill_server_request_pause(rill_server_request *r, bool paused);
 
+/* The io loop the request runs on: its worker thread's (rill/io.h). Objects that must live on
+ * that thread, e.g. a rill_client to forward the request with (rill/client.h), are made on it.
+ * The loop is the server's; it outlives the request. */
+RILL_API rill_io_loop *rill_server_request_loop(const rill_server_request *r);
+
 /* Per-exchange user pointer. */
 RILL_API void rill_server_request_set_user(rill_server_request *r, void *user);
 RILL_API void *rill_server_request_user(const rill_server_request *r);
@@ -232,6 +244,12 @@ RILL_API int rill_server_response_add_trailer(rill_server_response *res, const c
 
 /* Ends the response, with optional last bytes. */
 RILL_API int rill_server_response_end(rill_server_response *res, const void *data, size_t len);
+
+/* Ends a response that cannot be completed (e.g. its source failed midway), so that the peer
+ * cannot take what it got for a whole response: HTTP/2 resets the stream (RST_STREAM
+ * INTERNAL_ERROR; the connection's other streams go on), HTTP/1.1 closes the connection at once.
+ * on_close(completed = false) follows. Nothing is done after the response ended or closed. */
+RILL_API void rill_server_response_abort(rill_server_response *res);
 
 /* Server push (HTTP/2, when the peer allows it): promises a GET of path on this stream; the pushed
  * request is served by the routes like any other. RILL_ERR_STATE when push is not possible. */

@@ -540,7 +540,8 @@ static int h1_send_body(rill_server_stream *st, const void *data, size_t len)
     }
     if (rc < 0)
         return rc;
-    return rill_io_conn_queued(st->sess->c.io) >= EXCHANGE_HIGH_WATER ? RILL_ERR_WOULD_BLOCK : RILL_OK;
+    /* Strictly above, as the io layer counts it: at exactly the mark no on_drain would come. */
+    return rill_io_conn_queued(st->sess->c.io) > EXCHANGE_HIGH_WATER ? RILL_ERR_WOULD_BLOCK : RILL_OK;
 }
 
 static int h1_finish(rill_server_stream *st)

@@ -158,6 +158,7 @@ rill_protocol rill_server_request_protocol(const rill_server_request *r) { retur
 size_t rill_server_request_header_count(const rill_server_request *r) { return r->nfields; }
 void rill_server_request_set_user(rill_server_request *r, void *user) { r->user = user; }
 void *rill_server_request_user(const rill_server_request *r) { return r->user; }
+rill_io_loop *rill_server_request_loop(const rill_server_request *r) { return rill_io_conn_loop(r->sess->c.io); }
 rill_server_session *rill_server_stream_session(const rill_server_stream *stream) { return stream->sess; }
 int32_t rill_server_stream_id(const rill_server_stream *stream) { return stream->id; }
 rill_protocol rill_server_session_protocol(const rill_server_session *session) { return (rill_protocol)session->protocol; }

@@ -235,6 +235,23 @@ int rill_server_response_push(rill_server_response *res, const char *path)
     return res->ops->push(res, path);
 }
 
+void rill_server_response_abort(rill_server_response *res)
+{
+    if (res->closed || res->end_sent)
+        return;
+    exchange_hold(res);
+    res->ended = true;
+    if (res->sess->h2) {
+        /* The stream alone: the engine reports it closed, which closes the exchange. */
+        rill_h2_submit_rst_stream(res->sess->h2, res->id, RILL_H2_INTERNAL_ERROR);
+        session_flush(res->sess);
+    } else {
+        /* HTTP/1.1 has no reset: a connection closed short of the framing is the signal. */
+        rill_server_session_destroy(res->sess, RILL_H2_INTERNAL_ERROR);
+    }
+    exchange_release(res);
+}
+
 void rill_server_response_on_close(rill_server_response *res, rill_server_close_fn fn, void *user)
 {
     res->close_fn = fn;

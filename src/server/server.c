@@ -280,6 +280,19 @@ static void shutdown_loop(rill_io_loop *loop, void *arg)
     rill_io_loop_shutdown(loop, w->srv->opt.shutdown_timeout_ms);
 }
 
+void rill_server_on_worker_exit(rill_server *s, rill_server_worker_fn fn, void *user)
+{
+    s->on_worker_exit = fn;
+    s->on_worker_exit_user = user;
+}
+
+/* After a worker's loop stopped, on its thread: the application frees what lives on the loop. */
+static void worker_exit(struct worker *w)
+{
+    if (w->srv->on_worker_exit)
+        w->srv->on_worker_exit(w->loop, w->srv->on_worker_exit_user);
+}
+
 void rill_server_stop(rill_server *s)
 {
     bool expected = false;
@@ -324,6 +337,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     worker_enter(w);
     rill_io_loop_run(w->loop);
+    worker_exit(w);
     file_cache_clear();
     access_log_flush_thread();
     h2_pools_clear();
@@ -479,6 +493,7 @@ int rill_server_run(rill_server *s, char *err, size_t errlen)
     }
     worker_enter(&s->workers[0]);
     rill_io_loop_run(s->workers[0].loop);
+    worker_exit(&s->workers[0]);
     file_cache_clear();
     access_log_flush_thread();
     h2_pools_clear();

@@ -82,6 +82,8 @@ struct rill_server {
     char **ws_origins;
     size_t nws_origins;
     struct tunnel *tunnels; /* RFC 8441 handlers by :protocol */
+    rill_server_worker_fn on_worker_exit; /* rill_server_on_worker_exit */
+    void *on_worker_exit_user;
     rill_h2_profile *h2_profile; /* every HTTP/2 session's options, shared (h2_profile_new) */
 };
 
