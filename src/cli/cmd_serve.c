@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "proxy/proxy.h"
 #include "rill/server.h"
 
 static const char usage[] =
@@ -35,7 +36,13 @@ static const char usage[] =
     "  --shutdown-timeout MS         graceful shutdown deadline (default 10000)\n"
     "  --no-connect-protocol         do not offer RFC 8441 extended CONNECT\n"
     "  --ws-origin ORIGIN            allow WebSockets from this Origin only (repeatable;\n"
-    "                                '*' for any); others get 403\n\n"
+    "                                '*' for any); others get 403\n"
+    "  --proxy PREFIX=URL[,URL...]   reverse proxy: paths starting with PREFIX go to the URLs in\n"
+    "                                turn (repeatable); http:// (HTTP/1.1), h2c:// (HTTP/2 by\n"
+    "                                prior knowledge), https:// (ALPN h2, else HTTP/1.1)\n"
+    "  --proxy-timeout MS            a backend's response head must come within (default 30000);\n"
+    "                                else 504\n"
+    "  --proxy-insecure              https:// backends: do not verify their certificates\n\n"
     "SIGTERM/SIGINT shut down gracefully; SIGHUP reloads the certificate.\n";
 
 static int parse_u32(const char *flag, const char *text, uint32_t min, uint32_t *out)
@@ -57,11 +64,19 @@ int rill_cmd_serve(int argc, char **argv)
     uint32_t threads = 0;
     const char *origins[64];
     size_t norigins = 0;
+    const char *proxies[64];
+    size_t nproxies = 0;
+    rill_proxy_options po;
+    rill_proxy_options_init(&po);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
             fputs(usage, stdout);
             return 0;
+        }
+        if (strcmp(a, "--proxy-insecure") == 0) {
+            po.insecure = true;
+            continue;
         }
         if (strcmp(a, "--no-connect-protocol") == 0) {
             o.enable_connect_protocol = false;
@@ -73,7 +88,8 @@ int rill_cmd_serve(int argc, char **argv)
             "--listen", "--tls-listen", "--cert", "--key", "--state-dir", "--root", "--threads",
             "--access-log", "--max-connections", "--max-concurrent-streams",
             "--initial-window-size", "--connection-window-size", "--max-header-list-size",
-            "--idle-timeout", "--header-timeout", "--shutdown-timeout", "--ws-origin"};
+            "--idle-timeout", "--header-timeout", "--shutdown-timeout", "--ws-origin", "--proxy",
+            "--proxy-timeout"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
             known |= strcmp(a, with_value[k]) == 0;
@@ -102,6 +118,13 @@ int rill_cmd_serve(int argc, char **argv)
                 return cli_usage_error("serve", "too many --ws-origin");
             origins[norigins++] = v;
         }
+        else if (strcmp(a, "--proxy") == 0) {
+            if (nproxies == sizeof proxies / sizeof *proxies)
+                return cli_usage_error("serve", "too many --proxy");
+            proxies[nproxies++] = v;
+        }
+        else if (strcmp(a, "--proxy-timeout") == 0)
+            rc = parse_u32(a, v, 1, &po.timeout_ms);
         else if (strcmp(a, "--threads") == 0)
             rc = parse_u32(a, v, 1, &threads);
         else if (strcmp(a, "--max-connections") == 0)
@@ -134,12 +157,36 @@ int rill_cmd_serve(int argc, char **argv)
         fprintf(stderr, "rill serve: %s\n", rill_strerror(rc));
         return 1;
     }
+    /* Proxy routes first: a bad --proxy is bad usage, and one for "/" takes the demo's place. */
+    rill_proxy *proxy = NULL;
+    bool proxy_root = false;
+    if (nproxies && rill_proxy_new(srv, &po, &proxy) < 0) {
+        fprintf(stderr, "rill serve: %s\n", rill_strerror(RILL_ERR_NOMEM));
+        rill_server_free(srv);
+        return 1;
+    }
+    for (size_t k = 0; k < nproxies; k++) {
+        rc = rill_proxy_add(proxy, proxies[k], err, sizeof err);
+        proxy_root |= strncmp(proxies[k], "/=", 2) == 0;
+        if (rc == RILL_OK && proxy_root && root)
+            rc = RILL_ERR_INVALID_ARG,
+            snprintf(err, sizeof err, "--root and --proxy /=... both want the path '/'");
+        if (rc < 0) {
+            rill_server_free(srv);
+            rill_proxy_free(proxy);
+            if (rc == RILL_ERR_INVALID_ARG)
+                return cli_usage_error("serve", "%s", err);
+            fprintf(stderr, "rill serve: %s\n", rill_strerror(rc));
+            return 1;
+        }
+    }
     rc = norigins ? rill_server_websocket_origins(srv, origins, norigins) : RILL_OK;
-    if (rc == RILL_OK)
+    if (rc == RILL_OK && !proxy_root)
         rc = root ? rill_server_static(srv, "/", root, err, sizeof err) : rill_server_demo(srv);
     if (rc < 0) {
         fprintf(stderr, "rill serve: %s\n", err[0] ? err : rill_strerror(rc));
         rill_server_free(srv);
+        rill_proxy_free(proxy);
         return 1;
     }
     rc = rill_server_bind(srv, err, sizeof err);
@@ -151,6 +198,7 @@ int rill_cmd_serve(int argc, char **argv)
         rc = rill_server_run(srv, err, sizeof err);
     }
     rill_server_free(srv);
+    rill_proxy_free(proxy); /* after the server: its routes point into the proxy */
     if (rc == RILL_ERR_INVALID_ARG)
         return cli_usage_error("serve", "%s", err);
     if (rc < 0) {

@@ -1,0 +1,54 @@
+/* The reverse proxy: routes of a rill_server whose requests go on to backends (rill/client.h),
+ * the answers streamed back. Internal to rill (the `rill serve --proxy` flag); see docs/PROXY.md.
+ *
+ * Threading: backends are shared read-only; each worker thread makes its own rill_client per
+ * backend on first use (a client belongs to one loop) and frees them at the worker's exit. */
+#ifndef RILL_PROXY_H
+#define RILL_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rill/client.h"
+#include "rill/server.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rill_proxy rill_proxy;
+
+/* Fill with rill_proxy_options_init. */
+typedef struct rill_proxy_options {
+    size_t size;                 /* sizeof(rill_proxy_options), set by the _init */
+    uint32_t timeout_ms;         /* first byte: from the request to the backend's response head
+                                    (default 30000); past it the client gets 504 */
+    uint32_t connect_timeout_ms; /* TCP connect + TLS handshake to a backend (default 10000) */
+    bool insecure;               /* https backends: do not verify their certificates */
+    const char *ca_file;         /* https backends: trust this PEM instead of the system store
+                                    (referenced: keep it alive as long as the proxy) */
+} rill_proxy_options;
+
+void rill_proxy_options_init(rill_proxy_options *opt);
+
+/* A proxy attached to s (it sets s's worker-exit hook). opt is copied (NULL = defaults). *out is
+ * the caller's, freed with rill_proxy_free after rill_server_run returned. RILL_ERR_NOMEM,
+ * RILL_ERR_INVALID_ARG (bad opt->size). */
+int rill_proxy_new(rill_server *s, const rill_proxy_options *opt, rill_proxy **out);
+
+/* Adds "PREFIX=URL[,URL...]": requests whose path starts with PREFIX (longest prefix wins among
+ * all routes) go to the URLs in turn (round robin). URL: http://host[:port] (HTTP/1.1),
+ * h2c://host[:port] (HTTP/2 by prior knowledge), https://host[:port] (ALPN h2, else HTTP/1.1);
+ * no path (the request's path goes as received). spec is copied. RILL_ERR_INVALID_ARG with one
+ * line in err for a bad spec; RILL_ERR_NOMEM. */
+int rill_proxy_add(rill_proxy *p, const char *spec, char *err, size_t errlen);
+
+/* Frees the proxy (its routes' data stays valid until then: free it after rill_server_free or
+ * after rill_server_run returned). NULL is ignored. */
+void rill_proxy_free(rill_proxy *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

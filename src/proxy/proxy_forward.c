@@ -1,0 +1,338 @@
+/* One request through the proxy: the front exchange (rill/server.h) and a backend stream
+ * (rill/client.h) joined, bodies streamed both ways with back-pressure (a side that says "wait"
+ * pauses the other until it drains), errors turned into 502 / 504 before the response head and
+ * into a reset (HTTP/2) or a closed connection (HTTP/1.1) after it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proxy/proxy_internal.h"
+
+static void pxreq_free(struct pxreq *px)
+{
+    proxy_live_remove(px);
+    rill_io_timer_free(px->timer);
+    free(px);
+}
+
+static void enter(struct pxreq *px) { px->busy++; }
+
+/* Leaves a call of ours; the outermost one frees px once both sides are over. */
+static void leave(struct pxreq *px)
+{
+    if (--px->busy == 0 && px->front_done && px->backend_done)
+        pxreq_free(px);
+}
+
+static void simple(rill_server_response *res, int status, const char *body)
+{
+    rill_server_response_set_status(res, status);
+    rill_server_response_set_header(res, "content-type", "text/plain");
+    rill_server_response_end(res, body, strlen(body));
+}
+
+/* A request the proxy cannot forward, answered before it started. */
+static void refuse(rill_server_response *res, int status, const char *body)
+{
+    simple(res, status, body);
+}
+
+/* ---- the backend's side ------------------------------------------------------------------- */
+
+static void on_informational(rill_client_stream *st, int status, const rill_header *fields, size_t n,
+                             void *user)
+{
+    struct pxreq *px = user;
+    if (!px->req || status == 101)
+        return;
+    rill_header keep[32];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < 32; i++)
+        if (!proxy_response_hop(&fields[i], fields, n))
+            keep[k++] = fields[i];
+    enter(px);
+    rill_server_response_informational(px->req, status, keep, k);
+    leave(px);
+}
+
+static void on_response(rill_client_stream *st, int status, const rill_header *fields, size_t n,
+                        void *user)
+{
+    struct pxreq *px = user;
+    px->got_head = true;
+    rill_io_timer_cancel(px->timer);
+    if (!px->req)
+        return;
+    enter(px);
+    rill_server_response *res = px->req;
+    rill_server_response_set_status(res, status);
+    char name[256], value[8192];
+    for (size_t i = 0; i < n; i++) {
+        const rill_header *f = &fields[i];
+        if (proxy_response_hop(f, fields, n) || f->name_len >= sizeof name ||
+            f->value_len >= sizeof value)
+            continue;
+        /* The server's setters take C strings; the client's fields are lengths. */
+        memcpy(name, f->name, f->name_len);
+        name[f->name_len] = '\0';
+        memcpy(value, f->value, f->value_len);
+        value[f->value_len] = '\0';
+        rill_server_response_add_header(res, name, value);
+    }
+    /* The head goes now: a response that streams (events, gRPC) must not wait for its body. */
+    rill_server_response_write(res, NULL, 0);
+    leave(px);
+}
+
+static void on_data(rill_client_stream *st, const uint8_t *data, size_t len, void *user)
+{
+    struct pxreq *px = user;
+    if (!px->req)
+        return;
+    enter(px);
+    int rc = rill_server_response_write(px->req, data, len);
+    if (rc == RILL_ERR_WOULD_BLOCK && px->cst) {
+        px->backend_paused = true;
+        rill_client_stream_pause(px->cst, true); /* until the front's on_drain */
+    }
+    leave(px);
+}
+
+static void on_trailers(rill_client_stream *st, const rill_header *fields, size_t n, void *user)
+{
+    struct pxreq *px = user;
+    if (!px->req)
+        return;
+    char name[256], value[8192];
+    for (size_t i = 0; i < n; i++) {
+        const rill_header *f = &fields[i];
+        if (proxy_response_hop(f, fields, n) || f->name_len >= sizeof name ||
+            f->value_len >= sizeof value)
+            continue;
+        memcpy(name, f->name, f->name_len);
+        name[f->name_len] = '\0';
+        memcpy(value, f->value, f->value_len);
+        value[f->value_len] = '\0';
+        rill_server_response_add_trailer(px->req, name, value);
+    }
+}
+
+static void on_backend_drain(rill_client_stream *st, void *user)
+{
+    struct pxreq *px = user;
+    if (!px->req_paused || !px->req)
+        return;
+    enter(px);
+    px->req_paused = false;
+    rill_server_request_pause(px->req, false); /* held body bytes may come at once */
+    leave(px);
+}
+
+static void on_end(rill_client_stream *st, int err, const char *why, void *user)
+{
+    struct pxreq *px = user;
+    enter(px);
+    px->cst = NULL;
+    px->backend_done = true;
+    rill_io_timer_cancel(px->timer);
+    rill_server_response *res = px->req;
+    if (res && err == 0) {
+        if (px->req_paused) { /* the response ended first: the rest of the body is not wanted */
+            px->req_paused = false;
+            rill_server_request_pause(res, false);
+        }
+        rill_server_response_end(res, NULL, 0);
+    } else if (res) {
+        const rill_proxy_options *o = proxy_options(px->proxy);
+        if (px->timed_out)
+            fprintf(stderr, "rill serve: proxy: %s sent no response head within %u ms\n",
+                    px->backend->url, o->timeout_ms);
+        else
+            fprintf(stderr, "rill serve: proxy: %s: %s\n", px->backend->url,
+                    why ? why : rill_strerror(err));
+        if (px->got_head)
+            rill_server_response_abort(res); /* never a cut body that looks whole */
+        else if (px->timed_out)
+            simple(res, 504, "504 gateway timeout: the backend did not answer in time\n");
+        else
+            simple(res, 502, "502 bad gateway: the backend failed\n");
+    }
+    leave(px);
+}
+
+static const rill_client_callbacks backend_cb = {
+    .size = sizeof backend_cb,
+    .on_response = on_response,
+    .on_data = on_data,
+    .on_trailers = on_trailers,
+    .on_end = on_end,
+    .on_drain = on_backend_drain,
+    .on_informational = on_informational,
+};
+
+static void on_timeout(rill_io_timer *t, void *arg)
+{
+    struct pxreq *px = arg;
+    if (!px->cst || px->got_head)
+        return;
+    px->timed_out = true;
+    rill_client_stream_cancel(px->cst); /* on_end (cancelled) answers 504 */
+}
+
+/* ---- the front's side --------------------------------------------------------------------- */
+
+/* Starts the backend request: whole (plain) when the front's body is already complete, so a GET
+ * goes without a body at all; else streamed. */
+static void start(struct pxreq *px, bool plain, const uint8_t *data, size_t len)
+{
+    px->started = true;
+    px->plain = plain;
+    rill_server_request *req = px->req;
+    char err[256] = "";
+    rill_client *c = proxy_client(px->proxy, rill_server_request_loop(req), px->backend, err, sizeof err);
+    int rc = RILL_ERR_NOMEM;
+    if (c && plain)
+        rc = rill_client_request(c, rill_server_request_method(req), rill_server_request_path(req),
+                                 px->fields, px->nfields, data, len, &backend_cb, px, &px->cst);
+    else if (c) {
+        rc = rill_client_request_stream(c, rill_server_request_method(req),
+                                        rill_server_request_path(req), px->fields, px->nfields,
+                                        &backend_cb, px, &px->cst);
+        if (rc == RILL_OK && len) {
+            int w = rill_client_stream_write(px->cst, data, len);
+            if (w == RILL_ERR_WOULD_BLOCK) {
+                px->req_paused = true;
+                rill_server_request_pause(req, true);
+            }
+        }
+    }
+    if (rc < 0 || !c) {
+        fprintf(stderr, "rill serve: proxy: %s: %s\n", px->backend->url,
+                err[0] ? err : rill_strerror(rc));
+        px->cst = NULL;
+        px->backend_done = true;
+        if (rc == RILL_ERR_INVALID_ARG)
+            simple(req, 400, "400 bad request: cannot be forwarded\n");
+        else
+            simple(req, 502, "502 bad gateway\n");
+        return;
+    }
+    if (px->proxy->opt.timeout_ms) {
+        px->timer = rill_io_timer_new(rill_server_request_loop(req), on_timeout, px);
+        if (px->timer)
+            rill_io_timer_arm(px->timer, px->proxy->opt.timeout_ms);
+    }
+}
+
+static void on_body(rill_server_request *req, const uint8_t *data, size_t len, bool end, void *user)
+{
+    struct pxreq *px = user;
+    enter(px);
+    if (!px->started) {
+        start(px, end, data, len); /* ended already: data is the whole body */
+    } else if (px->cst && !px->plain) {
+        int rc = len ? rill_client_stream_write(px->cst, data, len) : RILL_OK;
+        if (rc == RILL_ERR_WOULD_BLOCK && !end) {
+            px->req_paused = true;
+            rill_server_request_pause(req, true); /* until the backend's on_drain */
+        } else if (rc < 0 && rc != RILL_ERR_WOULD_BLOCK) {
+            rill_client_stream_cancel(px->cst); /* on_end answers for it */
+            end = false;
+        }
+        if (end)
+            rill_client_stream_end(px->cst, NULL, 0);
+    }
+    leave(px);
+}
+
+static void on_front_drain(rill_server_response *res, void *user)
+{
+    struct pxreq *px = user;
+    if (!px->backend_paused || !px->cst)
+        return;
+    px->backend_paused = false;
+    rill_client_stream_pause(px->cst, false);
+}
+
+static void on_front_close(rill_server_response *res, bool completed, void *user)
+{
+    struct pxreq *px = user;
+    enter(px);
+    px->req = NULL;
+    px->front_done = true;
+    if (px->cst)
+        rill_client_stream_cancel(px->cst); /* the client is gone: so is the backend request */
+    leave(px);
+}
+
+void pxreq_abandon(struct pxreq *px)
+{
+    if (px->req) {
+        rill_server_response_on_close(px->req, NULL, NULL);
+        rill_server_response_on_drain(px->req, NULL, NULL);
+        rill_server_request_on_body(px->req, NULL, NULL);
+    }
+    pxreq_free(px);
+}
+
+/* Whether :authority and Host disagree (HTTP/2 allows both; a backend would see only one). */
+static bool authority_conflict(const rill_server_request *req)
+{
+    size_t hlen;
+    const char *host = rill_server_request_header(req, "host", &hlen);
+    const char *auth = rill_server_request_authority(req);
+    if (!host || strcmp(rill_server_request_version(req), "HTTP/2") != 0)
+        return false;
+    return strlen(auth) != hlen || strncasecmp(auth, host, hlen) != 0;
+}
+
+/* Whether the request's head says it has no body: HTTP/1.x without content-length or
+ * transfer-encoding, or content-length 0. Then the backend request goes at once without one
+ * (no chunked GET). */
+static bool no_body(const rill_server_request *req)
+{
+    size_t len;
+    const char *cl = rill_server_request_header(req, "content-length", &len);
+    if (cl)
+        return len == 1 && cl[0] == '0';
+    return strcmp(rill_server_request_version(req), "HTTP/2") != 0 &&
+           !rill_server_request_header(req, "transfer-encoding", &len);
+}
+
+void proxy_handle(rill_server_request *req, rill_server_response *res, void *user)
+{
+    struct proxy_route *r = user;
+    rill_proxy *p = r->proxy;
+    if (strcmp(rill_server_request_method(req), "CONNECT") == 0) {
+        refuse(res, 501, "501 not implemented: CONNECT is not proxied\n");
+        return;
+    }
+    if (authority_conflict(req)) {
+        refuse(res, 400, "400 bad request: :authority and host differ\n");
+        return;
+    }
+    size_t max = proxy_fields_max(req);
+    struct pxreq *px = calloc(1, sizeof *px + PROXY_SCRATCH + max * sizeof(rill_header) + 16);
+    if (!px) {
+        refuse(res, 503, "503 service unavailable: out of memory\n");
+        return;
+    }
+    px->proxy = p;
+    px->req = req;
+    px->backend = proxy_pick(p, r);
+    /* The field array sits after the scratch bytes, aligned. */
+    uintptr_t at = ((uintptr_t)(px->scratch + PROXY_SCRATCH) + 15) & ~(uintptr_t)15;
+    px->fields = (rill_header *)at;
+    px->nfields = proxy_request_fields(req, px->backend, px->fields, px->scratch);
+    proxy_live_add(p, rill_server_request_loop(req), px);
+    enter(px);
+    rill_server_response_on_close(res, on_front_close, px);
+    rill_server_response_on_drain(res, on_front_drain, px);
+    if (no_body(req))
+        start(px, true, NULL, 0);
+    rill_server_request_on_body(req, on_body, px); /* a body already complete comes at once */
+    if (!px->started && !px->front_done)
+        start(px, false, NULL, 0);
+    leave(px);
+}

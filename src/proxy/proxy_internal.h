@@ -1,0 +1,77 @@
+/* What the proxy's files share: the proxy, its routes and backends, one forwarded request. */
+#ifndef RILL_PROXY_INTERNAL_H
+#define RILL_PROXY_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "proxy/proxy.h"
+
+struct proxy_backend {
+    char *url;       /* as given, for messages */
+    char *origin;    /* what rill_client gets: http://host:port or https://... */
+    bool h2c, https; /* h2c: HTTP/2 by prior knowledge on cleartext */
+    unsigned index;  /* among the proxy's backends: the slot in a worker's client array */
+};
+
+struct proxy_route {
+    rill_proxy *proxy;
+    char *prefix;
+    size_t first, nbackends; /* the route's backends: p->backends[first ...] */
+    _Atomic unsigned turn;   /* round robin */
+};
+
+struct rill_proxy {
+    rill_server *server;
+    rill_proxy_options opt;
+    struct proxy_route **routes;
+    size_t nroutes;
+    struct proxy_backend **backends;
+    size_t nbackends;
+};
+
+struct proxy_worker;
+
+/* One request on its way: the front exchange and the backend stream, each side ending on its
+ * own; freed when both have (and no call of ours is under way on it). */
+struct pxreq {
+    rill_proxy *proxy;
+    struct proxy_backend *backend;
+    struct proxy_worker *worker;
+    struct pxreq *live_prev, *live_next;
+    rill_server_request *req; /* NULL once the front exchange closed */
+    rill_client_stream *cst;  /* NULL before the backend request and after its on_end */
+    rill_io_timer *timer;     /* first byte */
+    unsigned busy;            /* nested calls of ours on it: freeing waits for the outermost */
+    bool started, plain, front_done, backend_done, got_head, timed_out;
+    bool req_paused, backend_paused;
+    size_t nfields;
+    rill_header *fields; /* what goes to the backend (in this allocation) */
+    char scratch[];      /* PROXY_SCRATCH bytes: values made here (X-Forwarded-For, Via) */
+};
+
+/* proxy.c */
+const rill_proxy_options *proxy_options(const rill_proxy *p);
+struct proxy_backend *proxy_pick(rill_proxy *p, struct proxy_route *r);
+/* The worker's client for b, made on first use on loop; NULL when it cannot be (why in err). */
+rill_client *proxy_client(rill_proxy *p, rill_io_loop *loop, struct proxy_backend *b, char *err,
+                          size_t errlen);
+/* The worker's list of requests in flight, for its exit. */
+void proxy_live_add(rill_proxy *p, rill_io_loop *loop, struct pxreq *px);
+void proxy_live_remove(struct pxreq *px);
+
+/* proxy_fields.c: the fields to send on. out has room for proxy_fields_max(req) entries,
+ * scratch PROXY_SCRATCH bytes. Returns the count. */
+#define PROXY_SCRATCH 512
+size_t proxy_fields_max(const rill_server_request *req);
+size_t proxy_request_fields(const rill_server_request *req, const struct proxy_backend *b,
+                            rill_header *out, char *scratch);
+/* Whether a response field (or trailer) from a backend is hop-by-hop, not passed on; fields are
+ * the whole response's, for the names its Connection field lists. */
+bool proxy_response_hop(const rill_header *f, const rill_header *fields, size_t n);
+
+/* proxy_forward.c */
+void proxy_handle(rill_server_request *req, rill_server_response *res, void *user);
+/* The worker exits with px in flight: its front exchange is forgotten, px freed. */
+void pxreq_abandon(struct pxreq *px);
+
+#endif
