@@ -15,6 +15,7 @@ import threading
 import time
 
 import h2.config
+import h2.settings
 import h2.connection
 import h2.events
 import pytest
@@ -680,3 +681,131 @@ def test_h2_smuggling_never_reaches_backend(proxy, recorder, name, extra, body):
     good = h2_request(s.port, base_headers(s.port, [("content-length", "3")]), body=b"abc")
     assert any(isinstance(e, h2.events.StreamEnded) for e in good)
     assert recorder.requests and recorder.requests[-1][1] == b"abc"
+
+
+# ---- https backends ---------------------------------------------------------------------------
+
+def test_https_backend_over_h2(proxy, tmp_path):
+    """Another rill serve is the TLS backend: ALPN gives h2 (its access log says HTTP/2), and an
+    unverified certificate is refused unless --proxy-insecure."""
+    root = tmp_path / "site"
+    root.mkdir()
+    data = random.Random(9).randbytes(2 * MIB)
+    (root / "f.bin").write_bytes(data)
+    log = tmp_path / "backend.log"
+    backend = start_server(str(tmp_path), root=str(root), access_log=str(log))
+    try:
+        s = proxy("--proxy", f"/=https://localhost:{backend.tls_port}", "--proxy-insecure")
+        r = curl(s.url("/f.bin"), timeout=120)
+        assert r.returncode == 0 and sha(r.stdout) == sha(data), r.stderr
+        strict = proxy("--proxy", f"/=https://localhost:{backend.tls_port}")
+        r = curl(strict.url("/f.bin"), "-o", "/dev/null", "-w", "%{http_code}")
+        assert r.stdout == b"502"
+        assert f"https://localhost:{backend.tls_port}" in strict.stderr()
+    finally:
+        assert backend.stop() == 0
+    assert "HTTP/2" in log.read_text()
+
+
+# ---- back-pressure: neither direction is held in the proxy's memory ---------------------------
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_slow_reader_holds_the_backend_not_memory(proxy, tmp_path):
+    root = tmp_path / "files"
+    root.mkdir()
+    size = 200 * MIB
+    with open(root / "huge.bin", "wb") as f:
+        f.truncate(size)
+    be = FilesBackend(str(root))
+    try:
+        s = proxy("--proxy", f"/=http://127.0.0.1:{be.port}", tls=False)
+        assert curl(s.url("/none"), "-o", "/dev/null").returncode == 0  # warm up
+        before = rss_kib(s.proc.pid)
+        for front in ("h1", "h2"):
+            c = socket.create_connection(("127.0.0.1", s.port))
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            if front == "h1":
+                c.sendall(b"GET /huge.bin HTTP/1.1\r\nhost: x\r\n\r\n")
+            else:
+                conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+                conn.initiate_connection()
+                conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2 ** 31 - 1})
+                conn.increment_flow_control_window(2 ** 30)
+                conn.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":authority", "x"),
+                                      (":path", "/huge.bin")], end_stream=True)
+                c.sendall(conn.data_to_send())
+            time.sleep(3)  # reading nothing: the proxy must stop reading the backend
+            grown = rss_kib(s.proc.pid) - before
+            assert grown < 64 * 1024, (front, grown)
+            c.close()
+    finally:
+        be.stop()
+
+
+class Sink(Recorder):
+    """Takes a connection and reads nothing from it."""
+
+    def serve(self, c, record):
+        self.held = getattr(self, "held", []) + [c]
+
+
+def test_slow_backend_holds_the_client_not_memory(proxy, tmp_path):
+    be = Sink()
+    try:
+        s = proxy("--proxy", f"/={be.url()}", tls=False)
+        before = rss_kib(s.proc.pid)
+        for args in (["--http1.1"], ["--http2-prior-knowledge"]):
+            up = subprocess.Popen(["curl", "-sS", *args, "-H", "Expect:", "-T", "-",
+                                   s.url("/up")], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+            sent = 0
+            chunk = b"z" * MIB
+
+            def feed():
+                nonlocal sent
+                try:
+                    while sent < 200 * MIB:
+                        up.stdin.write(chunk)
+                        sent += len(chunk)
+                except (BrokenPipeError, ValueError):
+                    pass
+            t = threading.Thread(target=feed, daemon=True)
+            t.start()
+            time.sleep(4)
+            grown = rss_kib(s.proc.pid) - before
+            assert up.poll() is None  # still uploading: not refused...
+            assert sent < 200 * MIB  # ...but held back...
+            assert grown < 64 * 1024, (args, grown)  # ...and the proxy holds little of it
+            up.kill()
+            up.wait()
+            t.join(10)
+    finally:
+        be.stop()
+
+
+# ---- shutdown with requests in flight ---------------------------------------------------------
+
+def test_shutdown_with_a_request_in_flight(tmp_path):
+    """SIGTERM while a backend hangs: the proxy exits 0 after --shutdown-timeout (in the ASan
+    build: without a leak)."""
+    be = Recorder(respond=None)
+    try:
+        s = start_server(str(tmp_path), tls=False,
+                         extra=["--proxy", f"/={be.url()}", "--shutdown-timeout", "500"])
+        c = socket.create_connection(("127.0.0.1", s.port))
+        c.sendall(b"GET /hang HTTP/1.1\r\nhost: x\r\n\r\n")
+        deadline = time.monotonic() + 30
+        while not be.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert be.requests
+        assert s.stop() == 0, s.stderr()
+        c.close()
+    finally:
+        be.stop()
