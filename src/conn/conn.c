@@ -3,6 +3,8 @@
 
 /* Give back buffers after this long without traffic (an idle connection should cost little). */
 #define TRIM_DELAY_MS 200
+/* A busy connection past its idle deadline is looked at again this often (not on every turn). */
+#define BUSY_RECHECK_MS 1000
 
 static uint64_t now_ms(const struct conn *c)
 {
@@ -33,6 +35,10 @@ void conn_arm(struct conn *c)
 {
     uint64_t now = now_ms(c);
     uint64_t at = c->last_active + c->idle_timeout_ms;
+    /* Idle past the deadline but busy (a long request, a quiet WebSocket stream): it stays, and
+     * the timer must not be armed in the past, where it would fire on every turn of the loop. */
+    if (at <= now && busy(c))
+        at = now + BUSY_RECHECK_MS;
     if (c->proto && c->proto->deadline) {
         uint64_t proto_at = c->proto->deadline(c);
         if (proto_at < at)
