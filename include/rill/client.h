@@ -1,5 +1,5 @@
-/* rill client: HTTP requests to one origin (rill_client: HTTP/2 over TLS by ALPN or h2c by prior
- * knowledge, else HTTP/1.1 with keep-alive; request bodies buffered or streamed with back-pressure,
+/* rill client: HTTP requests to one origin (rill_client: HTTP/2 over TLS by ALPN, h2c by prior
+ * knowledge or by an Upgrade the server may decline, else HTTP/1.1 with keep-alive; request bodies buffered or streamed with back-pressure,
  * responses that can be paused), a blocking fetch on top of it (rill_client_fetch), and
  * WebSockets over HTTP/2 (RFC 8441 extended CONNECT) or HTTP/1.1 (RFC 6455 Upgrade).
  *
@@ -46,6 +46,10 @@ typedef struct rill_client_options {
     size_t stream_buffer;        /* a streamed request body (rill_client_request_stream): bytes
                                     held before rill_client_stream_write says "wait for on_drain";
                                     default 256 KiB */
+    bool h2c_upgrade;            /* http: offer HTTP/2 on the first request of each connection
+                                    (Upgrade: h2c, RFC 7540 §3.2; only a request without a body
+                                    carries it); a server that declines answers over HTTP/1.1 and
+                                    the connection stays HTTP/1.1. Default false */
 } rill_client_options;
 
 /* Fills *opt with the defaults: no URL, HTTP/2 where the server offers it, certificates verified

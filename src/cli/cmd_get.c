@@ -37,8 +37,8 @@ static const char usage[] =
     "  -k, --insecure            https: do not verify the server certificate\n"
     "  --cacert FILE             https: trust this CA certificate (PEM)\n"
     "  --http1.1                 use HTTP/1.1 only\n"
-    "  --http2                   HTTP/2 where possible: https by ALPN (the default); http:// stays\n"
-    "                            HTTP/1.1 (the h2c Upgrade is not implemented yet)\n"
+    "  --http2                   HTTP/2 where possible: https by ALPN (the default); http:// by\n"
+    "                            an h2c Upgrade on the first request (HTTP/1.1 if declined)\n"
     "  --http2-prior-knowledge   http: speak HTTP/2 at once (h2c)\n"
     "  --connect-timeout SECONDS  give up connecting after this long\n"
     "  --max-time SECONDS        give up on each request after this long\n"
@@ -895,7 +895,8 @@ static int run(struct get *g, rill_client_options *opt, int argc, char **argv)
         } else if (!strcmp(a, "--http1.1")) {
             opt->http1_only = true;
         } else if (!strcmp(a, "--http2")) {
-            http2 = true; /* https: ALPN h2 is the default; http://: HTTP/1.1 (no Upgrade yet) */
+            http2 = true; /* https: ALPN h2 is the default; http://: the h2c Upgrade */
+            opt->h2c_upgrade = true;
         } else if (!strcmp(a, "--http2-prior-knowledge")) {
             opt->h2_prior_knowledge = true;
         } else if (a[0] == '-' && a[1]) {

@@ -771,8 +771,9 @@ static void on_open(rill_io_conn *io, const char *alpn)
     }
     struct rill_io_tls_info tls;
     bool secure = rill_io_conn_tls_info(io, &tls) == RILL_OK;
-    client_trace(cl, "connected to %s over %s%s%s", cl->origin.authority, h2 ? "h2" : "http/1.1",
-                 secure ? " (TLS, " : "", secure ? (tls.version == 0x0304 ? "1.3)" : "1.2)") : "");
+    client_trace(cl, "connected to %s over %s%s%s%s", cl->origin.authority, h2 ? "h2" : "http/1.1",
+                 secure ? " (TLS, " : "", secure ? (tls.version == 0x0304 ? "1.3" : "1.2") : "",
+                 secure ? (tls.resumed ? ", session resumed)" : ")") : "");
     conn_touch(&cc->c);
     client_dispatch(cl);
 }

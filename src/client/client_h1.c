@@ -20,12 +20,44 @@ static rill_header field(const char *name, const char *value)
     return (rill_header){(const uint8_t *)name, strlen(name), (const uint8_t *)value, strlen(value), 0};
 }
 
+/* base64url without padding (RFC 7540 §3.2.1's HTTP2-Settings); out has room for 4/3 of len + 1. */
+static void base64url(const uint8_t *in, size_t len, char *out)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0) |
+                     (i + 2 < len ? in[i + 2] : 0);
+        out[o++] = abc[v >> 18 & 63];
+        out[o++] = abc[v >> 12 & 63];
+        if (i + 1 < len)
+            out[o++] = abc[v >> 6 & 63];
+        if (i + 2 < len)
+            out[o++] = abc[v & 63];
+    }
+    out[o] = '\0';
+}
+
+/* The h2c Upgrade goes on the connection's first request when it has no body (one that has
+ * would have to be sent whole before the switch): Connection, Upgrade and HTTP2-Settings, our
+ * SETTINGS from the HTTP/2 session that takes over if the server agrees. */
+static bool offer_h2c(struct client_conn *cc, rill_client_stream *st)
+{
+    rill_client *cl = cc->client;
+    if (!cl->opt.h2c_upgrade || cl->origin.tls || cc->h2c_tried || st->streamed || st->body_len ||
+        !strcmp(st->method, "CONNECT"))
+        return false;
+    cc->h2c_tried = true;
+    cc->h2c_offer = client_h2_session_new(cc);
+    return cc->h2c_offer != NULL; /* without memory, plain HTTP/1.1 */
+}
+
 int client_h1_send(struct client_conn *cc, rill_client_stream *st)
 {
     if (cc->h1_cur)
         return RILL_ERR_WOULD_BLOCK; /* no pipelining: the next goes after this response */
     rill_header small[32];
-    size_t cap = st->nfields + 2;
+    size_t cap = st->nfields + 5;
     rill_header *f = cap <= 32 ? small : malloc(cap * sizeof *f);
     if (!f)
         return RILL_ERR_NOMEM;
@@ -41,6 +73,18 @@ int client_h1_send(struct client_conn *cc, rill_client_stream *st)
             continue; /* the framing is ours */
         need += h->name_len + h->value_len + 4;
         f[n++] = *h;
+    }
+    char settings[128];
+    if (offer_h2c(cc, st)) {
+        uint8_t payload[64];
+        int plen = rill_h2_session_settings_payload(cc->h2c_offer, payload, sizeof payload);
+        if (plen < 0)
+            plen = 0;
+        base64url(payload, (size_t)plen, settings);
+        f[n++] = field("Connection", "Upgrade, HTTP2-Settings");
+        f[n++] = field("Upgrade", "h2c");
+        f[n++] = field("HTTP2-Settings", settings);
+        need += sizeof settings + 80;
     }
     char len[24];
     if (chunked) {
@@ -143,6 +187,16 @@ static bool event(struct client_conn *cc, const rill_h1_event *ev)
     rill_client_stream *st = cc->h1_cur;
     switch (ev->type) {
     case RILL_H1_EV_HEAD:
+        if (ev->head->status == 101 && cc->h2c_offer) { /* the h2c Upgrade was taken */
+            cc->h2c_switch = true;
+            return true;
+        }
+        if (cc->h2c_offer) { /* declined (or a 1xx before the answer): HTTP/1.1 goes on */
+            if (ev->head->status >= 200) {
+                rill_h2_session_free(cc->h2c_offer);
+                cc->h2c_offer = NULL;
+            }
+        }
         if (ev->head->status < 200) { /* 1xx: the final response follows */
             st->in_1xx = true;
             if (ev->head->status == 100)
@@ -169,6 +223,8 @@ static bool event(struct client_conn *cc, const rill_h1_event *ev)
             st->cb.on_trailers(st, ev->fields, ev->nfields, st->user);
         return true;
     case RILL_H1_EV_END:
+        if (cc->h2c_switch)
+            return false; /* proto_data hands the rest of the read to HTTP/2 */
         if (st->in_1xx) {
             st->in_1xx = false;
             return true;
@@ -212,6 +268,24 @@ static void stash(struct client_conn *cc, const uint8_t *data, size_t len)
     }
 }
 
+/* After the 101: the HTTP/1.1 side is done; the offering request is HTTP/2's stream 1. */
+static void switch_to_h2(struct client_conn *cc, const uint8_t *rest, size_t rest_len)
+{
+    rill_client_stream *st = cc->h1_cur;
+    cc->h1_cur = NULL;
+    cc->h2c_switch = false;
+    rill_h1_parser_free(cc->h1);
+    cc->h1 = NULL;
+    int rc = client_h2_upgraded(cc, st, rest, rest_len);
+    if (rc < 0) {
+        cc->no_new = true;
+        client_stream_finish(st, rc, "the h2c Upgrade could not be completed");
+        conn_close(&cc->c);
+        return;
+    }
+    client_dispatch(cc->client); /* what waited for HTTP/1.1 goes as HTTP/2 streams now */
+}
+
 static void proto_data(struct conn *c, const uint8_t *data, size_t len)
 {
     struct client_conn *cc = client_conn_of(c);
@@ -235,8 +309,13 @@ static void proto_data(struct conn *c, const uint8_t *data, size_t len)
             return;
         }
         off += used;
-        if (ev.type == RILL_H1_EV_NONE || !event(cc, &ev))
+        if (ev.type == RILL_H1_EV_NONE)
             return;
+        if (!event(cc, &ev)) {
+            if (cc->h2c_switch)
+                switch_to_h2(cc, data + off, len - off);
+            return;
+        }
     }
 }
 
@@ -298,6 +377,8 @@ static void proto_free(struct conn *c)
     struct client_conn *cc = client_conn_of(c);
     rill_h1_parser_free(cc->h1);
     cc->h1 = NULL;
+    rill_h2_session_free(cc->h2c_offer); /* offered, never answered */
+    cc->h2c_offer = NULL;
     free(cc->h1_stash);
     cc->h1_stash = NULL;
     cc->h1_stash_len = 0;

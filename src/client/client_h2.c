@@ -239,20 +239,42 @@ static const rill_h2_callbacks h2_callbacks = {
     .on_data_released = on_data_released,
 };
 
-int client_h2_start(struct client_conn *cc)
+rill_h2_session *client_h2_session_new(struct client_conn *cc)
 {
-    rill_client *cl = cc->client;
     rill_h2_options o;
     rill_h2_options_init(&o, RILL_H2_CLIENT);
     o.local.enable_push = 0;
     o.connection_window = 16u << 20; /* a fast download is not held back by the default 64 KiB */
     o.local.initial_window_size = 4u << 20;
-    o.now_ms = rill_io_loop_now_ms(cl->loop);
-    cc->h2 = rill_h2_session_new(RILL_H2_CLIENT, &o, &h2_callbacks, cc);
+    o.now_ms = rill_io_loop_now_ms(cc->client->loop);
+    return rill_h2_session_new(RILL_H2_CLIENT, &o, &h2_callbacks, cc);
+}
+
+int client_h2_start(struct client_conn *cc)
+{
+    cc->h2 = client_h2_session_new(cc);
     if (!cc->h2)
         return RILL_ERR_NOMEM;
     cc->tap_out.skip = 24; /* the client preface is not a frame */
     conn_set_proto(&cc->c, &client_h2_proto);
+    return RILL_OK;
+}
+
+int client_h2_upgraded(struct client_conn *cc, rill_client_stream *st, const uint8_t *data, size_t len)
+{
+    cc->h2 = cc->h2c_offer;
+    cc->h2c_offer = NULL;
+    bool head = strcmp(st->method, "HEAD") == 0;
+    int rc = rill_h2_session_upgrade_client(cc->h2, head, st);
+    if (rc < 0)
+        return rc;
+    st->h2_id = 1;
+    st->proto = "h2";
+    cc->tap_out.skip = 24;
+    conn_set_proto(&cc->c, &client_h2_proto); /* our preface and SETTINGS go out with the flush */
+    client_trace(cc->client, "upgraded to h2c (101 Switching Protocols)");
+    if (len)
+        client_h2_proto.data(&cc->c, data, len);
     return RILL_OK;
 }
 

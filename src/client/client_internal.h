@@ -115,6 +115,9 @@ struct client_conn {
     char why[256];
     /* HTTP/2 */
     rill_h2_session *h2;
+    rill_h2_session *h2c_offer; /* made for an h2c Upgrade offered on HTTP/1.1, until answered */
+    bool h2c_tried;             /* the offer went out on this connection (once per connection) */
+    bool h2c_switch;            /* the offering request got its 101: HTTP/2 after its end */
     struct frame_tap tap_in, tap_out;
     struct iovec out_iov[TRACE_IOV];
     int out_n;
@@ -172,6 +175,11 @@ void client_dispatch(rill_client *cl);
 /* HTTP/2: starts the engine on cc (the preface and SETTINGS are queued), submits one request
  * (RILL_ERR_LIMIT: wait for a stream to close), cancels one (a timeout). */
 int client_h2_start(struct client_conn *cc);
+/* A client HTTP/2 session for cc (the options client_h2_start uses), not yet running. */
+rill_h2_session *client_h2_session_new(struct client_conn *cc);
+/* The h2c Upgrade was accepted: cc->h2 takes over from HTTP/1.1 with st as stream 1; bytes after
+ * the 101 (data, len) are HTTP/2 already. */
+int client_h2_upgraded(struct client_conn *cc, rill_client_stream *st, const uint8_t *data, size_t len);
 int client_h2_submit(struct client_conn *cc, rill_client_stream *st);
 void client_h2_cancel(struct client_conn *cc, rill_client_stream *st);
 /* Gives the stream's unhanded body chunks, then its end when due, to the engine. */

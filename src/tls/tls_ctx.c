@@ -22,7 +22,55 @@ struct rill_tls_ctx {
     bool verify;
     enum rill_tls_alpn alpn;
     atomic_uint generation;
+    /* Client: the last session a server gave us (TLS 1.3 tickets arrive after the handshake),
+     * offered by the next connection to the same name: a resumed handshake skips the certificate
+     * and a key exchange's worth of work. One slot: a client context serves one origin. Under
+     * lock. */
+    SSL_SESSION *session;
+    char session_name[256];
 };
+
+/* The name a client connection was made for (the SNI, or the IP literal that has none), kept in
+ * the SSL's ex_data by rill_tls_ssl_new and freed with it. */
+static void free_name(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    free(ptr);
+}
+
+static pthread_once_t name_once = PTHREAD_ONCE_INIT;
+static int name_slot = -1;
+
+static void name_slot_init(void)
+{
+    name_slot = SSL_get_ex_new_index(0, NULL, NULL, NULL, free_name);
+}
+
+static int name_index(void)
+{
+    pthread_once(&name_once, name_slot_init);
+    return name_slot;
+}
+
+static const char *client_name(SSL *ssl)
+{
+    const char *name = SSL_get_ex_data(ssl, name_index());
+    return name ? name : "";
+}
+
+static int remember_session(SSL *ssl, SSL_SESSION *sess)
+{
+    rill_tls_ctx *ctx = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    if (!ctx || !SSL_SESSION_is_resumable(sess))
+        return 0;
+    pthread_mutex_lock(&ctx->lock);
+    SSL_SESSION *old = ctx->session;
+    ctx->session = sess; /* returning 1 keeps the reference OpenSSL gave us */
+    snprintf(ctx->session_name, sizeof ctx->session_name, "%s", client_name(ssl));
+    pthread_mutex_unlock(&ctx->lock);
+    SSL_SESSION_free(old);
+    return 1;
+}
 
 /* ALPN wire formats (length-prefixed), in server preference order. Static, so the selection
  * callback needs no per-context allocation whose lifetime would have to track SSL objects. */
@@ -251,6 +299,11 @@ int rill_tls_client_new(unsigned flags, const char *ca_file, rill_tls_ctx **out,
     ctx->ssl_ctx = c;
     ctx->verify = verify;
     atomic_init(&ctx->generation, 1);
+    /* Sessions are kept by us (remember_session), not in OpenSSL's cache, which a client does
+     * not look up by itself. */
+    SSL_CTX_set_app_data(c, ctx);
+    SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(c, remember_session);
     *out = ctx;
     return RILL_OK;
 }
@@ -260,6 +313,7 @@ void rill_tls_ctx_free(rill_tls_ctx *ctx)
     if (!ctx)
         return;
     SSL_CTX_free(ctx->ssl_ctx);
+    SSL_SESSION_free(ctx->session);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }
@@ -292,6 +346,17 @@ SSL *rill_tls_ssl_new(rill_tls_ctx *ctx, const char *server_name)
         return ssl;
     }
     SSL_set_connect_state(ssl);
+    /* The name the session slot is kept for (a copy: the SSL outlives the caller's string). */
+    char *name = strdup(server_name ? server_name : "");
+    if (!name || name_index() < 0 || !SSL_set_ex_data(ssl, name_index(), name)) {
+        free(name);
+        SSL_free(ssl);
+        return NULL;
+    }
+    pthread_mutex_lock(&ctx->lock);
+    if (ctx->session && strcmp(ctx->session_name, name) == 0)
+        SSL_set_session(ssl, ctx->session); /* takes its own reference */
+    pthread_mutex_unlock(&ctx->lock);
     if (server_name && *server_name) {
         bool ip = is_ip_literal(server_name);
         int ok = 1;
