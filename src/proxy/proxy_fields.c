@@ -76,9 +76,39 @@ static bool join(const rill_header *old, const char *add, char *scratch, size_t 
     return true;
 }
 
-size_t proxy_request_fields(const rill_server_request *req, const struct proxy_backend *b,
-                            rill_header *out, char *scratch)
+size_t proxy_cookie_room(const rill_server_request *req)
 {
+    size_t count = rill_server_request_header_count(req), n = 0, room = 0;
+    for (size_t i = 0; i < count; i++) {
+        const rill_header *f = rill_server_request_header_at(req, i);
+        if (name_is(f, "cookie"))
+            n++, room += f->value_len + 2;
+    }
+    return n > 1 ? room : 0;
+}
+
+/* HTTP/2 splits cookies into one field per pair (RFC 9113 §8.2.3); HTTP/1.1 wants one line. */
+static rill_header joined_cookies(const rill_server_request *req, char *buf)
+{
+    size_t count = rill_server_request_header_count(req), len = 0;
+    for (size_t i = 0; i < count; i++) {
+        const rill_header *f = rill_server_request_header_at(req, i);
+        if (!name_is(f, "cookie"))
+            continue;
+        if (len) {
+            memcpy(buf + len, "; ", 2);
+            len += 2;
+        }
+        memcpy(buf + len, f->value, f->value_len);
+        len += f->value_len;
+    }
+    return field("cookie", buf, len);
+}
+
+size_t proxy_request_fields(const rill_server_request *req, const struct proxy_backend *b,
+                            rill_header *out, char *scratch, char *cookies)
+{
+    bool cookie_done = false;
     size_t count = rill_server_request_header_count(req);
     const rill_header *all = count ? rill_server_request_header_at(req, 0) : NULL;
     const char *peer = rill_server_session_peer(rill_server_stream_session(req));
@@ -98,6 +128,12 @@ size_t proxy_request_fields(const rill_server_request *req, const struct proxy_b
         if (hop_by_hop(f) || name_is(f, "host") || name_is(f, "expect") ||
             name_is(f, "x-forwarded-proto") || named_by_connection(f, all, count))
             continue;
+        if (cookies && name_is(f, "cookie")) {
+            if (!cookie_done)
+                out[n++] = joined_cookies(req, cookies);
+            cookie_done = true;
+            continue;
+        }
         if (name_is(f, "x-forwarded-for") && !xff) {
             xff = f;
             continue;

@@ -80,6 +80,9 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
         value[f->value_len] = '\0';
         rill_server_response_add_header(res, name, value);
     }
+    /* RFC 9110 §7.6.3: a proxy adds itself to Via in both directions. */
+    const char *proto = rill_client_stream_protocol(st);
+    rill_server_response_add_header(res, "via", proto && strcmp(proto, "h2") == 0 ? "2 rill" : "1.1 rill");
     /* The head goes now: a response that streams (events, gRPC) must not wait for its body. */
     rill_server_response_write(res, NULL, 0);
     leave(px);
@@ -312,8 +315,9 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
         refuse(res, 400, "400 bad request: :authority and host differ\n");
         return;
     }
-    size_t max = proxy_fields_max(req);
-    struct pxreq *px = calloc(1, sizeof *px + PROXY_SCRATCH + max * sizeof(rill_header) + 16);
+    size_t max = proxy_fields_max(req), cookie_room = proxy_cookie_room(req);
+    struct pxreq *px = calloc(1, sizeof *px + PROXY_SCRATCH + max * sizeof(rill_header) + 16 +
+                                     cookie_room);
     if (!px) {
         refuse(res, 503, "503 service unavailable: out of memory\n");
         return;
@@ -324,7 +328,8 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
     /* The field array sits after the scratch bytes, aligned. */
     uintptr_t at = ((uintptr_t)(px->scratch + PROXY_SCRATCH) + 15) & ~(uintptr_t)15;
     px->fields = (rill_header *)at;
-    px->nfields = proxy_request_fields(req, px->backend, px->fields, px->scratch);
+    char *cookies = cookie_room ? (char *)(px->fields + max) : NULL;
+    px->nfields = proxy_request_fields(req, px->backend, px->fields, px->scratch, cookies);
     proxy_live_add(p, rill_server_request_loop(req), px);
     enter(px);
     rill_server_response_on_close(res, on_front_close, px);

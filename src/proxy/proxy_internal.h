@@ -60,11 +60,13 @@ void proxy_live_add(rill_proxy *p, rill_io_loop *loop, struct pxreq *px);
 void proxy_live_remove(struct pxreq *px);
 
 /* proxy_fields.c: the fields to send on. out has room for proxy_fields_max(req) entries,
- * scratch PROXY_SCRATCH bytes. Returns the count. */
+ * scratch PROXY_SCRATCH bytes, cookies proxy_cookie_room(req) bytes (NULL when that is 0: at
+ * most one cookie field, sent as it is). Returns the count. */
 #define PROXY_SCRATCH 512
 size_t proxy_fields_max(const rill_server_request *req);
+size_t proxy_cookie_room(const rill_server_request *req);
 size_t proxy_request_fields(const rill_server_request *req, const struct proxy_backend *b,
-                            rill_header *out, char *scratch);
+                            rill_header *out, char *scratch, char *cookies);
 /* Whether a response field (or trailer) from a backend is hop-by-hop, not passed on; fields are
  * the whole response's, for the names its Connection field lists. */
 bool proxy_response_hop(const rill_header *f, const rill_header *fields, size_t n);

@@ -809,3 +809,55 @@ def test_shutdown_with_a_request_in_flight(tmp_path):
         c.close()
     finally:
         be.stop()
+
+
+# ---- details of the exchange ------------------------------------------------------------------
+
+def test_h2_cookies_joined_for_http1_backend(proxy, recorder):
+    s = proxy("--proxy", f"/={recorder.url()}")
+    events = h2_request(s.port, [(":method", "GET"), (":scheme", "http"),
+                                 (":authority", f"127.0.0.1:{s.port}"), (":path", "/c"),
+                                 ("cookie", "a=1"), ("x-other", "y"), ("cookie", "b=2"),
+                                 ("cookie", "c=3")])
+    assert any(isinstance(e, h2.events.StreamEnded) for e in events)
+    fields = head_fields(recorder.requests[0][0])[1]
+    assert [v for n, v in fields if n == b"cookie"] == [b"a=1; b=2; c=3"]
+
+
+def test_response_via_and_hop_fields(proxy):
+    be = Recorder(respond=b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: x-secret\r\n"
+                          b"x-secret: 1\r\nkeep-alive: timeout=3\r\nx-fine: yes\r\n\r\nok")
+    try:
+        s = proxy("--proxy", f"/={be.url()}")
+        for args in (["--http1.1"], ["--http2-prior-knowledge"]):
+            r = curl("-i", *args, s.url("/"))
+            head = r.stdout.split(b"\r\n\r\n")[0].lower()
+            assert b"via: 1.1 rill" in head and b"x-fine: yes" in head, head
+            assert b"x-secret" not in head and b"keep-alive" not in head, head
+    finally:
+        be.stop()
+
+
+def test_head_and_not_modified(proxy, tmp_path):
+    root = tmp_path / "files"
+    root.mkdir()
+    (root / "f.txt").write_bytes(b"x" * 1000)
+    be = FilesBackend(str(root))
+    try:
+        s = proxy("--proxy", f"/=http://127.0.0.1:{be.port}")
+        for args in (["--http1.1"], ["--http2-prior-knowledge"]):
+            r = curl(*args, "-I", s.url("/f.txt"))
+            assert r.returncode == 0 and b"content-length: 1000" in r.stdout.lower(), r
+            r = curl(*args, s.url("/f.txt"), "-H", "If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT",
+                     "-w", "%{http_code}")
+            assert r.returncode == 0 and r.stdout == b"304", r
+    finally:
+        be.stop()
+
+
+def test_backend_connections_are_reused(proxy, recorder):
+    s = proxy("--proxy", f"/={recorder.url()}")
+    urls = [s.url(f"/k{i}") for i in range(10)]
+    r = curl("--http1.1", *urls)  # one front connection: one worker, one backend connection
+    assert r.returncode == 0 and r.stdout == b"ok" * 10
+    assert len(recorder.requests) == 10 and len(recorder.conns) == 1
