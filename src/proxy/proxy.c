@@ -9,13 +9,28 @@
 
 #include "proxy/proxy_internal.h"
 
+/* A worker's connections to one backend. rill_client runs one HTTP/1.1 request at a time per
+ * connection, so an HTTP/1.1 backend gets several clients, one per request in flight (up to
+ * POOL_MAX), and a slow request does not hold up the others; once a backend answered over
+ * HTTP/2 one client multiplexes them all. */
+#define POOL_MAX 64
+struct client_slot {
+    rill_client *c;
+    unsigned busy; /* requests in flight on it */
+};
+struct client_pool {
+    struct client_slot *slots;
+    size_t n;
+    bool h2; /* the backend speaks HTTP/2: one client is enough */
+};
+
 /* A worker thread's part of one proxy. Found through a thread-local list: a worker is a thread
  * with one loop, so this needs no lock and no index from the server. */
 struct proxy_worker {
     rill_proxy *proxy;
     rill_io_loop *loop;
-    rill_client **clients; /* by backend index */
-    struct pxreq *live;    /* requests not yet over on either side */
+    struct client_pool *pools; /* by backend index */
+    struct pxreq *live;        /* requests not yet over on either side */
     struct proxy_worker *next;
 };
 
@@ -182,7 +197,7 @@ static struct proxy_worker *worker_of(rill_proxy *p, rill_io_loop *loop)
         if (w->proxy == p && w->loop == loop)
             return w;
     struct proxy_worker *w = calloc(1, sizeof *w);
-    if (!w || !(w->clients = calloc(p->nbackends ? p->nbackends : 1, sizeof *w->clients))) {
+    if (!w || !(w->pools = calloc(p->nbackends ? p->nbackends : 1, sizeof *w->pools))) {
         free(w);
         return NULL;
     }
@@ -193,16 +208,9 @@ static struct proxy_worker *worker_of(rill_proxy *p, rill_io_loop *loop)
     return w;
 }
 
-rill_client *proxy_client(rill_proxy *p, rill_io_loop *loop, struct proxy_backend *b, char *err,
-                          size_t errlen)
+static rill_client *new_client(rill_proxy *p, rill_io_loop *loop, const struct proxy_backend *b,
+                               char *err, size_t errlen)
 {
-    struct proxy_worker *w = worker_of(p, loop);
-    if (!w) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    if (w->clients[b->index])
-        return w->clients[b->index];
     rill_client_options o;
     rill_client_options_init(&o);
     o.url = b->origin;
@@ -212,10 +220,56 @@ rill_client *proxy_client(rill_proxy *p, rill_io_loop *loop, struct proxy_backen
     o.ca_file = p->opt.ca_file;
     o.connect_timeout_ms = p->opt.connect_timeout_ms;
     rill_client *c = NULL;
-    if (rill_client_new(loop, &o, &c, err, errlen) < 0)
+    return rill_client_new(loop, &o, &c, err, errlen) < 0 ? NULL : c;
+}
+
+rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_t errlen)
+{
+    rill_proxy *p = px->proxy;
+    struct proxy_worker *w = px->worker;
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
         return NULL;
-    w->clients[b->index] = c;
-    return c;
+    }
+    struct client_pool *pool = &w->pools[px->backend->index];
+    /* An idle client first; HTTP/2 multiplexes on the first; else a new one while allowed; else
+     * the least busy (its requests wait their turn). */
+    size_t pick = pool->n, least = 0;
+    for (size_t i = 0; i < pool->n && pick == pool->n; i++)
+        if (pool->slots[i].busy == 0 || pool->h2)
+            pick = i;
+    for (size_t i = 1; i < pool->n; i++)
+        if (pool->slots[i].busy < pool->slots[least].busy)
+            least = i;
+    if (pick == pool->n && pool->n >= POOL_MAX)
+        pick = least;
+    if (pick == pool->n) {
+        struct client_slot *grown = realloc(pool->slots, (pool->n + 1) * sizeof *grown);
+        if (!grown) {
+            snprintf(err, errlen, "out of memory");
+            return NULL;
+        }
+        pool->slots = grown;
+        rill_client *c = new_client(p, loop, px->backend, err, errlen);
+        if (!c)
+            return NULL;
+        pool->slots[pool->n++] = (struct client_slot){c, 0};
+    }
+    pool->slots[pick].busy++;
+    px->slot = pick;
+    px->has_slot = true;
+    return pool->slots[pick].c;
+}
+
+void proxy_client_done(struct pxreq *px, const char *protocol)
+{
+    if (!px->has_slot || !px->worker)
+        return;
+    struct client_pool *pool = &px->worker->pools[px->backend->index];
+    pool->slots[px->slot].busy--;
+    px->has_slot = false;
+    if (protocol && strcmp(protocol, "h2") == 0)
+        pool->h2 = true;
 }
 
 void proxy_live_add(rill_proxy *p, rill_io_loop *loop, struct pxreq *px)
@@ -258,10 +312,13 @@ static void on_worker_exit(rill_io_loop *loop, void *user)
         }
         while (w->live)
             pxreq_abandon(w->live);
-        for (size_t i = 0; i < p->nbackends; i++)
-            rill_client_free(w->clients[i]);
+        for (size_t i = 0; i < p->nbackends; i++) {
+            for (size_t k = 0; k < w->pools[i].n; k++)
+                rill_client_free(w->pools[i].slots[k].c);
+            free(w->pools[i].slots);
+        }
         *link = w->next;
-        free(w->clients);
+        free(w->pools);
         free(w);
     }
 }

@@ -136,6 +136,7 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
 {
     struct pxreq *px = user;
     enter(px);
+    proxy_client_done(px, rill_client_stream_protocol(st));
     px->cst = NULL;
     px->backend_done = true;
     rill_io_timer_cancel(px->timer);
@@ -193,7 +194,7 @@ static void start(struct pxreq *px, bool plain, const uint8_t *data, size_t len)
     px->plain = plain;
     rill_server_request *req = px->req;
     char err[256] = "";
-    rill_client *c = proxy_client(px->proxy, rill_server_request_loop(req), px->backend, err, sizeof err);
+    rill_client *c = proxy_client(px, rill_server_request_loop(req), err, sizeof err);
     int rc = RILL_ERR_NOMEM;
     if (c && plain)
         rc = rill_client_request(c, rill_server_request_method(req), rill_server_request_path(req),
@@ -215,6 +216,7 @@ static void start(struct pxreq *px, bool plain, const uint8_t *data, size_t len)
                 err[0] ? err : rill_strerror(rc));
         px->cst = NULL;
         px->backend_done = true;
+        proxy_client_done(px, NULL);
         if (rc == RILL_ERR_INVALID_ARG)
             simple(req, 400, "400 bad request: cannot be forwarded\n");
         else

@@ -42,6 +42,8 @@ struct pxreq {
     rill_client_stream *cst;  /* NULL before the backend request and after its on_end */
     rill_io_timer *timer;     /* first byte */
     unsigned busy;            /* nested calls of ours on it: freeing waits for the outermost */
+    size_t slot;              /* the client it went on, in the worker's pool for the backend */
+    bool has_slot;
     bool started, plain, front_done, backend_done, got_head, timed_out;
     bool req_paused, backend_paused;
     size_t nfields;
@@ -52,9 +54,12 @@ struct pxreq {
 /* proxy.c */
 const rill_proxy_options *proxy_options(const rill_proxy *p);
 struct proxy_backend *proxy_pick(rill_proxy *p, struct proxy_route *r);
-/* The worker's client for b, made on first use on loop; NULL when it cannot be (why in err). */
-rill_client *proxy_client(rill_proxy *p, rill_io_loop *loop, struct proxy_backend *b, char *err,
-                          size_t errlen);
+/* A client of the worker's for px->backend (made on loop when none is free), counted busy for px
+ * until proxy_client_done; NULL when it cannot be made (why in err). px is on the live list. */
+rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_t errlen);
+/* px's backend request is over; protocol (rill_client_stream_protocol) tells whether the
+ * backend speaks HTTP/2. */
+void proxy_client_done(struct pxreq *px, const char *protocol);
 /* The worker's list of requests in flight, for its exit. */
 void proxy_live_add(rill_proxy *p, rill_io_loop *loop, struct pxreq *px);
 void proxy_live_remove(struct pxreq *px);

@@ -108,7 +108,8 @@ class Recorder:
                 if self.respond is None:
                     continue
                 out = self.respond(head, body) if callable(self.respond) else self.respond
-                c.sendall(out)
+                if out:  # a callable may leave a request unanswered
+                    c.sendall(out)
         except (OSError, ValueError):
             self.closed.set()
         finally:
@@ -861,3 +862,53 @@ def test_backend_connections_are_reused(proxy, recorder):
     r = curl("--http1.1", *urls)  # one front connection: one worker, one backend connection
     assert r.returncode == 0 and r.stdout == b"ok" * 10
     assert len(recorder.requests) == 10 and len(recorder.conns) == 1
+
+
+def test_slow_http1_request_does_not_hold_up_others(proxy):
+    """HTTP/1.1 backends take one request at a time per connection: a request that hangs there
+    must not queue the next ones behind it (the proxy opens another connection)."""
+    be = Recorder(respond=lambda head, body: None if head.startswith(b"GET /hang ") else
+                  b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nquick")
+    try:
+        s = proxy("--proxy", f"/={be.url()}")
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        conn.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":authority", "x"),
+                              (":path", "/hang")], end_stream=True)
+        sock.sendall(conn.data_to_send())
+        deadline = time.monotonic() + 20
+        while not be.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for sid in (3, 5, 7):  # on the same connection, so on the same worker
+            conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "x"),
+                                    (":path", f"/q{sid}")], end_stream=True)
+        sock.sendall(conn.data_to_send())
+        ended = set()
+        while ended != {3, 5, 7}:
+            data = sock.recv(65536)  # the socket's timeout (20 s) fails the test
+            assert data
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.StreamEnded):
+                    ended.add(ev.stream_id)
+            sock.sendall(conn.data_to_send())
+        assert 1 not in ended
+        sock.close()
+    finally:
+        be.stop()
+
+
+def test_many_requests_h2load(proxy, recorder):
+    """h2load: 2000 requests, 4 connections of 20 concurrent streams each, to an HTTP/1.1 and an
+    HTTP/2 backend; every one must succeed."""
+    be = H2Backend()
+    try:
+        s = proxy("--proxy", f"/h1={recorder.url()}", "--proxy", f"/h2=h2c://127.0.0.1:{be.port}")
+        for path in ("/h1/x", "/h2/x"):
+            r = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "20", s.url(path)],
+                               capture_output=True, timeout=300)
+            out = r.stdout.decode(errors="replace")
+            assert "2000 succeeded" in out, out
+        assert len(recorder.conns) <= 2 * 64  # a pool per worker, bounded
+    finally:
+        be.stop()
