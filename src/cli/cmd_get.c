@@ -1,10 +1,12 @@
 /* `rill get URL...`: an HTTP client with curl's habits. URLs of one origin share one client (one
  * HTTP/2 connection, requests in parallel); bodies go to stdout in URL order, or to files. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -23,7 +25,7 @@ static const char usage[] =
     "  -H, --header 'NAME: VALUE'  add a request field ('NAME:' drops a default one)\n"
     "  -X, --request METHOD      use METHOD\n"
     "  -d, --data DATA           send DATA (or @FILE, line ends removed) as a form body, POST\n"
-    "  --data-binary DATA        send DATA (or @FILE, as it is) as the body, POST\n"
+    "  --data-binary DATA        send DATA (or @FILE, as it is, streamed) as the body, POST\n"
     "  -I, --head                HEAD: print the response head only\n"
     "  -i, --include             print the response head before the body\n"
     "  -L, --location            follow redirects (301, 302, 303, 307, 308)\n"
@@ -96,6 +98,8 @@ struct transfer {
     bool skip_body;       /* a redirect's body, or --fail's */
     bool done;
     int exit_code;
+    int body_fd;          /* --data-binary @FILE being streamed (opened per request), or -1 */
+    rill_client_stream *upload; /* the request while its file body is being written */
 };
 
 struct origin {
@@ -127,6 +131,7 @@ struct get {
     const char *method;
     char *body;
     size_t body_len;
+    char *body_path; /* --data-binary @FILE alone: streamed from the file, never read whole */
     bool head_only, include, verbose, silent, show_error, fail, follow, stat;
     int max_redirs; /* -1: no limit */
     struct get_progress progress;
@@ -364,6 +369,11 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
 {
     struct transfer *t = user;
     struct get *g = t->g;
+    t->upload = NULL;
+    if (t->body_fd >= 0) { /* ended before all of the file went (an early answer, a failure) */
+        close(t->body_fd);
+        t->body_fd = -1;
+    }
     t->stat.end = get_now_ms();
     struct origin *o = origin_of(g, rill_client_stream_client(st));
     if (o) { /* connection steps that happened for this request, not before it */
@@ -497,11 +507,52 @@ static rill_client *client_for_origin(struct get *g, struct transfer *t, const c
     return o->client;
 }
 
+/* Writes t's file body while the client takes it; the rest follows on_drain. */
+static void pump_body(struct transfer *t)
+{
+    static uint8_t buf[65536];
+    while (t->upload && t->body_fd >= 0) {
+        ssize_t n = read(t->body_fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n < 0 && !t->exit_code) {
+                t->exit_code = EXIT_READ;
+                tsay(t, "%s: cannot read the body: %s", t->g->body_path, strerror(errno));
+            }
+            close(t->body_fd);
+            t->body_fd = -1;
+            rill_client_stream *up = t->upload;
+            t->upload = NULL;
+            if (n < 0)
+                rill_client_stream_cancel(up);
+            else
+                rill_client_stream_end(up, NULL, 0); /* the length was declared: it must match */
+            return;
+        }
+        int rc = rill_client_stream_write(t->upload, buf, (size_t)n);
+        if (rc == RILL_ERR_WOULD_BLOCK)
+            return; /* accepted; on_drain asks for more */
+        if (rc < 0) { /* the request is ending (a response came first, or it failed) */
+            close(t->body_fd);
+            t->body_fd = -1;
+            return;
+        }
+    }
+}
+
+static void on_drain(rill_client_stream *st, void *user)
+{
+    (void)st;
+    pump_body(user);
+}
+
 /* Starts t's request for t->url; an exit code (said) when it cannot. */
 static int send_request(struct transfer *t)
 {
-    static const rill_client_callbacks cb = {
-        .size = sizeof cb, .on_response = on_response, .on_data = on_data, .on_end = on_end};
+    static const rill_client_callbacks cb = {.size = sizeof cb, .on_response = on_response,
+                                             .on_data = on_data, .on_end = on_end,
+                                             .on_drain = on_drain};
     struct get *g = t->g;
     int code = EXIT_OTHER;
     rill_client *client = client_for(g, t, t->url, &code);
@@ -516,7 +567,7 @@ static int send_request(struct transfer *t)
         origin_key(t->url, k1, sizeof k1);
         elsewhere = strcmp(k0, k1) != 0;
     }
-    rill_header *f = malloc((g->nfields ? g->nfields : 1) * sizeof *f);
+    rill_header *f = malloc((g->nfields + 1) * sizeof *f); /* + a file body's content-length */
     if (!f)
         return EXIT_OTHER;
     size_t n = 0;
@@ -530,6 +581,28 @@ static int send_request(struct transfer *t)
         f[n++] = *h;
     }
     size_t blen = t->send_body ? g->body_len : 0;
+    bool from_file = t->send_body && g->body_path;
+    char clen[24];
+    if (from_file) { /* opened again for each request: -n repeats, a 307's resend */
+        struct stat sb;
+        t->body_fd = open(g->body_path, O_RDONLY | O_CLOEXEC);
+        if (t->body_fd < 0 || fstat(t->body_fd, &sb) < 0) {
+            if (t->body_fd >= 0)
+                close(t->body_fd);
+            t->body_fd = -1;
+            free(f);
+            tsay(t, "%s: cannot read %s", t->url, g->body_path);
+            return EXIT_READ;
+        }
+        blen = (size_t)sb.st_size;
+        snprintf(clen, sizeof clen, "%lld", (long long)sb.st_size);
+        bool has_length = false;
+        for (size_t i = 0; i < n; i++)
+            has_length |= rill_h1_name_eq((const char *)f[i].name, f[i].name_len, "content-length");
+        if (!has_length) /* known, so not chunked: as curl sends a file */
+            f[n++] = (rill_header){(const uint8_t *)"content-length", 14, (const uint8_t *)clen,
+                                   strlen(clen), 0};
+    }
     if (g->verbose)
         verbose_request(g, t, f, n, blen);
     t->status = 0;
@@ -537,9 +610,17 @@ static int send_request(struct transfer *t)
     t->bytes = 0;
     t->skip_body = false;
     t->stat = (struct get_stat){.start = get_now_ms(), .dns = -1, .connect = -1, .first = -1, .end = -1};
-    int rc = rill_client_request(client, t->method, request_target(t->url), f, n,
-                                 blen ? g->body : NULL, blen, &cb, t, NULL);
+    int rc = from_file ? rill_client_request_stream(client, t->method, request_target(t->url), f, n,
+                                                    &cb, t, &t->upload)
+                       : rill_client_request(client, t->method, request_target(t->url), f, n,
+                                             blen ? g->body : NULL, blen, &cb, t, NULL);
     free(f);
+    if (rc == RILL_OK && from_file)
+        pump_body(t);
+    if (rc < 0 && t->body_fd >= 0) {
+        close(t->body_fd);
+        t->body_fd = -1;
+    }
     if (rc < 0) {
         tsay(t, "%s: %s", t->url, rc == RILL_ERR_INVALID_ARG ? "bad method, URL or header" : rill_strerror(rc));
         return rc == RILL_ERR_INVALID_ARG && !t->redirects ? RILL_EXIT_USAGE : EXIT_OTHER;
@@ -607,11 +688,46 @@ static bool parse_seconds(const char *s, uint32_t *ms)
     return true;
 }
 
+static int add_data(struct get *g, const char *v, bool binary);
+
+/* --data-binary @FILE of a regular file, as the only body: streamed per request from the file
+ * (curl's habit of reading it whole would hold a 100 GiB upload in memory). Another -d after it
+ * joins the bodies, so the file is read then after all. */
+static int add_body_file(struct get *g, const char *v)
+{
+    struct stat sb;
+    if (!g->body_path && g->body_len == 0 && strcmp(v + 1, "-") != 0 && stat(v + 1, &sb) == 0 &&
+        S_ISREG(sb.st_mode) && access(v + 1, R_OK) == 0) {
+        if (!(g->body_path = strdup(v + 1)))
+            return EXIT_OTHER;
+        return EXIT_OK;
+    }
+    if (g->body_path) { /* a second body part: the first file is read after all */
+        char first[4096];
+        snprintf(first, sizeof first, "@%s", g->body_path);
+        free(g->body_path);
+        g->body_path = NULL;
+        int rc = add_data(g, first, true);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    return add_data(g, v, true);
+}
+
 /* The body of -d / --data-binary: the text, or @FILE's bytes (without line ends for -d). */
 static int add_data(struct get *g, const char *v, bool binary)
 {
     char *data = NULL;
     size_t len = 0;
+    if (g->body_path) { /* joined with a streamed file: that one is read now */
+        char first[4096];
+        snprintf(first, sizeof first, "@%s", g->body_path);
+        free(g->body_path);
+        g->body_path = NULL;
+        int rc = add_data(g, first, true);
+        if (rc != EXIT_OK)
+            return rc;
+    }
     if (v[0] == '@') {
         FILE *f = strcmp(v + 1, "-") == 0 ? stdin : fopen(v + 1, "rb");
         if (!f) {
@@ -766,7 +882,7 @@ static bool make_transfers(struct get *g, const char **urls, size_t nurls, long 
         struct transfer *t = &g->t[i];
         size_t u = i / (size_t)repeat;
         *t = (struct transfer){.g = g, .group = &g->groups[u], .url0 = urls[u], .method = g->method,
-                               .send_body = any_data};
+                               .send_body = any_data, .body_fd = -1};
         if (!(t->url = strdup(urls[u])))
             return false;
         struct get_sink *body = u < nout ? &g->sinks[1 + u] : &g->sinks[0];
@@ -848,7 +964,8 @@ static int run(struct get *g, rill_client_options *opt, int argc, char **argv)
             } else if (!strcmp(a, "-d") || !strcmp(a, "--data") || !strcmp(a, "--data-binary")) {
                 form |= strcmp(a, "--data-binary") != 0;
                 any_data = true;
-                rc = add_data(g, v, strcmp(a, "--data-binary") == 0);
+                rc = strcmp(a, "--data-binary") == 0 && v[0] == '@' ? add_body_file(g, v)
+                                                                    : add_data(g, v, strcmp(a, "--data-binary") == 0);
             } else if (!strcmp(a, "--cacert")) {
                 opt->ca_file = v;
             } else if (!strcmp(a, "-D") || !strcmp(a, "--dump-header")) {
@@ -997,5 +1114,6 @@ int rill_cmd_get(int argc, char **argv)
     free(g.last_client_url);
     free(g.groups);
     free(g.body);
+    free(g.body_path);
     return rc;
 }
