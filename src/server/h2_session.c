@@ -386,7 +386,8 @@ static int h2_send_informational(rill_server_stream *st, int status, const rill_
     char code[4];
     format_status(status, code);
     fields[0] = (rill_header){(const uint8_t *)":status", 7, (const uint8_t *)code, 3, 0};
-    memcpy(fields + 1, f, count * sizeof *f);
+    if (count)
+        memcpy(fields + 1, f, count * sizeof *f);
     int rc = rill_h2_submit_response(st->sess->h2, st->id, fields, count + 1, 0);
     session_flush(st->sess);
     return rc;
