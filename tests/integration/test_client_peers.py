@@ -1,6 +1,6 @@
 """`rill get` (and rill's client library, through tests/tools/client_stream and examples/http_get)
 against servers no one here wrote, each started on free ports with a temporary configuration: h2o
-(h2 over TLS, h2c, HTTP/1.1; an mruby echo), nginx (h2 over TLS, h2c, HTTP/1.1; the echo module),
+(h2 over TLS, h2c, HTTP/1.1; an mruby echo), nginx (h2 over TLS, h2c, HTTP/1.1; the echo module; a GOAWAY after 10 requests),
 Apache with mod_http2 (h2 over TLS, h2c by H2Direct, HTTP/1.1), Node's http2 server (a small
 script below: files, an echo, trailers, 103 Early Hints, a stream reset, a GOAWAY after some
 streams, a tiny flow-control window) and python3-h2. Bodies of 0 B, 1 MiB and 100 MiB (the last
@@ -201,7 +201,7 @@ def nginx(work):
     exe = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
     if exe is None:
         pytest.skip("nginx not installed (scripts/setup.sh test: nginx-light)")
-    tls, plain, h2c = free_port(), free_port(), free_port()
+    tls, plain, h2c, goaway = free_port(), free_port(), free_port(), free_port()
     d = os.path.join(work["dir"], "nginx")
     os.mkdir(d)
     echo = os.path.exists(NGINX_ECHO)
@@ -235,10 +235,15 @@ http {{
     root {work["root"]};
     {"location = /echo { echo_read_request_body; echo_request_body; }" if echo else ""}
   }}
+  server {{
+    listen 127.0.0.1:{goaway} http2;
+    keepalive_requests 10;
+    root {work["root"]};
+  }}
 }}
 """)
-    p = Proc([exe, "-c", conf, "-p", d], [tls, plain, h2c], os.path.join(d, "out.log"))
-    yield {"tls": tls, "plain": plain, "h2c": h2c, "echo": echo}
+    p = Proc([exe, "-c", conf, "-p", d], [tls, plain, h2c, goaway], os.path.join(d, "out.log"))
+    yield {"tls": tls, "plain": plain, "h2c": h2c, "echo": echo, "goaway": goaway}
     p.stop()
 
 
@@ -665,6 +670,16 @@ def test_goaway_mid_way_loses_and_repeats_no_get(node_server):
     assert len(served) == 50
     time.sleep(0.5)
     assert len(srv.served("/small.txt")) == 50  # and no more: none answered twice
+
+
+def test_goaway_from_nginx_after_ten_requests(nginx):
+    """nginx (keepalive_requests 10) ends each h2c connection with GOAWAY after 10 streams: the
+    other GETs of the 50 go again on new connections, every body arrives once, in order."""
+    r = get(*H2C, "-v", "-n", "50", f"http://127.0.0.1:{nginx['goaway']}/small.txt", timeout=120)
+    assert r.returncode == 0, lines(r.stderr)[-5:]
+    assert r.stdout == SMALL * 50
+    err = r.stderr.decode()
+    assert err.count("* recv GOAWAY stream=0 ") >= 4 and err.count("* connected to") >= 5
 
 
 def test_goaway_mid_way_posts_fail_and_say_how_many(node_server):
