@@ -1,11 +1,12 @@
 """`rill get` (and rill's client library, through tests/tools/client_stream and examples/http_get)
 against servers no one here wrote, each started on free ports with a temporary configuration: h2o
-(h2 over TLS, h2c, HTTP/1.1; an mruby echo), nginx (h2 over TLS, h2c, HTTP/1.1; the echo module; a GOAWAY after 10 requests),
-Apache with mod_http2 (h2 over TLS, h2c by H2Direct, HTTP/1.1), Node's http2 server (a small
-script below: files, an echo, trailers, 103 Early Hints, a stream reset, a GOAWAY after some
-streams, a tiny flow-control window) and python3-h2. Bodies of 0 B, 1 MiB and 100 MiB (the last
-only against h2o and Node, and not in the ASan build) byte for byte; heads (-I, -D -) as curl shows
-them; 50 requests on one connection; a peer missing on this machine skips its cases."""
+(h2 over TLS, h2c, HTTP/1.1; an mruby echo), nginx (h2 over TLS, h2c, HTTP/1.1; the echo module;
+a GOAWAY after 10 requests), Apache with mod_http2 (h2 over TLS, h2c by H2Direct, HTTP/1.1),
+Node's http2 server (a small script below: files, an echo, trailers, 103 Early Hints, a stream
+reset, a GOAWAY after some streams, small flow-control windows) and python3-h2. Bodies of 0 B,
+1 MiB and 100 MiB (the last only from h2o and nginx and to Node, and not in the ASan build) byte
+for byte; heads (-I, -D -) as curl shows them; 50 requests on one connection; the h2c Upgrade;
+certificates. A peer missing on this machine skips its cases."""
 import hashlib
 import http.server
 import json
