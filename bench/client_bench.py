@@ -3,6 +3,8 @@
 
 - 100 MiB from nghttpd over h2c and over TLS: throughput and the client's CPU per GiB.
 - 10,000 small GETs over one HTTP/2 connection, 100 in flight, from h2o: client CPU per request.
+- Client memory per idle connection: 200 rill_clients of 200 origins (127.0.0.1 ... 127.0.0.200,
+  one server), each after one request and past its idle trim (bench/load_client_idle.c).
 
 The server runs pinned to CPU 0 and the client to CPU 1. A client's CPU is its own rusage (user
 and system apart, from wait4), so the figure does not depend on how fast the server or the
@@ -179,6 +181,28 @@ def main():
             rps = med([small_n / r[0] for r in runs])
             u, s = med([r[1] / small_n * 1e6 for r in runs]), med([r[2] / small_n * 1e6 for r in runs])
             print(f"  {name:10} {rps:8.0f} {u:12.2f} {s:11.2f} {u + s:11.2f}")
+        # memory per idle connection: one server on 0.0.0.0 answers every 127.0.0.x
+        port = sb.free_port()
+        conf2 = os.path.join(work, "h2o-any.conf")
+        with open(conf2, "w") as f:
+            f.write(f"user: {user}\nnum-threads: 1\npid-file: {work}/h2o2.pid\nerror-log: {work}/h2o2.log\n"
+                    f"listen:\n  host: 0.0.0.0\n  port: {port}\n"
+                    f"hosts:\n  default:\n    paths:\n      /:\n        file.dir: {root}\n")
+        srv = start(["h2o", "-c", conf2], port)
+        tool = os.path.join(os.path.dirname(rill), "bench", "load_client_idle")
+        try:
+            per = []
+            for _ in range(rounds):
+                out = subprocess.run([tool, str(port), "200", "/5b.txt"], capture_output=True,
+                                     text=True, timeout=120).stdout
+                fields = dict(zip(out.split()[::2], out.split()[1::2]))
+                if fields.get("failed") == "0":
+                    per.append(float(fields["per_connection_kib"]))
+        finally:
+            stop(srv)
+        if per:
+            print(f"\nclient memory per idle HTTP/2 connection (200 rill_clients of 200 origins, each "
+                  f"after one request, past its idle trim; bench/load_client_idle): {med(per):.1f} KiB RSS")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -620,7 +620,7 @@ static bool connect_next(rill_client *cl, int *err, char *why, size_t whylen)
         int rc = rill_io_connect(cl->loop, addr, cl->tls, cl->origin.tls ? cl->origin.host : NULL,
                                  &conn_callbacks, cc, &io);
         if (rc < 0) {
-            free(cc);
+            free(cc); /* no out_iov yet: made at the first traced output */
             char at[64];
             rill_io_addr_format(addr, at, sizeof at);
             *err = rc;
@@ -655,7 +655,13 @@ static void on_resolved(int err, const char *why, const struct rill_io_addr *add
     }
     if (!anything_waits(cl))
         return; /* everything was cancelled or timed out meanwhile */
-    memcpy(cl->addrs, addrs, n * sizeof *addrs);
+    struct rill_io_addr *copy = realloc(cl->addrs, (n ? n : 1) * sizeof *copy);
+    if (!copy) {
+        fail_pending(cl, RILL_ERR_NOMEM, "out of memory");
+        return;
+    }
+    memcpy(copy, addrs, n * sizeof *addrs);
+    cl->addrs = copy;
     cl->naddrs = n;
     cl->next_addr = 0;
     client_trace(cl, "%s resolved to %zu address%s", cl->origin.host, n, n == 1 ? "" : "es");
@@ -814,6 +820,7 @@ static void on_close(rill_io_conn *io, int err)
         char at[64];
         rill_io_addr_format(&cl->addrs[cl->next_addr - 1], at, sizeof at);
         client_trace(cl, "%s (%s); trying the next address", why, at);
+        free(cc->out_iov);
         free(cc);
         if (!connect_next(cl, &fail, why, sizeof why))
             fail_pending(cl, fail, why);
@@ -831,6 +838,7 @@ static void on_close(rill_io_conn *io, int err)
         st = next;
     }
     bool opened = cc->opened;
+    free(cc->out_iov);
     free(cc);
     if (opened && !cl->freeing)
         rill_io_timer_arm(cl->kick, 0);
@@ -875,7 +883,14 @@ int rill_client_new(rill_io_loop *loop, const rill_client_options *opt, rill_cli
     c->loop = loop;
     c->opt = o;
     c->opt.url = NULL; /* not kept: the origin is */
-    int rc = client_url_parse(o.url, &c->origin, err, errlen);
+    struct client_url url;
+    int rc = client_url_parse(o.url, &url, err, errlen);
+    if (rc == RILL_OK) {
+        c->origin.tls = url.tls;
+        memcpy(c->origin.host, url.host, sizeof c->origin.host);
+        memcpy(c->origin.authority, url.authority, sizeof c->origin.authority);
+        memcpy(c->origin.host_field, url.host_field, sizeof c->origin.host_field);
+    }
     if (rc == RILL_OK && o.ca_file && !(c->ca_file = strdup(o.ca_file)))
         rc = RILL_ERR_NOMEM;
     c->opt.ca_file = c->ca_file;
@@ -915,5 +930,6 @@ void rill_client_free(rill_client *c)
     if (c->tls)
         rill_tls_ctx_free(c->tls);
     free(c->ca_file);
+    free(c->addrs);
     free(c);
 }

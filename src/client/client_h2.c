@@ -430,6 +430,8 @@ static int proto_output(struct conn *c, struct iovec *iov, int max)
     if (!cc->h2)
         return 0;
     bool tracing = cc->client->trace != NULL;
+    if (tracing && !cc->out_iov && !(cc->out_iov = malloc(TRACE_IOV * sizeof *cc->out_iov)))
+        tracing = false; /* no memory for the trace: the frames still go */
     if (tracing && max > TRACE_IOV)
         max = TRACE_IOV;
     c->in_callback++;
@@ -450,7 +452,7 @@ static void proto_output_sent(struct conn *c, size_t n)
     if (!cc->h2)
         return;
     size_t left = n;
-    for (int i = 0; cc->client->trace && i < cc->out_n && left; i++) {
+    for (int i = 0; cc->client->trace && cc->out_iov && i < cc->out_n && left; i++) {
         size_t k = left < cc->out_iov[i].iov_len ? left : cc->out_iov[i].iov_len;
         client_frame_tap(cc->client, &cc->tap_out, "send", cc->out_iov[i].iov_base, k);
         left -= k;
