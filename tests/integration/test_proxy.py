@@ -912,3 +912,37 @@ def test_many_requests_h2load(proxy, recorder):
         assert len(recorder.conns) <= 2 * 64  # a pool per worker, bounded
     finally:
         be.stop()
+
+
+def test_https_backend_over_http1(proxy, tmp_path):
+    """A TLS backend that offers no ALPN (Python's http.server behind ssl) is spoken to over
+    HTTP/1.1."""
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-days", "2", "-keyout", str(key), "-out", str(cert)], check=True,
+                   capture_output=True, timeout=60)
+    root = tmp_path / "files"
+    root.mkdir()
+    data = random.Random(11).randbytes(MIB)
+    (root / "f.bin").write_bytes(data)
+    be = FilesBackend(str(root))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    be.httpd.socket = ctx.wrap_socket(be.httpd.socket, server_side=True)
+    try:
+        s = proxy("--proxy", f"/=https://localhost:{be.port}", "--proxy-insecure")
+        for args in (["--http1.1"], ["--http2-prior-knowledge"]):
+            r = curl(*args, "-D", "-", s.url("/f.bin"), "-o", str(tmp_path / "out.bin"))
+            assert r.returncode == 0, r.stderr
+            assert b"via: 1.1 rill" in r.stdout.lower()
+            assert sha((tmp_path / "out.bin").read_bytes()) == sha(data)
+    finally:
+        be.stop()
+
+
+def test_root_and_proxy_for_slash_conflict_exits_2(tmp_path):
+    r = subprocess.run([RILL_BIN, "serve", "--listen", "127.0.0.1:0", "--tls-listen", "none",
+                        "--root", str(tmp_path), "--proxy", "/=http://127.0.0.1:1"],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 2 and b"--root" in r.stderr.splitlines()[0]
