@@ -35,7 +35,9 @@ struct proxy_worker;
  * own; freed when both have (and no call of ours is under way on it). */
 struct pxreq {
     rill_proxy *proxy;
+    struct proxy_route *route;
     struct proxy_backend *backend;
+    unsigned tries; /* backends tried (a bodyless request goes to the next one that connects) */
     struct proxy_worker *worker;
     struct pxreq *live_prev, *live_next;
     rill_server_request *req; /* NULL once the front exchange closed */
@@ -47,7 +49,9 @@ struct pxreq {
     bool started, plain, front_done, backend_done, got_head, timed_out;
     bool req_paused, backend_paused;
     size_t nfields;
+    size_t body_len;     /* a plain request's body: one with none can go to another backend */
     rill_header *fields; /* what goes to the backend (in this allocation) */
+    char *cookies;       /* the joined cookie value's room, or NULL */
     char scratch[];      /* PROXY_SCRATCH bytes: values made here (X-Forwarded-For, Via) */
 };
 

@@ -946,3 +946,18 @@ def test_root_and_proxy_for_slash_conflict_exits_2(tmp_path):
                         "--root", str(tmp_path), "--proxy", "/=http://127.0.0.1:1"],
                        capture_output=True, timeout=30)
     assert r.returncode == 2 and b"--root" in r.stderr.splitlines()[0]
+
+
+def test_unreachable_backend_skipped_for_safe_requests(proxy, recorder):
+    dead = free_port()
+    s = proxy("--proxy", f"/={recorder.url()},http://127.0.0.1:{dead}")
+    for args in (["--http1.1"], ["--http2-prior-knowledge"]):
+        for _ in range(3):
+            r = curl(*args, s.url("/get"))
+            assert r.returncode == 0 and r.stdout == b"ok", r
+    assert len(recorder.requests) == 6
+    assert f"http://127.0.0.1:{dead}" in s.stderr() and "trying" in s.stderr()
+    # a POST is not replayed elsewhere: it may get the 502
+    codes = {curl(s.url("/post"), "-d", "x", "-o", "/dev/null", "-w", "%{http_code}").stdout
+             for _ in range(2)}
+    assert codes == {b"200", b"502"}
