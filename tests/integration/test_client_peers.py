@@ -82,8 +82,10 @@ def work():
         with open(os.path.join(root, name), "wb") as f:
             f.write(data)
     os.chmod(root, 0o755)
+    an_hour_ago = time.time() - 3600  # Apache makes weak ETags for files changed within a second
     for name in os.listdir(root):
         os.chmod(os.path.join(root, name), 0o644)
+        os.utime(os.path.join(root, name), (an_hour_ago, an_hour_ago))
     key, crt = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                     "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext",
@@ -857,11 +859,13 @@ def test_example_http_get_failures(rill_served):
     assert r.returncode == 2
 
 
-@pytest.mark.parametrize("server,proto", [("apache", "h2"), ("h2o", "h2"), ("nginx", "http/1.1")])
+@pytest.mark.parametrize("server,proto", [("h2o", "h2"), ("nginx", "http/1.1")])
 def test_http2_flag_upgrade_with_real_servers(request, server, proto):
-    """--http2 on http:// offers the h2c Upgrade with the first request: Apache (Protocols h2c)
-    and h2o take it, nginx (no h2c Upgrade) answers over HTTP/1.1; either way every body arrives
-    on one connection."""
+    """--http2 on http:// offers the h2c Upgrade with the first request: h2o takes it, nginx (no
+    h2c Upgrade) answers over HTTP/1.1; either way every body arrives on one connection.
+    (Not Apache: 2.4.71's mod_http2 under the event MPM, once it has answered the upgraded request
+    and the client's preface has not arrived yet, sends GOAWAY 'timeout' (last stream 1) at once,
+    or closes with stream 1 cut when its window is used up; curl --http2 fails against it too.)"""
     port = request.getfixturevalue(server)["plain"]
     base = f"http://127.0.0.1:{port}"
     r = get("--http2", "-v", f"{base}/small.txt", f"{base}/big.bin", f"{base}/empty.bin",
