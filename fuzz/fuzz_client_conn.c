@@ -8,7 +8,8 @@
  *
  * Input: a control byte, then the bytes the server sends. Control byte, low 3 bits: the largest
  * piece (fuzz_split.h); bits 3-4: 0 HTTP/1.1, 1 h2c prior knowledge, 2 the h2c Upgrade, 3 HTTP/1.1
- * with a 100-continue POST; it also seeds the cut schedule. For HTTP/2 the client's preface is not
+ * with a 100-continue POST; bit 5: push enabled (every other push cancelled at once); it also seeds
+ * the cut schedule. For HTTP/2 the client's preface is not
  * waited for: the bytes are what a server would send once connected. */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +55,20 @@ struct req {
 };
 static struct req reqs[NREQ];
 
+/* Pushed streams (bit 5): their callbacks carry the parent's user, so they are told apart by
+ * pointer. State bit 1: head seen; bit 2: ended. */
+#define MAX_PUSHED 256
+static rill_client_stream *pushed_set[MAX_PUSHED];
+static int pushed_state[MAX_PUSHED], npushed;
+
+static int pushed_index(const rill_client_stream *st)
+{
+    for (int i = 0; i < npushed; i++)
+        if (pushed_set[i] == st)
+            return i;
+    return -1;
+}
+
 static void stop_if_done(struct run *r)
 {
     if (r->open == 0)
@@ -62,15 +77,23 @@ static void stop_if_done(struct run *r)
 
 static void on_informational(rill_client_stream *st, int status, const rill_header *f, size_t n, void *user)
 {
-    (void)st, (void)f, (void)n;
+    (void)f, (void)n;
     struct req *q = user;
-    if (status < 100 || status > 199 || q->r->responded[q->i])
+    int k = pushed_index(st);
+    if (status < 100 || status > 199 || (k >= 0 ? pushed_state[k] & 1 : q->r->responded[q->i]))
         abort(); /* 1xx only, and only before the final head */
 }
 
 static void on_response(rill_client_stream *st, int status, const rill_header *f, size_t n, void *user)
 {
     struct req *q = user;
+    int k = pushed_index(st);
+    if (k >= 0) {
+        if (pushed_state[k] & 1 || status < 200 || status > 999)
+            abort();
+        pushed_state[k] |= 1;
+        return;
+    }
     if (q->r->responded[q->i] || status < 200 || status > 999)
         abort(); /* one final head per request */
     q->r->responded[q->i] = true;
@@ -88,24 +111,52 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
 
 static void on_data(rill_client_stream *st, const uint8_t *data, size_t len, void *user)
 {
-    (void)st, (void)data;
+    (void)data;
     struct req *q = user;
-    if (!q->r->responded[q->i] || !len)
+    int k = pushed_index(st);
+    if (!(k >= 0 ? pushed_state[k] & 1 : q->r->responded[q->i]) || !len)
         abort(); /* body bytes only after the head, never empty */
 }
 
 static void on_end(rill_client_stream *st, int err, const char *why, void *user)
 {
-    (void)st;
     struct req *q = user;
-    if (q->r->ended[q->i]++ || (err && !why) || (!err && why))
-        abort(); /* once, and a failure always says why */
+    int k = pushed_index(st);
+    if ((err && !why) || (!err && why))
+        abort(); /* a failure always says why */
+    if (k >= 0) {
+        if (pushed_state[k] & 2)
+            abort(); /* once */
+        pushed_state[k] |= 2;
+        pushed_set[k] = NULL; /* freed after this: its address may come back */
+        q->r->open--;
+        stop_if_done(q->r);
+        return;
+    }
+    if (q->r->ended[q->i]++)
+        abort(); /* once */
     if (q->i == 2)
         q->r->upload = NULL;
     if (q->i == 3)
         q->r->paused = NULL;
     q->r->open--;
     stop_if_done(q->r);
+}
+
+/* A pushed response comes through the same callbacks with the parent's user: it is counted as
+ * one more open stream, and every other one is refused at once. */
+static void on_push(rill_client_stream *st, rill_client_stream *pushed, const rill_header *f,
+                    size_t n, void *user)
+{
+    (void)st, (void)f, (void)n;
+    struct req *q = user;
+    if (!pushed || npushed == MAX_PUSHED || pushed_index(pushed) >= 0)
+        abort(); /* a new stream each time; more than the test's pushes cannot be promised */
+    pushed_set[npushed] = pushed;
+    pushed_state[npushed++] = 0;
+    q->r->open++;
+    if (npushed % 2 == 0)
+        rill_client_stream_cancel(pushed);
 }
 
 static void on_drain(rill_client_stream *st, void *user)
@@ -118,7 +169,8 @@ static const rill_client_callbacks cb = {.size = sizeof cb,
                                          .on_data = on_data,
                                          .on_end = on_end,
                                          .on_drain = on_drain,
-                                         .on_informational = on_informational};
+                                         .on_informational = on_informational,
+                                         .on_push = on_push};
 
 /* Drops what the client sends (its requests); the answer does not depend on them. */
 static void peer_event(rill_io_watcher *w, int fd, unsigned events, void *user)
@@ -196,6 +248,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     unsigned ctl = data[0];
     struct run r = {.peer = -1, .data = data + 1, .len = size - 1};
+    npushed = 0;
     fuzz_cuts_init(&r.cuts, fuzz_cuts_class(ctl), ctl);
     if (rill_io_loop_new(NULL, &r.loop) < 0)
         abort();
@@ -208,6 +261,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     opt.h2_prior_knowledge = mode == 1;
     opt.h2c_upgrade = mode == 2;
     opt.stream_buffer = 64;
+    opt.enable_push = (ctl & 0x20) != 0;
     if (rill_client_new(r.loop, &opt, &r.client, NULL, 0) < 0)
         abort();
     r.piece_timer = rill_io_timer_new(r.loop, next_piece, &r);

@@ -50,6 +50,9 @@ typedef struct rill_client_options {
                                     (Upgrade: h2c, RFC 7540 §3.2; only a request without a body
                                     carries it); a server that declines answers over HTTP/1.1 and
                                     the connection stays HTTP/1.1. Default false */
+    bool enable_push;            /* HTTP/2: SETTINGS_ENABLE_PUSH 1, pushes to on_push (refused
+                                    where a request has none). Default false: push disabled, a
+                                    PUSH_PROMISE is a connection error */
 } rill_client_options;
 
 /* Fills *opt with the defaults: no URL, HTTP/2 where the server offers it, certificates verified
@@ -93,6 +96,13 @@ typedef struct rill_client_callbacks {
      * status and fields as for on_response. Any number of them may come. */
     void (*on_informational)(rill_client_stream *st, int status, const rill_header *fields,
                              size_t n, void *user);
+    /* HTTP/2 server push, when rill_client_options.enable_push is set: the server promised
+     * `pushed` (its request fields, pseudo-header fields included, are `request`) on the request
+     * `st`. The pushed response then arrives through these same callbacks (and user) with
+     * `pushed` as the stream, and ends with on_end like a request; rill_client_stream_cancel
+     * refuses it (RST_STREAM CANCEL). Without this callback every push is refused. */
+    void (*on_push)(rill_client_stream *st, rill_client_stream *pushed, const rill_header *request,
+                    size_t n, void *user);
 } rill_client_callbacks;
 
 /* A client for the origin of opt->url, on a caller-owned loop (every callback runs on its

@@ -122,6 +122,47 @@ void client_stream_finish(rill_client_stream *st, int err, const char *why)
     stream_free(st);
 }
 
+static char *field_dup(const rill_header *f, size_t n, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < n; i++)
+        if (f[i].name_len == len && memcmp(f[i].name, name, len) == 0)
+            return strndup((const char *)f[i].value, f[i].value_len);
+    return strdup("");
+}
+
+rill_client_stream *client_stream_pushed(struct client_conn *cc, rill_client_stream *parent,
+                                         int32_t id, const rill_header *request, size_t n)
+{
+    rill_client *c = cc->client;
+    rill_client_stream *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->client = c;
+    st->cb = parent->cb;
+    st->user = parent->user;
+    st->body_ended = st->end_handed = true; /* a pushed request has no body of ours */
+    st->declared_len = -1;
+    st->method = field_dup(request, n, ":method");
+    st->path = field_dup(request, n, ":path");
+    if (!st->method || !st->path) {
+        stream_free(st);
+        return NULL;
+    }
+    st->state = ST_SENT; /* before linking: never counted as pending */
+    st->conn = cc;
+    st->h2_id = id;
+    st->proto = "h2";
+    st->prev = c->tail;
+    if (c->tail)
+        c->tail->next = st;
+    else
+        c->head = st;
+    c->tail = st;
+    st->seq = c->next_seq++;
+    return st;
+}
+
 void client_stream_requeue(rill_client_stream *st)
 {
     client_stream_set_state(st, ST_PENDING);

@@ -219,6 +219,28 @@ static void on_data_released(rill_h2_session *s, int32_t id, void *token, void *
         client_chunk_released(token);
 }
 
+/* A push (enable_push only: else the engine refuses it as a protocol error) goes to the parent
+ * request's on_push, which may cancel it; without one it is refused. */
+static int on_push_promise(rill_h2_session *s, int32_t id, int32_t promised, const rill_header *f,
+                           size_t n, void *user)
+{
+    struct client_conn *cc = user;
+    rill_client_stream *parent = stream_of(s, id);
+    if (!parent || parent->cancelled || !parent->cb.on_push) {
+        rill_h2_submit_rst_stream(s, promised, RILL_H2_CANCEL);
+        return 0;
+    }
+    rill_client_stream *pushed = client_stream_pushed(cc, parent, promised, f, n);
+    if (!pushed) {
+        rill_h2_submit_rst_stream(s, promised, RILL_H2_CANCEL);
+        return 0;
+    }
+    rill_h2_stream_set_user(s, promised, pushed);
+    client_trace(cc->client, "push promised: stream %d (%s) on stream %d", promised, pushed->path, id);
+    parent->cb.on_push(parent, pushed, f, n, parent->user);
+    return 0;
+}
+
 /* The server's SETTINGS may allow more streams than were opened before them: send what waits. */
 static int on_settings(rill_h2_session *s, const rill_h2_settings *peer, void *user)
 {
@@ -231,6 +253,7 @@ static int on_settings(rill_h2_session *s, const rill_h2_settings *peer, void *u
 static const rill_h2_callbacks h2_callbacks = {
     .size = sizeof h2_callbacks,
     .on_settings = on_settings,
+    .on_push_promise = on_push_promise,
     .on_headers = on_headers,
     .on_data = on_data,
     .on_end_stream = on_end_stream,
@@ -243,7 +266,7 @@ rill_h2_session *client_h2_session_new(struct client_conn *cc)
 {
     rill_h2_options o;
     rill_h2_options_init(&o, RILL_H2_CLIENT);
-    o.local.enable_push = 0;
+    o.local.enable_push = cc->client->opt.enable_push ? 1 : 0;
     o.connection_window = 16u << 20; /* a fast download is not held back by the default 64 KiB */
     o.local.initial_window_size = 4u << 20;
     o.now_ms = rill_io_loop_now_ms(cc->client->loop);

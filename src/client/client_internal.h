@@ -171,6 +171,10 @@ static inline struct client_conn *client_conn_of(struct conn *c)
 
 /* Ends st: calls on_end (unless the client is being freed), unlinks and frees it. */
 void client_stream_finish(rill_client_stream *st, int err, const char *why);
+/* A stream the server pushed on parent (HTTP/2, stream id on cc): parent's callbacks and user,
+ * already sent; linked into the client. NULL without memory. */
+rill_client_stream *client_stream_pushed(struct client_conn *cc, rill_client_stream *parent,
+                                         int32_t id, const rill_header *request, size_t n);
 /* Puts a sent request back in line (refused unprocessed: HTTP/2 GOAWAY, REFUSED_STREAM). */
 void client_stream_requeue(rill_client_stream *st);
 /* The request was just put on a connection: with Expect: 100-continue its body waits. */

@@ -418,6 +418,7 @@ struct h2peer {
     int resets; /* RST_STREAM frames received */
     uint32_t reset_code;
     size_t piece; /* the peer's output in writes of this many bytes (0: whole) */
+    int32_t promised; /* the stream /push promised, or an error */
 };
 
 static int peer_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind kind,
@@ -445,6 +446,19 @@ static int peer_end(rill_h2_session *s, int32_t id, void *user)
     if (strcmp(p->path[(id / 2) % 16], "/hold") == 0) { /* the head only: the body never comes */
         const rill_header h[] = {{(const uint8_t *)":status", 7, (const uint8_t *)"200", 3, 0}};
         return rill_h2_submit_response(s, id, h, 1, 0) < 0 ? -1 : 0;
+    }
+    if (strcmp(p->path[(id / 2) % 16], "/push") == 0) { /* promises /pushed.css first */
+        const rill_header req[] = {{(const uint8_t *)":method", 7, (const uint8_t *)"GET", 3, 0},
+                                   {(const uint8_t *)":scheme", 7, (const uint8_t *)"http", 4, 0},
+                                   {(const uint8_t *)":authority", 10, (const uint8_t *)"a", 1, 0},
+                                   {(const uint8_t *)":path", 5, (const uint8_t *)"/pushed.css", 11, 0}};
+        int32_t pid = rill_h2_submit_push_promise(s, id, req, 4, NULL);
+        if (pid > 0) {
+            const rill_header h[] = {{(const uint8_t *)":status", 7, (const uint8_t *)"200", 3, 0}};
+            rill_h2_submit_response(s, pid, h, 1, 0);
+            rill_h2_submit_data(s, pid, (const uint8_t *)"pushed-body", 11, RILL_H2_FLAG_END_STREAM, NULL);
+        }
+        p->promised = pid;
     }
     static char bodies[16][64];
     char *b = bodies[(id / 2) % 16];
@@ -585,6 +599,111 @@ static void h2_frames_in_pieces(void **state)
     (void)state;
     h2c_multiplexes_with_peer_writes_of(1);
     h2c_multiplexes_with_peer_writes_of(5);
+}
+
+/* ---- server push ------------------------------------------------------------------------------- */
+
+struct push_rec {
+    rill_io_loop *loop;
+    int ended, failed, pushes;
+    bool cancel_push;
+    rill_client_stream *pushed;
+    char parent_body[64], pushed_body[64], pushed_path[32];
+    int pushed_err;
+};
+
+static void push_seen(rill_client_stream *st, rill_client_stream *pushed, const rill_header *f,
+                      size_t n, void *user)
+{
+    struct push_rec *r = user;
+    r->pushes++;
+    r->pushed = pushed;
+    for (size_t i = 0; i < n; i++)
+        if (f[i].name_len == 5 && memcmp(f[i].name, ":path", 5) == 0)
+            snprintf(r->pushed_path, sizeof r->pushed_path, "%.*s", (int)f[i].value_len,
+                     (const char *)f[i].value);
+    assert_ptr_not_equal(st, pushed);
+    assert_string_equal(rill_client_stream_protocol(pushed), "h2");
+    if (r->cancel_push)
+        rill_client_stream_cancel(pushed);
+}
+
+static void push_data(rill_client_stream *st, const uint8_t *d, size_t n, void *user)
+{
+    struct push_rec *r = user;
+    char *b = st == r->pushed ? r->pushed_body : r->parent_body;
+    strncat(b, (const char *)d, n < 63 - strlen(b) ? n : 63 - strlen(b));
+}
+
+static void push_end(rill_client_stream *st, int err, const char *why, void *user)
+{
+    (void)why;
+    struct push_rec *r = user;
+    if (st == r->pushed)
+        r->pushed_err = err;
+    else
+        r->failed += err != 0;
+    if (++r->ended == (r->pushes ? 2 : 1))
+        rill_io_loop_stop(r->loop);
+}
+
+/* With enable_push a promise reaches on_push and the pushed response the same callbacks; cancelled
+ * from on_push it ends with RILL_ERR_CANCELLED and delivers nothing; without on_push it is refused
+ * (RST_STREAM CANCEL) and delivers nothing; the connection goes on; the peer's frames in pieces. */
+static void push_case(bool with_on_push, bool cancel, size_t piece)
+{
+    struct h2peer p = {0};
+    p.piece = piece;
+    p.lfd = listen_any(&p.port);
+    pthread_create(&p.thread, NULL, h2peer_run, &p);
+    struct push_rec r = {.cancel_push = cancel};
+    assert_int_equal(rill_io_loop_new(NULL, &r.loop), RILL_OK);
+    rill_client_options o;
+    rill_client_options_init(&o);
+    o.url = url_of(p.port, "/");
+    o.h2_prior_knowledge = true;
+    o.enable_push = true;
+    rill_client *c;
+    assert_int_equal(rill_client_new(r.loop, &o, &c, NULL, 0), RILL_OK);
+    rill_client_callbacks cb = {.size = sizeof cb, .on_data = push_data, .on_end = push_end};
+    if (with_on_push)
+        cb.on_push = push_seen;
+    assert_int_equal(rill_client_request(c, "GET", "/push", NULL, 0, NULL, 0, &cb, &r, NULL), RILL_OK);
+    rill_io_loop_run(r.loop);
+    if (!with_on_push) { /* the parent ends; the refusal reaches the peer before it reads on */
+        assert_int_equal(r.pushes, 0);
+    } else {
+        assert_int_equal(r.pushes, 1);
+        assert_string_equal(r.pushed_path, "/pushed.css");
+        assert_int_equal(r.pushed_err, cancel ? RILL_ERR_CANCELLED : 0);
+        if (!cancel)
+            assert_string_equal(r.pushed_body, "pushed-body");
+    }
+    assert_int_equal(r.failed, 0);
+    assert_string_equal(r.parent_body, "/push 0");
+    assert_string_equal(r.pushed_body, with_on_push && !cancel ? "pushed-body" : "");
+    assert_int_equal(rill_client_connections(c), 1); /* a refused push is no connection error */
+    rill_client_free(c);
+    rill_io_loop_free(r.loop);
+    pthread_join(p.thread, NULL);
+    close(p.lfd);
+    assert_true(p.promised > 0); /* the peer saw SETTINGS_ENABLE_PUSH 1 */
+}
+
+static void push_goes_to_on_push(void **state)
+{
+    (void)state;
+    push_case(true, false, 0);
+    push_case(true, false, 1);
+    push_case(true, false, 7);
+}
+
+static void push_refused_or_cancelled(void **state)
+{
+    (void)state;
+    push_case(false, false, 0);
+    push_case(true, true, 0);
+    push_case(true, true, 3);
 }
 
 /* ---- cancel ------------------------------------------------------------------------------------ */
@@ -731,6 +850,8 @@ int main(void)
         cmocka_unit_test(failures_have_their_codes),
         cmocka_unit_test(h2c_prior_knowledge_multiplexes),
         cmocka_unit_test(h2_frames_in_pieces),
+        cmocka_unit_test(push_goes_to_on_push),
+        cmocka_unit_test(push_refused_or_cancelled),
         cmocka_unit_test(cancel_over_http1_closes_and_resends_the_rest),
         cmocka_unit_test(cancel_over_h2_resets_the_stream),
     };
