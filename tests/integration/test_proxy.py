@@ -961,3 +961,26 @@ def test_unreachable_backend_skipped_for_safe_requests(proxy, recorder):
     codes = {curl(s.url("/post"), "-d", "x", "-o", "/dev/null", "-w", "%{http_code}").stdout
              for _ in range(2)}
     assert codes == {b"200", b"502"}
+
+
+def test_http10_front_gets_a_whole_body_from_a_chunked_backend(proxy):
+    be = Recorder(respond=b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                          b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    try:
+        s = proxy("--proxy", f"/={be.url()}")
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+        c.sendall(b"GET /old HTTP/1.0\r\nHost: legacy\r\n\r\n")
+        got = b""
+        while True:
+            data = c.recv(65536)
+            if not data:
+                break
+            got += data
+        c.close()
+        head, body = got.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0]
+        assert b"chunked" not in head.lower() and body == b"hello world"
+        fields = dict(head_fields(be.requests[0][0])[1])
+        assert fields[b"via"] == b"1.0 rill" and fields[b"host"] == b"legacy"
+    finally:
+        be.stop()
