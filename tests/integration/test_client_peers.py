@@ -260,7 +260,7 @@ def apache(work):
     exe = shutil.which("apache2") or ("/usr/sbin/apache2" if os.path.exists("/usr/sbin/apache2") else None)
     mods = ("mpm_event", "authz_core", "mime", "ssl", "http2")
     if exe is None:
-        pytest.skip("apache2 not installed (scripts/setup.sh test)")
+        pytest.skip("apache2 not installed (scripts/setup.sh test: apache2-bin)")
     missing = [m for m in mods if not os.path.exists(f"{A2_MODULES}/mod_{m}.so")]
     if missing:
         pytest.skip(f"apache2 modules missing: {', '.join(missing)}")
@@ -269,6 +269,7 @@ def apache(work):
     os.mkdir(d)
     user = "User www-data\nGroup www-data\n" if os.getuid() == 0 else ""
     loads = "".join(f"LoadModule {m}_module {A2_MODULES}/mod_{m}.so\n" for m in mods)
+    types = "/etc/mime.types" if os.path.exists("/etc/mime.types") else os.devnull
     conf = os.path.join(d, "httpd.conf")
     with open(conf, "w") as f:
         f.write(f"""ServerRoot {d}
@@ -277,7 +278,7 @@ DefaultRuntimeDir {d}
 PidFile {d}/httpd.pid
 ErrorLog {d}/error.log
 LogLevel warn
-{user}{loads}TypesConfig /etc/mime.types
+{user}{loads}TypesConfig {types}
 Listen 127.0.0.1:{tls}
 Listen 127.0.0.1:{plain}
 DocumentRoot {work["root"]}
