@@ -15,7 +15,6 @@ import re
 import shutil
 import socket
 import socketserver
-import stat
 import subprocess
 import tempfile
 import threading
