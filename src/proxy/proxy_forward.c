@@ -151,7 +151,8 @@ static bool try_next(struct pxreq *px, int err, const char *why)
     px->tries++;
     fprintf(stderr, "rill serve: proxy: %s: %s; trying %s\n", failed->url, why ? why : rill_strerror(err),
             px->backend->url);
-    px->nfields = proxy_request_fields(px->req, px->backend, px->fields, px->scratch, px->cookies);
+    px->nfields = proxy_request_fields(px->req, proxy_backend_h2(px), px->fields, px->scratch,
+                                       px->cookies);
     px->backend_done = false;
     start(px, true, NULL, 0);
     return true;
@@ -364,8 +365,8 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
     uintptr_t at = ((uintptr_t)(px->scratch + PROXY_SCRATCH) + 15) & ~(uintptr_t)15;
     px->fields = (rill_header *)at;
     px->cookies = cookie_room ? (char *)(px->fields + max) : NULL;
-    px->nfields = proxy_request_fields(req, px->backend, px->fields, px->scratch, px->cookies);
-    proxy_live_add(p, rill_server_request_loop(req), px);
+    proxy_live_add(p, rill_server_request_loop(req), px); /* first: the worker knows the backend */
+    px->nfields = proxy_request_fields(req, proxy_backend_h2(px), px->fields, px->scratch, px->cookies);
     enter(px);
     rill_server_response_on_close(res, on_front_close, px);
     rill_server_response_on_drain(res, on_front_drain, px);

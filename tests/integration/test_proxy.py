@@ -155,7 +155,8 @@ class H2Backend:
     """A python-h2 server over h2c: echoes the request body; /trailers answers with a body and
     grpc-style trailers; the request head of each stream is kept."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        self.tls = tls  # an ssl.SSLContext (ALPN h2) to serve over TLS
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -170,6 +171,12 @@ class H2Backend:
                 c, _ = self.sock.accept()
             except OSError:
                 return
+            if self.tls:
+                try:
+                    c = self.tls.wrap_socket(c, server_side=True)
+                except (OSError, ssl.SSLError):
+                    c.close()
+                    continue
             threading.Thread(target=self.serve, args=(c,), daemon=True).start()
 
     def serve(self, c):
@@ -982,5 +989,31 @@ def test_http10_front_gets_a_whole_body_from_a_chunked_backend(proxy):
         assert b"chunked" not in head.lower() and body == b"hello world"
         fields = dict(head_fields(be.requests[0][0])[1])
         assert fields[b"via"] == b"1.0 rill" and fields[b"host"] == b"legacy"
+    finally:
+        be.stop()
+
+
+def test_https_h2_backend_gets_te_trailers_and_sends_trailers(proxy, tmp_path):
+    """An https:// backend that chose h2 by ALPN: trailers come back, and once the worker knows
+    the backend speaks HTTP/2, `te: trailers` goes on (gRPC over TLS)."""
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-days", "2", "-keyout", str(key), "-out", str(cert)], check=True,
+                   capture_output=True, timeout=60)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    ctx.set_alpn_protocols(["h2"])
+    be = H2Backend(tls=ctx)
+    try:
+        s = proxy("--proxy", f"/=https://localhost:{be.port}", "--proxy-insecure", "--threads", "1")
+        for _ in range(3):
+            events = h2_request(s.port, [(":method", "POST"), (":scheme", "http"),
+                                         (":authority", "x"), (":path", "/trailers"),
+                                         ("te", "trailers")], body=b"\0\0\0\0\0")
+            trailers = [e for e in events if isinstance(e, h2.events.TrailersReceived)]
+            assert trailers and dict(trailers[0].headers)[b"grpc-status"] == b"0", events
+        assert len(be.heads) == 3
+        assert (b"te", b"trailers") in be.heads[-1]
     finally:
         be.stop()
