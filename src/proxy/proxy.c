@@ -261,6 +261,11 @@ rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_
     return pool->slots[pick].c;
 }
 
+bool proxy_backend_h2(const struct pxreq *px)
+{
+    return px->backend->h2c || (px->worker && px->worker->pools[px->backend->index].h2);
+}
+
 void proxy_client_done(struct pxreq *px, const char *protocol)
 {
     if (!px->has_slot || !px->worker)

@@ -105,8 +105,8 @@ static rill_header joined_cookies(const rill_server_request *req, char *buf)
     return field("cookie", buf, len);
 }
 
-size_t proxy_request_fields(const rill_server_request *req, const struct proxy_backend *b,
-                            rill_header *out, char *scratch, char *cookies)
+size_t proxy_request_fields(const rill_server_request *req, bool h2, rill_header *out,
+                            char *scratch, char *cookies)
 {
     bool cookie_done = false;
     size_t count = rill_server_request_header_count(req);
@@ -119,7 +119,7 @@ size_t proxy_request_fields(const rill_server_request *req, const struct proxy_b
     const rill_header *xff = NULL, *old_via = NULL;
     for (size_t i = 0; i < count; i++) {
         const rill_header *f = rill_server_request_header_at(req, i);
-        if (name_is(f, "te") && b->h2c && f->value_len == 8 &&
+        if (name_is(f, "te") && h2 && f->value_len == 8 &&
             strncasecmp((const char *)f->value, "trailers", 8) == 0) {
             out[n++] = *f; /* gRPC asks for trailers; only HTTP/2 carries this TE */
             continue;

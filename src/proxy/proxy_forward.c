@@ -132,6 +132,32 @@ static void on_backend_drain(rill_client_stream *st, void *user)
     leave(px);
 }
 
+static void start(struct pxreq *px, bool plain, const uint8_t *data, size_t len);
+
+/* A backend that could not be reached is skipped for the next one of the route, for safe
+ * requests without a body (nothing to replay), each backend once. */
+static bool try_next(struct pxreq *px, int err, const char *why)
+{
+    if (!px->req || px->got_head || px->timed_out || !px->plain || px->body_len ||
+        (err != RILL_ERR_IO && err != RILL_ERR_NOT_FOUND) || px->tries >= px->route->nbackends)
+        return false;
+    const char *m = rill_server_request_method(px->req);
+    if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && strcmp(m, "OPTIONS") != 0)
+        return false; /* safe methods only, in case a connection failed after all */
+    struct proxy_backend *failed = px->backend;
+    /* The route's next one: the round-robin turns stay the other requests'. */
+    px->backend = px->proxy->backends[px->route->first +
+                                      (failed->index - px->route->first + 1) % px->route->nbackends];
+    px->tries++;
+    fprintf(stderr, "rill serve: proxy: %s: %s; trying %s\n", failed->url, why ? why : rill_strerror(err),
+            px->backend->url);
+    px->nfields = proxy_request_fields(px->req, proxy_backend_h2(px), px->fields, px->scratch,
+                                       px->cookies);
+    px->backend_done = false;
+    start(px, true, NULL, 0);
+    return true;
+}
+
 static void on_end(rill_client_stream *st, int err, const char *why, void *user)
 {
     struct pxreq *px = user;
@@ -141,6 +167,10 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
     px->backend_done = true;
     rill_io_timer_cancel(px->timer);
     rill_server_response *res = px->req;
+    if (err && try_next(px, err, why)) {
+        leave(px);
+        return;
+    }
     if (res && err == 0) {
         if (px->req_paused) { /* the response ended first: the rest of the body is not wanted */
             px->req_paused = false;
@@ -192,6 +222,7 @@ static void start(struct pxreq *px, bool plain, const uint8_t *data, size_t len)
 {
     px->started = true;
     px->plain = plain;
+    px->body_len = len;
     rill_server_request *req = px->req;
     char err[256] = "";
     rill_client *c = proxy_client(px, rill_server_request_loop(req), err, sizeof err);
@@ -224,7 +255,8 @@ static void start(struct pxreq *px, bool plain, const uint8_t *data, size_t len)
         return;
     }
     if (px->proxy->opt.timeout_ms) {
-        px->timer = rill_io_timer_new(rill_server_request_loop(req), on_timeout, px);
+        if (!px->timer) /* a second backend tried reuses it */
+            px->timer = rill_io_timer_new(rill_server_request_loop(req), on_timeout, px);
         if (px->timer)
             rill_io_timer_arm(px->timer, px->proxy->opt.timeout_ms);
     }
@@ -326,13 +358,15 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
     }
     px->proxy = p;
     px->req = req;
+    px->route = r;
     px->backend = proxy_pick(p, r);
+    px->tries = 1;
     /* The field array sits after the scratch bytes, aligned. */
     uintptr_t at = ((uintptr_t)(px->scratch + PROXY_SCRATCH) + 15) & ~(uintptr_t)15;
     px->fields = (rill_header *)at;
-    char *cookies = cookie_room ? (char *)(px->fields + max) : NULL;
-    px->nfields = proxy_request_fields(req, px->backend, px->fields, px->scratch, cookies);
-    proxy_live_add(p, rill_server_request_loop(req), px);
+    px->cookies = cookie_room ? (char *)(px->fields + max) : NULL;
+    proxy_live_add(p, rill_server_request_loop(req), px); /* first: the worker knows the backend */
+    px->nfields = proxy_request_fields(req, proxy_backend_h2(px), px->fields, px->scratch, px->cookies);
     enter(px);
     rill_server_response_on_close(res, on_front_close, px);
     rill_server_response_on_drain(res, on_front_drain, px);

@@ -35,7 +35,9 @@ struct proxy_worker;
  * own; freed when both have (and no call of ours is under way on it). */
 struct pxreq {
     rill_proxy *proxy;
+    struct proxy_route *route;
     struct proxy_backend *backend;
+    unsigned tries; /* backends tried (a bodyless request goes to the next one that connects) */
     struct proxy_worker *worker;
     struct pxreq *live_prev, *live_next;
     rill_server_request *req; /* NULL once the front exchange closed */
@@ -47,7 +49,9 @@ struct pxreq {
     bool started, plain, front_done, backend_done, got_head, timed_out;
     bool req_paused, backend_paused;
     size_t nfields;
+    size_t body_len;     /* a plain request's body: one with none can go to another backend */
     rill_header *fields; /* what goes to the backend (in this allocation) */
+    char *cookies;       /* the joined cookie value's room, or NULL */
     char scratch[];      /* PROXY_SCRATCH bytes: values made here (X-Forwarded-For, Via) */
 };
 
@@ -57,6 +61,8 @@ struct proxy_backend *proxy_pick(rill_proxy *p, struct proxy_route *r);
 /* A client of the worker's for px->backend (made on loop when none is free), counted busy for px
  * until proxy_client_done; NULL when it cannot be made (why in err). px is on the live list. */
 rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_t errlen);
+/* Whether px's backend is known to speak HTTP/2 (h2c://, or https:// that chose h2 before). */
+bool proxy_backend_h2(const struct pxreq *px);
 /* px's backend request is over; protocol (rill_client_stream_protocol) tells whether the
  * backend speaks HTTP/2. */
 void proxy_client_done(struct pxreq *px, const char *protocol);
@@ -64,14 +70,15 @@ void proxy_client_done(struct pxreq *px, const char *protocol);
 void proxy_live_add(rill_proxy *p, rill_io_loop *loop, struct pxreq *px);
 void proxy_live_remove(struct pxreq *px);
 
-/* proxy_fields.c: the fields to send on. out has room for proxy_fields_max(req) entries,
+/* proxy_fields.c: the fields to send on (h2: the backend speaks HTTP/2, so `te: trailers` may
+ * go). out has room for proxy_fields_max(req) entries,
  * scratch PROXY_SCRATCH bytes, cookies proxy_cookie_room(req) bytes (NULL when that is 0: at
  * most one cookie field, sent as it is). Returns the count. */
 #define PROXY_SCRATCH 512
 size_t proxy_fields_max(const rill_server_request *req);
 size_t proxy_cookie_room(const rill_server_request *req);
-size_t proxy_request_fields(const rill_server_request *req, const struct proxy_backend *b,
-                            rill_header *out, char *scratch, char *cookies);
+size_t proxy_request_fields(const rill_server_request *req, bool h2, rill_header *out,
+                            char *scratch, char *cookies);
 /* Whether a response field (or trailer) from a backend is hop-by-hop, not passed on; fields are
  * the whole response's, for the names its Connection field lists. */
 bool proxy_response_hop(const rill_header *f, const rill_header *fields, size_t n);

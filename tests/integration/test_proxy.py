@@ -155,7 +155,8 @@ class H2Backend:
     """A python-h2 server over h2c: echoes the request body; /trailers answers with a body and
     grpc-style trailers; the request head of each stream is kept."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        self.tls = tls  # an ssl.SSLContext (ALPN h2) to serve over TLS
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -170,6 +171,12 @@ class H2Backend:
                 c, _ = self.sock.accept()
             except OSError:
                 return
+            if self.tls:
+                try:
+                    c = self.tls.wrap_socket(c, server_side=True)
+                except (OSError, ssl.SSLError):
+                    c.close()
+                    continue
             threading.Thread(target=self.serve, args=(c,), daemon=True).start()
 
     def serve(self, c):
@@ -910,5 +917,103 @@ def test_many_requests_h2load(proxy, recorder):
             out = r.stdout.decode(errors="replace")
             assert "2000 succeeded" in out, out
         assert len(recorder.conns) <= 2 * 64  # a pool per worker, bounded
+    finally:
+        be.stop()
+
+
+def test_https_backend_over_http1(proxy, tmp_path):
+    """A TLS backend that offers no ALPN (Python's http.server behind ssl) is spoken to over
+    HTTP/1.1."""
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-days", "2", "-keyout", str(key), "-out", str(cert)], check=True,
+                   capture_output=True, timeout=60)
+    root = tmp_path / "files"
+    root.mkdir()
+    data = random.Random(11).randbytes(MIB)
+    (root / "f.bin").write_bytes(data)
+    be = FilesBackend(str(root))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    be.httpd.socket = ctx.wrap_socket(be.httpd.socket, server_side=True)
+    try:
+        s = proxy("--proxy", f"/=https://localhost:{be.port}", "--proxy-insecure")
+        for args in (["--http1.1"], ["--http2-prior-knowledge"]):
+            r = curl(*args, "-D", "-", s.url("/f.bin"), "-o", str(tmp_path / "out.bin"))
+            assert r.returncode == 0, r.stderr
+            assert b"via: 1.1 rill" in r.stdout.lower()
+            assert sha((tmp_path / "out.bin").read_bytes()) == sha(data)
+    finally:
+        be.stop()
+
+
+def test_root_and_proxy_for_slash_conflict_exits_2(tmp_path):
+    r = subprocess.run([RILL_BIN, "serve", "--listen", "127.0.0.1:0", "--tls-listen", "none",
+                        "--root", str(tmp_path), "--proxy", "/=http://127.0.0.1:1"],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 2 and b"--root" in r.stderr.splitlines()[0]
+
+
+def test_unreachable_backend_skipped_for_safe_requests(proxy, recorder):
+    dead = free_port()
+    s = proxy("--proxy", f"/={recorder.url()},http://127.0.0.1:{dead}")
+    for args in (["--http1.1"], ["--http2-prior-knowledge"]):
+        for _ in range(3):
+            r = curl(*args, s.url("/get"))
+            assert r.returncode == 0 and r.stdout == b"ok", r
+    assert len(recorder.requests) == 6
+    assert f"http://127.0.0.1:{dead}" in s.stderr() and "trying" in s.stderr()
+    # a POST is not replayed elsewhere: it may get the 502
+    codes = {curl(s.url("/post"), "-d", "x", "-o", "/dev/null", "-w", "%{http_code}").stdout
+             for _ in range(2)}
+    assert codes == {b"200", b"502"}
+
+
+def test_http10_front_gets_a_whole_body_from_a_chunked_backend(proxy):
+    be = Recorder(respond=b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                          b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    try:
+        s = proxy("--proxy", f"/={be.url()}")
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+        c.sendall(b"GET /old HTTP/1.0\r\nHost: legacy\r\n\r\n")
+        got = b""
+        while True:
+            data = c.recv(65536)
+            if not data:
+                break
+            got += data
+        c.close()
+        head, body = got.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0]
+        assert b"chunked" not in head.lower() and body == b"hello world"
+        fields = dict(head_fields(be.requests[0][0])[1])
+        assert fields[b"via"] == b"1.0 rill" and fields[b"host"] == b"legacy"
+    finally:
+        be.stop()
+
+
+def test_https_h2_backend_gets_te_trailers_and_sends_trailers(proxy, tmp_path):
+    """An https:// backend that chose h2 by ALPN: trailers come back, and once the worker knows
+    the backend speaks HTTP/2, `te: trailers` goes on (gRPC over TLS)."""
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-days", "2", "-keyout", str(key), "-out", str(cert)], check=True,
+                   capture_output=True, timeout=60)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    ctx.set_alpn_protocols(["h2"])
+    be = H2Backend(tls=ctx)
+    try:
+        s = proxy("--proxy", f"/=https://localhost:{be.port}", "--proxy-insecure", "--threads", "1")
+        for _ in range(3):
+            events = h2_request(s.port, [(":method", "POST"), (":scheme", "http"),
+                                         (":authority", "x"), (":path", "/trailers"),
+                                         ("te", "trailers")], body=b"\0\0\0\0\0")
+            trailers = [e for e in events if isinstance(e, h2.events.TrailersReceived)]
+            assert trailers and dict(trailers[0].headers)[b"grpc-status"] == b"0", events
+        assert len(be.heads) == 3
+        assert (b"te", b"trailers") in be.heads[-1]
     finally:
         be.stop()
