@@ -228,7 +228,10 @@ void h2_on_window_update(rill_h2_session *s, const uint8_t *p, size_t len)
         return;
     }
     uint32_t inc = h2_get32(p) & 0x7fffffffu;
-    if (inc < H2_TINY_WINDOW_UPDATE && !h2_flood_take(s, FL_WU)) {
+    /* A server charges tiny increments as a flood (each would make it send a frame for a few
+     * bytes). A client does not: a server that announced a tiny window (SETTINGS_INITIAL_WINDOW_SIZE
+     * 100, say) can only ever send tiny increments, and an upload to it is legitimate. */
+    if (inc < H2_TINY_WINDOW_UPDATE && s->role == RILL_H2_SERVER && !h2_flood_take(s, FL_WU)) {
         h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "WINDOW_UPDATE flood");
         return;
     }
