@@ -231,6 +231,47 @@ static bool is_redirect(int status)
     return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
+/* A 1xx head (100, 103 Early Hints): shown with -i and written with -D before the final one, as
+ * curl does. */
+static void on_informational(rill_client_stream *st, int status, const rill_header *f, size_t n,
+                             void *user)
+{
+    struct transfer *t = user;
+    struct get *g = t->g;
+    t->proto = rill_client_stream_protocol(st);
+    if (g->verbose) {
+        fprintf(stderr, "< %d (%s)\n", status, t->url);
+        for (size_t i = 0; i < n; i++)
+            fprintf(stderr, "< %.*s: %.*s\n", (int)f[i].name_len, (const char *)f[i].name,
+                    (int)f[i].value_len, (const char *)f[i].value);
+    }
+    if (g->dump)
+        print_head(t, t->headp, status, f, n);
+    if (g->include || g->head_only)
+        print_head(t, &t->body, status, f, n);
+}
+
+/* Trailer fields: after the body with -i, after the head in -D's file, as curl writes them. */
+static void on_trailers(rill_client_stream *st, const rill_header *f, size_t n, void *user)
+{
+    (void)st;
+    struct transfer *t = user;
+    struct get *g = t->g;
+    if (t->skip_body && !g->include)
+        return;
+    for (int k = 0; k < 2; k++) {
+        struct get_part *p = k == 0 ? (g->dump ? t->headp : NULL) : (g->include ? &t->body : NULL);
+        if (!p)
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            emit(t, p, f[i].name, f[i].name_len);
+            emit(t, p, ": ", 2);
+            emit(t, p, f[i].value, f[i].value_len);
+            emit(t, p, "\r\n", 2);
+        }
+    }
+}
+
 static void on_response(rill_client_stream *st, int status, const rill_header *f, size_t n,
                         void *user)
 {
@@ -552,7 +593,8 @@ static int send_request(struct transfer *t)
 {
     static const rill_client_callbacks cb = {.size = sizeof cb, .on_response = on_response,
                                              .on_data = on_data, .on_end = on_end,
-                                             .on_drain = on_drain};
+                                             .on_drain = on_drain, .on_trailers = on_trailers,
+                                             .on_informational = on_informational};
     struct get *g = t->g;
     int code = EXIT_OTHER;
     rill_client *client = client_for(g, t, t->url, &code);

@@ -619,8 +619,6 @@ def test_trailers_do_not_disturb_rill_get(node_h2c):
     assert frames[-1].startswith("* recv HEADERS stream=1 ") and frames[-1].endswith("flags=0x05")
 
 
-@pytest.mark.xfail(strict=True, reason="rill get -i / -D do not show trailer fields; curl writes "
-                   "them after the body (-i) or after the head (-D)")
 @pytest.mark.parametrize("show", [["-i"], ["-D", "-", "-o", os.devnull]], ids=["i", "D"])
 def test_trailers_shown_like_curl(node_h2c, show):
     if shutil.which("curl") is None:
@@ -648,8 +646,6 @@ def test_early_hints_then_the_answer_with_rill_get(node_h2c):
     assert re.findall(rb"(?m)^HTTP/2 (\d+)", r.stdout)[-1] == b"200"
 
 
-@pytest.mark.xfail(strict=True, reason="rill get -i does not show the 103 head; curl -i writes "
-                   "'HTTP/2 103' with its link field before the 200")
 def test_early_hints_shown_like_curl(node_h2c):
     if shutil.which("curl") is None:
         pytest.skip("curl not installed")
