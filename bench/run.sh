@@ -14,5 +14,7 @@ echo "== server (h2load against rill, h2o, nghttpd, nginx)"
 /usr/bin/python3 "$(dirname "$0")/server_bench.py" --rill "$build/rill" ${BENCH_QUICK:+--quick}
 echo "== client (rill get against curl, nghttp and h2load)"
 /usr/bin/python3 "$(dirname "$0")/client_bench.py" --rill "$build/rill" ${BENCH_QUICK:+--quick}
+echo "== reverse proxy (rill serve --proxy against haproxy and nghttpx, one nginx backend)"
+/usr/bin/python3 "$(dirname "$0")/proxy_bench.py" --rill "$build/rill" ${BENCH_QUICK:+--rounds 1 --requests 20000}
 echo "== websocket echo (rill over h2 and HTTP/1.1 against Node's ws)"
 /usr/bin/python3 "$(dirname "$0")/ws_bench.py" "$build" ${BENCH_QUICK:+--seconds 2}
