@@ -405,13 +405,25 @@ def test_refused_connection():
 
 
 def test_max_time_when_the_server_never_answers():
-    with socket.socket() as s:  # accepts (the backlog does) and never answers
+    held = []
+    with socket.socket() as s:  # accepts, reads, and never answers
         s.bind(("127.0.0.1", 0))
         s.listen(4)
+
+        def hold():
+            c, _ = s.accept()
+            held.append(c)
+            c.recv(4096)
+
+        t = threading.Thread(target=hold, daemon=True)
+        t.start()
         t0 = time.monotonic()
         r = get("--max-time", "0.5", f"http://127.0.0.1:{s.getsockname()[1]}/")
         assert time.monotonic() - t0 < 5
-    assert r.returncode == 28
+        t.join(5)
+        for c in held:
+            c.close()
+    assert r.returncode == 28, r.stderr
     assert len(r.stderr.decode().strip().splitlines()) == 1
 
 
