@@ -231,6 +231,17 @@ static bool is_redirect(int status)
     return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
+/* -v: a head on stderr, "< " before each line. */
+static void verbose_head(const struct transfer *t, int status, const rill_header *f, size_t n)
+{
+    if (!t->g->verbose)
+        return;
+    fprintf(stderr, "< %d (%s)\n", status, t->url);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, "< %.*s: %.*s\n", (int)f[i].name_len, (const char *)f[i].name,
+                (int)f[i].value_len, (const char *)f[i].value);
+}
+
 /* A 1xx head (100, 103 Early Hints): shown with -i and written with -D before the final one, as
  * curl does. */
 static void on_informational(rill_client_stream *st, int status, const rill_header *f, size_t n,
@@ -239,12 +250,7 @@ static void on_informational(rill_client_stream *st, int status, const rill_head
     struct transfer *t = user;
     struct get *g = t->g;
     t->proto = rill_client_stream_protocol(st);
-    if (g->verbose) {
-        fprintf(stderr, "< %d (%s)\n", status, t->url);
-        for (size_t i = 0; i < n; i++)
-            fprintf(stderr, "< %.*s: %.*s\n", (int)f[i].name_len, (const char *)f[i].name,
-                    (int)f[i].value_len, (const char *)f[i].value);
-    }
+    verbose_head(t, status, f, n);
     if (g->dump)
         print_head(t, t->headp, status, f, n);
     if (g->include || g->head_only)
@@ -280,12 +286,7 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
     t->stat.first = get_now_ms();
     t->status = status;
     t->proto = rill_client_stream_protocol(st);
-    if (g->verbose) {
-        fprintf(stderr, "< %d (%s)\n", status, t->url);
-        for (size_t i = 0; i < n; i++)
-            fprintf(stderr, "< %.*s: %.*s\n", (int)f[i].name_len, (const char *)f[i].name,
-                    (int)f[i].value_len, (const char *)f[i].value);
-    }
+    verbose_head(t, status, f, n);
     if (g->dump)
         print_head(t, t->headp, status, f, n);
     const rill_header *loc = g->follow && is_redirect(status) ? field(f, n, "location") : NULL;
