@@ -51,22 +51,8 @@ def run_client(cmd, timeout=300):
     return ok, wall, ru.ru_utime, ru.ru_stime
 
 
-def start(cmd, port):
-    proc = subprocess.Popen(["taskset", "-c", "0", *cmd], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    sb.wait_port(port, proc)
-    time.sleep(0.3)
-    return proc
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+start = sb.start_pinned
+stop = sb.stop_process
 
 
 def big_clients(rill, url, tls):

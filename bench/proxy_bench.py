@@ -22,22 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server_bench as sb  # noqa: E402
 
 
-def start(cmd, port, cpu="0"):
-    proc = subprocess.Popen(["taskset", "-c", cpu, *cmd], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    sb.wait_port(port, proc)
-    time.sleep(0.3)
-    return proc
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+start = sb.start_pinned
+stop = sb.stop_process
 
 
 def main():

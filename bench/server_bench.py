@@ -169,6 +169,25 @@ class Server:
         raise ValueError(self.name)
 
 
+def start_pinned(cmd, port, cpu="0"):
+    """Starts a server pinned to cpu and waits until it listens on port."""
+    proc = subprocess.Popen(["taskset", "-c", cpu, *cmd], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_port(port, proc)
+    time.sleep(0.3)
+    return proc
+
+
+def stop_process(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def h2load(url, clients, streams, requests, h1=False):
     cmd = ["taskset", "-c", "1", "h2load", *(["--h1"] if h1 else []), "-c", str(clients), "-m",
            str(streams), "-n", str(requests), url]

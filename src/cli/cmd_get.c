@@ -745,16 +745,7 @@ static int add_body_file(struct get *g, const char *v)
             return EXIT_OTHER;
         return EXIT_OK;
     }
-    if (g->body_path) { /* a second body part: the first file is read after all */
-        char first[4096];
-        snprintf(first, sizeof first, "@%s", g->body_path);
-        free(g->body_path);
-        g->body_path = NULL;
-        int rc = add_data(g, first, true);
-        if (rc != EXIT_OK)
-            return rc;
-    }
-    return add_data(g, v, true);
+    return add_data(g, v, true); /* which reads a file put off before, first */
 }
 
 /* The body of -d / --data-binary: the text, or @FILE's bytes (without line ends for -d). */

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "client/client_internal.h"
 
 int client_h1_start(struct client_conn *cc)
@@ -20,22 +22,17 @@ static rill_header field(const char *name, const char *value)
     return (rill_header){(const uint8_t *)name, strlen(name), (const uint8_t *)value, strlen(value), 0};
 }
 
-/* base64url without padding (RFC 7540 §3.2.1's HTTP2-Settings); out has room for 4/3 of len + 1. */
+/* base64url without padding (RFC 7540 §3.2.1's HTTP2-Settings): OpenSSL's base64 (as the
+ * WebSocket handshake uses) with the URL alphabet's two letters and the padding dropped. out has
+ * room for 4 * ((len + 2) / 3) + 1 bytes. */
 static void base64url(const uint8_t *in, size_t len, char *out)
 {
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0) |
-                     (i + 2 < len ? in[i + 2] : 0);
-        out[o++] = abc[v >> 18 & 63];
-        out[o++] = abc[v >> 12 & 63];
-        if (i + 1 < len)
-            out[o++] = abc[v >> 6 & 63];
-        if (i + 2 < len)
-            out[o++] = abc[v & 63];
-    }
-    out[o] = '\0';
+    int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    while (n > 0 && out[n - 1] == '=')
+        n--;
+    out[n] = '\0';
+    for (int i = 0; i < n; i++)
+        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
 }
 
 /* The h2c Upgrade goes on the connection's first request when it has no body (one that has
