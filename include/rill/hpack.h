@@ -87,7 +87,8 @@ RILL_API void rill_hpack_encoder_set_pool(rill_hpack_encoder *enc, void *(*get)(
  * table size update(s). */
 RILL_API void rill_hpack_encoder_set_peer_max_table_size(rill_hpack_encoder *enc, uint32_t size);
 
-/* An upper bound of the encoded size of these fields (for sizing the output buffer). */
+/* An upper bound of the encoded size of these fields (for sizing the output buffer); SIZE_MAX when
+ * a name or value is over 1 GiB (rill_hpack_encode refuses those). */
 RILL_API size_t rill_hpack_encode_bound(const rill_hpack_encoder *enc, const rill_header *fields,
                                         size_t count);
 

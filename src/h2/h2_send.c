@@ -23,6 +23,8 @@ int h2_encode_headers(rill_h2_session *s, uint8_t type, int32_t sid, int32_t pro
     if (rc)
         return rc;
     size_t bound = rill_hpack_encode_bound(s->enc, fields, count);
+    if (bound == SIZE_MAX)
+        return RILL_ERR_INVALID_ARG;
     size_t extra = type == RILL_H2_PUSH_PROMISE ? 4 : 0;
     size_t mf = s->peer.max_frame_size;
     size_t frames = (bound + extra) / mf + 1;

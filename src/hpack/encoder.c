@@ -55,10 +55,31 @@ struct memo_field {
     uint8_t kind;
 };
 
+/* The previous block whole, when every field of it was written as an index: a block of the same
+ * fields against the same table is those bytes again (a server answering the same resource, an
+ * API's replies), checked field by field against a copy of their bytes, without a lookup or an
+ * index computation per field. Same output as the per-field path: blocks with literals are never
+ * replayed, so the indexing statistics still see every field that could enter the table. */
+#define BLOCK_MEMO_BYTES 512
+#define BLOCK_MEMO_OUT 64
+struct block_memo {
+    uint32_t first_seq, count, max_size; /* the table after the block: indices unchanged while equal */
+    uint8_t nfields;                     /* 0: nothing recorded */
+    uint8_t out_len;
+    uint16_t bytes_len;
+    struct {
+        uint16_t name_len, value_len;
+        uint32_t flags;
+    } f[MEMO_FIELDS];
+    uint8_t out[BLOCK_MEMO_OUT];
+    uint8_t bytes[BLOCK_MEMO_BYTES]; /* names and values, one after another */
+};
+
 /* What an encoder learns from its traffic; given back while the connection idles. */
 struct learned {
     struct name_stat stats[NAME_STATS];
     struct memo_field memo[MEMO_FIELDS];
+    struct block_memo block;
 };
 
 struct rill_hpack_encoder {
@@ -395,24 +416,28 @@ static size_t put_string(uint8_t *out, const uint8_t *s, size_t len, uint32_t op
     return n + len;
 }
 
-/* Bytes one field can take at most: a literal with a new name, both strings sent as is (Huffman
- * is used only when shorter, or when forced: then at most 30/8 of the input, bounded below). */
-static inline size_t field_bound(const rill_header *f, uint32_t options)
+/* Bytes the fields can take at most, or 0 when one string is too long: each field a literal with a
+ * new name (1 byte and at most 6 for each length), both strings sent as is (Huffman is used only
+ * when shorter, or when forced: then at most 30/8 of the input, rounded up per string). One pass
+ * of additions: the server calls this for every header block. */
+static size_t fields_bound(const rill_header *fields, size_t count, uint32_t options)
 {
-    size_t nl = f->name_len, vl = f->value_len;
-    if (options & RILL_HPACK_ENC_HUFFMAN_ALWAYS) {
-        nl = (nl * 30 + 7) / 8;
-        vl = (vl * 30 + 7) / 8;
+    size_t sum = 0, longest = 0;
+    for (size_t i = 0; i < count; i++) {
+        sum += fields[i].name_len + fields[i].value_len;
+        longest |= fields[i].name_len | fields[i].value_len;
     }
-    return 1 + hpack_int_len((uint32_t)nl, 7) + nl + hpack_int_len((uint32_t)vl, 7) + vl;
+    if (longest > UINT32_MAX / 4)
+        return 0;
+    if (options & RILL_HPACK_ENC_HUFFMAN_ALWAYS)
+        sum = sum / 8 * 30 + (sum % 8) * 30 / 8 + 2 * count;
+    return 2 * 6 + 13 * count + sum; /* two table size updates first */
 }
 
 size_t rill_hpack_encode_bound(const rill_hpack_encoder *enc, const rill_header *fields, size_t count)
 {
-    size_t bound = 2 * 6; /* two table size updates */
-    for (size_t i = 0; i < count; i++)
-        bound += field_bound(&fields[i], enc->options);
-    return bound;
+    size_t bound = fields_bound(fields, count, enc->options);
+    return bound ? bound : SIZE_MAX;
 }
 
 /* Decides the representation of one field and writes it; out has room for field_bound(). */
@@ -502,8 +527,58 @@ static bool memo_hit(const rill_hpack_encoder *enc, const struct memo_field *m, 
     return true;
 }
 
+static bool block_replay(const struct block_memo *b, const hpack_table *t, const rill_header *fields,
+                         size_t count)
+{
+    if (b->nfields != count || b->first_seq != t->first_seq || b->count != t->count ||
+        b->max_size != t->max_size)
+        return false;
+    const uint8_t *p = b->bytes;
+    for (size_t i = 0; i < count; i++) {
+        const rill_header *f = &fields[i];
+        if (f->name_len != b->f[i].name_len || f->value_len != b->f[i].value_len || f->flags != b->f[i].flags ||
+            !hpack_bytes_equal(p, f->name, f->name_len) ||
+            !hpack_bytes_equal(p + f->name_len, f->value, f->value_len))
+            return false;
+        p += f->name_len + f->value_len;
+    }
+    return true;
+}
+
+static void block_record(struct block_memo *b, const hpack_table *t, const rill_header *fields, size_t count,
+                         const uint8_t *out, size_t n)
+{
+    b->nfields = 0;
+    if (count == 0 || count > MEMO_FIELDS || n > BLOCK_MEMO_OUT)
+        return;
+    size_t used = 0;
+    for (size_t i = 0; i < count; i++) {
+        const rill_header *f = &fields[i];
+        if (f->name_len + f->value_len > BLOCK_MEMO_BYTES - used)
+            return;
+        memcpy(b->bytes + used, f->name, f->name_len);
+        memcpy(b->bytes + used + f->name_len, f->value, f->value_len);
+        used += f->name_len + f->value_len;
+        b->f[i].name_len = (uint16_t)f->name_len;
+        b->f[i].value_len = (uint16_t)f->value_len;
+        b->f[i].flags = f->flags;
+    }
+    memcpy(b->out, out, n);
+    b->out_len = (uint8_t)n;
+    b->bytes_len = (uint16_t)used;
+    b->first_seq = t->first_seq;
+    b->count = t->count;
+    b->max_size = t->max_size;
+    b->nfields = (uint8_t)count;
+}
+
 static size_t encode_all(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out)
 {
+    struct block_memo *block = enc->learned ? &enc->learned->block : NULL;
+    if (block && !enc->update_pending && block_replay(block, &enc->s.table, fields, count)) {
+        memcpy(out, block->out, block->out_len);
+        return block->out_len;
+    }
     size_t n = 0;
     if (enc->update_pending) {
         if (enc->update_min < enc->update_target) {
@@ -516,6 +591,8 @@ static size_t encode_all(rill_hpack_encoder *enc, const rill_header *fields, siz
         enc->update_pending = false;
     }
     struct memo_field *memo = enc->learned ? enc->learned->memo : NULL;
+    size_t start = n;
+    bool all_indexed = true; /* an indexed representation's first byte has the top bit set */
     for (size_t i = 0; i < count; i++) {
         size_t w;
         if (memo && i < MEMO_FIELDS && memo_hit(enc, &memo[i], &fields[i], out + n, &w)) {
@@ -523,9 +600,17 @@ static size_t encode_all(rill_hpack_encoder *enc, const rill_header *fields, siz
             continue;
         }
         struct memo_field rec;
+        size_t at = n;
         n += encode_field(enc, &fields[i], out + n, &rec);
+        all_indexed &= (out[at] & 0x80u) != 0;
         if (memo && i < MEMO_FIELDS)
             memo[i] = rec;
+    }
+    if (block) {
+        if (all_indexed && start == 0)
+            block_record(block, &enc->s.table, fields, count, out, n);
+        else
+            block->nfields = 0;
     }
     return n;
 }
@@ -563,12 +648,9 @@ static int state_clone(struct enc_state *dst, const struct enc_state *src)
 int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out,
                       size_t cap, size_t *out_len)
 {
-    size_t bound = 2 * 6; /* two table size updates */
-    for (size_t i = 0; i < count; i++) {
-        if (fields[i].name_len > UINT32_MAX / 4 || fields[i].value_len > UINT32_MAX / 4)
-            return RILL_ERR_INVALID_ARG;
-        bound += field_bound(&fields[i], enc->options);
-    }
+    size_t bound = fields_bound(fields, count, enc->options);
+    if (!bound)
+        return RILL_ERR_INVALID_ARG;
     if (!enc->learned)
         enc->learned = learned_new(enc); /* NULL is tolerated: see worth_indexing */
     if (HPACK_LIKELY(cap >= bound)) {
@@ -589,6 +671,7 @@ int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t
         memcpy(learned, enc->learned, sizeof *learned);
         /* a discarded attempt's entries may get its sequence numbers again: no memo across it */
         memset(learned->memo, 0, sizeof learned->memo);
+        learned->block.nfields = 0;
     }
     bool pending = enc->update_pending;
     uint32_t signalled = enc->signalled;

@@ -428,6 +428,95 @@ static void repeated_blocks_stay_exact(void **state)
     rill_hpack_decoder_free(dec);
 }
 
+/* A block equal to the previous one, against an unchanged table, is the previous output again;
+ * a block that differs in one byte anywhere, or follows a change of the table, is not. */
+static void replayed_blocks_never_go_stale(void **state)
+{
+    (void)state;
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    char etag[] = "\"abc-123\"", type[] = "text/plain";
+    rill_header a[] = {HF(":status", "200"), {(const uint8_t *)"content-type", 12, (const uint8_t *)type, 10, 0},
+                       {(const uint8_t *)"etag", 4, (const uint8_t *)etag, 9, 0}, HF("x-one", "1"),
+                       HF("server", "rill")};
+    for (int i = 0; i < 3; i++)
+        round_trip_block(enc, dec, a, 5, 2048);
+    uint8_t first[64], again[64];
+    size_t n1, n2;
+    assert_int_equal(rill_hpack_encode(enc, a, 5, first, sizeof first, &n1), RILL_OK);
+    assert_int_equal(rill_hpack_encode(enc, a, 5, again, sizeof again, &n2), RILL_OK);
+    assert_int_equal(n1, 5);
+    assert_int_equal(n2, n1);
+    assert_memory_equal(first, again, n1);
+    collected c = {0};
+    assert_int_equal(rill_hpack_decode_block(dec, first, n1, collect_cb, &c), RILL_OK);
+    c = (collected){0};
+    assert_int_equal(rill_hpack_decode_block(dec, again, n2, collect_cb, &c), RILL_OK);
+    /* one byte changed, same lengths: in a value, then in the other values */
+    for (size_t k = 0; k < sizeof etag - 1; k++) {
+        char was = etag[k];
+        etag[k] = was == 'x' ? 'y' : 'x';
+        round_trip_block(enc, dec, a, 5, 2048);
+        etag[k] = was;
+        round_trip_block(enc, dec, a, 5, 2048);
+    }
+    type[0] = 'T';
+    round_trip_block(enc, dec, a, 5, 2048);
+    type[0] = 't';
+    round_trip_block(enc, dec, a, 5, 2048);
+    /* fewer fields, flags, then another block that changes the table in between */
+    round_trip_block(enc, dec, a, 4, 2048);
+    a[3].flags = RILL_HEADER_NEVER_INDEX;
+    round_trip_block(enc, dec, a, 5, 2048);
+    a[3].flags = 0;
+    round_trip_block(enc, dec, a, 5, 2048);
+    for (int i = 0; i < 20; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "new-%d", i);
+        rill_header other[] = {{(const uint8_t *)"x-other", 7, (const uint8_t *)v, strlen(v), 0}};
+        round_trip_block(enc, dec, other, 1, 2048);
+        round_trip_block(enc, dec, a, 5, 2048);
+        round_trip_block(enc, dec, a, 5, 2048);
+    }
+    /* a table with room for one entry: the next field takes its place, the count stays the same */
+    rill_hpack_encoder *e1 = rill_hpack_encoder_new(64);
+    rill_hpack_decoder *d1 = rill_hpack_decoder_new(64);
+    rill_header xa[] = {HF("x-a", "1")}, xb[] = {HF("x-b", "2")};
+    for (int i = 0; i < 3; i++)
+        round_trip_block(e1, d1, xa, 1, 2048);
+    round_trip_block(e1, d1, xb, 1, 2048);
+    round_trip_block(e1, d1, xa, 1, 2048);
+    rill_hpack_encoder_free(e1);
+    rill_hpack_decoder_free(d1);
+    /* random walks over a few templates, one byte changed now and then, in tables of every size */
+    static const uint32_t sizes[] = {0, 64, 150, 4096};
+    srand(11);
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        rill_hpack_encoder *e2 = rill_hpack_encoder_new(sizes[si]);
+        rill_hpack_decoder *d2 = rill_hpack_decoder_new(sizes[si]);
+        char vals[3][4][12] = {{"200", "a/b", "x1", "rill"}, {"404", "c/d", "y22", "rill"}, {"200", "a/b", "x2", "nginx"}};
+        static const char *names[] = {":status", "content-type", "x-id", "server"};
+        for (int block = 0; block < 2000; block++) {
+            int t = rand() % 3;
+            if (rand() % 8 == 0) {
+                char *v = vals[t][rand() % 4];
+                v[rand() % strlen(v)] = (char)('a' + rand() % 3);
+            }
+            rill_header f[4];
+            size_t n = 2 + (size_t)rand() % 3;
+            for (size_t i = 0; i < n; i++)
+                f[i] = hdr(names[i], vals[t][i], 0);
+            round_trip_block(e2, d2, f, n, 2048);
+            if (rand() % 2)
+                round_trip_block(e2, d2, f, n, 2048);
+        }
+        rill_hpack_encoder_free(e2);
+        rill_hpack_decoder_free(d2);
+    }
+    rill_hpack_encoder_free(enc);
+    rill_hpack_decoder_free(dec);
+}
+
 /* For HTTP/2 the decoder marks what it knows to be valid: static fields, and dynamic entries that
  * passed the field rule when inserted; never a field that did not, nor a reference to it. */
 static void decoder_marks_only_checked_fields(void **state)
@@ -1303,6 +1392,7 @@ int main(void)
         cmocka_unit_test(decode_c6_responses_huffman_with_eviction),
         cmocka_unit_test(encoder_trim_keeps_the_table),
         cmocka_unit_test(repeated_blocks_stay_exact),
+        cmocka_unit_test(replayed_blocks_never_go_stale),
         cmocka_unit_test(decoder_marks_only_checked_fields),
         cmocka_unit_test(rejects_index_zero),
         cmocka_unit_test(rejects_index_past_tables),
