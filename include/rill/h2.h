@@ -122,7 +122,9 @@ enum rill_h2_headers_kind {
  * sizeof cb, ...}` (see "Public API conventions" in docs/ARCHITECTURE.md). */
 typedef struct rill_h2_callbacks {
     size_t size; /* sizeof(rill_h2_callbacks) */
-    /* A complete, validated header block. For requests the END_STREAM flag means no body. */
+    /* A complete, validated header block. For requests the END_STREAM flag means no body. The
+     * names and values of a block from the wire lie one after another in one buffer, each
+     * followed by a NUL not counted in its length (a consumer may copy them in one piece). */
     int (*on_headers)(rill_h2_session *s, int32_t stream_id, enum rill_h2_headers_kind kind,
                       const rill_header *fields, size_t count, uint32_t flags, void *user);
     /* Client side: the server promised stream promised_id (reserved, remote) on stream_id with

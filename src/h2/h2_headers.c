@@ -82,7 +82,7 @@ static int collect_field(const rill_header *f, void *user)
         fs->fields = nf;
         fs->cap = ncap;
     }
-    size_t need = f->name_len + f->value_len;
+    size_t need = f->name_len + f->value_len + 2; /* each followed by a NUL: see on_headers in rill/h2.h */
     if (!fs->bytes || fs->used + need > fs->bytes_cap) {
         size_t ncap = fs->bytes_cap ? fs->bytes_cap : 512;
         while (ncap < fs->used + need)
@@ -95,14 +95,18 @@ static int collect_field(const rill_header *f, void *user)
     }
     /* Offsets for now (the byte buffer may move); pointers once the block is complete. */
     rill_header *d = &fs->fields[fs->count++];
-    small_copy(fs->bytes + fs->used, f->name, f->name_len);
+    uint8_t *b = fs->bytes + fs->used;
+    small_copy(b, f->name, f->name_len);
+    b[f->name_len] = '\0';
     d->name = (const uint8_t *)(uintptr_t)fs->used;
     d->name_len = f->name_len;
-    fs->used += f->name_len;
-    small_copy(fs->bytes + fs->used, f->value, f->value_len);
+    fs->used += f->name_len + 1;
+    b += f->name_len + 1;
+    small_copy(b, f->value, f->value_len);
+    b[f->value_len] = '\0';
     d->value = (const uint8_t *)(uintptr_t)fs->used;
     d->value_len = f->value_len;
-    fs->used += f->value_len;
+    fs->used += f->value_len + 1;
     d->flags = f->flags;
     return 0;
 }

@@ -1,6 +1,7 @@
 /* Sending: submit calls and header block encoding (HEADERS + CONTINUATION split). DATA frames are
  * produced in h2_schedule.c. */
 #include "h2/h2_internal.h"
+#include "hpack/encoder_internal.h"
 
 
 int h2_ensure_encoder(rill_h2_session *s)
@@ -31,10 +32,7 @@ int h2_encode_headers(rill_h2_session *s, uint8_t type, int32_t sid, int32_t pro
     uint8_t *p = h2_out_reserve(s, bound + extra + frames * H2_FRAME_HEADER);
     if (!p)
         return RILL_ERR_NOMEM;
-    size_t blen = 0;
-    rc = rill_hpack_encode(s->enc, fields, count, p + H2_FRAME_HEADER + extra, bound, &blen);
-    if (rc)
-        return rc;
+    size_t blen = hpack_encode_within_bound(s->enc, fields, count, p + H2_FRAME_HEADER + extra);
     if (extra)
         h2_put32(p + H2_FRAME_HEADER, (uint32_t)promised & 0x7fffffffu);
     size_t total = extra + blen;

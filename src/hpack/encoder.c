@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hpack/encoder_internal.h"
 #include "hpack/hpack_int.h"
 #include "hpack/hpack_tables.h"
 #include "hpack/huffman.h"
@@ -643,6 +644,13 @@ static int state_clone(struct enc_state *dst, const struct enc_state *src)
         memcpy(dst->name_buckets, src->name_buckets, nb * sizeof(uint32_t));
     }
     return RILL_OK;
+}
+
+size_t hpack_encode_within_bound(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out)
+{
+    if (!enc->learned)
+        enc->learned = learned_new(enc); /* NULL is tolerated: see worth_indexing */
+    return encode_all(enc, fields, count, out);
 }
 
 int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out,

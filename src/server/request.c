@@ -13,53 +13,96 @@ static bool is_pseudo(const rill_header *h)
     return h->name_len > 0 && h->name[0] == ':';
 }
 
-static bool name_is(const rill_header *h, const char *lit)
+/* Bytes from fields[0].name to the end of the last value if the fields' names and values lie one
+ * after another, each followed by a NUL (as the HTTP/2 engine hands them over); else 0. */
+static size_t contiguous_span(const rill_header *fields, size_t n)
 {
-    size_t n = strlen(lit);
-    return h->name_len == n && memcmp(h->name, lit, n) == 0;
+    const uint8_t *next = fields[0].name;
+    for (size_t i = 0; i < n; i++) {
+        if (fields[i].name != next || fields[i].value != next + fields[i].name_len + 1 ||
+            fields[i].name[fields[i].name_len] != '\0' || fields[i].value[fields[i].value_len] != '\0')
+            return 0;
+        next = fields[i].value + fields[i].value_len + 1;
+    }
+    return (size_t)(next - fields[0].name);
 }
 
-/* All strings go into one arena: the header array first, then NUL-terminated names and values. */
+/* Copies field i's name (lowercased unless already) and value, each NUL-terminated, to p; returns
+ * the end. */
+static char *copy_field(rill_header *to, const rill_header *from, char *p, bool names_lowercase)
+{
+    char *name = p;
+    if (names_lowercase)
+        small_copy(name, from->name, from->name_len);
+    else
+        for (size_t k = 0; k < from->name_len; k++)
+            name[k] = (char)tolower((unsigned char)from->name[k]);
+    name[from->name_len] = '\0';
+    p += from->name_len + 1;
+    small_copy(p, from->value, from->value_len);
+    p[from->value_len] = '\0';
+    to->name = (const uint8_t *)name;
+    to->value = (const uint8_t *)p;
+    return p + from->value_len + 1;
+}
+
+/* The request target's parts by pseudo-header name (length first: one compare each). */
+static void note_pseudo(rill_server_stream *st, const rill_header *h)
+{
+    const char *v = (const char *)h->value, *n = (const char *)h->name;
+    switch (h->name_len) {
+    case 5:
+        if (memcmp(n, ":path", 5) == 0)
+            st->path = v;
+        break;
+    case 7:
+        if (memcmp(n, ":method", 7) == 0)
+            st->method = v;
+        else if (memcmp(n, ":scheme", 7) == 0)
+            st->scheme = v;
+        break;
+    case 9:
+        if (memcmp(n, ":protocol", 9) == 0)
+            st->connect_protocol = v;
+        break;
+    case 10:
+        if (memcmp(n, ":authority", 10) == 0)
+            st->authority = v;
+        break;
+    default:
+        break;
+    }
+}
+
+/* All strings go into one arena: the header array first, then NUL-terminated names and values
+ * (copied in one piece when they arrive laid out that way already). */
 int exchange_set_request(rill_server_stream *st, const rill_header *fields, size_t n, const char *version,
                          bool names_lowercase)
 {
-    size_t bytes = n * sizeof(rill_header);
-    for (size_t i = 0; i < n; i++)
-        bytes += fields[i].name_len + fields[i].value_len + 2;
+    size_t span = n && names_lowercase ? contiguous_span(fields, n) : 0;
+    size_t bytes = n * sizeof(rill_header) + span;
+    if (!span)
+        for (size_t i = 0; i < n; i++)
+            bytes += fields[i].name_len + fields[i].value_len + 2;
     rill_header *all = exchange_alloc(st, bytes ? bytes : 1);
     if (!all)
         return RILL_ERR_NOMEM;
     st->all_fields = all;
     char *p = (char *)(all + n);
+    if (span)
+        memcpy(p, fields[0].name, span);
     size_t npseudo = 0;
     for (size_t i = 0; i < n; i++) {
         all[i] = fields[i];
-        char *name = p;
-        if (names_lowercase)
-            small_copy(name, fields[i].name, fields[i].name_len);
-        else
-            for (size_t k = 0; k < fields[i].name_len; k++)
-                name[k] = (char)tolower((unsigned char)fields[i].name[k]);
-        name[fields[i].name_len] = '\0';
-        p += fields[i].name_len + 1;
-        small_copy(p, fields[i].value, fields[i].value_len);
-        p[fields[i].value_len] = '\0';
-        all[i].name = (const uint8_t *)name;
-        all[i].value = (const uint8_t *)p;
-        p += fields[i].value_len + 1;
+        if (span) {
+            all[i].name = (const uint8_t *)p + (fields[i].name - fields[0].name);
+            all[i].value = (const uint8_t *)p + (fields[i].value - fields[0].name);
+        } else {
+            p = copy_field(&all[i], &fields[i], p, names_lowercase);
+        }
         if (is_pseudo(&all[i])) {
             npseudo = i + 1;
-            const char *v = (const char *)all[i].value;
-            if (name_is(&all[i], ":method"))
-                st->method = v;
-            else if (name_is(&all[i], ":scheme"))
-                st->scheme = v;
-            else if (name_is(&all[i], ":authority"))
-                st->authority = v;
-            else if (name_is(&all[i], ":path"))
-                st->path = v;
-            else if (name_is(&all[i], ":protocol"))
-                st->connect_protocol = v;
+            note_pseudo(st, &all[i]);
         }
     }
     st->fields = all + npseudo;
@@ -75,7 +118,7 @@ int exchange_set_request(rill_server_stream *st, const rill_header *fields, size
         const char *host = rill_server_request_header(st, "host", &len);
         st->authority = host ? host : "";
     }
-    st->head_request = strcmp(st->method, "HEAD") == 0;
+    st->head_request = st->method[0] == 'H' && strcmp(st->method, "HEAD") == 0;
     st->version = version;
     return RILL_OK;
 }
