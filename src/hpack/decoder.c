@@ -245,6 +245,32 @@ int rill_hpack_decode_block(rill_hpack_decoder *dec, const uint8_t *block, size_
                     return RILL_ERR_COMPRESSION;
                 continue;
             }
+            /* The common case, an entry whose strings lie unwrapped in the ring (or a static
+             * one), goes straight to the callback. */
+            const hpack_entry *e = NULL;
+            bool direct = idx <= HPACK_STATIC_COUNT;
+            if (!direct && idx - HPACK_STATIC_COUNT <= dec->table.count) {
+                e = hpack_table_at(&dec->table, idx - HPACK_STATIC_COUNT);
+                direct = e->off + e->name_len + e->value_len <= dec->table.data_cap;
+            }
+            if (direct) {
+                const hpack_static_entry *se = e ? NULL : &hpack_static_table[idx];
+                field.name = e ? dec->table.data + e->off : se->name;
+                field.name_len = e ? e->name_len : se->name_len;
+                field.value = e ? field.name + e->name_len : se->value;
+                field.value_len = e ? e->value_len : se->value_len;
+                if (dec->mark_h2_valid && (!e || e->h2_valid))
+                    field.flags = RILL_HEADER_VALID;
+                list_size += (uint64_t)field.name_len + field.value_len + HPACK_ENTRY_OVERHEAD;
+                if (dec->max_list && list_size > dec->max_list) {
+                    too_large = true;
+                    continue;
+                }
+                rc = cb(&field, user);
+                if (rc)
+                    return rc;
+                continue;
+            }
             rc = lookup(dec, idx, true, false, &scratch_used, &name, &value);
             if (rc)
                 return rc;
