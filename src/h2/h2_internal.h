@@ -157,6 +157,8 @@ struct h2_pending {
  * gives it back), or while a PRIORITY_UPDATE waits for its stream. */
 struct h2_table {
     struct h2_stream *queue[8][2]; /* per urgency: [0] non-incremental, [1] incremental */
+    struct h2_stream *queue_tail[8][2];
+    uint16_t queued; /* bit u * 2 + inc: queue[u][inc] is not empty */
     /* PRIORITY_UPDATEs that arrived before their stream opened (a few, newest kept) */
     struct { int32_t id; uint8_t urgency, incremental; } early_prio[4];
     uint8_t early_prio_next;

@@ -39,18 +39,19 @@ static struct h2_stream *pick(rill_h2_session *s)
 {
     if (!s->tab)
         return NULL;
-    for (int u = 0; u < 8; u++)
-        for (int inc = 0; inc < 2; inc++) {
-            struct h2_stream *st = s->tab->queue[u][inc];
-            while (st) {
-                struct h2_stream *next = st->qnext;
-                if (can_progress(s, st))
-                    return st;
-                if (!h2_body_pending(st) && !st->trailers && !(st->flags & SF_END_WANTED))
-                    h2_sched_remove(s, st);
-                st = next;
-            }
+    /* Queues in order of urgency, non-incremental first: the bits of the non-empty ones. */
+    for (unsigned queued = s->tab->queued; queued; queued &= queued - 1) {
+        unsigned q = (unsigned)__builtin_ctz(queued);
+        struct h2_stream *st = s->tab->queue[q / 2][q % 2];
+        while (st) {
+            struct h2_stream *next = st->qnext;
+            if (can_progress(s, st))
+                return st;
+            if (!h2_body_pending(st) && !st->trailers && !(st->flags & SF_END_WANTED))
+                h2_sched_remove(s, st);
+            st = next;
         }
+    }
     return NULL;
 }
 

@@ -479,9 +479,13 @@ int rill_h2_submit_priority_update(rill_h2_session *s, int32_t stream_id, unsign
         n += 3;
     }
     struct h2_stream *st = h2_stream_find(s, stream_id);
-    if (st) {
+    if (st) { /* out of its send queue while the queue's key changes */
+        bool queued = (st->flags & SF_SCHEDULED) != 0;
+        h2_sched_remove(s, st);
         st->urgency = (uint8_t)urgency;
         st->flags = (uint16_t)(incremental ? st->flags | SF_INCREMENTAL : st->flags & ~SF_INCREMENTAL);
+        if (queued)
+            h2_sched_add(s, st);
     }
     return h2_out_frame(s, RILL_H2_PRIORITY_UPDATE, 0, 0, payload, n);
 }

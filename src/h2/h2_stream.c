@@ -190,21 +190,29 @@ void h2_sched_add(rill_h2_session *s, struct h2_stream *st)
     st->flags |= SF_SCHEDULED;
     int inc = (st->flags & SF_INCREMENTAL) ? 1 : 0;
     struct h2_stream **head = &s->tab->queue[st->urgency][inc];
+    struct h2_stream **tail = &s->tab->queue_tail[st->urgency][inc];
     /* Non-incremental streams are served one after another in stream order; incremental ones
-     * round-robin, so they join at the end. */
-    struct h2_stream *prev = NULL, *cur = *head;
-    while (cur && (inc || cur->id < st->id)) {
-        prev = cur;
-        cur = cur->qnext;
+     * round-robin, so they join at the end, as does a new stream (the highest id so far). */
+    struct h2_stream *prev = *tail, *cur = NULL;
+    if (!inc && prev && prev->id > st->id) {
+        prev = NULL;
+        cur = *head;
+        while (cur->id < st->id) {
+            prev = cur;
+            cur = cur->qnext;
+        }
     }
     st->qprev = prev;
     st->qnext = cur;
     if (cur)
         cur->qprev = st;
+    else
+        *tail = st;
     if (prev)
         prev->qnext = st;
     else
         *head = st;
+    s->tab->queued |= (uint16_t)(1u << (st->urgency * 2 + inc));
 }
 
 void h2_sched_remove(rill_h2_session *s, struct h2_stream *st)
@@ -219,6 +227,10 @@ void h2_sched_remove(rill_h2_session *s, struct h2_stream *st)
         *head = st->qnext;
     if (st->qnext)
         st->qnext->qprev = st->qprev;
+    else
+        s->tab->queue_tail[st->urgency][inc] = st->qprev;
+    if (!*head)
+        s->tab->queued &= (uint16_t)~(1u << (st->urgency * 2 + inc));
     st->qnext = st->qprev = NULL;
     st->flags &= (uint16_t)~SF_SCHEDULED;
 }

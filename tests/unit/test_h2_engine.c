@@ -327,6 +327,90 @@ static void priority_update_frame_reorders(void **state)
     tsess_free(&t);
 }
 
+/* Non-incremental streams whose responses come in reverse order are still served in stream
+ * order (a stream joins its queue before a later one, not only at the end). */
+static void streams_served_in_id_order_whatever_the_submit_order(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    for (uint32_t sid = 1; sid <= 7; sid += 2)
+        tf_get(&b, sid, 0x1);
+    feed_drain(&t, &b);
+    rill_header ok[] = {F(":status", "200")};
+    static uint8_t body[20000];
+    static const int32_t order[] = {7, 3, 5, 1};
+    for (int i = 0; i < 4; i++)
+        rill_h2_submit_response(t.s, order[i], ok, 1, 0);
+    for (int i = 0; i < 4; i++)
+        rill_h2_submit_data(t.s, order[i], body, sizeof body, RILL_H2_FLAG_END_STREAM, NULL);
+    drain(t.s, &t.out);
+    /* 65535 of window: stream 1 whole (two frames), 3 whole, 5 the rest; 7 nothing yet */
+    uint32_t seq[16];
+    size_t k = 0;
+    for (size_t i = 0; i < t.out.n && k < 16; i++)
+        if (t.out.f[i].type == RILL_H2_DATA)
+            seq[k++] = t.out.f[i].sid;
+    assert_true(k >= 5);
+    assert_int_equal(seq[0], 1);
+    assert_int_equal(seq[1], 1);
+    assert_int_equal(seq[2], 3);
+    assert_int_equal(seq[3], 3);
+    assert_int_equal(seq[4], 5);
+    tf_window_update(&b, 0, 1000000);
+    feed_drain(&t, &b);
+    const tframe *last = NULL;
+    for (size_t i = 0; i < t.out.n; i++)
+        if (t.out.f[i].type == RILL_H2_DATA)
+            last = &t.out.f[i];
+    assert_non_null(last);
+    assert_int_equal(last->sid, 7);
+    expect_no_error(&t.out);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
+/* A client changing a stream's priority while its body waits for window moves the stream to its
+ * new queue (its old queue must not keep it). */
+static void client_priority_update_moves_a_queued_stream(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_CLIENT, NULL);
+    rill_header req[] = {F(":method", "POST"), F(":scheme", "https"), F(":path", "/"),
+                         F(":authority", "example.com")};
+    static uint8_t body[100000];
+    int32_t a = rill_h2_submit_request(t.s, req, 4, 0, NULL);
+    int32_t c = rill_h2_submit_request(t.s, req, 4, 0, NULL);
+    assert_int_equal(a, 1);
+    assert_int_equal(c, 3);
+    assert_int_equal(rill_h2_submit_data(t.s, a, body, sizeof body, RILL_H2_FLAG_END_STREAM, NULL), 0);
+    assert_int_equal(rill_h2_submit_data(t.s, c, body, sizeof body, RILL_H2_FLAG_END_STREAM, NULL), 0);
+    drain(t.s, &t.out); /* the connection window (65535) is spent on stream 1 */
+    assert_int_equal(rill_h2_submit_priority_update(t.s, c, 0, false), 0);
+    assert_int_equal(rill_h2_submit_priority_update(t.s, a, 6, false), 0);
+    t.out.n = 0;
+    tbuf b = {0};
+    tf_window_update(&b, 0, 1000000);
+    tf_window_update(&b, 1, 1000000);
+    tf_window_update(&b, 3, 1000000);
+    feed_drain(&t, &b);
+    size_t sent[2] = {0, 0};
+    int32_t first = 0;
+    for (size_t i = 0; i < t.out.n; i++)
+        if (t.out.f[i].type == RILL_H2_DATA) {
+            if (!first)
+                first = (int32_t)t.out.f[i].sid;
+            sent[t.out.f[i].sid == 3] += t.out.f[i].len;
+        }
+    assert_int_equal(first, 3); /* urgency 0 now goes first */
+    assert_int_equal(sent[1], sizeof body);
+    assert_int_equal(sent[0], sizeof body - 65535);
+    tb_free(&b);
+    tsess_free(&t);
+}
+
 /* A PRIORITY_UPDATE for a stream not open yet survives an idle trim (the stream table that
  * holds it is otherwise given back). */
 static void early_priority_update_survives_trim(void **state)
@@ -1078,6 +1162,8 @@ int main(void)
         cmocka_unit_test(pull_source_with_pause_and_trailers),
         cmocka_unit_test(incremental_streams_round_robin),
         cmocka_unit_test(priority_update_frame_reorders),
+        cmocka_unit_test(streams_served_in_id_order_whatever_the_submit_order),
+        cmocka_unit_test(client_priority_update_moves_a_queued_stream),
         cmocka_unit_test(early_priority_update_survives_trim),
         cmocka_unit_test(settings_in_flight_apply_in_order),
         cmocka_unit_test(settings_second_before_first_ack),
