@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytes_hash.h"
 #include "hpack/encoder_internal.h"
 #include "hpack/hpack_int.h"
 #include "hpack/hpack_tables.h"
@@ -126,32 +127,6 @@ static uint8_t static_policy(unsigned idx)
     default:
         return P_INDEX;
     }
-}
-
-static inline uint32_t hash_bytes(const uint8_t *p, size_t n, uint64_t seed)
-{
-    uint64_t h = seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ull);
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-        p += 8;
-        n -= 8;
-    }
-    /* The last 0..7 bytes without a variable-length copy: two overlapping 4-byte loads, or bytes. */
-    uint64_t w = 0;
-    if (n >= 4) {
-        uint32_t a, b;
-        memcpy(&a, p, 4);
-        memcpy(&b, p + n - 4, 4);
-        w = (uint64_t)a << 32 | b;
-    } else if (n) {
-        w = (uint64_t)p[0] | (uint64_t)p[n >> 1] << 8 | (uint64_t)p[n - 1] << 16;
-    }
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 29;
-    return (uint32_t)(h ^ (h >> 32));
 }
 
 /* Records one occurrence of (name, value) and says whether values of this name repeat often enough
@@ -459,8 +434,8 @@ static size_t encode_field(rill_hpack_encoder *enc, const rill_header *f, uint8_
         return hpack_encode_int(out, 0x80, 7, exact_static);
     }
 
-    uint32_t name_hash = hash_bytes(f->name, f->name_len, 0x5bd1e995u);
-    uint32_t nv_hash = hash_bytes(f->value, f->value_len, name_hash);
+    uint32_t name_hash = bytes_hash32(f->name, f->name_len, 0x5bd1e995u);
+    uint32_t nv_hash = bytes_hash32(f->value, f->value_len, name_hash);
     uint32_t exact = 0;
     if (s->table.count) {
         uint32_t dyn_name = 0;

@@ -1,5 +1,7 @@
 #include "server/file_cache.h"
 
+#include "common/bytes_hash.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,13 +15,6 @@ struct file_cache {
 };
 
 static _Thread_local struct file_cache *cache;
-
-static uint64_t fnv1a(const char *p, size_t n, uint64_t h)
-{
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
-    return h;
-}
 
 static void entry_free(struct file_entry *e)
 {
@@ -109,12 +104,12 @@ struct file_entry *file_cache_get(const rill_static_root *root, const char *targ
     size_t path_len = strcspn(target, "?#");
     if (path_len > target_len)
         path_len = target_len;
-    /* The key: root, path, and which precompressed codings the client accepts. */
+    /* The key: root, path, and which precompressed codings the client accepts. (An unseeded hash:
+     * the table holds at most the entry cap, and only files that exist.) */
     char accepts = (char)('0' + (rill_accept_encoding_allows(ae, ae_len, "br") ? 1 : 0) +
                           (rill_accept_encoding_allows(ae, ae_len, "gzip") ? 2 : 0));
-    uint64_t h = fnv1a((const char *)&root, sizeof root, 0xcbf29ce484222325ull);
-    h = fnv1a(target, path_len, h);
-    h = fnv1a(&accepts, 1, h);
+    uint64_t h = bytes_hash32((const uint8_t *)target, path_len,
+                              ((uint64_t)(uintptr_t)root << 8 | (uint8_t)accepts) * 0x9e3779b97f4a7c15ull);
     struct file_entry *e = c->buckets[h & (BUCKETS - 1)];
     for (; e; e = e->hnext)
         if (e->hash == h && e->key_len == path_len + 1 + sizeof root &&
