@@ -300,8 +300,12 @@ static int cmd_deflate(int argc, char **argv)
         size_t cap = rill_hpack_encode_bound(enc, fields, (size_t)k), len = 0;
         free(wire);
         free(hex);
-        wire = malloc(cap);
-        hex = malloc(2 * cap + 1);
+        wire = NULL;
+        hex = NULL;
+        if (cap < SIZE_MAX / 4) { /* SIZE_MAX: a string over 1 GiB */
+            wire = malloc(cap);
+            hex = malloc(2 * cap + 1);
+        }
         if (!wire || !hex || rill_hpack_encode(enc, fields, (size_t)k, wire, cap, &len) != RILL_OK) {
             fprintf(stderr, "rill hpack deflate: %s case %d: encoding failed\n", path, seqno);
             status = 1;

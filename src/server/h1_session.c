@@ -531,7 +531,7 @@ static int h1_send_body(rill_server_stream *st, const void *data, size_t len)
     int rc;
     if (st->chunked) {
         uint8_t head[RILL_H1_CHUNK_HEADER_MAX];
-        size_t hlen;
+        size_t hlen = 0;
         rill_h1_write_chunk_header(head, sizeof head, &hlen, len);
         struct iovec iov[3] = {{head, hlen}, {(void *)data, len}, {(void *)"\r\n", 2}};
         rc = rill_io_conn_writev(st->sess->c.io, iov, 3);

@@ -75,7 +75,7 @@ static void on_open(rill_io_conn *conn, const char *alpn)
     conn_init(&sess->c, conn, w->srv->opt.idle_timeout_ms);
     sess->id = (uint64_t)w->index << 40 | ++w->sessions_started;
     rill_io_conn_set_user(conn, sess);
-    struct rill_io_tls_info info;
+    struct rill_io_tls_info info = {0};
     sess->tls = rill_io_conn_tls_info(conn, &info) == 0;
     atomic_fetch_add_explicit(&w->stats.connections, 1, memory_order_relaxed);
     conn_touch(&sess->c);
