@@ -108,6 +108,75 @@ static unsigned pseudo_bit(const rill_header *f)
 static const uint8_t rule_first[18] = {[2] = 't', [4] = 'h', [7] = 'u', [8] = 'p', [10] = 'c', [14] = 'c',
                                        [16] = 'p', [17] = 't'};
 
+/* The rules of RFC 9113 section 8.2.2 and 8.6 that concern one regular field: connection-specific
+ * fields, TE other than "trailers" outside requests, one host, content-length's digits; priority
+ * is read. Most names are none of the few with a rule: a name whose length and first byte match
+ * none of them is done with one table lookup (lowercase: checked by the caller). */
+__attribute__((always_inline)) static inline bool
+regular_field_ok(const rill_header *f, enum h2_msg kind, struct h2_msg_info *info, const rill_header **host)
+{
+    const uint8_t *n = f->name;
+    if (f->name_len >= sizeof rule_first || (rule_first[f->name_len] != n[0] && f->name_len != 10))
+        return true;
+    switch (f->name_len) {
+    case 2:
+        return !eq(n, 2, "te") || (kind == H2_MSG_REQUEST && eq(f->value, f->value_len, "trailers"));
+    case 4:
+        if (eq(n, 4, "host")) {
+            if (*host)
+                return false;
+            *host = f;
+        }
+        return true;
+    case 7:
+        return !eq(n, 7, "upgrade");
+    case 8:
+        if (eq(n, 8, "priority"))
+            h2_parse_priority(f->value, f->value_len, &info->urgency, &info->incremental);
+        return true;
+    case 10:
+        return !eq(n, 10, "connection") && !eq(n, 10, "keep-alive");
+    case 14:
+        return !eq(n, 14, "content-length") ||
+               parse_content_length(f->value, f->value_len, &info->content_length);
+    case 16:
+        return !eq(n, 16, "proxy-connection");
+    case 17:
+        return !eq(n, 17, "transfer-encoding");
+    default:
+        return true;
+    }
+}
+
+/* A response: :status first (as every sender puts it), then regular fields; the same verdict as
+ * the general walk below, which takes any other order. */
+static bool response_valid(const rill_header *fields, size_t count, struct h2_msg_info *info)
+{
+    const rill_header *st = &fields[0];
+    if (!(st->flags & RILL_HEADER_VALID) && !h2_field_valid(st))
+        return false;
+    if (st->name_len != 7 || memcmp(st->name, ":status", 7) != 0 || st->value_len != 3)
+        return false;
+    int status = 0;
+    for (int k = 0; k < 3; k++) {
+        if (st->value[k] < '0' || st->value[k] > '9')
+            return false;
+        status = status * 10 + (st->value[k] - '0');
+    }
+    if (status < 100 || status == 101) /* no Upgrade in HTTP/2 */
+        return false;
+    info->status = status;
+    const rill_header *host = NULL;
+    for (size_t i = 1; i < count; i++) {
+        const rill_header *f = &fields[i];
+        if (!(f->flags & RILL_HEADER_VALID) && !h2_field_valid(f))
+            return false;
+        if (f->name[0] == ':' || !regular_field_ok(f, H2_MSG_RESPONSE, info, &host))
+            return false; /* a second :status, another pseudo-header, or a rule broken */
+    }
+    return true;
+}
+
 bool h2_message_valid(const rill_header *fields, size_t count, enum h2_msg kind, bool connect_protocol_ok,
                       struct h2_msg_info *info)
 {
@@ -115,6 +184,8 @@ bool h2_message_valid(const rill_header *fields, size_t count, enum h2_msg kind,
     info->content_length = -1;
     info->urgency = -1;
     info->incremental = -1;
+    if (kind == H2_MSG_RESPONSE && count && fields[0].name_len == 7 && fields[0].name[1] == 's')
+        return response_valid(fields, count, info);
     unsigned seen = 0;
     bool regular_seen = false;
     const rill_header *method = NULL, *scheme = NULL, *authority = NULL, *path = NULL, *host = NULL;
@@ -160,51 +231,8 @@ bool h2_message_valid(const rill_header *fields, size_t count, enum h2_msg kind,
             continue;
         }
         regular_seen = true;
-        const uint8_t *n = f->name;
-        /* Most names are none of the few with a rule: a name whose length and first byte match
-         * none of them is done with one table lookup (lowercase: checked above). */
-        if (f->name_len >= sizeof rule_first || (rule_first[f->name_len] != n[0] && f->name_len != 10))
-            continue;
-        switch (f->name_len) {
-        case 2:
-            if (eq(n, 2, "te") && (kind != H2_MSG_REQUEST || !eq(f->value, f->value_len, "trailers")))
-                return false;
-            break;
-        case 4:
-            if (eq(n, 4, "host")) {
-                if (host)
-                    return false;
-                host = f;
-            }
-            break;
-        case 7:
-            if (eq(n, 7, "upgrade"))
-                return false; /* connection-specific (section 8.2.2) */
-            break;
-        case 8:
-            if (eq(n, 8, "priority"))
-                h2_parse_priority(f->value, f->value_len, &info->urgency, &info->incremental);
-            break;
-        case 10:
-            if (eq(n, 10, "connection") || eq(n, 10, "keep-alive"))
-                return false;
-            break;
-        case 14:
-            if (eq(n, 14, "content-length") &&
-                !parse_content_length(f->value, f->value_len, &info->content_length))
-                return false;
-            break;
-        case 16:
-            if (eq(n, 16, "proxy-connection"))
-                return false;
-            break;
-        case 17:
-            if (eq(n, 17, "transfer-encoding"))
-                return false;
-            break;
-        default:
-            break;
-        }
+        if (!regular_field_ok(f, kind, info, &host))
+            return false;
     }
     if (kind == H2_MSG_TRAILERS)
         return true;

@@ -78,10 +78,8 @@ void *exchange_alloc(rill_server_stream *st, size_t n)
     return p;
 }
 
-static int header_list_room(rill_server_stream *st, struct header_list *l)
+int header_list_grow(rill_server_stream *st, struct header_list *l)
 {
-    if (l->count < l->cap)
-        return RILL_OK;
     size_t cap = l->cap ? l->cap * 2 : 12; /* the old array stays in the arena: lists rarely grow */
     rill_header *items = exchange_alloc(st, cap * sizeof *items);
     if (!items)
@@ -93,19 +91,10 @@ static int header_list_room(rill_server_stream *st, struct header_list *l)
     return RILL_OK;
 }
 
-int header_list_add_ref(rill_server_stream *st, struct header_list *l, const char *name, size_t nlen,
-                        const char *value, size_t vlen, uint32_t flags)
-{
-    if (header_list_room(st, l) != RILL_OK)
-        return RILL_ERR_NOMEM;
-    l->items[l->count++] = (rill_header){(const uint8_t *)name, nlen, (const uint8_t *)value, vlen, flags};
-    return RILL_OK;
-}
-
 int header_list_add(rill_server_stream *st, struct header_list *l, const char *name, size_t nlen,
                     const char *value, size_t vlen, uint32_t flags)
 {
-    if (header_list_room(st, l) != RILL_OK)
+    if (l->count == l->cap && header_list_grow(st, l) != RILL_OK)
         return RILL_ERR_NOMEM;
     char *copy = exchange_alloc(st, nlen + vlen + 2);
     if (!copy)

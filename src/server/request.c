@@ -47,7 +47,7 @@ static char *copy_field(rill_header *to, const rill_header *from, char *p, bool 
 }
 
 /* The request target's parts by pseudo-header name (length first: one compare each). */
-static void note_pseudo(rill_server_stream *st, const rill_header *h)
+static inline void note_pseudo(rill_server_stream *st, const rill_header *h)
 {
     const char *v = (const char *)h->value, *n = (const char *)h->name;
     switch (h->name_len) {

@@ -234,10 +234,19 @@ void worker_pools_release_soon(struct worker *w);
 #define HEADER_NAME_LOWER 0x100u
 int header_list_add(rill_server_stream *st, struct header_list *l, const char *name, size_t nlen,
                     const char *value, size_t vlen, uint32_t flags);
+/* Room for more fields (the old array stays in the arena: lists rarely grow). */
+int header_list_grow(rill_server_stream *st, struct header_list *l);
 /* Adds the field without copying it: name and value must be NUL-terminated and outlive the
- * exchange (literals; strings of what res->release keeps, such as a file cache entry). */
-int header_list_add_ref(rill_server_stream *st, struct header_list *l, const char *name, size_t nlen,
-                        const char *value, size_t vlen, uint32_t flags);
+ * exchange (literals; strings of what res->release keeps, such as a file cache entry). Inline:
+ * the static handler adds most of its fields this way. */
+static inline int header_list_add_ref(rill_server_stream *st, struct header_list *l, const char *name,
+                                      size_t nlen, const char *value, size_t vlen, uint32_t flags)
+{
+    if (l->count == l->cap && header_list_grow(st, l) != RILL_OK)
+        return RILL_ERR_NOMEM;
+    l->items[l->count++] = (rill_header){(const uint8_t *)name, nlen, (const uint8_t *)value, vlen, flags};
+    return RILL_OK;
+}
 /* A field the server itself makes (a lowercase literal name, a value it formatted): no checks. */
 static inline int exchange_add_field(rill_server_stream *st, const char *name, size_t nlen,
                                      const char *value, size_t vlen)

@@ -245,6 +245,65 @@ static void vouched_fields_skip_the_per_byte_check(void **state)
     tsess_free(&t);
 }
 
+/* Every rule a response's fields must keep (section 8.3.2 and 8.2.2), vouched for or not: each
+ * bad list is refused and leaves the stream able to take a good response. */
+static void response_field_rules(void **state)
+{
+    (void)state;
+#define L(...) {__VA_ARGS__}
+    static const struct {
+        const char *fields[8]; /* name, value pairs, NULL-ended */
+        bool ok;
+    } cases[] = {
+        {L(":status", "200", "content-length", "5", "x-a", "1", NULL), true},
+        {L(":status", "204", "host", "a", NULL), true},
+        {L(":status", "103", "link", "</a>", NULL), true},
+        {L(":status", "200", "priority", "u=1", "te", "x", NULL), false},
+        {L(":status", "200", "te", "trailers", NULL), false},
+        {L(":status", "101", NULL), false},
+        {L(":status", "099", NULL), false},
+        {L(":status", "20", NULL), false},
+        {L(":status", "2x0", NULL), false},
+        {L(":status", "200", ":status", "200", NULL), false},
+        {L(":status", "200", ":path", "/", NULL), false},
+        {L("x-a", "1", ":status", "200", NULL), false},
+        {L(":scheme", "https", NULL), false},
+        {L("server", "x", NULL), false},
+        {L(":status", "200", "connection", "close", NULL), false},
+        {L(":status", "200", "keep-alive", "1", NULL), false},
+        {L(":status", "200", "upgrade", "h2c", NULL), false},
+        {L(":status", "200", "proxy-connection", "x", NULL), false},
+        {L(":status", "200", "transfer-encoding", "chunked", NULL), false},
+        {L(":status", "200", "content-length", "5x", NULL), false},
+        {L(":status", "200", "content-length", "5", "content-length", "6", NULL), false},
+        {L(":status", "200", "content-length", "5, 5", NULL), true},
+        {L(":status", "200", "host", "a", "host", "b", NULL), false},
+        {L(":status", "200", "Upper", "1", NULL), false},
+    };
+#undef L
+    for (int vouched = 0; vouched < 2; vouched++)
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            tsess t;
+            tsess_start(&t, RILL_H2_SERVER, NULL);
+            send_request(&t, 1, 0, ":method", "GET", ":scheme", "https", ":path", "/", NULL);
+            rill_header f[4];
+            size_t n = 0;
+            for (; cases[c].fields[2 * n]; n++) {
+                const char *name = cases[c].fields[2 * n], *value = cases[c].fields[2 * n + 1];
+                f[n] = (rill_header){(const uint8_t *)name, strlen(name), (const uint8_t *)value,
+                                     strlen(value), vouched && strcmp(name, "Upper") ? RILL_HEADER_VALID : 0};
+            }
+            int rc = rill_h2_submit_response(t.s, 1, f, n, 0);
+            if (cases[c].ok != (rc == 0))
+                fail_msg("case %zu (vouched %d): rc %d", c, vouched, rc);
+            if (rc != 0) {
+                rill_header ok[] = {{(const uint8_t *)":status", 7, (const uint8_t *)"200", 3, 0}};
+                assert_int_equal(rill_h2_submit_response(t.s, 1, ok, 1, RILL_H2_FLAG_END_STREAM), 0);
+            }
+            tsess_free(&t);
+        }
+}
+
 /* An invalid field the peer puts in the dynamic table is refused when it arrives and every time a
  * later request refers to it by index; a valid one referred to by index passes (the decoder
  * checks entries once and marks their references). */
@@ -555,6 +614,7 @@ int main(void)
         cmocka_unit_test(s8_1_1_content_length_must_match_data),
         cmocka_unit_test(s8_1_trailers),
         cmocka_unit_test(vouched_fields_skip_the_per_byte_check),
+        cmocka_unit_test(response_field_rules),
         cmocka_unit_test(invalid_field_in_the_table_stays_refused),
         cmocka_unit_test(s8_1_response_informational_final_trailers),
         cmocka_unit_test(s8_1_no_body_for_head_204_304),
