@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/bytes_hash.h"
+#include "common/small_copy.h"
 #include "hpack/encoder_internal.h"
 #include "hpack/hpack_int.h"
 #include "hpack/hpack_tables.h"
@@ -532,8 +533,8 @@ static void block_record(struct block_memo *b, const hpack_table *t, const rill_
         const rill_header *f = &fields[i];
         if (f->name_len + f->value_len > BLOCK_MEMO_BYTES - used)
             return;
-        memcpy(b->bytes + used, f->name, f->name_len);
-        memcpy(b->bytes + used + f->name_len, f->value, f->value_len);
+        small_copy(b->bytes + used, f->name, f->name_len); /* an empty string may be NULL */
+        small_copy(b->bytes + used + f->name_len, f->value, f->value_len);
         used += f->name_len + f->value_len;
         b->f[i].name_len = (uint16_t)f->name_len;
         b->f[i].value_len = (uint16_t)f->value_len;
