@@ -228,6 +228,10 @@ RILL_API void *rill_server_request_user(const rill_server_request *r);
 RILL_API int rill_server_response_set_status(rill_server_response *res, int status);
 RILL_API int rill_server_response_set_header(rill_server_response *res, const char *name, const char *value);
 RILL_API int rill_server_response_add_header(rill_server_response *res, const char *name, const char *value);
+/* Adds n fields given with their lengths (a client's or a parser's, not NUL-terminated), each
+ * checked as rill_server_response_add_header checks it, all or none: RILL_ERR_INVALID_ARG (none
+ * added) if one is refused. Copied. */
+RILL_API int rill_server_response_add_headers(rill_server_response *res, const rill_header *fields, size_t n);
 
 /* An informational response (e.g. 103 Early Hints with link fields) before the final one. */
 RILL_API int rill_server_response_informational(rill_server_response *res, int status, const rill_header *fields,

@@ -32,48 +32,60 @@ static bool connection_specific(const char *name, size_t len)
 
 /* A settable response field: a token name that is not connection-specific; a value without
  * control characters other than HTAB and without leading or trailing whitespace (RFC 9110 §5.5,
- * RFC 9113 §8.2.1: the same field is valid on both transports). Gives both lengths. */
-static bool valid_field(const char *name, const char *value, size_t *nlen, size_t *vlen,
-                        uint32_t *flags)
+ * RFC 9113 §8.2.1: the same field is valid on both transports). NUL is neither. */
+static bool valid_field(const char *name, size_t n, const char *value, size_t v)
 {
-    size_t n = 0;
-    unsigned bad = 0, upper = 0;
-    for (; name[n]; n++) {
-        uint8_t c = (uint8_t)name[n];
-        bad |= http_tchar[c] == 0;
-        upper |= (unsigned)(c - 'A') < 26u;
-    }
+    unsigned bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad |= http_tchar[(uint8_t)name[i]] == 0;
     if (n == 0 || bad)
         return false;
-    *flags = RILL_HEADER_VALID | (upper ? 0 : HEADER_NAME_LOWER);
-    size_t v = 0;
-    for (; value[v]; v++) {
-        uint8_t c = (uint8_t)value[v];
-        bad |= (c < ' ' && c != '\t') | (c == 0x7f);
-    }
     if (v && (value[0] == ' ' || value[0] == '\t' || value[v - 1] == ' ' || value[v - 1] == '\t'))
         return false;
-    *nlen = n;
-    *vlen = v;
-    return !bad && !connection_specific(name, n);
+    return http_value_ctl_span(value, v) == v && !connection_specific(name, n);
+}
+
+/* The list flags of a checked field: valid, and whether its name is lowercase already. */
+static uint32_t checked_flags(const char *name, size_t n)
+{
+    unsigned upper = 0;
+    for (size_t i = 0; i < n; i++)
+        upper |= (unsigned)((uint8_t)name[i] - 'A') < 26u;
+    return RILL_HEADER_VALID | (upper ? 0 : HEADER_NAME_LOWER);
 }
 
 /* A field from the application: checked once here, replacing earlier ones of its name if asked. */
 static int add_checked(rill_server_response *res, struct header_list *list, const char *name,
                        const char *value, bool replace)
 {
-    size_t nlen, vlen;
-    uint32_t flags;
-    if (!valid_field(name, value, &nlen, &vlen, &flags))
+    size_t nlen = strlen(name), vlen = strlen(value);
+    if (!valid_field(name, nlen, value, vlen))
         return RILL_ERR_INVALID_ARG;
     if (replace)
         header_list_remove(list, name);
-    return header_list_add(res, list, name, nlen, value, vlen, flags);
+    return header_list_add(res, list, name, nlen, value, vlen, checked_flags(name, nlen));
 }
 
 int rill_server_response_add_header(rill_server_response *res, const char *name, const char *value)
 {
     return res->head_sent ? RILL_ERR_STATE : add_checked(res, &res->resp_fields, name, value, false);
+}
+
+int rill_server_response_add_headers(rill_server_response *res, const rill_header *fields, size_t n)
+{
+    if (res->head_sent)
+        return RILL_ERR_STATE;
+    for (size_t i = 0; i < n; i++) /* all or none: every field is checked before one is added */
+        if (!valid_field((const char *)fields[i].name, fields[i].name_len, (const char *)fields[i].value,
+                         fields[i].value_len))
+            return RILL_ERR_INVALID_ARG;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = (const char *)fields[i].name;
+        if (header_list_add(res, &res->resp_fields, name, fields[i].name_len, (const char *)fields[i].value,
+                            fields[i].value_len, checked_flags(name, fields[i].name_len)) != RILL_OK)
+            return RILL_ERR_NOMEM;
+    }
+    return RILL_OK;
 }
 
 int rill_server_response_set_header(rill_server_response *res, const char *name, const char *value)
