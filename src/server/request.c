@@ -1,7 +1,6 @@
 /* The request side of an exchange: the request as the transport hands it over (copied into the
  * arena), its body flowing to the handler (held until on_body is set, with back-pressure), and
  * the rill_server_request_* / rill_server_session_* getters. */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,8 +34,10 @@ static char *copy_field(rill_header *to, const rill_header *from, char *p, bool 
     if (names_lowercase)
         small_copy(name, from->name, from->name_len);
     else
-        for (size_t k = 0; k < from->name_len; k++)
-            name[k] = (char)tolower((unsigned char)from->name[k]);
+        for (size_t k = 0; k < from->name_len; k++) { /* ASCII, no locale */
+            unsigned char c = (unsigned char)from->name[k];
+            name[k] = (char)(c + ((unsigned)(c - 'A') < 26u) * 32u);
+        }
     name[from->name_len] = '\0';
     p += from->name_len + 1;
     small_copy(p, from->value, from->value_len);
