@@ -43,4 +43,25 @@ static inline void small_copy(void *dst, const void *src, size_t n)
     }
 }
 
+/* Copies n bytes, ASCII uppercase letters made lowercase (no locale), eight bytes a step: header
+ * names from HTTP/1.1 peers come capitalised. */
+static inline void lower_copy(void *dst, const void *src, size_t n)
+{
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    for (; n >= 8; n -= 8, s += 8, d += 8) {
+        uint64_t x;
+        memcpy(&x, s, 8);
+        uint64_t low7 = x & ~high;                 /* each byte below 0x80 */
+        uint64_t from_a = low7 + ones * (0x80 - 'A'); /* top bit: byte >= 'A' */
+        uint64_t past_z = low7 + ones * (0x80 - 'Z' - 1); /* top bit: byte > 'Z' */
+        uint64_t upper = from_a & ~past_z & ~x & high;
+        x |= upper >> 2; /* 0x80 >> 2 = 0x20 */
+        memcpy(d, &x, 8);
+    }
+    for (size_t i = 0; i < n; i++)
+        d[i] = (uint8_t)(s[i] + ((unsigned)(s[i] - 'A') < 26u) * 32u);
+}
+
 #endif

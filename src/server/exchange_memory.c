@@ -102,10 +102,7 @@ int header_list_add(rill_server_stream *st, struct header_list *l, const char *n
     if (flags & HEADER_NAME_LOWER)
         small_copy(copy, name, nlen);
     else
-        for (size_t i = 0; i < nlen; i++) {
-            unsigned char c = (unsigned char)name[i];
-            copy[i] = (char)(c + ((unsigned)(c - 'A') < 26u) * 32u); /* ASCII, no locale */
-        }
+        lower_copy(copy, name, nlen);
     copy[nlen] = '\0';
     small_copy(copy + nlen + 1, value, vlen);
     copy[nlen + 1 + vlen] = '\0';

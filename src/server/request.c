@@ -34,10 +34,7 @@ static char *copy_field(rill_header *to, const rill_header *from, char *p, bool 
     if (names_lowercase)
         small_copy(name, from->name, from->name_len);
     else
-        for (size_t k = 0; k < from->name_len; k++) { /* ASCII, no locale */
-            unsigned char c = (unsigned char)from->name[k];
-            name[k] = (char)(c + ((unsigned)(c - 'A') < 26u) * 32u);
-        }
+        lower_copy(name, from->name, from->name_len);
     name[from->name_len] = '\0';
     p += from->name_len + 1;
     small_copy(p, from->value, from->value_len);
