@@ -507,7 +507,7 @@ static bool memo_hit(const rill_hpack_encoder *enc, const struct memo_field *m, 
 static bool block_replay(const struct block_memo *b, const hpack_table *t, const rill_header *fields,
                          size_t count)
 {
-    if (b->nfields != count || b->first_seq != t->first_seq || b->count != t->count ||
+    if (count == 0 || b->nfields != count || b->first_seq != t->first_seq || b->count != t->count ||
         b->max_size != t->max_size)
         return false;
     const uint8_t *p = b->bytes;
