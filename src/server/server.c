@@ -287,6 +287,12 @@ void rill_server_on_worker_exit(rill_server *s, rill_server_worker_fn fn, void *
 }
 
 /* After a worker's loop stopped, on its thread: the application frees what lives on the loop. */
+void rill_server_on_reload(rill_server *s, rill_server_reload_fn fn, void *user)
+{
+    s->on_reload = fn;
+    s->on_reload_user = user;
+}
+
 static void worker_exit(struct worker *w)
 {
     if (w->srv->on_worker_exit)
@@ -317,6 +323,8 @@ static void on_signal(rill_io_loop *loop, int signo, void *arg)
             else
                 fprintf(stderr, "rill serve: certificate reloaded\n");
         }
+        if (s->on_reload)
+            s->on_reload(s->on_reload_user);
         return;
     }
     fprintf(stderr, "rill serve: shutting down\n");
