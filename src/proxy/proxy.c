@@ -283,9 +283,9 @@ void proxy_client_done(struct pxreq *px, const char *protocol)
 bool proxy_live_add(rill_proxy *p, rill_io_loop *loop, struct pxreq *px)
 {
     struct proxy_worker *w = worker_of(p, loop);
-    px->worker = w;
     if (!w || !w->holds)
-        return false;
+        return false; /* px->worker stays NULL: nothing to undo */
+    px->worker = w;
     px->hold = w->holds; /* on_stream made it current for this request */
     px->hold->requests++;
     px->live_next = w->live;

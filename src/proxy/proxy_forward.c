@@ -287,6 +287,7 @@ static void start(struct pxreq *px, bool plain, const uint8_t *data, size_t len)
         px->cst = NULL;
         px->backend_done = true;
         proxy_client_done(px, NULL);
+        note_backend(px, false);
         if (rc == RILL_ERR_INVALID_ARG)
             simple(req, 400, "400 bad request: cannot be forwarded\n");
         else
