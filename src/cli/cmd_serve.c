@@ -219,7 +219,8 @@ int rill_cmd_serve(int argc, char **argv)
     }
     if (rc == RILL_OK && proxy_root && root)
         rc = RILL_ERR_INVALID_ARG,
-        snprintf(err, sizeof err, "--root and --proxy /=... both want the path '/'");
+        snprintf(err, sizeof err, "--root and a proxy route for '/' (--proxy /=... or in --config) "
+                                    "both want the path '/'");
     if (rc < 0) {
         rill_server_free(srv);
         rill_proxy_free(proxy);

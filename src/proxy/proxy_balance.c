@@ -8,7 +8,8 @@
 
 static bool is_down(const struct proxy_target *t, uint64_t now)
 {
-    return atomic_load_explicit(&((struct proxy_target *)t)->down_until, memory_order_relaxed) > now;
+    return atomic_load_explicit(&((struct proxy_target *)t)->down_until, memory_order_relaxed) >
+           now;
 }
 
 struct proxy_target *proxy_pick(struct proxy_route *r, const struct proxy_worker *w, unsigned *at)

@@ -51,7 +51,8 @@ static rill_header header_of(const struct field_op *op)
 }
 
 /* The defaults' operations, then the route's: the route's set and remove of a name win. */
-static int compile_edit(struct field_edit *e, const struct field_ops *def, const struct field_ops *own)
+static int compile_edit(struct field_edit *e, const struct field_ops *def,
+                        const struct field_ops *own)
 {
     size_t most = def->nset + def->nremove + own->nset + own->nremove;
     size_t add = def->nset + def->nadd + own->nset + own->nadd;

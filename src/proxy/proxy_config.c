@@ -47,9 +47,15 @@ static bool out_of_memory(struct loader *l)
     return false;
 }
 
-static yaml_node_t *node(struct loader *l, int id) { return yaml_document_get_node(&l->doc, id); }
+static yaml_node_t *node(struct loader *l, int id)
+{
+    return yaml_document_get_node(&l->doc, id);
+}
 
-static const char *text(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
+static const char *text(const yaml_node_t *n)
+{
+    return (const char *)n->data.scalar.value;
+}
 
 static bool want(struct loader *l, const yaml_node_t *n, yaml_node_type_t type, const char *key)
 {
@@ -107,9 +113,9 @@ static bool get_duration(struct loader *l, const yaml_node_t *n, const char *key
     errno = 0;
     unsigned long long v = strtoull(text(n), &end, 10);
     unsigned long long scale = strcmp(end, "") == 0 || strcmp(end, "ms") == 0 ? 1
-                               : strcmp(end, "s") == 0                     ? 1000
-                               : strcmp(end, "m") == 0                     ? 60000
-                                                                           : 0;
+                               : strcmp(end, "s") == 0                        ? 1000
+                               : strcmp(end, "m") == 0                        ? 60000
+                                                                              : 0;
     if (errno || end == text(n) || text(n)[0] == '-' || !scale || v > UINT32_MAX / scale)
         return failf(l, n, "'%s' wants a duration (milliseconds, or with ms, s or m), not '%s'",
                      key, text(n));
@@ -119,11 +125,13 @@ static bool get_duration(struct loader *l, const yaml_node_t *n, const char *key
 
 /* Walks a mapping: for each pair, fn(key text, key node, value node); keys given twice and keys
  * that are not plain values fail. */
-typedef bool (*pair_fn)(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg);
+typedef bool (*pair_fn)(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v,
+                        void *arg);
 
 static bool each_pair(struct loader *l, yaml_node_t *map, pair_fn fn, void *arg)
 {
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
         yaml_node_t *k = node(l, p->key), *v = node(l, p->value);
         if (k->type != YAML_SCALAR_NODE)
             return failf(l, k, "a key must be a single value");
@@ -150,9 +158,9 @@ static bool token_char(unsigned char c)
 /* Names the proxy manages itself (framing, connection handling) cannot be set by hand. */
 static bool field_name_ok(struct loader *l, const yaml_node_t *n)
 {
-    static const char *const managed[] = {"connection", "keep-alive", "proxy-connection", "te",
-                                          "transfer-encoding", "upgrade", "http2-settings",
-                                          "content-length", "trailer"};
+    static const char *const managed[] = {
+        "connection", "keep-alive",     "proxy-connection", "te",     "transfer-encoding",
+        "upgrade",    "http2-settings", "content-length",   "trailer"};
     const char *s = text(n);
     if (!s[0] || strlen(s) != n->data.scalar.length)
         return failf(l, n, "a field name must not be empty");
@@ -204,7 +212,8 @@ static bool one_field(struct loader *l, const char *key, yaml_node_t *k, yaml_no
                   : push_op(l, &a->ops->add, &a->ops->nadd, k, v);
 }
 
-static bool one_op_kind(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+static bool one_op_kind(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v,
+                        void *arg)
 {
     struct field_ops *ops = arg;
     if (strcmp(key, "set") == 0 || strcmp(key, "add") == 0) {
@@ -214,7 +223,8 @@ static bool one_op_kind(struct loader *l, const char *key, yaml_node_t *k, yaml_
     if (strcmp(key, "remove") == 0) {
         if (!want(l, v, YAML_SEQUENCE_NODE, key))
             return false;
-        for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+        for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top;
+             i++) {
             yaml_node_t *name = node(l, *i);
             if (!want(l, name, YAML_SCALAR_NODE, "remove") || !field_name_ok(l, name) ||
                 !push_op(l, &ops->remove, &ops->nremove, name, NULL))
@@ -227,7 +237,8 @@ static bool one_op_kind(struct loader *l, const char *key, yaml_node_t *k, yaml_
 
 /* ---- settings shared by `proxy:` and each route ---------------------------------------------- */
 
-static bool one_timeout(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+static bool one_timeout(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v,
+                        void *arg)
 {
     struct route_settings *s = arg;
     if (strcmp(key, "connect") == 0) {
@@ -255,7 +266,8 @@ static bool one_health(struct loader *l, const char *key, yaml_node_t *k, yaml_n
     return failf(l, k, "unknown key '%s' (want down-for)", key);
 }
 
-static bool one_forwarding(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+static bool one_forwarding(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v,
+                           void *arg)
 {
     struct route_settings *s = arg;
     static const struct {
@@ -274,15 +286,17 @@ static bool one_forwarding(struct loader *l, const char *key, yaml_node_t *k, ya
             s->given |= switches[i].bit;
             return get_bool(l, v, key, (bool *)((char *)s + switches[i].offset));
         }
-    return failf(l, k, "unknown key '%s' (want forwarded, x-forwarded-for, x-forwarded-proto, "
-                       "x-forwarded-host or via)", key);
+    return failf(l, k,
+                 "unknown key '%s' (want forwarded, x-forwarded-for, x-forwarded-proto, "
+                 "x-forwarded-host or via)",
+                 key);
 }
 
 /* One of the settings keys; false with nothing said when key is not one of them. */
 static bool is_setting(const char *key)
 {
-    static const char *const keys[] = {"timeout", "balance", "health", "forwarding",
-                                       "request-headers", "response-headers"};
+    static const char *const keys[] = {"timeout",    "balance",         "health",
+                                       "forwarding", "request-headers", "response-headers"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         if (strcmp(key, keys[i]) == 0)
             return true;
@@ -306,7 +320,8 @@ static bool one_setting(struct loader *l, const char *key, yaml_node_t *v, struc
         else if (strcmp(text(v), "least-connections") == 0)
             s->balance = BALANCE_LEAST_CONNECTIONS;
         else
-            return failf(l, v, "'balance' wants round-robin or least-connections, not '%s'", text(v));
+            return failf(l, v, "'balance' wants round-robin or least-connections, not '%s'",
+                         text(v));
         return true;
     }
     bool request = strcmp(key, "request-headers") == 0;
@@ -315,7 +330,8 @@ static bool one_setting(struct loader *l, const char *key, yaml_node_t *v, struc
            each_pair(l, v, one_op_kind, request ? &s->request : &s->response);
 }
 
-/* ---- routes ----------------------------------------------------------------------------------- */
+/* ---- routes -----------------------------------------------------------------------------------
+ */
 
 static bool add_url(struct loader *l, struct route_spec *r, const yaml_node_t *n)
 {
@@ -334,7 +350,8 @@ static bool add_url(struct loader *l, struct route_spec *r, const yaml_node_t *n
     return true;
 }
 
-static bool one_route_key(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+static bool one_route_key(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v,
+                          void *arg)
 {
     struct route_spec *r = arg;
     if (strcmp(key, "prefix") == 0) {
@@ -351,22 +368,26 @@ static bool one_route_key(struct loader *l, const char *key, yaml_node_t *k, yam
             return false;
         if (v->data.sequence.items.start == v->data.sequence.items.top)
             return failf(l, v, "'backends' is empty");
-        for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++)
+        for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top;
+             i++)
             if (!add_url(l, r, node(l, *i)))
                 return false;
         return true;
     }
     if (is_setting(key))
         return one_setting(l, key, v, &r->settings);
-    return failf(l, k, "unknown key '%s' in a route (want prefix, backends, timeout, balance, "
-                       "health, forwarding, request-headers or response-headers)", key);
+    return failf(l, k,
+                 "unknown key '%s' in a route (want prefix, backends, timeout, balance, "
+                 "health, forwarding, request-headers or response-headers)",
+                 key);
 }
 
 static bool routes(struct loader *l, yaml_node_t *seq, struct proxy_spec *spec)
 {
     if (!want(l, seq, YAML_SEQUENCE_NODE, "routes"))
         return false;
-    for (yaml_node_item_t *i = seq->data.sequence.items.start; i < seq->data.sequence.items.top; i++) {
+    for (yaml_node_item_t *i = seq->data.sequence.items.start; i < seq->data.sequence.items.top;
+         i++) {
         yaml_node_t *n = node(l, *i);
         if (n->type != YAML_MAPPING_NODE)
             return failf(l, n, "a route wants a mapping (prefix, backends, ...)");
@@ -388,9 +409,11 @@ static bool routes(struct loader *l, yaml_node_t *seq, struct proxy_spec *spec)
     return true;
 }
 
-/* ---- the top level ---------------------------------------------------------------------------- */
+/* ---- the top level ----------------------------------------------------------------------------
+ */
 
-static bool one_proxy_key(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+static bool one_proxy_key(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v,
+                          void *arg)
 {
     struct proxy_spec *spec = arg;
     if (strcmp(key, "insecure") == 0)
@@ -399,11 +422,14 @@ static bool one_proxy_key(struct loader *l, const char *key, yaml_node_t *k, yam
         return get_string(l, v, key, &spec->ca_file);
     if (is_setting(key))
         return one_setting(l, key, v, &spec->defaults);
-    return failf(l, k, "unknown key '%s' in 'proxy' (want insecure, ca-file, timeout, balance, "
-                       "health, forwarding, request-headers or response-headers)", key);
+    return failf(l, k,
+                 "unknown key '%s' in 'proxy' (want insecure, ca-file, timeout, balance, "
+                 "health, forwarding, request-headers or response-headers)",
+                 key);
 }
 
-static bool one_top_key(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+static bool one_top_key(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v,
+                        void *arg)
 {
     struct proxy_spec *spec = arg;
     struct serve_file_settings *f = &spec->serve;
@@ -428,8 +454,10 @@ static bool one_top_key(struct loader *l, const char *key, yaml_node_t *k, yaml_
         return want(l, v, YAML_MAPPING_NODE, key) && each_pair(l, v, one_proxy_key, spec);
     if (strcmp(key, "routes") == 0)
         return routes(l, v, spec);
-    return failf(l, k, "unknown key '%s' (want listen, tls-listen, cert, key, state-dir, root, "
-                       "access-log, threads, proxy or routes)", key);
+    return failf(l, k,
+                 "unknown key '%s' (want listen, tls-listen, cert, key, state-dir, root, "
+                 "access-log, threads, proxy or routes)",
+                 key);
 }
 
 int proxy_config_load(const char *path, struct proxy_spec **out, char *err, size_t errlen)
@@ -452,9 +480,9 @@ int proxy_config_load(const char *path, struct proxy_spec **out, char *err, size
         snprintf(err, errlen, "%s:%zu: %s%s%s", path, parser.problem_mark.line + 1,
                  parser.problem ? parser.problem : "not YAML", parser.context ? " " : "",
                  parser.context ? parser.context : "");
-        int rc = parser.error == YAML_MEMORY_ERROR ? RILL_ERR_NOMEM
+        int rc = parser.error == YAML_MEMORY_ERROR                 ? RILL_ERR_NOMEM
                  : parser.error == YAML_READER_ERROR && ferror(fp) ? RILL_ERR_IO
-                                                                    : RILL_ERR_INVALID_ARG;
+                                                                   : RILL_ERR_INVALID_ARG;
         yaml_parser_delete(&parser);
         fclose(fp);
         return rc;

@@ -108,8 +108,8 @@ int proxy_spec_add_flag(struct proxy_spec *spec, const char *text, char *err, si
 {
     const char *eq = strchr(text, '=');
     if (!eq || eq == text || text[0] != '/') {
-        snprintf(err, errlen, "--proxy wants PREFIX=URL[,URL...] with PREFIX starting with '/', not '%s'",
-                 text);
+        snprintf(err, errlen,
+                 "--proxy wants PREFIX=URL[,URL...] with PREFIX starting with '/', not '%s'", text);
         return RILL_ERR_INVALID_ARG;
     }
     if (!eq[1]) {
@@ -130,7 +130,8 @@ int proxy_spec_add_flag(struct proxy_spec *spec, const char *text, char *err, si
     for (size_t i = 0; i < spec->nroutes; i++)
         if (strlen(spec->routes[i].prefix) == (size_t)(eq - text) &&
             strncmp(spec->routes[i].prefix, text, (size_t)(eq - text)) == 0) {
-            snprintf(err, errlen, "--proxy: the prefix '%.*s' is given twice", (int)(eq - text), text);
+            snprintf(err, errlen, "--proxy: the prefix '%.*s' is given twice", (int)(eq - text),
+                     text);
             return RILL_ERR_INVALID_ARG;
         }
     struct route_spec *r = proxy_spec_new_route(spec);

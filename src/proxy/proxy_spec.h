@@ -49,7 +49,7 @@ struct route_spec {
     char **urls;
     size_t nurls;
     struct route_settings settings;
-    int line;           /* in the file (1-based); 0 for a --proxy flag */
+    int line; /* in the file (1-based); 0 for a --proxy flag */
 };
 
 /* What a configuration file says beyond the routes: the server's own settings, each NULL (or 0)
@@ -69,7 +69,7 @@ struct proxy_spec {
 };
 
 /* proxy_spec.c */
-void route_settings_init(struct route_settings *s);  /* the built-in defaults */
+void route_settings_init(struct route_settings *s); /* the built-in defaults */
 /* Fills what dst does not set from src. */
 void route_settings_inherit(struct route_settings *dst, const struct route_settings *src);
 /* Whether url is an http://, h2c:// or https:// URL without a path; why not in err. */

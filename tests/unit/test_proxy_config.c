@@ -14,36 +14,35 @@
 #include "proxy/proxy_spec.h"
 #include "rill/common.h"
 
-static const char full[] =
-    "# every key once\n"
-    "listen: 127.0.0.1:8080\n"
-    "tls-listen: none\n"
-    "threads: 2\n"
-    "access-log: '-'\n"
-    "proxy:\n"
-    "  insecure: false\n"
-    "  timeout: {connect: 2s, first-byte: 1500ms, idle: 1m}\n"
-    "  forwarding:\n"
-    "    forwarded: off\n"
-    "  request-headers:\n"
-    "    set: {x-env: prod}\n"
-    "routes:\n"
-    "  - prefix: /api\n"
-    "    backends:\n"
-    "      - http://10.0.0.5:8080\n"
-    "      - h2c://[::1]:9000\n"
-    "    balance: least-connections\n"
-    "    health: {down-for: 250}\n"
-    "    timeout:\n"
-    "      first-byte: 5s\n"
-    "    request-headers:\n"
-    "      add: {X-Tag: a}\n"
-    "      remove: [x-debug]\n"
-    "    response-headers:\n"
-    "      remove: [server]\n"
-    "  - prefix: /\n"
-    "    backends: https://origin.example\n"
-    "    forwarding: {via: no, x-forwarded-host: false}\n";
+static const char full[] = "# every key once\n"
+                           "listen: 127.0.0.1:8080\n"
+                           "tls-listen: none\n"
+                           "threads: 2\n"
+                           "access-log: '-'\n"
+                           "proxy:\n"
+                           "  insecure: false\n"
+                           "  timeout: {connect: 2s, first-byte: 1500ms, idle: 1m}\n"
+                           "  forwarding:\n"
+                           "    forwarded: off\n"
+                           "  request-headers:\n"
+                           "    set: {x-env: prod}\n"
+                           "routes:\n"
+                           "  - prefix: /api\n"
+                           "    backends:\n"
+                           "      - http://10.0.0.5:8080\n"
+                           "      - h2c://[::1]:9000\n"
+                           "    balance: least-connections\n"
+                           "    health: {down-for: 250}\n"
+                           "    timeout:\n"
+                           "      first-byte: 5s\n"
+                           "    request-headers:\n"
+                           "      add: {X-Tag: a}\n"
+                           "      remove: [x-debug]\n"
+                           "    response-headers:\n"
+                           "      remove: [server]\n"
+                           "  - prefix: /\n"
+                           "    backends: https://origin.example\n"
+                           "    forwarding: {via: no, x-forwarded-host: false}\n";
 
 static char path[64];
 
@@ -142,7 +141,8 @@ static void missing_file_is_an_io_error(void **state)
     (void)state;
     struct proxy_spec *spec;
     char err[512] = "";
-    assert_int_equal(proxy_config_load("/nonexistent/rill.yaml", &spec, err, sizeof err), RILL_ERR_IO);
+    assert_int_equal(proxy_config_load("/nonexistent/rill.yaml", &spec, err, sizeof err),
+                     RILL_ERR_IO);
     assert_non_null(strstr(err, "/nonexistent/rill.yaml"));
 }
 
