@@ -98,7 +98,8 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
     const char *proto = rill_client_stream_protocol(st);
     rill_header via = {(const uint8_t *)"via", 3, (const uint8_t *)"", 0, 0};
     if (r->s.via && !proxy_edit_drops(&r->response, &via))
-        rill_server_response_add_header(res, "via", proto && strcmp(proto, "h2") == 0 ? "2 rill" : "1.1 rill");
+        rill_server_response_add_header(res, "via",
+                                        proto && strcmp(proto, "h2") == 0 ? "2 rill" : "1.1 rill");
     for (size_t i = 0; i < r->response.nappend; i++) /* C strings: they come from the file */
         rill_server_response_add_header(res, (const char *)r->response.append[i].name,
                                         (const char *)r->response.append[i].value);
@@ -210,14 +211,15 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
         else
             fprintf(stderr, "rill serve: proxy: %s: %s\n", px->backend->url,
                     why ? why : rill_strerror(err));
-        if (!px->got_head)
-            note_backend(px, false);
-        if (px->got_head)
+        if (px->got_head) {
             rill_server_response_abort(res); /* never a cut body that looks whole */
-        else if (px->timed_out)
-            simple(res, 504, "504 gateway timeout: the backend did not answer in time\n");
-        else
-            simple(res, 502, "502 bad gateway: the backend failed\n");
+        } else {
+            note_backend(px, false);
+            if (px->timed_out)
+                simple(res, 504, "504 gateway timeout: the backend did not answer in time\n");
+            else
+                simple(res, 502, "502 bad gateway: the backend failed\n");
+        }
     }
     leave(px);
 }
