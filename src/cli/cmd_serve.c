@@ -44,6 +44,9 @@ static const char usage[] =
     "  --proxy-timeout MS            a backend's response head must come within (default 30000);\n"
     "                                else 504\n"
     "  --proxy-insecure              https:// backends: do not verify their certificates\n"
+    "  --proxy-forwarding LIST       the forwarding fields added to requests: some of forwarded,\n"
+    "                                x-forwarded-for, x-forwarded-proto, x-forwarded-host, via,\n"
+    "                                comma-separated, or 'none' (default: all of them)\n"
     "  --config FILE                 YAML configuration: routes with several backends, per-route\n"
     "                                timeouts, balancing, health, forwarding and header edits,\n"
     "                                and the settings above (the flags win over the file's)\n\n"
@@ -95,7 +98,7 @@ int rill_cmd_serve(int argc, char **argv)
             "--access-log", "--max-connections", "--max-concurrent-streams",
             "--initial-window-size", "--connection-window-size", "--max-header-list-size",
             "--idle-timeout", "--header-timeout", "--shutdown-timeout", "--ws-origin", "--proxy",
-            "--proxy-timeout", "--config"};
+            "--proxy-timeout", "--proxy-forwarding", "--config"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
             known |= strcmp(a, with_value[k]) == 0;
@@ -130,6 +133,12 @@ int rill_cmd_serve(int argc, char **argv)
             if (nproxies == sizeof proxies / sizeof *proxies)
                 return cli_usage_error("serve", "too many --proxy");
             proxies[nproxies++] = v;
+        }
+        else if (strcmp(a, "--proxy-forwarding") == 0) {
+            char why[256];
+            if (!rill_proxy_parse_forwarding(v, &po.forwarding, why, sizeof why))
+                return cli_usage_error("serve", "%s", why);
+            po.forwarding_given = true;
         }
         else if (strcmp(a, "--proxy-timeout") == 0)
             rc = parse_u32(a, v, 1, &po.timeout_ms);

@@ -32,7 +32,22 @@ typedef struct rill_proxy_options {
     bool insecure;               /* https backends: do not verify their certificates */
     const char *ca_file;         /* https backends: trust this PEM instead of the system store
                                     (referenced: keep it alive as long as the proxy) */
+    bool forwarding_given;       /* forwarding says which forwarding fields are added (else the
+                                    file's, else all) */
+    unsigned forwarding;         /* RILL_PROXY_FORWARD_* bits */
 } rill_proxy_options;
+
+enum {
+    RILL_PROXY_FORWARDED = 1u << 0, /* Forwarded (RFC 7239) */
+    RILL_PROXY_X_FORWARDED_FOR = 1u << 1,
+    RILL_PROXY_X_FORWARDED_PROTO = 1u << 2,
+    RILL_PROXY_X_FORWARDED_HOST = 1u << 3,
+    RILL_PROXY_VIA = 1u << 4,
+};
+
+/* "forwarded,x-forwarded-for,..." or "none" into RILL_PROXY_* bits; false for an unknown name
+ * (named in err). */
+bool rill_proxy_parse_forwarding(const char *list, unsigned *out, char *err, size_t errlen);
 
 void rill_proxy_options_init(rill_proxy_options *opt);
 

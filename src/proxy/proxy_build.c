@@ -125,6 +125,15 @@ static int add_route(rill_proxy *p, struct proxy_config *c, const struct route_s
         from_flags.first_byte_ms = p->opt.timeout_ms, from_flags.given |= SET_FIRST_BYTE;
     if (p->opt.connect_timeout_ms)
         from_flags.connect_ms = p->opt.connect_timeout_ms, from_flags.given |= SET_CONNECT;
+    if (p->opt.forwarding_given) {
+        unsigned f = p->opt.forwarding;
+        from_flags.forwarded = f & RILL_PROXY_FORWARDED;
+        from_flags.x_forwarded_for = f & RILL_PROXY_X_FORWARDED_FOR;
+        from_flags.x_forwarded_proto = f & RILL_PROXY_X_FORWARDED_PROTO;
+        from_flags.x_forwarded_host = f & RILL_PROXY_X_FORWARDED_HOST;
+        from_flags.via = f & RILL_PROXY_VIA;
+        from_flags.given |= SET_FORWARDED | SET_XFF | SET_XFP | SET_XFH | SET_VIA;
+    }
     route_settings_init(&builtin);
     builtin.given = ~0u;
     route_settings_inherit(&r->s, &from_flags);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/proxy.h"
 #include "proxy/proxy_spec.h"
 #include "rill/common.h"
 
@@ -37,6 +38,38 @@ void route_settings_inherit(struct route_settings *dst, const struct route_setti
 #undef TAKE
     dst->given |= miss & ~(unsigned)(SET_REQUEST_FIELDS | SET_RESPONSE_FIELDS);
     /* Field operations are not copied: the builder applies the defaults' and then the route's. */
+}
+
+bool rill_proxy_parse_forwarding(const char *list, unsigned *out, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {{"forwarded", RILL_PROXY_FORWARDED},
+                 {"x-forwarded-for", RILL_PROXY_X_FORWARDED_FOR},
+                 {"x-forwarded-proto", RILL_PROXY_X_FORWARDED_PROTO},
+                 {"x-forwarded-host", RILL_PROXY_X_FORWARDED_HOST},
+                 {"via", RILL_PROXY_VIA}};
+    *out = 0;
+    if (strcmp(list, "none") == 0)
+        return true;
+    for (const char *p = list;;) {
+        size_t n = strcspn(p, ",");
+        bool known = false;
+        for (size_t i = 0; i < sizeof names / sizeof *names && !known; i++)
+            if (strlen(names[i].name) == n && strncmp(p, names[i].name, n) == 0)
+                *out |= names[i].bit, known = true;
+        if (!known) {
+            snprintf(err, errlen,
+                     "--proxy-forwarding: '%.*s' is not one of forwarded, x-forwarded-for, "
+                     "x-forwarded-proto, x-forwarded-host, via (or 'none')",
+                     (int)n, p);
+            return false;
+        }
+        if (!p[n])
+            return true;
+        p += n + 1;
+    }
 }
 
 static bool say(char *err, size_t errlen, const char *fmt, const char *what)

@@ -631,3 +631,52 @@ def test_many_reloads_with_traffic(serve, recorders):
         for front in (["--http1.1"], ["--http2-prior-knowledge"]):
             assert curl(*front, s.url("/s/x")).stdout == b"%d" % (round % 3)
             assert curl(*front, s.url(f"/r{round}/x")).stdout == b"%d" % (round % 3)
+
+
+# ---- --proxy-forwarding ------------------------------------------------------------------------------
+
+FORWARDING = (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"via")
+
+
+def forwarding_names(recorder, i=0):
+    _, fields = head_fields(recorder.requests[i][0])
+    return {n for n, _ in fields if n in FORWARDING}
+
+
+@pytest.mark.parametrize("value,added", [
+    ("none", set()),
+    ("via", {b"via"}),
+    ("forwarded,x-forwarded-host", {b"forwarded", b"x-forwarded-host"}),
+    ("forwarded,x-forwarded-for,x-forwarded-proto,x-forwarded-host,via", set(FORWARDING)),
+])
+def test_forwarding_flag_with_proxy_flags(tmp_path, recorders, value, added):
+    rec = recorders()
+    s = start_server(str(tmp_path), tls=False, extra=("--proxy", f"/={rec.url()}",
+                                                      "--proxy-forwarding", value))
+    try:
+        assert curl(s.url("/")).stdout == b"ok"
+        assert forwarding_names(rec) == added
+    finally:
+        assert s.stop() == 0, s.stderr()
+
+
+@pytest.mark.parametrize("value", ["", "via,", "xff", "Via"])
+def test_bad_forwarding_flag_exits_2(value):
+    r = run_rill("--proxy", "/=http://127.0.0.1:9", "--proxy-forwarding", value)
+    assert r.returncode == 2 and b"--proxy-forwarding" in r.stderr.splitlines()[0], r
+
+
+def test_forwarding_flag_between_file_defaults_and_route(serve, recorders):
+    a, b = recorders(), recorders()
+    s = serve(f"""proxy:
+  forwarding: {{via: false, forwarded: false}}
+routes:
+  - prefix: /a
+    backends: [{a.url()}]
+  - prefix: /b
+    backends: [{b.url()}]
+    forwarding: {{x-forwarded-for: false}}
+""", "--proxy-forwarding", "via,x-forwarded-for")
+    assert curl(s.url("/a")).stdout == b"ok" and curl(s.url("/b")).stdout == b"ok"
+    assert forwarding_names(a) == {b"via", b"x-forwarded-for"}  # the flag over proxy:
+    assert forwarding_names(b) == {b"via"}  # the route's own over the flag
