@@ -34,7 +34,8 @@ struct proxy_worker {
     size_t npools;
     struct config_hold *holds; /* the first is the current configuration's */
     struct pxreq *live;        /* requests not yet over on either side */
-    struct proxy_worker *next;
+    struct proxy_worker *next; /* the thread's list */
+    struct proxy_worker *all_next; /* the proxy's list (p->lock) */
 };
 
 static _Thread_local struct proxy_worker *thread_workers;
@@ -98,6 +99,14 @@ bool rill_proxy_takes_root(const rill_proxy *p)
     return false;
 }
 
+static struct config_hold *current_hold(struct proxy_worker *w);
+
+static void adopt(rill_io_loop *loop, void *arg)
+{
+    (void)loop;
+    current_hold(arg);
+}
+
 /* SIGHUP, on one worker's thread: the file again; the workers adopt the new configuration at
  * their next request, their requests in flight finish on the old one. */
 static void on_reload(void *user)
@@ -118,6 +127,11 @@ static void on_reload(void *user)
     }
     pthread_mutex_lock(&p->lock);
     struct proxy_config *old = atomic_exchange_explicit(&p->current, c, memory_order_acq_rel);
+    /* Each worker takes the new one now, not at its next request: an idle worker would keep the
+     * old one alive. A worker that exits meanwhile unlinks itself under the lock first, and a
+     * loop that stopped drops the post. */
+    for (struct proxy_worker *w = p->workers; w; w = w->all_next)
+        rill_io_loop_post(w->loop, adopt, w);
     pthread_mutex_unlock(&p->lock);
     proxy_config_unref(old);
     fprintf(stderr, "rill serve: configuration reloaded from %s (routes: %zu)\n", p->config_file,
@@ -136,6 +150,10 @@ static struct proxy_worker *worker_of(rill_proxy *p, rill_io_loop *loop)
     w->loop = loop;
     w->next = thread_workers;
     thread_workers = w;
+    pthread_mutex_lock(&p->lock);
+    w->all_next = p->workers;
+    p->workers = w;
+    pthread_mutex_unlock(&p->lock);
     return w;
 }
 
@@ -324,6 +342,13 @@ static void on_worker_exit(rill_io_loop *loop, void *user)
             link = &w->next;
             continue;
         }
+        pthread_mutex_lock(&p->lock);
+        for (struct proxy_worker **all = &p->workers; *all; all = &(*all)->all_next)
+            if (*all == w) {
+                *all = w->all_next;
+                break;
+            }
+        pthread_mutex_unlock(&p->lock);
         while (w->live)
             pxreq_abandon(w->live);
         for (size_t i = 0; i < w->npools; i++) {

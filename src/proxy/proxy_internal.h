@@ -60,6 +60,7 @@ struct rill_proxy {
     _Atomic(struct proxy_config *) current;
     struct proxy_target *targets;
     unsigned ntargets;
+    struct proxy_worker *workers; /* every worker's part (p->lock), told of each reload */
 };
 
 /* A worker's hold on one configuration: `requests` of its requests in flight use it. */
