@@ -680,3 +680,22 @@ routes:
     assert curl(s.url("/a")).stdout == b"ok" and curl(s.url("/b")).stdout == b"ok"
     assert forwarding_names(a) == {b"via", b"x-forwarded-for"}  # the flag over proxy:
     assert forwarding_names(b) == {b"via"}  # the route's own over the flag
+
+
+def test_per_route_connect_timeout(serve):
+    """A backend whose TLS handshake never ends: the route's connect timeout (300 ms) ends the
+    attempt with a 502 before its first-byte timeout (5 s) could answer 504."""
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(8)  # the kernel completes TCP; nobody ever answers the ClientHello
+    try:
+        s = serve(f"""routes:
+  - prefix: /
+    backends: [https://127.0.0.1:{mute.getsockname()[1]}]
+    timeout: {{connect: 300ms, first-byte: 5s}}
+""")
+        r = curl(s.url("/slow-tls"), "-o", "/dev/null", "-w", "%{http_code}")
+        assert r.stdout == b"502", (r, s.stderr())
+        assert f"https://127.0.0.1:{mute.getsockname()[1]}" in s.stderr()
+    finally:
+        mute.close()
