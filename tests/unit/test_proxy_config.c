@@ -146,12 +146,45 @@ static void missing_file_is_an_io_error(void **state)
     assert_non_null(strstr(err, "/nonexistent/rill.yaml"));
 }
 
+/* The example in docs/PROXY.md is a file the loader takes. */
+static void documented_example_loads(void **state)
+{
+    (void)state;
+    const char *source = getenv("RILL_SOURCE");
+    if (!source)
+        skip();
+    char doc[512];
+    snprintf(doc, sizeof doc, "%s/docs/PROXY.md", source);
+    FILE *f = fopen(doc, "rb");
+    assert_non_null(f);
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *start = strstr(text, "```yaml\n");
+    assert_non_null(start);
+    start += 8;
+    char *end = strstr(start, "```");
+    assert_non_null(end);
+    assert_int_equal(write_file(start, (size_t)(end - start)), 0);
+    struct proxy_spec *spec;
+    char err[512] = "";
+    int rc = proxy_config_load(path, &spec, err, sizeof err);
+    unlink(path);
+    assert_string_equal(err, "");
+    assert_int_equal(rc, RILL_OK);
+    assert_int_equal(spec->nroutes, 2);
+    assert_int_equal(spec->routes[0].nurls, 2);
+    proxy_spec_free(spec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(full_file_is_read),
         cmocka_unit_test(file_cut_at_every_byte),
         cmocka_unit_test(missing_file_is_an_io_error),
+        cmocka_unit_test(documented_example_loads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
