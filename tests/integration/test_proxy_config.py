@@ -699,3 +699,21 @@ def test_per_route_connect_timeout(serve):
         assert f"https://127.0.0.1:{mute.getsockname()[1]}" in s.stderr()
     finally:
         mute.close()
+
+
+def test_proxy_timeout_flag_between_file_defaults_and_route(serve, recorders):
+    silent = recorders(None)
+    s = serve(f"""proxy:
+  timeout: {{first-byte: 60s}}
+routes:
+  - prefix: /defaults
+    backends: [{silent.url()}]
+  - prefix: /own
+    backends: [{silent.url()}]
+    timeout: {{first-byte: 400ms}}
+""", "--proxy-timeout", "300")
+    for path in ("/defaults", "/own"):
+        r = curl(s.url(path), "-o", "/dev/null", "-w", "%{http_code}")
+        assert r.stdout == b"504"
+    err = s.stderr()
+    assert "within 300 ms" in err and "within 400 ms" in err
