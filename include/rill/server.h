@@ -102,6 +102,12 @@ typedef bool (*rill_server_stream_fn)(rill_server_stream *stream, const rill_hea
                                void *user);
 RILL_API void rill_server_on_stream(rill_server *s, rill_server_stream_fn fn, void *user);
 
+/* How specific the routes' own choice for stream would be: the length of the longest route
+ * prefix matching its path, -1 when no route matches, INT_MAX when a tunnel protocol
+ * (rill_server_tunnel) takes its :protocol. For an on_stream hook that routes some requests
+ * itself and gives way to more specific routes. */
+RILL_API int rill_server_route_length(const rill_server_stream *stream);
+
 /* Session events, as Node's session 'close', 'goaway' and 'remoteSettings'. One set per server
  * (copied; any member may be NULL; NULL events = none), each called on the session's worker
  * thread. The caller sets size to sizeof(rill_server_session_events); a bad size is RILL_ERR_INVALID_ARG

@@ -192,8 +192,10 @@ static struct config_hold *current_hold(struct proxy_worker *w)
     return h;
 }
 
-/* Requests whose path one of the routes takes are the proxy's; the others go on to the server's
- * routes (the static files or the demo). */
+/* Requests whose path one of the routes takes are the proxy's, unless a server route is more
+ * specific (the longest prefix wins among all routes: a WebSocket path of the demo under a
+ * proxied prefix stays the demo's); the others go on to the server's routes (the static files or
+ * the demo). */
 static bool on_stream(rill_server_stream *st, const rill_header *h, size_t n, void *user)
 {
     rill_proxy *p = user;
@@ -201,7 +203,7 @@ static bool on_stream(rill_server_stream *st, const rill_header *h, size_t n, vo
     struct proxy_worker *w = worker_of(p, rill_server_request_loop(st));
     struct config_hold *hold = w ? current_hold(w) : NULL;
     struct proxy_route *r = hold ? proxy_config_route(hold->cfg, rill_server_request_path(st)) : NULL;
-    if (!r)
+    if (!r || rill_server_route_length(st) > (int)r->prefix_len)
         return false;
     proxy_handle(st, st, r);
     return true;

@@ -717,3 +717,29 @@ routes:
         assert r.stdout == b"504"
     err = s.stderr()
     assert "within 300 ms" in err and "within 400 ms" in err
+
+
+@pytest.mark.parametrize("how", ["flag", "file"])
+def test_longer_server_route_wins_over_a_proxy_prefix(tmp_path, serve, recorders, how):
+    """The demo's WebSocket path /ws/echo is a longer route than the proxy's /ws: it stays the
+    demo's, the other /ws paths go to the backend."""
+    rec = recorders()
+    if how == "flag":
+        s = serve("", "--proxy", f"/ws={rec.url()}")
+    else:
+        s = serve(f"routes:\n  - prefix: /ws\n    backends: [{rec.url()}]\n")
+    assert curl(s.url("/ws/other")).stdout == b"ok"
+    r = curl(s.url("/ws/echo"), "-o", "/dev/null", "-w", "%{http_code}")
+    assert r.stdout != b"200" and len(rec.requests) == 1, r
+    with socket.create_connection(("127.0.0.1", s.port), timeout=20) as c:
+        c.sendall(b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                  b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = c.recv(4096)
+            if not d:
+                break
+            head += d
+    assert head.startswith(b"HTTP/1.1 101"), head
+    assert len(rec.requests) == 1
