@@ -107,8 +107,9 @@ static void adopt(rill_io_loop *loop, void *arg)
     current_hold(arg);
 }
 
-/* SIGHUP, on one worker's thread: the file again; the workers adopt the new configuration at
- * their next request, their requests in flight finish on the old one. */
+/* SIGHUP, on one worker's thread: the file again; each worker takes the new configuration (told
+ * through its loop, or at its next request if that comes first), its requests in flight finish
+ * on the old one. */
 static void on_reload(void *user)
 {
     rill_proxy *p = user;
