@@ -81,12 +81,13 @@ static bool get_bool(struct loader *l, const yaml_node_t *n, const char *key, bo
 {
     if (!want(l, n, YAML_SCALAR_NODE, key))
         return false;
+    /* YAML 1.1's spellings, as libyaml users write them */
     static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
     for (size_t i = 0; i < 3; i++) {
-        if (strcasecmp(text(n), yes[i]) == 0)
-            return *out = true;
-        if (strcasecmp(text(n), no[i]) == 0)
-            return !(*out = false);
+        if (strcasecmp(text(n), yes[i]) == 0 || strcasecmp(text(n), no[i]) == 0) {
+            *out = strcasecmp(text(n), yes[i]) == 0;
+            return true;
+        }
     }
     return failf(l, n, "'%s' wants true or false, not '%s'", key, text(n));
 }
