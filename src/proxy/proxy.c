@@ -255,9 +255,11 @@ rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_
     }
     /* An idle client first; HTTP/2 multiplexes on the first; else a new one while allowed; else
      * the least busy (its requests wait their turn). */
+    /* h2c speaks HTTP/2 from the first request: no burst of connections before one answered */
+    bool multiplex = pool->h2 || px->backend->h2c;
     size_t pick = pool->n, least = 0;
     for (size_t i = 0; i < pool->n && pick == pool->n; i++)
-        if (pool->slots[i].busy == 0 || pool->h2)
+        if (pool->slots[i].busy == 0 || multiplex)
             pick = i;
     for (size_t i = 1; i < pool->n; i++)
         if (pool->slots[i].busy < pool->slots[least].busy)
