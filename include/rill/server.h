@@ -95,11 +95,18 @@ typedef void (*rill_server_session_fn)(rill_server_session *session, void *user)
 RILL_API void rill_server_on_session(rill_server *s, rill_server_session_fn fn, void *user);
 
 /* A stream with its request headers (HTTP/2 style, pseudo-headers first; for HTTP/1.1 the head is
- * presented the same way). Return true to claim it (then answer with rill_server_stream_respond...);
- * false passes it on to the routes. */
+ * presented the same way). Return true to claim it (then answer with rill_server_stream_respond...,
+ * or with the compatibility API: the stream is the request and the response, as a route handler
+ * gets them); false passes it on to the routes. */
 typedef bool (*rill_server_stream_fn)(rill_server_stream *stream, const rill_header *headers, size_t count,
                                void *user);
 RILL_API void rill_server_on_stream(rill_server *s, rill_server_stream_fn fn, void *user);
+
+/* How specific the routes' own choice for stream would be: the length of the longest route
+ * prefix matching its path, -1 when no route matches, INT_MAX when a tunnel protocol
+ * (rill_server_tunnel) takes its :protocol. For an on_stream hook that routes some requests
+ * itself and gives way to more specific routes. */
+RILL_API int rill_server_route_length(const rill_server_stream *stream);
 
 /* Session events, as Node's session 'close', 'goaway' and 'remoteSettings'. One set per server
  * (copied; any member may be NULL; NULL events = none), each called on the session's worker
@@ -151,7 +158,8 @@ RILL_API int rill_server_stream_respond(rill_server_stream *stream, const rill_h
 
 /* Binds the listeners and runs the workers on this thread plus threads-1 others; returns after
  * a graceful shutdown (SIGTERM, SIGINT or rill_server_stop) has finished: GOAWAY sent, in-flight
- * streams completed up to shutdown_timeout_ms. SIGHUP reloads the TLS certificate. Returns 0, or
+ * streams completed up to shutdown_timeout_ms. SIGHUP reloads the TLS certificate (and calls the
+ * rill_server_on_reload hook). Returns 0, or
  * RILL_ERR_IO / RILL_ERR_TLS with one line in err (port in use, unreadable certificate...). */
 RILL_API int rill_server_run(rill_server *s, char *err, size_t errlen);
 
@@ -171,6 +179,12 @@ RILL_API int rill_server_adopt(rill_server *s, int fd);
  * server; set it before rill_server_run. */
 typedef void (*rill_server_worker_fn)(rill_io_loop *loop, void *user);
 RILL_API void rill_server_on_worker_exit(rill_server *s, rill_server_worker_fn fn, void *user);
+
+/* fn(user) runs on SIGHUP (after the certificate reload), on the thread of the worker that
+ * watches signals: the moment to re-read the application's configuration. One per server; set it
+ * before rill_server_run. */
+typedef void (*rill_server_reload_fn)(void *user);
+RILL_API void rill_server_on_reload(rill_server *s, rill_server_reload_fn fn, void *user);
 
 /* Begins a graceful shutdown. Thread-safe. */
 RILL_API void rill_server_stop(rill_server *s);
@@ -254,6 +268,12 @@ RILL_API int rill_server_response_end(rill_server_response *res, const void *dat
  * INTERNAL_ERROR; the connection's other streams go on), HTTP/1.1 closes the connection at once.
  * on_close(completed = false) follows. Nothing is done after the response ended or closed. */
 RILL_API void rill_server_response_abort(rill_server_response *res);
+
+/* Adds text to the exchange's access log line (after the combined format's fields, as one
+ * quoted field, escaped like the others), e.g. where a proxy sent the request and how long its
+ * answer took. text is copied; a later call replaces it. RILL_ERR_NOMEM; RILL_ERR_STATE once the
+ * exchange closed. */
+RILL_API int rill_server_response_log_note(rill_server_response *res, const char *text);
 
 /* Server push (HTTP/2, when the peer allows it): promises a GET of path on this stream; the pushed
  * request is served by the routes like any other. RILL_ERR_STATE when push is not possible. */

@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "proxy/proxy.h"
+#include "proxy/proxy_spec.h"
 #include "rill/server.h"
 
 static const char usage[] =
@@ -42,8 +43,14 @@ static const char usage[] =
     "                                prior knowledge), https:// (ALPN h2, else HTTP/1.1)\n"
     "  --proxy-timeout MS            a backend's response head must come within (default 30000);\n"
     "                                else 504\n"
-    "  --proxy-insecure              https:// backends: do not verify their certificates\n\n"
-    "SIGTERM/SIGINT shut down gracefully; SIGHUP reloads the certificate.\n";
+    "  --proxy-insecure              https:// backends: do not verify their certificates\n"
+    "  --proxy-forwarding LIST       the forwarding fields added to requests: some of forwarded,\n"
+    "                                x-forwarded-for, x-forwarded-proto, x-forwarded-host, via,\n"
+    "                                comma-separated, or 'none' (default: all of them)\n"
+    "  --config FILE                 YAML configuration: routes with several backends, per-route\n"
+    "                                timeouts, balancing, health, forwarding and header edits,\n"
+    "                                and the settings above (the flags win over the file's)\n\n"
+    "SIGTERM/SIGINT shut down gracefully; SIGHUP reloads the certificate and the --config file.\n";
 
 static int parse_u32(const char *flag, const char *text, uint32_t min, uint32_t *out)
 {
@@ -68,6 +75,8 @@ int rill_cmd_serve(int argc, char **argv)
     size_t nproxies = 0;
     rill_proxy_options po;
     rill_proxy_options_init(&po);
+    const char *config_file = NULL;
+    bool given_listen = false, given_tls_listen = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -89,7 +98,7 @@ int rill_cmd_serve(int argc, char **argv)
             "--access-log", "--max-connections", "--max-concurrent-streams",
             "--initial-window-size", "--connection-window-size", "--max-header-list-size",
             "--idle-timeout", "--header-timeout", "--shutdown-timeout", "--ws-origin", "--proxy",
-            "--proxy-timeout"};
+            "--proxy-timeout", "--proxy-forwarding", "--config"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
             known |= strcmp(a, with_value[k]) == 0;
@@ -100,9 +109,11 @@ int rill_cmd_serve(int argc, char **argv)
         const char *v = argv[++i];
         int rc = 0;
         if (strcmp(a, "--listen") == 0)
-            o.listen = strcmp(v, "none") == 0 ? NULL : v;
+            o.listen = strcmp(v, "none") == 0 ? NULL : v, given_listen = true;
         else if (strcmp(a, "--tls-listen") == 0)
-            o.tls_listen = strcmp(v, "none") == 0 ? NULL : v;
+            o.tls_listen = strcmp(v, "none") == 0 ? NULL : v, given_tls_listen = true;
+        else if (strcmp(a, "--config") == 0)
+            config_file = v;
         else if (strcmp(a, "--cert") == 0)
             o.cert_file = v;
         else if (strcmp(a, "--key") == 0)
@@ -122,6 +133,12 @@ int rill_cmd_serve(int argc, char **argv)
             if (nproxies == sizeof proxies / sizeof *proxies)
                 return cli_usage_error("serve", "too many --proxy");
             proxies[nproxies++] = v;
+        }
+        else if (strcmp(a, "--proxy-forwarding") == 0) {
+            char why[256];
+            if (!rill_proxy_parse_forwarding(v, &po.forwarding, why, sizeof why))
+                return cli_usage_error("serve", "%s", why);
+            po.forwarding_given = true;
         }
         else if (strcmp(a, "--proxy-timeout") == 0)
             rc = parse_u32(a, v, 1, &po.timeout_ms);
@@ -146,39 +163,80 @@ int rill_cmd_serve(int argc, char **argv)
         if (rc)
             return rc;
     }
+    char err[512] = "";
+    /* The file's settings fill in what the flags did not say. */
+    struct proxy_spec *file = NULL;
+    if (config_file) {
+        int rc = proxy_config_load(config_file, &file, err, sizeof err);
+        if (rc == RILL_ERR_INVALID_ARG || rc == RILL_ERR_IO) {
+            fprintf(stderr, "rill serve: %s\n", err); /* the line says where: no usage hint */
+            return RILL_EXIT_USAGE;
+        }
+        if (rc < 0) {
+            fprintf(stderr, "rill serve: %s\n", rill_strerror(rc));
+            return 1;
+        }
+        const struct serve_file_settings *f = &file->serve;
+        if (f->listen && !given_listen)
+            o.listen = strcmp(f->listen, "none") == 0 ? NULL : f->listen;
+        if (f->tls_listen && !given_tls_listen)
+            o.tls_listen = strcmp(f->tls_listen, "none") == 0 ? NULL : f->tls_listen;
+        if (f->cert && !o.cert_file)
+            o.cert_file = f->cert;
+        if (f->key && !o.key_file)
+            o.key_file = f->key;
+        if (f->state_dir && !o.state_dir)
+            o.state_dir = f->state_dir;
+        if (f->access_log && !o.access_log)
+            o.access_log = f->access_log;
+        if (f->root && !root)
+            root = f->root;
+        if (f->threads && !threads)
+            threads = f->threads;
+    }
     o.threads = threads;
 
-    char err[512] = "";
     rill_server *srv;
     int rc = rill_server_new(&o, &srv, err, sizeof err);
-    if (rc == RILL_ERR_INVALID_ARG)
+    /* The server copied the options: the file's strings may go with its routes (the proxy's). */
+    if (rc == RILL_ERR_INVALID_ARG) {
+        proxy_spec_free(file);
         return cli_usage_error("serve", "%s", err);
+    }
     if (rc < 0) {
+        proxy_spec_free(file);
         fprintf(stderr, "rill serve: %s\n", rill_strerror(rc));
         return 1;
     }
     /* Proxy routes first: a bad --proxy is bad usage, and one for "/" takes the demo's place. */
     rill_proxy *proxy = NULL;
     bool proxy_root = false;
-    if (nproxies && rill_proxy_new(srv, &po, &proxy) < 0) {
+    if ((nproxies || config_file) && rill_proxy_new(srv, &po, &proxy) < 0) {
+        proxy_spec_free(file);
         fprintf(stderr, "rill serve: %s\n", rill_strerror(RILL_ERR_NOMEM));
         rill_server_free(srv);
         return 1;
     }
-    for (size_t k = 0; k < nproxies; k++) {
+    rc = RILL_OK;
+    for (size_t k = 0; k < nproxies && rc == RILL_OK; k++)
         rc = rill_proxy_add(proxy, proxies[k], err, sizeof err);
-        proxy_root |= strncmp(proxies[k], "/=", 2) == 0;
-        if (rc == RILL_OK && proxy_root && root)
-            rc = RILL_ERR_INVALID_ARG,
-            snprintf(err, sizeof err, "--root and --proxy /=... both want the path '/'");
-        if (rc < 0) {
-            rill_server_free(srv);
-            rill_proxy_free(proxy);
-            if (rc == RILL_ERR_INVALID_ARG)
-                return cli_usage_error("serve", "%s", err);
-            fprintf(stderr, "rill serve: %s\n", rill_strerror(rc));
-            return 1;
-        }
+    if (proxy && rc == RILL_OK) {
+        rc = rill_proxy_start(proxy, config_file, file, err, sizeof err);
+        proxy_root = rill_proxy_takes_root(proxy);
+    } else {
+        proxy_spec_free(file);
+    }
+    if (rc == RILL_OK && proxy_root && root)
+        rc = RILL_ERR_INVALID_ARG,
+        snprintf(err, sizeof err, "--root and a proxy route for '/' (--proxy /=... or in --config) "
+                                    "both want the path '/'");
+    if (rc < 0) {
+        rill_server_free(srv);
+        rill_proxy_free(proxy);
+        if (rc == RILL_ERR_INVALID_ARG)
+            return cli_usage_error("serve", "%s", err);
+        fprintf(stderr, "rill serve: %s\n", rill_strerror(rc));
+        return 1;
     }
     rc = norigins ? rill_server_websocket_origins(srv, origins, norigins) : RILL_OK;
     if (rc == RILL_OK && !proxy_root)

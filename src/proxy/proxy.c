@@ -1,6 +1,6 @@
-/* The proxy's configuration (PREFIX=URL[,URL...] parsed into routes and backends), round robin,
- * and each worker's clients: one rill_client per backend per worker thread, made on first use,
- * freed at the worker's exit with the requests still in flight there. */
+/* The proxy: its configuration in force (swapped whole on SIGHUP), the requests it claims, and
+ * each worker's part: its hold on the configurations its requests use, its clients (one pool per
+ * backend, made on first use, freed at the worker's exit with the requests still in flight). */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,7 +21,8 @@ struct client_slot {
 struct client_pool {
     struct client_slot *slots;
     size_t n;
-    bool h2; /* the backend speaks HTTP/2: one client is enough */
+    unsigned inflight; /* the worker's requests on this backend: least-connections counts these */
+    bool h2;           /* the backend speaks HTTP/2: one client is enough */
 };
 
 /* A worker thread's part of one proxy. Found through a thread-local list: a worker is a thread
@@ -29,9 +30,12 @@ struct client_pool {
 struct proxy_worker {
     rill_proxy *proxy;
     rill_io_loop *loop;
-    struct client_pool *pools; /* by backend index */
+    struct client_pool *pools; /* by target index */
+    size_t npools;
+    struct config_hold *holds; /* the first is the current configuration's */
     struct pxreq *live;        /* requests not yet over on either side */
-    struct proxy_worker *next;
+    struct proxy_worker *next; /* the thread's list */
+    struct proxy_worker *all_next; /* the proxy's list (p->lock) */
 };
 
 static _Thread_local struct proxy_worker *thread_workers;
@@ -40,13 +44,11 @@ void rill_proxy_options_init(rill_proxy_options *opt)
 {
     memset(opt, 0, sizeof *opt);
     opt->size = sizeof *opt;
-    opt->timeout_ms = 30000;
-    opt->connect_timeout_ms = 10000;
 }
 
-const rill_proxy_options *proxy_options(const rill_proxy *p) { return &p->opt; }
-
 static void on_worker_exit(rill_io_loop *loop, void *user);
+static bool on_stream(rill_server_stream *st, const rill_header *h, size_t n, void *user);
+static void on_reload(void *user);
 
 int rill_proxy_new(rill_server *s, const rill_proxy_options *opt, rill_proxy **out)
 {
@@ -61,134 +63,80 @@ int rill_proxy_new(rill_server *s, const rill_proxy_options *opt, rill_proxy **o
         p->opt = *opt;
     else
         rill_proxy_options_init(&p->opt);
+    pthread_mutex_init(&p->lock, NULL);
     rill_server_on_worker_exit(s, on_worker_exit, p);
+    rill_server_on_stream(s, on_stream, p);
+    rill_server_on_reload(s, on_reload, p);
     *out = p;
-    return RILL_OK;
-}
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, const char *what)
-{
-    if (err && errlen)
-        snprintf(err, errlen, fmt, what);
-    return rc;
-}
-
-/* scheme://host[:port][/] -> a backend. The path must be empty or "/": the request's path is
- * sent as received. */
-static int parse_backend(rill_proxy *p, const char *url, size_t len, char *err, size_t errlen)
-{
-    char text[512];
-    if (len == 0 || len >= sizeof text)
-        return fail(err, errlen, RILL_ERR_INVALID_ARG, "--proxy: a backend URL is empty or too long%s", "");
-    memcpy(text, url, len);
-    text[len] = '\0';
-    const char *rest;
-    bool h2c = false, https = false;
-    if (strncmp(text, "http://", 7) == 0)
-        rest = text + 7;
-    else if (strncmp(text, "h2c://", 6) == 0)
-        rest = text + 6, h2c = true;
-    else if (strncmp(text, "https://", 8) == 0)
-        rest = text + 8, https = true;
-    else
-        return fail(err, errlen, RILL_ERR_INVALID_ARG,
-                    "--proxy: '%s' is not an http://, h2c:// or https:// URL", text);
-    size_t hostport = strcspn(rest, "/?#");
-    if (rest[hostport] && strcmp(rest + hostport, "/") != 0)
-        return fail(err, errlen, RILL_ERR_INVALID_ARG,
-                    "--proxy: '%s' has a path: the request's path is sent as received", text);
-    if (hostport == 0)
-        return fail(err, errlen, RILL_ERR_INVALID_ARG, "--proxy: '%s' has no host", text);
-    /* The port, if any, after the host (an IPv6 literal is in brackets). */
-    const char *close = rest[0] == '[' ? memchr(rest, ']', hostport) : NULL;
-    if (rest[0] == '[' && (!close || close == rest + 1))
-        return fail(err, errlen, RILL_ERR_INVALID_ARG, "--proxy: '%s' has a bad IPv6 address", text);
-    const char *colon = memchr(close ? close : rest, ':', hostport - (size_t)((close ? close : rest) - rest));
-    if (colon == rest)
-        return fail(err, errlen, RILL_ERR_INVALID_ARG, "--proxy: '%s' has no host", text);
-    if (colon) {
-        size_t n = hostport - (size_t)(colon + 1 - rest);
-        unsigned long port = 0;
-        for (size_t i = 0; i < n; i++) {
-            char c = colon[1 + i];
-            if (c < '0' || c > '9' || port > 65535)
-                return fail(err, errlen, RILL_ERR_INVALID_ARG, "--proxy: '%s' has a bad port", text);
-            port = port * 10 + (unsigned long)(c - '0');
-        }
-        if (n == 0 || port == 0 || port > 65535)
-            return fail(err, errlen, RILL_ERR_INVALID_ARG, "--proxy: '%s' has a bad port", text);
-    }
-    struct proxy_backend *b = calloc(1, sizeof *b);
-    struct proxy_backend **grown = realloc(p->backends, (p->nbackends + 1) * sizeof *grown);
-    if (grown)
-        p->backends = grown;
-    char origin[530];
-    snprintf(origin, sizeof origin, "%s://%.*s", https ? "https" : "http", (int)hostport, rest);
-    if (!b || !grown || !(b->url = strdup(text)) || !(b->origin = strdup(origin))) {
-        if (b) {
-            free(b->url);
-            free(b);
-        }
-        return RILL_ERR_NOMEM;
-    }
-    b->h2c = h2c;
-    b->https = https;
-    b->index = (unsigned)p->nbackends;
-    p->backends[p->nbackends++] = b;
     return RILL_OK;
 }
 
 int rill_proxy_add(rill_proxy *p, const char *spec, char *err, size_t errlen)
 {
-    const char *eq = strchr(spec, '=');
-    if (!eq || eq == spec || spec[0] != '/')
-        return fail(err, errlen, RILL_ERR_INVALID_ARG,
-                    "--proxy wants PREFIX=URL[,URL...] with PREFIX starting with '/', not '%s'", spec);
-    if (!eq[1])
-        return fail(err, errlen, RILL_ERR_INVALID_ARG, "--proxy '%s' names no backend URL", spec);
-    struct proxy_route *r = calloc(1, sizeof *r);
-    if (!r || !(r->prefix = strndup(spec, (size_t)(eq - spec)))) {
-        free(r);
+    return proxy_spec_add_flag(&p->flags, spec, err, errlen);
+}
+
+int rill_proxy_start(rill_proxy *p, const char *config_file, struct proxy_spec *file, char *err,
+                     size_t errlen)
+{
+    if (config_file && !(p->config_file = strdup(config_file))) {
+        proxy_spec_free(file);
         return RILL_ERR_NOMEM;
     }
-    r->proxy = p;
-    size_t first = p->nbackends;
-    int rc = RILL_OK;
-    for (const char *u = eq + 1; rc == RILL_OK;) {
-        size_t n = strcspn(u, ",");
-        rc = parse_backend(p, u, n, err, errlen);
-        if (!u[n])
-            break;
-        u += n + 1;
-    }
-    if (rc == RILL_OK) {
-        r->first = first;
-        r->nbackends = p->nbackends - first;
-        struct proxy_route **grown = realloc(p->routes, (p->nroutes + 1) * sizeof *grown);
-        if (!grown)
-            rc = RILL_ERR_NOMEM;
-        else {
-            p->routes = grown;
-            p->routes[p->nroutes++] = r;
-            rc = rill_server_route(p->server, r->prefix, proxy_handle, r);
-            if (rc < 0) {
-                p->nroutes--;
-                fail(err, errlen, rc, "--proxy: cannot add the route '%s'", r->prefix);
-            }
-        }
-    }
-    if (rc < 0) {
-        free(r->prefix);
-        free(r);
-    }
+    struct proxy_config *c;
+    int rc = proxy_config_build(p, file, &c, err, errlen);
+    if (rc == RILL_OK)
+        atomic_store_explicit(&p->current, c, memory_order_release);
     return rc;
 }
 
-struct proxy_backend *proxy_pick(rill_proxy *p, struct proxy_route *r)
+bool rill_proxy_takes_root(const rill_proxy *p)
 {
-    /* Shared by the workers: an atomic counter keeps the turns even across threads. */
-    unsigned turn = atomic_fetch_add_explicit(&r->turn, 1, memory_order_relaxed);
-    return p->backends[r->first + turn % r->nbackends];
+    struct proxy_config *c = atomic_load_explicit(&((rill_proxy *)p)->current, memory_order_acquire);
+    for (size_t i = 0; c && i < c->nroutes; i++)
+        if (strcmp(c->routes[i].prefix, "/") == 0)
+            return true;
+    return false;
+}
+
+static struct config_hold *current_hold(struct proxy_worker *w);
+
+static void adopt(rill_io_loop *loop, void *arg)
+{
+    (void)loop;
+    current_hold(arg);
+}
+
+/* SIGHUP, on one worker's thread: the file again; each worker takes the new configuration (told
+ * through its loop, or at its next request if that comes first), its requests in flight finish
+ * on the old one. */
+static void on_reload(void *user)
+{
+    rill_proxy *p = user;
+    if (!p->config_file)
+        return;
+    char err[512] = "";
+    struct proxy_spec *file;
+    struct proxy_config *c = NULL;
+    int rc = proxy_config_load(p->config_file, &file, err, sizeof err);
+    if (rc == RILL_OK)
+        rc = proxy_config_build(p, file, &c, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "rill serve: reload failed, keeping the old configuration: %s\n",
+                err[0] ? err : rill_strerror(rc));
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    struct proxy_config *old = atomic_exchange_explicit(&p->current, c, memory_order_acq_rel);
+    /* Each worker takes the new one now, not at its next request: an idle worker would keep the
+     * old one alive. A worker that exits meanwhile unlinks itself under the lock first, and a
+     * loop that stopped drops the post. */
+    for (struct proxy_worker *w = p->workers; w; w = w->all_next)
+        rill_io_loop_post(w->loop, adopt, w);
+    pthread_mutex_unlock(&p->lock);
+    proxy_config_unref(old);
+    fprintf(stderr, "rill serve: configuration reloaded from %s (routes: %zu)\n", p->config_file,
+            c->nroutes);
 }
 
 static struct proxy_worker *worker_of(rill_proxy *p, rill_io_loop *loop)
@@ -197,46 +145,121 @@ static struct proxy_worker *worker_of(rill_proxy *p, rill_io_loop *loop)
         if (w->proxy == p && w->loop == loop)
             return w;
     struct proxy_worker *w = calloc(1, sizeof *w);
-    if (!w || !(w->pools = calloc(p->nbackends ? p->nbackends : 1, sizeof *w->pools))) {
-        free(w);
+    if (!w)
         return NULL;
-    }
     w->proxy = p;
     w->loop = loop;
     w->next = thread_workers;
     thread_workers = w;
+    pthread_mutex_lock(&p->lock);
+    w->all_next = p->workers;
+    p->workers = w;
+    pthread_mutex_unlock(&p->lock);
     return w;
 }
 
-static rill_client *new_client(rill_proxy *p, rill_io_loop *loop, const struct proxy_backend *b,
-                               char *err, size_t errlen)
+static void hold_drop(struct proxy_worker *w, struct config_hold *h)
 {
+    for (struct config_hold **link = &w->holds; *link; link = &(*link)->next)
+        if (*link == h) {
+            *link = h->next;
+            break;
+        }
+    proxy_config_unref(h->cfg);
+    free(h);
+}
+
+/* The worker's hold on the configuration in force. Adopting a new one takes the lock, once per
+ * reload and worker: the reload cannot drop the configuration between our load and our
+ * reference. A request only counts itself in the hold (no atomics). */
+static struct config_hold *current_hold(struct proxy_worker *w)
+{
+    rill_proxy *p = w->proxy;
+    struct proxy_config *now = atomic_load_explicit(&p->current, memory_order_acquire);
+    if (w->holds && w->holds->cfg == now)
+        return w->holds;
+    struct config_hold *h = calloc(1, sizeof *h);
+    if (!h)
+        return w->holds; /* keep serving with the old one */
+    pthread_mutex_lock(&p->lock);
+    h->cfg = atomic_load_explicit(&p->current, memory_order_acquire);
+    atomic_fetch_add_explicit(&h->cfg->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&p->lock);
+    struct config_hold *old = w->holds;
+    h->next = old;
+    w->holds = h;
+    if (old && old->requests == 0)
+        hold_drop(w, old);
+    return h;
+}
+
+/* Requests whose path one of the routes takes are the proxy's, unless a server route is more
+ * specific (the longest prefix wins among all routes: a WebSocket path of the demo under a
+ * proxied prefix stays the demo's); the others go on to the server's routes (the static files or
+ * the demo). */
+static bool on_stream(rill_server_stream *st, const rill_header *h, size_t n, void *user)
+{
+    rill_proxy *p = user;
+    (void)h, (void)n;
+    struct proxy_worker *w = worker_of(p, rill_server_request_loop(st));
+    struct config_hold *hold = w ? current_hold(w) : NULL;
+    struct proxy_route *r = hold ? proxy_config_route(hold->cfg, rill_server_request_path(st)) : NULL;
+    if (!r || rill_server_route_length(st) > (int)r->prefix_len)
+        return false;
+    proxy_handle(st, st, r);
+    return true;
+}
+
+static struct client_pool *pool_of(struct proxy_worker *w, const struct proxy_target *t)
+{
+    if (t->index >= w->npools) {
+        size_t n = t->index + 8;
+        struct client_pool *grown = realloc(w->pools, n * sizeof *grown);
+        if (!grown)
+            return NULL;
+        memset(grown + w->npools, 0, (n - w->npools) * sizeof *grown);
+        w->pools = grown;
+        w->npools = n;
+    }
+    return &w->pools[t->index];
+}
+
+unsigned proxy_worker_inflight(const struct proxy_worker *w, const struct proxy_target *t)
+{
+    return w && t->index < w->npools ? w->pools[t->index].inflight : 0;
+}
+
+static rill_client *new_client(const struct pxreq *px, rill_io_loop *loop, char *err, size_t errlen)
+{
+    const struct proxy_target *b = px->backend;
+    const struct proxy_config *cfg = px->hold->cfg;
     rill_client_options o;
     rill_client_options_init(&o);
     o.url = b->origin;
     o.h2_prior_knowledge = b->h2c;
     o.http1_only = !b->h2c && !b->https;
-    o.insecure = p->opt.insecure;
-    o.ca_file = p->opt.ca_file;
-    o.connect_timeout_ms = p->opt.connect_timeout_ms;
+    o.insecure = cfg->insecure;
+    o.ca_file = cfg->ca_file;
+    o.connect_timeout_ms = b->connect_ms;
     rill_client *c = NULL;
     return rill_client_new(loop, &o, &c, err, errlen) < 0 ? NULL : c;
 }
 
 rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_t errlen)
 {
-    rill_proxy *p = px->proxy;
     struct proxy_worker *w = px->worker;
-    if (!w) {
+    struct client_pool *pool = w ? pool_of(w, px->backend) : NULL;
+    if (!pool) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    struct client_pool *pool = &w->pools[px->backend->index];
     /* An idle client first; HTTP/2 multiplexes on the first; else a new one while allowed; else
      * the least busy (its requests wait their turn). */
+    /* h2c speaks HTTP/2 from the first request: no burst of connections before one answered */
+    bool multiplex = pool->h2 || px->backend->h2c;
     size_t pick = pool->n, least = 0;
     for (size_t i = 0; i < pool->n && pick == pool->n; i++)
-        if (pool->slots[i].busy == 0 || pool->h2)
+        if (pool->slots[i].busy == 0 || multiplex)
             pick = i;
     for (size_t i = 1; i < pool->n; i++)
         if (pool->slots[i].busy < pool->slots[least].busy)
@@ -250,12 +273,13 @@ rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_
             return NULL;
         }
         pool->slots = grown;
-        rill_client *c = new_client(p, loop, px->backend, err, errlen);
+        rill_client *c = new_client(px, loop, err, errlen);
         if (!c)
             return NULL;
         pool->slots[pool->n++] = (struct client_slot){c, 0};
     }
     pool->slots[pick].busy++;
+    pool->inflight++;
     px->slot = pick;
     px->has_slot = true;
     return pool->slots[pick].c;
@@ -263,7 +287,8 @@ rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_
 
 bool proxy_backend_h2(const struct pxreq *px)
 {
-    return px->backend->h2c || (px->worker && px->worker->pools[px->backend->index].h2);
+    return px->backend->h2c || (px->worker && px->backend->index < px->worker->npools &&
+                                px->worker->pools[px->backend->index].h2);
 }
 
 void proxy_client_done(struct pxreq *px, const char *protocol)
@@ -272,22 +297,26 @@ void proxy_client_done(struct pxreq *px, const char *protocol)
         return;
     struct client_pool *pool = &px->worker->pools[px->backend->index];
     pool->slots[px->slot].busy--;
+    pool->inflight--;
     px->has_slot = false;
     if (protocol && strcmp(protocol, "h2") == 0)
         pool->h2 = true;
 }
 
-void proxy_live_add(rill_proxy *p, rill_io_loop *loop, struct pxreq *px)
+bool proxy_live_add(rill_proxy *p, rill_io_loop *loop, struct pxreq *px)
 {
     struct proxy_worker *w = worker_of(p, loop);
+    if (!w || !w->holds)
+        return false; /* px->worker stays NULL: nothing to undo */
     px->worker = w;
-    if (!w)
-        return;
+    px->hold = w->holds; /* on_stream made it current for this request */
+    px->hold->requests++;
     px->live_next = w->live;
     px->live_prev = NULL;
     if (w->live)
         w->live->live_prev = px;
     w->live = px;
+    return true;
 }
 
 void proxy_live_remove(struct pxreq *px)
@@ -295,6 +324,9 @@ void proxy_live_remove(struct pxreq *px)
     struct proxy_worker *w = px->worker;
     if (!w)
         return;
+    if (px->hold && --px->hold->requests == 0 && px->hold != w->holds)
+        hold_drop(w, px->hold); /* the last request on an older configuration */
+    px->hold = NULL;
     if (px->live_prev)
         px->live_prev->live_next = px->live_next;
     else
@@ -305,7 +337,7 @@ void proxy_live_remove(struct pxreq *px)
 }
 
 /* On the worker's thread after its loop stopped: requests still in flight lose both sides (the
- * clients end theirs without on_end), then the clients go. */
+ * clients end theirs without on_end), then the clients and the holds go. */
 static void on_worker_exit(rill_io_loop *loop, void *user)
 {
     rill_proxy *p = user;
@@ -315,13 +347,22 @@ static void on_worker_exit(rill_io_loop *loop, void *user)
             link = &w->next;
             continue;
         }
+        pthread_mutex_lock(&p->lock);
+        for (struct proxy_worker **all = &p->workers; *all; all = &(*all)->all_next)
+            if (*all == w) {
+                *all = w->all_next;
+                break;
+            }
+        pthread_mutex_unlock(&p->lock);
         while (w->live)
             pxreq_abandon(w->live);
-        for (size_t i = 0; i < p->nbackends; i++) {
+        for (size_t i = 0; i < w->npools; i++) {
             for (size_t k = 0; k < w->pools[i].n; k++)
                 rill_client_free(w->pools[i].slots[k].c);
             free(w->pools[i].slots);
         }
+        while (w->holds)
+            hold_drop(w, w->holds);
         *link = w->next;
         free(w->pools);
         free(w);
@@ -332,16 +373,16 @@ void rill_proxy_free(rill_proxy *p)
 {
     if (!p)
         return;
-    for (size_t i = 0; i < p->nroutes; i++) {
-        free(p->routes[i]->prefix);
-        free(p->routes[i]);
+    proxy_config_unref(atomic_load(&p->current));
+    for (struct proxy_target *t = p->targets; t;) {
+        struct proxy_target *next = t->next;
+        free(t->url);
+        free(t->origin);
+        free(t);
+        t = next;
     }
-    for (size_t i = 0; i < p->nbackends; i++) {
-        free(p->backends[i]->url);
-        free(p->backends[i]->origin);
-        free(p->backends[i]);
-    }
-    free(p->routes);
-    free(p->backends);
+    proxy_spec_clear(&p->flags);
+    pthread_mutex_destroy(&p->lock);
+    free(p->config_file);
     free(p);
 }

@@ -1,5 +1,6 @@
 /* Which fields cross the proxy: hop-by-hop fields stay on their connection (RFC 9110 §7.6.1),
- * the backend learns who asked (X-Forwarded-For, X-Forwarded-Proto) and through whom (Via). */
+ * the backend learns who asked (Forwarded, X-Forwarded-For/-Proto/-Host: each can be turned off
+ * per route) and through whom (Via); then the route's own edits (remove, set, add). */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -53,27 +54,24 @@ bool proxy_response_hop(const rill_header *f, const rill_header *fields, size_t 
     return hop_by_hop(f) || named_by_connection(f, fields, n);
 }
 
-size_t proxy_fields_max(const rill_server_request *req)
+size_t proxy_fields_max(const rill_server_request *req, const struct proxy_route *r)
 {
-    return rill_server_request_header_count(req) + 4; /* host, x-forwarded-for/-proto, via */
+    /* host, x-forwarded-for/-proto/-host, via, forwarded (two lines each when an old one is too
+     * long to join), and the route's own */
+    return rill_server_request_header_count(req) + 10 + r->request.nappend;
+}
+
+bool proxy_edit_drops(const struct field_edit *e, const rill_header *f)
+{
+    for (size_t i = 0; i < e->ndrop; i++)
+        if (name_is(f, e->drop[i]))
+            return true;
+    return false;
 }
 
 static rill_header field(const char *name, const char *value, size_t len)
 {
     return (rill_header){(const uint8_t *)name, strlen(name), (const uint8_t *)value, len, 0};
-}
-
-/* "old, add" in scratch when it fits; else false (the caller sends both as separate lines). */
-static bool join(const rill_header *old, const char *add, char *scratch, size_t room, size_t *len)
-{
-    size_t n = strlen(add);
-    if (old->value_len + 2 + n + 1 > room)
-        return false;
-    memcpy(scratch, old->value, old->value_len);
-    memcpy(scratch + old->value_len, ", ", 2);
-    memcpy(scratch + old->value_len + 2, add, n + 1);
-    *len = old->value_len + 2 + n;
-    return true;
 }
 
 size_t proxy_cookie_room(const rill_server_request *req)
@@ -105,18 +103,94 @@ static rill_header joined_cookies(const rill_server_request *req, char *buf)
     return field("cookie", buf, len);
 }
 
-size_t proxy_request_fields(const rill_server_request *req, bool h2, rill_header *out,
-                            char *scratch, char *cookies)
+/* A Forwarded element (RFC 7239 §4): for=, proto=, host=; a value that is not a token (an IPv6
+ * address, a host with a port) is a quoted string. */
+static size_t forwarded_pair(char *out, size_t room, const char *key, const char *value)
 {
+    bool token = value[0] != '\0';
+    for (const char *c = value; *c && token; c++)
+        token = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                strchr("!#$%&'*+-.^_`|~", *c);
+    bool v6 = strchr(value, ':') && strcmp(key, "for") == 0;
+    size_t n = 0;
+    #define PUT(ch) do { if (n + 1 < room) out[n] = (ch); n++; } while (0)
+    for (const char *c = key; *c; c++)
+        PUT(*c);
+    PUT('=');
+    if (!token)
+        PUT('"');
+    if (v6)
+        PUT('[');
+    for (const char *c = value; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            PUT('\\');
+        PUT(*c);
+    }
+    if (v6)
+        PUT(']');
+    if (!token)
+        PUT('"');
+    #undef PUT
+    if (n < room)
+        out[n] = '\0';
+    return n;
+}
+
+static size_t forwarded_element(char *out, size_t room, const char *peer, const char *proto,
+                                const char *host)
+{
+    size_t n = forwarded_pair(out, room, "for", peer);
+    if (n + 1 < room) {
+        out[n++] = ';';
+        n += forwarded_pair(out + n, room - n, "proto", proto);
+    }
+    if (host && host[0] && n + 1 < room) {
+        out[n++] = ';';
+        n += forwarded_pair(out + n, room - n, "host", host);
+    }
+    return n < room ? n : 0; /* 0: did not fit */
+}
+
+/* Appends name: [old, ]add using the scratch space at *used; without room the old value goes on
+ * its own line before the new one (a list over two lines means the same). */
+static size_t put_joined(rill_header *out, size_t n, const char *name, const rill_header *old,
+                         const char *add, size_t add_len, char *scratch, size_t *used)
+{
+    size_t room = PROXY_SCRATCH - *used;
+    if (!old) {
+        out[n++] = field(name, add, add_len);
+        return n;
+    }
+    if (old->value_len + 2 + add_len + 1 <= room) {
+        char *s = scratch + *used;
+        memcpy(s, old->value, old->value_len);
+        memcpy(s + old->value_len, ", ", 2);
+        memcpy(s + old->value_len + 2, add, add_len);
+        s[old->value_len + 2 + add_len] = '\0';
+        *used += old->value_len + 2 + add_len + 1;
+        out[n++] = field(name, s, old->value_len + 2 + add_len);
+        return n;
+    }
+    out[n++] = *old;
+    out[n++] = field(name, add, add_len);
+    return n;
+}
+
+size_t proxy_request_fields(const rill_server_request *req, const struct proxy_route *r, bool h2,
+                            rill_header *out, char *scratch, char *cookies)
+{
+    const struct route_settings *set = &r->s;
     bool cookie_done = false;
     size_t count = rill_server_request_header_count(req);
     const rill_header *all = count ? rill_server_request_header_at(req, 0) : NULL;
     const char *peer = rill_server_session_peer(rill_server_stream_session(req));
+    const char *scheme = rill_server_request_scheme(req);
+    const char *authority = rill_server_request_authority(req);
     const char *via = strcmp(rill_server_request_version(req), "HTTP/2") == 0 ? "2 rill"
                       : strcmp(rill_server_request_version(req), "HTTP/1.0") == 0 ? "1.0 rill"
                                                                                    : "1.1 rill";
     size_t n = 0, used = 0;
-    const rill_header *xff = NULL, *old_via = NULL;
+    const rill_header *xff = NULL, *old_via = NULL, *old_forwarded = NULL;
     for (size_t i = 0; i < count; i++) {
         const rill_header *f = rill_server_request_header_at(req, i);
         if (name_is(f, "te") && h2 && f->value_len == 8 &&
@@ -124,9 +198,12 @@ size_t proxy_request_fields(const rill_server_request *req, bool h2, rill_header
             out[n++] = *f; /* gRPC asks for trailers; only HTTP/2 carries this TE */
             continue;
         }
-        /* Host comes from :authority below; Expect is answered here (the front sends its 100). */
+        /* Host comes from :authority below; Expect is answered here (the front sends its 100).
+         * A forwarding field the proxy writes itself replaces the client's. */
         if (hop_by_hop(f) || name_is(f, "host") || name_is(f, "expect") ||
-            name_is(f, "x-forwarded-proto") || named_by_connection(f, all, count))
+            (set->x_forwarded_proto && name_is(f, "x-forwarded-proto")) ||
+            (set->x_forwarded_host && name_is(f, "x-forwarded-host")) ||
+            named_by_connection(f, all, count) || proxy_edit_drops(&r->request, f))
             continue;
         if (cookies && name_is(f, "cookie")) {
             if (!cookie_done)
@@ -134,38 +211,47 @@ size_t proxy_request_fields(const rill_server_request *req, bool h2, rill_header
             cookie_done = true;
             continue;
         }
-        if (name_is(f, "x-forwarded-for") && !xff) {
+        if (set->x_forwarded_for && name_is(f, "x-forwarded-for") && !xff) {
             xff = f;
             continue;
         }
-        if (name_is(f, "via") && !old_via) {
+        if (set->via && name_is(f, "via") && !old_via) {
             old_via = f;
+            continue;
+        }
+        if (set->forwarded && name_is(f, "forwarded") && !old_forwarded) {
+            old_forwarded = f;
             continue;
         }
         out[n++] = *f;
     }
-    const char *authority = rill_server_request_authority(req);
-    if (authority && authority[0])
+    /* The edits may drop what the proxy adds too (a route that wants no Via, or its own Host). */
+    rill_header probe;
+#define WANTED(name) (probe = field(name, "", 0), !proxy_edit_drops(&r->request, &probe))
+    if (authority && authority[0] && WANTED("host"))
         out[n++] = field("host", authority, strlen(authority));
-    size_t len;
-    char *s = scratch;
-    if (xff && join(xff, peer, s, PROXY_SCRATCH / 2, &len)) {
-        out[n++] = field("x-forwarded-for", s, len);
-        used = len + 1;
-    } else {
-        if (xff)
-            out[n++] = *xff; /* too long to join here: a second line means the same */
-        out[n++] = field("x-forwarded-for", peer, strlen(peer));
+    if (set->x_forwarded_for && WANTED("x-forwarded-for"))
+        n = put_joined(out, n, "x-forwarded-for", xff, peer, strlen(peer), scratch, &used);
+    if (set->x_forwarded_proto && WANTED("x-forwarded-proto"))
+        out[n++] = field("x-forwarded-proto", scheme, strlen(scheme));
+    if (set->x_forwarded_host && authority && authority[0] && WANTED("x-forwarded-host"))
+        out[n++] = field("x-forwarded-host", authority, strlen(authority));
+    if (set->forwarded && WANTED("forwarded")) {
+        char element[320];
+        size_t len = forwarded_element(element, sizeof element, peer, scheme, authority);
+        if (len && used + len + 1 <= PROXY_SCRATCH) {
+            char *s = scratch + used;
+            memcpy(s, element, len + 1);
+            used += len + 1;
+            n = put_joined(out, n, "forwarded", old_forwarded, s, len, scratch, &used);
+        } else if (old_forwarded) {
+            out[n++] = *old_forwarded;
+        }
     }
-    out[n++] = field("x-forwarded-proto", rill_server_request_scheme(req),
-                     strlen(rill_server_request_scheme(req)));
-    s = scratch + used;
-    if (old_via && join(old_via, via, s, PROXY_SCRATCH - used, &len))
-        out[n++] = field("via", s, len);
-    else {
-        if (old_via)
-            out[n++] = *old_via;
-        out[n++] = field("via", via, strlen(via));
-    }
+    if (set->via && WANTED("via"))
+        n = put_joined(out, n, "via", old_via, via, strlen(via), scratch, &used);
+#undef WANTED
+    for (size_t i = 0; i < r->request.nappend; i++)
+        out[n++] = r->request.append[i];
     return n;
 }

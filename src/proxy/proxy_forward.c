@@ -40,6 +40,18 @@ static void refuse(rill_server_response *res, int status, const char *body)
 
 /* ---- the backend's side ------------------------------------------------------------------- */
 
+/* The access log line names the backend and its time to first byte. */
+static void note_backend(struct pxreq *px, bool answered)
+{
+    char note[600];
+    if (answered)
+        snprintf(note, sizeof note, "backend=%s ttfb_ms=%llu", px->backend->url,
+                 (unsigned long long)(rill_io_now_ms() - px->started_ms));
+    else
+        snprintf(note, sizeof note, "backend=%s ttfb_ms=-", px->backend->url);
+    rill_server_response_log_note(px->req, note);
+}
+
 static void on_informational(rill_client_stream *st, int status, const rill_header *fields, size_t n,
                              void *user)
 {
@@ -66,12 +78,14 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
         return;
     enter(px);
     rill_server_response *res = px->req;
+    const struct proxy_route *r = px->route;
     rill_server_response_set_status(res, status);
+    note_backend(px, true);
     char name[256], value[8192];
     for (size_t i = 0; i < n; i++) {
         const rill_header *f = &fields[i];
-        if (proxy_response_hop(f, fields, n) || f->name_len >= sizeof name ||
-            f->value_len >= sizeof value)
+        if (proxy_response_hop(f, fields, n) || proxy_edit_drops(&r->response, f) ||
+            f->name_len >= sizeof name || f->value_len >= sizeof value)
             continue;
         /* The server's setters take C strings; the client's fields are lengths. */
         memcpy(name, f->name, f->name_len);
@@ -82,7 +96,15 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
     }
     /* RFC 9110 §7.6.3: a proxy adds itself to Via in both directions. */
     const char *proto = rill_client_stream_protocol(st);
-    rill_server_response_add_header(res, "via", proto && strcmp(proto, "h2") == 0 ? "2 rill" : "1.1 rill");
+    rill_header via = {(const uint8_t *)"via", 3, (const uint8_t *)"", 0, 0};
+    if (r->s.via && !proxy_edit_drops(&r->response, &via))
+        rill_server_response_add_header(res, "via",
+                                        proto && strcmp(proto, "h2") == 0 ? "2 rill" : "1.1 rill");
+    for (size_t i = 0; i < r->response.nappend; i++) /* C strings: they come from the file */
+        rill_server_response_add_header(res, (const char *)r->response.append[i].name,
+                                        (const char *)r->response.append[i].value);
+    if (r->s.idle_ms && px->timer)
+        rill_io_timer_arm(px->timer, r->s.idle_ms); /* from now on: the time between pieces */
     /* The head goes now: a response that streams (events, gRPC) must not wait for its body. */
     rill_server_response_write(res, NULL, 0);
     leave(px);
@@ -91,6 +113,7 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
 static void on_data(rill_client_stream *st, const uint8_t *data, size_t len, void *user)
 {
     struct pxreq *px = user;
+    px->saw_data = true;
     if (!px->req)
         return;
     enter(px);
@@ -144,15 +167,13 @@ static bool try_next(struct pxreq *px, int err, const char *why)
     const char *m = rill_server_request_method(px->req);
     if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && strcmp(m, "OPTIONS") != 0)
         return false; /* safe methods only, in case a connection failed after all */
-    struct proxy_backend *failed = px->backend;
-    /* The route's next one: the round-robin turns stay the other requests'. */
-    px->backend = px->proxy->backends[px->route->first +
-                                      (failed->index - px->route->first + 1) % px->route->nbackends];
+    struct proxy_target *failed = px->backend;
+    px->backend = proxy_pick_next(px->route, &px->backend_at);
     px->tries++;
     fprintf(stderr, "rill serve: proxy: %s: %s; trying %s\n", failed->url, why ? why : rill_strerror(err),
             px->backend->url);
-    px->nfields = proxy_request_fields(px->req, proxy_backend_h2(px), px->fields, px->scratch,
-                                       px->cookies);
+    px->nfields = proxy_request_fields(px->req, px->route, proxy_backend_h2(px), px->fields,
+                                       px->scratch, px->cookies);
     px->backend_done = false;
     start(px, true, NULL, 0);
     return true;
@@ -167,6 +188,9 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
     px->backend_done = true;
     rill_io_timer_cancel(px->timer);
     rill_server_response *res = px->req;
+    if ((err == RILL_ERR_IO || err == RILL_ERR_NOT_FOUND || err == RILL_ERR_TLS) && !px->got_head &&
+        !px->timed_out)
+        proxy_mark_down(px->backend, px->route->s.down_ms); /* passive health */
     if (err && try_next(px, err, why)) {
         leave(px);
         return;
@@ -178,19 +202,24 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
         }
         rill_server_response_end(res, NULL, 0);
     } else if (res) {
-        const rill_proxy_options *o = proxy_options(px->proxy);
         if (px->timed_out)
             fprintf(stderr, "rill serve: proxy: %s sent no response head within %u ms\n",
-                    px->backend->url, o->timeout_ms);
+                    px->backend->url, px->route->s.first_byte_ms);
+        else if (px->idle_out)
+            fprintf(stderr, "rill serve: proxy: %s sent nothing for %u ms\n", px->backend->url,
+                    px->route->s.idle_ms);
         else
             fprintf(stderr, "rill serve: proxy: %s: %s\n", px->backend->url,
                     why ? why : rill_strerror(err));
-        if (px->got_head)
+        if (px->got_head) {
             rill_server_response_abort(res); /* never a cut body that looks whole */
-        else if (px->timed_out)
-            simple(res, 504, "504 gateway timeout: the backend did not answer in time\n");
-        else
-            simple(res, 502, "502 bad gateway: the backend failed\n");
+        } else {
+            note_backend(px, false);
+            if (px->timed_out)
+                simple(res, 504, "504 gateway timeout: the backend did not answer in time\n");
+            else
+                simple(res, 502, "502 bad gateway: the backend failed\n");
+        }
     }
     leave(px);
 }
@@ -208,10 +237,21 @@ static const rill_client_callbacks backend_cb = {
 static void on_timeout(rill_io_timer *t, void *arg)
 {
     struct pxreq *px = arg;
-    if (!px->cst || px->got_head)
+    if (!px->cst)
         return;
-    px->timed_out = true;
-    rill_client_stream_cancel(px->cst); /* on_end (cancelled) answers 504 */
+    if (!px->got_head) {
+        px->timed_out = true;
+        rill_client_stream_cancel(px->cst); /* on_end (cancelled) answers 504 */
+        return;
+    }
+    /* Idle: quiet while paused by a slow client is not the backend's fault. */
+    if (px->saw_data || px->backend_paused) {
+        px->saw_data = false;
+        rill_io_timer_arm(t, px->route->s.idle_ms);
+        return;
+    }
+    px->idle_out = true;
+    rill_client_stream_cancel(px->cst); /* on_end aborts the response */
 }
 
 /* ---- the front's side --------------------------------------------------------------------- */
@@ -223,6 +263,7 @@ static void start(struct pxreq *px, bool plain, const uint8_t *data, size_t len)
     px->started = true;
     px->plain = plain;
     px->body_len = len;
+    px->started_ms = rill_io_now_ms();
     rill_server_request *req = px->req;
     char err[256] = "";
     rill_client *c = proxy_client(px, rill_server_request_loop(req), err, sizeof err);
@@ -248,17 +289,19 @@ static void start(struct pxreq *px, bool plain, const uint8_t *data, size_t len)
         px->cst = NULL;
         px->backend_done = true;
         proxy_client_done(px, NULL);
+        note_backend(px, false);
         if (rc == RILL_ERR_INVALID_ARG)
             simple(req, 400, "400 bad request: cannot be forwarded\n");
         else
             simple(req, 502, "502 bad gateway\n");
         return;
     }
-    if (px->proxy->opt.timeout_ms) {
+    const struct route_settings *set = &px->route->s;
+    if (set->first_byte_ms || set->idle_ms) {
         if (!px->timer) /* a second backend tried reuses it */
             px->timer = rill_io_timer_new(rill_server_request_loop(req), on_timeout, px);
-        if (px->timer)
-            rill_io_timer_arm(px->timer, px->proxy->opt.timeout_ms);
+        if (px->timer && set->first_byte_ms)
+            rill_io_timer_arm(px->timer, set->first_byte_ms);
     }
 }
 
@@ -349,7 +392,7 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
         refuse(res, 400, "400 bad request: :authority and host differ\n");
         return;
     }
-    size_t max = proxy_fields_max(req), cookie_room = proxy_cookie_room(req);
+    size_t max = proxy_fields_max(req, r), cookie_room = proxy_cookie_room(req);
     struct pxreq *px = calloc(1, sizeof *px + PROXY_SCRATCH + max * sizeof(rill_header) + 16 +
                                      cookie_room);
     if (!px) {
@@ -359,14 +402,20 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
     px->proxy = p;
     px->req = req;
     px->route = r;
-    px->backend = proxy_pick(p, r);
     px->tries = 1;
     /* The field array sits after the scratch bytes, aligned. */
     uintptr_t at = ((uintptr_t)(px->scratch + PROXY_SCRATCH) + 15) & ~(uintptr_t)15;
     px->fields = (rill_header *)at;
     px->cookies = cookie_room ? (char *)(px->fields + max) : NULL;
-    proxy_live_add(p, rill_server_request_loop(req), px); /* first: the worker knows the backend */
-    px->nfields = proxy_request_fields(req, proxy_backend_h2(px), px->fields, px->scratch, px->cookies);
+    /* First: the worker's hold keeps the route alive, and its counts pick the backend. */
+    if (!proxy_live_add(p, rill_server_request_loop(req), px)) {
+        pxreq_free(px);
+        refuse(res, 503, "503 service unavailable: out of memory\n");
+        return;
+    }
+    px->backend = proxy_pick(r, px->worker, &px->backend_at);
+    px->nfields = proxy_request_fields(req, r, proxy_backend_h2(px), px->fields, px->scratch,
+                                       px->cookies);
     enter(px);
     rill_server_response_on_close(res, on_front_close, px);
     rill_server_response_on_drain(res, on_front_drain, px);

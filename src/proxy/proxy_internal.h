@@ -1,32 +1,73 @@
-/* What the proxy's files share: the proxy, its routes and backends, one forwarded request. */
+/* What the proxy's files share: the proxy, its configurations (routes and backends), each
+ * worker's part, one forwarded request. */
 #ifndef RILL_PROXY_INTERNAL_H
 #define RILL_PROXY_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "proxy/proxy.h"
+#include "proxy/proxy_spec.h"
 
-struct proxy_backend {
+/* A backend as the clients see it (URL and connect timeout). Shared by every configuration that
+ * names it, so a reload keeps the workers' connections and its health; freed with the proxy. */
+struct proxy_target {
     char *url;       /* as given, for messages */
     char *origin;    /* what rill_client gets: http://host:port or https://... */
     bool h2c, https; /* h2c: HTTP/2 by prior knowledge on cleartext */
-    unsigned index;  /* among the proxy's backends: the slot in a worker's client array */
+    uint32_t connect_ms;
+    unsigned index;  /* the slot in each worker's pool array */
+    _Atomic uint64_t down_until; /* rill_io_now_ms() before which it is skipped (passive health) */
+    struct proxy_target *next;
+};
+
+/* Fields a route changes: dropped by name (remove, and set's names), then appended (set, add). */
+struct field_edit {
+    const char **drop;
+    size_t ndrop;
+    rill_header *append;
+    size_t nappend;
 };
 
 struct proxy_route {
     rill_proxy *proxy;
-    char *prefix;
-    size_t first, nbackends; /* the route's backends: p->backends[first ...] */
-    _Atomic unsigned turn;   /* round robin */
+    char *prefix; /* in the configuration's spec */
+    size_t prefix_len;
+    struct proxy_target **backends;
+    size_t nbackends;
+    struct route_settings s;
+    struct field_edit request, response;
+    _Atomic unsigned turn; /* round robin, and where least-connections starts looking */
+};
+
+/* One configuration: read-only once built, freed when the last worker lets go of it (a worker
+ * holds the current one, and an older one while its requests on it are in flight). */
+struct proxy_config {
+    _Atomic unsigned refs;
+    struct proxy_spec *spec; /* owns the strings the routes point to */
+    struct proxy_route *routes; /* longest prefix first */
+    size_t nroutes;
+    bool insecure;       /* https backends: the flag's or the file's */
+    const char *ca_file; /* the flag's or the file's, or NULL */
 };
 
 struct rill_proxy {
     rill_server *server;
     rill_proxy_options opt;
-    struct proxy_route **routes;
-    size_t nroutes;
-    struct proxy_backend **backends;
-    size_t nbackends;
+    struct proxy_spec flags;   /* the --proxy routes, part of every configuration */
+    char *config_file;         /* NULL: no file, nothing to reload */
+    pthread_mutex_t lock;      /* a reload's swap and target list against a worker's adoption */
+    _Atomic(struct proxy_config *) current;
+    struct proxy_target *targets;
+    unsigned ntargets;
+    struct proxy_worker *workers; /* every worker's part (p->lock), told of each reload */
+};
+
+/* A worker's hold on one configuration: `requests` of its requests in flight use it. */
+struct config_hold {
+    struct proxy_config *cfg;
+    unsigned requests;
+    struct config_hold *next;
 };
 
 struct proxy_worker;
@@ -36,28 +77,29 @@ struct proxy_worker;
 struct pxreq {
     rill_proxy *proxy;
     struct proxy_route *route;
-    struct proxy_backend *backend;
-    unsigned tries; /* backends tried (a bodyless request goes to the next one that connects) */
+    struct proxy_target *backend;
+    struct config_hold *hold; /* keeps route and backend alive */
+    unsigned tries;           /* backends tried (a bodyless request goes to the next one) */
+    unsigned backend_at;      /* backend's position in the route */
     struct proxy_worker *worker;
     struct pxreq *live_prev, *live_next;
     rill_server_request *req; /* NULL once the front exchange closed */
     rill_client_stream *cst;  /* NULL before the backend request and after its on_end */
-    rill_io_timer *timer;     /* first byte */
+    rill_io_timer *timer;     /* first byte, then idle */
+    uint64_t started_ms;      /* loop time the backend request started (time to first byte) */
     unsigned busy;            /* nested calls of ours on it: freeing waits for the outermost */
     size_t slot;              /* the client it went on, in the worker's pool for the backend */
     bool has_slot;
-    bool started, plain, front_done, backend_done, got_head, timed_out;
+    bool started, plain, front_done, backend_done, got_head, timed_out, idle_out, saw_data;
     bool req_paused, backend_paused;
     size_t nfields;
     size_t body_len;     /* a plain request's body: one with none can go to another backend */
     rill_header *fields; /* what goes to the backend (in this allocation) */
     char *cookies;       /* the joined cookie value's room, or NULL */
-    char scratch[];      /* PROXY_SCRATCH bytes: values made here (X-Forwarded-For, Via) */
+    char scratch[];      /* PROXY_SCRATCH bytes: values made here (X-Forwarded-For, Via, ...) */
 };
 
 /* proxy.c */
-const rill_proxy_options *proxy_options(const rill_proxy *p);
-struct proxy_backend *proxy_pick(rill_proxy *p, struct proxy_route *r);
 /* A client of the worker's for px->backend (made on loop when none is free), counted busy for px
  * until proxy_client_done; NULL when it cannot be made (why in err). px is on the live list. */
 rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_t errlen);
@@ -66,22 +108,41 @@ bool proxy_backend_h2(const struct pxreq *px);
 /* px's backend request is over; protocol (rill_client_stream_protocol) tells whether the
  * backend speaks HTTP/2. */
 void proxy_client_done(struct pxreq *px, const char *protocol);
-/* The worker's list of requests in flight, for its exit. */
-void proxy_live_add(rill_proxy *p, rill_io_loop *loop, struct pxreq *px);
+/* Puts px on its worker's list of requests in flight (for its exit) with a hold on the worker's
+ * current configuration; false when out of memory. */
+bool proxy_live_add(rill_proxy *p, rill_io_loop *loop, struct pxreq *px);
 void proxy_live_remove(struct pxreq *px);
+/* Requests from this worker in flight on target (0 when none yet). */
+unsigned proxy_worker_inflight(const struct proxy_worker *w, const struct proxy_target *t);
+
+/* proxy_build.c: a configuration from the flags' routes and a file's spec (taken, also on
+ * failure; NULL for none); one line in err for a bad combination (a prefix twice). */
+int proxy_config_build(rill_proxy *p, struct proxy_spec *file, struct proxy_config **out, char *err,
+                       size_t errlen);
+void proxy_config_unref(struct proxy_config *c);
+/* The route for path (longest prefix first), or NULL. */
+struct proxy_route *proxy_config_route(struct proxy_config *c, const char *path);
+
+/* proxy_balance.c: the backend for a new request on route r (its position in *at); the next one
+ * after a failure to connect; marking one down. */
+struct proxy_target *proxy_pick(struct proxy_route *r, const struct proxy_worker *w, unsigned *at);
+struct proxy_target *proxy_pick_next(struct proxy_route *r, unsigned *at);
+void proxy_mark_down(struct proxy_target *t, uint32_t down_ms);
 
 /* proxy_fields.c: the fields to send on (h2: the backend speaks HTTP/2, so `te: trailers` may
- * go). out has room for proxy_fields_max(req) entries,
+ * go). out has room for proxy_fields_max(req, r) entries,
  * scratch PROXY_SCRATCH bytes, cookies proxy_cookie_room(req) bytes (NULL when that is 0: at
  * most one cookie field, sent as it is). Returns the count. */
-#define PROXY_SCRATCH 512
-size_t proxy_fields_max(const rill_server_request *req);
+#define PROXY_SCRATCH 1024
+size_t proxy_fields_max(const rill_server_request *req, const struct proxy_route *r);
 size_t proxy_cookie_room(const rill_server_request *req);
-size_t proxy_request_fields(const rill_server_request *req, bool h2, rill_header *out,
-                            char *scratch, char *cookies);
+size_t proxy_request_fields(const rill_server_request *req, const struct proxy_route *r, bool h2,
+                            rill_header *out, char *scratch, char *cookies);
 /* Whether a response field (or trailer) from a backend is hop-by-hop, not passed on; fields are
  * the whole response's, for the names its Connection field lists. */
 bool proxy_response_hop(const rill_header *f, const rill_header *fields, size_t n);
+/* Whether the route's edit drops a field of this name. */
+bool proxy_edit_drops(const struct field_edit *e, const rill_header *f);
 
 /* proxy_forward.c */
 void proxy_handle(rill_server_request *req, rill_server_response *res, void *user);

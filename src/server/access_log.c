@@ -71,8 +71,14 @@ size_t rill_access_log_format(char *out, size_t cap, const struct rill_access_lo
     put_raw(&w, mid, (size_t)n);
     put_escaped(&w, e->referer, e->referer_len, 90);
     put_raw(&w, "\" \"", 3);
-    put_escaped(&w, e->user_agent, e->user_agent_len, 3);
-    put_raw(&w, "\"\n", 2);
+    put_escaped(&w, e->user_agent, e->user_agent_len, e->note ? 160 : 3);
+    put_raw(&w, "\"", 1);
+    if (e->note) {
+        put_raw(&w, " \"", 2);
+        put_escaped(&w, e->note, e->note_len, 3);
+        put_raw(&w, "\"", 1);
+    }
+    put_raw(&w, "\n", 1);
     *w.p = '\0';
     return (size_t)(w.p - out);
 }

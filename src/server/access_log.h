@@ -1,5 +1,7 @@
 /* Access log lines in the combined log format:
  *   127.0.0.1 - - [23/Nov/2026:11:19:29 +0000] "GET /x HTTP/2" 200 5 "-" "curl/7.88.1"
+ * and, when the handler left a note, one more quoted field:
+ *   ... "curl/7.88.1" "backend=http://10.0.0.5:8080 ttfb_ms=12"
  * Request-controlled text is escaped (\" \\ and \xHH for control and non-ASCII bytes) so a client
  * cannot forge log lines. */
 #ifndef RILL_SERVER_ACCESS_LOG_H
@@ -27,6 +29,9 @@ struct rill_access_log_entry {
     size_t referer_len;
     const char *user_agent;
     size_t user_agent_len;
+    /* The handler's note (rill_server_response_log_note), a last quoted field; NULL: none. */
+    const char *note;
+    size_t note_len;
 };
 
 /* Writes one line ending in '\n' into out (truncating long fields to fit, never overflowing);

@@ -40,6 +40,8 @@ static void log_exchange(rill_server_stream *st)
         .referer_len = ref_len,
         .user_agent = ua,
         .user_agent_len = ua_len,
+        .note = st->log_note,
+        .note_len = st->log_note ? strlen(st->log_note) : 0,
     };
     access_log_append(st->sess, &e);
 }

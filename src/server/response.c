@@ -264,6 +264,19 @@ void rill_server_response_abort(rill_server_response *res)
     exchange_release(res);
 }
 
+int rill_server_response_log_note(rill_server_response *res, const char *text)
+{
+    if (res->closed)
+        return RILL_ERR_STATE;
+    size_t n = strlen(text);
+    char *copy = exchange_alloc(res, n + 1);
+    if (!copy)
+        return RILL_ERR_NOMEM;
+    memcpy(copy, text, n + 1);
+    res->log_note = copy; /* a replaced note stays in the arena until the exchange goes */
+    return RILL_OK;
+}
+
 void rill_server_response_on_close(rill_server_response *res, rill_server_close_fn fn, void *user)
 {
     res->close_fn = fn;

@@ -287,6 +287,12 @@ void rill_server_on_worker_exit(rill_server *s, rill_server_worker_fn fn, void *
 }
 
 /* After a worker's loop stopped, on its thread: the application frees what lives on the loop. */
+void rill_server_on_reload(rill_server *s, rill_server_reload_fn fn, void *user)
+{
+    s->on_reload = fn;
+    s->on_reload_user = user;
+}
+
 static void worker_exit(struct worker *w)
 {
     if (w->srv->on_worker_exit)
@@ -317,6 +323,8 @@ static void on_signal(rill_io_loop *loop, int signo, void *arg)
             else
                 fprintf(stderr, "rill serve: certificate reloaded\n");
         }
+        if (s->on_reload)
+            s->on_reload(s->on_reload_user);
         return;
     }
     fprintf(stderr, "rill serve: shutting down\n");
@@ -458,14 +466,16 @@ int rill_server_bind(rill_server *s, char *err, size_t errlen)
             goto fail;
         }
         rill_io_loop_set_user(w->loop, w); /* session_worker() */
+        /* Signals are blocked here before any thread starts, so only worker 0's loop sees them;
+         * and before the first listener, so a peer that can connect can also signal (a SIGHUP
+         * sent once the port answers must not find the default action, which ends the process). */
+        static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
+        if (i == 0 && (rc = rill_io_loop_watch_signals(w->loop, signals, 3, on_signal, s)) < 0) {
+            snprintf(err, errlen, "cannot watch signals");
+            goto fail;
+        }
         if ((rc = listen_all(s, w, err, errlen)) < 0)
             goto fail;
-    }
-    /* Signals are blocked here before any thread starts, so only worker 0's loop sees them. */
-    static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
-    if ((rc = rill_io_loop_watch_signals(s->workers[0].loop, signals, 3, on_signal, s)) < 0) {
-        snprintf(err, errlen, "cannot watch signals");
-        goto fail;
     }
     return RILL_OK;
 fail:

@@ -84,6 +84,8 @@ struct rill_server {
     struct tunnel *tunnels; /* RFC 8441 handlers by :protocol */
     rill_server_worker_fn on_worker_exit; /* rill_server_on_worker_exit */
     void *on_worker_exit_user;
+    rill_server_reload_fn on_reload; /* rill_server_on_reload */
+    void *on_reload_user;
     rill_h2_profile *h2_profile; /* every HTTP/2 session's options, shared (h2_profile_new) */
 };
 
@@ -155,6 +157,7 @@ struct rill_server_stream {
     bool close_pending, close_completed;
     size_t queued; /* response bytes handed to the transport and not yet written */
     uint64_t body_bytes;
+    const char *log_note; /* rill_server_response_log_note, in the arena */
     rill_server_response_fn drain_fn;
     void *drain_user;
     rill_server_close_fn close_fn;

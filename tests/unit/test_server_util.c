@@ -60,6 +60,34 @@ static void long_fields_are_truncated_not_overflowed(void **state)
     assert_int_equal((unsigned char)line[256], 0x55);
 }
 
+static void handler_note_is_a_last_quoted_field(void **state)
+{
+    (void)state;
+    struct rill_access_log_entry e = {
+        .remote_addr = "127.0.0.1", .when = 784111777, .method = S("GET"), .target = S("/api"),
+        .protocol = "HTTP/1.1", .status = 502, .body_bytes = 3, .user_agent = S("curl/7.88.1"),
+        .note = S("backend=http://10.0.0.5:8080 ttfb_ms=-"),
+    };
+    char line[512];
+    rill_access_log_format(line, sizeof line, &e);
+    assert_string_equal(line, "127.0.0.1 - - [06/Nov/1994:08:49:37 +0000] \"GET /api HTTP/1.1\" "
+                              "502 3 \"-\" \"curl/7.88.1\" \"backend=http://10.0.0.5:8080 ttfb_ms=-\"\n");
+    /* escaped like the others, and cut rather than overflowing, the line still whole */
+    char big[4096];
+    memset(big, 'B', sizeof big);
+    big[10] = '\n';
+    big[11] = '"';
+    e.note = big;
+    e.note_len = sizeof big;
+    e.user_agent = big;
+    e.user_agent_len = sizeof big;
+    size_t n = rill_access_log_format(line, 300, &e);
+    assert_true(n < 300);
+    assert_int_equal(line[n - 1], '\n');
+    assert_ptr_equal(strchr(line, '\n'), line + n - 1);
+    assert_non_null(strstr(line, "BBBBBBBBBB\\x0a\\\"BBB"));
+}
+
 static void demo_site_is_embedded(void **state)
 {
     (void)state;
@@ -79,6 +107,7 @@ int main(void)
         cmocka_unit_test(combined_log_line),
         cmocka_unit_test(hostile_fields_are_escaped),
         cmocka_unit_test(long_fields_are_truncated_not_overflowed),
+        cmocka_unit_test(handler_note_is_a_last_quoted_field),
         cmocka_unit_test(demo_site_is_embedded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
