@@ -7,6 +7,18 @@
 
 #include "proxy/proxy_internal.h"
 
+/* f's name, any case, is lit (lowercase, a literal): the length first, then the bytes folded
+ * without a locale. */
+static bool lower_eq(const uint8_t *a, const char *lit, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((uint8_t)(a[i] + ((unsigned)(a[i] - 'A') < 26u) * 32u) != (uint8_t)lit[i])
+            return false;
+    return true;
+}
+#define NAME_IS(f, lit) ((f)->name_len == sizeof(lit) - 1 && lower_eq((f)->name, lit, sizeof(lit) - 1))
+
+/* The same for a name known only at run time (a route's edits). */
 static bool name_is(const rill_header *f, const char *name)
 {
     size_t n = strlen(name);
@@ -30,28 +42,62 @@ static bool listed_in(const rill_header *f, const rill_header *conn)
     return false;
 }
 
-static bool named_by_connection(const rill_header *f, const rill_header *fields, size_t n)
+/* A message's Connection fields, found once: every other field is looked up in them. */
+struct conn_fields {
+    const rill_header *fields;
+    size_t n, first; /* first: index of the first Connection field, or n */
+};
+
+static struct conn_fields conn_fields(const rill_header *fields, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (name_is(&fields[i], "connection") && listed_in(f, &fields[i]))
+    struct conn_fields c = {fields, n, n};
+    for (size_t i = 0; i < n && c.first == n; i++)
+        if (NAME_IS(&fields[i], "connection"))
+            c.first = i;
+    return c;
+}
+
+static bool named_by_connection(const rill_header *f, const struct conn_fields *c)
+{
+    for (size_t i = c->first; i < c->n; i++)
+        if (NAME_IS(&c->fields[i], "connection") && listed_in(f, &c->fields[i]))
             return true;
     return false;
 }
 
+/* The hop-by-hop fields of RFC 9110 §7.6.1 and their kin (HTTP/2's, the proxy's own), by length
+ * first: most names are none of them. */
 static bool hop_by_hop(const rill_header *f)
 {
-    static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
-                                        "transfer-encoding", "upgrade", "te", "http2-settings",
-                                        "proxy-authenticate", "proxy-authorization"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (name_is(f, names[i]))
-            return true;
-    return false;
+    switch (f->name_len) {
+    case 2: return NAME_IS(f, "te");
+    case 7: return NAME_IS(f, "upgrade");
+    case 10: return NAME_IS(f, "connection") || NAME_IS(f, "keep-alive");
+    case 14: return NAME_IS(f, "http2-settings");
+    case 16: return NAME_IS(f, "proxy-connection");
+    case 17: return NAME_IS(f, "transfer-encoding");
+    case 18: return NAME_IS(f, "proxy-authenticate");
+    case 19: return NAME_IS(f, "proxy-authorization");
+    default: return false;
+    }
 }
 
 bool proxy_response_hop(const rill_header *f, const rill_header *fields, size_t n)
 {
-    return hop_by_hop(f) || named_by_connection(f, fields, n);
+    struct conn_fields c = conn_fields(fields, n);
+    return hop_by_hop(f) || named_by_connection(f, &c);
+}
+
+size_t proxy_response_keep(const rill_header *fields, size_t n, const struct field_edit *drops,
+                           rill_header *out, size_t cap)
+{
+    struct conn_fields c = conn_fields(fields, n);
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < cap; i++)
+        if (!hop_by_hop(&fields[i]) && !named_by_connection(&fields[i], &c) &&
+            !(drops && proxy_edit_drops(drops, &fields[i])))
+            out[k++] = fields[i];
+    return k;
 }
 
 size_t proxy_fields_max(const rill_server_request *req, const struct proxy_route *r)
@@ -79,7 +125,7 @@ size_t proxy_cookie_room(const rill_server_request *req)
     size_t count = rill_server_request_header_count(req), n = 0, room = 0;
     for (size_t i = 0; i < count; i++) {
         const rill_header *f = rill_server_request_header_at(req, i);
-        if (name_is(f, "cookie"))
+        if (NAME_IS(f, "cookie"))
             n++, room += f->value_len + 2;
     }
     return n > 1 ? room : 0;
@@ -91,7 +137,7 @@ static rill_header joined_cookies(const rill_server_request *req, char *buf)
     size_t count = rill_server_request_header_count(req), len = 0;
     for (size_t i = 0; i < count; i++) {
         const rill_header *f = rill_server_request_header_at(req, i);
-        if (!name_is(f, "cookie"))
+        if (!NAME_IS(f, "cookie"))
             continue;
         if (len) {
             memcpy(buf + len, "; ", 2);
@@ -191,35 +237,36 @@ size_t proxy_request_fields(const rill_server_request *req, const struct proxy_r
                                                                                    : "1.1 rill";
     size_t n = 0, used = 0;
     const rill_header *xff = NULL, *old_via = NULL, *old_forwarded = NULL;
+    struct conn_fields conn = conn_fields(all, count);
     for (size_t i = 0; i < count; i++) {
         const rill_header *f = rill_server_request_header_at(req, i);
-        if (name_is(f, "te") && h2 && f->value_len == 8 &&
+        if (NAME_IS(f, "te") && h2 && f->value_len == 8 &&
             strncasecmp((const char *)f->value, "trailers", 8) == 0) {
             out[n++] = *f; /* gRPC asks for trailers; only HTTP/2 carries this TE */
             continue;
         }
         /* Host comes from :authority below; Expect is answered here (the front sends its 100).
          * A forwarding field the proxy writes itself replaces the client's. */
-        if (hop_by_hop(f) || name_is(f, "host") || name_is(f, "expect") ||
-            (set->x_forwarded_proto && name_is(f, "x-forwarded-proto")) ||
-            (set->x_forwarded_host && name_is(f, "x-forwarded-host")) ||
-            named_by_connection(f, all, count) || proxy_edit_drops(&r->request, f))
+        if (hop_by_hop(f) || NAME_IS(f, "host") || NAME_IS(f, "expect") ||
+            (set->x_forwarded_proto && NAME_IS(f, "x-forwarded-proto")) ||
+            (set->x_forwarded_host && NAME_IS(f, "x-forwarded-host")) ||
+            named_by_connection(f, &conn) || proxy_edit_drops(&r->request, f))
             continue;
-        if (cookies && name_is(f, "cookie")) {
+        if (cookies && NAME_IS(f, "cookie")) {
             if (!cookie_done)
                 out[n++] = joined_cookies(req, cookies);
             cookie_done = true;
             continue;
         }
-        if (set->x_forwarded_for && name_is(f, "x-forwarded-for") && !xff) {
+        if (set->x_forwarded_for && NAME_IS(f, "x-forwarded-for") && !xff) {
             xff = f;
             continue;
         }
-        if (set->via && name_is(f, "via") && !old_via) {
+        if (set->via && NAME_IS(f, "via") && !old_via) {
             old_via = f;
             continue;
         }
-        if (set->forwarded && name_is(f, "forwarded") && !old_forwarded) {
+        if (set->forwarded && NAME_IS(f, "forwarded") && !old_forwarded) {
             old_forwarded = f;
             continue;
         }
