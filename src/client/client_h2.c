@@ -6,8 +6,6 @@
 
 #include "client/client_internal.h"
 
-static bool idempotent(const char *m);
-
 static rill_client_stream *stream_of(rill_h2_session *s, int32_t id)
 {
     return rill_h2_stream_user(s, id);
@@ -172,13 +170,13 @@ static int on_stream_close(rill_h2_session *s, int32_t id, uint32_t code, void *
         client_stream_finish(st, 0, NULL);
     } else if (code == RILL_H2_REFUSED_STREAM && goaway && !st->got_response) {
         /* Never processed (RFC 9113 §6.8): again on the next connection, when that is safe. */
-        if (idempotent(st->method) && !st->body_started && ++st->refusals <= 8) {
+        if (client_method_idempotent(st->method) && !st->body_started && ++st->refusals <= 8) {
             client_stream_requeue(st);
         } else {
             char why[160];
             snprintf(why, sizeof why, "the server refused the request (GOAWAY): %s",
                      st->body_started ? "its streamed body had started, not sent again"
-                     : !idempotent(st->method) ? "not idempotent, not sent again"
+                     : !client_method_idempotent(st->method) ? "not idempotent, not sent again"
                                                : "too many times");
             client_stream_finish(st, RILL_ERR_PROTOCOL, why);
         }
@@ -293,6 +291,7 @@ int client_h2_upgraded(struct client_conn *cc, rill_client_stream *st, const uin
         return rc;
     st->h2_id = 1;
     st->proto = "h2";
+    cc->client->h1_origin = false; /* one connection multiplexes everything from now on */
     cc->tap_out.skip = 24;
     conn_set_proto(&cc->c, &client_h2_proto); /* our preface and SETTINGS go out with the flush */
     client_trace(cc->client, "upgraded to h2c (101 Switching Protocols)");
@@ -324,16 +323,6 @@ static rill_header checked_field(const char *name, const char *value)
     rill_header h = field(name, value);
     h.flags = RILL_HEADER_VALID;
     return h;
-}
-
-/* RFC 9110 §9.2.2: a request that may be repeated with the same effect. */
-static bool idempotent(const char *m)
-{
-    static const char *const names[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(m, names[i]) == 0)
-            return true;
-    return false;
 }
 
 int client_h2_submit(struct client_conn *cc, rill_client_stream *st)
