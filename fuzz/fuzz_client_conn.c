@@ -8,8 +8,11 @@
  *
  * Input: a control byte, then the bytes the server sends. Control byte, low 3 bits: the largest
  * piece (fuzz_split.h); bits 3-4: 0 HTTP/1.1, 1 h2c prior knowledge, 2 the h2c Upgrade, 3 HTTP/1.1
- * with a 100-continue POST; bit 5: push enabled (every other push cancelled at once); it also seeds
- * the cut schedule. For HTTP/2 the client's preface is not
+ * with a 100-continue POST; bit 5: push enabled (every other push cancelled at once); bit 6:
+ * HTTP/1.1 may use a pool of 3 connections (else 1, so that the answers go to the requests one
+ * after another on one keep-alive connection): the first is the one answered, the others are
+ * closed as soon as they are accepted, with a request on them or not; it also seeds the cut
+ * schedule. For HTTP/2 the client's preface is not
  * waited for: the bytes are what a server would send once connected. */
 #include <errno.h>
 #include <fcntl.h>
@@ -262,6 +265,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     opt.h2c_upgrade = mode == 2;
     opt.stream_buffer = 64;
     opt.enable_push = (ctl & 0x20) != 0;
+    opt.max_connections = ctl & 0x40 ? 3 : 1;
     if (rill_client_new(r.loop, &opt, &r.client, NULL, 0) < 0)
         abort();
     r.piece_timer = rill_io_timer_new(r.loop, next_piece, &r);

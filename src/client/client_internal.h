@@ -168,6 +168,7 @@ struct rill_client {
     bool grow_blocked; /* a connection failed while others live: no more until one opens */
     rill_client_stream *head, *tail;
     size_t npending;              /* streams in ST_PENDING: dispatch looks only when some wait */
+    size_t npending_fresh;        /* of them, those that need a new connection (fresh_only) */
     rill_client_stream *first_pending; /* the oldest of them: dispatch starts there */
     uint64_t next_seq;
     rill_io_timer *kick;          /* connects / dispatches on the next turn */
@@ -257,6 +258,7 @@ static inline void client_stream_unpend(rill_client_stream *st)
 {
     rill_client *cl = st->client;
     cl->npending--;
+    cl->npending_fresh -= st->fresh_only;
     if (cl->first_pending == st) {
         rill_client_stream *p = st->next;
         while (p && p->state != ST_PENDING)
@@ -274,6 +276,7 @@ static inline void client_stream_set_state(rill_client_stream *st, int state)
         client_stream_unpend(st);
     } else if (st->state != ST_PENDING && state == ST_PENDING) {
         cl->npending++;
+        cl->npending_fresh += st->fresh_only;
         if (!cl->first_pending || st->seq < cl->first_pending->seq)
             cl->first_pending = st;
     }

@@ -142,7 +142,7 @@ static unsigned conns_wanted(const rill_client *cl)
 {
     if (!cl->npending)
         return 0;
-    size_t spare = 0, spare_fresh = 0, fresh = 0;
+    size_t spare = 0, spare_fresh = 0, fresh = cl->npending_fresh;
     bool any = false;
     for (const struct client_conn *cc = cl->conns; cc; cc = cc->next_conn) {
         if (!conn_alive(cc))
@@ -160,8 +160,6 @@ static unsigned conns_wanted(const rill_client *cl)
         return !any && cl->nconns == 0 ? 1 : 0;
     if (any && cl->grow_blocked)
         return 0;
-    for (const rill_client_stream *st = cl->first_pending; st; st = st->next)
-        fresh += st->state == ST_PENDING && st->fresh_only;
     size_t need = cl->npending > spare ? cl->npending - spare : 0;
     if (fresh > spare_fresh && fresh - spare_fresh > need)
         need = fresh - spare_fresh;
@@ -173,12 +171,7 @@ static unsigned conns_wanted(const rill_client *cl)
  * oldest idle one closes to make room (its on_close dispatches again). */
 static void make_room_for_fresh(rill_client *cl)
 {
-    if (cl->nconns < cl->max_connections || !cl->h1_origin)
-        return;
-    bool fresh = false;
-    for (const rill_client_stream *st = cl->first_pending; st && !fresh; st = st->next)
-        fresh = st->state == ST_PENDING && st->fresh_only;
-    if (!fresh)
+    if (cl->nconns < cl->max_connections || !cl->h1_origin || !cl->npending_fresh)
         return;
     for (struct client_conn *cc = cl->conns; cc; cc = cc->next_conn) {
         if (cc->opened && !cc->c.closing && cc->h1 && !cc->h1_cur && cc->served) {
@@ -339,8 +332,8 @@ static void stale_retry_or_fail(struct client_conn *cc, rill_client_stream *st)
     if (client_method_idempotent(st->method) && !st->body_started && !st->fresh_only) {
         client_trace(cl, "connection #%u was closed by the server before answering %s %s; "
                      "sending it again on a new connection", cc->id, st->method, st->path);
+        st->fresh_only = true; /* before the requeue, which counts it */
         client_stream_requeue(st);
-        st->fresh_only = true;
         return;
     }
     char why[480];
