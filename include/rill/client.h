@@ -1,6 +1,7 @@
 /* rill client: HTTP requests to one origin (rill_client: HTTP/2 over TLS by ALPN, h2c by prior
  * knowledge or by an Upgrade the server may decline, else HTTP/1.1 over a pool of keep-alive
- * connections; request bodies buffered or streamed with back-pressure,
+ * connections; WebSockets on the client's HTTP/2 connection (rill_client_websocket); request
+ * bodies buffered or streamed with back-pressure,
  * responses that can be paused), a blocking fetch on top of it (rill_client_fetch), and
  * WebSockets over HTTP/2 (RFC 8441 extended CONNECT) or HTTP/1.1 (RFC 6455 Upgrade).
  *
@@ -316,6 +317,25 @@ RILL_API int rill_websocket_client_new(rill_io_loop *loop, const rill_websocket_
 
 /* A whole text (valid UTF-8) or binary message; RILL_ERR_STATE before on_open or after close. */
 RILL_API int rill_websocket_client_send(rill_websocket_client *c, unsigned opcode, const void *data, size_t len);
+
+/* A WebSocket on a client's origin, as a browser opens one: target is a path ("/chat?room=1"), or
+ * a URL of c's origin (ws://, wss://, http:// or https://). It goes on the client's HTTP/2
+ * connection as an RFC 8441 extended CONNECT stream, beside the client's requests (it keeps the
+ * connection from its idle timeout and gets no request timeout), once the server's SETTINGS enable
+ * extended CONNECT. Otherwise it makes a connection of its own for the RFC 6455 HTTP/1.1 Upgrade
+ * (trusting what c trusts): when the server's SETTINGS do not enable it, when the origin answers
+ * over HTTP/1.1 (ALPN, http1_only, an http:// client without h2_prior_knowledge), when a
+ * cleartext HTTP/2 connection by prior knowledge ended before its SETTINGS (no HTTP/2 server), or
+ * with opt->force_http1. Of opt (NULL: the defaults) only force_http1, origin, subprotocol and
+ * no_deflate count; the URL and the TLS trust are c's. cb, user and *out as for
+ * rill_websocket_client_new, and then its API: send, close, free (rill_websocket_client_free
+ * before or after rill_client_free; after it, a WebSocket still on c's connection has ended
+ * without on_close). Returns RILL_ERR_INVALID_ARG (a reason in err) for a bad target, options or
+ * callbacks, RILL_ERR_NOMEM; every later failure ends in on_close (1006, with the reason). */
+RILL_API int rill_client_websocket(rill_client *c, const char *target,
+                                   const rill_websocket_client_options *opt,
+                                   const rill_websocket_client_callbacks *cb, void *user,
+                                   rill_websocket_client **out, char *err, size_t errlen);
 
 /* Starts the closing handshake; on_close follows when it completes. */
 RILL_API int rill_websocket_client_close(rill_websocket_client *c, unsigned code, const char *reason);

@@ -103,6 +103,7 @@ static void unlink_stream(rill_client_stream *st)
     rill_client *cl = st->client;
     if (st->state == ST_PENDING)
         client_stream_unpend(st);
+    cl->nws -= st->ws != NULL;
     if (st->prev)
         st->prev->next = st->next;
     else
@@ -314,7 +315,7 @@ void client_stream_continue(rill_client_stream *st)
     hand_body(st);
 }
 
-static int request_start(rill_client *c, const char *method, const char *target,
+int client_request_start(rill_client *c, const char *method, const char *target,
                          const rill_header *fields, size_t nfields, const void *body, size_t len,
                          bool streamed, const rill_client_callbacks *cb, void *user,
                          rill_client_stream **out)
@@ -405,14 +406,14 @@ int rill_client_request(rill_client *c, const char *method, const char *target,
                         const rill_header *fields, size_t nfields, const void *body, size_t len,
                         const rill_client_callbacks *cb, void *user, rill_client_stream **out)
 {
-    return request_start(c, method, target, fields, nfields, body, len, false, cb, user, out);
+    return client_request_start(c, method, target, fields, nfields, body, len, false, cb, user, out);
 }
 
 int rill_client_request_stream(rill_client *c, const char *method, const char *target,
                                const rill_header *fields, size_t nfields,
                                const rill_client_callbacks *cb, void *user, rill_client_stream **out)
 {
-    return request_start(c, method, target, fields, nfields, NULL, 0, true, cb, user, out);
+    return client_request_start(c, method, target, fields, nfields, NULL, 0, true, cb, user, out);
 }
 
 /* Gives what the stream has of its body to its connection (the request is on one). */
@@ -740,6 +741,7 @@ void rill_client_free(rill_client *c)
     if (!c)
         return;
     c->freeing = true;
+    client_ws_detach_all(c);
     client_close_all(c);
     while (c->head)
         client_stream_finish(c->head, RILL_ERR_STATE, NULL);

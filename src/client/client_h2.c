@@ -144,6 +144,10 @@ static int on_end_stream(rill_h2_session *s, int32_t id, void *user)
     if (!st)
         return 0;
     st->got_end = true;
+    if (st->ws) { /* the WebSocket's transport ends: ours after our last frame */
+        client_ws_peer_ended(user, st);
+        return 0;
+    }
     if (!st->end_handed) {
         /* The whole response came before our body ended (say a 417 to Expect: 100-continue, or
          * a server that needs no more): the rest of it is not sent, the stream ends cleanly
@@ -153,6 +157,16 @@ static int on_end_stream(rill_h2_session *s, int32_t id, void *user)
         rill_h2_submit_rst_stream(s, id, RILL_H2_NO_ERROR);
     }
     return 0;
+}
+
+/* Why our side ended the connection with code. */
+static void connection_error_text(uint32_t code, char *buf, size_t cap)
+{
+    if (code == RILL_H2_SETTINGS_TIMEOUT)
+        snprintf(buf, cap, "the server did not acknowledge our HTTP/2 SETTINGS in time "
+                 "(SETTINGS_TIMEOUT)");
+    else
+        snprintf(buf, cap, "HTTP/2 connection error (%s)", rill_h2_error_name(code));
 }
 
 static int on_stream_close(rill_h2_session *s, int32_t id, uint32_t code, void *user)
@@ -186,7 +200,7 @@ static int on_stream_close(rill_h2_session *s, int32_t id, uint32_t code, void *
     } else {
         char why[128];
         if (rill_h2_session_error_code(s) >= 0 && !cc->goaway) /* our connection error */
-            snprintf(why, sizeof why, "HTTP/2 connection error (%s)", rill_h2_error_name(code));
+            connection_error_text(code, why, sizeof why);
         else
             snprintf(why, sizeof why, "the server reset the stream (%s)", rill_h2_error_name(code));
         client_stream_finish(st, RILL_ERR_PROTOCOL, why);
@@ -242,8 +256,10 @@ static int on_push_promise(rill_h2_session *s, int32_t id, int32_t promised, con
 /* The server's SETTINGS may allow more streams than were opened before them: send what waits. */
 static int on_settings(rill_h2_session *s, const rill_h2_settings *peer, void *user)
 {
-    (void)s, (void)peer;
+    (void)s;
     struct client_conn *cc = user;
+    cc->h2_settings_seen = true;
+    cc->h2_connect_protocol = peer->enable_connect_protocol != 0;
     client_dispatch(cc->client);
     return 0;
 }
@@ -357,6 +373,10 @@ int client_h2_submit(struct client_conn *cc, rill_client_stream *st)
         free(f);
     if (id < 0)
         return id;
+    if (st->ws && client_ws_submitted(cc, st, id) < 0) {
+        rill_h2_submit_rst_stream(cc->h2, id, RILL_H2_CANCEL);
+        return RILL_ERR_NOMEM;
+    }
     client_stream_set_state(st, ST_SENT);
     st->conn = cc;
     st->h2_id = id;
@@ -414,8 +434,8 @@ static void fail_connection(struct client_conn *cc)
     if (!cc->fail_err) {
         int64_t code = rill_h2_session_error_code(cc->h2);
         cc->fail_err = RILL_ERR_PROTOCOL;
-        snprintf(cc->why, sizeof cc->why, "HTTP/2 connection error (%s)",
-                 rill_h2_error_name(code < 0 ? RILL_H2_PROTOCOL_ERROR : (uint32_t)code));
+        connection_error_text(code < 0 ? RILL_H2_PROTOCOL_ERROR : (uint32_t)code, cc->why,
+                              sizeof cc->why);
     }
     rill_io_conn_want_output(cc->c.io); /* the GOAWAY the engine queued */
     conn_close(&cc->c);

@@ -106,6 +106,7 @@ struct rill_client_stream {
     bool fresh_only;  /* a stale keep-alive connection dropped it: it goes again, once, and only on
                          a connection that has carried nothing before */
     unsigned conn_id; /* the connection it went on (rill_client_stream_connection), 0 before */
+    rill_websocket_client *ws; /* an extended CONNECT for this WebSocket (client_ws.c), or NULL */
     rill_io_timer *timer; /* the request timeout, or NULL */
 };
 
@@ -131,6 +132,8 @@ struct client_conn {
     bool no_new; /* GOAWAY received or HTTP/1.1 without keep-alive: no more requests here */
     bool goaway;
     int32_t goaway_last_id; /* the GOAWAY's last stream id: streams above were never processed */
+    bool h2_settings_seen;    /* the server's first SETTINGS arrived */
+    bool h2_connect_protocol; /* ... with SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441) */
     int fail_err; /* why the connection failed (its protocol's word), 0 if it did not */
     char why[256];
     /* HTTP/2 */
@@ -169,6 +172,7 @@ struct rill_client {
     rill_client_stream *head, *tail;
     size_t npending;              /* streams in ST_PENDING: dispatch looks only when some wait */
     size_t npending_fresh;        /* of them, those that need a new connection (fresh_only) */
+    size_t nws;                   /* streams that carry a WebSocket (client_ws.c) */
     rill_client_stream *first_pending; /* the oldest of them: dispatch starts there */
     uint64_t next_seq;
     rill_io_timer *kick;          /* connects / dispatches on the next turn */
@@ -211,6 +215,26 @@ void client_connect_timeout(rill_io_timer *t, void *arg);
 void client_close_all(rill_client *cl);
 /* RFC 9110 §9.2.2: a method whose request may be repeated with the same effect. */
 bool client_method_idempotent(const char *method);
+/* rill_client_request / rill_client_request_stream (streamed: the body comes later). */
+int client_request_start(rill_client *c, const char *method, const char *target,
+                         const rill_header *fields, size_t nfields, const void *body, size_t len,
+                         bool streamed, const rill_client_callbacks *cb, void *user,
+                         rill_client_stream **out);
+
+/* WebSockets on the client (client_ws.c). A waiting one goes on cc when it can (HTTP/2 whose
+ * SETTINGS allow extended CONNECT: true, submitted or failed), waits (false: SETTINGS not seen
+ * yet), or leaves for an HTTP/1.1 connection of its own (true). */
+bool client_ws_dispatch(struct client_conn *cc, rill_client_stream *st);
+/* Its CONNECT went out as stream st->h2_id of cc: the codec's output becomes its DATA. */
+int client_ws_submitted(struct client_conn *cc, rill_client_stream *st, int32_t id);
+/* The server ended its side of the CONNECT stream. */
+void client_ws_peer_ended(struct client_conn *cc, rill_client_stream *st);
+/* No HTTP/2 connection will carry the waiting WebSockets (the origin speaks HTTP/1.1, or an
+ * HTTP/2 connection ended before its SETTINGS): each gets its own HTTP/1.1 connection when
+ * fall_back, else ends with err and why. */
+void client_ws_no_h2(rill_client *cl, bool fall_back, int err, const char *why);
+/* rill_client_free: the WebSockets still on the client end without callbacks. */
+void client_ws_detach_all(rill_client *cl);
 
 /* HTTP/2: starts the engine on cc (the preface and SETTINGS are queued), submits one request
  * (RILL_ERR_LIMIT: wait for a stream to close), cancels one (a timeout). */

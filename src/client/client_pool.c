@@ -231,7 +231,11 @@ static void conn_send(rill_client *cl, struct client_conn *cc)
     rill_client_stream *st = cl->first_pending;
     while (st && !cc->no_new && cl->npending > 0) {
         rill_client_stream *next = st->next;
-        if (st->state == ST_PENDING && !st->cancelled && !(st->fresh_only && cc->served && !cc->h2)) {
+        if (st->ws && st->state == ST_PENDING && !st->cancelled) { /* a WebSocket (client_ws.c) */
+            if (!client_ws_dispatch(cc, st) && cc->h2 && cc->h2_settings_seen)
+                break; /* at the stream limit */
+        } else if (st->state == ST_PENDING && !st->cancelled &&
+                   !(st->fresh_only && cc->served && !cc->h2)) {
             int rc = cc->h2 ? client_h2_submit(cc, st) : client_h1_send(cc, st);
             if (rc == RILL_ERR_LIMIT || rc == RILL_ERR_WOULD_BLOCK)
                 break; /* HTTP/2 at the peer's stream limit, HTTP/1.1 busy: after the next end */
@@ -252,6 +256,8 @@ void client_dispatch(rill_client *cl)
 {
     if (cl->freeing)
         return;
+    if (cl->nws && cl->h1_origin) /* WebSockets go on an HTTP/2 connection only */
+        client_ws_no_h2(cl, true, 0, NULL);
     /* Sends never close a connection at once (conn_close waits for the end of the turn), so the
      * list holds while it is walked. */
     for (struct client_conn *cc = cl->conns; cc; cc = cc->next_conn)
@@ -351,6 +357,9 @@ static void on_close(rill_io_conn *io, int err)
     struct client_conn *cc = rill_io_conn_user(io);
     rill_client *cl = cc->client;
     rill_client_stream *stale = stale_victim(cc, err);
+    /* An HTTP/2 connection that ended before its SETTINGS: the waiting WebSockets cannot know
+     * whether the server takes them over HTTP/2 */
+    bool h2_unsettled = cc->opened && cc->h2 && !cc->h2_settings_seen;
     if (stale)
         stale_retry_or_fail(cc, stale);
     else if (cc->h1 && cc->opened && (err == 0 || err == RILL_ERR_EOF))
@@ -406,6 +415,11 @@ static void on_close(rill_io_conn *io, int err)
     }
     if (!cc->opened && !cl->freeing)
         connect_failed(cl, fail, why);
+    /* Cleartext: no HTTP/2 server after all (prior knowledge), the HTTP/1.1 Upgrade then, as
+     * curl's --http2-prior-knowledge would not but a browser's WebSocket would; over TLS ALPN said
+     * h2, so that is a failure */
+    if (h2_unsettled && cl->nws && !cl->freeing)
+        client_ws_no_h2(cl, !cl->origin.tls, fail, why);
     free(cc->out_iov);
     free(cc);
     if (!cl->freeing)
