@@ -228,12 +228,13 @@ int rill_cmd_ws(int argc, char **argv)
     /* The origin's client: ws:// -> http:// with HTTP/2 by prior knowledge (a server that turns
      * out to speak only HTTP/1.1 gets the Upgrade), wss:// -> https:// with ALPN */
     bool tls = strncmp(opt.url, "wss://", 6) == 0;
-    char *origin_url = malloc(strlen(opt.url) + 2);
+    size_t origin_len = strlen(opt.url) + 3; /* "ws" -> "http": two more bytes, and the NUL */
+    char *origin_url = malloc(origin_len);
     if (!origin_url) {
         rill_io_loop_free(cli.loop);
         return 1;
     }
-    sprintf(origin_url, "%s%s", tls ? "https" : "http", opt.url + (tls ? 3 : 2));
+    snprintf(origin_url, origin_len, "%s%s", tls ? "https" : "http", opt.url + (tls ? 3 : 2));
     rill_client_options co;
     rill_client_options_init(&co);
     co.url = origin_url;
