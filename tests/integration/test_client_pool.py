@@ -342,6 +342,38 @@ def test_connections_the_server_closed_while_idle_are_not_used(pool_server):
     assert sorted(ln for log in srv.connections for ln in log) == sorted([f"GET /n/{i}" for i in range(3)] * 2)
 
 
+def test_idle_connections_close_after_idle_timeout(pool_server):
+    """The client's idle_timeout_ms (200 ms) closes its keep-alive connections itself before the
+    next round (600 ms later): new connections, nothing lost; the server never had to."""
+    srv = pool_server(expect=3)
+    ends, conns = run_tool(srv.url("/n/{i}"), "--n", "3", "--rounds", "2", "--gap-ms", "600",
+                           "--max", "3", "--idle-ms", "200")
+    assert len(ends) == 6 and all(e["err"] == 0 for e in ends), ends
+    assert conns == 6 and len(srv.connections) == 6 and srv.idle_closed == 0
+    assert all(len(log) == 1 for log in srv.connections)
+    # the default (30 s) keeps them for the next round
+    srv2 = pool_server(expect=3)
+    ends, conns = run_tool(srv2.url("/n/{i}"), "--n", "3", "--rounds", "2", "--gap-ms", "600",
+                           "--max", "3")
+    assert conns == 3 and all(len(log) == 2 for log in srv2.connections)
+
+
+def test_client_freed_with_requests_in_flight(pool_server):
+    """rill_client_free while four requests wait on four connections: they end without on_end,
+    every connection closes (the server sees each one go), and nothing leaks (the ASan run)."""
+    srv = pool_server(expect=4)
+    r = subprocess.run([TOOL, srv.url("/hold/{i}"), "--n", "4", "--max", "4", "--stop-ms", "300"],
+                       capture_output=True, timeout=30) if os.path.exists(TOOL) else pytest.skip("no tool")
+    assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
+    out = r.stdout.decode().splitlines()
+    assert out[0] == "stopped" and not any(ln.startswith("end ") for ln in out)
+    assert out[-1] == "connections 4"
+    deadline = time.monotonic() + 10
+    while srv.hold_closed < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.hold_closed == 4
+
+
 def test_stale_keep_alive_connection_get_is_sent_again_once(pool_server):
     """Round 2's GETs meet connections the server closes without a byte (as if it had closed them
     idle as the requests arrived): each goes again, once, on a new connection."""

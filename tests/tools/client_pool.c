@@ -3,7 +3,8 @@
  * server can close idle keep-alive connections), one of them cancelled after a while.
  *
  * usage: client_pool URL [--n N] [--rounds R] [--gap-ms MS] [--max C] [--method M] [--data STR]
- *                        [--cancel I --cancel-ms MS] [--h2] [--http1] [--insecure]
+ *                        [--cancel I --cancel-ms MS] [--idle-ms MS] [--stop-ms MS]
+ *                        [--h2] [--http1] [--insecure]
  *   URL         the request target; "{i}" in it becomes the request's number (0, 1, ...)
  *   --n         requests per round (default 1), all started at once
  *   --rounds    rounds (default 1); each starts when the last one's requests all ended
@@ -11,6 +12,8 @@
  *   --max       rill_client_options.max_connections (default: the client's)
  *   --method    default GET; --data sends STR as the body
  *   --cancel I  cancel request I of each round --cancel-ms after it was started
+ *   --idle-ms   rill_client_options.idle_timeout_ms
+ *   --stop-ms   stop after MS and free the client with its requests in flight (prints "stopped")
  *   --h2        h2c by prior knowledge; --http1: http1_only; --insecure: no certificate check
  * Prints one line per request as it ends:
  *   end ROUND I err=E status=S conn=C proto=P bytes=B body=FIRST_64_BYTES_HEX why=REASON
@@ -36,10 +39,10 @@ struct req {
 static struct {
     rill_io_loop *loop;
     rill_client *client;
-    rill_io_timer *gap_timer, *cancel_timer;
+    rill_io_timer *gap_timer, *cancel_timer, *stop_timer;
     const char *url, *method, *data;
     int n, rounds, round, left;
-    unsigned gap_ms, cancel_ms;
+    unsigned gap_ms, cancel_ms, stop_ms;
     int cancel;
     struct req reqs[MAX_N];
 } g;
@@ -120,6 +123,12 @@ static void on_gap(rill_io_timer *t, void *arg)
     start_round();
 }
 
+static void on_stop(rill_io_timer *t, void *arg)
+{
+    printf("stopped\n");
+    rill_io_loop_stop(g.loop);
+}
+
 static void on_cancel(rill_io_timer *t, void *arg)
 {
     struct req *r = &g.reqs[g.cancel];
@@ -166,6 +175,10 @@ int main(int argc, char **argv)
                 g.cancel = atoi(v);
             else if (!strcmp(a, "--cancel-ms"))
                 g.cancel_ms = (unsigned)atoi(v);
+            else if (!strcmp(a, "--idle-ms"))
+                o.idle_timeout_ms = (unsigned)atoi(v);
+            else if (!strcmp(a, "--stop-ms"))
+                g.stop_ms = (unsigned)atoi(v);
             else {
                 fprintf(stderr, "unknown option %s\n", a);
                 return 2;
@@ -183,10 +196,14 @@ int main(int argc, char **argv)
     }
     g.gap_timer = rill_io_timer_new(g.loop, on_gap, NULL);
     g.cancel_timer = rill_io_timer_new(g.loop, on_cancel, NULL);
+    g.stop_timer = rill_io_timer_new(g.loop, on_stop, NULL);
+    if (g.stop_ms)
+        rill_io_timer_arm(g.stop_timer, g.stop_ms);
     start_round();
     rill_io_loop_run(g.loop);
     printf("connections %u\n", rill_client_connections(g.client));
-    rill_client_free(g.client);
+    rill_client_free(g.client); /* with --stop-ms: requests in flight end without on_end */
+    rill_io_timer_free(g.stop_timer);
     rill_io_timer_free(g.gap_timer);
     rill_io_timer_free(g.cancel_timer);
     rill_io_loop_free(g.loop);
