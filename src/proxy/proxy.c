@@ -219,6 +219,7 @@ static rill_client *new_client(rill_proxy *p, rill_io_loop *loop, const struct p
     o.insecure = p->opt.insecure;
     o.ca_file = p->opt.ca_file;
     o.connect_timeout_ms = p->opt.connect_timeout_ms;
+    o.max_connections = 1; /* one connection per client: POOL_MAX above caps the backend's */
     rill_client *c = NULL;
     return rill_client_new(loop, &o, &c, err, errlen) < 0 ? NULL : c;
 }
