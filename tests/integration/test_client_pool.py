@@ -424,6 +424,20 @@ def test_responses_in_pieces_on_reused_connections(pool_server):
     assert conns == 3 and sum(len(log) for log in srv.connections) == 24
 
 
+def test_a_paused_response_holds_only_its_connection(pool_server):
+    """Request 2 is paused at its head (its connection is not read) and resumed once the other
+    five ended: they went on the pool's other connections meanwhile; its 2 KiB body then
+    arrives whole. With one connection they would have waited behind it."""
+    srv = pool_server(expect=6, seed=3)
+    ends, conns = run_tool(srv.url("/pieces/{i}"), "--n", "6", "--max", "6", "--pause", "2")
+    order = [e["i"] for e in ends]
+    assert order[-1] == 2 and sorted(order) == list(range(6))
+    for e in ends:
+        body = pieces_body(str(e["i"]))
+        assert (e["err"], e["bytes"]) == (0, len(body)) and body.startswith(e["body"]), e
+    assert conns == 6
+
+
 def test_cancel_closes_only_its_connection(pool_server):
     """Request 1 is held by the server and cancelled after 300 ms: its connection closes, the
     others' requests end well, and the next round reuses their three connections."""

@@ -12,6 +12,8 @@
  *   --max       rill_client_options.max_connections (default: the client's)
  *   --method    default GET; --data sends STR as the body
  *   --cancel I  cancel request I of each round --cancel-ms after it was started
+ *   --pause I   pause request I of each round at its response head; resume it once every other
+ *               request of the round has ended (prints "resume I")
  *   --idle-ms   rill_client_options.idle_timeout_ms
  *   --stop-ms   stop after MS and free the client with its requests in flight (prints "stopped")
  *   --h2        h2c by prior knowledge; --http1: http1_only; --insecure: no certificate check
@@ -43,14 +45,20 @@ static struct {
     const char *url, *method, *data;
     int n, rounds, round, left;
     unsigned gap_ms, cancel_ms, stop_ms;
-    int cancel;
+    int cancel, pause;
+    bool paused;
     struct req reqs[MAX_N];
 } g;
 
 static void on_response(rill_client_stream *st, int status, const rill_header *f, size_t n,
                         void *user)
 {
-    ((struct req *)user)->status = status;
+    struct req *r = user;
+    r->status = status;
+    if (r->index == g.pause && g.left > 1) { /* the others are still running */
+        rill_client_stream_pause(st, true);
+        g.paused = true;
+    }
 }
 
 static void on_data(rill_client_stream *st, const uint8_t *data, size_t len, void *user)
@@ -75,7 +83,13 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
     fflush(stdout);
     r->ended = true;
     r->st = NULL;
-    if (--g.left == 0) {
+    if (--g.left == 1 && g.paused) {
+        g.paused = false;
+        printf("resume %d\n", g.pause);
+        fflush(stdout);
+        rill_client_stream_pause(g.reqs[g.pause].st, false);
+    }
+    if (g.left == 0) {
         rill_io_timer_cancel(g.cancel_timer);
         if (++g.round < g.rounds)
             rill_io_timer_arm(g.gap_timer, g.gap_ms);
@@ -145,7 +159,7 @@ int main(int argc, char **argv)
     g.url = argv[1];
     g.method = "GET";
     g.n = g.rounds = 1;
-    g.cancel = -1;
+    g.cancel = g.pause = -1;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--h2")) {
@@ -175,6 +189,8 @@ int main(int argc, char **argv)
                 g.cancel = atoi(v);
             else if (!strcmp(a, "--cancel-ms"))
                 g.cancel_ms = (unsigned)atoi(v);
+            else if (!strcmp(a, "--pause"))
+                g.pause = atoi(v);
             else if (!strcmp(a, "--idle-ms"))
                 o.idle_timeout_ms = (unsigned)atoi(v);
             else if (!strcmp(a, "--stop-ms"))
