@@ -122,7 +122,9 @@ static bool open_conn(rill_client *cl, size_t from, int *err, char *why, size_t 
             client_trace(cl, "cannot connect to %s: %s", at, io_detail(cl->loop));
             continue; /* e.g. no IPv6 route: the next address may do */
         }
-        conn_init(&cc->c, io, cl->opt.idle_timeout_ms ? cl->opt.idle_timeout_ms : CLIENT_DEFAULT_IDLE_TIMEOUT_MS);
+        conn_init(&cc->c, io,
+                  cl->opt.idle_timeout_ms ? cl->opt.idle_timeout_ms
+                                          : CLIENT_DEFAULT_IDLE_TIMEOUT_MS);
         cc->next_addr = i + 1;
         cc->id = ++cl->connections;
         if (cl->opt.connect_timeout_ms)
@@ -336,8 +338,10 @@ static void stale_retry_or_fail(struct client_conn *cc, rill_client_stream *st)
     rill_client *cl = cc->client;
     cc->h1_cur = NULL;
     if (client_method_idempotent(st->method) && !st->body_started && !st->fresh_only) {
-        client_trace(cl, "connection #%u was closed by the server before answering %s %s; "
-                     "sending it again on a new connection", cc->id, st->method, st->path);
+        client_trace(cl,
+                     "connection #%u was closed by the server before answering %s %s; "
+                     "sending it again on a new connection",
+                     cc->id, st->method, st->path);
         st->fresh_only = true; /* before the requeue, which counts it */
         client_stream_requeue(st);
         return;
@@ -346,7 +350,7 @@ static void stale_retry_or_fail(struct client_conn *cc, rill_client_stream *st)
     snprintf(why, sizeof why,
              "the server closed the keep-alive connection to %s before answering (%s)",
              cl->origin.authority,
-             st->fresh_only ? "already sent again once"
+             st->fresh_only     ? "already sent again once"
              : st->body_started ? "its streamed body had started: not sent again"
                                 : "not idempotent: not sent again, it may have been processed");
     client_stream_finish(st, RILL_ERR_EOF, why);
@@ -373,8 +377,8 @@ static void on_close(rill_io_conn *io, int err)
     } else if (!cc->opened) {
         fail = cc->connect_timed_out ? RILL_ERR_TIMEOUT : err ? err : RILL_ERR_IO;
         if (cc->connect_timed_out)
-            snprintf(why, sizeof why, "connecting to %s timed out after %u ms", cl->origin.authority,
-                     cl->opt.connect_timeout_ms);
+            snprintf(why, sizeof why, "connecting to %s timed out after %u ms",
+                     cl->origin.authority, cl->opt.connect_timeout_ms);
         else if (err == RILL_ERR_TLS)
             snprintf(why, sizeof why, "TLS handshake with %s failed: %s", cl->origin.authority,
                      io_detail(cl->loop));

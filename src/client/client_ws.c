@@ -45,7 +45,7 @@ static void on_data(rill_client_stream *st, const uint8_t *data, size_t len, voi
     if (!ws || !ws->codec)
         return;
     rill_ws_recv(ws->codec, data, len); /* a failure queues its Close frame */
-    client_ws_output_ready(ws);          /* what the codec answered (a pong, a Close) */
+    client_ws_output_ready(ws);         /* what the codec answered (a pong, a Close) */
 }
 
 /* The stream is over: both ends closed in order (err 0), or the connection or the server ended
@@ -65,7 +65,7 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
         snprintf(reason, sizeof reason, "%s", why);
     else
         reason[0] = '\0';
-    unsigned code = !ws->codec ? RILL_WS_CLOSE_ABNORMAL
+    unsigned code = !ws->codec  ? RILL_WS_CLOSE_ABNORMAL
                     : ws->ended ? ws->end_code
                                 : rill_ws_transport_closed(ws->codec);
     wsc_finish(ws, code, reason[0] ? reason : NULL);
@@ -260,7 +260,8 @@ int rill_client_websocket(rill_client *c, const char *target,
     rill_header f[5];
     size_t n = 0;
     f[n++] = (rill_header){(const uint8_t *)":protocol", 9, (const uint8_t *)"websocket", 9, 0};
-    f[n++] = (rill_header){(const uint8_t *)"sec-websocket-version", 21, (const uint8_t *)"13", 2, 0};
+    f[n++] =
+        (rill_header){(const uint8_t *)"sec-websocket-version", 21, (const uint8_t *)"13", 2, 0};
     if (!ws->opt.no_deflate)
         f[n++] = (rill_header){(const uint8_t *)"sec-websocket-extensions", 24,
                                (const uint8_t *)ws->offer, strlen(ws->offer), 0};

@@ -57,8 +57,8 @@ static void get_end(rill_client_stream *st, int err, const char *why, void *user
     maybe_stop();
 }
 
-static const rill_client_callbacks get_cb = {.size = sizeof get_cb, .on_response = get_response,
-                                             .on_data = get_data, .on_end = get_end};
+static const rill_client_callbacks get_cb = {
+    .size = sizeof get_cb, .on_response = get_response, .on_data = get_data, .on_end = get_end};
 
 static void start_get(int i)
 {
@@ -119,7 +119,8 @@ int main(int argc, char **argv)
     if (!g.nmsg)
         g.msgs[g.nmsg++] = "hi";
     char err[256] = "";
-    if (rill_io_loop_new(NULL, &g.loop) < 0 || rill_client_new(g.loop, &o, &g.client, err, sizeof err) < 0) {
+    if (rill_io_loop_new(NULL, &g.loop) < 0 ||
+        rill_client_new(g.loop, &o, &g.client, err, sizeof err) < 0) {
         fprintf(stderr, "cannot start: %s\n", err);
         return 2;
     }
