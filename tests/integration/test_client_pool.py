@@ -11,6 +11,7 @@ import http.server
 import os
 import random
 import re
+import select
 import socket
 import socketserver
 import subprocess
@@ -46,7 +47,7 @@ class PoolServer:
         self.idle_close = idle_close_ms / 1000 if idle_close_ms else None
         self.rng = random.Random(seed)
         self.lock = threading.Condition()
-        self.open = self.peak_open = 0
+        self.live, self.peak_open = [], 0
         self.in_progress = self.peak_in_progress = 0
         self.connections = []  # per connection: the request lines it carried
         self.hold_closed = 0   # /hold connections the client closed
@@ -71,8 +72,11 @@ class PoolServer:
                 return
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self.lock:
-                self.open += 1
-                self.peak_open = max(self.peak_open, self.open)
+                # Open at once = those whose end (the client's FIN, or our close) the kernel has
+                # not seen, asked now: a handler thread may not have noticed its end yet, but the
+                # client's FIN came before this connection's SYN.
+                self.live = [s for s in self.live if still_open(s)] + [conn]
+                self.peak_open = max(self.peak_open, len(self.live))
                 log = []
                 self.connections.append(log)
             t = threading.Thread(target=self.serve, args=(conn, log), daemon=True)
@@ -172,8 +176,6 @@ class PoolServer:
                 finally:
                     self.done_turn()
         finally:
-            with self.lock:
-                self.open -= 1
             try:
                 conn.close()
             except OSError:
@@ -193,6 +195,18 @@ class PoolServer:
         self.sock.close()
         for t in self.threads:
             t.join(timeout=HOLD_LIMIT + 5)
+
+
+def still_open(sock):
+    """False once the peer's FIN arrived (POLLRDHUP) or we closed sock. Reads nothing and never
+    waits: the socket's handler thread may be reading it at the same time."""
+    fd = sock.fileno()
+    if fd < 0:
+        return False
+    p = select.poll()
+    p.register(fd, select.POLLRDHUP)
+    ended = select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL
+    return not any(ev & ended for _, ev in p.poll(0))
 
 
 def pieces_body(arg):
