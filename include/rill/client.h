@@ -101,10 +101,10 @@ typedef struct rill_client_callbacks {
      * connection as the request went out) is sent again, once, on a new connection when its
      * method is idempotent and no streamed body had gone out; else it ends with RILL_ERR_EOF, why
      * "the server closed the keep-alive connection ... before answering (...)": never sent
-     * twice when it may have been processed. A response that ends before a streamed body did ends the request (err 0:
-     * the rest of the body is not sent; HTTP/2 resets the stream with NO_ERROR, HTTP/1.1 closes
-     * the connection after it). The stream is freed when this returns: no call may take st
-     * after this one. */
+     * twice when it may have been processed. A response that ends before a streamed body did
+     * ends the request (err 0: the rest of the body is not sent; HTTP/2 resets the stream with
+     * NO_ERROR, HTTP/1.1 closes the connection after it). The stream is freed when this
+     * returns: no call may take st after this one. */
     void (*on_end)(rill_client_stream *st, int err, const char *why, void *user);
     /* A streamed request body (rill_client_request_stream) fell to half of stream_buffer after
      * rill_client_stream_write said RILL_ERR_WOULD_BLOCK: write again. Called on a later turn of
@@ -194,8 +194,8 @@ RILL_API void rill_client_stream_pause(rill_client_stream *st, bool paused);
  * follows on a later turn of the loop (never inside this call). A request already sent is reset
  * on HTTP/2 (RST_STREAM CANCEL, the connection stays); on HTTP/1.1 its connection is closed (a
  * response cannot be skipped; the pool's other connections and their requests go on), and the
- * requests waiting go on the others or a new one. May be called
- * from any of the client's callbacks, also st's own; not after st's on_end. */
+ * requests waiting go on the others or a new one. May be called from any of the client's
+ * callbacks, also st's own; not after st's on_end. */
 RILL_API void rill_client_stream_cancel(rill_client_stream *st);
 
 /* The protocol a request went over: "h2" or "http/1.1"; NULL before it was sent. Static storage. */
