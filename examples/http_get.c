@@ -2,9 +2,10 @@
  *
  *   http_get [-k] [--h2c] URL [N]
  *
- * Fetches URL N times (default 1), all at once over one connection: in parallel streams over
- * HTTP/2 (https:// when the server offers h2 by ALPN, or http:// with --h2c, HTTP/2 by prior
- * knowledge), one after another over HTTP/1.1 keep-alive. The bodies go to stdout in request order;
+ * Fetches URL N times (default 1), all at once: in parallel streams over one HTTP/2 connection
+ * (https:// when the server offers h2 by ALPN, or http:// with --h2c, HTTP/2 by prior
+ * knowledge), or over HTTP/1.1 on the client's pool of keep-alive connections (up to
+ * rill_client_options.max_connections, 6 by default). The bodies go to stdout in request order;
  * one line per response ("200 h2 1048576 bytes") and any error go to stderr.
  *   -k      https: do not verify the server's certificate
  *   --h2c   http: speak HTTP/2 at once
@@ -14,7 +15,7 @@
  * Who owns what:
  *   - the loop (rill_io_loop_new) is ours: we run it, and free it after everything on it;
  *   - the client (rill_client_new) is ours too: it copies its options (the URL string may go
- *     away after the call) and owns its connection; rill_client_free closes it;
+ *     away after the call) and owns its connections; rill_client_free closes them;
  *   - each request (rill_client_stream) belongs to the client: it lives until its on_end callback
  *     returns and must not be touched afterwards. The request's method, target, fields and body
  *     are copied by rill_client_request;
@@ -192,7 +193,7 @@ int main(int argc, char **argv)
         rill_io_loop_run(a.loop); /* until the last on_end stops it */
     write_ready(&a);
 
-    /* The client first (it closes its connection on the loop), then the loop. */
+    /* The client first (it closes its connections on the loop), then the loop. */
     rill_client_free(client);
     rill_io_loop_free(a.loop);
     for (size_t k = 0; k < a.n; k++)

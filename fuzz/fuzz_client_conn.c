@@ -8,8 +8,13 @@
  *
  * Input: a control byte, then the bytes the server sends. Control byte, low 3 bits: the largest
  * piece (fuzz_split.h); bits 3-4: 0 HTTP/1.1, 1 h2c prior knowledge, 2 the h2c Upgrade, 3 HTTP/1.1
- * with a 100-continue POST; bit 5: push enabled (every other push cancelled at once); it also seeds
- * the cut schedule. For HTTP/2 the client's preface is not
+ * with a 100-continue POST; bit 5: push enabled (every other push cancelled at once); bit 6:
+ * HTTP/1.1 may use a pool of 3 connections (else 1, so that the answers go to the requests one
+ * after another on one keep-alive connection): the first is the one answered, the others are
+ * closed as soon as they are accepted, with a request on them or not; bit 7: a WebSocket on the
+ * client too (rill_client_websocket: a CONNECT stream when the answers' SETTINGS allow it, else
+ * a connection of its own, which is closed at once), which must end once (on_close); it also
+ * seeds the cut schedule. For HTTP/2 the client's preface is not
  * waited for: the bytes are what a server would send once connected. */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +50,8 @@ struct run {
     int open;
     rill_client_stream *upload;
     rill_client_stream *paused; /* request 3, paused at its head until the next piece */
+    rill_websocket_client *ws;  /* bit 7 */
+    int ws_closed;
     bool paused_once;
     bool shut; /* our side is closed */
 };
@@ -172,6 +179,22 @@ static const rill_client_callbacks cb = {.size = sizeof cb,
                                          .on_informational = on_informational,
                                          .on_push = on_push};
 
+static void ws_open(rill_websocket_client *ws, const char *transport, bool compressed, void *user)
+{
+    (void)transport, (void)compressed, (void)user;
+    rill_websocket_client_send(ws, 1 /* text */, "hello", 5);
+}
+
+static void ws_close(rill_websocket_client *ws, unsigned code, const char *why, void *user)
+{
+    (void)ws, (void)code, (void)why;
+    struct run *r = user;
+    if (r->ws_closed++)
+        abort(); /* once */
+    r->open--;
+    stop_if_done(r);
+}
+
 /* Drops what the client sends (its requests); the answer does not depend on them. */
 static void peer_event(rill_io_watcher *w, int fd, unsigned events, void *user)
 {
@@ -262,6 +285,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     opt.h2c_upgrade = mode == 2;
     opt.stream_buffer = 64;
     opt.enable_push = (ctl & 0x20) != 0;
+    opt.max_connections = ctl & 0x40 ? 3 : 1;
     if (rill_client_new(r.loop, &opt, &r.client, NULL, 0) < 0)
         abort();
     r.piece_timer = rill_io_timer_new(r.loop, next_piece, &r);
@@ -287,6 +311,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (rill_client_request(r.client, "GET", "/d", NULL, 0, NULL, 0, &cb, &reqs[3], NULL) == 0)
         r.open++;
+    static const rill_websocket_client_callbacks ws_cb = {
+        .size = sizeof ws_cb, .on_open = ws_open, .on_close = ws_close};
+    if ((ctl & 0x80) && rill_client_websocket(r.client, "/ws", NULL, &ws_cb, &r, &r.ws, NULL, 0) == 0)
+        r.open++;
     rill_io_timer_arm(r.budget_timer, BUDGET_MS);
     if (r.open > 0)
         rill_io_loop_run(r.loop); /* until every request ended, or the budget */
@@ -298,6 +326,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r.open > 0 && getenv("FUZZ_NO_HANG_CHECK") == NULL)
             abort();
     }
+    rill_websocket_client_free(r.ws); /* before or after the client: both are allowed */
     rill_client_free(r.client); /* requests still open end without on_end: the budget ran out */
     rill_io_timer_free(r.piece_timer);
     rill_io_timer_free(r.budget_timer);

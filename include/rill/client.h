@@ -1,5 +1,7 @@
 /* rill client: HTTP requests to one origin (rill_client: HTTP/2 over TLS by ALPN, h2c by prior
- * knowledge or by an Upgrade the server may decline, else HTTP/1.1 with keep-alive; request bodies buffered or streamed with back-pressure,
+ * knowledge or by an Upgrade the server may decline, else HTTP/1.1 over a pool of keep-alive
+ * connections; WebSockets on the client's HTTP/2 connection (rill_client_websocket); request
+ * bodies buffered or streamed with back-pressure,
  * responses that can be paused), a blocking fetch on top of it (rill_client_fetch), and
  * WebSockets over HTTP/2 (RFC 8441 extended CONNECT) or HTTP/1.1 (RFC 6455 Upgrade).
  *
@@ -24,8 +26,15 @@ extern "C" {
 
 /* ---- HTTP requests ------------------------------------------------------------------------- */
 
-/* A client session for one origin (scheme, host, port): one connection at a time, many requests
- * multiplexed on it over HTTP/2, one after another (keep-alive) over HTTP/1.1. */
+/* A client session for one origin (scheme, host, port). Over HTTP/2 one connection carries every
+ * request, multiplexed. Over HTTP/1.1 requests run concurrently on up to max_connections
+ * keep-alive connections, one request at a time on each: a connection whose response ended
+ * cleanly takes the next waiting request (not after "Connection: close", an HTTP/1.0 response
+ * without keep-alive, a cancelled, failed or timed-out request, or a response that came before
+ * its streamed body ended: those connections close). More than one connection opens only once
+ * the origin is known to speak HTTP/1.1: an http:// URL without h2_prior_knowledge or
+ * h2c_upgrade, http1_only, https whose ALPN chose http/1.1, or a declined h2c Upgrade. Requests
+ * beyond what the connections take wait, in order. */
 typedef struct rill_client rill_client;
 /* One request and its response; owned by its client, gone after its on_end callback. */
 typedef struct rill_client_stream rill_client_stream;
@@ -53,6 +62,10 @@ typedef struct rill_client_options {
     bool enable_push;            /* HTTP/2: SETTINGS_ENABLE_PUSH 1, pushes to on_push (refused
                                     where a request has none). Default false: push disabled, a
                                     PUSH_PROMISE is a connection error */
+    unsigned max_connections;    /* HTTP/1.1: keep-alive connections open at once (connecting,
+                                    open or closing), like browsers and curl: default 6; 1 runs
+                                    every request one after another on one connection; 0 = the
+                                    default. HTTP/2 uses one connection whatever this says */
 } rill_client_options;
 
 /* Fills *opt with the defaults: no URL, HTTP/2 where the server offers it, certificates verified
@@ -83,10 +96,15 @@ typedef struct rill_client_callbacks {
      * with GOAWAY (above its last stream id, so never processed) goes again on a new connection
      * when its method is idempotent (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) and no streamed body
      * had gone out; else it ends with RILL_ERR_PROTOCOL, why "the server refused the request
-     * (GOAWAY)...". A response that ends before a streamed body did ends the request (err 0:
-     * the rest of the body is not sent; HTTP/2 resets the stream with NO_ERROR, HTTP/1.1 closes
-     * the connection after it). The stream is freed when this returns: no call may take st
-     * after this one. */
+     * (GOAWAY)...". Likewise over HTTP/1.1, like curl: a request on a reused keep-alive
+     * connection that the server closes before any byte of the response (it had closed the idle
+     * connection as the request went out) is sent again, once, on a new connection when its
+     * method is idempotent and no streamed body had gone out; else it ends with RILL_ERR_EOF, why
+     * "the server closed the keep-alive connection ... before answering (...)": never sent
+     * twice when it may have been processed. A response that ends before a streamed body did
+     * ends the request (err 0: the rest of the body is not sent; HTTP/2 resets the stream with
+     * NO_ERROR, HTTP/1.1 closes the connection after it). The stream is freed when this
+     * returns: no call may take st after this one. */
     void (*on_end)(rill_client_stream *st, int err, const char *why, void *user);
     /* A streamed request body (rill_client_request_stream) fell to half of stream_buffer after
      * rill_client_stream_write said RILL_ERR_WOULD_BLOCK: write again. Called on a later turn of
@@ -174,9 +192,10 @@ RILL_API void rill_client_stream_pause(rill_client_stream *st, bool paused);
 
 /* Cancels a request: no more on_response, on_data or on_trailers; on_end(st, RILL_ERR_CANCELLED)
  * follows on a later turn of the loop (never inside this call). A request already sent is reset
- * on HTTP/2 (RST_STREAM CANCEL, the connection stays); on HTTP/1.1 the connection is closed (a
- * response cannot be skipped), and the requests waiting behind it go on a new one. May be called
- * from any of the client's callbacks, also st's own; not after st's on_end. */
+ * on HTTP/2 (RST_STREAM CANCEL, the connection stays); on HTTP/1.1 its connection is closed (a
+ * response cannot be skipped; the pool's other connections and their requests go on), and the
+ * requests waiting go on the others or a new one. May be called from any of the client's
+ * callbacks, also st's own; not after st's on_end. */
 RILL_API void rill_client_stream_cancel(rill_client_stream *st);
 
 /* The protocol a request went over: "h2" or "http/1.1"; NULL before it was sent. Static storage. */
@@ -188,6 +207,11 @@ RILL_API rill_client *rill_client_stream_client(const rill_client_stream *st);
 /* Connections the client has opened so far (to check reuse). */
 RILL_API unsigned rill_client_connections(const rill_client *c);
 
+/* Which of them a request went on: 1 for the client's first connection, in the order they were
+ * made (rill_client_connections counts them; the trace's "connected to ... (connection #N)"
+ * says the same number); 0 before it was sent. */
+RILL_API unsigned rill_client_stream_connection(const rill_client_stream *st);
+
 /* A trace of what the client does, one line at a time without a line end ("connected to
  * 127.0.0.1:8443 over h2 (TLS)", "send HEADERS stream=1 length=31 flags=0x05", "recv DATA ..."):
  * connection events and, over HTTP/2, every frame sent and received. line is valid during the
@@ -195,7 +219,7 @@ RILL_API unsigned rill_client_connections(const rill_client *c);
 typedef void (*rill_client_trace_fn)(rill_client *c, const char *line, void *user);
 RILL_API void rill_client_set_trace(rill_client *c, rill_client_trace_fn fn, void *user);
 
-/* Closes the connection and frees the client; requests still in flight end without their on_end.
+/* Closes the connections and frees the client; requests still in flight end without their on_end.
  * Not from inside one of its callbacks. NULL is ignored. */
 RILL_API void rill_client_free(rill_client *c);
 
@@ -293,6 +317,25 @@ RILL_API int rill_websocket_client_new(rill_io_loop *loop, const rill_websocket_
 
 /* A whole text (valid UTF-8) or binary message; RILL_ERR_STATE before on_open or after close. */
 RILL_API int rill_websocket_client_send(rill_websocket_client *c, unsigned opcode, const void *data, size_t len);
+
+/* A WebSocket on a client's origin, as a browser opens one: target is a path ("/chat?room=1"), or
+ * a URL of c's origin (ws://, wss://, http:// or https://). It goes on the client's HTTP/2
+ * connection as an RFC 8441 extended CONNECT stream, beside the client's requests (it keeps the
+ * connection from its idle timeout and gets no request timeout), once the server's SETTINGS enable
+ * extended CONNECT. Otherwise it makes a connection of its own for the RFC 6455 HTTP/1.1 Upgrade
+ * (trusting what c trusts): when the server's SETTINGS do not enable it, when the origin answers
+ * over HTTP/1.1 (ALPN, http1_only, an http:// client without h2_prior_knowledge), when a
+ * cleartext HTTP/2 connection by prior knowledge ended before its SETTINGS (no HTTP/2 server), or
+ * with opt->force_http1. Of opt (NULL: the defaults) only force_http1, origin, subprotocol and
+ * no_deflate count; the URL and the TLS trust are c's. cb, user and *out as for
+ * rill_websocket_client_new, and then its API: send, close, free (rill_websocket_client_free
+ * before or after rill_client_free; after it, a WebSocket still on c's connection has ended
+ * without on_close). Returns RILL_ERR_INVALID_ARG (a reason in err) for a bad target, options or
+ * callbacks, RILL_ERR_NOMEM; every later failure ends in on_close (1006, with the reason). */
+RILL_API int rill_client_websocket(rill_client *c, const char *target,
+                                   const rill_websocket_client_options *opt,
+                                   const rill_websocket_client_callbacks *cb, void *user,
+                                   rill_websocket_client **out, char *err, size_t errlen);
 
 /* Starts the closing handshake; on_close follows when it completes. */
 RILL_API int rill_websocket_client_close(rill_websocket_client *c, unsigned code, const char *reason);

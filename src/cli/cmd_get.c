@@ -17,7 +17,8 @@
 static const char usage[] =
     "usage: rill get [options] URL...\n\n"
     "Fetch http:// and https:// URLs: HTTP/2 when the server offers it by ALPN (https), HTTP/1.1\n"
-    "otherwise; several URLs of one origin share one connection (in parallel over HTTP/2).\n"
+    "otherwise; several URLs of one origin go at once: as parallel streams on one HTTP/2\n"
+    "connection, or over up to --max-connections keep-alive HTTP/1.1 connections.\n"
     "Bodies go to standard output in the order of the URLs.\n\n"
     "  -o, --output FILE         write the next URL's body to FILE\n"
     "  -O, --remote-name         write the next URL's body to a file named as its last path part\n"
@@ -31,7 +32,10 @@ static const char usage[] =
     "  -L, --location            follow redirects (301, 302, 303, 307, 308)\n"
     "  --max-redirs N            follow at most N redirects (default 50; -1: no limit)\n"
     "  -n N                      fetch each URL N times, at once (one HTTP/2 connection, as many\n"
-    "                            streams as the server allows; 100 before its SETTINGS)\n"
+    "                            streams as the server allows, 100 before its SETTINGS; or the\n"
+    "                            HTTP/1.1 keep-alive connections of --max-connections)\n"
+    "  --max-connections N       HTTP/1.1: at most N connections per origin at once (default 6;\n"
+    "                            1: one request after another on one keep-alive connection)\n"
     "  -v, --verbose             print connections, HTTP/2 frames and fields on stderr\n"
     "  -s, --silent              print no error messages and no progress bar\n"
     "  -S, --show-error          print error messages even with -s\n"
@@ -47,7 +51,7 @@ static const char usage[] =
     "  --stat                    print one line per request on stderr (also with -s):\n"
     "                            stat: METHOD URL status=S proto=P bytes=B start=T dns=T connect=T\n"
     "                            first=T end=T; each T in milliseconds since rill get started:\n"
-    "                            the request made, the name resolved, the connection open (TCP\n"
+    "                            the request made, the name resolved, its connection open (TCP\n"
     "                            and TLS; '-' when the request used an open one), the response\n"
     "                            head, its end; B counts body bytes\n\n"
     "A progress bar goes to stderr while bodies go to files (-o, -O), when stderr is a terminal\n"
@@ -102,11 +106,18 @@ struct transfer {
     rill_client_stream *upload; /* the request while its file body is being written */
 };
 
+/* When a connection opened, and when the name was resolved before it (get_now_ms). */
+struct conn_times {
+    double dns, connect;
+};
+
 struct origin {
     char key[320];
     rill_client *client;
     struct get *g;
-    double dns, connect; /* when its latest connection resolved and opened (get_now_ms); -1 */
+    double dns;                /* when the name last resolved; -1 */
+    struct conn_times *conns;  /* by connection number - 1 (rill_client_stream_connection) */
+    size_t nconns;
 };
 
 struct get {
@@ -418,9 +429,11 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
     }
     t->stat.end = get_now_ms();
     struct origin *o = origin_of(g, rill_client_stream_client(st));
-    if (o) { /* connection steps that happened for this request, not before it */
-        t->stat.dns = o->dns >= t->stat.start ? o->dns : -1;
-        t->stat.connect = o->connect >= t->stat.start ? o->connect : -1;
+    unsigned id = rill_client_stream_connection(st);
+    if (o && id && id <= o->nconns) { /* its connection's steps, if they happened for it */
+        const struct conn_times *ct = &o->conns[id - 1];
+        t->stat.dns = ct->dns >= t->stat.start ? ct->dns : -1;
+        t->stat.connect = ct->connect >= t->stat.start ? ct->connect : -1;
     }
     if (g->stat) {
         get_progress_break(&g->progress);
@@ -467,10 +480,23 @@ static void verbose_request(struct get *g, struct transfer *t, const rill_header
 static void trace(rill_client *c, const char *line, void *user)
 {
     struct origin *o = user;
-    if (strncmp(line, "connected to ", 13) == 0)
-        o->connect = get_now_ms();
-    else if (strstr(line, " resolved to "))
+    const char *num = strstr(line, "(connection #");
+    if (strncmp(line, "connected to ", 13) == 0 && num) {
+        unsigned long id = strtoul(num + 13, NULL, 10);
+        if (id > o->nconns) { /* numbered in order: the array grows by one */
+            struct conn_times *grown = realloc(o->conns, id * sizeof *grown);
+            if (grown) {
+                for (size_t i = o->nconns; i < id; i++)
+                    grown[i] = (struct conn_times){-1, -1};
+                o->conns = grown;
+                o->nconns = id;
+            }
+        }
+        if (id && id <= o->nconns)
+            o->conns[id - 1] = (struct conn_times){o->dns, get_now_ms()};
+    } else if (strstr(line, " resolved to ")) {
         o->dns = get_now_ms();
+    }
     if (o->g->verbose)
         fprintf(stderr, "* %s\n", line);
 }
@@ -542,7 +568,7 @@ static rill_client *client_for_origin(struct get *g, struct transfer *t, const c
     }
     snprintf(o->key, sizeof o->key, "%s", key);
     o->g = g;
-    o->dns = o->connect = -1;
+    o->dns = -1;
     if (g->verbose || g->stat)
         rill_client_set_trace(o->client, trace, o);
     g->origins[g->norigins++] = o;
@@ -852,7 +878,7 @@ static bool bundle(const char *a)
 static const char *const needs_value[] = {"-o", "--output", "-H", "--header", "-X", "--request",
                                           "-d", "--data", "--data-binary", "--cacert",
                                           "--connect-timeout", "--max-time", "-D", "--dump-header",
-                                          "--max-redirs", "-n", NULL};
+                                          "--max-redirs", "-n", "--max-connections", NULL};
 
 /* A whole decimal number in [lo, hi]; false for anything else. */
 static bool parse_int(const char *s, long lo, long hi, long *out)
@@ -1010,6 +1036,10 @@ static int run(struct get *g, rill_client_options *opt, int argc, char **argv)
                 if (!parse_int(v, -1, 1000000, &num))
                     rc = cli_usage_error("get", "--max-redirs takes a number (-1: no limit), not '%s'", v);
                 g->max_redirs = (int)num;
+            } else if (!strcmp(a, "--max-connections")) {
+                if (!parse_int(v, 1, 1000, &num))
+                    rc = cli_usage_error("get", "--max-connections takes a number from 1 to 1000, not '%s'", v);
+                opt->max_connections = (unsigned)num;
             } else if (!strcmp(a, "-n")) {
                 if (!parse_int(v, 1, 100000, &num))
                     rc = cli_usage_error("get", "-n takes a number from 1 to 100000, not '%s'", v);
@@ -1117,6 +1147,7 @@ static int run(struct get *g, rill_client_options *opt, int argc, char **argv)
         }
         for (size_t k = 0; k < g->norigins; k++) {
             rill_client_free(g->origins[k]->client);
+            free(g->origins[k]->conns);
             free(g->origins[k]);
         }
         rill_io_loop_free(g->loop);

@@ -1,5 +1,7 @@
 /* `rill ws URL`: a WebSocket client. Each stdin line is sent as a text message; each message
- * received is printed on its own line. End of input closes the socket (1000) and exits. */
+ * received is printed on its own line. End of input closes the socket (1000) and exits. The
+ * WebSocket is opened on a rill_client for the URL's origin (rill_client_websocket): an HTTP/2
+ * stream when the server allows, else the HTTP/1.1 Upgrade. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,7 @@ struct line {
 
 struct ws_cli {
     rill_io_loop *loop;
+    rill_client *session; /* the origin's rill_client, which the WebSocket goes on */
     rill_websocket_client *client;
     bool verbose;
     bool open;
@@ -168,7 +171,8 @@ static void on_close(rill_websocket_client *c, unsigned code, const char *why, v
     else if (cli->verbose)
         fprintf(stderr, "rill ws: closed (%u)\n", code);
     cli->exit_code = (code == RILL_WS_CLOSE_NORMAL || code == RILL_WS_CLOSE_NO_STATUS) && !why ? 0 : 1;
-    rill_io_loop_stop(cli->loop);
+    /* The client's connections end politely (HTTP/2: GOAWAY), then the loop returns */
+    rill_io_loop_shutdown(cli->loop, 1000);
 }
 
 int rill_cmd_ws(int argc, char **argv)
@@ -221,9 +225,30 @@ int rill_cmd_ws(int argc, char **argv)
     static const rill_websocket_client_callbacks cb = {
         .size = sizeof cb, .on_open = on_open, .on_message = on_message, .on_close = on_close};
     char err[512] = "";
-    int rc = rill_websocket_client_new(cli.loop, &opt, &cb, &cli, &cli.client, err, sizeof err);
+    /* The origin's client: ws:// -> http:// with HTTP/2 by prior knowledge (a server that turns
+     * out to speak only HTTP/1.1 gets the Upgrade), wss:// -> https:// with ALPN */
+    bool tls = strncmp(opt.url, "wss://", 6) == 0;
+    size_t origin_len = strlen(opt.url) + 3; /* "ws" -> "http": two more bytes, and the NUL */
+    char *origin_url = malloc(origin_len);
+    if (!origin_url) {
+        rill_io_loop_free(cli.loop);
+        return 1;
+    }
+    snprintf(origin_url, origin_len, "%s%s", tls ? "https" : "http", opt.url + (tls ? 3 : 2));
+    rill_client_options co;
+    rill_client_options_init(&co);
+    co.url = origin_url;
+    co.insecure = opt.insecure;
+    co.ca_file = opt.ca_file;
+    co.http1_only = opt.force_http1;
+    co.h2_prior_knowledge = !tls && !opt.force_http1;
+    int rc = rill_client_new(cli.loop, &co, &cli.session, err, sizeof err);
+    free(origin_url);
+    if (rc == RILL_OK)
+        rc = rill_client_websocket(cli.session, opt.url, &opt, &cb, &cli, &cli.client, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "rill ws: %s\n", err[0] ? err : rill_strerror(rc));
+        rill_client_free(cli.session);
         rill_io_loop_free(cli.loop);
         return rc == RILL_ERR_INVALID_ARG ? RILL_EXIT_USAGE : 1;
     }
@@ -236,6 +261,7 @@ int rill_cmd_ws(int argc, char **argv)
     rill_io_loop_run(cli.loop);
     rill_websocket_client_free(cli.client);
     cli.client = NULL;
+    rill_client_free(cli.session);
     fflush(stdout);
     /* The reader may be blocked in getline until the process ends: it queues no more from here. */
     pthread_mutex_lock(&inbox.lock);

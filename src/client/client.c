@@ -1,6 +1,5 @@
-/* The request client: options, requests and their lifetime, and the one connection per origin
- * (connect, TLS, the protocol chosen by ALPN or by the options, reconnecting when requests wait on
- * a connection that ended). The protocols themselves are client_h2.c and client_h1.c. */
+/* The request client: options, requests and their lifetime. Its connections to the origin are
+ * client_pool.c's; the protocols on them client_h2.c's and client_h1.c's. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,18 +10,26 @@
 #include "rill/tls.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000u
-#define DEFAULT_IDLE_TIMEOUT_MS 30000u
 #define DEFAULT_STREAM_BUFFER (256u << 10)
-
-static const struct rill_io_conn_callbacks conn_callbacks;
+#define DEFAULT_MAX_CONNECTIONS 6u /* per origin over HTTP/1.1, as browsers and curl */
 
 void rill_client_options_init(rill_client_options *opt)
 {
     memset(opt, 0, sizeof *opt);
     opt->size = sizeof *opt;
     opt->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
-    opt->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+    opt->idle_timeout_ms = CLIENT_DEFAULT_IDLE_TIMEOUT_MS;
     opt->stream_buffer = DEFAULT_STREAM_BUFFER;
+    opt->max_connections = DEFAULT_MAX_CONNECTIONS;
+}
+
+bool client_method_idempotent(const char *m)
+{
+    static const char *const names[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(m, names[i]) == 0)
+            return true;
+    return false;
 }
 
 /* ---- requests ------------------------------------------------------------------------------ */
@@ -96,6 +103,7 @@ static void unlink_stream(rill_client_stream *st)
     rill_client *cl = st->client;
     if (st->state == ST_PENDING)
         client_stream_unpend(st);
+    cl->nws -= st->ws != NULL;
     if (st->prev)
         st->prev->next = st->next;
     else
@@ -307,7 +315,7 @@ void client_stream_continue(rill_client_stream *st)
     hand_body(st);
 }
 
-static int request_start(rill_client *c, const char *method, const char *target,
+int client_request_start(rill_client *c, const char *method, const char *target,
                          const rill_header *fields, size_t nfields, const void *body, size_t len,
                          bool streamed, const rill_client_callbacks *cb, void *user,
                          rill_client_stream **out)
@@ -398,14 +406,14 @@ int rill_client_request(rill_client *c, const char *method, const char *target,
                         const rill_header *fields, size_t nfields, const void *body, size_t len,
                         const rill_client_callbacks *cb, void *user, rill_client_stream **out)
 {
-    return request_start(c, method, target, fields, nfields, body, len, false, cb, user, out);
+    return client_request_start(c, method, target, fields, nfields, body, len, false, cb, user, out);
 }
 
 int rill_client_request_stream(rill_client *c, const char *method, const char *target,
                                const rill_header *fields, size_t nfields,
                                const rill_client_callbacks *cb, void *user, rill_client_stream **out)
 {
-    return request_start(c, method, target, fields, nfields, NULL, 0, true, cb, user, out);
+    return client_request_start(c, method, target, fields, nfields, NULL, 0, true, cb, user, out);
 }
 
 /* Gives what the stream has of its body to its connection (the request is on one). */
@@ -622,137 +630,11 @@ unsigned rill_client_connections(const rill_client *c)
     return c->connections;
 }
 
-/* ---- the connection ------------------------------------------------------------------------ */
-
-/* Fails every request that waits for a connection (this one could not be made). */
-static void fail_pending(rill_client *cl, int err, const char *why)
+unsigned rill_client_stream_connection(const rill_client_stream *st)
 {
-    rill_client_stream *st = cl->head;
-    while (st) {
-        rill_client_stream *next = st->next;
-        if (st->state == ST_PENDING)
-            client_stream_finish(st, err, why);
-        st = next;
-    }
+    return st ? st->conn_id : 0;
 }
 
-/* The I/O layer's last error without its "what failed: " prefix (we say what failed). */
-static const char *io_detail(const rill_io_loop *loop)
-{
-    const char *e = rill_io_loop_last_error(loop);
-    const char *colon = strstr(e, ": ");
-    return colon ? colon + 2 : e;
-}
-
-/* Connects to the next address in cl->addrs; false when none is left or the connection cannot
- * even start (why says so, for the caller to report). */
-static bool connect_next(rill_client *cl, int *err, char *why, size_t whylen)
-{
-    while (cl->next_addr < cl->naddrs) {
-        const struct rill_io_addr *addr = &cl->addrs[cl->next_addr++];
-        struct client_conn *cc = calloc(1, sizeof *cc);
-        if (!cc) {
-            *err = RILL_ERR_NOMEM;
-            snprintf(why, whylen, "%s", rill_strerror(RILL_ERR_NOMEM));
-            return false;
-        }
-        cc->client = cl;
-        rill_io_conn *io = NULL;
-        int rc = rill_io_connect(cl->loop, addr, cl->tls, cl->origin.tls ? cl->origin.host : NULL,
-                                 &conn_callbacks, cc, &io);
-        if (rc < 0) {
-            free(cc); /* no out_iov yet: made at the first traced output */
-            char at[64];
-            rill_io_addr_format(addr, at, sizeof at);
-            *err = rc;
-            snprintf(why, whylen, "cannot connect to %s: %s", cl->origin.authority,
-                     io_detail(cl->loop));
-            client_trace(cl, "cannot connect to %s: %s", at, io_detail(cl->loop));
-            continue; /* e.g. no IPv6 route: the next address may do */
-        }
-        conn_init(&cc->c, io, cl->opt.idle_timeout_ms ? cl->opt.idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS);
-        cl->conn = cc;
-        cl->connections++;
-        cl->connect_timed_out = false;
-        if (cl->opt.connect_timeout_ms)
-            rill_io_timer_arm(cl->connect_timer, cl->opt.connect_timeout_ms);
-        return true;
-    }
-    return false;
-}
-
-static bool anything_waits(const rill_client *cl)
-{
-    return cl->npending > 0;
-}
-
-static void on_resolved(int err, const char *why, const struct rill_io_addr *addrs, size_t n,
-                        void *user)
-{
-    rill_client *cl = user;
-    if (err) {
-        fail_pending(cl, err, why);
-        return;
-    }
-    if (!anything_waits(cl))
-        return; /* everything was cancelled or timed out meanwhile */
-    struct rill_io_addr *copy = realloc(cl->addrs, (n ? n : 1) * sizeof *copy);
-    if (!copy) {
-        fail_pending(cl, RILL_ERR_NOMEM, "out of memory");
-        return;
-    }
-    memcpy(copy, addrs, n * sizeof *addrs);
-    cl->addrs = copy;
-    cl->naddrs = n;
-    cl->next_addr = 0;
-    client_trace(cl, "%s resolved to %zu address%s", cl->origin.host, n, n == 1 ? "" : "es");
-    int fail = RILL_ERR_IO;
-    char failed[700] = "";
-    if (!connect_next(cl, &fail, failed, sizeof failed))
-        fail_pending(cl, fail, failed);
-}
-
-/* Resolves the origin (without blocking the loop: on_resolved connects). */
-static void connect_now(rill_client *cl)
-{
-    if (client_dns_busy(cl->dns))
-        return;
-    const char *colon = strrchr(cl->origin.authority, ':');
-    uint16_t port = (uint16_t)strtoul(colon ? colon + 1 : "0", NULL, 10);
-    if (client_dns_resolve(cl->dns, cl->origin.host, port, on_resolved, cl) < 0)
-        fail_pending(cl, RILL_ERR_NOMEM, NULL);
-}
-
-void client_dispatch(rill_client *cl)
-{
-    if (cl->freeing)
-        return;
-    struct client_conn *cc = cl->conn;
-    bool waiting = cl->npending > 0;
-    if (!cc) {
-        if (waiting)
-            connect_now(cl);
-        return;
-    }
-    if (!cc->opened || cc->c.closing)
-        return; /* on_open sends; on_close reconnects for what still waits */
-    rill_client_stream *st = cl->first_pending;
-    while (st && !cc->no_new && cl->npending > 0) {
-        rill_client_stream *next = st->next;
-        if (st->state == ST_PENDING && !st->cancelled) {
-            int rc = cc->h2 ? client_h2_submit(cc, st) : client_h1_send(cc, st);
-            if (rc == RILL_ERR_LIMIT || rc == RILL_ERR_WOULD_BLOCK)
-                break; /* HTTP/2 at the peer's stream limit, HTTP/1.1 busy: after the next end */
-            if (rc < 0)
-                client_stream_finish(st, rc, "the request could not be sent");
-        }
-        st = next;
-    }
-    conn_flush(&cc->c);
-    /* A connection that takes no new requests closes once its last one is done. */
-    if (cc->no_new && !(cc->c.proto && cc->c.proto->busy && cc->c.proto->busy(&cc->c)))
-        conn_close(&cc->c);
-}
 
 /* on_drain and resumes due (never called inside a call of the caller's or of a transport). */
 static void run_due(rill_client *cl)
@@ -791,111 +673,6 @@ static void on_kick(rill_io_timer *t, void *arg)
     reap_cancelled(arg);
     client_dispatch(arg);
 }
-
-static void on_connect_timeout(rill_io_timer *t, void *arg)
-{
-    rill_client *cl = arg;
-    if (cl->conn && !cl->conn->opened) {
-        cl->connect_timed_out = true;
-        rill_io_conn_close(cl->conn->c.io, false); /* on_close follows at once */
-    }
-}
-
-static void on_open(rill_io_conn *io, const char *alpn)
-{
-    struct client_conn *cc = rill_io_conn_user(io);
-    rill_client *cl = cc->client;
-    rill_io_timer_cancel(cl->connect_timer);
-    cc->opened = true;
-    bool h2 = !cl->opt.http1_only &&
-              (cl->origin.tls ? alpn && strcmp(alpn, "h2") == 0 : cl->opt.h2_prior_knowledge);
-    int rc = h2 ? client_h2_start(cc) : client_h1_start(cc);
-    if (rc < 0) {
-        cc->fail_err = rc;
-        snprintf(cc->why, sizeof cc->why, "cannot start the connection: %s", rill_strerror(rc));
-        rill_io_conn_close(io, false);
-        return;
-    }
-    struct rill_io_tls_info tls;
-    bool secure = rill_io_conn_tls_info(io, &tls) == RILL_OK;
-    client_trace(cl, "connected to %s over %s%s%s%s", cl->origin.authority, h2 ? "h2" : "http/1.1",
-                 secure ? " (TLS, " : "", secure ? (tls.version == 0x0304 ? "1.3" : "1.2") : "",
-                 secure ? (tls.resumed ? ", session resumed)" : ")") : "");
-    conn_touch(&cc->c);
-    client_dispatch(cl);
-}
-
-static void on_close(rill_io_conn *io, int err)
-{
-    struct client_conn *cc = rill_io_conn_user(io);
-    rill_client *cl = cc->client;
-    if (cc->h1 && cc->opened && (err == 0 || err == RILL_ERR_EOF))
-        client_h1_eof(cc); /* may end a read-until-close body */
-    conn_io_closed(&cc->c);
-    cl->conn = NULL;
-    char why[700];
-    int fail = cc->fail_err;
-    if (fail) {
-        snprintf(why, sizeof why, "%s", cc->why);
-    } else if (!cc->opened) {
-        fail = cl->connect_timed_out ? RILL_ERR_TIMEOUT : err ? err : RILL_ERR_IO;
-        if (cl->connect_timed_out)
-            snprintf(why, sizeof why, "connecting to %s timed out after %u ms", cl->origin.authority,
-                     cl->opt.connect_timeout_ms);
-        else if (err == RILL_ERR_TLS)
-            snprintf(why, sizeof why, "TLS handshake with %s failed: %s", cl->origin.authority,
-                     io_detail(cl->loop));
-        else
-            snprintf(why, sizeof why, "cannot connect to %s: %s", cl->origin.authority,
-                     io_detail(cl->loop));
-    } else {
-        fail = RILL_ERR_EOF;
-        snprintf(why, sizeof why, "the connection to %s was lost (%s)", cl->origin.authority,
-                 rill_strerror(err ? err : RILL_ERR_EOF));
-    }
-    rill_io_timer_cancel(cl->connect_timer);
-    /* Could not connect (refused, unreachable, timed out; not a TLS failure, which the next
-     * address would repeat): the origin's next address, and only when none is left, the error. */
-    if (!cc->opened && !cc->fail_err && (cl->connect_timed_out || err != RILL_ERR_TLS) &&
-        !cl->freeing && cl->next_addr > 0 && cl->next_addr < cl->naddrs) {
-        char at[64];
-        rill_io_addr_format(&cl->addrs[cl->next_addr - 1], at, sizeof at);
-        client_trace(cl, "%s (%s); trying the next address", why, at);
-        free(cc->out_iov);
-        free(cc);
-        if (!connect_next(cl, &fail, why, sizeof why))
-            fail_pending(cl, fail, why);
-        return;
-    }
-    if (cc->opened)
-        client_trace(cl, "connection to %s closed", cl->origin.authority);
-    /* Requests on this connection end with it; those never sent wait for the next one, unless
-     * this one could not even be made. */
-    rill_client_stream *st = cl->head;
-    while (st) {
-        rill_client_stream *next = st->next;
-        if ((st->state == ST_SENT && st->conn == cc) || (!cc->opened && st->state == ST_PENDING))
-            client_stream_finish(st, fail, why);
-        st = next;
-    }
-    bool opened = cc->opened;
-    free(cc->out_iov);
-    free(cc);
-    if (opened && !cl->freeing)
-        rill_io_timer_arm(cl->kick, 0);
-}
-
-static const struct rill_io_conn_callbacks conn_callbacks = {
-    .size = sizeof conn_callbacks,
-    .on_open = on_open,
-    .on_data = conn_io_data,
-    .on_drain = conn_io_drain,
-    .on_shutdown = conn_io_shutdown,
-    .on_close = on_close,
-    .on_output = conn_io_output,
-    .on_output_sent = conn_io_output_sent,
-    .on_timer = conn_io_timer,
-};
 
 /* ---- the client ---------------------------------------------------------------------------- */
 
@@ -936,6 +713,9 @@ int rill_client_new(rill_io_loop *loop, const rill_client_options *opt, rill_cli
         rc = RILL_ERR_NOMEM;
     c->opt.ca_file = c->ca_file;
     c->stream_buffer = o.stream_buffer ? o.stream_buffer : DEFAULT_STREAM_BUFFER;
+    c->max_connections = o.max_connections ? o.max_connections : DEFAULT_MAX_CONNECTIONS;
+    /* Known before any connection: only HTTP/1.1 will be spoken, so the pool may grow at once */
+    c->h1_origin = o.http1_only || (!url.tls && !o.h2_prior_knowledge && !o.h2c_upgrade);
     if (rc == RILL_OK && c->origin.tls) {
         unsigned flags = (o.insecure ? RILL_TLS_CLIENT_NO_VERIFY : 0) |
                          (o.http1_only ? RILL_TLS_CLIENT_HTTP11 : 0);
@@ -943,7 +723,7 @@ int rill_client_new(rill_io_loop *loop, const rill_client_options *opt, rill_cli
     }
     if (rc == RILL_OK) {
         c->kick = rill_io_timer_new(loop, on_kick, c);
-        c->connect_timer = rill_io_timer_new(loop, on_connect_timeout, c);
+        c->connect_timer = rill_io_timer_new(loop, client_connect_timeout, c);
         c->dns = client_dns_new(loop);
         if (!c->kick || !c->connect_timer || !c->dns)
             rc = RILL_ERR_NOMEM;
@@ -961,8 +741,8 @@ void rill_client_free(rill_client *c)
     if (!c)
         return;
     c->freeing = true;
-    if (c->conn)
-        rill_io_conn_close(c->conn->c.io, false); /* on_close runs now, silently */
+    client_ws_detach_all(c);
+    client_close_all(c);
     while (c->head)
         client_stream_finish(c->head, RILL_ERR_STATE, NULL);
     rill_io_timer_free(c->kick);

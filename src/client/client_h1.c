@@ -1,5 +1,6 @@
-/* The client's HTTP/1.1 protocol table: one request at a time on a keep-alive connection, the
- * response read with the src/h1 parser in the RESPONSE role (Content-Length, chunked, until close). */
+/* The client's HTTP/1.1 protocol table: one request at a time on a keep-alive connection (the
+ * client's pool has several of them, client_pool.c), the response read with the src/h1 parser in
+ * the RESPONSE role (Content-Length, chunked, until close). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,13 +37,14 @@ static void base64url(const uint8_t *in, size_t len, char *out)
 }
 
 /* The h2c Upgrade goes on the connection's first request when it has no body (one that has
- * would have to be sent whole before the switch): Connection, Upgrade and HTTP2-Settings, our
- * SETTINGS from the HTTP/2 session that takes over if the server agrees. */
+ * would have to be sent whole before the switch) and no other connection is open (the pool grows
+ * only after a server declined): Connection, Upgrade and HTTP2-Settings, our SETTINGS from the
+ * HTTP/2 session that takes over if the server agrees. */
 static bool offer_h2c(struct client_conn *cc, rill_client_stream *st)
 {
     rill_client *cl = cc->client;
     if (!cl->opt.h2c_upgrade || cl->origin.tls || cc->h2c_tried || st->streamed || st->body_len ||
-        !strcmp(st->method, "CONNECT"))
+        !strcmp(st->method, "CONNECT") || cl->nconns > 1)
         return false;
     cc->h2c_tried = true;
     cc->h2c_offer = client_h2_session_new(cc);
@@ -108,6 +110,7 @@ int client_h1_send(struct client_conn *cc, rill_client_stream *st)
     st->conn = cc;
     st->proto = "http/1.1";
     cc->h1_cur = st;
+    cc->h1_answered = false;
     client_stream_sent(st);
     return client_h1_hand_body(cc, st);
 }
@@ -192,6 +195,7 @@ static bool event(struct client_conn *cc, const rill_h1_event *ev)
             if (ev->head->status >= 200) {
                 rill_h2_session_free(cc->h2c_offer);
                 cc->h2c_offer = NULL;
+                cc->client->h1_origin = true; /* the pool may grow now */
             }
         }
         if (ev->head->status < 200) { /* 1xx: the final response follows */
@@ -231,6 +235,7 @@ static bool event(struct client_conn *cc, const rill_h1_event *ev)
         }
         if (!st->end_handed)
             cc->no_new = true; /* answered before its body ended: the rest cannot follow */
+        cc->served++;
         client_stream_finish(st, 0, NULL);
         if (cc->no_new) {
             conn_close(&cc->c);
@@ -287,6 +292,8 @@ static void proto_data(struct conn *c, const uint8_t *data, size_t len)
 {
     struct client_conn *cc = client_conn_of(c);
     size_t off = 0;
+    if (len && cc->h1_cur)
+        cc->h1_answered = true; /* a close from now on is no stale connection's */
     while (!c->closing) {
         if (!cc->h1_cur) {
             if (off < len) { /* bytes nobody asked for */

@@ -6,8 +6,6 @@
 
 #include "client/client_internal.h"
 
-static bool idempotent(const char *m);
-
 static rill_client_stream *stream_of(rill_h2_session *s, int32_t id)
 {
     return rill_h2_stream_user(s, id);
@@ -146,6 +144,10 @@ static int on_end_stream(rill_h2_session *s, int32_t id, void *user)
     if (!st)
         return 0;
     st->got_end = true;
+    if (st->ws) { /* the WebSocket's transport ends: ours after our last frame */
+        client_ws_peer_ended(user, st);
+        return 0;
+    }
     if (!st->end_handed) {
         /* The whole response came before our body ended (say a 417 to Expect: 100-continue, or
          * a server that needs no more): the rest of it is not sent, the stream ends cleanly
@@ -155,6 +157,16 @@ static int on_end_stream(rill_h2_session *s, int32_t id, void *user)
         rill_h2_submit_rst_stream(s, id, RILL_H2_NO_ERROR);
     }
     return 0;
+}
+
+/* Why our side ended the connection with code. */
+static void connection_error_text(uint32_t code, char *buf, size_t cap)
+{
+    if (code == RILL_H2_SETTINGS_TIMEOUT)
+        snprintf(buf, cap, "the server did not acknowledge our HTTP/2 SETTINGS in time "
+                 "(SETTINGS_TIMEOUT)");
+    else
+        snprintf(buf, cap, "HTTP/2 connection error (%s)", rill_h2_error_name(code));
 }
 
 static int on_stream_close(rill_h2_session *s, int32_t id, uint32_t code, void *user)
@@ -172,13 +184,13 @@ static int on_stream_close(rill_h2_session *s, int32_t id, uint32_t code, void *
         client_stream_finish(st, 0, NULL);
     } else if (code == RILL_H2_REFUSED_STREAM && goaway && !st->got_response) {
         /* Never processed (RFC 9113 §6.8): again on the next connection, when that is safe. */
-        if (idempotent(st->method) && !st->body_started && ++st->refusals <= 8) {
+        if (client_method_idempotent(st->method) && !st->body_started && ++st->refusals <= 8) {
             client_stream_requeue(st);
         } else {
             char why[160];
             snprintf(why, sizeof why, "the server refused the request (GOAWAY): %s",
                      st->body_started ? "its streamed body had started, not sent again"
-                     : !idempotent(st->method) ? "not idempotent, not sent again"
+                     : !client_method_idempotent(st->method) ? "not idempotent, not sent again"
                                                : "too many times");
             client_stream_finish(st, RILL_ERR_PROTOCOL, why);
         }
@@ -188,7 +200,7 @@ static int on_stream_close(rill_h2_session *s, int32_t id, uint32_t code, void *
     } else {
         char why[128];
         if (rill_h2_session_error_code(s) >= 0 && !cc->goaway) /* our connection error */
-            snprintf(why, sizeof why, "HTTP/2 connection error (%s)", rill_h2_error_name(code));
+            connection_error_text(code, why, sizeof why);
         else
             snprintf(why, sizeof why, "the server reset the stream (%s)", rill_h2_error_name(code));
         client_stream_finish(st, RILL_ERR_PROTOCOL, why);
@@ -244,8 +256,10 @@ static int on_push_promise(rill_h2_session *s, int32_t id, int32_t promised, con
 /* The server's SETTINGS may allow more streams than were opened before them: send what waits. */
 static int on_settings(rill_h2_session *s, const rill_h2_settings *peer, void *user)
 {
-    (void)s, (void)peer;
+    (void)s;
     struct client_conn *cc = user;
+    cc->h2_settings_seen = true;
+    cc->h2_connect_protocol = peer->enable_connect_protocol != 0;
     client_dispatch(cc->client);
     return 0;
 }
@@ -293,6 +307,7 @@ int client_h2_upgraded(struct client_conn *cc, rill_client_stream *st, const uin
         return rc;
     st->h2_id = 1;
     st->proto = "h2";
+    cc->client->h1_origin = false; /* one connection multiplexes everything from now on */
     cc->tap_out.skip = 24;
     conn_set_proto(&cc->c, &client_h2_proto); /* our preface and SETTINGS go out with the flush */
     client_trace(cc->client, "upgraded to h2c (101 Switching Protocols)");
@@ -324,16 +339,6 @@ static rill_header checked_field(const char *name, const char *value)
     rill_header h = field(name, value);
     h.flags = RILL_HEADER_VALID;
     return h;
-}
-
-/* RFC 9110 §9.2.2: a request that may be repeated with the same effect. */
-static bool idempotent(const char *m)
-{
-    static const char *const names[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(m, names[i]) == 0)
-            return true;
-    return false;
 }
 
 int client_h2_submit(struct client_conn *cc, rill_client_stream *st)
@@ -368,6 +373,10 @@ int client_h2_submit(struct client_conn *cc, rill_client_stream *st)
         free(f);
     if (id < 0)
         return id;
+    if (st->ws && client_ws_submitted(cc, st, id) < 0) {
+        rill_h2_submit_rst_stream(cc->h2, id, RILL_H2_CANCEL);
+        return RILL_ERR_NOMEM;
+    }
     client_stream_set_state(st, ST_SENT);
     st->conn = cc;
     st->h2_id = id;
@@ -425,8 +434,8 @@ static void fail_connection(struct client_conn *cc)
     if (!cc->fail_err) {
         int64_t code = rill_h2_session_error_code(cc->h2);
         cc->fail_err = RILL_ERR_PROTOCOL;
-        snprintf(cc->why, sizeof cc->why, "HTTP/2 connection error (%s)",
-                 rill_h2_error_name(code < 0 ? RILL_H2_PROTOCOL_ERROR : (uint32_t)code));
+        connection_error_text(code < 0 ? RILL_H2_PROTOCOL_ERROR : (uint32_t)code, cc->why,
+                              sizeof cc->why);
     }
     rill_io_conn_want_output(cc->c.io); /* the GOAWAY the engine queued */
     conn_close(&cc->c);

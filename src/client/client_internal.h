@@ -1,5 +1,6 @@
-/* The request client's shared state: the client (one origin), its requests, and its connection,
- * a `struct conn` running a client-side protocol table (client_h2_proto, client_h1_proto). */
+/* The request client's shared state: the client (one origin), its requests, and its connections
+ * (client_pool.c), each a `struct conn` running a client-side protocol table (client_h2_proto,
+ * client_h1_proto). */
 #ifndef RILL_CLIENT_INTERNAL_H
 #define RILL_CLIENT_INTERNAL_H
 
@@ -12,6 +13,9 @@
 #include "rill/client.h"
 #include "rill/h1.h"
 #include "rill/h2.h"
+
+/* rill_client_options.idle_timeout_ms's default, also for a 0 there. */
+#define CLIENT_DEFAULT_IDLE_TIMEOUT_MS 30000u
 
 /* A parsed http:// or https:// URL. */
 struct client_url {
@@ -99,6 +103,10 @@ struct rill_client_stream {
     bool got_response, got_end, in_1xx;
     bool cancelled; /* rill_client_stream_cancel: ended (RILL_ERR_CANCELLED) by the next dispatch */
     uint8_t refusals; /* times the server refused it unprocessed (sent again a few times) */
+    bool fresh_only;  /* a stale keep-alive connection dropped it: it goes again, once, and only on
+                         a connection that has carried nothing before */
+    unsigned conn_id; /* the connection it went on (rill_client_stream_connection), 0 before */
+    rill_websocket_client *ws; /* an extended CONNECT for this WebSocket (client_ws.c), or NULL */
     rill_io_timer *timer; /* the request timeout, or NULL */
 };
 
@@ -115,10 +123,17 @@ struct frame_tap {
 struct client_conn {
     struct conn c; /* first: the connection layer finds us through it */
     rill_client *client;
+    struct client_conn *prev_conn, *next_conn; /* the client's connections, oldest first */
+    unsigned id;         /* 1 for the client's first connection, in the order they were made */
+    size_t next_addr;    /* while connecting: the client's address to try after this one */
+    uint64_t connect_deadline; /* while connecting: loop ms */
+    bool connect_timed_out;
     bool opened;
     bool no_new; /* GOAWAY received or HTTP/1.1 without keep-alive: no more requests here */
     bool goaway;
     int32_t goaway_last_id; /* the GOAWAY's last stream id: streams above were never processed */
+    bool h2_settings_seen;    /* the server's first SETTINGS arrived */
+    bool h2_connect_protocol; /* ... with SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441) */
     int fail_err; /* why the connection failed (its protocol's word), 0 if it did not */
     char why[256];
     /* HTTP/2 */
@@ -136,6 +151,9 @@ struct client_conn {
     size_t h1_stash_len;
     bool h1_read_paused;
     bool h1_eof; /* the connection ended: a paused response's stashed bytes are parsed anyway */
+    bool h1_answered; /* a byte of h1_cur's response arrived (else a close may be a stale
+                         keep-alive connection's) */
+    unsigned served;  /* responses that ended cleanly here: more than 0 is a reused connection */
 };
 
 struct rill_client {
@@ -144,18 +162,25 @@ struct rill_client {
     char *ca_file;
     struct client_origin origin;
     rill_tls_ctx *tls;
-    struct client_conn *conn; /* the current connection, or NULL */
+    /* The connections (client_pool.c): an HTTP/2 origin has one; an HTTP/1.1 origin up to
+     * max_connections, each carrying one request at a time */
+    struct client_conn *conns, *conns_tail;
+    unsigned nconns;          /* connecting, open and closing */
+    unsigned max_connections; /* opt.max_connections, or the default */
+    bool h1_origin;   /* the origin is known to answer over HTTP/1.1: more connections may open */
+    bool grow_blocked; /* a connection failed while others live: no more until one opens */
     rill_client_stream *head, *tail;
     size_t npending;              /* streams in ST_PENDING: dispatch looks only when some wait */
+    size_t npending_fresh;        /* of them, those that need a new connection (fresh_only) */
+    size_t nws;                   /* streams that carry a WebSocket (client_ws.c) */
     rill_client_stream *first_pending; /* the oldest of them: dispatch starts there */
     uint64_t next_seq;
     rill_io_timer *kick;          /* connects / dispatches on the next turn */
-    rill_io_timer *connect_timer; /* the connect timeout */
+    rill_io_timer *connect_timer; /* the earliest connect deadline of the connecting ones */
     struct client_dns *dns;
     /* The origin's addresses (resolved for each new connection), tried in turn */
     struct rill_io_addr *addrs; /* as many as the resolver gave (malloc'd) */
-    size_t naddrs, next_addr;
-    bool connect_timed_out;
+    size_t naddrs;
     bool freeing; /* rill_client_free: no more callbacks */
     unsigned connections;
     size_t stream_buffer; /* opt.stream_buffer, or the default */
@@ -181,8 +206,35 @@ void client_stream_requeue(rill_client_stream *st);
 void client_stream_sent(rill_client_stream *st);
 /* A 100 (Continue) came, or the wait is over: the body goes. */
 void client_stream_continue(rill_client_stream *st);
-/* Sends what waits on the connection, or connects on the next turn. */
+/* Sends what waits on the connections that can take it, and connects more when the origin
+ * allows (client_pool.c). */
 void client_dispatch(rill_client *cl);
+/* The client's connect_timer: connections past their connect deadline are closed. */
+void client_connect_timeout(rill_io_timer *t, void *arg);
+/* Closes every connection at once (rill_client_free: no callbacks). */
+void client_close_all(rill_client *cl);
+/* RFC 9110 §9.2.2: a method whose request may be repeated with the same effect. */
+bool client_method_idempotent(const char *method);
+/* rill_client_request / rill_client_request_stream (streamed: the body comes later). */
+int client_request_start(rill_client *c, const char *method, const char *target,
+                         const rill_header *fields, size_t nfields, const void *body, size_t len,
+                         bool streamed, const rill_client_callbacks *cb, void *user,
+                         rill_client_stream **out);
+
+/* WebSockets on the client (client_ws.c). A waiting one goes on cc when it can (HTTP/2 whose
+ * SETTINGS allow extended CONNECT: true, submitted or failed), waits (false: SETTINGS not seen
+ * yet), or leaves for an HTTP/1.1 connection of its own (true). */
+bool client_ws_dispatch(struct client_conn *cc, rill_client_stream *st);
+/* Its CONNECT went out as stream st->h2_id of cc: the codec's output becomes its DATA. */
+int client_ws_submitted(struct client_conn *cc, rill_client_stream *st, int32_t id);
+/* The server ended its side of the CONNECT stream. */
+void client_ws_peer_ended(struct client_conn *cc, rill_client_stream *st);
+/* No HTTP/2 connection will carry the waiting WebSockets (the origin speaks HTTP/1.1, or an
+ * HTTP/2 connection ended before its SETTINGS): each gets its own HTTP/1.1 connection when
+ * fall_back, else ends with err and why. */
+void client_ws_no_h2(rill_client *cl, bool fall_back, int err, const char *why);
+/* rill_client_free: the WebSockets still on the client end without callbacks. */
+void client_ws_detach_all(rill_client *cl);
 
 /* HTTP/2: starts the engine on cc (the preface and SETTINGS are queued), submits one request
  * (RILL_ERR_LIMIT: wait for a stream to close), cancels one (a timeout). */
@@ -230,6 +282,7 @@ static inline void client_stream_unpend(rill_client_stream *st)
 {
     rill_client *cl = st->client;
     cl->npending--;
+    cl->npending_fresh -= st->fresh_only;
     if (cl->first_pending == st) {
         rill_client_stream *p = st->next;
         while (p && p->state != ST_PENDING)
@@ -247,6 +300,7 @@ static inline void client_stream_set_state(rill_client_stream *st, int state)
         client_stream_unpend(st);
     } else if (st->state != ST_PENDING && state == ST_PENDING) {
         cl->npending++;
+        cl->npending_fresh += st->fresh_only;
         if (!cl->first_pending || st->seq < cl->first_pending->seq)
             cl->first_pending = st;
     }

@@ -17,7 +17,7 @@
 
 static const struct rill_io_conn_callbacks conn_callbacks;
 
-static void finish(rill_websocket_client *c, unsigned code, const char *why)
+void wsc_finish(rill_websocket_client *c, unsigned code, const char *why)
 {
     if (c->finished)
         return;
@@ -126,7 +126,7 @@ int wsc_start_codec(rill_websocket_client *c, const char *ext, size_t ext_len)
         return RILL_ERR_NOMEM;
     c->open = true;
     if (c->cb.on_open)
-        c->cb.on_open(c, c->h2 ? "h2" : "HTTP/1.1", c->compressed, c->user);
+        c->cb.on_open(c, c->h2 || c->st ? "h2" : "HTTP/1.1", c->compressed, c->user);
     return RILL_OK;
 }
 
@@ -154,6 +154,10 @@ void wsc_fall_back_to_h1(rill_websocket_client *c)
 /* Tells the connection the codec has output (after an API call, outside the loop's callbacks). */
 static void output_ready(rill_websocket_client *c)
 {
+    if (c->st) {
+        client_ws_output_ready(c);
+        return;
+    }
     if (!c->conn)
         return;
     if (c->h2)
@@ -214,14 +218,14 @@ static void on_resolved(int err, const char *why, const struct rill_io_addr *add
 {
     rill_websocket_client *c = user;
     if (err) {
-        finish(c, RILL_WS_CLOSE_ABNORMAL, why);
+        wsc_finish(c, RILL_WS_CLOSE_ABNORMAL, why);
         return;
     }
     memcpy(c->addrs, addrs, n * sizeof *addrs);
     c->naddrs = n;
     c->next_addr = 0;
     if (!connect_next(c))
-        finish(c, RILL_WS_CLOSE_ABNORMAL, c->why);
+        wsc_finish(c, RILL_WS_CLOSE_ABNORMAL, c->why);
 }
 
 static void on_connect_timeout(rill_io_timer *t, void *arg)
@@ -281,13 +285,13 @@ static void on_close(rill_io_conn *io, int err)
         int rc = make_tls(c, why, sizeof why);
         if (rc == RILL_OK && connect_next(c))
             return;
-        finish(c, RILL_WS_CLOSE_ABNORMAL, rc < 0 ? why : c->why);
+        wsc_finish(c, RILL_WS_CLOSE_ABNORMAL, rc < 0 ? why : c->why);
         return;
     }
     if (c->codec) {
         unsigned code = c->ended ? c->end_code : rill_ws_transport_closed(c->codec);
         snprintf(why, sizeof why, "%s", c->why);
-        finish(c, code, why[0] ? why : NULL);
+        wsc_finish(c, code, why[0] ? why : NULL);
         return;
     }
     if (c->why[0])
@@ -295,7 +299,7 @@ static void on_close(rill_io_conn *io, int err)
     else
         snprintf(why, sizeof why, "connection to %s failed: %s", c->authority,
                  err == RILL_ERR_TLS ? "TLS handshake failed" : rill_strerror(err ? err : RILL_ERR_EOF));
-    finish(c, RILL_WS_CLOSE_ABNORMAL, why);
+    wsc_finish(c, RILL_WS_CLOSE_ABNORMAL, why);
 }
 
 static const struct rill_io_conn_callbacks conn_callbacks = {
@@ -323,9 +327,9 @@ static char *dup_opt(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-int rill_websocket_client_new(rill_io_loop *loop, const rill_websocket_client_options *opt,
-                       const rill_websocket_client_callbacks *cb, void *user, rill_websocket_client **out,
-                       char *err, size_t errlen)
+int wsc_new(rill_io_loop *loop, const rill_websocket_client_options *opt,
+            const rill_websocket_client_callbacks *cb, void *user, rill_websocket_client **out,
+            char *err, size_t errlen)
 {
     char scratch[8];
     if (!err || !errlen) {
@@ -367,15 +371,40 @@ int rill_websocket_client_new(rill_io_loop *loop, const rill_websocket_client_op
     if (rc == RILL_OK && (!(c->dns = client_dns_new(loop)) ||
                           !(c->connect_timer = rill_io_timer_new(loop, on_connect_timeout, c))))
         rc = RILL_ERR_NOMEM;
-    /* the answer comes from a loop timer: on_resolved connects */
-    if (rc == RILL_OK)
-        rc = client_dns_resolve(c->dns, c->host, c->port, on_resolved, c);
     if (rc < 0) {
         rill_websocket_client_free(c);
         return rc;
     }
     *out = c;
     return RILL_OK;
+}
+
+int wsc_connect(rill_websocket_client *c)
+{
+    char err[256];
+    if (c->client) { /* a rill_client's WebSocket that its HTTP/2 connection cannot carry */
+        c->client = NULL;
+        c->mode = WSC_H1;
+        int rc = make_tls(c, err, sizeof err);
+        if (rc < 0) {
+            wsc_finish(c, RILL_WS_CLOSE_ABNORMAL, err);
+            return rc;
+        }
+    }
+    /* the answer comes from a loop timer: on_resolved connects */
+    return client_dns_resolve(c->dns, c->host, c->port, on_resolved, c);
+}
+
+int rill_websocket_client_new(rill_io_loop *loop, const rill_websocket_client_options *opt,
+                       const rill_websocket_client_callbacks *cb, void *user, rill_websocket_client **out,
+                       char *err, size_t errlen)
+{
+    int rc = wsc_new(loop, opt, cb, user, out, err, errlen);
+    if (rc == RILL_OK && (rc = wsc_connect(*out)) < 0) {
+        rill_websocket_client_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 int rill_websocket_client_send(rill_websocket_client *c, unsigned opcode, const void *data, size_t len)
@@ -401,6 +430,7 @@ void rill_websocket_client_free(rill_websocket_client *c)
     if (!c)
         return;
     c->freeing = true;
+    client_ws_release(c); /* its stream on a rill_client's connection, if any */
     client_dns_free(c->dns); /* a lookup in flight is dropped */
     if (c->conn)
         rill_io_conn_close(c->conn->c.io, false); /* on_close runs now, silently */

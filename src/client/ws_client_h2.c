@@ -21,7 +21,7 @@ static bool is_name(const rill_header *f, const char *name)
 }
 
 /* The stream's body: the codec's output, copied once, into the DATA frame. */
-static int ws_source(rill_h2_session *s, int32_t id, uint8_t *buf, size_t max, bool *eof, void *user)
+int wsc_h2_source(rill_h2_session *s, int32_t id, uint8_t *buf, size_t max, bool *eof, void *user)
 {
     (void)s, (void)id;
     rill_websocket_client *c = user;
@@ -67,7 +67,7 @@ static int on_settings(rill_h2_session *s, const rill_h2_settings *peer, void *u
     if (c->subprotocol)
         f[n++] = field("sec-websocket-protocol", c->subprotocol);
     int32_t id = rill_h2_submit_request(s, f, n, 0, NULL);
-    if (id < 0 || rill_h2_set_data_source(s, id, ws_source, c) < 0) {
+    if (id < 0 || rill_h2_set_data_source(s, id, wsc_h2_source, c) < 0) {
         wsc_fall_back_to_h1(c);
         return 0;
     }

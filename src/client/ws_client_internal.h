@@ -1,7 +1,10 @@
 /* The WebSocket client's shared state: the client (one URL, one WebSocket, the rill/ws.h codec)
  * and its connection, a `struct conn` running one of two client-side protocol tables:
  * wsc_h2_proto (RFC 8441: the WebSocket is an extended CONNECT stream of the rill/h2.h engine) or
- * wsc_h1_proto (RFC 6455: the Upgrade request, its 101, then frames on the connection). */
+ * wsc_h1_proto (RFC 6455: the Upgrade request, its 101, then frames on the connection). A
+ * WebSocket opened on a rill_client (client_ws.c) has no connection of its own while it is a
+ * CONNECT stream of the client's HTTP/2 connection (st); it makes one for the HTTP/1.1 Upgrade
+ * when that connection cannot carry it. */
 #ifndef RILL_CLIENT_WS_CLIENT_INTERNAL_H
 #define RILL_CLIENT_WS_CLIENT_INTERNAL_H
 
@@ -54,6 +57,10 @@ struct rill_websocket_client {
     size_t head_len, head_off;
     char key[RILL_WS_KEY_LEN + 1];
     char offer[160];
+    /* On a rill_client (client_ws.c): the CONNECT stream on its HTTP/2 connection, while there is
+     * one; NULL once the WebSocket ended or went to a connection of its own */
+    rill_client *client;
+    rill_client_stream *st;
     /* The WebSocket */
     rill_ws *codec;
     bool open, compressed, finished, freeing;
@@ -72,6 +79,26 @@ static inline rill_websocket_client *wsc_of(struct conn *c)
 /* The WebSocket is accepted: the codec for the answered extensions (ext may be NULL), then
  * on_open. RILL_ERR_PROTOCOL for an extension answer we cannot accept, RILL_ERR_NOMEM. */
 int wsc_start_codec(rill_websocket_client *c, const char *ext, size_t ext_len);
+
+/* Ends the WebSocket: on_close(code, why) once (the application may free c in it). */
+void wsc_finish(rill_websocket_client *c, unsigned code, const char *why);
+
+/* The client for opt (URL parsed, TLS context, resolver), not connecting yet: wsc_connect starts
+ * it. Arguments as rill_websocket_client_new's. */
+int wsc_new(rill_io_loop *loop, const rill_websocket_client_options *opt,
+            const rill_websocket_client_callbacks *cb, void *user, rill_websocket_client **out,
+            char *err, size_t errlen);
+/* Resolves and connects (a WebSocket of a rill_client: with the HTTP/1.1 Upgrade, mode WSC_H1);
+ * failures end in on_close. */
+int wsc_connect(rill_websocket_client *c);
+
+/* The CONNECT stream's body on HTTP/2: the codec's output, END_STREAM after our last frame. */
+int wsc_h2_source(rill_h2_session *s, int32_t id, uint8_t *buf, size_t max, bool *eof, void *user);
+
+/* client_ws.c: the codec of a WebSocket on a rill_client's HTTP/2 connection has output; the
+ * WebSocket is freed (its stream, if any, is cancelled without callbacks). */
+void client_ws_output_ready(rill_websocket_client *c);
+void client_ws_release(rill_websocket_client *c);
 
 /* Ends the current connection in order (what is queued goes first) with why as the reason the
  * application sees (the first one set wins). Safe inside protocol callbacks. */

@@ -241,6 +241,7 @@ static rill_client *new_client(const struct pxreq *px, rill_io_loop *loop, char 
     o.insecure = cfg->insecure;
     o.ca_file = cfg->ca_file;
     o.connect_timeout_ms = b->connect_ms;
+    o.max_connections = 1; /* one connection per client: POOL_MAX above caps the backend's */
     rill_client *c = NULL;
     return rill_client_new(loop, &o, &c, err, errlen) < 0 ? NULL : c;
 }

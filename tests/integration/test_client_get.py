@@ -283,10 +283,17 @@ def test_http11_keep_alive_and_chunked(http11_server):
     assert r.stdout.startswith(b"HTTP/1.1 200 OK\r\n")
     assert r.stdout.endswith(b"\r\n\r\none,two,threex-done: yes\r\n")  # the trailer, as curl -i
     before = state["connections"]
-    r = get(f"{base}/big.bin", f"{base}/small.txt", f"{base}/empty.txt", f"{base}/chunked")
+    urls = [f"{base}/big.bin", f"{base}/small.txt", f"{base}/empty.txt", f"{base}/chunked"]
+    r = get("--max-connections", "1", *urls)  # one after another on one keep-alive connection
     assert r.returncode == 0, r.stderr
     assert r.stdout == BIG + b"hello\n" + b"one,two,three"
     assert state["connections"] - before == 1
+    # by default they go at once, on a connection each (up to 6); bodies still in URL order
+    before = state["connections"]
+    r = get(*urls)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == BIG + b"hello\n" + b"one,two,three"
+    assert 1 <= state["connections"] - before <= 4
 
 
 def test_http11_head_of_files(http11_server):

@@ -451,10 +451,16 @@ def test_repeat_streams_seen_by_nghttpd(nghttpd_h2c, tmp_path):
 
 
 def test_repeat_over_http11_keep_alive(redirector):
-    r = get("-n", "4", f"{redirector.base}/r")
+    r = get("--max-connections", "1", "-n", "4", f"{redirector.base}/r")
     assert r.returncode == 0, r.stderr
     assert r.stdout == b"GET /r 0 -" * 4
     assert redirector.connections == 1
+    # the pool: at once, on at most --max-connections keep-alive connections
+    before = redirector.connections
+    r = get("--max-connections", "2", "-n", "6", f"{redirector.base}/r")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"GET /r 0 -" * 6
+    assert 1 <= redirector.connections - before <= 2
 
 
 def test_many_repeats_stay_within_the_servers_stream_limit(rill_serve):

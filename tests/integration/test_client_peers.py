@@ -491,13 +491,17 @@ def target(request, work):
 
 @pytest.mark.parametrize("target", FILE_PEERS, indirect=True)
 def test_get_bodies_byte_identical(target):
-    """0 B, 1 MiB and a small file in one run: one connection, the protocol expected, in order."""
+    """0 B, 1 MiB and a small file in one run: one HTTP/2 connection, or a keep-alive HTTP/1.1
+    connection each at most (the pool); the protocol expected; bodies in order."""
     b = target["base"]
     r = get(*target["flags"], "-v", f"{b}/empty.bin", f"{b}/big.bin", f"{b}/small.txt", f"{b}/big.bin")
     assert r.returncode == 0, lines(r.stderr)[-5:]
     assert r.stdout == BIG + SMALL + BIG
     err = r.stderr.decode(errors="replace")
-    assert err.count("* connected to") == 1, err[-2000:]
+    if target["proto"] == "h2":
+        assert err.count("* connected to") == 1, err[-2000:]
+    else:
+        assert 1 <= err.count("* connected to") <= 4, err[-2000:]
     assert f" over {target['proto']}" in err
 
 
@@ -531,7 +535,16 @@ def test_dump_header_to_stdout_like_curl(target):
 
 @pytest.mark.parametrize("target", FILE_PEERS, indirect=True)
 def test_fifty_requests_on_one_connection(target):
+    """HTTP/2: fifty streams on one connection; HTTP/1.1: fifty requests reusing the keep-alive
+    connections of the pool (6 at most), or one with --max-connections 1."""
     r = get(*target["flags"], "-v", "-n", "50", f"{target['base']}/small.txt")
+    assert r.returncode == 0, lines(r.stderr)[-5:]
+    assert r.stdout == SMALL * 50
+    if target["proto"] == "h2":
+        assert r.stderr.decode().count("* connected to") == 1
+        return
+    assert 1 <= r.stderr.decode().count("* connected to") <= 6
+    r = get(*target["flags"], "-v", "--max-connections", "1", "-n", "50", f"{target['base']}/small.txt")
     assert r.returncode == 0, lines(r.stderr)[-5:]
     assert r.stdout == SMALL * 50
     assert r.stderr.decode().count("* connected to") == 1
@@ -855,7 +868,8 @@ def test_example_http_get_failures(rill_served):
 @pytest.mark.parametrize("server,proto", [("h2o", "h2"), ("nginx", "http/1.1")])
 def test_http2_flag_upgrade_with_real_servers(request, server, proto):
     """--http2 on http:// offers the h2c Upgrade with the first request: h2o takes it, nginx (no
-    h2c Upgrade) answers over HTTP/1.1; either way every body arrives on one connection.
+    h2c Upgrade) answers over HTTP/1.1; h2o's bodies arrive on one connection, nginx's on that
+    one and, once it declined, on the pool's others (4 at most).
     (Not Apache: 2.4.71's mod_http2 under the event MPM, once it has answered the upgraded request
     and the client's preface has not arrived yet, sends GOAWAY 'timeout' (last stream 1) at once,
     or closes with stream 1 cut when its window is used up; curl --http2 fails against it too.)"""
@@ -866,7 +880,10 @@ def test_http2_flag_upgrade_with_real_servers(request, server, proto):
     assert r.returncode == 0, lines(r.stderr)[-5:]
     assert r.stdout == SMALL + BIG + BIG
     err = r.stderr.decode(errors="replace")
-    assert err.count("* connected to") == 1, err[-2000:]
+    if proto == "h2":
+        assert err.count("* connected to") == 1, err[-2000:]
+    else:
+        assert 1 <= err.count("* connected to") <= 4, err[-2000:]
     if proto == "h2":
         assert "recv HEADERS stream=3 " in err  # the second request: a stream of the upgraded connection
     else:

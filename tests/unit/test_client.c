@@ -304,6 +304,7 @@ static void keep_alive_reuses_one_connection(void **state)
     rill_client_options o;
     rill_client_options_init(&o);
     o.url = url_of(s.port, "/");
+    o.max_connections = 1; /* one after another on one connection (the pool: integration tests) */
     rill_client *c;
     assert_int_equal(rill_client_new(cnt.loop, &o, &c, NULL, 0), RILL_OK);
     for (int i = 0; i < 3; i++)
