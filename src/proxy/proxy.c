@@ -23,6 +23,7 @@ struct client_pool {
     size_t n;
     unsigned inflight; /* the worker's requests on this backend: least-connections counts these */
     bool h2;           /* the backend speaks HTTP/2: one client is enough */
+    size_t idle_hint;  /* the slot whose request ended last: likely idle */
 };
 
 /* A worker thread's part of one proxy. Found through a thread-local list: a worker is a thread
@@ -258,15 +259,21 @@ rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_
      * the least busy (its requests wait their turn). */
     /* h2c speaks HTTP/2 from the first request: no burst of connections before one answered */
     bool multiplex = pool->h2 || px->backend->h2c;
-    size_t pick = pool->n, least = 0;
+    size_t pick = pool->n;
+    if (multiplex && pool->n)
+        pick = 0;
+    else if (pool->idle_hint < pool->n && pool->slots[pool->idle_hint].busy == 0)
+        pick = pool->idle_hint; /* the one freed last: no scan while requests come and go */
     for (size_t i = 0; i < pool->n && pick == pool->n; i++)
-        if (pool->slots[i].busy == 0 || multiplex)
+        if (pool->slots[i].busy == 0)
             pick = i;
-    for (size_t i = 1; i < pool->n; i++)
-        if (pool->slots[i].busy < pool->slots[least].busy)
-            least = i;
-    if (pick == pool->n && pool->n >= POOL_MAX)
+    if (pick == pool->n && pool->n >= POOL_MAX) {
+        size_t least = 0;
+        for (size_t i = 1; i < pool->n; i++)
+            if (pool->slots[i].busy < pool->slots[least].busy)
+                least = i;
         pick = least;
+    }
     if (pick == pool->n) {
         struct client_slot *grown = realloc(pool->slots, (pool->n + 1) * sizeof *grown);
         if (!grown) {
@@ -297,7 +304,8 @@ void proxy_client_done(struct pxreq *px, const char *protocol)
     if (!px->has_slot || !px->worker)
         return;
     struct client_pool *pool = &px->worker->pools[px->backend->index];
-    pool->slots[px->slot].busy--;
+    if (--pool->slots[px->slot].busy == 0)
+        pool->idle_hint = px->slot;
     pool->inflight--;
     px->has_slot = false;
     if (protocol && strcmp(protocol, "h2") == 0)

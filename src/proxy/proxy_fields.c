@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/http_chars.h"
 #include "proxy/proxy_internal.h"
 
 /* f's name, any case, is lit (lowercase, a literal): the length first, then the bytes folded
@@ -153,11 +154,12 @@ static rill_header joined_cookies(const rill_server_request *req, char *buf)
  * address, a host with a port) is a quoted string. */
 static size_t forwarded_pair(char *out, size_t room, const char *key, const char *value)
 {
-    bool token = value[0] != '\0';
-    for (const char *c = value; *c && token; c++)
-        token = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-                strchr("!#$%&'*+-.^_`|~", *c);
-    bool v6 = strchr(value, ':') && strcmp(key, "for") == 0;
+    bool token = value[0] != '\0', colon = false;
+    for (const char *c = value; *c; c++) {
+        token &= http_tchar[(uint8_t)*c] != 0;
+        colon |= *c == ':';
+    }
+    bool v6 = colon && key[0] == 'f'; /* for= an IPv6 address */
     size_t n = 0;
     #define PUT(ch) do { if (n + 1 < room) out[n] = (ch); n++; } while (0)
     for (const char *c = key; *c; c++)
