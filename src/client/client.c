@@ -1,12 +1,13 @@
 /* The request client: options, requests and their lifetime. Its connections to the origin are
  * client_pool.c's; the protocols on them client_h2.c's and client_h1.c's. */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client/client_internal.h"
 #include "common/api_struct.h"
+#include "common/http_chars.h"
+#include "common/small_copy.h"
 #include "rill/tls.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000u
@@ -228,8 +229,7 @@ static int copy_fields(rill_client_stream *st, const rill_header *f, size_t n)
             continue;
         }
         rill_header *h = &st->fields[k++];
-        for (size_t j = 0; j < f[i].name_len; j++)
-            p[j] = (uint8_t)tolower(f[i].name[j]);
+        lower_copy(p, f[i].name, f[i].name_len);
         p[f[i].name_len] = '\0';
         h->name = p;
         h->name_len = f[i].name_len;
@@ -252,7 +252,7 @@ static bool method_ok(const char *m)
     if (!m || !*m)
         return false;
     for (; *m; m++)
-        if (!isalnum((unsigned char)*m) && !strchr("!#$%&'*+-.^_`|~", *m))
+        if (!http_tchar[(uint8_t)*m])
             return false;
     return true;
 }
@@ -501,8 +501,7 @@ static int copy_trailers(const rill_header *f, size_t n, rill_header **out)
     rill_header *h = (rill_header *)(void *)mem;
     uint8_t *p = mem + n * sizeof(rill_header);
     for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < f[i].name_len; j++)
-            p[j] = (uint8_t)tolower(f[i].name[j]);
+        lower_copy(p, f[i].name, f[i].name_len);
         p[f[i].name_len] = '\0';
         h[i] = (rill_header){p, f[i].name_len, p + f[i].name_len + 1, f[i].value_len, 0};
         p += f[i].name_len + 1;
