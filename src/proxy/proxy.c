@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "proxy/proxy_internal.h"
+#include "proxy/proxy_upstream.h"
 
 /* A worker's connections to one backend. rill_client runs one HTTP/1.1 request at a time per
  * connection, so an HTTP/1.1 backend gets several clients, one per request in flight (up to
@@ -170,7 +171,7 @@ int rill_proxy_add(rill_proxy *p, const char *spec, char *err, size_t errlen)
         else {
             p->routes = grown;
             p->routes[p->nroutes++] = r;
-            rc = rill_server_route(p->server, r->prefix, proxy_handle, r);
+            rc = rill_server_route_tunnels(p->server, r->prefix, proxy_handle, r);
             if (rc < 0) {
                 p->nroutes--;
                 fail(err, errlen, rc, "--proxy: cannot add the route '%s'", r->prefix);
@@ -343,5 +344,6 @@ void rill_proxy_free(rill_proxy *p)
     }
     free(p->routes);
     free(p->backends);
+    upstream_tls_free(p);
     free(p);
 }

@@ -341,12 +341,17 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
 {
     struct proxy_route *r = user;
     rill_proxy *p = r->proxy;
-    if (strcmp(rill_server_request_method(req), "CONNECT") == 0) {
+    if (strcmp(rill_server_request_method(req), "CONNECT") == 0 &&
+        !rill_server_request_connect_protocol(req)) { /* never an open proxy */
         refuse(res, 501, "501 not implemented: CONNECT is not proxied\n");
         return;
     }
     if (authority_conflict(req)) {
         refuse(res, 400, "400 bad request: :authority and host differ\n");
+        return;
+    }
+    if (proxy_tunnel_wanted(req)) {
+        proxy_tunnel_handle(req, res, r);
         return;
     }
     size_t max = proxy_fields_max(req), cookie_room = proxy_cookie_room(req);

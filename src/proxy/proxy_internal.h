@@ -11,6 +11,8 @@ struct proxy_backend {
     char *origin;    /* what rill_client gets: http://host:port or https://... */
     bool h2c, https; /* h2c: HTTP/2 by prior knowledge on cleartext */
     unsigned index;  /* among the proxy's backends: the slot in a worker's client array */
+    struct rill_io_addr tunnel_addr; /* tunnels connect here (proxy_upstream.c: resolved once) */
+    bool tunnel_addr_known;
 };
 
 struct proxy_route {
@@ -27,6 +29,7 @@ struct rill_proxy {
     size_t nroutes;
     struct proxy_backend **backends;
     size_t nbackends;
+    rill_tls_ctx *tunnel_tls; /* https:// tunnels (proxy_upstream.c), made on first use */
 };
 
 struct proxy_worker;
@@ -82,6 +85,11 @@ size_t proxy_request_fields(const rill_server_request *req, bool h2, rill_header
 /* Whether a response field (or trailer) from a backend is hop-by-hop, not passed on; fields are
  * the whole response's, for the names its Connection field lists. */
 bool proxy_response_hop(const rill_header *f, const rill_header *fields, size_t n);
+
+/* proxy_tunnel.c: an HTTP/2 extended CONNECT or an HTTP/1.1 Upgrade, passed on as an Upgrade
+ * request on a connection of its own; after the backend's 101, raw bytes both ways. */
+bool proxy_tunnel_wanted(const rill_server_request *req);
+void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, struct proxy_route *r);
 
 /* proxy_forward.c */
 void proxy_handle(rill_server_request *req, rill_server_response *res, void *user);

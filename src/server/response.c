@@ -146,6 +146,16 @@ int exchange_switch_protocols(rill_server_stream *st, const char *protocol)
     return st->ops->switch_protocols(st, protocol);
 }
 
+int exchange_switch_to_tunnel(rill_server_stream *st, const char *protocol)
+{
+    if (st->head_sent || !st->ops->switch_protocols)
+        return RILL_ERR_STATE;
+    add_standard_fields(st);
+    st->status = 101;
+    st->head_sent = true;
+    return st->ops->switch_protocols(st, protocol);
+}
+
 static int write_body(rill_server_response *res, const void *data, size_t len)
 {
     if (res->ended || res->closed)

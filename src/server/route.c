@@ -1,5 +1,6 @@
-/* Routing: a request goes to on_stream, a registered tunnel protocol, or the longest matching
- * route prefix (404 when none matches). */
+/* Routing: a request goes to on_stream, a route that takes tunnels (for an extended CONNECT under
+ * its prefix), a registered tunnel protocol, or the longest matching route prefix (404 when none
+ * matches). */
 #include <string.h>
 
 #include "server/server_internal.h"
@@ -35,6 +36,11 @@ static void dispatch(rill_server_stream *st)
         if (srv->on_stream(st, all, n, srv->on_stream_user))
             return;
     }
+    const struct route *r = find_route(srv, st->path);
+    if (st->connect_protocol && r && r->tunnels) { /* e.g. the proxy's: its backend decides */
+        r->fn(st, st, r->user);
+        return;
+    }
     if (st->connect_protocol) {
         for (const struct tunnel *t = srv->tunnels; t; t = t->next)
             if (strcmp(t->protocol, st->connect_protocol) == 0) {
@@ -42,7 +48,6 @@ static void dispatch(rill_server_stream *st)
                 return;
             }
     }
-    const struct route *r = find_route(srv, st->path);
     if (st->connect_protocol && (!r || !ws_route_is(r))) /* RFC 8441 tunnel nobody serves */
         exchange_respond_simple(st, 501, "text/plain; charset=utf-8", "protocol not supported\n");
     else if (r)

@@ -138,7 +138,7 @@ int server_add_route(rill_server *s, const char *prefix, rill_server_handler_fn 
     if (!grown)
         return RILL_ERR_NOMEM;
     s->routes = grown;
-    struct route r = {strdup(prefix), strlen(prefix), exact, fn, user, free_user};
+    struct route r = {strdup(prefix), strlen(prefix), exact, fn, user, free_user, false};
     if (!r.prefix)
         return RILL_ERR_NOMEM;
     /* keep longest prefixes first so the first match is the best one */

@@ -1,0 +1,348 @@
+/* WebSockets and other tunnels through the proxy: an HTTP/2 extended CONNECT (RFC 8441) or an
+ * HTTP/1.1 Upgrade from the client becomes an HTTP/1.1 Upgrade request to the backend on a
+ * connection of its own (proxy_upstream.c). The backend's answer decides: a 101 opens the tunnel
+ * (200 to an HTTP/2 client, 101 to an HTTP/1.1 one), anything else goes back as an ordinary
+ * response. Then bytes move both ways untouched (WebSocket frames are the same bytes on an h2
+ * stream and on an HTTP/1.1 connection), each side pausing the other when it says wait; so the
+ * sub-protocol and permessage-deflate are the client's and the backend's business, end to end.
+ * The proxy checks only the handshake it made: over HTTP/2 it makes the Sec-WebSocket-Key itself
+ * (the client sent none), over HTTP/1.1 the client's goes on, and the backend's
+ * Sec-WebSocket-Accept must match it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proxy/proxy_internal.h"
+#include "proxy/proxy_upstream.h"
+#include "rill/ws.h"
+
+struct pxtunnel {
+    rill_proxy *proxy;
+    struct proxy_backend *backend;
+    rill_server_request *req; /* NULL once the front exchange closed */
+    struct upstream *up;      /* NULL once the backend side ended or was closed */
+    rill_io_timer *timer;     /* the answer's deadline, until the head came */
+    unsigned busy;            /* nested calls of ours: freeing waits for the outermost */
+    bool h2_front, websocket;
+    bool got_head, open, timed_out;
+    bool front_paused, up_paused;
+    char key[RILL_WS_KEY_LEN + 1]; /* the Sec-WebSocket-Key the backend got */
+};
+
+static void enter(struct pxtunnel *t) { t->busy++; }
+
+static void leave(struct pxtunnel *t)
+{
+    if (--t->busy == 0 && !t->req && !t->up) {
+        rill_io_timer_free(t->timer);
+        free(t);
+    }
+}
+
+static void respond(rill_server_response *res, int status, const char *body)
+{
+    rill_server_response_set_status(res, status);
+    rill_server_response_set_header(res, "content-type", "text/plain");
+    rill_server_response_end(res, body, strlen(body));
+}
+
+static bool has_body(const rill_server_request *req)
+{
+    size_t len;
+    const char *cl = rill_server_request_header(req, "content-length", &len);
+    return rill_server_request_header(req, "transfer-encoding", &len) ||
+           (cl && !(len == 1 && cl[0] == '0'));
+}
+
+/* Whether a request field lists token (comma-separated, any case). */
+static bool lists(const rill_server_request *req, const char *name, const char *token)
+{
+    for (size_t i = 0, n = rill_server_request_header_count(req); i < n; i++) {
+        const rill_header *f = rill_server_request_header_at(req, i);
+        if (f->name_len == strlen(name) && memcmp(f->name, name, f->name_len) == 0 &&
+            rill_h1_list_has_token((const char *)f->value, f->value_len, token))
+            return true;
+    }
+    return false;
+}
+
+bool proxy_tunnel_wanted(const rill_server_request *req)
+{
+    if (strcmp(rill_server_request_version(req), "HTTP/2") == 0)
+        return rill_server_request_connect_protocol(req) != NULL;
+    /* RFC 9110 §7.8: an Upgrade counts with "Connection: upgrade", on HTTP/1.1, and h2c is the
+     * front's own business; a request with a body goes on as an ordinary one (Upgrade dropped). */
+    size_t len;
+    return strcmp(rill_server_request_version(req), "HTTP/1.1") == 0 &&
+           rill_server_request_header(req, "upgrade", &len) && lists(req, "connection", "upgrade") &&
+           !lists(req, "upgrade", "h2c") && !has_body(req);
+}
+
+/* ---- the backend's side ------------------------------------------------------------------- */
+
+/* The backend's head fields that go on to the client: the end-to-end ones (an HTTP/2 client
+ * never sees Sec-WebSocket-Accept: RFC 8441 §5 has none), then Via. */
+static void copy_fields(struct pxtunnel *t, const rill_h1_head *head)
+{
+    char name[256], value[8192];
+    for (size_t i = 0; i < head->nfields; i++) {
+        const rill_header *f = &head->fields[i];
+        if (proxy_response_hop(f, head->fields, head->nfields) || f->name_len >= sizeof name ||
+            f->value_len >= sizeof value)
+            continue;
+        if (t->h2_front && f->name_len == 20 &&
+            strncasecmp((const char *)f->name, "sec-websocket-accept", 20) == 0)
+            continue;
+        memcpy(name, f->name, f->name_len);
+        name[f->name_len] = '\0';
+        memcpy(value, f->value, f->value_len);
+        value[f->value_len] = '\0';
+        rill_server_response_add_header(t->req, name, value);
+    }
+    rill_server_response_add_header(t->req, "via", "1.1 rill");
+}
+
+static void front_body(rill_server_request *req, const uint8_t *data, size_t len, bool end, void *user);
+
+/* Whether a 101 is the switch that was asked for. */
+static bool switch_ok(const struct pxtunnel *t, const rill_h1_head *head)
+{
+    if (t->websocket)
+        return rill_h1_websocket_response_ok(head, t->key, strlen(t->key));
+    size_t pos = 0;
+    return rill_h1_find_field(head->fields, head->nfields, "upgrade", &pos) != NULL;
+}
+
+static void on_head(const rill_h1_head *head, void *user)
+{
+    struct pxtunnel *t = user;
+    t->got_head = true;
+    rill_io_timer_free(t->timer); /* an open tunnel has no deadline of ours */
+    t->timer = NULL;
+    if (!t->req)
+        return;
+    enter(t);
+    if (head->status == 101 && !switch_ok(t, head)) {
+        fprintf(stderr, "rill serve: proxy: %s: the backend's 101 does not accept the %s asked for\n",
+                t->backend->url, t->websocket ? "WebSocket handshake" : "upgrade");
+        upstream_close(t->up, false);
+        t->up = NULL;
+        respond(t->req, 502, "502 bad gateway: the backend's switch is not the one asked for\n");
+        leave(t);
+        return;
+    }
+    copy_fields(t, head);
+    if (head->status != 101) { /* the backend refused: its answer goes back as it is */
+        rill_server_response_set_status(t->req, head->status);
+        rill_server_response_write(t->req, NULL, 0);
+        leave(t);
+        return;
+    }
+    size_t pos = 0;
+    const rill_header *up = rill_h1_find_field(head->fields, head->nfields, "upgrade", &pos);
+    char protocol[128] = "";
+    if (up && up->value_len < sizeof protocol)
+        memcpy(protocol, up->value, up->value_len), protocol[up->value_len] = '\0';
+    if (rill_server_response_tunnel(t->req, protocol) < 0) {
+        upstream_close(t->up, false);
+        t->up = NULL;
+        rill_server_response_abort(t->req);
+    } else {
+        t->open = true;
+        rill_server_request_on_body(t->req, front_body, t); /* what the client sent meanwhile too */
+    }
+    leave(t);
+}
+
+static void on_data(const uint8_t *data, size_t len, void *user)
+{
+    struct pxtunnel *t = user;
+    if (!t->req)
+        return;
+    enter(t);
+    if (rill_server_response_write(t->req, data, len) == RILL_ERR_WOULD_BLOCK && t->up) {
+        t->up_paused = true;
+        upstream_pause(t->up, true); /* until the front's on_drain */
+    }
+    leave(t);
+}
+
+static void on_drain(void *user)
+{
+    struct pxtunnel *t = user;
+    if (!t->front_paused || !t->req)
+        return;
+    enter(t);
+    t->front_paused = false;
+    rill_server_request_pause(t->req, false);
+    leave(t);
+}
+
+static void on_end(int err, const char *why, void *user)
+{
+    struct pxtunnel *t = user;
+    enter(t);
+    t->up = NULL;
+    rill_server_response *res = t->req;
+    if (res && err == 0) {
+        rill_server_response_end(res, NULL, 0); /* HTTP/2 END_STREAM; HTTP/1.1 the close */
+    } else if (res) {
+        fprintf(stderr, "rill serve: proxy: %s: %s\n", t->backend->url, why ? why : rill_strerror(err));
+        if (t->got_head)
+            rill_server_response_abort(res); /* a reset, never an end that looks clean */
+        else
+            respond(res, 502, "502 bad gateway: the backend failed\n");
+    }
+    leave(t);
+}
+
+static const struct upstream_events upstream_ev = {
+    .on_head = on_head,
+    .on_data = on_data,
+    .on_drain = on_drain,
+    .on_end = on_end,
+};
+
+static void on_timeout(rill_io_timer *timer, void *arg)
+{
+    struct pxtunnel *t = arg;
+    if (t->got_head || !t->up)
+        return;
+    enter(t);
+    t->timed_out = true;
+    upstream_close(t->up, false);
+    t->up = NULL;
+    fprintf(stderr, "rill serve: proxy: %s sent no response head within %u ms\n", t->backend->url,
+            t->proxy->opt.timeout_ms);
+    if (t->req)
+        respond(t->req, 504, "504 gateway timeout: the backend did not answer in time\n");
+    leave(t);
+}
+
+/* ---- the front's side --------------------------------------------------------------------- */
+
+static void front_body(rill_server_request *req, const uint8_t *data, size_t len, bool end, void *user)
+{
+    struct pxtunnel *t = user;
+    if (!t->up)
+        return;
+    enter(t);
+    if (len && upstream_write(t->up, data, len) == RILL_ERR_WOULD_BLOCK && !end) {
+        t->front_paused = true;
+        rill_server_request_pause(req, true); /* until the backend's on_drain */
+    }
+    if (end) { /* the client's orderly close (HTTP/2 END_STREAM): the backend's FIN follows */
+        upstream_close(t->up, true);
+        t->up = NULL;
+        rill_server_response_end(req, NULL, 0);
+    }
+    leave(t);
+}
+
+static void front_drain(rill_server_response *res, void *user)
+{
+    struct pxtunnel *t = user;
+    if (!t->up_paused || !t->up)
+        return;
+    t->up_paused = false;
+    upstream_pause(t->up, false);
+}
+
+static void front_close(rill_server_response *res, bool completed, void *user)
+{
+    struct pxtunnel *t = user;
+    enter(t);
+    t->req = NULL;
+    if (t->up) /* the client left: so does the backend (what it was sent still goes if orderly) */
+        upstream_close(t->up, completed);
+    t->up = NULL;
+    leave(t);
+}
+
+static rill_header field(const char *name, const char *value)
+{
+    return (rill_header){(const uint8_t *)name, strlen(name), (const uint8_t *)value, strlen(value), 0};
+}
+
+void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, struct proxy_route *r)
+{
+    rill_proxy *p = r->proxy;
+    bool h2 = strcmp(rill_server_request_version(req), "HTTP/2") == 0;
+    size_t len = 0;
+    const char *asked = h2 ? rill_server_request_connect_protocol(req)
+                           : rill_server_request_header(req, "upgrade", &len);
+    char protocol[128];
+    if (!h2 && len >= sizeof protocol) {
+        respond(res, 400, "400 bad request: the upgrade field is too long\n");
+        return;
+    }
+    snprintf(protocol, sizeof protocol, "%.*s", h2 ? (int)strlen(asked) : (int)len, asked);
+    struct pxtunnel *t = calloc(1, sizeof *t);
+    if (!t) {
+        respond(res, 503, "503 service unavailable: out of memory\n");
+        return;
+    }
+    t->proxy = p;
+    t->backend = proxy_pick(p, r);
+    t->req = req;
+    t->h2_front = h2;
+    t->websocket = strcasecmp(protocol, "websocket") == 0;
+    const char *client_key = rill_server_request_header(req, "sec-websocket-key", &len);
+    if (t->websocket && !h2 && (!client_key || len > RILL_WS_KEY_LEN)) {
+        free(t);
+        respond(res, 400, "400 bad request: a WebSocket handshake needs a sec-websocket-key\n");
+        return;
+    }
+    if (t->websocket && !h2)
+        snprintf(t->key, sizeof t->key, "%.*s", (int)len, client_key); /* end to end */
+    else if (t->websocket && rill_ws_make_key(t->key) < 0) {
+        free(t);
+        respond(res, 503, "503 service unavailable: no random bytes for a key\n");
+        return;
+    }
+
+    /* The request's end-to-end fields (as for any request: Host from :authority, X-Forwarded-*,
+     * Via), then the switch the proxy asks for on its own connection. */
+    size_t max = proxy_fields_max(req) + 3, cookie_room = proxy_cookie_room(req);
+    rill_header stack[64];
+    rill_header *f = max <= 64 ? stack : malloc(max * sizeof *f);
+    char scratch[PROXY_SCRATCH];
+    char *cookies = cookie_room ? malloc(cookie_room) : NULL;
+    if (!f || (cookie_room && !cookies)) {
+        if (f != stack)
+            free(f);
+        free(cookies);
+        free(t);
+        respond(res, 503, "503 service unavailable: out of memory\n");
+        return;
+    }
+    size_t n = proxy_request_fields(req, false, f, scratch, cookies), k = 0;
+    for (size_t i = 0; i < n; i++) /* a key only where it is the client's own (HTTP/1.1) */
+        if (h2 || !t->websocket || f[i].name_len != 17 ||
+            strncasecmp((const char *)f[i].name, "sec-websocket-key", 17) != 0)
+            f[k++] = f[i];
+    f[k++] = field("upgrade", protocol);
+    f[k++] = field("connection", "Upgrade");
+    if (t->websocket)
+        f[k++] = field("sec-websocket-key", t->key);
+    char err[256] = "";
+    enter(t);
+    rill_server_response_on_close(res, front_close, t);
+    rill_server_response_on_drain(res, front_drain, t);
+    rill_io_loop *loop = rill_server_request_loop(req);
+    t->up = upstream_open(p, t->backend, loop, h2 ? "GET" : rill_server_request_method(req),
+                          rill_server_request_path(req), f, k, &upstream_ev, t, err, sizeof err);
+    if (f != stack)
+        free(f);
+    free(cookies);
+    if (!t->up) {
+        fprintf(stderr, "rill serve: proxy: %s: %s\n", t->backend->url, err);
+        respond(res, 502, "502 bad gateway\n");
+    } else if (p->opt.timeout_ms) { /* the handshake counts as the first byte */
+        t->timer = rill_io_timer_new(loop, on_timeout, t);
+        if (t->timer)
+            rill_io_timer_arm(t->timer, p->opt.timeout_ms);
+    }
+    leave(t);
+}
