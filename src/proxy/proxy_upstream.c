@@ -138,7 +138,7 @@ static void on_close(rill_io_conn *io, int err)
         return;
     if (!u->ended) {
         rill_h1_event ev;
-        if (u->switched && (err == 0 || err == RILL_ERR_EOF))
+        if (u->switched && (err == 0 || err == RILL_ERR_EOF) && !rill_io_conn_peer_reset(io))
             finish(u, 0, NULL); /* the backend's FIN: the tunnel's orderly end */
         else if (u->got_head && u->parser && rill_h1_parse_eof(u->parser, &ev) == RILL_OK &&
                  ev.type == RILL_H1_EV_END)
