@@ -24,6 +24,7 @@ import websockets
 from server_fixtures import start_server
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+MIB = 1024 * 1024
 NODE_PATH = "/usr/share/nodejs"  # Debian's node-ws lives here; Node does not look there itself
 
 
@@ -110,7 +111,8 @@ class RawUpgradeBackend:
     """A raw HTTP/1.1 backend for tunnels: records each connection's request head; a path with
     "deny" gets 403 with a body, "silent" no answer at all, anything else "101 Switching
     Protocols" with the asked Upgrade token, then echoes bytes. After the 101, "rst!" makes it
-    reset the connection (SO_LINGER 0: a dying backend) and "fin!" makes it close in order."""
+    reset the connection (SO_LINGER 0: a dying backend) and "fin!" makes it close in order; a
+    path with "flood" sends 200 MiB after the 101, one with "sink" never reads."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -119,6 +121,8 @@ class RawUpgradeBackend:
         self.port = self.sock.getsockname()[1]
         self.heads = []
         self.closed = threading.Event()  # the proxy closed a tunnel connection
+        self.done = threading.Event()
+        self.flooded = 0
         self.lock = threading.Lock()
         threading.Thread(target=self.accept, daemon=True).start()
 
@@ -157,6 +161,15 @@ class RawUpgradeBackend:
                      if v.lower().startswith(b"upgrade:")][0]
             c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: " + token +
                       b"\r\nconnection: Upgrade\r\nx-backend: raw\r\n\r\n" + rest)
+            if b"flood" in line:  # as fast as the proxy takes it
+                chunk = b"f" * MIB
+                while self.flooded < 200 * MIB:
+                    c.sendall(chunk)
+                    self.flooded += len(chunk)
+                return
+            if b"sink" in line:  # reads nothing
+                self.done.wait(60)
+                return
             while True:
                 data = c.recv(65536)
                 if not data:
@@ -177,6 +190,7 @@ class RawUpgradeBackend:
             c.close()
 
     def stop(self):
+        self.done.set()
         self.sock.close()
 
 
@@ -687,3 +701,77 @@ def test_handshake_timeout_and_open_tunnel_not_cut(proxy, raw_backend):
     finally:
         t.close()
     assert "sent no response head within 300 ms" in s.stderr()
+
+
+# ---- back-pressure: neither direction is held in the proxy's memory ---------------------------
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.parametrize("front", ["h1", "h2"])
+def test_client_that_reads_nothing_holds_the_backend(proxy, raw_backend, front):
+    s = proxy("--proxy", f"/={raw_backend.url()}")
+    before = rss_kib(s.proc.pid)
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    try:
+        if front == "h1":
+            c.sendall(b"GET /flood HTTP/1.1\r\nHost: x\r\nUpgrade: bytestream\r\n"
+                      b"Connection: Upgrade\r\n\r\n")
+        else:
+            conn = h2.connection.H2Connection(h2.config.H2Configuration(
+                client_side=True, validate_outbound_headers=False))
+            conn.initiate_connection()
+            conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2 ** 31 - 1})
+            conn.increment_flow_control_window(2 ** 30)
+            c.sendall(conn.data_to_send())
+            time.sleep(0.2)  # the proxy's SETTINGS (extended CONNECT) first
+            conn.receive_data(c.recv(65536))
+            conn.send_headers(1, [(":method", "CONNECT"), (":protocol", "bytestream"),
+                                  (":scheme", "http"), (":authority", "x"), (":path", "/flood")])
+            c.sendall(conn.data_to_send())
+        time.sleep(3)  # reading nothing: the proxy must stop reading the backend
+        grown = rss_kib(s.proc.pid) - before
+        assert raw_backend.flooded < 200 * MIB  # held back...
+        assert grown < 64 * 1024, grown  # ...and not by the proxy's memory
+    finally:
+        c.close()
+
+
+def test_backend_that_reads_nothing_holds_the_client(proxy, raw_backend):
+    s = proxy("--proxy", f"/={raw_backend.url()}")
+    before = rss_kib(s.proc.pid)
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    c.sendall(b"GET /sink HTTP/1.1\r\nHost: x\r\nUpgrade: bytestream\r\nConnection: Upgrade\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += c.recv(4096)
+    assert buf.startswith(b"HTTP/1.1 101 ")
+    sent = 0
+
+    def feed():
+        nonlocal sent
+        chunk = b"z" * MIB
+        try:
+            while sent < 200 * MIB:
+                c.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    time.sleep(4)
+    grown = rss_kib(s.proc.pid) - before
+    try:
+        assert sent < 200 * MIB  # held back...
+        assert grown < 64 * 1024, grown  # ...and the proxy holds little of it
+    finally:
+        c.shutdown(socket.SHUT_RDWR)
+        c.close()
+        t.join(10)
