@@ -350,11 +350,15 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
         refuse(res, 400, "400 bad request: :authority and host differ\n");
         return;
     }
-    if (proxy_tunnel_wanted(req)) {
-        proxy_tunnel_handle(req, res, r);
+    struct proxy_backend *backend = proxy_pick(p, r);
+    /* A tunnel goes as an HTTP/1.1 Upgrade (proxy_tunnel.c), or from an HTTP/2 client to an
+     * HTTP/2 backend as the extended CONNECT it is, forwarded below like any streamed request. */
+    bool tunnel = proxy_tunnel_wanted(req);
+    if (tunnel && !proxy_tunnel_as_connect(req, backend)) {
+        proxy_tunnel_handle(req, res, r, backend);
         return;
     }
-    size_t max = proxy_fields_max(req), cookie_room = proxy_cookie_room(req);
+    size_t max = proxy_fields_max(req) + tunnel, cookie_room = proxy_cookie_room(req);
     struct pxreq *px = calloc(1, sizeof *px + PROXY_SCRATCH + max * sizeof(rill_header) + 16 +
                                      cookie_room);
     if (!px) {
@@ -364,7 +368,7 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
     px->proxy = p;
     px->req = req;
     px->route = r;
-    px->backend = proxy_pick(p, r);
+    px->backend = backend;
     px->tries = 1;
     /* The field array sits after the scratch bytes, aligned. */
     uintptr_t at = ((uintptr_t)(px->scratch + PROXY_SCRATCH) + 15) & ~(uintptr_t)15;
@@ -372,6 +376,8 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
     px->cookies = cookie_room ? (char *)(px->fields + max) : NULL;
     proxy_live_add(p, rill_server_request_loop(req), px); /* first: the worker knows the backend */
     px->nfields = proxy_request_fields(req, proxy_backend_h2(px), px->fields, px->scratch, px->cookies);
+    if (tunnel)
+        px->nfields = proxy_tunnel_connect_fields(req, px->fields, px->nfields);
     enter(px);
     rill_server_response_on_close(res, on_front_close, px);
     rill_server_response_on_drain(res, on_front_drain, px);

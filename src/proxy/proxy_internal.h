@@ -89,7 +89,13 @@ bool proxy_response_hop(const rill_header *f, const rill_header *fields, size_t 
 /* proxy_tunnel.c: an HTTP/2 extended CONNECT or an HTTP/1.1 Upgrade, passed on as an Upgrade
  * request on a connection of its own; after the backend's 101, raw bytes both ways. */
 bool proxy_tunnel_wanted(const rill_server_request *req);
-void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, struct proxy_route *r);
+void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, struct proxy_route *r,
+                         struct proxy_backend *b);
+/* Whether the tunnel goes to b as an extended CONNECT: an HTTP/2 client to an h2c:// backend.
+ * Then proxy_handle forwards it as a streamed request, the :protocol field put first into the n
+ * fields (room for one more) by proxy_tunnel_connect_fields, which returns the new count. */
+bool proxy_tunnel_as_connect(const rill_server_request *req, const struct proxy_backend *b);
+size_t proxy_tunnel_connect_fields(const rill_server_request *req, rill_header *fields, size_t n);
 
 /* proxy_forward.c */
 void proxy_handle(rill_server_request *req, rill_server_response *res, void *user);

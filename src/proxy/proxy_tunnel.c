@@ -67,6 +67,11 @@ static bool lists(const rill_server_request *req, const char *name, const char *
     return false;
 }
 
+static rill_header field(const char *name, const char *value)
+{
+    return (rill_header){(const uint8_t *)name, strlen(name), (const uint8_t *)value, strlen(value), 0};
+}
+
 bool proxy_tunnel_wanted(const rill_server_request *req)
 {
     if (strcmp(rill_server_request_version(req), "HTTP/2") == 0)
@@ -260,12 +265,20 @@ static void front_close(rill_server_response *res, bool completed, void *user)
     leave(t);
 }
 
-static rill_header field(const char *name, const char *value)
+bool proxy_tunnel_as_connect(const rill_server_request *req, const struct proxy_backend *b)
 {
-    return (rill_header){(const uint8_t *)name, strlen(name), (const uint8_t *)value, strlen(value), 0};
+    return b->h2c && strcmp(rill_server_request_version(req), "HTTP/2") == 0;
 }
 
-void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, struct proxy_route *r)
+size_t proxy_tunnel_connect_fields(const rill_server_request *req, rill_header *fields, size_t n)
+{
+    memmove(fields + 1, fields, n * sizeof *fields); /* a pseudo-header field goes first */
+    fields[0] = field(":protocol", rill_server_request_connect_protocol(req));
+    return n + 1;
+}
+
+void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, struct proxy_route *r,
+                         struct proxy_backend *b)
 {
     rill_proxy *p = r->proxy;
     bool h2 = strcmp(rill_server_request_version(req), "HTTP/2") == 0;
@@ -284,7 +297,7 @@ void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, st
         return;
     }
     t->proxy = p;
-    t->backend = proxy_pick(p, r);
+    t->backend = b;
     t->req = req;
     t->h2_front = h2;
     t->websocket = strcasecmp(protocol, "websocket") == 0;

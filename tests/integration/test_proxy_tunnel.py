@@ -365,7 +365,17 @@ def test_demo_websocket_still_served_beside_a_proxy(proxy, node_ws):
             await ws.send("x")
             return await ws.recv()
 
-    assert asyncio.run(run()) != "ws:x"  # rill's own /ws/echo answered, not the backend
+    assert asyncio.run(run()) == "x"  # rill's own /ws/echo answered, not the backend
+    t = H2Tunnels(s.port)
+    try:  # the demo's `echo` tunnel outside the proxied prefix; under it the backend decides
+        sid = t.connect("/elsewhere", protocol="echo")
+        assert t.response(sid)[":status"] == "200"
+        t.send(sid, b"abc")
+        t.wait(lambda: t.data[sid] == b"abc")
+        sid = t.connect("/chat/x", protocol="echo")
+        assert t.response(sid)[":status"] == "400"  # Node's ws refuses an Upgrade to `echo`
+    finally:
+        t.close()
 
 
 # ---- HTTP/2 extended CONNECT to an HTTP/1.1 backend -------------------------------------------
@@ -775,3 +785,49 @@ def test_backend_that_reads_nothing_holds_the_client(proxy, raw_backend):
         c.shutdown(socket.SHUT_RDWR)
         c.close()
         t.join(10)
+
+
+# ---- HTTP/2 client to an HTTP/2 backend: the extended CONNECT forwarded as it is -------------
+
+def test_h2_tunnels_to_h2c_backend(proxy, tmp_path):
+    """The backend is another rill serve (its demo: WebSockets at /ws/echo, the `echo` tunnel)."""
+    backend = start_server(str(tmp_path / "backend"), tls=False)
+    try:
+        s = proxy("--proxy", f"/=h2c://127.0.0.1:{backend.port}")
+        t = H2Tunnels(s.port)
+        try:
+            sid = t.connect("/ws/echo", headers=[("sec-websocket-version", "13")])
+            r = t.response(sid)
+            assert r[":status"] == "200" and r["via"] == "2 rill", r
+            reader = FrameReader()
+            assert ws_exchange_h2(t, sid, reader, b"through two") == (1, b"through two")
+            t.send(sid, ws_frame(struct.pack(">H", 1000), opcode=8))
+            t.wait(lambda: sid in t.ended)
+            assert reader.feed(t.data[sid])[0][0] == 8 and sid not in t.reset
+            sid = t.connect("/anything", protocol="echo")
+            assert t.response(sid)[":status"] == "200"
+            t.send(sid, b"abc")
+            t.send(sid, b"def", end=True)
+            t.wait(lambda: sid in t.ended)
+            assert t.data[sid] == b"abcdef" and sid not in t.reset
+            sid = t.connect("/anything", protocol="not-served")
+            assert t.response(sid)[":status"] == "501"  # the backend's own refusal
+        finally:
+            t.close()
+    finally:
+        assert backend.stop() == 0, backend.stderr()
+
+
+def test_h2c_backend_without_extended_connect_is_502(proxy, tmp_path):
+    backend = start_server(str(tmp_path / "backend"), tls=False, extra=["--no-connect-protocol"])
+    try:
+        s = proxy("--proxy", f"/=h2c://127.0.0.1:{backend.port}")
+        t = H2Tunnels(s.port)
+        try:
+            sid = t.connect("/ws/echo", headers=[("sec-websocket-version", "13")])
+            assert t.response(sid)[":status"] == "502"
+        finally:
+            t.close()
+        assert "rill serve: proxy: h2c://" in s.stderr()
+    finally:
+        assert backend.stop() == 0, backend.stderr()
