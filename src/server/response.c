@@ -163,8 +163,12 @@ static int write_body(rill_server_response *res, const void *data, size_t len)
     int rc = RILL_OK;
     if (!res->head_sent && (rc = send_head(res, false)) < 0)
         return rc;
-    if (len == 0 || !exchange_body_allowed(res))
+    if (len == 0 || !exchange_body_allowed(res)) {
+        /* The head alone, maybe from another connection's callback (a proxy's backend): HTTP/2
+         * output is pulled, so ask for it (nothing else may come to flush this session). */
+        session_flush(res->sess);
         return RILL_OK;
+    }
     res->body_bytes += len;
     rc = res->ops->send_body(res, data, len);
     session_flush(res->sess);

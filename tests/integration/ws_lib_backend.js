@@ -30,4 +30,4 @@ wss.on('connection', (ws, req) => {
   });
   ws.on('error', () => {});
 });
-server.listen(0, '127.0.0.1', () => console.log(server.address().port));
+server.listen({port: 0, host: '127.0.0.1', backlog: 4096}, () => console.log(server.address().port));
