@@ -40,6 +40,8 @@ static void refuse(rill_server_response *res, int status, const char *body)
 
 /* ---- the backend's side ------------------------------------------------------------------- */
 
+static void on_body(rill_server_request *req, const uint8_t *data, size_t len, bool end, void *user);
+
 static void on_informational(rill_client_stream *st, int status, const rill_header *fields, size_t n,
                              void *user)
 {
@@ -83,6 +85,15 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
     /* RFC 9110 §7.6.3: a proxy adds itself to Via in both directions. */
     const char *proto = rill_client_stream_protocol(st);
     rill_server_response_add_header(res, "via", proto && strcmp(proto, "h2") == 0 ? "2 rill" : "1.1 rill");
+    if (px->tunnel_h1 && status >= 200 && status <= 299) {
+        /* the HTTP/1.1 client's 101; its bytes are the request body from now on */
+        if (proxy_tunnel_accept_h1(res) < 0 && px->cst)
+            rill_client_stream_cancel(px->cst);
+        else
+            rill_server_request_on_body(res, on_body, px);
+        leave(px);
+        return;
+    }
     /* The head goes now: a response that streams (events, gRPC) must not wait for its body. */
     rill_server_response_write(res, NULL, 0);
     leave(px);
@@ -231,7 +242,7 @@ static void start(struct pxreq *px, bool plain, const uint8_t *data, size_t len)
         rc = rill_client_request(c, rill_server_request_method(req), rill_server_request_path(req),
                                  px->fields, px->nfields, data, len, &backend_cb, px, &px->cst);
     else if (c) {
-        rc = rill_client_request_stream(c, rill_server_request_method(req),
+        rc = rill_client_request_stream(c, px->tunnel ? "CONNECT" : rill_server_request_method(req),
                                         rill_server_request_path(req), px->fields, px->nfields,
                                         &backend_cb, px, &px->cst);
         if (rc == RILL_OK && len) {
@@ -376,11 +387,19 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
     px->cookies = cookie_room ? (char *)(px->fields + max) : NULL;
     proxy_live_add(p, rill_server_request_loop(req), px); /* first: the worker knows the backend */
     px->nfields = proxy_request_fields(req, proxy_backend_h2(px), px->fields, px->scratch, px->cookies);
-    if (tunnel)
+    if (tunnel) {
         px->nfields = proxy_tunnel_connect_fields(req, px->fields, px->nfields);
+        px->tunnel = true;
+        px->tunnel_h1 = strcmp(rill_server_request_version(req), "HTTP/2") != 0;
+    }
     enter(px);
     rill_server_response_on_close(res, on_front_close, px);
     rill_server_response_on_drain(res, on_front_drain, px);
+    if (px->tunnel_h1) { /* its bytes come after the backend's 2xx (on_response) */
+        start(px, false, NULL, 0);
+        leave(px);
+        return;
+    }
     if (no_body(req))
         start(px, true, NULL, 0);
     rill_server_request_on_body(req, on_body, px); /* a body already complete comes at once */

@@ -51,6 +51,8 @@ struct pxreq {
     bool has_slot;
     bool started, plain, front_done, backend_done, got_head, timed_out;
     bool req_paused, backend_paused;
+    bool tunnel;    /* an extended CONNECT to an HTTP/2 backend (proxy_tunnel_as_connect) */
+    bool tunnel_h1; /* ...asked for by an HTTP/1.1 Upgrade: its 2xx becomes the 101 */
     size_t nfields;
     size_t body_len;     /* a plain request's body: one with none can go to another backend */
     rill_header *fields; /* what goes to the backend (in this allocation) */
@@ -96,6 +98,9 @@ void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, st
  * fields (room for one more) by proxy_tunnel_connect_fields, which returns the new count. */
 bool proxy_tunnel_as_connect(const rill_server_request *req, const struct proxy_backend *b);
 size_t proxy_tunnel_connect_fields(const rill_server_request *req, rill_header *fields, size_t n);
+/* An HTTP/1.1 client's tunnel that the HTTP/2 backend accepted (2xx, its fields set on res):
+ * the 101 (with the Sec-WebSocket-Accept for the client's key). RILL_OK or the server's error. */
+int proxy_tunnel_accept_h1(rill_server_response *res);
 
 /* proxy_forward.c */
 void proxy_handle(rill_server_request *req, rill_server_response *res, void *user);

@@ -267,14 +267,42 @@ static void front_close(rill_server_response *res, bool completed, void *user)
 
 bool proxy_tunnel_as_connect(const rill_server_request *req, const struct proxy_backend *b)
 {
-    return b->h2c && strcmp(rill_server_request_version(req), "HTTP/2") == 0;
+    size_t len = 0;
+    const char *upgrade = rill_server_request_header(req, "upgrade", &len);
+    bool h1_websocket = strcmp(rill_server_request_version(req), "HTTP/2") != 0 && upgrade &&
+                        rill_h1_list_has_token(upgrade, len, "websocket");
+    /* an HTTP/1.1 WebSocket without its key is refused by proxy_tunnel_handle */
+    return b->h2c && !(h1_websocket && !rill_server_request_header(req, "sec-websocket-key", &len));
 }
 
 size_t proxy_tunnel_connect_fields(const rill_server_request *req, rill_header *fields, size_t n)
 {
-    memmove(fields + 1, fields, n * sizeof *fields); /* a pseudo-header field goes first */
-    fields[0] = field(":protocol", rill_server_request_connect_protocol(req));
-    return n + 1;
+    size_t len;
+    const char *protocol = strcmp(rill_server_request_version(req), "HTTP/2") == 0
+                               ? rill_server_request_connect_protocol(req)
+                               : rill_server_request_header(req, "upgrade", &len); /* NUL-ended */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) /* RFC 8441 §4: no key over HTTP/2 (the proxy answers it) */
+        if (fields[i].name_len != 17 ||
+            strncasecmp((const char *)fields[i].name, "sec-websocket-key", 17) != 0)
+            fields[k++] = fields[i];
+    memmove(fields + 1, fields, k * sizeof *fields); /* a pseudo-header field goes first */
+    fields[0] = field(":protocol", protocol);
+    return k + 1;
+}
+
+int proxy_tunnel_accept_h1(rill_server_response *res)
+{
+    size_t len;
+    const char *protocol = rill_server_request_header(res, "upgrade", &len);
+    const char *key = rill_server_request_header(res, "sec-websocket-key", &len);
+    if (strcasecmp(protocol, "websocket") == 0) {
+        char accept[RILL_WS_ACCEPT_LEN + 1];
+        if (!key || rill_ws_accept_key(key, len, accept) < 0)
+            return RILL_ERR_PROTOCOL;
+        rill_server_response_set_header(res, "sec-websocket-accept", accept);
+    }
+    return rill_server_response_tunnel(res, protocol);
 }
 
 void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, struct proxy_route *r,
