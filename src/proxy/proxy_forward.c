@@ -87,10 +87,10 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
     rill_server_response_add_header(res, "via", proto && strcmp(proto, "h2") == 0 ? "2 rill" : "1.1 rill");
     if (px->tunnel_h1 && status >= 200 && status <= 299) {
         /* the HTTP/1.1 client's 101; its bytes are the request body from now on */
-        if (proxy_tunnel_accept_h1(res) < 0 && px->cst)
-            rill_client_stream_cancel(px->cst);
-        else
+        if (proxy_tunnel_accept_h1(res) == RILL_OK)
             rill_server_request_on_body(res, on_body, px);
+        else if (px->cst)
+            rill_client_stream_cancel(px->cst); /* on_end closes the front */
         leave(px);
         return;
     }
