@@ -39,7 +39,7 @@ def proxy_argv(name, build, port, backend_port, work):
                 "--proxy", f"/=http://127.0.0.1:{backend_port}"]
     conf = os.path.join(work, "haproxy.cfg")
     with open(conf, "w") as f:
-        f.write("global\n  nbthread 1\n  maxconn 20000\n"
+        f.write("global\n  nbthread 1\n  maxconn 4096\n  tune.h2.max-concurrent-streams 2000\n"
                 "defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n"
                 "  timeout server 60s\n  timeout tunnel 1h\n"
                 f"frontend fe\n  bind 127.0.0.1:{port} proto h2\n  bind 127.0.0.1:{port + 1}\n"
@@ -103,11 +103,16 @@ def main():
     try:
         for name in names:
             port = free_port()
+            errlog = open(os.path.join(work, f"{name}.err"), "wb")
             proc = subprocess.Popen(["taskset", "-c", "0", *proxy_argv(name, a.build, port,
                                                                        backend_port, work)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                    stdout=subprocess.DEVNULL, stderr=errlog)
             try:
-                wait_port(port, proc)
+                try:
+                    wait_port(port, proc)
+                except RuntimeError:
+                    with open(os.path.join(work, f"{name}.err"), "rb") as f:
+                        raise RuntimeError(f"{name} did not start: {f.read().decode(errors='replace')}")
                 for mode in ("h2", "h1"):
                     p = port if mode == "h2" or name == "rill" else port + 1
                     c0 = cpu_seconds(proc.pid)
