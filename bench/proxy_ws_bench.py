@@ -70,14 +70,18 @@ def idle_websockets(port, n, batch=50):
         client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False))
     conn.initiate_connection()
     sock.sendall(conn.data_to_send())
-    opened, sent = 0, 0
+    opened, answered, sent = 0, 0, 0
     deadline = time.monotonic() + 60
-    while opened < n and time.monotonic() < deadline:
+    while answered < n and time.monotonic() < deadline:
         for ev in conn.receive_data(sock.recv(1 << 20)):
             if isinstance(ev, h2.events.ResponseReceived):
+                answered += 1
                 opened += dict(ev.headers).get(b":status") == b"200"
-            if isinstance(ev, (h2.events.ResponseReceived, h2.events.RemoteSettingsChanged)):
-                while sent < n and sent - opened < batch:
+            elif isinstance(ev, h2.events.StreamReset):
+                answered += 1
+            if isinstance(ev, (h2.events.ResponseReceived, h2.events.StreamReset,
+                               h2.events.RemoteSettingsChanged)):
+                while sent < n and sent - answered < batch:
                     sid = conn.get_next_available_stream_id()
                     conn.send_headers(sid, [(":method", "CONNECT"), (":protocol", "websocket"),
                                             (":scheme", "http"), (":path", f"/idle/{sent}"),
