@@ -325,8 +325,8 @@ RILL_API int rill_server_route_tunnels(rill_server *s, const char *prefix, rill_
  *    response's fields plus `upgrade: protocol` (a token list, e.g. "websocket") and
  *    `connection: Upgrade`. The connection's next bytes, also any that came right behind the
  *    request head, arrive through rill_server_request_on_body: set it after this call (the
- *    request's own empty body is not reported). The peer closing the connection shows as
- *    rill_server_response_on_close(completed = false).
+ *    request's own empty body is not reported). The peer closing the connection is the body's end
+ *    (end = true; not for a reset), then rill_server_response_on_close(completed = false).
  *  - HTTP/2 (an extended CONNECT): 200 (or the 2xx status set) with the response's fields, without
  *    END_STREAM; protocol is not used (may be NULL). The stream's DATA arrives through on_body, its
  *    end (end = true) is the peer's END_STREAM, an orderly close.

@@ -85,14 +85,23 @@ static void proto_drain(struct conn *c)
         exchange_drained(st);
 }
 
-/* The connection is gone: an orderly end if ours came first, else the peer left (or failed). */
+/* The connection is gone: an orderly end if ours came first. A peer that closed without a reset
+ * ended its side in order (its FIN, as END_STREAM over HTTP/2): the body's end says so first, so
+ * that what it sent last still goes on; then on_close(completed = false), as it did not wait for
+ * ours. */
 static void proto_free(struct conn *c)
 {
     rill_server_session *sess = session_of(c);
     rill_server_stream *st = sess->tunnel;
     sess->tunnel = NULL;
-    if (st)
-        exchange_closed(st, st->end_sent);
+    if (!st)
+        return;
+    if (!st->end_sent && !rill_io_conn_peer_reset(c->io)) {
+        exchange_hold(st);
+        exchange_body_end(st);
+        exchange_release(st);
+    }
+    exchange_closed(st, st->end_sent);
 }
 
 const struct conn_proto tunnel_proto = {

@@ -123,6 +123,7 @@ class RawUpgradeBackend:
         self.closed = threading.Event()  # the proxy closed a tunnel connection
         self.done = threading.Event()
         self.flooded = 0
+        self.received = b""  # tunnel bytes from every connection
         self.lock = threading.Lock()
         threading.Thread(target=self.accept, daemon=True).start()
 
@@ -170,11 +171,23 @@ class RawUpgradeBackend:
             if b"sink" in line:  # reads nothing
                 self.done.wait(60)
                 return
+            if b"slow" in line:  # reads slowly, keeps what it got
+                time.sleep(0.5)
+                while True:
+                    data = c.recv(16384)
+                    if not data:
+                        self.closed.set()
+                        return
+                    with self.lock:
+                        self.received += data
+                    time.sleep(0.001)
             while True:
                 data = c.recv(65536)
                 if not data:
                     self.closed.set()
                     return
+                with self.lock:
+                    self.received += data
                 if data.endswith(b"rst!"):
                     c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     return
@@ -862,3 +875,34 @@ def test_h1_tunnels_to_h2c_backend(proxy, tmp_path):
             c.close()
     finally:
         assert backend.stop() == 0, backend.stderr()
+
+
+def test_h1_client_last_bytes_before_its_close_reach_the_backend(proxy, raw_backend):
+    """An HTTP/1.1 client that sends and closes at once (a WebSocket's last Close frame): its FIN
+    is an orderly end, so what it sent still goes to the backend before that connection closes."""
+    s = proxy("--proxy", f"/={raw_backend.url()}")
+    for i in range(5):
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        c.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\nUpgrade: bytestream\r\nConnection: Upgrade\r\n\r\n")
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += c.recv(4096)
+        raw_backend.closed.clear()
+        c.sendall(b"last words %d" % i)
+        c.close()
+        assert raw_backend.closed.wait(10)
+        assert raw_backend.received.endswith(b"last words %d" % i)
+
+
+def test_h1_client_close_behind_a_slow_backend_loses_nothing(proxy, raw_backend):
+    s = proxy("--proxy", f"/={raw_backend.url()}")
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    c.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\nUpgrade: bytestream\r\nConnection: Upgrade\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += c.recv(4096)
+    data = bytes(random.Random(5).getrandbits(8) for _ in range(2 * MIB))
+    c.sendall(data)
+    c.close()  # while most of it is still on its way
+    assert raw_backend.closed.wait(30)
+    assert len(raw_backend.received) == len(data) and raw_backend.received == data
