@@ -901,7 +901,7 @@ def test_h1_client_close_behind_a_slow_backend_loses_nothing(proxy, raw_backend)
     buf = b""
     while b"\r\n\r\n" not in buf:
         buf += c.recv(4096)
-    data = bytes(random.Random(5).getrandbits(8) for _ in range(2 * MIB))
+    data = random.Random(5).randbytes(2 * MIB)
     c.sendall(data)
     c.close()  # while most of it is still on its way
     assert raw_backend.closed.wait(30)
