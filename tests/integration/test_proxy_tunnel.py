@@ -906,3 +906,41 @@ def test_h1_client_close_behind_a_slow_backend_loses_nothing(proxy, raw_backend)
     c.close()  # while most of it is still on its way
     assert raw_backend.closed.wait(30)
     assert len(raw_backend.received) == len(data) and raw_backend.received == data
+
+
+def test_websocket_to_https_backend(proxy, tmp_path):
+    """An https:// backend (another rill serve, its demo's /ws/echo over TLS): the tunnel's own
+    connection speaks TLS with ALPN http/1.1."""
+    backend = start_server(str(tmp_path / "backend"), tls=True)
+    try:
+        s = proxy("--proxy-insecure", "--proxy", f"/=https://localhost:{backend.tls_port}")
+
+        async def run():
+            async with websockets.connect(f"ws://127.0.0.1:{s.port}/ws/echo") as ws:
+                await ws.send("over tls")
+                return await ws.recv()
+
+        assert asyncio.run(run()) == "over tls"
+        t = H2Tunnels(s.port)
+        try:
+            sid = t.connect("/ws/echo", headers=[("sec-websocket-version", "13")])
+            assert t.response(sid)[":status"] == "200"
+            assert ws_exchange_h2(t, sid, FrameReader(), b"h2 then tls") == (1, b"h2 then tls")
+        finally:
+            t.close()
+    finally:
+        assert backend.stop() == 0, backend.stderr()
+
+
+def test_unreachable_backend_is_502(proxy):
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]  # nothing listens there once closed
+    s = proxy("--proxy", f"/=http://127.0.0.1:{port}")
+    t = H2Tunnels(s.port)
+    try:
+        sid = t.connect("/ws", headers=[("sec-websocket-version", "13")])
+        assert t.response(sid)[":status"] == "502"
+    finally:
+        t.close()
+    assert f"rill serve: proxy: http://127.0.0.1:{port}: cannot connect" in s.stderr()
