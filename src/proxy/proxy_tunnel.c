@@ -7,7 +7,9 @@
  * sub-protocol and permessage-deflate are the client's and the backend's business, end to end.
  * The proxy checks only the handshake it made: over HTTP/2 it makes the Sec-WebSocket-Key itself
  * (the client sent none), over HTTP/1.1 the client's goes on, and the backend's
- * Sec-WebSocket-Accept must match it. */
+ * Sec-WebSocket-Accept must match it. To an h2c:// backend the tunnel goes instead as an extended
+ * CONNECT through the worker's HTTP/2 client, forwarded by proxy_forward.c like a streamed
+ * request (proxy_tunnel_as_connect and the helpers below it). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,7 @@ struct pxtunnel {
     rill_io_timer *timer;     /* the answer's deadline, until the head came */
     unsigned busy;            /* nested calls of ours: freeing waits for the outermost */
     bool h2_front, websocket;
-    bool got_head, open, timed_out;
+    bool got_head;
     bool front_paused, up_paused;
     char key[RILL_WS_KEY_LEN + 1]; /* the Sec-WebSocket-Key the backend got */
 };
@@ -154,7 +156,6 @@ static void on_head(const rill_h1_head *head, void *user)
         t->up = NULL;
         rill_server_response_abort(t->req);
     } else {
-        t->open = true;
         rill_server_request_on_body(t->req, front_body, t); /* what the client sent meanwhile too */
     }
     leave(t);
@@ -215,7 +216,6 @@ static void on_timeout(rill_io_timer *timer, void *arg)
     if (t->got_head || !t->up)
         return;
     enter(t);
-    t->timed_out = true;
     upstream_close(t->up, false);
     t->up = NULL;
     fprintf(stderr, "rill serve: proxy: %s sent no response head within %u ms\n", t->backend->url,

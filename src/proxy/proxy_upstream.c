@@ -22,6 +22,8 @@ struct upstream {
     bool got_head;
     bool ended;             /* on_end called, or closed by the owner: no more events */
     bool blocked;           /* a write said wait: on_drain is owed */
+    bool gone;              /* the connection closed: freed once no call of ours is under way */
+    unsigned busy;          /* inside our io callbacks: the owner may close (on_close runs at once) */
     int fail;               /* an error seen while parsing, for on_end */
     char why[160];
 };
@@ -63,6 +65,16 @@ void upstream_tls_free(rill_proxy *p)
 {
     rill_tls_ctx_free(p->tunnel_tls);
     p->tunnel_tls = NULL;
+}
+
+static void hold(struct upstream *u) { u->busy++; }
+
+static void release(struct upstream *u)
+{
+    if (--u->busy == 0 && u->gone) {
+        rill_h1_parser_free(u->parser);
+        free(u);
+    }
 }
 
 static void finish(struct upstream *u, int err, const char *why)
@@ -116,18 +128,22 @@ static void on_data(rill_io_conn *io, const uint8_t *data, size_t len)
     struct upstream *u = rill_io_conn_user(io);
     if (!u || u->ended)
         return;
+    hold(u);
     if (u->switched)
         u->ev->on_data(data, len, u->user);
     else
         read_answer(u, data, len);
+    release(u);
 }
 
 static void on_drain(rill_io_conn *io)
 {
     struct upstream *u = rill_io_conn_user(io);
     if (u && u->blocked && !u->ended) {
+        hold(u);
         u->blocked = false;
         u->ev->on_drain(u->user);
+        release(u);
     }
 }
 
@@ -152,8 +168,9 @@ static void on_close(rill_io_conn *io, int err)
                    err == RILL_ERR_TLS ? "TLS failed" : u->got_head ? "the answer was cut short"
                                                                   : "cannot connect");
     }
-    rill_h1_parser_free(u->parser);
-    free(u);
+    u->gone = true;
+    hold(u);
+    release(u); /* frees u now, or when the outermost call of ours returns */
 }
 
 static const rill_io_conn_callbacks upstream_callbacks = {

@@ -155,6 +155,12 @@ class RawUpgradeBackend:
                 c.sendall(b"HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\n"
                           b"x-backend: raw\r\ncontent-length: 7\r\n\r\ndenied\n")
                 return
+            if b"badaccept" in line:  # a 101 for another key, with a first frame behind it
+                c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+                          b"connection: Upgrade\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                          b"\r\n\x81\x02hi")
+                c.recv(1)
+                return
             if b"silent" in line:
                 c.recv(1)
                 return
@@ -944,3 +950,16 @@ def test_unreachable_backend_is_502(proxy):
     finally:
         t.close()
     assert f"rill serve: proxy: http://127.0.0.1:{port}: cannot connect" in s.stderr()
+
+
+def test_backend_101_for_another_key_is_502(proxy, raw_backend):
+    s = proxy("--proxy", f"/={raw_backend.url()}")
+    t = H2Tunnels(s.port)
+    try:
+        sid = t.connect("/badaccept", headers=[("sec-websocket-version", "13")])
+        assert t.response(sid)[":status"] == "502"
+        t.wait(lambda: sid in t.ended)
+        assert b"hi" not in t.data[sid]  # nothing of the refused switch reaches the client
+    finally:
+        t.close()
+    assert "does not accept the WebSocket handshake" in s.stderr()
