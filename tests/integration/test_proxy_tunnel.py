@@ -21,6 +21,7 @@ import h2.settings
 import pytest
 import websockets
 
+from conftest import RILL_BIN
 from server_fixtures import start_server
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -963,3 +964,18 @@ def test_backend_101_for_another_key_is_502(proxy, raw_backend):
     finally:
         t.close()
     assert "does not accept the WebSocket handshake" in s.stderr()
+
+
+@pytest.mark.parametrize("transport", ["h2", "http1.1"])
+def test_rill_ws_client_through_the_proxy(proxy, node_ws, transport):
+    """rill's own WebSocket client (rill ws): over an HTTP/2 stream (it sees extended CONNECT in
+    the proxy's SETTINGS) or an HTTP/1.1 Upgrade, messages echoed and a clean close (1000)."""
+    s = proxy("--proxy", f"/chat={node_ws.url()}")
+    args = [RILL_BIN, "ws", "-v"] + (["--http1.1"] if transport == "http1.1" else [])
+    r = subprocess.run(args + [f"ws://127.0.0.1:{s.port}/chat/x"], input=b"hello\nworld\n",
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"ws:hello\nws:world\n"
+    want = "an HTTP/2 stream (RFC 8441)" if transport == "h2" else "HTTP/1.1"
+    assert f"connected over {want}, permessage-deflate" in r.stderr.decode()
+    assert "closed (1000)" in r.stderr.decode()
