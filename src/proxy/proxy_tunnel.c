@@ -21,7 +21,9 @@
 
 struct pxtunnel {
     rill_proxy *proxy;
+    struct proxy_route *route;
     struct proxy_backend *backend;
+    unsigned tries;           /* backends tried (one that cannot be reached gives way) */
     rill_server_request *req; /* NULL once the front exchange closed */
     struct upstream *up;      /* NULL once the backend side ended or was closed */
     rill_io_timer *timer;     /* the answer's deadline, until the head came */
@@ -30,6 +32,7 @@ struct pxtunnel {
     bool got_head;
     bool front_paused, up_paused;
     char key[RILL_WS_KEY_LEN + 1]; /* the Sec-WebSocket-Key the backend got */
+    char protocol[128];            /* the Upgrade asked of the backend */
 };
 
 static void enter(struct pxtunnel *t) { t->busy++; }
@@ -185,12 +188,18 @@ static void on_drain(void *user)
     leave(t);
 }
 
+static bool try_next(struct pxtunnel *t, int err, const char *why);
+
 static void on_end(int err, const char *why, void *user)
 {
     struct pxtunnel *t = user;
     enter(t);
     t->up = NULL;
     rill_server_response *res = t->req;
+    if (res && err && try_next(t, err, why)) {
+        leave(t);
+        return;
+    }
     if (res && err == 0) {
         rill_server_response_end(res, NULL, 0); /* HTTP/2 END_STREAM; HTTP/1.1 the close */
     } else if (res) {
@@ -305,30 +314,92 @@ int proxy_tunnel_accept_h1(rill_server_response *res)
     return rill_server_response_tunnel(res, protocol);
 }
 
+/* The Upgrade request on a connection of its own to t->backend: the request's end-to-end fields
+ * (as for any request: Host from :authority, X-Forwarded-*, Via), then the switch the proxy asks
+ * for. Returns false when it cannot even start (why in err). */
+static bool open_upstream(struct pxtunnel *t, char *err, size_t errlen)
+{
+    rill_server_request *req = t->req;
+    size_t max = proxy_fields_max(req) + 3, cookie_room = proxy_cookie_room(req);
+    rill_header stack[64];
+    rill_header *f = max <= 64 ? stack : malloc(max * sizeof *f);
+    char scratch[PROXY_SCRATCH];
+    char *cookies = cookie_room ? malloc(cookie_room) : NULL;
+    if (!f || (cookie_room && !cookies)) {
+        if (f != stack)
+            free(f);
+        free(cookies);
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    size_t n = proxy_request_fields(req, false, f, scratch, cookies), k = 0;
+    for (size_t i = 0; i < n; i++) /* a key only where it is the client's own (HTTP/1.1) */
+        if (t->h2_front || !t->websocket || f[i].name_len != 17 ||
+            strncasecmp((const char *)f[i].name, "sec-websocket-key", 17) != 0)
+            f[k++] = f[i];
+    f[k++] = field("upgrade", t->protocol);
+    f[k++] = field("connection", "Upgrade");
+    if (t->websocket)
+        f[k++] = field("sec-websocket-key", t->key);
+    rill_io_loop *loop = rill_server_request_loop(req);
+    t->up = upstream_open(t->proxy, t->backend, loop,
+                          t->h2_front ? "GET" : rill_server_request_method(req),
+                          rill_server_request_path(req), f, k, &upstream_ev, t, err, errlen);
+    if (f != stack)
+        free(f);
+    free(cookies);
+    if (t->up && t->proxy->opt.timeout_ms) { /* the handshake counts as the first byte */
+        if (!t->timer) /* another backend tried re-arms it */
+            t->timer = rill_io_timer_new(loop, on_timeout, t);
+        if (t->timer)
+            rill_io_timer_arm(t->timer, t->proxy->opt.timeout_ms);
+    }
+    return t->up != NULL;
+}
+
+/* A backend that could not be reached (nothing was sent to it) gives way to the route's next
+ * one, each backend once, as for a request without a body. */
+static bool try_next(struct pxtunnel *t, int err, const char *why)
+{
+    if (err != RILL_ERR_IO || t->got_head || t->tries >= t->route->nbackends)
+        return false;
+    rill_proxy *p = t->proxy;
+    struct proxy_backend *failed = t->backend;
+    t->backend = p->backends[t->route->first +
+                             (failed->index - t->route->first + 1) % t->route->nbackends];
+    t->tries++;
+    fprintf(stderr, "rill serve: proxy: %s: %s; trying %s\n", failed->url, why ? why : rill_strerror(err),
+            t->backend->url);
+    char reason[256] = "";
+    if (open_upstream(t, reason, sizeof reason))
+        return true;
+    return try_next(t, RILL_ERR_IO, reason); /* or says why the last one failed */
+}
+
 void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, struct proxy_route *r,
                          struct proxy_backend *b)
 {
-    rill_proxy *p = r->proxy;
     bool h2 = strcmp(rill_server_request_version(req), "HTTP/2") == 0;
     size_t len = 0;
     const char *asked = h2 ? rill_server_request_connect_protocol(req)
                            : rill_server_request_header(req, "upgrade", &len);
-    char protocol[128];
-    if (!h2 && len >= sizeof protocol) {
+    if (!h2 && len >= sizeof ((struct pxtunnel *)0)->protocol) {
         respond(res, 400, "400 bad request: the upgrade field is too long\n");
         return;
     }
-    snprintf(protocol, sizeof protocol, "%.*s", h2 ? (int)strlen(asked) : (int)len, asked);
     struct pxtunnel *t = calloc(1, sizeof *t);
     if (!t) {
         respond(res, 503, "503 service unavailable: out of memory\n");
         return;
     }
-    t->proxy = p;
+    snprintf(t->protocol, sizeof t->protocol, "%.*s", h2 ? (int)strlen(asked) : (int)len, asked);
+    t->proxy = r->proxy;
+    t->route = r;
     t->backend = b;
+    t->tries = 1;
     t->req = req;
     t->h2_front = h2;
-    t->websocket = strcasecmp(protocol, "websocket") == 0;
+    t->websocket = strcasecmp(t->protocol, "websocket") == 0;
     const char *client_key = rill_server_request_header(req, "sec-websocket-key", &len);
     if (t->websocket && !h2 && (!client_key || len > RILL_WS_KEY_LEN)) {
         free(t);
@@ -342,48 +413,13 @@ void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, st
         respond(res, 503, "503 service unavailable: no random bytes for a key\n");
         return;
     }
-
-    /* The request's end-to-end fields (as for any request: Host from :authority, X-Forwarded-*,
-     * Via), then the switch the proxy asks for on its own connection. */
-    size_t max = proxy_fields_max(req) + 3, cookie_room = proxy_cookie_room(req);
-    rill_header stack[64];
-    rill_header *f = max <= 64 ? stack : malloc(max * sizeof *f);
-    char scratch[PROXY_SCRATCH];
-    char *cookies = cookie_room ? malloc(cookie_room) : NULL;
-    if (!f || (cookie_room && !cookies)) {
-        if (f != stack)
-            free(f);
-        free(cookies);
-        free(t);
-        respond(res, 503, "503 service unavailable: out of memory\n");
-        return;
-    }
-    size_t n = proxy_request_fields(req, false, f, scratch, cookies), k = 0;
-    for (size_t i = 0; i < n; i++) /* a key only where it is the client's own (HTTP/1.1) */
-        if (h2 || !t->websocket || f[i].name_len != 17 ||
-            strncasecmp((const char *)f[i].name, "sec-websocket-key", 17) != 0)
-            f[k++] = f[i];
-    f[k++] = field("upgrade", protocol);
-    f[k++] = field("connection", "Upgrade");
-    if (t->websocket)
-        f[k++] = field("sec-websocket-key", t->key);
-    char err[256] = "";
     enter(t);
     rill_server_response_on_close(res, front_close, t);
     rill_server_response_on_drain(res, front_drain, t);
-    rill_io_loop *loop = rill_server_request_loop(req);
-    t->up = upstream_open(p, t->backend, loop, h2 ? "GET" : rill_server_request_method(req),
-                          rill_server_request_path(req), f, k, &upstream_ev, t, err, sizeof err);
-    if (f != stack)
-        free(f);
-    free(cookies);
-    if (!t->up) {
+    char err[256] = "";
+    if (!open_upstream(t, err, sizeof err) && !try_next(t, RILL_ERR_IO, err)) {
         fprintf(stderr, "rill serve: proxy: %s: %s\n", t->backend->url, err);
         respond(res, 502, "502 bad gateway\n");
-    } else if (p->opt.timeout_ms) { /* the handshake counts as the first byte */
-        t->timer = rill_io_timer_new(loop, on_timeout, t);
-        if (t->timer)
-            rill_io_timer_arm(t->timer, p->opt.timeout_ms);
     }
     leave(t);
 }

@@ -22,9 +22,9 @@ struct upstream {
     bool got_head;
     bool ended;             /* on_end called, or closed by the owner: no more events */
     bool blocked;           /* a write said wait: on_drain is owed */
+    bool opened;            /* connected (and TLS done): the request may have gone */
     bool gone;              /* the connection closed: freed once no call of ours is under way */
     unsigned busy;          /* inside our io callbacks: the owner may close (on_close runs at once) */
-    int fail;               /* an error seen while parsing, for on_end */
     char why[160];
 };
 
@@ -136,6 +136,14 @@ static void on_data(rill_io_conn *io, const uint8_t *data, size_t len)
     release(u);
 }
 
+static void on_open(rill_io_conn *io, const char *alpn)
+{
+    (void)alpn;
+    struct upstream *u = rill_io_conn_user(io);
+    if (u)
+        u->opened = true;
+}
+
 static void on_drain(rill_io_conn *io)
 {
     struct upstream *u = rill_io_conn_user(io);
@@ -163,10 +171,12 @@ static void on_close(rill_io_conn *io, int err)
             finish(u, RILL_ERR_EOF, "the backend closed the connection before answering");
         else if (u->switched)
             finish(u, err ? err : RILL_ERR_IO, "the backend's connection failed (reset)");
+        else if (!u->opened) /* nothing was sent: the caller may try another backend */
+            finish(u, err == RILL_ERR_TLS ? RILL_ERR_TLS : RILL_ERR_IO,
+                   err == RILL_ERR_TLS ? "TLS failed" : "cannot connect");
         else
-            finish(u, err ? err : RILL_ERR_EOF,
-                   err == RILL_ERR_TLS ? "TLS failed" : u->got_head ? "the answer was cut short"
-                                                                  : "cannot connect");
+            finish(u, RILL_ERR_EOF, u->got_head ? "the answer was cut short"
+                                                : "the connection failed before the answer");
     }
     u->gone = true;
     hold(u);
@@ -175,6 +185,7 @@ static void on_close(rill_io_conn *io, int err)
 
 static const rill_io_conn_callbacks upstream_callbacks = {
     .size = sizeof upstream_callbacks,
+    .on_open = on_open,
     .on_data = on_data,
     .on_drain = on_drain,
     .on_close = on_close,

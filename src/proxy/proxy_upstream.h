@@ -24,8 +24,9 @@ struct upstream_events {
     /* The queue fell back after upstream_write said RILL_ERR_WOULD_BLOCK. */
     void (*on_drain)(void *user);
     /* The end, once (never after upstream_close): err 0 when a refusal's body is complete or the
-     * backend closed the tunnel in order (FIN); else RILL_ERR_IO (cannot connect, reset),
-     * RILL_ERR_PROTOCOL (not HTTP), RILL_ERR_EOF (closed before the head), RILL_ERR_TLS...; why is
+     * backend closed the tunnel in order (FIN); else RILL_ERR_IO (could not connect: nothing was
+     * sent; or, after the 101, a reset), RILL_ERR_TLS (handshake or certificate), RILL_ERR_EOF
+     * (the connection ended before the answer was whole), RILL_ERR_PROTOCOL (not HTTP); why is
      * one line for stderr or NULL. The upstream is freed after this returns. */
     void (*on_end)(int err, const char *why, void *user);
 };

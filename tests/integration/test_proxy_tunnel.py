@@ -979,3 +979,21 @@ def test_rill_ws_client_through_the_proxy(proxy, node_ws, transport):
     want = "an HTTP/2 stream (RFC 8441)" if transport == "h2" else "HTTP/1.1"
     assert f"connected over {want}, permessage-deflate" in r.stderr.decode()
     assert "closed (1000)" in r.stderr.decode()
+
+
+def test_unreachable_backend_gives_way_to_the_next(proxy, raw_backend):
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        dead = free.getsockname()[1]
+    s = proxy("--proxy", f"/=http://127.0.0.1:{dead},{raw_backend.url()}")
+    t = H2Tunnels(s.port)
+    try:
+        for i in range(2):  # round robin: one of them starts at the dead backend
+            sid = t.connect(f"/x/{i}", protocol="bytestream")
+            assert t.response(sid)[":status"] == "200"
+            t.send(sid, b"alive %d" % i)
+            t.wait(lambda: t.data[sid] == b"alive %d" % i)
+    finally:
+        t.close()
+    assert f"rill serve: proxy: http://127.0.0.1:{dead}: cannot connect; trying {raw_backend.url()}" \
+        in s.stderr()
