@@ -30,6 +30,7 @@ struct pxtunnel {
     unsigned busy;            /* nested calls of ours: freeing waits for the outermost */
     bool h2_front, websocket;
     bool got_head;
+    bool reported; /* the failure is on stderr already (the last backend tried) */
     bool front_paused, up_paused;
     char key[RILL_WS_KEY_LEN + 1]; /* the Sec-WebSocket-Key the backend got */
     char protocol[128];            /* the Upgrade asked of the backend */
@@ -203,7 +204,9 @@ static void on_end(int err, const char *why, void *user)
     if (res && err == 0) {
         rill_server_response_end(res, NULL, 0); /* HTTP/2 END_STREAM; HTTP/1.1 the close */
     } else if (res) {
-        fprintf(stderr, "rill serve: proxy: %s: %s\n", t->backend->url, why ? why : rill_strerror(err));
+        if (!t->reported)
+            fprintf(stderr, "rill serve: proxy: %s: %s\n", t->backend->url,
+                    why ? why : rill_strerror(err));
         if (t->got_head)
             rill_server_response_abort(res); /* a reset, never an end that looks clean */
         else
@@ -371,9 +374,12 @@ static bool try_next(struct pxtunnel *t, int err, const char *why)
     fprintf(stderr, "rill serve: proxy: %s: %s; trying %s\n", failed->url, why ? why : rill_strerror(err),
             t->backend->url);
     char reason[256] = "";
-    if (open_upstream(t, reason, sizeof reason))
+    if (open_upstream(t, reason, sizeof reason) || try_next(t, RILL_ERR_IO, reason))
         return true;
-    return try_next(t, RILL_ERR_IO, reason); /* or says why the last one failed */
+    if (!t->reported) /* the last one tried, with its own reason */
+        fprintf(stderr, "rill serve: proxy: %s: %s\n", t->backend->url, reason);
+    t->reported = true;
+    return false;
 }
 
 void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, struct proxy_route *r,
@@ -418,7 +424,8 @@ void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, st
     rill_server_response_on_drain(res, front_drain, t);
     char err[256] = "";
     if (!open_upstream(t, err, sizeof err) && !try_next(t, RILL_ERR_IO, err)) {
-        fprintf(stderr, "rill serve: proxy: %s: %s\n", t->backend->url, err);
+        if (!t->reported)
+            fprintf(stderr, "rill serve: proxy: %s: %s\n", t->backend->url, err);
         respond(res, 502, "502 bad gateway\n");
     }
     leave(t);
