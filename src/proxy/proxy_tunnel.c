@@ -271,7 +271,9 @@ static void on_timeout(rill_io_timer *timer, void *arg)
     uint32_t connect_ms = t->backend->connect_ms, first_byte_ms = t->route->s.first_byte_ms;
     bool connect_over = connect_ms && waited >= connect_ms && !upstream_opened(t->up);
     if (!connect_over && !(first_byte_ms && waited >= first_byte_ms)) {
-        rill_io_timer_arm(timer, next_deadline(t, rill_io_now_ms())); /* connected in time */
+        uint64_t left = next_deadline(t, rill_io_now_ms()); /* connected in time */
+        if (left) /* 0: no first-byte deadline, nothing left to wait for */
+            rill_io_timer_arm(timer, left);
         return;
     }
     enter(t);

@@ -1178,3 +1178,31 @@ def test_tunnel_connect_timeout_before_first_byte(tmp_path):
     finally:
         mute.close()
         assert s.stop() == 0, s.stderr()
+
+
+def test_tunnel_connect_timeout_without_first_byte_timeout_leaves_the_timer(tmp_path, raw_backend):
+    """Connected in time with no first-byte timeout: nothing is left to wait for, so the timer
+    stays off (it must not fire again and again while the backend is silent: the proxy's CPU time
+    over a second of waiting stays small)."""
+    s = config_server(tmp_path, f"routes:\n  - prefix: /\n    backends: [{raw_backend.url()}]\n"
+                                "    timeout: {connect: 100ms, first-byte: 0}\n", threads=1)
+
+    def cpu():
+        with open(f"/proc/{s.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    try:
+        with socket.create_connection(("127.0.0.1", s.port), timeout=20) as c:
+            c.sendall(b"GET /silent HTTP/1.1\r\nHost: x\r\nUpgrade: bytestream\r\n"
+                      b"Connection: Upgrade\r\n\r\n")
+            deadline = time.monotonic() + 20
+            while not any(b"/silent" in h for h in raw_backend.heads):
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            time.sleep(0.3)  # past the connect timeout
+            before = cpu()
+            time.sleep(1.0)
+            assert cpu() - before < 0.5
+    finally:
+        assert s.stop() == 0, s.stderr()
