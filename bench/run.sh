@@ -18,3 +18,5 @@ echo "== reverse proxy (rill serve --proxy against haproxy and nghttpx, one ngin
 /usr/bin/python3 "$(dirname "$0")/proxy_bench.py" --rill "$build/rill" ${BENCH_QUICK:+--rounds 1 --requests 20000}
 echo "== websocket echo (rill over h2 and HTTP/1.1 against Node's ws)"
 /usr/bin/python3 "$(dirname "$0")/ws_bench.py" "$build" ${BENCH_QUICK:+--seconds 2}
+echo "== websocket echo through the reverse proxy (rill serve --proxy against haproxy, Node's ws backend)"
+/usr/bin/python3 "$(dirname "$0")/proxy_ws_bench.py" "$build" ${BENCH_QUICK:+--seconds 2 --idle 200}

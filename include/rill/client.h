@@ -154,7 +154,13 @@ RILL_API int rill_client_request(rill_client *c, const char *method, const char 
  * caller's is dropped), HTTP/2 in DATA frames; with one (digits only, else RILL_ERR_INVALID_ARG)
  * it is sent as given and the body must have exactly that many bytes. Writes may start at once,
  * before the request is sent: they wait in the stream. A streamed request hit by a GOAWAY is sent
- * again only if none of its body had gone to the connection (see on_end). */
+ * again only if none of its body had gone to the connection (see on_end).
+ * An RFC 8441 extended CONNECT (HTTP/2 only): method "CONNECT" with a ":protocol" field first in
+ * fields (e.g. "websocket"); it waits for the server's SETTINGS and ends with
+ * RILL_ERR_UNSUPPORTED when they do not enable extended CONNECT (over HTTP/1.1 it cannot be sent:
+ * RILL_ERR_INVALID_ARG). After a 2xx the stream is a tunnel: on_data brings the peer's bytes,
+ * rill_client_stream_write sends, rill_client_stream_end is the orderly close (END_STREAM),
+ * rill_client_stream_cancel the abort. */
 RILL_API int rill_client_request_stream(rill_client *c, const char *method, const char *target,
                                         const rill_header *fields, size_t nfields,
                                         const rill_client_callbacks *cb, void *user,

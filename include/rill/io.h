@@ -234,6 +234,10 @@ RILL_API size_t rill_io_conn_queued(const rill_io_conn *conn);
  * on_close(conn, 0). Calling it again, or from on_close, does nothing. */
 RILL_API void rill_io_conn_close(rill_io_conn *conn, bool graceful);
 
+/* Whether the peer reset the connection (a TCP RST) rather than ending it in order: on_close
+ * reports both as RILL_ERR_EOF. Meant for on_close (e.g. a proxy passing an abort on as one). */
+RILL_API bool rill_io_conn_peer_reset(const rill_io_conn *conn);
+
 /* Stops (paused = true) or resumes delivering on_data. Back-pressure towards the peer. */
 RILL_API void rill_io_conn_pause_read(rill_io_conn *conn, bool paused);
 

@@ -103,9 +103,10 @@ typedef bool (*rill_server_stream_fn)(rill_server_stream *stream, const rill_hea
 RILL_API void rill_server_on_stream(rill_server *s, rill_server_stream_fn fn, void *user);
 
 /* How specific the routes' own choice for stream would be: the length of the longest route
- * prefix matching its path, -1 when no route matches, INT_MAX when a tunnel protocol
- * (rill_server_tunnel) takes its :protocol. For an on_stream hook that routes some requests
- * itself and gives way to more specific routes. */
+ * prefix matching its path, -1 when no route matches. For an on_stream hook that routes some
+ * requests itself and gives way to more specific routes. Tunnel protocols (rill_server_tunnel)
+ * answer for any path, so they do not count: such a hook also takes the extended CONNECTs under
+ * its prefixes (check rill_server_request_connect_protocol to leave them to the server). */
 RILL_API int rill_server_route_length(const rill_server_stream *stream);
 
 /* Session events, as Node's session 'close', 'goaway' and 'remoteSettings'. One set per server
@@ -332,6 +333,28 @@ RILL_API int rill_server_websocket(rill_server *s, const char *path, const rill_
  * A reset stream (RST_STREAM CANCEL: an abort) shows in rill_server_response_on_close(completed = false).
  * CONNECT requests for protocols nobody registered get 501. */
 RILL_API int rill_server_tunnel(rill_server *s, const char *protocol, rill_server_handler_fn fn, void *user);
+
+/* Accepts a request that asked to switch protocols; the exchange then carries raw bytes both ways
+ * until either side ends it:
+ *  - HTTP/1.1 (the request has an Upgrade field and no body): "101 Switching Protocols" with the
+ *    response's fields plus `upgrade: protocol` (a token list, e.g. "websocket") and
+ *    `connection: Upgrade`. The connection's next bytes, also any that came right behind the
+ *    request head, arrive through rill_server_request_on_body: set it after this call (the
+ *    request's own empty body is not reported). The peer closing the connection is the body's end
+ *    (end = true; not for a reset), then rill_server_response_on_close(completed = false).
+ *  - HTTP/2 (an extended CONNECT): 200 (or the 2xx status set) with the response's fields, without
+ *    END_STREAM; protocol is not used (may be NULL). The stream's DATA arrives through on_body, its
+ *    end (end = true) is the peer's END_STREAM, an orderly close.
+ * Then rill_server_response_write sends bytes (RILL_ERR_WOULD_BLOCK: wait for on_drain),
+ * rill_server_request_pause stops the peer (no reads; no WINDOW_UPDATE), rill_server_response_end
+ * is the orderly close (HTTP/2 END_STREAM; HTTP/1.1 the connection closes after what is queued),
+ * rill_server_response_abort the abort (HTTP/2 RST_STREAM; HTTP/1.1 the connection closes), and
+ * on_close follows once both sides are over. Response fields that HTTP/2 forbids (connection,
+ * upgrade) cannot be set (see rill_server_response_set_header).
+ * Returns RILL_OK; RILL_ERR_STATE when the head was sent already or the request did not ask to
+ * switch (HTTP/2: no :protocol; HTTP/1.1: no Upgrade field, or a body); RILL_ERR_INVALID_ARG for an
+ * HTTP/1.1 protocol that is not a token list. */
+RILL_API int rill_server_response_tunnel(rill_server_response *res, const char *protocol);
 
 /* Origins allowed to open WebSockets ("https://example.com"; "*" for any). With no list, any
  * origin is accepted. Others get 403 (against cross-site WebSocket hijacking). Copied. */

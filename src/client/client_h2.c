@@ -341,9 +341,19 @@ static rill_header checked_field(const char *name, const char *value)
     return h;
 }
 
+/* A request with a :protocol field (RFC 8441 extended CONNECT, the caller's first field). */
+static bool extended_connect(const rill_client_stream *st)
+{
+    return st->nfields && is_name(&st->fields[0], ":protocol");
+}
+
 int client_h2_submit(struct client_conn *cc, rill_client_stream *st)
 {
     rill_client *cl = cc->client;
+    /* Whether the server takes it is in its SETTINGS (RFC 8441 §3): wait for them, as at the
+     * stream limit; one that does not take it gets RILL_ERR_UNSUPPORTED from the engine. */
+    if (!cc->h2_settings_seen && extended_connect(st))
+        return RILL_ERR_LIMIT;
     rill_header small[32];
     size_t cap = st->nfields + 5;
     rill_header *f = cap <= 32 ? small : malloc(cap * sizeof *f);

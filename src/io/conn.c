@@ -271,6 +271,8 @@ static enum read_end tls_fill(rill_io_conn *conn, size_t *have, int *sys_errno, 
         case SSL_ERROR_ZERO_RETURN: return READ_EOF;
         case SSL_ERROR_SYSCALL:
             if (ERR_peek_error() == 0) { /* EOF without close_notify, or a reset */
+                if (errno == ECONNRESET)
+                    conn->flags |= CF_PEER_RESET;
                 if (errno == 0 || errno == EAGAIN || errno == ECONNRESET)
                     return READ_EOF;
                 *sys_errno = errno;
@@ -302,8 +304,10 @@ static enum read_end plain_fill(rill_io_conn *conn, size_t *have, int *sys_errno
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return READ_DRAINED;
-        if (errno == ECONNRESET)
+        if (errno == ECONNRESET) {
+            conn->flags |= CF_PEER_RESET;
             return READ_EOF;
+        }
         *sys_errno = errno;
         return READ_IO_ERROR;
     }
@@ -399,6 +403,8 @@ void io_conn_event(rill_io_conn *conn, uint32_t events)
         int soerr = 0;
         socklen_t len = sizeof soerr;
         getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+        if (soerr == ECONNRESET)
+            conn->flags |= CF_PEER_RESET;
         io_conn_close_now(conn, soerr && soerr != ECONNRESET && soerr != EPIPE ? RILL_ERR_IO : RILL_ERR_EOF);
         return;
     }
@@ -519,4 +525,9 @@ bool rill_io_conn_timer_armed(const rill_io_conn *conn)
 uint64_t rill_io_conn_timer_deadline(const rill_io_conn *conn)
 {
     return rill_io_conn_timer_armed(conn) ? conn->tnode.deadline : UINT64_MAX;
+}
+
+bool rill_io_conn_peer_reset(const rill_io_conn *conn)
+{
+    return (conn->flags & CF_PEER_RESET) != 0;
 }

@@ -81,6 +81,7 @@ enum conn_flag {
     CF_PULL = 1 << 13,       /* on_output may have bytes: ask at the next flush */
     CF_SOCK_DRAINED = 1 << 14, /* TLS: the last socket read came back short (nothing more now) */
     CF_TLS_TAIL = 1 << 15,     /* TLS: encrypted bytes the socket refused wait in a tail (tls_bio.c) */
+    CF_PEER_RESET = 1 << 16,   /* the peer reset the connection (reported as EOF, told apart here) */
 };
 
 #define IO_CONN_OF(node) ((rill_io_conn *)((char *)(node) - offsetof(rill_io_conn, link)))

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "proxy/proxy_internal.h"
+#include "proxy/proxy_upstream.h"
 
 /* A worker's connections to one backend. rill_client runs one HTTP/1.1 request at a time per
  * connection, so an HTTP/1.1 backend gets several clients, one per request in flight (up to
@@ -35,6 +36,7 @@ struct proxy_worker {
     size_t npools;
     struct config_hold *holds; /* the first is the current configuration's */
     struct pxreq *live;        /* requests not yet over on either side */
+    struct proxy_tunnel_link *tunnels; /* tunnels not yet over (proxy_tunnel.c) */
     struct proxy_worker *next; /* the thread's list */
     struct proxy_worker *all_next; /* the proxy's list (p->lock) */
 };
@@ -157,6 +159,11 @@ static struct proxy_worker *worker_of(rill_proxy *p, rill_io_loop *loop)
     p->workers = w;
     pthread_mutex_unlock(&p->lock);
     return w;
+}
+
+struct proxy_worker *proxy_worker_get(rill_proxy *p, rill_io_loop *loop)
+{
+    return worker_of(p, loop);
 }
 
 static void hold_drop(struct proxy_worker *w, struct config_hold *h)
@@ -345,6 +352,54 @@ void proxy_live_remove(struct pxreq *px)
     px->worker = NULL;
 }
 
+bool proxy_tunnel_link_add(rill_proxy *p, rill_io_loop *loop, struct proxy_tunnel_link *l)
+{
+    struct proxy_worker *w = worker_of(p, loop);
+    if (!w || !w->holds)
+        return false;
+    l->worker = w;
+    l->hold = w->holds; /* on_stream made it current for this request */
+    l->hold->requests++;
+    l->counted = NULL;
+    l->prev = NULL;
+    l->next = w->tunnels;
+    if (w->tunnels)
+        w->tunnels->prev = l;
+    w->tunnels = l;
+    return true;
+}
+
+void proxy_tunnel_link_count(struct proxy_tunnel_link *l, struct proxy_target *t)
+{
+    struct proxy_worker *w = l->worker;
+    if (!w)
+        return;
+    if (l->counted)
+        w->pools[l->counted->index].inflight--;
+    struct client_pool *pool = t ? pool_of(w, t) : NULL;
+    if (pool)
+        pool->inflight++;
+    l->counted = pool ? t : NULL;
+}
+
+void proxy_tunnel_link_remove(struct proxy_tunnel_link *l)
+{
+    struct proxy_worker *w = l->worker;
+    if (!w)
+        return;
+    proxy_tunnel_link_count(l, NULL);
+    if (--l->hold->requests == 0 && l->hold != w->holds)
+        hold_drop(w, l->hold); /* the last user of an older configuration */
+    l->hold = NULL;
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        w->tunnels = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    l->worker = NULL;
+}
+
 /* On the worker's thread after its loop stopped: requests still in flight lose both sides (the
  * clients end theirs without on_end), then the clients and the holds go. */
 static void on_worker_exit(rill_io_loop *loop, void *user)
@@ -365,6 +420,8 @@ static void on_worker_exit(rill_io_loop *loop, void *user)
         pthread_mutex_unlock(&p->lock);
         while (w->live)
             pxreq_abandon(w->live);
+        while (w->tunnels)
+            proxy_tunnel_abandon(w->tunnels);
         for (size_t i = 0; i < w->npools; i++) {
             for (size_t k = 0; k < w->pools[i].n; k++)
                 rill_client_free(w->pools[i].slots[k].c);
@@ -391,6 +448,7 @@ void rill_proxy_free(rill_proxy *p)
         t = next;
     }
     proxy_spec_clear(&p->flags);
+    upstream_tls_free(p);
     pthread_mutex_destroy(&p->lock);
     free(p->config_file);
     free(p);

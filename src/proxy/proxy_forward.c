@@ -40,17 +40,36 @@ static void refuse(rill_server_response *res, int status, const char *body)
 
 /* ---- the backend's side ------------------------------------------------------------------- */
 
-/* The access log line names the backend and its time to first byte. */
-static void note_backend(struct pxreq *px, bool answered)
+void proxy_note_backend(rill_server_response *res, const struct proxy_target *t, uint64_t started_ms,
+                        bool answered)
 {
     char note[600];
     if (answered)
-        snprintf(note, sizeof note, "backend=%s ttfb_ms=%llu", px->backend->url,
-                 (unsigned long long)(rill_io_now_ms() - px->started_ms));
+        snprintf(note, sizeof note, "backend=%s ttfb_ms=%llu", t->url,
+                 (unsigned long long)(rill_io_now_ms() - started_ms));
     else
-        snprintf(note, sizeof note, "backend=%s ttfb_ms=-", px->backend->url);
-    rill_server_response_log_note(px->req, note);
+        snprintf(note, sizeof note, "backend=%s ttfb_ms=-", t->url);
+    rill_server_response_log_note(res, note);
 }
+
+/* The access log line names the backend and its time to first byte. */
+static void note_backend(struct pxreq *px, bool answered)
+{
+    proxy_note_backend(px->req, px->backend, px->started_ms, answered);
+}
+
+void proxy_response_own_fields(rill_server_response *res, const struct proxy_route *r,
+                               const char *via)
+{
+    rill_header name = {(const uint8_t *)"via", 3, (const uint8_t *)"", 0, 0};
+    if (r->s.via && !proxy_edit_drops(&r->response, &name))
+        rill_server_response_add_header(res, "via", via);
+    for (size_t i = 0; i < r->response.nappend; i++) /* C strings: they come from the file */
+        rill_server_response_add_header(res, (const char *)r->response.append[i].name,
+                                        (const char *)r->response.append[i].value);
+}
+
+static void on_body(rill_server_request *req, const uint8_t *data, size_t len, bool end, void *user);
 
 static void on_informational(rill_client_stream *st, int status, const rill_header *fields, size_t n,
                              void *user)
@@ -96,15 +115,19 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
     }
     /* RFC 9110 §7.6.3: a proxy adds itself to Via in both directions. */
     const char *proto = rill_client_stream_protocol(st);
-    rill_header via = {(const uint8_t *)"via", 3, (const uint8_t *)"", 0, 0};
-    if (r->s.via && !proxy_edit_drops(&r->response, &via))
-        rill_server_response_add_header(res, "via",
-                                        proto && strcmp(proto, "h2") == 0 ? "2 rill" : "1.1 rill");
-    for (size_t i = 0; i < r->response.nappend; i++) /* C strings: they come from the file */
-        rill_server_response_add_header(res, (const char *)r->response.append[i].name,
-                                        (const char *)r->response.append[i].value);
-    if (r->s.idle_ms && px->timer)
+    proxy_response_own_fields(res, r, proto && strcmp(proto, "h2") == 0 ? "2 rill" : "1.1 rill");
+    /* An open tunnel may be quiet for long (an idle WebSocket): no idle timeout for it. */
+    if (r->s.idle_ms && px->timer && !(px->tunnel && status >= 200 && status <= 299))
         rill_io_timer_arm(px->timer, r->s.idle_ms); /* from now on: the time between pieces */
+    if (px->tunnel_h1 && status >= 200 && status <= 299) {
+        /* the HTTP/1.1 client's 101; its bytes are the request body from now on */
+        if (proxy_tunnel_accept_h1(res) == RILL_OK)
+            rill_server_request_on_body(res, on_body, px);
+        else if (px->cst)
+            rill_client_stream_cancel(px->cst); /* on_end closes the front */
+        leave(px);
+        return;
+    }
     /* The head goes now: a response that streams (events, gRPC) must not wait for its body. */
     rill_server_response_write(res, NULL, 0);
     leave(px);
@@ -272,7 +295,7 @@ static void start(struct pxreq *px, bool plain, const uint8_t *data, size_t len)
         rc = rill_client_request(c, rill_server_request_method(req), rill_server_request_path(req),
                                  px->fields, px->nfields, data, len, &backend_cb, px, &px->cst);
     else if (c) {
-        rc = rill_client_request_stream(c, rill_server_request_method(req),
+        rc = rill_client_request_stream(c, px->tunnel ? "CONNECT" : rill_server_request_method(req),
                                         rill_server_request_path(req), px->fields, px->nfields,
                                         &backend_cb, px, &px->cst);
         if (rc == RILL_OK && len) {
@@ -384,7 +407,8 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
 {
     struct proxy_route *r = user;
     rill_proxy *p = r->proxy;
-    if (strcmp(rill_server_request_method(req), "CONNECT") == 0) {
+    if (strcmp(rill_server_request_method(req), "CONNECT") == 0 &&
+        !rill_server_request_connect_protocol(req)) { /* never an open proxy */
         refuse(res, 501, "501 not implemented: CONNECT is not proxied\n");
         return;
     }
@@ -392,7 +416,19 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
         refuse(res, 400, "400 bad request: :authority and host differ\n");
         return;
     }
-    size_t max = proxy_fields_max(req, r), cookie_room = proxy_cookie_room(req);
+    /* The worker's counts pick the backend (its hold on the configuration is the current one:
+     * on_stream made it so). */
+    struct proxy_worker *w = proxy_worker_get(p, rill_server_request_loop(req));
+    unsigned backend_at;
+    struct proxy_target *backend = proxy_pick(r, w, &backend_at);
+    /* A tunnel goes as an HTTP/1.1 Upgrade (proxy_tunnel.c), or to an h2c:// backend as an
+     * extended CONNECT, forwarded below like any streamed request. */
+    bool tunnel = proxy_tunnel_wanted(req);
+    if (tunnel && !proxy_tunnel_as_connect(req, backend)) {
+        proxy_tunnel_handle(req, res, r, backend, backend_at);
+        return;
+    }
+    size_t max = proxy_fields_max(req, r) + tunnel, cookie_room = proxy_cookie_room(req);
     struct pxreq *px = calloc(1, sizeof *px + PROXY_SCRATCH + max * sizeof(rill_header) + 16 +
                                      cookie_room);
     if (!px) {
@@ -402,23 +438,34 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
     px->proxy = p;
     px->req = req;
     px->route = r;
+    px->backend = backend;
+    px->backend_at = backend_at;
     px->tries = 1;
     /* The field array sits after the scratch bytes, aligned. */
     uintptr_t at = ((uintptr_t)(px->scratch + PROXY_SCRATCH) + 15) & ~(uintptr_t)15;
     px->fields = (rill_header *)at;
     px->cookies = cookie_room ? (char *)(px->fields + max) : NULL;
-    /* First: the worker's hold keeps the route alive, and its counts pick the backend. */
+    /* First: the worker's hold keeps the route alive. */
     if (!proxy_live_add(p, rill_server_request_loop(req), px)) {
         pxreq_free(px);
         refuse(res, 503, "503 service unavailable: out of memory\n");
         return;
     }
-    px->backend = proxy_pick(r, px->worker, &px->backend_at);
     px->nfields = proxy_request_fields(req, r, proxy_backend_h2(px), px->fields, px->scratch,
                                        px->cookies);
+    if (tunnel) {
+        px->nfields = proxy_tunnel_connect_fields(req, px->fields, px->nfields);
+        px->tunnel = true;
+        px->tunnel_h1 = strcmp(rill_server_request_version(req), "HTTP/2") != 0;
+    }
     enter(px);
     rill_server_response_on_close(res, on_front_close, px);
     rill_server_response_on_drain(res, on_front_drain, px);
+    if (px->tunnel_h1) { /* its bytes come after the backend's 2xx (on_response) */
+        start(px, false, NULL, 0);
+        leave(px);
+        return;
+    }
     if (no_body(req))
         start(px, true, NULL, 0);
     rill_server_request_on_body(req, on_body, px); /* a body already complete comes at once */

@@ -8,6 +8,9 @@
 
 #include "proxy/proxy.h"
 #include "proxy/proxy_spec.h"
+#include "rill/io.h"
+
+struct tunnel_tls;
 
 /* A backend as the clients see it (URL and connect timeout). Shared by every configuration that
  * names it, so a reload keeps the workers' connections and its health; freed with the proxy. */
@@ -18,6 +21,8 @@ struct proxy_target {
     uint32_t connect_ms;
     unsigned index;  /* the slot in each worker's pool array */
     _Atomic uint64_t down_until; /* rill_io_now_ms() before which it is skipped (passive health) */
+    struct rill_io_addr tunnel_addr; /* tunnels connect here (proxy_upstream.c: resolved once) */
+    bool tunnel_addr_known;
     struct proxy_target *next;
 };
 
@@ -61,9 +66,10 @@ struct rill_proxy {
     struct proxy_target *targets;
     unsigned ntargets;
     struct proxy_worker *workers; /* every worker's part (p->lock), told of each reload */
+    struct tunnel_tls *tunnel_tls; /* https:// tunnels' TLS contexts (proxy_upstream.c) */
 };
 
-/* A worker's hold on one configuration: `requests` of its requests in flight use it. */
+/* A worker's hold on one configuration: `requests` of its requests and tunnels in flight use it. */
 struct config_hold {
     struct proxy_config *cfg;
     unsigned requests;
@@ -92,6 +98,8 @@ struct pxreq {
     bool has_slot;
     bool started, plain, front_done, backend_done, got_head, timed_out, idle_out, saw_data;
     bool req_paused, backend_paused;
+    bool tunnel;    /* an extended CONNECT to an HTTP/2 backend (proxy_tunnel_as_connect) */
+    bool tunnel_h1; /* ...asked for by an HTTP/1.1 Upgrade: its 2xx becomes the 101 */
     size_t nfields;
     size_t body_len;     /* a plain request's body: one with none can go to another backend */
     rill_header *fields; /* what goes to the backend (in this allocation) */
@@ -112,8 +120,27 @@ void proxy_client_done(struct pxreq *px, const char *protocol);
  * current configuration; false when out of memory. */
 bool proxy_live_add(rill_proxy *p, rill_io_loop *loop, struct pxreq *px);
 void proxy_live_remove(struct pxreq *px);
-/* Requests from this worker in flight on target (0 when none yet). */
+/* Requests (and open tunnels) from this worker on target (0 when none yet). */
 unsigned proxy_worker_inflight(const struct proxy_worker *w, const struct proxy_target *t);
+/* The calling worker's part of p (made on first use), or NULL when out of memory. */
+struct proxy_worker *proxy_worker_get(rill_proxy *p, rill_io_loop *loop);
+
+/* A tunnel's place on its worker: the worker's hold on the configuration its route and backend
+ * are in (a reload does not free them under an open tunnel), its count on its backend (for
+ * least-connections: a WebSocket is a connection for as long as it is open) and the worker's
+ * list of open tunnels, ended at the worker's exit. */
+struct proxy_tunnel_link {
+    struct proxy_worker *worker; /* NULL: not on a worker's list */
+    struct config_hold *hold;
+    struct proxy_target *counted; /* the backend it is counted on, or NULL */
+    struct proxy_tunnel_link *prev, *next;
+};
+/* Puts l on the worker's list with a hold on the worker's current configuration; false when out
+ * of memory. */
+bool proxy_tunnel_link_add(rill_proxy *p, rill_io_loop *loop, struct proxy_tunnel_link *l);
+/* Counts l on t instead of the backend it was counted on. */
+void proxy_tunnel_link_count(struct proxy_tunnel_link *l, struct proxy_target *t);
+void proxy_tunnel_link_remove(struct proxy_tunnel_link *l);
 
 /* proxy_build.c: a configuration from the flags' routes and a file's spec (taken, also on
  * failure; NULL for none); one line in err for a bad combination (a prefix twice). */
@@ -149,8 +176,35 @@ size_t proxy_response_keep(const rill_header *fields, size_t n, const struct fie
 /* Whether the route's edit drops a field of this name. */
 bool proxy_edit_drops(const struct field_edit *e, const rill_header *f);
 
+/* proxy_tunnel.c: an HTTP/2 extended CONNECT or an HTTP/1.1 Upgrade, passed on as an Upgrade
+ * request on a connection of its own; after the backend's 101, raw bytes both ways. r is the
+ * route on_stream found (in the worker's current configuration), b its backend picked (at its
+ * position in the route). */
+bool proxy_tunnel_wanted(const rill_server_request *req);
+void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, struct proxy_route *r,
+                         struct proxy_target *b, unsigned at);
+/* The worker exits with the tunnel open: its front exchange is forgotten, its backend connection
+ * closed, the tunnel freed. */
+void proxy_tunnel_abandon(struct proxy_tunnel_link *l);
+/* Whether the tunnel goes to b as an extended CONNECT: an HTTP/2 client to an h2c:// backend.
+ * Then proxy_handle forwards it as a streamed request, the :protocol field put first into the n
+ * fields (room for one more) by proxy_tunnel_connect_fields, which returns the new count. */
+bool proxy_tunnel_as_connect(const rill_server_request *req, const struct proxy_target *b);
+size_t proxy_tunnel_connect_fields(const rill_server_request *req, rill_header *fields, size_t n);
+/* An HTTP/1.1 client's tunnel that the HTTP/2 backend accepted (2xx, its fields set on res):
+ * the 101 (with the Sec-WebSocket-Accept for the client's key). RILL_OK or the server's error. */
+int proxy_tunnel_accept_h1(rill_server_response *res);
+
 /* proxy_forward.c */
 void proxy_handle(rill_server_request *req, rill_server_response *res, void *user);
+/* The access log's note on res: the backend t and its time to first byte since started_ms (a
+ * dash when it did not answer). */
+void proxy_note_backend(rill_server_response *res, const struct proxy_target *t, uint64_t started_ms,
+                        bool answered);
+/* What the proxy adds to a backend's answer head on route r: Via (this value, when the route's
+ * forwarding keeps it and its edits do not drop it), then the route's own response fields. */
+void proxy_response_own_fields(rill_server_response *res, const struct proxy_route *r,
+                               const char *via);
 /* The worker exits with px in flight: its front exchange is forgotten, px freed. */
 void pxreq_abandon(struct pxreq *px);
 

@@ -311,6 +311,34 @@ static void switch_to_h2(rill_server_session *sess, const rill_h1_head *head, co
         h2_session_data(sess, rest, rest_len);
 }
 
+/* After a tunnel's 101 (tunnel.c) the connection runs tunnel_proto: the HTTP/1.1 state goes, the
+ * bytes held behind the request and those of this read (rest) are the tunnel's first. */
+static void enter_tunnel(rill_server_session *sess, const uint8_t *rest, size_t rest_len)
+{
+    struct h1_state *h1 = sess->h1;
+    uint8_t *held = h1->pending;
+    size_t held_len = h1->pending_len;
+    h1->pending = NULL;
+    h1->pending_len = h1->pending_cap = 0;
+    h1->current = NULL;
+    h1_session_free(sess);
+    conn_set_proto(&sess->c, &tunnel_proto);
+    if (!sess->tunnel->body_paused)
+        rill_io_conn_pause_read(sess->c.io, false);
+    if (held_len)
+        tunnel_proto.data(&sess->c, held, held_len);
+    free(held);
+    if (rest_len && sess->c.proto == &tunnel_proto && !sess->c.closing)
+        tunnel_proto.data(&sess->c, rest, rest_len);
+}
+
+void h1_session_tunnel_ready(rill_server_session *sess)
+{
+    struct h1_state *h1 = sess->h1;
+    if (h1 && !h1->processing && h1->request_done && h1->current == sess->tunnel)
+        enter_tunnel(sess, NULL, 0);
+}
+
 /* Parses as far as the current exchange allows; returns the bytes consumed. */
 static size_t process(rill_server_session *sess, const uint8_t *data, size_t len)
 {
@@ -353,6 +381,13 @@ static size_t process(rill_server_session *sess, const uint8_t *data, size_t len
             exchange_body(h1->current, ev.data, ev.len);
         } else if (ev.type == RILL_H1_EV_END && h1->current) {
             h1->request_done = true;
+            if (sess->tunnel && sess->tunnel == h1->current) {
+                /* 101 sent for a tunnel: the rest of the bytes are its own (its body's end is
+                 * the connection's) */
+                h1->processing = false;
+                enter_tunnel(sess, data + off, len - off);
+                return len;
+            }
             exchange_body_end(h1->current);
             if (sess->websocket) { /* 101 sent: the rest of the bytes are WebSocket frames */
                 exchange_closed(h1->current, true);

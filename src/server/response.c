@@ -158,6 +158,16 @@ int exchange_switch_protocols(rill_server_stream *st, const char *protocol)
     return st->ops->switch_protocols(st, protocol);
 }
 
+int exchange_switch_to_tunnel(rill_server_stream *st, const char *protocol)
+{
+    if (st->head_sent || !st->ops->switch_protocols)
+        return RILL_ERR_STATE;
+    add_standard_fields(st);
+    st->status = 101;
+    st->head_sent = true;
+    return st->ops->switch_protocols(st, protocol);
+}
+
 static int write_body(rill_server_response *res, const void *data, size_t len)
 {
     if (res->ended || res->closed)
@@ -165,8 +175,12 @@ static int write_body(rill_server_response *res, const void *data, size_t len)
     int rc = RILL_OK;
     if (!res->head_sent && (rc = send_head(res, false)) < 0)
         return rc;
-    if (len == 0 || !exchange_body_allowed(res))
+    if (len == 0 || !exchange_body_allowed(res)) {
+        /* The head alone, maybe from another connection's callback (a proxy's backend): HTTP/2
+         * output is pulled, so ask for it (nothing else may come to flush this session). */
+        session_flush(res->sess);
         return RILL_OK;
+    }
     res->body_bytes += len;
     rc = res->ops->send_body(res, data, len);
     session_flush(res->sess);

@@ -1,6 +1,5 @@
 /* Routing: a request goes to on_stream, a registered tunnel protocol, or the longest matching
  * route prefix (404 when none matches). */
-#include <limits.h>
 #include <string.h>
 
 #include "server/server_internal.h"
@@ -19,11 +18,8 @@ static const struct route *find_route(const rill_server *srv, const char *path)
 
 int rill_server_route_length(const rill_server_stream *st)
 {
+    /* Tunnel protocols answer for any path: not more specific than a prefix, so not counted. */
     const rill_server *srv = session_worker(st->sess)->srv;
-    if (st->connect_protocol)
-        for (const struct tunnel *t = srv->tunnels; t; t = t->next)
-            if (strcmp(t->protocol, st->connect_protocol) == 0)
-                return INT_MAX;
     const struct route *r = find_route(srv, st->path);
     return r ? (int)r->prefix_len : -1;
 }

@@ -109,6 +109,8 @@ struct rill_server_session {
     struct h1_state *h1;
     /* an HTTP/1.1 connection upgraded to WebSocket */
     struct rill_websocket *websocket;
+    /* an HTTP/1.1 connection switched to a raw tunnel (tunnel.c): the exchange that carries it */
+    struct rill_server_stream *tunnel;
 };
 
 static inline rill_server_session *session_of(const struct conn *c)
@@ -352,6 +354,16 @@ void h2_pools_clear(void);
 
 /* websocket.c: after a WebSocket 101 the connection runs ws_proto */
 bool ws_route_is(const struct route *r);
+
+/* tunnel.c: after a tunnel's 101 (rill_server_response_tunnel) the connection runs tunnel_proto,
+ * its bytes the exchange's body. h1_session.c switches once the request is read: */
+extern const struct conn_proto tunnel_proto;
+/* The exchange answered 101 for a tunnel: switch now if the request is read and nothing is being
+ * parsed, else at the request's end (process()). */
+void h1_session_tunnel_ready(rill_server_session *sess);
+/* response.c: the 101 of a tunnel; unlike exchange_switch_protocols the response goes on (its
+ * body is the tunnel's bytes). */
+int exchange_switch_to_tunnel(rill_server_stream *st, const char *protocol);
 
 /* static_handler.c / demo_handler.c */
 void static_mounts_free(rill_server *s);

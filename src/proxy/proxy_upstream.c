@@ -1,0 +1,309 @@
+/* A tunnel's backend connection: connect, the Upgrade request head, the answer parsed (1xx other
+ * than 101 skipped; 101 switches to raw bytes; anything else is a refusal with a body), then the
+ * tunnel's bytes both ways on rill/io.h directly. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy_internal.h"
+#include "proxy/proxy_upstream.h"
+#include "rill/tls.h"
+
+/* Output above this many queued bytes says "wait" (as the server's exchanges do). */
+#define UPSTREAM_HIGH_WATER (256u * 1024)
+
+struct upstream {
+    rill_io_conn *io;
+    const struct upstream_events *ev;
+    void *user;
+    rill_h1_parser *parser; /* until the answer's end (a 101's head, or a refusal's body) */
+    bool switched;          /* after the 101: bytes are the tunnel's */
+    bool got_head;
+    bool ended;             /* on_end called, or closed by the owner: no more events */
+    bool blocked;           /* a write said wait: on_drain is owed */
+    bool opened;            /* connected (and TLS done): the request may have gone */
+    bool gone;              /* the connection closed: freed once no call of ours is under way */
+    unsigned busy;          /* inside our io callbacks: the owner may close (on_close runs at once) */
+    char why[160];
+};
+
+/* A backend's address and each TLS context are made once, whichever worker needs them first. */
+static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int backend_addr(struct proxy_target *b, struct rill_io_addr *out, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&setup_lock);
+    int rc = RILL_OK;
+    if (!b->tunnel_addr_known) {
+        const char *hostport = strstr(b->origin, "://") + 3;
+        char spec[300];
+        bool has_port = hostport[0] == '[' ? strstr(hostport, "]:") != NULL
+                                           : strchr(hostport, ':') != NULL;
+        snprintf(spec, sizeof spec, "%s%s", hostport, has_port ? "" : b->https ? ":443" : ":80");
+        rc = rill_io_addr_parse(spec, &b->tunnel_addr, err, errlen);
+        b->tunnel_addr_known = rc == RILL_OK;
+    }
+    *out = b->tunnel_addr;
+    pthread_mutex_unlock(&setup_lock);
+    return rc;
+}
+
+/* One TLS context per certificate setting: reloads rarely change it, so the list stays short. */
+struct tunnel_tls {
+    bool insecure;
+    char *ca_file; /* NULL: the system store */
+    rill_tls_ctx *ctx;
+    struct tunnel_tls *next;
+};
+
+static rill_tls_ctx *tunnel_tls(rill_proxy *p, const struct proxy_config *cfg, char *err,
+                                size_t errlen)
+{
+    pthread_mutex_lock(&setup_lock);
+    struct tunnel_tls *t = p->tunnel_tls;
+    while (t && !(t->insecure == cfg->insecure &&
+                  (t->ca_file && cfg->ca_file ? strcmp(t->ca_file, cfg->ca_file) == 0
+                                              : t->ca_file == cfg->ca_file)))
+        t = t->next;
+    if (!t && (t = calloc(1, sizeof *t))) {
+        unsigned flags = RILL_TLS_CLIENT_HTTP11 | (cfg->insecure ? RILL_TLS_CLIENT_NO_VERIFY : 0);
+        t->insecure = cfg->insecure;
+        if ((cfg->ca_file && !(t->ca_file = strdup(cfg->ca_file))) ||
+            rill_tls_client_new(flags, cfg->ca_file, &t->ctx, err, errlen) < 0) {
+            if (!err[0])
+                snprintf(err, errlen, "out of memory");
+            free(t->ca_file);
+            free(t);
+            t = NULL;
+        } else {
+            t->next = p->tunnel_tls;
+            p->tunnel_tls = t;
+        }
+    } else if (!t) {
+        snprintf(err, errlen, "out of memory");
+    }
+    rill_tls_ctx *ctx = t ? t->ctx : NULL;
+    pthread_mutex_unlock(&setup_lock);
+    return ctx;
+}
+
+void upstream_tls_free(rill_proxy *p)
+{
+    while (p->tunnel_tls) {
+        struct tunnel_tls *t = p->tunnel_tls;
+        p->tunnel_tls = t->next;
+        rill_tls_ctx_free(t->ctx);
+        free(t->ca_file);
+        free(t);
+    }
+}
+
+static void hold(struct upstream *u) { u->busy++; }
+
+static void release(struct upstream *u)
+{
+    if (--u->busy == 0 && u->gone) {
+        rill_h1_parser_free(u->parser);
+        free(u);
+    }
+}
+
+static void finish(struct upstream *u, int err, const char *why)
+{
+    if (u->ended)
+        return;
+    u->ended = true;
+    u->ev->on_end(err, why, u->user);
+}
+
+/* Bytes of the answer: its head (and a refusal's body) through the parser, what follows a 101 raw. */
+static void read_answer(struct upstream *u, const uint8_t *data, size_t len)
+{
+    size_t off = 0;
+    while (!u->ended && u->parser) {
+        size_t used = 0;
+        rill_h1_event ev;
+        if (rill_h1_parse(u->parser, data + off, len - off, &used, &ev) < 0) {
+            snprintf(u->why, sizeof u->why, "bad HTTP response: %s",
+                     rill_h1_error_text(rill_h1_parser_error(u->parser)));
+            finish(u, RILL_ERR_PROTOCOL, u->why);
+            rill_io_conn_close(u->io, false);
+            return;
+        }
+        off += used;
+        if (ev.type == RILL_H1_EV_NONE)
+            return;
+        if (ev.type == RILL_H1_EV_HEAD && (ev.head->status == 101 || ev.head->status >= 200)) {
+            u->got_head = true;
+            u->ev->on_head(ev.head, u->user);
+        } else if (ev.type == RILL_H1_EV_BODY) {
+            u->ev->on_data(ev.data, ev.len, u->user);
+        } else if (ev.type == RILL_H1_EV_END && u->got_head) {
+            rill_h1_parser_free(u->parser);
+            u->parser = NULL;
+            if (!ev.upgraded) { /* a refusal is over; the connection is not kept */
+                finish(u, 0, NULL);
+                rill_io_conn_close(u->io, false);
+                return;
+            }
+            u->switched = true;
+            if (off < len && !u->ended)
+                u->ev->on_data(data + off, len - off, u->user);
+            return;
+        }
+    }
+}
+
+static void on_data(rill_io_conn *io, const uint8_t *data, size_t len)
+{
+    struct upstream *u = rill_io_conn_user(io);
+    if (!u || u->ended)
+        return;
+    hold(u);
+    if (u->switched)
+        u->ev->on_data(data, len, u->user);
+    else
+        read_answer(u, data, len);
+    release(u);
+}
+
+static void on_open(rill_io_conn *io, const char *alpn)
+{
+    (void)alpn;
+    struct upstream *u = rill_io_conn_user(io);
+    if (u)
+        u->opened = true;
+}
+
+static void on_drain(rill_io_conn *io)
+{
+    struct upstream *u = rill_io_conn_user(io);
+    if (u && u->blocked && !u->ended) {
+        hold(u);
+        u->blocked = false;
+        u->ev->on_drain(u->user);
+        release(u);
+    }
+}
+
+static void on_close(rill_io_conn *io, int err)
+{
+    struct upstream *u = rill_io_conn_user(io);
+    if (!u)
+        return;
+    if (!u->ended) {
+        rill_h1_event ev;
+        if (u->switched && (err == 0 || err == RILL_ERR_EOF) && !rill_io_conn_peer_reset(io))
+            finish(u, 0, NULL); /* the backend's FIN: the tunnel's orderly end */
+        else if (u->got_head && u->parser && rill_h1_parse_eof(u->parser, &ev) == RILL_OK &&
+                 ev.type == RILL_H1_EV_END)
+            finish(u, 0, NULL); /* a refusal's body that ran to the close */
+        else if (!u->got_head && err == RILL_ERR_EOF)
+            finish(u, RILL_ERR_EOF, "the backend closed the connection before answering");
+        else if (u->switched)
+            finish(u, err ? err : RILL_ERR_IO, "the backend's connection failed (reset)");
+        else if (!u->opened) /* nothing was sent: the caller may try another backend */
+            finish(u, err == RILL_ERR_TLS ? RILL_ERR_TLS : RILL_ERR_IO,
+                   err == RILL_ERR_TLS ? "TLS failed" : "cannot connect");
+        else
+            finish(u, RILL_ERR_EOF, u->got_head ? "the answer was cut short"
+                                                : "the connection failed before the answer");
+    }
+    u->gone = true;
+    hold(u);
+    release(u); /* frees u now, or when the outermost call of ours returns */
+}
+
+static const rill_io_conn_callbacks upstream_callbacks = {
+    .size = sizeof upstream_callbacks,
+    .on_open = on_open,
+    .on_data = on_data,
+    .on_drain = on_drain,
+    .on_close = on_close,
+};
+
+struct upstream *upstream_open(rill_proxy *p, const struct proxy_config *cfg, struct proxy_target *b,
+                               rill_io_loop *loop,
+                               const char *method, const char *target, const rill_header *fields,
+                               size_t nfields, const struct upstream_events *ev, void *user,
+                               char *err, size_t errlen)
+{
+    struct rill_io_addr addr;
+    if (backend_addr(b, &addr, err, errlen) < 0)
+        return NULL;
+    rill_tls_ctx *tls = NULL;
+    if (b->https && !(tls = tunnel_tls(p, cfg, err, errlen)))
+        return NULL;
+    size_t need = strlen(method) + strlen(target) + 32;
+    for (size_t i = 0; i < nfields; i++)
+        need += fields[i].name_len + fields[i].value_len + 4;
+    uint8_t small[4096];
+    uint8_t *head = need <= sizeof small ? small : malloc(need);
+    struct upstream *u = calloc(1, sizeof *u);
+    rill_h1_parser *parser = rill_h1_parser_new(RILL_H1_RESPONSE, NULL);
+    size_t head_len = 0;
+    int rc = head && u && parser ? rill_h1_write_request_head(head, need, &head_len, method,
+                                                              strlen(method), target, strlen(target),
+                                                              fields, nfields)
+                                 : RILL_ERR_NOMEM;
+    if (rc == RILL_OK) {
+        rill_h1_set_request_method(parser, method, strlen(method));
+        u->ev = ev;
+        u->user = user;
+        u->parser = parser;
+        char host[256] = "";
+        if (tls) { /* SNI and the certificate check want the name without the port */
+            const char *h = strstr(b->origin, "://") + 3;
+            size_t n = h[0] == '[' ? strcspn(h, "]") + 1 : strcspn(h, ":");
+            snprintf(host, sizeof host, "%.*s", (int)n, h);
+        }
+        rc = rill_io_connect(loop, &addr, tls, tls ? host : NULL, &upstream_callbacks, u, &u->io);
+        if (rc == RILL_OK)
+            rc = rill_io_conn_write(u->io, head, head_len); /* goes once connected */
+        if (rc < 0 && u->io) { /* its on_close frees u */
+            u->ended = true;
+            rill_io_conn_close(u->io, false);
+            u = NULL;
+            parser = NULL;
+        }
+    }
+    if (head != small)
+        free(head);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s", rc == RILL_ERR_INVALID_ARG ? "the request cannot be sent on"
+                                                               : rill_strerror(rc));
+        rill_h1_parser_free(parser);
+        free(u);
+        return NULL;
+    }
+    return u;
+}
+
+int upstream_write(struct upstream *u, const void *data, size_t len)
+{
+    int rc = rill_io_conn_write(u->io, data, len);
+    if (rc < 0)
+        return rc;
+    if (rill_io_conn_queued(u->io) > UPSTREAM_HIGH_WATER) {
+        u->blocked = true;
+        return RILL_ERR_WOULD_BLOCK;
+    }
+    return RILL_OK;
+}
+
+bool upstream_opened(const struct upstream *u)
+{
+    return u->opened;
+}
+
+void upstream_pause(struct upstream *u, bool paused)
+{
+    rill_io_conn_pause_read(u->io, paused);
+}
+
+void upstream_close(struct upstream *u, bool graceful)
+{
+    u->ended = true;
+    rill_io_conn_close(u->io, graceful);
+}
