@@ -141,7 +141,6 @@ struct client_conn {
     rill_h2_session *h2c_offer; /* made for an h2c Upgrade offered on HTTP/1.1, until answered */
     bool h2c_tried;             /* the offer went out on this connection (once per connection) */
     bool h2c_switch;            /* the offering request got its 101: HTTP/2 after its end */
-    bool h2_settings_seen;      /* the server's first SETTINGS came (extended CONNECT waits) */
     struct frame_tap tap_in, tap_out;
     struct iovec *out_iov; /* TRACE_IOV of them, made when tracing starts */
     int out_n;
