@@ -105,8 +105,11 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
                                         (const char *)r->response.append[i].value);
     if (r->s.idle_ms && px->timer)
         rill_io_timer_arm(px->timer, r->s.idle_ms); /* from now on: the time between pieces */
-    /* The head goes now: a response that streams (events, gRPC) must not wait for its body. */
-    rill_server_response_write(res, NULL, 0);
+    /* The head goes now: a response that streams (events, gRPC) must not wait for its body. A
+     * head that ended the response waits for on_end, so it goes with END_STREAM (gRPC's
+     * trailers-only errors: grpc-status in the head, as gRPC clients require). */
+    if (!rill_client_stream_head_ended(st))
+        rill_server_response_write(res, NULL, 0);
     leave(px);
 }
 
