@@ -98,7 +98,6 @@ class Backend:
             yield b"tick %d" % i
             i += 1
             time.sleep(0.01)
-        self.active_after["Forever"] = ctx.is_active()
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +159,12 @@ def test_unary_with_metadata_both_ways(chan, backend):
 
 
 def test_server_streaming_many_small(chan):
-    got = list(method(chan, "Many", "unary_stream")(b"1000:32", timeout=60))
-    assert len(got) == 1000
-    assert [int(m[:8]) for m in got] == list(range(1000))
+    """grpcio gives back flow-control credit after each small message it reads: thousands of tiny
+    WINDOW_UPDATEs on a large window, which rill's front once took for a flood (GOAWAY
+    ENHANCE_YOUR_CALM, the call UNAVAILABLE "Socket closed")."""
+    got = list(method(chan, "Many", "unary_stream")(b"3000:32", timeout=60))
+    assert len(got) == 3000
+    assert [int(m[:8]) for m in got] == list(range(3000))
 
 
 def test_server_streaming_one_4mib_message(chan):
@@ -233,11 +235,9 @@ def test_client_cancel_mid_stream_cancels_backend(chan, backend):
         assert next(call).startswith(b"tick ")
     call.cancel()
     assert call.code() == grpc.StatusCode.CANCELLED
+    # the handler would stream for 30 s: its RPC ends this soon only if it was cancelled (grpcio
+    # does not resume a cancelled handler's generator, so there is no after-the-loop to look at)
     assert backend.cancelled["Forever"].wait(10), "the backend never saw the cancel"
-    deadline = time.monotonic() + 10
-    while "Forever" not in backend.active_after and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert backend.active_after.pop("Forever") is False
 
 
 def test_unknown_method_is_unimplemented(chan):
