@@ -83,6 +83,7 @@ class Backend:
         self.started[name].set()
 
     def slow(self, req, ctx):
+        self.slow_remaining = ctx.time_remaining()  # huge: no deadline came with the call
         self._watch("Slow", ctx)
         deadline = time.monotonic() + 30
         while ctx.is_active() and time.monotonic() < deadline:
@@ -110,9 +111,17 @@ def backend():
 @pytest.fixture(scope="module")
 def rill(backend, tmp_path_factory):
     """rill with `/` to the grpcio backend over h2c, `/h1.Test` to the same server as an
-    http:// (HTTP/1.1) backend. Must exit 0 (no leak under ASan)."""
+    http:// (HTTP/1.1) backend, and (from a file) `/rill.Test/Slow` to it with grpc-timeout
+    removed, so only rill's RST_STREAM can end that call at the backend. Must exit 0 (no leak
+    under ASan)."""
     work = tmp_path_factory.mktemp("grpc")
+    conf = work / "rill.yaml"
+    conf.write_text("routes:\n"
+                    "  - prefix: /rill.Test/Slow\n"
+                    f"    backends: h2c://127.0.0.1:{backend.port}\n"
+                    "    request-headers: {remove: [grpc-timeout]}\n")
     s = start_server(str(work), tls=True, extra=(
+        "--config", str(conf),
         "--proxy", f"/=h2c://127.0.0.1:{backend.port}",
         "--proxy", f"/h1.Test=http://127.0.0.1:{backend.port}",
         "--proxy-timeout", "5000"))
@@ -218,7 +227,8 @@ def test_deadline_cancels_backend(chan, backend):
     assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, e.value
     assert time.monotonic() - t0 < 10
     assert backend.started["Slow"].is_set()
-    # the backend's own deadline (grpc-timeout went on) or the proxy's RST_STREAM ends it
+    assert backend.slow_remaining > 3600  # the route removed grpc-timeout: no deadline there
+    # so the client's RST_STREAM, passed on by rill, is what ends it (the handler waits 30 s)
     assert backend.cancelled["Slow"].wait(10)
     deadline = time.monotonic() + 10
     while "Slow" not in backend.active_after and time.monotonic() < deadline:
