@@ -273,3 +273,73 @@ def test_many_calls_on_one_channel(chan):
     call = method(chan, "Unary")
     futs = [call.future(b"%d" % i, timeout=30) for i in range(200)]
     assert [f.result() for f in futs] == [b"echo:%d" % i for i in range(200)]
+
+
+# ---- the trailers-only path and other responses that end in their head ------------------------
+
+class HeadOnlyBackend:
+    """A python-h2 server over h2c that answers every request with one HEADERS frame carrying
+    END_STREAM and no content-length (as an HTTP/2 server may answer HEAD)."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        import h2.config
+        import h2.connection
+        import h2.events
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+            conn.initiate_connection()
+            c.sendall(conn.data_to_send())
+            try:
+                while data := c.recv(65536):
+                    for ev in conn.receive_data(data):
+                        if isinstance(ev, h2.events.RequestReceived):
+                            conn.send_headers(ev.stream_id, [(":status", "200"), ("x-head", "only")],
+                                              end_stream=True)
+                    c.sendall(conn.data_to_send())
+            except OSError:
+                pass
+            finally:
+                c.close()
+
+    def stop(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("method_name", ["GET", "HEAD"])
+def test_head_that_ends_the_response(tmp_path, method_name):
+    """A backend head with END_STREAM goes on with END_STREAM (one HEADERS frame, the body
+    empty: content-length 0), except for HEAD, whose head goes at once and as it came: a
+    content-length: 0 there would misdescribe the resource."""
+    import h2.events
+    from test_proxy import h2_request
+    be = HeadOnlyBackend()
+    s = start_server(str(tmp_path), tls=False, extra=("--proxy", f"/=h2c://127.0.0.1:{be.port}"))
+    try:
+        events = h2_request(s.port, [(":method", method_name), (":scheme", "http"),
+                                     (":authority", "x"), (":path", "/h")])
+        resp = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
+        assert resp, events
+        fields = dict(resp[0].headers)
+        assert fields[b":status"] == b"200" and fields[b"x-head"] == b"only"
+        if method_name == "GET":
+            assert resp[0].stream_ended is not None, events  # END_STREAM on the HEADERS frame
+            assert fields.get(b"content-length") == b"0"
+        else:
+            assert b"content-length" not in fields, fields
+        assert any(isinstance(e, h2.events.StreamEnded) for e in events), events
+    finally:
+        be.stop()
+        rc = s.stop()
+        assert rc == 0, s.stderr()
