@@ -6,7 +6,7 @@ set -euo pipefail
 
 build_pkgs="build-essential cmake pkg-config libssl-dev zlib1g-dev libcjson-dev libc-ares-dev libyaml-dev openssl"
 test_pkgs="$build_pkgs clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-h2 nodejs chromium
-  python3-hpack python3-websockets libnghttp2-dev nghttp2-client nghttp2-server curl doxygen groff-base
+  python3-hpack python3-websockets python3-grpcio libnghttp2-dev nghttp2-client nghttp2-server curl doxygen groff-base
   h2o nginx-light libnginx-mod-http-echo apache2-bin node-ws"
 bench_pkgs="$test_pkgs h2o nginx-light valgrind util-linux haproxy nghttp2-proxy"
 

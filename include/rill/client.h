@@ -207,6 +207,11 @@ RILL_API void rill_client_stream_cancel(rill_client_stream *st);
 /* The protocol a request went over: "h2" or "http/1.1"; NULL before it was sent. Static storage. */
 RILL_API const char *rill_client_stream_protocol(const rill_client_stream *st);
 
+/* From on_response on: true when the response head itself ended the response (an HTTP/2 HEADERS
+ * frame with END_STREAM: no body or trailers follow, e.g. a gRPC trailers-only answer), so a
+ * proxy can pass the head on together with the end instead of as a head and an empty body. */
+RILL_API bool rill_client_stream_head_ended(const rill_client_stream *st);
+
 /* The client a request belongs to. */
 RILL_API rill_client *rill_client_stream_client(const rill_client_stream *st);
 

@@ -619,6 +619,11 @@ const char *rill_client_stream_protocol(const rill_client_stream *st)
     return st->proto;
 }
 
+bool rill_client_stream_head_ended(const rill_client_stream *st)
+{
+    return st->head_ended;
+}
+
 rill_client *rill_client_stream_client(const rill_client_stream *st)
 {
     return st->client;

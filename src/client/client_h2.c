@@ -77,6 +77,7 @@ static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind 
     if (kind != RILL_H2_HEADERS_RESPONSE)
         return 0;
     st->got_response = true;
+    st->head_ended = (flags & RILL_H2_FLAG_END_STREAM) != 0; /* a trailers-only gRPC answer */
     if (st->expect_wait) /* a final answer instead of 100: the body is not sent */
         rill_io_timer_cancel(st->expect_timer);
     if (st->cb.on_response)

@@ -3,6 +3,22 @@
 #include "h2/h2_internal.h"
 
 #define H2_TINY_WINDOW_UPDATE 128u
+#define H2_SMALL_WINDOW 16384 /* the smallest SETTINGS_MAX_FRAME_SIZE: one full frame */
+
+/* A server charges tiny increments to a window below one full frame as a flood: each would make
+ * it send a frame of a few bytes (the "data dribble"). Not when the window is larger: the
+ * increment only gives back credit while full frames can go anyway, as gRPC peers do after each
+ * small message they read. A client charges none: a server that announced a tiny window
+ * (SETTINGS_INITIAL_WINDOW_SIZE 100, say) can only ever send tiny increments, and an upload to
+ * it is legitimate. True when the connection ended. */
+static bool tiny_window_flood(rill_h2_session *s, uint32_t inc, int64_t window)
+{
+    if (inc >= H2_TINY_WINDOW_UPDATE || s->role != RILL_H2_SERVER || window >= H2_SMALL_WINDOW ||
+        h2_flood_take(s, FL_WU))
+        return false;
+    h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "WINDOW_UPDATE flood");
+    return true;
+}
 
 static bool output_overloaded(rill_h2_session *s)
 {
@@ -228,14 +244,9 @@ void h2_on_window_update(rill_h2_session *s, const uint8_t *p, size_t len)
         return;
     }
     uint32_t inc = h2_get32(p) & 0x7fffffffu;
-    /* A server charges tiny increments as a flood (each would make it send a frame for a few
-     * bytes). A client does not: a server that announced a tiny window (SETTINGS_INITIAL_WINDOW_SIZE
-     * 100, say) can only ever send tiny increments, and an upload to it is legitimate. */
-    if (inc < H2_TINY_WINDOW_UPDATE && s->role == RILL_H2_SERVER && !h2_flood_take(s, FL_WU)) {
-        h2_connection_error(s, RILL_H2_ENHANCE_YOUR_CALM, "WINDOW_UPDATE flood");
-        return;
-    }
     if (s->fsid == 0) {
+        if (tiny_window_flood(s, inc, s->conn_send_window))
+            return;
         if (inc == 0) {
             h2_connection_error(s, RILL_H2_PROTOCOL_ERROR, "zero WINDOW_UPDATE");
             return;
@@ -257,6 +268,8 @@ void h2_on_window_update(rill_h2_session *s, const uint8_t *p, size_t len)
         h2_connection_error(s, RILL_H2_PROTOCOL_ERROR, "WINDOW_UPDATE on reserved (remote) stream");
         return;
     }
+    if (tiny_window_flood(s, inc, st->send_window))
+        return;
     if (inc == 0) {
         h2_peer_stream_error(s, s->fsid, RILL_H2_PROTOCOL_ERROR);
         return;

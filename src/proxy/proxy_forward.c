@@ -128,8 +128,12 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
         leave(px);
         return;
     }
-    /* The head goes now: a response that streams (events, gRPC) must not wait for its body. */
-    rill_server_response_write(res, NULL, 0);
+    /* The head goes now: a response that streams (events, gRPC) must not wait for its body. A
+     * head that ended the response waits for on_end, so it goes with END_STREAM (gRPC's
+     * trailers-only errors: grpc-status in the head, as gRPC clients require). Not for HEAD:
+     * ending there would add content-length: 0 to a head that may describe a longer body. */
+    if (!rill_client_stream_head_ended(st) || strcmp(rill_server_request_method(res), "HEAD") == 0)
+        rill_server_response_write(res, NULL, 0);
     leave(px);
 }
 

@@ -518,7 +518,14 @@ static void build_empty_data(tbuf *b, int i)
         tf_get(b, 1, 0);
     tf_data(b, 1, 0, "", 0);
 }
-static void build_tiny_wu(tbuf *b, int i) { tf_window_update(b, 0, 1); }
+static void build_tiny_wu(tbuf *b, int i)
+{
+    if (i == 0) { /* a stream whose window starts empty: each increment could send a tiny frame */
+        tf_settings(b, 1, RILL_H2_SETTINGS_INITIAL_WINDOW_SIZE, 0u);
+        tf_get(b, 1, 0);
+    }
+    tf_window_update(b, 1, 1);
+}
 static void build_priority(tbuf *b, int i)
 {
     uint8_t p[5] = {0, 0, 0, 0, 1};
@@ -535,6 +542,25 @@ static void floods_end_in_enhance_your_calm(void **state)
     flood_case(build_empty_data, 1100, "empty DATA");
     flood_case(build_tiny_wu, 1100, "tiny WINDOW_UPDATE");
     flood_case(build_priority, 1100, "PRIORITY");
+}
+
+/* Tiny increments to a window of a full frame or more are credit given back, not a flood: a
+ * gRPC client sends one per small message it reads (a stream of 1,000 was cut off by this). */
+static void tiny_window_updates_to_a_large_window_are_fine(void **state)
+{
+    (void)state;
+    tsess t;
+    tsess_start(&t, RILL_H2_SERVER, NULL);
+    tbuf b = {0};
+    tf_get(&b, 1, 0);
+    for (int i = 0; i < 3000; i++) {
+        tf_window_update(&b, 0, 37);
+        tf_window_update(&b, 1, 37);
+    }
+    assert_true(feed_drain(&t, &b) >= 0);
+    expect_no_error(&t.out);
+    tb_free(&b);
+    tsess_free(&t);
 }
 
 static void flood_budget_refills_with_time(void **state)
@@ -569,7 +595,7 @@ static void flood_fractions_survive_shared_clock(void **state)
     assert_true(feed_drain(&t, &b) >= 0);
     for (int k = 1; k <= 10; k++) {
         rill_h2_session_tick(t.s, (uint64_t)k * 30);
-        tf_window_update(&b, 0, 1); /* a tiny one: it takes from its own bucket, refilling all */
+        build_priority(&b, 100 + k); /* takes from its own bucket, refilling all */
         assert_true(feed_drain(&t, &b) >= 0);
     }
     for (int i = 0; i < 3; i++)
@@ -1168,7 +1194,8 @@ int main(void)
         cmocka_unit_test(settings_in_flight_apply_in_order),
         cmocka_unit_test(settings_second_before_first_ack),
         cmocka_unit_test(floods_end_in_enhance_your_calm),
-        cmocka_unit_test(flood_budget_refills_with_time),
+        cmocka_unit_test(tiny_window_updates_to_a_large_window_are_fine),
+    cmocka_unit_test(flood_budget_refills_with_time),
         cmocka_unit_test(flood_fractions_survive_shared_clock),
         cmocka_unit_test(continuation_flood),
         cmocka_unit_test(header_block_bytes_limit),
