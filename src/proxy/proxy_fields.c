@@ -2,6 +2,7 @@
  * the backend learns who asked (Forwarded, X-Forwarded-For/-Proto/-Host: each can be turned off
  * per route) and through whom (Via); then the route's own edits (remove, set, add). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -83,12 +84,6 @@ static bool hop_by_hop(const rill_header *f)
     }
 }
 
-bool proxy_response_hop(const rill_header *f, const rill_header *fields, size_t n)
-{
-    struct conn_fields c = conn_fields(fields, n);
-    return hop_by_hop(f) || named_by_connection(f, &c);
-}
-
 size_t proxy_response_keep(const rill_header *fields, size_t n, const struct field_edit *drops,
                            rill_header *out, size_t cap)
 {
@@ -99,6 +94,24 @@ size_t proxy_response_keep(const rill_header *fields, size_t n, const struct fie
             !(drops && proxy_edit_drops(drops, &fields[i])))
             out[k++] = fields[i];
     return k;
+}
+
+void proxy_response_pass(rill_server_response *res, const rill_header *fields, size_t n,
+                         const struct field_edit *drops, const char *also_drop)
+{
+    rill_header stack[64], *keep = n <= 64 ? stack : malloc(n * sizeof *keep);
+    if (!keep)
+        return;
+    size_t k = proxy_response_keep(fields, n, drops, keep, n), m = 0;
+    for (size_t i = 0; i < k; i++)
+        if (!also_drop || !name_is(&keep[i], also_drop))
+            keep[m++] = keep[i];
+    /* All at once (checked once, no C strings made); if one is refused, the others one by one. */
+    if (rill_server_response_add_headers(res, keep, m) == RILL_ERR_INVALID_ARG)
+        for (size_t i = 0; i < m; i++)
+            rill_server_response_add_headers(res, &keep[i], 1);
+    if (keep != stack)
+        free(keep);
 }
 
 size_t proxy_fields_max(const rill_server_request *req, const struct proxy_route *r)

@@ -78,10 +78,7 @@ static void on_informational(rill_client_stream *st, int status, const rill_head
     if (!px->req || status == 101)
         return;
     rill_header keep[32];
-    size_t k = 0;
-    for (size_t i = 0; i < n && k < 32; i++)
-        if (!proxy_response_hop(&fields[i], fields, n))
-            keep[k++] = fields[i];
+    size_t k = proxy_response_keep(fields, n, NULL, keep, 32);
     enter(px);
     rill_server_response_informational(px->req, status, keep, k);
     leave(px);
@@ -100,19 +97,7 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
     const struct proxy_route *r = px->route;
     rill_server_response_set_status(res, status);
     note_backend(px, true);
-    char name[256], value[8192];
-    for (size_t i = 0; i < n; i++) {
-        const rill_header *f = &fields[i];
-        if (proxy_response_hop(f, fields, n) || proxy_edit_drops(&r->response, f) ||
-            f->name_len >= sizeof name || f->value_len >= sizeof value)
-            continue;
-        /* The server's setters take C strings; the client's fields are lengths. */
-        memcpy(name, f->name, f->name_len);
-        name[f->name_len] = '\0';
-        memcpy(value, f->value, f->value_len);
-        value[f->value_len] = '\0';
-        rill_server_response_add_header(res, name, value);
-    }
+    proxy_response_pass(res, fields, n, &r->response, NULL);
     /* RFC 9110 §7.6.3: a proxy adds itself to Via in both directions. */
     const char *proto = rill_client_stream_protocol(st);
     proxy_response_own_fields(res, r, proto && strcmp(proto, "h2") == 0 ? "2 rill" : "1.1 rill");
@@ -157,11 +142,12 @@ static void on_trailers(rill_client_stream *st, const rill_header *fields, size_
     struct pxreq *px = user;
     if (!px->req)
         return;
+    rill_header keep[64];
+    n = proxy_response_keep(fields, n, NULL, keep, 64);
     char name[256], value[8192];
     for (size_t i = 0; i < n; i++) {
-        const rill_header *f = &fields[i];
-        if (proxy_response_hop(f, fields, n) || f->name_len >= sizeof name ||
-            f->value_len >= sizeof value)
+        const rill_header *f = &keep[i];
+        if (f->name_len >= sizeof name || f->value_len >= sizeof value)
             continue;
         memcpy(name, f->name, f->name_len);
         name[f->name_len] = '\0';

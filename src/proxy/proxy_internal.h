@@ -165,14 +165,15 @@ size_t proxy_fields_max(const rill_server_request *req, const struct proxy_route
 size_t proxy_cookie_room(const rill_server_request *req);
 size_t proxy_request_fields(const rill_server_request *req, const struct proxy_route *r, bool h2,
                             rill_header *out, char *scratch, char *cookies);
-/* Whether a response field (or trailer) from a backend is hop-by-hop, not passed on; fields are
- * the whole response's, for the names its Connection field lists. */
-bool proxy_response_hop(const rill_header *f, const rill_header *fields, size_t n);
 /* The fields of a backend's response (or 1xx, or trailers) that go on to the client: not
  * hop-by-hop, not named by its Connection fields, not dropped by drops (NULL: none). At most cap
  * go to out; returns how many did. The Connection fields are looked for once. */
 size_t proxy_response_keep(const rill_header *fields, size_t n, const struct field_edit *drops,
                            rill_header *out, size_t cap);
+/* Adds to res the backend's response fields that go on (proxy_response_keep), and not also_drop
+ * (a lowercase name, or NULL); a field the server refuses stays behind alone. */
+void proxy_response_pass(rill_server_response *res, const rill_header *fields, size_t n,
+                         const struct field_edit *drops, const char *also_drop);
 /* Whether the route's edit drops a field of this name. */
 bool proxy_edit_drops(const struct field_edit *e, const rill_header *f);
 

@@ -114,22 +114,8 @@ bool proxy_tunnel_wanted(const rill_server_request *req)
  * route's own fields. */
 static void copy_fields(struct pxtunnel *t, const rill_h1_head *head)
 {
-    char name[256], value[8192];
-    for (size_t i = 0; i < head->nfields; i++) {
-        const rill_header *f = &head->fields[i];
-        if (proxy_response_hop(f, head->fields, head->nfields) ||
-            proxy_edit_drops(&t->route->response, f) || f->name_len >= sizeof name ||
-            f->value_len >= sizeof value)
-            continue;
-        if (t->h2_front && f->name_len == 20 &&
-            strncasecmp((const char *)f->name, "sec-websocket-accept", 20) == 0)
-            continue;
-        memcpy(name, f->name, f->name_len);
-        name[f->name_len] = '\0';
-        memcpy(value, f->value, f->value_len);
-        value[f->value_len] = '\0';
-        rill_server_response_add_header(t->req, name, value);
-    }
+    proxy_response_pass(t->req, head->fields, head->nfields, &t->route->response,
+                        t->h2_front ? "sec-websocket-accept" : NULL);
     proxy_response_own_fields(t->req, t->route, "1.1 rill");
 }
 
