@@ -45,24 +45,39 @@ static bool listed_in(const rill_header *f, const rill_header *conn)
 }
 
 /* A message's Connection fields, found once: every other field is looked up in them. */
+#define CONN_FIELDS_MAX 4
 struct conn_fields {
-    const rill_header *fields;
-    size_t n, first; /* first: index of the first Connection field, or n */
+    const rill_header *conn[CONN_FIELDS_MAX];
+    size_t nconn;
+    const rill_header *fields; /* all of them, when there are more Connection fields than that */
+    size_t n;
 };
 
 static struct conn_fields conn_fields(const rill_header *fields, size_t n)
 {
-    struct conn_fields c = {fields, n, n};
-    for (size_t i = 0; i < n && c.first == n; i++)
-        if (NAME_IS(&fields[i], "connection"))
-            c.first = i;
+    struct conn_fields c = {.nconn = 0};
+    for (size_t i = 0; i < n; i++)
+        if (NAME_IS(&fields[i], "connection")) {
+            if (c.nconn == CONN_FIELDS_MAX) {
+                c.fields = fields;
+                c.n = n;
+                break;
+            }
+            c.conn[c.nconn++] = &fields[i];
+        }
     return c;
 }
 
 static bool named_by_connection(const rill_header *f, const struct conn_fields *c)
 {
-    for (size_t i = c->first; i < c->n; i++)
-        if (NAME_IS(&c->fields[i], "connection") && listed_in(f, &c->fields[i]))
+    if (c->fields) { /* many Connection fields: walk them all */
+        for (size_t i = 0; i < c->n; i++)
+            if (NAME_IS(&c->fields[i], "connection") && listed_in(f, &c->fields[i]))
+                return true;
+        return false;
+    }
+    for (size_t i = 0; i < c->nconn; i++)
+        if (listed_in(f, c->conn[i]))
             return true;
     return false;
 }
