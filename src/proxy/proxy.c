@@ -25,6 +25,7 @@ struct client_pool {
     unsigned inflight; /* the worker's requests on this backend: least-connections counts these */
     bool h2;           /* the backend speaks HTTP/2: one client is enough */
     size_t idle_hint;  /* the slot whose request ended last: likely idle */
+    size_t idle;       /* slots with nothing in flight: none, no scan for one */
 };
 
 /* A worker thread's part of one proxy. Found through a thread-local list: a worker is a thread
@@ -271,7 +272,7 @@ rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_
         pick = 0;
     else if (pool->idle_hint < pool->n && pool->slots[pool->idle_hint].busy == 0)
         pick = pool->idle_hint; /* the one freed last: no scan while requests come and go */
-    for (size_t i = 0; i < pool->n && pick == pool->n; i++)
+    for (size_t i = 0; i < pool->n && pick == pool->n && pool->idle; i++)
         if (pool->slots[i].busy == 0)
             pick = i;
     if (pick == pool->n && pool->n >= POOL_MAX) {
@@ -292,8 +293,10 @@ rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_
         if (!c)
             return NULL;
         pool->slots[pool->n++] = (struct client_slot){c, 0};
+        pool->idle++;
     }
-    pool->slots[pick].busy++;
+    if (pool->slots[pick].busy++ == 0)
+        pool->idle--;
     pool->inflight++;
     px->slot = pick;
     px->has_slot = true;
@@ -311,8 +314,10 @@ void proxy_client_done(struct pxreq *px, const char *protocol)
     if (!px->has_slot || !px->worker)
         return;
     struct client_pool *pool = &px->worker->pools[px->backend->index];
-    if (--pool->slots[px->slot].busy == 0)
+    if (--pool->slots[px->slot].busy == 0) {
         pool->idle_hint = px->slot;
+        pool->idle++;
+    }
     pool->inflight--;
     px->has_slot = false;
     if (protocol && strcmp(protocol, "h2") == 0)
