@@ -42,7 +42,9 @@ class Recorder:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
+        # The proxy may open 64 connections per worker at once: a short queue drops SYNs (the
+        # retry comes a second later) while this Python thread accepts.
+        self.sock.listen(1024)
         self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
         self.conns = []      # bytearray per connection: everything received
