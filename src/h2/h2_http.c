@@ -148,6 +148,20 @@ regular_field_ok(const rill_header *f, enum h2_msg kind, struct h2_msg_info *inf
     }
 }
 
+/* A :status value: three digits, 100 or more; -1 otherwise. */
+static int parse_status(const rill_header *f)
+{
+    if (f->value_len != 3)
+        return -1;
+    int status = 0;
+    for (int k = 0; k < 3; k++) {
+        if (f->value[k] < '0' || f->value[k] > '9')
+            return -1;
+        status = status * 10 + (f->value[k] - '0');
+    }
+    return status < 100 ? -1 : status;
+}
+
 /* A response: :status first (as every sender puts it), then regular fields; the same verdict as
  * the general walk below, which takes any other order. */
 static bool response_valid(const rill_header *fields, size_t count, struct h2_msg_info *info)
@@ -155,15 +169,10 @@ static bool response_valid(const rill_header *fields, size_t count, struct h2_ms
     const rill_header *st = &fields[0];
     if (!(st->flags & RILL_HEADER_VALID) && !h2_field_valid(st))
         return false;
-    if (st->name_len != 7 || memcmp(st->name, ":status", 7) != 0 || st->value_len != 3)
+    if (st->name_len != 7 || memcmp(st->name, ":status", 7) != 0)
         return false;
-    int status = 0;
-    for (int k = 0; k < 3; k++) {
-        if (st->value[k] < '0' || st->value[k] > '9')
-            return false;
-        status = status * 10 + (st->value[k] - '0');
-    }
-    if (status < 100 || status == 101) /* no Upgrade in HTTP/2 */
+    int status = parse_status(st);
+    if (status < 0 || status == 101) /* no Upgrade in HTTP/2 */
         return false;
     info->status = status;
     const rill_header *host = NULL;
@@ -209,20 +218,10 @@ bool h2_message_valid(const rill_header *fields, size_t count, enum h2_msg kind,
             case P_SCHEME: scheme = f; break;
             case P_AUTHORITY: authority = f; break;
             case P_PATH: path = f; break;
-            case P_STATUS: {
-                if (f->value_len != 3)
+            case P_STATUS:
+                if ((info->status = parse_status(f)) < 0)
                     return false;
-                int st = 0;
-                for (int k = 0; k < 3; k++) {
-                    if (f->value[k] < '0' || f->value[k] > '9')
-                        return false;
-                    st = st * 10 + (f->value[k] - '0');
-                }
-                if (st < 100)
-                    return false;
-                info->status = st;
                 break;
-            }
             default: break;
             }
             if (seen & bit)

@@ -69,7 +69,6 @@ struct block_memo {
     uint32_t first_seq, count, max_size; /* the table after the block: indices unchanged while equal */
     uint8_t nfields;                     /* 0: nothing recorded */
     uint8_t out_len;
-    uint16_t bytes_len;
     struct {
         uint16_t name_len, value_len;
         uint32_t flags;
@@ -542,7 +541,6 @@ static void block_record(struct block_memo *b, const hpack_table *t, const rill_
     }
     memcpy(b->out, out, n);
     b->out_len = (uint8_t)n;
-    b->bytes_len = (uint16_t)used;
     b->first_seq = t->first_seq;
     b->count = t->count;
     b->max_size = t->max_size;
