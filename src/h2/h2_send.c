@@ -1,6 +1,7 @@
 /* Sending: submit calls and header block encoding (HEADERS + CONTINUATION split). DATA frames are
  * produced in h2_schedule.c. */
 #include "h2/h2_internal.h"
+#include "h2/h2_vouched.h"
 #include "hpack/encoder_internal.h"
 
 
@@ -131,8 +132,9 @@ static bool can_send_on(const struct h2_stream *st)
            !(st->flags & (SF_END_QUEUED | SF_END_WANTED));
 }
 
-int rill_h2_submit_response(rill_h2_session *s, int32_t stream_id, const rill_header *fields,
-                            size_t count, uint32_t flags)
+/* status < 0: the fields are checked here and give the status. */
+static int submit_response(rill_h2_session *s, int32_t stream_id, int status, const rill_header *fields,
+                           size_t count, uint32_t flags)
 {
     if (s->role != RILL_H2_SERVER)
         return RILL_ERR_INVALID_ARG;
@@ -144,22 +146,25 @@ int rill_h2_submit_response(rill_h2_session *s, int32_t stream_id, const rill_he
     bool reserved = st->state == H2_RESERVED_LOCAL;
     if ((!reserved && !can_send_on(st)) || (st->flags & SF_FINAL_SENT))
         return RILL_ERR_STATE;
-    struct h2_msg_info mi;
-    if (!h2_message_valid(fields, count, H2_MSG_RESPONSE, false, &mi))
-        return RILL_ERR_INVALID_ARG;
+    if (status < 0) {
+        struct h2_msg_info mi;
+        if (!h2_message_valid(fields, count, H2_MSG_RESPONSE, false, &mi))
+            return RILL_ERR_INVALID_ARG;
+        status = mi.status;
+    }
     bool end = flags & RILL_H2_FLAG_END_STREAM;
-    if (mi.status < 200) {
+    if (status < 200) {
         if (end)
             return RILL_ERR_INVALID_ARG; /* interim responses never end a stream */
         if (reserved)
             return RILL_ERR_STATE;
     } else {
         /* No content after HEAD, 204 or 304 (RFC 9110 sections 9.3.2, 15.3.5, 15.4.5). */
-        if ((st->flags & SF_HEAD) || mi.status == 204 || mi.status == 304) {
+        if ((st->flags & SF_HEAD) || status == 204 || status == 304) {
             end = true;
             st->flags |= SF_SEND_NO_BODY;
         }
-        if ((st->flags & SF_CONNECT) && mi.status < 300)
+        if ((st->flags & SF_CONNECT) && status < 300)
             st->flags |= SF_TUNNEL;
     }
     if (reserved) {
@@ -171,11 +176,23 @@ int rill_h2_submit_response(rill_h2_session *s, int32_t stream_id, const rill_he
     if (rc)
         return rc;
     st->flags |= SF_HEADERS_SENT | SF_RESPONDED;
-    if (mi.status >= 200)
+    if (status >= 200)
         st->flags |= SF_FINAL_SENT;
     if (end)
         h2_end_local(s, st);
     return 0;
+}
+
+int rill_h2_submit_response(rill_h2_session *s, int32_t stream_id, const rill_header *fields,
+                            size_t count, uint32_t flags)
+{
+    return submit_response(s, stream_id, -1, fields, count, flags);
+}
+
+int h2_submit_response_vouched(rill_h2_session *s, int32_t stream_id, int status, const rill_header *fields,
+                               size_t count, uint32_t flags)
+{
+    return submit_response(s, stream_id, status, fields, count, flags);
 }
 
 bool h2_body_pending(const struct h2_stream *st)

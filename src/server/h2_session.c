@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "h2/h2_vouched.h"
 #include "server/server_internal.h"
 
 /* A copied body chunk handed to the engine by reference until it reports it released. */
@@ -367,12 +368,17 @@ static int h2_send_head(rill_server_stream *st, bool end_stream)
     fields[0] = (rill_header){(const uint8_t *)":status", 7, (const uint8_t *)status, 3,
                               RILL_HEADER_VALID};
     memcpy(fields + 1, st->resp_fields.items, st->resp_fields.count * sizeof *fields);
+    uint32_t all = HEADER_VOUCHED;
+    for (size_t i = 1; i < n; i++)
+        all &= fields[i].flags;
     /* Before the submit: with the request already ended, the engine closes the stream inside it,
      * and the close reports completed from this flag. */
     if (end_stream || st->head_request || st->status == 204 || st->status == 304)
         st->end_sent = true;
-    int rc = rill_h2_submit_response(st->sess->h2, st->id, fields, n,
-                                     end_stream ? RILL_H2_FLAG_END_STREAM : 0);
+    uint32_t flags = end_stream ? RILL_H2_FLAG_END_STREAM : 0;
+    /* Fields checked as they were added go out without a second walk (status: 200..999). */
+    int rc = all ? h2_submit_response_vouched(st->sess->h2, st->id, st->status, fields, n, flags)
+                 : rill_h2_submit_response(st->sess->h2, st->id, fields, n, flags);
     if (fields != stack)
         free(fields);
     return rc;

@@ -22,6 +22,7 @@ int rill_server_response_set_status(rill_server_response *res, int status)
 static bool connection_specific(const char *name, size_t len)
 {
     switch (len) { /* by length first: most names are none of these */
+    case 2: return strncasecmp(name, "te", 2) == 0; /* a request's field (RFC 9113 section 8.2.2) */
     case 7: return strncasecmp(name, "upgrade", 7) == 0;
     case 10: return strncasecmp(name, "connection", 10) == 0 || strncasecmp(name, "keep-alive", 10) == 0;
     case 16: return strncasecmp(name, "proxy-connection", 16) == 0;
@@ -30,9 +31,18 @@ static bool connection_specific(const char *name, size_t len)
     }
 }
 
+static bool digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return n > 0;
+}
+
 /* A settable response field: a token name that is not connection-specific; a value without
  * control characters other than HTAB and without leading or trailing whitespace (RFC 9110 §5.5,
- * RFC 9113 §8.2.1: the same field is valid on both transports). NUL is neither. */
+ * RFC 9113 §8.2.1: the same field is valid on both transports). NUL is neither. A content-length
+ * is digits. */
 static bool valid_field(const char *name, size_t n, const char *value, size_t v)
 {
     unsigned bad = 0;
@@ -41,6 +51,8 @@ static bool valid_field(const char *name, size_t n, const char *value, size_t v)
     if (n == 0 || bad)
         return false;
     if (v && (value[0] == ' ' || value[0] == '\t' || value[v - 1] == ' ' || value[v - 1] == '\t'))
+        return false;
+    if (n == 14 && strncasecmp(name, "content-length", 14) == 0 && !digits(value, v))
         return false;
     return http_value_ctl_span(value, v) == v && !connection_specific(name, n);
 }
@@ -51,7 +63,7 @@ static uint32_t checked_flags(const char *name, size_t n)
     unsigned upper = 0;
     for (size_t i = 0; i < n; i++)
         upper |= (unsigned)((uint8_t)name[i] - 'A') < 26u;
-    return RILL_HEADER_VALID | (upper ? 0 : HEADER_NAME_LOWER);
+    return RILL_HEADER_VALID | HEADER_VOUCHED | (upper ? 0 : HEADER_NAME_LOWER);
 }
 
 /* A field from the application: checked once here, replacing earlier ones of its name if asked. */

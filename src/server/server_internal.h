@@ -237,6 +237,9 @@ void worker_pools_release_soon(struct worker *w);
  * the field was checked (valid_field) or is the server's own, so the HTTP/2 engine does not check
  * it again. */
 #define HEADER_NAME_LOWER 0x100u
+/* The field passes every rule HTTP/2 has for a response's regular field (valid_field, or the
+ * server's own), so the HTTP/2 head goes out without the engine's walk (h2/h2_vouched.h). */
+#define HEADER_VOUCHED 0x200u
 int header_list_add(rill_server_stream *st, struct header_list *l, const char *name, size_t nlen,
                     const char *value, size_t vlen, uint32_t flags);
 /* Room for more fields (the old array stays in the arena: lists rarely grow). */
@@ -257,13 +260,13 @@ static inline int exchange_add_field(rill_server_stream *st, const char *name, s
                                      const char *value, size_t vlen)
 {
     return header_list_add(st, &st->resp_fields, name, nlen, value, vlen,
-                           RILL_HEADER_VALID | HEADER_NAME_LOWER);
+                           RILL_HEADER_VALID | HEADER_NAME_LOWER | HEADER_VOUCHED);
 }
 /* The same, for a value that outlives the exchange (see header_list_add_ref): not copied. */
 static inline int exchange_add_field_ref(rill_server_stream *st, const char *name, size_t nlen,
                                          const char *value, size_t vlen)
 {
-    return header_list_add_ref(st, &st->resp_fields, name, nlen, value, vlen, RILL_HEADER_VALID);
+    return header_list_add_ref(st, &st->resp_fields, name, nlen, value, vlen, RILL_HEADER_VALID | HEADER_VOUCHED);
 }
 /* Removes every field of this name (any case). */
 void header_list_remove(struct header_list *l, const char *name);

@@ -47,8 +47,11 @@ static const rill_header cases[] = {
     H("bad name", "x"),                                     /* refused: not a token */
     H("x-n\0ul", "x"),                                      /* refused */
     H("", "x"),                                             /* refused: empty name */
+    H("TE", "trailers"),                                    /* refused: a request's field */
+    H("content-length", "12a"),                             /* refused: not digits */
+    H("Content-Length", ""),                                /* refused: no digits */
 };
-static const char expected[] = "00000111111111111";
+static const char expected[] = "00000111111111111111";
 
 static void handler(rill_server_request *req, rill_server_response *res, void *user)
 {
