@@ -81,9 +81,10 @@ void *exchange_alloc(rill_server_stream *st, size_t n)
 int header_list_grow(rill_server_stream *st, struct header_list *l)
 {
     size_t cap = l->cap ? l->cap * 2 : 12; /* the old array stays in the arena: lists rarely grow */
-    rill_header *items = exchange_alloc(st, cap * sizeof *items);
+    rill_header *items = exchange_alloc(st, (cap + 1) * sizeof *items);
     if (!items)
         return RILL_ERR_NOMEM;
+    items++; /* items[-1] stays free: see struct header_list */
     if (l->count)
         memcpy(items, l->items, l->count * sizeof *items);
     l->items = items;
@@ -109,15 +110,19 @@ int header_list_add(rill_server_stream *st, struct header_list *l, const char *n
     l->items[l->count++] = (rill_header){(const uint8_t *)copy, nlen,
                                          (const uint8_t *)copy + nlen + 1, vlen,
                                          flags & ~HEADER_NAME_LOWER};
+    l->unvouched += !(flags & HEADER_VOUCHED);
     return RILL_OK;
 }
 
 void header_list_remove(struct header_list *l, const char *name)
 {
     size_t nlen = strlen(name), k = 0;
+    l->unvouched = 0;
     for (size_t i = 0; i < l->count; i++)
-        if (l->items[i].name_len != nlen || strncasecmp((const char *)l->items[i].name, name, nlen) != 0)
+        if (l->items[i].name_len != nlen || strncasecmp((const char *)l->items[i].name, name, nlen) != 0) {
+            l->unvouched += !(l->items[i].flags & HEADER_VOUCHED);
             l->items[k++] = l->items[i];
+        }
     l->count = k;
 }
 

@@ -227,7 +227,7 @@ static int start_request(rill_server_session *sess, const rill_h1_head *head)
     k += head->nfields;
 
     rill_server_stream *st = exchange_new(sess, &h1_exchange_ops, (int32_t)++sess->requests);
-    int rc = st ? exchange_set_request(st, f, k, head->version_minor ? "HTTP/1.1" : "HTTP/1.0", false)
+    int rc = st ? exchange_set_request(st, f, k, head->version_minor ? "HTTP/1.1" : "HTTP/1.0", 0)
                 : RILL_ERR_NOMEM;
     if (f != stack)
         free(f);

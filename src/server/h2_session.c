@@ -104,7 +104,8 @@ static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind 
     }
     st->ops = &h2_exchange_ops;
     sess->requests++;
-    if (exchange_set_request(st, fields, count, "HTTP/2", true) < 0) {
+    if (exchange_set_request(st, fields, count, "HTTP/2",
+                             REQUEST_NAMES_LOWER | (sess->h2_upgrading ? 0 : REQUEST_PACKED)) < 0) {
         exchange_closed(st, false);
         rill_h2_submit_rst_stream(s, id, RILL_H2_INTERNAL_ERROR);
         return 0;
@@ -218,10 +219,12 @@ int h2_session_start(rill_server_session *sess, const uint8_t *settings_payload,
     if (!sess->h2)
         return RILL_ERR_NOMEM;
     conn_set_proto(&sess->c, &h2_proto);
-    if (upgraded) /* the engine reports the request as stream 1 through on_headers */
-        return rill_h2_session_upgrade_server(sess->h2, settings_payload, payload_len, upgraded,
-                                              nupgraded);
-    return RILL_OK;
+    if (!upgraded)
+        return RILL_OK;
+    sess->h2_upgrading = true; /* the engine reports the request as stream 1 through on_headers */
+    int rc = rill_h2_session_upgrade_server(sess->h2, settings_payload, payload_len, upgraded, nupgraded);
+    sess->h2_upgrading = false;
+    return rc;
 }
 
 void h2_session_data(rill_server_session *sess, const uint8_t *data, size_t len)
@@ -358,30 +361,21 @@ static void format_status(int status, char out[4])
 
 static int h2_send_head(rill_server_stream *st, bool end_stream)
 {
-    size_t n = st->resp_fields.count + 1;
-    rill_header stack[32];
-    rill_header *fields = n <= 32 ? stack : malloc(n * sizeof *fields);
-    if (!fields)
-        return RILL_ERR_NOMEM;
+    struct header_list *l = &st->resp_fields;
+    rill_header none[1];
+    rill_header *fields = l->items ? l->items - 1 : none; /* :status goes in the list's free slot */
+    size_t n = l->count + 1;
     char status[4];
     format_status(st->status, status);
-    fields[0] = (rill_header){(const uint8_t *)":status", 7, (const uint8_t *)status, 3,
-                              RILL_HEADER_VALID};
-    memcpy(fields + 1, st->resp_fields.items, st->resp_fields.count * sizeof *fields);
-    uint32_t all = HEADER_VOUCHED;
-    for (size_t i = 1; i < n; i++)
-        all &= fields[i].flags;
+    fields[0] = (rill_header){(const uint8_t *)":status", 7, (const uint8_t *)status, 3, RILL_HEADER_VALID};
     /* Before the submit: with the request already ended, the engine closes the stream inside it,
      * and the close reports completed from this flag. */
     if (end_stream || st->head_request || st->status == 204 || st->status == 304)
         st->end_sent = true;
     uint32_t flags = end_stream ? RILL_H2_FLAG_END_STREAM : 0;
     /* Fields checked as they were added go out without a second walk (status: 200..999). */
-    int rc = all ? h2_submit_response_vouched(st->sess->h2, st->id, st->status, fields, n, flags)
-                 : rill_h2_submit_response(st->sess->h2, st->id, fields, n, flags);
-    if (fields != stack)
-        free(fields);
-    return rc;
+    return l->unvouched == 0 ? h2_submit_response_vouched(st->sess->h2, st->id, st->status, fields, n, flags)
+                             : rill_h2_submit_response(st->sess->h2, st->id, fields, n, flags);
 }
 
 static int h2_send_informational(rill_server_stream *st, int status, const rill_header *f, size_t count)
@@ -492,7 +486,7 @@ static int h2_push(rill_server_stream *st, const char *path)
         return id;
     }
     pushed->id = id;
-    if (exchange_set_request(pushed, req, 4, "HTTP/2", true) < 0) {
+    if (exchange_set_request(pushed, req, 4, "HTTP/2", REQUEST_NAMES_LOWER) < 0) {
         rill_h2_submit_rst_stream(sess->h2, id, RILL_H2_INTERNAL_ERROR);
         return RILL_ERR_NOMEM;
     }

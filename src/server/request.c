@@ -75,9 +75,12 @@ static inline void note_pseudo(rill_server_stream *st, const rill_header *h)
 /* All strings go into one arena: the header array first, then NUL-terminated names and values
  * (copied in one piece when they arrive laid out that way already). */
 int exchange_set_request(rill_server_stream *st, const rill_header *fields, size_t n, const char *version,
-                         bool names_lowercase)
+                         unsigned layout)
 {
-    size_t span = n && names_lowercase ? contiguous_span(fields, n) : 0;
+    bool names_lowercase = layout & REQUEST_NAMES_LOWER;
+    size_t span = !n || !names_lowercase ? 0
+                  : layout & REQUEST_PACKED ? (size_t)(fields[n - 1].value + fields[n - 1].value_len + 1 - fields[0].name)
+                                            : contiguous_span(fields, n);
     size_t bytes = n * sizeof(rill_header) + span;
     if (!span)
         for (size_t i = 0; i < n; i++)

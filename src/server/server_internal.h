@@ -97,6 +97,7 @@ struct rill_server_session {
     uint8_t protocol; /* rill_protocol */
     bool tls;
     bool announced; /* on_session ran: on_close (the event) is owed */
+    bool h2_upgrading; /* the engine is handing over an h2c Upgrade's request (not packed: h2_session_start) */
     char *peer; /* the peer address as text: from the first exchange on (session_peer) */
     uint64_t id; /* worker index << 40 | sequence: tells connections apart in logs and the demo */
     uint32_t requests; /* exchanges started on this connection */
@@ -119,8 +120,9 @@ static inline rill_server_session *session_of(const struct conn *c)
 }
 
 struct header_list {
-    rill_header *items;
+    rill_header *items; /* items[-1] is free (header_list_grow): room for an HTTP/2 :status */
     size_t count, cap;
+    size_t unvouched; /* fields without HEADER_VOUCHED */
 };
 
 /* One request/response exchange (rill_server_stream == rill_server_request == rill_server_response). */
@@ -253,6 +255,7 @@ static inline int header_list_add_ref(rill_server_stream *st, struct header_list
     if (l->count == l->cap && header_list_grow(st, l) != RILL_OK)
         return RILL_ERR_NOMEM;
     l->items[l->count++] = (rill_header){(const uint8_t *)name, nlen, (const uint8_t *)value, vlen, flags};
+    l->unvouched += !(flags & HEADER_VOUCHED);
     return RILL_OK;
 }
 /* A field the server itself makes (a lowercase literal name, a value it formatted): no checks. */
@@ -287,9 +290,13 @@ void exchange_dispatch(rill_server_stream *st);
 
 /* request.c */
 /* Takes the request: HTTP/2-style fields (pseudo-headers first). Copies into the arena. */
-/* names_lowercase: the transport checked that names are lowercase (HTTP/2): copied as they are. */
+enum request_layout {
+    REQUEST_NAMES_LOWER = 1, /* the transport checked that names are lowercase (HTTP/2): copied as they are */
+    REQUEST_PACKED = 2,      /* names and values lie one after another, each NUL-terminated (a block
+                              * from the HTTP/2 engine, rill/h2.h on_headers): copied in one piece */
+};
 int exchange_set_request(rill_server_stream *st, const rill_header *fields, size_t n, const char *version,
-                         bool names_lowercase);
+                         unsigned layout);
 /* Request body bytes from the transport (to on_body, or held until it is set). */
 void exchange_body(rill_server_stream *st, const uint8_t *data, size_t len);
 void exchange_body_end(rill_server_stream *st);
