@@ -24,16 +24,29 @@ int h2_encode_headers(rill_h2_session *s, uint8_t type, int32_t sid, int32_t pro
     int rc = h2_ensure_encoder(s);
     if (rc)
         return rc;
+    size_t extra = type == RILL_H2_PUSH_PROMISE ? 4 : 0;
+    size_t mf = s->peer.max_frame_size;
+    size_t rlen;
+    const uint8_t *again = hpack_encode_replay(s->enc, fields, count, &rlen);
+    if (again && extra + rlen <= mf) { /* the previous block again: no bound, no encode */
+        uint8_t *p = h2_out_reserve(s, H2_FRAME_HEADER + extra + rlen);
+        if (!p)
+            return RILL_ERR_NOMEM;
+        if (extra)
+            h2_put32(p + H2_FRAME_HEADER, (uint32_t)promised & 0x7fffffffu);
+        memcpy(p + H2_FRAME_HEADER + extra, again, rlen);
+        h2_frame_header(p, (uint32_t)(extra + rlen), type, flags | H2_FLAG_END_HEADERS, sid);
+        h2_out_commit(s, H2_FRAME_HEADER + extra + rlen);
+        return 0;
+    }
     size_t bound = rill_hpack_encode_bound(s->enc, fields, count);
     if (bound == SIZE_MAX)
         return RILL_ERR_INVALID_ARG;
-    size_t extra = type == RILL_H2_PUSH_PROMISE ? 4 : 0;
-    size_t mf = s->peer.max_frame_size;
     size_t frames = (bound + extra) / mf + 1;
     uint8_t *p = h2_out_reserve(s, bound + extra + frames * H2_FRAME_HEADER);
     if (!p)
         return RILL_ERR_NOMEM;
-    size_t blen = hpack_encode_within_bound(s->enc, fields, count, p + H2_FRAME_HEADER + extra);
+    size_t blen = hpack_encode_within_bound(s->enc, fields, count, p + H2_FRAME_HEADER + extra, !again);
     if (extra)
         h2_put32(p + H2_FRAME_HEADER, (uint32_t)promised & 0x7fffffffu);
     size_t total = extra + blen;

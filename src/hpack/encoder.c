@@ -547,12 +547,27 @@ static void block_record(struct block_memo *b, const hpack_table *t, const rill_
     b->nfields = (uint8_t)count;
 }
 
-static size_t encode_all(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out)
+/* The encoding of fields when it is the last block's again (every field indexed, the table
+ * unchanged), else NULL. */
+static const uint8_t *replay_of(const rill_hpack_encoder *enc, const rill_header *fields, size_t count,
+                                size_t *len)
+{
+    const struct block_memo *block = enc->learned ? &enc->learned->block : NULL;
+    if (!block || enc->update_pending || !block_replay(block, &enc->s.table, fields, count))
+        return NULL;
+    *len = block->out_len;
+    return block->out;
+}
+
+static size_t encode_all(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out,
+                         bool replay_tried)
 {
     struct block_memo *block = enc->learned ? &enc->learned->block : NULL;
-    if (block && !enc->update_pending && block_replay(block, &enc->s.table, fields, count)) {
-        memcpy(out, block->out, block->out_len);
-        return block->out_len;
+    size_t len;
+    const uint8_t *again = replay_tried ? NULL : replay_of(enc, fields, count, &len);
+    if (again) {
+        memcpy(out, again, len);
+        return len;
     }
     size_t n = 0;
     if (enc->update_pending) {
@@ -620,11 +635,18 @@ static int state_clone(struct enc_state *dst, const struct enc_state *src)
     return RILL_OK;
 }
 
-size_t hpack_encode_within_bound(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out)
+size_t hpack_encode_within_bound(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out,
+                                 bool replay_tried)
 {
     if (!enc->learned)
         enc->learned = learned_new(enc); /* NULL is tolerated: see worth_indexing */
-    return encode_all(enc, fields, count, out);
+    return encode_all(enc, fields, count, out, replay_tried);
+}
+
+const uint8_t *hpack_encode_replay(const rill_hpack_encoder *enc, const rill_header *fields, size_t count,
+                                   size_t *len)
+{
+    return replay_of(enc, fields, count, len);
 }
 
 int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out,
@@ -636,7 +658,7 @@ int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t
     if (!enc->learned)
         enc->learned = learned_new(enc); /* NULL is tolerated: see worth_indexing */
     if (HPACK_LIKELY(cap >= bound)) {
-        *out_len = encode_all(enc, fields, count, out);
+        *out_len = encode_all(enc, fields, count, out, false);
         return RILL_OK;
     }
     /* The output may still fit: encode into a temporary buffer against a copy of the state that is
@@ -657,7 +679,7 @@ int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t
     }
     bool pending = enc->update_pending;
     uint32_t signalled = enc->signalled;
-    size_t n = encode_all(enc, fields, count, tmp);
+    size_t n = encode_all(enc, fields, count, tmp, false);
     if (n <= cap) {
         memcpy(out, tmp, n);
         *out_len = n;

@@ -111,6 +111,7 @@ int header_list_add(rill_server_stream *st, struct header_list *l, const char *n
                                          (const uint8_t *)copy + nlen + 1, vlen,
                                          flags & ~HEADER_NAME_LOWER};
     l->unvouched += !(flags & HEADER_VOUCHED);
+    l->has |= header_list_name_bit(copy, nlen);
     return RILL_OK;
 }
 
@@ -118,9 +119,11 @@ void header_list_remove(struct header_list *l, const char *name)
 {
     size_t nlen = strlen(name), k = 0;
     l->unvouched = 0;
+    l->has = 0;
     for (size_t i = 0; i < l->count; i++)
         if (l->items[i].name_len != nlen || strncasecmp((const char *)l->items[i].name, name, nlen) != 0) {
             l->unvouched += !(l->items[i].flags & HEADER_VOUCHED);
+            l->has |= header_list_name_bit((const char *)l->items[i].name, l->items[i].name_len);
             l->items[k++] = l->items[i];
         }
     l->count = k;

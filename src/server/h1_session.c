@@ -516,7 +516,7 @@ static int h1_send_head(rill_server_stream *st, bool end_stream)
     bool http10 = strcmp(st->version, "HTTP/1.0") == 0;
     rill_header extra[2];
     size_t n = 0;
-    if (!HEADER_LIST_HAS(&st->resp_fields, "content-length") && exchange_body_allowed(st) &&
+    if (!(st->resp_fields.has & HAS_CONTENT_LENGTH) && exchange_body_allowed(st) &&
         !end_stream) {
         if (http10)
             st->keep_alive = false; /* the body ends with the connection */

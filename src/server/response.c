@@ -147,9 +147,9 @@ static void add_standard_fields(rill_server_stream *st)
         rill_http_date_format(now, cached);
         cached_sec = now;
     }
-    if (!HEADER_LIST_HAS(&st->resp_fields, "date"))
+    if (!(st->resp_fields.has & HAS_DATE))
         exchange_add_field(st, "date", 4, cached, RILL_HTTP_DATE_LEN); /* copied: changes each second */
-    if (!HEADER_LIST_HAS(&st->resp_fields, "server"))
+    if (!(st->resp_fields.has & HAS_SERVER))
         exchange_add_field_ref(st, "server", 6, "rill", 4);
 }
 
@@ -211,7 +211,7 @@ static int end_response(rill_server_response *res, const void *data, size_t len)
         return RILL_ERR_STATE;
     int rc;
     if (!res->head_sent) {
-        if (!HEADER_LIST_HAS(&res->resp_fields, "content-length") && res->status != 204 &&
+        if (!(res->resp_fields.has & HAS_CONTENT_LENGTH) && res->status != 204 &&
             res->status != 304) {
             char num[24];
             size_t n = format_decimal(num, len);

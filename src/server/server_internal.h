@@ -123,7 +123,19 @@ struct header_list {
     rill_header *items; /* items[-1] is free (header_list_grow): room for an HTTP/2 :status */
     size_t count, cap;
     size_t unvouched; /* fields without HEADER_VOUCHED */
+    unsigned has;     /* HAS_* of the names the response path asks about */
 };
+/* The names the server looks for in every response, known from their adds (no scan). */
+enum { HAS_DATE = 1, HAS_SERVER = 2, HAS_CONTENT_LENGTH = 4 };
+static inline unsigned header_list_name_bit(const char *lower, size_t n)
+{
+    switch (n) {
+    case 4: return memcmp(lower, "date", 4) == 0 ? HAS_DATE : 0;
+    case 6: return memcmp(lower, "server", 6) == 0 ? HAS_SERVER : 0;
+    case 14: return memcmp(lower, "content-length", 14) == 0 ? HAS_CONTENT_LENGTH : 0;
+    default: return 0;
+    }
+}
 
 /* One request/response exchange (rill_server_stream == rill_server_request == rill_server_response). */
 /* An HTTP/1.1 request's WebSocket handshake, as rill_h1_websocket_upgrade judged it. */
@@ -256,6 +268,7 @@ static inline int header_list_add_ref(rill_server_stream *st, struct header_list
         return RILL_ERR_NOMEM;
     l->items[l->count++] = (rill_header){(const uint8_t *)name, nlen, (const uint8_t *)value, vlen, flags};
     l->unvouched += !(flags & HEADER_VOUCHED);
+    l->has |= header_list_name_bit(name, nlen); /* lowercase: see above */
     return RILL_OK;
 }
 /* A field the server itself makes (a lowercase literal name, a value it formatted): no checks. */
@@ -273,17 +286,6 @@ static inline int exchange_add_field_ref(rill_server_stream *st, const char *nam
 }
 /* Removes every field of this name (any case). */
 void header_list_remove(struct header_list *l, const char *name);
-/* Whether the list has a field of this lowercase name of nlen bytes (HEADER_LIST_HAS for a
- * literal). */
-static inline bool header_list_has(const struct header_list *l, const char *name, size_t nlen)
-{
-    for (size_t i = 0; i < l->count; i++)
-        if (l->items[i].name_len == nlen && l->items[i].name[0] == (uint8_t)name[0] &&
-            memcmp(l->items[i].name, name, nlen) == 0)
-            return true;
-    return false;
-}
-#define HEADER_LIST_HAS(l, lit) header_list_has((l), lit, sizeof lit - 1)
 
 /* route.c: runs on_stream / a tunnel / the routes (404 when nothing matches). */
 void exchange_dispatch(rill_server_stream *st);
