@@ -101,9 +101,7 @@ struct file_entry *file_cache_get(const rill_static_root *root, const char *targ
     if (!cache && !(cache = calloc(1, sizeof *cache)))
         return NULL;
     struct file_cache *c = cache;
-    size_t path_len = strcspn(target, "?#");
-    if (path_len > target_len)
-        path_len = target_len;
+    size_t path_len = target_len;
     /* The key: root, path, and which precompressed codings the client accepts. (An unseeded hash:
      * the table holds at most the entry cap, and only files that exist.) */
     char accepts = (char)('0' + (rill_accept_encoding_allows(ae, ae_len, "br") ? 1 : 0) +

@@ -33,7 +33,8 @@ struct file_entry {
     struct file_entry *hnext, *lru_prev, *lru_next;
 };
 
-/* Looks up (or opens and caches) target under root for the given Accept-Encoding. The entry is
+/* Looks up (or opens and caches) target under root for the given Accept-Encoding: target_len
+ * bytes, the request path without its query (the request checks refused any fragment). The entry is
  * returned with a reference the caller gives back with file_entry_release(). NULL only when out
  * of memory. */
 struct file_entry *file_cache_get(const rill_static_root *root, const char *target,

@@ -50,8 +50,10 @@ static inline void note_pseudo(rill_server_stream *st, const rill_header *h)
     const char *v = (const char *)h->value, *n = (const char *)h->name;
     switch (h->name_len) {
     case 5:
-        if (memcmp(n, ":path", 5) == 0)
+        if (memcmp(n, ":path", 5) == 0) {
             st->path = v;
+            st->path_len = h->value_len;
+        }
         break;
     case 7:
         if (memcmp(n, ":method", 7) == 0)
@@ -113,7 +115,10 @@ int exchange_set_request(rill_server_stream *st, const rill_header *fields, size
     if (!st->scheme)
         st->scheme = st->sess->tls ? "https" : "http";
     if (!st->path)
-        st->path = "";
+        st->path = ""; /* path_len 0 */
+    /* No '#' gets this far (request-target checks on both transports). */
+    const char *query = memchr(st->path, '?', st->path_len);
+    st->route_len = query ? (size_t)(query - st->path) : st->path_len;
     if (!st->authority) {
         size_t len;
         const char *host = rill_server_request_header(st, "host", &len);

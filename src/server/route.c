@@ -4,9 +4,8 @@
 
 #include "server/server_internal.h"
 
-static const struct route *find_route(const rill_server *srv, const char *path)
+static const struct route *find_route(const rill_server *srv, const char *path, size_t plen)
 {
-    size_t plen = strcspn(path, "?");
     for (size_t i = 0; i < srv->nroutes; i++) { /* sorted longest prefix first */
         const struct route *r = &srv->routes[i];
         if (r->prefix_len <= plen && memcmp(r->prefix, path, r->prefix_len) == 0 &&
@@ -20,7 +19,7 @@ int rill_server_route_length(const rill_server_stream *st)
 {
     /* Tunnel protocols answer for any path: not more specific than a prefix, so not counted. */
     const rill_server *srv = session_worker(st->sess)->srv;
-    const struct route *r = find_route(srv, st->path);
+    const struct route *r = find_route(srv, st->path, st->route_len);
     return r ? (int)r->prefix_len : -1;
 }
 
@@ -50,7 +49,7 @@ static void dispatch(rill_server_stream *st)
                 return;
             }
     }
-    const struct route *r = find_route(srv, st->path);
+    const struct route *r = find_route(srv, st->path, st->route_len);
     if (st->connect_protocol && (!r || !ws_route_is(r))) /* RFC 8441 tunnel nobody serves */
         exchange_respond_simple(st, 501, "text/plain; charset=utf-8", "protocol not supported\n");
     else if (r)

@@ -153,6 +153,8 @@ struct rill_server_stream {
     /* request */
     rill_header *all_fields; /* pseudo-headers, then the regular ones (in the arena) */
     const char *method, *scheme, *authority, *path, *connect_protocol, *version;
+    size_t path_len;    /* of path */
+    size_t route_len;   /* of path before its query: what routes and files match */
     rill_header *fields; /* regular fields, lowercase names, NUL-terminated names and values */
     size_t nfields;
     bool head_request;

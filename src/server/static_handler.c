@@ -65,7 +65,8 @@ static void serve_static(rill_server_request *req, rill_server_response *res, vo
 {
     struct static_mount *m = user;
     const char *method = rill_server_request_method(req);
-    if (strcmp(method, "HEAD") != 0 && strcmp(method, "GET") != 0) {
+    bool get = method[0] == 'G' && method[1] == 'E' && method[2] == 'T' && method[3] == '\0';
+    if (!get && !req->head_request) {
         rill_server_response_set_header(res, "allow", "GET, HEAD");
         exchange_respond_simple(res, 405, "text/plain; charset=utf-8", "method not allowed\n");
         return;
@@ -74,7 +75,9 @@ static void serve_static(rill_server_request *req, rill_server_response *res, vo
     size_t ae_len = 0;
     const char *ae = rill_server_request_header(req, "accept-encoding", &ae_len);
     uint64_t now = rill_io_loop_now_ms(session_worker(req->sess)->loop);
-    struct file_entry *e = file_cache_get(m->root, path, strlen(path), ae, ae_len, now);
+    /* The route matched the mount's prefix within the path's part before any query. */
+    size_t path_len = req->route_len >= m->prefix_len ? req->route_len - m->prefix_len : strcspn(path, "?");
+    struct file_entry *e = file_cache_get(m->root, path, path_len, ae, ae_len, now);
     if (!e) {
         exchange_respond_simple(res, 500, "text/plain; charset=utf-8", "out of memory\n");
         return;
