@@ -12,6 +12,10 @@ struct file_cache {
     struct file_entry *buckets[BUCKETS];
     struct file_entry *lru_head, *lru_tail; /* head = most recently used */
     size_t count;
+    bool last_known; /* last_ae..: the last Accept-Encoding value and its accepted_codings */
+    char last_accepts;
+    size_t last_ae_len;
+    char last_ae[96];
 };
 
 static _Thread_local struct file_cache *cache;
@@ -95,6 +99,24 @@ static struct file_entry *load(const rill_static_root *root, const char *target,
     return e;
 }
 
+/* Which precompressed codings Accept-Encoding allows, as the key's last byte. A connection's
+ * clients send the same value with every request: the last answer is kept. */
+static char accepted_codings(struct file_cache *c, const char *ae, size_t ae_len)
+{
+    if (c->last_known && ae_len == c->last_ae_len && (ae_len == 0 || memcmp(ae, c->last_ae, ae_len) == 0))
+        return c->last_accepts;
+    char accepts = (char)('0' + (rill_accept_encoding_allows(ae, ae_len, "br") ? 1 : 0) +
+                          (rill_accept_encoding_allows(ae, ae_len, "gzip") ? 2 : 0));
+    if (ae_len <= sizeof c->last_ae) {
+        if (ae_len)
+            memcpy(c->last_ae, ae, ae_len);
+        c->last_ae_len = ae_len;
+        c->last_accepts = accepts;
+        c->last_known = true;
+    }
+    return accepts;
+}
+
 struct file_entry *file_cache_get(const rill_static_root *root, const char *target,
                                   size_t target_len, const char *ae, size_t ae_len, uint64_t now_ms)
 {
@@ -104,8 +126,7 @@ struct file_entry *file_cache_get(const rill_static_root *root, const char *targ
     size_t path_len = target_len;
     /* The key: root, path, and which precompressed codings the client accepts. (An unseeded hash:
      * the table holds at most the entry cap, and only files that exist.) */
-    char accepts = (char)('0' + (rill_accept_encoding_allows(ae, ae_len, "br") ? 1 : 0) +
-                          (rill_accept_encoding_allows(ae, ae_len, "gzip") ? 2 : 0));
+    char accepts = accepted_codings(c, ae, ae_len);
     uint64_t h = bytes_hash32((const uint8_t *)target, path_len,
                               ((uint64_t)(uintptr_t)root << 8 | (uint8_t)accepts) * 0x9e3779b97f4a7c15ull);
     struct file_entry *e = c->buckets[h & (BUCKETS - 1)];
