@@ -255,7 +255,7 @@ static enum read_end tls_fill(rill_io_conn *conn, size_t *have, int *sys_errno, 
     *have = 0;
     conn->flags &= ~(uint32_t)CF_SOCK_DRAINED;
     while (*have < IO_RECV_BUF_SIZE) {
-        ERR_clear_error();
+        io_tls_clear_errors();
         int r = SSL_read(conn->ssl, buf + *have, (int)(IO_RECV_BUF_SIZE - *have));
         if (r > 0) {
             *have += (size_t)r;

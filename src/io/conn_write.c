@@ -241,7 +241,7 @@ static int conn_send_records(rill_io_conn *conn)
             len = IO_CHUNK_SIZE; /* pulled memory: a refusal copies it (tls_hold), keep that small */
         if (len > INT32_MAX)
             len = INT32_MAX;
-        ERR_clear_error();
+        io_tls_clear_errors();
         int r = SSL_write(conn->ssl, buf, (int)len);
         if (r > 0) {
             int rc = sent(conn, (size_t)r, qbytes, pbytes);
