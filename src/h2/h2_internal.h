@@ -271,7 +271,7 @@ struct rill_h2_session {
     /* output */
     struct h2_chunk *out_head, *out_tail;
     struct h2_seg *segs;
-    uint32_t seg_cap, seg_head, seg_count;
+    uint32_t seg_cap, seg_head, seg_count; /* seg_cap: a power of two (16, doubled): indexes wrap by mask */
     int fatal;                  /* the negative code recv returns after a failure */
     struct h2_dataref *free_refs;
 

@@ -37,13 +37,13 @@ static int seg_push(rill_h2_session *s, const uint8_t *p, size_t n, struct h2_ch
         if (!ns)
             return RILL_ERR_NOMEM;
         for (uint32_t i = 0; i < s->seg_count; i++)
-            ns[i] = s->segs[(s->seg_head + i) % s->seg_cap];
+            ns[i] = s->segs[(s->seg_head + i) & (s->seg_cap - 1)];
         ring_free(s);
         s->segs = ns;
         s->seg_cap = ncap;
         s->seg_head = 0;
     }
-    struct h2_seg *g = &s->segs[(s->seg_head + s->seg_count) % s->seg_cap];
+    struct h2_seg *g = &s->segs[(s->seg_head + s->seg_count) & (s->seg_cap - 1)];
     g->ptr = p;
     g->len = (uint32_t)n;
     g->chunk = c;
@@ -144,7 +144,7 @@ void h2_out_commit(rill_h2_session *s, size_t n)
     uint8_t *p = c->data + c->used;
     c->used += (uint32_t)n;
     if (s->seg_count) {
-        struct h2_seg *last = &s->segs[(s->seg_head + s->seg_count - 1) % s->seg_cap];
+        struct h2_seg *last = &s->segs[(s->seg_head + s->seg_count - 1) & (s->seg_cap - 1)];
         if (last->chunk == c && last->ptr + last->len == p) {
             last->len += (uint32_t)n;
             s->out_pending += n;
@@ -197,7 +197,7 @@ int rill_h2_session_output(rill_h2_session *s, struct iovec *iov, int max)
     h2_fill_output(s);
     int n = 0;
     for (uint32_t i = 0; i < s->seg_count && n < max; i++) {
-        const struct h2_seg *g = &s->segs[(s->seg_head + i) % s->seg_cap];
+        const struct h2_seg *g = &s->segs[(s->seg_head + i) & (s->seg_cap - 1)];
         iov[n].iov_base = (void *)g->ptr;
         iov[n].iov_len = g->len;
         n++;
@@ -220,7 +220,7 @@ void rill_h2_session_output_sent(rill_h2_session *s, size_t n)
             break;
         struct h2_chunk *c = g->chunk;
         struct h2_dataref *ref = g->ref;
-        s->seg_head = (s->seg_head + 1) % s->seg_cap;
+        s->seg_head = (s->seg_head + 1) & (s->seg_cap - 1);
         s->seg_count--;
         if (c && c->consumed == c->used && c != s->out_tail) {
             /* Chunks drain in order: c is the head. */
@@ -271,7 +271,7 @@ void h2_out_free_all(rill_h2_session *s)
     while (s->seg_count) {
         struct h2_seg *g = &s->segs[s->seg_head];
         struct h2_dataref *ref = g->ref;
-        s->seg_head = (s->seg_head + 1) % s->seg_cap;
+        s->seg_head = (s->seg_head + 1) & (s->seg_cap - 1);
         s->seg_count--;
         if (ref && --ref->inflight == 0 && ref->detached)
             h2_ref_release(s, ref);

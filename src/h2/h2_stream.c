@@ -112,11 +112,14 @@ void h2_remember_closed(rill_h2_session *s, int32_t id, uint8_t how)
     if (!s->prof->max_closed || !h2_history_ensure(s))
         return;
     struct h2_closed *closed = s->hist->closed;
-    uint32_t i = (s->closed_head + s->closed_count) % s->prof->max_closed;
-    if (s->closed_count == s->prof->max_closed) {
+    uint32_t max = s->prof->max_closed, i;
+    if (s->closed_count == max) { /* full: the oldest goes (wrapped by compare: no division per close) */
         i = s->closed_head;
-        s->closed_head = (s->closed_head + 1) % s->prof->max_closed;
+        s->closed_head = i + 1 == max ? 0 : i + 1;
     } else {
+        i = s->closed_head + s->closed_count;
+        if (i >= max)
+            i -= max;
         s->closed_count++;
     }
     closed[i].id = id;
