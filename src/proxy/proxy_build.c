@@ -168,7 +168,8 @@ static int add_route(rill_proxy *p, struct proxy_config *c, const struct route_s
         return RILL_ERR_NOMEM;
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < rs->nurls && rc == RILL_OK; i++)
-        if (!(r->backends[r->nbackends++] = target_for(p, rs->urls[i], r->s.connect_ms, &r->s.check)))
+        if (!(r->backends[r->nbackends++] =
+                  target_for(p, rs->urls[i], r->s.connect_ms, &r->s.check)))
             rc = RILL_ERR_NOMEM;
     pthread_mutex_unlock(&p->lock);
     return rc;

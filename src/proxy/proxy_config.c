@@ -267,8 +267,7 @@ static bool one_health(struct loader *l, const char *key, yaml_node_t *k, yaml_n
     return failf(l, k, "unknown key '%s' (want down-for)", key);
 }
 
-static bool nonzero_duration(struct loader *l, const yaml_node_t *v, const char *key,
-                             uint32_t *out)
+static bool nonzero_duration(struct loader *l, const yaml_node_t *v, const char *key, uint32_t *out)
 {
     if (!get_duration(l, v, key, out))
         return false;
@@ -309,8 +308,9 @@ static bool health_check(struct loader *l, yaml_node_t *v, struct route_settings
     if (v->type == YAML_SCALAR_NODE && strcmp(text(v), "none") == 0)
         return true;
     if (v->type != YAML_MAPPING_NODE)
-        return failf(l, v, "'health-check' wants a mapping (path, interval, timeout, fails, "
-                           "passes) or none");
+        return failf(l, v,
+                     "'health-check' wants a mapping (path, interval, timeout, fails, "
+                     "passes) or none");
     if (!each_pair(l, v, one_check, &s->check))
         return false;
     if (!s->check.path && !(s->check.path = strdup("/")))
@@ -347,8 +347,8 @@ static bool one_forwarding(struct loader *l, const char *key, yaml_node_t *k, ya
 /* One of the settings keys; false with nothing said when key is not one of them. */
 static bool is_setting(const char *key)
 {
-    static const char *const keys[] = {"timeout",    "balance",         "health",
-                                       "forwarding", "request-headers", "response-headers",
+    static const char *const keys[] = {"timeout",     "balance",         "health",
+                                       "forwarding",  "request-headers", "response-headers",
                                        "health-check"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         if (strcmp(key, keys[i]) == 0)

@@ -139,8 +139,9 @@ static void result(struct probe *pr, bool ok, const char *why)
         if (down && ++pr->passes >= t->check.passes) {
             atomic_store(&t->check_down, false);
             atomic_store(&t->down_until, 0); /* reachable again: no passive penalty left */
-            fprintf(stderr, "rill serve: proxy: %s is up again (health check GET %s passed %u "
-                            "time%s in a row)\n",
+            fprintf(stderr,
+                    "rill serve: proxy: %s is up again (health check GET %s passed %u "
+                    "time%s in a row)\n",
                     t->url, t->check.path, pr->passes, pr->passes == 1 ? "" : "s");
         }
         return;
@@ -148,8 +149,9 @@ static void result(struct probe *pr, bool ok, const char *why)
     pr->passes = 0;
     if (!down && ++pr->fails >= t->check.fails) {
         atomic_store(&t->check_down, true);
-        fprintf(stderr, "rill serve: proxy: %s is down (health check GET %s: %s; %u time%s in a "
-                        "row)\n",
+        fprintf(stderr,
+                "rill serve: proxy: %s is down (health check GET %s: %s; %u time%s in a "
+                "row)\n",
                 t->url, t->check.path, why, pr->fails, pr->fails == 1 ? "" : "s");
         say_routes_left_empty(pr->h, t);
     }
@@ -168,6 +170,8 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
     struct probe *pr = user;
     (void)st;
     pr->st = NULL;
+    if (rill_io_loop_shutting_down(pr->h->loop))
+        return; /* cut by the shutdown: says nothing of the backend */
     char reason[320];
     bool ok = err == 0 && pr->status >= 200 && pr->status <= 399;
     if (err == RILL_ERR_TIMEOUT)
@@ -195,8 +199,8 @@ static void start(struct probe *pr, const struct proxy_config *c, uint64_t now)
         o.http1_only = !t->h2c && !t->https;
         o.insecure = c->insecure;
         o.ca_file = c->ca_file;
-        o.connect_timeout_ms = t->connect_ms < t->check.timeout_ms ? t->connect_ms
-                                                                   : t->check.timeout_ms;
+        o.connect_timeout_ms =
+            t->connect_ms < t->check.timeout_ms ? t->connect_ms : t->check.timeout_ms;
         o.request_timeout_ms = t->check.timeout_ms; /* connecting included */
         o.max_connections = 1;
         if (rill_client_new(pr->h->loop, &o, &pr->c, err, sizeof err) < 0) {
