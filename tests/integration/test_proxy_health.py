@@ -214,3 +214,38 @@ def test_probes_to_an_h2c_backend_go_over_http2(serve, tmp_path):
         assert get(s, "/healthz") == (200, b"ok\n")
     finally:
         assert be.stop() == 0, be.stderr()
+
+
+def test_probes_to_an_https_backend_take_h2_by_alpn(serve, tmp_path):
+    """Another rill serve over TLS (its self-signed certificate: `insecure`): the probes arrive
+    over HTTP/2, chosen by ALPN; a check path it does not have takes it out."""
+    work = tmp_path / "backend"
+    work.mkdir()
+    (work / "root").mkdir()
+    (work / "root" / "healthz").write_text("ok\n")
+    log = str(work / "access.log")
+    be = start_server(str(work), root=str(work / "root"), access_log=log, threads=1)
+    try:
+        s = serve(f"""proxy:
+  insecure: true
+routes:
+  - prefix: /up
+    backends: https://localhost:{be.tls_port}
+    health-check: {{path: /healthz, interval: 50ms, timeout: 2s, fails: 1, passes: 1}}
+  - prefix: /
+    backends: https://127.0.0.1:{be.tls_port}
+    health-check: {{path: /missing, interval: 50ms, timeout: 2s, fails: 1, passes: 1}}
+""")
+
+        def lines():
+            with open(log) as f:
+                return f.read().splitlines()
+        wait_for(lambda: any('"GET /healthz HTTP/2" 200' in l and "rill-health-check" in l
+                             for l in lines()), "an HTTP/2 probe over TLS")
+        wait_for(lambda: f"https://127.0.0.1:{be.tls_port} is down (health check GET /missing: "
+                 "status 404" in s.stderr(), "the other one out")
+        assert get(s, "/up/healthz")[0] == 404  # /up/healthz is not a file there: the backend said
+        assert get(s, "/x")[0] == 503
+        assert f"https://localhost:{be.tls_port} is down" not in s.stderr()
+    finally:
+        assert be.stop() == 0, be.stderr()
