@@ -6,7 +6,9 @@
 const http = require('http');
 const {WebSocketServer} = require('ws');
 const report = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+// The icon is inline: the browser asks for nothing else than the page's own requests.
 const PAGE = '<!doctype html><meta charset="utf-8"><title>through the proxy</title>' +
+             '<link rel="icon" href="data:,">' +
              '<p id="origin">served by the node backend</p>\n';
 const server = http.createServer((req, res) => {
   report({kind: 'request', method: req.method, url: req.url, version: req.httpVersion,
