@@ -180,6 +180,10 @@ RILL_API int rill_server_adopt(rill_server *s, int fd);
  * server; set it before rill_server_run. */
 typedef void (*rill_server_worker_fn)(rill_io_loop *loop, void *user);
 RILL_API void rill_server_on_worker_exit(rill_server *s, rill_server_worker_fn fn, void *user);
+/* fn(loop, user) runs on each worker's thread just before its loop starts running: the moment to
+ * start what the application runs on that loop before any request comes (timers, clients). One
+ * per server; set it before rill_server_run. */
+RILL_API void rill_server_on_worker_start(rill_server *s, rill_server_worker_fn fn, void *user);
 
 /* fn(user) runs on SIGHUP (after the certificate reload), on the thread of the worker that
  * watches signals: the moment to re-read the application's configuration. One per server; set it

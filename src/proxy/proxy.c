@@ -38,6 +38,7 @@ struct proxy_worker {
     struct config_hold *holds; /* the first is the current configuration's */
     struct pxreq *live;        /* requests not yet over on either side */
     struct proxy_tunnel_link *tunnels; /* tunnels not yet over (proxy_tunnel.c) */
+    struct proxy_health *health;       /* its health check probes (proxy_health.c) */
     struct proxy_worker *next; /* the thread's list */
     struct proxy_worker *all_next; /* the proxy's list (p->lock) */
 };
@@ -51,6 +52,7 @@ void rill_proxy_options_init(rill_proxy_options *opt)
 }
 
 static void on_worker_exit(rill_io_loop *loop, void *user);
+static void on_worker_start(rill_io_loop *loop, void *user);
 static bool on_stream(rill_server_stream *st, const rill_header *h, size_t n, void *user);
 static void on_reload(void *user);
 
@@ -69,6 +71,7 @@ int rill_proxy_new(rill_server *s, const rill_proxy_options *opt, rill_proxy **o
         rill_proxy_options_init(&p->opt);
     pthread_mutex_init(&p->lock, NULL);
     rill_server_on_worker_exit(s, on_worker_exit, p);
+    rill_server_on_worker_start(s, on_worker_start, p);
     rill_server_on_stream(s, on_stream, p);
     rill_server_on_reload(s, on_reload, p);
     *out = p;
@@ -107,8 +110,11 @@ static struct config_hold *current_hold(struct proxy_worker *w);
 
 static void adopt(rill_io_loop *loop, void *arg)
 {
+    struct proxy_worker *w = arg;
     (void)loop;
-    current_hold(arg);
+    current_hold(w);
+    if (w->health)
+        proxy_health_reconfigured(w->health); /* its backends' checks may have changed */
 }
 
 /* SIGHUP, on one worker's thread: the file again; each worker takes the new configuration (told
@@ -167,6 +173,19 @@ struct proxy_worker *proxy_worker_get(rill_proxy *p, rill_io_loop *loop)
     return worker_of(p, loop);
 }
 
+rill_proxy *proxy_worker_proxy(const struct proxy_worker *w)
+{
+    return w->proxy;
+}
+
+/* Health checks start with the worker, before any request: its part and its probes. */
+static void on_worker_start(rill_io_loop *loop, void *user)
+{
+    struct proxy_worker *w = worker_of(user, loop);
+    if (w && !w->health && !(w->health = proxy_health_new(w, loop)))
+        fprintf(stderr, "rill serve: proxy: no health checks on a worker: out of memory\n");
+}
+
 static void hold_drop(struct proxy_worker *w, struct config_hold *h)
 {
     for (struct config_hold **link = &w->holds; *link; link = &(*link)->next)
@@ -200,6 +219,12 @@ static struct config_hold *current_hold(struct proxy_worker *w)
     if (old && old->requests == 0)
         hold_drop(w, old);
     return h;
+}
+
+struct proxy_config *proxy_worker_config(struct proxy_worker *w)
+{
+    struct config_hold *h = current_hold(w);
+    return h ? h->cfg : NULL;
 }
 
 /* Requests whose path one of the routes takes are the proxy's, unless a server route is more
@@ -427,6 +452,7 @@ static void on_worker_exit(rill_io_loop *loop, void *user)
             pxreq_abandon(w->live);
         while (w->tunnels)
             proxy_tunnel_abandon(w->tunnels);
+        proxy_health_free(w->health);
         for (size_t i = 0; i < w->npools; i++) {
             for (size_t k = 0; k < w->pools[i].n; k++)
                 rill_client_free(w->pools[i].slots[k].c);
@@ -449,6 +475,7 @@ void rill_proxy_free(rill_proxy *p)
         struct proxy_target *next = t->next;
         free(t->url);
         free(t->origin);
+        free(t->check.path);
         free(t);
         t = next;
     }

@@ -8,15 +8,30 @@
 
 #include "proxy/proxy_internal.h"
 
-/* The target for url with these connection settings; p->lock is held. */
-static struct proxy_target *target_for(rill_proxy *p, const char *url, uint32_t connect_ms)
+static bool same_check(const struct health_check *a, const struct health_check *b)
+{
+    if (!a->path || !b->path)
+        return !a->path && !b->path;
+    return strcmp(a->path, b->path) == 0 && a->interval_ms == b->interval_ms &&
+           a->timeout_ms == b->timeout_ms && a->fails == b->fails && a->passes == b->passes;
+}
+
+/* The target for url with these connection and health check settings (another health check is
+ * another target: its state is of that check); p->lock is held. */
+static struct proxy_target *target_for(rill_proxy *p, const char *url, uint32_t connect_ms,
+                                       const struct health_check *check)
 {
     for (struct proxy_target *t = p->targets; t; t = t->next)
-        if (strcmp(t->url, url) == 0 && t->connect_ms == connect_ms)
+        if (strcmp(t->url, url) == 0 && t->connect_ms == connect_ms && same_check(&t->check, check))
             return t;
     struct proxy_target *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
+    t->check = *check;
+    if (check->path && !(t->check.path = strdup(check->path))) {
+        free(t);
+        return NULL;
+    }
     bool h2c = strncmp(url, "h2c://", 6) == 0, https = strncmp(url, "https://", 8) == 0;
     const char *rest = url + (h2c ? 6 : https ? 8 : 7);
     size_t hostport = strcspn(rest, "/?#");
@@ -24,6 +39,7 @@ static struct proxy_target *target_for(rill_proxy *p, const char *url, uint32_t 
     snprintf(origin, sizeof origin, "%s://%.*s", https ? "https" : "http", (int)hostport, rest);
     if (!(t->url = strdup(url)) || !(t->origin = strdup(origin))) {
         free(t->url);
+        free(t->check.path);
         free(t);
         return NULL;
     }
@@ -152,7 +168,8 @@ static int add_route(rill_proxy *p, struct proxy_config *c, const struct route_s
         return RILL_ERR_NOMEM;
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < rs->nurls && rc == RILL_OK; i++)
-        if (!(r->backends[r->nbackends++] = target_for(p, rs->urls[i], r->s.connect_ms)))
+        if (!(r->backends[r->nbackends++] =
+                  target_for(p, rs->urls[i], r->s.connect_ms, &r->s.check)))
             rc = RILL_ERR_NOMEM;
     pthread_mutex_unlock(&p->lock);
     return rc;

@@ -267,6 +267,57 @@ static bool one_health(struct loader *l, const char *key, yaml_node_t *k, yaml_n
     return failf(l, k, "unknown key '%s' (want down-for)", key);
 }
 
+static bool nonzero_duration(struct loader *l, const yaml_node_t *v, const char *key, uint32_t *out)
+{
+    if (!get_duration(l, v, key, out))
+        return false;
+    return *out ? true : failf(l, v, "'%s' wants a duration above 0", key);
+}
+
+static bool one_check(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)
+{
+    struct health_check *c = arg;
+    if (strcmp(key, "path") == 0) {
+        if (!get_string(l, v, key, &c->path))
+            return false;
+        for (const char *p = c->path; *p; p++)
+            if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == '#')
+                return failf(l, v, "'path' wants a request path without spaces, not '%s'", c->path);
+        if (c->path[0] != '/')
+            return failf(l, v, "'path' wants a path starting with '/', not '%s'", c->path);
+        return true;
+    }
+    if (strcmp(key, "interval") == 0)
+        return nonzero_duration(l, v, key, &c->interval_ms);
+    if (strcmp(key, "timeout") == 0)
+        return nonzero_duration(l, v, key, &c->timeout_ms);
+    if (strcmp(key, "fails") == 0)
+        return get_count(l, v, key, &c->fails);
+    if (strcmp(key, "passes") == 0)
+        return get_count(l, v, key, &c->passes);
+    return failf(l, k, "unknown key '%s' (want path, interval, timeout, fails or passes)", key);
+}
+
+/* `health-check: {path, interval, timeout, fails, passes}` (each with a default), or `none`
+ * (a route that does without the checks of `proxy:`). */
+static bool health_check(struct loader *l, yaml_node_t *v, struct route_settings *s)
+{
+    s->given |= SET_HEALTH_CHECK;
+    free(s->check.path);
+    s->check = (struct health_check){NULL, 2000, 1000, 3, 2};
+    if (v->type == YAML_SCALAR_NODE && strcmp(text(v), "none") == 0)
+        return true;
+    if (v->type != YAML_MAPPING_NODE)
+        return failf(l, v,
+                     "'health-check' wants a mapping (path, interval, timeout, fails, "
+                     "passes) or none");
+    if (!each_pair(l, v, one_check, &s->check))
+        return false;
+    if (!s->check.path && !(s->check.path = strdup("/")))
+        return out_of_memory(l);
+    return true;
+}
+
 static bool one_forwarding(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v,
                            void *arg)
 {
@@ -296,8 +347,9 @@ static bool one_forwarding(struct loader *l, const char *key, yaml_node_t *k, ya
 /* One of the settings keys; false with nothing said when key is not one of them. */
 static bool is_setting(const char *key)
 {
-    static const char *const keys[] = {"timeout",    "balance",         "health",
-                                       "forwarding", "request-headers", "response-headers"};
+    static const char *const keys[] = {"timeout",     "balance",         "health",
+                                       "forwarding",  "request-headers", "response-headers",
+                                       "health-check"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         if (strcmp(key, keys[i]) == 0)
             return true;
@@ -310,6 +362,8 @@ static bool one_setting(struct loader *l, const char *key, yaml_node_t *v, struc
         return want(l, v, YAML_MAPPING_NODE, key) && each_pair(l, v, one_timeout, s);
     if (strcmp(key, "health") == 0)
         return want(l, v, YAML_MAPPING_NODE, key) && each_pair(l, v, one_health, s);
+    if (strcmp(key, "health-check") == 0)
+        return health_check(l, v, s);
     if (strcmp(key, "forwarding") == 0)
         return want(l, v, YAML_MAPPING_NODE, key) && each_pair(l, v, one_forwarding, s);
     if (strcmp(key, "balance") == 0) {
@@ -379,7 +433,7 @@ static bool one_route_key(struct loader *l, const char *key, yaml_node_t *k, yam
         return one_setting(l, key, v, &r->settings);
     return failf(l, k,
                  "unknown key '%s' in a route (want prefix, backends, timeout, balance, "
-                 "health, forwarding, request-headers or response-headers)",
+                 "health, health-check, forwarding, request-headers or response-headers)",
                  key);
 }
 
@@ -425,7 +479,7 @@ static bool one_proxy_key(struct loader *l, const char *key, yaml_node_t *k, yam
         return one_setting(l, key, v, &spec->defaults);
     return failf(l, k,
                  "unknown key '%s' in 'proxy' (want insecure, ca-file, timeout, balance, "
-                 "health, forwarding, request-headers or response-headers)",
+                 "health, health-check, forwarding, request-headers or response-headers)",
                  key);
 }
 

@@ -180,8 +180,10 @@ static bool try_next(struct pxreq *px, int err, const char *why)
     const char *m = rill_server_request_method(px->req);
     if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && strcmp(m, "OPTIONS") != 0)
         return false; /* safe methods only, in case a connection failed after all */
-    struct proxy_target *failed = px->backend;
-    px->backend = proxy_pick_next(px->route, &px->backend_at);
+    struct proxy_target *failed = px->backend, *next = proxy_pick_next(px->route, &px->backend_at);
+    if (!next)
+        return false; /* the others failed their health checks */
+    px->backend = next;
     px->tries++;
     fprintf(stderr, "rill serve: proxy: %s: %s; trying %s\n", failed->url, why ? why : rill_strerror(err),
             px->backend->url);
@@ -411,6 +413,11 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
     struct proxy_worker *w = proxy_worker_get(p, rill_server_request_loop(req));
     unsigned backend_at;
     struct proxy_target *backend = proxy_pick(r, w, &backend_at);
+    if (!backend) { /* said once on stderr, when the last one failed its checks */
+        refuse(res, 503, "503 service unavailable: no backend of this route passes its health "
+                         "checks\n");
+        return;
+    }
     /* A tunnel goes as an HTTP/1.1 Upgrade (proxy_tunnel.c), or to an h2c:// backend as an
      * extended CONNECT, forwarded below like any streamed request. */
     bool tunnel = proxy_tunnel_wanted(req);

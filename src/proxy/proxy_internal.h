@@ -11,6 +11,7 @@
 #include "rill/io.h"
 
 struct tunnel_tls;
+struct proxy_health;
 
 /* A backend as the clients see it (URL and connect timeout). Shared by every configuration that
  * names it, so a reload keeps the workers' connections and its health; freed with the proxy. */
@@ -21,6 +22,10 @@ struct proxy_target {
     uint32_t connect_ms;
     unsigned index;  /* the slot in each worker's pool array */
     _Atomic uint64_t down_until; /* rill_io_now_ms() before which it is skipped (passive health) */
+    struct health_check check;   /* active checks (path NULL: none); path copied: the target
+                                    outlives the spec */
+    _Atomic bool check_down;     /* failed its checks: out of the rotation until they pass */
+    _Atomic(struct proxy_health *) prober; /* the worker part that probes it, once one took it */
     struct rill_io_addr tunnel_addr; /* tunnels connect here (proxy_upstream.c: resolved once) */
     bool tunnel_addr_known;
     struct proxy_target *next;
@@ -151,10 +156,23 @@ void proxy_config_unref(struct proxy_config *c);
 struct proxy_route *proxy_config_route(struct proxy_config *c, const char *path);
 
 /* proxy_balance.c: the backend for a new request on route r (its position in *at); the next one
- * after a failure to connect; marking one down. */
+ * after a failure to connect; marking one down. Both pass over backends that failed to connect
+ * (unless no other is left) and never give one that failed its health checks: NULL when no
+ * backend of the route is left (all failed their checks; the next: none other). */
 struct proxy_target *proxy_pick(struct proxy_route *r, const struct proxy_worker *w, unsigned *at);
 struct proxy_target *proxy_pick_next(struct proxy_route *r, unsigned *at);
 void proxy_mark_down(struct proxy_target *t, uint32_t down_ms);
+bool proxy_check_down(const struct proxy_target *t);
+
+/* proxy_health.c: active health checks. A worker's part runs, on its loop, the probes of the
+ * backends with checks in the configuration in force that no other worker took; started at the
+ * worker's start, told of each new configuration, freed at its exit (probes in flight dropped). */
+struct proxy_health *proxy_health_new(struct proxy_worker *w, rill_io_loop *loop);
+void proxy_health_reconfigured(struct proxy_health *h);
+void proxy_health_free(struct proxy_health *h);
+/* proxy.c, for the probes: the worker's configuration in force (its proxy's), its proxy. */
+struct proxy_config *proxy_worker_config(struct proxy_worker *w);
+rill_proxy *proxy_worker_proxy(const struct proxy_worker *w);
 
 /* proxy_fields.c: the fields to send on (h2: the backend speaks HTTP/2, so `te: trailers` may
  * go). out has room for proxy_fields_max(req, r) entries,

@@ -35,6 +35,7 @@ void route_settings_inherit(struct route_settings *dst, const struct route_setti
     TAKE(SET_XFP, x_forwarded_proto)
     TAKE(SET_XFH, x_forwarded_host)
     TAKE(SET_VIA, via)
+    TAKE(SET_HEALTH_CHECK, check) /* its path stays src's: the builder copies what it keeps */
 #undef TAKE
     dst->given |= miss & ~(unsigned)(SET_REQUEST_FIELDS | SET_RESPONSE_FIELDS);
     /* Field operations are not copied: the builder applies the defaults' and then the route's. */
@@ -207,6 +208,8 @@ static void settings_free(struct route_settings *s)
 {
     field_ops_free(&s->request);
     field_ops_free(&s->response);
+    free(s->check.path);
+    s->check.path = NULL;
 }
 
 void proxy_spec_clear(struct proxy_spec *spec)

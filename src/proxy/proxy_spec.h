@@ -19,11 +19,21 @@ struct field_ops {
     size_t nset, nadd, nremove;
 };
 
+/* Active health checks of a route's backends (proxy_health.c): GET path every interval_ms; a
+ * probe that fails (no connection, no answer within timeout_ms, a status outside 200-399) `fails`
+ * times in a row takes the backend out of the rotation until one passes `passes` times in a row.
+ * path NULL: no checks. */
+struct health_check {
+    char *path;
+    uint32_t interval_ms, timeout_ms, fails, passes;
+};
+
 /* A route's settings; a route inherits each one it does not set from the proxy's defaults.
  * The bits of `given` say which were set (SET_*). */
 struct route_settings {
     uint32_t connect_ms, first_byte_ms, idle_ms; /* idle: between the backend's body pieces */
     uint32_t down_ms;                            /* a backend that failed to connect is skipped */
+    struct health_check check;                   /* owned by the spec it came from */
     enum proxy_balance balance;
     bool forwarded, x_forwarded_for, x_forwarded_proto, x_forwarded_host, via;
     struct field_ops request, response;
@@ -42,6 +52,7 @@ enum {
     SET_VIA = 1u << 9,
     SET_REQUEST_FIELDS = 1u << 10,
     SET_RESPONSE_FIELDS = 1u << 11,
+    SET_HEALTH_CHECK = 1u << 12,
 };
 
 struct route_spec {

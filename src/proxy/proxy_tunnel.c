@@ -413,8 +413,10 @@ static bool try_next(struct pxtunnel *t, int err, const char *why)
 {
     if (err != RILL_ERR_IO || t->got_head || t->tries >= t->route->nbackends)
         return false;
-    struct proxy_target *failed = t->backend;
-    t->backend = proxy_pick_next(t->route, &t->backend_at);
+    struct proxy_target *failed = t->backend, *next = proxy_pick_next(t->route, &t->backend_at);
+    if (!next)
+        return false; /* the others failed their health checks */
+    t->backend = next;
     t->tries++;
     fprintf(stderr, "rill serve: proxy: %s: %s; trying %s\n", failed->url, why ? why : rill_strerror(err),
             t->backend->url);

@@ -286,13 +286,27 @@ void rill_server_on_worker_exit(rill_server *s, rill_server_worker_fn fn, void *
     s->on_worker_exit_user = user;
 }
 
-/* After a worker's loop stopped, on its thread: the application frees what lives on the loop. */
+void rill_server_on_worker_start(rill_server *s, rill_server_worker_fn fn, void *user)
+{
+    s->on_worker_start = fn;
+    s->on_worker_start_user = user;
+}
+
 void rill_server_on_reload(rill_server *s, rill_server_reload_fn fn, void *user)
 {
     s->on_reload = fn;
     s->on_reload_user = user;
 }
 
+/* On a worker's thread before its loop runs: the application starts what lives on the loop. */
+static void worker_start(struct worker *w)
+{
+    worker_enter(w);
+    if (w->srv->on_worker_start)
+        w->srv->on_worker_start(w->loop, w->srv->on_worker_start_user);
+}
+
+/* After a worker's loop stopped, on its thread: the application frees what lives on the loop. */
 static void worker_exit(struct worker *w)
 {
     if (w->srv->on_worker_exit)
@@ -343,7 +357,7 @@ static void worker_free_loop(struct worker *w)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    worker_enter(w);
+    worker_start(w);
     rill_io_loop_run(w->loop);
     worker_exit(w);
     file_cache_clear();
@@ -501,7 +515,7 @@ int rill_server_run(rill_server *s, char *err, size_t errlen)
             break;
         }
     }
-    worker_enter(&s->workers[0]);
+    worker_start(&s->workers[0]);
     rill_io_loop_run(s->workers[0].loop);
     worker_exit(&s->workers[0]);
     file_cache_clear();

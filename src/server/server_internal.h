@@ -84,6 +84,8 @@ struct rill_server {
     struct tunnel *tunnels; /* RFC 8441 handlers by :protocol */
     rill_server_worker_fn on_worker_exit; /* rill_server_on_worker_exit */
     void *on_worker_exit_user;
+    rill_server_worker_fn on_worker_start; /* rill_server_on_worker_start */
+    void *on_worker_start_user;
     rill_server_reload_fn on_reload; /* rill_server_on_reload */
     void *on_reload_user;
     rill_h2_profile *h2_profile; /* every HTTP/2 session's options, shared (h2_profile_new) */

@@ -26,6 +26,7 @@ static const char full[] = "# every key once\n"
                            "    forwarded: off\n"
                            "  request-headers:\n"
                            "    set: {x-env: prod}\n"
+                           "  health-check: {path: /healthz?full=1, interval: 500ms, fails: 4}\n"
                            "routes:\n"
                            "  - prefix: /api\n"
                            "    backends:\n"
@@ -42,7 +43,8 @@ static const char full[] = "# every key once\n"
                            "      remove: [server]\n"
                            "  - prefix: /\n"
                            "    backends: https://origin.example\n"
-                           "    forwarding: {via: no, x-forwarded-host: false}\n";
+                           "    forwarding: {via: no, x-forwarded-host: false}\n"
+                           "    health-check: none\n";
 
 static char path[64];
 
@@ -80,7 +82,7 @@ static void full_file_is_read(void **state)
     assert_int_equal(spec->nroutes, 2);
     struct route_spec *api = &spec->routes[0], *root = &spec->routes[1];
     assert_string_equal(api->prefix, "/api");
-    assert_int_equal(api->line, 14);
+    assert_int_equal(api->line, 15);
     assert_int_equal(api->nurls, 2);
     assert_string_equal(api->urls[1], "h2c://[::1]:9000");
     assert_int_equal(api->settings.balance, BALANCE_LEAST_CONNECTIONS);
@@ -94,10 +96,24 @@ static void full_file_is_read(void **state)
     assert_int_equal(root->nurls, 1);
     assert_false(root->settings.via);
     assert_false(root->settings.x_forwarded_host);
+    /* health-check: the defaults for what is not given; none turns the inherited one off */
+    assert_true(spec->defaults.given & SET_HEALTH_CHECK);
+    assert_string_equal(spec->defaults.check.path, "/healthz?full=1");
+    assert_int_equal(spec->defaults.check.interval_ms, 500);
+    assert_int_equal(spec->defaults.check.timeout_ms, 1000);
+    assert_int_equal(spec->defaults.check.fails, 4);
+    assert_int_equal(spec->defaults.check.passes, 2);
+    assert_false(api->settings.given & SET_HEALTH_CHECK);
+    assert_true(root->settings.given & SET_HEALTH_CHECK);
+    assert_null(root->settings.check.path);
     /* inheritance: a route takes what it does not set */
     route_settings_inherit(&api->settings, &spec->defaults);
     assert_int_equal(api->settings.connect_ms, 2000);
     assert_int_equal(api->settings.first_byte_ms, 5000);
+    assert_ptr_equal(api->settings.check.path, spec->defaults.check.path); /* the spec's */
+    route_settings_inherit(&root->settings, &spec->defaults);
+    assert_null(root->settings.check.path);
+    api->settings.check.path = NULL; /* freed with the defaults */
     proxy_spec_free(spec);
 }
 
