@@ -48,7 +48,9 @@ typedef struct rill_client_options {
     bool h2_prior_knowledge;     /* http: speak HTTP/2 at once (h2c); default HTTP/1.1 */
     bool insecure;               /* https: do not verify the certificate */
     const char *ca_file;         /* https: trust this PEM instead of the system store (copied) */
-    uint32_t connect_timeout_ms; /* TCP connect + TLS handshake; default 10000, 0 = the loop's */
+    uint32_t connect_timeout_ms; /* TCP connect + TLS handshake, over all the addresses tried
+                                    for one connection; default 10000, 0 = the loop's (which
+                                    also bounds each attempt) */
     uint32_t request_timeout_ms; /* from rill_client_request to the response's end; 0 (default) =
                                     none */
     uint32_t idle_timeout_ms;    /* close the connection after this long unused; default 30000 */
@@ -66,6 +68,12 @@ typedef struct rill_client_options {
                                     open or closing), like browsers and curl: default 6; 1 runs
                                     every request one after another on one connection; 0 = the
                                     default. HTTP/2 uses one connection whatever this says */
+    uint32_t attempt_delay_ms;   /* Happy Eyeballs (RFC 8305): a new connection's address that
+                                    has not answered after this long is joined by an attempt to
+                                    the next address (IPv6 and IPv4 in turn), without cancelling
+                                    it; the first TCP connect wins. Default 250 (below 10 counts
+                                    as 10); 0 = one attempt at a time: the next address only once
+                                    the one before failed */
 } rill_client_options;
 
 /* Fills *opt with the defaults: no URL, HTTP/2 where the server offers it, certificates verified
@@ -128,9 +136,13 @@ typedef struct rill_client_callbacks {
  * (with a reason in err, errlen bytes, if err is not NULL) for a bad URL or opt->size,
  * RILL_ERR_TLS for an unusable CA file, RILL_ERR_NOMEM. *out is the caller's, freed with
  * rill_client_free. Host names are resolved on the loop without blocking it (c-ares; /etc/hosts
- * first), again for every new connection; literal IP addresses skip DNS. A connection goes to
- * each address in the order the resolver gives them (IPv6 and IPv4) until one answers; a failure
- * to connect is reported only when every address failed, with the last one's error. */
+ * first), again for every new connection; literal IP addresses skip DNS. A name is asked for
+ * IPv6 and IPv4 addresses at once, and a new connection races them (Happy Eyeballs, RFC 8305):
+ * IPv6 and IPv4 in turn, IPv6 first, a new attempt every attempt_delay_ms while the earlier ones
+ * go on, the first TCP connect winning (with TLS, its handshake follows; the other attempts are
+ * closed at once). connect_timeout_ms bounds the whole: from the first attempt to the connection
+ * open. A failure to connect is reported only when every address failed, with the last one's
+ * error. */
 RILL_API int rill_client_new(rill_io_loop *loop, const rill_client_options *opt, rill_client **out,
                              char *err, size_t errlen);
 

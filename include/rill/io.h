@@ -168,6 +168,11 @@ typedef struct rill_io_conn_callbacks {
     void (*on_output_sent)(rill_io_conn *conn, size_t n);
     /* The connection's built-in timer (rill_io_conn_timer_arm_at) fired. Optional. */
     void (*on_timer)(rill_io_conn *conn);
+    /* A connection of rill_io_connect's: the TCP connect succeeded. With TLS the handshake starts
+     * after this returns (on_open follows when it is done); without, on_open follows at once.
+     * May replace the callbacks and the user pointer (rill_io_conn_set_callbacks, _set_user: the
+     * new ones get the on_open) or close the connection (then no on_open). Optional. */
+    void (*on_connected)(rill_io_conn *conn);
 } rill_io_conn_callbacks;
 
 /* Listens on addr with SO_REUSEPORT (one listener per loop on the same address spreads

@@ -1,5 +1,7 @@
 /* The client's resolver: c-ares' ares_getaddrinfo with its sockets watched by the loop
  * (rill_io_watch) and its retransmit deadlines on a loop timer, so the loop never waits for DNS.
+ * A name is two lookups at once, IPv6 and IPv4 (RFC 8305 §3), whose addresses are handed over as
+ * they come: the IPv6 answer's at once, the IPv4 answer's after it or after the Resolution Delay.
  * c-ares may answer inside ares_getaddrinfo (a /etc/hosts hit) or inside ares_process_fd; the
  * answer is kept and handed over from a 0 ms timer, so the caller is never re-entered from inside
  * c-ares (and may start or cancel jobs from its callback). */
@@ -25,7 +27,8 @@ struct client_dns {
     ares_channel channel; /* made on the first name that needs DNS */
     bool have_channel;
     rill_io_timer *timeout; /* c-ares' next deadline */
-    rill_io_timer *deliver; /* hands the outcome over */
+    rill_io_timer *deliver; /* hands the addresses over */
+    rill_io_timer *resolution_delay; /* an IPv4 answer waits this long for the IPv6 one */
     struct dns_sock socks[DNS_MAX_SOCKETS];
     size_t nsocks;
     /* The job */
@@ -35,17 +38,19 @@ struct client_dns {
     void *user;
     uint16_t port;
     char host[256];
-    /* Its outcome, until delivered */
-    int err;
+    unsigned outstanding; /* lookups not answered yet */
+    /* Its outcome: addrs[0..nhanded) were handed over, the rest waits */
+    int err; /* the last lookup's failure, reported if no lookup gave an address */
     char why[320];
     struct rill_io_addr addrs[CLIENT_DNS_MAX_ADDRS];
-    size_t naddrs;
+    size_t naddrs, nhanded;
 };
 
 /* What one ares_getaddrinfo call belongs to. */
 struct dns_query {
     struct client_dns *d;
     unsigned gen;
+    int family;
 };
 
 static void rearm_timeout(struct client_dns *d)
@@ -95,13 +100,18 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable, int writab
         d->socks[d->nsocks++].fd = fd;
 }
 
-static void finish(struct client_dns *d, int err)
+/* Hands what waits over on the next turn. */
+static void deliver_soon(struct client_dns *d)
+{
+    rill_io_timer_cancel(d->resolution_delay);
+    if (rill_io_timer_arm(d->deliver, 0) < 0)
+        d->busy = false; /* nothing else can tell the caller; its own timeouts will */
+}
+
+static void fail(struct client_dns *d, int err, const char *what)
 {
     d->err = err;
-    if (rill_io_timer_arm(d->deliver, 0) < 0) {
-        d->err = RILL_ERR_NOMEM;
-        d->busy = false; /* nothing else can tell the caller; its own timeouts will */
-    }
+    snprintf(d->why, sizeof d->why, "cannot resolve %s: %s", d->host, what);
 }
 
 static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo *res)
@@ -109,6 +119,7 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
     (void)timeouts;
     struct dns_query *q = arg;
     struct client_dns *d = q->d;
+    int family = q->family;
     bool current = q->gen == d->gen && d->busy && status != ARES_ECANCELLED &&
                    status != ARES_EDESTRUCTION;
     free(q);
@@ -116,11 +127,11 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
         ares_freeaddrinfo(res);
         return;
     }
-    d->naddrs = 0;
-    for (struct ares_addrinfo_node *n = res ? res->nodes : NULL;
-         n && d->naddrs < CLIENT_DNS_MAX_ADDRS; n = n->ai_next) {
-        if ((n->ai_family != AF_INET && n->ai_family != AF_INET6) ||
-            (size_t)n->ai_addrlen > sizeof d->addrs[0].ss)
+    d->outstanding--;
+    size_t before = d->naddrs, cap = d->naddrs + CLIENT_DNS_MAX_ADDRS / 2;
+    for (struct ares_addrinfo_node *n = res ? res->nodes : NULL; n && d->naddrs < cap;
+         n = n->ai_next) {
+        if (n->ai_family != family || (size_t)n->ai_addrlen > sizeof d->addrs[0].ss)
             continue;
         struct rill_io_addr *a = &d->addrs[d->naddrs++];
         memset(a, 0, sizeof *a);
@@ -128,13 +139,17 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
         a->len = (socklen_t)n->ai_addrlen;
     }
     ares_freeaddrinfo(res);
-    if (status == ARES_SUCCESS && d->naddrs) {
-        finish(d, RILL_OK);
+    if (status != ARES_SUCCESS || d->naddrs == before)
+        fail(d, status == ARES_ENOMEM ? RILL_ERR_NOMEM : RILL_ERR_NOT_FOUND,
+             status == ARES_SUCCESS ? "no IPv4 or IPv6 address" : ares_strerror(status));
+    /* IPv4 addresses while the IPv6 lookup is still out: they wait a moment for it (§3) */
+    if (family == AF_INET && d->outstanding && d->naddrs > before) {
+        if (rill_io_timer_arm(d->resolution_delay, CLIENT_DNS_RESOLUTION_DELAY_MS) < 0)
+            deliver_soon(d);
         return;
     }
-    snprintf(d->why, sizeof d->why, "cannot resolve %s: %s", d->host,
-             status == ARES_SUCCESS ? "no IPv4 or IPv6 address" : ares_strerror(status));
-    finish(d, status == ARES_ENOMEM ? RILL_ERR_NOMEM : RILL_ERR_NOT_FOUND);
+    if (d->naddrs > d->nhanded || !d->outstanding)
+        deliver_soon(d);
 }
 
 static void on_deliver(rill_io_timer *t, void *arg)
@@ -143,14 +158,27 @@ static void on_deliver(rill_io_timer *t, void *arg)
     struct client_dns *d = arg;
     if (!d->busy)
         return;
-    d->busy = false;
-    for (size_t i = 0; i < d->naddrs; i++) {
+    bool final = d->outstanding == 0;
+    size_t from = d->nhanded, n = d->naddrs - d->nhanded;
+    if (!n && !final)
+        return;
+    for (size_t i = from; i < d->naddrs; i++) {
         if (d->addrs[i].ss.ss_family == AF_INET)
             ((struct sockaddr_in *)(void *)&d->addrs[i].ss)->sin_port = htons(d->port);
         else
             ((struct sockaddr_in6 *)(void *)&d->addrs[i].ss)->sin6_port = htons(d->port);
     }
-    d->fn(d->err, d->err ? d->why : NULL, d->addrs, d->err ? 0 : d->naddrs, d->user);
+    d->nhanded = d->naddrs;
+    if (final)
+        d->busy = false; /* before the call: fn may start the next job */
+    int err = final && !d->naddrs ? d->err : RILL_OK;
+    d->fn(err, err ? d->why : NULL, d->addrs + from, n, final, d->user);
+}
+
+static void on_resolution_delay(rill_io_timer *t, void *arg)
+{
+    (void)t;
+    on_deliver(NULL, arg); /* a timer already: not inside c-ares */
 }
 
 /* A literal address: the answer without c-ares. */
@@ -183,8 +211,8 @@ static int open_channel(struct client_dns *d)
     o.sock_state_cb_data = d;
     int st = ares_init_options(&d->channel, &o, ARES_OPT_SOCK_STATE_CB);
     if (st != ARES_SUCCESS) {
-        snprintf(d->why, sizeof d->why, "cannot resolve %s: %s", d->host, ares_strerror(st));
-        return st == ARES_ENOMEM ? RILL_ERR_NOMEM : RILL_ERR_NOT_FOUND;
+        fail(d, st == ARES_ENOMEM ? RILL_ERR_NOMEM : RILL_ERR_NOT_FOUND, ares_strerror(st));
+        return d->err;
     }
     d->have_channel = true;
     return RILL_OK;
@@ -199,30 +227,35 @@ int client_dns_resolve(struct client_dns *d, const char *host, uint16_t port, cl
     d->fn = fn;
     d->user = user;
     d->port = port;
-    d->naddrs = 0;
+    d->naddrs = d->nhanded = 0;
+    d->outstanding = 0;
+    d->err = RILL_ERR_NOT_FOUND;
     snprintf(d->host, sizeof d->host, "%s", host);
-    if (literal(d)) {
-        finish(d, RILL_OK);
+    if (literal(d) || open_channel(d) < 0) { /* the answer, or a failure reported like a lookup's */
+        deliver_soon(d);
         return d->busy ? RILL_OK : RILL_ERR_NOMEM;
     }
-    int rc = open_channel(d);
-    if (rc < 0) {
-        finish(d, rc); /* reported like a failed lookup */
-        return d->busy ? RILL_OK : RILL_ERR_NOMEM;
-    }
-    struct dns_query *q = malloc(sizeof *q);
-    if (!q) {
+    static const int families[2] = {AF_INET6, AF_INET}; /* IPv6 first: it answers first from a file */
+    struct dns_query *q[2] = {malloc(sizeof *q[0]), malloc(sizeof *q[1])};
+    if (!q[0] || !q[1]) {
+        free(q[0]);
+        free(q[1]);
         d->busy = false;
         return RILL_ERR_NOMEM;
     }
-    q->d = d;
-    q->gen = d->gen;
-    struct ares_addrinfo_hints hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = client_dns_env_hosts ? ARES_AI_ENVHOSTS : 0;
-    ares_getaddrinfo(d->channel, d->host, NULL, &hints, on_answer, q); /* may answer at once */
+    d->outstanding = 2;
+    unsigned gen = d->gen;
+    for (int i = 0; i < 2; i++) {
+        q[i]->d = d;
+        q[i]->gen = gen;
+        q[i]->family = families[i];
+        struct ares_addrinfo_hints hints;
+        memset(&hints, 0, sizeof hints);
+        hints.ai_family = families[i];
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = client_dns_env_hosts ? ARES_AI_ENVHOSTS : 0;
+        ares_getaddrinfo(d->channel, d->host, NULL, &hints, on_answer, q[i]); /* may answer at once */
+    }
     rearm_timeout(d);
     return RILL_OK;
 }
@@ -233,6 +266,7 @@ void client_dns_cancel(struct client_dns *d)
         return;
     d->busy = false;
     rill_io_timer_cancel(d->deliver);
+    rill_io_timer_cancel(d->resolution_delay);
     if (d->have_channel)
         ares_cancel(d->channel); /* its answer callbacks run now, seeing busy false */
     rearm_timeout(d);
@@ -251,7 +285,8 @@ struct client_dns *client_dns_new(rill_io_loop *loop)
     d->loop = loop;
     d->timeout = rill_io_timer_new(loop, on_timeout, d);
     d->deliver = rill_io_timer_new(loop, on_deliver, d);
-    if (!d->timeout || !d->deliver) {
+    d->resolution_delay = rill_io_timer_new(loop, on_resolution_delay, d);
+    if (!d->timeout || !d->deliver || !d->resolution_delay) {
         client_dns_free(d);
         return NULL;
     }
@@ -269,5 +304,6 @@ void client_dns_free(struct client_dns *d)
         rill_io_unwatch(d->socks[i].w);
     rill_io_timer_free(d->timeout);
     rill_io_timer_free(d->deliver);
+    rill_io_timer_free(d->resolution_delay);
     free(d);
 }

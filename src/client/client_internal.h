@@ -126,7 +126,7 @@ struct client_conn {
     rill_client *client;
     struct client_conn *prev_conn, *next_conn; /* the client's connections, oldest first */
     unsigned id;         /* 1 for the client's first connection, in the order they were made */
-    size_t next_addr;    /* while connecting: the client's address to try after this one */
+    struct client_race *race; /* until a TCP connect wins: the attempts (client_race.c); no io */
     uint64_t connect_deadline; /* while connecting: loop ms */
     bool connect_timed_out;
     bool opened;
@@ -179,9 +179,13 @@ struct rill_client {
     rill_io_timer *kick;          /* connects / dispatches on the next turn */
     rill_io_timer *connect_timer; /* the earliest connect deadline of the connecting ones */
     struct client_dns *dns;
-    /* The origin's addresses (resolved for each new connection), tried in turn */
-    struct rill_io_addr *addrs; /* as many as the resolver gave (malloc'd) */
+    /* The origin's addresses (resolved for each round of new connections; more may come while
+     * dns_final is false), raced by each new connection (client_race.c) */
+    struct rill_io_addr *addrs; /* as many as the resolver gave so far (malloc'd) */
     size_t naddrs;
+    bool dns_final;
+    struct rill_io_addr last_addr; /* the last connection's winning address: tried first */
+    bool have_last_addr;
     bool freeing; /* rill_client_free: no more callbacks */
     unsigned connections;
     size_t stream_buffer; /* opt.stream_buffer, or the default */

@@ -1,5 +1,5 @@
-/* The client's connections to its origin: resolving and connecting (each address in turn), the
- * protocol chosen at open (ALPN or the options), which connection takes which waiting request,
+/* The client's connections to its origin: resolving and connecting (each new connection races
+ * the addresses, client_race.c), the protocol chosen at open (ALPN or the options), which connection takes which waiting request,
  * and how many connections there are. An HTTP/2 origin gets one connection that multiplexes
  * everything; an HTTP/1.1 origin a pool of up to max_connections keep-alive connections, each
  * carrying one request at a time and taking the next waiting one when its response ended cleanly.
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "client/client_internal.h"
+#include "client/client_race.h"
 
 static const struct rill_io_conn_callbacks conn_callbacks;
 
@@ -75,14 +76,6 @@ static void connect_failed(rill_client *cl, int err, const char *why)
         fail_pending(cl, err, why);
 }
 
-/* The I/O layer's last error without its "what failed: " prefix (we say what failed). */
-static const char *io_detail(const rill_io_loop *loop)
-{
-    const char *e = rill_io_loop_last_error(loop);
-    const char *colon = strstr(e, ": ");
-    return colon ? colon + 2 : e;
-}
-
 /* The connect timer at the earliest deadline of the connections still connecting. */
 static void arm_connect_timer(rill_client *cl)
 {
@@ -96,44 +89,69 @@ static void arm_connect_timer(rill_client *cl)
         rill_io_timer_arm_at(cl->connect_timer, at);
 }
 
-/* A new connection to the first of cl->addrs[from..] that takes a connect; false when none is
- * left or none can even start (err and why say so, for the caller to report). */
-static bool open_conn(rill_client *cl, size_t from, int *err, char *why, size_t whylen)
+static void on_race_won(rill_io_conn *io, const struct rill_io_addr *addr, void *user);
+static void on_race_lost(int err, const char *why, void *user);
+
+/* A new connection: its race over the addresses resolved so far (more may come). False without
+ * memory. */
+static bool open_conn(rill_client *cl)
 {
-    for (size_t i = from; i < cl->naddrs; i++) {
-        const struct rill_io_addr *addr = &cl->addrs[i];
-        struct client_conn *cc = calloc(1, sizeof *cc);
-        if (!cc) {
-            *err = RILL_ERR_NOMEM;
-            snprintf(why, whylen, "%s", rill_strerror(RILL_ERR_NOMEM));
-            return false;
-        }
-        cc->client = cl;
-        rill_io_conn *io = NULL;
-        int rc = rill_io_connect(cl->loop, addr, cl->tls, cl->origin.tls ? cl->origin.host : NULL,
-                                 &conn_callbacks, cc, &io);
-        if (rc < 0) {
-            free(cc); /* no out_iov yet: made at the first traced output */
-            char at[64];
-            rill_io_addr_format(addr, at, sizeof at);
-            *err = rc;
-            snprintf(why, whylen, "cannot connect to %s: %s", cl->origin.authority,
-                     io_detail(cl->loop));
-            client_trace(cl, "cannot connect to %s: %s", at, io_detail(cl->loop));
-            continue; /* e.g. no IPv6 route: the next address may do */
-        }
-        conn_init(&cc->c, io,
-                  cl->opt.idle_timeout_ms ? cl->opt.idle_timeout_ms
-                                          : CLIENT_DEFAULT_IDLE_TIMEOUT_MS);
-        cc->next_addr = i + 1;
-        cc->id = ++cl->connections;
-        if (cl->opt.connect_timeout_ms)
-            cc->connect_deadline = rill_io_loop_now_ms(cl->loop) + cl->opt.connect_timeout_ms;
-        conn_link(cl, cc);
-        arm_connect_timer(cl);
-        return true;
+    struct client_conn *cc = calloc(1, sizeof *cc);
+    if (!cc)
+        return false;
+    cc->client = cl;
+    cc->race = client_race_new(cl, on_race_won, on_race_lost, cc);
+    if (!cc->race) {
+        free(cc);
+        return false;
     }
-    return false;
+    cc->id = ++cl->connections;
+    if (cl->opt.connect_timeout_ms)
+        cc->connect_deadline = rill_io_loop_now_ms(cl->loop) + cl->opt.connect_timeout_ms;
+    conn_link(cl, cc);
+    arm_connect_timer(cl);
+    client_race_add(cc->race, cl->addrs, cl->naddrs, cl->dns_final);
+    return true;
+}
+
+/* A TCP connect won cc's race: the connection is cc's from now on (with TLS its handshake
+ * begins; on_open follows either way). */
+static void on_race_won(rill_io_conn *io, const struct rill_io_addr *addr, void *user)
+{
+    struct client_conn *cc = user;
+    rill_client *cl = cc->client;
+    client_race_free(cc->race);
+    cc->race = NULL;
+    cl->last_addr = *addr;
+    cl->have_last_addr = true;
+    rill_io_conn_set_callbacks(io, &conn_callbacks);
+    rill_io_conn_set_user(io, cc);
+    conn_init(&cc->c, io,
+              cl->opt.idle_timeout_ms ? cl->opt.idle_timeout_ms : CLIENT_DEFAULT_IDLE_TIMEOUT_MS);
+}
+
+/* cc never got a socket (every address failed, or the connect deadline passed during the race):
+ * it goes, and the waiting requests fail unless another connection will carry them. */
+static void race_over(struct client_conn *cc, int err, const char *why)
+{
+    rill_client *cl = cc->client;
+    client_race_free(cc->race);
+    cc->race = NULL;
+    conn_unlink(cl, cc);
+    arm_connect_timer(cl);
+    if (!cl->freeing) {
+        connect_failed(cl, err, why);
+        rill_io_timer_arm(cl->kick, 0);
+    }
+    free(cc);
+}
+
+static void on_race_lost(int err, const char *why, void *user)
+{
+    struct client_conn *cc = user;
+    char copy[400]; /* why is the race's */
+    snprintf(copy, sizeof copy, "%s", why);
+    race_over(cc, err, copy);
 }
 
 /* How many new connections the waiting requests call for. Each connecting or idle HTTP/1.1
@@ -184,31 +202,44 @@ static void make_room_for_fresh(rill_client *cl)
     }
 }
 
+/* Addresses as they come (IPv6 and IPv4 answers apart): the connections racing already get
+ * them, and the waiting requests get as many new connections as they call for. */
 static void on_resolved(int err, const char *why, const struct rill_io_addr *addrs, size_t n,
-                        void *user)
+                        bool final, void *user)
 {
     rill_client *cl = user;
     if (err) {
         connect_failed(cl, err, why);
         return;
     }
-    unsigned want = conns_wanted(cl);
-    if (!want)
-        return; /* everything was cancelled, timed out or sent meanwhile */
-    struct rill_io_addr *copy = realloc(cl->addrs, (n ? n : 1) * sizeof *copy);
-    if (!copy) {
-        connect_failed(cl, RILL_ERR_NOMEM, "out of memory");
-        return;
+    if (n) {
+        struct rill_io_addr *grown = realloc(cl->addrs, (cl->naddrs + n) * sizeof *grown);
+        if (!grown) {
+            if (!cl->naddrs)
+                connect_failed(cl, RILL_ERR_NOMEM, "out of memory");
+            return; /* the rest of the answer is lost; what came is raced */
+        }
+        memcpy(grown + cl->naddrs, addrs, n * sizeof *addrs);
+        cl->addrs = grown;
+        if (!cl->naddrs)
+            client_trace(cl, "%s resolved to %zu address%s%s", cl->origin.host, n,
+                         n == 1 ? "" : "es", final ? "" : " (more may follow)");
+        else
+            client_trace(cl, "%s: %zu more address%s", cl->origin.host, n, n == 1 ? "" : "es");
+        cl->naddrs += n;
     }
-    memcpy(copy, addrs, n * sizeof *addrs);
-    cl->addrs = copy;
-    cl->naddrs = n;
-    client_trace(cl, "%s resolved to %zu address%s", cl->origin.host, n, n == 1 ? "" : "es");
+    cl->dns_final = final;
+    for (struct client_conn *cc = cl->conns, *next; cc; cc = next) {
+        next = cc->next_conn; /* never freed inside client_race_add */
+        if (cc->race)
+            client_race_add(cc->race, addrs, n, final);
+    }
+    if (!cl->naddrs)
+        return;
+    unsigned want = conns_wanted(cl);
     for (unsigned i = 0; i < want; i++) {
-        int fail = RILL_ERR_IO;
-        char failed[700] = "";
-        if (!open_conn(cl, 0, &fail, failed, sizeof failed)) {
-            connect_failed(cl, fail, failed);
+        if (!open_conn(cl)) {
+            connect_failed(cl, RILL_ERR_NOMEM, "out of memory");
             return;
         }
     }
@@ -222,6 +253,8 @@ static void connect_now(rill_client *cl)
         return;
     const char *colon = strrchr(cl->origin.authority, ':');
     uint16_t port = (uint16_t)strtoul(colon ? colon + 1 : "0", NULL, 10);
+    cl->naddrs = 0;
+    cl->dns_final = false;
     if (client_dns_resolve(cl->dns, cl->origin.host, port, on_resolved, cl) < 0)
         connect_failed(cl, RILL_ERR_NOMEM, NULL);
 }
@@ -285,7 +318,15 @@ void client_connect_timeout(rill_io_timer *t, void *arg)
         if (!cc)
             break;
         cc->connect_timed_out = true;
-        rill_io_conn_close(cc->c.io, false); /* on_close now: the list changes */
+        if (cc->race) { /* no attempt answered in time */
+            char why[400];
+            snprintf(why, sizeof why, "connecting to %s timed out after %u ms",
+                     cl->origin.authority, cl->opt.connect_timeout_ms);
+            client_trace(cl, "%s", why);
+            race_over(cc, RILL_ERR_TIMEOUT, why);
+        } else {
+            rill_io_conn_close(cc->c.io, false); /* on_close now: the list changes */
+        }
     }
     arm_connect_timer(cl);
 }
@@ -381,10 +422,10 @@ static void on_close(rill_io_conn *io, int err)
                      cl->origin.authority, cl->opt.connect_timeout_ms);
         else if (err == RILL_ERR_TLS)
             snprintf(why, sizeof why, "TLS handshake with %s failed: %s", cl->origin.authority,
-                     io_detail(cl->loop));
+                     client_io_detail(cl->loop));
         else
             snprintf(why, sizeof why, "cannot connect to %s: %s", cl->origin.authority,
-                     io_detail(cl->loop));
+                     client_io_detail(cl->loop));
     } else {
         fail = RILL_ERR_EOF;
         snprintf(why, sizeof why, "the connection to %s was lost (%s)", cl->origin.authority,
@@ -392,20 +433,8 @@ static void on_close(rill_io_conn *io, int err)
     }
     if (!cc->opened)
         arm_connect_timer(cl);
-    /* Could not connect (refused, unreachable, timed out; not a TLS failure, which the next
-     * address would repeat): the origin's next address, and only when none is left, the error. */
-    if (!cc->opened && !cc->fail_err && (cc->connect_timed_out || err != RILL_ERR_TLS) &&
-        !cl->freeing && cc->next_addr < cl->naddrs) {
-        char at[64];
-        rill_io_addr_format(&cl->addrs[cc->next_addr - 1], at, sizeof at);
-        client_trace(cl, "%s (%s); trying the next address", why, at);
-        size_t from = cc->next_addr;
-        free(cc->out_iov);
-        free(cc);
-        if (!open_conn(cl, from, &fail, why, sizeof why))
-            connect_failed(cl, fail, why);
-        return;
-    }
+    /* A connection that won its race but did not open (the TLS handshake failed or took too long)
+     * is not tried on another address: the next one would most likely fail the same way. */
     if (cc->opened)
         client_trace(cl, "connection #%u to %s closed", cc->id, cl->origin.authority);
     /* Requests on this connection end with it; those never sent wait for another one, unless
@@ -432,8 +461,12 @@ static void on_close(rill_io_conn *io, int err)
 
 void client_close_all(rill_client *cl)
 {
-    while (cl->conns)
-        rill_io_conn_close(cl->conns->c.io, false); /* on_close runs now, silently */
+    while (cl->conns) {
+        if (cl->conns->race)
+            race_over(cl->conns, RILL_ERR_STATE, NULL); /* silently: the client is being freed */
+        else
+            rill_io_conn_close(cl->conns->c.io, false); /* on_close runs now, silently */
+    }
 }
 
 static const struct rill_io_conn_callbacks conn_callbacks = {

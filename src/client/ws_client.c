@@ -213,16 +213,24 @@ static bool connect_next(rill_websocket_client *c)
     return false;
 }
 
+/* The addresses in turn, once the name is fully resolved (IPv6 first: no racing here). */
 static void on_resolved(int err, const char *why, const struct rill_io_addr *addrs, size_t n,
-                        void *user)
+                        bool final, void *user)
 {
     rill_websocket_client *c = user;
     if (err) {
         wsc_finish(c, RILL_WS_CLOSE_ABNORMAL, why);
         return;
     }
-    memcpy(c->addrs, addrs, n * sizeof *addrs);
-    c->naddrs = n;
+    if (c->resolving) /* a later answer's addresses */
+        n = n < CLIENT_DNS_MAX_ADDRS - c->naddrs ? n : CLIENT_DNS_MAX_ADDRS - c->naddrs;
+    else
+        c->naddrs = 0;
+    memcpy(c->addrs + c->naddrs, addrs, n * sizeof *addrs);
+    c->naddrs += n;
+    c->resolving = !final;
+    if (!final)
+        return;
     c->next_addr = 0;
     if (!connect_next(c))
         wsc_finish(c, RILL_WS_CLOSE_ABNORMAL, c->why);
@@ -392,6 +400,7 @@ int wsc_connect(rill_websocket_client *c)
         }
     }
     /* the answer comes from a loop timer: on_resolved connects */
+    c->resolving = false;
     return client_dns_resolve(c->dns, c->host, c->port, on_resolved, c);
 }
 

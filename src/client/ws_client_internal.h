@@ -44,6 +44,7 @@ struct rill_websocket_client {
     struct client_dns *dns;
     struct rill_io_addr addrs[CLIENT_DNS_MAX_ADDRS]; /* tried in turn */
     size_t naddrs, next_addr;
+    bool resolving; /* addresses came and more may follow */
     struct wsc_conn *conn; /* the current connection, or NULL */
     rill_io_timer *connect_timer; /* an address that does not answer gives way to the next */
     bool connect_timed_out;

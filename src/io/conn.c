@@ -218,6 +218,11 @@ static void conn_connected(rill_io_conn *conn)
         io_conn_fail(conn, RILL_ERR_IO, "connect failed", strerror(soerr));
         return;
     }
+    if (conn->cb && IO_CB(conn, on_connected)) {
+        IO_CB(conn, on_connected)(conn);
+        if (conn->state != CONN_CONNECTING)
+            return; /* closed in the callback */
+    }
     if (conn->ssl) {
         conn->state = CONN_HANDSHAKE;
         conn_handshake(conn);
