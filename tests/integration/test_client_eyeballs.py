@@ -1,0 +1,147 @@
+"""Happy Eyeballs (RFC 8305) in `rill get` and in the proxy's backend connections, with real
+sockets: `localhost` resolves to ::1 and 127.0.0.1 (c-ares answers ::1 for it); [::1]:port is
+made silent by a listener whose accept queue is full (the kernel drops further SYNs, so connect()
+hangs as on a path that loses packets), while 127.0.0.1:port serves. Without racing, the IPv6
+attempt would hold the connection until its timeout; with it, IPv4 joins after the attempt delay
+and wins."""
+import errno
+import http.server
+import os
+import re
+import select
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import free_port, run_rill
+from server_fixtures import curl, start_server
+
+
+class Hello(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("content-length", "6")
+        self.send_header("connection", "close")  # a new backend connection for each request
+        self.end_headers()
+        self.wfile.write(b"hello\n")
+
+    def log_message(self, *args):
+        pass
+
+
+class Blackhole:
+    """[::1]:port where connect() gets no answer: backlog 0 holds one connection (ours, never
+    accepted), and the kernel drops every SYN after it."""
+
+    def __init__(self, port):
+        self.sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        self.sock.bind(("::1", port))
+        self.sock.listen(0)
+        self.filler = socket.create_connection(("::1", port), timeout=5)
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        probe.setblocking(False)
+        assert probe.connect_ex(("::1", port)) == errno.EINPROGRESS
+        silent = not select.select([], [probe], [], 0.3)[1]
+        probe.close()
+        assert silent, "a full accept queue on ::1 does not drop SYNs here"
+
+    def close(self):
+        self.filler.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def split_localhost():
+    """(port, hits): an HTTP server on 127.0.0.1:port and a silent [::1]:port."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 in this Python")
+    for _ in range(20):
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+        port = srv.server_address[1]
+        try:
+            hole = Blackhole(port)
+            break
+        except OSError as e:
+            srv.server_close()
+            if e.errno == errno.EADDRNOTAVAIL:
+                pytest.skip("no IPv6 loopback here")
+    else:
+        pytest.skip("no port free on both 127.0.0.1 and ::1")
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield port
+    srv.shutdown()
+    srv.server_close()
+    hole.close()
+
+
+def get(*args):
+    return run_rill("get", *args, timeout=60)
+
+
+def test_get_silent_ipv6_gives_way_to_ipv4(split_localhost):
+    port = split_localhost
+    url = f"http://localhost:{port}/"
+    # --max-time 5 is far below --connect-timeout 30: one address after the other would time out
+    r = get("-v", "--max-time", "5", "--connect-timeout", "30", url)
+    err = r.stderr.decode()
+    if f"trying [::1]:{port}" not in err:
+        pytest.skip("localhost has no IPv6 address here")
+    assert r.returncode == 0, err
+    assert r.stdout == b"hello\n"
+    assert err.index(f"trying [::1]:{port}") < err.index(f"trying 127.0.0.1:{port}")
+    assert f"127.0.0.1:{port} answered first; 1 other attempt closed" in err
+    assert "cannot connect" not in err  # the IPv6 attempt was still under way: closed, not failed
+
+
+STAT = re.compile(r"^stat: GET (\S+) status=200 proto=http/1.1 bytes=6 start=([\d.]+) "
+                  r"dns=([\d.]+) connect=([\d.]+) first=([\d.]+) end=([\d.]+)$")
+
+
+def test_stat_connect_is_the_winning_attempt(split_localhost):
+    port = split_localhost
+    r = get("--stat", "--max-time", "5", "--connect-timeout", "30", "-o", os.devnull,
+            f"http://localhost:{port}/")
+    assert r.returncode == 0, r.stderr
+    m = STAT.match(r.stderr.decode().strip())
+    assert m, r.stderr
+    start, dns, conn, first, end = map(float, m.groups()[1:])
+    assert start <= dns <= conn <= first <= end
+
+
+def test_get_every_address_refused_is_one_line():
+    port = free_port()  # nothing on 127.0.0.1:port, nor (most likely) on [::1]:port
+    r = get(f"http://localhost:{port}/x")
+    assert r.returncode == 7, r
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"cannot connect to localhost:{port}: " in lines[0] and "refused" in lines[0].lower()
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_proxy_backend_over_a_silent_ipv6_address(split_localhost, tmp_path):
+    """Each backend connection (the backend says close) races [::1] and 127.0.0.1: every request
+    gets its answer, and the proxy ends up with no more descriptors than before (the losing
+    attempts were closed)."""
+    port = split_localhost
+    s = start_server(str(tmp_path), tls=False, extra=["--proxy", f"/=http://localhost:{port}"],
+                     threads=1)
+    try:
+        before = fd_count(s.proc.pid)
+        for _ in range(4):
+            r = curl(s.url("/x"), timeout=10)  # --max-time 5: below the connect timeout
+            assert r.stdout == b"hello\n", r
+        # the backend's closes reach the proxy in moments; a leaked attempt would stay until the
+        # loop's own connect deadline (10 s)
+        deadline = time.monotonic() + 2
+        while fd_count(s.proc.pid) > before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fd_count(s.proc.pid) <= before
+    finally:
+        assert s.stop() == 0, s.stderr()
