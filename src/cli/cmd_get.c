@@ -47,6 +47,8 @@ static const char usage[] =
     "                            an h2c Upgrade on the first request (HTTP/1.1 if declined)\n"
     "  --http2-prior-knowledge   http: speak HTTP/2 at once (h2c)\n"
     "  --connect-timeout SECONDS  give up connecting after this long\n"
+    "  --happy-eyeballs-timeout-ms MS  try the next address (IPv6 and IPv4 in turn) beside one\n"
+    "                            that has not answered after MS (default 250; 0: one at a time)\n"
     "  --max-time SECONDS        give up on each request after this long\n"
     "  --stat                    print one line per request on stderr (also with -s):\n"
     "                            stat: METHOD URL status=S proto=P bytes=B start=T dns=T connect=T\n"
@@ -878,7 +880,8 @@ static bool bundle(const char *a)
 static const char *const needs_value[] = {"-o", "--output", "-H", "--header", "-X", "--request",
                                           "-d", "--data", "--data-binary", "--cacert",
                                           "--connect-timeout", "--max-time", "-D", "--dump-header",
-                                          "--max-redirs", "-n", "--max-connections", NULL};
+                                          "--max-redirs", "-n", "--max-connections",
+                                          "--happy-eyeballs-timeout-ms", NULL};
 
 /* A whole decimal number in [lo, hi]; false for anything else. */
 static bool parse_int(const char *s, long lo, long hi, long *out)
@@ -1040,6 +1043,10 @@ static int run(struct get *g, rill_client_options *opt, int argc, char **argv)
                 if (!parse_int(v, 1, 1000, &num))
                     rc = cli_usage_error("get", "--max-connections takes a number from 1 to 1000, not '%s'", v);
                 opt->max_connections = (unsigned)num;
+            } else if (!strcmp(a, "--happy-eyeballs-timeout-ms")) {
+                if (!parse_int(v, 0, 600000, &num))
+                    rc = cli_usage_error("get", "--happy-eyeballs-timeout-ms takes milliseconds from 0 to 600000, not '%s'", v);
+                opt->attempt_delay_ms = (uint32_t)num;
             } else if (!strcmp(a, "-n")) {
                 if (!parse_int(v, 1, 100000, &num))
                     rc = cli_usage_error("get", "-n takes a number from 1 to 100000, not '%s'", v);

@@ -14,6 +14,7 @@
 #include "client/client_dns.h"
 
 bool client_dns_env_hosts;
+const char *client_dns_servers;
 
 #define DNS_MAX_SOCKETS 16 /* c-ares uses one UDP (and maybe one TCP) socket per server */
 
@@ -212,6 +213,11 @@ static int open_channel(struct client_dns *d)
     int st = ares_init_options(&d->channel, &o, ARES_OPT_SOCK_STATE_CB);
     if (st != ARES_SUCCESS) {
         fail(d, st == ARES_ENOMEM ? RILL_ERR_NOMEM : RILL_ERR_NOT_FOUND, ares_strerror(st));
+        return d->err;
+    }
+    if (client_dns_servers && (st = ares_set_servers_ports_csv(d->channel, client_dns_servers))) {
+        ares_destroy(d->channel);
+        fail(d, RILL_ERR_NOT_FOUND, ares_strerror(st));
         return d->err;
     }
     d->have_channel = true;

@@ -49,4 +49,8 @@ void client_dns_free(struct client_dns *d);
  * instead of /etc/hosts, so a test can make a name resolve to addresses of its choosing. */
 extern bool client_dns_env_hosts;
 
+/* Tests only: when set, c-ares asks these servers ("127.0.0.1:5353", as for
+ * ares_set_servers_ports_csv) instead of the system's (a test's own DNS server). */
+extern const char *client_dns_servers;
+
 #endif

@@ -215,12 +215,17 @@ static void on_resolved(int err, const char *why, const struct rill_io_addr *add
     if (n) {
         struct rill_io_addr *grown = realloc(cl->addrs, (cl->naddrs + n) * sizeof *grown);
         if (!grown) {
-            if (!cl->naddrs)
+            if (!cl->naddrs) {
                 connect_failed(cl, RILL_ERR_NOMEM, "out of memory");
-            return; /* the rest of the answer is lost; what came is raced */
+                return;
+            }
+            n = 0; /* these are lost; the races go on with what came before */
+        } else {
+            memcpy(grown + cl->naddrs, addrs, n * sizeof *addrs);
+            cl->addrs = grown;
         }
-        memcpy(grown + cl->naddrs, addrs, n * sizeof *addrs);
-        cl->addrs = grown;
+    }
+    if (n) {
         if (!cl->naddrs)
             client_trace(cl, "%s resolved to %zu address%s%s", cl->origin.host, n,
                          n == 1 ? "" : "es", final ? "" : " (more may follow)");

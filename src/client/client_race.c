@@ -70,7 +70,8 @@ static void failed(struct client_race *r, const struct rill_io_addr *addr, int e
 {
     char at[64];
     rill_io_addr_format(addr, at, sizeof at);
-    const char *detail = client_io_detail(r->c->loop);
+    const char *detail = err == RILL_ERR_STATE ? "the loop is shutting down"
+                                               : client_io_detail(r->c->loop);
     r->err = err;
     snprintf(r->why, sizeof r->why, "cannot connect to %s: %s", r->c->origin.authority, detail);
     client_trace(r->c, "cannot connect to %s: %s", at, detail);
@@ -79,6 +80,12 @@ static void failed(struct client_race *r, const struct rill_io_addr *addr, int e
 /* Starts the next address's attempt; false when none is left that can even start. */
 static bool start_one(struct client_race *r)
 {
+    if (rill_io_loop_shutting_down(r->c->loop)) { /* it closed the attempts: no new ones */
+        for (size_t k = 0; k < r->naddrs; k++)
+            r->tried[k] = true;
+        r->final = true;
+        return false;
+    }
     int i;
     while ((i = pick(r)) >= 0) {
         struct rill_io_addr *addr = &r->addrs[i];

@@ -97,6 +97,49 @@ def test_get_silent_ipv6_gives_way_to_ipv4(split_localhost):
     assert "cannot connect" not in err  # the IPv6 attempt was still under way: closed, not failed
 
 
+def test_get_without_racing_waits_for_the_silent_address(split_localhost):
+    """--happy-eyeballs-timeout-ms 0: one attempt at a time, so the silent IPv6 attempt holds the
+    request until --max-time (exit 28) and IPv4 is never tried."""
+    port = split_localhost
+    r = get("-v", "--happy-eyeballs-timeout-ms", "0", "--max-time", "1.5", "--connect-timeout",
+            "30", f"http://localhost:{port}/")
+    err = r.stderr.decode()
+    if f"trying [::1]:{port}" not in err:
+        pytest.skip("localhost has no IPv6 address here")
+    assert r.returncode == 28, err
+    assert f"trying 127.0.0.1:{port}" not in err
+
+
+def test_get_tls_handshake_runs_on_the_winner_only(tmp_path):
+    """https: the race is decided by the TCP connect (as curl does); the handshake then runs on
+    the IPv4 connection alone, ALPN h2."""
+    s = start_server(str(tmp_path), tls=True, threads=1)
+    try:
+        try:
+            hole = Blackhole(s.tls_port)
+        except OSError:
+            pytest.skip("no IPv6 loopback here, or the port is taken on ::1")
+        try:
+            r = get("-v", "-k", "--max-time", "5", "--connect-timeout", "30", s.url("/", tls=True))
+        finally:
+            hole.close()
+        err = r.stderr.decode()
+        if f"trying [::1]:{s.tls_port}" not in err:
+            pytest.skip("localhost has no IPv6 address here")
+        assert r.returncode == 0, err
+        assert f"127.0.0.1:{s.tls_port} answered first; 1 other attempt closed" in err
+        assert re.search(r"connected to localhost:\d+ over h2 \(TLS", err), err
+    finally:
+        assert s.stop() == 0, s.stderr()
+
+
+@pytest.mark.parametrize("value", ["-1", "x", "600001", ""])
+def test_get_bad_attempt_delay_exits_2(value):
+    r = get("--happy-eyeballs-timeout-ms", value, "http://localhost:1/")
+    assert r.returncode == 2, r
+    assert b"--happy-eyeballs-timeout-ms" in r.stderr.splitlines()[0]
+
+
 STAT = re.compile(r"^stat: GET (\S+) status=200 proto=http/1.1 bytes=6 start=([\d.]+) "
                   r"dns=([\d.]+) connect=([\d.]+) first=([\d.]+) end=([\d.]+)$")
 

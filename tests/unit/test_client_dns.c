@@ -1,7 +1,9 @@
 /* The client's name resolution (c-ares on the loop) and its connection attempts: a name from a
  * hosts file, localhost, every address of a name tried, and Happy Eyeballs (RFC 8305) against
  * real sockets: a silent IPv6 address (a full accept queue on ::1 drops the SYNs) losing to
- * IPv4, a working IPv6 one winning alone, the connect timeout over the race. The hosts file is the test's own ($CARES_HOSTS, read
+ * IPv4, a working IPv6 one winning alone, the connect timeout over the race; the Resolution
+ * Delay against a DNS server of the test's own (UDP on 127.0.0.1, client_dns_servers) that
+ * answers A and AAAA at chosen moments. The hosts file is the test's own ($CARES_HOSTS, read
  * because the test sets client_dns_env_hosts), so no system file changes and no DNS server is
  * asked. */
 #include <setjmp.h>
@@ -475,6 +477,212 @@ static void a_working_ipv6_address_wins_alone(void **state)
     once_stop(&s);
 }
 
+/* ---- the Resolution Delay, against a DNS server of the test's own ------------------------------ */
+
+enum dns_mode {
+    AAAA_LATE,    /* A answered at once, AAAA 300 ms later */
+    A_LATE,       /* AAAA answered at once, A 300 ms later */
+    A_THEN_AAAA,  /* both queries awaited, then A answered and AAAA right after it */
+};
+
+struct dns_server {
+    int fd;
+    uint16_t port;
+    enum dns_mode mode;
+    pthread_t thread;
+    int answered;
+};
+
+/* One answer to the query q (qlen bytes): its question, and one record for it. */
+static void dns_answer(int fd, const uint8_t *q, size_t qlen, size_t qend, uint16_t type,
+                       const struct sockaddr_storage *to, socklen_t tolen)
+{
+    uint8_t out[512];
+    memcpy(out, q, qend);
+    out[2] = 0x81, out[3] = 0x80;         /* a response, recursion available, no error */
+    out[6] = 0, out[7] = 1;               /* one answer */
+    out[8] = out[9] = out[10] = out[11] = 0; /* no authority, no additional (EDNS dropped) */
+    size_t n = qend;
+    static const uint8_t v4[4] = {127, 0, 0, 1};
+    static const uint8_t v6[16] = {[15] = 1};
+    uint16_t rdlen = type == 1 ? 4 : 16;
+    uint8_t rr[] = {0xc0, 12, 0, (uint8_t)type, 0, 1, 0, 0, 0, 60, 0, (uint8_t)rdlen};
+    memcpy(out + n, rr, sizeof rr);
+    n += sizeof rr;
+    memcpy(out + n, type == 1 ? v4 : v6, rdlen);
+    n += rdlen;
+    (void)qlen;
+    sendto(fd, out, n, 0, (const struct sockaddr *)to, tolen);
+}
+
+struct dns_query_held {
+    uint8_t q[512];
+    size_t len, qend;
+    uint16_t type;
+    struct sockaddr_storage from;
+    socklen_t fromlen;
+};
+
+static void *dns_run(void *arg)
+{
+    struct dns_server *s = arg;
+    struct dns_query_held held[2], *late = NULL;
+    int nheld = 0;
+    uint64_t late_at = 0;
+    for (;;) {
+        int wait = 5000;
+        if (late) {
+            uint64_t now = rill_io_now_ms();
+            wait = late_at > now ? (int)(late_at - now) : 0;
+        }
+        struct pollfd p = {.fd = s->fd, .events = POLLIN};
+        int r = poll(&p, 1, wait);
+        if (r < 0)
+            return NULL;
+        if (r == 0) {
+            if (!late)
+                return NULL; /* nothing more asked */
+            dns_answer(s->fd, late->q, late->len, late->qend, late->type, &late->from, late->fromlen);
+            s->answered++;
+            late = NULL;
+            continue;
+        }
+        struct dns_query_held *h = &held[nheld % 2];
+        h->fromlen = sizeof h->from;
+        ssize_t len = recvfrom(s->fd, h->q, sizeof h->q, 0, (struct sockaddr *)&h->from, &h->fromlen);
+        if (len < 17)
+            continue;
+        size_t i = 12;
+        while (i < (size_t)len && h->q[i])
+            i += h->q[i] + 1u;
+        if (i + 5 > (size_t)len)
+            continue;
+        h->len = (size_t)len;
+        h->type = (uint16_t)(h->q[i + 1] << 8 | h->q[i + 2]);
+        h->qend = i + 5;
+        if (h->type != 1 && h->type != 28)
+            continue;
+        nheld++;
+        bool is_a = h->type == 1;
+        if (s->mode == A_THEN_AAAA) {
+            if (nheld < 2)
+                continue;
+            struct dns_query_held *a = held[0].type == 1 ? &held[0] : &held[1];
+            struct dns_query_held *aaaa = a == &held[0] ? &held[1] : &held[0];
+            dns_answer(s->fd, a->q, a->len, a->qend, 1, &a->from, a->fromlen);
+            dns_answer(s->fd, aaaa->q, aaaa->len, aaaa->qend, 28, &aaaa->from, aaaa->fromlen);
+            s->answered += 2;
+            nheld = 0;
+        } else if (is_a == (s->mode == AAAA_LATE)) { /* the one answered at once */
+            dns_answer(s->fd, h->q, h->len, h->qend, h->type, &h->from, h->fromlen);
+            s->answered++;
+        } else {
+            late = h;
+            late_at = rill_io_now_ms() + 300;
+        }
+    }
+}
+
+static void dns_start(struct dns_server *s, enum dns_mode mode)
+{
+    memset(s, 0, sizeof *s);
+    s->mode = mode;
+    s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof a), 0);
+    s->port = port_of(s->fd);
+    pthread_create(&s->thread, NULL, dns_run, s);
+}
+
+static void dns_stop(struct dns_server *s)
+{
+    pthread_join(s->thread, NULL);
+    close(s->fd);
+}
+
+/* What client_dns handed over, call by call. */
+struct batches {
+    rill_io_loop *loop;
+    int n;
+    int err[4];
+    bool final[4];
+    int v4[4], v6[4]; /* addresses of each family in each call */
+};
+
+static void on_batch(int err, const char *why, const struct rill_io_addr *addrs, size_t n,
+                     bool final, void *user)
+{
+    struct batches *b = user;
+    assert_true(b->n < 4);
+    b->err[b->n] = err;
+    b->final[b->n] = final;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rill_io_addr_port(&addrs[i]), 8080);
+        if (addrs[i].ss.ss_family == AF_INET)
+            b->v4[b->n]++;
+        else
+            b->v6[b->n]++;
+    }
+    b->n++;
+    if (final)
+        rill_io_loop_stop(b->loop);
+}
+
+static void resolve_with(enum dns_mode mode, struct batches *b)
+{
+    struct dns_server s;
+    dns_start(&s, mode);
+    char servers[64];
+    snprintf(servers, sizeof servers, "127.0.0.1:%u", s.port);
+    client_dns_servers = servers;
+    use_hosts("127.0.0.1 unrelated.invalid\n"); /* the name is not in the file: DNS is asked */
+    memset(b, 0, sizeof *b);
+    assert_int_equal(rill_io_loop_new(NULL, &b->loop), RILL_OK);
+    struct client_dns *d = client_dns_new(b->loop);
+    assert_non_null(d);
+    assert_int_equal(client_dns_resolve(d, "rill-dns.test", 8080, on_batch, b), RILL_OK);
+    rill_io_loop_run(b->loop);
+    client_dns_free(d);
+    rill_io_loop_free(b->loop);
+    client_dns_servers = NULL;
+    dns_stop(&s);
+    assert_int_equal(s.answered, 2);
+}
+
+/* The IPv6 answer is handed over at once, without waiting for the IPv4 one. */
+static void the_ipv6_answer_goes_at_once(void **state)
+{
+    (void)state;
+    struct batches b;
+    resolve_with(A_LATE, &b);
+    assert_int_equal(b.n, 2);
+    assert_true(b.err[0] == 0 && b.v6[0] == 1 && b.v4[0] == 0 && !b.final[0]);
+    assert_true(b.err[1] == 0 && b.v6[1] == 0 && b.v4[1] == 1 && b.final[1]);
+}
+
+/* The IPv4 answer waits for the IPv6 one (up to the 50 ms Resolution Delay): when the IPv6 answer
+ * comes right after it, both go together. */
+static void the_ipv4_answer_waits_for_ipv6(void **state)
+{
+    (void)state;
+    struct batches b;
+    resolve_with(A_THEN_AAAA, &b);
+    assert_int_equal(b.n, 1);
+    assert_true(b.err[0] == 0 && b.v6[0] == 1 && b.v4[0] == 1 && b.final[0]);
+}
+
+/* ... but not longer: with the IPv6 answer 300 ms late, the IPv4 address goes first and the IPv6
+ * one follows in a second call. */
+static void the_ipv4_answer_goes_after_the_resolution_delay(void **state)
+{
+    (void)state;
+    struct batches b;
+    resolve_with(AAAA_LATE, &b);
+    assert_int_equal(b.n, 2);
+    assert_true(b.err[0] == 0 && b.v6[0] == 0 && b.v4[0] == 1 && !b.final[0]);
+    assert_true(b.err[1] == 0 && b.v6[1] == 1 && b.v4[1] == 0 && b.final[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -486,6 +694,9 @@ int main(void)
         cmocka_unit_test(no_racing_with_attempt_delay_0),
         cmocka_unit_test(the_connect_timeout_bounds_the_race),
         cmocka_unit_test(a_working_ipv6_address_wins_alone),
+        cmocka_unit_test(the_ipv6_answer_goes_at_once),
+        cmocka_unit_test(the_ipv4_answer_waits_for_ipv6),
+        cmocka_unit_test(the_ipv4_answer_goes_after_the_resolution_delay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
