@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "client/client_dns.h"
 
@@ -182,24 +183,39 @@ static void on_resolution_delay(rill_io_timer *t, void *arg)
     on_deliver(NULL, arg); /* a timer already: not inside c-ares */
 }
 
-/* A literal address: the answer without c-ares. */
-static bool literal(struct client_dns *d)
+/* An address of family (a literal in text) at d->addrs[d->naddrs]. */
+static bool add_literal(struct client_dns *d, int family, const char *text)
 {
-    struct rill_io_addr *a = &d->addrs[0];
+    struct rill_io_addr *a = &d->addrs[d->naddrs];
     memset(a, 0, sizeof *a);
     struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)&a->ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)(void *)&a->ss;
-    if (inet_pton(AF_INET, d->host, &v4->sin_addr) == 1) {
+    if (family == AF_INET && inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
         a->len = sizeof *v4;
-    } else if (inet_pton(AF_INET6, d->host, &v6->sin6_addr) == 1) {
+    } else if (family == AF_INET6 && inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
         v6->sin6_family = AF_INET6;
         a->len = sizeof *v6;
     } else {
         return false;
     }
-    d->naddrs = 1;
+    d->naddrs++;
     return true;
+}
+
+/* The answer without c-ares: a literal address, or localhost, which is the loopback addresses
+ * whatever the hosts file says (RFC 6761 §6.3, as curl and browsers do; c-ares 1.18 also leaks
+ * when it makes the IPv6 one up itself). */
+static bool literal(struct client_dns *d)
+{
+    size_t len = strlen(d->host);
+    if (strcasecmp(d->host, "localhost") == 0 ||
+        (len > 10 && strcasecmp(d->host + len - 10, ".localhost") == 0)) {
+        add_literal(d, AF_INET6, "::1");
+        add_literal(d, AF_INET, "127.0.0.1");
+        return true;
+    }
+    return add_literal(d, AF_INET, d->host) || add_literal(d, AF_INET6, d->host);
 }
 
 static int open_channel(struct client_dns *d)

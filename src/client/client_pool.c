@@ -1,6 +1,6 @@
 /* The client's connections to its origin: resolving and connecting (each new connection races
- * the addresses, client_race.c), the protocol chosen at open (ALPN or the options), which connection takes which waiting request,
- * and how many connections there are. An HTTP/2 origin gets one connection that multiplexes
+ * the addresses, client_race.c), the protocol chosen at open (ALPN or the options), which
+ * connection takes which waiting request, and how many connections there are. An HTTP/2 origin gets one connection that multiplexes
  * everything; an HTTP/1.1 origin a pool of up to max_connections keep-alive connections, each
  * carrying one request at a time and taking the next waiting one when its response ended cleanly.
  * A request that meets a keep-alive connection the server had closed (the close arrives before
@@ -120,10 +120,10 @@ static void on_race_won(rill_io_conn *io, const struct rill_io_addr *addr, void 
 {
     struct client_conn *cc = user;
     rill_client *cl = cc->client;
+    cl->last_addr = *addr; /* before the race goes: addr is its */
+    cl->have_last_addr = true;
     client_race_free(cc->race);
     cc->race = NULL;
-    cl->last_addr = *addr;
-    cl->have_last_addr = true;
     rill_io_conn_set_callbacks(io, &conn_callbacks);
     rill_io_conn_set_user(io, cc);
     conn_init(&cc->c, io,

@@ -1,5 +1,5 @@
 """Happy Eyeballs (RFC 8305) in `rill get` and in the proxy's backend connections, with real
-sockets: `localhost` resolves to ::1 and 127.0.0.1 (c-ares answers ::1 for it); [::1]:port is
+sockets: `localhost` resolves to ::1 and 127.0.0.1 (the client's own answer for it); [::1]:port is
 made silent by a listener whose accept queue is full (the kernel drops further SYNs, so connect()
 hangs as on a path that loses packets), while 127.0.0.1:port serves. Without racing, the IPv6
 attempt would hold the connection until its timeout; with it, IPv4 joins after the attempt delay
@@ -88,8 +88,6 @@ def test_get_silent_ipv6_gives_way_to_ipv4(split_localhost):
     # --max-time 5 is far below --connect-timeout 30: one address after the other would time out
     r = get("-v", "--max-time", "5", "--connect-timeout", "30", url)
     err = r.stderr.decode()
-    if f"trying [::1]:{port}" not in err:
-        pytest.skip("localhost has no IPv6 address here")
     assert r.returncode == 0, err
     assert r.stdout == b"hello\n"
     assert err.index(f"trying [::1]:{port}") < err.index(f"trying 127.0.0.1:{port}")
@@ -104,8 +102,6 @@ def test_get_without_racing_waits_for_the_silent_address(split_localhost):
     r = get("-v", "--happy-eyeballs-timeout-ms", "0", "--max-time", "1.5", "--connect-timeout",
             "30", f"http://localhost:{port}/")
     err = r.stderr.decode()
-    if f"trying [::1]:{port}" not in err:
-        pytest.skip("localhost has no IPv6 address here")
     assert r.returncode == 28, err
     assert f"trying 127.0.0.1:{port}" not in err
 
@@ -124,8 +120,6 @@ def test_get_tls_handshake_runs_on_the_winner_only(tmp_path):
         finally:
             hole.close()
         err = r.stderr.decode()
-        if f"trying [::1]:{s.tls_port}" not in err:
-            pytest.skip("localhost has no IPv6 address here")
         assert r.returncode == 0, err
         assert f"127.0.0.1:{s.tls_port} answered first; 1 other attempt closed" in err
         assert re.search(r"connected to localhost:\d+ over h2 \(TLS", err), err
