@@ -529,7 +529,7 @@ static void *dns_run(void *arg)
     struct dns_query_held held[2], *late = NULL;
     int nheld = 0;
     uint64_t late_at = 0;
-    for (;;) {
+    while (s->answered < 2) { /* one A, one AAAA */
         int wait = 5000;
         if (late) {
             uint64_t now = rill_io_now_ms();
@@ -581,6 +581,7 @@ static void *dns_run(void *arg)
             late_at = rill_io_now_ms() + 300;
         }
     }
+    return NULL;
 }
 
 static void dns_start(struct dns_server *s, enum dns_mode mode)
