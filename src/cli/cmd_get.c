@@ -1045,7 +1045,10 @@ static int run(struct get *g, rill_client_options *opt, int argc, char **argv)
                 opt->max_connections = (unsigned)num;
             } else if (!strcmp(a, "--happy-eyeballs-timeout-ms")) {
                 if (!parse_int(v, 0, 600000, &num))
-                    rc = cli_usage_error("get", "--happy-eyeballs-timeout-ms takes milliseconds from 0 to 600000, not '%s'", v);
+                    rc = cli_usage_error("get",
+                                         "--happy-eyeballs-timeout-ms takes milliseconds from 0 "
+                                         "to 600000, not '%s'",
+                                         v);
                 opt->attempt_delay_ms = (uint32_t)num;
             } else if (!strcmp(a, "-n")) {
                 if (!parse_int(v, 1, 100000, &num))

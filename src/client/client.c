@@ -12,7 +12,7 @@
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000u
 #define DEFAULT_STREAM_BUFFER (256u << 10)
-#define DEFAULT_MAX_CONNECTIONS 6u /* per origin over HTTP/1.1, as browsers and curl */
+#define DEFAULT_MAX_CONNECTIONS 6u    /* per origin over HTTP/1.1, as browsers and curl */
 #define DEFAULT_ATTEMPT_DELAY_MS 250u /* RFC 8305 §8's Connection Attempt Delay */
 
 void rill_client_options_init(rill_client_options *opt)

@@ -28,8 +28,8 @@ struct client_dns {
     rill_io_loop *loop;
     ares_channel channel; /* made on the first name that needs DNS */
     bool have_channel;
-    rill_io_timer *timeout; /* c-ares' next deadline */
-    rill_io_timer *deliver; /* hands the addresses over */
+    rill_io_timer *timeout;          /* c-ares' next deadline */
+    rill_io_timer *deliver;          /* hands the addresses over */
     rill_io_timer *resolution_delay; /* an IPv4 answer waits this long for the IPv6 one */
     struct dns_sock socks[DNS_MAX_SOCKETS];
     size_t nsocks;
@@ -59,7 +59,8 @@ static void rearm_timeout(struct client_dns *d)
 {
     struct timeval tv;
     if (d->have_channel && ares_timeout(d->channel, NULL, &tv))
-        rill_io_timer_arm(d->timeout, (uint64_t)tv.tv_sec * 1000u + ((uint64_t)tv.tv_usec + 999u) / 1000u);
+        rill_io_timer_arm(d->timeout,
+                          (uint64_t)tv.tv_sec * 1000u + ((uint64_t)tv.tv_usec + 999u) / 1000u);
     else
         rill_io_timer_cancel(d->timeout);
 }
@@ -122,8 +123,8 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
     struct dns_query *q = arg;
     struct client_dns *d = q->d;
     int family = q->family;
-    bool current = q->gen == d->gen && d->busy && status != ARES_ECANCELLED &&
-                   status != ARES_EDESTRUCTION;
+    bool current =
+        q->gen == d->gen && d->busy && status != ARES_ECANCELLED && status != ARES_EDESTRUCTION;
     free(q);
     if (!current) {
         ares_freeaddrinfo(res);
@@ -257,7 +258,8 @@ int client_dns_resolve(struct client_dns *d, const char *host, uint16_t port, cl
         deliver_soon(d);
         return d->busy ? RILL_OK : RILL_ERR_NOMEM;
     }
-    static const int families[2] = {AF_INET6, AF_INET}; /* IPv6 first: it answers first from a file */
+    /* IPv6 first: from a hosts file both answer at once, in this order */
+    static const int families[2] = {AF_INET6, AF_INET};
     struct dns_query *q[2] = {malloc(sizeof *q[0]), malloc(sizeof *q[1])};
     if (!q[0] || !q[1]) {
         free(q[0]);
@@ -276,7 +278,8 @@ int client_dns_resolve(struct client_dns *d, const char *host, uint16_t port, cl
         hints.ai_family = families[i];
         hints.ai_socktype = SOCK_STREAM;
         hints.ai_flags = client_dns_env_hosts ? ARES_AI_ENVHOSTS : 0;
-        ares_getaddrinfo(d->channel, d->host, NULL, &hints, on_answer, q[i]); /* may answer at once */
+        /* may answer at once (a hosts file): on_answer then waits for the deliver timer */
+        ares_getaddrinfo(d->channel, d->host, NULL, &hints, on_answer, q[i]);
     }
     rearm_timeout(d);
     return RILL_OK;

@@ -1,10 +1,11 @@
 /* The client's connections to its origin: resolving and connecting (each new connection races
  * the addresses, client_race.c), the protocol chosen at open (ALPN or the options), which
- * connection takes which waiting request, and how many connections there are. An HTTP/2 origin gets one connection that multiplexes
- * everything; an HTTP/1.1 origin a pool of up to max_connections keep-alive connections, each
- * carrying one request at a time and taking the next waiting one when its response ended cleanly.
- * A request that meets a keep-alive connection the server had closed (the close arrives before
- * any byte of its response) goes again, once, on a new connection when it is idempotent. */
+ * connection takes which waiting request, and how many connections there are. An HTTP/2 origin gets
+ * one connection that multiplexes everything; an HTTP/1.1 origin a pool of up to max_connections
+ * keep-alive connections, each carrying one request at a time and taking the next waiting one when
+ * its response ended cleanly. A request that meets a keep-alive connection the server had closed
+ * (the close arrives before any byte of its response) goes again, once, on a new connection when it
+ * is idempotent. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -22,8 +22,8 @@ struct client_race {
     bool done;            /* won (the others are being closed) or freed */
     int last_family;      /* of the last attempt started; 0 before the first */
     unsigned inflight;
-    uint64_t last_start;  /* loop ms of the last attempt started */
-    int err;              /* the last attempt's failure */
+    uint64_t last_start; /* loop ms of the last attempt started */
+    int err;             /* the last attempt's failure */
     char why[400];
     size_t naddrs;
     struct rill_io_addr addrs[CLIENT_DNS_MAX_ADDRS];
@@ -70,8 +70,8 @@ static void failed(struct client_race *r, const struct rill_io_addr *addr, int e
 {
     char at[64];
     rill_io_addr_format(addr, at, sizeof at);
-    const char *detail = err == RILL_ERR_STATE ? "the loop is shutting down"
-                                               : client_io_detail(r->c->loop);
+    const char *detail =
+        err == RILL_ERR_STATE ? "the loop is shutting down" : client_io_detail(r->c->loop);
     r->err = err;
     snprintf(r->why, sizeof r->why, "cannot connect to %s: %s", r->c->origin.authority, detail);
     client_trace(r->c, "cannot connect to %s: %s", at, detail);
@@ -130,8 +130,9 @@ static void step(struct client_race *r, bool overlap)
             rill_io_timer_arm_at(r->timer, r->last_start + r->delay_ms);
         return;
     }
+    /* the attempts under way, or the addresses to come */
     if (r->inflight || !r->final || untried(r))
-        return; /* the attempts under way, or the addresses to come */
+        return;
     if (r->adding) { /* never inside client_race_add: its caller is still working */
         rill_io_timer_arm(r->timer, 0);
         return;

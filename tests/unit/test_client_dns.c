@@ -17,7 +17,8 @@
 #include "rill/client.h"
 #include "test_io_util.h"
 
-/* ---- a one-answer HTTP/1.1 server on 127.0.0.1 ------------------------------------------------ */
+/* ---- a one-answer HTTP/1.1 server on 127.0.0.1 ------------------------------------------------
+ */
 
 struct once {
     int lfd;
@@ -44,7 +45,8 @@ static void *once_run(void *arg)
         n += (size_t)r;
         buf[n] = '\0';
         if (strstr(buf, "\r\n\r\n")) {
-            static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+            static const char ok[] =
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
             send(fd, ok, sizeof ok - 1, MSG_NOSIGNAL);
             break;
         }
@@ -144,7 +146,8 @@ static int fetch(const char *host, uint16_t port, rill_client_result *r)
     return rill_client_fetch(url, &fo, r);
 }
 
-/* ---- tests ------------------------------------------------------------------------------------- */
+/* ---- tests -------------------------------------------------------------------------------------
+ */
 
 static void a_name_from_the_hosts_file(void **state)
 {
@@ -173,7 +176,8 @@ static void localhost_resolves(void **state)
     once_stop(&s);
 }
 
-/* ---- every address in turn --------------------------------------------------------------------- */
+/* ---- every address in turn ---------------------------------------------------------------------
+ */
 
 struct run {
     rill_io_loop *loop;
@@ -216,7 +220,8 @@ static void on_trace(rill_client *c, const char *line, void *user)
         r->v6_at_v4_attempt = v6_sockets(r->v6_keep);
 }
 
-static void on_response(rill_client_stream *st, int status, const rill_header *f, size_t n, void *user)
+static void on_response(rill_client_stream *st, int status, const rill_header *f, size_t n,
+                        void *user)
 {
     ((struct run *)user)->status = status;
 }
@@ -255,7 +260,8 @@ static void get_with(const char *host, uint16_t port, struct run *r, uint32_t at
     rill_client *c;
     assert_int_equal(rill_client_new(r->loop, &o, &c, NULL, 0), RILL_OK);
     rill_client_set_trace(c, on_trace, r);
-    assert_int_equal(rill_client_request(c, "GET", "/", NULL, 0, NULL, 0, &run_cb, r, NULL), RILL_OK);
+    assert_int_equal(rill_client_request(c, "GET", "/", NULL, 0, NULL, 0, &run_cb, r, NULL),
+                     RILL_OK);
     rill_io_loop_run(r->loop);
     rill_client_free(c);
     rill_io_loop_free(r->loop);
@@ -291,7 +297,8 @@ static void every_address_in_turn(void **state)
         const char *first = strstr(r.trace, i == 0 ? "trying [::1]:" : "trying 127.0.0.2:");
         const char *second = strstr(r.trace, "trying 127.0.0.1:");
         assert_true(first && second && first < second);
-        assert_non_null(strstr(r.trace, i == 0 ? "cannot connect to [::1]:" : "cannot connect to 127.0.0.2:"));
+        assert_non_null(
+            strstr(r.trace, i == 0 ? "cannot connect to [::1]:" : "cannot connect to 127.0.0.2:"));
     }
     once_stop(&s);
 }
@@ -327,7 +334,8 @@ static void all_addresses_refuse(void **state)
     assert_true(a && b && c && a < b && b < c);
 }
 
-/* ---- Happy Eyeballs ---------------------------------------------------------------------------- */
+/* ---- Happy Eyeballs ----------------------------------------------------------------------------
+ */
 
 /* [::1]:port where connect() hangs: a listener whose accept queue is full (backlog 0 holds one
  * connection, ours, never accepted), so the kernel drops every further SYN and the client sees
@@ -342,8 +350,8 @@ static bool blackhole_start(struct blackhole *b, uint16_t port)
     b->lfd = listen_at(AF_INET6, port, 0);
     if (b->lfd < 0)
         return false;
-    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = in6addr_loopback,
-                             .sin6_port = htons(port)};
+    struct sockaddr_in6 a = {
+        .sin6_family = AF_INET6, .sin6_addr = in6addr_loopback, .sin6_port = htons(port)};
     b->filler = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_int_equal(connect(b->filler, (struct sockaddr *)&a, sizeof a), 0);
     /* Check that it really is one: a connect that gets no answer in 300 ms */
@@ -477,12 +485,13 @@ static void a_working_ipv6_address_wins_alone(void **state)
     once_stop(&s);
 }
 
-/* ---- the Resolution Delay, against a DNS server of the test's own ------------------------------ */
+/* ---- the Resolution Delay, against a DNS server of the test's own ------------------------------
+ */
 
 enum dns_mode {
-    AAAA_LATE,    /* A answered at once, AAAA 300 ms later */
-    A_LATE,       /* AAAA answered at once, A 300 ms later */
-    A_THEN_AAAA,  /* both queries awaited, then A answered and AAAA right after it */
+    AAAA_LATE,   /* A answered at once, AAAA 300 ms later */
+    A_LATE,      /* AAAA answered at once, A 300 ms later */
+    A_THEN_AAAA, /* both queries awaited, then A answered and AAAA right after it */
 };
 
 struct dns_server {
@@ -499,8 +508,8 @@ static void dns_answer(int fd, const uint8_t *q, size_t qlen, size_t qend, uint1
 {
     uint8_t out[512];
     memcpy(out, q, qend);
-    out[2] = 0x81, out[3] = 0x80;         /* a response, recursion available, no error */
-    out[6] = 0, out[7] = 1;               /* one answer */
+    out[2] = 0x81, out[3] = 0x80;            /* a response, recursion available, no error */
+    out[6] = 0, out[7] = 1;                  /* one answer */
     out[8] = out[9] = out[10] = out[11] = 0; /* no authority, no additional (EDNS dropped) */
     size_t n = qend;
     static const uint8_t v4[4] = {127, 0, 0, 1};
@@ -542,14 +551,16 @@ static void *dns_run(void *arg)
         if (r == 0) {
             if (!late)
                 return NULL; /* nothing more asked */
-            dns_answer(s->fd, late->q, late->len, late->qend, late->type, &late->from, late->fromlen);
+            dns_answer(s->fd, late->q, late->len, late->qend, late->type, &late->from,
+                       late->fromlen);
             s->answered++;
             late = NULL;
             continue;
         }
         struct dns_query_held *h = &held[nheld % 2];
         h->fromlen = sizeof h->from;
-        ssize_t len = recvfrom(s->fd, h->q, sizeof h->q, 0, (struct sockaddr *)&h->from, &h->fromlen);
+        ssize_t len =
+            recvfrom(s->fd, h->q, sizeof h->q, 0, (struct sockaddr *)&h->from, &h->fromlen);
         if (len < 17)
             continue;
         size_t i = 12;
