@@ -121,6 +121,11 @@ typedef struct rill_client_callbacks {
      * refuses it (RST_STREAM CANCEL). Without this callback every push is refused. */
     void (*on_push)(rill_client_stream *st, rill_client_stream *pushed, const rill_header *request,
                     size_t n, void *user);
+    /* An extended CONNECT's (a tunnel's) server ended its side (END_STREAM, after any body and
+     * trailers) while ours is still open: with this callback the stream stays for writing (a
+     * half-close), and on_end(0) follows once our side ended too (rill_client_stream_end). Without
+     * it, such an end ends the request as for any other (above). Other requests never get it. */
+    void (*on_peer_end)(rill_client_stream *st, void *user);
 } rill_client_callbacks;
 
 /* A client for the origin of opt->url, on a caller-owned loop (every callback runs on its

@@ -271,7 +271,9 @@ RILL_API int rill_server_response_end(rill_server_response *res, const void *dat
 /* Ends a response that cannot be completed (e.g. its source failed midway), so that the peer
  * cannot take what it got for a whole response: HTTP/2 resets the stream (RST_STREAM
  * INTERNAL_ERROR; the connection's other streams go on), HTTP/1.1 closes the connection at once.
- * on_close(completed = false) follows. Nothing is done after the response ended or closed. */
+ * on_close(completed = false) follows. Nothing is done after the response ended or closed, except
+ * for a tunnel (rill_server_response_tunnel) whose end went while the peer still sends: it is
+ * reset all the same. */
 RILL_API void rill_server_response_abort(rill_server_response *res);
 
 /* Adds text to the exchange's access log line (after the combined format's fields, as one
@@ -351,7 +353,9 @@ RILL_API int rill_server_tunnel(rill_server *s, const char *protocol, rill_serve
  *    end (end = true) is the peer's END_STREAM, an orderly close.
  * Then rill_server_response_write sends bytes (RILL_ERR_WOULD_BLOCK: wait for on_drain),
  * rill_server_request_pause stops the peer (no reads; no WINDOW_UPDATE), rill_server_response_end
- * is the orderly close (HTTP/2 END_STREAM; HTTP/1.1 the connection closes after what is queued),
+ * is the orderly close of our side (HTTP/2 END_STREAM; HTTP/1.1 a FIN after what is queued), after
+ * which the peer may go on sending until its own end (a half-close: END_STREAM, or its FIN, which
+ * on_body reports as the end; the connection then closes),
  * rill_server_response_abort the abort (HTTP/2 RST_STREAM; HTTP/1.1 the connection closes), and
  * on_close follows once both sides are over. Response fields that HTTP/2 forbids (connection,
  * upgrade) cannot be set (see rill_server_response_set_header).

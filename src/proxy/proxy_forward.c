@@ -157,6 +157,20 @@ static void on_trailers(rill_client_stream *st, const rill_header *fields, size_
     }
 }
 
+/* A tunnel's backend ended its side (END_STREAM) while the client still sends: the half-close
+ * goes on (END_STREAM to an HTTP/2 client, a FIN to an HTTP/1.1 one); the stream stays for the
+ * client's bytes until its own end. */
+static void on_peer_end(rill_client_stream *st, void *user)
+{
+    struct pxreq *px = user;
+    px->peer_ended = true;
+    if (!px->req)
+        return;
+    enter(px);
+    rill_server_response_end(px->req, NULL, 0);
+    leave(px);
+}
+
 static void on_backend_drain(rill_client_stream *st, void *user)
 {
     struct pxreq *px = user;
@@ -210,7 +224,9 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
         leave(px);
         return;
     }
-    if (res && err == 0) {
+    if (res && err == 0 && px->peer_ended) {
+        /* both sides of a tunnel ended: its response did already */
+    } else if (res && err == 0) {
         if (px->req_paused) { /* the response ended first: the rest of the body is not wanted */
             px->req_paused = false;
             rill_server_request_pause(res, false);
@@ -247,6 +263,7 @@ static const rill_client_callbacks backend_cb = {
     .on_end = on_end,
     .on_drain = on_backend_drain,
     .on_informational = on_informational,
+    .on_peer_end = on_peer_end,
 };
 
 static void on_timeout(rill_io_timer *t, void *arg)

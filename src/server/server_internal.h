@@ -100,6 +100,7 @@ struct rill_server_session {
     bool tls;
     bool announced; /* on_session ran: on_close (the event) is owed */
     bool h2_upgrading; /* the engine is handing over an h2c Upgrade's request (not packed: h2_session_start) */
+    bool peer_eof;  /* HTTP/1.1: the client's FIN came while its Upgrade waited (a tunnel's end) */
     char *peer; /* the peer address as text: from the first exchange on (session_peer) */
     uint64_t id; /* worker index << 40 | sequence: tells connections apart in logs and the demo */
     uint32_t requests; /* exchanges started on this connection */
@@ -374,6 +375,8 @@ bool ws_route_is(const struct route *r);
 /* tunnel.c: after a tunnel's 101 (rill_server_response_tunnel) the connection runs tunnel_proto,
  * its bytes the exchange's body. h1_session.c switches once the request is read: */
 extern const struct conn_proto tunnel_proto;
+/* The client's FIN on a tunnel's connection: its body's end (a half-close; our side goes on). */
+void tunnel_peer_ended(rill_server_session *sess);
 /* The exchange answered 101 for a tunnel: switch now if the request is read and nothing is being
  * parsed, else at the request's end (process()). */
 void h1_session_tunnel_ready(rill_server_session *sess);
