@@ -353,7 +353,7 @@ static void on_body(rill_server_request *req, const uint8_t *data, size_t len, b
             end = false;
         }
         if (end)
-            rill_client_stream_end(px->cst, NULL, 0);
+            px->body_ended = rill_client_stream_end(px->cst, NULL, 0) == RILL_OK;
     }
     leave(px);
 }
@@ -373,8 +373,10 @@ static void on_front_close(rill_server_response *res, bool completed, void *user
     enter(px);
     px->req = NULL;
     px->front_done = true;
-    if (px->cst)
-        rill_client_stream_cancel(px->cst); /* the client is gone: so is the backend request */
+    /* The client is gone: so is the backend request; but a tunnel whose both sides ended in order
+     * still owes the backend what the client sent last (its stream ends on its own). */
+    if (px->cst && !(completed && px->tunnel && px->body_ended))
+        rill_client_stream_cancel(px->cst);
     leave(px);
 }
 

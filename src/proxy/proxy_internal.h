@@ -106,6 +106,7 @@ struct pxreq {
     bool tunnel;    /* an extended CONNECT to an HTTP/2 backend (proxy_tunnel_as_connect) */
     bool tunnel_h1; /* ...asked for by an HTTP/1.1 Upgrade: its 2xx becomes the 101 */
     bool peer_ended; /* ...whose backend ended its side first (on_peer_end): passed on already */
+    bool body_ended; /* the client's body ended and its end went to the backend stream */
     size_t nfields;
     size_t body_len;     /* a plain request's body: one with none can go to another backend */
     rill_header *fields; /* what goes to the backend (in this allocation) */
