@@ -229,6 +229,13 @@ RILL_API const rill_header *rill_server_request_header_at(const rill_server_requ
  * follows consumption: pause with rill_server_request_pause to stop the peer's sending. */
 typedef void (*rill_server_body_fn)(rill_server_request *r, const uint8_t *data, size_t len, bool end, void *user);
 RILL_API void rill_server_request_on_body(rill_server_request *r, rill_server_body_fn fn, void *user);
+/* The request's trailer fields (HTTP/2 trailing HEADERS; HTTP/1.1 a chunked body's trailer
+ * section), as for rill_server_request_header_at: regular fields only, lowercase names,
+ * NUL-terminated names and values, owned by the exchange. They come with the body's end: read them
+ * in on_body's call with end = true (or later, until on_close); before it, and for a request
+ * without trailers, the count is 0. */
+RILL_API size_t rill_server_request_trailer_count(const rill_server_request *r);
+RILL_API const rill_header *rill_server_request_trailer_at(const rill_server_request *r, size_t i);
 RILL_API void rill_server_request_pause(rill_server_request *r, bool paused);
 
 /* The io loop the request runs on: its worker thread's (rill/io.h). Objects that must live on

@@ -337,12 +337,32 @@ static void start(struct pxreq *px, bool plain, const uint8_t *data, size_t len)
     }
 }
 
+/* The end of the client's body on the backend stream, with its trailers (HTTP/2 trailing
+ * HEADERS, or an HTTP/1.1 chunked trailer section); a body sent with a content-length cannot carry
+ * them: they stay behind, with a line on stderr. */
+static int end_body(struct pxreq *px, rill_server_request *req)
+{
+    rill_header keep[64];
+    size_t n = proxy_request_trailers(req, px->route, keep, 64);
+    int rc = rill_client_stream_end(px->cst, n ? keep : NULL, n);
+    if (rc == RILL_ERR_INVALID_ARG && n && px->cst) {
+        fprintf(stderr, "rill serve: proxy: %s: the request's trailers dropped (its body goes "
+                "with a content-length)\n", px->backend->url);
+        rc = rill_client_stream_end(px->cst, NULL, 0);
+    }
+    return rc;
+}
+
 static void on_body(rill_server_request *req, const uint8_t *data, size_t len, bool end, void *user)
 {
     struct pxreq *px = user;
     enter(px);
+    /* a body ended with trailers goes streamed: a whole request (plain) has no room for them */
+    bool trailers = end && rill_server_request_trailer_count(req) > 0;
     if (!px->started) {
-        start(px, end, data, len); /* ended already: data is the whole body */
+        start(px, end && !trailers, data, len); /* ended already: data is the whole body */
+        if (trailers && px->cst && !px->plain)
+            px->body_ended = end_body(px, req) == RILL_OK;
     } else if (px->cst && !px->plain) {
         int rc = len ? rill_client_stream_write(px->cst, data, len) : RILL_OK;
         if (rc == RILL_ERR_WOULD_BLOCK && !end) {
@@ -353,7 +373,7 @@ static void on_body(rill_server_request *req, const uint8_t *data, size_t len, b
             end = false;
         }
         if (end)
-            px->body_ended = rill_client_stream_end(px->cst, NULL, 0) == RILL_OK;
+            px->body_ended = end_body(px, req) == RILL_OK;
     }
     leave(px);
 }
@@ -403,15 +423,17 @@ static bool authority_conflict(const rill_server_request *req)
 
 /* Whether the request's head says it has no body: HTTP/1.x without content-length or
  * transfer-encoding, or content-length 0. Then the backend request goes at once without one
- * (no chunked GET). */
+ * (no chunked GET). Over HTTP/2 only END_STREAM says so (trailers may follow a content-length of
+ * 0): a body already complete comes at once through on_body anyway. */
 static bool no_body(const rill_server_request *req)
 {
     size_t len;
+    if (strcmp(rill_server_request_version(req), "HTTP/2") == 0)
+        return false;
     const char *cl = rill_server_request_header(req, "content-length", &len);
     if (cl)
         return len == 1 && cl[0] == '0';
-    return strcmp(rill_server_request_version(req), "HTTP/2") != 0 &&
-           !rill_server_request_header(req, "transfer-encoding", &len);
+    return !rill_server_request_header(req, "transfer-encoding", &len);
 }
 
 void proxy_handle(rill_server_request *req, rill_server_response *res, void *user)

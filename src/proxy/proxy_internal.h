@@ -194,6 +194,12 @@ size_t proxy_response_keep(const rill_header *fields, size_t n, const struct fie
  * (a lowercase name, or NULL); a field the server refuses stays behind alone. */
 void proxy_response_pass(rill_server_response *res, const rill_header *fields, size_t n,
                          const struct field_edit *drops, const char *also_drop);
+/* The request's trailer fields that go on to the backend (at most cap, into out): not pseudo,
+ * not hop-by-hop (nor named by the request's Connection fields), none of RFC 9110 §6.5.1's
+ * (framing, routing, authentication, content handling...), none of those the proxy manages
+ * (forwarding fields, via), none the route's edits remove. Returns how many. */
+size_t proxy_request_trailers(const rill_server_request *req, const struct proxy_route *r,
+                              rill_header *out, size_t cap);
 /* Whether the route's edit drops a field of this name. */
 bool proxy_edit_drops(const struct field_edit *e, const rill_header *f);
 

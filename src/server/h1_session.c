@@ -398,6 +398,12 @@ static size_t process(rill_server_session *sess, const uint8_t *data, size_t len
             }
         } else if (ev.type == RILL_H1_EV_BODY && h1->current) {
             exchange_body(h1->current, ev.data, ev.len);
+        } else if (ev.type == RILL_H1_EV_TRAILERS && h1->current) {
+            if (exchange_request_trailers(h1->current, ev.fields, ev.nfields, false) < 0) {
+                session_close(sess); /* out of memory: a cut request, never one without them */
+                off = len;
+                break;
+            }
         } else if (ev.type == RILL_H1_EV_END && h1->current) {
             h1->request_done = true;
             if (sess->tunnel && sess->tunnel == h1->current) {

@@ -197,6 +197,28 @@ void exchange_body_end(rill_server_stream *st)
     }
 }
 
+int exchange_request_trailers(rill_server_stream *st, const rill_header *fields, size_t n,
+                              bool names_lowercase)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (fields[i].name_len && fields[i].name[0] == ':')
+            continue; /* the HTTP/2 engine refuses them already; never handed out */
+        int rc = header_list_add(st, &st->req_trailers, (const char *)fields[i].name,
+                                 fields[i].name_len, (const char *)fields[i].value,
+                                 fields[i].value_len, names_lowercase ? HEADER_NAME_LOWER : 0);
+        if (rc < 0)
+            return rc;
+    }
+    return RILL_OK;
+}
+
+size_t rill_server_request_trailer_count(const rill_server_request *r) { return r->req_trailers.count; }
+
+const rill_header *rill_server_request_trailer_at(const rill_server_request *r, size_t i)
+{
+    return i < r->req_trailers.count ? &r->req_trailers.items[i] : NULL;
+}
+
 const char *rill_server_request_method(const rill_server_request *r) { return r->method; }
 const char *rill_server_request_scheme(const rill_server_request *r) { return r->scheme; }
 const char *rill_server_request_authority(const rill_server_request *r) { return r->authority; }

@@ -169,6 +169,7 @@ struct rill_server_stream {
     bool request_end_delivered;
     bool body_paused;
     bool body_lost; /* out of memory while holding body bytes: answered 500, the rest dropped */
+    struct header_list req_trailers; /* the request's trailer fields (in the arena) */
     /* response */
     int status;
     struct header_list resp_fields, trailers;
@@ -307,6 +308,10 @@ int exchange_set_request(rill_server_stream *st, const rill_header *fields, size
 /* Request body bytes from the transport (to on_body, or held until it is set). */
 void exchange_body(rill_server_stream *st, const uint8_t *data, size_t len);
 void exchange_body_end(rill_server_stream *st);
+/* The request's trailer fields, before its body's end (kept in the arena; pseudo-header fields
+ * are not taken). names_lowercase as for exchange_set_request. RILL_ERR_NOMEM. */
+int exchange_request_trailers(rill_server_stream *st, const rill_header *fields, size_t n,
+                              bool names_lowercase);
 
 /* response.c */
 /* HTTP/1.1: answers 101 with the response's fields and Upgrade: protocol, and completes the
