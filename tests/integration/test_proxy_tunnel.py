@@ -1155,6 +1155,10 @@ def test_open_tunnels_count_for_least_connections(tmp_path):
         with socket.create_connection(("127.0.0.1", s.port), timeout=20) as c2:
             head, rest2 = upgrade_head(c2, b"/x/2")
             echo_through(c2, b"two", rest2)
+            # our end, then the backend's comes back (a half-close each way): the proxy has let
+            # go of the tunnel by the time its FIN reaches us
+            c2.shutdown(socket.SHUT_WR)
+            assert c2.recv(1) == b""
         first = a if any(b"/x/1" in h for h in a.heads) else b
         second = b if first is a else a
         assert any(b"/x/2" in h for h in second.heads)
@@ -1305,6 +1309,25 @@ def h1_read_to_eof(c, got=b""):
         got += d
 
 
+def h1_tls_client(tmp_path, port, path, first, cuts, second=b""):
+    """halfclose_client.js: the HTTP/1.1 tunnel over TLS, its own end a close_notify and a FIN;
+    returns what came after the 101."""
+    files = [str(tmp_path / n) for n in ("first.bin", "second.bin", "out.bin")]
+    for f, data in zip(files, (first, second)):
+        with open(f, "wb") as out:
+            out.write(data)
+    r = subprocess.run(["node", os.path.join(HERE, "halfclose_client.js"), str(port), path, files[0],
+                        ",".join(str(c) for c in cuts) or "-", files[1], files[2]],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    with open(files[2], "rb") as f:
+        return f.read()
+
+
+def cut_points(rng, n):
+    return sorted(rng.randrange(n + 1) for _ in range(rng.randrange(1, 8)))
+
+
 @pytest.fixture(params=["tcp", "tls", "h2c"])
 def halfclose_backend(request, tmp_path):
     be = HalfCloseBackend(request.param, str(tmp_path))
@@ -1318,7 +1341,7 @@ def halfclose_proxy(tmp_path, be):
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("front", ["h1", "h2c", "h2-tls"])
+@pytest.mark.parametrize("front", ["h1", "h1-tls", "h2c", "h2-tls"])
 def test_client_half_close_still_gets_the_whole_answer(tmp_path, halfclose_backend, front, seed):
     """The client sends (cut at random points), ends its side (a FIN, END_STREAM), and the backend,
     which answers only after that end, still gets its whole answer through: the proxy passes the
@@ -1347,6 +1370,9 @@ def test_client_half_close_still_gets_the_whole_answer(tmp_path, halfclose_backe
                         c.sendall(piece)
                     c.shutdown(socket.SHUT_WR)
                 assert h1_read_to_eof(c, rest) == answer_for(data)
+        elif front == "h1-tls":
+            got = h1_tls_client(tmp_path, s.tls_port, "/after-eof", data, cut_points(rng, len(data)))
+            assert got == answer_for(data)
         else:
             t = H2Tunnels(s.tls_port if front == "h2-tls" else s.port, tls=front == "h2-tls")
             try:
@@ -1368,7 +1394,7 @@ def test_client_half_close_still_gets_the_whole_answer(tmp_path, halfclose_backe
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("front", ["h1", "h2c", "h2-tls"])
+@pytest.mark.parametrize("front", ["h1", "h1-tls", "h2c", "h2-tls"])
 def test_backend_half_close_lets_the_client_go_on(tmp_path, halfclose_backend, front, seed):
     """The mirror: the backend sends and ends its side first; the client gets all of it and the
     end (END_STREAM, a FIN), goes on sending (cut at random points), then ends; the backend
@@ -1389,6 +1415,10 @@ def test_backend_half_close_lets_the_client_go_on(tmp_path, halfclose_backend, f
                 c.shutdown(socket.SHUT_WR)
                 got = halfclose_backend.report()
                 assert c.recv(1) == b""  # closed in order once both ends went
+        elif front == "h1-tls":
+            assert h1_tls_client(tmp_path, s.tls_port, path, before, cut_points(rng, len(before)),
+                                 after) == pattern(n)
+            got = halfclose_backend.report()
         else:
             t = H2Tunnels(s.tls_port if front == "h2-tls" else s.port, tls=front == "h2-tls")
             try:
