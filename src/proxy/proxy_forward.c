@@ -119,6 +119,8 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
      * ending there would add content-length: 0 to a head that may describe a longer body. */
     if (!rill_client_stream_head_ended(st) || strcmp(rill_server_request_method(res), "HEAD") == 0)
         rill_server_response_write(res, NULL, 0);
+    if (px->tunnel && status >= 200 && status <= 299) /* open: the client's bytes go on now */
+        rill_server_request_on_body(res, on_body, px);
     leave(px);
 }
 
@@ -221,6 +223,19 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
         !px->timed_out)
         proxy_mark_down(px->backend, px->route->s.down_ms); /* passive health */
     if (err && try_next(px, err, why)) {
+        leave(px);
+        return;
+    }
+    if (err == RILL_ERR_UNSUPPORTED && res && px->tunnel && px->backend->https && !px->got_head) {
+        /* An https:// backend that speaks h2 without extended CONNECT: the tunnel goes as an
+         * HTTP/1.1 Upgrade on a connection of its own instead (none of the client's bytes went:
+         * they wait for the tunnel's answer), and so do the worker's next ones to it. */
+        proxy_no_connect(px);
+        rill_server_response_on_close(res, NULL, NULL);
+        rill_server_response_on_drain(res, NULL, NULL);
+        px->req = NULL;
+        px->front_done = true;
+        proxy_tunnel_handle(res, res, px->route, px->backend, px->backend_at, px->hold);
         leave(px);
         return;
     }
@@ -462,8 +477,8 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
     /* A tunnel goes as an HTTP/1.1 Upgrade (proxy_tunnel.c), or to an h2c:// backend as an
      * extended CONNECT, forwarded below like any streamed request. */
     bool tunnel = proxy_tunnel_wanted(req);
-    if (tunnel && !proxy_tunnel_as_connect(req, backend)) {
-        proxy_tunnel_handle(req, res, r, backend, backend_at);
+    if (tunnel && !proxy_tunnel_as_connect(req, backend, proxy_tunnel_over_h2(w, backend))) {
+        proxy_tunnel_handle(req, res, r, backend, backend_at, NULL);
         return;
     }
     size_t max = proxy_fields_max(req, r) + tunnel, cookie_room = proxy_cookie_room(req);
@@ -499,7 +514,7 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
     enter(px);
     rill_server_response_on_close(res, on_front_close, px);
     rill_server_response_on_drain(res, on_front_drain, px);
-    if (px->tunnel_h1) { /* its bytes come after the backend's 2xx (on_response) */
+    if (px->tunnel) { /* its bytes come after the backend's 2xx (on_response) */
         start(px, false, NULL, 0);
         leave(px);
         return;

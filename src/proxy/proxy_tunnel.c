@@ -335,14 +335,15 @@ static void front_close(rill_server_response *res, bool completed, void *user)
     leave(t);
 }
 
-bool proxy_tunnel_as_connect(const rill_server_request *req, const struct proxy_target *b)
+bool proxy_tunnel_as_connect(const rill_server_request *req, const struct proxy_target *b,
+                             bool over_h2)
 {
     size_t len = 0;
     const char *upgrade = rill_server_request_header(req, "upgrade", &len);
     bool h1_websocket = strcmp(rill_server_request_version(req), "HTTP/2") != 0 && upgrade &&
                         rill_h1_list_has_token(upgrade, len, "websocket");
     /* an HTTP/1.1 WebSocket without its key is refused by proxy_tunnel_handle */
-    return b->h2c && !(h1_websocket && !rill_server_request_header(req, "sec-websocket-key", &len));
+    return over_h2 && !(h1_websocket && !rill_server_request_header(req, "sec-websocket-key", &len));
 }
 
 size_t proxy_tunnel_connect_fields(const rill_server_request *req, rill_header *fields, size_t n)
@@ -447,7 +448,7 @@ static bool try_next(struct pxtunnel *t, int err, const char *why)
 }
 
 void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, struct proxy_route *r,
-                         struct proxy_target *b, unsigned at)
+                         struct proxy_target *b, unsigned at, struct config_hold *hold)
 {
     bool h2 = strcmp(rill_server_request_version(req), "HTTP/2") == 0;
     size_t len = 0;
@@ -484,7 +485,7 @@ void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, st
         respond(res, 503, "503 service unavailable: no random bytes for a key\n");
         return;
     }
-    if (!proxy_tunnel_link_add(r->proxy, rill_server_request_loop(req), &t->link)) {
+    if (!proxy_tunnel_link_add(r->proxy, rill_server_request_loop(req), &t->link, hold)) {
         free(t);
         respond(res, 503, "503 service unavailable: out of memory\n");
         return;

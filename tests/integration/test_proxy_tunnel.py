@@ -1442,3 +1442,56 @@ def test_backend_half_close_lets_the_client_go_on(tmp_path, halfclose_backend, f
                        "sha": hashlib.sha256(before + after).hexdigest()}
     finally:
         assert s.stop() == 0, s.stderr()
+
+
+def test_tunnels_to_https_backend_over_h2(tmp_path):
+    """Once the worker has seen an https:// backend choose h2 by ALPN (a request went there), its
+    tunnels go as extended CONNECTs on that HTTP/2 connection (via: 2 rill; the demo's `echo`
+    tunnel is HTTP/2 only), half-close included; a backend whose h2 refuses extended CONNECT
+    (--no-connect-protocol) gets them as HTTP/1.1 Upgrades on connections of their own instead,
+    the first one too."""
+    servers = []
+    try:
+        for name, extra in (("h2", []), ("plain", ["--no-connect-protocol"])):
+            backend = start_server(str(tmp_path / name), tls=True, extra=extra)
+            servers.append(backend)
+            s = start_server(str(tmp_path / (name + "-proxy")), tls=False, threads=1,
+                             extra=["--proxy-insecure", "--proxy",
+                                    f"/=https://localhost:{backend.tls_port}"])
+            servers.append(s)
+            # a request first: the worker learns the backend's protocol
+            r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                                "--http2-prior-knowledge", f"http://127.0.0.1:{s.port}/"],
+                               capture_output=True, timeout=30)
+            assert r.stdout == b"200", r
+            t = H2Tunnels(s.port)
+            try:
+                if name == "h2":
+                    sid = t.connect("/any", protocol="echo")
+                    r = t.response(sid)
+                    assert r[":status"] == "200" and r["via"] == "2 rill", r
+                    data = random.Random(3).randbytes(200_000)
+                    for piece in cut(random.Random(4), data):
+                        h2_send_all(t, sid, piece)
+                    t.conn.end_stream(sid)
+                    t.flush()
+                    t.wait(lambda: sid in t.ended or sid in t.reset)
+                    assert sid not in t.reset and t.data[sid] == data
+                sid = t.connect("/ws/echo", headers=[("sec-websocket-version", "13")])
+                r = t.response(sid)
+                assert r[":status"] == "200", r
+                assert r["via"] == ("2 rill" if name == "h2" else "1.1 rill"), r  # an Upgrade
+                assert ws_exchange_h2(t, sid, FrameReader(), b"over h2") == (1, b"over h2")
+            finally:
+                t.close()
+
+            async def run():
+                async with websockets.connect(f"ws://127.0.0.1:{s.port}/ws/echo") as ws:
+                    await ws.send("h1 front")
+                    return await ws.recv()
+
+            assert asyncio.run(run()) == "h1 front"
+            assert "rill serve: proxy:" not in s.stderr(), s.stderr()
+    finally:
+        for srv in servers:
+            assert srv.stop() == 0, srv.stderr()
