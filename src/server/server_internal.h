@@ -153,11 +153,13 @@ struct rill_server_stream {
     rill_server_session *sess;
     const struct exchange_ops *ops;
     int32_t id;
+    uint32_t nreq_trailers; /* the request's trailer fields (req_trailers, in the arena) */
     /* request */
     rill_header *all_fields; /* pseudo-headers, then the regular ones (in the arena) */
     const char *method, *scheme, *authority, *path, *connect_protocol, *version;
     size_t path_len;    /* of path */
     size_t route_len;   /* of path before its query: what routes and files match */
+    rill_header *req_trailers;
     rill_header *fields; /* regular fields, lowercase names, NUL-terminated names and values */
     size_t nfields;
     bool head_request;
@@ -169,7 +171,6 @@ struct rill_server_stream {
     bool request_end_delivered;
     bool body_paused;
     bool body_lost; /* out of memory while holding body bytes: answered 500, the rest dropped */
-    struct header_list req_trailers; /* the request's trailer fields (in the arena) */
     /* response */
     int status;
     struct header_list resp_fields, trailers;
