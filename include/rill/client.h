@@ -129,6 +129,11 @@ typedef struct rill_client_callbacks {
      * refuses it (RST_STREAM CANCEL). Without this callback every push is refused. */
     void (*on_push)(rill_client_stream *st, rill_client_stream *pushed, const rill_header *request,
                     size_t n, void *user);
+    /* An extended CONNECT's (a tunnel's) server ended its side (END_STREAM, after any body and
+     * trailers) while ours is still open: with this callback the stream stays for writing (a
+     * half-close), and on_end(0) follows once our side ended too (rill_client_stream_end). Without
+     * it, such an end ends the request as for any other (above). Other requests never get it. */
+    void (*on_peer_end)(rill_client_stream *st, void *user);
 } rill_client_callbacks;
 
 /* A client for the origin of opt->url, on a caller-owned loop (every callback runs on its
@@ -191,8 +196,9 @@ RILL_API int rill_client_stream_write(rill_client_stream *st, const void *data, 
 /* Ends a streamed request body, with trailer fields (ntrailers of them, copied; NULL and 0 for
  * none; names are sent lowercase): HTTP/2 trailing HEADERS, HTTP/1.1 the trailer section of the
  * chunked body. Returns RILL_OK; RILL_ERR_STATE when not streamed or ended already;
- * RILL_ERR_INVALID_ARG for a bad trailer field, or for trailers with a content-length field (the
- * stream is not ended then); RILL_ERR_INVALID_ARG too when the body is shorter than its
+ * RILL_ERR_INVALID_ARG for a bad trailer field, or for trailers with a content-length field unless
+ * the request goes over HTTP/2 (h2_prior_knowledge, or rill_client_stream_protocol "h2" already;
+ * the stream is not ended then); RILL_ERR_INVALID_ARG too when the body is shorter than its
  * content-length field: nothing malformed is sent, the request is cancelled and its on_end reports
  * RILL_ERR_INVALID_ARG on a later turn. Not after st's on_end. */
 RILL_API int rill_client_stream_end(rill_client_stream *st, const rill_header *trailers,

@@ -173,6 +173,13 @@ typedef struct rill_io_conn_callbacks {
      * May replace the callbacks and the user pointer (rill_io_conn_set_callbacks, _set_user: the
      * new ones get the on_open) or close the connection (then no on_open). Optional. */
     void (*on_connected)(rill_io_conn *conn);
+    /* The peer ended its sending in order (a FIN; over TLS its close_notify, or a FIN without
+     * one) while the connection is open; a reset is not an end (on_close as ever). Optional.
+     * Return true to keep the connection for writing (a half-close): no more on_data, writes still
+     * go, and it closes once our side has ended too (rill_io_conn_shutdown_write: then
+     * on_close(conn, 0)) or at rill_io_conn_close. Return false (or leave it NULL) for the usual
+     * end: what is queued goes, then on_close(conn, RILL_ERR_EOF). */
+    bool (*on_peer_eof)(rill_io_conn *conn);
 } rill_io_conn_callbacks;
 
 /* Listens on addr with SO_REUSEPORT (one listener per loop on the same address spreads
@@ -238,6 +245,14 @@ RILL_API size_t rill_io_conn_queued(const rill_io_conn *conn);
  * response is not destroyed by a reset. Not graceful: drop the queue and close now,
  * on_close(conn, 0). Calling it again, or from on_close, does nothing. */
 RILL_API void rill_io_conn_close(rill_io_conn *conn, bool graceful);
+
+/* Ends our sending only (a half-close, for tunnels): what is queued goes first, then TLS
+ * close_notify (TLS) and a FIN (shutdown(SHUT_WR)); reading goes on. Writes after this call return
+ * RILL_ERR_STATE. Once the peer's end has been seen as well (on_peer_eof returned true) the
+ * connection is over and closes itself: on_close(conn, 0). May be called before on_open (it then
+ * happens once the queue has gone after the open). Returns RILL_ERR_STATE once the connection is
+ * closing; calling it again does nothing. The connection stays the loop's, as ever. */
+RILL_API int rill_io_conn_shutdown_write(rill_io_conn *conn);
 
 /* Whether the peer reset the connection (a TCP RST) rather than ending it in order: on_close
  * reports both as RILL_ERR_EOF. Meant for on_close (e.g. a proxy passing an abort on as one). */

@@ -229,6 +229,13 @@ RILL_API const rill_header *rill_server_request_header_at(const rill_server_requ
  * follows consumption: pause with rill_server_request_pause to stop the peer's sending. */
 typedef void (*rill_server_body_fn)(rill_server_request *r, const uint8_t *data, size_t len, bool end, void *user);
 RILL_API void rill_server_request_on_body(rill_server_request *r, rill_server_body_fn fn, void *user);
+/* The request's trailer fields (HTTP/2 trailing HEADERS; HTTP/1.1 a chunked body's trailer
+ * section), as for rill_server_request_header_at: regular fields only, lowercase names,
+ * NUL-terminated names and values, owned by the exchange. They come with the body's end: read them
+ * in on_body's call with end = true (or later, until on_close); before it, and for a request
+ * without trailers, the count is 0. */
+RILL_API size_t rill_server_request_trailer_count(const rill_server_request *r);
+RILL_API const rill_header *rill_server_request_trailer_at(const rill_server_request *r, size_t i);
 RILL_API void rill_server_request_pause(rill_server_request *r, bool paused);
 
 /* The io loop the request runs on: its worker thread's (rill/io.h). Objects that must live on
@@ -271,7 +278,9 @@ RILL_API int rill_server_response_end(rill_server_response *res, const void *dat
 /* Ends a response that cannot be completed (e.g. its source failed midway), so that the peer
  * cannot take what it got for a whole response: HTTP/2 resets the stream (RST_STREAM
  * INTERNAL_ERROR; the connection's other streams go on), HTTP/1.1 closes the connection at once.
- * on_close(completed = false) follows. Nothing is done after the response ended or closed. */
+ * on_close(completed = false) follows. Nothing is done after the response ended or closed, except
+ * for a tunnel (rill_server_response_tunnel) whose end went while the peer still sends: it is
+ * reset all the same. */
 RILL_API void rill_server_response_abort(rill_server_response *res);
 
 /* Adds text to the exchange's access log line (after the combined format's fields, as one
@@ -351,7 +360,9 @@ RILL_API int rill_server_tunnel(rill_server *s, const char *protocol, rill_serve
  *    end (end = true) is the peer's END_STREAM, an orderly close.
  * Then rill_server_response_write sends bytes (RILL_ERR_WOULD_BLOCK: wait for on_drain),
  * rill_server_request_pause stops the peer (no reads; no WINDOW_UPDATE), rill_server_response_end
- * is the orderly close (HTTP/2 END_STREAM; HTTP/1.1 the connection closes after what is queued),
+ * is the orderly close of our side (HTTP/2 END_STREAM; HTTP/1.1 a FIN after what is queued), after
+ * which the peer may go on sending until its own end (a half-close: END_STREAM, or its FIN, which
+ * on_body reports as the end; the connection then closes),
  * rill_server_response_abort the abort (HTTP/2 RST_STREAM; HTTP/1.1 the connection closes), and
  * on_close follows once both sides are over. Response fields that HTTP/2 forbids (connection,
  * upgrade) cannot be set (see rill_server_response_set_header).

@@ -522,8 +522,10 @@ int rill_client_stream_end(rill_client_stream *st, const rill_header *trailers, 
         return RILL_ERR_INVALID_ARG;
     if (!st->streamed || st->body_ended || st->cancelled)
         return RILL_ERR_STATE;
-    if (ntrailers && st->declared_len >= 0)
-        return RILL_ERR_INVALID_ARG; /* HTTP/1.1 could not carry them */
+    bool h2 = st->proto ? strcmp(st->proto, "h2") == 0
+                        : !st->client->origin.tls && st->client->opt.h2_prior_knowledge;
+    if (ntrailers && st->declared_len >= 0 && !h2)
+        return RILL_ERR_INVALID_ARG; /* HTTP/1.1 could not carry them (HTTP/2 can) */
     if (st->declared_len >= 0 && st->written != (uint64_t)st->declared_len) {
         st->body_ended = true;
         stream_abort(st, RILL_ERR_INVALID_ARG,

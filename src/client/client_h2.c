@@ -135,6 +135,12 @@ void client_h2_resume(rill_client_stream *st)
         if (st->paused || st->cancelled)
             return;
     }
+    if (st->peer_end_due) {
+        st->peer_end_due = false;
+        st->cb.on_peer_end(st, st->user);
+        if (st->paused || st->cancelled)
+            return;
+    }
     if (st->state == ST_HELD)
         client_stream_finish(st, 0, NULL);
 }
@@ -147,6 +153,15 @@ static int on_end_stream(rill_h2_session *s, int32_t id, void *user)
     st->got_end = true;
     if (st->ws) { /* the WebSocket's transport ends: ours after our last frame */
         client_ws_peer_ended(user, st);
+        return 0;
+    }
+    if (!st->end_handed && st->cb.on_peer_end && strcmp(st->method, "CONNECT") == 0) {
+        /* A tunnel's half-close (RFC 8441 §4: END_STREAM ends one direction): the stream stays
+         * for our side, which ends it (on_stream_close then finishes st). */
+        if (client_stream_holding(st))
+            st->peer_end_due = true; /* after what waits: client_h2_resume */
+        else
+            st->cb.on_peer_end(st, st->user);
         return 0;
     }
     if (!st->end_handed) {

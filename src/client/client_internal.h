@@ -102,6 +102,7 @@ struct rill_client_stream {
     const char *proto; /* "h2" or "http/1.1" once sent */
     bool got_response, got_end, in_1xx;
     bool head_ended; /* the response head carried the end (HTTP/2 END_STREAM: no body, no trailers) */
+    bool peer_end_due; /* a tunnel's END_STREAM (on_peer_end) waits behind held DATA */
     bool cancelled; /* rill_client_stream_cancel: ended (RILL_ERR_CANCELLED) by the next dispatch */
     uint8_t refusals; /* times the server refused it unprocessed (sent again a few times) */
     bool fresh_only;  /* a stale keep-alive connection dropped it: it goes again, once, and only on

@@ -153,6 +153,18 @@ void conn_io_shutdown(rill_io_conn *io)
     conn_shutdown(rill_io_conn_user(io));
 }
 
+bool conn_io_peer_eof(rill_io_conn *io)
+{
+    struct conn *c = rill_io_conn_user(io);
+    if (!c || c->closing || !c->proto || !c->proto->peer_eof)
+        return false;
+    c->in_callback++;
+    bool keep = c->proto->peer_eof(c);
+    c->in_callback--;
+    conn_flush(c);
+    return keep;
+}
+
 void conn_io_closed(struct conn *c)
 {
     c->closing = true;

@@ -45,6 +45,9 @@ struct conn_proto {
     void (*trim)(struct conn *c);
     /* End gracefully (SIGTERM, rill_server_session_close): finish what is in flight, then close. */
     void (*shutdown)(struct conn *c);
+    /* The peer ended its sending in order (its FIN): true to go on writing (a half-close, ended
+     * by rill_io_conn_shutdown_write), false (or NULL) to close after what is queued. */
+    bool (*peer_eof)(struct conn *c);
     /* The connection is gone, or the protocol is being replaced: free its state. */
     void (*free)(struct conn *c);
     /* Re-arm the timer after each read: a read can start a deadline (an HTTP/1.1 head). */
@@ -83,6 +86,7 @@ int conn_io_output(rill_io_conn *io, struct iovec *iov, int max);
 void conn_io_output_sent(rill_io_conn *io, size_t n);
 void conn_io_timer(rill_io_conn *io);
 void conn_io_shutdown(rill_io_conn *io);
+bool conn_io_peer_eof(rill_io_conn *io);
 /* The owner's on_close starts with this: marks the connection closing and frees the protocol. */
 void conn_io_closed(struct conn *c);
 

@@ -15,7 +15,7 @@
 
 void io_conn_update_events(rill_io_conn *conn)
 {
-    if (conn->state == CONN_DEAD)
+    if (conn->state == CONN_DEAD || (conn->flags & CF_PARKED))
         return;
     bool in = false, out = false;
     switch (conn->state) {
@@ -25,7 +25,7 @@ void io_conn_update_events(rill_io_conn *conn)
         out = conn->flags & CF_HS_WANT_WRITE;
         break;
     case CONN_OPEN:
-        in = !(conn->flags & CF_PAUSED);
+        in = !(conn->flags & (CF_PAUSED | CF_PEER_EOF));
         out = conn->flags & (CF_BLOCKED | CF_READ_WANTS_WRITE);
         break;
     case CONN_CLOSING: out = conn->flags & CF_BLOCKED; break;
@@ -170,7 +170,7 @@ void io_conn_open(rill_io_conn *conn)
     }
     if (conn->cb && IO_CB(conn, on_open))
         IO_CB(conn, on_open)(conn, alpn);
-    if (conn->state == CONN_OPEN && (conn->queued || (conn->flags & CF_PULL)))
+    if (conn->state == CONN_OPEN && (conn->queued || (conn->flags & (CF_PULL | CF_WR_SHUT))))
         io_conn_mark_dirty(conn);
     io_conn_update_events(conn);
 }
@@ -231,9 +231,22 @@ static void conn_connected(rill_io_conn *conn)
     }
 }
 
-/* The peer finished sending: deliver what we still owe it, then close. */
+/* The peer finished sending: a half-close if the application keeps the connection for writing
+ * (on_peer_eof), else deliver what we still owe it, then close. */
 static void conn_peer_closed(rill_io_conn *conn)
 {
+    if (!(conn->flags & (CF_PEER_RESET | CF_PEER_EOF)) && conn->cb && IO_CB(conn, on_peer_eof)) {
+        conn->flags |= CF_PEER_EOF; /* no more reads: a level-triggered EOF would spin */
+        io_conn_update_events(conn);
+        bool keep = IO_CB(conn, on_peer_eof)(conn);
+        if (conn->state != CONN_OPEN)
+            return; /* closed by the callback */
+        if (keep) {
+            if (conn->flags & CF_WR_SHUT_DONE) /* our end went first: both are over */
+                io_conn_close_now(conn, 0);
+            return;
+        }
+    }
     if (conn->queued == 0 && !(conn->flags & CF_PULL)) {
         io_conn_close_now(conn, RILL_ERR_EOF);
         return;
@@ -396,7 +409,7 @@ void io_conn_event(rill_io_conn *conn, uint32_t events)
             conn->flags |= CF_READ_AGAIN;
         }
     }
-    bool reading = conn->state == CONN_OPEN && !(conn->flags & CF_PAUSED);
+    bool reading = conn->state == CONN_OPEN && !(conn->flags & (CF_PAUSED | CF_PEER_EOF));
     if (reading && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
         io_conn_read(conn);
         /* An SSL_write that wanted to read first can proceed now. */
@@ -408,6 +421,16 @@ void io_conn_event(rill_io_conn *conn, uint32_t events)
         int soerr = 0;
         socklen_t len = sizeof soerr;
         getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+        if (!soerr && !(events & EPOLLERR) && conn->state == CONN_OPEN &&
+            (conn->flags & (CF_WR_SHUT_DONE | CF_PAUSED | CF_PEER_EOF)) ==
+                (CF_WR_SHUT_DONE | CF_PAUSED)) {
+            /* Our FIN and then the peer's while reading is paused: its last bytes (and its end)
+             * wait in the socket until reading resumes; out of epoll meanwhile (EPOLLHUP cannot
+             * be masked). */
+            epoll_ctl(conn->loop->epfd, EPOLL_CTL_DEL, conn->fd, NULL);
+            conn->flags = (conn->flags & ~(uint32_t)(CF_EP_IN | CF_EP_OUT)) | CF_PARKED;
+            return;
+        }
         if (soerr == ECONNRESET)
             conn->flags |= CF_PEER_RESET;
         io_conn_close_now(conn, soerr && soerr != ECONNRESET && soerr != EPIPE ? RILL_ERR_IO : RILL_ERR_EOF);
@@ -446,6 +469,13 @@ void rill_io_conn_pause_read(rill_io_conn *conn, bool paused)
         conn->flags |= CF_PAUSED;
     } else if (conn->flags & CF_PAUSED) {
         conn->flags &= ~(uint32_t)CF_PAUSED;
+        if (conn->flags & CF_PARKED) { /* back into epoll: level-triggered, what waits is seen */
+            conn->flags &= ~(uint32_t)CF_PARKED;
+            if (io_epoll_add(conn->loop, conn->fd, conn, 0) != RILL_OK) {
+                io_conn_close_now(conn, RILL_ERR_IO);
+                return;
+            }
+        }
         if (conn->ssl && conn->state == CONN_OPEN && SSL_has_pending(conn->ssl)) {
             conn->flags |= CF_READ_AGAIN;
             io_conn_mark_dirty(conn);

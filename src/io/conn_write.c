@@ -326,6 +326,26 @@ static void conn_finish_graceful(rill_io_conn *conn)
     io_conn_update_events(conn);
 }
 
+/* rill_io_conn_shutdown_write, once the queue is empty: close_notify, FIN; reading goes on. */
+static void conn_finish_write(rill_io_conn *conn)
+{
+    if (conn->ssl) {
+        ERR_clear_error();
+        int r = SSL_shutdown(conn->ssl); /* 0: sent, the peer's not seen yet (SSL_read goes on) */
+        bool full = r < 0 && SSL_get_error(conn->ssl, r) == SSL_ERROR_WANT_WRITE;
+        ERR_clear_error();
+        if (full) { /* as in conn_finish_graceful: wait for room */
+            conn->flags |= CF_BLOCKED;
+            io_conn_update_events(conn);
+            return;
+        }
+    }
+    shutdown(conn->fd, SHUT_WR);
+    conn->flags |= CF_WR_SHUT_DONE;
+    if (conn->flags & CF_PEER_EOF) /* the peer's end came first: both are over */
+        io_conn_close_now(conn, 0);
+}
+
 static void conn_flush(rill_io_conn *conn)
 {
     if (has_output(conn) && !(conn->flags & CF_BLOCKED)) {
@@ -341,6 +361,11 @@ static void conn_flush(rill_io_conn *conn)
         else
             io_conn_update_events(conn);
         return;
+    }
+    if ((conn->flags & (CF_WR_SHUT | CF_WR_SHUT_DONE)) == CF_WR_SHUT && !has_output(conn)) {
+        conn_finish_write(conn);
+        if (conn->state != CONN_OPEN)
+            return;
     }
     io_conn_update_events(conn);
     if ((conn->flags & CF_WANT_DRAIN) && conn->queued <= conn->loop->opts.low_water) {
@@ -370,7 +395,7 @@ void io_conn_flush_dirty(rill_io_loop *loop)
 
 static bool conn_writable_state(const rill_io_conn *conn)
 {
-    return conn->state <= CONN_OPEN;
+    return conn->state <= CONN_OPEN && !(conn->flags & CF_WR_SHUT);
 }
 
 static void queued_more(rill_io_conn *conn, size_t len)
@@ -471,8 +496,24 @@ size_t rill_io_conn_queued(const rill_io_conn *conn)
     return conn->queued;
 }
 
+int rill_io_conn_shutdown_write(rill_io_conn *conn)
+{
+    if (conn->state > CONN_OPEN)
+        return RILL_ERR_STATE;
+    if (conn->flags & CF_WR_SHUT)
+        return RILL_OK;
+    conn->flags |= CF_WR_SHUT;
+    if (conn->state == CONN_OPEN) /* the flush at the end of the turn ends our side */
+        io_conn_mark_dirty(conn);
+    return RILL_OK;
+}
+
 void rill_io_conn_close(rill_io_conn *conn, bool graceful)
 {
+    if (conn->flags & CF_PARKED) { /* both ends sent and our queue empty: nothing to linger for */
+        io_conn_close_now(conn, 0);
+        return;
+    }
     switch (conn->state) {
     case CONN_LINGER:
     case CONN_DEAD: return;

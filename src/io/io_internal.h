@@ -83,6 +83,11 @@ enum conn_flag {
     CF_SOCK_DRAINED = 1 << 14, /* TLS: the last socket read came back short (nothing more now) */
     CF_TLS_TAIL = 1 << 15,     /* TLS: encrypted bytes the socket refused wait in a tail (tls_bio.c) */
     CF_PEER_RESET = 1 << 16,   /* the peer reset the connection (reported as EOF, told apart here) */
+    CF_PEER_EOF = 1 << 17,     /* the peer's orderly end was kept as a half-close: no more reads */
+    CF_WR_SHUT = 1 << 18,      /* rill_io_conn_shutdown_write: our end goes once the queue has */
+    CF_WR_SHUT_DONE = 1 << 19, /* ...and went (close_notify, FIN) */
+    CF_PARKED = 1 << 20,       /* out of epoll: both FINs seen while reading is paused (EPOLLHUP
+                                  cannot be masked); back in when reading resumes */
 };
 
 #define IO_CONN_OF(node) ((rill_io_conn *)((char *)(node) - offsetof(rill_io_conn, link)))

@@ -24,6 +24,7 @@ struct client_pool {
     size_t n;
     unsigned inflight; /* the worker's requests on this backend: least-connections counts these */
     bool h2;           /* the backend speaks HTTP/2: one client is enough */
+    bool no_connect;   /* ...but refuses extended CONNECT: tunnels go as Upgrades (https://) */
     size_t idle_hint;  /* the slot whose request ended last: likely idle */
     size_t idle;       /* slots with nothing in flight: none, no scan for one */
 };
@@ -334,6 +335,20 @@ bool proxy_backend_h2(const struct pxreq *px)
                                 px->worker->pools[px->backend->index].h2);
 }
 
+bool proxy_tunnel_over_h2(struct proxy_worker *w, const struct proxy_target *b)
+{
+    if (b->h2c)
+        return true;
+    return b->https && w && b->index < w->npools && w->pools[b->index].h2 &&
+           !w->pools[b->index].no_connect;
+}
+
+void proxy_no_connect(struct pxreq *px)
+{
+    if (px->worker && px->backend->index < px->worker->npools)
+        px->worker->pools[px->backend->index].no_connect = true;
+}
+
 void proxy_client_done(struct pxreq *px, const char *protocol)
 {
     if (!px->has_slot || !px->worker)
@@ -382,13 +397,14 @@ void proxy_live_remove(struct pxreq *px)
     px->worker = NULL;
 }
 
-bool proxy_tunnel_link_add(rill_proxy *p, rill_io_loop *loop, struct proxy_tunnel_link *l)
+bool proxy_tunnel_link_add(rill_proxy *p, rill_io_loop *loop, struct proxy_tunnel_link *l,
+                           struct config_hold *hold)
 {
     struct proxy_worker *w = worker_of(p, loop);
     if (!w || !w->holds)
         return false;
     l->worker = w;
-    l->hold = w->holds; /* on_stream made it current for this request */
+    l->hold = hold ? hold : w->holds; /* on_stream made it current for this request */
     l->hold->requests++;
     l->counted = NULL;
     l->prev = NULL;

@@ -332,3 +332,36 @@ size_t proxy_request_fields(const rill_server_request *req, const struct proxy_r
         out[n++] = r->request.append[i];
     return n;
 }
+
+/* RFC 9110 §6.5.1: fields a trailer section must not carry (framing, routing, request modifiers,
+ * authentication, content handling), beside the hop-by-hop ones and pseudo-header fields. */
+static bool not_a_trailer(const rill_header *f)
+{
+    static const char *const names[] = {
+        "content-length", "host", "trailer", "authorization", "cookie", "set-cookie",
+        "content-encoding", "content-type", "content-range", "cache-control", "expect",
+        "max-forwards", "range", "if-match", "if-none-match", "if-modified-since",
+        "if-unmodified-since", "if-range", "forwarded", "x-forwarded-for", "x-forwarded-proto",
+        "x-forwarded-host", "via"};
+    if (f->name_len == 0 || f->name[0] == ':' || hop_by_hop(f))
+        return true;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (name_is(f, names[i]))
+            return true;
+    return false;
+}
+
+size_t proxy_request_trailers(const rill_server_request *req, const struct proxy_route *r,
+                              rill_header *out, size_t cap)
+{
+    size_t n = rill_server_request_trailer_count(req), k = 0;
+    /* what the request's Connection fields name is hop-by-hop in its trailers too */
+    struct conn_fields c = conn_fields(rill_server_request_header_at(req, 0),
+                                       rill_server_request_header_count(req));
+    for (size_t i = 0; i < n && k < cap; i++) {
+        const rill_header *f = rill_server_request_trailer_at(req, i);
+        if (!not_a_trailer(f) && !named_by_connection(f, &c) && !proxy_edit_drops(&r->request, f))
+            out[k++] = *f;
+    }
+    return k;
+}

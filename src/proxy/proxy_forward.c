@@ -119,6 +119,8 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
      * ending there would add content-length: 0 to a head that may describe a longer body. */
     if (!rill_client_stream_head_ended(st) || strcmp(rill_server_request_method(res), "HEAD") == 0)
         rill_server_response_write(res, NULL, 0);
+    if (px->tunnel && status >= 200 && status <= 299) /* open: the client's bytes go on now */
+        rill_server_request_on_body(res, on_body, px);
     leave(px);
 }
 
@@ -155,6 +157,20 @@ static void on_trailers(rill_client_stream *st, const rill_header *fields, size_
         value[f->value_len] = '\0';
         rill_server_response_add_trailer(px->req, name, value);
     }
+}
+
+/* A tunnel's backend ended its side (END_STREAM) while the client still sends: the half-close
+ * goes on (END_STREAM to an HTTP/2 client, a FIN to an HTTP/1.1 one); the stream stays for the
+ * client's bytes until its own end. */
+static void on_peer_end(rill_client_stream *st, void *user)
+{
+    struct pxreq *px = user;
+    px->peer_ended = true;
+    if (!px->req)
+        return;
+    enter(px);
+    rill_server_response_end(px->req, NULL, 0);
+    leave(px);
 }
 
 static void on_backend_drain(rill_client_stream *st, void *user)
@@ -210,7 +226,22 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
         leave(px);
         return;
     }
-    if (res && err == 0) {
+    if (err == RILL_ERR_UNSUPPORTED && res && px->tunnel && px->backend->https && !px->got_head) {
+        /* An https:// backend that speaks h2 without extended CONNECT: the tunnel goes as an
+         * HTTP/1.1 Upgrade on a connection of its own instead (none of the client's bytes went:
+         * they wait for the tunnel's answer), and so do the worker's next ones to it. */
+        proxy_no_connect(px);
+        rill_server_response_on_close(res, NULL, NULL);
+        rill_server_response_on_drain(res, NULL, NULL);
+        px->req = NULL;
+        px->front_done = true;
+        proxy_tunnel_handle(res, res, px->route, px->backend, px->backend_at, px->hold);
+        leave(px);
+        return;
+    }
+    if (res && err == 0 && px->peer_ended) {
+        /* both sides of a tunnel ended: its response did already */
+    } else if (res && err == 0) {
         if (px->req_paused) { /* the response ended first: the rest of the body is not wanted */
             px->req_paused = false;
             rill_server_request_pause(res, false);
@@ -247,6 +278,7 @@ static const rill_client_callbacks backend_cb = {
     .on_end = on_end,
     .on_drain = on_backend_drain,
     .on_informational = on_informational,
+    .on_peer_end = on_peer_end,
 };
 
 static void on_timeout(rill_io_timer *t, void *arg)
@@ -320,12 +352,32 @@ static void start(struct pxreq *px, bool plain, const uint8_t *data, size_t len)
     }
 }
 
+/* The end of the client's body on the backend stream, with its trailers (HTTP/2 trailing
+ * HEADERS, or an HTTP/1.1 chunked trailer section); a body sent with a content-length cannot carry
+ * them: they stay behind, with a line on stderr. */
+static int end_body(struct pxreq *px, rill_server_request *req)
+{
+    rill_header keep[64];
+    size_t n = proxy_request_trailers(req, px->route, keep, 64);
+    int rc = rill_client_stream_end(px->cst, n ? keep : NULL, n);
+    if (rc == RILL_ERR_INVALID_ARG && n && px->cst) {
+        fprintf(stderr, "rill serve: proxy: %s: the request's trailers dropped (its body goes "
+                "with a content-length)\n", px->backend->url);
+        rc = rill_client_stream_end(px->cst, NULL, 0);
+    }
+    return rc;
+}
+
 static void on_body(rill_server_request *req, const uint8_t *data, size_t len, bool end, void *user)
 {
     struct pxreq *px = user;
     enter(px);
+    /* a body ended with trailers goes streamed: a whole request (plain) has no room for them */
+    bool trailers = end && rill_server_request_trailer_count(req) > 0;
     if (!px->started) {
-        start(px, end, data, len); /* ended already: data is the whole body */
+        start(px, end && !trailers, data, len); /* ended already: data is the whole body */
+        if (trailers && px->cst && !px->plain)
+            px->body_ended = end_body(px, req) == RILL_OK;
     } else if (px->cst && !px->plain) {
         int rc = len ? rill_client_stream_write(px->cst, data, len) : RILL_OK;
         if (rc == RILL_ERR_WOULD_BLOCK && !end) {
@@ -336,7 +388,7 @@ static void on_body(rill_server_request *req, const uint8_t *data, size_t len, b
             end = false;
         }
         if (end)
-            rill_client_stream_end(px->cst, NULL, 0);
+            px->body_ended = end_body(px, req) == RILL_OK;
     }
     leave(px);
 }
@@ -356,8 +408,10 @@ static void on_front_close(rill_server_response *res, bool completed, void *user
     enter(px);
     px->req = NULL;
     px->front_done = true;
-    if (px->cst)
-        rill_client_stream_cancel(px->cst); /* the client is gone: so is the backend request */
+    /* The client is gone: so is the backend request; but a tunnel whose both sides ended in order
+     * still owes the backend what the client sent last (its stream ends on its own). */
+    if (px->cst && !(completed && px->tunnel && px->body_ended))
+        rill_client_stream_cancel(px->cst);
     leave(px);
 }
 
@@ -384,15 +438,17 @@ static bool authority_conflict(const rill_server_request *req)
 
 /* Whether the request's head says it has no body: HTTP/1.x without content-length or
  * transfer-encoding, or content-length 0. Then the backend request goes at once without one
- * (no chunked GET). */
+ * (no chunked GET). Over HTTP/2 only END_STREAM says so (trailers may follow a content-length of
+ * 0): a body already complete comes at once through on_body anyway. */
 static bool no_body(const rill_server_request *req)
 {
     size_t len;
+    if (strcmp(rill_server_request_version(req), "HTTP/2") == 0)
+        return false;
     const char *cl = rill_server_request_header(req, "content-length", &len);
     if (cl)
         return len == 1 && cl[0] == '0';
-    return strcmp(rill_server_request_version(req), "HTTP/2") != 0 &&
-           !rill_server_request_header(req, "transfer-encoding", &len);
+    return !rill_server_request_header(req, "transfer-encoding", &len);
 }
 
 void proxy_handle(rill_server_request *req, rill_server_response *res, void *user)
@@ -421,8 +477,8 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
     /* A tunnel goes as an HTTP/1.1 Upgrade (proxy_tunnel.c), or to an h2c:// backend as an
      * extended CONNECT, forwarded below like any streamed request. */
     bool tunnel = proxy_tunnel_wanted(req);
-    if (tunnel && !proxy_tunnel_as_connect(req, backend)) {
-        proxy_tunnel_handle(req, res, r, backend, backend_at);
+    if (tunnel && !proxy_tunnel_as_connect(req, backend, proxy_tunnel_over_h2(w, backend))) {
+        proxy_tunnel_handle(req, res, r, backend, backend_at, NULL);
         return;
     }
     size_t max = proxy_fields_max(req, r) + tunnel, cookie_room = proxy_cookie_room(req);
@@ -458,7 +514,7 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
     enter(px);
     rill_server_response_on_close(res, on_front_close, px);
     rill_server_response_on_drain(res, on_front_drain, px);
-    if (px->tunnel_h1) { /* its bytes come after the backend's 2xx (on_response) */
+    if (px->tunnel) { /* its bytes come after the backend's 2xx (on_response) */
         start(px, false, NULL, 0);
         leave(px);
         return;

@@ -105,6 +105,8 @@ struct pxreq {
     bool req_paused, backend_paused;
     bool tunnel;    /* an extended CONNECT to an HTTP/2 backend (proxy_tunnel_as_connect) */
     bool tunnel_h1; /* ...asked for by an HTTP/1.1 Upgrade: its 2xx becomes the 101 */
+    bool peer_ended; /* ...whose backend ended its side first (on_peer_end): passed on already */
+    bool body_ended; /* the client's body ended and its end went to the backend stream */
     size_t nfields;
     size_t body_len;     /* a plain request's body: one with none can go to another backend */
     rill_header *fields; /* what goes to the backend (in this allocation) */
@@ -140,9 +142,10 @@ struct proxy_tunnel_link {
     struct proxy_target *counted; /* the backend it is counted on, or NULL */
     struct proxy_tunnel_link *prev, *next;
 };
-/* Puts l on the worker's list with a hold on the worker's current configuration; false when out
- * of memory. */
-bool proxy_tunnel_link_add(rill_proxy *p, rill_io_loop *loop, struct proxy_tunnel_link *l);
+/* Puts l on the worker's list with a hold on hold's configuration (NULL: the worker's current
+ * one); false when out of memory. */
+bool proxy_tunnel_link_add(rill_proxy *p, rill_io_loop *loop, struct proxy_tunnel_link *l,
+                           struct config_hold *hold);
 /* Counts l on t instead of the backend it was counted on. */
 void proxy_tunnel_link_count(struct proxy_tunnel_link *l, struct proxy_target *t);
 void proxy_tunnel_link_remove(struct proxy_tunnel_link *l);
@@ -192,23 +195,36 @@ size_t proxy_response_keep(const rill_header *fields, size_t n, const struct fie
  * (a lowercase name, or NULL); a field the server refuses stays behind alone. */
 void proxy_response_pass(rill_server_response *res, const rill_header *fields, size_t n,
                          const struct field_edit *drops, const char *also_drop);
+/* The request's trailer fields that go on to the backend (at most cap, into out): not pseudo,
+ * not hop-by-hop (nor named by the request's Connection fields), none of RFC 9110 §6.5.1's
+ * (framing, routing, authentication, content handling...), none of those the proxy manages
+ * (forwarding fields, via), none the route's edits remove. Returns how many. */
+size_t proxy_request_trailers(const rill_server_request *req, const struct proxy_route *r,
+                              rill_header *out, size_t cap);
 /* Whether the route's edit drops a field of this name. */
 bool proxy_edit_drops(const struct field_edit *e, const rill_header *f);
 
 /* proxy_tunnel.c: an HTTP/2 extended CONNECT or an HTTP/1.1 Upgrade, passed on as an Upgrade
  * request on a connection of its own; after the backend's 101, raw bytes both ways. r is the
- * route on_stream found (in the worker's current configuration), b its backend picked (at its
- * position in the route). */
+ * route on_stream found (in the worker's current configuration, or in hold's when not NULL: a
+ * tunnel that an https:// backend's h2 could not take), b its backend picked (at its position in
+ * the route). */
 bool proxy_tunnel_wanted(const rill_server_request *req);
 void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, struct proxy_route *r,
-                         struct proxy_target *b, unsigned at);
+                         struct proxy_target *b, unsigned at, struct config_hold *hold);
 /* The worker exits with the tunnel open: its front exchange is forgotten, its backend connection
  * closed, the tunnel freed. */
 void proxy_tunnel_abandon(struct proxy_tunnel_link *l);
 /* Whether the tunnel goes to b as an extended CONNECT: an HTTP/2 client to an h2c:// backend.
  * Then proxy_handle forwards it as a streamed request, the :protocol field put first into the n
  * fields (room for one more) by proxy_tunnel_connect_fields, which returns the new count. */
-bool proxy_tunnel_as_connect(const rill_server_request *req, const struct proxy_target *b);
+bool proxy_tunnel_as_connect(const rill_server_request *req, const struct proxy_target *b,
+                             bool over_h2);
+/* Whether a tunnel to b goes as an extended CONNECT on the worker's HTTP/2 client: an h2c://
+ * backend, or an https:// one the worker has seen choose h2 by ALPN and not refuse extended
+ * CONNECT (proxy_no_connect: from then on its tunnels go as HTTP/1.1 Upgrades). */
+bool proxy_tunnel_over_h2(struct proxy_worker *w, const struct proxy_target *b);
+void proxy_no_connect(struct pxreq *px);
 size_t proxy_tunnel_connect_fields(const rill_server_request *req, rill_header *fields, size_t n);
 /* An HTTP/1.1 client's tunnel that the HTTP/2 backend accepted (2xx, its fields set on res):
  * the 101 (with the Sec-WebSocket-Accept for the client's key). RILL_OK or the server's error. */

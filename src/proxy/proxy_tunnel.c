@@ -38,6 +38,7 @@ struct pxtunnel {
     bool got_head;
     bool reported; /* the failure is on stderr already (the last backend tried) */
     bool front_paused, up_paused;
+    bool back_ended; /* the backend's FIN came and went on as the client's end (a half-close) */
     char key[RILL_WS_KEY_LEN + 1]; /* the Sec-WebSocket-Key the backend got */
     char protocol[128];            /* the Upgrade asked of the backend */
 };
@@ -197,6 +198,19 @@ static void on_drain(void *user)
 
 static bool try_next(struct pxtunnel *t, int err, const char *why);
 
+/* The backend's FIN: the client's side ends (HTTP/2 END_STREAM; HTTP/1.1 a FIN after what is
+ * queued) while the client may still send; the tunnel is over once it ends too (on_end(0)). */
+static void on_eof(void *user)
+{
+    struct pxtunnel *t = user;
+    t->back_ended = true;
+    if (!t->req)
+        return;
+    enter(t);
+    rill_server_response_end(t->req, NULL, 0);
+    leave(t);
+}
+
 static void on_end(int err, const char *why, void *user)
 {
     struct pxtunnel *t = user;
@@ -210,7 +224,8 @@ static void on_end(int err, const char *why, void *user)
         return;
     }
     if (res && err == 0) {
-        rill_server_response_end(res, NULL, 0); /* HTTP/2 END_STREAM; HTTP/1.1 the close */
+        if (!t->back_ended) /* a refusal's body is complete (a tunnel's end went at on_eof) */
+            rill_server_response_end(res, NULL, 0);
     } else if (res) {
         if (!t->reported)
             fprintf(stderr, "rill serve: proxy: %s: %s\n", t->backend->url,
@@ -229,6 +244,7 @@ static const struct upstream_events upstream_ev = {
     .on_head = on_head,
     .on_data = on_data,
     .on_drain = on_drain,
+    .on_eof = on_eof,
     .on_end = on_end,
 };
 
@@ -293,11 +309,9 @@ static void front_body(rill_server_request *req, const uint8_t *data, size_t len
         t->front_paused = true;
         rill_server_request_pause(req, true); /* until the backend's on_drain */
     }
-    if (end) { /* the client's orderly close (HTTP/2 END_STREAM): the backend's FIN follows */
-        upstream_close(t->up, true);
-        t->up = NULL;
-        rill_server_response_end(req, NULL, 0);
-    }
+    if (end) /* the client's orderly end (END_STREAM, its FIN): ours to the backend, which may
+              * still answer (a half-close; the tunnel ends with the backend's FIN) */
+        upstream_shutdown_write(t->up);
     leave(t);
 }
 
@@ -321,14 +335,15 @@ static void front_close(rill_server_response *res, bool completed, void *user)
     leave(t);
 }
 
-bool proxy_tunnel_as_connect(const rill_server_request *req, const struct proxy_target *b)
+bool proxy_tunnel_as_connect(const rill_server_request *req, const struct proxy_target *b,
+                             bool over_h2)
 {
     size_t len = 0;
     const char *upgrade = rill_server_request_header(req, "upgrade", &len);
     bool h1_websocket = strcmp(rill_server_request_version(req), "HTTP/2") != 0 && upgrade &&
                         rill_h1_list_has_token(upgrade, len, "websocket");
     /* an HTTP/1.1 WebSocket without its key is refused by proxy_tunnel_handle */
-    return b->h2c && !(h1_websocket && !rill_server_request_header(req, "sec-websocket-key", &len));
+    return over_h2 && !(h1_websocket && !rill_server_request_header(req, "sec-websocket-key", &len));
 }
 
 size_t proxy_tunnel_connect_fields(const rill_server_request *req, rill_header *fields, size_t n)
@@ -433,7 +448,7 @@ static bool try_next(struct pxtunnel *t, int err, const char *why)
 }
 
 void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, struct proxy_route *r,
-                         struct proxy_target *b, unsigned at)
+                         struct proxy_target *b, unsigned at, struct config_hold *hold)
 {
     bool h2 = strcmp(rill_server_request_version(req), "HTTP/2") == 0;
     size_t len = 0;
@@ -470,7 +485,7 @@ void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, st
         respond(res, 503, "503 service unavailable: no random bytes for a key\n");
         return;
     }
-    if (!proxy_tunnel_link_add(r->proxy, rill_server_request_loop(req), &t->link)) {
+    if (!proxy_tunnel_link_add(r->proxy, rill_server_request_loop(req), &t->link, hold)) {
         free(t);
         respond(res, 503, "503 service unavailable: out of memory\n");
         return;

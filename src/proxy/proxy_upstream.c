@@ -24,6 +24,7 @@ struct upstream {
     bool blocked;           /* a write said wait: on_drain is owed */
     bool opened;            /* connected (and TLS done): the request may have gone */
     bool gone;              /* the connection closed: freed once no call of ours is under way */
+    bool peer_ended;        /* after the 101, the backend's FIN came (on_eof) */
     unsigned busy;          /* inside our io callbacks: the owner may close (on_close runs at once) */
     char why[160];
 };
@@ -194,8 +195,8 @@ static void on_close(rill_io_conn *io, int err)
         return;
     if (!u->ended) {
         rill_h1_event ev;
-        if (u->switched && (err == 0 || err == RILL_ERR_EOF) && !rill_io_conn_peer_reset(io))
-            finish(u, 0, NULL); /* the backend's FIN: the tunnel's orderly end */
+        if (u->switched && err == 0 && u->peer_ended)
+            finish(u, 0, NULL); /* both ends went in order (the backend's FIN, then ours) */
         else if (u->got_head && u->parser && rill_h1_parse_eof(u->parser, &ev) == RILL_OK &&
                  ev.type == RILL_H1_EV_END)
             finish(u, 0, NULL); /* a refusal's body that ran to the close */
@@ -215,12 +216,27 @@ static void on_close(rill_io_conn *io, int err)
     release(u); /* frees u now, or when the outermost call of ours returns */
 }
 
+/* The backend's FIN after the 101 is a half-close: the connection stays for our bytes. Before
+ * it, an end is the answer's (on_close judges it). */
+static bool on_peer_eof(rill_io_conn *io)
+{
+    struct upstream *u = rill_io_conn_user(io);
+    if (!u || u->ended || !u->switched)
+        return false;
+    u->peer_ended = true;
+    hold(u);
+    u->ev->on_eof(u->user);
+    release(u);
+    return true;
+}
+
 static const rill_io_conn_callbacks upstream_callbacks = {
     .size = sizeof upstream_callbacks,
     .on_open = on_open,
     .on_data = on_data,
     .on_drain = on_drain,
     .on_close = on_close,
+    .on_peer_eof = on_peer_eof,
 };
 
 struct upstream *upstream_open(rill_proxy *p, const struct proxy_config *cfg, struct proxy_target *b,
@@ -300,6 +316,12 @@ bool upstream_opened(const struct upstream *u)
 void upstream_pause(struct upstream *u, bool paused)
 {
     rill_io_conn_pause_read(u->io, paused);
+}
+
+void upstream_shutdown_write(struct upstream *u)
+{
+    if (rill_io_conn_shutdown_write(u->io) < 0)
+        rill_io_conn_close(u->io, true); /* closing already: the end is on its way */
 }
 
 void upstream_close(struct upstream *u, bool graceful)

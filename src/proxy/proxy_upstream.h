@@ -24,9 +24,14 @@ struct upstream_events {
     void (*on_data)(const uint8_t *data, size_t len, void *user);
     /* The queue fell back after upstream_write said RILL_ERR_WOULD_BLOCK. */
     void (*on_drain)(void *user);
-    /* The end, once (never after upstream_close): err 0 when a refusal's body is complete or the
-     * backend closed the tunnel in order (FIN); else RILL_ERR_IO (could not connect: nothing was
-     * sent; or, after the 101, a reset), RILL_ERR_TLS (handshake or certificate), RILL_ERR_EOF
+    /* After the 101: the backend ended its sending in order (its FIN, or TLS close_notify). The
+     * connection stays for our bytes (a half-close) until upstream_shutdown_write; on_end(0)
+     * follows once both ends went. */
+    void (*on_eof)(void *user);
+    /* The end, once (never after upstream_close): err 0 when a refusal's body is complete or both
+     * sides of the tunnel ended in order (on_eof, upstream_shutdown_write); else RILL_ERR_IO (could
+     * not connect: nothing was sent; or, after the 101, a reset or a failed write), RILL_ERR_TLS
+     * (handshake or certificate), RILL_ERR_EOF
      * (the connection ended before the answer was whole), RILL_ERR_PROTOCOL (not HTTP); why is
      * one line for stderr or NULL. The upstream is freed after this returns. */
     void (*on_end)(int err, const char *why, void *user);
@@ -46,6 +51,8 @@ int upstream_write(struct upstream *u, const void *data, size_t len);
 bool upstream_opened(const struct upstream *u);
 /* Stops (or resumes) reading from the backend. */
 void upstream_pause(struct upstream *u, bool paused);
+/* Ends our side after what is queued (TLS close_notify, a FIN); the backend's bytes still come. */
+void upstream_shutdown_write(struct upstream *u);
 /* Ends the connection without on_end: graceful sends what is queued first, else it is dropped. */
 void upstream_close(struct upstream *u, bool graceful);
 

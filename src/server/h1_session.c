@@ -330,6 +330,8 @@ static void enter_tunnel(rill_server_session *sess, const uint8_t *rest, size_t 
     free(held);
     if (rest_len && sess->c.proto == &tunnel_proto && !sess->c.closing)
         tunnel_proto.data(&sess->c, rest, rest_len);
+    if (sess->peer_eof && sess->c.proto == &tunnel_proto && !sess->c.closing)
+        tunnel_peer_ended(sess); /* the client's FIN came before the switch */
 }
 
 void h1_session_tunnel_ready(rill_server_session *sess)
@@ -337,6 +339,23 @@ void h1_session_tunnel_ready(rill_server_session *sess)
     struct h1_state *h1 = sess->h1;
     if (h1 && !h1->processing && h1->request_done && h1->current == sess->tunnel)
         enter_tunnel(sess, NULL, 0);
+}
+
+/* The client's FIN while its Upgrade waits for an answer: a tunnel may still open (the FIN is
+ * then its body's end, a half-close: enter_tunnel), else the answer goes and the connection ends.
+ * Anything else closes as ever. */
+static bool proto_peer_eof(struct conn *c)
+{
+    rill_server_session *sess = session_of(c);
+    struct h1_state *h1 = sess->h1;
+    size_t len;
+    if (!h1 || !h1->current || !h1->request_done || h1->response_done || h1->pending_len ||
+        !rill_server_request_header(h1->current, "upgrade", &len))
+        return false;
+    sess->peer_eof = true;
+    h1->close_after = true;
+    h1->current->keep_alive = false;
+    return true;
 }
 
 /* Parses as far as the current exchange allows; returns the bytes consumed. */
@@ -379,6 +398,12 @@ static size_t process(rill_server_session *sess, const uint8_t *data, size_t len
             }
         } else if (ev.type == RILL_H1_EV_BODY && h1->current) {
             exchange_body(h1->current, ev.data, ev.len);
+        } else if (ev.type == RILL_H1_EV_TRAILERS && h1->current) {
+            if (exchange_request_trailers(h1->current, ev.fields, ev.nfields, false) < 0) {
+                session_close(sess); /* out of memory: a cut request, never one without them */
+                off = len;
+                break;
+            }
         } else if (ev.type == RILL_H1_EV_END && h1->current) {
             h1->request_done = true;
             if (sess->tunnel && sess->tunnel == h1->current) {
@@ -696,6 +721,7 @@ const struct conn_proto h1_proto = {
     .busy = session_busy,
     .trim = proto_trim,
     .shutdown = proto_shutdown,
+    .peer_eof = proto_peer_eof,
     .free = proto_free,
     .arm_after_data = true,
 };

@@ -91,6 +91,10 @@ static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind 
     rill_server_session *sess = user;
     if (kind == RILL_H2_HEADERS_TRAILERS) { /* request trailers: the body ends */
         rill_server_stream *st = rill_h2_stream_user(s, id);
+        if (st && exchange_request_trailers(st, fields, count, true) < 0) {
+            rill_h2_submit_rst_stream(s, id, RILL_H2_INTERNAL_ERROR); /* never a body cut short */
+            return 0;
+        }
         if (st)
             exchange_body_end(st);
         return 0;

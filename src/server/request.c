@@ -197,6 +197,37 @@ void exchange_body_end(rill_server_stream *st)
     }
 }
 
+/* One section, all at once (one HEADERS frame, one chunked trailer section): an array of its
+ * own in the arena, no list to grow. */
+int exchange_request_trailers(rill_server_stream *st, const rill_header *fields, size_t n,
+                              bool names_lowercase)
+{
+    if (st->req_trailers || n == 0 || n > UINT32_MAX)
+        return n ? RILL_ERR_STATE : RILL_OK;
+    struct header_list l = {.items = exchange_alloc(st, n * sizeof(rill_header)), .cap = n};
+    if (!l.items)
+        return RILL_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (fields[i].name_len && fields[i].name[0] == ':')
+            continue; /* the HTTP/2 engine refuses them already; never handed out */
+        int rc = header_list_add(st, &l, (const char *)fields[i].name, fields[i].name_len,
+                                 (const char *)fields[i].value, fields[i].value_len,
+                                 names_lowercase ? HEADER_NAME_LOWER : 0);
+        if (rc < 0)
+            return rc;
+    }
+    st->req_trailers = l.items;
+    st->nreq_trailers = (uint32_t)l.count;
+    return RILL_OK;
+}
+
+size_t rill_server_request_trailer_count(const rill_server_request *r) { return r->nreq_trailers; }
+
+const rill_header *rill_server_request_trailer_at(const rill_server_request *r, size_t i)
+{
+    return i < r->nreq_trailers ? &r->req_trailers[i] : NULL;
+}
+
 const char *rill_server_request_method(const rill_server_request *r) { return r->method; }
 const char *rill_server_request_scheme(const rill_server_request *r) { return r->scheme; }
 const char *rill_server_request_authority(const rill_server_request *r) { return r->authority; }

@@ -275,7 +275,9 @@ int rill_server_response_push(rill_server_response *res, const char *path)
 
 void rill_server_response_abort(rill_server_response *res)
 {
-    if (res->closed || res->end_sent)
+    /* A tunnel whose side ended may still be half-open (the peer sending): reset it too. */
+    bool tunnel = res->connect_protocol || res->sess->tunnel == res;
+    if (res->closed || (res->end_sent && !tunnel))
         return;
     exchange_hold(res);
     res->ended = true;

@@ -100,6 +100,7 @@ struct rill_server_session {
     bool tls;
     bool announced; /* on_session ran: on_close (the event) is owed */
     bool h2_upgrading; /* the engine is handing over an h2c Upgrade's request (not packed: h2_session_start) */
+    bool peer_eof;  /* HTTP/1.1: the client's FIN came while its Upgrade waited (a tunnel's end) */
     char *peer; /* the peer address as text: from the first exchange on (session_peer) */
     uint64_t id; /* worker index << 40 | sequence: tells connections apart in logs and the demo */
     uint32_t requests; /* exchanges started on this connection */
@@ -152,11 +153,13 @@ struct rill_server_stream {
     rill_server_session *sess;
     const struct exchange_ops *ops;
     int32_t id;
+    uint32_t nreq_trailers; /* the request's trailer fields (req_trailers, in the arena) */
     /* request */
     rill_header *all_fields; /* pseudo-headers, then the regular ones (in the arena) */
     const char *method, *scheme, *authority, *path, *connect_protocol, *version;
     size_t path_len;    /* of path */
     size_t route_len;   /* of path before its query: what routes and files match */
+    rill_header *req_trailers;
     rill_header *fields; /* regular fields, lowercase names, NUL-terminated names and values */
     size_t nfields;
     bool head_request;
@@ -306,6 +309,10 @@ int exchange_set_request(rill_server_stream *st, const rill_header *fields, size
 /* Request body bytes from the transport (to on_body, or held until it is set). */
 void exchange_body(rill_server_stream *st, const uint8_t *data, size_t len);
 void exchange_body_end(rill_server_stream *st);
+/* The request's trailer fields, before its body's end (kept in the arena; pseudo-header fields
+ * are not taken). names_lowercase as for exchange_set_request. RILL_ERR_NOMEM. */
+int exchange_request_trailers(rill_server_stream *st, const rill_header *fields, size_t n,
+                              bool names_lowercase);
 
 /* response.c */
 /* HTTP/1.1: answers 101 with the response's fields and Upgrade: protocol, and completes the
@@ -374,6 +381,8 @@ bool ws_route_is(const struct route *r);
 /* tunnel.c: after a tunnel's 101 (rill_server_response_tunnel) the connection runs tunnel_proto,
  * its bytes the exchange's body. h1_session.c switches once the request is read: */
 extern const struct conn_proto tunnel_proto;
+/* The client's FIN on a tunnel's connection: its body's end (a half-close; our side goes on). */
+void tunnel_peer_ended(rill_server_session *sess);
 /* The exchange answered 101 for a tunnel: switch now if the request is read and nothing is being
  * parsed, else at the request's end (process()). */
 void h1_session_tunnel_ready(rill_server_session *sess);

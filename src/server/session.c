@@ -280,4 +280,5 @@ const struct rill_io_conn_callbacks session_callbacks = {
     .on_output_sent = conn_io_output_sent,
     .on_close = on_close,
     .on_timer = conn_io_timer,
+    .on_peer_eof = conn_io_peer_eof, /* a tunnel's half-close (tunnel.c) */
 };

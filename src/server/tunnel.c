@@ -38,11 +38,13 @@ static int tunnel_send_body(rill_server_stream *st, const void *data, size_t len
     return rill_io_conn_queued(st->sess->c.io) > EXCHANGE_HIGH_WATER ? RILL_ERR_WOULD_BLOCK : RILL_OK;
 }
 
-/* The orderly end of our side: what is queued goes, then the FIN (HTTP/1.1 has no half-close). */
+/* The orderly end of our side: what is queued goes, then the FIN; the client may go on sending
+ * (a half-close) until its own FIN, which ends the connection (rill_io_conn_shutdown_write). */
 static int tunnel_finish(rill_server_stream *st)
 {
     st->end_sent = true;
-    session_close(st->sess);
+    if (rill_io_conn_shutdown_write(st->sess->c.io) < 0)
+        session_close(st->sess);
     return RILL_OK;
 }
 
@@ -72,6 +74,27 @@ static void proto_drain(struct conn *c)
         exchange_drained(st);
 }
 
+void tunnel_peer_ended(rill_server_session *sess)
+{
+    rill_server_stream *st = sess->tunnel;
+    if (!st)
+        return;
+    exchange_hold(st);
+    exchange_body_end(st);
+    exchange_release(st);
+}
+
+/* The client's FIN: the tunnel's body ends, the connection stays for what the other side still
+ * sends (our FIN then closes it). */
+static bool proto_peer_eof(struct conn *c)
+{
+    rill_server_session *sess = session_of(c);
+    if (!sess->tunnel)
+        return false;
+    tunnel_peer_ended(sess);
+    return true;
+}
+
 /* The connection is gone: an orderly end if ours came first. A peer that closed without a reset
  * ended its side in order (its FIN, as END_STREAM over HTTP/2): the body's end says so first, so
  * that what it sent last still goes on; then on_close(completed = false), as it did not wait for
@@ -96,6 +119,7 @@ const struct conn_proto tunnel_proto = {
     .data = proto_data,
     .drain = proto_drain,
     .busy = session_busy,
+    .peer_eof = proto_peer_eof,
     .free = proto_free,
 };
 

@@ -165,6 +165,7 @@ class H2Backend:
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.heads = []
+        self.requests = []  # (head fields, body, trailer fields) of each stream that ended
         threading.Thread(target=self.accept, daemon=True).start()
 
     def accept(self):
@@ -187,7 +188,7 @@ class H2Backend:
         conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16 * MIB})
         conn.increment_flow_control_window(64 * MIB)
         c.sendall(conn.data_to_send())
-        bodies, heads, pending = {}, {}, {}
+        bodies, heads, pending, trailers = {}, {}, {}, {}
         try:
             while True:
                 data = c.recv(65536)
@@ -201,8 +202,11 @@ class H2Backend:
                     elif isinstance(ev, h2.events.DataReceived):
                         bodies[ev.stream_id] += ev.data
                         conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.TrailersReceived):
+                        trailers[ev.stream_id] = ev.headers
                     elif isinstance(ev, h2.events.StreamEnded):
                         sid = ev.stream_id
+                        self.requests.append((heads[sid], bodies[sid], trailers.get(sid)))
                         path = heads[sid].get(b":path", b"")
                         if path.startswith(b"/trailers"):
                             body = b"grpc-ish body"
@@ -1030,5 +1034,126 @@ def test_https_h2_backend_gets_te_trailers_and_sends_trailers(proxy, tmp_path):
             assert trailers and dict(trailers[0].headers)[b"grpc-status"] == b"0", events
         assert len(be.heads) == 3
         assert (b"te", b"trailers") in be.heads[-1]
+    finally:
+        be.stop()
+
+
+# ---- request trailers --------------------------------------------------------------------------
+
+SENT_TRAILERS = [("x-checksum", "sha256=abc123"), ("x-multi", "1"), ("x-multi", "2"),
+                 ("authorization", "secret"), ("content-type", "x/y"), ("x-forwarded-for", "6.6.6.6"),
+                 ("via", "1.1 evil"), ("host", "elsewhere")]
+KEPT_TRAILERS = [(b"x-checksum", b"sha256=abc123"), (b"x-multi", b"1"), (b"x-multi", b"2")]
+
+
+def h2_post_with_trailers(port, body, pieces_seed, length, trailers=SENT_TRAILERS, timeout=30):
+    """A python-h2 client: POST /echo with body as DATA cut at random points, then trailers
+    (HEADERS with END_STREAM). Returns (status, response body)."""
+    rng = random.Random(pieces_seed)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(
+        client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False))
+    conn.initiate_connection()
+    headers = [(":method", "POST"), (":scheme", "http"), (":authority", f"127.0.0.1:{port}"),
+               (":path", "/echo")]
+    if length:
+        headers.append(("content-length", str(len(body))))
+    conn.send_headers(1, headers)
+    points = sorted(rng.randrange(len(body) + 1) for _ in range(rng.randrange(1, 6)))
+    for a, b in zip([0] + points, points + [len(body)]):
+        conn.send_data(1, body[a:b])
+        sock.sendall(conn.data_to_send())
+    conn.send_headers(1, trailers, end_stream=True)
+    sock.sendall(conn.data_to_send())
+    status, got, done = None, b"", False
+    try:
+        while not done:
+            data = sock.recv(65536)
+            assert data, "the proxy closed the connection"
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    status = dict(ev.headers)[b":status"]
+                elif isinstance(ev, h2.events.DataReceived):
+                    got += ev.data
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    done = True
+            sock.sendall(conn.data_to_send())
+    finally:
+        sock.close()
+    return status, got
+
+
+@pytest.mark.parametrize("length", [False, True])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_request_trailers_to_h2c_backend(proxy, length, seed):
+    """An HTTP/2 client's trailers reach an HTTP/2 backend as a trailing HEADERS: the safe fields
+    exactly, in order; framing, authentication, content and forwarding fields stay behind."""
+    be = H2Backend()
+    try:
+        s = proxy("--proxy", f"/=h2c://127.0.0.1:{be.port}")
+        body = random.Random(seed).randbytes(random.Random(seed).choice([0, 1, 1000, 40_000]))
+        status, got = h2_post_with_trailers(s.port, body, seed, length)
+        assert status == b"200" and got == body
+        head, received, trailers = be.requests[-1]
+        assert received == body
+        assert trailers == KEPT_TRAILERS, trailers
+        assert (b"content-length" in head) == length
+    finally:
+        be.stop()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_request_trailers_to_http1_backend_chunked(proxy, recorder, seed):
+    """...and to an HTTP/1.1 backend as the chunked body's trailer section, byte for byte."""
+    s = proxy("--proxy", f"/={recorder.url()}")
+    body = random.Random(seed).randbytes(random.Random(seed).choice([0, 1, 1000, 40_000]))
+    status, got = h2_post_with_trailers(s.port, body, seed, length=False)
+    assert status == b"200" and got == b"ok"
+    head, received = recorder.requests[-1]
+    assert received == body
+    assert b"transfer-encoding: chunked\r\n" in head.lower()
+    raw = recorder.received()
+    assert raw.endswith(b"0\r\nx-checksum: sha256=abc123\r\nx-multi: 1\r\nx-multi: 2\r\n\r\n"), raw[-200:]
+
+
+def test_request_trailers_dropped_for_a_body_with_length_to_http1(proxy, recorder):
+    """A body sent with its content-length cannot carry trailers over HTTP/1.1: they stay
+    behind, with a line on stderr; the body goes whole."""
+    s = proxy("--proxy", f"/={recorder.url()}")
+    body = b"x" * 5000
+    status, got = h2_post_with_trailers(s.port, body, 7, length=True)
+    assert status == b"200" and got == b"ok"
+    head, received = recorder.requests[-1]
+    assert received == body and b"content-length: 5000" in head.lower()
+    assert b"x-checksum" not in recorder.received()
+    assert "the request's trailers dropped" in s.stderr()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_http1_chunked_request_trailers_to_h2c_backend(proxy, seed):
+    """An HTTP/1.1 client's chunked trailer section (the request cut at random points) reaches an
+    HTTP/2 backend as a trailing HEADERS."""
+    be = H2Backend()
+    try:
+        s = proxy("--proxy", f"/=h2c://127.0.0.1:{be.port}", tls=False)
+        req = (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: sha256=abc123\r\n"
+               b"x-multi: 1\r\nX-Multi: 2\r\nAuthorization: secret\r\nContent-Length: 3\r\n\r\n")
+        rng = random.Random(seed)
+        points = sorted(rng.randrange(len(req)) for _ in range(6))
+        with socket.create_connection(("127.0.0.1", s.port), timeout=30) as c:
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for a, b in zip([0] + points, points + [len(req)]):
+                c.sendall(req[a:b])
+                time.sleep(0.01)
+            buf = b""
+            while not buf.endswith(b"hello world"):
+                d = c.recv(65536)
+                assert d, buf
+                buf += d
+        head, received, trailers = be.requests[-1]
+        assert received == b"hello world"
+        assert trailers == KEPT_TRAILERS, trailers
     finally:
         be.stop()

@@ -4,11 +4,14 @@ its own; the backend's answer decides; then bytes both ways. Peers: python3-webs
 HTTP/1.1, python-h2 over h2c (frames made here), Node's `ws` (Debian's node-ws) as the WebSocket
 backend, and a raw-socket backend that records the exact head it got and echoes bytes."""
 import asyncio
+import hashlib
 import json
 import os
 import random
 import signal
+import queue
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -249,9 +252,17 @@ def raw_backend():
 class H2Tunnels:
     """Extended CONNECT streams on one h2c connection to the proxy."""
 
-    def __init__(self, port, timeout=30):
+    def __init__(self, port, timeout=30, tls=False):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if tls:  # rill's self-signed certificate: not checked here
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            ctx.set_alpn_protocols(["h2"])
+            self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
+            assert self.sock.selected_alpn_protocol() == "h2"
         self.port = port
+        self.pongs = 0
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False))
         self.conn.local_settings = h2.settings.Settings(client=True, initial_values={
@@ -302,6 +313,8 @@ class H2Tunnels:
                 self.ended.add(ev.stream_id)
             elif isinstance(ev, h2.events.StreamReset):
                 self.reset[ev.stream_id] = ev.error_code
+            elif isinstance(ev, h2.events.PingAckReceived):
+                self.pongs += 1
         self.flush()
 
     def wait(self, cond, timeout=30):
@@ -1142,6 +1155,10 @@ def test_open_tunnels_count_for_least_connections(tmp_path):
         with socket.create_connection(("127.0.0.1", s.port), timeout=20) as c2:
             head, rest2 = upgrade_head(c2, b"/x/2")
             echo_through(c2, b"two", rest2)
+            # our end, then the backend's comes back (a half-close each way): the proxy has let
+            # go of the tunnel by the time its FIN reaches us
+            c2.shutdown(socket.SHUT_WR)
+            assert c2.recv(1) == b""
         first = a if any(b"/x/1" in h for h in a.heads) else b
         second = b if first is a else a
         assert any(b"/x/2" in h for h in second.heads)
@@ -1206,3 +1223,275 @@ def test_tunnel_connect_timeout_without_first_byte_timeout_leaves_the_timer(tmp_
             assert cpu() - before < 0.5
     finally:
         assert s.stop() == 0, s.stderr()
+
+
+# ---- half-close: each direction ends on its own ----------------------------------------------
+
+class HalfCloseBackend:
+    """tests/integration/halfclose_backend.js: an HTTP/1.1 Upgrade backend over TCP or TLS, or an
+    extended CONNECT one over h2c. /after-eof answers only after the client's end; /first/N sends
+    N bytes and ends its side first, then reports what the client still sent (reports())."""
+
+    def __init__(self, mode, workdir):
+        argv = ["node", os.path.join(HERE, "halfclose_backend.js"), mode]
+        if mode == "tls":
+            cert, key = os.path.join(workdir, "be-cert.pem"), os.path.join(workdir, "be-key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                            "-subj", "/CN=localhost", "-days", "1"], check=True,
+                           capture_output=True)
+            argv += [cert, key]
+        self.mode = mode
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = self.proc.stdout.readline().decode()
+        assert line.startswith("PORT "), (line, self.proc.stderr.read())
+        self.port = int(line.split()[1])
+        self.lines = queue.Queue()
+        threading.Thread(target=self.read, daemon=True).start()
+
+    def read(self):
+        for line in self.proc.stdout:
+            self.lines.put(json.loads(line))
+
+    def report(self, timeout=30):
+        return self.lines.get(timeout=timeout)
+
+    def url(self):
+        return {"tcp": f"http://127.0.0.1:{self.port}", "tls": f"https://localhost:{self.port}",
+                "h2c": f"h2c://127.0.0.1:{self.port}"}[self.mode]
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def pattern(n):
+    """What /first/N sends."""
+    return bytes(((i * 31 + (i >> 8) * 7) & 255) for i in range(n))
+
+
+def cut(rng, data):
+    """data in pieces cut at random points (some empty pieces too)."""
+    points = sorted(rng.randrange(len(data) + 1) for _ in range(rng.randrange(1, 8)))
+    return [data[a:b] for a, b in zip([0] + points, points + [len(data)])]
+
+
+def answer_for(data):
+    return b"len=%d sha=%s\n" % (len(data), hashlib.sha256(data).hexdigest().encode()) + data
+
+
+def h2_send_all(t, sid, data, end=False):
+    """DATA within the flow-control windows, waiting for WINDOW_UPDATEs as needed."""
+    while data:
+        room = min(t.conn.local_flow_control_window(sid), t.conn.max_outbound_frame_size)
+        if room <= 0:
+            t.pump()
+            continue
+        t.conn.send_data(sid, data[:room])
+        data = data[room:]
+        t.flush()
+    if end:
+        t.conn.end_stream(sid)
+        t.flush()
+
+
+def h1_open(c, path):
+    head, rest = upgrade_head(c, path)
+    assert head.startswith(b"http/1.1 101 "), head
+    return rest
+
+
+def h1_read_to_eof(c, got=b""):
+    while True:
+        d = c.recv(65536)
+        if not d:
+            return got
+        got += d
+
+
+def h1_tls_client(tmp_path, port, path, first, cuts, second=b""):
+    """halfclose_client.js: the HTTP/1.1 tunnel over TLS, its own end a close_notify and a FIN;
+    returns what came after the 101."""
+    files = [str(tmp_path / n) for n in ("first.bin", "second.bin", "out.bin")]
+    for f, data in zip(files, (first, second)):
+        with open(f, "wb") as out:
+            out.write(data)
+    r = subprocess.run(["node", os.path.join(HERE, "halfclose_client.js"), str(port), path, files[0],
+                        ",".join(str(c) for c in cuts) or "-", files[1], files[2]],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    with open(files[2], "rb") as f:
+        return f.read()
+
+
+def cut_points(rng, n):
+    return sorted(rng.randrange(n + 1) for _ in range(rng.randrange(1, 8)))
+
+
+@pytest.fixture(params=["tcp", "tls", "h2c"])
+def halfclose_backend(request, tmp_path):
+    be = HalfCloseBackend(request.param, str(tmp_path))
+    yield be
+    be.stop()
+
+
+def halfclose_proxy(tmp_path, be):
+    return start_server(str(tmp_path / "proxy"), tls=True,
+                        extra=["--proxy-insecure", "--proxy", f"/={be.url()}"])
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("front", ["h1", "h1-tls", "h2c", "h2-tls"])
+def test_client_half_close_still_gets_the_whole_answer(tmp_path, halfclose_backend, front, seed):
+    """The client sends (cut at random points), ends its side (a FIN, END_STREAM), and the backend,
+    which answers only after that end, still gets its whole answer through: the proxy passes the
+    end on as a half-close (shutdown(SHUT_WR), close_notify, END_STREAM) instead of closing."""
+    rng = random.Random(f"{front}{halfclose_backend.mode}{seed}")
+    data = rng.randbytes(rng.choice([0, 1, 700, 70_000, 1_300_000]))
+    early = seed == 2  # everything, its end too, sent before the tunnel's answer came
+    s = halfclose_proxy(tmp_path, halfclose_backend)
+    try:
+        if front == "h1":
+            with socket.create_connection(("127.0.0.1", s.port), timeout=30) as c:
+                if early:
+                    c.sendall(b"GET /after-eof HTTP/1.1\r\nHost: x\r\nUpgrade: bytestream\r\n"
+                              b"Connection: Upgrade\r\n\r\n" + data)
+                    c.shutdown(socket.SHUT_WR)
+                    head, rest = b"", b""
+                    while b"\r\n\r\n" not in head:
+                        d = c.recv(65536)
+                        assert d, head
+                        head += d
+                    head, rest = head.split(b"\r\n\r\n", 1)
+                    assert head.startswith(b"HTTP/1.1 101 "), head
+                else:
+                    rest = h1_open(c, b"/after-eof")
+                    for piece in cut(rng, data):
+                        c.sendall(piece)
+                    c.shutdown(socket.SHUT_WR)
+                assert h1_read_to_eof(c, rest) == answer_for(data)
+        elif front == "h1-tls":
+            got = h1_tls_client(tmp_path, s.tls_port, "/after-eof", data, cut_points(rng, len(data)))
+            assert got == answer_for(data)
+        else:
+            t = H2Tunnels(s.tls_port if front == "h2-tls" else s.port, tls=front == "h2-tls")
+            try:
+                sid = t.connect("/after-eof", protocol="bytestream")
+                if early:
+                    h2_send_all(t, sid, data, end=True)
+                assert t.response(sid)[":status"] == "200"
+                if not early:
+                    for piece in cut(rng, data):
+                        h2_send_all(t, sid, piece)
+                    t.conn.end_stream(sid)
+                    t.flush()
+                t.wait(lambda: sid in t.ended or sid in t.reset)
+                assert sid not in t.reset and t.data[sid] == answer_for(data)
+            finally:
+                t.close()
+    finally:
+        assert s.stop() == 0, s.stderr()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("front", ["h1", "h1-tls", "h2c", "h2-tls"])
+def test_backend_half_close_lets_the_client_go_on(tmp_path, halfclose_backend, front, seed):
+    """The mirror: the backend sends and ends its side first; the client gets all of it and the
+    end (END_STREAM, a FIN), goes on sending (cut at random points), then ends; the backend
+    receives every byte, and the tunnel ends cleanly (no reset)."""
+    rng = random.Random(f"{front}{halfclose_backend.mode}{seed}")
+    n = rng.choice([0, 5, 90_000, 1_100_000])
+    before, after = rng.randbytes(rng.randrange(3000)), rng.randbytes(rng.choice([1, 800, 600_000]))
+    s = halfclose_proxy(tmp_path, halfclose_backend)
+    try:
+        path = f"/first/{n}"
+        if front == "h1":
+            with socket.create_connection(("127.0.0.1", s.port), timeout=30) as c:
+                rest = h1_open(c, path.encode())
+                c.sendall(before)
+                assert h1_read_to_eof(c, rest) == pattern(n)  # the backend's end: a FIN
+                for piece in cut(rng, after):
+                    c.sendall(piece)
+                c.shutdown(socket.SHUT_WR)
+                got = halfclose_backend.report()
+                assert c.recv(1) == b""  # closed in order once both ends went
+        elif front == "h1-tls":
+            assert h1_tls_client(tmp_path, s.tls_port, path, before, cut_points(rng, len(before)),
+                                 after) == pattern(n)
+            got = halfclose_backend.report()
+        else:
+            t = H2Tunnels(s.tls_port if front == "h2-tls" else s.port, tls=front == "h2-tls")
+            try:
+                sid = t.connect(path, protocol="bytestream")
+                assert t.response(sid)[":status"] == "200"
+                h2_send_all(t, sid, before)
+                t.wait(lambda: sid in t.ended or sid in t.reset)
+                assert sid not in t.reset and t.data[sid] == pattern(n)
+                for piece in cut(rng, after):
+                    h2_send_all(t, sid, piece)
+                t.conn.end_stream(sid)
+                t.flush()
+                got = halfclose_backend.report()
+                t.conn.ping(b"halfdone")
+                t.flush()
+                t.wait(lambda: t.pongs)
+                assert sid not in t.reset
+            finally:
+                t.close()
+        assert got == {"path": path, "len": len(before + after),
+                       "sha": hashlib.sha256(before + after).hexdigest()}
+    finally:
+        assert s.stop() == 0, s.stderr()
+
+
+def test_tunnels_to_https_backend_over_h2(tmp_path):
+    """Once the worker has seen an https:// backend choose h2 by ALPN (a request went there), its
+    tunnels go as extended CONNECTs on that HTTP/2 connection (via: 2 rill; the demo's `echo`
+    tunnel is HTTP/2 only), half-close included; a backend whose h2 refuses extended CONNECT
+    (--no-connect-protocol) gets them as HTTP/1.1 Upgrades on connections of their own instead,
+    the first one too."""
+    servers = []
+    try:
+        for name, extra in (("h2", []), ("plain", ["--no-connect-protocol"])):
+            backend = start_server(str(tmp_path / name), tls=True, extra=extra)
+            servers.append(backend)
+            s = start_server(str(tmp_path / (name + "-proxy")), tls=False, threads=1,
+                             extra=["--proxy-insecure", "--proxy",
+                                    f"/=https://localhost:{backend.tls_port}"])
+            servers.append(s)
+            # a request first: the worker learns the backend's protocol
+            r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                                "--http2-prior-knowledge", f"http://127.0.0.1:{s.port}/"],
+                               capture_output=True, timeout=30)
+            assert r.stdout == b"200", r
+            t = H2Tunnels(s.port)
+            try:
+                if name == "h2":
+                    sid = t.connect("/any", protocol="echo")
+                    r = t.response(sid)
+                    assert r[":status"] == "200" and r["via"] == "2 rill", r
+                    data = random.Random(3).randbytes(200_000)
+                    for piece in cut(random.Random(4), data):
+                        h2_send_all(t, sid, piece)
+                    t.conn.end_stream(sid)
+                    t.flush()
+                    t.wait(lambda: sid in t.ended or sid in t.reset)
+                    assert sid not in t.reset and t.data[sid] == data
+                sid = t.connect("/ws/echo", headers=[("sec-websocket-version", "13")])
+                r = t.response(sid)
+                assert r[":status"] == "200", r
+                assert r["via"] == ("2 rill" if name == "h2" else "1.1 rill"), r  # an Upgrade
+                assert ws_exchange_h2(t, sid, FrameReader(), b"over h2") == (1, b"over h2")
+            finally:
+                t.close()
+
+            async def run():
+                async with websockets.connect(f"ws://127.0.0.1:{s.port}/ws/echo") as ws:
+                    await ws.send("h1 front")
+                    return await ws.recv()
+
+            assert asyncio.run(run()) == "h1 front"
+            assert "rill serve: proxy:" not in s.stderr(), s.stderr()
+    finally:
+        for srv in servers:
+            assert srv.stop() == 0, srv.stderr()
