@@ -565,12 +565,87 @@ static rill_h1_error too_large(const rill_h1_parser *p, bool line_limit_hit)
     return RILL_H1_E_HEAD_TOO_LARGE;
 }
 
+/* At most this much input is copied ahead by fast_fields: a head's worth, not a large body's. */
+#define FAST_COPY_MAX 4096
+
+/* The common case of head field lines that arrive whole: the input is copied into the head
+ * buffer in one piece and each line is scanned once, validated as it is scanned (the name's
+ * token bytes up to ':', the value's up to the first control byte, which must be the CRLF).
+ * It stops, leaving the line for the careful path in feed_lines (same verdicts, same errors),
+ * at anything else: a line cut by the end of the input, a space before the colon, a bare CR or
+ * LF, a control byte in a value, the field limit. Lines it took are consumed as feed_lines
+ * would have (the head's end included: then it finishes the head). */
+static int fast_fields(rill_h1_parser *p, const uint8_t *data, size_t len, size_t *pos,
+                       rill_h1_event *ev)
+{
+    size_t space = p->region_limit - (p->len - p->region_start);
+    size_t take = len - *pos;
+    if (take > space)
+        take = space;
+    if (take > FAST_COPY_MAX)
+        take = FAST_COPY_MAX;
+    char *base = p->buf + p->len, *s = base;
+    memcpy(base, data + *pos, take);
+    size_t n = take;
+    int r = 0;
+    while (n >= 2) {
+        if (s[0] == '\r') {
+            if (s[1] != '\n')
+                break;
+            s += 2;
+            r = finish_head(p, ev);
+            break;
+        }
+        size_t nlen = h1_span(s, n, H1_TCHAR);
+        if (nlen == 0 || nlen == n || s[nlen] != ':')
+            break;
+        size_t vs = nlen + 1;
+        while (vs < n && (s[vs] == ' ' || s[vs] == '\t'))
+            vs++;
+        size_t ve = vs + h1_span_value(s + vs, n - vs);
+        if (ve + 1 >= n || s[ve] != '\r' || s[ve + 1] != '\n')
+            break;
+        if (p->head.nfields == p->lim.max_fields)
+            break;
+        size_t line = ve + 2;
+        while (ve > vs && (s[ve - 1] == ' ' || s[ve - 1] == '\t'))
+            ve--;
+        rill_header *f = &p->fields[p->head.nfields++];
+        f->name = (const uint8_t *)s;
+        f->name_len = nlen;
+        f->value = (const uint8_t *)s + vs;
+        f->value_len = ve - vs;
+        f->flags = 0;
+        r = note_field(p, s, nlen, s + vs, ve - vs);
+        s += line;
+        n -= line;
+        if (r < 0)
+            break;
+    }
+    size_t used = (size_t)(s - base);
+    p->len += used;
+    p->line_start = p->len;
+    *pos += used;
+    return r;
+}
+
 /* Gathers head or trailer lines from data[*pos..len); stops after an event, an error, a state
  * change out of the line sections, or when the input is used up. */
 static int feed_lines(rill_h1_parser *p, const uint8_t *data, size_t len, size_t *pos,
                       rill_h1_event *ev)
 {
+    bool fast = true;
     while (*pos < len) {
+        if (fast && p->state == S_FIELDS && p->len == p->line_start) {
+            int r = fast_fields(p, data, len, pos, ev);
+            if (r < 0)
+                return r;
+            if (ev->type != RILL_H1_EV_NONE || p->state == S_END)
+                return 0;
+            fast = false; /* the line it stopped at goes the careful way, then it may go on */
+            continue;
+        }
+        fast = true;
         size_t avail = len - *pos;
         size_t space = p->region_limit - (p->len - p->region_start);
         bool line_limit = false;

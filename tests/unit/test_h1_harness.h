@@ -166,4 +166,40 @@ static inline void tr_run(rill_h1_role role, const rill_h1_options *lim, const c
     rill_h1_parser_free(p);
 }
 
+/* Runs data through a fresh parser whole, a byte at a time, and cut in two at every byte: each
+ * run must give the whole run's events, error and consumed count. A head that arrives whole takes
+ * the parser's one-pass path for its field lines; a byte at a time, the careful line-by-line
+ * path; cuts mix the two. (A head past its size limit is refused once the limit is reached, so
+ * how much of it was taken depends on the pieces: that count is not compared.) Returns the whole
+ * run's transcript in *whole. */
+static inline void tr_same_at_every_cut(rill_h1_role role, const rill_h1_options *lim,
+                                        const char *method, const char *data, size_t len,
+                                        struct transcript *whole)
+{
+    static struct transcript t;
+    tr_run(role, lim, method, data, len, 0, false, whole);
+    for (size_t cut = 0; cut <= len; cut++) {
+        if (cut == 0) {
+            tr_run(role, lim, method, data, len, 1, false, &t);
+        } else {
+            memset(&t, 0, sizeof t);
+            rill_h1_parser *p = rill_h1_parser_new(role, lim);
+            if (method)
+                rill_h1_set_request_method(p, method, strlen(method));
+            tr_feed(p, data, cut, 0, &t);
+            if (t.rc == 0)
+                tr_feed(p, data + cut, len - cut, 0, &t);
+            t.err = rill_h1_parser_error(p);
+            rill_h1_parser_free(p);
+        }
+        if (strcmp(whole->text, t.text) != 0 || whole->rc != t.rc || whole->err != t.err ||
+            (whole->consumed != t.consumed && whole->err != RILL_H1_E_HEAD_TOO_LARGE)) {
+            fprintf(stderr, "input %.*s\ncut %zu: rc %d/%d err %d/%d consumed %zu/%zu\n%s\n%s\n",
+                    (int)len, data, cut, whole->rc, t.rc, (int)whole->err, (int)t.err,
+                    whole->consumed, t.consumed, whole->text, t.text);
+            abort();
+        }
+    }
+}
+
 #endif

@@ -95,6 +95,41 @@ static void every_split_gives_the_same_transcript(void **state)
     }
 }
 
+/* The request side of test_h1_response.c's one-pass check: Host and Expect are noted as the
+ * field lines go by, whichever path takes them. */
+#define INPUT(lit, e) {lit, sizeof(lit) - 1, e}
+static void one_pass_fields_agree_with_the_careful_path(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        size_t len;
+        rill_h1_error err;
+    } cases[] = {
+        INPUT("GET /a HTTP/1.1\r\nHost: example.com\r\nUser-Agent: h2load nghttp2/1.52.0\r\n"
+              "Accept: */*\r\nExpect: 100-continue\r\n\r\n"
+              "POST /b HTTP/1.1\r\nhost: h\r\ncontent-length: 3\r\nexpect: x\r\n\r\nabc",
+              RILL_H1_E_NONE),
+        INPUT("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", RILL_H1_E_MULTIPLE_HOST),
+        INPUT("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", RILL_H1_E_BAD_HOST),
+        INPUT("GET / HTTP/1.1\r\nX: y\r\n\r\n", RILL_H1_E_MISSING_HOST),
+        INPUT("GET / HTTP/1.1\r\nHost: a\r\nX : y\r\n\r\n", RILL_H1_E_SPACE_BEFORE_COLON),
+        INPUT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+              RILL_H1_E_LENGTH_AND_CHUNKED),
+        INPUT("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+              RILL_H1_E_BAD_TRANSFER_ENCODING),
+        INPUT("GET / HTTP/1.1\r\nHost: a\r\nX: a\x1f" "b\r\n\r\n", RILL_H1_E_BAD_FIELD_VALUE),
+    };
+    static struct transcript whole;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tr_same_at_every_cut(RILL_H1_REQUEST, NULL, NULL, cases[i].in, cases[i].len, &whole);
+        if (whole.err != cases[i].err)
+            fail_msg("case %zu: %s, want %s", i, rill_h1_error_text(whole.err),
+                     rill_h1_error_text(cases[i].err));
+        assert_int_equal(whole.rc != 0, cases[i].err != RILL_H1_E_NONE);
+    }
+}
+
 /* Two-piece splits at every byte, where the parser's state machine is most exposed. */
 static void chunked_with_trailers_split_at_every_byte(void **state)
 {
@@ -744,6 +779,7 @@ int main(void)
         cmocka_unit_test(simple_get_yields_every_part),
         cmocka_unit_test(every_split_gives_the_same_transcript),
         cmocka_unit_test(chunked_with_trailers_split_at_every_byte),
+        cmocka_unit_test(one_pass_fields_agree_with_the_careful_path),
         cmocka_unit_test(pipelined_requests_come_out_in_order),
         cmocka_unit_test(head_is_reported_before_the_body_is_read),
         cmocka_unit_test(keep_alive_follows_version_and_connection),

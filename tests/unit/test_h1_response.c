@@ -350,6 +350,67 @@ static void value_bytes_checked_at_every_position(void **state)
     }
 }
 
+/* Field lines that arrive whole are scanned in one pass; anything unusual in them goes the
+ * careful way. Both must agree on every input, valid or not, cut anywhere (tr_same_at_every_cut),
+ * and each bad input must still be refused with its own error. */
+#define INPUT(lit, e) {lit, sizeof(lit) - 1, e}
+static void one_pass_fields_agree_with_the_careful_path(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        size_t len;
+        rill_h1_error err; /* what the whole input ends in (NONE: no error) */
+    } cases[] = {
+        INPUT("HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 03 Dec 2026 17:34:36 GMT\r\n"
+              "Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n"
+              "ETag: \"6b1183e5-5\"\r\nAccept-Ranges: bytes\r\n\r\nhello"
+              "HTTP/1.1 204 No Content\r\nX-A:\r\nX-B:  \t \r\nX-C:\tv\t \r\n\r\n",
+              RILL_H1_E_NONE),
+        INPUT("HTTP/1.1 200 OK\r\nA: \x80\xff obs\r\nB: fifteen bytes!\r\nC: sixteen bytes!!\r\n"
+              "D: seventeen bytes!\r\nContent-Length: 0\r\n\r\n",
+              RILL_H1_E_NONE),
+        INPUT("HTTP/1.1 200 OK\r\nA : b\r\n\r\n", RILL_H1_E_SPACE_BEFORE_COLON),
+        INPUT("HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n", RILL_H1_E_OBS_FOLD),
+        INPUT("HTTP/1.1 200 OK\r\nA: b\rc\r\n\r\n", RILL_H1_E_BARE_CR),
+        INPUT("HTTP/1.1 200 OK\r\nA: b\nB: c\r\n\r\n", RILL_H1_E_BARE_LF),
+        INPUT("HTTP/1.1 200 OK\r\nA: b\x01c\r\n\r\n", RILL_H1_E_BAD_FIELD_VALUE),
+        INPUT("HTTP/1.1 200 OK\r\nA: a long value with a DEL \x7f past sixteen\r\n\r\n",
+              RILL_H1_E_BAD_FIELD_VALUE),
+        INPUT("HTTP/1.1 200 OK\r\nA: b\0c\r\n\r\n", RILL_H1_E_BAD_FIELD_VALUE),
+        INPUT("HTTP/1.1 200 OK\r\nA@b: c\r\n\r\n", RILL_H1_E_BAD_FIELD_NAME),
+        INPUT("HTTP/1.1 200 OK\r\n: c\r\n\r\n", RILL_H1_E_BAD_FIELD_NAME),
+        INPUT("HTTP/1.1 200 OK\r\nA\r\n\r\n", RILL_H1_E_BAD_FIELD_NAME),
+        INPUT("HTTP/1.1 200 OK\r\nA: b\r\n\rX\r\n", RILL_H1_E_BARE_CR),
+        INPUT("HTTP/1.1 200 OK\r\nA: b\r\n\n", RILL_H1_E_BARE_LF),
+        INPUT("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+              RILL_H1_E_CONFLICTING_LENGTH),
+        INPUT("HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\n", RILL_H1_E_BAD_CONTENT_LENGTH),
+        INPUT("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+              RILL_H1_E_LENGTH_AND_CHUNKED),
+        INPUT("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+              RILL_H1_E_UNKNOWN_CODING),
+        INPUT("HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n",
+              RILL_H1_E_TOO_MANY_FIELDS),
+        INPUT("HTTP/1.1 200 OK\r\nA: 1\r\nB: a value that takes the head past its limit\r\n\r\n",
+              RILL_H1_E_HEAD_TOO_LARGE),
+    };
+    rill_h1_options lim;
+    rill_h1_options_init(&lim);
+    lim.max_fields = 3;
+    lim.max_head_size = 64;
+    static struct transcript whole;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bool small = cases[i].err == RILL_H1_E_TOO_MANY_FIELDS || cases[i].err == RILL_H1_E_HEAD_TOO_LARGE;
+        tr_same_at_every_cut(RILL_H1_RESPONSE, small ? &lim : NULL, "GET", cases[i].in, cases[i].len,
+                             &whole);
+        if (whole.err != cases[i].err)
+            fail_msg("case %zu: %s, want %s", i, rill_h1_error_text(whole.err),
+                     rill_h1_error_text(cases[i].err));
+        assert_int_equal(whole.rc != 0, cases[i].err != RILL_H1_E_NONE);
+    }
+}
+
 static void small_buffers_are_reported(void **state)
 {
     (void)state;
@@ -405,6 +466,7 @@ int main(void)
         cmocka_unit_test(serialiser_refuses_injection),
         cmocka_unit_test(value_bytes_checked_at_every_position),
         cmocka_unit_test(small_buffers_are_reported),
+        cmocka_unit_test(one_pass_fields_agree_with_the_careful_path),
         cmocka_unit_test(reason_phrases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
