@@ -43,12 +43,31 @@ static void refuse(rill_server_response *res, int status, const char *body)
 void proxy_note_backend(rill_server_response *res, const struct proxy_target *t, uint64_t started_ms,
                         bool answered)
 {
-    char note[600];
-    if (answered)
-        snprintf(note, sizeof note, "backend=%s ttfb_ms=%llu", t->url,
-                 (unsigned long long)(rill_io_now_ms() - started_ms));
-    else
-        snprintf(note, sizeof note, "backend=%s ttfb_ms=-", t->url);
+    /* Put together by hand, not with snprintf: it is made for every proxied request, and a
+     * format string's interpretation cost more than the rest of the note. */
+    char note[600 + 48]; /* cut at 599 bytes below, as it always was */
+    size_t n = 0, url_len = strlen(t->url);
+    if (url_len > 600)
+        url_len = 600;
+    memcpy(note, "backend=", 8);
+    n = 8;
+    memcpy(note + n, t->url, url_len);
+    n += url_len;
+    memcpy(note + n, " ttfb_ms=", 9);
+    n += 9;
+    if (answered) {
+        char digits[24];
+        size_t k = 0;
+        uint64_t v = rill_io_now_ms() - started_ms;
+        do
+            digits[k++] = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        while (k)
+            note[n++] = digits[--k];
+    } else {
+        note[n++] = '-';
+    }
+    note[n < 600 ? n : 599] = '\0';
     rill_server_response_log_note(res, note);
 }
 
