@@ -37,14 +37,12 @@ bool client_method_idempotent(const char *m)
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
+/* Spares a client keeps, and the largest memory block that goes with one. */
+#define SPARE_MAX 16
+#define SPARE_MEM_MAX 4096
+
 static void stream_free(rill_client_stream *st)
 {
-    rill_io_timer_free(st->timer);
-    rill_io_timer_free(st->expect_timer);
-    free(st->method);
-    free(st->path);
-    free(st->authority);
-    free(st->fields);
     /* A chunk the transport still references is freed when it releases it. */
     for (struct body_chunk *ch = st->chunks, *next; ch; ch = next) {
         next = ch->next;
@@ -60,7 +58,78 @@ static void stream_free(rill_client_stream *st)
     }
     free(st->trailers);
     free(st->held_trailers);
+    rill_client *cl = st->client;
+    if (cl && !cl->freeing && cl->nspare < SPARE_MAX && st->mem_cap <= SPARE_MEM_MAX) {
+        /* Kept for the next request: its block and timers (disarmed) stay, the rest is reset. */
+        rill_io_timer *timer = st->timer, *expect_timer = st->expect_timer;
+        rill_io_timer_cancel(timer);
+        rill_io_timer_cancel(expect_timer);
+        uint8_t *mem = st->mem;
+        size_t mem_cap = st->mem_cap;
+        memset(st, 0, sizeof *st);
+        st->timer = timer;
+        st->expect_timer = expect_timer;
+        st->mem = mem;
+        st->mem_cap = mem_cap;
+        st->next = cl->spare;
+        cl->spare = st;
+        cl->nspare++;
+        return;
+    }
+    rill_io_timer_free(st->timer);
+    rill_io_timer_free(st->expect_timer);
+    free(st->mem);
     free(st);
+}
+
+/* A stream for c: a spare one, else a new one (zeroed either way but for what spares keep). */
+static rill_client_stream *stream_new(rill_client *c)
+{
+    rill_client_stream *st = c->spare;
+    if (!st)
+        return calloc(1, sizeof *st);
+    c->spare = st->next;
+    c->nspare--;
+    st->next = NULL;
+    return st;
+}
+
+/* rill_client_free: the spares go. */
+static void spares_free(rill_client *c)
+{
+    while (c->spare) {
+        rill_client_stream *st = c->spare;
+        c->spare = st->next;
+        rill_io_timer_free(st->timer);
+        rill_io_timer_free(st->expect_timer);
+        free(st->mem);
+        free(st);
+    }
+    c->nspare = 0;
+}
+
+/* Room for `bytes` in st's block (its old contents are not kept). */
+static int stream_mem(rill_client_stream *st, size_t bytes)
+{
+    if (bytes <= st->mem_cap)
+        return RILL_OK;
+    free(st->mem);
+    st->mem_cap = 0;
+    st->mem = malloc(bytes);
+    if (!st->mem)
+        return RILL_ERR_NOMEM;
+    st->mem_cap = bytes;
+    return RILL_OK;
+}
+
+/* Copies s[0..n) and a NUL to *p, moving it on; returns the copy. */
+static char *put_string(uint8_t **p, const void *s, size_t n)
+{
+    char *out = (char *)*p;
+    small_copy(out, s, n);
+    out[n] = '\0';
+    *p += n + 1;
+    return out;
 }
 
 static void chunk_unlink(rill_client_stream *st, struct body_chunk *ch)
@@ -133,20 +202,24 @@ void client_stream_finish(rill_client_stream *st, int err, const char *why)
     stream_free(st);
 }
 
-static char *field_dup(const rill_header *f, size_t n, const char *name)
+/* The value of field name in f[0..n), or "" (and its length in *len). */
+static const char *field_find(const rill_header *f, size_t n, const char *name, size_t *len)
 {
-    size_t len = strlen(name);
+    size_t nlen = strlen(name);
     for (size_t i = 0; i < n; i++)
-        if (f[i].name_len == len && memcmp(f[i].name, name, len) == 0)
-            return strndup((const char *)f[i].value, f[i].value_len);
-    return strdup("");
+        if (f[i].name_len == nlen && memcmp(f[i].name, name, nlen) == 0) {
+            *len = f[i].value_len;
+            return (const char *)f[i].value;
+        }
+    *len = 0;
+    return "";
 }
 
 rill_client_stream *client_stream_pushed(struct client_conn *cc, rill_client_stream *parent,
                                          int32_t id, const rill_header *request, size_t n)
 {
     rill_client *c = cc->client;
-    rill_client_stream *st = calloc(1, sizeof *st);
+    rill_client_stream *st = stream_new(c);
     if (!st)
         return NULL;
     st->client = c;
@@ -154,12 +227,16 @@ rill_client_stream *client_stream_pushed(struct client_conn *cc, rill_client_str
     st->user = parent->user;
     st->body_ended = st->end_handed = true; /* a pushed request has no body of ours */
     st->declared_len = -1;
-    st->method = field_dup(request, n, ":method");
-    st->path = field_dup(request, n, ":path");
-    if (!st->method || !st->path) {
+    size_t mlen, plen;
+    const char *method = field_find(request, n, ":method", &mlen);
+    const char *path = field_find(request, n, ":path", &plen);
+    if (stream_mem(st, mlen + plen + 2) < 0) {
         stream_free(st);
         return NULL;
     }
+    uint8_t *p = st->mem;
+    st->method = put_string(&p, method, mlen);
+    st->path = put_string(&p, path, plen);
     st->state = ST_SENT; /* before linking: never counted as pending */
     st->conn = cc;
     st->h2_id = id;
@@ -207,42 +284,47 @@ static void on_request_timeout(rill_io_timer *t, void *arg)
     }
 }
 
-/* Copies the fields into one allocation, names lowercased; a "host" field becomes the authority. */
-static int copy_fields(rill_client_stream *st, const rill_header *f, size_t n)
+/* Lays out st's block: the fields (names lowercased; a "host" field becomes the authority, else
+ * default_authority), method, path and authority, all copied. */
+static int copy_request(rill_client_stream *st, const char *method, const char *path,
+                        const rill_header *f, size_t n, const char *default_authority)
 {
-    size_t bytes = n * sizeof(rill_header);
+    size_t mlen = strlen(method), plen = strlen(path);
+    size_t bytes = n * sizeof(rill_header) + mlen + 1 + plen + 1;
+    const rill_header *host = NULL;
     for (size_t i = 0; i < n; i++) {
         if (!f[i].name || !f[i].name_len || (!f[i].value && f[i].value_len))
             return RILL_ERR_INVALID_ARG;
+        if (f[i].name_len == 4 && strncasecmp((const char *)f[i].name, "host", 4) == 0)
+            host = &f[i]; /* the last one counts */
         bytes += f[i].name_len + f[i].value_len + 2;
     }
-    uint8_t *mem = malloc(bytes ? bytes : 1);
-    if (!mem)
-        return RILL_ERR_NOMEM;
-    st->fields = (rill_header *)(void *)mem;
-    uint8_t *p = mem + n * sizeof(rill_header);
+    const char *auth = host ? (const char *)host->value : default_authority;
+    size_t alen = host ? host->value_len : strlen(default_authority);
+    if (host && memchr(auth, '\0', alen)) /* a C string ends there */
+        alen = strlen(auth);
+    bytes += alen + 1;
+    int rc = stream_mem(st, bytes);
+    if (rc < 0)
+        return rc;
+    st->fields = (rill_header *)(void *)st->mem;
+    uint8_t *p = st->mem + n * sizeof(rill_header);
+    st->method = put_string(&p, method, mlen);
+    st->path = put_string(&p, path, plen);
+    st->authority = put_string(&p, auth, alen);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (f[i].name_len == 4 && strncasecmp((const char *)f[i].name, "host", 4) == 0) {
-            free(st->authority);
-            st->authority = strndup((const char *)f[i].value, f[i].value_len);
-            if (!st->authority)
-                return RILL_ERR_NOMEM;
+        if (f[i].name_len == 4 && strncasecmp((const char *)f[i].name, "host", 4) == 0)
             continue;
-        }
         rill_header *h = &st->fields[k++];
         lower_copy(p, f[i].name, f[i].name_len);
         p[f[i].name_len] = '\0';
         h->name = p;
         h->name_len = f[i].name_len;
         p += f[i].name_len + 1;
-        if (f[i].value_len)
-            memcpy(p, f[i].value, f[i].value_len);
-        p[f[i].value_len] = '\0';
-        h->value = p;
+        h->value = (const uint8_t *)put_string(&p, f[i].value, f[i].value_len);
         h->value_len = f[i].value_len;
         h->flags = 0;
-        p += f[i].value_len + 1;
     }
     st->nfields = k;
     return RILL_OK;
@@ -327,7 +409,7 @@ int client_request_start(rill_client *c, const char *method, const char *target,
     if (!c || !method_ok(method) || !target || (!body && len) || (!fields && nfields) ||
         (streamed && !out))
         return RILL_ERR_INVALID_ARG;
-    rill_client_stream *st = calloc(1, sizeof *st);
+    rill_client_stream *st = stream_new(c);
     if (!st)
         return RILL_ERR_NOMEM;
     st->client = c;
@@ -349,13 +431,8 @@ int client_request_start(rill_client *c, const char *method, const char *target,
     for (const char *p = path; rc == RILL_OK && *p; p++)
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
             rc = RILL_ERR_INVALID_ARG;
-    if (rc == RILL_OK) {
-        st->method = strdup(method);
-        st->path = strdup(path);
-        rc = st->method && st->path ? copy_fields(st, fields, nfields) : RILL_ERR_NOMEM;
-    }
-    if (rc == RILL_OK && !st->authority && !(st->authority = strdup(c->origin.host_field)))
-        rc = RILL_ERR_NOMEM;
+    if (rc == RILL_OK)
+        rc = copy_request(st, method, path, fields, nfields, c->origin.host_field);
     if (rc == RILL_OK && streamed && (st->declared_len = declared_length(st)) < -1)
         rc = RILL_ERR_INVALID_ARG;
     if (rc == RILL_OK && len) {
@@ -373,12 +450,14 @@ int client_request_start(rill_client *c, const char *method, const char *target,
     }
     if (rc == RILL_OK && (streamed || len) && expects_continue(st)) {
         st->expect_continue = true;
-        st->expect_timer = rill_io_timer_new(c->loop, on_expect_timeout, st);
+        if (!st->expect_timer) /* a spare stream may have one already */
+            st->expect_timer = rill_io_timer_new(c->loop, on_expect_timeout, st);
         if (!st->expect_timer)
             rc = RILL_ERR_NOMEM;
     }
     if (rc == RILL_OK && c->opt.request_timeout_ms) {
-        st->timer = rill_io_timer_new(c->loop, on_request_timeout, st);
+        if (!st->timer)
+            st->timer = rill_io_timer_new(c->loop, on_request_timeout, st);
         rc = st->timer ? rill_io_timer_arm(st->timer, c->opt.request_timeout_ms) : RILL_ERR_NOMEM;
     }
     if (rc == RILL_OK)
@@ -753,6 +832,7 @@ void rill_client_free(rill_client *c)
     client_close_all(c);
     while (c->head)
         client_stream_finish(c->head, RILL_ERR_STATE, NULL);
+    spares_free(c);
     rill_io_timer_free(c->kick);
     rill_io_timer_free(c->connect_timer);
     client_dns_free(c->dns);

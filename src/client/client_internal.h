@@ -72,7 +72,11 @@ struct rill_client_stream {
     struct client_conn *conn; /* while ST_SENT */
     rill_client_stream *prev, *next; /* the client's list, in request order */
     char *method, *path, *authority; /* authority: from a "host" field, else the client's */
-    rill_header *fields; /* lowercase names; the strings live in the same allocation */
+    rill_header *fields; /* lowercase names */
+    /* One block holds fields, then method, path, authority and the fields' strings; it stays
+     * with the stream when the stream goes back to its client's spares (stream_free) */
+    uint8_t *mem;
+    size_t mem_cap;
     size_t nfields;
     /* The request body: chunks in order; next_hand is the first not yet given to the transport */
     struct body_chunk *chunks, *chunks_tail, *next_hand;
@@ -177,6 +181,10 @@ struct rill_client {
     size_t nws;                   /* streams that carry a WebSocket (client_ws.c) */
     rill_client_stream *first_pending; /* the oldest of them: dispatch starts there */
     uint64_t next_seq;
+    /* Ended streams kept for the next requests (their memory block and timers with them), so
+     * a request on a busy client allocates nothing: a list through ->next */
+    rill_client_stream *spare;
+    unsigned nspare;
     rill_io_timer *kick;          /* connects / dispatches on the next turn */
     rill_io_timer *connect_timer; /* the earliest connect deadline of the connecting ones */
     struct client_dns *dns;
