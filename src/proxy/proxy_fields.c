@@ -44,40 +44,57 @@ static bool listed_in(const rill_header *f, const rill_header *conn)
     return false;
 }
 
-/* A message's Connection fields, found once: every other field is looked up in them. */
-#define CONN_FIELDS_MAX 4
+/* The tokens of a message's Connection fields, found once (most messages have one field with
+ * one token, "keep-alive" or "close"): every other field's name is compared with them, the
+ * length first. A message with more fields or tokens than this has its fields walked instead. */
+#define CONN_TOKENS_MAX 8
 struct conn_fields {
-    const rill_header *conn[CONN_FIELDS_MAX];
-    size_t nconn;
-    const rill_header *fields; /* all of them, when there are more Connection fields than that */
+    struct {
+        const char *p;
+        size_t n;
+    } tok[CONN_TOKENS_MAX];
+    size_t ntok;
+    const rill_header *fields; /* all of them, when there are more tokens than that */
     size_t n;
 };
 
 static struct conn_fields conn_fields(const rill_header *fields, size_t n)
 {
-    struct conn_fields c = {.nconn = 0};
-    for (size_t i = 0; i < n; i++)
-        if (NAME_IS(&fields[i], "connection")) {
-            if (c.nconn == CONN_FIELDS_MAX) {
+    struct conn_fields c = {.ntok = 0};
+    for (size_t i = 0; i < n; i++) {
+        if (!NAME_IS(&fields[i], "connection"))
+            continue;
+        const char *v = (const char *)fields[i].value, *end = v + fields[i].value_len;
+        while (v < end) {
+            while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+                v++;
+            const char *t = v;
+            while (v < end && *v != ',' && *v != ' ' && *v != '\t')
+                v++;
+            if (v == t)
+                continue;
+            if (c.ntok == CONN_TOKENS_MAX) {
                 c.fields = fields;
                 c.n = n;
-                break;
+                return c;
             }
-            c.conn[c.nconn++] = &fields[i];
+            c.tok[c.ntok].p = t;
+            c.tok[c.ntok++].n = (size_t)(v - t);
         }
+    }
     return c;
 }
 
 static bool named_by_connection(const rill_header *f, const struct conn_fields *c)
 {
-    if (c->fields) { /* many Connection fields: walk them all */
+    if (c->fields) { /* many Connection tokens: walk them all */
         for (size_t i = 0; i < c->n; i++)
             if (NAME_IS(&c->fields[i], "connection") && listed_in(f, &c->fields[i]))
                 return true;
         return false;
     }
-    for (size_t i = 0; i < c->nconn; i++)
-        if (listed_in(f, c->conn[i]))
+    for (size_t i = 0; i < c->ntok; i++)
+        if (c->tok[i].n == f->name_len && strncasecmp(c->tok[i].p, (const char *)f->name, f->name_len) == 0)
             return true;
     return false;
 }
@@ -179,15 +196,26 @@ static rill_header joined_cookies(const rill_server_request *req, char *buf)
 }
 
 /* A Forwarded element (RFC 7239 §4): for=, proto=, host=; a value that is not a token (an IPv6
- * address, a host with a port) is a quoted string. */
-static size_t forwarded_pair(char *out, size_t room, const char *key, const char *value)
+ * address, a host with a port) is a quoted string. Written into out[0..room) (cut short, and
+ * NUL-terminated, when it does not fit); returns the length it needs. */
+static size_t forwarded_pair(char *out, size_t room, const char *key, size_t klen, const char *value)
 {
-    bool token = value[0] != '\0', colon = false;
-    for (const char *c = value; *c; c++) {
+    /* One pass over the value decides its form; the common token goes with one copy. */
+    bool token = value[0] != '\0', colon = false, escapes = false;
+    size_t vlen = 0;
+    for (const char *c = value; *c; c++, vlen++) {
         token &= http_tchar[(uint8_t)*c] != 0;
         colon |= *c == ':';
+        escapes |= *c == '"' || *c == '\\';
     }
     bool v6 = colon && key[0] == 'f'; /* for= an IPv6 address */
+    if (token && klen + 1 + vlen < room) {
+        memcpy(out, key, klen);
+        out[klen] = '=';
+        memcpy(out + klen + 1, value, vlen);
+        out[klen + 1 + vlen] = '\0';
+        return klen + 1 + vlen;
+    }
     size_t n = 0;
     #define PUT(ch) do { if (n + 1 < room) out[n] = (ch); n++; } while (0)
     for (const char *c = key; *c; c++)
@@ -197,10 +225,15 @@ static size_t forwarded_pair(char *out, size_t room, const char *key, const char
         PUT('"');
     if (v6)
         PUT('[');
-    for (const char *c = value; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            PUT('\\');
-        PUT(*c);
+    if (!escapes && n + vlen + 1 < room) {
+        memcpy(out + n, value, vlen);
+        n += vlen;
+    } else {
+        for (const char *c = value; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                PUT('\\');
+            PUT(*c);
+        }
     }
     if (v6)
         PUT(']');
@@ -215,14 +248,14 @@ static size_t forwarded_pair(char *out, size_t room, const char *key, const char
 static size_t forwarded_element(char *out, size_t room, const char *peer, const char *proto,
                                 const char *host)
 {
-    size_t n = forwarded_pair(out, room, "for", peer);
+    size_t n = forwarded_pair(out, room, "for", 3, peer);
     if (n + 1 < room) {
         out[n++] = ';';
-        n += forwarded_pair(out + n, room - n, "proto", proto);
+        n += forwarded_pair(out + n, room - n, "proto", 5, proto);
     }
     if (host && host[0] && n + 1 < room) {
         out[n++] = ';';
-        n += forwarded_pair(out + n, room - n, "host", host);
+        n += forwarded_pair(out + n, room - n, "host", 4, host);
     }
     return n < room ? n : 0; /* 0: did not fit */
 }
