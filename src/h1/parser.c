@@ -6,6 +6,7 @@
 
 #include "common/api_struct.h"
 #include "common/http_chars.h"
+#include "common/small_copy.h"
 #include "h1/h1_chars.h"
 #include "h1/h1_internal.h"
 
@@ -343,7 +344,7 @@ static int length_element(void *vctx, const char *e, size_t n)
 static int te_element(void *vctx, const char *e, size_t n)
 {
     rill_h1_parser *p = vctx;
-    if (n == 7 && h1_ieq(e, "chunked", 7)) {
+    if (n == 7 && lower_eq_lit(e, "chunked", 7)) {
         if (p->fr.te_chunked)
             return RILL_H1_E_BAD_TRANSFER_ENCODING; /* chunked twice */
         p->fr.te_chunked = true;
@@ -353,7 +354,7 @@ static int te_element(void *vctx, const char *e, size_t n)
     size_t tok = h1_span(e, n, H1_TCHAR);
     if (tok == 0 || (tok != n && e[tok] != ';' && e[tok] != ' ' && e[tok] != '\t'))
         return RILL_H1_E_BAD_TRANSFER_ENCODING;
-    if (tok == 7 && h1_ieq(e, "chunked", 7))
+    if (tok == 7 && lower_eq_lit(e, "chunked", 7))
         return RILL_H1_E_BAD_TRANSFER_ENCODING; /* chunked takes no parameters */
     p->fr.te_other = true;
     p->fr.te_last_chunked = false;
@@ -363,11 +364,11 @@ static int te_element(void *vctx, const char *e, size_t n)
 static int conn_element(void *vctx, const char *e, size_t n)
 {
     rill_h1_parser *p = vctx;
-    if (n == 5 && h1_ieq(e, "close", 5))
+    if (n == 5 && lower_eq_lit(e, "close", 5))
         p->fr.conn_close = true;
-    else if (n == 10 && h1_ieq(e, "keep-alive", 10))
+    else if (n == 10 && lower_eq_lit(e, "keep-alive", 10))
         p->fr.conn_keep_alive = true;
-    else if (n == 7 && h1_ieq(e, "upgrade", 7))
+    else if (n == 7 && lower_eq_lit(e, "upgrade", 7))
         p->head.connection_upgrade = true;
     return 0;
 }
@@ -378,7 +379,7 @@ static int note_field(rill_h1_parser *p, const char *name, size_t nlen, const ch
     int r = 0;
     switch (nlen) {
     case 4:
-        if (p->role == RILL_H1_REQUEST && h1_ieq(name, "host", 4)) {
+        if (p->role == RILL_H1_REQUEST && lower_eq_lit(name, "host", 4)) {
             if (++p->fr.host_count > 1)
                 return fail(p, RILL_H1_E_MULTIPLE_HOST);
             if (h1_span(v, vlen, H1_HOST) != vlen)
@@ -388,23 +389,23 @@ static int note_field(rill_h1_parser *p, const char *name, size_t nlen, const ch
         }
         break;
     case 6:
-        if (p->role == RILL_H1_REQUEST && h1_ieq(name, "expect", 6)) {
-            if (vlen == 12 && h1_ieq(v, "100-continue", 12))
+        if (p->role == RILL_H1_REQUEST && lower_eq_lit(name, "expect", 6)) {
+            if (vlen == 12 && lower_eq_lit(v, "100-continue", 12))
                 p->head.expect_continue = true;
             else
                 p->head.expect_other = true;
         }
         break;
     case 7:
-        if (h1_ieq(name, "upgrade", 7))
+        if (lower_eq_lit(name, "upgrade", 7))
             p->head.upgrade = true;
         break;
     case 10:
-        if (h1_ieq(name, "connection", 10))
+        if (lower_eq_lit(name, "connection", 10))
             each_element(v, vlen, conn_element, p);
         break;
     case 14:
-        if (h1_ieq(name, "content-length", 14)) {
+        if (lower_eq_lit(name, "content-length", 14)) {
             struct length_ctx ctx = {p, 0};
             r = each_element(v, vlen, length_element, &ctx);
             if (!r && ctx.elements == 0)
@@ -412,7 +413,7 @@ static int note_field(rill_h1_parser *p, const char *name, size_t nlen, const ch
         }
         break;
     case 17:
-        if (h1_ieq(name, "transfer-encoding", 17)) {
+        if (lower_eq_lit(name, "transfer-encoding", 17)) {
             p->fr.seen_te = true;
             r = each_element(v, vlen, te_element, p);
         }

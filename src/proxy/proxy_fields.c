@@ -7,18 +7,12 @@
 #include <strings.h>
 
 #include "common/http_chars.h"
+#include "common/small_copy.h"
 #include "proxy/proxy_internal.h"
 
 /* f's name, any case, is lit (lowercase, a literal): the length first, then the bytes folded
- * without a locale. */
-static bool lower_eq(const uint8_t *a, const char *lit, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((uint8_t)(a[i] + ((unsigned)(a[i] - 'A') < 26u) * 32u) != (uint8_t)lit[i])
-            return false;
-    return true;
-}
-#define NAME_IS(f, lit) ((f)->name_len == sizeof(lit) - 1 && lower_eq((f)->name, lit, sizeof(lit) - 1))
+ * without a locale, eight a step. */
+#define NAME_IS(f, lit) ((f)->name_len == sizeof(lit) - 1 && lower_eq_lit((f)->name, lit, sizeof(lit) - 1))
 
 /* The same for a name known only at run time (a route's edits). */
 static bool name_is(const rill_header *f, const char *name)
@@ -58,9 +52,11 @@ struct conn_fields {
     size_t n;
 };
 
-static struct conn_fields conn_fields(const rill_header *fields, size_t n)
+static void conn_fields(struct conn_fields *c, const rill_header *fields, size_t n)
 {
-    struct conn_fields c = {.ntok = 0};
+    c->ntok = 0; /* the token array is filled as far as ntok only */
+    c->fields = NULL;
+    c->n = 0;
     for (size_t i = 0; i < n; i++) {
         if (!NAME_IS(&fields[i], "connection"))
             continue;
@@ -73,16 +69,15 @@ static struct conn_fields conn_fields(const rill_header *fields, size_t n)
                 v++;
             if (v == t)
                 continue;
-            if (c.ntok == CONN_TOKENS_MAX) {
-                c.fields = fields;
-                c.n = n;
-                return c;
+            if (c->ntok == CONN_TOKENS_MAX) {
+                c->fields = fields;
+                c->n = n;
+                return;
             }
-            c.tok[c.ntok].p = t;
-            c.tok[c.ntok++].n = (size_t)(v - t);
+            c->tok[c->ntok].p = t;
+            c->tok[c->ntok++].n = (size_t)(v - t);
         }
     }
-    return c;
 }
 
 static bool named_by_connection(const rill_header *f, const struct conn_fields *c)
@@ -119,7 +114,8 @@ static bool hop_by_hop(const rill_header *f)
 size_t proxy_response_keep(const rill_header *fields, size_t n, const struct field_edit *drops,
                            rill_header *out, size_t cap)
 {
-    struct conn_fields c = conn_fields(fields, n);
+    struct conn_fields c;
+    conn_fields(&c, fields, n);
     size_t k = 0;
     for (size_t i = 0; i < n && k < cap; i++)
         if (!hop_by_hop(&fields[i]) && !named_by_connection(&fields[i], &c) &&
@@ -300,7 +296,8 @@ size_t proxy_request_fields(const rill_server_request *req, const struct proxy_r
                                                                                    : "1.1 rill";
     size_t n = 0, used = 0;
     const rill_header *xff = NULL, *old_via = NULL, *old_forwarded = NULL;
-    struct conn_fields conn = conn_fields(all, count);
+    struct conn_fields conn;
+    conn_fields(&conn, all, count);
     for (size_t i = 0; i < count; i++) {
         const rill_header *f = rill_server_request_header_at(req, i);
         if (NAME_IS(f, "te") && h2 && f->value_len == 8 &&
@@ -389,8 +386,8 @@ size_t proxy_request_trailers(const rill_server_request *req, const struct proxy
 {
     size_t n = rill_server_request_trailer_count(req), k = 0;
     /* what the request's Connection fields name is hop-by-hop in its trailers too */
-    struct conn_fields c = conn_fields(rill_server_request_header_at(req, 0),
-                                       rill_server_request_header_count(req));
+    struct conn_fields c;
+    conn_fields(&c, rill_server_request_header_at(req, 0), rill_server_request_header_count(req));
     for (size_t i = 0; i < n && k < cap; i++) {
         const rill_header *f = rill_server_request_trailer_at(req, i);
         if (!not_a_trailer(f) && !named_by_connection(f, &c) && !proxy_edit_drops(&r->request, f))

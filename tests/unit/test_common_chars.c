@@ -32,6 +32,26 @@ static void lower_copy_folds_ascii_only(void **state)
             }
 }
 
+static void lower_eq_lit_matches_the_plain_comparison(void **state)
+{
+    (void)state;
+    static const char lit[] = "content-type-x-forwarded"; /* lowercase, as its callers' */
+    for (size_t len = 0; len <= 24; len++)
+        for (size_t at = 0; at < (len ? len : 1); at++)
+            for (unsigned c = 0; c < 256; c++) {
+                uint8_t s[24];
+                memcpy(s, "Content-Type-X-Forwarded", len);
+                if (len)
+                    s[at] = (uint8_t)c;
+                bool want = true;
+                for (size_t i = 0; i < len; i++) {
+                    uint8_t low = s[i] >= 'A' && s[i] <= 'Z' ? (uint8_t)(s[i] + 32) : s[i];
+                    want &= low == (uint8_t)lit[i];
+                }
+                assert_int_equal(lower_eq_lit(s, lit, len), want);
+            }
+}
+
 static void value_ctl_span_finds_the_first_control(void **state)
 {
     (void)state;
@@ -66,6 +86,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(lower_copy_folds_ascii_only),
+        cmocka_unit_test(lower_eq_lit_matches_the_plain_comparison),
         cmocka_unit_test(value_ctl_span_finds_the_first_control),
         cmocka_unit_test(bytes_hash_sees_every_byte),
     };
