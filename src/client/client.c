@@ -237,6 +237,8 @@ rill_client_stream *client_stream_pushed(struct client_conn *cc, rill_client_str
     uint8_t *p = st->mem;
     st->method = put_string(&p, method, mlen);
     st->path = put_string(&p, path, plen);
+    st->method_len = mlen;
+    st->path_len = plen;
     st->state = ST_SENT; /* before linking: never counted as pending */
     st->conn = cc;
     st->h2_id = id;
@@ -311,7 +313,10 @@ static int copy_request(rill_client_stream *st, const char *method, const char *
     uint8_t *p = st->mem + n * sizeof(rill_header);
     st->method = put_string(&p, method, mlen);
     st->path = put_string(&p, path, plen);
+    st->method_len = mlen;
+    st->path_len = plen;
     st->authority = put_string(&p, auth, alen);
+    st->authority_len = alen;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (f[i].name_len == 4 && strncasecmp((const char *)f[i].name, "host", 4) == 0)
@@ -324,7 +329,7 @@ static int copy_request(rill_client_stream *st, const char *method, const char *
         p += f[i].name_len + 1;
         h->value = (const uint8_t *)put_string(&p, f[i].value, f[i].value_len);
         h->value_len = f[i].value_len;
-        h->flags = 0;
+        h->flags = f[i].flags & RILL_HEADER_VALID; /* still true of the lowercased copy */
     }
     st->nfields = k;
     return RILL_OK;

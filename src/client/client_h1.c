@@ -61,10 +61,11 @@ int client_h1_send(struct client_conn *cc, rill_client_stream *st)
     if (!f)
         return RILL_ERR_NOMEM;
     size_t n = 0;
-    f[n++] = field("Host", st->authority);
+    f[n++] = (rill_header){(const uint8_t *)"Host", 4, (const uint8_t *)st->authority,
+                           st->authority_len, 0};
     bool has_length = false;
     bool chunked = st->streamed && st->declared_len < 0;
-    size_t need = strlen(st->method) + strlen(st->path) + strlen(st->authority) + 64;
+    size_t need = st->method_len + st->path_len + st->authority_len + 64;
     for (size_t i = 0; i < st->nfields; i++) {
         const rill_header *h = &st->fields[i];
         has_length |= rill_h1_name_eq((const char *)h->name, h->name_len, "content-length");
@@ -93,19 +94,21 @@ int client_h1_send(struct client_conn *cc, rill_client_stream *st)
         snprintf(len, sizeof len, "%zu", st->body_len);
         f[n++] = field("Content-Length", len);
     }
-    uint8_t *buf = malloc(need);
+    uint8_t stack_buf[2048]; /* the write copies it */
+    uint8_t *buf = need <= sizeof stack_buf ? stack_buf : malloc(need);
     size_t used = 0;
-    int rc = buf ? rill_h1_write_request_head(buf, need, &used, st->method, strlen(st->method),
-                                              st->path, strlen(st->path), f, n)
+    int rc = buf ? rill_h1_write_request_head(buf, need, &used, st->method, st->method_len,
+                                              st->path, st->path_len, f, n)
                  : RILL_ERR_NOMEM;
     if (f != small)
         free(f);
     if (rc == RILL_OK)
         rc = rill_io_conn_write(cc->c.io, buf, used);
-    free(buf);
+    if (buf != stack_buf)
+        free(buf);
     if (rc < 0)
         return rc;
-    rill_h1_set_request_method(cc->h1, st->method, strlen(st->method));
+    rill_h1_set_request_method(cc->h1, st->method, st->method_len);
     client_stream_set_state(st, ST_SENT);
     st->conn = cc;
     st->proto = "http/1.1";

@@ -72,6 +72,7 @@ struct rill_client_stream {
     struct client_conn *conn; /* while ST_SENT */
     rill_client_stream *prev, *next; /* the client's list, in request order */
     char *method, *path, *authority; /* authority: from a "host" field, else the client's */
+    size_t method_len, path_len, authority_len;
     rill_header *fields; /* lowercase names */
     /* One block holds fields, then method, path, authority and the fields' strings; it stays
      * with the stream when the stream goes back to its client's spares (stream_free) */
