@@ -38,6 +38,8 @@ struct proxy_worker {
     size_t npools;
     struct config_hold *holds; /* the first is the current configuration's */
     struct pxreq *live;        /* requests not yet over on either side */
+    struct pxreq *spare;       /* ended ones kept for the next requests (through live_next) */
+    unsigned nspare;
     struct proxy_tunnel_link *tunnels; /* tunnels not yet over (proxy_tunnel.c) */
     struct proxy_health *health;       /* its health check probes (proxy_health.c) */
     struct proxy_worker *next; /* the thread's list */
@@ -364,6 +366,47 @@ void proxy_client_done(struct pxreq *px, const char *protocol)
         pool->h2 = true;
 }
 
+/* Spares a worker keeps: a request's block and timer cost more than the request's own work. */
+#define PXREQ_SPARE_MAX 16
+
+struct pxreq *proxy_pxreq_get(struct proxy_worker *w, size_t size)
+{
+    struct pxreq *px = w ? w->spare : NULL;
+    if (!px)
+        goto fresh;
+    w->spare = px->live_next;
+    w->nspare--;
+    if (px->alloc_size < size) { /* too small for this one (many fields): a new one */
+        rill_io_timer_free(px->timer);
+        free(px);
+        goto fresh;
+    }
+    rill_io_timer *timer = px->timer;
+    size_t alloc_size = px->alloc_size;
+    memset(px, 0, sizeof *px); /* what follows (scratch, fields) is written before it is read */
+    px->timer = timer;
+    px->alloc_size = alloc_size;
+    return px;
+fresh:
+    px = calloc(1, size);
+    if (px)
+        px->alloc_size = size;
+    return px;
+}
+
+void proxy_pxreq_put(struct proxy_worker *w, struct pxreq *px)
+{
+    if (w && w->nspare < PXREQ_SPARE_MAX && px->alloc_size <= 8192) {
+        rill_io_timer_cancel(px->timer);
+        px->live_next = w->spare;
+        w->spare = px;
+        w->nspare++;
+        return;
+    }
+    rill_io_timer_free(px->timer);
+    free(px);
+}
+
 bool proxy_live_add(rill_proxy *p, rill_io_loop *loop, struct pxreq *px)
 {
     struct proxy_worker *w = worker_of(p, loop);
@@ -466,6 +509,12 @@ static void on_worker_exit(rill_io_loop *loop, void *user)
         pthread_mutex_unlock(&p->lock);
         while (w->live)
             pxreq_abandon(w->live);
+        while (w->spare) {
+            struct pxreq *px = w->spare;
+            w->spare = px->live_next;
+            rill_io_timer_free(px->timer);
+            free(px);
+        }
         while (w->tunnels)
             proxy_tunnel_abandon(w->tunnels);
         proxy_health_free(w->health);

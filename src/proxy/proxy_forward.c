@@ -11,9 +11,9 @@
 
 static void pxreq_free(struct pxreq *px)
 {
+    struct proxy_worker *w = px->worker; /* NULL when it never got on the live list */
     proxy_live_remove(px);
-    rill_io_timer_free(px->timer);
-    free(px);
+    proxy_pxreq_put(w, px);
 }
 
 static void enter(struct pxreq *px) { px->busy++; }
@@ -501,8 +501,8 @@ void proxy_handle(rill_server_request *req, rill_server_response *res, void *use
         return;
     }
     size_t max = proxy_fields_max(req, r) + tunnel, cookie_room = proxy_cookie_room(req);
-    struct pxreq *px = calloc(1, sizeof *px + PROXY_SCRATCH + max * sizeof(rill_header) + 16 +
-                                     cookie_room);
+    struct pxreq *px = proxy_pxreq_get(w, sizeof *px + PROXY_SCRATCH + max * sizeof(rill_header) +
+                                              16 + cookie_room);
     if (!px) {
         refuse(res, 503, "503 service unavailable: out of memory\n");
         return;

@@ -111,10 +111,16 @@ struct pxreq {
     size_t body_len;     /* a plain request's body: one with none can go to another backend */
     rill_header *fields; /* what goes to the backend (in this allocation) */
     char *cookies;       /* the joined cookie value's room, or NULL */
+    size_t alloc_size;   /* of this allocation (a worker's spares are reused when large enough) */
     char scratch[];      /* PROXY_SCRATCH bytes: values made here (X-Forwarded-For, Via, ...) */
 };
 
 /* proxy.c */
+/* A pxreq allocation of size bytes for a request on w, its struct zeroed: one of w's spares when
+ * one is large enough (with the timer it kept, disarmed), else a new one; NULL without memory. */
+struct pxreq *proxy_pxreq_get(struct proxy_worker *w, size_t size);
+/* px is over: kept as one of w's spares (its timer with it), or freed. */
+void proxy_pxreq_put(struct proxy_worker *w, struct pxreq *px);
 /* A client of the worker's for px->backend (made on loop when none is free), counted busy for px
  * until proxy_client_done; NULL when it cannot be made (why in err). px is on the live list. */
 rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_t errlen);
