@@ -15,6 +15,7 @@
  * POOL_MAX), and a slow request does not hold up the others; once a backend answered over
  * HTTP/2 one client multiplexes them all. */
 #define POOL_MAX 64
+#define POOL_LEVELS 32
 struct client_slot {
     rill_client *c;
     unsigned busy; /* requests in flight on it */
@@ -27,7 +28,44 @@ struct client_pool {
     bool no_connect;   /* ...but refuses extended CONNECT: tunnels go as Upgrades (https://) */
     size_t idle_hint;  /* the slot whose request ended last: likely idle */
     size_t idle;       /* slots with nothing in flight: none, no scan for one */
+    /* With every slot busy, the least busy one is found from these: how many slots have each
+     * number of requests in flight (below POOL_LEVELS), and where the last search stopped, so
+     * it does not walk all POOL_MAX slots for each request. */
+    unsigned at_level[POOL_LEVELS];
+    size_t least_cursor;
 };
+
+/* Slot i of pool gets delta more requests in flight (+1 or -1); the level counts follow. */
+static void slot_busy_add(struct client_pool *pool, size_t i, int delta)
+{
+    unsigned b = pool->slots[i].busy;
+    if (b < POOL_LEVELS)
+        pool->at_level[b]--;
+    b = (unsigned)((int)b + delta);
+    pool->slots[i].busy = b;
+    if (b < POOL_LEVELS)
+        pool->at_level[b]++;
+}
+
+/* The slot with the fewest requests in flight (a full pool, none idle). */
+static size_t least_busy(struct client_pool *pool)
+{
+    unsigned level = 0;
+    while (level < POOL_LEVELS && pool->at_level[level] == 0)
+        level++;
+    if (level == POOL_LEVELS) { /* every slot is far behind: walk them */
+        size_t least = 0;
+        for (size_t i = 1; i < pool->n; i++)
+            if (pool->slots[i].busy < pool->slots[least].busy)
+                least = i;
+        return least;
+    }
+    size_t i = pool->least_cursor < pool->n ? pool->least_cursor : 0;
+    while (pool->slots[i].busy != level) /* one exists: the count says so */
+        i = i + 1 < pool->n ? i + 1 : 0;
+    pool->least_cursor = i + 1;
+    return i;
+}
 
 /* A worker thread's part of one proxy. Found through a thread-local list: a worker is a thread
  * with one loop, so this needs no lock and no index from the server. */
@@ -303,13 +341,8 @@ rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_
     for (size_t i = 0; i < pool->n && pick == pool->n && pool->idle; i++)
         if (pool->slots[i].busy == 0)
             pick = i;
-    if (pick == pool->n && pool->n >= POOL_MAX) {
-        size_t least = 0;
-        for (size_t i = 1; i < pool->n; i++)
-            if (pool->slots[i].busy < pool->slots[least].busy)
-                least = i;
-        pick = least;
-    }
+    if (pick == pool->n && pool->n >= POOL_MAX)
+        pick = least_busy(pool);
     if (pick == pool->n) {
         struct client_slot *grown = realloc(pool->slots, (pool->n + 1) * sizeof *grown);
         if (!grown) {
@@ -322,9 +355,11 @@ rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_
             return NULL;
         pool->slots[pool->n++] = (struct client_slot){c, 0};
         pool->idle++;
+        pool->at_level[0]++;
     }
-    if (pool->slots[pick].busy++ == 0)
+    if (pool->slots[pick].busy == 0)
         pool->idle--;
+    slot_busy_add(pool, pick, 1);
     pool->inflight++;
     px->slot = pick;
     px->has_slot = true;
@@ -356,7 +391,8 @@ void proxy_client_done(struct pxreq *px, const char *protocol)
     if (!px->has_slot || !px->worker)
         return;
     struct client_pool *pool = &px->worker->pools[px->backend->index];
-    if (--pool->slots[px->slot].busy == 0) {
+    slot_busy_add(pool, px->slot, -1);
+    if (pool->slots[px->slot].busy == 0) {
         pool->idle_hint = px->slot;
         pool->idle++;
     }
