@@ -256,6 +256,44 @@ static size_t forwarded_element(char *out, size_t room, const char *peer, const 
     return n < room ? n : 0; /* 0: did not fit */
 }
 
+/* The last Forwarded element made on this thread and what it was made from: a connection's
+ * requests repeat it (one peer, one scheme, mostly one host), and working a value's quoting out
+ * byte by byte was the costliest part of a request's forwarding fields. */
+#define FORWARDED_ROOM 320
+static _Thread_local struct {
+    char key[FORWARDED_ROOM]; /* peer, proto and host, each with its NUL */
+    size_t key_len;
+    char element[FORWARDED_ROOM];
+    size_t len;
+} forwarded_memo;
+
+/* forwarded_element into a FORWARDED_ROOM buffer: *element points at the result (the memo's
+ * copy, valid until the next call on this thread); its length, 0 if it did not fit. */
+static size_t forwarded_element_memo(const char **element, const char *peer, const char *proto,
+                                     const char *host)
+{
+    if (!host)
+        host = "";
+    size_t pl = strlen(peer), rl = strlen(proto), hl = strlen(host);
+    size_t kl = pl + rl + hl + 3;
+    char *k = forwarded_memo.key;
+    *element = forwarded_memo.element;
+    if (kl == forwarded_memo.key_len && memcmp(k, peer, pl + 1) == 0 &&
+        memcmp(k + pl + 1, proto, rl + 1) == 0 && memcmp(k + pl + rl + 2, host, hl + 1) == 0)
+        return forwarded_memo.len;
+    size_t len = forwarded_element(forwarded_memo.element, FORWARDED_ROOM, peer, proto, host);
+    if (kl <= sizeof forwarded_memo.key) {
+        memcpy(k, peer, pl + 1);
+        memcpy(k + pl + 1, proto, rl + 1);
+        memcpy(k + pl + rl + 2, host, hl + 1);
+        forwarded_memo.key_len = kl;
+    } else {
+        forwarded_memo.key_len = 0; /* too long to remember: made each time */
+    }
+    forwarded_memo.len = len;
+    return len;
+}
+
 /* Appends name: [old, ]add using the scratch space at *used; without room the old value goes on
  * its own line before the new one (a list over two lines means the same). */
 static size_t put_joined(rill_header *out, size_t n, const char *name, const rill_header *old,
@@ -344,8 +382,8 @@ size_t proxy_request_fields(const rill_server_request *req, const struct proxy_r
     if (set->x_forwarded_host && authority && authority[0] && WANTED("x-forwarded-host"))
         out[n++] = field("x-forwarded-host", authority, strlen(authority));
     if (set->forwarded && WANTED("forwarded")) {
-        char element[320];
-        size_t len = forwarded_element(element, sizeof element, peer, scheme, authority);
+        const char *element;
+        size_t len = forwarded_element_memo(&element, peer, scheme, authority);
         if (len && used + len + 1 <= PROXY_SCRATCH) {
             char *s = scratch + used;
             memcpy(s, element, len + 1);
