@@ -41,40 +41,13 @@ static inline size_t h1_span(const char *s, size_t n, unsigned cls)
     return i;
 }
 
-/* The hot scan of field values, 16 bytes at a time where SSE2 exists (every x86-64): the index of
- * the first byte that may not appear in one (CTLs but HTAB, DEL). Signed compares: bytes >= 0x80
- * are negative. */
-#if defined(__SSE2__)
-#include <emmintrin.h>
-
+/* The hot scan of field values: the index of the first byte that may not appear in one (CTLs
+ * but HTAB, DEL), the H1_VALUE class. That is common/http_chars.h's rule for every field value:
+ * 16 bytes a step with SSE2, short values and the rest eight a step. */
 static inline size_t h1_span_value(const char *s, size_t n)
 {
-    const __m128i zero = _mm_setzero_si128(), sp = _mm_set1_epi8(0x20);
-    const __m128i tab = _mm_set1_epi8(0x09), del = _mm_set1_epi8(0x7f);
-    size_t i = 0;
-    for (;; i += 16) {
-        if (i + 16 > n) {
-            if (n < 16 || i == n)
-                break;
-            i = n - 16; /* the last 16 bytes, overlapping some already known good */
-        }
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-        __m128i ctl = _mm_andnot_si128(_mm_cmplt_epi8(v, zero), _mm_cmplt_epi8(v, sp));
-        ctl = _mm_andnot_si128(_mm_cmpeq_epi8(v, tab), ctl);
-        int bad = _mm_movemask_epi8(_mm_or_si128(ctl, _mm_cmpeq_epi8(v, del)));
-        if (bad)
-            return i + (size_t)__builtin_ctz((unsigned)bad);
-        if (i + 16 == n)
-            return n;
-    }
-    return i + h1_span(s + i, n - i, H1_VALUE);
+    return http_value_ctl_span(s, n);
 }
-#else
-static inline size_t h1_span_value(const char *s, size_t n)
-{
-    return h1_span(s, n, H1_VALUE);
-}
-#endif
 
 /* The index of the first byte that may not appear in a request target: the rule HTTP/2's :path
  * shares (common/http_chars.h). */
