@@ -21,7 +21,8 @@
  *
  *   Head and trailer lines are copied into one bounded buffer owned by the parser (allocated once
  *   by rill_h1_parser_new: max_head_size + max_trailer_size bytes, plus the field array). Bytes may
- *   arrive one at a time and socket buffers are reused, so copying once (a memcpy per line) buys
+ *   arrive one at a time and socket buffers are reused, so copying once (field lines that arrive
+ *   whole go in one memcpy and are scanned once; a line cut by the input's end is gathered) buys
  *   spans that stay valid for the whole message: every pointer in a rill_h1_head and in a
  *   TRAILERS event stays valid until the first rill_h1_parse call that follows END (or
  *   rill_h1_parser_reset / _free). Body bytes are never copied. No allocation happens after _new.

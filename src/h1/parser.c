@@ -1,5 +1,6 @@
 /* The HTTP/1.1 message parser (both roles): head lines are gathered into the parser's bounded
- * buffer and validated one complete line at a time; bodies are framed (length, chunked, until
+ * buffer and validated one complete line at a time (field lines that arrive whole in one pass,
+ * fast_fields; the rest line by line, feed_lines); bodies are framed (length, chunked, until
  * close) and handed out in place. See rill/h1.h for the model and the strictness decisions. */
 #include <stdlib.h>
 #include <string.h>
