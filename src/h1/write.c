@@ -2,6 +2,7 @@
  * method, target and reason is validated so no caller string can inject a line. */
 #include <string.h>
 
+#include "common/small_copy.h"
 #include "h1/h1_chars.h"
 #include "h1/h1_internal.h"
 
@@ -58,12 +59,11 @@ static int put_fields(struct out *o, const rill_header *fields, size_t n)
             o->overflow = true;
             continue;
         }
-        uint8_t *p = o->p + o->len;
-        memcpy(p, name, f->name_len);
+        uint8_t *p = o->p + o->len; /* short strings: copied inline, not through a libc call */
+        small_copy(p, name, f->name_len);
         p += f->name_len;
         memcpy(p, ": ", 2);
-        if (f->value_len)
-            memcpy(p + 2, value, f->value_len);
+        small_copy(p + 2, value, f->value_len);
         memcpy(p + 2 + f->value_len, "\r\n", 2);
         o->len += need;
     }
