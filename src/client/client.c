@@ -297,7 +297,7 @@ static int copy_request(rill_client_stream *st, const char *method, const char *
     for (size_t i = 0; i < n; i++) {
         if (!f[i].name || !f[i].name_len || (!f[i].value && f[i].value_len))
             return RILL_ERR_INVALID_ARG;
-        if (f[i].name_len == 4 && strncasecmp((const char *)f[i].name, "host", 4) == 0)
+        if (f[i].name_len == 4 && lower_eq_lit(f[i].name, "host", 4))
             host = &f[i]; /* the last one counts */
         bytes += f[i].name_len + f[i].value_len + 2;
     }
@@ -319,10 +319,13 @@ static int copy_request(rill_client_stream *st, const char *method, const char *
     st->authority_len = alen;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (f[i].name_len == 4 && strncasecmp((const char *)f[i].name, "host", 4) == 0)
+        if (f[i].name_len == 4 && lower_eq_lit(f[i].name, "host", 4))
             continue;
         rill_header *h = &st->fields[k++];
-        lower_copy(p, f[i].name, f[i].name_len);
+        if (f[i].flags & RILL_HEADER_VALID) /* a lowercase token already */
+            small_copy(p, f[i].name, f[i].name_len);
+        else
+            lower_copy(p, f[i].name, f[i].name_len);
         p[f[i].name_len] = '\0';
         h->name = p;
         h->name_len = f[i].name_len;
@@ -587,7 +590,10 @@ static int copy_trailers(const rill_header *f, size_t n, rill_header **out)
     rill_header *h = (rill_header *)(void *)mem;
     uint8_t *p = mem + n * sizeof(rill_header);
     for (size_t i = 0; i < n; i++) {
-        lower_copy(p, f[i].name, f[i].name_len);
+        if (f[i].flags & RILL_HEADER_VALID) /* a lowercase token already */
+            small_copy(p, f[i].name, f[i].name_len);
+        else
+            lower_copy(p, f[i].name, f[i].name_len);
         p[f[i].name_len] = '\0';
         h[i] = (rill_header){p, f[i].name_len, p + f[i].name_len + 1, f[i].value_len, 0};
         p += f[i].name_len + 1;
