@@ -304,19 +304,22 @@ unsigned proxy_worker_inflight(const struct proxy_worker *w, const struct proxy_
     return w && t->index < w->npools ? w->pools[t->index].inflight : 0;
 }
 
+void proxy_client_options(const struct proxy_target *t, const struct proxy_config *cfg, rill_client_options *o)
+{
+    rill_client_options_init(o);
+    o->url = t->origin;
+    o->h2_prior_knowledge = t->h2c;
+    o->http1_only = !t->h2c && !t->https;
+    o->insecure = cfg->insecure;
+    o->ca_file = cfg->ca_file;
+    o->connect_timeout_ms = t->connect_ms;
+    o->max_connections = 1; /* one connection per client: POOL_MAX above caps the backend's */
+}
+
 static rill_client *new_client(const struct pxreq *px, rill_io_loop *loop, char *err, size_t errlen)
 {
-    const struct proxy_target *b = px->backend;
-    const struct proxy_config *cfg = px->hold->cfg;
     rill_client_options o;
-    rill_client_options_init(&o);
-    o.url = b->origin;
-    o.h2_prior_knowledge = b->h2c;
-    o.http1_only = !b->h2c && !b->https;
-    o.insecure = cfg->insecure;
-    o.ca_file = cfg->ca_file;
-    o.connect_timeout_ms = b->connect_ms;
-    o.max_connections = 1; /* one connection per client: POOL_MAX above caps the backend's */
+    proxy_client_options(px->backend, px->hold->cfg, &o);
     rill_client *c = NULL;
     return rill_client_new(loop, &o, &c, err, errlen) < 0 ? NULL : c;
 }

@@ -193,16 +193,10 @@ static void start(struct probe *pr, const struct proxy_config *c, uint64_t now)
     char err[256] = "";
     if (!pr->c) {
         rill_client_options o;
-        rill_client_options_init(&o);
-        o.url = t->origin;
-        o.h2_prior_knowledge = t->h2c;
-        o.http1_only = !t->h2c && !t->https;
-        o.insecure = c->insecure;
-        o.ca_file = c->ca_file;
-        o.connect_timeout_ms =
-            t->connect_ms < t->check.timeout_ms ? t->connect_ms : t->check.timeout_ms;
+        proxy_client_options(t, c, &o);
+        if (t->check.timeout_ms < o.connect_timeout_ms)
+            o.connect_timeout_ms = t->check.timeout_ms;
         o.request_timeout_ms = t->check.timeout_ms; /* connecting included */
-        o.max_connections = 1;
         if (rill_client_new(pr->h->loop, &o, &pr->c, err, sizeof err) < 0) {
             pr->c = NULL;
             result(pr, false, err[0] ? err : "cannot make a client");

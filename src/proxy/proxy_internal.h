@@ -123,6 +123,9 @@ struct pxreq *proxy_pxreq_get(struct proxy_worker *w, size_t size);
 void proxy_pxreq_put(struct proxy_worker *w, struct pxreq *px);
 /* A client of the worker's for px->backend (made on loop when none is free), counted busy for px
  * until proxy_client_done; NULL when it cannot be made (why in err). px is on the live list. */
+/* The client options for backend t under configuration cfg: its origin and protocol, the
+ * configuration's certificate settings, t's connect timeout, one connection per client. */
+void proxy_client_options(const struct proxy_target *t, const struct proxy_config *cfg, rill_client_options *o);
 rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_t errlen);
 /* Whether px's backend is known to speak HTTP/2 (h2c://, or https:// that chose h2 before). */
 bool proxy_backend_h2(const struct pxreq *px);
