@@ -342,14 +342,14 @@ void h1_session_tunnel_ready(rill_server_session *sess)
 }
 
 /* The client's FIN while its Upgrade waits for an answer: a tunnel may still open (the FIN is
- * then its body's end, a half-close: enter_tunnel), else the answer goes and the connection ends.
- * Anything else closes as ever. */
+ * then its body's end, a half-close: enter_tunnel hands on the bytes held meanwhile first), else
+ * the answer goes and the connection ends. Anything else closes as ever. */
 static bool proto_peer_eof(struct conn *c)
 {
     rill_server_session *sess = session_of(c);
     struct h1_state *h1 = sess->h1;
     size_t len;
-    if (!h1 || !h1->current || !h1->request_done || h1->response_done || h1->pending_len ||
+    if (!h1 || !h1->current || !h1->request_done || h1->response_done ||
         !rill_server_request_header(h1->current, "upgrade", &len))
         return false;
     sess->peer_eof = true;
