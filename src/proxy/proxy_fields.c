@@ -21,16 +21,26 @@ static bool name_is(const rill_header *f, const char *name)
     return f->name_len == n && strncasecmp((const char *)f->name, name, n) == 0;
 }
 
+/* The next token of a Connection field value from *v (separators skipped): its start, and *v
+ * moved past it; the token is empty at the value's end. */
+static const char *next_token(const char **v, const char *end)
+{
+    const char *p = *v;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+        p++;
+    const char *t = p;
+    while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+        p++;
+    *v = p;
+    return t;
+}
+
 /* Whether f's name is one of the tokens of a Connection field value. */
 static bool listed_in(const rill_header *f, const rill_header *conn)
 {
     const char *v = (const char *)conn->value, *end = v + conn->value_len;
     while (v < end) {
-        while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
-            v++;
-        const char *t = v;
-        while (v < end && *v != ',' && *v != ' ' && *v != '\t')
-            v++;
+        const char *t = next_token(&v, end);
         if (v > t && (size_t)(v - t) == f->name_len &&
             strncasecmp(t, (const char *)f->name, f->name_len) == 0)
             return true;
@@ -62,11 +72,7 @@ static void conn_fields(struct conn_fields *c, const rill_header *fields, size_t
             continue;
         const char *v = (const char *)fields[i].value, *end = v + fields[i].value_len;
         while (v < end) {
-            while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
-                v++;
-            const char *t = v;
-            while (v < end && *v != ',' && *v != ' ' && *v != '\t')
-                v++;
+            const char *t = next_token(&v, end);
             if (v == t)
                 continue;
             if (c->ntok == CONN_TOKENS_MAX) {
