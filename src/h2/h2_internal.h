@@ -436,6 +436,9 @@ void h2_stall_update(rill_h2_session *s);
 int h2_queue_window_updates(rill_h2_session *s, struct h2_stream *st);
 int h2_encode_headers(rill_h2_session *s, uint8_t type, int32_t sid, int32_t promised, uint8_t flags,
                       const rill_header *fields, size_t count);
+/* The same, the fields named by token (see hpack/encoder_internal.h; NULL: none). */
+int h2_encode_headers_named(rill_h2_session *s, uint8_t type, int32_t sid, int32_t promised, uint8_t flags,
+                            const rill_header *fields, size_t count, const uint64_t *token);
 /* Takes n frames from a flood bucket; false (nothing taken) when it has fewer. */
 bool h2_flood_take_n(rill_h2_session *s, enum h2_flood which, uint32_t n);
 static inline bool h2_flood_take(rill_h2_session *s, enum h2_flood which)

@@ -18,8 +18,26 @@ int h2_ensure_encoder(rill_h2_session *s)
     return 0;
 }
 
+/* One HEADERS frame of a block already encoded (len <= the peer's frame size). */
+static int put_block(rill_h2_session *s, int32_t sid, uint8_t flags, const uint8_t *block, size_t len)
+{
+    uint8_t *p = h2_out_reserve(s, H2_FRAME_HEADER + len);
+    if (!p)
+        return RILL_ERR_NOMEM;
+    memcpy(p + H2_FRAME_HEADER, block, len);
+    h2_frame_header(p, (uint32_t)len, RILL_H2_HEADERS, flags | H2_FLAG_END_HEADERS, sid);
+    h2_out_commit(s, H2_FRAME_HEADER + len);
+    return 0;
+}
+
 int h2_encode_headers(rill_h2_session *s, uint8_t type, int32_t sid, int32_t promised, uint8_t flags,
                       const rill_header *fields, size_t count)
+{
+    return h2_encode_headers_named(s, type, sid, promised, flags, fields, count, NULL);
+}
+
+int h2_encode_headers_named(rill_h2_session *s, uint8_t type, int32_t sid, int32_t promised, uint8_t flags,
+                            const rill_header *fields, size_t count, const uint64_t *token)
 {
     int rc = h2_ensure_encoder(s);
     if (rc)
@@ -27,7 +45,7 @@ int h2_encode_headers(rill_h2_session *s, uint8_t type, int32_t sid, int32_t pro
     size_t extra = type == RILL_H2_PUSH_PROMISE ? 4 : 0;
     size_t mf = s->peer.max_frame_size;
     size_t rlen;
-    const uint8_t *again = hpack_encode_replay(s->enc, fields, count, &rlen);
+    const uint8_t *again = hpack_encode_replay(s->enc, fields, count, token, &rlen);
     if (again && extra + rlen <= mf) { /* the previous block again: no bound, no encode */
         uint8_t *p = h2_out_reserve(s, H2_FRAME_HEADER + extra + rlen);
         if (!p)
@@ -46,7 +64,7 @@ int h2_encode_headers(rill_h2_session *s, uint8_t type, int32_t sid, int32_t pro
     uint8_t *p = h2_out_reserve(s, bound + extra + frames * H2_FRAME_HEADER);
     if (!p)
         return RILL_ERR_NOMEM;
-    size_t blen = hpack_encode_within_bound(s->enc, fields, count, p + H2_FRAME_HEADER + extra, !again);
+    size_t blen = hpack_encode_within_bound(s->enc, fields, count, p + H2_FRAME_HEADER + extra, !again, token);
     if (extra)
         h2_put32(p + H2_FRAME_HEADER, (uint32_t)promised & 0x7fffffffu);
     size_t total = extra + blen;
@@ -145,9 +163,10 @@ static bool can_send_on(const struct h2_stream *st)
            !(st->flags & (SF_END_QUEUED | SF_END_WANTED));
 }
 
-/* status < 0: the fields are checked here and give the status. */
+/* status < 0: the fields are checked here and give the status. fields == NULL: the block is the
+ * previous one again, named by token (h2_submit_response_replay); 1 when it is not. */
 static int submit_response(rill_h2_session *s, int32_t stream_id, int status, const rill_header *fields,
-                           size_t count, uint32_t flags)
+                           size_t count, uint32_t flags, const uint64_t *token)
 {
     if (s->role != RILL_H2_SERVER)
         return RILL_ERR_INVALID_ARG;
@@ -180,14 +199,25 @@ static int submit_response(rill_h2_session *s, int32_t stream_id, int status, co
         if ((st->flags & SF_CONNECT) && status < 300)
             st->flags |= SF_TUNNEL;
     }
-    if (reserved) {
-        if (s->local_active >= s->peer.max_concurrent_streams)
-            return RILL_ERR_LIMIT;
-        h2_stream_set_state(s, st, H2_HALF_CLOSED_REMOTE);
+    int rc;
+    if (!fields) { /* a replay: only the flags above (the same for the fallback) change unless it goes out */
+        size_t len;
+        const uint8_t *block = s->enc ? hpack_encode_replay_token(s->enc, token, &len) : NULL;
+        if (!block || reserved || len > s->peer.max_frame_size)
+            return 1;
+        if ((rc = put_block(s, stream_id, end ? H2_FLAG_END_STREAM : 0, block, len)) != 0)
+            return rc;
+    } else {
+        if (reserved) {
+            if (s->local_active >= s->peer.max_concurrent_streams)
+                return RILL_ERR_LIMIT;
+            h2_stream_set_state(s, st, H2_HALF_CLOSED_REMOTE);
+        }
+        rc = h2_encode_headers_named(s, RILL_H2_HEADERS, stream_id, 0, end ? H2_FLAG_END_STREAM : 0, fields,
+                                     count, token);
+        if (rc)
+            return rc;
     }
-    int rc = h2_encode_headers(s, RILL_H2_HEADERS, stream_id, 0, end ? H2_FLAG_END_STREAM : 0, fields, count);
-    if (rc)
-        return rc;
     st->flags |= SF_HEADERS_SENT | SF_RESPONDED;
     if (status >= 200)
         st->flags |= SF_FINAL_SENT;
@@ -199,13 +229,19 @@ static int submit_response(rill_h2_session *s, int32_t stream_id, int status, co
 int rill_h2_submit_response(rill_h2_session *s, int32_t stream_id, const rill_header *fields,
                             size_t count, uint32_t flags)
 {
-    return submit_response(s, stream_id, -1, fields, count, flags);
+    return submit_response(s, stream_id, -1, fields, count, flags, NULL);
 }
 
 int h2_submit_response_vouched(rill_h2_session *s, int32_t stream_id, int status, const rill_header *fields,
-                               size_t count, uint32_t flags)
+                               size_t count, uint32_t flags, const uint64_t *token)
 {
-    return submit_response(s, stream_id, status, fields, count, flags);
+    return submit_response(s, stream_id, status, fields, count, flags, token);
+}
+
+int h2_submit_response_replay(rill_h2_session *s, int32_t stream_id, int status, const uint64_t token[2],
+                              uint32_t flags)
+{
+    return submit_response(s, stream_id, status, NULL, 0, flags, token);
 }
 
 bool h2_body_pending(const struct h2_stream *st)

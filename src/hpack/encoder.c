@@ -69,6 +69,7 @@ struct block_memo {
     uint32_t first_seq, count, max_size; /* the table after the block: indices unchanged while equal */
     uint8_t nfields;                     /* 0: nothing recorded */
     uint8_t out_len;
+    uint64_t token[2]; /* the caller's name for these fields ({0, 0}: none); see encoder_internal.h */
     struct {
         uint16_t name_len, value_len;
         uint32_t flags;
@@ -522,9 +523,11 @@ static bool block_replay(const struct block_memo *b, const hpack_table *t, const
 }
 
 static void block_record(struct block_memo *b, const hpack_table *t, const rill_header *fields, size_t count,
-                         const uint8_t *out, size_t n)
+                         const uint8_t *out, size_t n, const uint64_t *token)
 {
     b->nfields = 0;
+    b->token[0] = token ? token[0] : 0;
+    b->token[1] = token ? token[1] : 0;
     if (count == 0 || count > MEMO_FIELDS || n > BLOCK_MEMO_OUT)
         return;
     size_t used = 0;
@@ -560,7 +563,7 @@ static const uint8_t *replay_of(const rill_hpack_encoder *enc, const rill_header
 }
 
 static size_t encode_all(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out,
-                         bool replay_tried)
+                         bool replay_tried, const uint64_t *token)
 {
     struct block_memo *block = enc->learned ? &enc->learned->block : NULL;
     size_t len;
@@ -598,7 +601,7 @@ static size_t encode_all(rill_hpack_encoder *enc, const rill_header *fields, siz
     }
     if (block) {
         if (all_indexed && start == 0)
-            block_record(block, &enc->s.table, fields, count, out, n);
+            block_record(block, &enc->s.table, fields, count, out, n, token);
         else
             block->nfields = 0;
     }
@@ -636,17 +639,34 @@ static int state_clone(struct enc_state *dst, const struct enc_state *src)
 }
 
 size_t hpack_encode_within_bound(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out,
-                                 bool replay_tried)
+                                 bool replay_tried, const uint64_t *token)
 {
     if (!enc->learned)
         enc->learned = learned_new(enc); /* NULL is tolerated: see worth_indexing */
-    return encode_all(enc, fields, count, out, replay_tried);
+    return encode_all(enc, fields, count, out, replay_tried, token);
 }
 
-const uint8_t *hpack_encode_replay(const rill_hpack_encoder *enc, const rill_header *fields, size_t count,
-                                   size_t *len)
+const uint8_t *hpack_encode_replay(rill_hpack_encoder *enc, const rill_header *fields, size_t count,
+                                   const uint64_t *token, size_t *len)
 {
-    return replay_of(enc, fields, count, len);
+    const uint8_t *again = replay_of(enc, fields, count, len);
+    if (again && token) { /* the same fields: they may be named by this token from now on */
+        enc->learned->block.token[0] = token[0];
+        enc->learned->block.token[1] = token[1];
+    }
+    return again;
+}
+
+const uint8_t *hpack_encode_replay_token(const rill_hpack_encoder *enc, const uint64_t token[2], size_t *len)
+{
+    const struct block_memo *b = enc->learned ? &enc->learned->block : NULL;
+    const hpack_table *t = &enc->s.table;
+    if (!b || b->nfields == 0 || enc->update_pending || (token[0] | token[1]) == 0 ||
+        b->token[0] != token[0] || b->token[1] != token[1] || b->first_seq != t->first_seq ||
+        b->count != t->count || b->max_size != t->max_size)
+        return NULL;
+    *len = b->out_len;
+    return b->out;
 }
 
 int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t count, uint8_t *out,
@@ -658,7 +678,7 @@ int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t
     if (!enc->learned)
         enc->learned = learned_new(enc); /* NULL is tolerated: see worth_indexing */
     if (HPACK_LIKELY(cap >= bound)) {
-        *out_len = encode_all(enc, fields, count, out, false);
+        *out_len = encode_all(enc, fields, count, out, false, NULL);
         return RILL_OK;
     }
     /* The output may still fit: encode into a temporary buffer against a copy of the state that is
@@ -679,7 +699,7 @@ int rill_hpack_encode(rill_hpack_encoder *enc, const rill_header *fields, size_t
     }
     bool pending = enc->update_pending;
     uint32_t signalled = enc->signalled;
-    size_t n = encode_all(enc, fields, count, tmp, false);
+    size_t n = encode_all(enc, fields, count, tmp, false, NULL);
     if (n <= cap) {
         memcpy(out, tmp, n);
         *out_len = n;

@@ -77,6 +77,8 @@ static struct file_entry *load(const rill_static_root *root, const char *target,
     struct file_entry *e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
+    static uint64_t serials; /* shared by the workers' caches: a serial names one entry's fields */
+    e->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
     e->file.fd = -1;
     e->status = rill_static_open(root, target, target_len, ae, ae_len, &e->file);
     if (e->status != RILL_STATIC_OK) {

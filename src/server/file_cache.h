@@ -23,6 +23,7 @@ struct file_entry {
     char etag[RILL_ETAG_MAX];
     size_t etag_len;
     char last_modified[RILL_HTTP_DATE_LEN + 1];
+    uint64_t serial; /* unique per entry in the process (never 0): names its 200 response's fields */
     /* cache bookkeeping */
     unsigned refs;
     bool evicted;

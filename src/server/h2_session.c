@@ -378,8 +378,22 @@ static int h2_send_head(rill_server_stream *st, bool end_stream)
         st->end_sent = true;
     uint32_t flags = end_stream ? RILL_H2_FLAG_END_STREAM : 0;
     /* Fields checked as they were added go out without a second walk (status: 200..999). */
-    return l->unvouched == 0 ? h2_submit_response_vouched(st->sess->h2, st->id, st->status, fields, n, flags)
-                             : rill_h2_submit_response(st->sess->h2, st->id, fields, n, flags);
+    if (l->unvouched != 0)
+        return rill_h2_submit_response(st->sess->h2, st->id, fields, n, flags);
+    uint64_t token[2] = {st->head_serial, (uint64_t)st->head_date_sec};
+    return h2_submit_response_vouched(st->sess->h2, st->id, st->status, fields, n, flags,
+                                      st->head_serial ? token : NULL);
+}
+
+static int h2_replay_head(rill_server_stream *st, const uint64_t token[2], bool end_stream)
+{
+    bool was = st->end_sent;
+    if (end_stream || st->head_request)
+        st->end_sent = true; /* before the submit, as in h2_send_head */
+    int rc = h2_submit_response_replay(st->sess->h2, st->id, 200, token, end_stream ? RILL_H2_FLAG_END_STREAM : 0);
+    if (rc == 1)
+        st->end_sent = was; /* not sent: the fields go the usual way */
+    return rc;
 }
 
 static int h2_send_informational(rill_server_stream *st, int status, const rill_header *f, size_t count)
@@ -512,5 +526,6 @@ const struct exchange_ops h2_exchange_ops = {
     .finish = h2_finish,
     .send_last = h2_send_last,
     .push = h2_push,
+    .replay_head = h2_replay_head,
     .consumed = h2_consumed,
 };

@@ -144,8 +144,8 @@ static size_t format_decimal(char out[24], uint64_t v)
     return n;
 }
 
-/* A Date field per response, formatted once per second per thread. */
-static void add_standard_fields(rill_server_stream *st)
+/* The Date field's value now, formatted once per second per thread; *sec: its second. */
+static const char *date_now(time_t *sec)
 {
     static _Thread_local time_t cached_sec;
     static _Thread_local char cached[RILL_HTTP_DATE_LEN + 1];
@@ -154,10 +154,24 @@ static void add_standard_fields(rill_server_stream *st)
         rill_http_date_format(now, cached);
         cached_sec = now;
     }
-    if (!(st->resp_fields.has & HAS_DATE))
-        exchange_add_field(st, "date", 4, cached, RILL_HTTP_DATE_LEN); /* copied: changes each second */
+    *sec = now;
+    return cached;
+}
+
+static void add_standard_fields(rill_server_stream *st)
+{
+    if (!(st->resp_fields.has & HAS_DATE)) {
+        time_t sec;
+        const char *date = date_now(&sec);
+        exchange_add_field(st, "date", 4, date, RILL_HTTP_DATE_LEN); /* copied: changes each second */
+        st->head_date_sec = sec;
+    } else {
+        st->head_serial = 0; /* a Date of someone else's: the head is not named by the serial */
+    }
     if (!(st->resp_fields.has & HAS_SERVER))
         exchange_add_field_ref(st, "server", 6, "rill", 4);
+    else
+        st->head_serial = 0;
 }
 
 static int send_head(rill_server_stream *st, bool end_stream)
@@ -212,6 +226,8 @@ void rill_server_response_on_drain(rill_server_response *res, rill_server_respon
     res->drain_user = user;
 }
 
+static int end_after_head(rill_server_response *res, const void *data, size_t len);
+
 static int end_response(rill_server_response *res, const void *data, size_t len)
 {
     if (res->ended || res->closed)
@@ -234,6 +250,12 @@ static int end_response(rill_server_response *res, const void *data, size_t len)
             return rc;
         }
     }
+    return end_after_head(res, data, len);
+}
+
+static int end_after_head(rill_server_response *res, const void *data, size_t len)
+{
+    int rc;
     if (len > 0 && exchange_body_allowed(res)) {
         res->body_bytes += len;
         if (res->ops->send_last && res->trailers.count == 0) {
@@ -254,6 +276,46 @@ static int end_response(rill_server_response *res, const void *data, size_t len)
     res->ended = true;
     rc = res->ops->finish(res);
     session_flush(res->sess);
+    return rc;
+}
+
+static int end_named(rill_server_stream *st, uint64_t serial, void (*add_fields)(rill_server_stream *, void *),
+                     void *arg, const void *data, size_t len)
+{
+    if (st->ended || st->closed || st->head_sent)
+        return RILL_ERR_STATE;
+    /* Only a head the fields of which the serial names: nothing added before, no trailers. */
+    bool named = serial && st->resp_fields.count == 0 && st->trailers.count == 0 && st->status == 200;
+    if (named && st->ops->replay_head) {
+        time_t sec;
+        date_now(&sec);
+        uint64_t token[2] = {serial, (uint64_t)sec};
+        bool nothing_follows = len == 0 || st->head_request;
+        int rc = st->ops->replay_head(st, token, nothing_follows);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            st->head_sent = true;
+            if (nothing_follows) {
+                st->ended = true;
+                rc = st->ops->finish(st);
+                session_flush(st->sess);
+                return rc;
+            }
+            return end_after_head(st, data, len);
+        }
+    }
+    add_fields(st, arg);
+    st->head_serial = named ? serial : 0;
+    return end_response(st, data, len);
+}
+
+int exchange_end_named(rill_server_stream *st, uint64_t serial, void (*add_fields)(rill_server_stream *, void *),
+                       void *arg, const void *data, size_t len)
+{
+    exchange_hold(st);
+    int rc = end_named(st, serial, add_fields, arg, data, len);
+    exchange_release(st);
     return rc;
 }
 

@@ -176,6 +176,10 @@ struct rill_server_stream {
     struct header_list resp_fields, trailers;
     bool head_sent, ended, closed, completed;
     bool end_sent; /* the transport has signalled the end of the response */
+    /* The response's fields are those of a head named by (head_serial, head_date_sec) alone (see
+     * exchange_end_named): the encoder may send it again without it being built. 0: not so. */
+    uint64_t head_serial;
+    int64_t head_date_sec; /* the second of the Date field added to it */
     uint8_t busy;  /* inside an API call or a handler: closing waits until it returns */
     bool close_pending, close_completed;
     size_t queued; /* response bytes handed to the transport and not yet written */
@@ -216,6 +220,9 @@ struct exchange_ops {
     /* Optional: the last body bytes and the end together (HTTP/2: DATA with END_STREAM). */
     int (*send_last)(rill_server_stream *st, const void *data, size_t len);
     int (*push)(rill_server_stream *st, const char *path);
+    /* Optional (HTTP/2): sends a 200 head whose fields token names if the connection's encoder can
+     * send the same bytes again (see h2_submit_response_replay): 0 sent, 1 not possible. */
+    int (*replay_head)(rill_server_stream *st, const uint64_t token[2], bool end_stream);
     /* Optional (HTTP/1.1): a 101 head with Upgrade: protocol, after the response's fields. */
     int (*switch_protocols)(rill_server_stream *st, const char *protocol);
     void (*pause_body)(rill_server_stream *st, bool paused);
@@ -321,6 +328,12 @@ int exchange_switch_protocols(rill_server_stream *st, const char *protocol);
 /* Whether the response carries a body at all (not for HEAD, 204, 304). */
 bool exchange_body_allowed(const rill_server_stream *st);
 int exchange_send_file(rill_server_stream *st, int fd, uint64_t offset, uint64_t length);
+/* Ends a 200 response whose fields, once the server's Date and Server are added, depend on serial
+ * alone (a file cache entry's: see static_handler.c), with this whole body. If the connection just
+ * sent that head (HTTP/2, same second), it goes again without the fields; else add_fields(arg) adds
+ * them and the response ends as rill_server_response_end would. */
+int exchange_end_named(rill_server_stream *st, uint64_t serial, void (*add_fields)(rill_server_stream *, void *),
+                       void *arg, const void *data, size_t len);
 /* Simple complete responses for errors and redirects. */
 int exchange_respond_simple(rill_server_stream *st, int status, const char *content_type, const char *body);
 

@@ -61,6 +61,28 @@ static void release_entry(void *arg)
     file_entry_release(arg);
 }
 
+/* The server's own fields, formatted here: added without the public API's checks, and not
+ * copied: they are literals or the entry's, which the exchange holds until it is freed. */
+static void add_validators(rill_server_response *res, const struct file_entry *e)
+{
+    exchange_add_field_ref(res, "etag", 4, e->etag, e->etag_len);
+    exchange_add_field_ref(res, "last-modified", 13, e->last_modified, RILL_HTTP_DATE_LEN);
+    if (e->file.has_encoded_variants)
+        exchange_add_field_ref(res, "vary", 4, "accept-encoding", 15);
+}
+
+/* A 200's fields from the entry (before content-length, Date and Server). */
+static void add_entry_fields(rill_server_response *res, void *arg)
+{
+    const struct file_entry *e = arg;
+    const struct rill_static_file *f = &e->file;
+    add_validators(res, e);
+    exchange_add_field_ref(res, "content-type", 12, f->content_type, f->content_type_len);
+    if (f->content_encoding)
+        exchange_add_field_ref(res, "content-encoding", 16, f->content_encoding, strlen(f->content_encoding));
+    exchange_add_field_ref(res, "accept-ranges", 13, "bytes", 5);
+}
+
 static void serve_static(rill_server_request *req, rill_server_response *res, void *user)
 {
     struct static_mount *m = user;
@@ -115,27 +137,20 @@ static void serve_static(rill_server_request *req, rill_server_response *res, vo
     const struct rill_static_file *f = &e->file;
     struct rill_validators v = {.etag = e->etag, .etag_len = e->etag_len,
                                 .last_modified = (time_t)f->mtime_sec};
-    /* The server's own fields, formatted here: added without the public API's checks, and not
-     * copied: they are literals or the entry's, which the exchange holds until it is freed. */
-    exchange_add_field_ref(res, "etag", 4, e->etag, e->etag_len);
-    exchange_add_field_ref(res, "last-modified", 13, e->last_modified, RILL_HTTP_DATE_LEN);
-    if (f->has_encoded_variants)
-        exchange_add_field_ref(res, "vary", 4, "accept-encoding", 15);
-
     struct rill_conditions c = {.get_or_head = true};
     struct rill_span range = {NULL, 0};
     find_conditions(req, &c, &range);
     enum rill_precondition pre = rill_evaluate_preconditions(&c, &v);
     if (pre != RILL_PRECONDITION_PROCEED) {
+        add_validators(res, e);
         exchange_respond_simple(res, pre == RILL_PRECONDITION_NOT_MODIFIED ? 304 : 412, NULL, NULL);
         return;
     }
-
-    exchange_add_field_ref(res, "content-type", 12, f->content_type, f->content_type_len);
-    if (f->content_encoding)
-        exchange_add_field_ref(res, "content-encoding", 16, f->content_encoding,
-                               strlen(f->content_encoding));
-    exchange_add_field_ref(res, "accept-ranges", 13, "bytes", 5);
+    if (e->content && !range.ptr) { /* the whole file from memory: its fields are the entry's alone */
+        exchange_end_named(res, e->serial, add_entry_fields, e, e->content, (size_t)f->size);
+        return;
+    }
+    add_entry_fields(res, e);
     uint64_t first = 0, length = f->size;
     char num[64];
     int n;

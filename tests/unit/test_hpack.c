@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hpack/encoder_internal.h"
 #include "hpack/hpack_tables.h"
 #include "hpack/huffman.h"
 #include "hpack/table.h"
@@ -424,6 +425,67 @@ static void repeated_blocks_stay_exact(void **state)
     }
     rill_hpack_encoder_trim(enc);
     round_trip_block(enc, dec, a, 5, 2048);
+    rill_hpack_encoder_free(enc);
+    rill_hpack_decoder_free(dec);
+}
+
+/* Encodes fields named by token within their bound; returns the length. */
+static size_t encode_named(rill_hpack_encoder *enc, const rill_header *f, size_t n, const uint64_t *token,
+                           uint8_t *out)
+{
+    size_t bound = rill_hpack_encode_bound(enc, f, n);
+    assert_true(bound <= 256);
+    size_t len;
+    const uint8_t *again = hpack_encode_replay(enc, f, n, token, &len);
+    if (again) {
+        memcpy(out, again, len);
+        return len;
+    }
+    return hpack_encode_within_bound(enc, f, n, out, true, token);
+}
+
+/* A token names the last all-indexed block: it is that block's bytes again while the table and the
+ * peer's table size stay; another block, another token or a table size change end it. */
+static void named_blocks_replay_only_while_unchanged(void **state)
+{
+    (void)state;
+    rill_hpack_encoder *enc = rill_hpack_encoder_new(4096);
+    rill_hpack_decoder *dec = rill_hpack_decoder_new(4096);
+    rill_header a[] = {HF(":status", "200"), HF("etag", "\"e-1\""), HF("content-length", "5"),
+                       HF("server", "rill")};
+    rill_header b[] = {HF(":status", "200"), HF("etag", "\"e-2\""), HF("content-length", "7")};
+    const uint64_t ta[2] = {1, 100}, tb[2] = {2, 100}, other[2] = {1, 101}, none[2] = {0, 0};
+    uint8_t out[256];
+    size_t len, n = 0;
+    assert_null(hpack_encode_replay_token(enc, ta, &len)); /* nothing sent yet */
+    for (int i = 0; i < 4; i++) {
+        n = encode_named(enc, a, 4, ta, out);
+        collected c = {0};
+        assert_int_equal(rill_hpack_decode_block(dec, out, n, collect_cb, &c), RILL_OK);
+        assert_int_equal(c.count, 4);
+    }
+    const uint8_t *r = hpack_encode_replay_token(enc, ta, &len);
+    assert_non_null(r);
+    assert_int_equal(len, n);
+    assert_memory_equal(r, out, n);
+    collected c = {0};
+    assert_int_equal(rill_hpack_decode_block(dec, r, len, collect_cb, &c), RILL_OK);
+    assert_int_equal(c.count, 4);
+    assert_null(hpack_encode_replay_token(enc, other, &len));
+    assert_null(hpack_encode_replay_token(enc, tb, &len));
+    assert_null(hpack_encode_replay_token(enc, none, &len));
+    /* another block in between: the token no longer names the last block */
+    encode_named(enc, b, 3, tb, out);
+    assert_null(hpack_encode_replay_token(enc, ta, &len));
+    /* the same fields sent unnamed and then replayed by bytes take the new token */
+    for (int i = 0; i < 3; i++)
+        encode_named(enc, a, 4, NULL, out);
+    assert_null(hpack_encode_replay_token(enc, ta, &len));
+    encode_named(enc, a, 4, other, out);
+    assert_non_null(hpack_encode_replay_token(enc, other, &len));
+    /* the peer lowers its table: the next block must start with the size update */
+    rill_hpack_encoder_set_peer_max_table_size(enc, 1024);
+    assert_null(hpack_encode_replay_token(enc, other, &len));
     rill_hpack_encoder_free(enc);
     rill_hpack_decoder_free(dec);
 }
@@ -1403,6 +1465,7 @@ int main(void)
         cmocka_unit_test(encoder_trim_keeps_the_table),
         cmocka_unit_test(repeated_blocks_stay_exact),
         cmocka_unit_test(replayed_blocks_never_go_stale),
+        cmocka_unit_test(named_blocks_replay_only_while_unchanged),
         cmocka_unit_test(decoder_marks_only_checked_fields),
         cmocka_unit_test(rejects_index_zero),
         cmocka_unit_test(rejects_index_past_tables),
