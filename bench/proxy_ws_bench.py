@@ -5,8 +5,8 @@ or 64 HTTP/1.1 connections, one 32-byte message in flight each) and the backend 
 Debian's node-ws, compression off) on CPU 1. Prints messages per second and per CPU second of
 the proxy (user + system, and each per message), the proxy's system calls per message (a second,
 shorter pass counted by `perf stat`, which slows system calls, so the CPU figures come from the
-first pass; left out where perf cannot trace), then the proxy's memory per idle bridged WebSocket (N extended CONNECT
-streams on one h2c connection, RSS before and after).
+first pass; left out where perf cannot trace), then the proxy's memory per idle bridged WebSocket
+(N extended CONNECT streams on one h2c connection, RSS before and after).
 
 usage: python3 bench/proxy_ws_bench.py BUILD_DIR [--seconds 5] [--idle 1000]"""
 import argparse
@@ -80,8 +80,11 @@ def syscalls_per_message(build, mode, port, pid, seconds):
                 count = line.split(",")[0]
                 if "sys_enter" in line and count.isdigit():
                     return int(count) / max(r["echoed"], 1)
+    except OSError:  # perf could not start
+        pass
     finally:
-        os.unlink(out)
+        if os.path.exists(out):
+            os.unlink(out)
     return None
 
 
