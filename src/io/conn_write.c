@@ -1,5 +1,6 @@
 /* The output side of a connection: the queue of copied or referenced chunks, the end-of-turn
- * flush (one sendmsg, or record-sized SSL_writes), back-pressure and the graceful close. */
+ * flush (one sendmsg, a send for one piece, or record-sized SSL_writes), back-pressure and the
+ * graceful close. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
