@@ -3,8 +3,10 @@
 worker on CPU 0, the client (bench/load_ws_echo: 64 WebSockets on one HTTP/2 connection, RFC 8441,
 or 64 HTTP/1.1 connections, one 32-byte message in flight each) and the backend (Node's `ws` echo,
 Debian's node-ws, compression off) on CPU 1. Prints messages per second and per CPU second of
-the proxy (user + system), then the proxy's memory per idle bridged WebSocket (N extended CONNECT
-streams on one h2c connection, RSS before and after).
+the proxy (user + system, and each per message), the proxy's system calls per message (a second,
+shorter pass counted by `perf stat`, which slows system calls, so the CPU figures come from the
+first pass; left out where perf cannot trace), then the proxy's memory per idle bridged WebSocket
+(N extended CONNECT streams on one h2c connection, RSS before and after).
 
 usage: python3 bench/proxy_ws_bench.py BUILD_DIR [--seconds 5] [--idle 1000]"""
 import argparse
@@ -19,7 +21,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from server_bench import cpu_seconds, free_port, wait_port  # noqa: E402
+from server_bench import cpu_model, cpu_split, free_port, wait_port  # noqa: E402
 
 NODE_PATH = "/usr/share/nodejs"  # Debian's node-ws
 
@@ -56,6 +58,34 @@ def echo_load(build, mode, port, seconds):
         raise RuntimeError(out.stderr)
     import json
     return json.loads(out.stdout)
+
+
+def syscalls_per_message(build, mode, port, pid, seconds):
+    """System calls the proxy makes per echoed message (perf stat on raw_syscalls:sys_enter), or
+    None where perf is missing or not allowed to trace."""
+    if not shutil.which("perf"):
+        return None
+    out = os.path.join(tempfile.gettempdir(), f"rill-proxywsbench-perf-{os.getpid()}")
+    perf = subprocess.Popen(["perf", "stat", "-x,", "-o", out, "-e", "raw_syscalls:sys_enter",
+                             "-p", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)  # attached before the load starts
+        r = echo_load(build, mode, port, seconds)
+    finally:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+    try:
+        with open(out) as f:
+            for line in f:
+                count = line.split(",")[0]
+                if "sys_enter" in line and count.isdigit():
+                    return int(count) / max(r["echoed"], 1)
+    except OSError:  # perf could not start
+        pass
+    finally:
+        if os.path.exists(out):
+            os.unlink(out)
+    return None
 
 
 def idle_websockets(port, n, batch=50):
@@ -121,10 +151,14 @@ def main():
                         raise RuntimeError(f"{name} did not start: {f.read().decode(errors='replace')}")
                 for mode in ("h2", "h1"):
                     p = port if mode == "h2" or name == "rill" else h1_port
-                    c0 = cpu_seconds(proc.pid)
+                    u0, s0 = cpu_split(proc.pid)
                     r = echo_load(a.build, mode, p, a.seconds)
-                    cpu = max(cpu_seconds(proc.pid) - c0, 1e-9)
-                    rows.append((name, mode, r["echoed"] / r["seconds"], r["echoed"] / cpu))
+                    u1, s1 = cpu_split(proc.pid)
+                    n = max(r["echoed"], 1)
+                    cpu = max(u1 - u0 + s1 - s0, 1e-9)
+                    calls = syscalls_per_message(a.build, mode, p, proc.pid, max(a.seconds // 2, 1))
+                    rows.append((name, mode, r["echoed"] / r["seconds"], r["echoed"] / cpu,
+                                 (u1 - u0) / n * 1e6, (s1 - s0) / n * 1e6, calls))
                 before = rss_kib(proc.pid)
                 sock = idle_websockets(port, a.idle)
                 time.sleep(1)
@@ -140,12 +174,17 @@ def main():
         node.kill()
         node.wait()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{'proxy':8} {'front':10} {'msgs/s':>10} {'msgs per proxy CPU s':>22}")
-    for name, mode, rate, per_cpu in rows:
-        print(f"{name:8} {'h2 streams' if mode == 'h2' else 'HTTP/1.1':10} {rate:>10.0f} {per_cpu:>22.0f}")
+    load = os.getloadavg()[0]
+    print(f"\n{cpu_model()}, load average {load:.1f} (the CPU figures are per process, but a busy "
+          "machine still spreads them)")
+    print(f"{'proxy':8} {'front':10} {'msgs/s':>10} {'msgs per proxy CPU s':>22} {'user us/msg':>12} "
+          f"{'sys us/msg':>11} {'syscalls/msg':>13}")
+    for name, mode, rate, per_cpu, us, sy, calls in rows:
+        print(f"{name:8} {'h2 streams' if mode == 'h2' else 'HTTP/1.1':10} {rate:>10.0f} {per_cpu:>22.0f} "
+              f"{us:>12.2f} {sy:>11.2f} {'-' if calls is None else f'{calls:.2f}':>13}")
     for name, b in idle.items():
         print(f"{name}: {b:.0f} bytes of RSS per idle bridged WebSocket ({a.idle} on one h2 connection)")
-    per = {(n, m): pc for n, m, _, pc in rows}
+    per = {(n, m): pc for n, m, _, pc, *_ in rows}
     for m in ("h2", "h1"):
         if ("haproxy", m) in per:
             print(f"rill/haproxy messages per CPU second ({m}): {per[('rill', m)] / per[('haproxy', m)]:.2f}x")

@@ -1,5 +1,6 @@
 /* The output side of a connection: the queue of copied or referenced chunks, the end-of-turn
- * flush (one sendmsg, or record-sized SSL_writes), back-pressure and the graceful close. */
+ * flush (one sendmsg, a send for one piece, or record-sized SSL_writes), back-pressure and the
+ * graceful close. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,8 +168,10 @@ static int conn_send_plain(rill_io_conn *conn)
             return RILL_OK;
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
         ssize_t n;
-        do
-            n = sendmsg(conn->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        do /* one piece (a relayed message, mostly): send(2) spares the kernel copying in a
+            * msghdr and an iovec, about 2% of a WebSocket proxy's time per message */
+            n = cnt == 1 ? send(conn->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                         : sendmsg(conn->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
