@@ -142,8 +142,11 @@ void conn_io_timer(rill_io_conn *io)
         conn_close(c);
         return;
     }
-    if (!working && now >= c->last_active + TRIM_DELAY_MS && c->proto->trim)
-        c->proto->trim(c);
+    if (!working && now >= c->last_active + TRIM_DELAY_MS) {
+        if (c->proto->trim)
+            c->proto->trim(c);
+        rill_io_conn_trim(c->io);
+    }
     conn_flush(c);
     conn_arm(c);
 }
