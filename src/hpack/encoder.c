@@ -66,23 +66,24 @@ struct memo_field {
 #define BLOCK_MEMO_BYTES 512
 #define BLOCK_MEMO_OUT 64
 struct block_memo {
+    /* What a replay by token reads, together in front (in the cache line that learned starts) */
+    uint64_t token[2]; /* the caller's name for these fields ({0, 0}: none); see encoder_internal.h */
     uint32_t first_seq, count, max_size; /* the table after the block: indices unchanged while equal */
     uint8_t nfields;                     /* 0: nothing recorded */
     uint8_t out_len;
-    uint64_t token[2]; /* the caller's name for these fields ({0, 0}: none); see encoder_internal.h */
+    uint8_t out[BLOCK_MEMO_OUT];
     struct {
         uint16_t name_len, value_len;
         uint32_t flags;
     } f[MEMO_FIELDS];
-    uint8_t out[BLOCK_MEMO_OUT];
     uint8_t bytes[BLOCK_MEMO_BYTES]; /* names and values, one after another */
 };
 
 /* What an encoder learns from its traffic; given back while the connection idles. */
 struct learned {
+    struct block_memo block; /* first: a replay touches only its front */
     struct name_stat stats[NAME_STATS];
     struct memo_field memo[MEMO_FIELDS];
-    struct block_memo block;
 };
 
 struct rill_hpack_encoder {
