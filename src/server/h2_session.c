@@ -427,10 +427,15 @@ static int h2_send_body(rill_server_stream *st, const void *data, size_t len)
     return st->queued >= EXCHANGE_HIGH_WATER ? RILL_ERR_WOULD_BLOCK : RILL_OK;
 }
 
-static int h2_send_last(rill_server_stream *st, const void *data, size_t len)
+static int h2_send_last(rill_server_stream *st, const void *data, size_t len, bool kept)
 {
     if (st->end_sent)
         return RILL_OK;
+    if (kept) { /* by reference: the engine reads it at the latest while the stream is open */
+        st->end_sent = true;
+        int rc = rill_h2_submit_data(st->sess->h2, st->id, data, len, RILL_H2_FLAG_END_STREAM, NULL);
+        return rc < 0 ? rc : RILL_OK;
+    }
     struct body_chunk *chunk = chunk_new(data, len);
     if (!chunk)
         return RILL_ERR_NOMEM;

@@ -226,9 +226,9 @@ void rill_server_response_on_drain(rill_server_response *res, rill_server_respon
     res->drain_user = user;
 }
 
-static int end_after_head(rill_server_response *res, const void *data, size_t len);
+static int end_after_head(rill_server_response *res, const void *data, size_t len, bool kept);
 
-static int end_response(rill_server_response *res, const void *data, size_t len)
+static int end_response(rill_server_response *res, const void *data, size_t len, bool kept)
 {
     if (res->ended || res->closed)
         return RILL_ERR_STATE;
@@ -250,10 +250,11 @@ static int end_response(rill_server_response *res, const void *data, size_t len)
             return rc;
         }
     }
-    return end_after_head(res, data, len);
+    return end_after_head(res, data, len, kept);
 }
 
-static int end_after_head(rill_server_response *res, const void *data, size_t len)
+/* kept: data stays valid until the exchange is freed (see exchange_ops.send_last). */
+static int end_after_head(rill_server_response *res, const void *data, size_t len, bool kept)
 {
     int rc;
     if (len > 0 && exchange_body_allowed(res)) {
@@ -262,7 +263,7 @@ static int end_after_head(rill_server_response *res, const void *data, size_t le
             /* the last bytes carry the end: one DATA frame with END_STREAM, not two */
             res->ended = true;
             exchange_hold(res);
-            rc = res->ops->send_last(res, data, len);
+            rc = res->ops->send_last(res, data, len, kept);
             if (rc == RILL_OK)
                 rc = res->ops->finish(res);
             session_flush(res->sess);
@@ -302,12 +303,12 @@ static int end_named(rill_server_stream *st, uint64_t serial, void (*add_fields)
                 session_flush(st->sess);
                 return rc;
             }
-            return end_after_head(st, data, len);
+            return end_after_head(st, data, len, true);
         }
     }
     add_fields(st, arg);
     st->head_serial = named ? serial : 0;
-    return end_response(st, data, len);
+    return end_response(st, data, len, true);
 }
 
 int exchange_end_named(rill_server_stream *st, uint64_t serial, void (*add_fields)(rill_server_stream *, void *),
@@ -400,7 +401,7 @@ static int respond_fields(rill_server_stream *stream, const rill_header *headers
             return rc;
     }
     if (end_stream)
-        return end_response(stream, NULL, 0);
+        return end_response(stream, NULL, 0, false);
     int rc = send_head(stream, false);
     session_flush(stream->sess);
     return rc;
@@ -413,7 +414,7 @@ static int respond_simple(rill_server_stream *st, int status, const char *conten
     st->status = status;
     if (content_type)
         rill_server_response_set_header(st, "content-type", content_type);
-    return end_response(st, body, body ? strlen(body) : 0);
+    return end_response(st, body, body ? strlen(body) : 0, false);
 }
 
 /* Each entry point holds the exchange once for its whole run (a transport close meanwhile is
@@ -433,7 +434,7 @@ int rill_server_response_write(rill_server_response *res, const void *data, size
 
 int rill_server_response_end(rill_server_response *res, const void *data, size_t len)
 {
-    HELD(res, end_response(res, data, len));
+    HELD(res, end_response(res, data, len, false));
 }
 
 int rill_server_response_informational(rill_server_response *res, int status, const rill_header *fields,

@@ -217,8 +217,9 @@ struct exchange_ops {
     /* Streams st->file_fd from st->file_off for st->file_left bytes, then ends. */
     int (*send_file)(rill_server_stream *st);
     int (*finish)(rill_server_stream *st); /* end of body, trailers if any */
-    /* Optional: the last body bytes and the end together (HTTP/2: DATA with END_STREAM). */
-    int (*send_last)(rill_server_stream *st, const void *data, size_t len);
+    /* Optional: the last body bytes and the end together (HTTP/2: DATA with END_STREAM). kept:
+     * the bytes stay valid until the exchange is freed (a cached file's), so need no copy. */
+    int (*send_last)(rill_server_stream *st, const void *data, size_t len, bool kept);
     int (*push)(rill_server_stream *st, const char *path);
     /* Optional (HTTP/2): sends a 200 head whose fields token names if the connection's encoder can
      * send the same bytes again (see h2_submit_response_replay): 0 sent, 1 not possible. */
