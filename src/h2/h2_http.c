@@ -3,11 +3,8 @@
 #include "common/http_chars.h"
 #include "h2/h2_internal.h"
 
-static bool eq(const uint8_t *p, size_t n, const char *lit)
-{
-    size_t l = strlen(lit);
-    return n == l && memcmp(p, lit, l) == 0;
-}
+/* A value equal to a string literal (its length known at compile time: no strlen, no call). */
+#define eq(p, n, lit) ((n) == sizeof(lit) - 1 && memcmp((p), (lit), sizeof(lit) - 1) == 0)
 
 bool h2_field_valid(const rill_header *f)
 {
