@@ -334,6 +334,12 @@ static enum read_end plain_fill(rill_io_conn *conn, size_t *have, int *sys_errno
 void io_conn_read(rill_io_conn *conn)
 {
     rill_io_loop *loop = conn->loop;
+    /* The peer's end was kept as a half-close: nothing more to read. A read owed from earlier in
+     * the turn (CF_READ_AGAIN: a resume, the budget, the open) would meet that end again, sticky
+     * in OpenSSL, and conn_peer_closed would take it for a second end and close the connection
+     * under what we still send. */
+    if (conn->flags & CF_PEER_EOF)
+        return;
     for (int round = 0; round < IO_READS_PER_TURN; round++) {
         size_t n;
         int sys_errno = 0;

@@ -1283,6 +1283,7 @@ def answer_for(data):
 def h2_send_all(t, sid, data, end=False):
     """DATA within the flow-control windows, waiting for WINDOW_UPDATEs as needed."""
     while data:
+        assert sid not in t.reset, f"stream {sid} reset by the proxy ({t.reset[sid]!r})"
         room = min(t.conn.local_flow_control_window(sid), t.conn.max_outbound_frame_size)
         if room <= 0:
             t.pump()

@@ -642,6 +642,123 @@ static void bytes_buffered_in_openssl_are_not_stranded(void **state)
     fixture_stop(&f);
 }
 
+/* A half-close over TLS: the client's close_notify is its end, seen once. Its whole stream (65636
+ * bytes in records of 10007, close_notify, FIN) waits in the server's socket; the first on_data
+ * pauses and resumes at once (as a proxy does when the other side drains within the same turn),
+ * and OpenSSL, holding the rest of a record, asks for one more read at the end of the turn
+ * (CF_READ_AGAIN). The read going on meanwhile meets the end, kept as a half-close; the read at
+ * the end of the turn must not meet it again as a second end that closes the connection (it did:
+ * the answer, written after the end, was lost and on_close said RILL_ERR_EOF). */
+struct halfclose {
+    struct tls_server *srv;
+    rill_io_timer *answer;
+    rill_io_conn *conn;
+    size_t got;
+    int ends;
+    bool resumed;
+};
+
+static atomic_int halfclose_err = 1; /* on_close's err; 1: not closed yet */
+
+static void halfclose_open(rill_io_conn *conn, const char *alpn);
+
+static void halfclose_answer(rill_io_timer *t, void *arg)
+{
+    (void)t;
+    struct halfclose *h = arg;
+    char line[64];
+    int n = snprintf(line, sizeof line, "got=%zu ends=%d\n", h->got, h->ends);
+    rill_io_conn_write(h->conn, line, (size_t)n);
+    rill_io_conn_shutdown_write(h->conn);
+}
+
+static void halfclose_data(rill_io_conn *conn, const uint8_t *data, size_t len)
+{
+    (void)data;
+    struct halfclose *h = rill_io_conn_user(conn);
+    h->got += len;
+    if (!h->resumed) {
+        h->resumed = true;
+        rill_io_conn_pause_read(conn, true);
+        rill_io_conn_pause_read(conn, false);
+    }
+}
+
+static bool halfclose_peer_eof(rill_io_conn *conn)
+{
+    struct halfclose *h = rill_io_conn_user(conn);
+    h->ends++;
+    rill_io_timer_arm(h->answer, 1); /* a later turn: the connection must still be there */
+    return true;
+}
+
+static void halfclose_close(rill_io_conn *conn, int err)
+{
+    struct halfclose *h = rill_io_conn_user(conn);
+    rill_io_timer_free(h->answer);
+    free(h);
+    atomic_store(&halfclose_err, err);
+}
+
+static const struct rill_io_conn_callbacks halfclose_cb = {
+    .size = sizeof halfclose_cb,
+    .on_open = halfclose_open, .on_data = halfclose_data, .on_close = halfclose_close,
+    .on_peer_eof = halfclose_peer_eof};
+
+static void halfclose_open(rill_io_conn *conn, const char *alpn)
+{
+    srv_open(conn, alpn); /* greeting line; the user pointer is still the server's */
+    struct halfclose *h = calloc(1, sizeof *h);
+    h->srv = rill_io_conn_user(conn);
+    h->conn = conn;
+    h->answer = rill_io_timer_new(rill_io_conn_loop(conn), halfclose_answer, h);
+    rill_io_conn_set_user(conn, h);
+    rill_io_conn_pause_read(conn, true); /* until everything is in the socket (release_held) */
+    held_conn = conn;
+}
+
+static void tls_end_is_seen_once_when_a_read_is_owed(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_start_with(&f, NULL, &halfclose_cb);
+    int big = 1 << 22;
+    setsockopt(f.listener->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    struct client_opts o = {.alpn_wire = "\x02h2"};
+    SSL_CTX *ctx = client_ctx(&o);
+    struct client cl;
+    assert_true(client_open(&cl, ctx, f.port, NULL));
+    enum { RECORD = 10007, TOTAL = 65536 + 100 };
+    static uint8_t data[TOTAL];
+    for (size_t i = 0; i < TOTAL; i++)
+        data[i] = pattern(5, i);
+    for (size_t off = 0; off < TOTAL; off += RECORD) {
+        int len = (int)(TOTAL - off < RECORD ? TOTAL - off : RECORD);
+        assert_int_equal(SSL_write(cl.ssl, data + off, len), len);
+    }
+    assert_int_equal(SSL_shutdown(cl.ssl), 0); /* our close_notify; the server's comes later */
+    shutdown(cl.fd, SHUT_WR);
+    /* TLS 1.3: 22 bytes around each record; the close_notify alert is a record of 24. */
+    size_t on_wire = TOTAL + 7 * 22 + 24;
+    assert_int_equal(rill_io_loop_post(f.lt.loop, release_held, &on_wire), RILL_OK);
+    char answer[64] = "";
+    size_t got = 0;
+    int r;
+    while ((r = SSL_read(cl.ssl, answer + got, (int)(sizeof answer - 1 - got))) > 0)
+        got += (size_t)r;
+    assert_int_equal(SSL_get_error(cl.ssl, r), SSL_ERROR_ZERO_RETURN); /* the server's end, in order */
+    answer[got] = '\0';
+    char want[64];
+    snprintf(want, sizeof want, "got=%d ends=1\n", TOTAL);
+    assert_string_equal(answer, want);
+    for (int i = 0; i < 1000 && atomic_load(&halfclose_err) == 1; i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&halfclose_err), 0); /* both ends in order, not RILL_ERR_EOF */
+    client_close(&cl);
+    SSL_CTX_free(ctx);
+    fixture_stop(&f);
+}
+
 /* Output made of small copies and larger references: small chunks are coalesced into one TLS
  * record through the staging buffer, and SSL_write retries see the same bytes again. */
 static void mixed_data(rill_io_conn *conn, const uint8_t *data, size_t len)
@@ -962,6 +1079,7 @@ int main(void)
         cmocka_unit_test(echo_large_payloads_over_tls),
         cmocka_unit_test(pause_and_resume_every_read_over_tls),
         cmocka_unit_test(bytes_buffered_in_openssl_are_not_stranded),
+        cmocka_unit_test(tls_end_is_seen_once_when_a_read_is_owed),
         cmocka_unit_test(echo_mixed_copies_and_references_over_tls),
         cmocka_unit_test(blocked_tls_writes_resume_with_the_same_bytes),
         cmocka_unit_test(sessions_resume),
