@@ -258,12 +258,6 @@ RILL_API int rill_io_conn_shutdown_write(rill_io_conn *conn);
  * reports both as RILL_ERR_EOF. Meant for on_close (e.g. a proxy passing an abort on as one). */
 RILL_API bool rill_io_conn_peer_reset(const rill_io_conn *conn);
 
-/* Gives back what the connection holds only while it moves bytes: a TLS connection's record
- * buffers (OpenSSL's read and write buffers, ~17 KiB each, made again on the next record), unless
- * they hold data. For a connection that has gone idle (the connection layer calls it after
- * 200 ms without traffic); busy connections keep them, so no record costs a malloc. */
-RILL_API void rill_io_conn_trim(rill_io_conn *conn);
-
 /* Stops (paused = true) or resumes delivering on_data. Back-pressure towards the peer. */
 RILL_API void rill_io_conn_pause_read(rill_io_conn *conn, bool paused);
 

@@ -142,11 +142,8 @@ void conn_io_timer(rill_io_conn *io)
         conn_close(c);
         return;
     }
-    if (!working && now >= c->last_active + TRIM_DELAY_MS) {
-        if (c->proto->trim)
-            c->proto->trim(c);
-        rill_io_conn_trim(c->io);
-    }
+    if (!working && now >= c->last_active + TRIM_DELAY_MS && c->proto->trim)
+        c->proto->trim(c);
     conn_flush(c);
     conn_arm(c);
 }

@@ -568,12 +568,6 @@ uint64_t rill_io_conn_timer_deadline(const rill_io_conn *conn)
     return rill_io_conn_timer_armed(conn) ? conn->tnode.deadline : UINT64_MAX;
 }
 
-void rill_io_conn_trim(rill_io_conn *conn)
-{
-    if (conn->ssl && conn->state == CONN_OPEN && !SSL_has_pending(conn->ssl))
-        SSL_free_buffers(conn->ssl); /* refuses (0) while a buffer holds bytes: kept then */
-}
-
 bool rill_io_conn_peer_reset(const rill_io_conn *conn)
 {
     return (conn->flags & CF_PEER_RESET) != 0;

@@ -155,9 +155,8 @@ static void set_common(SSL_CTX *c)
 {
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
     SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
-    /* No SSL_MODE_RELEASE_BUFFERS: it frees and mallocs ~17 KiB per record read or written; an
-     * idle connection gives its buffers back instead (rill_io_conn_trim). */
-    SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
     /* One read() takes whatever records have arrived, instead of a header read and a body read
      * per record. */
     SSL_CTX_set_read_ahead(c, 1);
