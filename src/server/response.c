@@ -243,14 +243,8 @@ static int end_response(rill_server_response *res, const void *data, size_t len,
         bool nothing_follows = (len == 0 || !exchange_body_allowed(res)) && res->trailers.count == 0;
         if ((rc = send_head(res, nothing_follows)) < 0)
             return rc;
-        if (nothing_follows) {
-            res->ended = true;
-            rc = res->ops->finish(res);
-            session_flush(res->sess);
-            return rc;
-        }
     }
-    return end_after_head(res, data, len, kept);
+    return end_after_head(res, data, len, kept); /* with nothing to follow: just the finish */
 }
 
 /* kept: data stays valid until the exchange is freed (see exchange_ops.send_last). */
@@ -297,12 +291,6 @@ static int end_named(rill_server_stream *st, uint64_t serial, void (*add_fields)
             return rc;
         if (rc == 0) {
             st->head_sent = true;
-            if (nothing_follows) {
-                st->ended = true;
-                rc = st->ops->finish(st);
-                session_flush(st->sess);
-                return rc;
-            }
             return end_after_head(st, data, len, true);
         }
     }
