@@ -47,14 +47,20 @@ def server():
     procs = []
 
     def start(*extra):
-        port = free_port()
         # no TLS listener unless asked: the default port 8443 is shared by every test run
         tls = [] if "--tls-listen" in extra else ["--tls-listen", "none"]
-        proc = subprocess.Popen([RILL_BIN, "serve", "--listen", f"127.0.0.1:{port}", *tls, *extra],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        procs.append(proc)
-        wait_for_port(port, proc)
-        return port, proc
+        for attempt in range(3):
+            port = free_port()
+            proc = subprocess.Popen([RILL_BIN, "serve", "--listen", f"127.0.0.1:{port}", *tls, *extra],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            procs.append(proc)
+            try:
+                wait_for_port(port, proc)
+                return port, proc
+            except RuntimeError as e:
+                # the port, given back by free_port(), was taken by another process meanwhile
+                if "in use" not in str(e) or attempt == 2:
+                    raise
 
     yield start
     for proc in procs:

@@ -114,20 +114,27 @@ def wait_listening(port, proc, stderr_path, timeout=10.0):
 
 def start_server(workdir, root=None, tls=True, access_log=None, extra=(), binary=RILL_BIN,
                  threads=2):
-    port = free_port()
-    tls_port = free_port() if tls else 0
-    state = os.path.join(workdir, "state")
-    os.makedirs(state, exist_ok=True)
-    argv = [binary] + (["serve"] if binary == RILL_BIN else []) + [
-        "--listen", f"127.0.0.1:{port}",
-        "--tls-listen", f"127.0.0.1:{tls_port}" if tls else "none",
-        "--state-dir", state, "--threads", str(threads)]
-    if root:
-        argv += ["--root", root]
-    if access_log:
-        argv += ["--access-log", access_log]
-    argv += list(extra)
-    return Server(argv, workdir, port, tls_port, access_log)
+    # free_port() gives its port back before the server binds it: on a busy machine another
+    # process may take it first, and the server exits with "Address already in use". New ports.
+    for attempt in range(3):
+        port = free_port()
+        tls_port = free_port() if tls else 0
+        state = os.path.join(workdir, "state")
+        os.makedirs(state, exist_ok=True)
+        argv = [binary] + (["serve"] if binary == RILL_BIN else []) + [
+            "--listen", f"127.0.0.1:{port}",
+            "--tls-listen", f"127.0.0.1:{tls_port}" if tls else "none",
+            "--state-dir", state, "--threads", str(threads)]
+        if root:
+            argv += ["--root", root]
+        if access_log:
+            argv += ["--access-log", access_log]
+        argv += list(extra)
+        try:
+            return Server(argv, workdir, port, tls_port, access_log)
+        except RuntimeError as e:
+            if "in use" not in str(e) or attempt == 2:
+                raise
 
 
 def cert_path(workdir):
