@@ -87,26 +87,29 @@ static int collect_field(const rill_header *f, void *user)
         size_t ncap = fs->bytes_cap ? fs->bytes_cap : 512;
         while (ncap < fs->used + need)
             ncap *= 2;
+        uintptr_t was = (uintptr_t)fs->bytes;
         uint8_t *nb = grow(hb, fs->bytes, fs->used, &hb->bytes_inline, ncap);
         if (!nb)
             return RILL_ERR_NOMEM;
+        for (size_t i = 0; i < fs->count; i++) { /* rare: the fields collected so far move too */
+            fs->fields[i].name = nb + ((uintptr_t)fs->fields[i].name - was);
+            fs->fields[i].value = nb + ((uintptr_t)fs->fields[i].value - was);
+        }
         fs->bytes = nb;
         fs->bytes_cap = ncap;
     }
-    /* Offsets for now (the byte buffer may move); pointers once the block is complete. */
     rill_header *d = &fs->fields[fs->count++];
     uint8_t *b = fs->bytes + fs->used;
     small_copy(b, f->name, f->name_len);
     b[f->name_len] = '\0';
-    d->name = (const uint8_t *)(uintptr_t)fs->used;
+    d->name = b;
     d->name_len = f->name_len;
-    fs->used += f->name_len + 1;
     b += f->name_len + 1;
     small_copy(b, f->value, f->value_len);
     b[f->value_len] = '\0';
-    d->value = (const uint8_t *)(uintptr_t)fs->used;
+    d->value = b;
     d->value_len = f->value_len;
-    fs->used += f->value_len + 1;
+    fs->used += f->name_len + f->value_len + 2;
     d->flags = f->flags;
     return 0;
 }
@@ -147,13 +150,8 @@ static int decode_block(rill_h2_session *s, const uint8_t *block, size_t len, bo
     fs->count = 0;
     fs->used = 0;
     int rc = rill_hpack_decode_block(s->dec, block, len, collect ? collect_field : discard_field, s->hblk);
-    if (rc == RILL_ERR_HEADER_LIST_TOO_LARGE || rc == 0) {
-        for (size_t i = 0; i < fs->count; i++) {
-            fs->fields[i].name = fs->bytes + (uintptr_t)fs->fields[i].name;
-            fs->fields[i].value = fs->bytes + (uintptr_t)fs->fields[i].value;
-        }
+    if (rc == RILL_ERR_HEADER_LIST_TOO_LARGE || rc == 0)
         return rc;
-    }
     if (rc == RILL_ERR_NOMEM)
         h2_connection_error(s, RILL_H2_INTERNAL_ERROR, "out of memory");
     else
