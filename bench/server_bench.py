@@ -6,7 +6,7 @@ the server's own /proc accounting (utime + stime of its whole process tree) arou
 because requests/s on a 2-core machine mostly measures h2load. Every row visits the servers in
 turn, round after round, and reports the median, so a slow stretch of the VM hits them alike.
 
-usage: bench/server_bench.py [--rill PATH] [--quick] [--only NAME,...]
+usage: bench/server_bench.py [--rill PATH] [--quick] [--only NAME,...] [--rounds N]
 """
 import argparse
 import os
@@ -308,6 +308,8 @@ def main():
     ap.add_argument("--rill", default=os.path.join(os.path.dirname(__file__), "..", "build-bench", "rill"))
     ap.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     ap.add_argument("--only", default="rill,h2o,nghttpd,nginx")
+    ap.add_argument("--rounds", type=int, default=7,
+                    help="rounds of small requests per server (median; this VM's runs spread +-25%%)")
     a = ap.parse_args()
 
     names = [n for n in a.only.split(",") if n]
@@ -335,7 +337,8 @@ def main():
                     "-nodes", "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=localhost"],
                    check=True, capture_output=True)
 
-    small_n = 20000 if a.quick else 400000
+    small_rounds = 1 if a.quick else a.rounds
+    small_n = 20000 if a.quick else 200000 * small_rounds  # 200k a round: ~50 clock ticks of CPU
     idle_n = 200 if a.quick else 1000
     results = {name: {} for name in names}
     rounds = 1 if a.quick else 7
@@ -343,7 +346,6 @@ def main():
     # Small requests and the reference rows: per transport, all servers run side by side (idle
     # ones cost nothing) and each round visits every server in turn, as for the large file below,
     # so that a slow stretch of this shared VM does not fall on one server only. The median.
-    small_rounds = 1 if a.quick else 3
     for tls in (False, True):
         scheme = "https" if tls else "http"
         running = {}
