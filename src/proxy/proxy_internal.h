@@ -26,8 +26,6 @@ struct proxy_target {
                                     outlives the spec */
     _Atomic bool check_down;     /* failed its checks: out of the rotation until they pass */
     _Atomic(struct proxy_health *) prober; /* the worker part that probes it, once one took it */
-    struct rill_io_addr tunnel_addr; /* tunnels connect here (proxy_upstream.c: resolved once) */
-    bool tunnel_addr_known;
     struct proxy_target *next;
 };
 

@@ -217,7 +217,7 @@ static void on_end(int err, const char *why, void *user)
     enter(t);
     t->up = NULL;
     rill_server_response *res = t->req;
-    if ((err == RILL_ERR_IO || err == RILL_ERR_TLS) && !t->got_head)
+    if ((err == RILL_ERR_IO || err == RILL_ERR_NOT_FOUND || err == RILL_ERR_TLS) && !t->got_head)
         connect_failed(t);
     if (res && err && try_next(t, err, why)) {
         leave(t);
@@ -422,11 +422,13 @@ static bool open_upstream(struct pxtunnel *t, char *err, size_t errlen)
     return t->up != NULL;
 }
 
-/* A backend that could not be reached (nothing was sent to it) gives way to the route's next
- * one, each backend once, as for a request without a body. */
+/* A backend that could not be reached (its name had no address, or none of its addresses
+ * answered: nothing was sent to it) gives way to the route's next one, each backend once, as for
+ * a request without a body. */
 static bool try_next(struct pxtunnel *t, int err, const char *why)
 {
-    if (err != RILL_ERR_IO || t->got_head || t->tries >= t->route->nbackends)
+    if ((err != RILL_ERR_IO && err != RILL_ERR_NOT_FOUND) || t->got_head ||
+        t->tries >= t->route->nbackends)
         return false;
     struct proxy_target *failed = t->backend, *next = proxy_pick_next(t->route, &t->backend_at);
     if (!next)

@@ -1,4 +1,6 @@
-/* A tunnel's backend connection: connect, the Upgrade request head, the answer parsed (1xx other
+/* A tunnel's backend connection: the backend's name resolved and its addresses raced as the
+ * backend clients do (client_dns.c on the loop, client_race.c's Happy Eyeballs: nothing blocks
+ * the worker, every address is tried), the Upgrade request head, the answer parsed (1xx other
  * than 101 skipped; 101 switches to raw bytes; anything else is a refusal with a body), then the
  * tunnel's bytes both ways on rill/io.h directly. */
 #include <pthread.h>
@@ -6,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/client_dns.h"
+#include "client/client_race.h"
 #include "proxy/proxy_internal.h"
 #include "proxy/proxy_upstream.h"
 #include "rill/tls.h"
@@ -14,7 +18,13 @@
 #define UPSTREAM_HIGH_WATER (256u * 1024)
 
 struct upstream {
-    rill_io_conn *io;
+    rill_io_conn *io;           /* NULL until the race is won */
+    struct client_dns *dns;     /* until the race is over */
+    struct client_race *race;
+    uint8_t *head;              /* the request head, written once connected */
+    size_t head_len;
+    char host[256];             /* without brackets or port: what is resolved, SNI */
+    char authority[300];        /* host:port, in messages */
     const struct upstream_events *ev;
     void *user;
     rill_h1_parser *parser; /* until the answer's end (a 101's head, or a refusal's body) */
@@ -25,30 +35,13 @@ struct upstream {
     bool opened;            /* connected (and TLS done): the request may have gone */
     bool gone;              /* the connection closed: freed once no call of ours is under way */
     bool peer_ended;        /* after the 101, the backend's FIN came (on_eof) */
+    bool unresolved;        /* the name gave no address: why says so */
     unsigned busy;          /* inside our io callbacks: the owner may close (on_close runs at once) */
-    char why[160];
+    char why[400];
 };
 
-/* A backend's address and each TLS context are made once, whichever worker needs them first. */
+/* Each TLS context is made once, whichever worker needs it first. */
 static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int backend_addr(struct proxy_target *b, struct rill_io_addr *out, char *err, size_t errlen)
-{
-    pthread_mutex_lock(&setup_lock);
-    int rc = RILL_OK;
-    if (!b->tunnel_addr_known) {
-        const char *hostport = strstr(b->origin, "://") + 3;
-        char spec[300];
-        bool has_port = hostport[0] == '[' ? strstr(hostport, "]:") != NULL
-                                           : strchr(hostport, ':') != NULL;
-        snprintf(spec, sizeof spec, "%s%s", hostport, has_port ? "" : b->https ? ":443" : ":80");
-        rc = rill_io_addr_parse(spec, &b->tunnel_addr, err, errlen);
-        b->tunnel_addr_known = rc == RILL_OK;
-    }
-    *out = b->tunnel_addr;
-    pthread_mutex_unlock(&setup_lock);
-    return rc;
-}
 
 /* One TLS context per certificate setting: reloads rarely change it, so the list stays short. */
 struct tunnel_tls {
@@ -102,12 +95,20 @@ void upstream_tls_free(rill_proxy *p)
 
 static void hold(struct upstream *u) { u->busy++; }
 
+/* Everything of u's but its connection (closed already, or never made). */
+static void upstream_free(struct upstream *u)
+{
+    client_race_free(u->race);
+    client_dns_free(u->dns);
+    rill_h1_parser_free(u->parser);
+    free(u->head);
+    free(u);
+}
+
 static void release(struct upstream *u)
 {
-    if (--u->busy == 0 && u->gone) {
-        rill_h1_parser_free(u->parser);
-        free(u);
-    }
+    if (--u->busy == 0 && u->gone)
+        upstream_free(u);
 }
 
 static void finish(struct upstream *u, int err, const char *why)
@@ -239,58 +240,117 @@ static const rill_io_conn_callbacks upstream_callbacks = {
     .on_peer_eof = on_peer_eof,
 };
 
+/* The race is won: the connection is u's, the request head goes (at once, or after TLS). */
+static void on_race_won(rill_io_conn *io, const struct rill_io_addr *addr, void *user)
+{
+    (void)addr;
+    struct upstream *u = user;
+    client_race_free(u->race); /* not inside client_dns' call: the loop's connect */
+    client_dns_free(u->dns);   /* an answer still out (the other family) is not needed */
+    u->race = NULL;
+    u->dns = NULL;
+    u->io = io;
+    rill_io_conn_set_callbacks(io, &upstream_callbacks);
+    rill_io_conn_set_user(io, u);
+    int rc = rill_io_conn_write(io, u->head, u->head_len);
+    free(u->head);
+    u->head = NULL;
+    if (rc < 0)
+        rill_io_conn_close(io, false); /* on_close: "cannot connect", nothing was sent */
+}
+
+/* Every address failed, or the name had none: the end (from a loop timer, never inside
+ * client_dns' or client_race's calls into us). */
+static void on_race_lost(int err, const char *why, void *user)
+{
+    struct upstream *u = user;
+    if (!u->unresolved)
+        snprintf(u->why, sizeof u->why, "%s", why);
+    client_race_free(u->race);
+    client_dns_free(u->dns);
+    u->race = NULL;
+    u->dns = NULL;
+    u->gone = true; /* no connection: freed below once the owner heard */
+    hold(u);
+    finish(u, u->unresolved ? RILL_ERR_NOT_FOUND : err == RILL_ERR_NOMEM ? err : RILL_ERR_IO,
+           u->why);
+    release(u);
+}
+
+/* The resolver's addresses go to the race as they come; no address at all ends it (the race
+ * then says lost, from its timer). */
+static void on_resolved(int err, const char *why, const struct rill_io_addr *addrs, size_t n,
+                        bool final, void *user)
+{
+    struct upstream *u = user;
+    if (err) {
+        u->unresolved = err == RILL_ERR_NOT_FOUND;
+        snprintf(u->why, sizeof u->why, "%s", why ? why : rill_strerror(err));
+    }
+    client_race_add(u->race, addrs, n, final);
+}
+
+/* host (no brackets) and port of b's origin, its authority for messages. */
+static void origin_parts(const struct proxy_target *b, struct upstream *u, uint16_t *port)
+{
+    const char *h = strstr(b->origin, "://") + 3;
+    const char *p;
+    if (h[0] == '[') {
+        size_t n = strcspn(h + 1, "]");
+        snprintf(u->host, sizeof u->host, "%.*s", (int)n, h + 1);
+        p = h[1 + n] == ']' && h[2 + n] == ':' ? h + 3 + n : NULL;
+    } else {
+        size_t n = strcspn(h, ":/");
+        snprintf(u->host, sizeof u->host, "%.*s", (int)n, h);
+        p = h[n] == ':' ? h + n + 1 : NULL;
+    }
+    *port = p ? (uint16_t)strtoul(p, NULL, 10) : b->https ? 443 : 80;
+    snprintf(u->authority, sizeof u->authority, "%s%s%s:%u", strchr(u->host, ':') ? "[" : "",
+             u->host, strchr(u->host, ':') ? "]" : "", (unsigned)*port);
+}
+
 struct upstream *upstream_open(rill_proxy *p, const struct proxy_config *cfg, struct proxy_target *b,
                                rill_io_loop *loop,
                                const char *method, const char *target, const rill_header *fields,
                                size_t nfields, const struct upstream_events *ev, void *user,
                                char *err, size_t errlen)
 {
-    struct rill_io_addr addr;
-    if (backend_addr(b, &addr, err, errlen) < 0)
-        return NULL;
     rill_tls_ctx *tls = NULL;
     if (b->https && !(tls = tunnel_tls(p, cfg, err, errlen)))
         return NULL;
     size_t need = strlen(method) + strlen(target) + 32;
     for (size_t i = 0; i < nfields; i++)
         need += fields[i].name_len + fields[i].value_len + 4;
-    uint8_t small[4096];
-    uint8_t *head = need <= sizeof small ? small : malloc(need);
     struct upstream *u = calloc(1, sizeof *u);
-    rill_h1_parser *parser = rill_h1_parser_new(RILL_H1_RESPONSE, NULL);
-    size_t head_len = 0;
-    int rc = head && u && parser ? rill_h1_write_request_head(head, need, &head_len, method,
-                                                              strlen(method), target, strlen(target),
-                                                              fields, nfields)
-                                 : RILL_ERR_NOMEM;
+    int rc = RILL_ERR_NOMEM;
+    if (u && (u->head = malloc(need)) && (u->parser = rill_h1_parser_new(RILL_H1_RESPONSE, NULL)))
+        rc = rill_h1_write_request_head(u->head, need, &u->head_len, method, strlen(method), target,
+                                        strlen(target), fields, nfields);
     if (rc == RILL_OK) {
-        rill_h1_set_request_method(parser, method, strlen(method));
+        rill_h1_set_request_method(u->parser, method, strlen(method));
         u->ev = ev;
         u->user = user;
-        u->parser = parser;
-        char host[256] = "";
-        if (tls) { /* SNI and the certificate check want the name without the port */
-            const char *h = strstr(b->origin, "://") + 3;
-            size_t n = h[0] == '[' ? strcspn(h, "]") + 1 : strcspn(h, ":");
-            snprintf(host, sizeof host, "%.*s", (int)n, h);
-        }
-        rc = rill_io_connect(loop, &addr, tls, tls ? host : NULL, &upstream_callbacks, u, &u->io);
-        if (rc == RILL_OK)
-            rc = rill_io_conn_write(u->io, head, head_len); /* goes once connected */
-        if (rc < 0 && u->io) { /* its on_close frees u */
-            u->ended = true;
-            rill_io_conn_close(u->io, false);
-            u = NULL;
-            parser = NULL;
-        }
+        uint16_t port;
+        origin_parts(b, u, &port);
+        rill_client_options o; /* as the backend's clients: their attempt delay */
+        proxy_client_options(b, cfg, &o);
+        struct client_race_target rt = {
+            .loop = loop,
+            .tls = tls,
+            .server_name = u->host,
+            .authority = u->authority,
+            .attempt_delay_ms = o.attempt_delay_ms,
+        };
+        if (!(u->dns = client_dns_new(loop)) ||
+            !(u->race = client_race_start(&rt, on_race_won, on_race_lost, u)) ||
+            client_dns_resolve(u->dns, u->host, port, on_resolved, u) < 0)
+            rc = RILL_ERR_NOMEM;
     }
-    if (head != small)
-        free(head);
     if (rc < 0) {
         snprintf(err, errlen, "%s", rc == RILL_ERR_INVALID_ARG ? "the request cannot be sent on"
                                                                : rill_strerror(rc));
-        rill_h1_parser_free(parser);
-        free(u);
+        if (u)
+            upstream_free(u);
         return NULL;
     }
     return u;
@@ -298,6 +358,8 @@ struct upstream *upstream_open(rill_proxy *p, const struct proxy_config *cfg, st
 
 int upstream_write(struct upstream *u, const void *data, size_t len)
 {
+    if (!u->io) /* never before the 101, which needs a connection */
+        return RILL_ERR_STATE;
     int rc = rill_io_conn_write(u->io, data, len);
     if (rc < 0)
         return rc;
@@ -315,17 +377,23 @@ bool upstream_opened(const struct upstream *u)
 
 void upstream_pause(struct upstream *u, bool paused)
 {
-    rill_io_conn_pause_read(u->io, paused);
+    if (u->io)
+        rill_io_conn_pause_read(u->io, paused);
 }
 
 void upstream_shutdown_write(struct upstream *u)
 {
-    if (rill_io_conn_shutdown_write(u->io) < 0)
+    if (u->io && rill_io_conn_shutdown_write(u->io) < 0) /* no io: never before the 101 */
         rill_io_conn_close(u->io, true); /* closing already: the end is on its way */
 }
 
 void upstream_close(struct upstream *u, bool graceful)
 {
     u->ended = true;
-    rill_io_conn_close(u->io, graceful);
+    if (u->io)
+        rill_io_conn_close(u->io, graceful);
+    else if (u->busy) /* inside on_race_lost's finish: it frees u */
+        u->gone = true;
+    else /* still resolving or racing: nothing of it reached the backend */
+        upstream_free(u);
 }

@@ -119,9 +119,9 @@ class RawUpgradeBackend:
     reset the connection (SO_LINGER 0: a dying backend) and "fin!" makes it close in order; a
     path with "flood" sends 200 MiB after the 101, one with "sink" never reads."""
 
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+    def __init__(self, host="127.0.0.1"):
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock.bind((host, 0))
         self.sock.listen(1024)
         self.port = self.sock.getsockname()[1]
         self.heads = []
@@ -1009,8 +1009,78 @@ def test_unreachable_backend_gives_way_to_the_next(proxy, raw_backend):
             t.wait(lambda: t.data[sid] == b"alive %d" % i)
     finally:
         t.close()
-    assert f"rill serve: proxy: http://127.0.0.1:{dead}: cannot connect; trying {raw_backend.url()}" \
-        in s.stderr()
+    assert (f"rill serve: proxy: http://127.0.0.1:{dead}: cannot connect to 127.0.0.1:{dead}: "
+            f"Connection refused; trying {raw_backend.url()}") in s.stderr()
+
+
+def ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1", "::1"])
+def test_tunnel_to_a_name_tries_each_address(proxy, listen):
+    """A backend named localhost (::1 and 127.0.0.1, resolved on the worker's loop) listening on
+    one of them only: the tunnels race the addresses as requests do, so the one that answers
+    takes them, an HTTP/2 stream and an HTTP/1.1 Upgrade alike, with nothing on stderr."""
+    if listen == "::1" and not ipv6_loopback():
+        pytest.skip("no IPv6 loopback on this machine")
+    be = RawUpgradeBackend(listen)
+    try:
+        s = proxy("--proxy", f"/=http://localhost:{be.port}")
+        t = H2Tunnels(s.port)
+        try:
+            sid = t.connect("/name/h2", protocol="bytestream")
+            assert t.response(sid)[":status"] == "200"
+            t.send(sid, b"over h2")
+            t.wait(lambda: t.data[sid] == b"over h2")
+        finally:
+            t.close()
+        with socket.create_connection(("127.0.0.1", s.port), timeout=20) as c:
+            head, rest = upgrade_head(c, b"/name/h1")
+            assert head.startswith(b"http/1.1 101 "), head
+            echo_through(c, b"over http/1.1", rest)
+        assert len(be.heads) == 2 and all(b"host: " in h.lower() for h in be.heads)
+        assert "rill serve: proxy:" not in s.stderr(), s.stderr()
+    finally:
+        be.stop()
+
+
+def test_unresolvable_tunnel_backend_is_502(proxy):
+    """A backend name without an address: the tunnel's client gets a 502 (an HTTP/2 stream and an
+    HTTP/1.1 Upgrade alike), with one line each on stderr naming the backend and the name."""
+    s = proxy("--proxy", "/=http://no-such-host.invalid:80")
+    t = H2Tunnels(s.port)
+    try:
+        sid = t.connect("/ws", headers=[("sec-websocket-version", "13")])
+        assert t.response(sid)[":status"] == "502"
+        t.wait(lambda: sid in t.ended)
+    finally:
+        t.close()
+    with socket.create_connection(("127.0.0.1", s.port), timeout=20) as c:
+        head, _ = upgrade_head(c, b"/x")
+        assert head.startswith(b"http/1.1 502 "), head
+    lines = [l for l in s.stderr().splitlines() if "no-such-host" in l]
+    assert len(lines) == 2, s.stderr()
+    assert all(l.startswith("rill serve: proxy: http://no-such-host.invalid:80: cannot resolve "
+                            "no-such-host.invalid: ") for l in lines), lines
+
+
+def test_unresolvable_tunnel_backend_gives_way_to_the_next(proxy, raw_backend):
+    """As an unreachable one: nothing was sent to it, so the route's next backend takes the
+    tunnel."""
+    s = proxy("--proxy", f"/=http://no-such-host.invalid:80,{raw_backend.url()}")
+    for i in range(2):  # round robin: one of them starts at the unresolvable backend
+        with socket.create_connection(("127.0.0.1", s.port), timeout=20) as c:
+            head, rest = upgrade_head(c, b"/r/%d" % i)
+            assert head.startswith(b"http/1.1 101 "), head
+            echo_through(c, b"resolved %d" % i, rest)
+    assert "rill serve: proxy: http://no-such-host.invalid:80: cannot resolve no-such-host.invalid: " \
+        in s.stderr() and f"; trying {raw_backend.url()}" in s.stderr()
 
 
 # ---- tunnels and the configuration file: reload, health, least-connections -------------------
@@ -1139,7 +1209,7 @@ def test_unreachable_tunnel_backend_is_marked_down(proxy, raw_backend):
             head, rest = upgrade_head(c, b"/h/%d" % i)
             assert head.startswith(b"http/1.1 101 "), head
             echo_through(c, b"up %d" % i, rest)
-    assert s.stderr().count(f"127.0.0.1:{dead}: cannot connect; trying") == 1, s.stderr()
+    assert s.stderr().count(f"127.0.0.1:{dead}: Connection refused; trying") == 1, s.stderr()
 
 
 def test_open_tunnels_count_for_least_connections(tmp_path):
