@@ -116,8 +116,10 @@ class RawUpgradeBackend:
     """A raw HTTP/1.1 backend for tunnels: records each connection's request head; a path with
     "deny" gets 403 with a body, "silent" no answer at all, anything else "101 Switching
     Protocols" with the asked Upgrade token, then echoes bytes. After the 101, "rst!" makes it
-    reset the connection (SO_LINGER 0: a dying backend) and "fin!" makes it close in order; a
-    path with "flood" sends 200 MiB after the 101, one with "sink" never reads."""
+    reset the connection (SO_LINGER 0: a dying backend) and "fin!" makes it end its side in order
+    (closed is set when the proxy's end follows); a path with "flood" sends 200 MiB after the 101,
+    one with "sink" never reads, one with "hold" never ends: it reads to the proxy's end, then
+    (once poked) writes until a write fails (closed)."""
 
     def __init__(self, host="127.0.0.1"):
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -127,6 +129,7 @@ class RawUpgradeBackend:
         self.heads = []
         self.closed = threading.Event()  # the proxy closed a tunnel connection
         self.done = threading.Event()
+        self.got_eof, self.poke = threading.Event(), threading.Event()  # for "hold"
         self.flooded = 0
         self.received = b""  # tunnel bytes from every connection
         self.lock = threading.Lock()
@@ -179,6 +182,18 @@ class RawUpgradeBackend:
                     c.sendall(chunk)
                     self.flooded += len(chunk)
                 return
+            if b"hold" in line:  # never ends: after the proxy's end, writes once poked
+                while c.recv(65536):
+                    pass
+                self.got_eof.set()
+                self.poke.wait(60)
+                try:  # a connection the proxy closed fails a write (its RST) within a few
+                    for _ in range(200):
+                        c.sendall(b"x")
+                        time.sleep(0.05)
+                except OSError:
+                    self.closed.set()
+                return
             if b"sink" in line:  # reads nothing
                 self.done.wait(60)
                 return
@@ -205,7 +220,8 @@ class RawUpgradeBackend:
                 if data.endswith(b"fin!"):
                     c.sendall(data)
                     c.shutdown(socket.SHUT_WR)
-                    c.recv(1)
+                    if not c.recv(1):
+                        self.closed.set()
                     return
                 c.sendall(data)
         except OSError:
@@ -1081,6 +1097,61 @@ def test_unresolvable_tunnel_backend_gives_way_to_the_next(proxy, raw_backend):
             echo_through(c, b"resolved %d" % i, rest)
     assert "rill serve: proxy: http://no-such-host.invalid:80: cannot resolve no-such-host.invalid: " \
         in s.stderr() and f"; trying {raw_backend.url()}" in s.stderr()
+
+
+@pytest.mark.parametrize("front", ["h1", "h2"])
+@pytest.mark.parametrize("first", ["client", "backend", "client-close"])
+def test_half_closed_tunnel_closed_after_its_deadline(proxy, raw_backend, front, first):
+    """One side of a tunnel ends and the other neither ends nor sends: after the route's
+    half-close timeout the proxy closes both (the client's stream reset, or its connection closed;
+    the backend's connection closed), with one line on stderr. client-close: an HTTP/1.1 client
+    that closes its socket, which the proxy cannot tell from a half-close."""
+    if first == "client-close" and front == "h2":
+        pytest.skip("an HTTP/2 client's close ends its connection, not a tunnel's side")
+    s = proxy("--proxy", f"/={raw_backend.url()}", "--proxy-half-close-timeout", "300")
+    path = b"/hold" if first != "backend" else b"/echo"
+    ended, other = ("backend", "client") if first == "backend" else ("client", "backend")
+    line = (f"rill serve: proxy: {raw_backend.url()}: the {ended} ended its side of the tunnel "
+            f"and the {other} sent nothing and did not end within 300 ms: closed")
+    c = t = None
+    try:
+        if front == "h1":
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+            head, rest = upgrade_head(c, path)
+            assert head.startswith(b"http/1.1 101 "), head
+            if first == "backend":
+                c.sendall(b"bye fin!")
+                assert h1_read_to_eof(c, rest) == b"bye fin!"  # the backend's end went on
+            elif first == "client-close":
+                c.close()
+            else:
+                c.shutdown(socket.SHUT_WR)
+                try:
+                    assert h1_read_to_eof(c, rest) == b""  # closed by the proxy, not timed out
+                except ConnectionResetError:
+                    pass
+        else:
+            t = H2Tunnels(s.port)
+            sid = t.connect(path.decode(), protocol="bytestream")
+            assert t.response(sid)[":status"] == "200"
+            if first == "backend":
+                t.send(sid, b"bye fin!")
+                t.wait(lambda: sid in t.ended or sid in t.reset)
+                assert sid in t.ended and t.data[sid] == b"bye fin!"
+            else:
+                t.send(sid, b"", end=True)
+            t.wait(lambda: sid in t.reset)  # the proxy's reset, after the deadline
+        wait_stderr(s, line)
+        if first != "backend":
+            assert raw_backend.got_eof.is_set()  # the client's end went on first
+            raw_backend.poke.set()  # its writes now find the connection closed
+        assert raw_backend.closed.wait(20), "the proxy kept the backend's connection"
+        assert s.stderr().count(line) == 1, s.stderr()
+    finally:
+        if c:
+            c.close()
+        if t:
+            t.close()
 
 
 # ---- tunnels and the configuration file: reload, health, least-connections -------------------
