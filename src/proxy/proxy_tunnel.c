@@ -202,6 +202,13 @@ static void on_drain(void *user)
 
 static bool try_next(struct pxtunnel *t, int err, const char *why);
 
+void proxy_tunnel_half_close_note(const struct proxy_target *b, bool client_first, uint32_t ms)
+{
+    fprintf(stderr, "rill serve: proxy: %s: the %s ended its side of the tunnel and the %s sent "
+            "nothing and did not end within %u ms: closed\n", b->url,
+            client_first ? "client" : "backend", client_first ? "backend" : "client", ms);
+}
+
 /* Once one side ended and the other is quiet for the route's half-close timeout (no byte in
  * the direction still open, none ending it), the tunnel is over: the backend's connection closed
  * and the client's exchange reset, as after a failure (nothing says it ended in order). */
@@ -216,10 +223,7 @@ static void on_half_close(rill_io_timer *timer, void *arg)
         return;
     }
     enter(t);
-    fprintf(stderr, "rill serve: proxy: %s: the %s ended its side of the tunnel and the %s sent "
-            "nothing and did not end within %u ms: closed\n", t->backend->url,
-            t->front_ended ? "client" : "backend", t->front_ended ? "backend" : "client",
-            t->route->s.half_close_ms);
+    proxy_tunnel_half_close_note(t->backend, t->front_ended, t->route->s.half_close_ms);
     upstream_close(t->up, false);
     t->up = NULL;
     rill_server_response_abort(t->req); /* front_close follows, now or later */

@@ -1586,6 +1586,38 @@ def test_backend_half_close_lets_the_client_go_on(tmp_path, halfclose_backend, f
         assert s.stop() == 0, s.stderr()
 
 
+@pytest.mark.parametrize("first", ["client", "backend"])
+def test_half_close_deadline_to_h2c_backend(tmp_path, first):
+    """A tunnel that goes as an extended CONNECT to an h2c:// backend has the same deadline: one
+    side ended (END_STREAM) and the other quiet for the half-close timeout, both streams reset."""
+    be = HalfCloseBackend("h2c", str(tmp_path))
+    s = start_server(str(tmp_path / "proxy"), tls=False,
+                     extra=["--proxy", f"/={be.url()}", "--proxy-half-close-timeout", "300"])
+    try:
+        t = H2Tunnels(s.port)
+        try:
+            sid = t.connect("/hold" if first == "client" else "/first/5", protocol="bytestream")
+            assert t.response(sid)[":status"] == "200"
+            if first == "client":
+                t.send(sid, b"abc", end=True)
+            else:
+                t.wait(lambda: sid in t.ended or sid in t.reset)
+                assert sid in t.ended and t.data[sid] == pattern(5)
+            t.wait(lambda: sid in t.reset)
+        finally:
+            t.close()
+        ended, other = ("client", "backend") if first == "client" else ("backend", "client")
+        line = (f"rill serve: proxy: {be.url()}: the {ended} ended its side of the tunnel and the "
+                f"{other} sent nothing and did not end within 300 ms: closed")
+        wait_stderr(s, line)
+        if first == "client":  # the backend's stream was reset, not left open
+            assert be.report() == {"path": "/hold", "len": 3, "closed": True}
+        assert s.stderr().count(line) == 1, s.stderr()
+    finally:
+        be.stop()
+        assert s.stop() == 0, s.stderr()
+
+
 def test_tunnels_to_https_backend_over_h2(tmp_path):
     """Once the worker has seen an https:// backend choose h2 by ALPN (a request went there), its
     tunnels go as extended CONNECTs on that HTTP/2 connection (via: 2 rill; the demo's `echo`
