@@ -17,14 +17,21 @@
 /* Output above this many queued bytes says "wait" (as the server's exchanges do). */
 #define UPSTREAM_HIGH_WATER (256u * 1024)
 
-struct upstream {
-    rill_io_conn *io;           /* NULL until the race is won */
-    struct client_dns *dns;     /* until the race is over */
+/* What connecting needs, freed once the race is over (an open tunnel does not keep it). */
+struct upstream_setup {
+    struct client_dns *dns;
     struct client_race *race;
-    uint8_t *head;              /* the request head, written once connected */
+    bool unresolved;     /* the name gave no address: why says so */
+    char host[256];      /* without brackets or port: what is resolved, SNI */
+    char authority[300]; /* host:port, in messages */
+    char why[400];
     size_t head_len;
-    char host[256];             /* without brackets or port: what is resolved, SNI */
-    char authority[300];        /* host:port, in messages */
+    uint8_t head[];      /* the request head, written once connected */
+};
+
+struct upstream {
+    rill_io_conn *io;             /* NULL until the race is won */
+    struct upstream_setup *setup; /* until the race is over */
     const struct upstream_events *ev;
     void *user;
     rill_h1_parser *parser; /* until the answer's end (a 101's head, or a refusal's body) */
@@ -35,9 +42,8 @@ struct upstream {
     bool opened;            /* connected (and TLS done): the request may have gone */
     bool gone;              /* the connection closed: freed once no call of ours is under way */
     bool peer_ended;        /* after the 101, the backend's FIN came (on_eof) */
-    bool unresolved;        /* the name gave no address: why says so */
     unsigned busy;          /* inside our io callbacks: the owner may close (on_close runs at once) */
-    char why[400];
+    char why[160];
 };
 
 /* Each TLS context is made once, whichever worker needs it first. */
@@ -95,13 +101,22 @@ void upstream_tls_free(rill_proxy *p)
 
 static void hold(struct upstream *u) { u->busy++; }
 
+/* The resolution and the attempts under way dropped (never from inside their calls). */
+static void setup_free(struct upstream *u)
+{
+    if (!u->setup)
+        return;
+    client_race_free(u->setup->race);
+    client_dns_free(u->setup->dns);
+    free(u->setup);
+    u->setup = NULL;
+}
+
 /* Everything of u's but its connection (closed already, or never made). */
 static void upstream_free(struct upstream *u)
 {
-    client_race_free(u->race);
-    client_dns_free(u->dns);
+    setup_free(u);
     rill_h1_parser_free(u->parser);
-    free(u->head);
     free(u);
 }
 
@@ -245,16 +260,12 @@ static void on_race_won(rill_io_conn *io, const struct rill_io_addr *addr, void 
 {
     (void)addr;
     struct upstream *u = user;
-    client_race_free(u->race); /* not inside client_dns' call: the loop's connect */
-    client_dns_free(u->dns);   /* an answer still out (the other family) is not needed */
-    u->race = NULL;
-    u->dns = NULL;
     u->io = io;
     rill_io_conn_set_callbacks(io, &upstream_callbacks);
     rill_io_conn_set_user(io, u);
-    int rc = rill_io_conn_write(io, u->head, u->head_len);
-    free(u->head);
-    u->head = NULL;
+    int rc = rill_io_conn_write(io, u->setup->head, u->setup->head_len);
+    setup_free(u); /* not inside client_dns' calls (the loop's connect); an answer still out for
+                    * the other family is not needed */
     if (rc < 0)
         rill_io_conn_close(io, false); /* on_close: "cannot connect", nothing was sent */
 }
@@ -264,16 +275,17 @@ static void on_race_won(rill_io_conn *io, const struct rill_io_addr *addr, void 
 static void on_race_lost(int err, const char *why, void *user)
 {
     struct upstream *u = user;
-    if (!u->unresolved)
-        snprintf(u->why, sizeof u->why, "%s", why);
-    client_race_free(u->race);
-    client_dns_free(u->dns);
-    u->race = NULL;
-    u->dns = NULL;
+    struct upstream_setup *set = u->setup;
+    if (!set->unresolved)
+        snprintf(set->why, sizeof set->why, "%s", why);
+    client_race_free(set->race);
+    client_dns_free(set->dns);
+    set->race = NULL;
+    set->dns = NULL;
     u->gone = true; /* no connection: freed below once the owner heard */
     hold(u);
-    finish(u, u->unresolved ? RILL_ERR_NOT_FOUND : err == RILL_ERR_NOMEM ? err : RILL_ERR_IO,
-           u->why);
+    finish(u, set->unresolved ? RILL_ERR_NOT_FOUND : err == RILL_ERR_NOMEM ? err : RILL_ERR_IO,
+           set->why);
     release(u);
 }
 
@@ -282,31 +294,33 @@ static void on_race_lost(int err, const char *why, void *user)
 static void on_resolved(int err, const char *why, const struct rill_io_addr *addrs, size_t n,
                         bool final, void *user)
 {
-    struct upstream *u = user;
+    struct upstream_setup *set = ((struct upstream *)user)->setup;
     if (err) {
-        u->unresolved = err == RILL_ERR_NOT_FOUND;
-        snprintf(u->why, sizeof u->why, "%s", why ? why : rill_strerror(err));
+        set->unresolved = err == RILL_ERR_NOT_FOUND;
+        snprintf(set->why, sizeof set->why, "%s", why ? why : rill_strerror(err));
     }
-    client_race_add(u->race, addrs, n, final);
+    client_race_add(set->race, addrs, n, final);
 }
 
-/* host (no brackets) and port of b's origin, its authority for messages. */
-static void origin_parts(const struct proxy_target *b, struct upstream *u, uint16_t *port)
+/* host (no brackets) and port of b's origin, and its authority for messages. */
+static uint16_t origin_parts(const struct proxy_target *b, struct upstream_setup *set)
 {
     const char *h = strstr(b->origin, "://") + 3;
     const char *p;
     if (h[0] == '[') {
         size_t n = strcspn(h + 1, "]");
-        snprintf(u->host, sizeof u->host, "%.*s", (int)n, h + 1);
+        snprintf(set->host, sizeof set->host, "%.*s", (int)n, h + 1);
         p = h[1 + n] == ']' && h[2 + n] == ':' ? h + 3 + n : NULL;
     } else {
         size_t n = strcspn(h, ":/");
-        snprintf(u->host, sizeof u->host, "%.*s", (int)n, h);
+        snprintf(set->host, sizeof set->host, "%.*s", (int)n, h);
         p = h[n] == ':' ? h + n + 1 : NULL;
     }
-    *port = p ? (uint16_t)strtoul(p, NULL, 10) : b->https ? 443 : 80;
-    snprintf(u->authority, sizeof u->authority, "%s%s%s:%u", strchr(u->host, ':') ? "[" : "",
-             u->host, strchr(u->host, ':') ? "]" : "", (unsigned)*port);
+    uint16_t port = p ? (uint16_t)strtoul(p, NULL, 10) : b->https ? 443 : 80;
+    bool v6 = strchr(set->host, ':') != NULL;
+    snprintf(set->authority, sizeof set->authority, "%s%s%s:%u", v6 ? "[" : "", set->host,
+             v6 ? "]" : "", (unsigned)port);
+    return port;
 }
 
 struct upstream *upstream_open(rill_proxy *p, const struct proxy_config *cfg, struct proxy_target *b,
@@ -322,28 +336,32 @@ struct upstream *upstream_open(rill_proxy *p, const struct proxy_config *cfg, st
     for (size_t i = 0; i < nfields; i++)
         need += fields[i].name_len + fields[i].value_len + 4;
     struct upstream *u = calloc(1, sizeof *u);
+    struct upstream_setup *set = u ? calloc(1, sizeof *set + need) : NULL;
     int rc = RILL_ERR_NOMEM;
-    if (u && (u->head = malloc(need)) && (u->parser = rill_h1_parser_new(RILL_H1_RESPONSE, NULL)))
-        rc = rill_h1_write_request_head(u->head, need, &u->head_len, method, strlen(method), target,
-                                        strlen(target), fields, nfields);
+    if (set) {
+        u->setup = set;
+        if ((u->parser = rill_h1_parser_new(RILL_H1_RESPONSE, NULL)))
+            rc = rill_h1_write_request_head(set->head, need, &set->head_len, method,
+                                            strlen(method), target, strlen(target), fields,
+                                            nfields);
+    }
     if (rc == RILL_OK) {
         rill_h1_set_request_method(u->parser, method, strlen(method));
         u->ev = ev;
         u->user = user;
-        uint16_t port;
-        origin_parts(b, u, &port);
+        uint16_t port = origin_parts(b, set);
         rill_client_options o; /* as the backend's clients: their attempt delay */
         proxy_client_options(b, cfg, &o);
         struct client_race_target rt = {
             .loop = loop,
             .tls = tls,
-            .server_name = u->host,
-            .authority = u->authority,
+            .server_name = set->host,
+            .authority = set->authority,
             .attempt_delay_ms = o.attempt_delay_ms,
         };
-        if (!(u->dns = client_dns_new(loop)) ||
-            !(u->race = client_race_start(&rt, on_race_won, on_race_lost, u)) ||
-            client_dns_resolve(u->dns, u->host, port, on_resolved, u) < 0)
+        if (!(set->dns = client_dns_new(loop)) ||
+            !(set->race = client_race_start(&rt, on_race_won, on_race_lost, u)) ||
+            client_dns_resolve(set->dns, set->host, port, on_resolved, u) < 0)
             rc = RILL_ERR_NOMEM;
     }
     if (rc < 0) {
