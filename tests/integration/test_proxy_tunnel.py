@@ -1283,6 +1283,41 @@ def test_unreachable_tunnel_backend_is_marked_down(proxy, raw_backend):
     assert s.stderr().count(f"127.0.0.1:{dead}: Connection refused; trying") == 1, s.stderr()
 
 
+def test_half_close_timeout_from_the_file_flag_and_route(tmp_path, raw_backend):
+    """`timeout: half-close` as the other timeouts: the flag wins over the file's `proxy:`, a
+    route's own wins over both; a bad flag value is exit 2."""
+    path = tmp_path / "rill.yaml"
+    path.write_text(f"""proxy:
+  timeout: {{half-close: 60s}}
+routes:
+  - prefix: /defaults
+    backends: [{raw_backend.url()}]
+  - prefix: /own
+    backends: [{raw_backend.url()}]
+    timeout: {{half-close: 250ms}}
+""")
+    s = start_server(str(tmp_path), tls=False,
+                     extra=["--config", str(path), "--proxy-half-close-timeout", "300"])
+    try:
+        for prefix in (b"/defaults", b"/own"):
+            with socket.create_connection(("127.0.0.1", s.port), timeout=20) as c:
+                head, rest = upgrade_head(c, prefix + b"/hold")
+                assert head.startswith(b"http/1.1 101 "), head
+                c.shutdown(socket.SHUT_WR)
+                try:
+                    assert h1_read_to_eof(c, rest) == b""
+                except ConnectionResetError:
+                    pass
+        wait_stderr(s, "did not end within 300 ms: closed")
+        wait_stderr(s, "did not end within 250 ms: closed")
+    finally:
+        raw_backend.poke.set()
+        assert s.stop() == 0, s.stderr()
+    r = subprocess.run([RILL_BIN, "serve", "--proxy-half-close-timeout", "0"], capture_output=True,
+                       timeout=30)
+    assert r.returncode == 2 and b"--proxy-half-close-timeout" in r.stderr, r
+
+
 def test_open_tunnels_count_for_least_connections(tmp_path):
     """With least-connections an open tunnel counts on its backend: after one tunnel on A and
     one on B (closed again), the third goes to B, where round robin's turn would be A."""
