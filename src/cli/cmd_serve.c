@@ -43,6 +43,8 @@ static const char usage[] =
     "                                prior knowledge), https:// (ALPN h2, else HTTP/1.1)\n"
     "  --proxy-timeout MS            a backend's response head must come within (default 30000);\n"
     "                                else 504\n"
+    "  --proxy-half-close-timeout MS  a tunnel one side of which ended is closed when the other\n"
+    "                                has not ended within (default 60000)\n"
     "  --proxy-insecure              https:// backends: do not verify their certificates\n"
     "  --proxy-forwarding LIST       the forwarding fields added to requests: some of forwarded,\n"
     "                                x-forwarded-for, x-forwarded-proto, x-forwarded-host, via,\n"
@@ -98,7 +100,7 @@ int rill_cmd_serve(int argc, char **argv)
             "--access-log", "--max-connections", "--max-concurrent-streams",
             "--initial-window-size", "--connection-window-size", "--max-header-list-size",
             "--idle-timeout", "--header-timeout", "--shutdown-timeout", "--ws-origin", "--proxy",
-            "--proxy-timeout", "--proxy-forwarding", "--config"};
+            "--proxy-timeout", "--proxy-half-close-timeout", "--proxy-forwarding", "--config"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
             known |= strcmp(a, with_value[k]) == 0;
@@ -142,6 +144,8 @@ int rill_cmd_serve(int argc, char **argv)
         }
         else if (strcmp(a, "--proxy-timeout") == 0)
             rc = parse_u32(a, v, 1, &po.timeout_ms);
+        else if (strcmp(a, "--proxy-half-close-timeout") == 0)
+            rc = parse_u32(a, v, 1, &po.half_close_ms);
         else if (strcmp(a, "--threads") == 0)
             rc = parse_u32(a, v, 1, &threads);
         else if (strcmp(a, "--max-connections") == 0)

@@ -24,10 +24,26 @@ typedef void (*client_race_won_fn)(rill_io_conn *io, const struct rill_io_addr *
  * the race. */
 typedef void (*client_race_lost_fn)(int err, const char *why, void *user);
 
-/* A race for one of c's connections (c's loop, TLS context, origin, attempt delay and trace),
- * with no address yet. NULL without memory. */
+/* What a race connects to and how. The strings are the caller's and must outlive the race. */
+struct client_race_target {
+    rill_io_loop *loop;
+    rill_tls_ctx *tls;                /* NULL: TCP only */
+    const char *server_name;          /* with tls: the name for SNI and the certificate check */
+    const char *authority;            /* host:port, in the loss's why */
+    uint32_t attempt_delay_ms;        /* 0: the next address only once the one before failed */
+    const struct rill_io_addr *first; /* tried before the others when resolved (copied), or NULL */
+    rill_client *trace;               /* whose trace says what is tried, or NULL */
+};
+
+/* A race for one of c's connections (c's loop, TLS context, origin, attempt delay, last address
+ * and trace), with no address yet. NULL without memory. */
 struct client_race *client_race_new(rill_client *c, client_race_won_fn won,
                                     client_race_lost_fn lost, void *user);
+
+/* The same for a connection of anyone's (the proxy's tunnels have no rill_client). */
+struct client_race *client_race_start(const struct client_race_target *target,
+                                      client_race_won_fn won, client_race_lost_fn lost,
+                                      void *user);
 
 /* Addresses to try (copied; beyond the race's room they are dropped), as the resolver gives them;
  * final: no more will come. Starts an attempt when none is under way. */

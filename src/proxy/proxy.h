@@ -29,6 +29,9 @@ typedef struct rill_proxy_options {
                                     past it the client gets 504 (0: the file's, else 30000) */
     uint32_t connect_timeout_ms; /* TCP connect + TLS handshake to a backend (0: the file's, else
                                     10000) */
+    uint32_t half_close_ms;      /* a tunnel one side of which ended: the other side's end must
+                                    come within, else both are closed (0: the file's, else
+                                    60000) */
     bool insecure;               /* https backends: do not verify their certificates */
     const char *ca_file;         /* https backends: trust this PEM instead of the system store
                                     (referenced: keep it alive as long as the proxy) */

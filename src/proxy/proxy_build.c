@@ -141,6 +141,8 @@ static int add_route(rill_proxy *p, struct proxy_config *c, const struct route_s
         from_flags.first_byte_ms = p->opt.timeout_ms, from_flags.given |= SET_FIRST_BYTE;
     if (p->opt.connect_timeout_ms)
         from_flags.connect_ms = p->opt.connect_timeout_ms, from_flags.given |= SET_CONNECT;
+    if (p->opt.half_close_ms)
+        from_flags.half_close_ms = p->opt.half_close_ms, from_flags.given |= SET_HALF_CLOSE;
     if (p->opt.forwarding_given) {
         unsigned f = p->opt.forwarding;
         from_flags.forwarded = f & RILL_PROXY_FORWARDED;

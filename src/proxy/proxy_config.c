@@ -254,7 +254,11 @@ static bool one_timeout(struct loader *l, const char *key, yaml_node_t *k, yaml_
         s->given |= SET_IDLE;
         return get_duration(l, v, key, &s->idle_ms);
     }
-    return failf(l, k, "unknown key '%s' (want connect, first-byte or idle)", key);
+    if (strcmp(key, "half-close") == 0) {
+        s->given |= SET_HALF_CLOSE;
+        return get_duration(l, v, key, &s->half_close_ms);
+    }
+    return failf(l, k, "unknown key '%s' (want connect, first-byte, idle or half-close)", key);
 }
 
 static bool one_health(struct loader *l, const char *key, yaml_node_t *k, yaml_node_t *v, void *arg)

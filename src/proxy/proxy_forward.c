@@ -123,6 +123,7 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
     /* An open tunnel may be quiet for long (an idle WebSocket): no idle timeout for it. */
     if (r->s.idle_ms && px->timer && !(px->tunnel && status >= 200 && status <= 299))
         rill_io_timer_arm(px->timer, r->s.idle_ms); /* from now on: the time between pieces */
+    px->tunnel_open = px->tunnel && status >= 200 && status <= 299;
     if (px->tunnel_h1 && status >= 200 && status <= 299) {
         /* the HTTP/1.1 client's 101; its bytes are the request body from now on */
         if (proxy_tunnel_accept_h1(res) == RILL_OK)
@@ -158,6 +159,18 @@ static void on_data(rill_client_stream *st, const uint8_t *data, size_t len, voi
     leave(px);
 }
 
+/* A tunnel one side of which ended: the other must end, or send, within the route's half-close
+ * timeout (on_timeout), as for a tunnel to an HTTP/1.1 backend (proxy_tunnel.c). */
+static void half_closed(struct pxreq *px)
+{
+    uint32_t ms = px->route->s.half_close_ms;
+    if (!px->tunnel_open || !px->timer || !ms || !px->cst || !px->req ||
+        (px->body_ended && px->peer_ended))
+        return;
+    px->saw_data = false;
+    rill_io_timer_arm(px->timer, ms);
+}
+
 static void on_trailers(rill_client_stream *st, const rill_header *fields, size_t n, void *user)
 {
     struct pxreq *px = user;
@@ -189,6 +202,7 @@ static void on_peer_end(rill_client_stream *st, void *user)
         return;
     enter(px);
     rill_server_response_end(px->req, NULL, 0);
+    half_closed(px);
     leave(px);
 }
 
@@ -273,6 +287,8 @@ static void on_end(rill_client_stream *st, int err, const char *why, void *user)
         else if (px->idle_out)
             fprintf(stderr, "rill serve: proxy: %s sent nothing for %u ms\n", px->backend->url,
                     px->route->s.idle_ms);
+        else if (px->half_out)
+            proxy_tunnel_half_close_note(px->backend, !px->peer_ended, px->route->s.half_close_ms);
         else
             fprintf(stderr, "rill serve: proxy: %s: %s\n", px->backend->url,
                     why ? why : rill_strerror(err));
@@ -308,6 +324,16 @@ static void on_timeout(rill_io_timer *t, void *arg)
     if (!px->got_head) {
         px->timed_out = true;
         rill_client_stream_cancel(px->cst); /* on_end (cancelled) answers 504 */
+        return;
+    }
+    if (px->tunnel_open) { /* its half-close deadline: bytes either way push it out */
+        if (px->saw_data) {
+            px->saw_data = false;
+            rill_io_timer_arm(t, px->route->s.half_close_ms);
+            return;
+        }
+        px->half_out = true;
+        rill_client_stream_cancel(px->cst); /* on_end resets the client's stream */
         return;
     }
     /* Idle: quiet while paused by a slow client is not the backend's fault. */
@@ -363,7 +389,7 @@ static void start(struct pxreq *px, bool plain, const uint8_t *data, size_t len)
         return;
     }
     const struct route_settings *set = &px->route->s;
-    if (set->first_byte_ms || set->idle_ms) {
+    if (set->first_byte_ms || set->idle_ms || (px->tunnel && set->half_close_ms)) {
         if (!px->timer) /* a second backend tried reuses it */
             px->timer = rill_io_timer_new(rill_server_request_loop(req), on_timeout, px);
         if (px->timer && set->first_byte_ms)
@@ -406,8 +432,12 @@ static void on_body(rill_server_request *req, const uint8_t *data, size_t len, b
             rill_client_stream_cancel(px->cst); /* on_end answers for it */
             end = false;
         }
-        if (end)
+        if (end) {
             px->body_ended = end_body(px, req) == RILL_OK;
+            if (px->body_ended)
+                half_closed(px);
+        } else if (len && px->tunnel_open)
+            px->saw_data = true; /* the client's bytes keep a half-closed tunnel too */
     }
     leave(px);
 }

@@ -26,8 +26,6 @@ struct proxy_target {
                                     outlives the spec */
     _Atomic bool check_down;     /* failed its checks: out of the rotation until they pass */
     _Atomic(struct proxy_health *) prober; /* the worker part that probes it, once one took it */
-    struct rill_io_addr tunnel_addr; /* tunnels connect here (proxy_upstream.c: resolved once) */
-    bool tunnel_addr_known;
     struct proxy_target *next;
 };
 
@@ -102,6 +100,8 @@ struct pxreq {
     size_t slot;              /* the client it went on, in the worker's pool for the backend */
     bool has_slot;
     bool started, plain, front_done, backend_done, got_head, timed_out, idle_out, saw_data;
+    bool half_out;  /* a tunnel's half-close deadline passed (proxy_tunnel_half_close_note) */
+    bool tunnel_open; /* a tunnel's 2xx came: saw_data counts both directions' bytes */
     bool req_paused, backend_paused;
     bool tunnel;    /* an extended CONNECT to an HTTP/2 backend (proxy_tunnel_as_connect) */
     bool tunnel_h1; /* ...asked for by an HTTP/1.1 Upgrade: its 2xx becomes the 101 */
@@ -219,6 +219,9 @@ bool proxy_edit_drops(const struct field_edit *e, const rill_header *f);
  * tunnel that an https:// backend's h2 could not take), b its backend picked (at its position in
  * the route). */
 bool proxy_tunnel_wanted(const rill_server_request *req);
+/* The line on stderr for a tunnel closed at its half-close deadline (ms): client_first says which
+ * side ended. */
+void proxy_tunnel_half_close_note(const struct proxy_target *b, bool client_first, uint32_t ms);
 void proxy_tunnel_handle(rill_server_request *req, rill_server_response *res, struct proxy_route *r,
                          struct proxy_target *b, unsigned at, struct config_hold *hold);
 /* The worker exits with the tunnel open: its front exchange is forgotten, its backend connection

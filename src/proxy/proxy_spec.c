@@ -14,6 +14,7 @@ void route_settings_init(struct route_settings *s)
     s->connect_ms = 10000;
     s->first_byte_ms = 30000;
     s->idle_ms = 0; /* none: a stream may be quiet for long (events, long polls) */
+    s->half_close_ms = 60000; /* a side that ended while the other never does: not for ever */
     s->down_ms = 10000;
     s->balance = BALANCE_ROUND_ROBIN;
     s->forwarded = s->x_forwarded_for = s->x_forwarded_proto = s->x_forwarded_host = s->via = true;
@@ -28,6 +29,7 @@ void route_settings_inherit(struct route_settings *dst, const struct route_setti
     TAKE(SET_CONNECT, connect_ms)
     TAKE(SET_FIRST_BYTE, first_byte_ms)
     TAKE(SET_IDLE, idle_ms)
+    TAKE(SET_HALF_CLOSE, half_close_ms)
     TAKE(SET_DOWN, down_ms)
     TAKE(SET_BALANCE, balance)
     TAKE(SET_FORWARDED, forwarded)

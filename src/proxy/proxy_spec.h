@@ -32,6 +32,7 @@ struct health_check {
  * The bits of `given` say which were set (SET_*). */
 struct route_settings {
     uint32_t connect_ms, first_byte_ms, idle_ms; /* idle: between the backend's body pieces */
+    uint32_t half_close_ms; /* a tunnel one side of which ended: the other's end within this */
     uint32_t down_ms;                            /* a backend that failed to connect is skipped */
     struct health_check check;                   /* owned by the spec it came from */
     enum proxy_balance balance;
@@ -53,6 +54,7 @@ enum {
     SET_REQUEST_FIELDS = 1u << 10,
     SET_RESPONSE_FIELDS = 1u << 11,
     SET_HEALTH_CHECK = 1u << 12,
+    SET_HALF_CLOSE = 1u << 13,
 };
 
 struct route_spec {

@@ -32,13 +32,16 @@ struct pxtunnel {
     uint64_t started_ms;      /* loop time the Upgrade went (time to first byte in the log) */
     rill_server_request *req; /* NULL once the front exchange closed */
     struct upstream *up;      /* NULL once the backend side ended or was closed */
-    rill_io_timer *timer;     /* the answer's deadline, until the head came */
+    rill_io_timer *timer;     /* the answer's deadline until the head came; then, once one side
+                                 ended, the half-close deadline (on_half_close) */
     unsigned busy;            /* nested calls of ours: freeing waits for the outermost */
     bool h2_front, websocket;
     bool got_head;
     bool reported; /* the failure is on stderr already (the last backend tried) */
     bool front_paused, up_paused;
     bool back_ended; /* the backend's FIN came and went on as the client's end (a half-close) */
+    bool front_ended; /* the client's end came and went on to the backend */
+    bool moved;       /* bytes went through since the half-close timer was armed */
     char key[RILL_WS_KEY_LEN + 1]; /* the Sec-WebSocket-Key the backend got */
     char protocol[128];            /* the Upgrade asked of the backend */
 };
@@ -178,6 +181,7 @@ static void on_data(const uint8_t *data, size_t len, void *user)
     if (!t->req)
         return;
     enter(t);
+    t->moved = true;
     if (rill_server_response_write(t->req, data, len) == RILL_ERR_WOULD_BLOCK && t->up) {
         t->up_paused = true;
         upstream_pause(t->up, true); /* until the front's on_drain */
@@ -198,6 +202,47 @@ static void on_drain(void *user)
 
 static bool try_next(struct pxtunnel *t, int err, const char *why);
 
+void proxy_tunnel_half_close_note(const struct proxy_target *b, bool client_first, uint32_t ms)
+{
+    fprintf(stderr, "rill serve: proxy: %s: the %s ended its side of the tunnel and the %s sent "
+            "nothing and did not end within %u ms: closed\n", b->url,
+            client_first ? "client" : "backend", client_first ? "backend" : "client", ms);
+}
+
+/* Once one side ended and the other is quiet for the route's half-close timeout (no byte in
+ * the direction still open, none ending it), the tunnel is over: the backend's connection closed
+ * and the client's exchange reset, as after a failure (nothing says it ended in order). */
+static void on_half_close(rill_io_timer *timer, void *arg)
+{
+    struct pxtunnel *t = arg;
+    if (!t->up || !t->req)
+        return; /* ending already */
+    if (t->moved) {
+        t->moved = false;
+        rill_io_timer_arm(timer, t->route->s.half_close_ms);
+        return;
+    }
+    enter(t);
+    proxy_tunnel_half_close_note(t->backend, t->front_ended, t->route->s.half_close_ms);
+    upstream_close(t->up, false);
+    t->up = NULL;
+    rill_server_response_abort(t->req); /* front_close follows, now or later */
+    leave(t);
+}
+
+/* One side ended (called once each): with the other still open, its deadline starts. */
+static void half_closed(struct pxtunnel *t, rill_io_loop *loop)
+{
+    uint32_t ms = t->route->s.half_close_ms;
+    if (!ms || (t->front_ended && t->back_ended) || !t->up || !t->req)
+        return;
+    if (!t->timer)
+        t->timer = rill_io_timer_new(loop, on_half_close, t);
+    t->moved = false;
+    if (t->timer) /* without memory: no deadline, as before there was one */
+        rill_io_timer_arm(t->timer, ms);
+}
+
 /* The backend's FIN: the client's side ends (HTTP/2 END_STREAM; HTTP/1.1 a FIN after what is
  * queued) while the client may still send; the tunnel is over once it ends too (on_end(0)). */
 static void on_eof(void *user)
@@ -208,6 +253,8 @@ static void on_eof(void *user)
         return;
     enter(t);
     rill_server_response_end(t->req, NULL, 0);
+    if (t->req)
+        half_closed(t, rill_server_request_loop(t->req));
     leave(t);
 }
 
@@ -217,7 +264,7 @@ static void on_end(int err, const char *why, void *user)
     enter(t);
     t->up = NULL;
     rill_server_response *res = t->req;
-    if ((err == RILL_ERR_IO || err == RILL_ERR_TLS) && !t->got_head)
+    if ((err == RILL_ERR_IO || err == RILL_ERR_NOT_FOUND || err == RILL_ERR_TLS) && !t->got_head)
         connect_failed(t);
     if (res && err && try_next(t, err, why)) {
         leave(t);
@@ -305,13 +352,17 @@ static void front_body(rill_server_request *req, const uint8_t *data, size_t len
     if (!t->up)
         return;
     enter(t);
+    t->moved = true;
     if (len && upstream_write(t->up, data, len) == RILL_ERR_WOULD_BLOCK && !end) {
         t->front_paused = true;
         rill_server_request_pause(req, true); /* until the backend's on_drain */
     }
-    if (end) /* the client's orderly end (END_STREAM, its FIN): ours to the backend, which may
-              * still answer (a half-close; the tunnel ends with the backend's FIN) */
+    if (end) { /* the client's orderly end (END_STREAM, its FIN): ours to the backend, which may
+                * still answer (a half-close; the tunnel ends with the backend's FIN) */
+        t->front_ended = true;
         upstream_shutdown_write(t->up);
+        half_closed(t, rill_server_request_loop(req));
+    }
     leave(t);
 }
 
@@ -422,11 +473,13 @@ static bool open_upstream(struct pxtunnel *t, char *err, size_t errlen)
     return t->up != NULL;
 }
 
-/* A backend that could not be reached (nothing was sent to it) gives way to the route's next
- * one, each backend once, as for a request without a body. */
+/* A backend that could not be reached (its name had no address, or none of its addresses
+ * answered: nothing was sent to it) gives way to the route's next one, each backend once, as for
+ * a request without a body. */
 static bool try_next(struct pxtunnel *t, int err, const char *why)
 {
-    if (err != RILL_ERR_IO || t->got_head || t->tries >= t->route->nbackends)
+    if ((err != RILL_ERR_IO && err != RILL_ERR_NOT_FOUND) || t->got_head ||
+        t->tries >= t->route->nbackends)
         return false;
     struct proxy_target *failed = t->backend, *next = proxy_pick_next(t->route, &t->backend_at);
     if (!next)

@@ -1,4 +1,6 @@
-/* A tunnel's backend connection: connect, the Upgrade request head, the answer parsed (1xx other
+/* A tunnel's backend connection: the backend's name resolved and its addresses raced as the
+ * backend clients do (client_dns.c on the loop, client_race.c's Happy Eyeballs: nothing blocks
+ * the worker, every address is tried), the Upgrade request head, the answer parsed (1xx other
  * than 101 skipped; 101 switches to raw bytes; anything else is a refusal with a body), then the
  * tunnel's bytes both ways on rill/io.h directly. */
 #include <pthread.h>
@@ -6,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/client_dns.h"
+#include "client/client_race.h"
 #include "proxy/proxy_internal.h"
 #include "proxy/proxy_upstream.h"
 #include "rill/tls.h"
@@ -13,8 +17,21 @@
 /* Output above this many queued bytes says "wait" (as the server's exchanges do). */
 #define UPSTREAM_HIGH_WATER (256u * 1024)
 
+/* What connecting needs, freed once the race is over (an open tunnel does not keep it). */
+struct upstream_setup {
+    struct client_dns *dns;
+    struct client_race *race;
+    bool unresolved;     /* the name gave no address: why says so */
+    char host[256];      /* without brackets or port: what is resolved, SNI */
+    char authority[300]; /* host:port, in messages */
+    char why[400];
+    size_t head_len;
+    uint8_t head[];      /* the request head, written once connected */
+};
+
 struct upstream {
-    rill_io_conn *io;
+    rill_io_conn *io;             /* NULL until the race is won */
+    struct upstream_setup *setup; /* until the race is over */
     const struct upstream_events *ev;
     void *user;
     rill_h1_parser *parser; /* until the answer's end (a 101's head, or a refusal's body) */
@@ -29,26 +46,8 @@ struct upstream {
     char why[160];
 };
 
-/* A backend's address and each TLS context are made once, whichever worker needs them first. */
+/* Each TLS context is made once, whichever worker needs it first. */
 static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int backend_addr(struct proxy_target *b, struct rill_io_addr *out, char *err, size_t errlen)
-{
-    pthread_mutex_lock(&setup_lock);
-    int rc = RILL_OK;
-    if (!b->tunnel_addr_known) {
-        const char *hostport = strstr(b->origin, "://") + 3;
-        char spec[300];
-        bool has_port = hostport[0] == '[' ? strstr(hostport, "]:") != NULL
-                                           : strchr(hostport, ':') != NULL;
-        snprintf(spec, sizeof spec, "%s%s", hostport, has_port ? "" : b->https ? ":443" : ":80");
-        rc = rill_io_addr_parse(spec, &b->tunnel_addr, err, errlen);
-        b->tunnel_addr_known = rc == RILL_OK;
-    }
-    *out = b->tunnel_addr;
-    pthread_mutex_unlock(&setup_lock);
-    return rc;
-}
 
 /* One TLS context per certificate setting: reloads rarely change it, so the list stays short. */
 struct tunnel_tls {
@@ -102,12 +101,29 @@ void upstream_tls_free(rill_proxy *p)
 
 static void hold(struct upstream *u) { u->busy++; }
 
+/* The resolution and the attempts under way dropped (never from inside their calls). */
+static void setup_free(struct upstream *u)
+{
+    if (!u->setup)
+        return;
+    client_race_free(u->setup->race);
+    client_dns_free(u->setup->dns);
+    free(u->setup);
+    u->setup = NULL;
+}
+
+/* Everything of u's but its connection (closed already, or never made). */
+static void upstream_free(struct upstream *u)
+{
+    setup_free(u);
+    rill_h1_parser_free(u->parser);
+    free(u);
+}
+
 static void release(struct upstream *u)
 {
-    if (--u->busy == 0 && u->gone) {
-        rill_h1_parser_free(u->parser);
-        free(u);
-    }
+    if (--u->busy == 0 && u->gone)
+        upstream_free(u);
 }
 
 static void finish(struct upstream *u, int err, const char *why)
@@ -239,58 +255,120 @@ static const rill_io_conn_callbacks upstream_callbacks = {
     .on_peer_eof = on_peer_eof,
 };
 
+/* The race is won: the connection is u's, the request head goes (at once, or after TLS). */
+static void on_race_won(rill_io_conn *io, const struct rill_io_addr *addr, void *user)
+{
+    (void)addr;
+    struct upstream *u = user;
+    u->io = io;
+    rill_io_conn_set_callbacks(io, &upstream_callbacks);
+    rill_io_conn_set_user(io, u);
+    int rc = rill_io_conn_write(io, u->setup->head, u->setup->head_len);
+    setup_free(u); /* not inside client_dns' calls (the loop's connect); an answer still out for
+                    * the other family is not needed */
+    if (rc < 0)
+        rill_io_conn_close(io, false); /* on_close: "cannot connect", nothing was sent */
+}
+
+/* Every address failed, or the name had none: the end (from a loop timer, never inside
+ * client_dns' or client_race's calls into us). */
+static void on_race_lost(int err, const char *why, void *user)
+{
+    struct upstream *u = user;
+    struct upstream_setup *set = u->setup;
+    if (!set->unresolved)
+        snprintf(set->why, sizeof set->why, "%s", why);
+    client_race_free(set->race);
+    client_dns_free(set->dns);
+    set->race = NULL;
+    set->dns = NULL;
+    u->gone = true; /* no connection: freed below once the owner heard */
+    hold(u);
+    finish(u, set->unresolved ? RILL_ERR_NOT_FOUND : err == RILL_ERR_NOMEM ? err : RILL_ERR_IO,
+           set->why);
+    release(u);
+}
+
+/* The resolver's addresses go to the race as they come; no address at all ends it (the race
+ * then says lost, from its timer). */
+static void on_resolved(int err, const char *why, const struct rill_io_addr *addrs, size_t n,
+                        bool final, void *user)
+{
+    struct upstream_setup *set = ((struct upstream *)user)->setup;
+    if (err) {
+        set->unresolved = err == RILL_ERR_NOT_FOUND;
+        snprintf(set->why, sizeof set->why, "%s", why ? why : rill_strerror(err));
+    }
+    client_race_add(set->race, addrs, n, final);
+}
+
+/* host (no brackets) and port of b's origin, and its authority for messages. */
+static uint16_t origin_parts(const struct proxy_target *b, struct upstream_setup *set)
+{
+    const char *h = strstr(b->origin, "://") + 3;
+    const char *p;
+    if (h[0] == '[') {
+        size_t n = strcspn(h + 1, "]");
+        snprintf(set->host, sizeof set->host, "%.*s", (int)n, h + 1);
+        p = h[1 + n] == ']' && h[2 + n] == ':' ? h + 3 + n : NULL;
+    } else {
+        size_t n = strcspn(h, ":/");
+        snprintf(set->host, sizeof set->host, "%.*s", (int)n, h);
+        p = h[n] == ':' ? h + n + 1 : NULL;
+    }
+    uint16_t port = p ? (uint16_t)strtoul(p, NULL, 10) : b->https ? 443 : 80;
+    bool v6 = strchr(set->host, ':') != NULL;
+    snprintf(set->authority, sizeof set->authority, "%s%s%s:%u", v6 ? "[" : "", set->host,
+             v6 ? "]" : "", (unsigned)port);
+    return port;
+}
+
 struct upstream *upstream_open(rill_proxy *p, const struct proxy_config *cfg, struct proxy_target *b,
                                rill_io_loop *loop,
                                const char *method, const char *target, const rill_header *fields,
                                size_t nfields, const struct upstream_events *ev, void *user,
                                char *err, size_t errlen)
 {
-    struct rill_io_addr addr;
-    if (backend_addr(b, &addr, err, errlen) < 0)
-        return NULL;
     rill_tls_ctx *tls = NULL;
     if (b->https && !(tls = tunnel_tls(p, cfg, err, errlen)))
         return NULL;
     size_t need = strlen(method) + strlen(target) + 32;
     for (size_t i = 0; i < nfields; i++)
         need += fields[i].name_len + fields[i].value_len + 4;
-    uint8_t small[4096];
-    uint8_t *head = need <= sizeof small ? small : malloc(need);
     struct upstream *u = calloc(1, sizeof *u);
-    rill_h1_parser *parser = rill_h1_parser_new(RILL_H1_RESPONSE, NULL);
-    size_t head_len = 0;
-    int rc = head && u && parser ? rill_h1_write_request_head(head, need, &head_len, method,
-                                                              strlen(method), target, strlen(target),
-                                                              fields, nfields)
-                                 : RILL_ERR_NOMEM;
+    struct upstream_setup *set = u ? calloc(1, sizeof *set + need) : NULL;
+    int rc = RILL_ERR_NOMEM;
+    if (set) {
+        u->setup = set;
+        if ((u->parser = rill_h1_parser_new(RILL_H1_RESPONSE, NULL)))
+            rc = rill_h1_write_request_head(set->head, need, &set->head_len, method,
+                                            strlen(method), target, strlen(target), fields,
+                                            nfields);
+    }
     if (rc == RILL_OK) {
-        rill_h1_set_request_method(parser, method, strlen(method));
+        rill_h1_set_request_method(u->parser, method, strlen(method));
         u->ev = ev;
         u->user = user;
-        u->parser = parser;
-        char host[256] = "";
-        if (tls) { /* SNI and the certificate check want the name without the port */
-            const char *h = strstr(b->origin, "://") + 3;
-            size_t n = h[0] == '[' ? strcspn(h, "]") + 1 : strcspn(h, ":");
-            snprintf(host, sizeof host, "%.*s", (int)n, h);
-        }
-        rc = rill_io_connect(loop, &addr, tls, tls ? host : NULL, &upstream_callbacks, u, &u->io);
-        if (rc == RILL_OK)
-            rc = rill_io_conn_write(u->io, head, head_len); /* goes once connected */
-        if (rc < 0 && u->io) { /* its on_close frees u */
-            u->ended = true;
-            rill_io_conn_close(u->io, false);
-            u = NULL;
-            parser = NULL;
-        }
+        uint16_t port = origin_parts(b, set);
+        rill_client_options o; /* as the backend's clients: their attempt delay */
+        proxy_client_options(b, cfg, &o);
+        struct client_race_target rt = {
+            .loop = loop,
+            .tls = tls,
+            .server_name = set->host,
+            .authority = set->authority,
+            .attempt_delay_ms = o.attempt_delay_ms,
+        };
+        if (!(set->dns = client_dns_new(loop)) ||
+            !(set->race = client_race_start(&rt, on_race_won, on_race_lost, u)) ||
+            client_dns_resolve(set->dns, set->host, port, on_resolved, u) < 0)
+            rc = RILL_ERR_NOMEM;
     }
-    if (head != small)
-        free(head);
     if (rc < 0) {
         snprintf(err, errlen, "%s", rc == RILL_ERR_INVALID_ARG ? "the request cannot be sent on"
                                                                : rill_strerror(rc));
-        rill_h1_parser_free(parser);
-        free(u);
+        if (u)
+            upstream_free(u);
         return NULL;
     }
     return u;
@@ -298,6 +376,8 @@ struct upstream *upstream_open(rill_proxy *p, const struct proxy_config *cfg, st
 
 int upstream_write(struct upstream *u, const void *data, size_t len)
 {
+    if (!u->io) /* never before the 101, which needs a connection */
+        return RILL_ERR_STATE;
     int rc = rill_io_conn_write(u->io, data, len);
     if (rc < 0)
         return rc;
@@ -315,17 +395,23 @@ bool upstream_opened(const struct upstream *u)
 
 void upstream_pause(struct upstream *u, bool paused)
 {
-    rill_io_conn_pause_read(u->io, paused);
+    if (u->io)
+        rill_io_conn_pause_read(u->io, paused);
 }
 
 void upstream_shutdown_write(struct upstream *u)
 {
-    if (rill_io_conn_shutdown_write(u->io) < 0)
+    if (u->io && rill_io_conn_shutdown_write(u->io) < 0) /* no io: never before the 101 */
         rill_io_conn_close(u->io, true); /* closing already: the end is on its way */
 }
 
 void upstream_close(struct upstream *u, bool graceful)
 {
     u->ended = true;
-    rill_io_conn_close(u->io, graceful);
+    if (u->io)
+        rill_io_conn_close(u->io, graceful);
+    else if (u->busy) /* inside on_race_lost's finish: it frees u */
+        u->gone = true;
+    else /* still resolving or racing: nothing of it reached the backend */
+        upstream_free(u);
 }

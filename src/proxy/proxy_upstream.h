@@ -29,17 +29,20 @@ struct upstream_events {
      * follows once both ends went. */
     void (*on_eof)(void *user);
     /* The end, once (never after upstream_close): err 0 when a refusal's body is complete or both
-     * sides of the tunnel ended in order (on_eof, upstream_shutdown_write); else RILL_ERR_IO (could
-     * not connect: nothing was sent; or, after the 101, a reset or a failed write), RILL_ERR_TLS
+     * sides of the tunnel ended in order (on_eof, upstream_shutdown_write); else RILL_ERR_NOT_FOUND
+     * (the backend's name has no address: nothing was sent), RILL_ERR_IO (could not connect to
+     * any address: nothing was sent; or, after the 101, a reset or a failed write), RILL_ERR_TLS
      * (handshake or certificate), RILL_ERR_EOF
      * (the connection ended before the answer was whole), RILL_ERR_PROTOCOL (not HTTP); why is
      * one line for stderr or NULL. The upstream is freed after this returns. */
     void (*on_end)(int err, const char *why, void *user);
 };
 
-/* Connects to b (its address resolved once per backend, on first use; an https:// one with cfg's
- * certificate settings) and queues the request head (method, target, fields as given: the caller
- * adds Upgrade and Connection). NULL when it cannot even start (why in err). */
+/* Resolves b's name on loop (c-ares: the loop never waits), races its addresses (Happy Eyeballs,
+ * as b's clients do; an https:// one with cfg's certificate settings), and sends the request head
+ * (method, target, fields as given, copied: the caller adds Upgrade and Connection) on the
+ * connection that won. Every event comes later, from the loop. NULL when it cannot even start
+ * (why in err). */
 struct upstream *upstream_open(struct rill_proxy *p, const struct proxy_config *cfg,
                                struct proxy_target *b, rill_io_loop *loop,
                                const char *method, const char *target, const rill_header *fields,
@@ -53,7 +56,8 @@ bool upstream_opened(const struct upstream *u);
 void upstream_pause(struct upstream *u, bool paused);
 /* Ends our side after what is queued (TLS close_notify, a FIN); the backend's bytes still come. */
 void upstream_shutdown_write(struct upstream *u);
-/* Ends the connection without on_end: graceful sends what is queued first, else it is dropped. */
+/* Ends the connection without on_end: graceful sends what is queued first, else it is dropped.
+ * Before a connection won, the resolution and the attempts are dropped. */
 void upstream_close(struct upstream *u, bool graceful);
 
 /* The TLS contexts of the proxy's https:// tunnels, one per certificate setting (insecure, CA

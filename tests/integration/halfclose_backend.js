@@ -7,6 +7,9 @@
 //   /first/N        sends N bytes (byte i is (i * 31 + (i >> 8) * 7) & 255) and ends its side at
 //                   once, reads on until the client's end, then prints a line of JSON
 //                   {"path", "len", "sha"} about what it got and closes.
+//   /hold           reads, never ends its side (not even after the client's end); once the proxy
+//                   closed it, prints {"path", "len", "closed": true} (the 'close' of an HTTP/2
+//                   stream: its reset; of a socket: the connection gone).
 // Half-open connections are allowed throughout (allowHalfOpen), so each side ends on its own.
 'use strict';
 const crypto = require('crypto');
@@ -30,6 +33,13 @@ function serveTunnel(path, duplex, first) {
   let ended = false;
   duplex.on('data', (d) => got.push(d));
   duplex.on('error', () => {});
+  if (path.startsWith('/hold')) {
+    duplex.on('close', () => {
+      process.stdout.write(JSON.stringify({ path, len: Buffer.concat(got).length, closed: true }) + '\n');
+    });
+    duplex.resume();
+    return;
+  }
   const m = /^\/first\/(\d+)/.exec(path);
   if (m) {
     duplex.end(pattern(parseInt(m[1], 10)));

@@ -116,17 +116,20 @@ class RawUpgradeBackend:
     """A raw HTTP/1.1 backend for tunnels: records each connection's request head; a path with
     "deny" gets 403 with a body, "silent" no answer at all, anything else "101 Switching
     Protocols" with the asked Upgrade token, then echoes bytes. After the 101, "rst!" makes it
-    reset the connection (SO_LINGER 0: a dying backend) and "fin!" makes it close in order; a
-    path with "flood" sends 200 MiB after the 101, one with "sink" never reads."""
+    reset the connection (SO_LINGER 0: a dying backend) and "fin!" makes it end its side in order
+    (closed is set when the proxy's end follows); a path with "flood" sends 200 MiB after the 101,
+    one with "sink" never reads, one with "hold" never ends: it reads to the proxy's end, then
+    (once poked) writes until a write fails (closed)."""
 
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+    def __init__(self, host="127.0.0.1"):
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock.bind((host, 0))
         self.sock.listen(1024)
         self.port = self.sock.getsockname()[1]
         self.heads = []
         self.closed = threading.Event()  # the proxy closed a tunnel connection
         self.done = threading.Event()
+        self.got_eof, self.poke = threading.Event(), threading.Event()  # for "hold"
         self.flooded = 0
         self.received = b""  # tunnel bytes from every connection
         self.lock = threading.Lock()
@@ -179,6 +182,18 @@ class RawUpgradeBackend:
                     c.sendall(chunk)
                     self.flooded += len(chunk)
                 return
+            if b"hold" in line:  # never ends: after the proxy's end, writes once poked
+                while c.recv(65536):
+                    pass
+                self.got_eof.set()
+                self.poke.wait(60)
+                try:  # a connection the proxy closed fails a write (its RST) within a few
+                    for _ in range(200):
+                        c.sendall(b"x")
+                        time.sleep(0.05)
+                except OSError:
+                    self.closed.set()
+                return
             if b"sink" in line:  # reads nothing
                 self.done.wait(60)
                 return
@@ -205,7 +220,8 @@ class RawUpgradeBackend:
                 if data.endswith(b"fin!"):
                     c.sendall(data)
                     c.shutdown(socket.SHUT_WR)
-                    c.recv(1)
+                    if not c.recv(1):
+                        self.closed.set()
                     return
                 c.sendall(data)
         except OSError:
@@ -1009,8 +1025,133 @@ def test_unreachable_backend_gives_way_to_the_next(proxy, raw_backend):
             t.wait(lambda: t.data[sid] == b"alive %d" % i)
     finally:
         t.close()
-    assert f"rill serve: proxy: http://127.0.0.1:{dead}: cannot connect; trying {raw_backend.url()}" \
-        in s.stderr()
+    assert (f"rill serve: proxy: http://127.0.0.1:{dead}: cannot connect to 127.0.0.1:{dead}: "
+            f"Connection refused; trying {raw_backend.url()}") in s.stderr()
+
+
+def ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1", "::1"])
+def test_tunnel_to_a_name_tries_each_address(proxy, listen):
+    """A backend named localhost (::1 and 127.0.0.1, resolved on the worker's loop) listening on
+    one of them only: the tunnels race the addresses as requests do, so the one that answers
+    takes them, an HTTP/2 stream and an HTTP/1.1 Upgrade alike, with nothing on stderr."""
+    if listen == "::1" and not ipv6_loopback():
+        pytest.skip("no IPv6 loopback on this machine")
+    be = RawUpgradeBackend(listen)
+    try:
+        s = proxy("--proxy", f"/=http://localhost:{be.port}")
+        t = H2Tunnels(s.port)
+        try:
+            sid = t.connect("/name/h2", protocol="bytestream")
+            assert t.response(sid)[":status"] == "200"
+            t.send(sid, b"over h2")
+            t.wait(lambda: t.data[sid] == b"over h2")
+        finally:
+            t.close()
+        with socket.create_connection(("127.0.0.1", s.port), timeout=20) as c:
+            head, rest = upgrade_head(c, b"/name/h1")
+            assert head.startswith(b"http/1.1 101 "), head
+            echo_through(c, b"over http/1.1", rest)
+        assert len(be.heads) == 2 and all(b"host: " in h.lower() for h in be.heads)
+        assert "rill serve: proxy:" not in s.stderr(), s.stderr()
+    finally:
+        be.stop()
+
+
+def test_unresolvable_tunnel_backend_is_502(proxy):
+    """A backend name without an address: the tunnel's client gets a 502 (an HTTP/2 stream and an
+    HTTP/1.1 Upgrade alike), with one line each on stderr naming the backend and the name."""
+    s = proxy("--proxy", "/=http://no-such-host.invalid:80")
+    t = H2Tunnels(s.port)
+    try:
+        sid = t.connect("/ws", headers=[("sec-websocket-version", "13")])
+        assert t.response(sid)[":status"] == "502"
+        t.wait(lambda: sid in t.ended)
+    finally:
+        t.close()
+    with socket.create_connection(("127.0.0.1", s.port), timeout=20) as c:
+        head, _ = upgrade_head(c, b"/x")
+        assert head.startswith(b"http/1.1 502 "), head
+    lines = [l for l in s.stderr().splitlines() if "no-such-host" in l]
+    assert len(lines) == 2, s.stderr()
+    assert all(l.startswith("rill serve: proxy: http://no-such-host.invalid:80: cannot resolve "
+                            "no-such-host.invalid: ") for l in lines), lines
+
+
+def test_unresolvable_tunnel_backend_gives_way_to_the_next(proxy, raw_backend):
+    """As an unreachable one: nothing was sent to it, so the route's next backend takes the
+    tunnel."""
+    s = proxy("--proxy", f"/=http://no-such-host.invalid:80,{raw_backend.url()}")
+    for i in range(2):  # round robin: one of them starts at the unresolvable backend
+        with socket.create_connection(("127.0.0.1", s.port), timeout=20) as c:
+            head, rest = upgrade_head(c, b"/r/%d" % i)
+            assert head.startswith(b"http/1.1 101 "), head
+            echo_through(c, b"resolved %d" % i, rest)
+    assert "rill serve: proxy: http://no-such-host.invalid:80: cannot resolve no-such-host.invalid: " \
+        in s.stderr() and f"; trying {raw_backend.url()}" in s.stderr()
+
+
+@pytest.mark.parametrize("front", ["h1", "h2"])
+@pytest.mark.parametrize("first", ["client", "backend", "client-close"])
+def test_half_closed_tunnel_closed_after_its_deadline(proxy, raw_backend, front, first):
+    """One side of a tunnel ends and the other neither ends nor sends: after the route's
+    half-close timeout the proxy closes both (the client's stream reset, or its connection closed;
+    the backend's connection closed), with one line on stderr. client-close: an HTTP/1.1 client
+    that closes its socket, which the proxy cannot tell from a half-close."""
+    if first == "client-close" and front == "h2":
+        pytest.skip("an HTTP/2 client's close ends its connection, not a tunnel's side")
+    s = proxy("--proxy", f"/={raw_backend.url()}", "--proxy-half-close-timeout", "300")
+    path = b"/hold" if first != "backend" else b"/echo"
+    ended, other = ("backend", "client") if first == "backend" else ("client", "backend")
+    line = (f"rill serve: proxy: {raw_backend.url()}: the {ended} ended its side of the tunnel "
+            f"and the {other} sent nothing and did not end within 300 ms: closed")
+    c = t = None
+    try:
+        if front == "h1":
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+            head, rest = upgrade_head(c, path)
+            assert head.startswith(b"http/1.1 101 "), head
+            if first == "backend":
+                c.sendall(b"bye fin!")
+                assert h1_read_to_eof(c, rest) == b"bye fin!"  # the backend's end went on
+            elif first == "client-close":
+                c.close()
+            else:
+                c.shutdown(socket.SHUT_WR)
+                try:
+                    assert h1_read_to_eof(c, rest) == b""  # closed by the proxy, not timed out
+                except ConnectionResetError:
+                    pass
+        else:
+            t = H2Tunnels(s.port)
+            sid = t.connect(path.decode(), protocol="bytestream")
+            assert t.response(sid)[":status"] == "200"
+            if first == "backend":
+                t.send(sid, b"bye fin!")
+                t.wait(lambda: sid in t.ended or sid in t.reset)
+                assert sid in t.ended and t.data[sid] == b"bye fin!"
+            else:
+                t.send(sid, b"", end=True)
+            t.wait(lambda: sid in t.reset)  # the proxy's reset, after the deadline
+        wait_stderr(s, line)
+        if first != "backend":
+            assert raw_backend.got_eof.is_set()  # the client's end went on first
+            raw_backend.poke.set()  # its writes now find the connection closed
+        assert raw_backend.closed.wait(20), "the proxy kept the backend's connection"
+        assert s.stderr().count(line) == 1, s.stderr()
+    finally:
+        if c:
+            c.close()
+        if t:
+            t.close()
 
 
 # ---- tunnels and the configuration file: reload, health, least-connections -------------------
@@ -1139,7 +1280,42 @@ def test_unreachable_tunnel_backend_is_marked_down(proxy, raw_backend):
             head, rest = upgrade_head(c, b"/h/%d" % i)
             assert head.startswith(b"http/1.1 101 "), head
             echo_through(c, b"up %d" % i, rest)
-    assert s.stderr().count(f"127.0.0.1:{dead}: cannot connect; trying") == 1, s.stderr()
+    assert s.stderr().count(f"127.0.0.1:{dead}: Connection refused; trying") == 1, s.stderr()
+
+
+def test_half_close_timeout_from_the_file_flag_and_route(tmp_path, raw_backend):
+    """`timeout: half-close` as the other timeouts: the flag wins over the file's `proxy:`, a
+    route's own wins over both; a bad flag value is exit 2."""
+    path = tmp_path / "rill.yaml"
+    path.write_text(f"""proxy:
+  timeout: {{half-close: 60s}}
+routes:
+  - prefix: /defaults
+    backends: [{raw_backend.url()}]
+  - prefix: /own
+    backends: [{raw_backend.url()}]
+    timeout: {{half-close: 250ms}}
+""")
+    s = start_server(str(tmp_path), tls=False,
+                     extra=["--config", str(path), "--proxy-half-close-timeout", "300"])
+    try:
+        for prefix in (b"/defaults", b"/own"):
+            with socket.create_connection(("127.0.0.1", s.port), timeout=20) as c:
+                head, rest = upgrade_head(c, prefix + b"/hold")
+                assert head.startswith(b"http/1.1 101 "), head
+                c.shutdown(socket.SHUT_WR)
+                try:
+                    assert h1_read_to_eof(c, rest) == b""
+                except ConnectionResetError:
+                    pass
+        wait_stderr(s, "did not end within 300 ms: closed")
+        wait_stderr(s, "did not end within 250 ms: closed")
+    finally:
+        raw_backend.poke.set()
+        assert s.stop() == 0, s.stderr()
+    r = subprocess.run([RILL_BIN, "serve", "--proxy-half-close-timeout", "0"], capture_output=True,
+                       timeout=30)
+    assert r.returncode == 2 and b"--proxy-half-close-timeout" in r.stderr, r
 
 
 def test_open_tunnels_count_for_least_connections(tmp_path):
@@ -1442,6 +1618,38 @@ def test_backend_half_close_lets_the_client_go_on(tmp_path, halfclose_backend, f
         assert got == {"path": path, "len": len(before + after),
                        "sha": hashlib.sha256(before + after).hexdigest()}
     finally:
+        assert s.stop() == 0, s.stderr()
+
+
+@pytest.mark.parametrize("first", ["client", "backend"])
+def test_half_close_deadline_to_h2c_backend(tmp_path, first):
+    """A tunnel that goes as an extended CONNECT to an h2c:// backend has the same deadline: one
+    side ended (END_STREAM) and the other quiet for the half-close timeout, both streams reset."""
+    be = HalfCloseBackend("h2c", str(tmp_path))
+    s = start_server(str(tmp_path / "proxy"), tls=False,
+                     extra=["--proxy", f"/={be.url()}", "--proxy-half-close-timeout", "300"])
+    try:
+        t = H2Tunnels(s.port)
+        try:
+            sid = t.connect("/hold" if first == "client" else "/first/5", protocol="bytestream")
+            assert t.response(sid)[":status"] == "200"
+            if first == "client":
+                t.send(sid, b"abc", end=True)
+            else:
+                t.wait(lambda: sid in t.ended or sid in t.reset)
+                assert sid in t.ended and t.data[sid] == pattern(5)
+            t.wait(lambda: sid in t.reset)
+        finally:
+            t.close()
+        ended, other = ("client", "backend") if first == "client" else ("backend", "client")
+        line = (f"rill serve: proxy: {be.url()}: the {ended} ended its side of the tunnel and the "
+                f"{other} sent nothing and did not end within 300 ms: closed")
+        wait_stderr(s, line)
+        if first == "client":  # the backend's stream was reset, not left open
+            assert be.report() == {"path": "/hold", "len": 3, "closed": True}
+        assert s.stderr().count(line) == 1, s.stderr()
+    finally:
+        be.stop()
         assert s.stop() == 0, s.stderr()
 
 

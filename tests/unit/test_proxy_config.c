@@ -21,7 +21,7 @@ static const char full[] = "# every key once\n"
                            "access-log: '-'\n"
                            "proxy:\n"
                            "  insecure: false\n"
-                           "  timeout: {connect: 2s, first-byte: 1500ms, idle: 1m}\n"
+                           "  timeout: {connect: 2s, first-byte: 1500ms, idle: 1m, half-close: 2m}\n"
                            "  forwarding:\n"
                            "    forwarded: off\n"
                            "  request-headers:\n"
@@ -36,6 +36,7 @@ static const char full[] = "# every key once\n"
                            "    health: {down-for: 250}\n"
                            "    timeout:\n"
                            "      first-byte: 5s\n"
+                           "      half-close: 0\n"
                            "    request-headers:\n"
                            "      add: {X-Tag: a}\n"
                            "      remove: [x-debug]\n"
@@ -75,6 +76,7 @@ static void full_file_is_read(void **state)
     assert_int_equal(spec->defaults.connect_ms, 2000);
     assert_int_equal(spec->defaults.first_byte_ms, 1500);
     assert_int_equal(spec->defaults.idle_ms, 60000);
+    assert_int_equal(spec->defaults.half_close_ms, 120000);
     assert_false(spec->defaults.forwarded);
     assert_true(spec->defaults.given & SET_FORWARDED);
     assert_false(spec->defaults.given & SET_XFF);
@@ -88,6 +90,8 @@ static void full_file_is_read(void **state)
     assert_int_equal(api->settings.balance, BALANCE_LEAST_CONNECTIONS);
     assert_int_equal(api->settings.down_ms, 250);
     assert_int_equal(api->settings.first_byte_ms, 5000);
+    assert_true(api->settings.given & SET_HALF_CLOSE);
+    assert_int_equal(api->settings.half_close_ms, 0); /* none: the tunnel may wait for ever */
     assert_false(api->settings.given & SET_CONNECT);
     assert_string_equal(api->settings.request.add[0].name, "x-tag"); /* names go lowercase */
     assert_string_equal(api->settings.request.add[0].value, "a");
@@ -111,8 +115,10 @@ static void full_file_is_read(void **state)
     assert_int_equal(api->settings.connect_ms, 2000);
     assert_int_equal(api->settings.first_byte_ms, 5000);
     assert_ptr_equal(api->settings.check.path, spec->defaults.check.path); /* the spec's */
+    assert_int_equal(api->settings.half_close_ms, 0);
     route_settings_inherit(&root->settings, &spec->defaults);
     assert_null(root->settings.check.path);
+    assert_int_equal(root->settings.half_close_ms, 120000);
     api->settings.check.path = NULL; /* freed with the defaults */
     proxy_spec_free(spec);
 }
