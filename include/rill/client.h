@@ -315,10 +315,15 @@ typedef struct rill_websocket_client_options {
     const char *origin;      /* Origin to send, or NULL */
     const char *subprotocol; /* Sec-WebSocket-Protocol to offer, or NULL */
     bool no_deflate;         /* do not offer permessage-deflate */
+    uint32_t attempt_delay_ms; /* Happy Eyeballs (RFC 8305) on the WebSocket's own connection,
+                                  as rill_client_options.attempt_delay_ms: an address that has not
+                                  answered after this long is joined by an attempt to the next
+                                  (IPv6 and IPv4 in turn), the first TCP connect wins. Default
+                                  250 (below 10 counts as 10); 0 = one attempt at a time */
 } rill_websocket_client_options;
 
 /* Fills *opt with the defaults: no URL, HTTP/2 first, certificates verified against the system
- * store, no Origin or sub-protocol, permessage-deflate offered. */
+ * store, no Origin or sub-protocol, permessage-deflate offered, attempt_delay_ms 250. */
 RILL_API void rill_websocket_client_options_init(rill_websocket_client_options *opt);
 
 /* The caller sets size to sizeof(rill_websocket_client_callbacks) (see "Public API conventions" in
@@ -335,14 +340,28 @@ typedef struct rill_websocket_client_callbacks {
     void (*on_close)(rill_websocket_client *c, unsigned code, const char *why, void *user);
 } rill_websocket_client_callbacks;
 
-/* Starts connecting: the host is resolved on the loop (never blocking it) and each of its addresses
- * is tried in turn; a name that does not resolve, like a connection that cannot be made, ends in
- * on_close (1006, with the reason). opt and cb are copied. Returns RILL_ERR_INVALID_ARG with a
+/* Starts connecting: the host is resolved on the loop (never blocking it), IPv6 and IPv4 asked at
+ * once, and its addresses are raced as rill_client_new's connections race them (Happy Eyeballs:
+ * IPv6 first, a new attempt every opt->attempt_delay_ms beside the earlier ones, the first TCP
+ * connect winning, TLS on the winner only; 10 s for it all); a name that does not resolve, like
+ * a connection that cannot be made to any address, ends in on_close (1006, with the last
+ * attempt's reason). opt and cb are copied. Returns RILL_ERR_INVALID_ARG with a
  * reason in err for a bad URL or a bad opt->size / cb->size, RILL_ERR_TLS for an unusable CA
  * file. *out is freed with rill_websocket_client_free. */
 RILL_API int rill_websocket_client_new(rill_io_loop *loop, const rill_websocket_client_options *opt,
                                 const rill_websocket_client_callbacks *cb, void *user,
                                 rill_websocket_client **out, char *err, size_t errlen);
+
+/* A trace of how the WebSocket's own connection is made, one line at a time without a line end
+ * ("trying [::1]:443", "cannot connect to 127.0.0.1:443: Connection refused", "127.0.0.1:443
+ * answered first; 1 other attempt closed"), to fn(c, line, user) on the loop's thread; line is
+ * valid during the call. fn NULL: none (the default). Set it before the loop runs to see it all.
+ * A WebSocket on a rill_client's HTTP/2 connection has no connection of its own: that one is in
+ * the client's trace (rill_client_set_trace). */
+typedef void (*rill_websocket_client_trace_fn)(rill_websocket_client *c, const char *line,
+                                               void *user);
+RILL_API void rill_websocket_client_set_trace(rill_websocket_client *c,
+                                              rill_websocket_client_trace_fn fn, void *user);
 
 /* A whole text (valid UTF-8) or binary message; RILL_ERR_STATE before on_open or after close. */
 RILL_API int rill_websocket_client_send(rill_websocket_client *c, unsigned opcode, const void *data, size_t len);
@@ -356,7 +375,8 @@ RILL_API int rill_websocket_client_send(rill_websocket_client *c, unsigned opcod
  * over HTTP/1.1 (ALPN, http1_only, an http:// client without h2_prior_knowledge), when a
  * cleartext HTTP/2 connection by prior knowledge ended before its SETTINGS (no HTTP/2 server), or
  * with opt->force_http1. Of opt (NULL: the defaults) only force_http1, origin, subprotocol and
- * no_deflate count; the URL and the TLS trust are c's. cb, user and *out as for
+ * no_deflate count; the URL, the TLS trust and the attempt delay are c's (and its connection's
+ * winning address, if it has one, is tried first). cb, user and *out as for
  * rill_websocket_client_new, and then its API: send, close, free (rill_websocket_client_free
  * before or after rill_client_free; after it, a WebSocket still on c's connection has ended
  * without on_close). Returns RILL_ERR_INVALID_ARG (a reason in err) for a bad target, options or

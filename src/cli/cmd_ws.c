@@ -2,6 +2,7 @@
  * received is printed on its own line. End of input closes the socket (1000) and exits. The
  * WebSocket is opened on a rill_client for the URL's origin (rill_client_websocket): an HTTP/2
  * stream when the server allows, else the HTTP/1.1 Upgrade. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,10 @@ static const char usage[] =
     "  --origin ORIGIN      send this Origin\n"
     "  --protocol NAME      offer this sub-protocol\n"
     "  --no-deflate         do not offer permessage-deflate\n"
-    "  -v, --verbose        say on stderr how the socket was opened and closed\n";
+    "  --happy-eyeballs-timeout-ms MS  try the next address (IPv6 and IPv4 in turn) beside one\n"
+    "                       that has not answered after MS (default 250; 0: one at a time)\n"
+    "  -v, --verbose        say on stderr how the socket was opened (the addresses tried for a\n"
+    "                       connection of its own) and closed\n";
 
 struct line {
     char *text; /* NULL: end of input */
@@ -163,6 +167,12 @@ static void on_message(rill_websocket_client *c, unsigned opcode, const uint8_t 
     fflush(stdout);
 }
 
+static void on_trace(rill_websocket_client *c, const char *line, void *user)
+{
+    (void)c, (void)user;
+    fprintf(stderr, "rill ws: %s\n", line);
+}
+
 static void on_close(rill_websocket_client *c, unsigned code, const char *why, void *user)
 {
     struct ws_cli *cli = user;
@@ -180,6 +190,7 @@ int rill_cmd_ws(int argc, char **argv)
     rill_websocket_client_options opt;
     rill_websocket_client_options_init(&opt);
     struct ws_cli cli = {.exit_code = 1};
+    uint32_t attempt_delay_ms = opt.attempt_delay_ms;
     cli.waiting_tail = &cli.waiting;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -194,6 +205,17 @@ int rill_cmd_ws(int argc, char **argv)
             opt.no_deflate = true;
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
             cli.verbose = true;
+        } else if (strcmp(a, "--happy-eyeballs-timeout-ms") == 0) {
+            char *end = NULL;
+            const char *v = i + 1 < argc ? argv[++i] : "";
+            errno = 0;
+            long ms = strtol(v, &end, 10);
+            if (!*v || *end || errno || ms < 0 || ms > 600000)
+                return cli_usage_error("ws",
+                                       "--happy-eyeballs-timeout-ms takes milliseconds from 0 to "
+                                       "600000, not '%s'",
+                                       v);
+            attempt_delay_ms = (uint32_t)ms;
         } else if (strcmp(a, "--cacert") == 0 || strcmp(a, "--origin") == 0 ||
                    strcmp(a, "--protocol") == 0) {
             if (i + 1 >= argc)
@@ -242,6 +264,7 @@ int rill_cmd_ws(int argc, char **argv)
     co.ca_file = opt.ca_file;
     co.http1_only = opt.force_http1;
     co.h2_prior_knowledge = !tls && !opt.force_http1;
+    co.attempt_delay_ms = attempt_delay_ms; /* the WebSocket's own connection takes the client's */
     int rc = rill_client_new(cli.loop, &co, &cli.session, err, sizeof err);
     free(origin_url);
     if (rc == RILL_OK)
@@ -252,6 +275,8 @@ int rill_cmd_ws(int argc, char **argv)
         rill_io_loop_free(cli.loop);
         return rc == RILL_ERR_INVALID_ARG ? RILL_EXIT_USAGE : 1;
     }
+    if (cli.verbose) /* before the loop runs: nothing has connected yet */
+        rill_websocket_client_set_trace(cli.client, on_trace, NULL);
     pthread_mutex_lock(&inbox.lock);
     inbox.cli = &cli;
     pthread_mutex_unlock(&inbox.lock);

@@ -194,8 +194,8 @@ struct rill_client {
     struct rill_io_addr *addrs; /* as many as the resolver gave so far (malloc'd) */
     size_t naddrs;
     bool dns_final;
-    struct rill_io_addr last_addr; /* the last connection's winning address: tried first */
-    bool have_last_addr;
+    struct rill_io_addr last_addr; /* the last connection's winning address, tried first; len 0
+                                      before the first */
     bool freeing; /* rill_client_free: no more callbacks */
     unsigned connections;
     size_t stream_buffer; /* opt.stream_buffer, or the default */

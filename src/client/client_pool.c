@@ -93,6 +93,11 @@ static void arm_connect_timer(rill_client *cl)
 static void on_race_won(rill_io_conn *io, const struct rill_io_addr *addr, void *user);
 static void on_race_lost(int err, const char *why, void *user);
 
+static void race_trace(const char *line, void *user)
+{
+    client_trace(user, "%s", line);
+}
+
 /* A new connection: its race over the addresses resolved so far (more may come). False without
  * memory. */
 static bool open_conn(rill_client *cl)
@@ -101,7 +106,17 @@ static bool open_conn(rill_client *cl)
     if (!cc)
         return false;
     cc->client = cl;
-    cc->race = client_race_new(cl, on_race_won, on_race_lost, cc);
+    struct client_race_target t = {
+        .loop = cl->loop,
+        .tls = cl->tls,
+        .sni = cl->origin.host,
+        .authority = cl->origin.authority,
+        .attempt_delay_ms = cl->opt.attempt_delay_ms,
+        .first = &cl->last_addr, /* len 0 until a connection won */
+        .trace = race_trace,
+        .trace_user = cl,
+    };
+    cc->race = client_race_new(&t, on_race_won, on_race_lost, cc);
     if (!cc->race) {
         free(cc);
         return false;
@@ -122,7 +137,6 @@ static void on_race_won(rill_io_conn *io, const struct rill_io_addr *addr, void 
     struct client_conn *cc = user;
     rill_client *cl = cc->client;
     cl->last_addr = *addr; /* before the race goes: addr is its */
-    cl->have_last_addr = true;
     client_race_free(cc->race);
     cc->race = NULL;
     rill_io_conn_set_callbacks(io, &conn_callbacks);

@@ -1,18 +1,18 @@
 /* Happy Eyeballs v2 (RFC 8305 §4-5) for one new connection: its attempts, one timer for the next
  * one, and the first TCP connect (rill_io_conn_callbacks.on_connected) taking the connection. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "client/client_internal.h"
+#include "client/client_dns.h"
 #include "client/client_race.h"
 
 /* RFC 8305 §8: a Connection Attempt Delay below 10 ms would only add load. */
 #define MIN_ATTEMPT_DELAY_MS 10u
 
 struct client_race {
-    struct client_race_target t; /* its first points at first_addr */
-    struct rill_io_addr first_addr;
+    struct client_race_target t;
     client_race_won_fn won;
     client_race_lost_fn lost;
     void *user;
@@ -34,6 +34,20 @@ struct client_race {
 
 static const struct rill_io_conn_callbacks race_callbacks;
 
+static void trace(const struct client_race *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void trace(const struct client_race *r, const char *fmt, ...)
+{
+    if (!r->t.trace)
+        return;
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    r->t.trace(line, r->t.trace_user);
+}
+
 const char *client_io_detail(const rill_io_loop *loop)
 {
     const char *e = rill_io_loop_last_error(loop);
@@ -41,25 +55,19 @@ const char *client_io_detail(const rill_io_loop *loop)
     return colon ? colon + 2 : e;
 }
 
-/* A line for the trace of the client the race is for, if any. */
-#define TRACE(r, ...)                                                                              \
-    do {                                                                                           \
-        if ((r)->t.trace)                                                                          \
-            client_trace((r)->t.trace, __VA_ARGS__);                                               \
-    } while (0)
-
 static bool same_addr(const struct rill_io_addr *a, const struct rill_io_addr *b)
 {
     return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
-/* The next address (§4): the target's first (the client's last connection's) first, then the
- * families in turn, IPv6 first, each in the resolver's order. -1 when none is left. */
+/* The next address (§4): the caller's first address (its last connection's) first, then the families
+ * in turn, IPv6 first, each in the resolver's order. -1 when none is left. */
 static int pick(const struct client_race *r)
 {
-    if (!r->last_family && r->t.first)
+    const struct rill_io_addr *first = r->t.first;
+    if (!r->last_family && first && first->len)
         for (size_t i = 0; i < r->naddrs; i++)
-            if (!r->tried[i] && same_addr(&r->addrs[i], r->t.first))
+            if (!r->tried[i] && same_addr(&r->addrs[i], first))
                 return (int)i;
     int want = r->last_family == AF_INET6 ? AF_INET : AF_INET6, other = -1;
     for (size_t i = 0; i < r->naddrs; i++) {
@@ -81,7 +89,7 @@ static void failed(struct client_race *r, const struct rill_io_addr *addr, int e
         err == RILL_ERR_STATE ? "the loop is shutting down" : client_io_detail(r->t.loop);
     r->err = err;
     snprintf(r->why, sizeof r->why, "cannot connect to %s: %s", r->t.authority, detail);
-    TRACE(r, "cannot connect to %s: %s", at, detail);
+    trace(r, "cannot connect to %s: %s", at, detail);
 }
 
 /* Starts the next address's attempt; false when none is left that can even start. */
@@ -100,8 +108,8 @@ static bool start_one(struct client_race *r)
         r->last_family = addr->ss.ss_family;
         char at[64];
         rill_io_addr_format(addr, at, sizeof at);
-        TRACE(r, "trying %s", at);
-        int rc = rill_io_connect(r->t.loop, addr, r->t.tls, r->t.tls ? r->t.server_name : NULL,
+        trace(r, "trying %s", at);
+        int rc = rill_io_connect(r->t.loop, addr, r->t.tls, r->t.tls ? r->t.sni : NULL,
                                  &race_callbacks, r, &r->io[i]);
         if (rc < 0) {
             failed(r, addr, rc); /* e.g. no IPv6 route: the next address at once */
@@ -179,7 +187,7 @@ static void on_connected(rill_io_conn *io)
     char at[64];
     rill_io_addr_format(&r->addrs[i], at, sizeof at);
     if (others)
-        TRACE(r, "%s answered first; %u other attempt%s closed", at, others,
+        trace(r, "%s answered first; %u other attempt%s closed", at, others,
                      others == 1 ? "" : "s");
     r->won(io, &r->addrs[i], r->user); /* frees r */
 }
@@ -204,44 +212,25 @@ static const struct rill_io_conn_callbacks race_callbacks = {
     .on_connected = on_connected,
 };
 
-struct client_race *client_race_start(const struct client_race_target *target,
-                                      client_race_won_fn won, client_race_lost_fn lost, void *user)
+struct client_race *client_race_new(const struct client_race_target *t, client_race_won_fn won,
+                                    client_race_lost_fn lost, void *user)
 {
     struct client_race *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    r->timer = rill_io_timer_new(target->loop, on_timer, r);
+    r->timer = rill_io_timer_new(t->loop, on_timer, r);
     if (!r->timer) {
         free(r);
         return NULL;
     }
-    r->t = *target;
-    if (target->first) {
-        r->first_addr = *target->first;
-        r->t.first = &r->first_addr;
-    }
+    r->t = *t;
     r->won = won;
     r->lost = lost;
     r->user = user;
-    r->delay_ms = target->attempt_delay_ms;
+    r->delay_ms = t->attempt_delay_ms;
     if (r->delay_ms && r->delay_ms < MIN_ATTEMPT_DELAY_MS)
         r->delay_ms = MIN_ATTEMPT_DELAY_MS;
     return r;
-}
-
-struct client_race *client_race_new(rill_client *c, client_race_won_fn won,
-                                    client_race_lost_fn lost, void *user)
-{
-    struct client_race_target t = {
-        .loop = c->loop,
-        .tls = c->tls,
-        .server_name = c->origin.tls ? c->origin.host : NULL,
-        .authority = c->origin.authority,
-        .attempt_delay_ms = c->opt.attempt_delay_ms,
-        .first = c->have_last_addr ? &c->last_addr : NULL,
-        .trace = c,
-    };
-    return client_race_start(&t, won, lost, user);
 }
 
 void client_race_add(struct client_race *r, const struct rill_io_addr *addrs, size_t n, bool final)

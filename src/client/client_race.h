@@ -1,4 +1,5 @@
-/* Happy Eyeballs (RFC 8305): the connection attempts behind one new connection of a client. The
+/* Happy Eyeballs (RFC 8305): the connection attempts behind one new connection (of the request
+ * client's pool, client_pool.c, or of a WebSocket's own connection, ws_client.c). The
  * addresses are tried IPv6 and IPv4 in turn, IPv6 first (the address the client's last
  * connection was made to goes before them all); each attempt that does not answer within the
  * Connection Attempt Delay is joined by the next one without being cancelled, one that fails
@@ -10,10 +11,31 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <stdint.h>
+
 #include "rill/client.h"
 #include "rill/io.h"
+#include "rill/tls.h"
 
 struct client_race;
+
+/* A trace line (no line end) for the caller's trace. */
+typedef void (*client_race_trace_fn)(const char *line, void *user);
+
+/* Where a race connects. Nothing is copied: every pointer must stay valid while the race lives
+ * (the caller's client owns them). */
+struct client_race_target {
+    rill_io_loop *loop;
+    rill_tls_ctx *tls;         /* NULL: cleartext */
+    const char *sni;           /* with tls: the server name sent and checked */
+    const char *authority;     /* "host:port", named in the loss's why */
+    uint32_t attempt_delay_ms; /* the Connection Attempt Delay; below 10 counts as 10; 0: one
+                                  attempt at a time, the next only once the one before failed */
+    const struct rill_io_addr *first; /* read at the first pick: an address the caller keeps (the
+                                         last winner) tried before all others; len 0: none */
+    client_race_trace_fn trace;       /* "trying ADDR"...; may be NULL */
+    void *trace_user;
+};
 
 /* The race is won: io is TCP-connected (a TLS handshake not begun yet), to addr. Its callbacks
  * and user pointer are still the race's: the callee sets its own (rill_io_conn_set_callbacks,
@@ -24,26 +46,9 @@ typedef void (*client_race_won_fn)(rill_io_conn *io, const struct rill_io_addr *
  * the race. */
 typedef void (*client_race_lost_fn)(int err, const char *why, void *user);
 
-/* What a race connects to and how. The strings are the caller's and must outlive the race. */
-struct client_race_target {
-    rill_io_loop *loop;
-    rill_tls_ctx *tls;                /* NULL: TCP only */
-    const char *server_name;          /* with tls: the name for SNI and the certificate check */
-    const char *authority;            /* host:port, in the loss's why */
-    uint32_t attempt_delay_ms;        /* 0: the next address only once the one before failed */
-    const struct rill_io_addr *first; /* tried before the others when resolved (copied), or NULL */
-    rill_client *trace;               /* whose trace says what is tried, or NULL */
-};
-
-/* A race for one of c's connections (c's loop, TLS context, origin, attempt delay, last address
- * and trace), with no address yet. NULL without memory. */
-struct client_race *client_race_new(rill_client *c, client_race_won_fn won,
+/* A race to t (copied; what it points to is not), with no address yet. NULL without memory. */
+struct client_race *client_race_new(const struct client_race_target *t, client_race_won_fn won,
                                     client_race_lost_fn lost, void *user);
-
-/* The same for a connection of anyone's (the proxy's tunnels have no rill_client). */
-struct client_race *client_race_start(const struct client_race_target *target,
-                                      client_race_won_fn won, client_race_lost_fn lost,
-                                      void *user);
 
 /* Addresses to try (copied; beyond the race's room they are dropped), as the resolver gives them;
  * final: no more will come. Starts an attempt when none is under way. */

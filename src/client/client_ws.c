@@ -241,6 +241,7 @@ int rill_client_websocket(rill_client *c, const char *target,
     o.url = url;
     o.insecure = c->opt.insecure; /* a connection of its own trusts what the client trusts */
     o.ca_file = c->opt.ca_file;
+    o.attempt_delay_ms = c->opt.attempt_delay_ms;
     o.force_http1 = o.force_http1 || c->opt.http1_only;
     rill_websocket_client *ws = NULL;
     int rc = wsc_new(c->loop, &o, cb, user, &ws, err, errlen);
@@ -249,6 +250,8 @@ int rill_client_websocket(rill_client *c, const char *target,
         return rc;
     ws->client = c;
     if (o.force_http1) { /* straight to the HTTP/1.1 Upgrade */
+        if (c->last_addr.len) /* the address the client's connection went to first */
+            ws->last_addr = c->last_addr;
         ws->client = NULL;
         if ((rc = wsc_connect(ws)) < 0) {
             rill_websocket_client_free(ws);

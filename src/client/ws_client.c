@@ -1,19 +1,23 @@
-/* The WebSocket client: the URL, names resolved on the loop (client_dns.h) with every address
- * tried in turn, the connection (a `struct conn` of src/conn running wsc_h2_proto or wsc_h1_proto,
+/* The WebSocket client: the URL, names resolved on the loop (client_dns.h) and the addresses
+ * raced (Happy Eyeballs, client_race.h, as the request client does), the connection (a `struct conn` of src/conn running wsc_h2_proto or wsc_h1_proto,
  * ws_client_h2.c / ws_client_h1.c), the codec once the handshake succeeded, and the API. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/client_internal.h"
+#include "client/client_race.h"
 #include "client/ws_client_internal.h"
 #include "common/api_struct.h"
 
 /* A WebSocket may stay quiet for as long as its ends like: the connection layer's idle close is
  * pushed out of reach (about 49 days) and only trims an idle connection's buffers. */
 #define WSC_IDLE_MS UINT32_MAX
-/* TCP and TLS to one address, as the request client's default connect timeout. */
+/* TCP (every address raced) and TLS, as the request client's default connect timeout. */
 #define WSC_CONNECT_TIMEOUT_MS 10000u
+/* RFC 8305's recommended Connection Attempt Delay, as the request client's default. */
+#define WSC_ATTEMPT_DELAY_MS 250u
 
 static const struct rill_io_conn_callbacks conn_callbacks;
 
@@ -179,70 +183,120 @@ static int make_tls(rill_websocket_client *c, char *err, size_t errlen)
     return rill_tls_client_new(flags, c->ca_file, &c->tls_ctx, err, errlen);
 }
 
-/* Connects to the next address; false when none is left that a connection can even start to
- * (why says so). */
-static bool connect_next(rill_websocket_client *c)
+static void race_trace(const char *line, void *user)
 {
-    while (c->next_addr < c->naddrs) {
-        const struct rill_io_addr *addr = &c->addrs[c->next_addr++];
-        struct wsc_conn *wc = calloc(1, sizeof *wc);
-        if (!wc) {
-            snprintf(c->why, sizeof c->why, "connection to %s failed: %s", c->authority,
-                     rill_strerror(RILL_ERR_NOMEM));
-            return false;
-        }
-        wc->ws = c;
-        rill_io_conn *io = NULL;
-        int rc = rill_io_connect(c->loop, addr, c->tls_ctx, c->tls ? c->host : NULL,
-                                 &conn_callbacks, wc, &io);
-        if (rc < 0) {
-            free(wc);
-            snprintf(c->why, sizeof c->why, "connection to %s failed: %s", c->authority,
-                     rill_strerror(rc));
-            continue; /* e.g. no IPv6 route: the next address may do */
-        }
-        conn_init(&wc->c, io, WSC_IDLE_MS);
-        c->conn = wc;
-        c->connect_timed_out = false;
-        rill_io_timer_arm(c->connect_timer, WSC_CONNECT_TIMEOUT_MS);
-        c->why[0] = '\0';
-        c->got_settings = false;
-        c->stream = 0;
-        return true;
-    }
-    return false;
+    rill_websocket_client *c = user;
+    if (c->trace)
+        c->trace(c, line, c->trace_user);
 }
 
-/* The addresses in turn, once the name is fully resolved (IPv6 first: no racing here). */
+static void on_race_won(rill_io_conn *io, const struct rill_io_addr *addr, void *user);
+static void on_race_lost(int err, const char *why, void *user);
+
+/* A race for a new connection (and the connection it will be), with no address yet; the connect
+ * deadline starts. RILL_ERR_NOMEM. */
+static int race_begin(rill_websocket_client *c)
+{
+    struct client_race_target t = {
+        .loop = c->loop,
+        .tls = c->tls ? c->tls_ctx : NULL,
+        .sni = c->host,
+        .authority = c->authority,
+        .attempt_delay_ms = c->opt.attempt_delay_ms,
+        .first = &c->last_addr,
+        .trace = race_trace,
+        .trace_user = c,
+    };
+    struct wsc_conn *wc = calloc(1, sizeof *wc);
+    struct client_race *r = wc ? client_race_new(&t, on_race_won, on_race_lost, c) : NULL;
+    if (!r) {
+        free(wc);
+        return RILL_ERR_NOMEM;
+    }
+    wc->ws = c;
+    c->race = r;
+    c->next_conn = wc;
+    c->connect_timed_out = false;
+    rill_io_timer_arm(c->connect_timer, WSC_CONNECT_TIMEOUT_MS);
+    return RILL_OK;
+}
+
+/* The race goes (its attempts closed, no callback). */
+static void race_end(rill_websocket_client *c)
+{
+    client_race_free(c->race);
+    c->race = NULL;
+    free(c->next_conn);
+    c->next_conn = NULL;
+}
+
+/* A TCP connect won: the connection is ours from now on (with TLS its handshake begins, still
+ * under the connect deadline; on_open follows either way). */
+static void on_race_won(rill_io_conn *io, const struct rill_io_addr *addr, void *user)
+{
+    rill_websocket_client *c = user;
+    c->last_addr = *addr; /* before the race goes: addr is its */
+    struct wsc_conn *wc = c->next_conn;
+    c->next_conn = NULL;
+    race_end(c);
+    client_dns_cancel(c->dns); /* a late answer's addresses are not needed */
+    rill_io_conn_set_callbacks(io, &conn_callbacks);
+    rill_io_conn_set_user(io, wc);
+    conn_init(&wc->c, io, WSC_IDLE_MS);
+    c->conn = wc;
+    c->why[0] = '\0';
+    c->got_settings = false;
+    c->stream = 0;
+}
+
+/* Every address failed: the WebSocket ends with the last attempt's error. */
+static void on_race_lost(int err, const char *why, void *user)
+{
+    (void)err;
+    rill_websocket_client *c = user;
+    char copy[400]; /* why is the race's */
+    snprintf(copy, sizeof copy, "%s", why);
+    race_end(c);
+    rill_io_timer_cancel(c->connect_timer);
+    wsc_finish(c, RILL_WS_CLOSE_ABNORMAL, copy);
+}
+
+/* Addresses as they come (the IPv6 answer, or the IPv4 one after the Resolution Delay, then the
+ * other): the race starts with the first of them and takes the later ones, as the request
+ * client's connections do. */
 static void on_resolved(int err, const char *why, const struct rill_io_addr *addrs, size_t n,
                         bool final, void *user)
 {
     rill_websocket_client *c = user;
     if (err) {
+        race_end(c);
+        rill_io_timer_cancel(c->connect_timer);
         wsc_finish(c, RILL_WS_CLOSE_ABNORMAL, why);
         return;
     }
-    if (c->resolving) /* a later answer's addresses */
-        n = n < CLIENT_DNS_MAX_ADDRS - c->naddrs ? n : CLIENT_DNS_MAX_ADDRS - c->naddrs;
-    else
-        c->naddrs = 0;
-    memcpy(c->addrs + c->naddrs, addrs, n * sizeof *addrs);
-    c->naddrs += n;
-    c->resolving = !final;
-    if (!final)
+    if (!c->race && race_begin(c) < 0) {
+        client_dns_cancel(c->dns);
+        wsc_finish(c, RILL_WS_CLOSE_ABNORMAL, "out of memory");
         return;
-    c->next_addr = 0;
-    if (!connect_next(c))
-        wsc_finish(c, RILL_WS_CLOSE_ABNORMAL, c->why);
+    }
+    client_race_add(c->race, addrs, n, final); /* a loss comes later, from the loop */
 }
 
 static void on_connect_timeout(rill_io_timer *t, void *arg)
 {
     (void)t;
     rill_websocket_client *c = arg;
-    if (c->conn && !c->conn->opened) {
+    if (c->race) { /* no attempt answered in time */
+        char why[400];
+        snprintf(why, sizeof why, "connecting to %s timed out after %u ms", c->authority,
+                 WSC_CONNECT_TIMEOUT_MS);
+        race_end(c);
+        client_dns_cancel(c->dns);
+        race_trace(why, c);
+        wsc_finish(c, RILL_WS_CLOSE_ABNORMAL, why);
+    } else if (c->conn && !c->conn->opened) { /* the TLS handshake */
         c->connect_timed_out = true;
-        rill_io_conn_close(c->conn->c.io, false); /* on_close now: the next address */
+        rill_io_conn_close(c->conn->c.io, false); /* on_close now */
     }
 }
 
@@ -280,20 +334,19 @@ static void on_close(rill_io_conn *io, int err)
     if (!opened && c->connect_timed_out)
         snprintf(c->why, sizeof c->why, "connecting to %s timed out after %u ms", c->authority,
                  WSC_CONNECT_TIMEOUT_MS);
-    /* Could not connect (refused, unreachable; not a TLS failure, which the next address would
-     * repeat): the next address, and only when none is left, the error. */
-    if (!opened && err != RILL_ERR_TLS && c->next_addr < c->naddrs) {
-        if (connect_next(c))
-            return;
-    }
-    if (c->reconnecting) {
+    /* A TCP connect won but the connection did not open (TLS failed): the next address would most
+     * likely fail the same way, so it is the error (as for the request client). */
+    if (c->reconnecting) { /* the HTTP/1.1 Upgrade, to the address that answered */
         c->reconnecting = false;
         c->mode = WSC_H1;
-        c->next_addr--; /* the same address, which answered */
         int rc = make_tls(c, why, sizeof why);
-        if (rc == RILL_OK && connect_next(c))
+        if (rc == RILL_OK && (rc = race_begin(c)) == RILL_OK) {
+            client_race_add(c->race, &c->last_addr, 1, true);
             return;
-        wsc_finish(c, RILL_WS_CLOSE_ABNORMAL, rc < 0 ? why : c->why);
+        }
+        if (rc == RILL_ERR_NOMEM)
+            snprintf(why, sizeof why, "out of memory");
+        wsc_finish(c, RILL_WS_CLOSE_ABNORMAL, why);
         return;
     }
     if (c->codec) {
@@ -328,6 +381,14 @@ void rill_websocket_client_options_init(rill_websocket_client_options *opt)
 {
     memset(opt, 0, sizeof *opt);
     opt->size = sizeof *opt;
+    opt->attempt_delay_ms = WSC_ATTEMPT_DELAY_MS;
+}
+
+void rill_websocket_client_set_trace(rill_websocket_client *c, rill_websocket_client_trace_fn fn,
+                                     void *user)
+{
+    c->trace = fn;
+    c->trace_user = user;
 }
 
 static char *dup_opt(const char *s)
@@ -391,6 +452,8 @@ int wsc_connect(rill_websocket_client *c)
 {
     char err[256];
     if (c->client) { /* a rill_client's WebSocket that its HTTP/2 connection cannot carry */
+        if (c->client->last_addr.len) /* the address the client's connection went to first */
+            c->last_addr = c->client->last_addr;
         c->client = NULL;
         c->mode = WSC_H1;
         int rc = make_tls(c, err, sizeof err);
@@ -400,7 +463,6 @@ int wsc_connect(rill_websocket_client *c)
         }
     }
     /* the answer comes from a loop timer: on_resolved connects */
-    c->resolving = false;
     return client_dns_resolve(c->dns, c->host, c->port, on_resolved, c);
 }
 
@@ -441,6 +503,7 @@ void rill_websocket_client_free(rill_websocket_client *c)
     c->freeing = true;
     client_ws_release(c); /* its stream on a rill_client's connection, if any */
     client_dns_free(c->dns); /* a lookup in flight is dropped */
+    race_end(c);             /* the attempts under way are closed */
     if (c->conn)
         rill_io_conn_close(c->conn->c.io, false); /* on_close runs now, silently */
     rill_io_timer_free(c->connect_timer);

@@ -22,8 +22,8 @@
 
 enum wsc_mode { WSC_H2, WSC_H1 };
 
-/* One connection attempt; freed when it closes (the client may make another: the next address,
- * or HTTP/1.1 after an HTTP/2 server without extended CONNECT). */
+/* One connection; freed when it closes (the client may make another: HTTP/1.1 after an HTTP/2
+ * server without extended CONNECT). */
 struct wsc_conn {
     struct conn c; /* first: the connection layer finds us through it */
     rill_websocket_client *ws;
@@ -42,11 +42,15 @@ struct rill_websocket_client {
     enum wsc_mode mode;
     rill_tls_ctx *tls_ctx;
     struct client_dns *dns;
-    struct rill_io_addr addrs[CLIENT_DNS_MAX_ADDRS]; /* tried in turn */
-    size_t naddrs, next_addr;
-    bool resolving; /* addresses came and more may follow */
+    /* Connecting: the addresses raced as they come (client_race.c, as the request client does) */
+    struct client_race *race;       /* until a TCP connect wins, or NULL */
+    struct wsc_conn *next_conn;     /* the winner's, allocated with the race */
+    struct rill_io_addr last_addr;  /* the winner (len 0: none yet): tried first, and again for
+                                       the HTTP/1.1 Upgrade after an HTTP/2 server said no */
+    rill_websocket_client_trace_fn trace;
+    void *trace_user;
     struct wsc_conn *conn; /* the current connection, or NULL */
-    rill_io_timer *connect_timer; /* an address that does not answer gives way to the next */
+    rill_io_timer *connect_timer; /* the race and the TLS handshake, all addresses together */
     bool connect_timed_out;
     /* HTTP/2 (while wsc_h2_proto runs) */
     rill_h2_session *h2;

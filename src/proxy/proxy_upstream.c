@@ -355,12 +355,12 @@ struct upstream *upstream_open(rill_proxy *p, const struct proxy_config *cfg, st
         struct client_race_target rt = {
             .loop = loop,
             .tls = tls,
-            .server_name = set->host,
+            .sni = set->host,
             .authority = set->authority,
             .attempt_delay_ms = o.attempt_delay_ms,
         };
         if (!(set->dns = client_dns_new(loop)) ||
-            !(set->race = client_race_start(&rt, on_race_won, on_race_lost, u)) ||
+            !(set->race = client_race_new(&rt, on_race_won, on_race_lost, u)) ||
             client_dns_resolve(set->dns, set->host, port, on_resolved, u) < 0)
             rc = RILL_ERR_NOMEM;
     }
