@@ -183,10 +183,12 @@ typedef struct rill_io_conn_callbacks {
 } rill_io_conn_callbacks;
 
 /* Listens on addr with SO_REUSEPORT (one listener per loop on the same address spreads
- * connections across threads), IPV6_V6ONLY for IPv6, backlog 1024. tls is NULL for cleartext,
- * else a server context from rill/tls.h (referenced; must outlive the listener). Accepted
- * connections get cbs and user as their initial callbacks and user data; on_open fires once
- * the TLS handshake (if any) is done; on_close fires only for connections that were opened.
+ * connections across threads), IPV6_V6ONLY for IPv6, backlog 1024. The process's first listener
+ * on an address fails if another socket listens there, even one with SO_REUSEPORT (so a second
+ * rill never shares a port in use); its later listeners on that address join it. tls is NULL
+ * for cleartext, else a server context from rill/tls.h (referenced; must outlive the listener).
+ * Accepted connections get cbs and user as their initial callbacks and user data; on_open fires
+ * once the TLS handshake (if any) is done; on_close fires only for connections that were opened.
  * On failure returns RILL_ERR_IO (text in rill_io_loop_last_error()), or RILL_ERR_STATE once the
  * loop is shutting down. *out (optional) is owned by the loop; close it early with
  * rill_io_listener_close(). */

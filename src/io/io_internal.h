@@ -282,6 +282,12 @@ void io_watches_free_all(rill_io_loop *loop);
 void io_listener_event(rill_io_listener *listener);
 void io_listeners_free_dead(rill_io_loop *loop);
 
+/* port_claims.c: binds fd to addr and listens; the first listener of this process on an address
+ * gets it alone (fails with EADDRINUSE if any other socket listens there, SO_REUSEPORT or not),
+ * later ones join it. Returns 0, or -1 with errno. io_port_release undoes it (bound address). */
+int io_port_bind_listen(int fd, const struct rill_io_addr *addr, int backlog);
+void io_port_release(const struct rill_io_addr *addr);
+
 /* Before an SSL_read/SSL_write whose SSL_get_error must not see a stale error: OpenSSL 3's
  * ERR_clear_error costs ~800 instructions even with nothing queued, a look ~40; every path that
  * reads an error off the queue clears it, so it is almost always empty. */

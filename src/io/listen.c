@@ -1,4 +1,4 @@
-/* Listening sockets (SO_REUSEPORT, one per loop), accepting, and client connects. */
+/* Listening sockets (SO_REUSEPORT, one per loop; see port_claims.c), accepting, and client connects. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -103,7 +103,6 @@ int rill_io_listen(rill_io_loop *loop, const struct rill_io_addr *addr, rill_tls
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     /* Accepted sockets inherit it: unsent bytes in the kernel stay below the mark, the rest waits
@@ -113,13 +112,16 @@ int rill_io_listen(rill_io_loop *loop, const struct rill_io_addr *addr, rill_tls
     if (loop->opts.notsent_lowat != UINT32_MAX)
         setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &loop->opts.notsent_lowat,
                    sizeof loop->opts.notsent_lowat);
-    if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) != 0 || listen(fd, 1024) != 0) {
+    if (io_port_bind_listen(fd, addr, 1024) != 0) {
         io_set_error(loop, "cannot listen on %s: %s", where, strerror(errno));
         close(fd);
         return RILL_ERR_IO;
     }
+    struct rill_io_addr bound = {.len = sizeof bound.ss};
+    getsockname(fd, (struct sockaddr *)&bound.ss, &bound.len);
     rill_io_listener *l = calloc(1, sizeof *l);
     if (!l) {
+        io_port_release(&bound);
         close(fd);
         return RILL_ERR_NOMEM;
     }
@@ -129,12 +131,12 @@ int rill_io_listen(rill_io_loop *loop, const struct rill_io_addr *addr, rill_tls
     l->tls = tls;
     l->cb = cbs;
     l->user = user;
-    l->addr.len = sizeof l->addr.ss;
-    getsockname(fd, (struct sockaddr *)&l->addr.ss, &l->addr.len);
+    l->addr = bound;
     l->backoff = rill_io_timer_new(loop, listener_resume, l);
     if (!l->backoff || io_epoll_add(loop, fd, l, EPOLLIN) != RILL_OK) {
         io_set_error(loop, "cannot listen on %s: %s", where, strerror(errno));
         rill_io_timer_free(l->backoff);
+        io_port_release(&bound);
         close(fd);
         free(l);
         return RILL_ERR_IO;
@@ -156,6 +158,7 @@ void rill_io_listener_close(rill_io_listener *listener)
         return;
     epoll_ctl(listener->loop->epfd, EPOLL_CTL_DEL, listener->fd, NULL); /* see io_conn_close_now */
     close(listener->fd);
+    io_port_release(&listener->addr);
     listener->fd = -1;
     rill_io_timer_free(listener->backoff);
     listener->backoff = NULL;

@@ -385,28 +385,6 @@ static int setup_tls(rill_server *s, char *err, size_t errlen)
     return rill_tls_server_new(cert, key, RILL_TLS_ALPN_H2_HTTP11, &s->tls, err, errlen);
 }
 
-/* SO_REUSEPORT would let a second server silently share a port that is in use; a plain bind
- * first (SO_REUSEADDR only, so TIME_WAIT leftovers do not count) tells the truth. */
-static int check_port_free(const struct rill_io_addr *addr, const char *spec, char *err,
-                           size_t errlen)
-{
-    int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0)
-        return RILL_OK; /* the real listen will report it */
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (addr->ss.ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    int rc = bind(fd, (const struct sockaddr *)&addr->ss, addr->len);
-    int e = errno;
-    close(fd);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(e));
-        return RILL_ERR_IO;
-    }
-    return RILL_OK;
-}
-
 static int listen_all(rill_server *s, struct worker *w, char *err, size_t errlen)
 {
     struct {
@@ -420,9 +398,6 @@ static int listen_all(rill_server *s, struct worker *w, char *err, size_t errlen
         if (rill_io_addr_parse(listeners[i].spec, &addr, err, errlen) < 0)
             return RILL_ERR_INVALID_ARG;
         uint16_t *port = listeners[i].tls ? &s->tls_port : &s->port;
-        if (w->index == 0 && rill_io_addr_port(&addr) != 0 &&
-            check_port_free(&addr, listeners[i].spec, err, errlen) < 0)
-            return RILL_ERR_IO;
         if (*port) { /* later workers share the port the first one got (matters for port 0) */
             struct sockaddr_in *in4 = (struct sockaddr_in *)&addr.ss;
             struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr.ss;

@@ -73,6 +73,55 @@ static void listen_error_names_the_cause(void **state)
     rill_io_loop_free(loop);
 }
 
+/* Another server's SO_REUSEPORT listener would let a second process share its port; rill's first
+ * listener on an address refuses that, while its own loops still share one. */
+static void a_port_in_use_is_refused_even_with_reuseport(void **state)
+{
+    (void)state;
+    rill_io_loop *a, *b;
+    assert_int_equal(rill_io_loop_new(NULL, &a), RILL_OK);
+    assert_int_equal(rill_io_loop_new(NULL, &b), RILL_OK);
+    static const struct rill_io_conn_callbacks cb = {.size = sizeof cb};
+    int one = 1;
+    int other = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(other, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(other, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(other, 1), 0);
+    socklen_t len = sizeof sa;
+    getsockname(other, (struct sockaddr *)&sa, &len);
+    char spec[32];
+    snprintf(spec, sizeof spec, "127.0.0.1:%u", ntohs(sa.sin_port));
+    struct rill_io_addr addr;
+    assert_int_equal(rill_io_addr_parse(spec, &addr, NULL, 0), RILL_OK);
+    assert_int_equal(rill_io_listen(a, &addr, NULL, &cb, NULL, NULL), RILL_ERR_IO);
+    assert_non_null(strstr(rill_io_loop_last_error(a), "Address already in use"));
+    close(other);
+
+    /* Free now: the first loop takes it, the second joins, a foreign plain bind fails. */
+    rill_io_listener *la, *lb;
+    assert_int_equal(rill_io_listen(a, &addr, NULL, &cb, NULL, &la), RILL_OK);
+    assert_int_equal(rill_io_listen(b, &addr, NULL, &cb, NULL, &lb), RILL_OK);
+    int late = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(late, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    assert_int_not_equal(bind(late, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(late, 1) == 0,
+                         1);
+    close(late);
+    /* Both closed, and the port taken by someone else: the next listener is a first one again
+     * and fails (a stale claim would join the stranger's group). */
+    rill_io_listener_close(la);
+    rill_io_listener_close(lb);
+    other = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(other, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(other, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    assert_int_equal(bind(other, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(other, 1), 0);
+    assert_int_equal(rill_io_listen(b, &addr, NULL, &cb, NULL, NULL), RILL_ERR_IO);
+    close(other);
+    rill_io_loop_free(a);
+    rill_io_loop_free(b);
+}
+
 /* A listener on 127.0.0.1 with a free port; returns the bound address. */
 static struct rill_io_addr listen_loopback(rill_io_loop *loop, const struct rill_io_conn_callbacks *cb,
                                            void *user)
@@ -1439,6 +1488,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(addresses_parse_and_format),
         cmocka_unit_test(listen_error_names_the_cause),
+        cmocka_unit_test(a_port_in_use_is_refused_even_with_reuseport),
         cmocka_unit_test(timers_fire_in_order_cancel_and_rearm),
         cmocka_unit_test(timer_heap_orders_many),
         cmocka_unit_test(post_from_other_thread_wakes_loop),
