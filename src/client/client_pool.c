@@ -93,9 +93,12 @@ static void arm_connect_timer(rill_client *cl)
 static void on_race_won(rill_io_conn *io, const struct rill_io_addr *addr, void *user);
 static void on_race_lost(int err, const char *why, void *user);
 
+/* The race's line, already formatted, to the client's trace (not through client_trace's format). */
 static void race_trace(const char *line, void *user)
 {
-    client_trace(user, "%s", line);
+    rill_client *c = user;
+    if (c->trace)
+        c->trace(c, line, c->trace_user);
 }
 
 /* A new connection: its race over the addresses resolved so far (more may come). False without
