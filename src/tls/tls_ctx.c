@@ -103,6 +103,12 @@ void tls_say(char *err, size_t errlen, const char *fmt, ...)
 static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                                     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
                                     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+/* The same three TLS 1.3 suites as OpenSSL's default, AES-128 first (as in the 1.2 list, and as
+ * Go and Cloudflare order them): 10 AES rounds instead of 14 for every record, and SHA-256,
+ * which current x86 and ARM cores hash in hardware, for the handshake's transcript and HKDF
+ * (SHA-384 has no such instructions). */
+static const char tls13_suites[] = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                                   "TLS_CHACHA20_POLY1305_SHA256";
 
 
 static const char *ssl_reason(void)
@@ -187,6 +193,10 @@ static int build_server(const char *cert_file, const char *key_file, enum rill_t
     int rc = RILL_ERR_TLS;
     if (!SSL_CTX_set_cipher_list(c, tls12_ciphers)) {
         tls_say(err, errlen, "cannot set TLS 1.2 ciphers: %s", ssl_reason());
+        goto fail;
+    }
+    if (!SSL_CTX_set_ciphersuites(c, tls13_suites)) {
+        tls_say(err, errlen, "cannot set TLS 1.3 cipher suites: %s", ssl_reason());
         goto fail;
     }
     if (SSL_CTX_use_certificate_chain_file(c, cert_file) != 1) {
