@@ -6,7 +6,7 @@ the server's own /proc accounting (utime + stime of its whole process tree) arou
 because requests/s on a 2-core machine mostly measures h2load. Every row visits the servers in
 turn, round after round, and reports the median, so a slow stretch of the VM hits them alike.
 
-usage: bench/server_bench.py [--rill PATH] [--quick] [--only NAME,...] [--rounds N]
+usage: bench/server_bench.py [--rill PATH] [--quick] [--only NAME,...] [--rounds N] [--requests N]
 """
 import argparse
 import os
@@ -310,6 +310,10 @@ def main():
     ap.add_argument("--only", default="rill,h2o,nghttpd,nginx")
     ap.add_argument("--rounds", type=int, default=7,
                     help="rounds of small requests per server (median; this VM's runs spread +-25%%)")
+    ap.add_argument("--requests", type=int, default=1000000,
+                    help="small requests per round and server: /proc counts CPU in clock ticks, "
+                         "so a round must cost a server many of them (1M: ~35 ticks of user time "
+                         "for rill on a current Xeon; 200k gave 7, a ratio quantized to 15%%)")
     a = ap.parse_args()
 
     names = [n for n in a.only.split(",") if n]
@@ -338,7 +342,7 @@ def main():
                    check=True, capture_output=True)
 
     small_rounds = 1 if a.quick else a.rounds
-    small_n = 20000 if a.quick else 200000 * small_rounds  # 200k a round: ~50 clock ticks of CPU
+    small_n = 20000 if a.quick else a.requests * small_rounds
     idle_n = 200 if a.quick else 1000
     results = {name: {} for name in names}
     rounds = 1 if a.quick else 7
@@ -386,6 +390,7 @@ def main():
             if got["us"]:
                 r["tls_us" if tls else "h2c_us"] = median(got["us"])
                 r["tls_user" if tls else "h2c_user"] = median(got["user"])
+                r["tls_user_all" if tls else "h2c_user_all"] = got["user"]
                 r["tls_sys" if tls else "h2c_sys"] = median(got["sys"])
                 r["tls_rps" if tls else "h2c_rps"] = median(got["rps"])
             if got["h1"]:
@@ -482,6 +487,13 @@ def main():
             a_, b_ = results["rill"].get(key), results["h2o"].get(key)
             if a_ and b_:
                 print(f"rill/h2o {label}: {a_ / b_:.2f}x")
+        # The rounds paired: each round ran both servers one after the other.
+        for key, label in (("h2c_user_all", "user CPU/request h2c"), ("tls_user_all", "user CPU/request TLS")):
+            a_, b_ = results["rill"].get(key), results["h2o"].get(key)
+            if a_ and b_:
+                print(f"  rill/h2o {label}, each round: " + " ".join(f"{x / y:.2f}" for x, y in zip(a_, b_) if y))
+    tick_us = 1e6 / CLK_TCK / max(small_n // small_rounds, 1)
+    print(f"(/proc's clock tick is {tick_us:.3f} us per request at {small_n // small_rounds} requests a round)")
     shutil.rmtree(work, ignore_errors=True)
 
 
