@@ -23,8 +23,9 @@ bool get_sink_add(struct get_sink *s, struct get_part *p)
     return true;
 }
 
-/* Bodies reach a file or a pipe in 64 KiB writes, not one per DATA frame or per response (10,000
- * small responses were 10,000 write calls); a terminal gets each response as it ends. */
+/* Small bodies reach a file or a pipe in 64 KiB writes, not one per response (10,000 small
+ * responses were 10,000 write calls); large pieces go straight (put); a terminal gets each
+ * response as it ends. */
 #define SINK_BUFFER (64u * 1024)
 
 bool get_sink_open(struct get_sink *s)
@@ -53,11 +54,35 @@ bool get_sink_open(struct get_sink *s)
     return true;
 }
 
+/* A DATA frame's worth goes to the descriptor at once: through the FILE's buffer it would be
+ * copied once more in user space (a download's bodies arrive in 16 KiB frames, and that copy was
+ * 5% of `rill get`'s CPU for a large file to /dev/null). Anything buffered goes first. */
+#define DIRECT_WRITE (8u * 1024)
+
+static bool write_all(int fd, const char *p, size_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
 static bool put(struct get_sink *s, const void *data, size_t len)
 {
     if (!get_sink_open(s))
         return false;
-    if (fwrite(data, 1, len, s->f) != len) {
+    bool ok;
+    if (len >= DIRECT_WRITE && !s->interactive)
+        ok = fflush(s->f) == 0 && write_all(fileno(s->f), data, len);
+    else
+        ok = fwrite(data, 1, len, s->f) == len;
+    if (!ok) {
         s->err = errno ? errno : EIO;
         return false;
     }

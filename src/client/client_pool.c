@@ -376,9 +376,10 @@ static void on_open(rill_io_conn *io, const char *alpn)
     cl->grow_blocked = false;
     struct rill_io_tls_info tls;
     bool secure = rill_io_conn_tls_info(io, &tls) == RILL_OK;
-    client_trace(cl, "connected to %s over %s%s%s%s (connection #%u)", cl->origin.authority,
-                 h2 ? "h2" : "http/1.1", secure ? " (TLS, " : "",
-                 secure ? (tls.version == 0x0304 ? "1.3" : "1.2") : "",
+    client_trace(cl, "connected to %s over %s%s%s%s%s%s (connection #%u)", cl->origin.authority,
+                 h2 ? "h2" : "http/1.1", secure ? " (TLS " : "",
+                 secure ? (tls.version == 0x0304 ? "1.3" : "1.2") : "", secure ? ", " : "",
+                 secure && tls.cipher ? tls.cipher : "",
                  secure ? (tls.resumed ? ", session resumed)" : ")") : "", cc->id);
     conn_touch(&cc->c);
     client_dispatch(cl);

@@ -106,7 +106,7 @@ static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES
 /* The same three TLS 1.3 suites as OpenSSL's default, AES-128 first (as in the 1.2 list, and as
  * Go and Cloudflare order them): 10 AES rounds instead of 14 for every record, and SHA-256,
  * which current x86 and ARM cores hash in hardware, for the handshake's transcript and HKDF
- * (SHA-384 has no such instructions). */
+ * (SHA-384 has no such instructions). The server's choice; a client offers them in this order. */
 static const char tls13_suites[] = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
                                    "TLS_CHACHA20_POLY1305_SHA256";
 
@@ -157,8 +157,12 @@ static bool readable(const char *what, const char *path, char *err, size_t errle
 
 /* Shared by both roles. A peer closing without close_notify is reported as a plain EOF
  * (IGNORE_UNEXPECTED_EOF): HTTP/2 and HTTP/1.1 framing already detect truncation. */
-static void set_common(SSL_CTX *c)
+static bool set_common(SSL_CTX *c, char *err, size_t errlen)
 {
+    if (!SSL_CTX_set_ciphersuites(c, tls13_suites)) {
+        tls_say(err, errlen, "cannot set TLS 1.3 cipher suites: %s", ssl_reason());
+        return false;
+    }
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
     SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
@@ -166,6 +170,7 @@ static void set_common(SSL_CTX *c)
     /* One read() takes whatever records have arrived, instead of a header read and a body read
      * per record. */
     SSL_CTX_set_read_ahead(c, 1);
+    return true;
 }
 
 static int build_server(const char *cert_file, const char *key_file, enum rill_tls_alpn alpn, SSL_CTX **out,
@@ -188,15 +193,12 @@ static int build_server(const char *cert_file, const char *key_file, enum rill_t
         tls_say(err, errlen, "cannot create TLS context: %s", ssl_reason());
         return RILL_ERR_NOMEM;
     }
-    set_common(c);
-    SSL_CTX_set_options(c, SSL_OP_CIPHER_SERVER_PREFERENCE);
     int rc = RILL_ERR_TLS;
+    if (!set_common(c, err, errlen))
+        goto fail;
+    SSL_CTX_set_options(c, SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (!SSL_CTX_set_cipher_list(c, tls12_ciphers)) {
         tls_say(err, errlen, "cannot set TLS 1.2 ciphers: %s", ssl_reason());
-        goto fail;
-    }
-    if (!SSL_CTX_set_ciphersuites(c, tls13_suites)) {
-        tls_say(err, errlen, "cannot set TLS 1.3 cipher suites: %s", ssl_reason());
         goto fail;
     }
     if (SSL_CTX_use_certificate_chain_file(c, cert_file) != 1) {
@@ -285,18 +287,18 @@ int rill_tls_client_new(unsigned flags, const char *ca_file, rill_tls_ctx **out,
         tls_say(err, errlen, "cannot create TLS context: %s", ssl_reason());
         return RILL_ERR_NOMEM;
     }
-    set_common(c);
     const struct alpn_list *alpn = &alpn_lists[flags & RILL_TLS_CLIENT_HTTP11 ? RILL_TLS_ALPN_HTTP11
                                                                                : RILL_TLS_ALPN_H2_HTTP11];
     bool verify = !(flags & RILL_TLS_CLIENT_NO_VERIFY);
-    int ok = SSL_CTX_set_alpn_protos(c, alpn->wire, alpn->len) == 0;
+    bool common = set_common(c, err, errlen);
+    int ok = common && SSL_CTX_set_alpn_protos(c, alpn->wire, alpn->len) == 0;
     if (ok && verify) {
         SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
         ok = ca_file ? SSL_CTX_load_verify_locations(c, ca_file, NULL) == 1
                      : SSL_CTX_set_default_verify_paths(c) == 1;
         if (!ok)
             tls_say(err, errlen, "cannot load CA %s: %s", ca_file ? ca_file : "(system store)", ssl_reason());
-    } else if (!ok) {
+    } else if (!ok && common) {
         tls_say(err, errlen, "cannot set ALPN: %s", ssl_reason());
     }
     ERR_clear_error();

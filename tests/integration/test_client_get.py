@@ -254,6 +254,26 @@ def test_h2_over_tls_against_nghttpd(nghttpd_tls):
     assert "* send GOAWAY stream=0" in err  # the polite end
 
 
+def test_client_offers_aes_128_first(cert):
+    """openssl s_server follows the client's order of TLS 1.3 suites (no server preference): rill
+    offers TLS_AES_128_GCM_SHA256 first (OpenSSL's default order starts with AES-256), and -v
+    names the suite."""
+    key, crt = cert["good"]
+    port = free_port()
+    srv = subprocess.Popen(["openssl", "s_server", "-accept", str(port), "-key", key, "-cert", crt,
+                            "-www", "-tls1_3"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, srv)
+        r = get("-k", "-v", f"https://127.0.0.1:{port}/")
+        err = r.stderr.decode()
+        assert "over http/1.1 (TLS 1.3, TLS_AES_128_GCM_SHA256)" in err, err
+        assert b"TLS_AES_128_GCM_SHA256" in r.stdout  # the server's own page says the same
+    finally:
+        srv.kill()
+        srv.wait()
+
+
 def test_bad_certificate_refused_without_k(nghttpd_tls):
     port, _ = nghttpd_tls("good")
     url = f"https://localhost:{port}/small.txt"
