@@ -14,8 +14,14 @@
 struct arena_block {
     struct arena_block *next;
     size_t cap, used;
+    bool pooled; /* from the worker's buffers (buf_pool.c), not malloc */
     _Alignas(16) char data[];
 };
+
+/* The usual overflow block: a proxied response's fields overflow the inline arena on every
+ * request, so these come from the worker's pool, not malloc. */
+#define ARENA_BLOCK 4096u
+#define ARENA_BLOCK_BYTES (sizeof(struct arena_block) + ARENA_BLOCK)
 
 
 void worker_exchanges_init(struct worker *w)
@@ -49,7 +55,10 @@ void exchange_free(rill_server_stream *st)
 {
     for (struct arena_block *b = st->arena_more; b;) {
         struct arena_block *next = b->next;
-        free(b);
+        if (b->pooled)
+            buf_pool_put(b, ARENA_BLOCK_BYTES);
+        else
+            free(b);
         b = next;
     }
     slab_free(st, EXCHANGE_SIZE);
@@ -65,9 +74,12 @@ void *exchange_alloc(rill_server_stream *st, size_t n)
     }
     struct arena_block *b = st->arena_more;
     if (!b || b->cap - b->used < n) {
-        size_t cap = n > 4096 ? n : 4096;
-        if (!(b = malloc(sizeof *b + cap)))
+        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+        bool pooled = cap == ARENA_BLOCK &&
+                      (b = buf_pool_get(session_worker(st->sess), ARENA_BLOCK_BYTES)) != NULL;
+        if (!pooled && !(b = malloc(sizeof *b + cap)))
             return NULL;
+        b->pooled = pooled;
         b->cap = cap;
         b->used = 0;
         b->next = st->arena_more;

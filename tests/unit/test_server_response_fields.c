@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -120,10 +121,87 @@ static void response_fields_checked_once_all_or_none(void **state)
     rill_server_free(srv);
 }
 
+/* Fields past the exchange's inline arena: 40 of ~200 bytes (overflow blocks from the worker's
+ * pool, several per request) and, on odd requests, one of 6,000 (a block of its own). The value
+ * of each depends on the request's number, so a block that kept a previous request's bytes or
+ * went back to the pool too early shows. */
+static void many_fields_handler(rill_server_request *req, rill_server_response *res, void *user)
+{
+    (void)user;
+    const char *q = rill_server_request_path(req);
+    unsigned n = (unsigned)atoi(strchr(q, '=') + 1);
+    char name[32], value[6001];
+    for (unsigned i = 0; i < 40; i++) {
+        snprintf(name, sizeof name, "x-f%u", i);
+        memset(value, 'a' + (char)((n + i) % 26), 200);
+        snprintf(value + 200, 16, "-%u-%u", n, i);
+        assert_int_equal(rill_server_response_add_header(res, name, value), RILL_OK);
+    }
+    if (n % 2) {
+        memset(value, 'z', 6000);
+        value[6000] = '\0';
+        assert_int_equal(rill_server_response_add_header(res, "x-big", value), RILL_OK);
+    }
+    rill_server_response_end(res, "ok", 2);
+}
+
+static void fields_past_the_inline_arena_survive_reuse(void **state)
+{
+    (void)state;
+    rill_server_options o;
+    rill_server_options_init(&o);
+    o.listen = "127.0.0.1:0";
+    o.tls_listen = NULL;
+    o.threads = 1;
+    char err[256];
+    assert_int_equal(rill_server_new(&o, &srv, err, sizeof err), 0);
+    assert_int_equal(rill_server_route(srv, "/m", many_fields_handler, NULL), 0);
+    assert_int_equal(rill_server_bind(srv, err, sizeof err), 0);
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, run_server, NULL), 0);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(rill_server_adopt(srv, sv[1]), 0);
+    static char answer[65536];
+    for (unsigned n = 0; n < 6; n++) {
+        char request[64];
+        int len = snprintf(request, sizeof request, "GET /m?n=%u HTTP/1.1\r\nHost: a\r\n\r\n", n);
+        assert_int_equal(write(sv[0], request, (size_t)len), len);
+        size_t got = 0;
+        while (!strstr(answer, "\r\n\r\nok")) {
+            ssize_t r = read(sv[0], answer + got, sizeof answer - 1 - got);
+            assert_true(r > 0);
+            got += (size_t)r;
+            answer[got] = '\0';
+        }
+        for (unsigned i = 0; i < 40; i++) {
+            char want[256];
+            int w = snprintf(want, sizeof want, "\r\nx-f%u: ", i);
+            memset(want + w, 'a' + (char)((n + i) % 26), 200);
+            snprintf(want + w + 200, 24, "-%u-%u\r\n", n, i);
+            if (!strstr(answer, want))
+                fail_msg("request %u: no x-f%u of its own in:\n%.300s", n, i, answer);
+        }
+        const char *big = strstr(answer, "\r\nx-big: ");
+        if (n % 2) {
+            assert_non_null(big);
+            assert_int_equal(strspn(big + 9, "z"), 6000);
+        } else {
+            assert_null(big);
+        }
+        answer[0] = '\0';
+    }
+    close(sv[0]);
+    rill_server_stop(srv);
+    pthread_join(thread, NULL);
+    rill_server_free(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(response_fields_checked_once_all_or_none),
+        cmocka_unit_test(fields_past_the_inline_arena_survive_reuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
