@@ -3,6 +3,9 @@
  * instead of moving the heap top (brk and page faults on every malloc/free of 64 KiB once held a
  * 100 MiB HTTP/1.1 download to 0.4 GB/s), and after a burst the blocks go back to the system
  * instead of staying as holes between connections' allocations. */
+#include <stdatomic.h>
+#include <stdio.h>
+
 #include "server/server_internal.h"
 
 void *buf_pool_get(struct worker *w, size_t size)
@@ -16,7 +19,11 @@ void *buf_pool_get(struct worker *w, size_t size)
         if (c->obj_size == ((size + 15) & ~(size_t)15))
             return slab_alloc(c);
     }
-    return NULL; /* the server asks for a handful of sizes; more would be a bug */
+    /* The server asks for a handful of sizes (BUF_POOL_CLASSES): more is a bug, said once. */
+    static atomic_bool said;
+    if (!atomic_exchange(&said, true))
+        fprintf(stderr, "rill: buffer pool has no class left for %zu-byte buffers\n", size);
+    return NULL;
 }
 
 void buf_pool_put(void *buf, size_t size)

@@ -651,8 +651,10 @@ static int pump_file(rill_server_stream *st)
     while (st->file_left && rill_io_conn_queued(conn) <= EXCHANGE_HIGH_WATER) {
         size_t want = st->file_left < FILE_CHUNK ? (size_t)st->file_left : FILE_CHUNK;
         uint8_t *buf = buf_pool_get(session_worker(st->sess), FILE_CHUNK);
-        if (!buf)
+        if (!buf) { /* the head promised a length that cannot be kept now: end, do not stall */
+            session_close(st->sess);
             return RILL_ERR_NOMEM;
+        }
         ssize_t got = pread(st->file_fd, buf, want, (off_t)st->file_off);
         if (got <= 0) { /* the file shrank or failed: the length promised cannot be kept */
             piece_put(buf);

@@ -43,7 +43,10 @@ struct worker_stats {
     char pad[64 - 3 * sizeof(uint64_t)];
 };
 
-#define BUF_POOL_CLASSES 8
+/* Sizes asked of buf_pool.c: the HTTP/2 engines' header block, segment ring, four output chunk
+ * sizes and the HPACK encoder's learning, HTTP/1.1 file pieces, exchange arena blocks: nine, with
+ * room for more. A size beyond the table gets NULL (callers fall back or fail the request). */
+#define BUF_POOL_CLASSES 16
 
 struct worker {
     struct rill_server *srv;
