@@ -256,3 +256,24 @@ def test_range_ignored_when_not_single_or_validator_differs(static_server, workd
     r = fetch(static_server, workdir, proto, "/small.txt", "-H", "Range: bytes=0-1",
               "-H", f"If-Range: {etag}")
     assert (r.status, r.body) == (206, SMALL[:2])
+
+
+def test_one_worker_serves_every_buffer_size_at_once(site, tmp_path):
+    """One worker asked for every size of buffer its pool serves (HTTP/2 output chunks and rings,
+    HTTP/1.1 file pieces, HPACK learning, an exchange's arena overflow): each answer is whole and
+    the pool never runs out of size classes (with too few, an HTTP/1.1 range stalled after its
+    206 head)."""
+    from server_fixtures import start_server
+    srv = start_server(str(tmp_path), root=site[0], tls=False, threads=1)
+    try:
+        big = site[1]["big.bin"]
+        long_field = ["-H", "x-long: " + "a" * 3000]
+        for flags in (["--http2-prior-knowledge"], ["--http1.1"]):
+            for path, want, extra in (("/big.bin", big, []), ("/small.txt", SMALL, long_field),
+                                      ("/big.bin", big[-10:], ["-H", "Range: bytes=-10"])):
+                r = curl(*flags, *extra, srv.url(path, False))
+                assert r.returncode == 0, r.stderr
+                assert r.stdout == want
+        assert "no class left" not in srv.stderr()
+    finally:
+        assert srv.stop() == 0
