@@ -248,6 +248,13 @@ RILL_API size_t rill_io_conn_queued(const rill_io_conn *conn);
  * on_close(conn, 0). Calling it again, or from on_close, does nothing. */
 RILL_API void rill_io_conn_close(rill_io_conn *conn, bool graceful);
 
+/* Ends the connection with a TCP reset (SO_LINGER 0) at the end of the loop's turn: nothing
+ * queued goes and no TLS close_notify, so the peer sees ECONNRESET, never an orderly end. For
+ * passing on an abort, e.g. a proxy whose other side was reset mid-tunnel. on_close(conn, 0)
+ * follows as for rill_io_conn_close; it does nothing once our end went (a graceful close that
+ * finished) or the connection is gone. */
+RILL_API void rill_io_conn_abort(rill_io_conn *conn);
+
 /* Ends our sending only (a half-close, for tunnels): what is queued goes first, then TLS
  * close_notify (TLS) and a FIN (shutdown(SHUT_WR)); reading goes on. Writes after this call return
  * RILL_ERR_STATE. Once the peer's end has been seen as well (on_peer_eof returned true) the

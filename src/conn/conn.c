@@ -75,6 +75,12 @@ void conn_close(struct conn *c)
     rill_io_conn_close(c->io, true);
 }
 
+void conn_abort(struct conn *c)
+{
+    c->closing = true; /* also over a graceful close still under way: the reset wins */
+    rill_io_conn_abort(c->io);
+}
+
 void conn_shutdown(struct conn *c)
 {
     if (c->closing)

@@ -76,6 +76,8 @@ void conn_arm(struct conn *c);
 void conn_flush(struct conn *c);
 /* Closes after what is queued has been written (graceful); idempotent. */
 void conn_close(struct conn *c);
+/* Resets the connection (rill_io_conn_abort): an abort passed on, never an end in order. */
+void conn_abort(struct conn *c);
 /* The graceful end: the protocol's shutdown, or a plain close. */
 void conn_shutdown(struct conn *c);
 

@@ -351,6 +351,10 @@ static void conn_finish_write(rill_io_conn *conn)
 
 static void conn_flush(rill_io_conn *conn)
 {
+    if (conn->flags & CF_ABORT) {
+        io_conn_close_now(conn, 0); /* SO_LINGER 0 is set: the close is a reset */
+        return;
+    }
     if (has_output(conn) && !(conn->flags & CF_BLOCKED)) {
         int rc = conn->ssl ? conn_send_tls(conn) : conn_send_plain(conn);
         if (rc != RILL_OK || !conn_alive(conn))
@@ -509,6 +513,27 @@ int rill_io_conn_shutdown_write(rill_io_conn *conn)
     if (conn->state == CONN_OPEN) /* the flush at the end of the turn ends our side */
         io_conn_mark_dirty(conn);
     return RILL_OK;
+}
+
+void rill_io_conn_abort(rill_io_conn *conn)
+{
+    if (conn->state == CONN_LINGER || conn->state == CONN_DEAD || (conn->flags & CF_ABORT))
+        return; /* our end already went (in order), or the connection is gone */
+    /* The close that ends it sends a TCP reset; nothing queued goes, no close_notify. Done at the
+     * end of the turn, like a graceful close, so on_close never runs inside the caller. */
+    struct linger reset = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(conn->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    io_queue_drop(conn);
+    conn->flags |= CF_ABORT;
+    if (conn->state != CONN_CLOSING) {
+        if (conn->state == CONN_OPEN)
+            conn->state = CONN_CLOSING;
+        else { /* connecting or in the handshake: nothing of ours to cut short */
+            io_conn_close_now(conn, 0);
+            return;
+        }
+    }
+    io_conn_mark_dirty(conn);
 }
 
 void rill_io_conn_close(rill_io_conn *conn, bool graceful)

@@ -88,6 +88,7 @@ enum conn_flag {
     CF_WR_SHUT_DONE = 1 << 19, /* ...and went (close_notify, FIN) */
     CF_PARKED = 1 << 20,       /* out of epoll: both FINs seen while reading is paused (EPOLLHUP
                                   cannot be masked); back in when reading resumes */
+    CF_ABORT = 1 << 21,        /* rill_io_conn_abort: reset at the end of the turn */
 };
 
 #define IO_CONN_OF(node) ((rill_io_conn *)((char *)(node) - offsetof(rill_io_conn, link)))

@@ -408,8 +408,10 @@ void upstream_shutdown_write(struct upstream *u)
 void upstream_close(struct upstream *u, bool graceful)
 {
     u->ended = true;
-    if (u->io)
-        rill_io_conn_close(u->io, graceful);
+    if (u->io && graceful)
+        rill_io_conn_close(u->io, true);
+    else if (u->io) /* an abort passed on (the client reset, a timeout, a failure): a reset */
+        rill_io_conn_abort(u->io);
     else if (u->busy) /* inside on_race_lost's finish: it frees u */
         u->gone = true;
     else /* still resolving or racing: nothing of it reached the backend */

@@ -343,6 +343,10 @@ void rill_server_response_abort(rill_server_response *res)
         /* The stream alone: the engine reports it closed, which closes the exchange. */
         rill_h2_submit_rst_stream(res->sess->h2, res->id, RILL_H2_INTERNAL_ERROR);
         session_flush(res->sess);
+    } else if (tunnel) {
+        /* After the switch there is no framing to fall short of: only a reset tells an abort
+         * from the end of the tunnel's bytes. */
+        conn_abort(&res->sess->c);
     } else {
         /* HTTP/1.1 has no reset: a connection closed short of the framing is the signal. */
         rill_server_session_destroy(res->sess, RILL_H2_INTERNAL_ERROR);

@@ -128,6 +128,7 @@ class RawUpgradeBackend:
         self.port = self.sock.getsockname()[1]
         self.heads = []
         self.closed = threading.Event()  # the proxy closed a tunnel connection
+        self.reset = threading.Event()  # ...with a reset (an abort passed on), not a FIN
         self.done = threading.Event()
         self.got_eof, self.poke = threading.Event(), threading.Event()  # for "hold"
         self.flooded = 0
@@ -224,6 +225,9 @@ class RawUpgradeBackend:
                         self.closed.set()
                     return
                 c.sendall(data)
+        except ConnectionResetError:
+            self.reset.set()
+            self.closed.set()
         except OSError:
             self.closed.set()
         finally:
@@ -697,12 +701,10 @@ def test_backend_reset_mid_tunnel_resets_the_client(proxy, raw_backend):
         while b"\r\n\r\n" not in buf:
             buf += c.recv(4096)
         c.sendall(b"rst!")
-        while True:
-            try:
-                if not c.recv(4096):
-                    break
-            except ConnectionResetError:
-                break
+        # the backend's reset comes on as a reset: a FIN (b"") would pass for the tunnel's end
+        with pytest.raises(ConnectionResetError):
+            while c.recv(4096):
+                pass
     finally:
         c.close()
 
@@ -744,6 +746,7 @@ def test_client_reset_closes_the_backend(proxy, raw_backend):
         t.conn.reset_stream(sid, error_code=8)  # CANCEL
         t.flush()
         assert raw_backend.closed.wait(10)
+        assert raw_backend.reset.is_set()  # an abort, passed on as one: not an orderly end
     finally:
         t.close()
 

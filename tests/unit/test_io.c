@@ -1074,6 +1074,55 @@ static void abrupt_close_releases_references(void **state)
     rill_io_loop_free(loop);
 }
 
+/* An abort: the queue is dropped (references released once), on_close comes at the end of the
+ * turn, not inside the call, and the peer sees a reset, not an orderly end. */
+static bool abort_closed_inside;
+
+static void abort_open(rill_io_conn *conn, const char *alpn)
+{
+    (void)alpn;
+    assert_int_equal(rill_io_conn_write_ref(conn, big_block(), 1u << 20, count_release, NULL), RILL_OK);
+    abort_closed_inside = true;
+    rill_io_conn_abort(conn);
+    abort_closed_inside = false;
+    assert_int_equal(rill_io_conn_write(conn, "late", 4), RILL_ERR_STATE);
+    rill_io_conn_abort(conn); /* again: nothing */
+    rill_io_conn_close(conn, true); /* a graceful close after it does not undo it */
+}
+
+static void abort_close(rill_io_conn *conn, int err)
+{
+    assert_false(abort_closed_inside);
+    *(int *)rill_io_conn_user(conn) = err;
+    rill_io_loop_stop(rill_io_conn_loop(conn));
+}
+
+static const struct rill_io_conn_callbacks abort_cb = {.size = sizeof abort_cb, .on_open = abort_open, .on_close = abort_close};
+
+static void abort_resets_the_peer(void **state)
+{
+    (void)state;
+    rill_io_loop *loop;
+    assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
+    int close_err = 1;
+    releases = 0;
+    uint16_t port = listen_any(loop, &abort_cb, &close_err);
+    int fd = tcp_connect(port);
+    assert_true(fd >= 0);
+    struct guard g;
+    guard_arm(&g, loop);
+    assert_int_equal(rill_io_loop_run(loop), RILL_OK);
+    assert_int_equal(close_err, 0);
+    assert_int_equal(releases, 1);
+    char c;
+    errno = 0;
+    assert_int_equal(recv(fd, &c, 1, 0), -1); /* not 0: that would be an orderly end */
+    assert_int_equal(errno, ECONNRESET);
+    close(fd);
+    guard_free(&g);
+    rill_io_loop_free(loop);
+}
+
 /* ---- graceful close: lingering and its deadlines ------------------------------------------- */
 
 struct linger_state {
@@ -1504,6 +1553,7 @@ int main(void)
         cmocka_unit_test(connect_refused_reports_on_close),
         cmocka_unit_test(shutdown_from_on_open_stops_accepting),
         cmocka_unit_test(abrupt_close_releases_references),
+        cmocka_unit_test(abort_resets_the_peer),
         cmocka_unit_test(linger_ends_at_the_peers_fin),
         cmocka_unit_test(linger_gives_up_after_its_deadline),
         cmocka_unit_test(closing_times_out_when_the_peer_never_reads),
