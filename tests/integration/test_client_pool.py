@@ -463,6 +463,9 @@ def test_cancel_closes_only_its_connection(pool_server):
     cancelled = [e for e in r0 if e["i"] == 1]
     assert cancelled and cancelled[0]["err"] != 0 and "cancel" in cancelled[0]["why"]
     assert all(e["err"] == 0 for e in ends if not (e["round"] == 0 and e["i"] == 1)), ends
+    deadline = time.monotonic() + 10  # the server's thread sees the close in its own time
+    while srv2.hold_closed < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert srv2.hold_closed == 1
     # round 1 goes on the three connections left, and a new one unless one of those was free
     # again before it opened
