@@ -277,8 +277,10 @@ RILL_API int rill_server_response_end(rill_server_response *res, const void *dat
 
 /* Ends a response that cannot be completed (e.g. its source failed midway), so that the peer
  * cannot take what it got for a whole response: HTTP/2 resets the stream (RST_STREAM
- * INTERNAL_ERROR; the connection's other streams go on), HTTP/1.1 closes the connection at once.
- * on_close(completed = false) follows. Nothing is done after the response ended or closed, except
+ * INTERNAL_ERROR; the connection's other streams go on); HTTP/1.1 closes the connection short of
+ * its framing (content-length, chunked), or resets it (a TCP RST) where no framing could fall
+ * short: a body that runs to the close (HTTP/1.0) or a tunnel. on_close(completed = false)
+ * follows. Nothing is done after the response ended or closed, except
  * for a tunnel (rill_server_response_tunnel) whose end went while the peer still sends: it is
  * reset all the same. */
 RILL_API void rill_server_response_abort(rill_server_response *res);
@@ -363,7 +365,7 @@ RILL_API int rill_server_tunnel(rill_server *s, const char *protocol, rill_serve
  * is the orderly close of our side (HTTP/2 END_STREAM; HTTP/1.1 a FIN after what is queued), after
  * which the peer may go on sending until its own end (a half-close: END_STREAM, or its FIN, which
  * on_body reports as the end; the connection then closes),
- * rill_server_response_abort the abort (HTTP/2 RST_STREAM; HTTP/1.1 the connection closes), and
+ * rill_server_response_abort the abort (HTTP/2 RST_STREAM; HTTP/1.1 a TCP RST), and
  * on_close follows once both sides are over. Response fields that HTTP/2 forbids (connection,
  * upgrade) cannot be set (see rill_server_response_set_header).
  * Returns RILL_OK; RILL_ERR_STATE when the head was sent already or the request did not ask to

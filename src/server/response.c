@@ -343,12 +343,14 @@ void rill_server_response_abort(rill_server_response *res)
         /* The stream alone: the engine reports it closed, which closes the exchange. */
         rill_h2_submit_rst_stream(res->sess->h2, res->id, RILL_H2_INTERNAL_ERROR);
         session_flush(res->sess);
-    } else if (tunnel) {
-        /* After the switch there is no framing to fall short of: only a reset tells an abort
-         * from the end of the tunnel's bytes. */
+    } else if (tunnel || (res->head_sent && !res->chunked && exchange_body_allowed(res) &&
+                          !(res->resp_fields.has & HAS_CONTENT_LENGTH))) {
+        /* No framing to fall short of (a tunnel after its switch, an HTTP/1.0 body that runs to
+         * the close): a FIN would read as the end, so the connection is reset. */
         conn_abort(&res->sess->c);
     } else {
-        /* HTTP/1.1 has no reset: a connection closed short of the framing is the signal. */
+        /* HTTP/1.1 has no reset: a connection closed short of the framing is the signal (the
+         * peer keeps what came, and knows it is short). */
         rill_server_session_destroy(res->sess, RILL_H2_INTERNAL_ERROR);
     }
     exchange_release(res);

@@ -642,6 +642,26 @@ def test_backend_dying_midway_chunked_h1_front(proxy):
         be.stop()
 
 
+def test_backend_dying_midway_http10_front_is_reset(proxy):
+    """An HTTP/1.0 client's body runs to the close (no chunked coding there): a cut backend must
+    not end it with a FIN, which would read as the whole body, but with a reset."""
+    class Cut(Recorder):
+        def serve(self, c, record):
+            f = c.makefile("rb")
+            while f.readline() not in (b"\r\n", b""):
+                pass
+            c.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n100000\r\n" + b"y" * MIB)
+            c.shutdown(socket.SHUT_RDWR)
+            c.close()
+    be = Cut()
+    try:
+        s = proxy("--proxy", f"/={be.url()}")
+        r = curl("--http1.0", s.url("/"), "-o", "/dev/null")
+        assert r.returncode == 56 and b"reset" in r.stderr, r  # never 0 with a short body
+    finally:
+        be.stop()
+
+
 def test_client_gone_cancels_backend_request(proxy):
     be = Recorder(respond=None)
     try:
