@@ -375,12 +375,12 @@ static void on_open(rill_io_conn *io, const char *alpn)
         cl->h1_origin = true; /* ALPN said so (an h2c offer says so when it is declined) */
     cl->grow_blocked = false;
     struct rill_io_tls_info tls;
-    bool secure = rill_io_conn_tls_info(io, &tls) == RILL_OK;
-    client_trace(cl, "connected to %s over %s%s%s%s%s%s (connection #%u)", cl->origin.authority,
-                 h2 ? "h2" : "http/1.1", secure ? " (TLS " : "",
-                 secure ? (tls.version == 0x0304 ? "1.3" : "1.2") : "", secure ? ", " : "",
-                 secure && tls.cipher ? tls.cipher : "",
-                 secure ? (tls.resumed ? ", session resumed)" : ")") : "", cc->id);
+    char how[112] = "";
+    if (rill_io_conn_tls_info(io, &tls) == RILL_OK)
+        snprintf(how, sizeof how, " (TLS %s, %s%s)", tls.version == 0x0304 ? "1.3" : "1.2",
+                 tls.cipher ? tls.cipher : "?", tls.resumed ? ", session resumed" : "");
+    client_trace(cl, "connected to %s over %s%s (connection #%u)", cl->origin.authority,
+                 h2 ? "h2" : "http/1.1", how, cc->id);
     conn_touch(&cc->c);
     client_dispatch(cl);
 }

@@ -524,15 +524,12 @@ void rill_io_conn_abort(rill_io_conn *conn)
     struct linger reset = {.l_onoff = 1, .l_linger = 0};
     setsockopt(conn->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
     io_queue_drop(conn);
-    conn->flags |= CF_ABORT;
-    if (conn->state != CONN_CLOSING) {
-        if (conn->state == CONN_OPEN)
-            conn->state = CONN_CLOSING;
-        else { /* connecting or in the handshake: nothing of ours to cut short */
-            io_conn_close_now(conn, 0);
-            return;
-        }
+    if (conn->state == CONN_CONNECTING || conn->state == CONN_HANDSHAKE) {
+        io_conn_close_now(conn, 0); /* not opened: on_close is not owed, nothing to wait for */
+        return;
     }
+    conn->flags |= CF_ABORT;
+    conn->state = CONN_CLOSING;
     io_conn_mark_dirty(conn);
 }
 

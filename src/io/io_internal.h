@@ -285,8 +285,10 @@ void io_listeners_free_dead(rill_io_loop *loop);
 
 /* port_claims.c: binds fd to addr and listens; the first listener of this process on an address
  * gets it alone (fails with EADDRINUSE if any other socket listens there, SO_REUSEPORT or not),
- * later ones join it. Returns 0, or -1 with errno. io_port_release undoes it (bound address). */
-int io_port_bind_listen(int fd, const struct rill_io_addr *addr, int backlog);
+ * later ones join it. *bound gets the address bound (the port chosen for port 0). Returns 0, or
+ * -1 with errno. io_port_release(bound) undoes it. */
+int io_port_bind_listen(int fd, const struct rill_io_addr *addr, int backlog,
+                        struct rill_io_addr *bound);
 void io_port_release(const struct rill_io_addr *addr);
 
 /* Before an SSL_read/SSL_write whose SSL_get_error must not see a stale error: OpenSSL 3's

@@ -112,13 +112,12 @@ int rill_io_listen(rill_io_loop *loop, const struct rill_io_addr *addr, rill_tls
     if (loop->opts.notsent_lowat != UINT32_MAX)
         setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &loop->opts.notsent_lowat,
                    sizeof loop->opts.notsent_lowat);
-    if (io_port_bind_listen(fd, addr, 1024) != 0) {
+    struct rill_io_addr bound;
+    if (io_port_bind_listen(fd, addr, 1024, &bound) != 0) {
         io_set_error(loop, "cannot listen on %s: %s", where, strerror(errno));
         close(fd);
         return RILL_ERR_IO;
     }
-    struct rill_io_addr bound = {.len = sizeof bound.ss};
-    getsockname(fd, (struct sockaddr *)&bound.ss, &bound.len);
     rill_io_listener *l = calloc(1, sizeof *l);
     if (!l) {
         io_port_release(&bound);

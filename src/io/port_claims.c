@@ -58,7 +58,8 @@ static bool reserve(void)
     return true;
 }
 
-int io_port_bind_listen(int fd, const struct rill_io_addr *addr, int backlog)
+int io_port_bind_listen(int fd, const struct rill_io_addr *addr, int backlog,
+                        struct rill_io_addr *bound)
 {
     int one = 1;
     pthread_mutex_lock(&claims_lock);
@@ -66,9 +67,9 @@ int io_port_bind_listen(int fd, const struct rill_io_addr *addr, int backlog)
     if (joining)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     int rc = -1;
-    struct rill_io_addr bound = {.len = sizeof bound.ss};
+    bound->len = sizeof bound->ss;
     if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) == 0 && listen(fd, backlog) == 0 &&
-        getsockname(fd, (struct sockaddr *)&bound.ss, &bound.len) == 0)
+        getsockname(fd, (struct sockaddr *)&bound->ss, &bound->len) == 0)
         rc = 0;
     if (rc == 0 && !joining) {
         /* Set after listen: the kernel checks it at each later bind, so this process's other
@@ -76,10 +77,10 @@ int io_port_bind_listen(int fd, const struct rill_io_addr *addr, int backlog)
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 || !reserve())
             rc = -1;
         else
-            claims[nclaims++] = (struct claim){.addr = bound, .listeners = 0};
+            claims[nclaims++] = (struct claim){.addr = *bound, .listeners = 0};
     }
     if (rc == 0)
-        find(&bound)->listeners++;
+        find(bound)->listeners++;
     int saved = errno;
     pthread_mutex_unlock(&claims_lock);
     errno = saved;

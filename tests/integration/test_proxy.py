@@ -622,18 +622,23 @@ def test_backend_dying_midway_is_an_error_not_a_short_body(proxy, front, codes):
         be.stop()
 
 
+class CutChunked(Recorder):
+    """A backend that dies midway: a chunked 200 whose first chunk's 1 MiB comes, then nothing
+    (no chunk end, no last chunk) and the connection goes."""
+
+    def serve(self, c, record):
+        f = c.makefile("rb")
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        c.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n100000\r\n" + b"y" * MIB)
+        c.shutdown(socket.SHUT_RDWR)
+        c.close()
+
+
 def test_backend_dying_midway_chunked_h1_front(proxy):
     """No content-length from the backend: the HTTP/1.1 front is chunked, and the cut shows as a
     chunked body that never ends (curl 18), never as a clean last chunk."""
-    class Cut(Recorder):
-        def serve(self, c, record):
-            f = c.makefile("rb")
-            while f.readline() not in (b"\r\n", b""):
-                pass
-            c.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n100000\r\n" + b"y" * MIB)
-            c.shutdown(socket.SHUT_RDWR)
-            c.close()
-    be = Cut()
+    be = CutChunked()
     try:
         s = proxy("--proxy", f"/={be.url()}")
         r = curl("--http1.1", s.url("/"), "-o", "/dev/null")
@@ -645,15 +650,7 @@ def test_backend_dying_midway_chunked_h1_front(proxy):
 def test_backend_dying_midway_http10_front_is_reset(proxy):
     """An HTTP/1.0 client's body runs to the close (no chunked coding there): a cut backend must
     not end it with a FIN, which would read as the whole body, but with a reset."""
-    class Cut(Recorder):
-        def serve(self, c, record):
-            f = c.makefile("rb")
-            while f.readline() not in (b"\r\n", b""):
-                pass
-            c.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n100000\r\n" + b"y" * MIB)
-            c.shutdown(socket.SHUT_RDWR)
-            c.close()
-    be = Cut()
+    be = CutChunked()
     try:
         s = proxy("--proxy", f"/={be.url()}")
         r = curl("--http1.0", s.url("/"), "-o", "/dev/null")

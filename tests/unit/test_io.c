@@ -1052,25 +1052,33 @@ static void abrupt_close(rill_io_conn *conn, int err)
 
 static const struct rill_io_conn_callbacks abrupt_cb = {.size = sizeof abrupt_cb, .on_open = abrupt_open, .on_close = abrupt_close};
 
-static void abrupt_close_releases_references(void **state)
+/* Accepts one connection with cbs, runs the loop until its on_close stops it (checking it closed
+ * with 0 and released its one reference); returns the client's socket for the caller to read. */
+static int run_until_closed(rill_io_loop *loop, const struct rill_io_conn_callbacks *cbs)
 {
-    (void)state;
-    rill_io_loop *loop;
-    assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
     int close_err = 1;
     releases = 0;
-    uint16_t port = listen_any(loop, &abrupt_cb, &close_err);
+    uint16_t port = listen_any(loop, cbs, &close_err);
     int fd = tcp_connect(port);
     assert_true(fd >= 0);
     struct guard g;
     guard_arm(&g, loop);
     assert_int_equal(rill_io_loop_run(loop), RILL_OK);
+    guard_free(&g);
     assert_int_equal(close_err, 0);
     assert_int_equal(releases, 1);
+    return fd;
+}
+
+static void abrupt_close_releases_references(void **state)
+{
+    (void)state;
+    rill_io_loop *loop;
+    assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
+    int fd = run_until_closed(loop, &abrupt_cb);
     char c;
     assert_true(recv(fd, &c, 1, 0) <= 0); /* nothing was sent */
     close(fd);
-    guard_free(&g);
     rill_io_loop_free(loop);
 }
 
@@ -1104,22 +1112,12 @@ static void abort_resets_the_peer(void **state)
     (void)state;
     rill_io_loop *loop;
     assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);
-    int close_err = 1;
-    releases = 0;
-    uint16_t port = listen_any(loop, &abort_cb, &close_err);
-    int fd = tcp_connect(port);
-    assert_true(fd >= 0);
-    struct guard g;
-    guard_arm(&g, loop);
-    assert_int_equal(rill_io_loop_run(loop), RILL_OK);
-    assert_int_equal(close_err, 0);
-    assert_int_equal(releases, 1);
+    int fd = run_until_closed(loop, &abort_cb);
     char c;
     errno = 0;
     assert_int_equal(recv(fd, &c, 1, 0), -1); /* not 0: that would be an orderly end */
     assert_int_equal(errno, ECONNRESET);
     close(fd);
-    guard_free(&g);
     rill_io_loop_free(loop);
 }
 
