@@ -243,6 +243,10 @@ RILL_API int rill_h1_parse_eof(rill_h1_parser *p, rill_h1_event *ev);
  * still to come, are held only inside the parser, so a caller that frees it must ask first). */
 RILL_API bool rill_h1_parser_idle(const rill_h1_parser *p);
 
+/* Body bytes still to come in a Content-Length body being parsed; 0 otherwise (chunked, until
+ * close, between messages). What the peer is bound to send (for rill_io_conn_expect_bytes). */
+RILL_API uint64_t rill_h1_parser_body_left(const rill_h1_parser *p);
+
 /* What has arrived of the current message's start line (without its line end), e.g. to log a
  * refused request; points into the parser, valid until its next call. Empty between messages. */
 RILL_API const char *rill_h1_parser_start_line(const rill_h1_parser *p, size_t *len);

@@ -305,6 +305,12 @@ RILL_API int64_t rill_h2_session_send_window(const rill_h2_session *s, int32_t s
 /* Receiving windows as the peer sees them (advertised minus received). */
 RILL_API int64_t rill_h2_session_recv_window(const rill_h2_session *s, int32_t stream_id);
 
+/* Body bytes the peer still owes on a stream that flow control already lets it send: the smaller
+ * of what its content-length leaves and the stream's and connection's receive windows. 0 without
+ * a content-length, for a tunnel, or for an unknown stream. What will arrive unless the peer
+ * resets the stream (for rill_io_conn_expect_bytes). */
+RILL_API uint64_t rill_h2_session_recv_owed(const rill_h2_session *s, int32_t stream_id);
+
 /* Per-stream user data (NULL for an unknown stream; setting it on one returns RILL_ERR_NOT_FOUND). */
 RILL_API void *rill_h2_stream_user(const rill_h2_session *s, int32_t stream_id);
 RILL_API int rill_h2_stream_set_user(rill_h2_session *s, int32_t stream_id, void *user);

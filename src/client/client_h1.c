@@ -291,7 +291,7 @@ static void switch_to_h2(struct client_conn *cc, const uint8_t *rest, size_t res
     client_dispatch(cc->client); /* what waited for HTTP/1.1 goes as HTTP/2 streams now */
 }
 
-static void proto_data(struct conn *c, const uint8_t *data, size_t len)
+static void parse_input(struct conn *c, const uint8_t *data, size_t len)
 {
     struct client_conn *cc = client_conn_of(c);
     size_t off = 0;
@@ -324,6 +324,15 @@ static void proto_data(struct conn *c, const uint8_t *data, size_t len)
             return;
         }
     }
+}
+
+static void proto_data(struct conn *c, const uint8_t *data, size_t len)
+{
+    parse_input(c, data, len);
+    struct client_conn *cc = client_conn_of(c);
+    /* A large body on its way: wake per batch rather than per segment (read_batch.c). */
+    if (!c->closing && cc->h1 && !cc->h2)
+        rill_io_conn_expect_bytes(c->io, rill_h1_parser_body_left(cc->h1));
 }
 
 void client_h1_resume(struct client_conn *cc)

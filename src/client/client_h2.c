@@ -106,6 +106,10 @@ static int on_data(rill_h2_session *s, int32_t id, const uint8_t *data, size_t l
     if (st && st->cb.on_data)
         st->cb.on_data(st, data, len, st->user);
     rill_h2_consume(s, id, len); /* delivered: also when on_data just paused the stream */
+    struct client_conn *cc = user;
+    uint64_t owed = rill_h2_session_recv_owed(s, id);
+    if (owed > cc->h2_owed)
+        cc->h2_owed = owed;
     return 0;
 }
 
@@ -473,8 +477,13 @@ static void proto_data(struct conn *c, const uint8_t *data, size_t len)
     rill_h2_session_tick(cc->h2, rill_io_loop_now_ms(cc->client->loop));
     if (cc->client->trace)
         client_frame_tap(cc->client, &cc->tap_in, "recv", data, len);
-    if (rill_h2_session_recv(cc->h2, data, len) < 0)
+    cc->h2_owed = 0;
+    if (rill_h2_session_recv(cc->h2, data, len) < 0) {
         fail_connection(cc);
+        return;
+    }
+    /* A large body on its way: wake per batch rather than per segment (read_batch.c). */
+    rill_io_conn_expect_bytes(cc->c.io, cc->h2_owed);
 }
 
 static void proto_drain(struct conn *c)

@@ -149,6 +149,7 @@ struct client_conn {
     bool h2c_tried;             /* the offer went out on this connection (once per connection) */
     bool h2c_switch;            /* the offering request got its 101: HTTP/2 after its end */
     struct frame_tap tap_in, tap_out;
+    uint64_t h2_owed; /* the most any stream's DATA in this read leaves owed (recv_owed) */
     struct iovec *out_iov; /* TRACE_IOV of them, made when tracing starts */
     int out_n;
     /* HTTP/1.1 */

@@ -880,6 +880,11 @@ bool rill_h1_parser_idle(const rill_h1_parser *p)
     return p->state == S_START && (p->need_reset || p->len == p->line_start);
 }
 
+uint64_t rill_h1_parser_body_left(const rill_h1_parser *p)
+{
+    return p->state == S_BODY_LENGTH ? p->remaining : 0;
+}
+
 const char *rill_h1_parser_start_line(const rill_h1_parser *p, size_t *len)
 {
     const char *start = p->buf + (p->first_line != SIZE_MAX ? p->first_line : p->line_start);

@@ -466,6 +466,19 @@ int64_t rill_h2_session_recv_window(const rill_h2_session *s, int32_t stream_id)
     return st ? st->recv_window : INT64_MIN;
 }
 
+uint64_t rill_h2_session_recv_owed(const rill_h2_session *s, int32_t stream_id)
+{
+    const struct h2_stream *st = h2_stream_find(s, stream_id);
+    if (!st || st->content_length < 0 || (st->flags & (SF_TUNNEL | SF_RECV_NO_BODY)) ||
+        st->data_received >= (uint64_t)st->content_length)
+        return 0;
+    int64_t owed = st->content_length - (int64_t)st->data_received;
+    int64_t window = st->recv_window < s->conn_recv_window ? st->recv_window : s->conn_recv_window;
+    if (window < owed)
+        owed = window;
+    return owed > 0 ? (uint64_t)owed : 0;
+}
+
 void *rill_h2_stream_user(const rill_h2_session *s, int32_t stream_id)
 {
     const struct h2_stream *st = h2_stream_find(s, stream_id);

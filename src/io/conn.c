@@ -86,6 +86,7 @@ void io_conn_close_now(rill_io_conn *conn, int err)
     conn->fd = -1;
     io_tls_free(conn);
     io_queue_drop(conn);
+    io_conn_batch_forget(conn);
     io_conn_notify_close(conn, err);
 }
 
@@ -331,7 +332,7 @@ static enum read_end plain_fill(rill_io_conn *conn, size_t *have, int *sys_errno
     }
 }
 
-void io_conn_read(rill_io_conn *conn)
+static void read_rounds(rill_io_conn *conn, size_t *got)
 {
     rill_io_loop *loop = conn->loop;
     /* The peer's end was kept as a half-close: nothing more to read. A read owed from earlier in
@@ -345,6 +346,7 @@ void io_conn_read(rill_io_conn *conn)
         int sys_errno = 0;
         const char *why = NULL;
         enum read_end end = conn->ssl ? tls_fill(conn, &n, &sys_errno, &why) : plain_fill(conn, &n, &sys_errno);
+        *got += n;
         if (n > 0) {
             if (conn->cb && IO_CB(conn, on_data))
                 IO_CB(conn, on_data)(conn, loop->recv_buf, n);
@@ -371,6 +373,14 @@ void io_conn_read(rill_io_conn *conn)
         conn->flags |= CF_READ_AGAIN;
         io_conn_mark_dirty(conn);
     }
+}
+
+void io_conn_read(rill_io_conn *conn)
+{
+    size_t got = 0;
+    read_rounds(conn, &got);
+    if (conn->state == CONN_OPEN)
+        io_conn_batch_after_read(conn, got);
 }
 
 /* After on_close: wait for the peer's FIN (discarding its bytes) so that closing does not send a

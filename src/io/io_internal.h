@@ -89,6 +89,8 @@ enum conn_flag {
     CF_PARKED = 1 << 20,       /* out of epoll: both FINs seen while reading is paused (EPOLLHUP
                                   cannot be masked); back in when reading resumes */
     CF_ABORT = 1 << 21,        /* rill_io_conn_abort: reset at the end of the turn */
+    CF_BATCHED = 1 << 22,       /* read_batch.c: SO_RCVLOWAT is up, the loop wakes per batch */
+    CF_BATCH_BACKOFF = 1 << 23, /* ...a batch did not come in time: not again until data floods */
 };
 
 #define IO_CONN_OF(node) ((rill_io_conn *)((char *)(node) - offsetof(rill_io_conn, link)))
@@ -211,6 +213,11 @@ struct rill_io_loop {
     rill_io_timer *pending_timer;  /* handshake / connect deadlines */
     rill_io_timer *linger_timer;   /* graceful close deadlines */
     rill_io_timer *shutdown_timer; /* graceful shutdown deadline */
+    /* Connections waking per batch (read_batch.c), few: each with the loop time of its last read,
+     * and one timer for the earliest late batch. */
+    struct io_batched { rill_io_conn *conn; uint64_t last_read_ms; } *batched;
+    uint32_t nbatched, batched_cap;
+    rill_io_timer *batch_timer;
 
     /* Cross-thread posts. */
     pthread_mutex_t post_lock;
@@ -256,6 +263,10 @@ void io_conn_move_to(rill_io_conn *conn, struct io_link *list, uint64_t deadline
 void io_conn_notify_close(rill_io_conn *conn, int err);
 void io_conn_fail(rill_io_conn *conn, int err, const char *what, const char *detail);
 void io_conn_read(rill_io_conn *conn);
+/* read_batch.c: after each wake's reads (got: bytes read), and when the socket goes */
+void io_conn_batch_after_read(rill_io_conn *conn, size_t got);
+void io_conn_batch_forget(rill_io_conn *conn);
+void io_batch_free_all(rill_io_loop *loop);
 const char *io_tls_error_text(void);
 /* Puts the connection's own socket BIO under conn->ssl (tls_bio.c). */
 int io_tls_attach(rill_io_conn *conn);

@@ -391,6 +391,7 @@ void rill_io_loop_free(rill_io_loop *loop)
     rill_io_timer_free(loop->pending_timer);
     rill_io_timer_free(loop->linger_timer);
     rill_io_timer_free(loop->shutdown_timer);
+    io_batch_free_all(loop);
     free(loop->heap);
     if (loop->signal.fd >= 0)
         close(loop->signal.fd);

@@ -323,6 +323,11 @@ server.on('stream', (stream, headers) => {
     stream.session.goaway(NGHTTP2_NO_ERROR, stream.id);
   }
   if (p === '/reset') { stream.close(NGHTTP2_CANCEL); return; }
+  if (p === '/reset-midway') {  // promises 64 MiB, sends 1 MiB, then resets
+    stream.respond({ ':status': 200, 'content-length': String(64 << 20) });
+    stream.write(Buffer.alloc(1 << 20, 120), () => setTimeout(() => stream.close(NGHTTP2_CANCEL), 100));
+    return;
+  }
   if (p === '/echo') {
     let n = 0;
     stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
@@ -370,7 +375,7 @@ server.listen(cfg.port, '127.0.0.1', () => process.stdout.write('listening\n'));
 class NodeServer:
     """Node's http2 server (the script above) on a free port: files from the document root,
     POST /echo echoes, /trailers sends trailer fields, /hints a 103 before its 200, /reset resets
-    the stream (CANCEL); with goaway_after=N, a GOAWAY (last stream id: the Nth stream) on every
+    the stream (CANCEL), /reset-midway resets it after 1 MiB of the 64 MiB it promised; with goaway_after=N, a GOAWAY (last stream id: the Nth stream) on every
     connection once N streams came; with window, SETTINGS_INITIAL_WINDOW_SIZE. Prints "served PATH
     STREAM BYTES" per response."""
 
@@ -722,6 +727,18 @@ def test_stream_reset_by_the_server(node_h2c):
     r = get(*H2C, "-v", f"{url}/reset", f"{url}/small.txt")
     assert (r.returncode, r.stdout) == (16, SMALL)
     assert r.stderr.decode().count("* connected to") == 1
+
+
+def test_stream_reset_midway_through_a_large_body(node_h2c):
+    """rill get waits for a large body in batches (SO_RCVLOWAT, src/io/read_batch.c); a server
+    that resets the stream after 1 MiB of the 64 MiB it promised sends far less than a batch: the
+    reset is still seen at once, not at a timeout."""
+    start = time.monotonic()
+    r = get(*H2C, f"http://127.0.0.1:{node_h2c.port}/reset-midway", timeout=20)
+    assert time.monotonic() - start < 5
+    assert (r.returncode, len(r.stdout)) == (16, 1 << 20), r.stderr
+    err = lines(r.stderr)
+    assert len(err) == 1 and "the server reset the stream" in err[0], err
 
 
 @pytest.mark.parametrize("window", [1000, 16384])

@@ -162,6 +162,35 @@ static void switching_protocols_stops_the_parser(void **state)
     assert_non_null(strstr(t.text, "B<x>E(407)"));
 }
 
+/* body_left, fed a byte at a time: what a Content-Length body still owes after each byte (the
+ * client's hint for batched reads); 0 for a chunked body and between messages. */
+static void body_left_counts_down(void **state)
+{
+    (void)state;
+    const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+    const char in[] = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789"
+                      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    rill_h1_parser *p = rill_h1_parser_new(RILL_H1_RESPONSE, NULL);
+    assert_int_equal(rill_h1_parser_body_left(p), 0);
+    for (size_t i = 0; i < sizeof in - 1; i++) {
+        size_t off = 0;
+        while (off < 1) {
+            size_t used = 0;
+            rill_h1_event ev;
+            assert_int_equal(rill_h1_parse(p, (const uint8_t *)in + i + off, 1 - off, &used, &ev), 0);
+            off += used;
+            if (ev.type == RILL_H1_EV_NONE)
+                break;
+        }
+        size_t body_seen = i + 1 >= sizeof head - 1 ? i + 1 - (sizeof head - 1) : 0;
+        uint64_t want = i + 1 < sizeof head - 1 ? 0 : body_seen < 10 ? 10 - body_seen : 0;
+        if (rill_h1_parser_body_left(p) != want)
+            fail_msg("after byte %zu: %llu left, not %llu", i, (unsigned long long)rill_h1_parser_body_left(p),
+                     (unsigned long long)want);
+    }
+    rill_h1_parser_free(p);
+}
+
 static void status_line_variants(void **state)
 {
     (void)state;
@@ -459,6 +488,7 @@ int main(void)
         cmocka_unit_test(bodiless_responses),
         cmocka_unit_test(interim_responses_precede_the_final_one),
         cmocka_unit_test(switching_protocols_stops_the_parser),
+        cmocka_unit_test(body_left_counts_down),
         cmocka_unit_test(status_line_variants),
         cmocka_unit_test(response_keep_alive),
         cmocka_unit_test(response_round_trip),
