@@ -266,6 +266,12 @@ enum read_end {
     READ_TLS_ERROR,
 };
 
+/* How much one read takes: more while batching, where each call's fixed cost adds up. */
+static size_t read_size(const rill_io_conn *conn)
+{
+    return (conn->flags & CF_BATCHED) ? IO_BATCH_READ : IO_RECV_BUF_SIZE;
+}
+
 /* Fills the loop's buffer with as many TLS records as fit, so the application sees one on_data
  * per 64 KiB rather than one per record. */
 static enum read_end tls_fill(rill_io_conn *conn, size_t *have, int *sys_errno, const char **why)
@@ -273,9 +279,10 @@ static enum read_end tls_fill(rill_io_conn *conn, size_t *have, int *sys_errno, 
     uint8_t *buf = conn->loop->recv_buf;
     *have = 0;
     conn->flags &= ~(uint32_t)CF_SOCK_DRAINED;
-    while (*have < IO_RECV_BUF_SIZE) {
+    size_t want = read_size(conn);
+    while (*have < want) {
         io_tls_clear_errors();
-        int r = SSL_read(conn->ssl, buf + *have, (int)(IO_RECV_BUF_SIZE - *have));
+        int r = SSL_read(conn->ssl, buf + *have, (int)(want - *have));
         if (r > 0) {
             *have += (size_t)r;
             /* The kernel had no more and OpenSSL holds nothing: done without a read that would
@@ -311,11 +318,12 @@ static enum read_end plain_fill(rill_io_conn *conn, size_t *have, int *sys_errno
 {
     *have = 0;
     for (;;) {
-        ssize_t n = recv(conn->fd, conn->loop->recv_buf, IO_RECV_BUF_SIZE, 0);
+        size_t want = read_size(conn);
+        ssize_t n = recv(conn->fd, conn->loop->recv_buf, want, 0);
         if (n > 0) {
             *have = (size_t)n;
             /* A short read means the kernel buffer is empty; level-triggered epoll reports more. */
-            return (size_t)n == IO_RECV_BUF_SIZE ? READ_MORE : READ_DRAINED;
+            return (size_t)n == want ? READ_MORE : READ_DRAINED;
         }
         if (n == 0)
             return READ_EOF;
@@ -341,7 +349,8 @@ static void read_rounds(rill_io_conn *conn, size_t *got)
      * under what we still send. */
     if (conn->flags & CF_PEER_EOF)
         return;
-    for (int round = 0; round < IO_READS_PER_TURN; round++) {
+    int rounds = (conn->flags & CF_BATCHED) ? (int)(IO_BATCH_BYTES / IO_BATCH_READ) + 1 : IO_READS_PER_TURN;
+    for (int round = 0; round < rounds; round++) {
         size_t n;
         int sys_errno = 0;
         const char *why = NULL;

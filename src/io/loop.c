@@ -135,7 +135,7 @@ int rill_io_loop_new(const rill_io_loop_options *opts, rill_io_loop **out)
     loop->now_ms = rill_io_now_ms();
     atomic_init(&loop->stop, false);
 
-    loop->recv_buf = malloc(IO_RECV_BUF_SIZE);
+    loop->recv_buf = malloc(IO_BATCH_READ);
     loop->tls_stage = malloc(IO_CHUNK_SIZE);
     loop->pending_timer = rill_io_timer_new(loop, on_pending_deadline, loop);
     loop->linger_timer = rill_io_timer_new(loop, on_linger_deadline, loop);

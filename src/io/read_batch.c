@@ -15,7 +15,6 @@
 
 #include "io/io_internal.h"
 
-#define IO_BATCH_BYTES (256u * 1024) /* ~0.25 ms at 1 GB/s: few wakeups, little added latency */
 #define IO_BATCH_WAIT_MS 2           /* a late batch: read what came after this long */
 #define IO_BATCH_MAX_CONNS 64        /* beyond that many at once, others wake per segment */
 
