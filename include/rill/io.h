@@ -273,9 +273,10 @@ RILL_API void rill_io_conn_pause_read(rill_io_conn *conn, bool paused);
 /* Says how many bytes the peer is bound to send soon without waiting for us (e.g. the rest of a
  * large response body that flow control already allows); 0 when nothing is owed. From 1 MiB the
  * loop has the kernel wake it per batch of that size rather than per segment (SO_RCVLOWAT), and
- * reads the batch in one turn: fewer wakeups for us and for a sender on the same machine. A batch that is late (the peer sent less:
- * a reset, a stall) is read after 2 ms, and batching then waits until data floods in again. Cheap
- * to call after every read: the socket changes only when batching starts or stops. */
+ * reads the batch in one turn: fewer wakeups for us and for a sender on the same machine. A batch
+ * that is late (the peer sent less: a reset, a stall) is read after 2 ms, and batching then waits
+ * until data floods in again. Cheap to call after every read: the socket changes only when
+ * batching starts or stops. */
 RILL_API void rill_io_conn_expect_bytes(rill_io_conn *conn, uint64_t bytes);
 
 /* The connection's built-in timer: no allocation, one per connection, for idle and protocol

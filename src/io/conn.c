@@ -272,8 +272,8 @@ static size_t read_size(const rill_io_conn *conn)
     return (conn->flags & CF_BATCHED) ? IO_BATCH_READ : IO_RECV_BUF_SIZE;
 }
 
-/* Fills the loop's buffer with as many TLS records as fit, so the application sees one on_data
- * per 64 KiB rather than one per record. */
+/* Fills the loop's buffer with as many TLS records as a read takes, so the application sees one
+ * on_data per 64 KiB (256 KiB while batching) rather than one per record. */
 static enum read_end tls_fill(rill_io_conn *conn, size_t *have, int *sys_errno, const char **why)
 {
     uint8_t *buf = conn->loop->recv_buf;

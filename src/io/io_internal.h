@@ -233,8 +233,8 @@ struct rill_io_loop {
     uint32_t chunk_cache_len;
 
     char last_error[256];
-    uint8_t *recv_buf;  /* IO_BATCH_READ, shared by every connection on the loop; IO_RECV_BUF_SIZE
-                         * a read but while batching */
+    uint8_t *recv_buf;  /* IO_BATCH_READ bytes, shared by every connection on the loop: a read
+                         * takes IO_RECV_BUF_SIZE of it, all of it while batching */
     uint8_t *tls_stage; /* IO_CHUNK_SIZE: small chunks coalesced into one TLS record */
     /* TLS records of the connection being flushed, written together (tls_bio.c); allocated on
      * first use, IO_TLS_BATCH bytes */
