@@ -340,40 +340,42 @@ static enum read_end plain_fill(rill_io_conn *conn, size_t *have, int *sys_errno
     }
 }
 
-static void read_rounds(rill_io_conn *conn, size_t *got)
+/* Reads up to the turn's budget, handing each piece to on_data; returns the bytes read. */
+static size_t read_rounds(rill_io_conn *conn)
 {
+    size_t got = 0;
     rill_io_loop *loop = conn->loop;
     /* The peer's end was kept as a half-close: nothing more to read. A read owed from earlier in
      * the turn (CF_READ_AGAIN: a resume, the budget, the open) would meet that end again, sticky
      * in OpenSSL, and conn_peer_closed would take it for a second end and close the connection
      * under what we still send. */
     if (conn->flags & CF_PEER_EOF)
-        return;
+        return 0;
     int rounds = (conn->flags & CF_BATCHED) ? (int)(IO_BATCH_BYTES / IO_BATCH_READ) + 1 : IO_READS_PER_TURN;
     for (int round = 0; round < rounds; round++) {
         size_t n;
         int sys_errno = 0;
         const char *why = NULL;
         enum read_end end = conn->ssl ? tls_fill(conn, &n, &sys_errno, &why) : plain_fill(conn, &n, &sys_errno);
-        *got += n;
+        got += n;
         if (n > 0) {
             if (conn->cb && IO_CB(conn, on_data))
                 IO_CB(conn, on_data)(conn, loop->recv_buf, n);
             /* Closed or paused by the callback: an EOF or error seen meanwhile is seen again
              * by the next read (both are sticky). */
             if (conn->state != CONN_OPEN || (conn->flags & CF_PAUSED))
-                return;
+                return got;
         }
         switch (end) {
         case READ_MORE: continue;
-        case READ_DRAINED: return;
-        case READ_EOF: conn_peer_closed(conn); return;
+        case READ_DRAINED: return got;
+        case READ_EOF: conn_peer_closed(conn); return got;
         case READ_WANTS_WRITE:
             conn->flags |= CF_READ_WANTS_WRITE;
             io_conn_update_events(conn);
-            return;
-        case READ_IO_ERROR: io_conn_fail(conn, RILL_ERR_IO, "read", strerror(sys_errno)); return;
-        case READ_TLS_ERROR: io_conn_fail(conn, RILL_ERR_TLS, "TLS read", why); return;
+            return got;
+        case READ_IO_ERROR: io_conn_fail(conn, RILL_ERR_IO, "read", strerror(sys_errno)); return got;
+        case READ_TLS_ERROR: io_conn_fail(conn, RILL_ERR_TLS, "TLS read", why); return got;
         }
     }
     /* Budget used up. Cleartext bytes left in the kernel re-trigger epoll; bytes OpenSSL already
@@ -382,12 +384,12 @@ static void read_rounds(rill_io_conn *conn, size_t *got)
         conn->flags |= CF_READ_AGAIN;
         io_conn_mark_dirty(conn);
     }
+    return got;
 }
 
 void io_conn_read(rill_io_conn *conn)
 {
-    size_t got = 0;
-    read_rounds(conn, &got);
+    size_t got = read_rounds(conn);
     if (conn->state == CONN_OPEN)
         io_conn_batch_after_read(conn, got);
 }
