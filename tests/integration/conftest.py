@@ -18,6 +18,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.fixture
+def refused_port():
+    """A loopback port that refuses connections for the whole test. free_port() gives its port
+    back at once, so a server of a test running beside this one may take it (a "dead" backend
+    then answers); a socket bound and never listening holds the port, and the kernel picks
+    neither it for another bind(0) nor as a connection's own port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
 def wait_for_port(port, proc, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

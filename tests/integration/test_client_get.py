@@ -421,8 +421,8 @@ def test_fail_on_404_rill_server(rill_serve, tmp_path):
 
 # ---- failures ------------------------------------------------------------------------------------
 
-def test_refused_connection():
-    port = free_port()  # nothing listens there
+def test_refused_connection(refused_port):
+    port = refused_port  # nothing listens there
     r = get(f"http://127.0.0.1:{port}/")
     assert r.returncode == 7
     lines = r.stderr.decode().strip().splitlines()

@@ -323,8 +323,8 @@ def test_redirect_to_a_bad_location_fails(redirector, loc, word):
     assert r.stdout == b""
 
 
-def test_redirect_to_a_dead_port_fails_like_a_connection(redirector):
-    r = get("-L", redirector.go(302, f"http://127.0.0.1:{free_port()}/x"))
+def test_redirect_to_a_dead_port_fails_like_a_connection(redirector, refused_port):
+    r = get("-L", redirector.go(302, f"http://127.0.0.1:{refused_port}/x"))
     assert r.returncode == 7
     assert len(r.stderr.decode().strip().splitlines()) == 1
 
@@ -475,8 +475,8 @@ def test_many_repeats_stay_within_the_servers_stream_limit(rill_serve):
     assert err.count("* connected to") == 1 and "REFUSED_STREAM" not in err
 
 
-def test_repeats_fail_in_one_line_and_a_count():
-    r = get("-n", "20", f"http://127.0.0.1:{free_port()}/x")
+def test_repeats_fail_in_one_line_and_a_count(refused_port):
+    r = get("-n", "20", f"http://127.0.0.1:{refused_port}/x")
     assert r.returncode == 7
     lines = r.stderr.decode().strip().splitlines()
     assert len(lines) == 2 and "refused" in lines[0].lower(), lines
@@ -517,8 +517,8 @@ def test_stat_lines(rill_serve):
     assert float(a[9]) <= float(b[5]) <= float(b[8]) <= float(b[9])
 
 
-def test_stat_line_of_a_failed_request():
-    url = f"http://127.0.0.1:{free_port()}/x"
+def test_stat_line_of_a_failed_request(refused_port):
+    url = f"http://127.0.0.1:{refused_port}/x"
     r = get("--stat", "-s", url)
     assert r.returncode == 7
     (row,) = stats(r.stderr)  # -s silences the error, not --stat
@@ -576,7 +576,7 @@ def test_progress_bar_only_on_a_terminal(rill_serve, tmp_path):
         assert (rc, seen) == (0, b"")
 
 
-def test_progress_bar_leaves_messages_their_own_lines(rill_serve, tmp_path):
+def test_progress_bar_leaves_messages_their_own_lines(rill_serve, tmp_path, refused_port):
     port = rill_serve()
     out = tmp_path / "o"
     rc, seen = run_with_pty_stderr(["--stat", "-o", str(out), f"http://127.0.0.1:{port}/big.bin"])
@@ -586,7 +586,7 @@ def test_progress_bar_leaves_messages_their_own_lines(rill_serve, tmp_path):
     stat = [ln for ln in text.split("\n") if "stat:" in ln]
     assert len(stat) == 1 and STAT.match(stat[0]), text  # at the start of its line
     # nothing went to a file: no bar at all, the error alone
-    rc, seen = run_with_pty_stderr(["-o", str(out), f"http://127.0.0.1:{free_port()}/x"])
+    rc, seen = run_with_pty_stderr(["-o", str(out), f"http://127.0.0.1:{refused_port}/x"])
     assert rc == 7
     lines = seen.decode().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rill get: ") and "B/s" not in lines[0], lines

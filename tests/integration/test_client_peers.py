@@ -867,11 +867,11 @@ def test_example_http_get_against_h2o(h2o):
     assert r.stdout == BIG * 8
 
 
-def test_example_http_get_failures(rill_served):
+def test_example_http_get_failures(rill_served, refused_port):
     r = run_example(f"http://127.0.0.1:{rill_served.port}/missing")
     assert (r.returncode, r.stdout) == (1, b"")
     assert lines(r.stderr)[0].startswith("404 ")
-    r = run_example(f"http://127.0.0.1:{free_port()}/x")
+    r = run_example(f"http://127.0.0.1:{refused_port}/x")
     assert (r.returncode, r.stdout) == (1, b"")
     err = lines(r.stderr)
     assert len(err) == 1 and "refused" in err[0].lower(), err

@@ -980,8 +980,8 @@ def test_root_and_proxy_for_slash_conflict_exits_2(tmp_path):
     assert r.returncode == 2 and b"--root" in r.stderr.splitlines()[0]
 
 
-def test_unreachable_backend_skipped_for_safe_requests(proxy, recorder):
-    dead = free_port()
+def test_unreachable_backend_skipped_for_safe_requests(proxy, recorder, refused_port):
+    dead = refused_port
     s = proxy("--proxy", f"/={recorder.url()},http://127.0.0.1:{dead}")
     for args in (["--http1.1"], ["--http2-prior-knowledge"]):
         for _ in range(3):
@@ -995,8 +995,8 @@ def test_unreachable_backend_skipped_for_safe_requests(proxy, recorder):
     assert codes == {b"200"}
 
 
-def test_post_to_an_unreachable_backend_is_not_replayed(proxy, recorder):
-    dead = free_port()
+def test_post_to_an_unreachable_backend_is_not_replayed(proxy, recorder, refused_port):
+    dead = refused_port
     s = proxy("--proxy", f"/={recorder.url()},http://127.0.0.1:{dead}")
     # the turns alternate: one of the two POSTs meets the dead backend first and gets the 502
     codes = [curl(s.url("/post"), "-d", "x", "-o", "/dev/null", "-w", "%{http_code}").stdout

@@ -440,9 +440,9 @@ def test_round_robin_does_not_avoid_the_busy_backend(serve, recorders):
             c.wait()
 
 
-def test_dead_backend_is_skipped_for_a_while(serve, recorders):
+def test_dead_backend_is_skipped_for_a_while(serve, recorders, refused_port):
     live = recorders()
-    dead = free_port()
+    dead = refused_port
     s = serve(f"""routes:
   - prefix: /
     backends: [http://127.0.0.1:{dead}, {live.url()}]
@@ -495,8 +495,15 @@ def test_dead_backend_comes_back_after_down_for(serve, recorders):
         sock.close()
 
 
-def test_all_backends_down_still_tried(serve):
-    a, b = free_port(), free_port()
+def test_all_backends_down_still_tried(serve, refused_port):
+    a = refused_port
+    with socket.socket() as held:  # a second port that refuses (see refused_port)
+        held.bind(("127.0.0.1", 0))
+        b = held.getsockname()[1]
+        all_backends_down_still_tried(serve, a, b)
+
+
+def all_backends_down_still_tried(serve, a, b):
     s = serve(f"routes:\n  - prefix: /\n    backends: [http://127.0.0.1:{a}, http://127.0.0.1:{b}]\n")
     for _ in range(3):
         r = curl(s.url("/x"), "-o", "/dev/null", "-w", "%{http_code}")
@@ -507,9 +514,9 @@ def test_all_backends_down_still_tried(serve):
 
 # ---- the access log ----------------------------------------------------------------------------------
 
-def test_access_log_names_backend_and_first_byte_time(serve, recorders, tmp_path):
+def test_access_log_names_backend_and_first_byte_time(serve, recorders, tmp_path, refused_port):
     rec = recorders()
-    dead = free_port()
+    dead = refused_port
     log = tmp_path / "access.log"
     s = serve(f"""routes:
   - prefix: /api

@@ -10,7 +10,6 @@ import threading
 
 import pytest
 
-from conftest import free_port
 from server_fixtures import curl, start_server
 from test_proxy import Recorder, head_fields
 from test_proxy_config import reload, wait_for, write
@@ -116,9 +115,10 @@ def test_failing_backend_leaves_the_rotation_and_comes_back(serve, backends):
     assert s.stderr().count("is down") == 1 and s.stderr().count("is up again") == 1
 
 
-def test_route_with_no_backend_left_answers_503_at_once_with_one_line(serve, backends):
+def test_route_with_no_backend_left_answers_503_at_once_with_one_line(serve, backends,
+                                                                     refused_port):
     sick, other = backends("sick"), backends("other")
-    dead = free_port()  # nothing listens: the probe cannot connect
+    dead = refused_port  # nothing listens: the probe cannot connect
     sick.healthy = False
     s = serve(f"""proxy:
   health-check: {CHECK}
