@@ -287,7 +287,7 @@ static enum read_end tls_fill(rill_io_conn *conn, size_t *have, int *sys_errno, 
             *have += (size_t)r;
             /* The kernel had no more and OpenSSL holds nothing: done without a read that would
              * only say EAGAIN. */
-            if ((conn->flags & CF_SOCK_DRAINED) && !SSL_has_pending(conn->ssl))
+            if ((conn->flags & CF_SOCK_DRAINED) && !io_tls_has_input(conn))
                 return READ_DRAINED;
             continue;
         }
@@ -380,7 +380,7 @@ static size_t read_rounds(rill_io_conn *conn)
     }
     /* Budget used up. Cleartext bytes left in the kernel re-trigger epoll; bytes OpenSSL already
      * holds do not, so come back to them at the end of the turn. */
-    if (conn->ssl && SSL_has_pending(conn->ssl)) {
+    if (conn->ssl && io_tls_has_input(conn)) {
         conn->flags |= CF_READ_AGAIN;
         io_conn_mark_dirty(conn);
     }
@@ -503,7 +503,7 @@ void rill_io_conn_pause_read(rill_io_conn *conn, bool paused)
                 return;
             }
         }
-        if (conn->ssl && conn->state == CONN_OPEN && SSL_has_pending(conn->ssl)) {
+        if (conn->ssl && conn->state == CONN_OPEN && io_tls_has_input(conn)) {
             conn->flags |= CF_READ_AGAIN;
             io_conn_mark_dirty(conn);
         }

@@ -241,6 +241,11 @@ struct rill_io_loop {
     uint8_t *tls_batch;
     size_t tls_batch_len;
     rill_io_conn *tls_batch_conn;
+    /* Ciphertext read ahead for tls_in_conn, a batching connection (tls_bio.c); allocated on
+     * first use, IO_BATCH_READ bytes */
+    uint8_t *tls_in;
+    uint32_t tls_in_off, tls_in_len;
+    rill_io_conn *tls_in_conn;
 };
 
 /* loop.c */
@@ -283,7 +288,10 @@ int io_tls_attach(rill_io_conn *conn);
 void io_tls_batch_begin(rill_io_conn *conn);
 int io_tls_batch_end(rill_io_conn *conn);
 int io_tls_flush_tail(rill_io_conn *conn);
-/* Frees the connection's TLS state (and a tail). */
+/* Whether OpenSSL, or the loop's read-ahead for this connection, holds input that no epoll event
+ * will announce. */
+bool io_tls_has_input(const rill_io_conn *conn);
+/* Frees the connection's TLS state (and a tail, and its read-ahead). */
 void io_tls_free(rill_io_conn *conn);
 #define IO_TLS_BATCH (64u * 1024u)
 

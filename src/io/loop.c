@@ -403,5 +403,6 @@ void rill_io_loop_free(rill_io_loop *loop)
     free(loop->recv_buf);
     free(loop->tls_stage);
     free(loop->tls_batch);
+    free(loop->tls_in);
     free(loop);
 }

@@ -581,6 +581,46 @@ static void pause_and_resume_every_read_over_tls(void **state)
     fixture_stop(&f);
 }
 
+/* A connection batching its reads (read_batch.c) takes its ciphertext 256 KiB a recv into the
+ * loop's read-ahead and hands OpenSSL a record at a time from there. Two at once on one loop (the
+ * read-ahead belongs to one until it is empty; the other reads its socket meanwhile), each pausing
+ * after every read with records still in the read-ahead: resuming must deliver them, in order. */
+static void batching_open(rill_io_conn *conn, const char *alpn)
+{
+    pausing_open(conn, alpn);
+    rill_io_conn_expect_bytes(conn, 64u << 20);
+}
+
+static void batching_data(rill_io_conn *conn, const uint8_t *data, size_t len)
+{
+    pausing_data(conn, data, len);
+    rill_io_conn_expect_bytes(conn, 64u << 20); /* again after a late batch stopped it */
+}
+
+static const struct rill_io_conn_callbacks batching_cb = {
+    .size = sizeof batching_cb,
+    .on_open = batching_open, .on_data = batching_data, .on_close = pausing_close};
+
+static void batched_reads_over_tls_survive_pauses(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_start_with(&f, NULL, &batching_cb);
+    struct client_opts o = {.alpn_wire = "\x02h2"};
+    SSL_CTX *ctx = client_ctx(&o);
+    struct client cls[2];
+    for (int i = 0; i < 2; i++)
+        assert_true(client_open(&cls[i], ctx, f.port, NULL));
+    assert_true(tls_pump(cls, 2, 8u << 20, 10007));
+    for (int i = 0; i < 2; i++)
+        client_close(&cls[i]);
+    SSL_CTX_free(ctx);
+    loop_thread_stop(&f.lt);
+    assert_non_null(f.lt.loop->tls_in); /* the read-ahead was used */
+    rill_io_loop_free(f.lt.loop);
+    rill_tls_ctx_free(f.tls);
+}
+
 /* Deterministic variant: the server holds reading until 65636 bytes (records of 10007) are all in
  * its socket, so one 64 KiB read ends 100 bytes into the last record and the kernel is empty.
  * Those 100 bytes exist only inside OpenSSL; resuming must deliver them. */
@@ -1080,6 +1120,7 @@ int main(void)
         cmocka_unit_test(tls12_gets_aead_and_legacy_is_refused),
         cmocka_unit_test(echo_large_payloads_over_tls),
         cmocka_unit_test(pause_and_resume_every_read_over_tls),
+        cmocka_unit_test(batched_reads_over_tls_survive_pauses),
         cmocka_unit_test(bytes_buffered_in_openssl_are_not_stranded),
         cmocka_unit_test(tls_end_is_seen_once_when_a_read_is_owed),
         cmocka_unit_test(echo_mixed_copies_and_references_over_tls),
