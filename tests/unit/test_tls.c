@@ -500,20 +500,28 @@ static bool tls_pump(struct client *cls, int n, size_t len, size_t chunk)
     }
 }
 
+/* n clients (ALPN h2) of the server at port, each echoing len bytes written chunk bytes at a time
+ * (tls_pump); true when every byte came back in order. */
+static bool echo_clients(uint16_t port, int n, size_t len, size_t chunk)
+{
+    struct client_opts o = {.alpn_wire = "\x02h2"};
+    SSL_CTX *ctx = client_ctx(&o);
+    struct client cls[8];
+    for (int i = 0; i < n; i++)
+        assert_true(client_open(&cls[i], ctx, port, NULL));
+    bool ok = tls_pump(cls, n, len, chunk);
+    for (int i = 0; i < n; i++)
+        client_close(&cls[i]);
+    SSL_CTX_free(ctx);
+    return ok;
+}
+
 static void echo_large_payloads_over_tls(void **state)
 {
     (void)state;
     struct fixture f;
     fixture_start(&f, NULL);
-    struct client_opts o = {.alpn_wire = "\x02h2"};
-    SSL_CTX *ctx = client_ctx(&o);
-    struct client cls[4];
-    for (int i = 0; i < 4; i++)
-        assert_true(client_open(&cls[i], ctx, f.port, NULL));
-    assert_true(tls_pump(cls, 4, 6u << 20, 16384));
-    for (int i = 0; i < 4; i++)
-        client_close(&cls[i]);
-    SSL_CTX_free(ctx);
+    assert_true(echo_clients(f.port, 4, 6u << 20, 16384));
     fixture_stop(&f);
 }
 
@@ -568,16 +576,8 @@ static void pause_and_resume_every_read_over_tls(void **state)
     (void)state;
     struct fixture f;
     fixture_start_with(&f, NULL, &pausing_cb);
-    struct client_opts o = {.alpn_wire = "\x02h2"};
-    SSL_CTX *ctx = client_ctx(&o);
-    struct client cls[2];
-    for (int i = 0; i < 2; i++)
-        assert_true(client_open(&cls[i], ctx, f.port, NULL));
     /* Records of 10007 bytes never line up with the 64 KiB buffer: reads end mid-record. */
-    assert_true(tls_pump(cls, 2, 4u << 20, 10007));
-    for (int i = 0; i < 2; i++)
-        client_close(&cls[i]);
-    SSL_CTX_free(ctx);
+    assert_true(echo_clients(f.port, 2, 4u << 20, 10007));
     fixture_stop(&f);
 }
 
@@ -606,15 +606,7 @@ static void batched_reads_over_tls_survive_pauses(void **state)
     (void)state;
     struct fixture f;
     fixture_start_with(&f, NULL, &batching_cb);
-    struct client_opts o = {.alpn_wire = "\x02h2"};
-    SSL_CTX *ctx = client_ctx(&o);
-    struct client cls[2];
-    for (int i = 0; i < 2; i++)
-        assert_true(client_open(&cls[i], ctx, f.port, NULL));
-    assert_true(tls_pump(cls, 2, 8u << 20, 10007));
-    for (int i = 0; i < 2; i++)
-        client_close(&cls[i]);
-    SSL_CTX_free(ctx);
+    assert_true(echo_clients(f.port, 2, 8u << 20, 10007));
     loop_thread_stop(&f.lt);
     assert_non_null(f.lt.loop->tls_in); /* the read-ahead was used */
     rill_io_loop_free(f.lt.loop);
@@ -821,15 +813,7 @@ static void echo_mixed_copies_and_references_over_tls(void **state)
     (void)state;
     struct fixture f;
     fixture_start_with(&f, NULL, &mixed_cb);
-    struct client_opts o = {.alpn_wire = "\x02h2"};
-    SSL_CTX *ctx = client_ctx(&o);
-    struct client cls[3];
-    for (int i = 0; i < 3; i++)
-        assert_true(client_open(&cls[i], ctx, f.port, NULL));
-    assert_true(tls_pump(cls, 3, 4u << 20, 700)); /* small records: many small chunks */
-    for (int i = 0; i < 3; i++)
-        client_close(&cls[i]);
-    SSL_CTX_free(ctx);
+    assert_true(echo_clients(f.port, 3, 4u << 20, 700)); /* small records: many small chunks */
     fixture_stop(&f);
 }
 
