@@ -1,4 +1,5 @@
 """Shared fixtures: the rill binary and a running server on a free loopback port."""
+import errno
 import os
 import socket
 import subprocess
@@ -20,13 +21,34 @@ def free_port():
 
 @pytest.fixture
 def refused_port():
-    """A loopback port that refuses connections for the whole test. free_port() gives its port
-    back at once, so a server of a test running beside this one may take it (a "dead" backend
-    then answers); a socket bound and never listening holds the port, and the kernel picks
-    neither it for another bind(0) nor as a connection's own port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        yield s.getsockname()[1]
+    """A loopback port that refuses connections for the whole test, on 127.0.0.1 and (where the
+    machine has it) [::1], so `localhost` refuses too. free_port() gives its port back at once,
+    so a server of a test running beside this one may take it (a "dead" backend then answers);
+    a socket bound and never listening holds the port, and the kernel picks neither it for
+    another bind(0) nor as a connection's own port."""
+    for _ in range(20):
+        held = [socket.socket()]
+        held[0].bind(("127.0.0.1", 0))
+        port = held[0].getsockname()[1]
+        try:
+            six = socket.socket(socket.AF_INET6)
+        except OSError:  # no IPv6 at all
+            break
+        try:
+            six.bind(("::1", port))
+            held.append(six)
+            break
+        except OSError as e:
+            six.close()
+            if e.errno == errno.EADDRINUSE:  # taken on [::1]: another port
+                held[0].close()
+                continue
+            break  # no IPv6 loopback: 127.0.0.1 alone
+    try:
+        yield port
+    finally:
+        for s in held:
+            s.close()
 
 
 def wait_for_port(port, proc, timeout=10.0):

@@ -150,8 +150,8 @@ def test_stat_connect_is_the_winning_attempt(split_localhost):
     assert start <= dns <= conn <= first <= end
 
 
-def test_get_every_address_refused_is_one_line():
-    port = free_port()  # nothing on 127.0.0.1:port, nor (most likely) on [::1]:port
+def test_get_every_address_refused_is_one_line(refused_port):
+    port = refused_port  # nothing on 127.0.0.1:port, nor on [::1]:port
     r = get(f"http://localhost:{port}/x")
     assert r.returncode == 7, r
     lines = r.stderr.decode().strip().splitlines()
@@ -356,8 +356,8 @@ def test_ws_refused_ipv6_gives_way_at_once_without_racing():
     assert echo.peers == ["127.0.0.1"]
 
 
-def test_ws_every_address_refused_is_one_line():
-    port = free_port()  # nothing on 127.0.0.1:port, nor (most likely) on [::1]:port
+def test_ws_every_address_refused_is_one_line(refused_port):
+    port = refused_port  # nothing on 127.0.0.1:port, nor on [::1]:port
     code, out, err = ws("--http1.1", f"ws://localhost:{port}/x")
     assert code == 1, err
     lines = [l for l in err.strip().splitlines() if "trying" not in l and "cannot connect to [" not in l
