@@ -295,7 +295,7 @@ int rill_tls_client_new(unsigned flags, const char *ca_file, rill_tls_ctx **out,
     if (ok && verify) {
         SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
         ok = ca_file ? SSL_CTX_load_verify_locations(c, ca_file, NULL) == 1
-                     : SSL_CTX_set_default_verify_paths(c) == 1;
+                     : tls_load_system_store(c);
         if (!ok)
             tls_say(err, errlen, "cannot load CA %s: %s", ca_file ? ca_file : "(system store)", ssl_reason());
     } else if (!ok && common) {

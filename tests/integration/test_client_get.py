@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import free_port, run_rill, wait_for_port
+from conftest import RILL_BIN, free_port, run_rill, wait_for_port
 
 BUILD = os.environ.get("RILL_BUILD") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
 BIG = os.urandom(1 << 20)
@@ -284,6 +284,30 @@ def test_bad_certificate_refused_without_k(nghttpd_tls):
     assert len(lines) == 1 and "certificate" in lines[0], lines
     r = get("-k", url)
     assert (r.returncode, r.stdout) == (0, b"hello\n")
+
+
+def test_system_store_follows_ssl_cert_file_and_dir(nghttpd_tls, tmp_path):
+    """The system store is the hashed directory alone only while the bundle and directory in force
+    are the system's own; SSL_CERT_FILE or SSL_CERT_DIR naming other places is OpenSSL's rule."""
+    port, crt = nghttpd_tls("good")
+    url = f"https://localhost:{port}/small.txt"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SSL_CERT_")}
+
+    def get_with(**extra):
+        return subprocess.run([RILL_BIN, "get", url], capture_output=True, timeout=30,
+                              env=dict(env, **extra))
+    assert get_with().returncode == 35  # the system's CAs do not include our self-signed one
+    r = get_with(SSL_CERT_FILE=crt)
+    assert (r.returncode, r.stdout) == (0, b"hello\n"), r.stderr
+    hashed = tmp_path / "ca-dir"
+    hashed.mkdir()
+    subject_hash = subprocess.run(["openssl", "x509", "-noout", "-subject_hash", "-in", crt],
+                                  capture_output=True, check=True, text=True).stdout.strip()
+    shutil.copy(crt, hashed / f"{subject_hash}.0")
+    r = get_with(SSL_CERT_DIR=str(hashed))
+    assert (r.returncode, r.stdout) == (0, b"hello\n"), r.stderr
+    r = get_with(SSL_CERT_DIR=str(tmp_path))  # no hash links there, nor our CA
+    assert r.returncode == 35
 
 
 def test_certificate_for_another_name_refused(nghttpd_tls):

@@ -19,6 +19,7 @@
 #include "io/io_internal.h"
 #include "rill/tls.h"
 #include "test_io_util.h"
+#include "tls/tls_internal.h"
 
 /* ---- fixtures ----------------------------------------------------------------------------- */
 
@@ -1086,6 +1087,51 @@ static void rill_client_verifies_and_negotiates(void **state)
     fixture_stop(&f);
 }
 
+/* ---- the system's CA store ---------------------------------------------------------------- */
+
+static void touch(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+}
+
+/* The hashed directory stands alone only for the system's own bundle and directory (an
+ * environment variable naming them through a link counts as naming them); anything else is
+ * OpenSSL's default paths (NULL). */
+static void system_store_is_the_hashed_directory_only_for_the_systems_own(void **state)
+{
+    (void)state;
+    make_tmp_root();
+    char dir[128], plain[128], bundle[128], alias[128], other[128], name[160];
+    snprintf(dir, sizeof dir, "%s/store-certs", tmp_root);
+    snprintf(plain, sizeof plain, "%s/store-plain", tmp_root);
+    snprintf(bundle, sizeof bundle, "%s/store-bundle.pem", tmp_root);
+    snprintf(alias, sizeof alias, "%s/store-alias.pem", tmp_root);
+    snprintf(other, sizeof other, "%s/store-other.pem", tmp_root);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(mkdir(plain, 0700), 0);
+    snprintf(name, sizeof name, "%s/ca.pem", dir);
+    touch(name);
+    snprintf(name, sizeof name, "%s/ca.pem", plain);
+    touch(name);
+    touch(bundle);
+    touch(other);
+    assert_int_equal(symlink(bundle, alias), 0);
+
+    assert_null(tls_store_dir(NULL, NULL, bundle, dir)); /* no hash link yet */
+    snprintf(name, sizeof name, "%s/0a1b2c3d.0", dir);
+    touch(name);
+    assert_ptr_equal(tls_store_dir(NULL, NULL, bundle, dir), dir);
+    assert_ptr_equal(tls_store_dir(alias, NULL, bundle, dir), dir);
+    assert_ptr_equal(tls_store_dir(bundle, dir, bundle, dir), dir);
+    assert_null(tls_store_dir(other, NULL, bundle, dir));
+    assert_null(tls_store_dir(NULL, plain, bundle, dir));
+    assert_null(tls_store_dir(NULL, NULL, bundle, plain));
+    assert_null(tls_store_dir("/nonexistent/cert.pem", NULL, bundle, dir));
+    assert_null(tls_store_dir(NULL, NULL, bundle, "/nonexistent/certs"));
+}
+
 static int remove_tree(void)
 {
     char cmd[128];
@@ -1113,6 +1159,7 @@ int main(void)
         cmocka_unit_test(reload_swaps_context_for_new_connections),
         cmocka_unit_test(silent_client_times_out_in_handshake),
         cmocka_unit_test(rill_client_verifies_and_negotiates),
+        cmocka_unit_test(system_store_is_the_hashed_directory_only_for_the_systems_own),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     remove_tree();
