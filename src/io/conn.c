@@ -285,8 +285,8 @@ static enum read_end tls_fill(rill_io_conn *conn, size_t *have, int *sys_errno, 
         int r = SSL_read(conn->ssl, buf + *have, (int)(want - *have));
         if (r > 0) {
             *have += (size_t)r;
-            /* The kernel had no more and OpenSSL holds nothing: done without a read that would
-             * only say EAGAIN. */
+            /* The kernel had no more and neither OpenSSL nor the read-ahead holds anything: done
+             * without a read that would only say EAGAIN. */
             if ((conn->flags & CF_SOCK_DRAINED) && !io_tls_has_input(conn))
                 return READ_DRAINED;
             continue;
@@ -378,8 +378,8 @@ static size_t read_rounds(rill_io_conn *conn)
         case READ_TLS_ERROR: io_conn_fail(conn, RILL_ERR_TLS, "TLS read", why); return got;
         }
     }
-    /* Budget used up. Cleartext bytes left in the kernel re-trigger epoll; bytes OpenSSL already
-     * holds do not, so come back to them at the end of the turn. */
+    /* Budget used up. Cleartext bytes left in the kernel re-trigger epoll; bytes OpenSSL or the
+     * read-ahead already hold do not, so come back to them at the end of the turn. */
     if (conn->ssl && io_tls_has_input(conn)) {
         conn->flags |= CF_READ_AGAIN;
         io_conn_mark_dirty(conn);
