@@ -134,6 +134,12 @@ typedef struct rill_client_callbacks {
      * half-close), and on_end(0) follows once our side ended too (rill_client_stream_end). Without
      * it, such an end ends the request as for any other (above). Other requests never get it. */
     void (*on_peer_end)(rill_client_stream *st, void *user);
+    /* When set, instead of on_data (which is then not called): the pieces of the body that came
+     * together, in order (n >= 1), valid only during the call. Over HTTP/2 one read of the
+     * connection holds many DATA frames, handed over in one call per stream before any other
+     * event of the read that follows them; a caller that writes the body out takes them with
+     * one writev. Everything on_data says holds for each piece. */
+    void (*on_data_v)(rill_client_stream *st, const struct iovec *pieces, int n, void *user);
 } rill_client_callbacks;
 
 /* A client for the origin of opt->url, on a caller-owned loop (every callback runs on its

@@ -333,15 +333,19 @@ static void on_response(rill_client_stream *st, int status, const rill_header *f
         print_head(t, &t->body, status, f, n);
 }
 
-static void on_data(rill_client_stream *st, const uint8_t *data, size_t len, void *user)
+static void on_data_v(rill_client_stream *st, const struct iovec *pieces, int n, void *user)
 {
     struct transfer *t = user;
-    t->bytes += len;
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += pieces[i].iov_len;
+    t->bytes += total;
     if (t->skip_body)
         return;
-    emit(t, &t->body, data, len);
+    if (!get_part_writev(&t->body, pieces, n))
+        write_failed(t, t->body.sink);
     if (t->body.sink->path)
-        get_progress_data(&t->g->progress, len);
+        get_progress_data(&t->g->progress, total);
 }
 
 static int exit_for(int err, const char *proto)
@@ -621,7 +625,7 @@ static void on_drain(rill_client_stream *st, void *user)
 static int send_request(struct transfer *t)
 {
     static const rill_client_callbacks cb = {.size = sizeof cb, .on_response = on_response,
-                                             .on_data = on_data, .on_end = on_end,
+                                             .on_data_v = on_data_v, .on_end = on_end,
                                              .on_drain = on_drain, .on_trailers = on_trailers,
                                              .on_informational = on_informational};
     struct get *g = t->g;

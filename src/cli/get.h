@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/uio.h>
 
 /* ---- ordered output ------------------------------------------------------------------------ */
 
@@ -39,6 +40,8 @@ bool get_sink_open(struct get_sink *s);
 /* Writes or holds len bytes; false when the sink cannot be written (s->err set; nothing more is
  * written to it). */
 bool get_part_write(struct get_part *p, const void *data, size_t len);
+/* The same for pieces that came together: one writev when they go straight to the file. */
+bool get_part_writev(struct get_part *p, const struct iovec *pieces, int n);
 /* p wrote all it will: the next parts in turn write what they held. Closes a file sink after its
  * last part; false when a write or the close failed (s->err set). */
 bool get_part_done(struct get_part *p);

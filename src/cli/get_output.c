@@ -5,6 +5,7 @@
 #include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "cli/get.h"
@@ -75,6 +76,28 @@ static bool write_all(int fd, const char *p, size_t len)
     return true;
 }
 
+/* writev until all of it is out (a pipe or a full disk may take part). */
+static bool writev_all(int fd, struct iovec *v, int n)
+{
+    while (n > 0) {
+        ssize_t w = writev(fd, v, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        while (n > 0 && (size_t)w >= v->iov_len) {
+            w -= (ssize_t)v->iov_len;
+            v++;
+            n--;
+        }
+        if (n > 0) {
+            v->iov_base = (char *)v->iov_base + w;
+            v->iov_len -= (size_t)w;
+        }
+    }
+    return true;
+}
+
 static bool put(struct get_sink *s, const void *data, size_t len)
 {
     if (!get_sink_open(s))
@@ -120,6 +143,30 @@ bool get_part_write(struct get_part *p, const void *data, size_t len)
     if (s->next < s->n && s->order[s->next] == p)
         return put(s, data, len);
     return hold(p, data, len);
+}
+
+bool get_part_writev(struct get_part *p, const struct iovec *pieces, int n)
+{
+    struct get_sink *s = p->sink;
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += pieces[i].iov_len;
+    bool direct = !s->err && total >= DIRECT_WRITE && !s->interactive && s->next < s->n &&
+                  s->order[s->next] == p && n <= 64;
+    if (!direct) {
+        for (int i = 0; i < n; i++)
+            if (!get_part_write(p, pieces[i].iov_base, pieces[i].iov_len))
+                return false;
+        return true;
+    }
+    if (!get_sink_open(s))
+        return false;
+    struct iovec v[64];
+    memcpy(v, pieces, (size_t)n * sizeof *v);
+    if ((__fpending(s->f) == 0 || fflush(s->f) == 0) && writev_all(fileno(s->f), v, n))
+        return true;
+    s->err = errno ? errno : EIO;
+    return false;
 }
 
 bool get_part_done(struct get_part *p)

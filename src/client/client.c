@@ -674,6 +674,7 @@ void rill_client_stream_cancel(rill_client_stream *st)
     st->cancelled = true;
     st->cb.on_response = NULL;
     st->cb.on_data = NULL;
+    st->cb.on_data_v = NULL;
     st->cb.on_trailers = NULL;
     st->cb.on_drain = NULL;
     st->cb.on_informational = NULL;

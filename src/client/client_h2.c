@@ -46,9 +46,27 @@ static int hold_trailers(rill_client_stream *st, const rill_header *f, size_t n)
     return RILL_OK;
 }
 
+/* Hands what was gathered to on_data_v: each stream's consecutive pieces in one call. Runs
+ * before any other event of the read (and at its end), so that order is what on_data gave. */
+static void flush_gathered(struct client_conn *cc)
+{
+    struct iovec iov[CLIENT_GATHER_MAX];
+    unsigned i = 0, n = cc->ngathered;
+    cc->ngathered = 0;
+    while (i < n) {
+        rill_client_stream *st = cc->gathered[i].st;
+        int k = 0;
+        for (; i < n && cc->gathered[i].st == st; i++)
+            iov[k++] = (struct iovec){(void *)cc->gathered[i].data, cc->gathered[i].len};
+        if (st->cb.on_data_v) /* NULL once cancelled by an earlier call */
+            st->cb.on_data_v(st, iov, k, st->user);
+    }
+}
+
 static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind kind,
                       const rill_header *f, size_t n, uint32_t flags, void *user)
 {
+    flush_gathered(user);
     rill_client_stream *st = stream_of(s, id);
     if (!st)
         return 0;
@@ -87,7 +105,20 @@ static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind 
 
 static int on_data(rill_h2_session *s, int32_t id, const uint8_t *data, size_t len, void *user)
 {
+    struct client_conn *cc = user;
     rill_client_stream *st = stream_of(s, id);
+    if (st && st->cb.on_data_v && !client_stream_holding(st) && len &&
+        (cc->gathered || (cc->gathered = malloc(CLIENT_GATHER_MAX * sizeof *cc->gathered)))) {
+        if (cc->ngathered == CLIENT_GATHER_MAX)
+            flush_gathered(cc);
+        cc->gathered[cc->ngathered++] = (struct gathered_data){st, data, len};
+        rill_h2_consume(s, id, len);
+        uint64_t owed = rill_h2_session_recv_owed(s, id);
+        if (owed > cc->h2_owed)
+            cc->h2_owed = owed;
+        return 0;
+    }
+    flush_gathered(cc); /* a piece of another kind: what came before goes first */
     if (st && client_stream_holding(st)) {
         /* Paused: kept, and not given back to flow control, so the server runs out of window. */
         struct held_data *h = malloc(sizeof *h + len);
@@ -103,10 +134,13 @@ static int on_data(rill_h2_session *s, int32_t id, const uint8_t *data, size_t l
         st->held_tail = h;
         return 0;
     }
-    if (st && st->cb.on_data)
+    if (st && st->cb.on_data_v) {
+        const struct iovec one = {(void *)data, len};
+        st->cb.on_data_v(st, &one, 1, st->user);
+    } else if (st && st->cb.on_data) {
         st->cb.on_data(st, data, len, st->user);
+    }
     rill_h2_consume(s, id, len); /* delivered: also when on_data just paused the stream */
-    struct client_conn *cc = user;
     uint64_t owed = rill_h2_session_recv_owed(s, id);
     if (owed > cc->h2_owed)
         cc->h2_owed = owed;
@@ -121,8 +155,12 @@ void client_h2_resume(rill_client_stream *st)
         st->held = h->next;
         if (!st->held)
             st->held_tail = NULL;
-        if (st->cb.on_data)
+        if (st->cb.on_data_v) {
+            const struct iovec one = {h->data, h->len};
+            st->cb.on_data_v(st, &one, 1, st->user);
+        } else if (st->cb.on_data) {
             st->cb.on_data(st, h->data, h->len, st->user);
+        }
         if (cc && cc->h2 && !cc->c.closing)
             rill_h2_consume(cc->h2, st->h2_id, h->len); /* WINDOW_UPDATE when half is used */
         free(h);
@@ -151,6 +189,7 @@ void client_h2_resume(rill_client_stream *st)
 
 static int on_end_stream(rill_h2_session *s, int32_t id, void *user)
 {
+    flush_gathered(user);
     rill_client_stream *st = stream_of(s, id);
     if (!st)
         return 0;
@@ -191,6 +230,7 @@ static void connection_error_text(uint32_t code, char *buf, size_t cap)
 
 static int on_stream_close(rill_h2_session *s, int32_t id, uint32_t code, void *user)
 {
+    flush_gathered(user);
     struct client_conn *cc = user;
     rill_client_stream *st = stream_of(s, id);
     if (!st || cc->c.closing)
@@ -232,6 +272,7 @@ static int on_stream_close(rill_h2_session *s, int32_t id, uint32_t code, void *
 static int on_goaway(rill_h2_session *s, int32_t last_id, uint32_t code, const uint8_t *debug,
                      size_t debug_len, void *user)
 {
+    flush_gathered(user);
     struct client_conn *cc = user;
     cc->no_new = true;
     if (!cc->goaway || last_id < cc->goaway_last_id)
@@ -256,6 +297,7 @@ static void on_data_released(rill_h2_session *s, int32_t id, void *token, void *
 static int on_push_promise(rill_h2_session *s, int32_t id, int32_t promised, const rill_header *f,
                            size_t n, void *user)
 {
+    flush_gathered(user);
     struct client_conn *cc = user;
     rill_client_stream *parent = stream_of(s, id);
     if (!parent || parent->cancelled || !parent->cb.on_push) {
@@ -276,6 +318,7 @@ static int on_push_promise(rill_h2_session *s, int32_t id, int32_t promised, con
 /* The server's SETTINGS may allow more streams than were opened before them: send what waits. */
 static int on_settings(rill_h2_session *s, const rill_h2_settings *peer, void *user)
 {
+    flush_gathered(user);
     (void)s;
     struct client_conn *cc = user;
     cc->h2_settings_seen = true;
@@ -478,7 +521,9 @@ static void proto_data(struct conn *c, const uint8_t *data, size_t len)
     if (cc->client->trace)
         client_frame_tap(cc->client, &cc->tap_in, "recv", data, len);
     cc->h2_owed = 0;
-    if (rill_h2_session_recv(cc->h2, data, len) < 0) {
+    int64_t rc = rill_h2_session_recv(cc->h2, data, len);
+    flush_gathered(cc); /* data still points into this read */
+    if (rc < 0) {
         fail_connection(cc);
         return;
     }

@@ -63,6 +63,14 @@ struct held_data {
     uint8_t data[];
 };
 
+/* A DATA frame's payload, in the connection's read buffer, until on_data_v takes it. */
+struct gathered_data {
+    rill_client_stream *st;
+    const uint8_t *data;
+    size_t len;
+};
+#define CLIENT_GATHER_MAX 64
+
 struct rill_client_stream {
     rill_client *client;
     rill_client_callbacks cb;
@@ -150,6 +158,10 @@ struct client_conn {
     bool h2c_switch;            /* the offering request got its 101: HTTP/2 after its end */
     struct frame_tap tap_in, tap_out;
     uint64_t h2_owed; /* the most any stream's DATA in this read leaves owed (recv_owed) */
+    /* DATA for streams with on_data_v, gathered until the read's end or the next other event
+     * (client_h2.c); CLIENT_GATHER_MAX entries, made on first use */
+    struct gathered_data *gathered;
+    unsigned ngathered;
     struct iovec *out_iov; /* TRACE_IOV of them, made when tracing starts */
     int out_n;
     /* HTTP/1.1 */

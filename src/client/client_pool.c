@@ -478,6 +478,7 @@ static void on_close(rill_io_conn *io, int err)
     if (h2_unsettled && cl->nws && !cl->freeing)
         client_ws_no_h2(cl, !cl->origin.tls, fail, why);
     free(cc->out_iov);
+    free(cc->gathered);
     free(cc);
     if (!cl->freeing)
         rill_io_timer_arm(cl->kick, 0);

@@ -1026,6 +1026,125 @@ static void h2_paused_download(void **state)
     }
 }
 
+/* on_data_v: the DATA frames of one read come in one call (a 32 MiB download: 16 KiB frames, 64
+ * KiB reads and more), every byte in order; paused at every call and resumed on the next turn,
+ * nothing arrives while paused. */
+static void rv_data(rill_client_stream *st, const struct iovec *pieces, int n, void *user)
+{
+    struct reader *r = user;
+    assert_true(n >= 1);
+    if (n > r->phase)
+        r->phase = n; /* the most pieces in one call */
+    for (int i = 0; i < n; i++) {
+        if (r->paused)
+            r->got_while_paused += pieces[i].iov_len;
+        r->got += pieces[i].iov_len;
+        r->hash = fnv(r->hash, pieces[i].iov_base, pieces[i].iov_len);
+    }
+    if (r->toggle && r->pauses < 400) {
+        rill_client_stream_pause(st, true);
+        r->paused = true;
+        r->pauses++;
+        rill_io_timer_arm(r->timer, 0);
+    }
+}
+
+static void rv_response(rill_client_stream *st, int status, const rill_header *f, size_t n, void *user)
+{
+    (void)st, (void)f, (void)n;
+    ((struct reader *)user)->status = status;
+}
+
+static const rill_client_callbacks gather_cb = {
+    .size = sizeof gather_cb, .on_response = rv_response, .on_data_v = rv_data, .on_end = r_end};
+
+static void h2_download_gathered(void **state)
+{
+    for (int toggle = 0; toggle <= 1; toggle++) {
+        struct h2srv *p = calloc(1, sizeof *p);
+        p->big = true;
+        h2srv_start(p);
+        struct reader r = {.sent = &p->produced, .hash = FNV0, .toggle = toggle};
+        assert_int_equal(rill_io_loop_new(NULL, &r.loop), RILL_OK);
+        r.timer = rill_io_timer_new(r.loop, r_timer, &r);
+        rill_client *c = client_for(r.loop, p->port, true, 0);
+        assert_int_equal(rill_client_request(c, "GET", "/1", NULL, 0, NULL, 0, &gather_cb, &r, &r.st),
+                         RILL_OK);
+        rill_io_loop_run(r.loop);
+        assert_int_equal(r.err, RILL_OK);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(r.got, BIG_DOWNLOAD);
+        assert_int_equal(r.hash, fnv_pattern(BIG_DOWNLOAD));
+        assert_int_equal(r.got_while_paused, 0);
+        assert_true(r.phase >= 2); /* frames gathered */
+        if (toggle)
+            assert_true(r.pauses >= 10);
+        rill_io_timer_free(r.timer);
+        rill_client_free(c);
+        rill_io_loop_free(r.loop);
+        h2srv_stop(p);
+        free(p);
+    }
+}
+
+/* A small answer whose DATA and trailers come in one read: the body is handed over before the
+ * trailers, and both before the end. */
+struct gather_order {
+    rill_io_loop *loop;
+    char seq[16];
+    size_t nseq;
+    char body[96];
+    size_t len;
+};
+
+static void go_data(rill_client_stream *st, const struct iovec *pieces, int n, void *user)
+{
+    (void)st;
+    struct gather_order *o = user;
+    o->seq[o->nseq++ % 16] = 'd';
+    for (int i = 0; i < n; i++)
+        if (o->len + pieces[i].iov_len < sizeof o->body) {
+            memcpy(o->body + o->len, pieces[i].iov_base, pieces[i].iov_len);
+            o->len += pieces[i].iov_len;
+        }
+}
+
+static void go_trailers(rill_client_stream *st, const rill_header *f, size_t n, void *user)
+{
+    (void)st, (void)f, (void)n;
+    struct gather_order *o = user;
+    o->seq[o->nseq++ % 16] = 't';
+}
+
+static void go_end(rill_client_stream *st, int err, const char *why, void *user)
+{
+    (void)st, (void)why;
+    struct gather_order *o = user;
+    o->seq[o->nseq++ % 16] = err ? 'x' : 'e';
+    rill_io_loop_stop(o->loop);
+}
+
+static void h2_gathered_body_comes_before_trailers(void **state)
+{
+    (void)state;
+    struct h2srv *p = calloc(1, sizeof *p);
+    h2srv_start(p);
+    struct gather_order o = {0};
+    assert_int_equal(rill_io_loop_new(NULL, &o.loop), RILL_OK);
+    rill_client *c = client_for(o.loop, p->port, true, 0);
+    static const rill_client_callbacks cb = {.size = sizeof cb, .on_data_v = go_data,
+                                             .on_trailers = go_trailers, .on_end = go_end};
+    assert_int_equal(rill_client_request(c, "GET", "/7", NULL, 0, NULL, 0, &cb, &o, NULL), RILL_OK);
+    rill_io_loop_run(o.loop);
+    assert_int_equal(o.nseq, 3);
+    assert_memory_equal(o.seq, "dte", 3);
+    assert_true(o.len > 3 && memcmp(o.body, "/7 ", 3) == 0);
+    rill_client_free(c);
+    rill_io_loop_free(o.loop);
+    h2srv_stop(p);
+    free(p);
+}
+
 /* ---- GOAWAY ------------------------------------------------------------------------------------- */
 
 struct gw_rec {
@@ -1565,6 +1684,8 @@ int main(void)
         cmocka_unit_test(h2_streamed_upload),
         cmocka_unit_test(h2_upload_waits_for_the_window),
         cmocka_unit_test(h2_paused_download),
+        cmocka_unit_test(h2_download_gathered),
+        cmocka_unit_test(h2_gathered_body_comes_before_trailers),
         cmocka_unit_test(goaway_retries_only_what_is_safe),
         cmocka_unit_test(fetch_streams_a_body_fd),
         cmocka_unit_test(push_promise_is_a_protocol_error),
