@@ -51,7 +51,8 @@ class Recorder:
         self.requests = []   # (head bytes, body bytes) per request
         self.closed = threading.Event()  # some connection was closed by the proxy
         self.stopping = False
-        threading.Thread(target=self.accept, daemon=True).start()
+        self.acceptor = threading.Thread(target=self.accept, daemon=True)
+        self.acceptor.start()
 
     def url(self, scheme="http"):
         return f"{scheme}://127.0.0.1:{self.port}"
@@ -122,7 +123,16 @@ class Recorder:
             return b"".join(bytes(b) for b in self.conns)
 
     def stop(self):
+        """Stops listening for good. A close alone leaves an accept() blocked in the kernel holding
+        the socket (still listening), and a thread between its read of the descriptor and the
+        call would accept on whatever socket takes that descriptor number next, a later test's
+        backend; shutdown wakes the accept, and the thread is waited for before the close."""
         self.stopping = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.acceptor.join(timeout=5)
         self.sock.close()
 
 
@@ -980,19 +990,24 @@ def test_root_and_proxy_for_slash_conflict_exits_2(tmp_path):
     assert r.returncode == 2 and b"--root" in r.stderr.splitlines()[0]
 
 
-def test_unreachable_backend_skipped_for_safe_requests(proxy, recorder, refused_port):
+def test_unreachable_backend_skipped_for_safe_requests(proxy, refused_port):
     dead = refused_port
-    s = proxy("--proxy", f"/={recorder.url()},http://127.0.0.1:{dead}")
-    for args in (["--http1.1"], ["--http2-prior-knowledge"]):
-        for _ in range(3):
-            r = curl(*args, s.url("/get"))
-            assert r.returncode == 0 and r.stdout == b"ok", r
-    assert len(recorder.requests) == 6
-    assert f"http://127.0.0.1:{dead}" in s.stderr() and "trying" in s.stderr()
-    # the dead one is now skipped (passive health), so a POST finds the live one
-    codes = {curl(s.url("/post"), "-d", "x", "-o", "/dev/null", "-w", "%{http_code}").stdout
-             for _ in range(2)}
-    assert codes == {b"200"}
+    token = os.urandom(8).hex().encode()  # an answer from any other server would show
+    recorder = Recorder(respond=b"HTTP/1.1 200 OK\r\ncontent-length: 16\r\n\r\n" + token)
+    try:
+        s = proxy("--proxy", f"/={recorder.url()},http://127.0.0.1:{dead}")
+        for args in (["--http1.1"], ["--http2-prior-knowledge"]):
+            for _ in range(3):
+                r = curl(*args, s.url("/get"))
+                assert r.returncode == 0 and r.stdout == token, (r, s.stderr())
+        assert len(recorder.requests) == 6, s.stderr()
+        assert f"http://127.0.0.1:{dead}" in s.stderr() and "trying" in s.stderr()
+        # the dead one is now skipped (passive health), so a POST finds the live one
+        codes = {curl(s.url("/post"), "-d", "x", "-o", "/dev/null", "-w", "%{http_code}").stdout
+                 for _ in range(2)}
+        assert codes == {b"200"}
+    finally:
+        recorder.stop()
 
 
 def test_post_to_an_unreachable_backend_is_not_replayed(proxy, recorder, refused_port):
