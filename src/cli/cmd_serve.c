@@ -65,6 +65,13 @@ static int parse_u32(const char *flag, const char *text, uint32_t min, uint32_t 
     return 0;
 }
 
+/* The length of "HOST" in "HOST:PORT" ("[::1]:8080" too). */
+static int host_len(const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    return colon ? (int)(colon - addr) : (int)strlen(addr);
+}
+
 int rill_cmd_serve(int argc, char **argv)
 {
     rill_server_options o;
@@ -253,10 +260,13 @@ int rill_cmd_serve(int argc, char **argv)
     }
     rc = rill_server_bind(srv, err, sizeof err);
     if (rc == RILL_OK) {
+        /* The port bound, not the one asked for: ":0" means the kernel chose. */
         if (o.listen)
-            fprintf(stderr, "rill serve: http://%s/ (h2c, HTTP/1.1)\n", o.listen);
+            fprintf(stderr, "rill serve: http://%.*s:%u/ (h2c, HTTP/1.1)\n", host_len(o.listen),
+                    o.listen, rill_server_port(srv, false));
         if (o.tls_listen)
-            fprintf(stderr, "rill serve: https://%s/ (h2, HTTP/1.1)\n", o.tls_listen);
+            fprintf(stderr, "rill serve: https://%.*s:%u/ (h2, HTTP/1.1)\n", host_len(o.tls_listen),
+                    o.tls_listen, rill_server_port(srv, true));
         rc = rill_server_run(srv, err, sizeof err);
     }
     rill_server_free(srv);

@@ -57,14 +57,18 @@ def make_site(root):
 class Server:
     """A running rill server (or the echo example) on free ports, stopped with SIGTERM."""
 
-    def __init__(self, argv, workdir, port, tls_port, access_log=None):
+    def __init__(self, argv, workdir, port, tls_port, access_log=None, announced=None):
+        """announced: (plain, tls) for rill serve on port 0: which ports to read from its
+        start-up lines."""
         self.port, self.tls_port, self.access_log = port, tls_port, access_log
-        self.stderr_path = os.path.join(workdir, f"stderr-{port}.txt")
+        self.stderr_path = os.path.join(workdir, f"stderr-{port}-{time.monotonic_ns()}.txt")
         self.stderr_file = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.stderr_file)
         self.returncode = None
         try:
-            for p in (port, tls_port):
+            if announced:
+                self.port, self.tls_port = wait_announced(self.proc, self.stderr_path, *announced)
+            for p in (self.port, self.tls_port):
                 if p:
                     wait_listening(p, self.proc, self.stderr_path)
         except Exception:
@@ -98,6 +102,24 @@ class Server:
         self.stderr_file.close()
 
 
+ANNOUNCED = re.compile(rb"rill serve: (https?)://[^ ]*:(\d+)/ ")
+
+
+def wait_announced(proc, stderr_path, plain, tls, timeout=10.0):
+    """The ports rill serve says it bound (it prints the bound one for port 0)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(stderr_path, "rb") as f:
+            text = f.read()
+        ports = {m.group(1): int(m.group(2)) for m in ANNOUNCED.finditer(text)}
+        if (not plain or b"http" in ports) and (not tls or b"https" in ports):
+            return ports.get(b"http", 0), ports.get(b"https", 0)
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early with {proc.returncode}: {text!r}")
+        time.sleep(0.02)
+    raise TimeoutError("rill serve did not say which ports it bound")
+
+
 def wait_listening(port, proc, stderr_path, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -114,11 +136,14 @@ def wait_listening(port, proc, stderr_path, timeout=10.0):
 
 def start_server(workdir, root=None, tls=True, access_log=None, extra=(), binary=RILL_BIN,
                  threads=2):
-    # free_port() gives its port back before the server binds it: on a busy machine another
-    # process may take it first, and the server exits with "Address already in use". New ports.
+    # rill serve binds port 0 and says which port it got: a port from free_port() is given back
+    # before the server binds it, and another test's server may take it meanwhile (and one that
+    # sets SO_REUSEPORT would share it). The echo example cannot say: free ports, retried when
+    # taken.
+    announced = binary == RILL_BIN
     for attempt in range(3):
-        port = free_port()
-        tls_port = free_port() if tls else 0
+        port = 0 if announced else free_port()
+        tls_port = 0 if announced or not tls else free_port()
         state = os.path.join(workdir, "state")
         os.makedirs(state, exist_ok=True)
         argv = [binary] + (["serve"] if binary == RILL_BIN else []) + [
@@ -131,7 +156,8 @@ def start_server(workdir, root=None, tls=True, access_log=None, extra=(), binary
             argv += ["--access-log", access_log]
         argv += list(extra)
         try:
-            return Server(argv, workdir, port, tls_port, access_log)
+            return Server(argv, workdir, port, tls_port, access_log,
+                          (True, bool(tls)) if announced else None)
         except RuntimeError as e:
             if "in use" not in str(e) or attempt == 2:
                 raise

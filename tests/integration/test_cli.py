@@ -1,8 +1,11 @@
 """The command line: help, unknown commands and flags, the serve command's basics."""
 import http.client
+import re
 import signal
+import socket
+import subprocess
 
-from conftest import run_rill
+from conftest import RILL_BIN, run_rill
 
 
 def test_help_lists_commands():
@@ -55,6 +58,23 @@ def test_serve_answers_http11(server):
     assert resp.status == 200
     assert b"rill" in body
     assert resp.getheader("Content-Length") == str(len(body))
+
+
+def test_port_0_says_the_port_bound(tmp_path):
+    """--listen HOST:0 lets the kernel choose; the start-up lines name the ports bound."""
+    proc = subprocess.Popen([RILL_BIN, "serve", "--listen", "127.0.0.1:0", "--tls-listen",
+                             "127.0.0.1:0", "--state-dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        lines = [proc.stderr.readline().decode() for _ in range(3)]
+        ports = dict(re.findall(r"rill serve: (https?)://127\.0\.0\.1:(\d+)/ ", "".join(lines)))
+        assert set(ports) == {"http", "https"} and "0" not in ports.values(), lines
+        with socket.create_connection(("127.0.0.1", int(ports["http"])), timeout=5) as c:
+            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert c.recv(12).startswith(b"HTTP/1.1 200")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_port_in_use_is_one_line_exit_1(server):
