@@ -219,12 +219,7 @@ static bool event(struct client_conn *cc, const rill_h1_event *ev)
             st->cb.on_response(st, ev->head->status, ev->head->fields, ev->head->nfields, st->user);
         return true;
     case RILL_H1_EV_BODY:
-        if (st->cb.on_data_v) { /* a read's body is one piece already */
-            const struct iovec one = {(void *)ev->data, ev->len};
-            st->cb.on_data_v(st, &one, 1, st->user);
-        } else if (st->cb.on_data) {
-            st->cb.on_data(st, ev->data, ev->len, st->user);
-        }
+        client_stream_deliver(st, ev->data, ev->len); /* a read's body is one piece already */
         return true;
     case RILL_H1_EV_TRAILERS:
         if (st->cb.on_trailers)

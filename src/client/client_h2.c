@@ -103,44 +103,45 @@ static int on_headers(rill_h2_session *s, int32_t id, enum rill_h2_headers_kind 
     return 0;
 }
 
+/* Keeps a piece for on_data_v until the read's end; false when there is no room to keep it. */
+static bool gather(struct client_conn *cc, rill_client_stream *st, const uint8_t *data, size_t len)
+{
+    if (!cc->gathered && !(cc->gathered = malloc(CLIENT_GATHER_MAX * sizeof *cc->gathered)))
+        return false;
+    if (cc->ngathered == CLIENT_GATHER_MAX)
+        flush_gathered(cc);
+    cc->gathered[cc->ngathered++] = (struct gathered_data){st, data, len};
+    return true;
+}
+
 static int on_data(rill_h2_session *s, int32_t id, const uint8_t *data, size_t len, void *user)
 {
     struct client_conn *cc = user;
     rill_client_stream *st = stream_of(s, id);
-    if (st && st->cb.on_data_v && !client_stream_holding(st) && len &&
-        (cc->gathered || (cc->gathered = malloc(CLIENT_GATHER_MAX * sizeof *cc->gathered)))) {
-        if (cc->ngathered == CLIENT_GATHER_MAX)
-            flush_gathered(cc);
-        cc->gathered[cc->ngathered++] = (struct gathered_data){st, data, len};
-        rill_h2_consume(s, id, len);
-        uint64_t owed = rill_h2_session_recv_owed(s, id);
-        if (owed > cc->h2_owed)
-            cc->h2_owed = owed;
-        return 0;
+    bool gathered = st && st->cb.on_data_v && !client_stream_holding(st) && len &&
+                    gather(cc, st, data, len);
+    if (!gathered) {
+        flush_gathered(cc); /* a piece of another kind: what came before goes first */
+        if (st && client_stream_holding(st)) {
+            /* Paused: kept, and not given back to flow control, so the server runs out of
+             * window. */
+            struct held_data *h = malloc(sizeof *h + len);
+            if (!h)
+                return RILL_ERR_NOMEM;
+            h->next = NULL;
+            h->len = len;
+            memcpy(h->data, data, len);
+            if (st->held_tail)
+                st->held_tail->next = h;
+            else
+                st->held = h;
+            st->held_tail = h;
+            return 0;
+        }
+        if (st)
+            client_stream_deliver(st, data, len);
     }
-    flush_gathered(cc); /* a piece of another kind: what came before goes first */
-    if (st && client_stream_holding(st)) {
-        /* Paused: kept, and not given back to flow control, so the server runs out of window. */
-        struct held_data *h = malloc(sizeof *h + len);
-        if (!h)
-            return RILL_ERR_NOMEM;
-        h->next = NULL;
-        h->len = len;
-        memcpy(h->data, data, len);
-        if (st->held_tail)
-            st->held_tail->next = h;
-        else
-            st->held = h;
-        st->held_tail = h;
-        return 0;
-    }
-    if (st && st->cb.on_data_v) {
-        const struct iovec one = {(void *)data, len};
-        st->cb.on_data_v(st, &one, 1, st->user);
-    } else if (st && st->cb.on_data) {
-        st->cb.on_data(st, data, len, st->user);
-    }
-    rill_h2_consume(s, id, len); /* delivered: also when on_data just paused the stream */
+    rill_h2_consume(s, id, len); /* delivered (or to be, gathered): also when on_data paused st */
     uint64_t owed = rill_h2_session_recv_owed(s, id);
     if (owed > cc->h2_owed)
         cc->h2_owed = owed;
@@ -155,12 +156,7 @@ void client_h2_resume(rill_client_stream *st)
         st->held = h->next;
         if (!st->held)
             st->held_tail = NULL;
-        if (st->cb.on_data_v) {
-            const struct iovec one = {h->data, h->len};
-            st->cb.on_data_v(st, &one, 1, st->user);
-        } else if (st->cb.on_data) {
-            st->cb.on_data(st, h->data, h->len, st->user);
-        }
+        client_stream_deliver(st, h->data, h->len);
         if (cc && cc->h2 && !cc->c.closing)
             rill_h2_consume(cc->h2, st->h2_id, h->len); /* WINDOW_UPDATE when half is used */
         free(h);

@@ -295,6 +295,17 @@ static inline bool client_stream_holding(const rill_client_stream *st)
     return st->paused || st->held != NULL;
 }
 
+/* One piece of st's body to on_data_v (as a single piece) or on_data, whichever is set. */
+static inline void client_stream_deliver(rill_client_stream *st, const uint8_t *data, size_t len)
+{
+    if (st->cb.on_data_v) {
+        const struct iovec one = {(void *)data, len};
+        st->cb.on_data_v(st, &one, 1, st->user);
+    } else if (st->cb.on_data) {
+        st->cb.on_data(st, data, len, st->user);
+    }
+}
+
 /* A trace line (printf-style) when a trace is set. */
 void client_trace(rill_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Traces the frames whose headers pass in p[0..n) ("send" or "recv"). */
