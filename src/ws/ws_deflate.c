@@ -79,6 +79,8 @@ int ws_inflate_feed(rill_ws *ws, const uint8_t *in, size_t n, bool final_piece)
         if (streaming) {
             dst = piece + piece_len;
             room = WS_SCRATCH_HALF - piece_len;
+            if (room > limit - ws->msg_size) /* never inflate past the byte that proves 1009 */
+                room = limit - ws->msg_size;
         } else {
             if (ws->msg.len == ws->msg.cap) {
                 size_t want = ws->msg.cap < 4096 ? 4096 : ws->msg.cap * 2;
@@ -98,12 +100,13 @@ int ws_inflate_feed(rill_ws *ws, const uint8_t *in, size_t n, bool final_piece)
         z->avail_out = (uInt)room;
         int r = inflate(z, Z_SYNC_FLUSH);
         size_t produced = room - z->avail_out;
-        if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR)
-            return inflate_error(ws);
+        /* What inflate produced before an error comes first in the message: a cap or UTF-8
+         * failure in it is the verdict, whatever size the input arrived in. */
         if (produced) {
             int rc = RILL_OK;
+            size_t in_cap = ws->max_message - ws->msg_size; /* bytes past it prove 1009 alone */
             if (ws->msg_opcode == RILL_WS_OP_TEXT) {
-                ws->msg_utf8 = ws_utf8_run(ws->msg_utf8, dst, produced);
+                ws->msg_utf8 = ws_utf8_run(ws->msg_utf8, dst, produced < in_cap ? produced : in_cap);
                 if (ws->msg_utf8 == WS_UTF8_REJECT)
                     rc = ws_fail(ws, RILL_ERR_UTF8, RILL_WS_CLOSE_INVALID_PAYLOAD);
             }
@@ -117,6 +120,8 @@ int ws_inflate_feed(rill_ws *ws, const uint8_t *in, size_t n, bool final_piece)
             else
                 ws->msg.len += produced;
         }
+        if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR)
+            return inflate_error(ws);
         if (r == Z_STREAM_END) {
             inflate_stream_ended(ws);
             ws->msg_inflate_ended = true; /* anything after the final block is ignored */

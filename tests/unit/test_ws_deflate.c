@@ -466,6 +466,61 @@ static void decompression_bomb_capped(void **state)
     rill_ws_free(srv);
 }
 
+/* A compressed text frame whose payload inflates to `good` bytes of 'a', then `bad` (a byte that
+ * is never UTF-8), then DEFLATE garbage (a block of the reserved type 3). */
+static size_t text_then_garbage(uint8_t *dst, size_t good, bool bad)
+{
+    static uint8_t plainbuf[8192], comp[8192];
+    memset(plainbuf, 'a', good);
+    if (bad)
+        plainbuf[good++] = 0xff;
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY), Z_OK);
+    z.next_in = plainbuf;
+    z.avail_in = (uInt)good;
+    z.next_out = comp;
+    z.avail_out = sizeof comp;
+    assert_int_equal(deflate(&z, Z_SYNC_FLUSH), Z_OK);
+    size_t clen = sizeof comp - z.avail_out;
+    deflateEnd(&z);
+    memcpy(comp + clen, "\xff\xff", 2);
+    return mkframe(dst, true, 4, RILL_WS_OP_TEXT, comp, clen + 2, test_key);
+}
+
+/* The first violation in the inflated bytes decides, whatever the input's cuts: past the cap it is
+ * 1009 even when bad UTF-8 or broken DEFLATE follows (zlib hands out output and its error in
+ * one call when the input comes whole). */
+static void first_violation_decides_in_any_pieces(void **state)
+{
+    (void)state;
+    static const struct {
+        size_t good;
+        bool bad;
+        unsigned code;
+    } cases[] = {{5000, true, 1009}, {5000, false, 1009}, {4096, true, 1009},
+                 {4095, true, 1007}, {100, true, 1007}, {100, false, 1007}};
+    static uint8_t frame[16384];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t n = text_then_garbage(frame, cases[c].good, cases[c].bad);
+        for (int streaming = 0; streaming < 2; streaming++) {
+            for (size_t cut = 0; cut < n; cut++) { /* cut 0: whole */
+                rill_ws *srv = pmd_codec(RILL_WS_SERVER, &plain, streaming, 4096);
+                int rc = 0;
+                if (cut)
+                    rc = rill_ws_recv(srv, frame, cut);
+                if (rc == 0)
+                    rc = rill_ws_recv(srv, frame + cut, n - cut);
+                assert_true(rc < 0);
+                if (rill_ws_fail_code(srv) != cases[c].code)
+                    fail_msg("case %zu streaming %d cut %zu: %u", c, streaming, cut,
+                             rill_ws_fail_code(srv));
+                rill_ws_free(srv);
+            }
+        }
+    }
+}
+
 static void compressed_protocol_errors(void **state)
 {
     (void)state;
@@ -670,6 +725,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(window_bits_8_to_15, setup, teardown),
         cmocka_unit_test_setup_teardown(decompression_bomb_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(compressed_protocol_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(first_violation_decides_in_any_pieces, setup, teardown),
         cmocka_unit_test_setup_teardown(full_negotiation_then_traffic, setup, teardown),
         cmocka_unit_test_setup_teardown(compressed_inplace_interleaved_and_fail_fast, setup,
                                         teardown),
