@@ -63,16 +63,12 @@ rill_ws *rill_ws_new(rill_ws_role role, const rill_ws_options *opt, const rill_w
         ws->pmd = *pmd;
         ws->pmd_on = true;
         bool server = role == RILL_WS_SERVER;
-        uint8_t rx_bits = server ? pmd->client_max_window_bits : pmd->server_max_window_bits;
         uint8_t tx_bits = server ? pmd->server_max_window_bits : pmd->client_max_window_bits;
         ws->rx_no_context_takeover =
             server ? pmd->client_no_context_takeover : pmd->server_no_context_takeover;
         ws->tx_no_context_takeover =
             server ? pmd->server_no_context_takeover : pmd->client_no_context_takeover;
-        /* Inflating with a window larger than the sender's is always safe. 8 is read as 9
-         * because zlib before 1.2.9 silently deflated with 9 when asked for 8, and such peers
-         * still exist; it costs 256 bytes. */
-        ws->rx_window_bits = rx_bits == 0 ? 15 : rx_bits < 9 ? 9 : rx_bits;
+        /* The receiving window is always 32 KiB whatever the sender's limit (ws_deflate.c). */
         ws->tx_window_bits = tx_bits == 0 ? 15 : tx_bits;
         /* zlib cannot produce a raw stream with a 256-byte window; see rill/ws.h. */
         ws->tx_compress = ws->tx_window_bits >= 9;

@@ -21,7 +21,11 @@ int ws_inflate_begin(rill_ws *ws)
 {
     if (!ws->inflater_ready) {
         memset(&ws->inflater, 0, sizeof ws->inflater);
-        if (inflateInit2(&ws->inflater, -ws->rx_window_bits) != Z_OK)
+        /* Always the largest window, larger than the sender's limit (which is safe): zlib checks
+         * a match's distance only against the output it still holds, so with the negotiated
+         * window a stream reaching past it was accepted when inflated in one call and refused
+         * when its bytes came in pieces. With 32 KiB every reach is judged the same way. */
+        if (inflateInit2(&ws->inflater, -15) != Z_OK)
             return ws_fail(ws, RILL_ERR_NOMEM, RILL_WS_CLOSE_INTERNAL_ERROR);
         ws->inflater_ready = true;
     } else if (ws->rx_no_context_takeover) {

@@ -75,7 +75,6 @@ struct rill_ws {
 
     z_stream inflater;
     bool inflater_ready;
-    int rx_window_bits;
     bool rx_no_context_takeover;
 
     /* ---- send ---- */

@@ -521,6 +521,47 @@ static void first_violation_decides_in_any_pieces(void **state)
     }
 }
 
+/* A client that agreed to client_max_window_bits=10 but reaches 2,000 bytes back: zlib alone would
+ * take it in one call and refuse it in pieces (it checks only against the output it holds); the
+ * server inflates with the full window, so it is taken both ways, with the same message. */
+static void reach_past_the_negotiated_window_same_in_pieces(void **state)
+{
+    (void)state;
+    static uint8_t text[4000], comp[8192], frame[16384];
+    for (size_t i = 0; i < 2000; i++)
+        text[i] = (uint8_t)('a' + (i * 7919 % 26));
+    memcpy(text + 2000, text, 2000); /* a match 2,000 back */
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY), Z_OK);
+    z.next_in = text;
+    z.avail_in = sizeof text;
+    z.next_out = comp;
+    z.avail_out = sizeof comp;
+    assert_int_equal(deflate(&z, Z_SYNC_FLUSH), Z_OK);
+    size_t clen = sizeof comp - z.avail_out - 4;
+    deflateEnd(&z);
+    assert_true(clen < 3000);
+    size_t n = mkframe(frame, true, 4, RILL_WS_OP_TEXT, comp, clen, test_key);
+    rill_ws_pmd_params p = {.client_max_window_bits = 10};
+    for (int streaming = 0; streaming < 2; streaming++) {
+        for (size_t piece = 1; piece <= n; piece = piece < 16 ? piece + 1 : piece < n ? n : n + 1) {
+            rill_ws *srv = pmd_codec(RILL_WS_SERVER, &p, streaming, 0);
+            R.messages = 0;
+            R.total = 0;
+            R.len = 0;
+            for (size_t off = 0; off < n; off += piece)
+                assert_int_equal(rill_ws_recv(srv, frame + off, off + piece <= n ? piece : n - off),
+                                 0);
+            assert_int_equal(R.messages, 1);
+            assert_int_equal(R.total, sizeof text);
+            if (!streaming)
+                assert_memory_equal(R.data, text, sizeof text);
+            rill_ws_free(srv);
+        }
+    }
+}
+
 static void compressed_protocol_errors(void **state)
 {
     (void)state;
@@ -726,6 +767,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(decompression_bomb_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(compressed_protocol_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(first_violation_decides_in_any_pieces, setup, teardown),
+        cmocka_unit_test_setup_teardown(reach_past_the_negotiated_window_same_in_pieces, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(full_negotiation_then_traffic, setup, teardown),
         cmocka_unit_test_setup_teardown(compressed_inplace_interleaved_and_fail_fast, setup,
                                         teardown),
