@@ -74,6 +74,14 @@ typedef struct rill_client_options {
                                     it; the first TCP connect wins. Default 250 (below 10 counts
                                     as 10); 0 = one attempt at a time: the next address only once
                                     the one before failed */
+    unsigned max_pipeline;       /* HTTP/1.1 pipelining (RFC 9112 §9.3.2): up to this many
+                                    requests on a connection at once, the later ones sent before
+                                    the first is answered. Only GET and HEAD without a body go
+                                    behind another, only behind a request whose end was sent
+                                    and that is idempotent or already answered, and only on a
+                                    connection that answered one with keep-alive. Those the
+                                    server closes on before a byte of their answer go again,
+                                    alone. 0 or 1 (default): none; at most 64 */
 } rill_client_options;
 
 /* Fills *opt with the defaults: no URL, HTTP/2 where the server offers it, certificates verified

@@ -197,6 +197,8 @@ void client_stream_finish(rill_client_stream *st, int err, const char *why)
     unlink_stream(st);
     if (st->conn && st->conn->h1_cur == st)
         st->conn->h1_cur = NULL;
+    if (st->h1_queued)
+        client_h1_unqueue(st->conn, st);
     if (!cl->freeing && st->cb.on_end)
         st->cb.on_end(st, err, err ? (why ? why : rill_strerror(err)) : NULL, st->user);
     stream_free(st);
@@ -276,6 +278,8 @@ static void on_request_timeout(rill_io_timer *t, void *arg)
         client_h2_cancel(cc, st);
         client_stream_finish(st, RILL_ERR_TIMEOUT, why);
         conn_flush(&cc->c);
+    } else if (cc && st->h1_queued) { /* not answered yet: its answer will be dropped */
+        client_h1_drop_queued(cc, st, RILL_ERR_TIMEOUT, why);
     } else if (cc) {
         /* HTTP/1.1 cannot drop one response and keep the connection: end both. */
         client_stream_finish(st, RILL_ERR_TIMEOUT, why);
@@ -696,6 +700,8 @@ static void reap_cancelled(rill_client *cl)
                 client_h2_cancel(cc, st);
                 client_stream_finish(st, RILL_ERR_CANCELLED, NULL);
                 conn_flush(&cc->c);
+            } else if (cc && st->h1_queued) { /* pipelined, not answered: the one ahead goes on */
+                client_h1_drop_queued(cc, st, RILL_ERR_CANCELLED, NULL);
             } else if (cc) {
                 client_stream_finish(st, RILL_ERR_CANCELLED, NULL);
                 cc->no_new = true;
@@ -813,6 +819,8 @@ int rill_client_new(rill_io_loop *loop, const rill_client_options *opt, rill_cli
     c->opt.ca_file = c->ca_file;
     c->stream_buffer = o.stream_buffer ? o.stream_buffer : DEFAULT_STREAM_BUFFER;
     c->max_connections = o.max_connections ? o.max_connections : DEFAULT_MAX_CONNECTIONS;
+    if (c->opt.max_pipeline > CLIENT_PIPELINE_MAX)
+        c->opt.max_pipeline = CLIENT_PIPELINE_MAX;
     /* Known before any connection: only HTTP/1.1 will be spoken, so the pool may grow at once */
     c->h1_origin = o.http1_only || (!url.tls && !o.h2_prior_knowledge && !o.h2c_upgrade);
     if (rc == RILL_OK && c->origin.tls) {

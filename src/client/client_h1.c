@@ -1,5 +1,6 @@
 /* The client's HTTP/1.1 protocol table: one request at a time on a keep-alive connection (the
- * client's pool has several of them, client_pool.c), the response read with the src/h1 parser in
+ * client's pool has several of them, client_pool.c), or with max_pipeline a few bodiless GETs and
+ * HEADs sent behind it, their answers read in order; the response read with the src/h1 parser in
  * the RESPONSE role (Content-Length, chunked, until close). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,10 +52,30 @@ static bool offer_h2c(struct client_conn *cc, rill_client_stream *st)
     return cc->h2c_offer != NULL; /* without memory, plain HTTP/1.1 */
 }
 
+/* A request that may go behind others: GET or HEAD, no body, nothing to wait for. */
+static bool pipelinable(const rill_client_stream *st)
+{
+    return !st->streamed && !st->body_len && !st->ws && !st->expect_continue && !st->no_pipeline &&
+           ((st->method_len == 3 && !memcmp(st->method, "GET", 3)) ||
+            (st->method_len == 4 && !memcmp(st->method, "HEAD", 4)));
+}
+
+/* Whether st may be sent now although cc is reading another answer (RFC 9112 §9.3.2): the
+ * connection kept one alive already, the request ahead was sent whole and is idempotent or
+ * answered (a retry never repeats what may have changed something), and the queue has room. */
+static bool may_pipeline(const struct client_conn *cc, const rill_client_stream *st)
+{
+    const rill_client_stream *cur = cc->h1_cur;
+    return cc->client->pipelining && cc->client->opt.max_pipeline > cc->h1_queued + 1 &&
+           cc->served && !cc->no_new &&
+           !cc->h2c_offer && pipelinable(st) && cur->end_handed && !cur->expect_wait &&
+           (pipelinable(cur) || cur->got_response);
+}
+
 int client_h1_send(struct client_conn *cc, rill_client_stream *st)
 {
-    if (cc->h1_cur)
-        return RILL_ERR_WOULD_BLOCK; /* no pipelining: the next goes after this response */
+    if (cc->h1_cur && !may_pipeline(cc, st))
+        return RILL_ERR_WOULD_BLOCK; /* the next goes after this response */
     rill_header small[32];
     size_t cap = st->nfields + 5;
     rill_header *f = cap <= 32 ? small : malloc(cap * sizeof *f);
@@ -108,12 +129,23 @@ int client_h1_send(struct client_conn *cc, rill_client_stream *st)
         free(buf);
     if (rc < 0)
         return rc;
-    rill_h1_set_request_method(cc->h1, st->method, st->method_len);
     client_stream_set_state(st, ST_SENT);
     st->conn = cc;
     st->proto = "http/1.1";
-    cc->h1_cur = st;
-    cc->h1_answered = false;
+    if (cc->h1_cur) { /* behind the others: its answer comes after theirs */
+        st->h1_next = NULL;
+        st->h1_queued = st->pipelined = true;
+        if (cc->h1_queue_tail)
+            cc->h1_queue_tail->h1_next = st;
+        else
+            cc->h1_queue = st;
+        cc->h1_queue_tail = st;
+        cc->h1_queued++;
+    } else {
+        rill_h1_set_request_method(cc->h1, st->method, st->method_len);
+        cc->h1_cur = st;
+        cc->h1_answered = false;
+    }
     client_stream_sent(st);
     return client_h1_hand_body(cc, st);
 }
@@ -184,6 +216,99 @@ static void bad_response(struct client_conn *cc)
     conn_close(&cc->c);
 }
 
+static rill_client_stream *queue_pop(struct client_conn *cc)
+{
+    rill_client_stream *st = cc->h1_queue;
+    if (st) {
+        cc->h1_queue = st->h1_next;
+        if (!cc->h1_queue)
+            cc->h1_queue_tail = NULL;
+        cc->h1_queued--;
+        st->h1_next = NULL;
+        st->h1_queued = false;
+    }
+    return st;
+}
+
+/* The current answer ended: the next one is the oldest queued request's. */
+static void next_in_queue(struct client_conn *cc)
+{
+    rill_client_stream *st = queue_pop(cc);
+    if (!st)
+        return;
+    rill_h1_set_request_method(cc->h1, st->method, st->method_len);
+    cc->h1_cur = st;
+    cc->h1_answered = false;
+}
+
+void client_h1_unqueue(struct client_conn *cc, rill_client_stream *st)
+{
+    rill_client_stream **link = &cc->h1_queue, *prev = NULL;
+    while (*link && *link != st) {
+        prev = *link;
+        link = &(*link)->h1_next;
+    }
+    if (*link) {
+        *link = st->h1_next;
+        if (cc->h1_queue_tail == st)
+            cc->h1_queue_tail = prev;
+        cc->h1_queued--;
+    }
+    st->h1_next = NULL;
+    st->h1_queued = false;
+    cc->no_new = true;
+    conn_close(&cc->c);
+}
+
+void client_h1_drop_queued(struct client_conn *cc, rill_client_stream *st, int err, const char *why)
+{
+    (void)cc;
+    if (st->cancelled) { /* as client_stream_finish reports a cancel */
+        err = st->cancel_err ? st->cancel_err : RILL_ERR_CANCELLED;
+        why = st->cancel_why ? st->cancel_why : "the request was cancelled";
+    }
+    void (*on_end)(rill_client_stream *, int, const char *, void *) = st->cb.on_end;
+    memset(&st->cb, 0, sizeof st->cb);
+    st->cb.size = sizeof st->cb;
+    st->zombie = true;
+    st->cancelled = false; /* dealt with: the next dispatch leaves it alone */
+    st->paused = false;
+    rill_io_timer_cancel(st->timer);
+    if (!st->client->freeing && on_end)
+        on_end(st, err, why ? why : rill_strerror(err), st->user);
+}
+
+void client_h1_requeue_unanswered(struct client_conn *cc)
+{
+    rill_client *cl = cc->client;
+    rill_client_stream *cur = cc->h1_cur;
+    if (cur && cur->pipelined && !cc->h1_answered && !cl->freeing) {
+        cc->h1_cur = NULL; /* went behind another and nothing of its answer came */
+        cur->h1_next = cc->h1_queue;
+        cc->h1_queue = cur;
+        if (!cc->h1_queue_tail)
+            cc->h1_queue_tail = cur;
+        cc->h1_queued++;
+        cur->h1_queued = true;
+    }
+    unsigned again = 0;
+    while (cc->h1_queue) {
+        rill_client_stream *st = queue_pop(cc);
+        if (cl->freeing)
+            continue; /* ended with the others on cc, silently */
+        if (st->zombie) {
+            client_stream_finish(st, 0, NULL); /* its caller heard already */
+            continue;
+        }
+        st->no_pipeline = true; /* alone next time: a connection per try makes progress */
+        client_stream_requeue(st);
+        again++;
+    }
+    if (again)
+        client_trace(cl, "connection #%u closed with %u pipelined request%s unanswered; sending %s "
+                     "again", cc->id, again, again == 1 ? "" : "s", again == 1 ? "it" : "them");
+}
+
 /* One parser event for the current request; false when the connection is done reading. */
 static bool event(struct client_conn *cc, const rill_h1_event *ev)
 {
@@ -239,6 +364,7 @@ static bool event(struct client_conn *cc, const rill_h1_event *ev)
             cc->no_new = true; /* answered before its body ended: the rest cannot follow */
         cc->served++;
         client_stream_finish(st, 0, NULL);
+        next_in_queue(cc);
         if (cc->no_new) {
             conn_close(&cc->c);
             return false;
@@ -294,9 +420,9 @@ static void parse_input(struct conn *c, const uint8_t *data, size_t len)
 {
     struct client_conn *cc = client_conn_of(c);
     size_t off = 0;
-    if (len && cc->h1_cur)
-        cc->h1_answered = true; /* a close from now on is no stale connection's */
     while (!c->closing) {
+        if (off < len && cc->h1_cur)
+            cc->h1_answered = true; /* a close from now on is no stale connection's */
         if (!cc->h1_cur) {
             if (off < len) { /* bytes nobody asked for */
                 cc->no_new = true;

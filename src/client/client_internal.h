@@ -70,6 +70,8 @@ struct gathered_data {
     size_t len;
 };
 #define CLIENT_GATHER_MAX 64
+/* rill_client_options.max_pipeline's ceiling */
+#define CLIENT_PIPELINE_MAX 64
 
 struct rill_client_stream {
     rill_client *client;
@@ -123,6 +125,13 @@ struct rill_client_stream {
     unsigned conn_id; /* the connection it went on (rill_client_stream_connection), 0 before */
     rill_websocket_client *ws; /* an extended CONNECT for this WebSocket (client_ws.c), or NULL */
     rill_io_timer *timer; /* the request timeout, or NULL */
+    /* HTTP/1.1 pipelining (client_h1.c) */
+    rill_client_stream *h1_next; /* the request sent after it on the same connection */
+    bool h1_queued;   /* in its connection's queue, sent behind the current one */
+    bool pipelined;   /* went behind another: a close before its answer sends it again */
+    bool no_pipeline; /* sent again after such a close: it goes alone */
+    bool zombie;      /* ended for its caller (cancel, timeout) while queued: its answer is read
+                         and dropped, then it is freed */
 };
 
 /* Frame boundaries in one direction of an HTTP/2 byte stream, for the trace. */
@@ -174,6 +183,9 @@ struct client_conn {
     bool h1_answered; /* a byte of h1_cur's response arrived (else a close may be a stale
                          keep-alive connection's) */
     unsigned served;  /* responses that ended cleanly here: more than 0 is a reused connection */
+    /* Requests sent behind h1_cur, oldest first (h1_next): their answers come in this order */
+    rill_client_stream *h1_queue, *h1_queue_tail;
+    unsigned h1_queued;
 };
 
 struct rill_client {
@@ -189,6 +201,7 @@ struct rill_client {
     unsigned max_connections; /* opt.max_connections, or the default */
     bool h1_origin;   /* the origin is known to answer over HTTP/1.1: more connections may open */
     bool grow_blocked; /* a connection failed while others live: no more until one opens */
+    bool pipelining;   /* client_dispatch's pass that sends behind answers awaited */
     rill_client_stream *head, *tail;
     size_t npending;              /* streams in ST_PENDING: dispatch looks only when some wait */
     size_t npending_fresh;        /* of them, those that need a new connection (fresh_only) */
@@ -288,6 +301,15 @@ void client_h1_eof(struct client_conn *cc);
 int client_h1_hand_body(struct client_conn *cc, rill_client_stream *st);
 /* h1_cur was resumed: parses what was stashed, reads again. */
 void client_h1_resume(struct client_conn *cc);
+/* st, queued behind cc's current request, ends for its caller now (on_end with err and why); its
+ * answer is still read, and dropped. */
+void client_h1_drop_queued(struct client_conn *cc, rill_client_stream *st, int err, const char *why);
+/* cc closed: its pipelined requests not answered at all go back in line (no callbacks) to be
+ * sent again, alone; those dropped already are freed. */
+void client_h1_requeue_unanswered(struct client_conn *cc);
+/* st, queued on cc, ends out of turn (a path that should have dropped it): it leaves the queue
+ * and cc closes, since the answers would no longer match their requests. */
+void client_h1_unqueue(struct client_conn *cc, rill_client_stream *st);
 
 /* Whether events for st wait (paused, or earlier ones wait). */
 static inline bool client_stream_holding(const rill_client_stream *st)

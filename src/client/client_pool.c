@@ -321,6 +321,15 @@ void client_dispatch(rill_client *cl)
     for (struct client_conn *cc = cl->conns; cc; cc = cc->next_conn)
         if (cc->opened && !cc->c.closing)
             conn_send(cl, cc);
+    /* Pipelining takes what still waits only once the pool is full: it replaces waiting for a
+     * connection, never a connection of its own. */
+    if (cl->npending && cl->opt.max_pipeline > 1 && cl->nconns >= cl->max_connections) {
+        cl->pipelining = true;
+        for (struct client_conn *cc = cl->conns; cc && cl->npending; cc = cc->next_conn)
+            if (cc->opened && !cc->c.closing && cc->h1 && cc->h1_cur)
+                conn_send(cl, cc);
+        cl->pipelining = false;
+    }
     if (!cl->npending)
         return;
     make_room_for_fresh(cl);
@@ -425,6 +434,8 @@ static void on_close(rill_io_conn *io, int err)
 {
     struct client_conn *cc = rill_io_conn_user(io);
     rill_client *cl = cc->client;
+    if (cc->h1 && cc->opened)
+        client_h1_requeue_unanswered(cc); /* pipelined ones go again: idempotent, no body */
     rill_client_stream *stale = stale_victim(cc, err);
     /* An HTTP/2 connection that ended before its SETTINGS: the waiting WebSockets cannot know
      * whether the server takes them over HTTP/2 */
