@@ -7,7 +7,11 @@ request, user and system apart, from its own /proc accounting around an h2load r
 runs one worker pinned to CPU 0; the backend and h2load share CPU 1. Every round visits the
 proxies in turn; medians are reported.
 
-usage: bench/proxy_bench.py [--rill PATH] [--rounds N] [--requests N]
+rill runs twice: as configured by default (no pipelining to the backend) and with
+`--proxy-pipeline N` (bodiless GETs of one loop turn sent together on one backend connection);
+neither HAProxy nor nghttpx pipelines to a backend.
+
+usage: bench/proxy_bench.py [--rill PATH] [--rounds N] [--requests N] [--pipeline N]
 """
 import argparse
 import os
@@ -31,6 +35,7 @@ def main():
     ap.add_argument("--rill", default=os.path.join(os.path.dirname(__file__), "..", "build-bench", "rill"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--requests", type=int, default=100000)
+    ap.add_argument("--pipeline", type=int, default=16, help="rill-pipe's --proxy-pipeline")
     a = ap.parse_args()
     rill = os.path.abspath(a.rill)
     for tool in ("nginx", "h2load"):
@@ -62,10 +67,11 @@ def main():
     proxies = {}
 
     def make(name, port):
-        if name == "rill":
+        if name in ("rill", "rill-pipe"):
+            extra = ["--proxy-pipeline", str(a.pipeline)] if name == "rill-pipe" else []
             return [rill, "serve", "--threads", "1", "--listen", "none", "--tls-listen",
                     f"127.0.0.1:{port}", "--cert", cert, "--key", key, "--proxy",
-                    f"/=http://127.0.0.1:{bport}"]
+                    f"/=http://127.0.0.1:{bport}"] + extra
         if name == "haproxy":
             conf = os.path.join(work, "haproxy.cfg")
             with open(conf, "w") as f:
@@ -82,7 +88,8 @@ def main():
                     f"--errorlog-file={work}/nghttpx.err", "--accesslog-file=/dev/null", key, cert]
         raise ValueError(name)
 
-    names = [n for n in ("rill", "haproxy", "nghttpx") if n == "rill" or shutil.which(n)]
+    names = [n for n in ("rill", "rill-pipe", "haproxy", "nghttpx")
+             if n.startswith("rill") or shutil.which(n)]
     try:
         for name in names:
             port = sb.free_port()
@@ -115,10 +122,12 @@ def main():
         if res[name]["u"]:
             u, s = statistics.median(res[name]["u"]), statistics.median(res[name]["s"])
             med[name] = u + s
-            print(f"  {name:8} user {u:6.2f} us  system {s:6.2f} us  total {u + s:6.2f} us")
-    for peer, goal in (("nghttpx", 0.5), ("haproxy", 0.75)):
-        if "rill" in med and peer in med:
-            print(f"rill/{peer} proxy CPU per request: {med['rill'] / med[peer]:.2f}x (goal <= {goal}x)")
+            print(f"  {name:9} user {u:6.2f} us  system {s:6.2f} us  total {u + s:6.2f} us")
+    for mine in ("rill", "rill-pipe"):
+        for peer, goal in (("nghttpx", 0.5), ("haproxy", 0.75)):
+            if mine in med and peer in med:
+                print(f"{mine}/{peer} proxy CPU per request: {med[mine] / med[peer]:.2f}x "
+                      f"(goal <= {goal}x)")
 
 
 if __name__ == "__main__":

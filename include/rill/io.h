@@ -93,6 +93,10 @@ RILL_API void rill_io_loop_free(rill_io_loop *loop);
  * sessions as their notion of "now". */
 RILL_API uint64_t rill_io_loop_now_ms(const rill_io_loop *loop);
 
+/* The loop's turn: a number that grows each time it waits for events, the same for everything
+ * one wake-up runs (work of one turn can be gathered to go out together). */
+RILL_API uint64_t rill_io_loop_turn(const rill_io_loop *loop);
+
 /* Reads CLOCK_MONOTONIC now (not cached), in milliseconds. */
 RILL_API uint64_t rill_io_now_ms(void);
 

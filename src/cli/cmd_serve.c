@@ -46,6 +46,9 @@ static const char usage[] =
     "                                else 504\n"
     "  --proxy-half-close-timeout MS  a tunnel one side of which ended is closed when the other\n"
     "                                has not ended within (default 60000)\n"
+    "  --proxy-pipeline N            HTTP/1.1 backends: up to N requests on a connection at once\n"
+    "                                (GET and HEAD without a body sent before the answer ahead;\n"
+    "                                1-64, default 1: none)\n"
     "  --proxy-insecure              https:// backends: do not verify their certificates\n"
     "  --proxy-forwarding LIST       the forwarding fields added to requests: some of forwarded,\n"
     "                                x-forwarded-for, x-forwarded-proto, x-forwarded-host, via,\n"
@@ -108,7 +111,8 @@ int rill_cmd_serve(int argc, char **argv)
             "--access-log", "--max-connections", "--max-concurrent-streams",
             "--initial-window-size", "--connection-window-size", "--max-header-list-size",
             "--idle-timeout", "--header-timeout", "--shutdown-timeout", "--ws-origin", "--proxy",
-            "--proxy-timeout", "--proxy-half-close-timeout", "--proxy-forwarding", "--config"};
+            "--proxy-timeout", "--proxy-half-close-timeout", "--proxy-forwarding", "--proxy-pipeline",
+            "--config"};
         bool known = false;
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
             known |= strcmp(a, with_value[k]) == 0;
@@ -154,6 +158,13 @@ int rill_cmd_serve(int argc, char **argv)
             rc = parse_u32(a, v, 1, &po.timeout_ms);
         else if (strcmp(a, "--proxy-half-close-timeout") == 0)
             rc = parse_u32(a, v, 1, &po.half_close_ms);
+        else if (strcmp(a, "--proxy-pipeline") == 0) {
+            uint32_t depth = 0;
+            rc = parse_u32(a, v, 1, &depth);
+            if (!rc && depth > 64)
+                return cli_usage_error("serve", "%s wants a number from 1 to 64, not '%s'", a, v);
+            po.pipeline = depth;
+        }
         else if (strcmp(a, "--threads") == 0)
             rc = parse_u32(a, v, 1, &threads);
         else if (strcmp(a, "--max-connections") == 0)

@@ -194,6 +194,7 @@ struct rill_io_loop {
     rill_io_loop_options opts;
     void *user;
     uint64_t now_ms;
+    uint64_t turn; /* rill_io_loop_turn */
     atomic_bool stop;
     bool running;
     bool shutting_down;

@@ -301,6 +301,7 @@ int rill_io_loop_run(rill_io_loop *loop)
             timeout = 0; /* work left from the previous turn (re-dirtied, TLS bytes buffered) */
         int n = epoll_wait(loop->epfd, events, IO_MAX_EVENTS, timeout);
         loop->now_ms = rill_io_now_ms();
+        loop->turn++;
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -330,6 +331,11 @@ int rill_io_loop_run(rill_io_loop *loop)
     atomic_store(&loop->stop, false);
     loop->running = false;
     return rc;
+}
+
+uint64_t rill_io_loop_turn(const rill_io_loop *loop)
+{
+    return loop->turn;
 }
 
 uint64_t rill_io_loop_now_ms(const rill_io_loop *loop)

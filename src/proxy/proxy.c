@@ -33,6 +33,10 @@ struct client_pool {
      * it does not walk all POOL_MAX slots for each request. */
     unsigned at_level[POOL_LEVELS];
     size_t least_cursor;
+    /* Pipelining backends: the requests of one loop turn go on one client (up to the depth), so
+     * they leave in one write and their answers come back together. */
+    uint64_t batch_turn;
+    size_t batch_slot;
 };
 
 /* Slot i of pool gets delta more requests in flight (+1 or -1); the level counts follow. */
@@ -314,6 +318,7 @@ void proxy_client_options(const struct proxy_target *t, const struct proxy_confi
     o->ca_file = cfg->ca_file;
     o->connect_timeout_ms = t->connect_ms;
     o->max_connections = 1; /* one connection per client: POOL_MAX above caps the backend's */
+    o->max_pipeline = t->pipeline;
 }
 
 static rill_client *new_client(const struct pxreq *px, rill_io_loop *loop, char *err, size_t errlen)
@@ -336,9 +341,14 @@ rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_
      * the least busy (its requests wait their turn). */
     /* h2c speaks HTTP/2 from the first request: no burst of connections before one answered */
     bool multiplex = pool->h2 || px->backend->h2c;
+    bool batch = !multiplex && px->backend->pipeline > 1;
+    uint64_t turn = batch ? rill_io_loop_turn(loop) : 0;
     size_t pick = pool->n;
     if (multiplex && pool->n)
         pick = 0;
+    else if (batch && pool->batch_turn == turn && pool->batch_slot < pool->n &&
+             pool->slots[pool->batch_slot].busy < px->backend->pipeline)
+        pick = pool->batch_slot;
     else if (pool->idle_hint < pool->n && pool->slots[pool->idle_hint].busy == 0)
         pick = pool->idle_hint; /* the one freed last: no scan while requests come and go */
     for (size_t i = 0; i < pool->n && pick == pool->n && pool->idle; i++)
@@ -359,6 +369,10 @@ rill_client *proxy_client(struct pxreq *px, rill_io_loop *loop, char *err, size_
         pool->slots[pool->n++] = (struct client_slot){c, 0};
         pool->idle++;
         pool->at_level[0]++;
+    }
+    if (batch) {
+        pool->batch_turn = turn;
+        pool->batch_slot = pick;
     }
     if (pool->slots[pick].busy == 0)
         pool->idle--;

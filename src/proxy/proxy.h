@@ -38,6 +38,9 @@ typedef struct rill_proxy_options {
     bool forwarding_given;       /* forwarding says which forwarding fields are added (else the
                                     file's, else all) */
     unsigned forwarding;         /* RILL_PROXY_FORWARD_* bits */
+    unsigned pipeline;           /* HTTP/1.1 backends: requests on a connection at once, the later
+                                    sent before the first is answered (GET and HEAD without a
+                                    body); 0: the file's, else 1 (no pipelining); at most 64 */
 } rill_proxy_options;
 
 enum {

@@ -17,12 +17,14 @@ static bool same_check(const struct health_check *a, const struct health_check *
 }
 
 /* The target for url with these connection and health check settings (another health check is
- * another target: its state is of that check); p->lock is held. */
+ * another target: its state is of that check; another pipeline depth another pool); p->lock is
+ * held. */
 static struct proxy_target *target_for(rill_proxy *p, const char *url, uint32_t connect_ms,
-                                       const struct health_check *check)
+                                       unsigned pipeline, const struct health_check *check)
 {
     for (struct proxy_target *t = p->targets; t; t = t->next)
-        if (strcmp(t->url, url) == 0 && t->connect_ms == connect_ms && same_check(&t->check, check))
+        if (strcmp(t->url, url) == 0 && t->connect_ms == connect_ms && t->pipeline == pipeline &&
+            same_check(&t->check, check))
             return t;
     struct proxy_target *t = calloc(1, sizeof *t);
     if (!t)
@@ -46,6 +48,7 @@ static struct proxy_target *target_for(rill_proxy *p, const char *url, uint32_t 
     t->h2c = h2c;
     t->https = https;
     t->connect_ms = connect_ms;
+    t->pipeline = pipeline;
     t->index = p->ntargets++;
     t->next = p->targets;
     p->targets = t;
@@ -143,6 +146,8 @@ static int add_route(rill_proxy *p, struct proxy_config *c, const struct route_s
         from_flags.connect_ms = p->opt.connect_timeout_ms, from_flags.given |= SET_CONNECT;
     if (p->opt.half_close_ms)
         from_flags.half_close_ms = p->opt.half_close_ms, from_flags.given |= SET_HALF_CLOSE;
+    if (p->opt.pipeline)
+        from_flags.pipeline = p->opt.pipeline, from_flags.given |= SET_PIPELINE;
     if (p->opt.forwarding_given) {
         unsigned f = p->opt.forwarding;
         from_flags.forwarded = f & RILL_PROXY_FORWARDED;
@@ -171,7 +176,7 @@ static int add_route(rill_proxy *p, struct proxy_config *c, const struct route_s
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < rs->nurls && rc == RILL_OK; i++)
         if (!(r->backends[r->nbackends++] =
-                  target_for(p, rs->urls[i], r->s.connect_ms, &r->s.check)))
+                  target_for(p, rs->urls[i], r->s.connect_ms, r->s.pipeline, &r->s.check)))
             rc = RILL_ERR_NOMEM;
     pthread_mutex_unlock(&p->lock);
     return rc;

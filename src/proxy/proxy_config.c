@@ -353,7 +353,7 @@ static bool is_setting(const char *key)
 {
     static const char *const keys[] = {"timeout",     "balance",         "health",
                                        "forwarding",  "request-headers", "response-headers",
-                                       "health-check"};
+                                       "health-check", "pipeline"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         if (strcmp(key, keys[i]) == 0)
             return true;
@@ -370,6 +370,15 @@ static bool one_setting(struct loader *l, const char *key, yaml_node_t *v, struc
         return health_check(l, v, s);
     if (strcmp(key, "forwarding") == 0)
         return want(l, v, YAML_MAPPING_NODE, key) && each_pair(l, v, one_forwarding, s);
+    if (strcmp(key, "pipeline") == 0) {
+        s->given |= SET_PIPELINE;
+        if (!get_count(l, v, key, &s->pipeline))
+            return false;
+        if (s->pipeline > PROXY_PIPELINE_MAX)
+            return failf(l, v, "'pipeline' wants a number from 1 to %u, not '%s'",
+                         PROXY_PIPELINE_MAX, text(v));
+        return true;
+    }
     if (strcmp(key, "balance") == 0) {
         if (!want(l, v, YAML_SCALAR_NODE, key))
             return false;
@@ -437,7 +446,8 @@ static bool one_route_key(struct loader *l, const char *key, yaml_node_t *k, yam
         return one_setting(l, key, v, &r->settings);
     return failf(l, k,
                  "unknown key '%s' in a route (want prefix, backends, timeout, balance, "
-                 "health, health-check, forwarding, request-headers or response-headers)",
+                 "pipeline, health, health-check, forwarding, request-headers or "
+                 "response-headers)",
                  key);
 }
 
@@ -483,7 +493,8 @@ static bool one_proxy_key(struct loader *l, const char *key, yaml_node_t *k, yam
         return one_setting(l, key, v, &spec->defaults);
     return failf(l, k,
                  "unknown key '%s' in 'proxy' (want insecure, ca-file, timeout, balance, "
-                 "health, health-check, forwarding, request-headers or response-headers)",
+                 "pipeline, health, health-check, forwarding, request-headers or "
+                 "response-headers)",
                  key);
 }
 

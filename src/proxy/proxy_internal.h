@@ -20,6 +20,7 @@ struct proxy_target {
     char *origin;    /* what rill_client gets: http://host:port or https://... */
     bool h2c, https; /* h2c: HTTP/2 by prior knowledge on cleartext */
     uint32_t connect_ms;
+    unsigned pipeline; /* HTTP/1.1: requests on one connection at once (1: no pipelining) */
     unsigned index;  /* the slot in each worker's pool array */
     _Atomic uint64_t down_until; /* rill_io_now_ms() before which it is skipped (passive health) */
     struct health_check check;   /* active checks (path NULL: none); path copied: the target

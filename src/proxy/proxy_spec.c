@@ -17,6 +17,7 @@ void route_settings_init(struct route_settings *s)
     s->half_close_ms = 60000; /* a side that ended while the other never does: not for ever */
     s->down_ms = 10000;
     s->balance = BALANCE_ROUND_ROBIN;
+    s->pipeline = 1; /* off: a backend may not read past its first request */
     s->forwarded = s->x_forwarded_for = s->x_forwarded_proto = s->x_forwarded_host = s->via = true;
 }
 
@@ -32,6 +33,7 @@ void route_settings_inherit(struct route_settings *dst, const struct route_setti
     TAKE(SET_HALF_CLOSE, half_close_ms)
     TAKE(SET_DOWN, down_ms)
     TAKE(SET_BALANCE, balance)
+    TAKE(SET_PIPELINE, pipeline)
     TAKE(SET_FORWARDED, forwarded)
     TAKE(SET_XFF, x_forwarded_for)
     TAKE(SET_XFP, x_forwarded_proto)

@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The `pipeline` setting's ceiling (rill_client's own) */
+#define PROXY_PIPELINE_MAX 64
+
 enum proxy_balance { BALANCE_ROUND_ROBIN, BALANCE_LEAST_CONNECTIONS };
 
 /* Set, add or remove fields by name (lowercase); values are NULL for remove. */
@@ -36,6 +39,7 @@ struct route_settings {
     uint32_t down_ms;                            /* a backend that failed to connect is skipped */
     struct health_check check;                   /* owned by the spec it came from */
     enum proxy_balance balance;
+    uint32_t pipeline; /* HTTP/1.1 backends: requests on a connection at once (1: no pipelining) */
     bool forwarded, x_forwarded_for, x_forwarded_proto, x_forwarded_host, via;
     struct field_ops request, response;
     unsigned given;
@@ -55,6 +59,7 @@ enum {
     SET_RESPONSE_FIELDS = 1u << 11,
     SET_HEALTH_CHECK = 1u << 12,
     SET_HALF_CLOSE = 1u << 13,
+    SET_PIPELINE = 1u << 14,
 };
 
 struct route_spec {
