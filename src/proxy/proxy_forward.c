@@ -58,7 +58,9 @@ void proxy_note_backend(rill_server_response *res, const struct proxy_target *t,
     if (answered) {
         char digits[24];
         size_t k = 0;
-        uint64_t v = rill_io_now_ms() - started_ms;
+        /* The turn's time (no clock read per request); a start read fresh may be later. */
+        uint64_t now = rill_io_loop_now_ms(rill_server_request_loop(res));
+        uint64_t v = now > started_ms ? now - started_ms : 0;
         do
             digits[k++] = (char)('0' + v % 10);
         while ((v /= 10) != 0);
@@ -355,7 +357,7 @@ static void start(struct pxreq *px, bool plain, const uint8_t *data, size_t len)
     px->started = true;
     px->plain = plain;
     px->body_len = len;
-    px->started_ms = rill_io_now_ms();
+    px->started_ms = rill_io_loop_now_ms(rill_server_request_loop(px->req)); /* the turn's */
     rill_server_request *req = px->req;
     char err[256] = "";
     rill_client *c = proxy_client(px, rill_server_request_loop(req), err, sizeof err);
