@@ -10,7 +10,8 @@
  * piece (fuzz_split.h); bits 3-4: 0 HTTP/1.1, 1 h2c prior knowledge, 2 the h2c Upgrade, 3 HTTP/1.1
  * with a 100-continue POST; bit 5: push enabled (every other push cancelled at once); bit 6:
  * HTTP/1.1 may use a pool of 3 connections (else 1, so that the answers go to the requests one
- * after another on one keep-alive connection): the first is the one answered, the others are
+ * after another on one keep-alive connection, plain HTTP/1.1 with GET /d pipelined behind the
+ * HEAD, before the POST): the first is the one answered, the others are
  * closed as soon as they are accepted, with a request on them or not; bit 7: a WebSocket on the
  * client too (rill_client_websocket: a CONNECT stream when the answers' SETTINGS allow it, else
  * a connection of its own, which is closed at once), which must end once (on_close); it also
@@ -301,6 +302,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     opt.stream_buffer = 64;
     opt.enable_push = (ctl & 0x20) != 0;
     opt.max_connections = ctl & 0x40 ? 3 : 1;
+    /* Plain HTTP/1.1 on one connection pipelines, and GET /d is made before the POST so that it
+     * goes behind the HEAD: answers for queued requests, a paused one among them. */
+    bool pipelined = mode == 0 && !(ctl & 0x40);
+    opt.max_pipeline = pipelined ? 4 : 0;
     if (rill_client_new(r.loop, &opt, &r.client, NULL, 0) < 0)
         abort();
     r.piece_timer = rill_io_timer_new(r.loop, next_piece, &r);
@@ -322,6 +327,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         r.open++;
     if (rill_client_request(r.client, "HEAD", "/b", NULL, 0, NULL, 0, &cb, &reqs[1], NULL) == 0)
         r.open++;
+    if (pipelined &&
+        rill_client_request(r.client, "GET", "/d", NULL, 0, NULL, 0, &cb_v, &reqs[3], NULL) == 0)
+        r.open++;
     if (rill_client_request_stream(r.client, "POST", "/c", mode == 3 ? expect : NULL, mode == 3,
                                    &cb, &reqs[2], &r.upload) == 0) {
         r.open++;
@@ -329,7 +337,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static const rill_header trailer[] = {{(const uint8_t *)"x-sum", 5, (const uint8_t *)"1", 1, 0}};
         rill_client_stream_end(r.upload, mode == 3 ? NULL : trailer, mode == 3 ? 0 : 1);
     }
-    if (rill_client_request(r.client, "GET", "/d", NULL, 0, NULL, 0, &cb_v, &reqs[3], NULL) == 0)
+    if (!pipelined &&
+        rill_client_request(r.client, "GET", "/d", NULL, 0, NULL, 0, &cb_v, &reqs[3], NULL) == 0)
         r.open++;
     static const rill_websocket_client_callbacks ws_cb = {
         .size = sizeof ws_cb, .on_open = ws_open, .on_close = ws_close};

@@ -260,6 +260,7 @@ void client_stream_requeue(rill_client_stream *st)
     client_stream_set_state(st, ST_PENDING);
     st->conn = NULL;
     st->h2_id = 0;
+    st->pipelined = false; /* what it is sent as next time decides */
     /* Only a buffered body, or a streamed one none of which went out, is sent again: from its
      * first chunk. */
     st->next_hand = st->chunks;

@@ -17,6 +17,7 @@ struct script {
     /* per request, in arrival order over every connection */
     unsigned answer_when[MAXREQ]; /* answer once this many requests came on its connection */
     bool close_after[MAXREQ];     /* close the connection after answering it */
+    bool drop[MAXREQ];            /* close the connection as it comes, unanswered */
     size_t nreq;                  /* requests to take in all */
     size_t piece;                 /* answers written this many bytes at a time (0: whole) */
     /* what the server saw */
@@ -83,6 +84,7 @@ static void *server_run(void *arg)
                 s->conn_of[k] = conn;
                 s->ahead[k] = (unsigned)(k - answered);
                 on_conn++;
+                closed |= s->drop[k];
                 size_t used = (size_t)(end + 4 - buf);
                 memmove(buf, buf + used, have - used);
                 have -= used;
@@ -168,6 +170,12 @@ static void trace_line(rill_client *c, const char *line, void *user)
     fprintf(stderr, "* %s\n", line);
 }
 
+static void give_up(rill_io_timer *t, void *loop)
+{
+    (void)t;
+    rill_io_loop_stop(loop);
+}
+
 static const rill_client_callbacks req_cb = {
     .size = sizeof req_cb, .on_data = req_data, .on_end = req_end};
 
@@ -203,7 +211,11 @@ static void run_requests(struct script *s, const char *const *methods, size_t n,
             reqs[i - 1].trigger = true;
         }
     }
+    rill_io_timer *limit = rill_io_timer_new(run.loop, give_up, run.loop);
+    assert_non_null(limit);
+    rill_io_timer_arm(limit, 10000); /* a request that never ends fails here, not by hanging */
     rill_io_loop_run(run.loop);
+    rill_io_timer_free(limit);
     assert_int_equal(run.ended, n);
     rill_client_free(c);
     rill_io_loop_free(run.loop);
@@ -314,6 +326,28 @@ static void unanswered_ones_go_again_after_a_close(void **state)
     }
 }
 
+/* A request sent again after a close is sent alone, and a close before its answer then ends it
+ * (it went once behind another and once alone: no third time, no endless round). */
+static void a_request_sent_again_is_not_sent_for_ever(void **state)
+{
+    (void)state;
+    static const char *const methods[] = {"GET", "GET", "GET"};
+    struct script s = {.nreq = 4,
+                       .answer_when = {1, 3, 3, 1},
+                       .close_after = {false, true},
+                       .drop = {false, false, false, true}};
+    server_start(&s);
+    struct req r[3];
+    run_requests(&s, methods, 3, 8, r, -1);
+    server_stop(&s);
+    assert_answered(&r[0], 0, false);
+    assert_answered(&r[1], 1, false);
+    assert_int_not_equal(r[2].err, 0);
+    assert_int_equal(atomic_load(&s.accepted), 2);
+    assert_string_equal(s.path[3], "/2");
+    assert_int_equal(s.ahead[2], 1); /* pipelined the first time */
+}
+
 /* A queued request cancelled while the one ahead is being answered ends at once for its caller;
  * its answer is read and dropped, the others get theirs on the same connection. */
 static void cancelled_queued_answer_is_dropped(void **state)
@@ -342,6 +376,7 @@ int main(void)
         cmocka_unit_test(depth_is_a_ceiling),
         cmocka_unit_test(only_safe_requests_go_behind),
         cmocka_unit_test(unanswered_ones_go_again_after_a_close),
+        cmocka_unit_test(a_request_sent_again_is_not_sent_for_ever),
         cmocka_unit_test(cancelled_queued_answer_is_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
