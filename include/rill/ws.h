@@ -123,7 +123,11 @@ typedef struct rill_ws_pmd_policy {
  * A negotiated window of 8 bits for our own compressor is accepted, but zlib cannot produce a
  * raw DEFLATE stream with a 256-byte window (deflateInit2 refuses -8, and compressing with 9 could
  * reference data the peer's 256-byte window no longer holds). The codec then sends every message
- * uncompressed (RSV1 clear, always allowed), keeping decompression of the peer's messages. */
+ * uncompressed (RSV1 clear, always allowed), keeping decompression of the peer's messages.
+ *
+ * The peer's window limit binds the peer only: the codec inflates with the full 32 KiB window
+ * whatever was agreed, so that a message is judged the same whatever pieces its bytes come in
+ * (zlib checks how far back a match reaches only against the output it still holds). */
 RILL_API int rill_ws_pmd_server_negotiate(const char *offers, size_t len,
                                           const rill_ws_pmd_policy *policy,
                                           rill_ws_pmd_params *agreed, char *resp, size_t resp_cap);
