@@ -37,7 +37,8 @@ bool client_method_idempotent(const char *m)
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
-/* Spares a client keeps, and the largest memory block that goes with one. */
+/* Spares a client keeps (more when it pipelines: a connection's whole queue ends in one read and
+ * is sent again in the next turn), and the largest memory block that goes with one. */
 #define SPARE_MAX 16
 #define SPARE_MEM_MAX 4096
 
@@ -59,7 +60,8 @@ static void stream_free(rill_client_stream *st)
     free(st->trailers);
     free(st->held_trailers);
     rill_client *cl = st->client;
-    if (cl && !cl->freeing && cl->nspare < SPARE_MAX && st->mem_cap <= SPARE_MEM_MAX) {
+    if (cl && !cl->freeing && (cl->nspare < SPARE_MAX || cl->nspare < cl->opt.max_pipeline) &&
+        st->mem_cap <= SPARE_MEM_MAX) {
         /* Kept for the next request: its block and timers (disarmed) stay, the rest is reset. */
         rill_io_timer *timer = st->timer, *expect_timer = st->expect_timer;
         rill_io_timer_cancel(timer);
