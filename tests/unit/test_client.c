@@ -26,17 +26,6 @@ struct canned {
     pthread_t thread;
 };
 
-static int listen_any(uint16_t *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(fd, 8), 0);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
 
 /* Reads one request head (and a Content-Length body); false at EOF or timeout. */
 static bool read_request(int fd)
@@ -66,20 +55,6 @@ static bool read_request(int fd)
     return false;
 }
 
-/* Input arrives in pieces: each piece its own write, a moment apart, so the client reads them
- * separately. */
-static void send_pieces(int fd, const void *data, size_t len, size_t piece)
-{
-    const char *p = data;
-    if (!piece)
-        piece = len;
-    for (size_t off = 0; off < len; off += piece) {
-        size_t n = len - off < piece ? len - off : piece;
-        send(fd, p + off, n, MSG_NOSIGNAL);
-        if (n < len)
-            usleep(300);
-    }
-}
 
 static void *canned_run(void *arg)
 {
@@ -98,7 +73,7 @@ static void *canned_run(void *arg)
             atomic_fetch_add(&s->requests, 1);
             const char *a = s->answers[next++];
             if (a[0]) /* "" = answer nothing, wait for the client to give up */
-                send_pieces(fd, a, strlen(a), s->piece);
+                send_in_pieces(fd, a, strlen(a), s->piece);
             if (s->close_after_each || !a[0])
                 break;
         }
@@ -116,7 +91,7 @@ static void canned_start_pieces(struct canned *s, const char *const *answers, si
                                 bool close_each, size_t piece)
 {
     memset(s, 0, sizeof *s);
-    s->lfd = listen_any(&s->port);
+    s->lfd = tcp_listen_any(&s->port);
     s->answers = answers;
     s->nanswers = n;
     s->close_after_each = close_each;
@@ -359,8 +334,10 @@ static void failures_have_their_codes(void **state)
 {
     rill_client_result r;
     /* Refused: nothing listens on a port we just closed. */
-    uint16_t port;
-    close(listen_any(&port));
+    uint16_t port = 0;
+    int lfd = tcp_listen_any(&port);
+    assert_true(lfd >= 0);
+    close(lfd);
     assert_int_equal(rill_client_fetch(url_of(port, "/"), NULL, &r), RILL_ERR_IO);
     assert_non_null(strstr(r.error, "refused"));
     rill_client_result_free(&r);
@@ -500,7 +477,7 @@ static void *h2peer_run(void *arg)
         for (;;) {
             size_t n;
             while ((n = rill_h2_session_send_copy(p->s, buf, sizeof buf)) > 0)
-                send_pieces(fd, buf, n, p->piece);
+                send_in_pieces(fd, buf, n, p->piece);
             ssize_t r = recv(fd, buf, sizeof buf, 0);
             if (r <= 0 || rill_h2_session_recv(p->s, buf, (size_t)r) < 0)
                 break;
@@ -549,7 +526,7 @@ static void h2c_multiplexes_with_peer_writes_of(size_t piece)
 {
     struct h2peer p = {0};
     p.piece = piece;
-    p.lfd = listen_any(&p.port);
+    p.lfd = tcp_listen_any(&p.port);
     pthread_create(&p.thread, NULL, h2peer_run, &p);
     struct h2result res = {0};
     h2_res = &res;
@@ -655,7 +632,7 @@ static void push_case(bool with_on_push, bool cancel, size_t piece)
 {
     struct h2peer p = {0};
     p.piece = piece;
-    p.lfd = listen_any(&p.port);
+    p.lfd = tcp_listen_any(&p.port);
     pthread_create(&p.thread, NULL, h2peer_run, &p);
     struct push_rec r = {.cancel_push = cancel};
     assert_int_equal(rill_io_loop_new(NULL, &r.loop), RILL_OK);
@@ -806,7 +783,7 @@ static void cancel_over_http1_closes_and_resends_the_rest(void **state)
 static void cancel_over_h2_resets_the_stream(void **state)
 {
     struct h2peer p = {0};
-    p.lfd = listen_any(&p.port);
+    p.lfd = tcp_listen_any(&p.port);
     pthread_create(&p.thread, NULL, h2peer_run, &p);
     rill_io_loop *loop;
     assert_int_equal(rill_io_loop_new(NULL, &loop), RILL_OK);

@@ -31,29 +31,7 @@ struct script {
     pthread_t thread;
 };
 
-static int listen_any(uint16_t *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(fd, 8), 0);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
 
-static void send_pieces(int fd, const char *p, size_t len, size_t piece)
-{
-    if (!piece)
-        piece = len;
-    for (size_t off = 0; off < len; off += piece) {
-        size_t n = len - off < piece ? len - off : piece;
-        send(fd, p + off, n, MSG_NOSIGNAL);
-        if (n < len)
-            usleep(200);
-    }
-}
 
 static void *server_run(void *arg)
 {
@@ -100,7 +78,7 @@ static void *server_run(void *arg)
                                       strlen(s->path[k]), head ? "" : s->path[k]);
                 closed = s->close_after[k];
             }
-            send_pieces(fd, out, n, s->piece);
+            send_in_pieces(fd, out, n, s->piece);
         }
         close(fd);
         answered = taken; /* what came on it unanswered is never answered */
@@ -110,7 +88,7 @@ static void *server_run(void *arg)
 
 static void server_start(struct script *s)
 {
-    s->lfd = listen_any(&s->port);
+    s->lfd = tcp_listen_any(&s->port);
     pthread_create(&s->thread, NULL, server_run, s);
 }
 

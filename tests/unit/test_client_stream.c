@@ -16,17 +16,6 @@
 
 /* ---- shared ------------------------------------------------------------------------------------ */
 
-static int listen_any(uint16_t *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(fd, 8), 0);
-    socklen_t len = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
 
 static char *url_of(uint16_t port)
 {
@@ -68,18 +57,6 @@ static uint64_t fnv_pattern(uint64_t total)
     return h;
 }
 
-static void send_pieces(int fd, const void *data, size_t len, size_t piece)
-{
-    const char *p = data;
-    if (!piece)
-        piece = len;
-    for (size_t off = 0; off < len; off += piece) {
-        size_t n = len - off < piece ? len - off : piece;
-        send(fd, p + off, n, MSG_NOSIGNAL);
-        if (n < len)
-            usleep(200);
-    }
-}
 
 static rill_client *client_for(rill_io_loop *loop, uint16_t port, bool h2, size_t stream_buffer)
 {
@@ -333,9 +310,9 @@ static void *h1srv_run(void *arg)
                         s->early[k] = (size_t)r - off + (more > 0 ? (size_t)more : 0);
                         if (s->expect == 1) {
                             static const char c100[] = "HTTP/1.1 100 Continue\r\n\r\n";
-                            send_pieces(fd, c100, sizeof c100 - 1, s->piece);
+                            send_in_pieces(fd, c100, sizeof c100 - 1, s->piece);
                         } else {
-                            send_pieces(fd, s->answer, strlen(s->answer), s->piece);
+                            send_in_pieces(fd, s->answer, strlen(s->answer), s->piece);
                             s->answered_early = true;
                             end = true;
                         }
@@ -355,7 +332,7 @@ static void *h1srv_run(void *arg)
             }
         }
         if (s->complete[k] && !s->answered_early)
-            send_pieces(fd, s->answer, strlen(s->answer), s->piece);
+            send_in_pieces(fd, s->answer, strlen(s->answer), s->piece);
         char b[256];
         while (recv(fd, b, sizeof b, 0) > 0) { /* until the client closes */
         }
@@ -368,7 +345,7 @@ static void *h1srv_run(void *arg)
 static void h1srv_init(struct h1srv *s, int conns, const char *answer, size_t piece, bool slow)
 {
     memset(s, 0, sizeof *s);
-    s->lfd = listen_any(&s->port);
+    s->lfd = tcp_listen_any(&s->port);
     s->conns = conns;
     s->answer = answer;
     s->piece = piece;
@@ -545,7 +522,7 @@ static void *bigsrv_h1_run(void *arg)
     char head[128];
     int hl = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\n\r\n",
                       (unsigned long long)BIG_DOWNLOAD);
-    send_pieces(fd, head, (size_t)hl, 3); /* the head split too */
+    send_in_pieces(fd, head, (size_t)hl, 3); /* the head split too */
     uint8_t buf[65536];
     for (uint64_t off = 0; off < BIG_DOWNLOAD;) {
         size_t len = sizeof buf;
@@ -637,7 +614,7 @@ static void h1_paused_download(void **state)
 {
     for (int toggle = 0; toggle <= 1; toggle++) {
         struct bigsrv s = {0};
-        s.lfd = listen_any(&s.port);
+        s.lfd = tcp_listen_any(&s.port);
         pthread_create(&s.thread, NULL, bigsrv_h1_run, &s);
         struct reader r = {.sent = &s.sent, .hash = FNV0, .toggle = toggle};
         assert_int_equal(rill_io_loop_new(NULL, &r.loop), RILL_OK);
@@ -805,7 +782,7 @@ static void srv_flush(struct h2srv *p, int fd)
     uint8_t buf[65536];
     size_t n;
     while ((n = rill_h2_session_send_copy(p->s, buf, sizeof buf)) > 0)
-        send_pieces(fd, buf, n, p->piece);
+        send_in_pieces(fd, buf, n, p->piece);
 }
 
 static void *h2srv_run(void *arg)
@@ -844,7 +821,7 @@ static void *h2srv_run(void *arg)
                 g[10] = (uint8_t)(p->goaway_last >> 16);
                 g[11] = (uint8_t)(p->goaway_last >> 8);
                 g[12] = (uint8_t)p->goaway_last;
-                send_pieces(fd, g, sizeof g, p->piece);
+                send_in_pieces(fd, g, sizeof g, p->piece);
                 p->goaway_sent = true;
                 for (int i = 0; i < p->ended && i < 64; i++)
                     if (p->ended_ids[i] <= p->goaway_last)
@@ -880,7 +857,7 @@ static void *h2srv_run(void *arg)
 
 static void h2srv_start(struct h2srv *p)
 {
-    p->lfd = listen_any(&p->port);
+    p->lfd = tcp_listen_any(&p->port);
     pthread_create(&p->thread, NULL, h2srv_run, p);
 }
 
@@ -1385,7 +1362,7 @@ static void *pushsrv_run(void *arg)
                              payload[i + 4] << 8 | payload[i + 5];
     static const uint8_t settings[] = {0, 0, 0, RILL_H2_SETTINGS, 0, 0, 0, 0, 0,
                                        0, 0, 0, RILL_H2_SETTINGS, 1, 0, 0, 0, 0};
-    send_pieces(fd, settings, sizeof settings, p->piece);
+    send_in_pieces(fd, settings, sizeof settings, p->piece);
     do { /* until the request's HEADERS */
         if (!read_frame(fd, hdr, payload, sizeof payload))
             goto out;
@@ -1393,7 +1370,7 @@ static void *pushsrv_run(void *arg)
     /* PUSH_PROMISE on stream 1 promising 2: GET http://a/ */
     static const uint8_t push[] = {0, 0, 10, RILL_H2_PUSH_PROMISE, 0x4, 0, 0, 0, 1,
                                    0, 0, 0, 2, 0x82, 0x86, 0x84, 0x41, 0x01, 'a'};
-    send_pieces(fd, push, sizeof push, p->piece);
+    send_in_pieces(fd, push, sizeof push, p->piece);
     while (read_frame(fd, hdr, payload, sizeof payload)) {
         if (hdr[3] == RILL_H2_GOAWAY)
             p->goaway_code = (int64_t)payload[4] << 24 | payload[5] << 16 | payload[6] << 8 |
@@ -1411,7 +1388,7 @@ static void push_promise_is_a_protocol_error(void **state)
 {
     for (size_t piece = 0; piece <= 1; piece++) {
         struct pushsrv p = {.piece = piece, .enable_push = -1, .goaway_code = -1};
-        p.lfd = listen_any(&p.port);
+        p.lfd = tcp_listen_any(&p.port);
         pthread_create(&p.thread, NULL, pushsrv_run, &p);
         struct writer w = {0};
         assert_int_equal(rill_io_loop_new(NULL, &w.loop), RILL_OK);

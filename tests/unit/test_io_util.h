@@ -33,6 +33,38 @@ static inline void set_timeouts(int fd, int ms)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
+/* A blocking listening socket on 127.0.0.1 at a port the kernel picks (in *port); -1 on
+ * failure. */
+static inline int tcp_listen_any(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 8) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* Input arrives in pieces: data written `piece` bytes at a time (0: whole), a moment apart, so
+ * that the peer reads them separately. */
+static inline void send_in_pieces(int fd, const void *data, size_t len, size_t piece)
+{
+    const char *p = data;
+    if (!piece)
+        piece = len;
+    for (size_t off = 0; off < len; off += piece) {
+        size_t n = len - off < piece ? len - off : piece;
+        send(fd, p + off, n, MSG_NOSIGNAL);
+        if (n < len)
+            usleep(200);
+    }
+}
+
 /* A blocking client socket connected to 127.0.0.1:port (-1 on failure), with I/O timeouts. */
 static inline int tcp_connect_rcvbuf(uint16_t port, int rcvbuf)
 {
