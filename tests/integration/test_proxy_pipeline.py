@@ -4,6 +4,7 @@ its own answer, and requests a backend closed on unanswered go again. The backen
 records, per request, how many earlier requests of its connection were still unanswered when it
 arrived, so pipelining (or its absence) is seen in the bytes the backend got."""
 import select
+import signal
 import socket
 import subprocess
 import threading
@@ -222,3 +223,24 @@ def test_config_file_pipeline_and_bad_values(serve, backend, tmp_path):
     r = subprocess.run([RILL_BIN, "serve", "--proxy-pipeline", "0"], capture_output=True,
                        text=True, timeout=10)
     assert r.returncode == 2 and "--proxy-pipeline" in r.stderr
+
+
+def test_reload_turns_pipelining_on(serve, backend, tmp_path):
+    """SIGHUP with `pipeline: 8` in place of none: the next burst goes pipelined (a pool of its
+    own for the new depth), the earlier one went one request at a time."""
+    be = backend()
+    conf = tmp_path / "proxy.yaml"
+    route = f"routes:\n  - prefix: /\n    backends: [http://127.0.0.1:{be.port}]\n"
+    conf.write_text(route)
+    s = serve("--config", str(conf))
+    assert_each_got_its_own(burst(s.port, REQUESTS[:8]))
+    assert all(a == 0 for _, _, _, a in be.seen), be.seen
+    seen_before = len(be.seen)
+    conf.write_text(route + "    pipeline: 8\n")
+    s.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while "configuration reloaded" not in s.stderr() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "configuration reloaded" in s.stderr(), s.stderr()
+    assert_each_got_its_own(burst(s.port, REQUESTS[:8]))
+    assert max(a for _, _, _, a in be.seen[seen_before:]) >= 2, be.seen
