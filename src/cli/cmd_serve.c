@@ -161,8 +161,9 @@ int rill_cmd_serve(int argc, char **argv)
         else if (strcmp(a, "--proxy-pipeline") == 0) {
             uint32_t depth = 0;
             rc = parse_u32(a, v, 1, &depth);
-            if (!rc && depth > 64)
-                return cli_usage_error("serve", "%s wants a number from 1 to 64, not '%s'", a, v);
+            if (!rc && depth > PROXY_PIPELINE_MAX)
+                return cli_usage_error("serve", "%s wants a number from 1 to %u, not '%s'", a,
+                                       PROXY_PIPELINE_MAX, v);
             po.pipeline = depth;
         }
         else if (strcmp(a, "--threads") == 0)

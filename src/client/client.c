@@ -282,7 +282,7 @@ static void on_request_timeout(rill_io_timer *t, void *arg)
         client_stream_finish(st, RILL_ERR_TIMEOUT, why);
         conn_flush(&cc->c);
     } else if (cc && st->h1_queued) { /* not answered yet: its answer will be dropped */
-        client_h1_drop_queued(cc, st, RILL_ERR_TIMEOUT, why);
+        client_h1_drop_queued(st, RILL_ERR_TIMEOUT, why);
     } else if (cc) {
         /* HTTP/1.1 cannot drop one response and keep the connection: end both. */
         client_stream_finish(st, RILL_ERR_TIMEOUT, why);
@@ -704,7 +704,7 @@ static void reap_cancelled(rill_client *cl)
                 client_stream_finish(st, RILL_ERR_CANCELLED, NULL);
                 conn_flush(&cc->c);
             } else if (cc && st->h1_queued) { /* pipelined, not answered: the one ahead goes on */
-                client_h1_drop_queued(cc, st, RILL_ERR_CANCELLED, NULL);
+                client_h1_drop_queued(st, RILL_ERR_CANCELLED, NULL);
             } else if (cc) {
                 client_stream_finish(st, RILL_ERR_CANCELLED, NULL);
                 cc->no_new = true;

@@ -66,7 +66,7 @@ static bool pipelinable(const rill_client_stream *st)
 static bool may_pipeline(const struct client_conn *cc, const rill_client_stream *st)
 {
     const rill_client_stream *cur = cc->h1_cur;
-    return cc->client->pipelining && cc->client->opt.max_pipeline > cc->h1_queued + 1 &&
+    return cc->client->pipelining && cc->client->opt.max_pipeline > cc->h1_queue_len + 1 &&
            cc->served && !cc->no_new &&
            !cc->h2c_offer && pipelinable(st) && cur->end_handed && !cur->expect_wait &&
            (pipelinable(cur) || cur->got_response);
@@ -140,7 +140,7 @@ int client_h1_send(struct client_conn *cc, rill_client_stream *st)
         else
             cc->h1_queue = st;
         cc->h1_queue_tail = st;
-        cc->h1_queued++;
+        cc->h1_queue_len++;
     } else {
         rill_h1_set_request_method(cc->h1, st->method, st->method_len);
         cc->h1_cur = st;
@@ -223,7 +223,7 @@ static rill_client_stream *queue_pop(struct client_conn *cc)
         cc->h1_queue = st->h1_next;
         if (!cc->h1_queue)
             cc->h1_queue_tail = NULL;
-        cc->h1_queued--;
+        cc->h1_queue_len--;
         st->h1_next = NULL;
         st->h1_queued = false;
     }
@@ -252,7 +252,7 @@ void client_h1_unqueue(struct client_conn *cc, rill_client_stream *st)
         *link = st->h1_next;
         if (cc->h1_queue_tail == st)
             cc->h1_queue_tail = prev;
-        cc->h1_queued--;
+        cc->h1_queue_len--;
     }
     st->h1_next = NULL;
     st->h1_queued = false;
@@ -260,9 +260,8 @@ void client_h1_unqueue(struct client_conn *cc, rill_client_stream *st)
     conn_close(&cc->c);
 }
 
-void client_h1_drop_queued(struct client_conn *cc, rill_client_stream *st, int err, const char *why)
+void client_h1_drop_queued(rill_client_stream *st, int err, const char *why)
 {
-    (void)cc;
     if (st->cancelled) { /* as client_stream_finish reports a cancel */
         err = st->cancel_err ? st->cancel_err : RILL_ERR_CANCELLED;
         why = st->cancel_why ? st->cancel_why : "the request was cancelled";
@@ -278,30 +277,33 @@ void client_h1_drop_queued(struct client_conn *cc, rill_client_stream *st, int e
         on_end(st, err, why ? why : rill_strerror(err), st->user);
 }
 
+/* A request cc closed on before its answer: sent again, alone (a connection per try makes
+ * progress); one whose caller heard its end already is freed. */
+static void send_again(rill_client_stream *st)
+{
+    if (st->zombie) {
+        client_stream_finish(st, 0, NULL);
+        return;
+    }
+    st->no_pipeline = true;
+    client_stream_requeue(st);
+}
+
 void client_h1_requeue_unanswered(struct client_conn *cc)
 {
     rill_client *cl = cc->client;
+    unsigned again = 0;
     rill_client_stream *cur = cc->h1_cur;
     if (cur && cur->pipelined && !cc->h1_answered && !cl->freeing) {
         cc->h1_cur = NULL; /* went behind another and nothing of its answer came */
-        cur->h1_next = cc->h1_queue;
-        cc->h1_queue = cur;
-        if (!cc->h1_queue_tail)
-            cc->h1_queue_tail = cur;
-        cc->h1_queued++;
-        cur->h1_queued = true;
+        send_again(cur);
+        again++;
     }
-    unsigned again = 0;
     while (cc->h1_queue) {
         rill_client_stream *st = queue_pop(cc);
         if (cl->freeing)
             continue; /* ended with the others on cc, silently */
-        if (st->zombie) {
-            client_stream_finish(st, 0, NULL); /* its caller heard already */
-            continue;
-        }
-        st->no_pipeline = true; /* alone next time: a connection per try makes progress */
-        client_stream_requeue(st);
+        send_again(st);
         again++;
     }
     if (again)

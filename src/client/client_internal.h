@@ -185,7 +185,7 @@ struct client_conn {
     unsigned served;  /* responses that ended cleanly here: more than 0 is a reused connection */
     /* Requests sent behind h1_cur, oldest first (h1_next): their answers come in this order */
     rill_client_stream *h1_queue, *h1_queue_tail;
-    unsigned h1_queued;
+    unsigned h1_queue_len;
 };
 
 struct rill_client {
@@ -301,9 +301,9 @@ void client_h1_eof(struct client_conn *cc);
 int client_h1_hand_body(struct client_conn *cc, rill_client_stream *st);
 /* h1_cur was resumed: parses what was stashed, reads again. */
 void client_h1_resume(struct client_conn *cc);
-/* st, queued behind cc's current request, ends for its caller now (on_end with err and why); its
- * answer is still read, and dropped. */
-void client_h1_drop_queued(struct client_conn *cc, rill_client_stream *st, int err, const char *why);
+/* st, queued behind its connection's current request, ends for its caller now (on_end with err
+ * and why); its answer is still read, and dropped. */
+void client_h1_drop_queued(rill_client_stream *st, int err, const char *why);
 /* cc closed: its pipelined requests not answered at all go back in line (no callbacks) to be
  * sent again, alone; those dropped already are freed. */
 void client_h1_requeue_unanswered(struct client_conn *cc);
