@@ -22,11 +22,13 @@ from server_fixtures import start_server
 class PipelineBackend:
     """Answers each request in order, `delay` seconds after the answer before it, with the
     request's path as the body (a HEAD gets the length only). close_after: close a connection after
-    answering this many requests on it (its first connection only)."""
+    answering this many requests on it (its first connection only). piece: each answer written
+    this many bytes at a time (0: whole), so that the proxy reads it in pieces."""
 
-    def __init__(self, delay=0.02, close_after=None):
+    def __init__(self, delay=0.02, close_after=None, piece=0):
         self.delay = delay
         self.close_after = close_after
+        self.piece = piece
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(128)
@@ -71,7 +73,12 @@ class PipelineBackend:
                 if queue and time.monotonic() >= last + self.delay:
                     method, path = queue.pop(0)
                     body = b"" if method == b"HEAD" else path
-                    c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(path), body))
+                    answer = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(path), body)
+                    step = self.piece or len(answer)
+                    for at in range(0, len(answer), step):
+                        c.sendall(answer[at:at + step])
+                        if self.piece:
+                            time.sleep(0.0005)
                     answered += 1
                     last = time.monotonic()
                     if self.close_after and conn_no == 1 and answered == self.close_after:
@@ -161,8 +168,9 @@ REQUESTS = [("GET", f"/p{i}") for i in range(12)] + [("HEAD", "/h12")] + \
            [("GET", f"/p{i}") for i in range(13, 16)]
 
 
-def test_burst_goes_pipelined_on_few_connections(serve, backend):
-    be = backend()
+@pytest.mark.parametrize("piece", [0, 7])
+def test_burst_goes_pipelined_on_few_connections(serve, backend, piece):
+    be = backend(piece=piece)
     s = serve("--proxy-pipeline", "8", "--proxy", f"/=http://127.0.0.1:{be.port}")
     streams = burst(s.port, REQUESTS)
     assert_each_got_its_own(streams)
@@ -190,10 +198,11 @@ def test_only_get_and_head_go_behind(serve, backend):
             assert ahead == 0, be.seen
 
 
-def test_unanswered_pipelined_requests_go_again(serve, backend):
+@pytest.mark.parametrize("piece", [0, 1])
+def test_unanswered_pipelined_requests_go_again(serve, backend, piece):
     """The backend closes its first connection after three answers with more pipelined on it:
     the unanswered ones go again and every client still gets its own answer."""
-    be = backend(close_after=3)
+    be = backend(close_after=3, piece=piece)
     s = serve("--proxy-pipeline", "8", "--proxy", f"/=http://127.0.0.1:{be.port}")
     streams = burst(s.port, REQUESTS[:8])
     assert_each_got_its_own(streams)
